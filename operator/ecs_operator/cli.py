@@ -11,9 +11,11 @@ import sys
 from collections.abc import Sequence
 
 from ecs_operator import __version__
+from ecs_operator.handlers import run as run_cli
 from ecs_operator.sandbox import cli as sandbox_cli
 
 SUBCOMMANDS = {
+    "run": (run_cli, "run the operator against a kubeconfig or the in-cluster config"),
     "sandbox": (sandbox_cli, "start the sandbox cluster alone (in-memory API server + zone nodes)"),
 }
 

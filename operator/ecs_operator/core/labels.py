@@ -1,0 +1,59 @@
+"""Label, annotation and finalizer names every layer shares.
+
+Everything the operator writes lives under the product prefix ``ecs.operator.dev/``. Labels hold
+what selectors need (label values are at most 63 characters of ``[A-Za-z0-9_.-]``, so values go
+through ``label_value``); everything else, such as a task group (which contains ``:``), is an
+annotation.
+"""
+
+import hashlib
+import re
+from typing import Final
+
+from ecs_operator import API_GROUP, API_VERSION
+
+PREFIX: Final = f"{API_GROUP}/"
+OWNER_API_VERSION: Final = f"{API_GROUP}/{API_VERSION}"
+
+MANAGED_BY_LABEL: Final = "app.kubernetes.io/managed-by"
+MANAGED_BY: Final = "ecs-operator"
+
+FINALIZER: Final = f"{PREFIX}finalizer"
+
+# Labels (selectable).
+TASK_LABEL: Final = f"{PREFIX}task"
+FAMILY_LABEL: Final = f"{PREFIX}family"
+REVISION_LABEL: Final = f"{PREFIX}revision"
+SERVICE_LABEL: Final = f"{PREFIX}service"
+REVISION_STATUS_LABEL: Final = f"{PREFIX}revision-status"
+
+# Annotations.
+GROUP_ANNOTATION: Final = f"{PREFIX}group"
+TASK_DEFINITION_ANNOTATION: Final = f"{PREFIX}task-definition"
+"""The resolved ``family:revision`` a Pod runs."""
+CONTAINERS_ANNOTATION: Final = f"{PREFIX}containers"
+"""JSON map of Kubernetes container name -> ECS container name."""
+SOURCE_UID_ANNOTATION: Final = f"{PREFIX}source-uid"
+"""On a ControllerRevision: the uid of the TaskDefinition that registered it."""
+SOURCE_GENERATION_ANNOTATION: Final = f"{PREFIX}source-generation"
+"""On a ControllerRevision: the TaskDefinition ``metadata.generation`` it was registered from."""
+
+ACTIVE: Final = "ACTIVE"
+INACTIVE: Final = "INACTIVE"
+
+MAX_LABEL_VALUE_LENGTH: Final = 63
+_LABEL_VALUE: Final = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?")
+_LABEL_VALUE_INVALID_CHARS: Final = re.compile(r"[^-A-Za-z0-9_.]+")
+_HASH_LENGTH: Final = 10
+
+
+def label_value(text: str) -> str:
+    """``text`` as a valid label value, deterministically: itself when it already is one,
+    otherwise a sanitised prefix plus a hash of the whole text, so that distinct inputs stay
+    distinct and a selector built from the same text always matches."""
+    if len(text) <= MAX_LABEL_VALUE_LENGTH and _LABEL_VALUE.fullmatch(text):
+        return text
+    digest = hashlib.sha256(text.encode()).hexdigest()[:_HASH_LENGTH]
+    prefix = _LABEL_VALUE_INVALID_CHARS.sub("-", text)[: MAX_LABEL_VALUE_LENGTH - _HASH_LENGTH - 1]
+    prefix = prefix.strip("-_.")
+    return f"{prefix}-{digest}" if prefix else digest

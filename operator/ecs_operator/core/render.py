@@ -1,0 +1,1308 @@
+"""Render an ECS task (a task definition revision plus a Task's overrides) as a Pod manifest.
+
+One Task is one Pod, named after the Task, in its namespace, owned by it (controller,
+blockOwnerDeletion), labelled with the task, family, revision and ``managed-by: ecs-operator``
+and annotated with the task group and the resolved ``family:revision``. The rules, field by field
+(what is accepted but not honoured is listed in ``NOT_HONOURED`` and reported per task as
+``UnsupportedField`` entries):
+
+Pod
+    ``restartPolicy: Never`` (an ECS task never restarts); ``enableServiceLinks: false``;
+    ``terminationGracePeriodSeconds`` = the largest container ``stopTimeout`` (default 30).
+    The node the operator placed the task on is a *required* node affinity on
+    ``kubernetes.io/hostname`` (not ``spec.nodeName``), so the cluster scheduler still checks it.
+    ``taskRoleArn`` (the override wins) names the ServiceAccount: the last path segment of an IAM
+    role ARN (``arn:aws:iam::1:role/app/web`` -> ``web``) or the plain value, with the token
+    mounted; without a role the default ServiceAccount's token is not mounted.
+    ``networkMode`` bridge/awsvpc/none -> the pod network; host -> ``hostNetwork``.
+    ``pidMode`` host -> ``hostPID``, task -> ``shareProcessNamespace``; ``ipcMode`` host ->
+    ``hostIPC`` (task is what a pod always does). ``initProcessEnabled`` on any container ->
+    ``shareProcessNamespace`` too: the pod's pause process becomes PID 1 and reaps zombies, as
+    the init process would (side effect: the containers see each other's processes).
+    ``dnsServers`` -> ``dnsPolicy: None`` with ``dnsConfig.nameservers`` (ECS replaces the DNS
+    servers); ``dnsSearchDomains`` -> ``dnsConfig.searches``; ``extraHosts`` -> ``hostAliases``;
+    ``hostname`` -> ``spec.hostname``; ``systemControls`` -> ``securityContext.sysctls`` (the
+    namespaced ones). These are per pod on Kubernetes: the containers' values are merged in
+    container order, and a conflict is reported. ``repositoryCredentials`` -> the pod's
+    ``imagePullSecrets`` (the Secret named like a secret reference, below).
+    ``dockerLabels`` -> the annotation ``ecs.operator.dev/docker-labels`` (JSON: ECS container
+    name -> labels). ``ephemeralStorage`` -> ``ephemeral-storage`` requests, split like memory.
+
+Containers
+    Kubernetes container names are DNS labels, so ECS names are mapped (``container_names``):
+    a valid name stays, others are lower-cased with ``_`` -> ``-``; two names that would collide
+    both get a hash suffix. The annotation ``ecs.operator.dev/containers`` maps them back.
+    ``image``; ``entryPoint`` -> ``command``; ``command`` (or the override's) -> ``args``;
+    ``workingDirectory`` -> ``workingDir``; ``interactive``/``pseudoTerminal`` ->
+    ``stdin``/``tty``; ``environment`` -> ``env``, the override's merged by name (it wins);
+    ``secrets`` -> ``env`` ``secretKeyRef`` (a secret wins over a plain variable of the same name,
+    as in ECS). A ``valueFrom`` is read as:
+
+    - ``NAME:KEY`` -> Secret NAME, key KEY; a plain ``NAME`` (or an SSM path ``/a/b/NAME``) ->
+      Secret NAME, key = the variable name;
+    - ``arn:aws:secretsmanager:R:A:secret:NAME[:JSON_KEY[:STAGE[:ID]]]`` -> Secret NAME (its last
+      ``/`` segment), key JSON_KEY or else the variable name;
+    - ``arn:aws:ssm:R:A:parameter/PATH/NAME`` -> Secret NAME, key = the variable name.
+
+    ``secret_references`` lists them so the operator can check they exist before creating the
+    pod. ``portMappings`` -> ``ports`` (``containerPort``, ``protocol`` TCP/UDP, ``name`` when it
+    is a valid Kubernetes port name, ``hostPort`` when non-zero in bridge mode and always in host
+    mode, where it equals ``containerPort``).
+
+    Resources. ``cpu`` units -> a CPU request (1024 units = 1000m; 0 or absent: none);
+    ``memoryReservation`` -> the memory request, ``memory`` -> the memory limit (and the request
+    when there is no reservation); the override's values replace the container's. With a
+    task-level ``cpu``/``memory`` (the override's wins) the requests, summed over the containers,
+    equal what ECS reserves (and what placement counted): containers with their own value keep
+    it, the rest of the task's amount is split evenly among the containers without one that are
+    not run-to-completion init containers (or among all of those when every one has a value;
+    memory only up to each container's limit). The task amount is also the task's hard ceiling
+    in ECS, and Kubernetes has no pod-level limit, so every container without its own hard limit
+    gets the task amount as its limit (CPU: every container). GPU ``resourceRequirements`` ->
+    ``nvidia.com/gpu`` limits.
+
+    ``healthCheck`` -> a **readinessProbe** (not a livenessProbe: ECS never restarts an unhealthy
+    container): ``CMD-SHELL x`` -> exec ``sh -c x``; ``CMD a b`` -> exec ``a b``; interval ->
+    ``periodSeconds``, timeout -> ``timeoutSeconds``, retries -> ``failureThreshold``,
+    ``startPeriod`` -> ``initialDelaySeconds`` (failures inside it never count; a container can
+    only become healthy once it is over).
+
+    ``user`` ``uid[:gid]`` -> ``runAsUser``/``runAsGroup`` (a name is reported);
+    ``readonlyRootFilesystem``, ``privileged`` -> ``securityContext``; capabilities add/drop ->
+    ``securityContext.capabilities`` (upper case, without ``CAP_``); ``sharedMemorySize`` -> an
+    in-memory ``emptyDir`` at ``/dev/shm`` with that ``sizeLimit``; ``tmpfs`` -> in-memory
+    ``emptyDir`` volumes; ``devices`` -> ``hostPath`` mounts (only when the policy allows
+    privileged containers).
+
+Volumes
+    ``mountPoints`` -> ``volumeMounts`` (``readOnly`` kept); ``volumesFrom`` -> the source
+    container's mounts (read-only when asked), transitively; a container's own mount of a path
+    wins. A volume with no configuration, or ``host`` without ``sourcePath`` -> ``emptyDir``;
+    ``host.sourcePath`` -> ``hostPath`` (refused by default, ``core/security.py``);
+    ``dockerVolumeConfiguration`` -> ``emptyDir`` (scope ``shared``, drivers, EFS and FSx are
+    reported and get an ``emptyDir`` too). Volume names are mapped to DNS labels like containers.
+
+dependsOn
+    A container another depends on with COMPLETE or SUCCESS becomes an ordinary init container
+    (it runs to completion before the others; the CRD makes sure it is non-essential); with START
+    or HEALTHY a native sidecar (an init container with ``restartPolicy: Always``), and HEALTHY
+    adds a startupProbe from its health check (failureThreshold = the checks in ``startPeriod``
+    plus ``retries``) so the next containers wait until it is healthy. Init containers are in a
+    topological order of the dependencies (``dependency_order``; ties in task definition order);
+    the containers nobody depends on are the pod's ``containers``. Approximations (in
+    ``NOT_HONOURED``): init containers delay every main container, not only the dependents;
+    COMPLETE behaves like SUCCESS, because an init container that fails fails the pod; an
+    ordinary init container runs no health check.
+"""
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from ecs_operator.core import labels
+from ecs_operator.core.quantity import cpu_units_to_millicores, mib_quantity, millicores_quantity
+from ecs_operator.core.security import SecurityPolicy, Violation, security_violations
+from ecs_operator.models.common import UnsupportedField
+from ecs_operator.models.task import TaskOverride, TaskSpec
+from ecs_operator.models.taskdefinition import (
+    ContainerDefinition,
+    HealthCheck,
+    ResourceRequirement,
+    TaskDefinitionSpec,
+    Volume,
+)
+
+DEFAULT_STOP_TIMEOUT_SECONDS: Final = 30
+HOSTNAME_LABEL: Final = "kubernetes.io/hostname"
+GPU_RESOURCE: Final = "nvidia.com/gpu"
+DOCKER_LABELS_ANNOTATION: Final = f"{labels.PREFIX}docker-labels"
+MAX_NAMESERVERS: Final = 3
+
+NOT_HONOURED: Final[Mapping[str, str]] = {
+    "executionRoleArn": "not needed: the kubelet pulls images and Secrets come from the namespace",
+    "networkMode awsvpc": ("no ENI per task: the pod gets its own IP on the cluster's pod network"),
+    "networkMode none": "a pod always has a network: the task gets the pod network",
+    "ipcMode none": "the containers of a pod always share one IPC namespace",
+    "enableFaultInjection": "ECS fault injection endpoints do not exist on Kubernetes",
+    "volumes[].dockerVolumeConfiguration.scope shared": (
+        "no volume outlives its task: an emptyDir that lives as long as the pod is mounted"
+    ),
+    "volumes[].dockerVolumeConfiguration.driver": (
+        "Docker volume drivers, options and labels are not available: an emptyDir is mounted"
+    ),
+    "volumes[].efsVolumeConfiguration": (
+        "EFS is not mounted by the operator: an empty emptyDir is mounted instead"
+    ),
+    "volumes[].fsxWindowsFileServerVolumeConfiguration": (
+        "FSx for Windows is not available: an empty emptyDir is mounted instead"
+    ),
+    "volumes[].configuredAtLaunch": (
+        "volumes configured at launch are not available: an emptyDir is mounted"
+    ),
+    "containerDefinitions[].logConfiguration": (
+        "Kubernetes collects stdout/stderr on the node (kubectl logs); log drivers are not used"
+    ),
+    "containerDefinitions[].firelensConfiguration": "FireLens log routing is not available",
+    "containerDefinitions[].ulimits": (
+        "Kubernetes has no per-container ulimits: the node runtime's defaults apply"
+    ),
+    "containerDefinitions[].environmentFiles": (
+        "S3 environment files are not fetched: use environment or secrets"
+    ),
+    "containerDefinitions[].disableNetworking": (
+        "the containers of a pod share its network; it cannot be turned off for one"
+    ),
+    "containerDefinitions[].restartPolicy": (
+        "containers are not restarted in place: an essential container's exit stops the task"
+    ),
+    "containerDefinitions[].startTimeout": (
+        "dependent containers wait for their dependencies without a time limit"
+    ),
+    "containerDefinitions[].dockerSecurityOptions": (
+        "Docker security options (SELinux, AppArmor labels) are not translated"
+    ),
+    "containerDefinitions[].credentialSpecs": "Windows gMSA credential specs are not available",
+    "containerDefinitions[].versionConsistency": (
+        "the kubelet resolves image tags when it pulls; they are not pinned at launch"
+    ),
+    "containerDefinitions[].user name": (
+        "only numeric uid[:gid] can be applied (Kubernetes cannot read the image's users)"
+    ),
+    "containerDefinitions[].linuxParameters.maxSwap": "swap is set per node by the kubelet",
+    "containerDefinitions[].linuxParameters.swappiness": "swap is set per node by the kubelet",
+    "containerDefinitions[].linuxParameters.tmpfs[].mountOptions": (
+        "tmpfs mount options are not available: an in-memory emptyDir is mounted"
+    ),
+    "containerDefinitions[].linuxParameters.devices[].permissions": (
+        "device permissions are not available: the device is mounted from the node (hostPath)"
+    ),
+    "containerDefinitions[].portMappings[].containerPortRange": (
+        "Kubernetes has no port ranges: the range is not declared (still reachable on the pod IP)"
+    ),
+    "containerDefinitions[].portMappings[].appProtocol": (
+        "there is no Service Connect: the application protocol is not used"
+    ),
+    "containerDefinitions[].portMappings[].name": (
+        "not a Kubernetes port name (1-15 lower-case letters, digits and single inner '-', "
+        "with a letter): the port is declared without a name"
+    ),
+    "containerDefinitions[].portMappings[].hostPort 0": (
+        "no dynamic host port: the port is reachable on the pod IP (not reported per task)"
+    ),
+    "containerDefinitions[].resourceRequirements InferenceAccelerator": (
+        "Elastic Inference accelerators are not available"
+    ),
+    "containerDefinitions[].links": (
+        "a no-op by design: the containers of a task share localhost (use localhost:PORT)"
+    ),
+    "containerDefinitions[].hostname": (
+        "a pod has one hostname, a DNS label: only the first container's valid hostname is used"
+    ),
+    "containerDefinitions[].dnsServers": (
+        "DNS settings are per pod: the first three servers of all containers are used"
+    ),
+    "containerDefinitions[].systemControls": (
+        "sysctls are per pod and must be namespaced (kernel.shm*, kernel.msg*, kernel.sem, "
+        "fs.mqueue.*, net.* without host networking): this one is not set"
+    ),
+    "containerDefinitions[].healthCheck of an init container": (
+        "a container others wait for to COMPLETE or SUCCEED is an init container, which "
+        "cannot have probes: its health check is not run"
+    ),
+    "containerDefinitions[].dependsOn COMPLETE": (
+        "behaves like SUCCESS: the dependency runs as an init container, and one that exits "
+        "non-zero fails the task"
+    ),
+    "containerDefinitions[].dependsOn (ordering)": (
+        "init containers and sidecars start before every main container, not only before "
+        "the dependent ones (not reported per task)"
+    ),
+    "containerDefinitions[].healthCheck.startPeriod": (
+        "rendered as the readiness probe's initial delay: a container cannot be HEALTHY before "
+        "startPeriod is over (not reported per task)"
+    ),
+    "memory (task level)": (
+        "part of the task memory could not be given to any container within its hard limit"
+    ),
+    "enableExecuteCommand": "ECS Exec is not available: use kubectl exec",
+    "networkConfiguration": "no ENI per task: the pod gets its own IP on the pod network",
+    "propagateTags": "tags are not copied to the pod",
+    "enableECSManagedTags": "ECS-managed tags are not added",
+}
+"""Everything accepted but not (or not exactly) honoured, keyed by the ECS field: the README's
+table. ``UnsupportedField.reason`` is always one of these texts."""
+
+Role = Literal["init", "sidecar", "main"]
+
+_DNS_LABEL: Final = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_DNS_SUBDOMAIN: Final = re.compile(
+    r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+)
+_SECRET_KEY: Final = re.compile(r"[-._a-zA-Z0-9]+")
+_PORT_NAME: Final = re.compile(r"(?=.*[a-z])[a-z0-9]([a-z0-9]|-(?!-))*(?<!-)")
+_NUMERIC: Final = re.compile(r"[0-9]+")
+_NAMESPACED_SYSCTLS: Final = ("kernel.shm", "kernel.msg", "kernel.sem", "fs.mqueue.")
+_MAX_DNS_LABEL: Final = 63
+_MAX_DNS_SUBDOMAIN: Final = 253
+_MAX_PORT_NAME: Final = 15
+_HASH_LENGTH: Final = 8
+
+
+class RenderError(ValueError):
+    """The task cannot be rendered; every violation names its field."""
+
+    def __init__(self, violations: Sequence[Violation]) -> None:
+        self.violations = tuple(violations)
+        super().__init__("; ".join(str(violation) for violation in self.violations))
+
+
+@dataclass(frozen=True)
+class ResolvedTaskDefinition:
+    """The revision a task runs."""
+
+    family: str
+    revision: int
+    spec: TaskDefinitionSpec
+
+
+@dataclass(frozen=True)
+class RenderedPod:
+    manifest: dict[str, Any]
+    unsupported: list[UnsupportedField]
+
+
+@dataclass(frozen=True)
+class SecretReference:
+    """A key of a Secret in the task's namespace that a container's environment needs."""
+
+    secret: str
+    key: str
+    field: str
+
+
+# ---------------------------------------------------------------------------------------------
+# Names
+
+
+def _hash(text: str, length: int = _HASH_LENGTH) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def _sanitise(name: str) -> str:
+    label = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:_MAX_DNS_LABEL].strip("-")
+    return label or "x"
+
+
+def _is_dns_label(name: str) -> bool:
+    return len(name) <= _MAX_DNS_LABEL and _DNS_LABEL.fullmatch(name) is not None
+
+
+def dns_labels(names: Sequence[str]) -> dict[str, str]:
+    """Map distinct names to distinct DNS labels, deterministically: a valid label stays itself,
+    another becomes its lower-cased, ``-`` for ``_`` form, and names whose forms collide get a
+    hash suffix of their original name."""
+    valid = {name for name in names if _is_dns_label(name)}
+    forms = {name: _sanitise(name) for name in names if name not in valid}
+    counts: dict[str, int] = {}
+    for form in forms.values():
+        counts[form] = counts.get(form, 0) + 1
+    mapping = {name: name for name in valid}
+    taken = set(valid)
+    clashing: list[str] = []
+    for name, form in forms.items():
+        if counts[form] == 1 and form not in taken:
+            mapping[name] = form
+            taken.add(form)
+        else:
+            clashing.append(name)
+    for name in clashing:
+        length = _HASH_LENGTH
+        while True:
+            suffix = _hash(name, length)
+            candidate = f"{forms[name][: _MAX_DNS_LABEL - len(suffix) - 1].strip('-')}-{suffix}"
+            if candidate not in taken:
+                break
+            length += 1
+        mapping[name] = candidate
+        taken.add(candidate)
+    return {name: mapping[name] for name in names}
+
+
+def container_names(spec: TaskDefinitionSpec) -> dict[str, str]:
+    """ECS container name -> Kubernetes container name."""
+    return dns_labels([container.name for container in spec.container_definitions])
+
+
+def service_account_name(role: str) -> str:
+    """The ServiceAccount a task role names: the last path segment of an IAM role ARN
+    (``arn:aws:iam::123456789012:role/app/web`` -> ``web``), or the plain value."""
+    return role.rsplit("/", 1)[-1] if role.startswith("arn:") else role
+
+
+def _secret_name(value: str) -> str:
+    return value.rstrip("/").rsplit("/", 1)[-1]
+
+
+# ---------------------------------------------------------------------------------------------
+# Dependencies
+
+
+def _path(spec: TaskDefinitionSpec, name: str) -> str:
+    index = next(i for i, c in enumerate(spec.container_definitions) if c.name == name)
+    return f"spec.containerDefinitions[{index}]"
+
+
+def dependency_order(spec: TaskDefinitionSpec) -> list[str]:
+    """Every container name, each after the containers it depends on (ties in task definition
+    order). Raises ``RenderError`` naming an unknown dependency or a cycle
+    (``dependsOn cycle: a -> b -> a``: a depends on b, which depends on a)."""
+    names = [container.name for container in spec.container_definitions]
+    needs: dict[str, list[str]] = {}
+    for index, container in enumerate(spec.container_definitions):
+        needs[container.name] = []
+        for position, dependency in enumerate(container.depends_on or []):
+            if dependency.container_name not in names:
+                raise RenderError(
+                    [
+                        Violation(
+                            f"spec.containerDefinitions[{index}].dependsOn[{position}]"
+                            ".containerName",
+                            f"no container named {dependency.container_name!r} in the task "
+                            "definition",
+                        )
+                    ]
+                )
+            needs[container.name].append(dependency.container_name)
+    order: list[str] = []
+    state: dict[str, Literal["visiting", "done"]] = {}
+
+    def visit(name: str, trail: list[str]) -> None:
+        if state.get(name) == "done":
+            return
+        if state.get(name) == "visiting":
+            cycle = [*trail[trail.index(name) :], name]
+            raise RenderError(
+                [
+                    Violation(
+                        f"{_path(spec, name)}.dependsOn", f"dependsOn cycle: {' -> '.join(cycle)}"
+                    )
+                ]
+            )
+        state[name] = "visiting"
+        for dependency in needs[name]:
+            visit(dependency, [*trail, name])
+        state[name] = "done"
+        order.append(name)
+
+    for name in names:
+        visit(name, [])
+    return order
+
+
+def container_roles(spec: TaskDefinitionSpec) -> dict[str, Role]:
+    """How each container runs: ``init`` (others wait for it to COMPLETE or SUCCEED),
+    ``sidecar`` (others wait for it to START or be HEALTHY) or ``main`` (nobody waits for it)."""
+    roles: dict[str, Role] = {container.name: "main" for container in spec.container_definitions}
+    for container in spec.container_definitions:
+        for dependency in container.depends_on or []:
+            if dependency.condition in ("COMPLETE", "SUCCESS"):
+                roles[dependency.container_name] = "init"
+            elif roles.get(dependency.container_name) == "main":
+                roles[dependency.container_name] = "sidecar"
+    return roles
+
+
+def _healthy_gated(spec: TaskDefinitionSpec) -> set[str]:
+    return {
+        dependency.container_name
+        for container in spec.container_definitions
+        for dependency in container.depends_on or []
+        if dependency.condition == "HEALTHY"
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Secrets
+
+
+def _secret_location(value_from: str, field: str) -> tuple[str, str | None]:
+    """A ``valueFrom`` (or registry credentials parameter) as (Secret name, key or None)."""
+    key: str | None = None
+    if value_from.startswith("arn:"):
+        parts = value_from.split(":")
+        service = parts[2] if len(parts) > 2 else ""
+        if service == "secretsmanager" and len(parts) >= 7 and parts[5] == "secret":
+            name = _secret_name(parts[6])
+            key = parts[7] if len(parts) > 7 and parts[7] else None
+        elif service == "ssm" and len(parts) >= 6 and parts[5].startswith("parameter/"):
+            name = _secret_name(":".join(parts[5:]).removeprefix("parameter"))
+        else:
+            raise RenderError(
+                [
+                    Violation(
+                        field,
+                        f"{value_from!r} is neither a Secrets Manager secret ARN nor an SSM "
+                        "parameter ARN; on Kubernetes write SECRET:KEY (a key of a Secret in "
+                        "the task's namespace)",
+                    )
+                ]
+            )
+    else:
+        name_part, separator, key_part = value_from.partition(":")
+        if "/" in name_part and not name_part.startswith("/"):
+            # Not an ECS form (SSM paths start with '/'); most likely SECRET/KEY meant SECRET:KEY.
+            raise RenderError(
+                [
+                    Violation(
+                        field,
+                        f"{value_from!r} is not a secret reference: write SECRET:KEY for a key "
+                        "of a Secret in the task's namespace",
+                    )
+                ]
+            )
+        name = _secret_name(name_part)
+        key = key_part if separator else None
+    if len(name) > _MAX_DNS_SUBDOMAIN or not _DNS_SUBDOMAIN.fullmatch(name):
+        raise RenderError(
+            [
+                Violation(
+                    field,
+                    f"Secret name {name!r} (from {value_from!r}) is not a valid Kubernetes name: "
+                    "lower-case letters, digits, '-' and '.'",
+                )
+            ]
+        )
+    return name, key
+
+
+def _parse_secret(value_from: str, variable: str, field: str) -> SecretReference:
+    """One ``secrets[]`` entry as (Secret, key); raises ``RenderError`` naming ``field``."""
+    name, key = _secret_location(value_from, field)
+    key = key or variable
+    if len(key) > _MAX_DNS_SUBDOMAIN or not _SECRET_KEY.fullmatch(key):
+        raise RenderError(
+            [
+                Violation(
+                    field,
+                    f"Secret key {key!r} (from {value_from!r}) is not a valid key: letters, "
+                    "digits, '-', '_' and '.'",
+                )
+            ]
+        )
+    return SecretReference(secret=name, key=key, field=field)
+
+
+def secret_references(spec: TaskDefinitionSpec) -> list[SecretReference]:
+    """Every Secret key the containers' ``secrets`` need, so the operator can check that they
+    exist before it creates the pod. Raises ``RenderError`` listing every unreadable one."""
+    references: list[SecretReference] = []
+    violations: list[Violation] = []
+    for index, container in enumerate(spec.container_definitions):
+        for position, secret in enumerate(container.secrets or []):
+            field = f"spec.containerDefinitions[{index}].secrets[{position}].valueFrom"
+            try:
+                references.append(_parse_secret(secret.value_from, secret.name, field))
+            except RenderError as error:
+                violations.extend(error.violations)
+    if violations:
+        raise RenderError(violations)
+    return references
+
+
+# ---------------------------------------------------------------------------------------------
+# Resources
+
+
+def _spread(amount: int, caps: Sequence[int | None]) -> tuple[list[int], int]:
+    """Split ``amount`` as evenly as integers allow, each share at most its cap (None: no cap);
+    returns the shares and what fitted nowhere."""
+    shares = [0] * len(caps)
+    left = amount
+    open_slots = [i for i, cap in enumerate(caps) if cap is None or cap > 0]
+    while left > 0 and open_slots:
+        each, extra = divmod(left, len(open_slots))
+        for position, slot in enumerate(open_slots):
+            want = each + (1 if position < extra else 0)
+            cap = caps[slot]
+            give = want if cap is None else min(want, cap - shares[slot])
+            shares[slot] += give
+            left -= give
+        open_slots = [i for i in open_slots if caps[i] is None or shares[i] < (caps[i] or 0)]
+    return shares, left
+
+
+def _fill(
+    explicit: Mapping[str, int | None],
+    total: int,
+    eligible: Sequence[str],
+    limits: Mapping[str, int | None],
+) -> tuple[dict[str, int], int]:
+    """Requests that keep the explicit values and share the rest of ``total``."""
+    requests = {name: value for name, value in explicit.items() if value}
+    remainder = total - sum(requests.values())
+    takers = [name for name in eligible if not explicit[name]] or list(eligible)
+    caps = [
+        None if limits.get(name) is None else (limits[name] or 0) - requests.get(name, 0)
+        for name in takers
+    ]
+    shares, left = _spread(max(remainder, 0), caps)
+    for name, share in zip(takers, shares, strict=True):
+        if share:
+            requests[name] = requests.get(name, 0) + share
+    return requests, left
+
+
+@dataclass(frozen=True)
+class _Resources:
+    requests: dict[str, dict[str, str]]
+    limits: dict[str, dict[str, str]]
+    unassigned_memory: int
+
+
+def _gpu_limit(requirements: Iterable[ResourceRequirement]) -> str | None:
+    for requirement in requirements:
+        if requirement.type == "GPU" and _NUMERIC.fullmatch(requirement.value):
+            return requirement.value
+    return None
+
+
+def effective_spec(spec: TaskDefinitionSpec, overrides: TaskOverride | None) -> TaskDefinitionSpec:
+    """``spec`` with a Task's overrides applied, as ECS applies them: ``command``,
+    ``environmentFiles``, ``cpu``, ``memory``, ``memoryReservation`` and ``resourceRequirements``
+    replace the container's; ``environment`` is merged by name (the override wins); the task's
+    ``cpu``, ``memory``, ``taskRoleArn``, ``executionRoleArn`` and ``ephemeralStorage`` replace
+    the task definition's."""
+    if overrides is None:
+        return spec
+    by_name = {override.name: override for override in overrides.container_overrides or []}
+    containers = []
+    for container in spec.container_definitions:
+        override = by_name.get(container.name)
+        if override is None:
+            containers.append(container)
+            continue
+        changes: dict[str, Any] = {
+            field: getattr(override, field)
+            for field in (
+                "command",
+                "environment_files",
+                "cpu",
+                "memory",
+                "memory_reservation",
+                "resource_requirements",
+            )
+            if getattr(override, field) is not None
+        }
+        if override.environment:
+            merged = {variable.name: variable for variable in container.environment or []}
+            merged.update((variable.name, variable) for variable in override.environment)
+            changes["environment"] = list(merged.values())
+        containers.append(container.model_copy(update=changes))
+    task_changes: dict[str, Any] = {
+        field: getattr(overrides, field)
+        for field in ("cpu", "memory", "task_role_arn", "execution_role_arn", "ephemeral_storage")
+        if getattr(overrides, field) is not None
+    }
+    return spec.model_copy(update={"container_definitions": containers, **task_changes})
+
+
+def _resources(spec: TaskDefinitionSpec, roles: Mapping[str, Role]) -> _Resources:
+    """Requests and limits per ECS container name (see the module docstring)."""
+    containers = spec.container_definitions
+    eligible = [c.name for c in containers if roles[c.name] != "init"]
+    task_cpu = spec.cpu_units
+    task_memory = spec.memory_mib
+    cpu = {c.name: cpu_units_to_millicores(c.cpu or 0) or None for c in containers}
+    memory = {c.name: c.memory_reservation or c.memory for c in containers}
+    memory_limits = {c.name: c.memory or task_memory for c in containers}
+
+    cpu_requests = {name: m for name, m in cpu.items() if m}
+    unassigned = 0
+    if task_cpu is not None:
+        cpu_requests, _ = _fill(cpu, cpu_units_to_millicores(task_cpu), eligible, {})
+    memory_requests = {name: m for name, m in memory.items() if m}
+    if task_memory is not None:
+        memory_requests, unassigned = _fill(memory, task_memory, eligible, memory_limits)
+    storage_shares: dict[str, int] = {}
+    if spec.ephemeral_storage is not None:
+        shares, _ = _spread(spec.ephemeral_storage.size_in_gib * 1024, [None] * len(eligible))
+        storage_shares = dict(zip(eligible, shares, strict=True))
+
+    requests: dict[str, dict[str, str]] = {}
+    limits: dict[str, dict[str, str]] = {}
+    for container in containers:
+        name = container.name
+        request: dict[str, str] = {}
+        limit: dict[str, str] = {}
+        if cpu_requests.get(name):
+            request["cpu"] = millicores_quantity(cpu_requests[name])
+        if task_cpu is not None:
+            limit["cpu"] = millicores_quantity(cpu_units_to_millicores(task_cpu))
+        if memory_requests.get(name):
+            request["memory"] = mib_quantity(memory_requests[name])
+        if memory_limits[name]:
+            limit["memory"] = mib_quantity(memory_limits[name] or 0)
+        if storage_shares.get(name):
+            request["ephemeral-storage"] = mib_quantity(storage_shares[name])
+        gpus = _gpu_limit(container.resource_requirements or [])
+        if gpus is not None:
+            limit[GPU_RESOURCE] = gpus
+        requests[name] = request
+        limits[name] = limit
+    return _Resources(requests=requests, limits=limits, unassigned_memory=unassigned)
+
+
+# ---------------------------------------------------------------------------------------------
+# Probes
+
+
+def _probe_command(check: HealthCheck) -> list[str]:
+    head, *rest = check.command
+    if head == "CMD-SHELL":
+        return ["sh", "-c", " ".join(rest)]
+    if head == "CMD":
+        return rest
+    return list(check.command)
+
+
+def readiness_probe(check: HealthCheck) -> dict[str, Any]:
+    """An ECS health check as a readiness probe (ECS never restarts an unhealthy container)."""
+    probe: dict[str, Any] = {
+        "exec": {"command": _probe_command(check)},
+        "periodSeconds": check.interval,
+        "timeoutSeconds": check.timeout,
+        "failureThreshold": check.retries,
+        "successThreshold": 1,
+    }
+    if check.start_period:
+        probe["initialDelaySeconds"] = check.start_period
+    return probe
+
+
+def healthy_gate_probe(check: HealthCheck) -> dict[str, Any]:
+    """The startup probe that holds the containers after a sidecar until it is healthy: a
+    success any time passes; failures inside ``startPeriod`` plus ``retries`` more are allowed."""
+    in_start_period = math.ceil((check.start_period or 0) / check.interval)
+    return {
+        "exec": {"command": _probe_command(check)},
+        "periodSeconds": check.interval,
+        "timeoutSeconds": check.timeout,
+        "failureThreshold": in_start_period + check.retries,
+        "successThreshold": 1,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# The pod
+
+
+def _is_namespaced_sysctl(name: str, host_network: bool) -> bool:
+    if name.startswith("net."):
+        return not host_network
+    return name == "kernel.sem" or name.startswith(_NAMESPACED_SYSCTLS)
+
+
+def _parse_user(user: str) -> tuple[int | None, int | None, bool]:
+    """``uid[:gid]`` -> (uid, gid, whether a part was a name)."""
+    uid_part, _, gid_part = user.partition(":")
+    uid = int(uid_part) if _NUMERIC.fullmatch(uid_part) else None
+    gid = int(gid_part) if _NUMERIC.fullmatch(gid_part) else None
+    named = uid is None or (gid_part != "" and gid is None)
+    return uid, gid, named
+
+
+def _capability(name: str) -> str:
+    return name.upper().removeprefix("CAP_")
+
+
+class _PodBuilder:
+    """Builds the pod spec of one task, collecting refusals and unsupported fields."""
+
+    def __init__(
+        self,
+        spec: TaskDefinitionSpec,
+        task: TaskSpec | None,
+        policy: SecurityPolicy,
+    ) -> None:
+        self.spec = effective_spec(spec, task.overrides if task else None)
+        self.task = task
+        spec = self.spec
+        self.violations: list[Violation] = list(security_violations(spec, policy))
+        self.unsupported: list[UnsupportedField] = []
+        self.names = container_names(spec)
+        self.order = dependency_order(spec)
+        self.roles = container_roles(spec)
+        self.host_network = spec.network_mode == "host"
+        self.volume_names = dns_labels(self._volume_keys())
+        self.extra_volumes: list[dict[str, Any]] = []
+        self.docker_labels: dict[str, dict[str, str]] = {}
+        self.pod: dict[str, Any] = {}
+
+    # -- reporting
+
+    def report(self, field: str, key: str) -> None:
+        self.unsupported.append(UnsupportedField(field=field, reason=NOT_HONOURED[key]))
+
+    def refuse(self, field: str, message: str) -> None:
+        self.violations.append(Violation(field, message))
+
+    # -- names
+
+    def _volume_keys(self) -> list[str]:
+        # Generated volumes are keyed with '/', which ECS volume names cannot contain, so they
+        # never take a user volume's name.
+        keys = [volume.name for volume in self.spec.volumes or []]
+        for container in self.spec.container_definitions:
+            linux = container.linux_parameters
+            if linux is None:
+                continue
+            if linux.shared_memory_size:
+                keys.append(f"shm/{container.name}")
+            keys.extend(f"tmpfs/{container.name}/{i}" for i in range(len(linux.tmpfs or [])))
+            keys.extend(f"device/{container.name}/{i}" for i in range(len(linux.devices or [])))
+        return keys
+
+    # -- whole pod
+
+    def build(self) -> dict[str, Any]:
+        spec = self.spec
+        self.pod = {
+            "restartPolicy": "Never",
+            "enableServiceLinks": False,
+            "terminationGracePeriodSeconds": max(
+                DEFAULT_STOP_TIMEOUT_SECONDS if c.stop_timeout is None else c.stop_timeout
+                for c in spec.container_definitions
+            ),
+        }
+        self._identity()
+        self._namespaces()
+        self._task_level_reports()
+        volumes = [self._volume(index, volume) for index, volume in enumerate(spec.volumes or [])]
+        resources = _resources(spec, self.roles)
+        if resources.unassigned_memory:
+            self.report("spec.memory", "memory (task level)")
+        containers = {
+            c.name: self._container(index, c, resources)
+            for index, c in enumerate(spec.container_definitions)
+        }
+        init = [containers[name] for name in self.order if self.roles[name] != "main"]
+        if init:
+            self.pod["initContainers"] = init
+        self.pod["containers"] = [
+            containers[c.name] for c in spec.container_definitions if self.roles[c.name] == "main"
+        ]
+        self._pod_level_container_settings()
+        volumes.extend(self.extra_volumes)
+        if volumes:
+            self.pod["volumes"] = volumes
+        return self.pod
+
+    def _identity(self) -> None:
+        role = self.spec.task_role_arn
+        if not role:
+            self.pod["automountServiceAccountToken"] = False
+            return
+        account = service_account_name(role)
+        if len(account) > _MAX_DNS_SUBDOMAIN or not _DNS_SUBDOMAIN.fullmatch(account):
+            self.refuse(
+                "spec.taskRoleArn",
+                f"names the ServiceAccount {account!r}, which is not a valid Kubernetes name "
+                "(lower-case letters, digits, '-' and '.')",
+            )
+            return
+        self.pod["serviceAccountName"] = account
+        self.pod["automountServiceAccountToken"] = True
+
+    def _namespaces(self) -> None:
+        spec = self.spec
+        if self.host_network:
+            self.pod["hostNetwork"] = True
+        elif spec.network_mode in ("awsvpc", "none"):
+            self.report("spec.networkMode", f"networkMode {spec.network_mode}")
+        init_process = any(
+            c.linux_parameters and c.linux_parameters.init_process_enabled
+            for c in spec.container_definitions
+        )
+        if spec.pid_mode == "host":
+            self.pod["hostPID"] = True
+        elif spec.pid_mode == "task" or init_process:
+            self.pod["shareProcessNamespace"] = True
+        if spec.ipc_mode == "host":
+            self.pod["hostIPC"] = True
+        elif spec.ipc_mode == "none":
+            self.report("spec.ipcMode", "ipcMode none")
+
+    def _task_level_reports(self) -> None:
+        if self.spec.execution_role_arn:
+            self.report("spec.executionRoleArn", "executionRoleArn")
+        if self.spec.enable_fault_injection:
+            self.report("spec.enableFaultInjection", "enableFaultInjection")
+        task = self.task
+        if task is None:
+            return
+        for field, key in (
+            (task.enable_execute_command, "enableExecuteCommand"),
+            (task.network_configuration, "networkConfiguration"),
+            (task.propagate_tags not in (None, "NONE"), "propagateTags"),
+            (task.enable_ecs_managed_tags, "enableECSManagedTags"),
+        ):
+            if field:
+                self.report(f"spec.{key}", key)
+
+    # -- volumes
+
+    def _volume(self, index: int, volume: Volume) -> dict[str, Any]:
+        name = self.volume_names[volume.name]
+        path = f"spec.volumes[{index}]"
+        if volume.host is not None and volume.host.source_path:
+            return {"name": name, "hostPath": {"path": volume.host.source_path}}
+        docker = volume.docker_volume_configuration
+        if docker is not None:
+            if docker.scope == "shared" or docker.autoprovision:
+                self.report(
+                    f"{path}.dockerVolumeConfiguration.scope",
+                    "volumes[].dockerVolumeConfiguration.scope shared",
+                )
+            if docker.driver not in (None, "local") or docker.driver_opts or docker.labels:
+                self.report(
+                    f"{path}.dockerVolumeConfiguration.driver",
+                    "volumes[].dockerVolumeConfiguration.driver",
+                )
+        for field, present in (
+            ("efsVolumeConfiguration", volume.efs_volume_configuration),
+            (
+                "fsxWindowsFileServerVolumeConfiguration",
+                volume.fsx_windows_file_server_volume_configuration,
+            ),
+            ("configuredAtLaunch", volume.configured_at_launch),
+        ):
+            if present:
+                self.report(f"{path}.{field}", f"volumes[].{field}")
+        return {"name": name, "emptyDir": {}}
+
+    def _mounts(self, container: ContainerDefinition) -> list[dict[str, Any]]:
+        """The container's own mounts, then those of its volumesFrom sources (transitively);
+        the first mount of a path wins."""
+        mounts: dict[str, dict[str, Any]] = {}
+        seen: set[str] = set()
+
+        def collect(source: ContainerDefinition, read_only: bool) -> None:
+            seen.add(source.name)
+            for mount in source.mount_points or []:
+                if mount.container_path not in mounts and mount.source_volume in self.volume_names:
+                    entry: dict[str, Any] = {
+                        "name": self.volume_names[mount.source_volume],
+                        "mountPath": mount.container_path,
+                    }
+                    if read_only or mount.read_only:
+                        entry["readOnly"] = True
+                    mounts[mount.container_path] = entry
+            for volume_from in source.volumes_from or []:
+                other = self.spec.container(volume_from.source_container)
+                if other is not None and other.name not in seen:
+                    collect(other, read_only or bool(volume_from.read_only))
+
+        collect(container, False)
+        return list(mounts.values())
+
+    def _volume_mounts(self, index: int, container: ContainerDefinition) -> list[dict[str, Any]]:
+        # Kubernetes refuses two mounts at one path; the task definition's own mounts win.
+        mounts: dict[str, dict[str, Any]] = {}
+        for mount in self._mounts(container) + self._linux_mounts(index, container):
+            mounts.setdefault(mount["mountPath"], mount)
+        return list(mounts.values())
+
+    def _linux_mounts(self, index: int, container: ContainerDefinition) -> list[dict[str, Any]]:
+        linux = container.linux_parameters
+        if linux is None:
+            return []
+        path = f"spec.containerDefinitions[{index}].linuxParameters"
+        mounts: list[dict[str, Any]] = []
+
+        def memory_volume(key: str, size_mib: int, mount_path: str) -> None:
+            name = self.volume_names[key]
+            self.extra_volumes.append(
+                {
+                    "name": name,
+                    "emptyDir": {"medium": "Memory", "sizeLimit": mib_quantity(size_mib)},
+                }
+            )
+            mounts.append({"name": name, "mountPath": mount_path})
+
+        if linux.shared_memory_size:
+            memory_volume(f"shm/{container.name}", linux.shared_memory_size, "/dev/shm")
+        for position, tmpfs in enumerate(linux.tmpfs or []):
+            memory_volume(f"tmpfs/{container.name}/{position}", tmpfs.size, tmpfs.container_path)
+            if tmpfs.mount_options:
+                self.report(
+                    f"{path}.tmpfs[{position}].mountOptions",
+                    "containerDefinitions[].linuxParameters.tmpfs[].mountOptions",
+                )
+        for position, device in enumerate(linux.devices or []):
+            name = self.volume_names[f"device/{container.name}/{position}"]
+            self.extra_volumes.append({"name": name, "hostPath": {"path": device.host_path}})
+            mounts.append({"name": name, "mountPath": device.container_path or device.host_path})
+            if device.permissions:
+                self.report(
+                    f"{path}.devices[{position}].permissions",
+                    "containerDefinitions[].linuxParameters.devices[].permissions",
+                )
+        for field in ("maxSwap", "swappiness"):
+            if getattr(linux, "max_swap" if field == "maxSwap" else "swappiness") is not None:
+                self.report(f"{path}.{field}", f"containerDefinitions[].linuxParameters.{field}")
+        return mounts
+
+    # -- containers
+
+    def _environment(self, index: int, container: ContainerDefinition) -> list[dict[str, Any]]:
+        env: dict[str, dict[str, Any]] = {}
+        for variable in container.environment or []:
+            env[variable.name] = {"name": variable.name, "value": variable.value or ""}
+        for position, secret in enumerate(container.secrets or []):
+            field = f"spec.containerDefinitions[{index}].secrets[{position}].valueFrom"
+            try:
+                reference = _parse_secret(secret.value_from, secret.name, field)
+            except RenderError as error:
+                self.violations.extend(error.violations)
+                continue
+            env.pop(secret.name, None)
+            env[secret.name] = {
+                "name": secret.name,
+                "valueFrom": {"secretKeyRef": {"name": reference.secret, "key": reference.key}},
+            }
+        return list(env.values())
+
+    def _ports(self, index: int, container: ContainerDefinition) -> list[dict[str, Any]]:
+        ports: list[dict[str, Any]] = []
+        path = f"spec.containerDefinitions[{index}].portMappings"
+        for position, mapping in enumerate(container.port_mappings or []):
+            field = f"{path}[{position}]"
+            if mapping.app_protocol:
+                self.report(
+                    f"{field}.appProtocol", "containerDefinitions[].portMappings[].appProtocol"
+                )
+            if mapping.container_port is None:
+                self.report(
+                    f"{field}.containerPortRange",
+                    "containerDefinitions[].portMappings[].containerPortRange",
+                )
+                continue
+            port: dict[str, Any] = {
+                "containerPort": mapping.container_port,
+                "protocol": mapping.protocol.upper(),
+            }
+            if mapping.name:
+                if len(mapping.name) <= _MAX_PORT_NAME and _PORT_NAME.fullmatch(mapping.name):
+                    port["name"] = mapping.name
+                else:
+                    self.report(f"{field}.name", "containerDefinitions[].portMappings[].name")
+            if self.host_network:
+                port["hostPort"] = mapping.container_port
+            elif self.spec.network_mode == "bridge" and mapping.host_port:
+                port["hostPort"] = mapping.host_port
+            ports.append(port)
+        return ports
+
+    def _security_context(self, index: int, container: ContainerDefinition) -> dict[str, Any]:
+        context: dict[str, Any] = {}
+        if container.user:
+            uid, gid, named = _parse_user(container.user)
+            if uid is not None:
+                context["runAsUser"] = uid
+            if gid is not None:
+                context["runAsGroup"] = gid
+            if named:
+                self.report(
+                    f"spec.containerDefinitions[{index}].user", "containerDefinitions[].user name"
+                )
+        if container.readonly_root_filesystem:
+            context["readOnlyRootFilesystem"] = True
+        if container.privileged:
+            context["privileged"] = True
+        linux = container.linux_parameters
+        capabilities = linux.capabilities if linux else None
+        if capabilities is not None:
+            rendered = {
+                field: [_capability(name) for name in names]
+                for field, names in (("add", capabilities.add), ("drop", capabilities.drop))
+                if names
+            }
+            if rendered:
+                context["capabilities"] = rendered
+        return context
+
+    _CONTAINER_REPORTS: Final = (
+        ("log_configuration", "logConfiguration"),
+        ("firelens_configuration", "firelensConfiguration"),
+        ("ulimits", "ulimits"),
+        ("environment_files", "environmentFiles"),
+        ("disable_networking", "disableNetworking"),
+        ("restart_policy", "restartPolicy"),
+        ("start_timeout", "startTimeout"),
+        ("docker_security_options", "dockerSecurityOptions"),
+        ("credential_specs", "credentialSpecs"),
+        ("links", "links"),
+    )
+
+    def _container_reports(self, index: int, container: ContainerDefinition) -> None:
+        path = f"spec.containerDefinitions[{index}]"
+        for attribute, field in self._CONTAINER_REPORTS:
+            if getattr(container, attribute):
+                self.report(f"{path}.{field}", f"containerDefinitions[].{field}")
+        if container.version_consistency == "enabled":
+            self.report(f"{path}.versionConsistency", "containerDefinitions[].versionConsistency")
+        for position, requirement in enumerate(container.resource_requirements or []):
+            if requirement.type == "InferenceAccelerator":
+                self.report(
+                    f"{path}.resourceRequirements[{position}]",
+                    "containerDefinitions[].resourceRequirements InferenceAccelerator",
+                )
+        for position, dependency in enumerate(container.depends_on or []):
+            if dependency.condition == "COMPLETE":
+                self.report(
+                    f"{path}.dependsOn[{position}]", "containerDefinitions[].dependsOn COMPLETE"
+                )
+
+    def _container(
+        self, index: int, container: ContainerDefinition, resources: _Resources
+    ) -> dict[str, Any]:
+        name = container.name
+        rendered: dict[str, Any] = {"name": self.names[name], "image": container.image}
+        if container.entry_point is not None:
+            rendered["command"] = list(container.entry_point)
+        if container.command is not None:
+            rendered["args"] = list(container.command)
+        if container.working_directory:
+            rendered["workingDir"] = container.working_directory
+        optional: dict[str, Any] = {
+            "env": self._environment(index, container),
+            "ports": self._ports(index, container),
+            "securityContext": self._security_context(index, container),
+            "volumeMounts": self._volume_mounts(index, container),
+        }
+        rendered.update({key: value for key, value in optional.items() if value})
+        resource_spec = {
+            key: value
+            for key, value in (
+                ("requests", resources.requests[name]),
+                ("limits", resources.limits[name]),
+            )
+            if value
+        }
+        if resource_spec:
+            rendered["resources"] = resource_spec
+        if container.interactive:
+            rendered["stdin"] = True
+        if container.pseudo_terminal:
+            rendered["tty"] = True
+        if self.roles[name] == "sidecar":
+            rendered["restartPolicy"] = "Always"
+        self._probes(index, container, rendered)
+        self._container_reports(index, container)
+        return rendered
+
+    def _probes(self, index: int, container: ContainerDefinition, rendered: dict[str, Any]) -> None:
+        role = self.roles[container.name]
+        check = container.health_check
+        if check is None:
+            return
+        if role == "init":
+            self.report(
+                f"spec.containerDefinitions[{index}].healthCheck",
+                "containerDefinitions[].healthCheck of an init container",
+            )
+            return
+        rendered["readinessProbe"] = readiness_probe(check)
+        if role == "sidecar" and container.name in _healthy_gated(self.spec):
+            rendered["startupProbe"] = healthy_gate_probe(check)
+
+    # -- settings that are per container in ECS and per pod in Kubernetes
+
+    def _pod_level_container_settings(self) -> None:
+        self._dns()
+        self._hosts()
+        self._sysctls()
+        pull_secrets: list[str] = []
+        for index, container in enumerate(self.spec.container_definitions):
+            credentials = container.repository_credentials
+            if credentials is not None:
+                field = (
+                    f"spec.containerDefinitions[{index}].repositoryCredentials.credentialsParameter"
+                )
+                try:
+                    secret, _ = _secret_location(credentials.credentials_parameter, field)
+                except RenderError as error:
+                    self.violations.extend(error.violations)
+                else:
+                    if secret not in pull_secrets:
+                        pull_secrets.append(secret)
+            if container.docker_labels:
+                self.docker_labels[container.name] = dict(container.docker_labels)
+        if pull_secrets:
+            self.pod["imagePullSecrets"] = [{"name": name} for name in pull_secrets]
+
+    def _dns(self) -> None:
+        servers: list[str] = []
+        searches: list[str] = []
+        for index, container in enumerate(self.spec.container_definitions):
+            for server in container.dns_servers or []:
+                if server in servers:
+                    continue
+                if len(servers) == MAX_NAMESERVERS:
+                    self.report(
+                        f"spec.containerDefinitions[{index}].dnsServers",
+                        "containerDefinitions[].dnsServers",
+                    )
+                    break
+                servers.append(server)
+            searches.extend(d for d in container.dns_search_domains or [] if d not in searches)
+        config: dict[str, Any] = {}
+        if servers:
+            self.pod["dnsPolicy"] = "None"
+            config["nameservers"] = servers
+        if searches:
+            config["searches"] = searches
+        if config:
+            self.pod["dnsConfig"] = config
+
+    def _hosts(self) -> None:
+        aliases: dict[str, list[str]] = {}
+        hostname: str | None = None
+        for index, container in enumerate(self.spec.container_definitions):
+            for entry in container.extra_hosts or []:
+                names = aliases.setdefault(entry.ip_address, [])
+                if entry.hostname not in names:
+                    names.append(entry.hostname)
+            if container.hostname is None or container.hostname == hostname:
+                continue
+            if hostname is None and _is_dns_label(container.hostname):
+                hostname = container.hostname
+            else:
+                self.report(
+                    f"spec.containerDefinitions[{index}].hostname",
+                    "containerDefinitions[].hostname",
+                )
+        if aliases:
+            self.pod["hostAliases"] = [
+                {"ip": ip, "hostnames": names} for ip, names in aliases.items()
+            ]
+        if hostname is not None:
+            self.pod["hostname"] = hostname
+
+    def _sysctls(self) -> None:
+        sysctls: dict[str, str] = {}
+        for index, container in enumerate(self.spec.container_definitions):
+            for position, control in enumerate(container.system_controls or []):
+                name = control.namespace
+                usable = _is_namespaced_sysctl(name, self.host_network)
+                if not usable or sysctls.get(name, control.value) != control.value:
+                    self.report(
+                        f"spec.containerDefinitions[{index}].systemControls[{position}]",
+                        "containerDefinitions[].systemControls",
+                    )
+                    continue
+                sysctls[name] = control.value
+        if sysctls:
+            self.pod.setdefault("securityContext", {})["sysctls"] = [
+                {"name": name, "value": value} for name, value in sysctls.items()
+            ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry points
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """Everything that stops a task from running, and what it accepts but does not honour."""
+
+    violations: list[Violation]
+    unsupported: list[UnsupportedField]
+
+
+def inspect_task(
+    spec: TaskDefinitionSpec, task: TaskSpec | None, policy: SecurityPolicy
+) -> Inspection:
+    """Render ``spec`` (with ``task``'s overrides, if any) without raising."""
+    try:
+        builder = _PodBuilder(spec, task, policy)
+        builder.build()
+    except RenderError as error:
+        return Inspection(violations=list(error.violations), unsupported=[])
+    return Inspection(violations=builder.violations, unsupported=builder.unsupported)
+
+
+def render_pod(
+    *,
+    task_name: str,
+    namespace: str,
+    task_uid: str,
+    task: TaskSpec,
+    task_definition: ResolvedTaskDefinition,
+    node_name: str,
+    group: str,
+    policy: SecurityPolicy,
+) -> RenderedPod:
+    """The Pod that runs Task ``namespace/task_name`` on ``node_name``.
+
+    Raises ``RenderError`` listing every refusal: what the security policy forbids, dependency
+    cycles, secret references and role names that are not Kubernetes names.
+    """
+    builder = _PodBuilder(task_definition.spec, task, policy)
+    pod_spec = builder.build()
+    if builder.violations:
+        raise RenderError(builder.violations)
+    pod_spec["affinity"] = {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {
+                        "matchExpressions": [
+                            {"key": HOSTNAME_LABEL, "operator": "In", "values": [node_name]}
+                        ]
+                    }
+                ]
+            }
+        }
+    }
+    reference = f"{task_definition.family}:{task_definition.revision}"
+    annotations = {
+        labels.GROUP_ANNOTATION: group,
+        labels.TASK_DEFINITION_ANNOTATION: reference,
+        labels.CONTAINERS_ANNOTATION: json.dumps(
+            {k8s: ecs for ecs, k8s in builder.names.items()}, sort_keys=True
+        ),
+    }
+    if builder.docker_labels:
+        annotations[DOCKER_LABELS_ANNOTATION] = json.dumps(builder.docker_labels, sort_keys=True)
+    manifest = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": task_name,
+            "namespace": namespace,
+            "labels": {
+                labels.TASK_LABEL: labels.label_value(task_name),
+                labels.FAMILY_LABEL: labels.label_value(task_definition.family),
+                labels.REVISION_LABEL: str(task_definition.revision),
+                labels.MANAGED_BY_LABEL: labels.MANAGED_BY,
+            },
+            "annotations": annotations,
+            "ownerReferences": [
+                {
+                    "apiVersion": labels.OWNER_API_VERSION,
+                    "kind": "Task",
+                    "name": task_name,
+                    "uid": task_uid,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": pod_spec,
+    }
+    return RenderedPod(manifest=manifest, unsupported=builder.unsupported)

@@ -1,0 +1,268 @@
+"""Task definition revisions: registration, resolution, deactivation and garbage collection.
+
+ECS registers an immutable revision (1, 2, 3 ...) for every RegisterTaskDefinition call and never
+reuses a number. Here a ``TaskDefinition`` object is named after its family, and every spec change
+(a new ``metadata.generation``) registers a revision, stored as an ``apps/v1`` ControllerRevision:
+
+- named ``{family}-{revision}`` in the TaskDefinition's namespace, ``revision`` = N, ``data`` = the
+  spec as JSON with the ECS (camelCase) field names;
+- labelled with the family, the revision number, ``revision-status: ACTIVE|INACTIVE`` and
+  ``app.kubernetes.io/managed-by: ecs-operator``; annotated with the ``family:revision`` and the
+  uid and generation of the TaskDefinition that registered it;
+- **not** owned by the TaskDefinition, because a revision outlives it: ECS lets tasks and services
+  that reference a revision keep using it after the family is deleted (the revision is INACTIVE).
+
+Rules (all functions below work on plain data, so they are the same on every restart):
+
+- A revision per (TaskDefinition uid, generation): registering is idempotent across operator
+  restarts, and deleting and recreating a TaskDefinition registers a new revision even when the
+  spec is identical (as a new RegisterTaskDefinition call would).
+- The next number is the highest stored number + 1. Garbage collection never removes the newest
+  revision, so numbers are never reused.
+- A revision is ACTIVE while the TaskDefinition that registered it exists (same uid). When it is
+  deleted (or replaced by a new object of the same name) its revisions become INACTIVE. Earlier
+  revisions of a live TaskDefinition stay ACTIVE, as in ECS.
+- ``family`` means the latest ACTIVE revision; ``family:N`` (or the ECS ARN
+  ``arn:aws:ecs:REGION:ACCOUNT:task-definition/family:N``) pins revision N, which may be INACTIVE
+  for an existing user (a service scaling its deployment) but not for a new reference (a new Task,
+  a new deployment).
+- History is bounded: beyond the newest ``keep`` revisions, revisions nobody references are
+  collected.
+"""
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from ecs_operator.core import labels
+from ecs_operator.models.taskdefinition import (
+    format_task_definition_ref,
+    parse_task_definition_ref,
+)
+
+RevisionStatus = Literal["ACTIVE", "INACTIVE"]
+
+DEFAULT_KEPT_REVISIONS: Final = 10
+
+
+@dataclass(frozen=True)
+class RevisionRecord:
+    """One stored revision, as read back from its ControllerRevision."""
+
+    family: str
+    revision: int
+    status: RevisionStatus
+    source_uid: str
+    source_generation: int
+    spec: Mapping[str, Any]
+
+    @property
+    def reference(self) -> str:
+        """``family:revision``, as ECS names a revision."""
+        return format_task_definition_ref(self.family, self.revision)
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """The outcome of resolving a task definition reference: a revision or an error text."""
+
+    record: RevisionRecord | None = None
+    error: str | None = None
+
+
+def controller_revision_name(family: str, revision: int) -> str:
+    return f"{family}-{revision}"
+
+
+def controller_revision_manifest(
+    td_name: str,
+    namespace: str,
+    uid: str,
+    generation: int,
+    revision: int,
+    spec_json: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The ControllerRevision that stores revision ``revision`` of family ``td_name``."""
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "ControllerRevision",
+        "metadata": {
+            "name": controller_revision_name(td_name, revision),
+            "namespace": namespace,
+            "labels": {
+                labels.FAMILY_LABEL: labels.label_value(td_name),
+                labels.REVISION_LABEL: str(revision),
+                labels.REVISION_STATUS_LABEL: labels.ACTIVE,
+                labels.MANAGED_BY_LABEL: labels.MANAGED_BY,
+            },
+            "annotations": {
+                labels.TASK_DEFINITION_ANNOTATION: format_task_definition_ref(td_name, revision),
+                labels.SOURCE_UID_ANNOTATION: uid,
+                labels.SOURCE_GENERATION_ANNOTATION: str(generation),
+            },
+        },
+        "data": dict(spec_json),
+        "revision": revision,
+    }
+
+
+def family_selector(family: str) -> str:
+    """The label selector listing every stored revision of ``family``."""
+    return (
+        f"{labels.FAMILY_LABEL}={labels.label_value(family)},"
+        f"{labels.MANAGED_BY_LABEL}={labels.MANAGED_BY}"
+    )
+
+
+def status_patch(status: RevisionStatus) -> dict[str, Any]:
+    """The metadata merge patch that marks a stored revision ACTIVE or INACTIVE."""
+    return {"metadata": {"labels": {labels.REVISION_STATUS_LABEL: status}}}
+
+
+def revision_record_from_object(obj: Mapping[str, Any]) -> RevisionRecord:
+    """Parse a ControllerRevision written by ``controller_revision_manifest``.
+
+    Raises ``ValueError`` naming the object and the field when it is not one.
+    """
+    metadata = obj.get("metadata") or {}
+    name = metadata.get("name", "<unnamed>")
+    annotations = metadata.get("annotations") or {}
+    object_labels = metadata.get("labels") or {}
+
+    def fail(field: str, problem: str) -> ValueError:
+        return ValueError(f"ControllerRevision {name}: {field} {problem}")
+
+    reference = annotations.get(labels.TASK_DEFINITION_ANNOTATION, "")
+    family, _, number = reference.rpartition(":")
+    revision = obj.get("revision")
+    if not family or not isinstance(revision, int) or number != str(revision):
+        raise fail(
+            f"metadata.annotations[{labels.TASK_DEFINITION_ANNOTATION}]",
+            f"must be FAMILY:REVISION matching revision {revision!r}; got {reference!r}",
+        )
+    status = object_labels.get(labels.REVISION_STATUS_LABEL)
+    if status not in (labels.ACTIVE, labels.INACTIVE):
+        raise fail(
+            f"metadata.labels[{labels.REVISION_STATUS_LABEL}]",
+            f"must be ACTIVE or INACTIVE; got {status!r}",
+        )
+    source_uid = annotations.get(labels.SOURCE_UID_ANNOTATION)
+    if not source_uid:
+        raise fail(f"metadata.annotations[{labels.SOURCE_UID_ANNOTATION}]", "is missing")
+    generation = annotations.get(labels.SOURCE_GENERATION_ANNOTATION, "")
+    if not generation.isdigit():
+        raise fail(
+            f"metadata.annotations[{labels.SOURCE_GENERATION_ANNOTATION}]",
+            f"must be a generation number; got {generation!r}",
+        )
+    data = obj.get("data")
+    if not isinstance(data, Mapping):
+        raise fail("data", "must be the task definition spec as a JSON object")
+    return RevisionRecord(
+        family=family,
+        revision=revision,
+        status="ACTIVE" if status == labels.ACTIVE else "INACTIVE",
+        source_uid=source_uid,
+        source_generation=int(generation),
+        spec=data,
+    )
+
+
+def needs_new_revision(
+    td_uid: str, td_generation: int, revisions: Iterable[RevisionRecord]
+) -> bool:
+    """True when no revision was registered yet from this TaskDefinition object and generation."""
+    return not any(
+        record.source_uid == td_uid and record.source_generation == td_generation
+        for record in revisions
+    )
+
+
+def next_revision_number(revisions: Iterable[RevisionRecord]) -> int:
+    """The number the next registration gets: one more than any stored number, 1 for the first."""
+    return max((record.revision for record in revisions), default=0) + 1
+
+
+def current_revision(td_uid: str, revisions: Iterable[RevisionRecord]) -> RevisionRecord | None:
+    """The newest revision registered by this TaskDefinition object, if any yet."""
+    own = [record for record in revisions if record.source_uid == td_uid]
+    return max(own, key=lambda record: record.revision, default=None)
+
+
+def _is_active(record: RevisionRecord, live_uid: str | None) -> bool:
+    # Until the operator has relabelled them, revisions of a deleted TaskDefinition are still
+    # labelled ACTIVE; the live uid is the authority, so resolution never lags behind a delete.
+    return record.status == "ACTIVE" and record.source_uid == live_uid
+
+
+def resolve_reference(
+    ref: str,
+    revisions: Iterable[RevisionRecord],
+    live_uid: str | None,
+    *,
+    for_new_task: bool,
+) -> Resolution:
+    """Resolve ``ref`` against the stored revisions of its family.
+
+    ``live_uid`` is the uid of the TaskDefinition object of that family, None when there is none.
+    ``for_new_task`` is True for a new reference (a Task being started, a new service
+    deployment), which ECS refuses for an INACTIVE revision; False for an existing user, such as
+    a service deployment that keeps scaling on its revision.
+    """
+    try:
+        family, number = parse_task_definition_ref(ref)
+    except ValueError as error:
+        return Resolution(error=str(error))
+    own = sorted(
+        (record for record in revisions if record.family == family),
+        key=lambda record: record.revision,
+    )
+    if number is None:
+        active = [record for record in own if _is_active(record, live_uid)]
+        if active:
+            return Resolution(record=active[-1])
+        if live_uid is not None:
+            return Resolution(
+                error=f'task definition "{family}" has no ACTIVE revision yet '
+                "(its registration is pending)"
+            )
+        if own:
+            return Resolution(
+                error=f'task definition "{family}" has no ACTIVE revision '
+                "(the TaskDefinition was deleted)"
+            )
+        return Resolution(error=f'task definition "{family}" does not exist')
+    record = next((record for record in own if record.revision == number), None)
+    if record is None:
+        latest = f" (latest is {own[-1].reference})" if own else ""
+        return Resolution(
+            error=f'task definition revision "{family}:{number}" does not exist{latest}'
+        )
+    if for_new_task and not _is_active(record, live_uid):
+        return Resolution(
+            error=f'task definition revision "{record.reference}" is INACTIVE '
+            "and cannot be used to start new tasks"
+        )
+    return Resolution(record=record)
+
+
+def revisions_to_deactivate(revisions: Iterable[RevisionRecord], live_uid: str | None) -> list[int]:
+    """Revisions still labelled ACTIVE whose TaskDefinition object is gone (deleted, or replaced
+    by a new object with another uid); ``live_uid`` is None when there is no TaskDefinition."""
+    return sorted(
+        record.revision
+        for record in revisions
+        if record.status == "ACTIVE" and record.source_uid != live_uid
+    )
+
+
+def revisions_to_collect(
+    revisions: Iterable[RevisionRecord],
+    referenced: set[int],
+    keep: int = DEFAULT_KEPT_REVISIONS,
+) -> list[int]:
+    """Revision numbers to delete: older than the newest ``keep`` (at least 1, so the newest
+    number is always kept and never reused) and referenced by no task or deployment."""
+    numbers = sorted((record.revision for record in revisions), reverse=True)
+    kept = max(keep, 1)
+    return sorted(number for number in numbers[kept:] if number not in referenced)

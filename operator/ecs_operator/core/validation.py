@@ -1,0 +1,111 @@
+"""Checks of a task definition (and of a Task's changes to it) that the CRD cannot express.
+
+The CRD rejects at admission what needs no arithmetic and no other object. The operator checks
+the rest, with the same clarity (each problem names its field):
+
+- a container's ``memoryReservation`` below its ``memory`` once a Task's overrides are applied
+  (the CRD checks each object alone);
+- memory and CPU sums against the task-level values, which ECS writes as unit strings
+  (``"2GB"``, ``"1 vCPU"``): every container's ``memory`` at most the task's, the containers'
+  reservations (``memoryReservation``, else ``memory``) and ``cpu`` summed at most the task's;
+- everything that stops a pod from being rendered (``core/render.py``): dependency cycles,
+  secret references and task roles that are not Kubernetes names, and what the security policy
+  refuses (``core/security.py``);
+- for a Task: the same with its overrides, and its placement constraints counted together with
+  the task definition's (at most 10).
+
+What is accepted but not honoured is reported by ``unsupported_fields`` (the rules live in
+``core/render.py``).
+"""
+
+from collections.abc import Sequence
+from typing import Final
+
+from ecs_operator.core.render import effective_spec, inspect_task
+from ecs_operator.core.security import SecurityPolicy, Violation
+from ecs_operator.models.common import UnsupportedField
+from ecs_operator.models.task import TaskSpec
+from ecs_operator.models.taskdefinition import TaskDefinitionSpec
+
+MAX_PLACEMENT_CONSTRAINTS: Final = 10
+
+
+def _resource_problems(spec: TaskDefinitionSpec, task: TaskSpec | None) -> list[Violation]:
+    effective = effective_spec(spec, task.overrides if task else None)
+    with_overrides = " with the task's overrides" if task and task.overrides else ""
+    task_memory = effective.memory_mib
+    task_cpu = effective.cpu_units
+    problems: list[Violation] = []
+    for index, container in enumerate(effective.container_definitions):
+        hard, soft = container.memory, container.memory_reservation
+        if hard is not None and soft is not None and soft >= hard:
+            problems.append(
+                Violation(
+                    f"spec.containerDefinitions[{index}].memoryReservation",
+                    f"memoryReservation ({soft} MiB) must be less than memory ({hard} MiB)"
+                    f"{with_overrides}",
+                )
+            )
+        if (
+            task_memory is not None
+            and container.memory is not None
+            and container.memory > task_memory
+        ):
+            problems.append(
+                Violation(
+                    f"spec.containerDefinitions[{index}].memory",
+                    f"the container's memory ({container.memory} MiB) is greater than the "
+                    f"task's ({task_memory} MiB){with_overrides}",
+                )
+            )
+    reserved = sum(c.memory_reservation or c.memory or 0 for c in effective.container_definitions)
+    if task_memory is not None and reserved > task_memory:
+        problems.append(
+            Violation(
+                "spec.containerDefinitions",
+                f"the containers reserve {reserved} MiB of memory (memoryReservation, else "
+                f"memory), more than the task's {task_memory} MiB{with_overrides}",
+            )
+        )
+    cpu = sum(c.cpu or 0 for c in effective.container_definitions)
+    if task_cpu is not None and cpu > task_cpu:
+        problems.append(
+            Violation(
+                "spec.containerDefinitions",
+                f"the containers reserve {cpu} CPU units, more than the task's "
+                f"{task_cpu}{with_overrides}",
+            )
+        )
+    return problems
+
+
+def task_definition_problems(spec: TaskDefinitionSpec, policy: SecurityPolicy) -> list[Violation]:
+    """Why ``spec`` cannot run under ``policy``; empty when it can."""
+    return [*_resource_problems(spec, None), *inspect_task(spec, None, policy).violations]
+
+
+def task_problems(
+    spec: TaskDefinitionSpec, task: TaskSpec, policy: SecurityPolicy
+) -> list[Violation]:
+    """Why ``task`` cannot run revision ``spec`` under ``policy``; empty when it can."""
+    problems = [*_resource_problems(spec, task), *inspect_task(spec, task, policy).violations]
+    constraints: Sequence[object] = [
+        *(spec.placement_constraints or []),
+        *(task.placement_constraints or []),
+    ]
+    if len(constraints) > MAX_PLACEMENT_CONSTRAINTS:
+        problems.append(
+            Violation(
+                "spec.placementConstraints",
+                f"{len(constraints)} placement constraints together with the task "
+                f"definition's; at most {MAX_PLACEMENT_CONSTRAINTS}",
+            )
+        )
+    return problems
+
+
+def unsupported_fields(
+    spec: TaskDefinitionSpec, task: TaskSpec | None = None
+) -> list[UnsupportedField]:
+    """What running ``spec`` (with ``task``'s changes) accepts but does not honour."""
+    return inspect_task(spec, task, SecurityPolicy.from_allow_privileged(True)).unsupported

@@ -1,0 +1,50 @@
+"""In-memory views of the watched objects, fed by Kopf's watch events (informer-style).
+
+Reconcilers read current state from here instead of the API, so a reconcile costs no reads
+and a converged resync costs no writes.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+Key = tuple[str, str]  # (namespace, name); namespace "" for cluster-scoped objects
+
+
+def object_key(body: Mapping[str, Any]) -> Key:
+    metadata = body.get("metadata") or {}
+    return (str(metadata.get("namespace") or ""), str(metadata.get("name") or ""))
+
+
+class ObjectCache:
+    """The latest body of every object of one kind, indexed by key and by namespace."""
+
+    def __init__(self) -> None:
+        self._objects: dict[Key, dict[str, Any]] = {}
+        self._by_namespace: dict[str, set[str]] = defaultdict(set)
+
+    def observe(self, event_type: str | None, body: Mapping[str, Any]) -> Key:
+        """Record a watch event (type None is Kopf's initial listing) and return its key."""
+        key = object_key(body)
+        if event_type == "DELETED":
+            self._objects.pop(key, None)
+            self._by_namespace[key[0]].discard(key[1])
+        else:
+            self._objects[key] = dict(body)
+            self._by_namespace[key[0]].add(key[1])
+        return key
+
+    def get(self, key: Key) -> dict[str, Any] | None:
+        return self._objects.get(key)
+
+    def in_namespace(self, namespace: str) -> Iterator[dict[str, Any]]:
+        for name in self._by_namespace.get(namespace, ()):
+            yield self._objects[(namespace, name)]
+
+    def values(self) -> Iterator[dict[str, Any]]:
+        return iter(self._objects.values())
+
+    def __len__(self) -> int:
+        return len(self._objects)

@@ -1,0 +1,53 @@
+"""The operator's shared state: options, the API client and the watch caches."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from ecs_operator.core import labels
+from ecs_operator.core.registration import StoredRevision
+from ecs_operator.core.revisions import revision_record_from_object
+from ecs_operator.handlers.cache import ObjectCache
+from ecs_operator.kube.client import KubeClient
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OperatorOptions:
+    kubeconfig: str | None = None
+    allow_privileged: bool = False
+    resolve_grace_seconds: float = 10.0
+    workers: int = 8
+
+
+@dataclass
+class OperatorContext:
+    """Created once at start-up; every controller reads the cluster through these caches."""
+
+    options: OperatorOptions
+    kube: KubeClient
+    tasks: ObjectCache = field(default_factory=ObjectCache)
+    task_definitions: ObjectCache = field(default_factory=ObjectCache)
+    revisions: ObjectCache = field(default_factory=ObjectCache)
+    pods: ObjectCache = field(default_factory=ObjectCache)
+    nodes: ObjectCache = field(default_factory=ObjectCache)
+
+    def family_revisions(self, namespace: str, family: str) -> list[StoredRevision]:
+        """The stored revisions of `family` in `namespace`, as the watch cache has them."""
+        stored = []
+        selector = labels.label_value(family)
+        for obj in self.revisions.in_namespace(namespace):
+            if obj["metadata"]["labels"].get(labels.FAMILY_LABEL) != selector:
+                continue
+            try:
+                record = revision_record_from_object(obj)
+            except ValueError as error:
+                logger.warning("ignoring a stored revision: %s", error)
+                continue
+            created = obj["metadata"].get("creationTimestamp")
+            registered = datetime.fromisoformat(created) if created else datetime.now(UTC)
+            stored.append(StoredRevision(record, registered))
+        return stored

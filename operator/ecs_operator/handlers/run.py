@@ -1,0 +1,100 @@
+"""`ecs-operator run`: the operator against a kubeconfig or the in-cluster config."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+
+import kopf
+
+from ecs_operator import API_GROUP, API_VERSION
+from ecs_operator.handlers.context import OperatorOptions
+from ecs_operator.kube.client import KubeClient, KubeError
+
+logger = logging.getLogger("ecs_operator")
+
+REQUIRED_PLURALS = ("taskdefinitions", "tasks")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--kubeconfig", help="kubeconfig path (default: $KUBECONFIG, ~/.kube/config, in-cluster)"
+    )
+    parser.add_argument(
+        "--namespace",
+        "-n",
+        action="append",
+        default=[],
+        metavar="NS",
+        help="watch only this namespace (repeatable; default: all namespaces)",
+    )
+    parser.add_argument(
+        "--allow-privileged",
+        action="store_true",
+        help="permit privileged containers, host namespaces, hostPath volumes, added capabilities",
+    )
+    parser.add_argument(
+        "--liveness",
+        default="http://0.0.0.0:8080/healthz",
+        help="Kopf health endpoint URL ('' to disable)",
+    )
+    parser.add_argument(
+        "--resolve-grace",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="how long a Task waits for its task definition to appear before it fails to start",
+    )
+    parser.add_argument("--workers", type=int, default=8, help="reconcile workers per kind")
+    parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+
+
+def main(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if args.kubeconfig:
+        # Both Kopf's login and the kubernetes client read it from here.
+        os.environ["KUBECONFIG"] = args.kubeconfig
+    missing = asyncio.run(_missing_crds(args.kubeconfig))
+    if missing:
+        print(
+            f"ecs-operator: the CRDs are not installed (missing: {', '.join(missing)}). "
+            "Install them first: kubectl apply -f crds/",
+            file=sys.stderr,
+        )
+        return 2
+    options = OperatorOptions(
+        kubeconfig=args.kubeconfig,
+        allow_privileged=args.allow_privileged,
+        resolve_grace_seconds=args.resolve_grace,
+        workers=args.workers,
+    )
+    import ecs_operator.handlers.watches  # noqa: F401  (registers the Kopf handlers)
+
+    kopf.run(
+        standalone=True,
+        clusterwide=not args.namespace,
+        namespaces=args.namespace,
+        liveness_endpoint=args.liveness or None,
+        memo=kopf.Memo(options=options),
+    )
+    return 0
+
+
+async def _missing_crds(kubeconfig: str | None) -> list[str]:
+    client = KubeClient.from_kubeconfig(kubeconfig)
+    try:
+        served = await client.request("GET", f"/apis/{API_GROUP}/{API_VERSION}")
+    except KubeError as error:
+        if error.not_found:
+            return [f"{plural}.{API_GROUP}" for plural in REQUIRED_PLURALS]
+        raise
+    finally:
+        client.close()
+    names = {resource.get("name") for resource in served.get("resources", [])}
+    return [f"{plural}.{API_GROUP}" for plural in REQUIRED_PLURALS if plural not in names]

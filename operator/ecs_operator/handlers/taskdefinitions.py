@@ -1,0 +1,98 @@
+"""TaskDefinition families: register revisions, deactivate and collect them, report status."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from ecs_operator import API_GROUP, API_VERSION
+from ecs_operator.core import revisions
+from ecs_operator.core.registration import plan_registration
+from ecs_operator.core.security import SecurityPolicy
+from ecs_operator.handlers.cache import Key
+from ecs_operator.handlers.context import OperatorContext
+from ecs_operator.handlers.tasks import TaskController
+from ecs_operator.handlers.workqueue import WorkQueue
+from ecs_operator.kube.client import CONTROLLER_REVISIONS, KubeError, Resource
+from ecs_operator.kube.events import EventRecorder
+from ecs_operator.models.taskdefinition import parse_task_definition_ref
+
+TASK_DEFINITIONS = Resource(API_GROUP, API_VERSION, "taskdefinitions")
+
+
+class TaskDefinitionController:
+    def __init__(
+        self, context: OperatorContext, tasks: TaskController, events: EventRecorder
+    ) -> None:
+        self.context = context
+        self.tasks = tasks
+        self.events = events
+        self.policy = SecurityPolicy.from_allow_privileged(context.options.allow_privileged)
+        self.queue: WorkQueue[Key] = WorkQueue("taskdefinitions", self.reconcile, workers=2)
+
+    def enqueue(self, key: Key) -> None:
+        self.queue.add(key)
+
+    def start(self) -> None:
+        self.queue.start()
+
+    async def stop(self) -> None:
+        await self.queue.stop()
+
+    def referenced_revisions(self, namespace: str, family: str) -> set[int]:
+        referenced = set()
+        for task in self.context.tasks.in_namespace(namespace):
+            resolved = (task.get("status") or {}).get("taskDefinitionArn")
+            if not resolved:
+                continue
+            task_family, number = parse_task_definition_ref(resolved)
+            if task_family == family and number is not None:
+                referenced.add(number)
+        return referenced
+
+    async def reconcile(self, key: Key) -> None:
+        namespace, family = key
+        body = self.context.task_definitions.get(key)
+        plan = plan_registration(
+            body,
+            self.context.family_revisions(namespace, family),
+            self.referenced_revisions(namespace, family),
+            self.policy,
+            datetime.now(UTC),
+        )
+        kube = self.context.kube
+        if plan.register is not None:
+            try:
+                created = await kube.create(CONTROLLER_REVISIONS, namespace, plan.register)
+            except KubeError as error:
+                if error.conflict:
+                    # Our cache has not seen the newest revision yet (start-up, or a lagging
+                    # watch): never guess a number, retry once the watch caught up.
+                    self.queue.add_after(key, 0.2)
+                    return
+                raise
+            self.context.revisions.observe("ADDED", created)
+        for number in plan.deactivate:
+            name = revisions.controller_revision_name(family, number)
+            await self._patch_revision(namespace, name, revisions.status_patch("INACTIVE"))
+        for number in plan.collect:
+            name = revisions.controller_revision_name(family, number)
+            await kube.delete(CONTROLLER_REVISIONS, namespace, name)
+        if body is not None and plan.status is not None:
+            updated = await kube.patch(
+                TASK_DEFINITIONS, namespace, family, {"status": plan.status}, subresource="status"
+            )
+            self.context.task_definitions.observe("MODIFIED", updated)
+        for type_, reason, message in plan.events:
+            if body is not None:
+                await self.events.record(body, type_, reason, message)
+        if plan.register is not None or plan.deactivate or plan.status is not None:
+            self.tasks.enqueue_waiting(namespace, family)
+
+    async def _patch_revision(self, namespace: str, name: str, patch: dict[str, object]) -> None:
+        try:
+            updated = await self.context.kube.patch(CONTROLLER_REVISIONS, namespace, name, patch)
+        except KubeError as error:
+            if not error.not_found:
+                raise
+        else:
+            self.context.revisions.observe("MODIFIED", updated)

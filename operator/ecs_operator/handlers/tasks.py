@@ -1,0 +1,389 @@
+"""Tasks: resolve the revision once, place and launch one Pod, mirror it as ECS task status.
+
+Every decision is made in `core` (lifecycle, placement, render, validation); this module reads
+the caches, calls it, and applies the result: status first (so a crash between the two never
+mistakes our own pod deletion for someone else's), then pod creation or deletion, then events.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from ecs_operator import API_GROUP, API_VERSION
+from ecs_operator.core import labels, placement
+from ecs_operator.core.lifecycle import (
+    StopPod,
+    TaskView,
+    expires_at,
+    is_expired,
+    is_on_lost_node,
+    observe,
+)
+from ecs_operator.core.registration import accepted_condition
+from ecs_operator.core.render import (
+    ResolvedTaskDefinition,
+    effective_spec,
+    render_pod,
+    secret_references,
+)
+from ecs_operator.core.revisions import (
+    RevisionRecord,
+    resolve_reference,
+)
+from ecs_operator.core.security import SecurityPolicy
+from ecs_operator.core.validation import task_problems
+from ecs_operator.handlers.cache import Key
+from ecs_operator.handlers.context import OperatorContext
+from ecs_operator.handlers.workqueue import WorkQueue
+from ecs_operator.kube.client import PODS, SECRETS, KubeError, Resource
+from ecs_operator.kube.events import EventRecorder
+from ecs_operator.models.task import Task, TaskStatus
+from ecs_operator.models.taskdefinition import TaskDefinitionSpec, parse_task_definition_ref
+
+logger = logging.getLogger(__name__)
+
+TASKS = Resource(API_GROUP, API_VERSION, "tasks")
+ZONE_LABEL = "topology.kubernetes.io/zone"
+
+
+class TaskController:
+    def __init__(self, context: OperatorContext, events: EventRecorder) -> None:
+        self.context = context
+        self.events = events
+        self.policy = SecurityPolicy.from_allow_privileged(context.options.allow_privileged)
+        self.rng = random.Random()
+        self.queue: WorkQueue[Key] = WorkQueue(
+            "tasks", self.reconcile, workers=context.options.workers
+        )
+
+    def enqueue(self, key: Key) -> None:
+        self.queue.add(key)
+
+    def enqueue_waiting(self, namespace: str, family: str) -> None:
+        """Wake the tasks of `namespace` still waiting for a revision of `family`."""
+        for task in self.context.tasks.in_namespace(namespace):
+            if (task.get("status") or {}).get("taskDefinitionArn"):
+                continue
+            try:
+                wanted, _ = parse_task_definition_ref(task["spec"]["taskDefinition"])
+            except (KeyError, ValueError):
+                continue
+            if wanted == family:
+                self.queue.add((namespace, task["metadata"]["name"]))
+
+    def start(self) -> None:
+        self.queue.start()
+
+    async def stop(self) -> None:
+        await self.queue.stop()
+
+    async def reconcile(self, key: Key) -> None:
+        body = self.context.tasks.get(key)
+        if body is None:
+            return  # deleted: ownerReference garbage collection removes its Pod
+        now = datetime.now(UTC)
+        try:
+            task = Task.model_validate(body)
+        except ValidationError as error:
+            await self._refuse_unreadable(body, error)
+            return
+        if task.status and is_expired(task.status, now, task.spec.ttl_seconds_after_stopped):
+            await self.context.kube.delete(TASKS, key[0], key[1], uid=body["metadata"]["uid"])
+            return
+        pod = self.context.pods.get(key)
+        if pod is not None and not self._owns(body, pod):
+            if pod["metadata"].get("deletionTimestamp"):
+                self.queue.add_after(key, 0.5)  # a previous Task's pod is still stopping
+                return
+            pod = None
+            failure = f"TaskFailedToStart: a Pod named {key[1]} exists and is not this task's"
+        else:
+            failure = None
+        record, resolve_error = self._resolve(task, pod)
+        waiting = False
+        if record is None and failure is None:
+            waiting = self._within_resolve_grace(task, now)
+            if not waiting:
+                failure = f"ClientException: {resolve_error}"
+        spec = TaskDefinitionSpec.model_validate(record.spec) if record else None
+        containers = effective_spec(spec, task.spec.overrides).container_definitions if spec else []
+        node = self._node_of(pod)
+        view = replace(
+            TaskView.of(task, containers, now),
+            status=self._identity(task, body, record, spec),
+            start_failure=failure,
+            node_lost=pod is not None and is_on_lost_node(pod, node),
+            availability_zone=_zone(node),
+        )
+        observation = observe(view, pod, now)
+        if observation.wants_pod and not waiting and record is not None and spec is not None:
+            launch_failure = await self._launch(task, body, record, spec)
+            if launch_failure is not None:
+                observation = observe(replace(view, start_failure=launch_failure), None, now)
+        await self._write_status(body, task.status, observation.status)
+        for action in observation.actions:
+            if isinstance(action, StopPod) and pod is not None:
+                await self.context.kube.delete(
+                    PODS,
+                    key[0],
+                    key[1],
+                    grace_seconds=action.grace_seconds,
+                    uid=pod["metadata"]["uid"],
+                )
+        for event in observation.events:
+            await self.events.record(body, event.type, event.reason, event.message)
+        self._schedule_follow_up(
+            key, task, observation.status, observation.recheck_after_seconds, waiting, now
+        )
+
+    def _schedule_follow_up(
+        self,
+        key: Key,
+        task: Task,
+        status: TaskStatus,
+        recheck: float | None,
+        waiting: bool,
+        now: datetime,
+    ) -> None:
+        if waiting:
+            self.queue.add_after(key, 1.0)
+        if recheck is not None:
+            self.queue.add_after(key, recheck)
+        expiry = expires_at(status, task.spec.ttl_seconds_after_stopped)
+        if expiry is not None:
+            delay = (expiry - now).total_seconds()
+            if delay <= 0:
+                self.queue.add_after(key, 0)  # expired: the next pass deletes it
+            else:
+                self.queue.add_after(key, delay)
+
+    async def _write_status(
+        self, body: dict[str, Any], previous: TaskStatus | None, status: TaskStatus
+    ) -> None:
+        if previous == status:
+            return
+        metadata = body["metadata"]
+        updated = await self.context.kube.patch(
+            TASKS,
+            metadata["namespace"],
+            metadata["name"],
+            {"status": status.model_dump(mode="json", by_alias=True, exclude_none=True)},
+            subresource="status",
+        )
+        self.context.tasks.observe("MODIFIED", updated)
+
+    def _owns(self, body: dict[str, Any], pod: dict[str, Any]) -> bool:
+        uid = body["metadata"]["uid"]
+        return any(ref.get("uid") == uid for ref in pod["metadata"].get("ownerReferences") or ())
+
+    def _node_of(self, pod: dict[str, Any] | None) -> dict[str, Any] | None:
+        node_name = (pod or {}).get("spec", {}).get("nodeName")
+        return self.context.nodes.get(("", node_name)) if node_name else None
+
+    def _resolve(
+        self, task: Task, pod: dict[str, Any] | None
+    ) -> tuple[RevisionRecord | None, str | None]:
+        """The revision the task runs: resolved once, then read back from status (or the
+        Pod's annotation, should the operator have stopped between launch and status write)."""
+        namespace = task.metadata.namespace or ""
+        pod_annotations = (pod or {}).get("metadata", {}).get("annotations") or {}
+        resolved = (task.status.task_definition_arn if task.status else None) or (
+            pod_annotations.get(labels.TASK_DEFINITION_ANNOTATION)
+        )
+        reference = resolved or task.spec.task_definition
+        try:
+            family, _ = parse_task_definition_ref(reference)
+        except ValueError as error:
+            return None, str(error)
+        live = self.context.task_definitions.get((namespace, family))
+        resolution = resolve_reference(
+            reference,
+            [stored.record for stored in self.context.family_revisions(namespace, family)],
+            live["metadata"]["uid"] if live else None,
+            for_new_task=resolved is None,
+        )
+        if resolution.record is None and live is not None:
+            accepted = accepted_condition(live.get("status"))
+            if accepted is not None and accepted.status == "False":
+                return None, f'task definition "{family}" is not accepted: {accepted.message}'
+        return resolution.record, resolution.error
+
+    def _within_resolve_grace(self, task: Task, now: datetime) -> bool:
+        created = (task.metadata.model_extra or {}).get("creationTimestamp")
+        if not created:
+            return True
+        age = (now - datetime.fromisoformat(created)).total_seconds()
+        return age < self.context.options.resolve_grace_seconds
+
+    def _identity(
+        self,
+        task: Task,
+        body: dict[str, Any],
+        record: RevisionRecord | None,
+        spec: TaskDefinitionSpec | None,
+    ) -> TaskStatus:
+        """The previous status plus the fields fixed at launch (id, revision, group …)."""
+        status = task.status or TaskStatus()
+        update: dict[str, Any] = {
+            "task_arn": status.task_arn or body["metadata"]["uid"].replace("-", ""),
+            "group": status.group or _group(task),
+            "started_by": status.started_by or task.spec.started_by,
+            "pod_name": task.metadata.name,
+        }
+        if record is not None and spec is not None and status.task_definition_arn is None:
+            effective = effective_spec(spec, task.spec.overrides)
+            cpu, memory = _reservation(effective)
+            update |= {
+                "task_definition_arn": record.reference,
+                "revision": record.revision,
+                "cpu": str(cpu),
+                "memory": str(memory),
+            }
+        return status.model_copy(update=update)
+
+    async def _launch(
+        self, task: Task, body: dict[str, Any], record: RevisionRecord, spec: TaskDefinitionSpec
+    ) -> str | None:
+        """Place and create the task's Pod; the ECS-worded reason when it cannot start."""
+        namespace, name = task.metadata.namespace or "", task.metadata.name
+        problems = task_problems(spec, task.spec, self.policy)
+        if problems:
+            return "ClientException: " + "; ".join(str(p) for p in problems)
+        effective = effective_spec(spec, task.spec.overrides)
+        missing = await self._missing_secret(namespace, effective)
+        if missing is not None:
+            return missing
+        group = (task.status.group if task.status else None) or _group(task)
+        cpu, memory = _reservation(effective)
+        tcp, udp = _host_ports(effective)
+        try:
+            requirements = placement.TaskRequirements.create(
+                cpu_units=cpu,
+                memory_mib=memory,
+                group=group,
+                host_ports_tcp=tcp,
+                host_ports_udp=udp,
+                constraints=[
+                    *(spec.placement_constraints or ()),
+                    *(task.spec.placement_constraints or ()),
+                ],
+                strategies=task.spec.placement_strategy or (),
+            )
+        except ValueError as error:
+            return f"ClientException: {error}"
+        instances = placement.instances_from_cluster(
+            self.context.nodes.values(), self.context.pods.values(), _group_of_pod
+        )
+        result = placement.place(requirements, instances, self.rng)
+        if isinstance(result, placement.PlacementFailure):
+            closest = (
+                f" The closest matching container-instance {result.closest} {result.detail}."
+                if result.closest
+                else ""
+            )
+            return f"TaskFailedToStart: {result.reason}{closest}"
+        rendered = render_pod(
+            task_name=name,
+            namespace=namespace,
+            task_uid=body["metadata"]["uid"],
+            task=task.spec,
+            task_definition=ResolvedTaskDefinition(record.family, record.revision, spec),
+            node_name=result.instance,
+            group=group,
+            policy=self.policy,
+        )
+        try:
+            created = await self.context.kube.create(PODS, namespace, rendered.manifest)
+        except KubeError as error:
+            if error.conflict:
+                return None  # already launched (a restart raced its own watch): nothing to do
+            if error.code in (400, 403, 422):
+                return f"CannotStartContainerError: the Pod was refused: {error.message}"
+            raise
+        self.context.pods.observe("ADDED", created)
+        return None
+
+    async def _missing_secret(self, namespace: str, spec: TaskDefinitionSpec) -> str | None:
+        for reference in secret_references(spec):
+            failure = f"ResourceInitializationError: unable to retrieve secret ({reference.field})"
+            secret = await self.context.kube.get(SECRETS, namespace, reference.secret)
+            if secret is None:
+                return f'{failure}: Secret "{reference.secret}" not found in namespace {namespace}'
+            if reference.key not in (secret.get("data") or {}) | (secret.get("stringData") or {}):
+                return f'{failure}: Secret "{reference.secret}" has no key "{reference.key}"'
+        return None
+
+    async def _refuse_unreadable(self, body: dict[str, Any], error: ValidationError) -> None:
+        """A Task the CRD admitted but the operator cannot read (a stricter rule, or a CRD of
+        another version): say so once, in status and an event, and never launch it."""
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in issue['loc'])}: {issue['msg']}" for issue in error.errors()
+        )
+        reason = f"ClientException: {problems}"
+        status = body.get("status") or {}
+        if status.get("stoppedReason") == reason:
+            return
+        now = datetime.now(UTC).isoformat()
+        metadata = body["metadata"]
+        patch = {
+            "status": {
+                "lastStatus": "STOPPED",
+                "desiredStatus": "STOPPED",
+                "stopCode": "TaskFailedToStart",
+                "stoppedReason": reason,
+                "stoppedAt": now,
+                "observedGeneration": metadata.get("generation"),
+            }
+        }
+        await self.context.kube.patch(
+            TASKS, metadata["namespace"], metadata["name"], patch, subresource="status"
+        )
+        await self.events.record(body, "Warning", "TaskFailedToStart", reason)
+
+
+def _reservation(spec: TaskDefinitionSpec) -> tuple[int, int]:
+    """ECS's placement reservation: task cpu/memory, else the containers' sums (§4.2)."""
+    cpu = spec.cpu_units
+    if cpu is None:
+        cpu = sum(c.cpu or 0 for c in spec.container_definitions)
+    memory = spec.memory_mib
+    if memory is None:
+        memory = sum(c.memory_reservation or c.memory or 0 for c in spec.container_definitions)
+    return cpu, memory
+
+
+def _host_ports(spec: TaskDefinitionSpec) -> tuple[list[int], list[int]]:
+    tcp: list[int] = []
+    udp: list[int] = []
+    for container in spec.container_definitions:
+        for mapping in container.port_mappings or ():
+            port = mapping.host_port or (
+                mapping.container_port if spec.network_mode == "host" else 0
+            )
+            if port:
+                (udp if mapping.protocol == "udp" else tcp).append(port)
+    return tcp, udp
+
+
+def _group(task: Task) -> str:
+    """ECS's default group for a standalone task is `family:NAME`."""
+    family, _ = parse_task_definition_ref(task.spec.task_definition)
+    return task.spec.group or f"family:{family}"
+
+
+def _zone(node: dict[str, Any] | None) -> str | None:
+    zone = ((node or {}).get("metadata", {}).get("labels") or {}).get(ZONE_LABEL)
+    return str(zone) if zone else None
+
+
+def _group_of_pod(pod: Mapping[str, Any]) -> str | None:
+    annotations = pod.get("metadata", {}).get("annotations") or {}
+    group = annotations.get(labels.GROUP_ANNOTATION)
+    return str(group) if group else None

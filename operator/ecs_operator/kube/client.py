@@ -1,0 +1,231 @@
+"""A small async facade over the `kubernetes` client for the objects the operator touches.
+
+Every call goes through `KubeClient.request`: one place for retries of transient failures
+(429, 5xx, connection errors) with capped exponential backoff, and for turning error
+responses into `KubeError`s with the API's own reason. The synchronous `kubernetes` client
+runs in a dedicated thread pool so the Kopf event loop never blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import kubernetes.client
+import kubernetes.config
+import urllib3
+
+logger = logging.getLogger(__name__)
+
+MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+TRANSIENT_CODES = frozenset({429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A REST collection: `Resource("", "v1", "pods")`, `Resource("ecs.operator.dev", …)`."""
+
+    group: str
+    version: str
+    plural: str
+    namespaced: bool = True
+
+    def path(self, namespace: str | None = None, name: str | None = None, sub: str = "") -> str:
+        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        if self.namespaced and namespace is not None:
+            base += f"/namespaces/{quote(namespace)}"
+        base += f"/{self.plural}"
+        if name is not None:
+            base += f"/{quote(name)}"
+        if sub:
+            base += f"/{sub}"
+        return base
+
+
+PODS = Resource("", "v1", "pods")
+NODES = Resource("", "v1", "nodes", namespaced=False)
+EVENTS = Resource("", "v1", "events")
+SECRETS = Resource("", "v1", "secrets")
+CONTROLLER_REVISIONS = Resource("apps", "v1", "controllerrevisions")
+CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", namespaced=False)
+
+
+class KubeError(Exception):
+    """An API error response: `code` is the HTTP status, `reason` the Status reason."""
+
+    def __init__(self, code: int, reason: str, message: str) -> None:
+        super().__init__(f"{code} {reason}: {message}")
+        self.code = code
+        self.reason = reason
+        self.message = message
+
+    @property
+    def not_found(self) -> bool:
+        return self.code == 404
+
+    @property
+    def conflict(self) -> bool:
+        return self.code == 409
+
+
+class KubeClient:
+    """Async JSON access to the API; objects in and out are plain dicts."""
+
+    def __init__(
+        self,
+        api_client: kubernetes.client.ApiClient,
+        *,
+        threads: int = 16,
+        max_attempts: int = 6,
+        max_backoff: float = 2.0,
+    ) -> None:
+        self._api = api_client
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="kube")
+        self._max_attempts = max_attempts
+        self._max_backoff = max_backoff
+        self.writes = 0  # API writes issued, for benchmarks and the "resync writes nothing" check
+
+    @classmethod
+    def from_kubeconfig(cls, path: str | None = None) -> KubeClient:
+        """The kubeconfig at `path` (or $KUBECONFIG / ~/.kube/config), else in-cluster config."""
+        configuration = kubernetes.client.Configuration()
+        try:
+            kubernetes.config.load_kube_config(config_file=path, client_configuration=configuration)
+        except kubernetes.config.ConfigException:
+            if path:
+                raise
+            kubernetes.config.load_incluster_config(client_configuration=configuration)
+        configuration.connection_pool_maxsize = 32
+        return cls(kubernetes.client.ApiClient(configuration))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._api.close()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        query: Mapping[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> Any:
+        """Send one request, retrying transient failures; return the decoded JSON body."""
+        url_path = f"{path}?{urlencode(query)}" if query else path
+        if method != "GET":
+            self.writes += 1
+        for attempt in range(1, self._max_attempts + 1):
+            try:
+                return await asyncio.get_running_loop().run_in_executor(
+                    self._pool, self._send, method, url_path, body, content_type
+                )
+            except KubeError as error:
+                if error.code not in TRANSIENT_CODES or attempt == self._max_attempts:
+                    raise
+                reason = f"{error.code} {error.reason}"
+            except (urllib3.exceptions.HTTPError, OSError) as error:
+                if attempt == self._max_attempts:
+                    raise KubeError(503, "ServiceUnavailable", str(error)) from error
+                reason = type(error).__name__
+            delay = min(self._max_backoff, 0.05 * 2**attempt) * random.uniform(0.5, 1.0)
+            logger.debug(
+                "%s %s failed (%s); retry %d in %.2fs", method, path, reason, attempt, delay
+            )
+            await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def _send(self, method: str, url_path: str, body: Any, content_type: str) -> Any:
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = content_type
+        _, url, headers, payload, _ = self._api.param_serialize(
+            method=method,
+            resource_path=url_path,
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        response = self._api.call_api(method, url, header_params=headers, body=payload)
+        raw = response.read()
+        data = json.loads(raw) if raw else None
+        if response.status >= 400:
+            status = data if isinstance(data, dict) else {}
+            raise KubeError(
+                response.status,
+                str(status.get("reason") or "Unknown"),
+                str(status.get("message") or raw[:200]),
+            )
+        return data
+
+    async def get(
+        self, resource: Resource, namespace: str | None, name: str
+    ) -> dict[str, Any] | None:
+        try:
+            result: dict[str, Any] = await self.request("GET", resource.path(namespace, name))
+        except KubeError as error:
+            if error.not_found:
+                return None
+            raise
+        return result
+
+    async def list(
+        self, resource: Resource, namespace: str | None = None, *, label_selector: str = ""
+    ) -> list[dict[str, Any]]:
+        query = {"labelSelector": label_selector} if label_selector else None
+        result = await self.request("GET", resource.path(namespace), query=query)
+        items: list[dict[str, Any]] = result.get("items") or []
+        return items
+
+    async def create(
+        self, resource: Resource, namespace: str | None, body: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request("POST", resource.path(namespace), body=body)
+        return result
+
+    async def patch(
+        self,
+        resource: Resource,
+        namespace: str | None,
+        name: str,
+        patch: Any,
+        *,
+        subresource: str = "",
+        content_type: str = MERGE_PATCH,
+    ) -> dict[str, Any]:
+        path = resource.path(namespace, name, subresource)
+        result: dict[str, Any] = await self.request(
+            "PATCH", path, body=patch, content_type=content_type
+        )
+        return result
+
+    async def delete(
+        self,
+        resource: Resource,
+        namespace: str | None,
+        name: str,
+        *,
+        grace_seconds: int | None = None,
+        uid: str | None = None,
+    ) -> bool:
+        """Delete; False when it was already gone (or replaced by an object with another uid)."""
+        options: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1"}
+        if grace_seconds is not None:
+            options["gracePeriodSeconds"] = grace_seconds
+        if uid is not None:
+            options["preconditions"] = {"uid": uid}
+        try:
+            await self.request("DELETE", resource.path(namespace, name), body=options)
+        except KubeError as error:
+            if error.not_found or (uid is not None and error.conflict):
+                return False
+            raise
+        return True

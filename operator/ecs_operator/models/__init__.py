@@ -1,0 +1,1 @@
+"""Pydantic models of spec and status; the single source of the CRD schemas."""

@@ -1,0 +1,1051 @@
+"""The ``TaskDefinition`` custom resource: an ECS task definition family, named after the family.
+
+``spec`` is the RegisterTaskDefinition request with the ECS field names, so the JSON of an ECS
+task definition pasted under ``spec:`` is accepted (``family`` may be given; it must then equal
+``metadata.name``). Every spec change registers a new immutable revision; ``status`` reports the
+latest one and a bounded history.
+
+Validation is split in three on purpose:
+
+* the CRD (schema bounds plus the CEL rules declared here) rejects at admission what ECS's
+  RegisterTaskDefinition rejects for *every* installation: unique container names, one essential
+  container, memory rules, dependsOn targets and conditions, volume references, network-mode
+  rules, port rules, health-check ranges;
+* security policy is **not** in the CRD: privileged containers, ``pidMode``/``ipcMode`` host,
+  ``networkMode`` host, host-path volumes (``volumes[].host.sourcePath``), added Linux
+  capabilities and devices are valid ECS, and an installation may allow them
+  (``--allow-privileged``). An admission rule could not be loosened by that flag, so the operator
+  checks them on every reconcile (``core/security.py``) and reports a refusal as a condition;
+* what needs arithmetic on ECS unit strings or other objects is the operator's: Σ container
+  memory/cpu within the task's (``"1GB"``, ``"1 vCPU"``), dependency cycles (not checkable in CEL
+  at an acceptable cost), placement constraints counted with a Task's.
+
+Defaults are static in the schema where ECS documents one (``essential: true``,
+``networkMode: bridge``, port ``protocol: tcp``, health check ``30/5/3``,
+``restartAttemptPeriod: 300``), so the stored object reads like ECS's DescribeTaskDefinition.
+"""
+
+import re
+from typing import Any, Final, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ecs_operator.models.common import (
+    API_GROUP_VERSION,
+    MAX_CPU_UNITS,
+    MAX_MEMORY_MIB,
+    MAX_TAGS,
+    MAX_UNSUPPORTED_ENTRIES,
+    MIN_MEMORY_MIB,
+    Condition,
+    EcsModel,
+    KeyValuePair,
+    ObjectMeta,
+    StatusModel,
+    Tag,
+    TaskCpu,
+    TaskMemory,
+    Timestamp,
+    UnsupportedField,
+    cel_rules,
+    parse_cpu_units,
+    parse_memory_mib,
+)
+from ecs_operator.models.placement import PlacementConstraint
+
+NAME_PATTERN: Final = r"^[A-Za-z0-9_-]{1,255}$"
+MAX_CONTAINERS: Final = 10
+MAX_PORT_MAPPINGS: Final = 50
+MAX_VOLUMES: Final = 50
+MAX_MOUNT_POINTS: Final = 50
+MAX_DEPENDS_ON: Final = MAX_CONTAINERS
+MAX_PLACEMENT_CONSTRAINTS: Final = 10
+MAX_ENVIRONMENT_FILES: Final = 10
+MAX_IGNORED_EXIT_CODES: Final = 50
+MAX_REVISION_HISTORY: Final = 100
+MAX_CONDITIONS: Final = 16
+MAX_STOP_TIMEOUT_SECONDS: Final = 86_400
+
+# A reference to a revision: family, family:revision, or the full ECS ARN (whose region and
+# account are ignored: the namespace is the cluster).
+TASK_DEFINITION_REF_PATTERN: Final = (
+    r"^(arn:aws[a-z-]*:ecs:[a-z0-9-]+:[0-9]{12}:task-definition/)?"
+    r"[A-Za-z0-9_-]{1,255}(:[1-9][0-9]{0,6})?$"
+)
+_REF = re.compile(TASK_DEFINITION_REF_PATTERN)
+
+NetworkMode = Literal["bridge", "host", "awsvpc", "none"]
+DependencyCondition = Literal["START", "COMPLETE", "SUCCESS", "HEALTHY"]
+TaskDefinitionState = Literal["ACTIVE", "INACTIVE"]
+RevisionState = Literal["ACTIVE", "INACTIVE", "DELETE_IN_PROGRESS"]
+ContainerName = str
+
+NAME_DESCRIPTION: Final = "1-255 letters, digits, hyphens and underscores."
+
+
+def _name_field(description: str) -> Any:
+    return Field(min_length=1, max_length=255, pattern=NAME_PATTERN, description=description)
+
+
+# ---------------------------------------------------------------------------------------------
+# Container definition parts
+
+
+class PortMapping(EcsModel):
+    """A port the container listens on, and how it is exposed on the node."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel_rules(
+            (
+                "has(self.containerPort) != has(self.containerPortRange)",
+                "portMappings[]: set exactly one of containerPort and containerPortRange",
+            ),
+            (
+                "!has(self.containerPortRange) || !has(self.hostPort)",
+                "portMappings[].hostPort cannot be set with containerPortRange",
+                ".hostPort",
+            ),
+        )
+    )
+
+    container_port: int | None = Field(
+        default=None, ge=1, le=65535, description="Port the container listens on, 1-65535."
+    )
+    host_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description=(
+            "Node port, 0-65535. bridge: 0 or absent picks a dynamic port. host/awsvpc: absent "
+            "or equal to containerPort."
+        ),
+    )
+    protocol: Literal["tcp", "udp"] = Field(default="tcp", description="tcp (default) or udp.")
+    name: str | None = Field(
+        default=None,
+        max_length=64,
+        pattern=r"^[a-z0-9_][a-z0-9_-]{0,63}$",
+        description=(
+            "Port name, unique in the task definition; lowercase letters, digits, _ and -, "
+            "not starting with -. Used by Service Connect."
+        ),
+    )
+    app_protocol: Literal["http", "http2", "grpc"] | None = Field(
+        default=None, description="Application protocol of the port: http, http2 or grpc."
+    )
+    container_port_range: str | None = Field(
+        default=None,
+        max_length=11,
+        pattern=r"^[0-9]{1,5}-[0-9]{1,5}$",
+        description="A range such as 8000-8010 instead of containerPort (not honoured on "
+        "Kubernetes, which has no port ranges).",
+    )
+
+
+class ContainerDependency(EcsModel):
+    """Start ordering: this container waits until another reaches a condition."""
+
+    container_name: ContainerName = _name_field(
+        "Name of the container this one depends on; it must exist in the task definition."
+    )
+    condition: DependencyCondition = Field(
+        description=(
+            "START: the dependency has started. COMPLETE: it has exited (non-essential only). "
+            "SUCCESS: it exited 0 (non-essential only). HEALTHY: it passes its healthCheck."
+        )
+    )
+
+
+class HealthCheck(EcsModel):
+    """A container health check run inside the container; exit 0 means healthy."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel_rules(
+            (
+                "self.command[0] in ['CMD', 'CMD-SHELL']",
+                "healthCheck.command must start with CMD or CMD-SHELL",
+                ".command",
+            )
+        )
+    )
+
+    command: list[str] = Field(
+        min_length=2,
+        max_length=256,
+        description='["CMD", "exe", "arg", ...] or ["CMD-SHELL", "shell command"].',
+    )
+    interval: int = Field(default=30, ge=5, le=300, description="Seconds between checks, 5-300.")
+    timeout: int = Field(default=5, ge=2, le=60, description="Seconds before a check fails, 2-60.")
+    retries: int = Field(
+        default=3, ge=1, le=10, description="Consecutive failures before UNHEALTHY, 1-10."
+    )
+    start_period: int | None = Field(
+        default=None,
+        ge=0,
+        le=300,
+        description="Grace seconds, 0-300, in which failures do not count (default: none).",
+    )
+
+
+class Secret(EcsModel):
+    """A secret exposed to the container as an environment variable (or a log option)."""
+
+    name: str = Field(min_length=1, max_length=1024, description="Environment variable name.")
+    value_from: str = Field(
+        min_length=1,
+        max_length=2048,
+        description=(
+            "Secrets Manager or SSM Parameter Store ARN or name. On Kubernetes: "
+            "NAME:KEY names key KEY of the Secret NAME in the task's namespace (a plain NAME uses "
+            "the variable name as the key)."
+        ),
+    )
+
+
+class EnvironmentFile(EcsModel):
+    """An S3 object of VAR=VALUE lines loaded into the environment."""
+
+    value: str = Field(min_length=1, max_length=2048, description="S3 object ARN of the file.")
+    type: Literal["s3"] = Field(description="Only s3.")
+
+
+class MountPoint(EcsModel):
+    """A task volume mounted into the container."""
+
+    source_volume: str = _name_field("Name of a volume in spec.volumes.")
+    container_path: str = Field(
+        min_length=1, max_length=4096, description="Absolute path inside the container."
+    )
+    read_only: bool | None = Field(default=None, description="Mount read-only (default false).")
+
+
+class VolumeFrom(EcsModel):
+    """Mount all volumes of another container of the task."""
+
+    source_container: ContainerName = _name_field("Container whose volumes are mounted.")
+    read_only: bool | None = Field(default=None, description="Mount read-only (default false).")
+
+
+class KernelCapabilities(EcsModel):
+    """Linux capabilities added to or dropped from Docker's default set."""
+
+    add: list[str] | None = Field(
+        default=None,
+        max_length=64,
+        description="Capabilities to add, e.g. NET_ADMIN. Refused unless the operator allows it.",
+    )
+    drop: list[str] | None = Field(
+        default=None, max_length=64, description="Capabilities to drop, e.g. ALL or NET_RAW."
+    )
+
+
+class Device(EcsModel):
+    """A host device exposed to the container."""
+
+    host_path: str = Field(min_length=1, max_length=4096, description="Device path on the host.")
+    container_path: str | None = Field(
+        default=None, max_length=4096, description="Path in the container (default: hostPath)."
+    )
+    permissions: list[Literal["read", "write", "mknod"]] | None = Field(
+        default=None, max_length=3, description="read, write and/or mknod."
+    )
+
+
+class Tmpfs(EcsModel):
+    """A tmpfs mount."""
+
+    container_path: str = Field(
+        min_length=1, max_length=4096, description="Absolute path inside the container."
+    )
+    size: int = Field(ge=1, le=MAX_MEMORY_MIB, description="Size in MiB.")
+    mount_options: list[str] | None = Field(
+        default=None, max_length=32, description='Mount options, e.g. ["noexec", "nosuid"].'
+    )
+
+
+class LinuxParameters(EcsModel):
+    """Linux-specific container settings."""
+
+    capabilities: KernelCapabilities | None = Field(
+        default=None, description="Capabilities to add or drop."
+    )
+    devices: list[Device] | None = Field(
+        default=None,
+        max_length=64,
+        description="Host devices to expose. Refused unless the operator allows it.",
+    )
+    init_process_enabled: bool | None = Field(
+        default=None, description="Run an init process (tini) as PID 1 to reap zombies."
+    )
+    shared_memory_size: int | None = Field(
+        default=None, ge=0, le=MAX_MEMORY_MIB, description="Size of /dev/shm in MiB."
+    )
+    tmpfs: list[Tmpfs] | None = Field(default=None, max_length=32, description="tmpfs mounts.")
+    max_swap: int | None = Field(
+        default=None, ge=0, description="Swap MiB the container may use (not honoured)."
+    )
+    swappiness: int | None = Field(
+        default=None, ge=0, le=100, description="Swappiness 0-100 (not honoured)."
+    )
+
+
+class LogConfiguration(EcsModel):
+    """The container's log driver. Kubernetes always collects stdout/stderr from the node."""
+
+    log_driver: Literal[
+        "json-file",
+        "syslog",
+        "journald",
+        "gelf",
+        "fluentd",
+        "awslogs",
+        "splunk",
+        "awsfirelens",
+    ] = Field(description="Docker log driver; informational on Kubernetes.")
+    options: dict[str, str] | None = Field(default=None, description="Log driver options.")
+    secret_options: list[Secret] | None = Field(
+        default=None, max_length=64, description="Secrets passed as log driver options."
+    )
+
+
+class Ulimit(EcsModel):
+    """A resource limit (ulimit) for the container's processes."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel_rules(
+            (
+                "self.softLimit <= self.hardLimit",
+                "ulimits[].softLimit cannot exceed hardLimit",
+                ".softLimit",
+            )
+        )
+    )
+
+    name: Literal[
+        "core",
+        "cpu",
+        "data",
+        "fsize",
+        "locks",
+        "memlock",
+        "msgqueue",
+        "nice",
+        "nofile",
+        "nproc",
+        "rss",
+        "rtprio",
+        "rttime",
+        "sigpending",
+        "stack",
+    ] = Field(description="The limit's name, e.g. nofile.")
+    soft_limit: int = Field(ge=-1, description="Soft limit (-1 = unlimited).")
+    hard_limit: int = Field(ge=-1, description="Hard limit (-1 = unlimited).")
+
+
+class HostEntry(EcsModel):
+    """An /etc/hosts entry."""
+
+    hostname: str = Field(min_length=1, max_length=253, description="Host name.")
+    ip_address: str = Field(min_length=1, max_length=45, description="IPv4 or IPv6 address.")
+
+
+class SystemControl(EcsModel):
+    """A namespaced kernel parameter (sysctl)."""
+
+    namespace: str = Field(
+        min_length=1, max_length=256, description="sysctl name, e.g. net.core.somaxconn."
+    )
+    value: str = Field(max_length=256, description="Value to set.")
+
+
+class ResourceRequirement(EcsModel):
+    """A special resource the container needs (GPUs)."""
+
+    value: str = Field(
+        min_length=1, max_length=64, description="Amount, e.g. 1 for one GPU (a whole number)."
+    )
+    type: Literal["GPU", "InferenceAccelerator"] = Field(
+        description="GPU (nvidia.com/gpu on Kubernetes) or InferenceAccelerator (not honoured)."
+    )
+
+
+class ContainerRestartPolicy(EcsModel):
+    """Restart an exited container in place instead of stopping the task."""
+
+    enabled: bool = Field(description="Whether the container is restarted when it exits.")
+    ignored_exit_codes: list[int] | None = Field(
+        default=None,
+        max_length=MAX_IGNORED_EXIT_CODES,
+        description="Exit codes that do not trigger a restart (at most 50).",
+    )
+    restart_attempt_period: int = Field(
+        default=300,
+        ge=60,
+        le=1800,
+        description=(
+            "Seconds, 60-1800 (default 300), the container must have run before it may be "
+            "restarted again."
+        ),
+    )
+
+
+class RepositoryCredentials(EcsModel):
+    """Private registry credentials."""
+
+    credentials_parameter: str = Field(
+        min_length=1,
+        max_length=2048,
+        description="Secrets Manager ARN; on Kubernetes the name of an image pull Secret.",
+    )
+
+
+class FirelensConfiguration(EcsModel):
+    """FireLens log router settings (informational on Kubernetes)."""
+
+    type: Literal["fluentd", "fluentbit"] = Field(description="fluentd or fluentbit.")
+    options: dict[str, str] | None = Field(default=None, description="Router options.")
+
+
+_CONTAINER_RULES = cel_rules(
+    (
+        "!has(self.memory) || !has(self.memoryReservation) || self.memory > self.memoryReservation",
+        "containerDefinitions[].memory must be greater than memoryReservation when both are set",
+        ".memoryReservation",
+    ),
+    (
+        "!has(self.dependsOn) || self.dependsOn.all(d, d.containerName != self.name)",
+        "containerDefinitions[].dependsOn: a container cannot depend on itself",
+        ".dependsOn",
+    ),
+    (
+        "!has(self.volumesFrom) || self.volumesFrom.all(v, v.sourceContainer != self.name)",
+        "containerDefinitions[].volumesFrom: a container cannot mount its own volumes",
+        ".volumesFrom",
+    ),
+    (
+        "!has(self.portMappings) || self.portMappings.all(p, !has(p.containerPort)"
+        " || self.portMappings.filter(q, has(q.containerPort) && q.containerPort == p.containerPort"
+        " && (has(q.protocol) ? q.protocol : 'tcp') == (has(p.protocol) ? p.protocol : 'tcp'))"
+        ".size() == 1)",
+        "containerDefinitions[].portMappings: a containerPort is mapped twice for the same "
+        "protocol",
+        ".portMappings",
+    ),
+)
+
+
+class ContainerDefinition(EcsModel):
+    """One container of the task (an ECS ContainerDefinition)."""
+
+    model_config = ConfigDict(json_schema_extra=_CONTAINER_RULES)
+
+    name: ContainerName = _name_field(
+        "Container name, unique in the task definition; " + NAME_DESCRIPTION
+    )
+    image: str = Field(
+        min_length=1,
+        max_length=1024,
+        description="Image reference, repository:tag or repository@sha256:digest.",
+    )
+    repository_credentials: RepositoryCredentials | None = Field(
+        default=None, description="Credentials for a private registry."
+    )
+    cpu: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_CPU_UNITS,
+        description=(
+            "CPU units reserved (1024 = 1 vCPU), 0-196608; a relative share. Counted at "
+            "placement when the task-level cpu is not set."
+        ),
+    )
+    memory: int | None = Field(
+        default=None,
+        ge=MIN_MEMORY_MIB,
+        le=MAX_MEMORY_MIB,
+        description=(
+            "Hard memory limit in MiB (at least 6); the container is killed above it. Must be "
+            "greater than memoryReservation."
+        ),
+    )
+    memory_reservation: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_MEMORY_MIB,
+        description=(
+            "Soft memory limit in MiB, reserved at placement instead of memory. Without a "
+            "task-level memory, memory or memoryReservation is required."
+        ),
+    )
+    links: list[str] | None = Field(
+        default=None,
+        max_length=MAX_CONTAINERS,
+        description="name:alias links to other containers; bridge mode only (a no-op here: "
+        "containers of a task share localhost).",
+    )
+    port_mappings: list[PortMapping] | None = Field(
+        default=None, max_length=MAX_PORT_MAPPINGS, description="Ports the container exposes."
+    )
+    essential: bool = Field(
+        default=True,
+        description=(
+            "Default true. When an essential container exits, with any code, the whole task "
+            "stops. At least one container must be essential."
+        ),
+    )
+    restart_policy: ContainerRestartPolicy | None = Field(
+        default=None, description="Restart the container in place when it exits."
+    )
+    entry_point: list[str] | None = Field(
+        default=None, description="Docker ENTRYPOINT override (Kubernetes command)."
+    )
+    command: list[str] | None = Field(
+        default=None, description="Docker CMD override (Kubernetes args); overridable per task."
+    )
+    environment: list[KeyValuePair] | None = Field(
+        default=None, description="Environment variables; they win over environmentFiles."
+    )
+    environment_files: list[EnvironmentFile] | None = Field(
+        default=None,
+        max_length=MAX_ENVIRONMENT_FILES,
+        description="Up to 10 S3 .env files (not honoured on Kubernetes).",
+    )
+    mount_points: list[MountPoint] | None = Field(
+        default=None, max_length=MAX_MOUNT_POINTS, description="Task volumes to mount."
+    )
+    volumes_from: list[VolumeFrom] | None = Field(
+        default=None,
+        max_length=MAX_CONTAINERS,
+        description="Other containers whose volumes are mounted.",
+    )
+    linux_parameters: LinuxParameters | None = Field(
+        default=None, description="Linux-specific settings (capabilities, devices, tmpfs, init)."
+    )
+    secrets: list[Secret] | None = Field(
+        default=None, description="Secrets exposed as environment variables."
+    )
+    depends_on: list[ContainerDependency] | None = Field(
+        default=None,
+        max_length=MAX_DEPENDS_ON,
+        description="Containers that must reach a condition before this one starts.",
+    )
+    start_timeout: int | None = Field(
+        default=None,
+        ge=2,
+        le=MAX_STOP_TIMEOUT_SECONDS,
+        description=(
+            "Seconds a dependent container waits for this one to reach its dependsOn "
+            "condition before the task stops."
+        ),
+    )
+    stop_timeout: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_STOP_TIMEOUT_SECONDS,
+        description="Seconds between SIGTERM and SIGKILL when the task stops (default 30).",
+    )
+    version_consistency: Literal["enabled", "disabled"] | None = Field(
+        default=None, description="Pin the image tag to its digest at launch (default enabled)."
+    )
+    hostname: str | None = Field(
+        default=None,
+        max_length=253,
+        description="Container host name; not allowed with networkMode awsvpc.",
+    )
+    user: str | None = Field(
+        default=None,
+        max_length=255,
+        description="user, user:group, uid, uid:gid, user:gid or uid:group to run as.",
+    )
+    working_directory: str | None = Field(
+        default=None, max_length=4096, description="Working directory of the command."
+    )
+    disable_networking: bool | None = Field(
+        default=None, description="Turn networking off for the container (not honoured)."
+    )
+    privileged: bool | None = Field(
+        default=None,
+        description="Run privileged (default false). Refused unless the operator allows it.",
+    )
+    readonly_root_filesystem: bool | None = Field(
+        default=None, description="Mount the root filesystem read-only (default false)."
+    )
+    dns_servers: list[str] | None = Field(
+        default=None, max_length=3, description="DNS servers (pod dnsConfig nameservers)."
+    )
+    dns_search_domains: list[str] | None = Field(
+        default=None, max_length=6, description="DNS search domains (pod dnsConfig searches)."
+    )
+    extra_hosts: list[HostEntry] | None = Field(
+        default=None, description="Extra /etc/hosts entries (pod hostAliases)."
+    )
+    docker_security_options: list[str] | None = Field(
+        default=None, description="SELinux/AppArmor labels (not honoured)."
+    )
+    interactive: bool | None = Field(default=None, description="Keep stdin open.")
+    pseudo_terminal: bool | None = Field(default=None, description="Allocate a TTY.")
+    docker_labels: dict[str, str] | None = Field(
+        default=None, description="Docker labels (added as pod annotations)."
+    )
+    ulimits: list[Ulimit] | None = Field(
+        default=None,
+        max_length=15,
+        description="Resource limits; Kubernetes has no per-container ulimit (not honoured).",
+    )
+    log_configuration: LogConfiguration | None = Field(
+        default=None, description="Log driver settings (informational)."
+    )
+    health_check: HealthCheck | None = Field(
+        default=None, description="Container health check; drives healthStatus and HEALTHY."
+    )
+    system_controls: list[SystemControl] | None = Field(
+        default=None, description="Namespaced sysctls (pod securityContext.sysctls)."
+    )
+    resource_requirements: list[ResourceRequirement] | None = Field(
+        default=None, max_length=2, description="GPUs the container needs."
+    )
+    firelens_configuration: FirelensConfiguration | None = Field(
+        default=None, description="FireLens log router settings (not honoured)."
+    )
+    credential_specs: list[str] | None = Field(
+        default=None, max_length=1, description="Windows gMSA credential spec (not honoured)."
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Task-level parts
+
+
+class HostVolumeProperties(EcsModel):
+    """A bind mount from the node, or (no sourcePath) a scratch directory."""
+
+    source_path: str | None = Field(
+        default=None,
+        max_length=4096,
+        description=(
+            "Node path to mount (a hostPath; refused unless the operator allows it). Absent: "
+            "an empty scratch directory that lives as long as the task."
+        ),
+    )
+
+
+class DockerVolumeConfiguration(EcsModel):
+    """A Docker volume."""
+
+    scope: Literal["task", "shared"] | None = Field(
+        default=None, description="task: removed with the task (default); shared: kept."
+    )
+    autoprovision: bool | None = Field(
+        default=None, description="Create a shared volume if missing."
+    )
+    driver: str | None = Field(default=None, max_length=255, description="Volume driver.")
+    driver_opts: dict[str, str] | None = Field(default=None, description="Driver options.")
+    labels: dict[str, str] | None = Field(default=None, description="Volume labels.")
+
+
+class EfsAuthorizationConfig(EcsModel):
+    """EFS access point and IAM settings."""
+
+    access_point_id: str | None = Field(default=None, max_length=255, description="Access point.")
+    iam: Literal["ENABLED", "DISABLED"] | None = Field(default=None, description="Use task IAM.")
+
+
+class EfsVolumeConfiguration(EcsModel):
+    """An Amazon EFS file system (not honoured on Kubernetes; use a PersistentVolume)."""
+
+    file_system_id: str = Field(min_length=1, max_length=255, description="EFS id, fs-....")
+    root_directory: str | None = Field(default=None, max_length=4096, description="Root path.")
+    transit_encryption: Literal["ENABLED", "DISABLED"] | None = Field(
+        default=None, description="Encrypt in transit."
+    )
+    transit_encryption_port: int | None = Field(
+        default=None, ge=1, le=65535, description="Port for encrypted traffic."
+    )
+    authorization_config: EfsAuthorizationConfig | None = Field(
+        default=None, description="Access point and IAM."
+    )
+
+
+class FsxAuthorizationConfig(EcsModel):
+    """FSx for Windows credentials."""
+
+    credentials_parameter: str = Field(
+        min_length=1, max_length=2048, description="Secret with the credentials."
+    )
+    domain: str = Field(min_length=1, max_length=255, description="Active Directory domain.")
+
+
+class FsxWindowsFileServerVolumeConfiguration(EcsModel):
+    """An FSx for Windows File Server volume (not honoured on Kubernetes)."""
+
+    file_system_id: str = Field(min_length=1, max_length=255, description="FSx file system id.")
+    root_directory: str = Field(min_length=1, max_length=4096, description="Share path.")
+    authorization_config: FsxAuthorizationConfig = Field(description="Credentials.")
+
+
+class Volume(EcsModel):
+    """A task volume that containers mount through mountPoints."""
+
+    name: str = _name_field("Volume name referenced by mountPoints[].sourceVolume; unique.")
+    host: HostVolumeProperties | None = Field(
+        default=None, description="A node path or, without sourcePath, a scratch directory."
+    )
+    docker_volume_configuration: DockerVolumeConfiguration | None = Field(
+        default=None, description="A Docker volume (task scope: an emptyDir)."
+    )
+    efs_volume_configuration: EfsVolumeConfiguration | None = Field(
+        default=None, description="An EFS file system (not honoured)."
+    )
+    fsx_windows_file_server_volume_configuration: FsxWindowsFileServerVolumeConfiguration | None = (
+        Field(default=None, description="An FSx for Windows volume (not honoured).")
+    )
+    configured_at_launch: bool | None = Field(
+        default=None, description="Volume supplied at launch (not honoured)."
+    )
+
+
+class EphemeralStorage(EcsModel):
+    """Fargate ephemeral storage size."""
+
+    size_in_gib: int = Field(
+        alias="sizeInGiB", ge=21, le=200, description="GiB, 21-200 (ephemeral-storage request)."
+    )
+
+
+class RuntimePlatform(EcsModel):
+    """CPU architecture and OS the task needs (matched against node labels)."""
+
+    cpu_architecture: Literal["X86_64", "ARM64"] | None = Field(
+        default=None, description="X86_64 (kubernetes.io/arch amd64) or ARM64 (arm64)."
+    )
+    operating_system_family: str | None = Field(
+        default=None, max_length=64, description="LINUX or a WINDOWS_SERVER_* family."
+    )
+
+
+def _each_dependency(condition: str) -> str:
+    """CEL: every dependsOn entry of every container satisfies ``condition`` (binds c, d)."""
+    return (
+        "self.containerDefinitions.all(c, !has(c.dependsOn) || c.dependsOn.all(d, "
+        + condition
+        + "))"
+    )
+
+
+_SPEC_RULES = cel_rules(
+    (
+        "self.containerDefinitions.all(c, "
+        "self.containerDefinitions.exists_one(d, d.name == c.name))",
+        "spec.containerDefinitions: container names must be unique",
+        ".containerDefinitions",
+    ),
+    (
+        "self.containerDefinitions.exists(c, !has(c.essential) || c.essential)",
+        "spec.containerDefinitions: at least one container must be essential "
+        "(essential defaults to true)",
+        ".containerDefinitions",
+    ),
+    (
+        "has(self.memory) || self.containerDefinitions.all(c, has(c.memory) "
+        "|| has(c.memoryReservation))",
+        "spec.containerDefinitions: without a task-level memory, every container needs memory "
+        "or memoryReservation",
+        ".containerDefinitions",
+    ),
+    (
+        _each_dependency("self.containerDefinitions.exists(t, t.name == d.containerName)"),
+        "spec.containerDefinitions[].dependsOn[].containerName must name a container of this "
+        "task definition",
+        ".containerDefinitions",
+    ),
+    (
+        _each_dependency(
+            "!(d.condition in ['COMPLETE', 'SUCCESS']) || self.containerDefinitions.all(t, "
+            "t.name != d.containerName || (has(t.essential) && !t.essential))"
+        ),
+        "spec.containerDefinitions[].dependsOn: a COMPLETE or SUCCESS dependency cannot target "
+        "an essential container",
+        ".containerDefinitions",
+    ),
+    (
+        _each_dependency(
+            "d.condition != 'HEALTHY' || self.containerDefinitions.all(t, "
+            "t.name != d.containerName || has(t.healthCheck))"
+        ),
+        "spec.containerDefinitions[].dependsOn: a HEALTHY dependency must target a container "
+        "with a healthCheck",
+        ".containerDefinitions",
+    ),
+    (
+        "self.containerDefinitions.all(c, !has(c.volumesFrom) || c.volumesFrom.all(v, "
+        "self.containerDefinitions.exists(t, t.name == v.sourceContainer)))",
+        "spec.containerDefinitions[].volumesFrom[].sourceContainer must name a container of "
+        "this task definition",
+        ".containerDefinitions",
+    ),
+    (
+        "self.containerDefinitions.all(c, !has(c.mountPoints) || c.mountPoints.all(m, "
+        "has(self.volumes) && self.volumes.exists(v, v.name == m.sourceVolume)))",
+        "spec.containerDefinitions[].mountPoints[].sourceVolume must name one of spec.volumes",
+        ".containerDefinitions",
+    ),
+    (
+        "!has(self.volumes) || self.volumes.all(v, self.volumes.exists_one(w, w.name == v.name))",
+        "spec.volumes: volume names must be unique",
+        ".volumes",
+    ),
+    (
+        "self.containerDefinitions.all(c, !has(c.portMappings) || c.portMappings.all(p, "
+        "!has(p.name) || self.containerDefinitions.all(o, !has(o.portMappings) || "
+        "o.portMappings.filter(q, has(q.name) && q.name == p.name).size() "
+        "== (o.name == c.name ? 1 : 0))))",
+        "spec.containerDefinitions[].portMappings[].name must be unique in the task definition",
+        ".containerDefinitions",
+    ),
+    (
+        "!has(self.networkMode) || self.networkMode != 'none' || "
+        "self.containerDefinitions.all(c, !has(c.portMappings) || size(c.portMappings) == 0)",
+        "spec.containerDefinitions[].portMappings are not allowed with networkMode none",
+        ".containerDefinitions",
+    ),
+    (
+        "!has(self.networkMode) || !(self.networkMode in ['host', 'awsvpc']) || "
+        "self.containerDefinitions.all(c, !has(c.portMappings) || c.portMappings.all(p, "
+        "!has(p.hostPort) || (has(p.containerPort) && p.hostPort == p.containerPort)))",
+        "spec.containerDefinitions[].portMappings[].hostPort must be absent or equal to "
+        "containerPort with networkMode host or awsvpc",
+        ".containerDefinitions",
+    ),
+    (
+        "!has(self.networkMode) || self.networkMode == 'bridge' || "
+        "self.containerDefinitions.all(c, !has(c.links) || size(c.links) == 0)",
+        "spec.containerDefinitions[].links are only allowed with networkMode bridge",
+        ".containerDefinitions",
+    ),
+    (
+        "!has(self.networkMode) || self.networkMode != 'awsvpc' || "
+        "self.containerDefinitions.all(c, !has(c.hostname))",
+        "spec.containerDefinitions[].hostname is not allowed with networkMode awsvpc",
+        ".containerDefinitions",
+    ),
+    (
+        "!has(self.placementConstraints) || self.placementConstraints.all(p, p.type == 'memberOf')",
+        "spec.placementConstraints: a task definition only takes memberOf constraints "
+        "(distinctInstance belongs on a Task or Service)",
+        ".placementConstraints",
+    ),
+)
+
+
+class TaskDefinitionSpec(EcsModel):
+    """The task definition, as an ECS RegisterTaskDefinition request."""
+
+    model_config = ConfigDict(json_schema_extra=_SPEC_RULES)
+
+    family: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=255,
+        pattern=NAME_PATTERN,
+        description=(
+            "ECS family name. Optional: the family is metadata.name; if given it must equal it."
+        ),
+    )
+    container_definitions: list[ContainerDefinition] = Field(
+        min_length=1,
+        max_length=MAX_CONTAINERS,
+        description="The task's containers, 1-10.",
+    )
+    task_role_arn: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="IAM role for the task's code; on Kubernetes its last path segment names the Pod's ServiceAccount (its token is mounted only then).",
+    )
+    execution_role_arn: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="IAM role the agent uses to pull images and secrets (not honoured).",
+    )
+    network_mode: NetworkMode = Field(
+        default="bridge",
+        description=(
+            "bridge (default), host, awsvpc or none. On Kubernetes every task gets its own pod "
+            "network; host uses the node's network."
+        ),
+    )
+    volumes: list[Volume] | None = Field(
+        default=None, max_length=MAX_VOLUMES, description="Volumes the containers can mount."
+    )
+    placement_constraints: list[PlacementConstraint] | None = Field(
+        default=None,
+        max_length=MAX_PLACEMENT_CONSTRAINTS,
+        description=(
+            "memberOf constraints on the nodes that may run the task; at most 10, counted "
+            "together with a Task's own."
+        ),
+    )
+    requires_compatibilities: list[Literal["EC2", "FARGATE", "EXTERNAL", "MANAGED_INSTANCES"]] | (
+        None
+    ) = Field(
+        default=None, max_length=4, description="Launch types the task definition is checked for."
+    )
+    cpu: TaskCpu | None = Field(
+        default=None,
+        description=(
+            'Task CPU: units ("1024") or vCPUs ("1 vCPU"), 128-196608 units. Reserved at '
+            "placement instead of the containers' sum."
+        ),
+    )
+    memory: TaskMemory | None = Field(
+        default=None,
+        description=(
+            'Task memory: MiB ("2048") or GB ("2GB"). Without it every container needs memory '
+            "or memoryReservation."
+        ),
+    )
+    pid_mode: Literal["host", "task"] | None = Field(
+        default=None,
+        description=(
+            "task: containers share a PID namespace; host: the node's (refused by default)."
+        ),
+    )
+    ipc_mode: Literal["host", "task", "none"] | None = Field(
+        default=None,
+        description="IPC namespace: task, none, or host (the node's; refused by default).",
+    )
+    tags: list[Tag] | None = Field(
+        default=None, max_length=MAX_TAGS, description="Up to 50 tags; aws: keys are reserved."
+    )
+    ephemeral_storage: EphemeralStorage | None = Field(
+        default=None, description="Scratch storage size (Fargate)."
+    )
+    runtime_platform: RuntimePlatform | None = Field(
+        default=None, description="CPU architecture and OS family the task needs."
+    )
+    enable_fault_injection: bool | None = Field(
+        default=None, description="ECS fault injection endpoints (not honoured)."
+    )
+
+    def container(self, name: str) -> ContainerDefinition | None:
+        """The container called ``name``, or None."""
+        return next((c for c in self.container_definitions if c.name == name), None)
+
+    @property
+    def essential_containers(self) -> list[ContainerDefinition]:
+        """Containers whose exit stops the task (``essential`` defaults to true)."""
+        return [c for c in self.container_definitions if c.essential]
+
+    @property
+    def cpu_units(self) -> int | None:
+        """Task-level CPU in units (1 vCPU = 1024), or None when not set."""
+        return None if self.cpu is None else parse_cpu_units(self.cpu)
+
+    @property
+    def memory_mib(self) -> int | None:
+        """Task-level memory in MiB, or None when not set."""
+        return None if self.memory is None else parse_memory_mib(self.memory)
+
+
+class RevisionSummary(StatusModel):
+    """One registered revision of the family."""
+
+    revision: int = Field(ge=1, description="Revision number, 1, 2, 3 ... never reused.")
+    registered_at: Timestamp = Field(description="When the revision was registered.")
+    status: RevisionState = Field(
+        description="ACTIVE: usable; INACTIVE: deregistered, still runs existing tasks."
+    )
+
+
+class TaskDefinitionStatus(StatusModel):
+    """The latest registered revision and the history of the family."""
+
+    revision: int | None = Field(
+        default=None, ge=1, description="Latest registered revision (what family alone means)."
+    )
+    task_definition_arn: str | None = Field(
+        default=None,
+        max_length=300,
+        description="The latest revision as family:revision (ECS: the task definition ARN).",
+    )
+    registered_at: Timestamp | None = Field(
+        default=None, description="When the latest revision was registered."
+    )
+    status: TaskDefinitionState | None = Field(
+        default=None, description="ACTIVE, or INACTIVE once the family is deregistered."
+    )
+    revisions: list[RevisionSummary] | None = Field(
+        default=None,
+        max_length=MAX_REVISION_HISTORY,
+        description="Registered revisions, newest last (at most the latest 100).",
+    )
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="metadata.generation this status reflects."
+    )
+    conditions: list[Condition] | None = Field(
+        default=None,
+        max_length=MAX_CONDITIONS,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+        description="Accepted: the spec was registered as a revision (or why not).",
+    )
+    unsupported: list[UnsupportedField] | None = Field(
+        default=None,
+        max_length=MAX_UNSUPPORTED_ENTRIES,
+        description="Fields accepted but not honoured on Kubernetes, and why.",
+    )
+
+
+class TaskDefinition(BaseModel):
+    """An ECS task definition family; each spec change registers a new revision."""
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+        serialize_by_alias=True,
+        extra="ignore",
+        json_schema_extra=cel_rules(
+            (
+                "!has(self.spec.family) || self.spec.family == self.metadata.name",
+                "spec.family must equal metadata.name (the TaskDefinition is named after its "
+                "family)",
+            )
+        ),
+    )
+
+    api_version: str = Field(default=API_GROUP_VERSION, alias="apiVersion")
+    kind: Literal["TaskDefinition"] = "TaskDefinition"
+    metadata: ObjectMeta
+    spec: TaskDefinitionSpec
+    status: TaskDefinitionStatus | None = None
+
+    @model_validator(mode="after")
+    def _family_is_name(self) -> Self:
+        if self.spec.family is not None and self.spec.family != self.metadata.name:
+            raise ValueError(
+                f"spec.family {self.spec.family!r} must equal metadata.name {self.metadata.name!r}"
+            )
+        return self
+
+    @property
+    def family(self) -> str:
+        """The family name (``metadata.name``)."""
+        return self.metadata.name
+
+
+def parse_task_definition_ref(ref: str) -> tuple[str, int | None]:
+    """``"web"`` -> ``("web", None)`` (latest ACTIVE), ``"web:3"`` -> ``("web", 3)``.
+
+    A full ECS ARN (``arn:aws:ecs:REGION:ACCOUNT:task-definition/web:3``) is accepted too; its
+    region and account are ignored. Raises ``ValueError`` naming the problem.
+    """
+    if not isinstance(ref, str) or not _REF.fullmatch(ref):
+        raise ValueError(
+            f"taskDefinition {ref!r} is not family, family:revision or a task definition ARN "
+            "(family: 1-255 letters, digits, - and _; revision: a positive integer)"
+        )
+    family_revision = ref.rsplit("/", 1)[-1] if ref.startswith("arn:") else ref
+    family, _, revision = family_revision.partition(":")
+    return family, int(revision) if revision else None
+
+
+def format_task_definition_ref(family: str, revision: int) -> str:
+    """``("web", 3)`` -> ``"web:3"``, the form status fields use."""
+    return f"{family}:{revision}"

@@ -1,0 +1,1074 @@
+"""Pod rendering: every mapped field, overrides, resource splitting, dependsOn, names, reports."""
+
+import json
+from typing import Any
+
+import kubernetes_validate
+import pytest
+
+from ecs_operator.core import labels
+from ecs_operator.core.render import (
+    DOCKER_LABELS_ANNOTATION,
+    NOT_HONOURED,
+    RenderedPod,
+    RenderError,
+    ResolvedTaskDefinition,
+    container_names,
+    dependency_order,
+    dns_labels,
+    effective_spec,
+    render_pod,
+    secret_references,
+    service_account_name,
+)
+from ecs_operator.core.security import SecurityPolicy
+from ecs_operator.models.task import TaskSpec
+from ecs_operator.models.taskdefinition import TaskDefinitionSpec
+
+ALLOW_ALL = SecurityPolicy.from_allow_privileged(True)
+
+
+def container(name: str = "app", **fields: Any) -> dict[str, Any]:
+    return {"name": name, "image": "nginx:1.27", **fields}
+
+
+def definition(*containers: dict[str, Any], **fields: Any) -> TaskDefinitionSpec:
+    return TaskDefinitionSpec.model_validate(
+        {"containerDefinitions": list(containers) or [container(memory=128)], **fields}
+    )
+
+
+def render(
+    spec: TaskDefinitionSpec,
+    task: dict[str, Any] | None = None,
+    policy: SecurityPolicy = ALLOW_ALL,
+) -> RenderedPod:
+    return render_pod(
+        task_name="web-1",
+        namespace="prod",
+        task_uid="uid-1",
+        task=TaskSpec.model_validate({"taskDefinition": "web", **(task or {})}),
+        task_definition=ResolvedTaskDefinition(family="web", revision=3, spec=spec),
+        node_name="node-a",
+        group="family:web",
+        policy=policy,
+    )
+
+
+def pod_spec(spec: TaskDefinitionSpec, task: dict[str, Any] | None = None) -> dict[str, Any]:
+    result: dict[str, Any] = render(spec, task).manifest["spec"]
+    return result
+
+
+def only(pod: dict[str, Any], name: str = "app") -> dict[str, Any]:
+    every = [*pod.get("initContainers", []), *pod["containers"]]
+    return next(c for c in every if c["name"] == name)
+
+
+def reported(rendered: RenderedPod) -> dict[str, str]:
+    return {entry.field: entry.reason for entry in rendered.unsupported}
+
+
+# ---------------------------------------------------------------------------------------------
+# Metadata and pod-level basics
+
+
+def test_pod_is_named_owned_labelled_and_annotated() -> None:
+    metadata = render(definition()).manifest["metadata"]
+    assert metadata["name"] == "web-1"
+    assert metadata["namespace"] == "prod"
+    assert metadata["ownerReferences"] == [
+        {
+            "apiVersion": "ecs.operator.dev/v1alpha1",
+            "kind": "Task",
+            "name": "web-1",
+            "uid": "uid-1",
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
+    assert metadata["labels"] == {
+        labels.TASK_LABEL: "web-1",
+        labels.FAMILY_LABEL: "web",
+        labels.REVISION_LABEL: "3",
+        labels.MANAGED_BY_LABEL: "ecs-operator",
+    }
+    annotations = metadata["annotations"]
+    assert annotations[labels.GROUP_ANNOTATION] == "family:web"
+    assert annotations[labels.TASK_DEFINITION_ANNOTATION] == "web:3"
+    assert json.loads(annotations[labels.CONTAINERS_ANNOTATION]) == {"app": "app"}
+
+
+def test_pod_never_restarts_and_is_pinned_by_required_affinity() -> None:
+    pod = pod_spec(definition())
+    assert pod["restartPolicy"] == "Never"
+    assert pod["enableServiceLinks"] is False
+    assert pod["automountServiceAccountToken"] is False
+    assert "nodeName" not in pod and "serviceAccountName" not in pod
+    terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert terms["nodeSelectorTerms"] == [
+        {
+            "matchExpressions": [
+                {"key": "kubernetes.io/hostname", "operator": "In", "values": ["node-a"]}
+            ]
+        }
+    ]
+
+
+def test_grace_period_is_the_longest_stop_timeout_with_30_as_default() -> None:
+    assert pod_spec(definition())["terminationGracePeriodSeconds"] == 30
+    spec = definition(container("a", memory=64, stopTimeout=10), container("b", memory=64))
+    assert pod_spec(spec)["terminationGracePeriodSeconds"] == 30
+    spec = definition(container("a", memory=64, stopTimeout=90), container("b", memory=64))
+    assert pod_spec(spec)["terminationGracePeriodSeconds"] == 90
+    spec = definition(container("a", memory=64, stopTimeout=5))
+    assert pod_spec(spec)["terminationGracePeriodSeconds"] == 5
+
+
+@pytest.mark.parametrize(
+    ("role", "account"),
+    [
+        ("arn:aws:iam::123456789012:role/web-role", "web-role"),
+        ("arn:aws:iam::123456789012:role/team/app/web", "web"),
+        ("web-runner", "web-runner"),
+    ],
+)
+def test_task_role_names_the_service_account(role: str, account: str) -> None:
+    assert service_account_name(role) == account
+    pod = pod_spec(definition(taskRoleArn=role))
+    assert pod["serviceAccountName"] == account
+    assert pod["automountServiceAccountToken"] is True
+
+
+def test_the_overridden_task_role_wins() -> None:
+    pod = pod_spec(definition(taskRoleArn="a"), {"overrides": {"taskRoleArn": "b"}})
+    assert pod["serviceAccountName"] == "b"
+
+
+def test_a_task_role_that_is_no_kubernetes_name_is_refused() -> None:
+    with pytest.raises(RenderError, match=r"spec\.taskRoleArn: .*'Web_Role'"):
+        render(definition(taskRoleArn="arn:aws:iam::1:role/Web_Role"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Container basics and overrides
+
+
+def test_entry_point_command_working_dir_and_terminal() -> None:
+    spec = definition(
+        container(
+            memory=64,
+            entryPoint=["/bin/app"],
+            command=["--port", "80"],
+            workingDirectory="/srv",
+            interactive=True,
+            pseudoTerminal=True,
+        )
+    )
+    rendered = only(pod_spec(spec))
+    assert rendered["image"] == "nginx:1.27"
+    assert rendered["command"] == ["/bin/app"]
+    assert rendered["args"] == ["--port", "80"]
+    assert rendered["workingDir"] == "/srv"
+    assert rendered["stdin"] is True and rendered["tty"] is True
+
+
+def test_command_override_replaces_args_but_not_the_entry_point() -> None:
+    spec = definition(container(memory=64, entryPoint=["/bin/app"], command=["a"]))
+    task = {"overrides": {"containerOverrides": [{"name": "app", "command": ["b", "c"]}]}}
+    rendered = only(pod_spec(spec, task))
+    assert rendered["command"] == ["/bin/app"]
+    assert rendered["args"] == ["b", "c"]
+
+
+def test_environment_override_merges_by_name_and_secrets_win() -> None:
+    spec = definition(
+        container(
+            memory=64,
+            environment=[
+                {"name": "A", "value": "1"},
+                {"name": "B", "value": "2"},
+                {"name": "TOKEN", "value": "plain"},
+                {"name": "EMPTY"},
+            ],
+            secrets=[{"name": "TOKEN", "valueFrom": "api:token"}],
+        )
+    )
+    task = {
+        "overrides": {
+            "containerOverrides": [
+                {"name": "app", "environment": [{"name": "B", "value": "3"}, {"name": "C"}]}
+            ]
+        }
+    }
+    env = only(pod_spec(spec, task))["env"]
+    assert env == [
+        {"name": "A", "value": "1"},
+        {"name": "B", "value": "3"},
+        {"name": "EMPTY", "value": ""},
+        {"name": "C", "value": ""},
+        {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "api", "key": "token"}}},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value_from", "secret", "key"),
+    [
+        ("db-creds:password", "db-creds", "password"),
+        ("db-creds", "db-creds", "DB_PASSWORD"),
+        ("/prod/app/db-creds", "db-creds", "DB_PASSWORD"),
+        (
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:db-creds",
+            "db-creds",
+            "DB_PASSWORD",
+        ),
+        (
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db-creds:pass::",
+            "db-creds",
+            "pass",
+        ),
+        ("arn:aws:ssm:eu-west-1:123456789012:parameter/prod/db-creds", "db-creds", "DB_PASSWORD"),
+    ],
+)
+def test_secret_value_from_forms(value_from: str, secret: str, key: str) -> None:
+    spec = definition(
+        container(memory=64, secrets=[{"name": "DB_PASSWORD", "valueFrom": value_from}])
+    )
+    references = secret_references(spec)
+    assert [(r.secret, r.key, r.field) for r in references] == [
+        (secret, key, "spec.containerDefinitions[0].secrets[0].valueFrom")
+    ]
+    env = only(pod_spec(spec))["env"]
+    assert env == [
+        {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value_from", "problem"),
+    [
+        ("DbCreds:password", "Secret name 'DbCreds'"),
+        ("arn:aws:kms:eu-west-1:1:key/abc", "neither a Secrets Manager secret ARN"),
+        ("db:bad key", "Secret key 'bad key'"),
+        ("db-creds/password", "write SECRET:KEY"),
+    ],
+)
+def test_unreadable_secret_references_are_refused_naming_the_field(
+    value_from: str, problem: str
+) -> None:
+    spec = definition(
+        container(memory=64),
+        container("b", memory=64, secrets=[{"name": "X", "valueFrom": value_from}]),
+    )
+    with pytest.raises(RenderError) as caught:
+        secret_references(spec)
+    assert [v.field for v in caught.value.violations] == [
+        "spec.containerDefinitions[1].secrets[0].valueFrom"
+    ]
+    assert problem in str(caught.value)
+    with pytest.raises(RenderError, match=r"containerDefinitions\[1\]\.secrets\[0\]"):
+        render(spec)
+
+
+def test_effective_spec_without_overrides_is_the_spec() -> None:
+    spec = definition()
+    assert effective_spec(spec, None) is spec
+
+
+# ---------------------------------------------------------------------------------------------
+# Ports
+
+
+def test_ports_in_bridge_mode() -> None:
+    spec = definition(
+        container(
+            memory=64,
+            portMappings=[
+                {"containerPort": 80, "hostPort": 8080, "name": "http"},
+                {"containerPort": 81, "hostPort": 0},
+                {"containerPort": 53, "protocol": "udp", "name": "dns_port"},
+            ],
+        )
+    )
+    rendered = render(spec)
+    assert only(rendered.manifest["spec"])["ports"] == [
+        {"containerPort": 80, "protocol": "TCP", "name": "http", "hostPort": 8080},
+        {"containerPort": 81, "protocol": "TCP"},
+        {"containerPort": 53, "protocol": "UDP"},
+    ]
+    assert reported(rendered) == {
+        "spec.containerDefinitions[0].portMappings[2].name": NOT_HONOURED[
+            "containerDefinitions[].portMappings[].name"
+        ]
+    }
+
+
+def test_host_mode_uses_the_host_network_and_binds_host_ports() -> None:
+    spec = definition(
+        container(memory=64, portMappings=[{"containerPort": 80}]), networkMode="host"
+    )
+    pod = pod_spec(spec)
+    assert pod["hostNetwork"] is True
+    assert only(pod)["ports"] == [{"containerPort": 80, "protocol": "TCP", "hostPort": 80}]
+
+
+def test_awsvpc_gets_the_pod_network_and_is_reported() -> None:
+    spec = definition(
+        container(memory=64, portMappings=[{"containerPort": 80, "hostPort": 80}]),
+        networkMode="awsvpc",
+    )
+    rendered = render(spec)
+    assert only(rendered.manifest["spec"])["ports"] == [{"containerPort": 80, "protocol": "TCP"}]
+    assert "hostNetwork" not in rendered.manifest["spec"]
+    assert reported(rendered) == {"spec.networkMode": NOT_HONOURED["networkMode awsvpc"]}
+
+
+def test_port_ranges_and_app_protocols_are_reported() -> None:
+    spec = definition(
+        container(
+            memory=64,
+            portMappings=[
+                {"containerPortRange": "8000-8010"},
+                {"containerPort": 80, "appProtocol": "http"},
+            ],
+        )
+    )
+    rendered = render(spec)
+    assert only(rendered.manifest["spec"])["ports"] == [{"containerPort": 80, "protocol": "TCP"}]
+    assert set(reported(rendered)) == {
+        "spec.containerDefinitions[0].portMappings[0].containerPortRange",
+        "spec.containerDefinitions[0].portMappings[1].appProtocol",
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Resources
+
+
+def resources(pod: dict[str, Any], name: str = "app") -> dict[str, Any]:
+    result: dict[str, Any] = only(pod, name).get("resources", {})
+    return result
+
+
+def test_container_level_cpu_and_memory() -> None:
+    spec = definition(
+        container("a", cpu=512, memory=256),
+        container("b", cpu=0, memoryReservation=128, memory=512),
+        container("c", memoryReservation=64),
+    )
+    pod = pod_spec(spec)
+    assert resources(pod, "a") == {
+        "requests": {"cpu": "500m", "memory": "256Mi"},
+        "limits": {"memory": "256Mi"},
+    }
+    assert resources(pod, "b") == {"requests": {"memory": "128Mi"}, "limits": {"memory": "512Mi"}}
+    assert resources(pod, "c") == {"requests": {"memory": "64Mi"}}
+
+
+def test_task_level_resources_are_split_among_containers_without_values() -> None:
+    spec = definition(
+        container("a", cpu=256, memoryReservation=512),
+        container("b"),
+        container("c"),
+        cpu="1 vCPU",
+        memory="2GB",
+    )
+    pod = pod_spec(spec)
+    assert resources(pod, "a") == {
+        "requests": {"cpu": "250m", "memory": "512Mi"},
+        "limits": {"cpu": "1000m", "memory": "2048Mi"},
+    }
+    for name in ("b", "c"):
+        assert resources(pod, name) == {
+            "requests": {"cpu": "375m", "memory": "768Mi"},
+            "limits": {"cpu": "1000m", "memory": "2048Mi"},
+        }
+
+
+def test_uneven_split_still_sums_to_the_task_reservation() -> None:
+    spec = definition(container("a"), container("b"), container("c"), cpu=1024, memory=1000)
+    pod = pod_spec(spec)
+    cpu = [int(resources(pod, n)["requests"]["cpu"].removesuffix("m")) for n in "abc"]
+    memory = [int(resources(pod, n)["requests"]["memory"].removesuffix("Mi")) for n in "abc"]
+    assert sum(cpu) == 1000 and max(cpu) - min(cpu) <= 1
+    assert sum(memory) == 1000 and max(memory) - min(memory) <= 1
+
+
+def test_when_every_container_has_a_value_the_rest_is_spread_within_limits() -> None:
+    spec = definition(
+        container("a", cpu=128, memory=300),
+        container("b", cpu=128, memoryReservation=100),
+        cpu=512,
+        memory=1024,
+    )
+    pod = pod_spec(spec)
+    # 1024 - 300 - 100 = 624 MiB: a is capped by its 300 MiB hard limit, b takes the rest.
+    assert resources(pod, "a")["requests"] == {"cpu": "250m", "memory": "300Mi"}
+    assert resources(pod, "b")["requests"] == {"cpu": "250m", "memory": "724Mi"}
+    assert resources(pod, "b")["limits"]["memory"] == "1024Mi"
+
+
+def test_memory_that_fits_no_container_is_reported() -> None:
+    spec = definition(container("a", memory=100), container("b", memory=100), memory=1024)
+    rendered = render(spec)
+    pod = rendered.manifest["spec"]
+    assert resources(pod, "a")["requests"]["memory"] == "100Mi"
+    assert reported(rendered) == {"spec.memory": NOT_HONOURED["memory (task level)"]}
+
+
+def test_run_to_completion_init_containers_take_no_share_of_the_task() -> None:
+    spec = definition(
+        container("migrate", essential=False),
+        container("app", dependsOn=[{"containerName": "migrate", "condition": "SUCCESS"}]),
+        cpu=512,
+        memory=512,
+    )
+    pod = pod_spec(spec)
+    assert resources(pod, "migrate") == {"limits": {"cpu": "500m", "memory": "512Mi"}}
+    assert resources(pod, "app")["requests"] == {"cpu": "500m", "memory": "512Mi"}
+
+
+def test_resource_overrides_replace_container_and_task_values() -> None:
+    spec = definition(container("a", cpu=128, memory=128), container("b"), cpu=512, memory=512)
+    task = {
+        "overrides": {
+            "cpu": "2048",
+            "memory": "4GB",
+            "containerOverrides": [
+                {"name": "a", "cpu": 1024, "memory": 2048, "memoryReservation": 1024}
+            ],
+        }
+    }
+    pod = pod_spec(spec, task)
+    assert resources(pod, "a") == {
+        "requests": {"cpu": "1000m", "memory": "1024Mi"},
+        "limits": {"cpu": "2000m", "memory": "2048Mi"},
+    }
+    assert resources(pod, "b")["requests"] == {"cpu": "1000m", "memory": "3072Mi"}
+
+
+def test_gpus_and_ephemeral_storage() -> None:
+    spec = definition(
+        container("a", memory=64, resourceRequirements=[{"type": "GPU", "value": "2"}]),
+        container("b", memory=64),
+        ephemeralStorage={"sizeInGiB": 21},
+    )
+    pod = pod_spec(spec)
+    assert resources(pod, "a")["limits"]["nvidia.com/gpu"] == "2"
+    assert resources(pod, "a")["requests"]["ephemeral-storage"] == "10752Mi"
+    assert resources(pod, "b")["requests"]["ephemeral-storage"] == "10752Mi"
+
+
+# ---------------------------------------------------------------------------------------------
+# Health checks and dependsOn
+
+
+def test_health_check_is_a_readiness_probe_never_a_liveness_probe() -> None:
+    spec = definition(
+        container(
+            memory=64,
+            healthCheck={
+                "command": ["CMD-SHELL", "curl -f http://localhost/ || exit 1"],
+                "interval": 10,
+                "timeout": 3,
+                "retries": 5,
+                "startPeriod": 20,
+            },
+        ),
+        container("b", memory=64, healthCheck={"command": ["CMD", "/bin/check", "--quick"]}),
+    )
+    pod = pod_spec(spec)
+    assert only(pod)["readinessProbe"] == {
+        "exec": {"command": ["sh", "-c", "curl -f http://localhost/ || exit 1"]},
+        "periodSeconds": 10,
+        "timeoutSeconds": 3,
+        "failureThreshold": 5,
+        "successThreshold": 1,
+        "initialDelaySeconds": 20,
+    }
+    assert only(pod, "b")["readinessProbe"] == {
+        "exec": {"command": ["/bin/check", "--quick"]},
+        "periodSeconds": 30,
+        "timeoutSeconds": 5,
+        "failureThreshold": 3,
+        "successThreshold": 1,
+    }
+    for rendered in pod["containers"]:
+        assert "livenessProbe" not in rendered and "startupProbe" not in rendered
+
+
+def test_depends_on_makes_init_containers_and_sidecars_in_dependency_order() -> None:
+    check = {"command": ["CMD", "true"], "interval": 10, "startPeriod": 25, "retries": 2}
+    spec = definition(
+        container(
+            "app",
+            memory=64,
+            dependsOn=[
+                {"containerName": "proxy", "condition": "HEALTHY"},
+                {"containerName": "logger", "condition": "START"},
+            ],
+        ),
+        container(
+            "proxy",
+            memory=64,
+            healthCheck=check,
+            dependsOn=[{"containerName": "migrate", "condition": "SUCCESS"}],
+        ),
+        container(
+            "migrate",
+            memory=64,
+            essential=False,
+            dependsOn=[{"containerName": "logger", "condition": "START"}],
+        ),
+        container("logger", memory=64),
+        container("worker", memory=64),
+    )
+    assert dependency_order(spec) == ["logger", "migrate", "proxy", "app", "worker"]
+    pod = pod_spec(spec)
+    assert [c["name"] for c in pod["initContainers"]] == ["logger", "migrate", "proxy"]
+    assert [c["name"] for c in pod["containers"]] == ["app", "worker"]
+    logger, migrate, proxy = pod["initContainers"]
+    assert logger["restartPolicy"] == "Always" and "startupProbe" not in logger
+    assert "restartPolicy" not in migrate
+    assert proxy["restartPolicy"] == "Always"
+    assert proxy["startupProbe"] == {
+        "exec": {"command": ["true"]},
+        "periodSeconds": 10,
+        "timeoutSeconds": 5,
+        "failureThreshold": 5,  # ceil(25 / 10) checks inside startPeriod + 2 retries
+        "successThreshold": 1,
+    }
+    assert "readinessProbe" in proxy
+
+
+def test_complete_wins_over_start_and_is_reported_with_init_health_checks() -> None:
+    spec = definition(
+        container(
+            "setup",
+            memory=64,
+            essential=False,
+            healthCheck={"command": ["CMD", "true"]},
+        ),
+        container("a", memory=64, dependsOn=[{"containerName": "setup", "condition": "START"}]),
+        container("b", memory=64, dependsOn=[{"containerName": "setup", "condition": "COMPLETE"}]),
+    )
+    rendered = render(spec)
+    setup = rendered.manifest["spec"]["initContainers"][0]
+    assert setup["name"] == "setup"
+    assert "restartPolicy" not in setup and "readinessProbe" not in setup
+    assert reported(rendered) == {
+        "spec.containerDefinitions[0].healthCheck": NOT_HONOURED[
+            "containerDefinitions[].healthCheck of an init container"
+        ],
+        "spec.containerDefinitions[2].dependsOn[0]": NOT_HONOURED[
+            "containerDefinitions[].dependsOn COMPLETE"
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    ("dependencies", "cycle"),
+    [
+        ({"a": ["b"], "b": ["a"]}, "dependsOn cycle: a -> b -> a"),
+        ({"a": ["b"], "b": ["c"], "c": ["a"]}, "dependsOn cycle: a -> b -> c -> a"),
+        ({"a": [], "b": ["c"], "c": ["b"]}, "dependsOn cycle: b -> c -> b"),
+    ],
+)
+def test_dependency_cycles_are_named(dependencies: dict[str, list[str]], cycle: str) -> None:
+    spec = definition(
+        *(
+            container(
+                name,
+                memory=64,
+                dependsOn=[{"containerName": target, "condition": "START"} for target in targets],
+            )
+            for name, targets in dependencies.items()
+        )
+    )
+    with pytest.raises(RenderError) as caught:
+        dependency_order(spec)
+    assert str(caught.value).endswith(cycle)
+    assert caught.value.violations[0].field.endswith("].dependsOn")
+    with pytest.raises(RenderError, match=cycle):
+        render(spec)
+
+
+def test_an_unknown_dependency_is_named() -> None:
+    spec = definition(
+        container(memory=64, dependsOn=[{"containerName": "ghost", "condition": "START"}])
+    )
+    with pytest.raises(RenderError, match=r"dependsOn\[0\]\.containerName: no container named"):
+        dependency_order(spec)
+
+
+# ---------------------------------------------------------------------------------------------
+# Names
+
+
+def test_container_names_become_distinct_dns_labels() -> None:
+    long_name = "x" * 70 + "_Y"
+    spec = definition(
+        container("app", memory=64),
+        container("App", memory=64),
+        container("my_app", memory=64),
+        container("my-app", memory=64),
+        container("Worker_1", memory=64),
+        container(long_name, memory=64),
+    )
+    names = container_names(spec)
+    assert names["app"] == "app"
+    assert names["my-app"] == "my-app"
+    assert names["Worker_1"] == "worker-1"
+    assert names["App"].startswith("app-") and names["my_app"].startswith("my-app-")
+    assert len(set(names.values())) == len(names)
+    for name in names.values():
+        assert len(name) <= 63
+        assert kubernetes_validate.validate(
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}},
+            "1.32.0",
+            strict=True,
+        )
+    assert container_names(spec) == names  # deterministic
+    rendered = render(spec)
+    mapping = json.loads(rendered.manifest["metadata"]["annotations"][labels.CONTAINERS_ANNOTATION])
+    assert mapping == {k8s: ecs for ecs, k8s in names.items()}
+
+
+def test_dns_labels_resist_a_name_that_looks_like_a_hashed_one() -> None:
+    first = dns_labels(["A", "a"])
+    assert len(set(dns_labels(["A", "a", first["A"]]).values())) == 3
+
+
+# ---------------------------------------------------------------------------------------------
+# Security context
+
+
+def test_security_context() -> None:
+    spec = definition(
+        container(
+            memory=64,
+            user="1000:2000",
+            readonlyRootFilesystem=True,
+            privileged=True,
+            linuxParameters={"capabilities": {"add": ["cap_net_admin"], "drop": ["ALL"]}},
+        ),
+        container("b", memory=64, user="nginx"),
+        container("c", memory=64, user="1000:www"),
+    )
+    rendered = render(spec)
+    pod = rendered.manifest["spec"]
+    assert only(pod)["securityContext"] == {
+        "runAsUser": 1000,
+        "runAsGroup": 2000,
+        "readOnlyRootFilesystem": True,
+        "privileged": True,
+        "capabilities": {"add": ["NET_ADMIN"], "drop": ["ALL"]},
+    }
+    assert "securityContext" not in only(pod, "b")
+    assert only(pod, "c")["securityContext"] == {"runAsUser": 1000}
+    assert set(reported(rendered)) == {
+        "spec.containerDefinitions[1].user",
+        "spec.containerDefinitions[2].user",
+    }
+
+
+def test_refused_fields_stop_rendering_under_the_default_policy() -> None:
+    spec = definition(container(memory=64, privileged=True), networkMode="host")
+    with pytest.raises(RenderError) as caught:
+        render(spec, policy=SecurityPolicy())
+    assert [v.field for v in caught.value.violations] == [
+        "spec.networkMode",
+        "spec.containerDefinitions[0].privileged",
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Volumes
+
+
+def test_volumes_and_mounts() -> None:
+    spec = definition(
+        container(
+            "writer",
+            memory=64,
+            mountPoints=[
+                {"sourceVolume": "scratch", "containerPath": "/scratch"},
+                {"sourceVolume": "Host_Logs", "containerPath": "/logs", "readOnly": True},
+            ],
+        ),
+        container(
+            "middle",
+            memory=64,
+            mountPoints=[{"sourceVolume": "docker", "containerPath": "/d"}],
+            volumesFrom=[{"sourceContainer": "writer"}],
+        ),
+        container(
+            "reader",
+            memory=64,
+            mountPoints=[{"sourceVolume": "scratch", "containerPath": "/d"}],
+            volumesFrom=[{"sourceContainer": "middle", "readOnly": True}],
+        ),
+        volumes=[
+            {"name": "scratch"},
+            {"name": "Host_Logs", "host": {"sourcePath": "/var/log"}},
+            {"name": "docker", "dockerVolumeConfiguration": {"scope": "task"}},
+            {"name": "empty-host", "host": {}},
+        ],
+    )
+    pod = pod_spec(spec)
+    assert pod["volumes"] == [
+        {"name": "scratch", "emptyDir": {}},
+        {"name": "host-logs", "hostPath": {"path": "/var/log"}},
+        {"name": "docker", "emptyDir": {}},
+        {"name": "empty-host", "emptyDir": {}},
+    ]
+    assert only(pod, "middle")["volumeMounts"] == [
+        {"name": "docker", "mountPath": "/d"},
+        {"name": "scratch", "mountPath": "/scratch"},
+        {"name": "host-logs", "mountPath": "/logs", "readOnly": True},
+    ]
+    assert only(pod, "reader")["volumeMounts"] == [
+        {"name": "scratch", "mountPath": "/d"},
+        {"name": "scratch", "mountPath": "/scratch", "readOnly": True},
+        {"name": "host-logs", "mountPath": "/logs", "readOnly": True},
+    ]
+
+
+def test_unavailable_volume_kinds_become_empty_dirs_and_are_reported() -> None:
+    spec = definition(
+        container(memory=64),
+        volumes=[
+            {
+                "name": "shared",
+                "dockerVolumeConfiguration": {"scope": "shared", "driver": "rexray"},
+            },
+            {"name": "efs", "efsVolumeConfiguration": {"fileSystemId": "fs-1"}},
+            {"name": "later", "configuredAtLaunch": True},
+        ],
+    )
+    rendered = render(spec)
+    assert all("emptyDir" in v for v in rendered.manifest["spec"]["volumes"])
+    assert set(reported(rendered)) == {
+        "spec.volumes[0].dockerVolumeConfiguration.scope",
+        "spec.volumes[0].dockerVolumeConfiguration.driver",
+        "spec.volumes[1].efsVolumeConfiguration",
+        "spec.volumes[2].configuredAtLaunch",
+    }
+
+
+def test_shared_memory_tmpfs_and_devices() -> None:
+    spec = definition(
+        container(
+            memory=64,
+            linuxParameters={
+                "sharedMemorySize": 256,
+                "tmpfs": [
+                    {"containerPath": "/run", "size": 16, "mountOptions": ["noexec"]},
+                    {"containerPath": "/data", "size": 16},
+                ],
+                "devices": [{"hostPath": "/dev/fuse", "permissions": ["read"]}],
+                "maxSwap": 0,
+            },
+            mountPoints=[{"sourceVolume": "shm-app", "containerPath": "/data"}],
+        ),
+        volumes=[{"name": "shm-app"}],
+    )
+    rendered = render(spec)
+    pod = rendered.manifest["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["shm-app"] == {"name": "shm-app", "emptyDir": {}}
+    mounts = {m["mountPath"]: m["name"] for m in only(pod)["volumeMounts"]}
+    assert volumes[mounts["/dev/shm"]]["emptyDir"] == {"medium": "Memory", "sizeLimit": "256Mi"}
+    assert volumes[mounts["/run"]]["emptyDir"] == {"medium": "Memory", "sizeLimit": "16Mi"}
+    assert volumes[mounts["/dev/fuse"]]["hostPath"] == {"path": "/dev/fuse"}
+    assert mounts["/data"] == "shm-app"  # the task definition's own mount wins the path
+    assert len(only(pod)["volumeMounts"]) == 4
+    assert set(reported(rendered)) == {
+        "spec.containerDefinitions[0].linuxParameters.tmpfs[0].mountOptions",
+        "spec.containerDefinitions[0].linuxParameters.devices[0].permissions",
+        "spec.containerDefinitions[0].linuxParameters.maxSwap",
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Settings that are per pod on Kubernetes
+
+
+def test_namespaces() -> None:
+    assert pod_spec(definition(pidMode="task"))["shareProcessNamespace"] is True
+    host = pod_spec(definition(pidMode="host", ipcMode="host", networkMode="host"))
+    assert host["hostPID"] is True and host["hostIPC"] is True and host["hostNetwork"] is True
+    assert "shareProcessNamespace" not in host
+    init = definition(container(memory=64, linuxParameters={"initProcessEnabled": True}))
+    assert pod_spec(init)["shareProcessNamespace"] is True
+    rendered = render(definition(ipcMode="none", networkMode="none"))
+    assert set(reported(rendered)) == {"spec.ipcMode", "spec.networkMode"}
+
+
+def test_dns_hosts_hostname_and_sysctls() -> None:
+    spec = definition(
+        container(
+            "a",
+            memory=64,
+            dnsServers=["10.0.0.2", "10.0.0.3"],
+            dnsSearchDomains=["svc.local"],
+            extraHosts=[
+                {"hostname": "db", "ipAddress": "10.1.1.1"},
+                {"hostname": "cache", "ipAddress": "10.1.1.2"},
+            ],
+            hostname="web",
+            systemControls=[
+                {"namespace": "net.core.somaxconn", "value": "1024"},
+                {"namespace": "vm.swappiness", "value": "10"},
+            ],
+        ),
+        container(
+            "b",
+            memory=64,
+            dnsServers=["10.0.0.3", "10.0.0.4", "10.0.0.5"],
+            dnsSearchDomains=["svc.local", "corp"],
+            extraHosts=[{"hostname": "db-primary", "ipAddress": "10.1.1.1"}],
+            hostname="other",
+            systemControls=[
+                {"namespace": "net.core.somaxconn", "value": "2048"},
+                {"namespace": "kernel.shmmax", "value": "68719476736"},
+            ],
+        ),
+    )
+    rendered = render(spec)
+    pod = rendered.manifest["spec"]
+    assert pod["dnsPolicy"] == "None"
+    assert pod["dnsConfig"] == {
+        "nameservers": ["10.0.0.2", "10.0.0.3", "10.0.0.4"],
+        "searches": ["svc.local", "corp"],
+    }
+    assert pod["hostAliases"] == [
+        {"ip": "10.1.1.1", "hostnames": ["db", "db-primary"]},
+        {"ip": "10.1.1.2", "hostnames": ["cache"]},
+    ]
+    assert pod["hostname"] == "web"
+    assert pod["securityContext"]["sysctls"] == [
+        {"name": "net.core.somaxconn", "value": "1024"},
+        {"name": "kernel.shmmax", "value": "68719476736"},
+    ]
+    assert set(reported(rendered)) == {
+        "spec.containerDefinitions[1].dnsServers",
+        "spec.containerDefinitions[1].hostname",
+        "spec.containerDefinitions[0].systemControls[1]",
+        "spec.containerDefinitions[1].systemControls[0]",
+    }
+
+
+def test_search_domains_alone_keep_cluster_dns() -> None:
+    pod = pod_spec(definition(container(memory=64, dnsSearchDomains=["corp"])))
+    assert "dnsPolicy" not in pod
+    assert pod["dnsConfig"] == {"searches": ["corp"]}
+
+
+def test_net_sysctls_are_not_namespaced_with_host_networking() -> None:
+    spec = definition(
+        container(memory=64, systemControls=[{"namespace": "net.ipv4.ip_forward", "value": "1"}]),
+        networkMode="host",
+    )
+    rendered = render(spec)
+    assert "securityContext" not in rendered.manifest["spec"]
+    assert set(reported(rendered)) == {"spec.containerDefinitions[0].systemControls[0]"}
+
+
+def test_registry_credentials_and_docker_labels() -> None:
+    credentials = "arn:aws:secretsmanager:eu-west-1:1:secret:registry-auth"
+    spec = definition(
+        container(
+            "a",
+            memory=64,
+            repositoryCredentials={"credentialsParameter": credentials},
+            dockerLabels={"com.example.team": "web"},
+        ),
+        container("b", memory=64, repositoryCredentials={"credentialsParameter": "registry-auth"}),
+    )
+    manifest = render(spec).manifest
+    assert manifest["spec"]["imagePullSecrets"] == [{"name": "registry-auth"}]
+    annotation = manifest["metadata"]["annotations"][DOCKER_LABELS_ANNOTATION]
+    assert json.loads(annotation) == {"a": {"com.example.team": "web"}}
+
+
+# ---------------------------------------------------------------------------------------------
+# Reports
+
+
+def test_unsupported_container_and_task_fields_are_reported() -> None:
+    spec = definition(
+        container(
+            memory=64,
+            logConfiguration={"logDriver": "awslogs", "options": {"awslogs-group": "web"}},
+            firelensConfiguration={"type": "fluentbit"},
+            ulimits=[{"name": "nofile", "softLimit": 1024, "hardLimit": 4096}],
+            environmentFiles=[{"value": "arn:aws:s3:::bucket/app.env", "type": "s3"}],
+            disableNetworking=True,
+            restartPolicy={"enabled": True},
+            startTimeout=30,
+            dockerSecurityOptions=["no-new-privileges"],
+            credentialSpecs=["credentialspec:file://x.json"],
+            links=["db:database"],
+            versionConsistency="enabled",
+            resourceRequirements=[{"type": "InferenceAccelerator", "value": "x"}],
+        ),
+        executionRoleArn="arn:aws:iam::1:role/exec",
+        enableFaultInjection=True,
+    )
+    task = {
+        "enableExecuteCommand": True,
+        "networkConfiguration": {"awsvpcConfiguration": {"subnets": ["s-1"]}},
+        "propagateTags": "TASK_DEFINITION",
+        "enableECSManagedTags": True,
+    }
+    rendered = render(spec, task)
+    prefix = "spec.containerDefinitions[0]."
+    assert set(reported(rendered)) == {
+        *(
+            prefix + field
+            for field in (
+                "logConfiguration",
+                "firelensConfiguration",
+                "ulimits",
+                "environmentFiles",
+                "disableNetworking",
+                "restartPolicy",
+                "startTimeout",
+                "dockerSecurityOptions",
+                "credentialSpecs",
+                "links",
+                "versionConsistency",
+                "resourceRequirements[0]",
+            )
+        ),
+        "spec.executionRoleArn",
+        "spec.enableFaultInjection",
+        "spec.enableExecuteCommand",
+        "spec.networkConfiguration",
+        "spec.propagateTags",
+        "spec.enableECSManagedTags",
+    }
+    assert all(entry.reason in NOT_HONOURED.values() for entry in rendered.unsupported)
+
+
+# ---------------------------------------------------------------------------------------------
+# Realistic task definitions pass Kubernetes' own schema
+
+
+REALISTIC: dict[str, dict[str, Any]] = {
+    "fargate-web": {
+        "family": "web",
+        "networkMode": "awsvpc",
+        "requiresCompatibilities": ["FARGATE"],
+        "cpu": "512",
+        "memory": "1GB",
+        "executionRoleArn": "arn:aws:iam::123456789012:role/ecsTaskExecutionRole",
+        "taskRoleArn": "arn:aws:iam::123456789012:role/web",
+        "containerDefinitions": [
+            {
+                "name": "web",
+                "image": "public.ecr.aws/nginx/nginx:1.27",
+                "essential": True,
+                "portMappings": [{"containerPort": 80, "protocol": "tcp", "name": "web-80-tcp"}],
+                "environment": [{"name": "MODE", "value": "prod"}],
+                "secrets": [
+                    {
+                        "name": "API_KEY",
+                        "valueFrom": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:api",
+                    }
+                ],
+                "healthCheck": {
+                    "command": ["CMD-SHELL", "curl -f http://localhost/ || exit 1"],
+                    "interval": 15,
+                    "startPeriod": 30,
+                },
+                "logConfiguration": {"logDriver": "awslogs", "options": {"awslogs-group": "/w"}},
+            }
+        ],
+    },
+    "sidecars-and-init": {
+        "family": "app",
+        "memory": "2048",
+        "cpu": "1024",
+        "volumes": [{"name": "shared"}, {"name": "config", "host": {}}],
+        "containerDefinitions": [
+            {
+                "name": "config_fetch",
+                "image": "busybox:1.36",
+                "essential": False,
+                "command": ["sh", "-c", "echo ok > /config/ready"],
+                "mountPoints": [{"sourceVolume": "config", "containerPath": "/config"}],
+            },
+            {
+                "name": "Envoy",
+                "image": "envoyproxy/envoy:v1.31",
+                "cpu": 256,
+                "memoryReservation": 256,
+                "portMappings": [{"containerPort": 9901}, {"containerPort": 8080, "hostPort": 0}],
+                "healthCheck": {"command": ["CMD", "curl", "-f", "localhost:9901/ready"]},
+                "dependsOn": [{"containerName": "config_fetch", "condition": "COMPLETE"}],
+                "user": "101",
+            },
+            {
+                "name": "app",
+                "image": "example/app:2",
+                "dependsOn": [{"containerName": "Envoy", "condition": "HEALTHY"}],
+                "mountPoints": [{"sourceVolume": "shared", "containerPath": "/data"}],
+                "volumesFrom": [{"sourceContainer": "config_fetch", "readOnly": True}],
+                "linuxParameters": {
+                    "initProcessEnabled": True,
+                    "sharedMemorySize": 128,
+                    "tmpfs": [{"containerPath": "/tmp", "size": 64}],
+                    "capabilities": {"drop": ["ALL"]},
+                },
+                "readonlyRootFilesystem": True,
+                "stopTimeout": 45,
+                "extraHosts": [{"hostname": "db", "ipAddress": "10.0.0.10"}],
+                "dnsSearchDomains": ["corp.example"],
+                "systemControls": [{"namespace": "net.core.somaxconn", "value": "4096"}],
+            },
+            {
+                "name": "log_router",
+                "image": "fluent/fluent-bit:3",
+                "essential": False,
+                "memory": 128,
+                "interactive": True,
+                "pseudoTerminal": True,
+            },
+        ],
+    },
+    "privileged-host": {
+        "family": "agent",
+        "networkMode": "host",
+        "pidMode": "host",
+        "ipcMode": "host",
+        "volumes": [{"name": "proc", "host": {"sourcePath": "/proc"}}],
+        "containerDefinitions": [
+            {
+                "name": "agent",
+                "image": "datadog/agent:7",
+                "memory": 512,
+                "privileged": True,
+                "portMappings": [{"containerPort": 8125, "protocol": "udp"}],
+                "mountPoints": [
+                    {"sourceVolume": "proc", "containerPath": "/host/proc", "readOnly": True}
+                ],
+                "linuxParameters": {
+                    "capabilities": {"add": ["SYS_ADMIN"]},
+                    "devices": [{"hostPath": "/dev/fuse", "containerPath": "/dev/fuse"}],
+                },
+                "dnsServers": ["1.1.1.1"],
+                "ulimits": [{"name": "nofile", "softLimit": 65536, "hardLimit": 65536}],
+            }
+        ],
+    },
+}
+
+
+@pytest.mark.parametrize("name", sorted(REALISTIC))
+def test_realistic_task_definitions_render_valid_pods(name: str) -> None:
+    spec = TaskDefinitionSpec.model_validate(REALISTIC[name])
+    task = {"overrides": {"containerOverrides": [{"name": spec.container_definitions[0].name}]}}
+    rendered = render(spec, task)
+    assert kubernetes_validate.validate(rendered.manifest, "1.32.0", strict=True)

@@ -1,0 +1,232 @@
+"""The generated CRDs: structural, described, named as designed, and committed up to date."""
+
+from pathlib import Path
+from typing import Any, Literal
+
+import jsonschema
+import pytest
+import yaml
+from crd_rules import compile_rule, fixture, walk_rules
+from pydantic import BaseModel
+
+from ecs_operator.models.crd import (
+    CUSTOM_RESOURCES,
+    SchemaConversionError,
+    main,
+    openapi_schema,
+    render_crds,
+    to_structural,
+    to_yaml,
+)
+
+REPO = Path(__file__).resolve().parents[3]
+CRD_DIR = REPO / "crds"
+TYPES = {"object", "array", "string", "integer", "number", "boolean"}
+FORBIDDEN_KEYWORDS = {"$ref", "$defs", "title", "oneOf", "allOf", "not", "const", "nullable"}
+
+
+def structural_problems(node: dict[str, Any], path: str, described: bool) -> list[str]:
+    """Why ``node`` breaks kube-apiserver's structural schema rules (empty when it does not)."""
+    problems = [f"{path}: has {key}" for key in FORBIDDEN_KEYWORDS & set(node)]
+    if node.get("x-kubernetes-int-or-string"):
+        if "type" in node or node.get("anyOf") != [{"type": "integer"}, {"type": "string"}]:
+            problems.append(f"{path}: int-or-string must be anyOf [integer, string] with no type")
+    else:
+        if node.get("type") not in TYPES:
+            problems.append(f"{path}: type {node.get('type')!r}")
+        if "anyOf" in node:
+            problems.append(f"{path}: anyOf outside int-or-string")
+    if "default" in node and node["default"] is None:
+        problems.append(f"{path}: default null")
+    if described and not node.get("description"):
+        problems.append(f"{path}: no description")
+    if node.get("type") == "object" and "properties" in node and "additionalProperties" in node:
+        problems.append(f"{path}: both properties and additionalProperties")
+    for name, sub in node.get("properties", {}).items():
+        problems += structural_problems(sub, f"{path}.{name}", described=True)
+    for name in node.get("required", []):
+        if name not in node.get("properties", {}):
+            problems.append(f"{path}: required {name} is not a property")
+    if "items" in node:
+        problems += structural_problems(node["items"], f"{path}[]", described=False)
+    elif node.get("type") == "array":
+        problems.append(f"{path}: array without items")
+    if isinstance(node.get("additionalProperties"), dict):
+        problems += structural_problems(node["additionalProperties"], f"{path}.*", False)
+    return problems
+
+
+@pytest.mark.parametrize("resource", CUSTOM_RESOURCES, ids=lambda r: r.kind)
+def test_schema_is_structural_and_every_property_is_described(resource: Any) -> None:
+    schema = openapi_schema(resource.model)
+    root_properties = schema["properties"]
+    assert root_properties["metadata"] == {"type": "object"}
+    assert {root_properties["spec"]["type"], root_properties["status"]["type"]} == {"object"}
+    assert schema["required"] == ["spec"]
+    checked = {k: v for k, v in root_properties.items() if k != "metadata"}
+    problems = structural_problems({**schema, "properties": checked}, resource.kind, False)
+    assert problems == []
+
+
+def test_checker_finds_problems() -> None:
+    bad = {
+        "type": "object",
+        "properties": {
+            "a": {"type": "string", "title": "A", "description": "x"},
+            "b": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+            "c": {"type": "array", "description": "x"},
+        },
+        "required": ["d"],
+    }
+    assert len(structural_problems(bad, "root", described=False)) == 6
+
+
+def test_conditions_are_a_map_keyed_by_type() -> None:
+    for resource in CUSTOM_RESOURCES:
+        conditions = openapi_schema(resource.model)["properties"]["status"]["properties"][
+            "conditions"
+        ]
+        assert conditions["x-kubernetes-list-type"] == "map"
+        assert conditions["x-kubernetes-list-map-keys"] == ["type"]
+        assert "type" in conditions["items"]["required"]
+
+
+def test_task_cpu_is_int_or_string_with_bounds_and_pattern() -> None:
+    spec = openapi_schema(CUSTOM_RESOURCES[0].model)["properties"]["spec"]["properties"]
+    assert spec["cpu"]["x-kubernetes-int-or-string"] is True
+    assert spec["cpu"]["minimum"] == 128 and spec["cpu"]["maximum"] == 196608
+    assert "vCPU" in spec["cpu"]["description"] and "pattern" in spec["memory"]
+
+
+def test_schema_defaults_are_the_ecs_defaults() -> None:
+    td = openapi_schema(CUSTOM_RESOURCES[0].model)["properties"]["spec"]["properties"]
+    container = td["containerDefinitions"]["items"]["properties"]
+    assert container["essential"]["default"] is True
+    assert td["networkMode"]["default"] == "bridge"
+    task = openapi_schema(CUSTOM_RESOURCES[1].model)["properties"]["spec"]["properties"]
+    assert task["desiredStatus"]["default"] == "RUNNING"
+    assert task["ttlSecondsAfterStopped"]["default"] == 3600
+
+
+def test_names_scope_and_subresources() -> None:
+    crds = render_crds()
+    assert set(crds) == {"taskdefinitions.ecs.operator.dev.yaml", "tasks.ecs.operator.dev.yaml"}
+    td = crds["taskdefinitions.ecs.operator.dev.yaml"]
+    assert td["metadata"]["name"] == "taskdefinitions.ecs.operator.dev"
+    assert td["spec"]["names"] == {
+        "kind": "TaskDefinition",
+        "listKind": "TaskDefinitionList",
+        "plural": "taskdefinitions",
+        "singular": "taskdefinition",
+        "shortNames": ["td"],
+        "categories": ["ecs"],
+    }
+    task = crds["tasks.ecs.operator.dev.yaml"]
+    assert task["spec"]["names"]["shortNames"] == ["ecstask"]
+    for crd in crds.values():
+        assert crd["spec"]["group"] == "ecs.operator.dev"
+        assert crd["spec"]["scope"] == "Namespaced"
+        [version] = crd["spec"]["versions"]
+        assert (version["name"], version["served"], version["storage"]) == ("v1alpha1", True, True)
+        assert version["subresources"] == {"status": {}}
+
+
+def _columns(file_name: str) -> dict[str, dict[str, Any]]:
+    [version] = render_crds()[file_name]["spec"]["versions"]
+    return {column["name"]: column for column in version["additionalPrinterColumns"]}
+
+
+def test_printer_columns() -> None:
+    td = _columns("taskdefinitions.ecs.operator.dev.yaml")
+    assert list(td) == ["Revision", "Status", "Accepted", "Age"]
+    assert td["Accepted"]["jsonPath"] == '.status.conditions[?(@.type=="Accepted")].status'
+    task = _columns("tasks.ecs.operator.dev.yaml")
+    assert list(task) == [
+        "Task Definition",
+        "Last Status",
+        "Desired",
+        "Stop Code",
+        "Node",
+        "Zone",
+        "Age",
+        "Health",
+        "Group",
+    ]
+    assert task["Age"] == {
+        "name": "Age",
+        "type": "date",
+        "jsonPath": ".metadata.creationTimestamp",
+        "description": "Time since the object was created.",
+    }
+    assert (task["Health"]["priority"], task["Group"]["priority"]) == (1, 1)
+    assert all(c["description"] for c in [*td.values(), *task.values()])
+
+
+def test_every_cel_rule_compiles_and_explains_itself() -> None:
+    for resource in CUSTOM_RESOURCES:
+        for path, rule in walk_rules(openapi_schema(resource.model)):
+            compile_rule(rule["rule"])
+            assert rule["message"], path
+
+
+@pytest.mark.parametrize(
+    ("kind", "spec", "valid"),
+    [
+        ("TaskDefinition", fixture("web-nginx.taskdefinition.json"), True),
+        ("TaskDefinition", fixture("nightly-report.taskdefinition.json"), True),
+        (
+            "TaskDefinition",
+            fixture("nightly-report.taskdefinition.json") | {"cpu": "1 core"},
+            False,
+        ),
+        ("TaskDefinition", fixture("nightly-report.taskdefinition.json") | {"cpu": 64}, False),
+        ("TaskDefinition", fixture("nightly-report.taskdefinition.json") | {"memory": "3GB"}, True),
+        ("Task", fixture("nightly-report.runtask.json"), True),
+        ("Task", {"taskDefinition": "web:three"}, False),
+    ],
+)
+def test_openapi_schema_validates_like_the_api_server(
+    kind: str, spec: dict[str, Any], valid: bool
+) -> None:
+    resource = next(r for r in CUSTOM_RESOURCES if r.kind == kind)
+    obj = {"apiVersion": "ecs.operator.dev/v1alpha1", "kind": kind, "metadata": {}, "spec": spec}
+    errors = list(jsonschema.Draft7Validator(openapi_schema(resource.model)).iter_errors(obj))
+    assert (errors == []) is valid, errors
+
+
+def test_non_structural_models_are_refused() -> None:
+    class Either(BaseModel):
+        value: int | bool
+
+    class Constant(BaseModel):
+        kind: Literal["only"]
+
+    schema = Either.model_json_schema()
+    with pytest.raises(SchemaConversionError, match=r"x\.value: unions other than int-or-string"):
+        to_structural(schema, {}, "x")
+    converted = to_structural(Constant.model_json_schema(), {}, "c")
+    assert converted["properties"]["kind"] == {"enum": ["only"], "type": "string"}
+    with pytest.raises(SchemaConversionError, match="needs a type"):
+        to_structural({"description": "untyped"}, {}, "u")
+
+
+def test_output_is_deterministic() -> None:
+    first = {name: to_yaml(crd) for name, crd in render_crds().items()}
+    second = {name: to_yaml(crd) for name, crd in render_crds().items()}
+    assert first == second
+
+
+def test_cli_writes_one_file_per_crd(tmp_path: Path) -> None:
+    assert main(["--output", str(tmp_path / "out")]) == 0
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == sorted(render_crds())
+    text = (tmp_path / "out" / "tasks.ecs.operator.dev.yaml").read_text()
+    assert yaml.safe_load(text) == render_crds()["tasks.ecs.operator.dev.yaml"]
+
+
+@pytest.mark.parametrize("file_name", sorted(render_crds()))
+def test_committed_crds_are_up_to_date(file_name: str) -> None:
+    committed = CRD_DIR / file_name
+    expected = to_yaml(render_crds()[file_name])
+    assert committed.exists(), f"{committed} is missing: run `make crds`"
+    assert committed.read_text() == expected, f"{committed} is stale: run `make crds`"

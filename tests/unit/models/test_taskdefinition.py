@@ -1,0 +1,437 @@
+"""TaskDefinition model: ECS JSON parses as is, defaults, helpers, and the CEL rules' verdicts."""
+
+import copy
+from typing import Any
+
+import pytest
+from crd_rules import evaluate, find_rule, fixture, instances, schemas, walk_rules
+from pydantic import ValidationError
+
+from ecs_operator.models.taskdefinition import (
+    ContainerDefinition,
+    HealthCheck,
+    PortMapping,
+    TaskDefinition,
+    TaskDefinitionSpec,
+    format_task_definition_ref,
+    parse_task_definition_ref,
+)
+
+WEB = "web-nginx.taskdefinition.json"
+BATCH = "nightly-report.taskdefinition.json"
+
+
+def k8s_object(spec: dict[str, Any], name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "ecs.operator.dev/v1alpha1",
+        "kind": "TaskDefinition",
+        "metadata": {"name": name, "namespace": "default", "generation": 2, "uid": "u-1"},
+        "spec": spec,
+    }
+
+
+@pytest.mark.parametrize("name", [WEB, BATCH])
+def test_ecs_json_round_trips_unchanged(name: str) -> None:
+    raw = fixture(name)
+    spec = TaskDefinitionSpec.model_validate(raw)
+    assert spec.model_dump(mode="json", exclude_unset=True) == raw
+
+
+def test_kubernetes_object_parses_with_metadata_and_status() -> None:
+    obj = k8s_object(fixture(WEB), "web")
+    obj["status"] = {
+        "revision": 3,
+        "taskDefinitionArn": "web:3",
+        "registeredAt": "2024-06-01T10:00:00Z",
+        "status": "ACTIVE",
+        "revisions": [{"revision": 3, "registeredAt": "2024-06-01T10:00:00Z", "status": "ACTIVE"}],
+        "observedGeneration": 2,
+        "conditions": [
+            {
+                "type": "Accepted",
+                "status": "True",
+                "reason": "Registered",
+                "message": "registered revision 3",
+                "lastTransitionTime": "2024-06-01T10:00:00Z",
+            }
+        ],
+        "unsupported": [{"field": "spec.taskRoleArn", "reason": "IAM roles do not exist."}],
+        "fieldFromANewerOperator": 1,
+    }
+    td = TaskDefinition.model_validate(obj)
+    assert td.family == "web"
+    assert td.metadata.generation == 2
+    assert td.status is not None and td.status.revision == 3
+    assert td.status.conditions is not None and td.status.conditions[0].type == "Accepted"
+    dumped = td.model_dump(mode="json", exclude_none=True)
+    assert dumped["status"]["registeredAt"] == "2024-06-01T10:00:00Z"
+    assert dumped["metadata"]["uid"] == "u-1"
+
+
+def test_family_may_be_omitted_but_must_match_the_name() -> None:
+    spec = fixture(BATCH)
+    del spec["family"]
+    assert TaskDefinition.model_validate(k8s_object(spec, "nightly-report")).family == (
+        "nightly-report"
+    )
+    with pytest.raises(
+        ValidationError, match=r"spec\.family 'web' must equal metadata\.name 'api'"
+    ):
+        TaskDefinition.model_validate(k8s_object(fixture(WEB), "api"))
+
+
+def test_ecs_defaults_apply() -> None:
+    spec = TaskDefinitionSpec.model_validate(
+        {
+            "containerDefinitions": [
+                {
+                    "name": "app",
+                    "image": "busybox",
+                    "memory": 64,
+                    "portMappings": [{"containerPort": 8080}],
+                    "healthCheck": {"command": ["CMD", "true"]},
+                    "restartPolicy": {"enabled": True},
+                }
+            ]
+        }
+    )
+    app = spec.container_definitions[0]
+    assert spec.network_mode == "bridge"
+    assert app.essential is True
+    assert app.port_mappings is not None and app.port_mappings[0].protocol == "tcp"
+    assert app.health_check == HealthCheck(
+        command=["CMD", "true"], interval=30, timeout=5, retries=3
+    )
+    assert app.restart_policy is not None and app.restart_policy.restart_attempt_period == 300
+    assert spec.cpu_units is None and spec.memory_mib is None
+
+
+def test_snake_case_names_populate_and_dump_as_ecs_names() -> None:
+    container = ContainerDefinition(
+        name="app", image="busybox", memory_reservation=64, readonly_root_filesystem=True
+    )
+    assert container.model_dump(exclude_none=True, exclude_defaults=True) == {
+        "name": "app",
+        "image": "busybox",
+        "memoryReservation": 64,
+        "readonlyRootFilesystem": True,
+    }
+
+
+def test_helpers() -> None:
+    web = TaskDefinitionSpec.model_validate(fixture(WEB))
+    assert web.container("migrate") is not None
+    assert web.container("nope") is None
+    assert [c.name for c in web.essential_containers] == ["nginx"]
+    assert (web.cpu_units, web.memory_mib) == (512, 1024)
+    batch = TaskDefinitionSpec.model_validate(fixture(BATCH))
+    assert (batch.cpu_units, batch.memory_mib) == (1024, 2048)
+
+
+@pytest.mark.parametrize(
+    ("ref", "parsed"),
+    [
+        ("web", ("web", None)),
+        ("web:3", ("web", 3)),
+        ("Nightly_report-2:1000000", ("Nightly_report-2", 1000000)),
+        ("arn:aws:ecs:us-east-1:123456789012:task-definition/web:7", ("web", 7)),
+        ("arn:aws-cn:ecs:cn-north-1:123456789012:task-definition/web", ("web", None)),
+    ],
+)
+def test_parse_task_definition_ref(ref: str, parsed: tuple[str, int | None]) -> None:
+    assert parse_task_definition_ref(ref) == parsed
+
+
+@pytest.mark.parametrize("ref", ["", "web:", "web:0", "web:x", "web:3:4", "we b", ":3", "a" * 256])
+def test_parse_task_definition_ref_refuses_bad_refs(ref: str) -> None:
+    with pytest.raises(ValueError, match="is not family, family:revision"):
+        parse_task_definition_ref(ref)
+
+
+def test_format_task_definition_ref() -> None:
+    assert format_task_definition_ref("web", 3) == "web:3"
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"containerDefinitions": []}, "containerDefinitions"),
+        ({"cpu": "2 cores"}, "cpu"),
+        ({"cpu": 64}, "cpu"),
+        ({"memory": "1TB"}, "memory"),
+        ({"networkMode": "nat"}, "networkMode"),
+        ({"family": "bad name"}, "family"),
+        ({"containerDefinitionz": []}, "containerDefinitionz"),
+    ],
+)
+def test_bad_input_names_the_field(change: dict[str, Any], field: str) -> None:
+    raw = fixture(WEB) | change
+    with pytest.raises(ValidationError) as error:
+        TaskDefinitionSpec.model_validate(raw)
+    assert field in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"memory": 4}, "memory"),
+        ({"cpu": 196609}, "cpu"),
+        ({"name": "no/slash"}, "name"),
+        ({"healthCheck": {"command": ["CMD-SHELL", "true"], "interval": 1}}, "interval"),
+        ({"healthCheck": {"command": ["CMD-SHELL", "true"], "retries": 11}}, "retries"),
+        ({"dependsOn": [{"containerName": "x", "condition": "READY"}]}, "condition"),
+        ({"portMappings": [{"containerPort": 70000}]}, "containerPort"),
+        ({"portMappings": [{"containerPort": 80, "protocol": "sctp"}]}, "protocol"),
+        ({"portMappings": [{"containerPort": 80, "name": "-http"}]}, "name"),
+    ],
+)
+def test_bad_container_input_names_the_field(change: dict[str, Any], field: str) -> None:
+    container = {"name": "app", "image": "busybox", "memory": 64} | change
+    with pytest.raises(ValidationError) as error:
+        ContainerDefinition.model_validate(container)
+    assert field in str(error.value)
+
+
+def test_port_mapping_shapes() -> None:
+    assert PortMapping.model_validate({"containerPortRange": "8000-8010"}).container_port is None
+
+
+# ---------------------------------------------------------------------------------------------
+# CEL rules: each one says yes to a good input and no to a bad one.
+
+SPEC = "spec"
+CONTAINER = "spec.containerDefinitions[]"
+
+
+def web_spec(**changes: Any) -> dict[str, Any]:
+    return fixture(WEB) | changes
+
+
+def web_with(mutate: Any) -> dict[str, Any]:
+    spec = fixture(WEB)
+    mutate(spec)
+    return spec
+
+
+def _containers(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["name"]: c for c in spec["containerDefinitions"]}
+
+
+def _set(container: str, **fields: Any) -> Any:
+    def mutate(spec: dict[str, Any]) -> None:
+        _containers(spec)[container].update(fields)
+
+    return mutate
+
+
+def _drop(container: str, field: str) -> Any:
+    def mutate(spec: dict[str, Any]) -> None:
+        _containers(spec)[container].pop(field, None)
+
+    return mutate
+
+
+def _bridge_ports_removed(mode: str) -> dict[str, Any]:
+    spec = fixture(WEB)
+    spec["networkMode"] = mode
+    for c in spec["containerDefinitions"]:
+        c.pop("portMappings", None)
+    return spec
+
+
+def _awsvpc(host_port: int | None) -> dict[str, Any]:
+    spec = fixture(WEB)
+    spec["networkMode"] = "awsvpc"
+    mapping = _containers(spec)["nginx"]["portMappings"][0]
+    mapping.pop("hostPort")
+    if host_port is not None:
+        mapping["hostPort"] = host_port
+    return spec
+
+
+SPEC_CASES = [
+    # (message fragment, good spec, bad spec)
+    (
+        "container names must be unique",
+        fixture(WEB),
+        web_with(_set("migrate", name="nginx")),
+    ),
+    (
+        "at least one container must be essential",
+        web_with(_drop("nginx", "essential")),
+        web_with(_set("nginx", essential=False)),
+    ),
+    (
+        "without a task-level memory",
+        web_with(lambda s: s.pop("memory")),
+        web_with(
+            lambda s: (s.pop("memory"), _containers(s)["log-router"].pop("memoryReservation"))
+        ),
+    ),
+    (
+        "dependsOn[].containerName must name a container",
+        fixture(WEB),
+        web_with(_set("nginx", dependsOn=[{"containerName": "ghost", "condition": "START"}])),
+    ),
+    (
+        "a COMPLETE or SUCCESS dependency cannot target an essential container",
+        fixture(WEB),
+        web_with(_drop("migrate", "essential")),
+    ),
+    (
+        "a HEALTHY dependency must target a container with a healthCheck",
+        web_with(
+            _set("log-router", dependsOn=[{"containerName": "nginx", "condition": "HEALTHY"}])
+        ),
+        web_with(_set("nginx", dependsOn=[{"containerName": "migrate", "condition": "HEALTHY"}])),
+    ),
+    (
+        "volumesFrom[].sourceContainer must name a container",
+        web_with(_set("migrate", volumesFrom=[{"sourceContainer": "nginx"}])),
+        web_with(_set("migrate", volumesFrom=[{"sourceContainer": "ghost"}])),
+    ),
+    (
+        "mountPoints[].sourceVolume must name one of spec.volumes",
+        fixture(WEB),
+        web_with(lambda s: s.pop("volumes")),
+    ),
+    (
+        "volume names must be unique",
+        web_spec(volumes=[{"name": "logs"}, {"name": "cache"}]),
+        web_spec(volumes=[{"name": "logs"}, {"name": "logs", "host": {}}]),
+    ),
+    (
+        "portMappings[].name must be unique",
+        web_with(_set("migrate", portMappings=[{"containerPort": 81, "name": "admin"}])),
+        web_with(_set("migrate", portMappings=[{"containerPort": 81, "name": "http"}])),
+    ),
+    (
+        "portMappings are not allowed with networkMode none",
+        _bridge_ports_removed("none"),
+        web_spec(networkMode="none"),
+    ),
+    (
+        "hostPort must be absent or equal to containerPort",
+        _awsvpc(80),
+        _awsvpc(8080),
+    ),
+    (
+        "links are only allowed with networkMode bridge",
+        web_with(_set("nginx", links=["migrate:db"])),
+        web_with(lambda s: (_set("nginx", links=["migrate:db"])(s), s.update(networkMode="host"))),
+    ),
+    (
+        "hostname is not allowed with networkMode awsvpc",
+        web_with(_set("nginx", hostname="web")),
+        web_with(lambda s: (_set("nginx", hostname="web")(s), s.update(networkMode="awsvpc"))),
+    ),
+    (
+        "a task definition only takes memberOf constraints",
+        fixture(WEB),
+        web_spec(placementConstraints=[{"type": "distinctInstance"}]),
+    ),
+]
+
+BASE_CONTAINER = {"name": "app", "image": "busybox", "memory": 128}
+
+CONTAINER_CASES = [
+    (
+        CONTAINER,
+        "memory must be greater than memoryReservation",
+        BASE_CONTAINER | {"memoryReservation": 64},
+        BASE_CONTAINER | {"memoryReservation": 128},
+    ),
+    (
+        CONTAINER,
+        "a container cannot depend on itself",
+        BASE_CONTAINER | {"dependsOn": [{"containerName": "db", "condition": "START"}]},
+        BASE_CONTAINER | {"dependsOn": [{"containerName": "app", "condition": "START"}]},
+    ),
+    (
+        CONTAINER,
+        "a container cannot mount its own volumes",
+        BASE_CONTAINER | {"volumesFrom": [{"sourceContainer": "db"}]},
+        BASE_CONTAINER | {"volumesFrom": [{"sourceContainer": "app"}]},
+    ),
+    (
+        CONTAINER,
+        "a containerPort is mapped twice for the same protocol",
+        BASE_CONTAINER
+        | {"portMappings": [{"containerPort": 53}, {"containerPort": 53, "protocol": "udp"}]},
+        BASE_CONTAINER
+        | {"portMappings": [{"containerPort": 53}, {"containerPort": 53, "protocol": "tcp"}]},
+    ),
+    (
+        f"{CONTAINER}.portMappings[]",
+        "set exactly one of containerPort and containerPortRange",
+        {"containerPortRange": "8000-8010"},
+        {"containerPort": 80, "containerPortRange": "8000-8010"},
+    ),
+    (
+        f"{CONTAINER}.portMappings[]",
+        "hostPort cannot be set with containerPortRange",
+        {"containerPortRange": "8000-8010"},
+        {"containerPortRange": "8000-8010", "hostPort": 8000},
+    ),
+    (
+        f"{CONTAINER}.ulimits[]",
+        "softLimit cannot exceed hardLimit",
+        {"name": "nofile", "softLimit": 1024, "hardLimit": 4096},
+        {"name": "nofile", "softLimit": 4096, "hardLimit": 1024},
+    ),
+    (
+        f"{CONTAINER}.healthCheck",
+        "must start with CMD or CMD-SHELL",
+        {"command": ["CMD", "/bin/check"]},
+        {"command": ["/bin/check", "now"]},
+    ),
+    (
+        "spec.tags[]",
+        "the aws: prefix is reserved",
+        {"key": "awsome", "value": "x"},
+        {"key": "AWS:cloudformation:stack", "value": "x"},
+    ),
+]
+
+
+@pytest.mark.parametrize(("message", "good", "bad"), SPEC_CASES, ids=[c[0] for c in SPEC_CASES])
+def test_spec_rule(message: str, good: dict[str, Any], bad: dict[str, Any]) -> None:
+    rule = find_rule("TaskDefinition", SPEC, message)
+    assert evaluate(rule, good) is True
+    assert evaluate(rule, bad) is False
+
+
+@pytest.mark.parametrize(
+    ("path", "message", "good", "bad"), CONTAINER_CASES, ids=[c[1] for c in CONTAINER_CASES]
+)
+def test_nested_rule(path: str, message: str, good: dict[str, Any], bad: dict[str, Any]) -> None:
+    rule = find_rule("TaskDefinition", path, message)
+    assert evaluate(rule, good) is True
+    assert evaluate(rule, bad) is False
+
+
+def test_family_rule_at_the_root() -> None:
+    rule = find_rule("TaskDefinition", "", "spec.family must equal metadata.name")
+    without_family = fixture(BATCH)
+    del without_family["family"]
+    assert evaluate(rule, k8s_object(fixture(WEB), "web")) is True
+    assert evaluate(rule, k8s_object(without_family, "anything")) is True
+    assert evaluate(rule, k8s_object(fixture(WEB), "api")) is False
+
+
+@pytest.mark.parametrize("name", [WEB, BATCH])
+def test_every_rule_accepts_the_ecs_examples(name: str) -> None:
+    obj = k8s_object(fixture(name), fixture(name)["family"])
+    for path, rule in walk_rules(schemas()["TaskDefinition"]):
+        for value in instances(obj, path):
+            assert evaluate(rule["rule"], copy.deepcopy(value)), rule["message"]
+
+
+def test_every_rule_has_a_case() -> None:
+    covered = {(SPEC, message) for message, _, _ in SPEC_CASES}
+    covered |= {(path, message) for path, message, _, _ in CONTAINER_CASES}
+    covered.add(("", "spec.family must equal metadata.name"))
+    for path, rule in walk_rules(schemas()["TaskDefinition"]):
+        if path == "spec.placementConstraints[]":
+            continue  # the placement model's own rules, tested with that model
+        assert any(p == path and m in rule["message"] for p, m in covered), rule["message"]
