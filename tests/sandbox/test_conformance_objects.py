@@ -56,6 +56,29 @@ def test_generate_name(cluster: ClusterTarget, cluster_namespace: str) -> None:
     assert first != second
 
 
+def test_large_body_arrives_whole(cluster: ClusterTarget, cluster_namespace: str) -> None:
+    """A body much larger than one network read (CRDs are ~100 KB) is read to its end."""
+    data = {f"key{i}": "x" * 1000 for i in range(900)}  # ~0.9 MB
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "big"}, "data": data}
+    path = f"/api/v1/namespaces/{cluster_namespace}/configmaps"
+    response = cluster.http.post(path, json=body)
+    assert response.status_code == 201, response.text[:300]
+    assert cluster.http.get(f"{path}/big").json()["data"] == data
+
+
+def test_unknown_fields_with_strict_field_validation_are_400(
+    widgets: Widgets, cluster_namespace: str
+) -> None:
+    body = widgets.body("strict")
+    body["spec"]["unknownField"] = "refused"
+    response = widgets.cluster.http.post(
+        widgets.path(cluster_namespace), params={"fieldValidation": "Strict"}, json=body
+    )
+    assert response.status_code == 400
+    assert response.json()["reason"] == "BadRequest"
+    assert 'unknown field "spec.unknownField"' in response.json()["message"]
+
+
 def test_create_twice_is_409_already_exists(cluster: ClusterTarget, cluster_namespace: str) -> None:
     path = f"/api/v1/namespaces/{cluster_namespace}/configmaps"
     assert cluster.http.post(path, json=configmap("dup")).status_code == 201

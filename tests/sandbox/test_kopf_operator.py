@@ -154,3 +154,4 @@ def test_kopf_operator_end_to_end(
     assert "Patching failed" not in text, text
     assert "Traceback" not in text, text
     assert "[ERROR" not in text, text
+    assert "[WARNING" not in text, text

@@ -17,7 +17,7 @@ import logging
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -221,7 +221,7 @@ class SandboxThread:
 
         return self.run(invoke(), timeout=timeout)
 
-    def run(self, coroutine: Any, timeout: float = 30.0) -> Any:
+    def run(self, coroutine: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
         if self._loop is None:
             raise RuntimeError("the sandbox thread is not running")
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)

@@ -6,8 +6,9 @@ streaming, Status errors, API fault injection and request counters live here; ob
 
 Behaviour worth knowing (as kube-apiserver unless stated):
 - Request bodies may be JSON or YAML (`application/yaml`); anything else is 415. Bodies above
-  `MAX_BODY_BYTES` are 413. Unknown query parameters (`fieldManager`, `fieldValidation`, …) are
-  ignored, so `fieldValidation=Strict` prunes instead of rejecting unknown fields.
+  `MAX_BODY_BYTES` are 413. `fieldValidation=Strict` rejects unknown fields of custom objects
+  with a 400 (as kube-apiserver does); other unknown query parameters (`fieldManager`, …) are
+  ignored.
 - Server-side apply (`application/apply-patch+yaml`) is not supported: 415 saying so.
 - `dryRun=All` is honoured on create; on other writes it is refused (400) rather than applied.
 - A watch whose resourceVersion is too old gets HTTP 200 and one `ERROR` event carrying a 410
@@ -688,7 +689,9 @@ class ApiServer:
         dry_run = request.query.getall("dryRun", [])
         if any(value != "All" for value in dry_run):
             raise bad_request(f'unsupported dryRun value {dry_run}; only "All" is accepted')
-        created = self.store.create(target.rt, target.namespace, body, dry_run=bool(dry_run))
+        created = self.store.create(
+            target.rt, target.namespace, body, dry_run=bool(dry_run), strict=_strict(request)
+        )
         representation = negotiate(request.headers.get("Accept", ""))
         return self.render_object(request, target.rt, created, representation, 201)
 
@@ -698,7 +701,12 @@ class ApiServer:
         if isinstance(body.get("metadata"), dict):
             body["metadata"].setdefault("name", target.name)
         return self.store.replace(
-            target.rt, target.namespace, target.name, body, subresource=target.subresource
+            target.rt,
+            target.namespace,
+            target.name,
+            body,
+            subresource=target.subresource,
+            strict=_strict(request),
         )
 
     async def patch(self, request: web.Request, target: Target) -> Obj:
@@ -724,7 +732,13 @@ class ApiServer:
             raise bad_request("the patch body is empty")
         patch = parse_body(raw, mime)
         return self.store.patch(
-            target.rt, target.namespace, target.name, patch, mime, subresource=target.subresource
+            target.rt,
+            target.namespace,
+            target.name,
+            patch,
+            mime,
+            subresource=target.subresource,
+            strict=_strict(request),
         )
 
     async def bind(self, request: web.Request, target: Target) -> web.Response:
@@ -1016,10 +1030,15 @@ async def read_body(request: web.Request) -> bytes:
     declared = request.content_length
     if declared is not None and declared > MAX_BODY_BYTES:
         raise _too_large(declared)
-    body = await request.content.read(MAX_BODY_BYTES + 1)
-    if len(body) > MAX_BODY_BYTES:
-        raise _too_large(len(body))
-    return body
+    # `read(n)` returns what has arrived so far, so read until EOF, stopping past the limit.
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(MAX_BODY_BYTES + 1 - size):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise _too_large(size)
+    return b"".join(chunks)
 
 
 def _too_large(size: int) -> ApiError:
@@ -1059,3 +1078,8 @@ __all__ = [
     "RequestCounters",
     "make_app",
 ]
+
+
+def _strict(request: web.Request) -> bool:
+    """kubectl sends `fieldValidation=Strict` and then skips its own client-side validation."""
+    return request.query.get("fieldValidation") == "Strict"

@@ -376,7 +376,13 @@ class Store:
     # ------------------------------------------------------------------ public: writes
 
     def create(
-        self, rt: ResourceType, namespace: str | None, obj: Obj, *, dry_run: bool = False
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        obj: Obj,
+        *,
+        dry_run: bool = False,
+        strict: bool = False,
     ) -> Obj:
         body = self._body(rt, obj)
         meta = body["metadata"]
@@ -392,7 +398,7 @@ class Store:
             body.pop("status", None)
         self._default(rt, body, None)
         self._validate(rt, body, None)
-        body = self._admit(rt, body, None)
+        body = self._admit(rt, body, None, strict)
         meta = body["metadata"]
         crd_types = self._prepare_crd(body, None) if _storage(rt) == _CRD_KEY else None
         meta["uid"] = str(uuid.uuid4())
@@ -415,13 +421,14 @@ class Store:
         obj: Obj,
         *,
         subresource: str | None = None,
+        strict: bool = False,
     ) -> Obj:
         if subresource == "scale":
             return self.replace_scale(rt, namespace, name, obj)
         self._check_subresource(rt, subresource)
         old = self._require(rt, namespace, name)
         body = self._body(rt, obj)
-        result = self._update(rt, old, body, subresource)
+        result = self._update(rt, old, body, subresource, strict)
         self._drain()
         return self._out(rt, result)
 
@@ -434,6 +441,7 @@ class Store:
         content_type: str,
         *,
         subresource: str | None = None,
+        strict: bool = False,
     ) -> Obj:
         if subresource == "scale":
             return self.patch_scale(rt, namespace, name, patch, content_type)
@@ -441,7 +449,7 @@ class Store:
         old = self._require(rt, namespace, name)
         patched = apply_patch(old, patch, content_type, strategic=rt.crd_version is None)
         body = self._body(rt, patched)
-        result = self._update(rt, old, body, subresource)
+        result = self._update(rt, old, body, subresource, strict)
         self._drain()
         return self._out(rt, result)
 
@@ -848,15 +856,19 @@ class Store:
         if causes:
             raise invalid(rt.kind, rt.group, name, causes)
 
-    def _admit(self, rt: ResourceType, body: Obj, old: Obj | None) -> Obj:
+    def _admit(self, rt: ResourceType, body: Obj, old: Obj | None, strict: bool = False) -> Obj:
+        """Schema admission of custom objects; `strict` is `fieldValidation=Strict` (unknown
+        fields are a 400 instead of being pruned)."""
         validator = self.registry.validator(rt)
         if validator is None:
             return body
-        return validator.admit(body, old)
+        return validator.admit(body, old, strict=strict)
 
     # ------------------------------------------------------------------ updates
 
-    def _update(self, rt: ResourceType, old: Obj, body: Obj, subresource: str | None) -> Obj:
+    def _update(
+        self, rt: ResourceType, old: Obj, body: Obj, subresource: str | None, strict: bool = False
+    ) -> Obj:
         """Validate a PUT/PATCH result against `old` and store it (a no-op stores nothing)."""
         meta = body["metadata"]
         old_meta = old["metadata"]
@@ -901,7 +913,7 @@ class Store:
                     new.pop("status", None)
             self._default(rt, new, old)
         self._validate(rt, new, old)
-        new = self._admit(rt, new, old)
+        new = self._admit(rt, new, old, strict)
         crd_types = self._prepare_crd(new, old) if _storage(rt) == _CRD_KEY else None
         result = self._store_update(rt, old, new)
         if crd_types is not None and result is not old:
