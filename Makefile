@@ -45,7 +45,7 @@ crds: $(STAMP)
 	$(BIN)/python -m ecs_operator.models.crd --output crds/
 
 sandbox: $(STAMP)
-	$(BIN)/ecs-operator sandbox
+	$(BIN)/ecs-operator demo
 
 bench: $(STAMP)
 	$(BIN)/python tests/bench/run.py

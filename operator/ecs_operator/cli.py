@@ -11,12 +11,14 @@ import sys
 from collections.abc import Sequence
 
 from ecs_operator import __version__
+from ecs_operator import demo as demo_cli
 from ecs_operator.handlers import run as run_cli
 from ecs_operator.sandbox import cli as sandbox_cli
 
 SUBCOMMANDS = {
     "run": (run_cli, "run the operator against a kubeconfig or the in-cluster config"),
     "sandbox": (sandbox_cli, "start the sandbox cluster alone (in-memory API server + zone nodes)"),
+    "demo": (demo_cli, "the sandbox, the operator and the examples, with a live view of tasks"),
 }
 
 

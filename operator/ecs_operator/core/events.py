@@ -6,6 +6,7 @@ counterpart for follow the same style and are marked below. Event reasons are Ca
 and specific, as the Kubernetes API conventions ask.
 """
 
+from collections.abc import Mapping, Sequence
 from typing import Final, Literal
 
 MAX_REASON_LENGTH: Final = 1024
@@ -103,3 +104,137 @@ def status_message(task: str, last_status: str, node: str | None) -> str:
     """Event message for a lifecycle step, e.g. ``Task web-1 is RUNNING on node (node n1)``."""
     where = f" on node (node {node})" if node else ""
     return f"Task {task} is {last_status}{where}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Services. Event messages use the API form ``(service NAME)`` ("service (NAME)" is only the
+# console's); task references are the 32-hex task ids ECS shows.
+
+TASK_FAILED_HEALTH_CHECKS: Final = "Task failed container health checks"
+ROLLOUT_CIRCUIT_BREAKER_FAILED: Final = "ECS deployment circuit breaker: tasks failed to start."
+
+LaunchPurpose = Literal["scale", "replace_unhealthy", "rebalance", "daemon"]
+
+
+def scaling_activity(deployment_id: str) -> str:
+    """stoppedReason of a task the service scheduler stops (deployment, scale-in, rebalance)."""
+    return f"Scaling activity initiated by (deployment {deployment_id})"
+
+
+def node_draining(node: str) -> str:
+    """stoppedReason of a service task replaced because its node is cordoned (ECS DRAINING);
+    ECS leaves this text undocumented, so it follows ``node_lost``."""
+    return f"Task stopped: its node (node {node}) is draining"
+
+
+def rollout_in_progress(deployment_id: str) -> str:
+    return f"ECS deployment {deployment_id} in progress."
+
+
+def rollout_completed(deployment_id: str) -> str:
+    return f"ECS deployment {deployment_id} completed."
+
+
+def rollout_rolling_back(deployment_id: str) -> str:
+    return f"ECS deployment circuit breaker: rolling back to deploymentId {deployment_id}."
+
+
+def _task_list(task_ids: Sequence[str]) -> str:
+    return " ".join(f"(task {task_id})" for task_id in task_ids)
+
+
+def service_steady(service: str) -> str:
+    return f"(service {service}) has reached a steady state."
+
+
+def service_tasks_started(
+    service: str,
+    task_ids: Sequence[str],
+    purpose: LaunchPurpose = "scale",
+    zone: str | None = None,
+) -> str:
+    """``(service S) has started N tasks: (task a) (task b).``, with ECS's variants for
+    unhealthy replacements and AZ rebalancing (``zone``)."""
+    count = len(task_ids)
+    if purpose == "rebalance":
+        return (
+            f"(service {service}) has started {count} tasks in {zone} to AZ Rebalance: "
+            f"{_task_list(task_ids)}."
+        )
+    message = f"(service {service}) has started {count} tasks: {_task_list(task_ids)}."
+    if purpose == "replace_unhealthy":
+        message += f" Amazon ECS replaced {count} tasks due to an unhealthy status."
+    return message
+
+
+def service_tasks_stopped(service: str, task_ids: Sequence[str], zone: str | None = None) -> str:
+    """``(service S) has stopped N running tasks: (task a).`` (``zone``: AZ rebalancing)."""
+    where = f" in {zone} due to AZ rebalancing" if zone else ""
+    return (
+        f"(service {service}) has stopped {len(task_ids)} running tasks{where}: "
+        f"{_task_list(task_ids)}."
+    )
+
+
+def service_pending_stopped(service: str, count: int) -> str:
+    return f"(service {service}) stopped {count} pending tasks."
+
+
+def service_task_unhealthy(service: str, task_id: str) -> str:
+    return f"(service {service}) (task {task_id}) failed container health checks."
+
+
+def deployment_completed(service: str, deployment_id: str) -> str:
+    return f"(service {service}) (deployment {deployment_id}) deployment completed."
+
+
+def deployment_failed(service: str, deployment_id: str) -> str:
+    return (
+        f"(service {service}) (deployment {deployment_id}) deployment failed: "
+        "tasks failed to start."
+    )
+
+
+def deployment_rolling_back(service: str, deployment_id: str) -> str:
+    return f"(service {service}) rolling back to deployment {deployment_id}."
+
+
+def service_throttled(service: str) -> str:
+    return f"(service {service}) is unable to consistently start tasks successfully."
+
+
+def deployment_blocked(service: str) -> str:
+    """min/max percent allow neither a start nor a stop."""
+    return (
+        f"(service {service}) was unable to stop or start tasks during a deployment because of "
+        "the service deployment configuration. Update the minimumHealthyPercent or "
+        "maximumPercent value and try again."
+    )
+
+
+def service_unable_to_place(
+    service: str, closest: str | None, detail: str, zone: str | None = None
+) -> str:
+    """No node fits a service task. ``closest``/``detail`` come from a placement failure
+    (``detail`` e.g. ``has insufficient memory available``); ``zone`` for AZ rebalancing."""
+    where = f"is unable to place a task in {zone}" if zone else "was unable to place a task"
+    message = (
+        f"(service {service}) {where} because no container instance met all of its requirements."
+    )
+    if closest:
+        message += f" The closest matching (container-instance {closest}) {detail}."
+    return message
+
+
+def az_balance(service: str, tasks_per_zone: Mapping[str, int], balanced: bool) -> str:
+    """``(service S) is [not ]AZ balanced with 3 tasks in a, 1 tasks in b.`` (most first)."""
+    zones = sorted(tasks_per_zone.items(), key=lambda item: (-item[1], item[0]))
+    listed = ", ".join(f"{count} tasks in {zone}" for zone, count in zones)
+    if balanced:
+        return f"(service {service}) is AZ balanced with {listed}."
+    return f"(service {service}) is not AZ balanced with {listed}. AZ Rebalancing in progress."
+
+
+def service_task_definition_unusable(service: str, error: str) -> str:
+    """Operator wording (ECS refuses such an UpdateService call outright)."""
+    return f"(service {service}) was unable to start a deployment: {error}."

@@ -2,8 +2,8 @@
 
 Kubernetes writes CPU as cores or millicores (``"2"``, ``"0.5"``, ``"500m"``) and memory as bytes
 with SI or binary suffixes (``"128Mi"``, ``"1G"``, ``"1e3"``). ECS counts CPU in units (1024 per
-vCPU) and memory in MiB, and its task-level ``cpu``/``memory`` strings also accept ``"1 vCPU"``
-and ``"2GB"``. Arithmetic is exact (``Fraction``); conversions round so that the operator never
+vCPU) and memory in MiB (its task-level ``"1 vCPU"``/``"2GB"`` strings are parsed by
+``models.common``, where the CRD's bounds live). Arithmetic is exact (``Fraction``); conversions round so that the operator never
 promises more than a node has: a demand is rounded up, a capacity down.
 """
 
@@ -34,10 +34,6 @@ _MAX_EXPONENT: Final = 30
 _QUANTITY: Final = re.compile(
     r"(?P<number>[+-]?(?:\d+(?:\.\d*)?|\.\d+))"
     r"(?:(?P<binary>Ki|Mi|Gi|Ti|Pi|Ei)|(?P<decimal>[numkMGTPE]?)|[eE](?P<exponent>[+-]?\d+))"
-)
-_ECS_CPU: Final = re.compile(r"(?P<number>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>vcpu)?", re.IGNORECASE)
-_ECS_MEMORY: Final = re.compile(
-    r"(?P<number>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>gb|gib|mb|mib)?", re.IGNORECASE
 )
 
 
@@ -120,50 +116,6 @@ def mib_quantity(mib: int) -> str:
     return f"{mib}Mi"
 
 
-def parse_ecs_cpu(value: str | int) -> int:
-    """An ECS ``cpu`` value in CPU units: ``1024``, ``"1024"``, ``"1 vCPU"``, ``"0.5 vcpu"``.
-
-    A vCPU figure that is not a whole number of units is rounded up (``"0.3 vCPU"`` -> 308).
-    """
-    if isinstance(value, bool):
-        raise ValueError(f"invalid cpu {value!r}: expected CPU units or 'N vCPU'")
-    if isinstance(value, int):
-        return _non_negative_int(value, "cpu")
-    match = _ECS_CPU.fullmatch(value.strip())
-    if match is None:
-        raise ValueError(f"invalid cpu {value!r}: expected CPU units (e.g. 1024) or 'N vCPU'")
-    number = Fraction(match["number"])
-    if match["unit"] is None:
-        return _whole(value, number, "cpu", "CPU units")
-    return math.ceil(number * CPU_UNITS_PER_VCPU)
-
-
-def parse_ecs_memory(value: str | int) -> int:
-    """An ECS ``memory`` value in MiB: ``512``, ``"512"``, ``"2GB"``, ``"0.5 GB"``, ``"512 MiB"``.
-
-    As in ECS, ``GB`` means GiB (``"1GB"`` = 1024 MiB); ``MB`` and ``MiB`` both mean MiB.
-    """
-    if isinstance(value, bool):
-        raise ValueError(f"invalid memory {value!r}: expected MiB or 'N GB'")
-    if isinstance(value, int):
-        return _non_negative_int(value, "memory")
-    match = _ECS_MEMORY.fullmatch(value.strip())
-    if match is None:
-        raise ValueError(f"invalid memory {value!r}: expected MiB (e.g. 512) or 'N GB'")
-    number = Fraction(match["number"])
-    unit = (match["unit"] or "mib").lower()
-    if unit in ("gb", "gib"):
-        return math.ceil(number * 1024)
-    return _whole(value, number, "memory", "MiB")
-
-
-def _non_negative_int(value: int, what: str) -> int:
-    if value < 0:
-        raise ValueError(f"invalid {what} {value!r}: must not be negative")
-    return value
-
-
-def _whole(value: str, number: Fraction, what: str, unit: str) -> int:
-    if number.denominator != 1:
-        raise ValueError(f"invalid {what} {value!r}: {unit} must be a whole number")
-    return int(number)
+def whole_count(value: str | int | float) -> int:
+    """A countable resource (``pods``, extended resources) as an integer: ``"110"`` -> 110."""
+    return math.ceil(_non_negative(value, parse_quantity(value), "count"))

@@ -28,6 +28,7 @@ from ecs_operator.core.lifecycle import (
 )
 from ecs_operator.core.registration import accepted_condition
 from ecs_operator.core.render import (
+    HOSTNAME_LABEL,
     ResolvedTaskDefinition,
     effective_spec,
     render_pod,
@@ -59,6 +60,7 @@ class TaskController:
         self.events = events
         self.policy = SecurityPolicy.from_allow_privileged(context.options.allow_privileged)
         self.rng = random.Random()
+        self.started_at = datetime.now(UTC)
         self.queue: WorkQueue[Key] = WorkQueue(
             "tasks", self.reconcile, workers=context.options.workers
         )
@@ -110,6 +112,11 @@ class TaskController:
         waiting = False
         if record is None and failure is None:
             waiting = self._within_resolve_grace(task, now)
+            if waiting and _was_resolved(task, pod):
+                # Its revision exists (a task's revision is never collected): this operator
+                # has just started and its revision cache is still filling. Write nothing.
+                self.queue.add_after(key, 0.2)
+                return
             if not waiting:
                 failure = f"ClientException: {resolve_error}"
         spec = TaskDefinitionSpec.model_validate(record.spec) if record else None
@@ -127,7 +134,8 @@ class TaskController:
             launch_failure = await self._launch(task, body, record, spec)
             if launch_failure is not None:
                 observation = observe(replace(view, start_failure=launch_failure), None, now)
-        await self._write_status(body, task.status, observation.status)
+        if not await self._write_status(body, task.status, observation.status):
+            return  # deleted meanwhile: garbage collection removes its Pod
         for action in observation.actions:
             if isinstance(action, StopPod) and pod is not None:
                 await self.context.kube.delete(
@@ -166,18 +174,25 @@ class TaskController:
 
     async def _write_status(
         self, body: dict[str, Any], previous: TaskStatus | None, status: TaskStatus
-    ) -> None:
+    ) -> bool:
+        """Write the status if it changed; False when the Task no longer exists."""
         if previous == status:
-            return
+            return True
         metadata = body["metadata"]
-        updated = await self.context.kube.patch(
-            TASKS,
-            metadata["namespace"],
-            metadata["name"],
-            {"status": status.model_dump(mode="json", by_alias=True, exclude_none=True)},
-            subresource="status",
-        )
+        try:
+            updated = await self.context.kube.patch(
+                TASKS,
+                metadata["namespace"],
+                metadata["name"],
+                {"status": status.model_dump(mode="json", by_alias=True, exclude_none=True)},
+                subresource="status",
+            )
+        except KubeError as error:
+            if error.not_found:
+                return False
+            raise
         self.context.tasks.observe("MODIFIED", updated)
+        return True
 
     def _owns(self, body: dict[str, Any], pod: dict[str, Any]) -> bool:
         uid = body["metadata"]["uid"]
@@ -216,11 +231,13 @@ class TaskController:
         return resolution.record, resolution.error
 
     def _within_resolve_grace(self, task: Task, now: datetime) -> bool:
+        """The grace runs from the task's creation, or from this operator's start if later:
+        a restarted operator gives its caches the same time to fill."""
         created = (task.metadata.model_extra or {}).get("creationTimestamp")
         if not created:
             return True
-        age = (now - datetime.fromisoformat(created)).total_seconds()
-        return age < self.context.options.resolve_grace_seconds
+        since = max(datetime.fromisoformat(created), self.started_at)
+        return (now - since).total_seconds() < self.context.options.resolve_grace_seconds
 
     def _identity(
         self,
@@ -279,7 +296,9 @@ class TaskController:
         except ValueError as error:
             return f"ClientException: {error}"
         instances = placement.instances_from_cluster(
-            self.context.nodes.values(), self.context.pods.values(), _group_of_pod
+            self.context.nodes.values(),
+            (_with_planned_node(pod) for pod in self.context.pods.values()),
+            _group_of_pod,
         )
         result = placement.place(requirements, instances, self.rng)
         if isinstance(result, placement.PlacementFailure):
@@ -299,13 +318,20 @@ class TaskController:
             group=group,
             policy=self.policy,
         )
+        # Count the pod in the cache before awaiting its creation: a task placed meanwhile
+        # must see this one (distinctInstance, spread, remaining resources).
+        self.context.pods.observe("ADDED", rendered.manifest)
         try:
             created = await self.context.kube.create(PODS, namespace, rendered.manifest)
         except KubeError as error:
             if error.conflict:
                 return None  # already launched (a restart raced its own watch): nothing to do
+            self.context.pods.observe("DELETED", rendered.manifest)
             if error.code in (400, 403, 422):
                 return f"CannotStartContainerError: the Pod was refused: {error.message}"
+            raise
+        except BaseException:
+            self.context.pods.observe("DELETED", rendered.manifest)
             raise
         self.context.pods.observe("ADDED", created)
         return None
@@ -381,6 +407,32 @@ def _group(task: Task) -> str:
 def _zone(node: dict[str, Any] | None) -> str | None:
     zone = ((node or {}).get("metadata", {}).get("labels") or {}).get(ZONE_LABEL)
     return str(zone) if zone else None
+
+
+def _was_resolved(task: Task, pod: dict[str, Any] | None) -> bool:
+    """True once a revision was chosen for the task (its status or its Pod names it)."""
+    annotations = (pod or {}).get("metadata", {}).get("annotations") or {}
+    return bool(
+        (task.status and task.status.task_definition_arn)
+        or annotations.get(labels.TASK_DEFINITION_ANNOTATION)
+    )
+
+
+def _with_planned_node(pod: dict[str, Any]) -> dict[str, Any]:
+    """The pod as placement must count it: a task's pod the scheduler has not bound yet is
+    already on the node its required node affinity pins it to."""
+    if (pod.get("spec") or {}).get("nodeName"):
+        return pod
+    affinity = (pod.get("spec") or {}).get("affinity") or {}
+    required = (affinity.get("nodeAffinity") or {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ) or {}
+    for term in required.get("nodeSelectorTerms") or ():
+        for expression in term.get("matchExpressions") or ():
+            values = expression.get("values") or []
+            if expression.get("key") == HOSTNAME_LABEL and len(values) == 1:
+                return {**pod, "spec": {**pod["spec"], "nodeName": values[0]}}
+    return pod
 
 
 def _group_of_pod(pod: Mapping[str, Any]) -> str | None:

@@ -24,6 +24,7 @@ import yaml
 from pydantic import BaseModel
 
 from ecs_operator.models.common import API_GROUP, API_VERSION
+from ecs_operator.models.service import Service
 from ecs_operator.models.task import Task
 from ecs_operator.models.taskdefinition import TaskDefinition
 
@@ -97,6 +98,22 @@ AGE_COLUMN: Final = PrinterColumn(
 
 
 @dataclass(frozen=True)
+class ScaleSubresource:
+    """The ``scale`` subresource (``kubectl scale``, HorizontalPodAutoscaler): JSON paths."""
+
+    spec_replicas_path: str
+    status_replicas_path: str
+    label_selector_path: str
+
+    def render(self) -> dict[str, str]:
+        return {
+            "specReplicasPath": self.spec_replicas_path,
+            "statusReplicasPath": self.status_replicas_path,
+            "labelSelectorPath": self.label_selector_path,
+        }
+
+
+@dataclass(frozen=True)
 class CustomResource:
     """What the CRD of one root model needs beyond its schema."""
 
@@ -105,6 +122,14 @@ class CustomResource:
     singular: str
     short_names: tuple[str, ...]
     printer_columns: tuple[PrinterColumn, ...]
+    scale: ScaleSubresource | None = None
+
+    @property
+    def subresources(self) -> dict[str, Any]:
+        subresources: dict[str, Any] = {"status": {}}
+        if self.scale is not None:
+            subresources["scale"] = self.scale.render()
+        return subresources
 
     @property
     def kind(self) -> str:
@@ -157,6 +182,33 @@ CUSTOM_RESOURCES: Final = (
                 "Health", ".status.healthStatus", "Health of the essential containers.", priority=1
             ),
             PrinterColumn("Group", ".status.group", "Task group.", priority=1),
+        ),
+    ),
+    CustomResource(
+        model=Service,
+        plural="services",
+        singular="service",
+        short_names=("ecssvc",),
+        printer_columns=(
+            PrinterColumn("Desired", ".status.desiredCount", "Tasks wanted.", type="integer"),
+            PrinterColumn("Running", ".status.runningCount", "Tasks RUNNING.", type="integer"),
+            PrinterColumn(
+                "Pending", ".status.pendingCount", "Tasks not yet RUNNING.", type="integer"
+            ),
+            PrinterColumn(
+                "Task Definition", ".status.taskDefinition", "Revision of the PRIMARY deployment."
+            ),
+            PrinterColumn(
+                "Rollout",
+                '.status.deployments[?(@.status=="PRIMARY")].rolloutState',
+                "Rollout state of the PRIMARY deployment.",
+            ),
+            AGE_COLUMN,
+        ),
+        scale=ScaleSubresource(
+            spec_replicas_path=".spec.desiredCount",
+            status_replicas_path=".status.runningCount",
+            label_selector_path=".status.selector",
         ),
     ),
 )
@@ -301,7 +353,7 @@ def render_crd(resource: CustomResource) -> dict[str, Any]:
                     "name": API_VERSION,
                     "served": True,
                     "storage": True,
-                    "subresources": {"status": {}},
+                    "subresources": resource.subresources,
                     "additionalPrinterColumns": [c.render() for c in resource.printer_columns],
                     "schema": {"openAPIV3Schema": openapi_schema(resource.model)},
                 }

@@ -113,32 +113,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def main(args: argparse.Namespace) -> int:
-    try:
-        faults = Faults(
+def sandbox_from_args(args: argparse.Namespace) -> Sandbox:
+    """The Sandbox the flags of `add_arguments` describe; ValueError on a bad combination."""
+    return Sandbox(
+        host=args.host,
+        port=args.port,
+        kubeconfig_path=args.kubeconfig,
+        cluster=ClusterConfig(
+            zones=args.zones,
+            nodes_per_zone=args.nodes_per_zone,
+            cpu=args.node_cpu,
+            memory=args.node_memory,
+        ),
+        faults=Faults(
             error_rate=args.fault_error_rate,
             codes=args.fault_codes,
             watch_drop_interval=args.fault_watch_drop_seconds,
             expire_on_resume=args.fault_expire_on_resume,
             seed=args.seed,
-        )
-        cluster = ClusterConfig(
-            zones=args.zones,
-            nodes_per_zone=args.nodes_per_zone,
-            cpu=args.node_cpu,
-            memory=args.node_memory,
-        )
+        ),
+        access_log=args.access_log,
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        sandbox = sandbox_from_args(args)
     except ValueError as exc:
         print(f"ecs-operator sandbox: error: {exc}", file=sys.stderr)
         return 2
-    sandbox = Sandbox(
-        host=args.host,
-        port=args.port,
-        kubeconfig_path=args.kubeconfig,
-        cluster=cluster,
-        faults=faults,
-        access_log=args.access_log,
-    )
     try:
         asyncio.run(_serve(sandbox))
     except OSError as exc:

@@ -51,16 +51,17 @@ import itertools
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from ecs_operator.core.quantity import cpu_millicores, memory_bytes, whole_count
 from ecs_operator.sandbox.errors import ApiError
 from ecs_operator.sandbox.programs import RunPlan, exec_probe_passes, plan_container
-from ecs_operator.sandbox.quantity import cpu_millicores, memory_bytes, whole_count
 from ecs_operator.sandbox.registry import Registry
 from ecs_operator.sandbox.resources import ResourceType
+from ecs_operator.sandbox.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +90,7 @@ TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
 # The scheduler scores a container without requests as if it asked for this much (k8s does).
 NONZERO_CPU_MILLI = 100
 NONZERO_MEMORY = 200 * 2**20
+SANDBOX_RETRY_SECONDS = 1.0
 # How many writes one pass makes before letting the API server's other tasks run.
 WRITES_PER_SLICE = 200
 
@@ -358,7 +360,7 @@ class _EventRecorder:
     """Posts core/v1 Events, aggregated: a repeat of the same (object, reason, key) bumps
     `count` and `lastTimestamp` of the first Event instead of creating a new one."""
 
-    def __init__(self, store: Any, events: ResourceType, enabled: bool) -> None:
+    def __init__(self, store: Store, events: ResourceType, enabled: bool) -> None:
         self._store = store
         self._events = events
         self._enabled = enabled
@@ -506,14 +508,15 @@ class _Node:
             self.ready_status(),
         )
 
-    def allocate_ip(self) -> str:
+    def allocate_ip(self) -> str | None:
+        """A free pod IP of the node's /24, or None when all 253 are taken."""
         for _ in range(253):
             candidate = self.next_ip
             self.next_ip = 2 if self.next_ip >= 254 else self.next_ip + 1
             if candidate not in self.ips_in_use:
                 self.ips_in_use.add(candidate)
                 return f"{self.pod_network}{candidate}"
-        raise RuntimeError(f"node {self.name}: pod network {self.pod_network}0/24 is exhausted")
+        return None
 
     def release_ip(self, ip: str | None) -> None:
         if ip and ip.startswith(self.pod_network):
@@ -863,7 +866,10 @@ class _Kubelet:
                 run = self.runs.get(uid)
                 if run is not None and run.wake_at == at:
                     run.wake_at = None
-                    self._process(run, now)
+                    try:
+                        self._process(run, now)
+                    except Exception:  # one odd pod must not stop every kubelet
+                        logger.exception("kubelet: pod %s/%s", run.namespace, run.name)
             await self._flush()
             delay = self._timers[0][0] - loop.time() if self._timers else None
             if delay is None or delay > 0:
@@ -930,22 +936,33 @@ class _Kubelet:
     # -- the pod state machine -----------------------------------------------------------
 
     def _advance(self, run: _PodRun, now: float) -> None:
-        if not run.sandbox_ready:
-            if now < run.start_at:
-                return
-            self._create_sandbox(run)
+        if not run.sandbox_ready and (now < run.start_at or not self._create_sandbox(run, now)):
+            return
         # Instant steps chain (an `echo` init container finishes and the next one starts);
         # the bound only guards against a rule that would keep flipping.
         for _ in range(4 * len(run.containers()) + 4):
             if run.terminal or not self._step(run, now):
                 return
 
-    def _create_sandbox(self, run: _PodRun) -> None:
+    def _create_sandbox(self, run: _PodRun, now: float) -> bool:
         node = self._sim.nodes[run.node]
+        pod_ip = node.ip if run.host_network else node.allocate_ip()
+        if pod_ip is None:
+            # As a real CNI does: the pod waits in ContainerCreating and the kubelet retries.
+            message = (
+                "Failed to create pod sandbox: failed to allocate for range 0: "
+                f"no IP addresses available in range set: {node.pod_network}0/24"
+            )
+            self._sim.recorder.record(
+                run.reference, "Warning", "FailedCreatePodSandBox", message, self._source(run)
+            )
+            run.start_at = now + SANDBOX_RETRY_SECONDS
+            return False
         run.sandbox_ready = True
         run.host_ip = node.ip
-        run.pod_ip = node.ip if run.host_network else node.allocate_ip()
+        run.pod_ip = pod_ip
         run.start_time = timestamp()
+        return True
 
     def _step(self, run: _PodRun, now: float) -> bool:
         changed = self._apply_exit_fault(run, now)
@@ -1299,7 +1316,8 @@ _SCHEDULER = {"component": DEFAULT_SCHEDULER}
 class _Unschedulable:
     message: str
     attempts: int
-    not_before: float
+    tried_at: float
+    not_before: float  # end of the back-off
 
 
 @dataclass
@@ -1326,7 +1344,9 @@ class ClusterSimulator:
     cancels them. Everything else happens through the API: create pods, annotate, cordon.
     """
 
-    def __init__(self, store: Any, registry: Registry, config: ClusterConfig | None = None) -> None:
+    def __init__(
+        self, store: Store, registry: Registry, config: ClusterConfig | None = None
+    ) -> None:
         self.store = store
         self.config = config or ClusterConfig()
         self.pods_rt = registry.get("", "v1", "pods")
@@ -1344,6 +1364,7 @@ class ClusterSimulator:
         self._unschedulable: dict[str, _Unschedulable] = {}
         self._schedule_wakeup = asyncio.Event()
         self._retry_handle: asyncio.TimerHandle | None = None
+        self._cluster_changed_at = float("-inf")
         self._evicted: set[str] = set()
         self._noexecute_seen: dict[tuple[str, str], float] = {}
         self._kubelet = _Kubelet(self)
@@ -1435,7 +1456,7 @@ class ClusterSimulator:
                 rv = listing["metadata"]["resourceVersion"]
                 watch = self.store.watch(rt, None, resource_version=rv)
                 try:
-                    async for event in _events_of(watch):
+                    async for event in watch:
                         on_event(event["type"], event["object"])
                 finally:
                     watch.close()
@@ -1918,7 +1939,8 @@ class ClusterSimulator:
             self.config.unschedulable_backoff_max,
             self.config.unschedulable_backoff * 2 ** (attempts - 1),
         )
-        self._unschedulable[uid] = _Unschedulable(message, attempts, loop.time() + backoff)
+        now = loop.time()
+        self._unschedulable[uid] = _Unschedulable(message, attempts, now, now + backoff)
         conditions = (pod.get("status") or {}).get("conditions") or []
         scheduled: dict[str, Any] = next(
             (c for c in conditions if c.get("type") == "PodScheduled"), {}
@@ -1942,27 +1964,33 @@ class ClusterSimulator:
         )
 
     def _retry_unschedulable(self) -> None:
-        """A cluster change: retry unschedulable pods once their back-off allows (debounced)."""
-        if not self._unschedulable or self._retry_handle is not None:
+        """A cluster change: every unschedulable pod is tried again once, after its back-off."""
+        if not self._unschedulable:
             return
         loop = asyncio.get_running_loop()
-        soonest = min(entry.not_before for entry in self._unschedulable.values())
-        self._retry_handle = loop.call_at(max(soonest, loop.time()), self._requeue_unschedulable)
+        self._cluster_changed_at = loop.time()
+        if self._retry_handle is None:
+            self._retry_handle = loop.call_later(
+                self.config.unschedulable_backoff, self._requeue_unschedulable
+            )
 
     def _requeue_unschedulable(self) -> None:
         self._retry_handle = None
-        now = asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        later = []
         for uid, entry in self._unschedulable.items():
+            if entry.tried_at > self._cluster_changed_at:
+                continue  # tried since the last change: nothing new to try it against
             if entry.not_before <= now:
                 self._queue[uid] = None
+            else:
+                later.append(entry.not_before)
+        if later:
+            self._retry_handle = loop.call_at(min(later), self._requeue_unschedulable)
         if self._queue:
             self._schedule_wakeup.set()
 
 
 def _pod_network(index: int) -> str:
     return f"10.{244 + index // 256}.{index % 256}."
-
-
-async def _events_of(watch: Any) -> AsyncIterator[dict[str, Any]]:
-    async for event in watch:
-        yield event

@@ -13,9 +13,8 @@ from ecs_operator.core.quantity import (
     mib_to_bytes,
     millicores_quantity,
     millicores_to_cpu_units,
-    parse_ecs_cpu,
-    parse_ecs_memory,
     parse_quantity,
+    whole_count,
 )
 
 
@@ -113,46 +112,8 @@ def test_pod_quantity_strings_parse_back() -> None:
     assert memory_bytes(mib_quantity(512)) == mib_to_bytes(512)
 
 
-@pytest.mark.parametrize(
-    ("value", "units"),
-    [
-        (1024, 1024),
-        ("1024", 1024),
-        ("1 vCPU", 1024),
-        ("0.5 vcpu", 512),
-        (".25vCPU", 256),
-        ("2 VCPU", 2048),
-        ("0.3 vCPU", 308),
-    ],
-)
-def test_parse_ecs_cpu(value: str | int, units: int) -> None:
-    assert parse_ecs_cpu(value) == units
-
-
-@pytest.mark.parametrize(
-    ("value", "mib"),
-    [
-        (512, 512),
-        ("512", 512),
-        ("2GB", 2048),
-        ("2 GB", 2048),
-        ("0.5 gb", 512),
-        ("1GiB", 1024),
-        ("256 MiB", 256),
-        ("256MB", 256),
-    ],
-)
-def test_parse_ecs_memory(value: str | int, mib: int) -> None:
-    assert parse_ecs_memory(value) == mib
-
-
-@pytest.mark.parametrize("value", ["", "one", "1 core", "1.5", "-1", True, -5])
-def test_parse_ecs_cpu_rejects_nonsense(value: str | int) -> None:
-    with pytest.raises(ValueError, match="invalid cpu"):
-        parse_ecs_cpu(value)
-
-
-@pytest.mark.parametrize("value", ["", "lots", "2 TB", "1.5", "1.5 MiB", True, -1])
-def test_parse_ecs_memory_rejects_nonsense(value: str | int) -> None:
-    with pytest.raises(ValueError, match="invalid memory"):
-        parse_ecs_memory(value)
+def test_whole_count() -> None:
+    assert whole_count("110") == 110
+    assert whole_count("1k") == 1000
+    with pytest.raises(ValueError, match="must not be negative"):
+        whole_count("-1")

@@ -110,7 +110,11 @@ def test_schema_defaults_are_the_ecs_defaults() -> None:
 
 def test_names_scope_and_subresources() -> None:
     crds = render_crds()
-    assert set(crds) == {"taskdefinitions.ecs.operator.dev.yaml", "tasks.ecs.operator.dev.yaml"}
+    assert set(crds) == {
+        "taskdefinitions.ecs.operator.dev.yaml",
+        "tasks.ecs.operator.dev.yaml",
+        "services.ecs.operator.dev.yaml",
+    }
     td = crds["taskdefinitions.ecs.operator.dev.yaml"]
     assert td["metadata"]["name"] == "taskdefinitions.ecs.operator.dev"
     assert td["spec"]["names"] == {
@@ -128,7 +132,9 @@ def test_names_scope_and_subresources() -> None:
         assert crd["spec"]["scope"] == "Namespaced"
         [version] = crd["spec"]["versions"]
         assert (version["name"], version["served"], version["storage"]) == ("v1alpha1", True, True)
-        assert version["subresources"] == {"status": {}}
+        assert version["subresources"]["status"] == {}
+        if crd["spec"]["names"]["kind"] != "Service":
+            assert version["subresources"] == {"status": {}}
 
 
 def _columns(file_name: str) -> dict[str, dict[str, Any]]:

@@ -1,0 +1,1277 @@
+"""The ECS service scheduler as a pure function: a Service and its tasks in, a plan out.
+
+``plan_service(state, rng)`` is called on every reconcile (level-triggered). It reads the
+Service (spec and previous status), all its Task objects (``ServiceTask``; include the tasks the
+controller created but has not seen yet, so a lagging watch never causes a double launch), the
+nodes (``ContainerInstance``) and the revision ``spec.taskDefinition`` resolves to now, and
+returns a ``ServicePlan``: tasks to launch (the controller places them with ``core.placement``
+and creates Task objects with ``startedBy`` = the deployment id), tasks to stop, the complete new
+status and the new event messages. It does no I/O and has no clock (``state.now``); randomness
+(scale-in ties, event ids) comes from ``rng``. Write the status before acting on the plan, then
+append the launch outcome with ``record_launches``/``record_placement_failures``.
+
+Rules (ECS Developer Guide; the choices ECS leaves open are marked *decision*):
+
+Deployments
+    A new deployment starts when the spec resolves to a configuration other than the one the
+    newest deployment was started for (``status.scheduler.lastDeploymentRequest``): another
+    revision (also ``family`` whose latest ACTIVE revision moved), or another ``spec_hash``
+    (placement, ``forceNewDeployment`` token, load balancers, network, launch type, tag
+    propagation). ``desiredCount`` never starts one. The new deployment is PRIMARY
+    (``rolloutState`` IN_PROGRESS); the previous ones are ACTIVE while they have tasks that are
+    not STOPPED, then INACTIVE and dropped (*decision*: the newest COMPLETED one is kept, INACTIVE,
+    while no listed deployment is COMPLETED: it is the circuit breaker's rollback target). Ids are
+    ``ecs-svc/`` + 19 digits derived from (service uid, generation, revision, spec hash), so a
+    recomputed plan after a crash names the same deployment. Tasks of a deployment the status
+    does not list (status lost) are adopted as ACTIVE deployments; one running the wanted revision
+    becomes the PRIMARY instead of being redeployed.
+
+Rolling update (REPLICA; D = desiredCount)
+    ``maxTasks = floor(D * maximumPercent / 100)``, ``minHealthy = ceil(D * minimumHealthyPercent
+    / 100)`` (defaults 200/100; DAEMON 100/0). Tasks counted against maxTasks: every task whose
+    desiredStatus is RUNNING and that is not STOPPED, of any deployment (*decision*, current ECS
+    doc: tasks already stopping are not counted). Healthy: RUNNING and ``healthy(task)``
+    (default: HEALTHY when the revision has an essential health check, else not UNHEALTHY;
+    *decision*: no 40-second wait). Each plan, in order:
+
+    1. tasks on a lost node (not Ready, or gone) are stopped (force, ``TerminationNotice``) and
+       not counted, so their replacements start at once;
+    2. tasks to replace -- of an older deployment, or on a cordoned (DRAINING) node -- that are
+       not healthy are stopped at once (they do not count towards minHealthy);
+    3. PRIMARY tasks UNHEALTHY past ``healthCheckGracePeriodSeconds`` (from ``startedAt``) are
+       stopped (``Task failed container health checks``) once their replacement exists; when
+       maximumPercent leaves no room for the replacement, one at a time;
+    4. healthy tasks to replace are stopped while ``healthy - 1 >= minHealthy``: those on
+       cordoned nodes first, then the oldest deployments, AZ-balanced within each
+       (``choose_tasks_to_stop``);
+    5. PRIMARY tasks beyond D (scale-in) are stopped: pending ones first, then by
+       ``choose_tasks_to_stop`` with the service's strategies, healthy ones within minHealthy;
+    6. ``min(D - primary tasks, maxTasks - counted tasks)`` PRIMARY tasks are launched.
+
+    Stops come before launches in one plan (a stopped task no longer counts), so e.g. D=4,
+    50/200 stops 2 and starts 4 at once. When there is work left and neither a stop nor a launch
+    is allowed and no task is on its way to healthy, the event says the configuration blocks the
+    deployment (Degraded ``DeploymentBlocked``). The PRIMARY is COMPLETED when it alone has tasks,
+    D of them RUNNING and healthy; events ``deployment completed`` then ``has reached a steady
+    state``.
+
+Circuit breaker (``deploymentCircuitBreaker.enable``)
+    While the PRIMARY is IN_PROGRESS, each of its tasks that stopped before RUNNING or was
+    stopped for failed health checks adds 1 to ``failedTasks``; a healthy PRIMARY task resets it
+    to 0 (ECS ``resetOnHealthyTask``). At ``min(200, max(3, ceil(D / 2)))`` the PRIMARY is FAILED
+    and launches nothing more (nor stops older tasks). With ``rollback`` the newest COMPLETED
+    deployment becomes PRIMARY again, keeping its id (*decision*), IN_PROGRESS with ECS's
+    rolling-back reason; the failed configuration stays in ``lastDeploymentRequest`` so it is not
+    retried until the spec (or the family's latest revision) changes.
+
+Throttle (tasks that stop before RUNNING, any deployment; *decision* on the curve)
+    After the k-th consecutive such failure the next launch waits ``throttle_delay_seconds(k)``:
+    0, 5, 10, 20, 40 ... seconds, doubling, capped at 15 minutes; never giving up. A task reaching
+    RUNNING or a new deployment (or rollback) resets it. ``is unable to consistently start tasks
+    successfully`` is emitted once per episode, when the first delay applies.
+
+AZ rebalancing (REPLICA, ENABLED -- absent means ENABLED unless a binpack strategy is used)
+    Only in steady state (*decision*). When the tasks per zone (zones with an eligible node count,
+    with zero) differ by more than one (*decision*), one task is launched in the emptiest zone
+    (``LaunchRequest.zone``) if maximumPercent allows, else one is first stopped in the fullest
+    zone within minHealthy; once the extra task runs, the AZ-balanced scale-in stops one in the
+    fullest zone. ECS's ``is not AZ balanced ... in progress`` / ``is AZ balanced`` bracket it.
+
+DAEMON
+    D = eligible nodes: Ready, not cordoned, no NoSchedule/NoExecute taint, and matching every
+    memberOf constraint (service and revision). One PRIMARY task per eligible node; tasks on other
+    nodes are stopped; a node whose old-deployment task is stopped (within minHealthy) gets its
+    new task once nothing of the service is left running there (ports and resources are free).
+
+Events are recorded newest first, at most 100; an identical message is not repeated within
+6 hours unless a steady state was reached in between; the steady-state message is repeated
+only when something else happened since, or after 6 hours.
+"""
+
+import hashlib
+import json
+import math
+import random
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Final
+
+from ecs_operator.core import events, labels
+from ecs_operator.core.conditions import set_condition
+from ecs_operator.core.events import LaunchPurpose
+from ecs_operator.core.placement import (
+    SERVICE_DEFAULT_STRATEGIES,
+    ContainerInstance,
+    PlacementFailure,
+    choose_tasks_to_stop,
+)
+from ecs_operator.core.query import Expression, QueryError, parse_expression
+from ecs_operator.models.common import Condition
+from ecs_operator.models.placement import PlacementConstraint, PlacementStrategy
+from ecs_operator.models.service import (
+    CONDITION_DEGRADED,
+    CONDITION_PROGRESSING,
+    CONDITION_READY,
+    MAX_EVENTS,
+    Deployment,
+    DeploymentRequest,
+    SchedulerState,
+    ServiceEvent,
+    ServiceSpec,
+    ServiceStatus,
+)
+from ecs_operator.models.task import DesiredStatus, HealthStatus, LastStatus, StopCode, Task
+
+__all__ = [
+    "EVENT_REPEAT_AFTER",
+    "LaunchRequest",
+    "ServicePlan",
+    "ServiceState",
+    "ServiceTask",
+    "StopRequest",
+    "az_rebalancing_enabled",
+    "circuit_breaker_threshold",
+    "deployment_bounds",
+    "deployment_id",
+    "deployment_spec_hash",
+    "is_healthy",
+    "placement_strategies",
+    "plan_service",
+    "record_events",
+    "record_launches",
+    "record_placement_failures",
+    "service_group",
+    "service_selector",
+    "throttle_delay_seconds",
+]
+
+DEFAULT_MAXIMUM_PERCENT: Final = {"REPLICA": 200, "DAEMON": 100}
+DEFAULT_MINIMUM_HEALTHY_PERCENT: Final = {"REPLICA": 100, "DAEMON": 0}
+CIRCUIT_BREAKER_MIN_THRESHOLD: Final = 3
+CIRCUIT_BREAKER_MAX_THRESHOLD: Final = 200
+THROTTLE_FIRST_DELAY_SECONDS: Final = 5.0
+THROTTLE_MAX_DELAY_SECONDS: Final = 900.0
+EVENT_REPEAT_AFTER: Final = timedelta(hours=6)
+PENDING_STATES: Final[frozenset[LastStatus | None]] = frozenset(
+    {None, "PROVISIONING", "PENDING", "ACTIVATING"}
+)
+ELB_HEALTH_CHECK_PREFIX: Final = "Task failed ELB health checks"
+# Fields (by ECS name) whose change starts a new deployment, besides the task definition.
+DEPLOYMENT_FIELDS: Final = (
+    "placementStrategy",
+    "placementConstraints",
+    "forceNewDeployment",
+    "loadBalancers",
+    "networkConfiguration",
+    "launchType",
+    "propagateTags",
+    "enableECSManagedTags",
+)
+
+# Condition reasons.
+REASON_STEADY: Final = "SteadyState"
+REASON_NOT_STEADY: Final = "NotSteady"
+REASON_IN_PROGRESS: Final = "DeploymentInProgress"
+REASON_ROLLING_BACK: Final = "RollingBack"
+REASON_COMPLETED: Final = "DeploymentCompleted"
+REASON_FAILED: Final = "DeploymentFailed"
+REASON_BLOCKED: Final = "DeploymentBlocked"
+REASON_THROTTLED: Final = "TasksFailingToStart"
+REASON_UNPLACEABLE: Final = "TasksCannotBePlaced"
+REASON_TASK_DEFINITION: Final = "TaskDefinitionUnavailable"
+REASON_CONSTRAINT: Final = "InvalidPlacementConstraint"
+REASON_AS_EXPECTED: Final = "AsExpected"
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs and outputs
+
+
+@dataclass(frozen=True)
+class ServiceTask:
+    """One Task object of the service, as the scheduler sees it; build it with ``of``."""
+
+    name: str
+    task_id: str
+    """The 32-hex ECS task id used in event messages."""
+    deployment_id: str | None
+    """``startedBy``: the deployment that launched it."""
+    task_definition: str
+    last_status: LastStatus | None
+    """None: not observed yet (PROVISIONING)."""
+    desired_status: DesiredStatus
+    health_status: HealthStatus | None
+    node: str | None
+    zone: str | None
+    created_at: datetime
+    started_at: datetime | None = None
+    stopped_at: datetime | None = None
+    stop_code: StopCode | None = None
+    stopped_reason: str | None = None
+    health_checked: bool = False
+    """The revision has a health check on an essential container: healthy means HEALTHY."""
+
+    @classmethod
+    def of(cls, task: Task, now: datetime, *, health_checked: bool = False) -> "ServiceTask":
+        """The view of a Task object; ``now`` stands in for a missing creation time."""
+        status = task.status
+        extra = task.metadata.model_extra or {}
+        created = (status.created_at if status else None) or _parse_time(
+            extra.get("creationTimestamp")
+        )
+        desired: DesiredStatus = (
+            "STOPPED"
+            if task.spec.desired_status == "STOPPED"
+            or (status and status.desired_status == "STOPPED")
+            else "RUNNING"
+        )
+        return cls(
+            name=task.metadata.name,
+            task_id=(status.task_arn if status else None)
+            or (task.metadata.uid or task.metadata.name).replace("-", ""),
+            deployment_id=task.spec.started_by,
+            task_definition=(status.task_definition_arn if status else None)
+            or task.spec.task_definition,
+            last_status=status.last_status if status else None,
+            desired_status=desired,
+            health_status=status.health_status if status else None,
+            node=status.node_name if status else None,
+            zone=status.availability_zone if status else None,
+            created_at=created or now,
+            started_at=status.started_at if status else None,
+            stopped_at=status.stopped_at if status else None,
+            stop_code=status.stop_code if status else None,
+            stopped_reason=status.stopped_reason if status else None,
+            health_checked=health_checked,
+        )
+
+    @property
+    def stopped(self) -> bool:
+        return self.last_status == "STOPPED"
+
+    @property
+    def live(self) -> bool:
+        """Wanted running and not stopped: counted against maximumPercent."""
+        return self.desired_status == "RUNNING" and not self.stopped
+
+    @property
+    def pending(self) -> bool:
+        return self.last_status in PENDING_STATES
+
+    @property
+    def running(self) -> bool:
+        return self.last_status == "RUNNING"
+
+    @property
+    def failed_to_start(self) -> bool:
+        """Stopped without ever reaching RUNNING, through no act of the scheduler or a user."""
+        return (
+            self.stopped
+            and self.started_at is None
+            and self.stop_code in ("TaskFailedToStart", "EssentialContainerExited")
+        )
+
+    @property
+    def failed_health_checks(self) -> bool:
+        reason = self.stopped_reason or ""
+        return (
+            self.stopped
+            and self.stop_code == "ServiceSchedulerInitiated"
+            and (
+                reason == events.TASK_FAILED_HEALTH_CHECKS
+                or reason.startswith(ELB_HEALTH_CHECK_PREFIX)
+            )
+        )
+
+
+HealthPredicate = Callable[[ServiceTask], bool]
+
+
+def is_healthy(task: ServiceTask) -> bool:
+    """The default health rule: RUNNING and HEALTHY (health-checked) or not UNHEALTHY.
+
+    The controller passes its own predicate once load-balancer target health counts too."""
+    if not task.running:
+        return False
+    if task.health_checked:
+        return task.health_status == "HEALTHY"
+    return task.health_status != "UNHEALTHY"
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    """Everything ``plan_service`` reads."""
+
+    name: str
+    uid: str
+    generation: int
+    spec: ServiceSpec
+    status: ServiceStatus | None
+    tasks: Sequence[ServiceTask]
+    """Every Task of the service (STOPPED ones too: failures are counted from them)."""
+    nodes: Sequence[ContainerInstance]
+    now: datetime
+    resolved_task_definition: str | None
+    """``family:revision`` that spec.taskDefinition resolves to for a new deployment."""
+    resolution_error: str | None = None
+    """Why it does not resolve (``resolve_reference``'s text), when it does not."""
+    task_definition_constraints: Sequence[PlacementConstraint] = ()
+    """The resolved revision's placementConstraints (DAEMON eligibility, rebalancing zones)."""
+    healthy: HealthPredicate = is_healthy
+
+
+@dataclass(frozen=True)
+class LaunchRequest:
+    """Launch ``count`` tasks of a deployment. Place them with ``core.placement`` using
+    ``placement_strategies(spec)`` and the group ``service_group(name)``; ``node`` pins a DAEMON
+    task to one node, ``zone`` restricts an AZ-rebalancing launch to that zone's nodes."""
+
+    deployment_id: str
+    task_definition: str
+    count: int
+    purpose: LaunchPurpose = "scale"
+    node: str | None = None
+    zone: str | None = None
+
+
+@dataclass(frozen=True)
+class StopRequest:
+    """Stop a task: ``spec.desiredStatus: STOPPED`` with this stop code and reason. ``force``:
+    its node is lost, delete the pod without a grace period or load-balancer draining."""
+
+    task: str
+    stop_code: StopCode
+    reason: str
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class ServicePlan:
+    """The outcome of one plan: what to do and the complete new status."""
+
+    status: ServiceStatus
+    launch: tuple[LaunchRequest, ...] = ()
+    stop: tuple[StopRequest, ...] = ()
+    events: tuple[str, ...] = ()
+    """New event messages (already in ``status.events``), e.g. for Kubernetes Events."""
+    requeue_after: float | None = None
+    """Plan again after this many seconds even if nothing changes (throttle, grace period)."""
+    changed: bool = True
+    """Whether ``status`` differs from the previous status (write it only then)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Small rules, public for the controller and the tests
+
+
+def service_group(service: str) -> str:
+    """ECS's task group of a service's tasks, used by spread and distinctInstance."""
+    return f"service:{service}"
+
+
+def service_selector(service: str) -> str:
+    """Label selector of the service's Task objects and Pods (``status.selector``)."""
+    return f"{labels.SERVICE_LABEL}={labels.label_value(service)}"
+
+
+def placement_strategies(spec: ServiceSpec) -> tuple[PlacementStrategy, ...]:
+    """The strategies a service places and scales in with (default: AZ balance, then node)."""
+    return tuple(spec.placement_strategy or SERVICE_DEFAULT_STRATEGIES)
+
+
+def az_rebalancing_enabled(spec: ServiceSpec) -> bool:
+    """``availabilityZoneRebalancing``; absent means ENABLED unless a binpack strategy is used.
+    DAEMON services are never rebalanced (one task per node)."""
+    if spec.scheduling_strategy == "DAEMON":
+        return False
+    if spec.availability_zone_rebalancing is not None:
+        return spec.availability_zone_rebalancing == "ENABLED"
+    return not any(s.type == "binpack" for s in spec.placement_strategy or ())
+
+
+def deployment_bounds(spec: ServiceSpec, desired: int) -> tuple[int, int]:
+    """``(maxTasks, minHealthy)`` for ``desired`` tasks, with the strategy's defaults."""
+    configuration = spec.deployment_configuration
+    strategy = spec.scheduling_strategy
+    maximum = (configuration.maximum_percent if configuration else None) or (
+        DEFAULT_MAXIMUM_PERCENT[strategy]
+    )
+    minimum = configuration.minimum_healthy_percent if configuration else None
+    if minimum is None:
+        minimum = DEFAULT_MINIMUM_HEALTHY_PERCENT[strategy]
+    return desired * maximum // 100, -(-desired * minimum // 100)
+
+
+def circuit_breaker_threshold(desired: int) -> int:
+    """Failed tasks that fail a deployment: ``min(200, max(3, ceil(desired / 2)))``."""
+    return min(
+        CIRCUIT_BREAKER_MAX_THRESHOLD, max(CIRCUIT_BREAKER_MIN_THRESHOLD, math.ceil(desired / 2))
+    )
+
+
+def throttle_delay_seconds(consecutive_failures: int) -> float:
+    """Wait before the next launch after ``consecutive_failures`` tasks failed to start:
+    0 for none or one, then 5, 10, 20, 40 ... seconds, capped at 900 (ECS: 15 minutes)."""
+    if consecutive_failures < 2:
+        return 0.0
+    exponent = min(consecutive_failures - 2, 16)  # 5 * 2**8 already exceeds the cap
+    return min(THROTTLE_MAX_DELAY_SECONDS, THROTTLE_FIRST_DELAY_SECONDS * float(2**exponent))
+
+
+def deployment_spec_hash(spec: ServiceSpec) -> str:
+    """Digest of the spec fields (other than taskDefinition) that start a new deployment."""
+    dumped = spec.model_dump(mode="json", exclude_none=True)
+    relevant = {name: dumped[name] for name in DEPLOYMENT_FIELDS if name in dumped}
+    text = json.dumps(relevant, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def deployment_id(service_uid: str, generation: int, task_definition: str, spec_hash: str) -> str:
+    """``ecs-svc/`` + 19 digits, the same for the same inputs (restart-safe)."""
+    digest = hashlib.sha256(
+        f"{service_uid}/{generation}/{task_definition}/{spec_hash}".encode()
+    ).digest()
+    number = int.from_bytes(digest[:8], "big") % (9 * 10**18) + 10**18
+    return f"ecs-svc/{number}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Events
+
+
+def _new_event(message: str, now: datetime, rng: random.Random) -> ServiceEvent:
+    return ServiceEvent(
+        id=str(uuid.UUID(int=rng.getrandbits(128), version=4)), created_at=now, message=message
+    )
+
+
+def _is_repeat(message: str, history: Sequence[ServiceEvent], now: datetime) -> bool:
+    steady = message.endswith(" has reached a steady state.")
+    for event in history:
+        if now - event.created_at >= EVENT_REPEAT_AFTER:
+            return False
+        if event.message == message:
+            return True
+        if steady or event.message.endswith(" has reached a steady state."):
+            return False  # the steady message repeats after anything else; others after steady
+    return False
+
+
+def record_events(
+    status: ServiceStatus, messages: Iterable[str], now: datetime, rng: random.Random
+) -> tuple[ServiceStatus, list[str]]:
+    """``status`` with ``messages`` prepended (newest first, at most 100) and the messages
+    actually recorded; repeats are dropped (see the module docstring)."""
+    history = list(status.events or ())
+    recorded: list[str] = []
+    for message in messages:
+        if _is_repeat(message, history, now):
+            continue
+        history.insert(0, _new_event(message, now, rng))
+        recorded.append(message)
+    if not recorded:
+        return status, recorded
+    return status.model_copy(update={"events": history[:MAX_EVENTS]}), recorded
+
+
+def record_launches(
+    status: ServiceStatus,
+    service: str,
+    launched: Mapping[LaunchRequest, Sequence[str]],
+    now: datetime,
+    rng: random.Random,
+) -> tuple[ServiceStatus, list[str]]:
+    """Record ``has started N tasks`` for the task ids created per launch request."""
+    messages = [
+        events.service_tasks_started(service, task_ids, request.purpose, request.zone)
+        for request, task_ids in launched.items()
+        if task_ids
+    ]
+    return record_events(status, messages, now, rng)
+
+
+def record_placement_failures(
+    status: ServiceStatus,
+    service: str,
+    failures: Sequence[tuple[LaunchRequest, PlacementFailure]],
+    generation: int,
+    now: datetime,
+    rng: random.Random,
+) -> tuple[ServiceStatus, list[str]]:
+    """Record ``was unable to place a task ...`` and set Degraded (``TasksCannotBePlaced``)
+    unless it already says something more specific. Plan again later (e.g. on node changes)."""
+    if not failures:
+        return status, []
+    messages = [
+        events.service_unable_to_place(service, failure.closest, failure.detail, request.zone)
+        for request, failure in failures
+    ]
+    updated, recorded = record_events(status, messages, now, rng)
+    conditions = list(updated.conditions or ())
+    degraded = next((c for c in conditions if c.type == CONDITION_DEGRADED), None)
+    if degraded is None or degraded.status != "True":
+        condition = set_condition(
+            conditions,
+            CONDITION_DEGRADED,
+            "True",
+            REASON_UNPLACEABLE,
+            messages[-1],
+            generation,
+            now,
+        )
+        conditions = [c for c in conditions if c.type != CONDITION_DEGRADED] + [condition]
+        updated = updated.model_copy(update={"conditions": conditions})
+    return updated, recorded
+
+
+# ---------------------------------------------------------------------------------------------
+# The planner
+
+
+def plan_service(state: ServiceState, rng: random.Random) -> ServicePlan:
+    """The scheduler's decisions for ``state`` (see the module docstring)."""
+    return _Planner(state, rng).plan()
+
+
+def _parse_time(value: object) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+
+
+def _constraint_expressions(
+    constraints: Iterable[PlacementConstraint],
+) -> tuple[list[Expression], str | None]:
+    expressions = []
+    for index, constraint in enumerate(constraints):
+        if constraint.type == "memberOf" and constraint.expression is not None:
+            try:
+                expressions.append(parse_expression(constraint.expression))
+            except QueryError as error:
+                return [], f"placementConstraints[{index}].expression: {error}"
+    return expressions, None
+
+
+@dataclass
+class _Blockers:
+    """Why the plan could not do everything it wanted (for conditions and events)."""
+
+    blocked: bool = False
+    throttled: bool = False
+    invalid_constraint: str | None = None
+
+
+@dataclass
+class _Work:
+    """The plan under construction."""
+
+    stops: dict[str, StopRequest] = field(default_factory=dict)
+    launches: list[LaunchRequest] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+    requeue: list[float] = field(default_factory=list)
+
+
+class _Planner:
+    def __init__(self, state: ServiceState, rng: random.Random) -> None:
+        self.state = state
+        self.rng = rng
+        self.now = state.now
+        self.spec = state.spec
+        previous = state.status or ServiceStatus()
+        self.previous = previous
+        self.scheduler = (previous.scheduler or SchedulerState()).model_copy()
+        self.deployments: list[Deployment] = [d.model_copy() for d in previous.deployments or ()]
+        self.nodes = {node.name: node for node in state.nodes}
+        self.work = _Work()
+        self.blockers = _Blockers()
+        self.spec_hash = deployment_spec_hash(state.spec)
+        expressions, error = _constraint_expressions(
+            [*(state.spec.placement_constraints or ()), *state.task_definition_constraints]
+        )
+        self.member_of = expressions
+        self.blockers.invalid_constraint = error
+        # Tasks whose stop already has its own event (AZ rebalancing names the zone).
+        self.announced_stops: set[str] = set()
+
+    # -- deployments ----------------------------------------------------------------------------
+
+    @property
+    def primary(self) -> Deployment | None:
+        return next((d for d in self.deployments if d.status == "PRIMARY"), None)
+
+    def _replace(self, old: Deployment, **changes: object) -> Deployment:
+        new = old.model_copy(update=changes)
+        self.deployments = [new if d.id == old.id else d for d in self.deployments]
+        return new
+
+    def _adopt_unlisted_deployments(self) -> None:
+        """Deployments known only from their tasks' startedBy (the status was lost)."""
+        listed = {d.id for d in self.deployments}
+        by_id: defaultdict[str, list[ServiceTask]] = defaultdict(list)
+        for task in self.state.tasks:
+            if task.deployment_id and task.deployment_id not in listed and not task.stopped:
+                by_id[task.deployment_id].append(task)
+        for found_id, tasks in by_id.items():
+            first = min(tasks, key=lambda t: t.created_at)
+            self.deployments.append(
+                Deployment(
+                    id=found_id,
+                    status="ACTIVE",
+                    task_definition=first.task_definition,
+                    created_at=first.created_at,
+                    updated_at=self.now,
+                )
+            )
+
+    def _start_deployment_if_needed(self) -> None:
+        resolved = self.state.resolved_task_definition
+        if resolved is None:
+            return
+        request = DeploymentRequest(task_definition=resolved, spec_hash=self.spec_hash)
+        primary = self.primary
+        if primary is not None and (
+            self.scheduler.last_deployment_request == request
+            or (primary.task_definition, primary.spec_hash) == (resolved, self.spec_hash)
+        ):
+            # Unchanged, or changed back to what the PRIMARY runs (e.g. after a rollback).
+            self.scheduler.last_deployment_request = request
+            return
+        if primary is None and self.scheduler.last_deployment_request is None:
+            adopted = self._adoptable(resolved)
+            if adopted is not None:
+                self._replace(adopted, status="PRIMARY", spec_hash=self.spec_hash)
+                self.scheduler.last_deployment_request = request
+                return
+        new_id = deployment_id(self.state.uid, self.state.generation, resolved, self.spec_hash)
+        for deployment in self.deployments:
+            if deployment.status == "PRIMARY":
+                self._replace(deployment, status="ACTIVE", updated_at=self.now)
+        self.deployments = [d for d in self.deployments if d.id != new_id]
+        self.deployments.insert(
+            0,
+            Deployment(
+                id=new_id,
+                status="PRIMARY",
+                task_definition=resolved,
+                spec_hash=self.spec_hash,
+                created_at=self.now,
+                updated_at=self.now,
+                rollout_state="IN_PROGRESS",
+                rollout_state_reason=events.rollout_in_progress(new_id),
+            ),
+        )
+        self.scheduler.last_deployment_request = request
+        self._reset_throttle()
+        self.scheduler.az_rebalancing = False
+
+    def _adoptable(self, resolved: str) -> Deployment | None:
+        """After a status loss: the newest adopted deployment running the wanted revision."""
+        candidates = [d for d in self.deployments if d.task_definition == resolved]
+        return max(candidates, key=lambda d: d.created_at, default=None)
+
+    # -- failures: circuit breaker and throttle ------------------------------------------------
+
+    def _reset_throttle(self) -> None:
+        self.scheduler.consecutive_start_failures = 0
+        self.scheduler.last_start_failure_at = None
+
+    def _count_failures(self) -> None:
+        watermark = self.scheduler.failures_counted_until
+        fresh = [
+            task
+            for task in self.state.tasks
+            if (task.failed_to_start or task.failed_health_checks)
+            and (watermark is None or (task.stopped_at or task.created_at) > watermark)
+        ]
+        primary = self.primary
+        if fresh:
+            self.scheduler.failures_counted_until = max(
+                (t.stopped_at or t.created_at) for t in fresh
+            )
+        start_failures = [t for t in fresh if t.failed_to_start]
+        before = self.scheduler.consecutive_start_failures
+        if start_failures:
+            self.scheduler.consecutive_start_failures += len(start_failures)
+            self.scheduler.last_start_failure_at = max(
+                (t.stopped_at or t.created_at) for t in start_failures
+            )
+        last_failure = self.scheduler.last_start_failure_at
+        if last_failure is not None and any(
+            t.started_at is not None and t.started_at > last_failure for t in self.state.tasks
+        ):
+            self._reset_throttle()
+        elif before < 2 <= self.scheduler.consecutive_start_failures:
+            self.work.messages.append(events.service_throttled(self.state.name))
+        if primary is None or primary.rollout_state != "IN_PROGRESS":
+            return
+        failed = primary.failed_tasks + sum(t.deployment_id == primary.id for t in fresh)
+        if any(t.deployment_id == primary.id and self._healthy(t) for t in self.state.tasks):
+            failed = 0
+        if failed != primary.failed_tasks:
+            self._replace(primary, failed_tasks=failed)
+
+    def _throttled(self) -> bool:
+        delay = throttle_delay_seconds(self.scheduler.consecutive_start_failures)
+        last = self.scheduler.last_start_failure_at
+        if delay <= 0 or last is None:
+            return False
+        remaining = (last + timedelta(seconds=delay) - self.now).total_seconds()
+        if remaining <= 0:
+            return False
+        self.work.requeue.append(remaining)
+        return True
+
+    def _circuit_breaker(self, desired: int) -> None:
+        configuration = self.spec.deployment_configuration
+        breaker = configuration.deployment_circuit_breaker if configuration else None
+        primary = self.primary
+        if (
+            breaker is None
+            or not breaker.enable
+            or primary is None
+            or primary.rollout_state != "IN_PROGRESS"
+            or primary.failed_tasks < circuit_breaker_threshold(desired)
+        ):
+            return
+        self.work.messages.append(events.deployment_failed(self.state.name, primary.id))
+        target = max(
+            (d for d in self.deployments if d.id != primary.id and d.rollout_state == "COMPLETED"),
+            key=lambda d: d.created_at,
+            default=None,
+        )
+        rolling_back = breaker.rollback and target is not None
+        self._replace(
+            primary,
+            status="ACTIVE" if rolling_back else "PRIMARY",
+            rollout_state="FAILED",
+            rollout_state_reason=events.ROLLOUT_CIRCUIT_BREAKER_FAILED,
+            updated_at=self.now,
+        )
+        if rolling_back and target is not None:
+            self._replace(
+                target,
+                status="PRIMARY",
+                rollout_state="IN_PROGRESS",
+                rollout_state_reason=events.rollout_rolling_back(target.id),
+                failed_tasks=0,
+                updated_at=self.now,
+            )
+            self.work.messages.append(events.deployment_rolling_back(self.state.name, target.id))
+            self._reset_throttle()
+
+    # -- task classification -------------------------------------------------------------------
+
+    def _healthy(self, task: ServiceTask) -> bool:
+        return task.live and self.state.healthy(task)
+
+    def _lost(self, task: ServiceTask) -> bool:
+        if task.node is None:
+            return False
+        node = self.nodes.get(task.node)
+        return node is None or not node.ready
+
+    def _draining(self, task: ServiceTask) -> bool:
+        node = self.nodes.get(task.node or "")
+        return node is not None and not node.schedulable
+
+    def _unhealthy_due(self, task: ServiceTask) -> bool:
+        """UNHEALTHY past the grace period; schedules a re-plan when the grace period ends."""
+        if not task.running or task.health_status != "UNHEALTHY":
+            return False
+        grace = timedelta(seconds=self.spec.health_check_grace_period_seconds)
+        remaining = ((task.started_at or task.created_at) + grace - self.now).total_seconds()
+        if remaining > 0:
+            self.work.requeue.append(remaining)
+            return False
+        return True
+
+    def _eligible(self, node: ContainerInstance) -> bool:
+        return (
+            node.ready
+            and node.schedulable
+            and not node.blocking_taints
+            and all(e.matches(node, node.group_counts) for e in self.member_of)
+        )
+
+    def _live(self) -> list[ServiceTask]:
+        """Live tasks not stopped by this plan."""
+        return [t for t in self.state.tasks if t.live and t.name not in self.work.stops]
+
+    # -- stopping ------------------------------------------------------------------------------
+
+    def _stop(self, task: ServiceTask, code: StopCode, reason: str, force: bool = False) -> None:
+        self.work.stops[task.name] = StopRequest(task.name, code, reason, force)
+
+    def _scheduler_stop(self, task: ServiceTask) -> None:
+        primary = self.primary
+        reason = (
+            events.node_draining(task.node or "")
+            if self._draining(task)
+            else events.scaling_activity(primary.id if primary else task.deployment_id or "")
+        )
+        self._stop(task, "ServiceSchedulerInitiated", reason)
+
+    def _stop_lost(self) -> None:
+        for task in self.state.tasks:
+            if task.live and self._lost(task):
+                self._stop(task, "TerminationNotice", events.node_lost(task.node or ""), True)
+
+    def _stop_order(
+        self, tasks: Sequence[ServiceTask], strategies: Sequence[PlacementStrategy]
+    ) -> list[ServiceTask]:
+        """``tasks`` in the order scale-in would stop them (placement mirror)."""
+        by_name = {t.name: t for t in tasks}
+        by_node: defaultdict[str, list[str]] = defaultdict(list)
+        for task in tasks:
+            by_node[task.node or ""].append(task.name)
+        instances = [n for n in self.nodes.values() if n.name in by_node]
+        order = choose_tasks_to_stop(by_node, instances, len(tasks), strategies, self.rng)
+        return [by_name[name] for name in order]
+
+    def _stop_healthy(self, candidates: Sequence[ServiceTask], allowed: int) -> int:
+        """Stop up to ``allowed`` of ``candidates`` (already ordered); returns how many."""
+        chosen = list(candidates)[: max(0, allowed)]
+        for task in chosen:
+            self._scheduler_stop(task)
+        return len(chosen)
+
+    # -- REPLICA ---------------------------------------------------------------------------------
+
+    def _plan_replica(self, primary: Deployment, desired: int) -> None:
+        if primary.rollout_state == "FAILED":
+            return  # ECS: a failed deployment launches nothing and leaves older tasks alone
+        max_tasks, min_healthy = deployment_bounds(self.spec, desired)
+        strategies = placement_strategies(self.spec)
+        live = self._live()
+        replace = [t for t in live if t.deployment_id != primary.id or self._draining(t)]
+        replace_names = {t.name for t in replace}
+        unhealthy = [t for t in live if t.name not in replace_names and self._unhealthy_due(t)]
+        unhealthy_names = {t.name for t in unhealthy}
+        keepers = [t for t in live if t.name not in replace_names | unhealthy_names]
+        healthy = sum(self._healthy(t) for t in live)
+        for task in replace:
+            if not self._healthy(task):
+                self._scheduler_stop(task)
+        self._stop_unhealthy(unhealthy, len(keepers), desired, max_tasks - len(self._live()))
+        # Healthy tasks to replace: cordoned nodes first, then the oldest deployments.
+        created = {d.id: d.created_at for d in self.deployments}
+        groups: defaultdict[tuple[bool, datetime], list[ServiceTask]] = defaultdict(list)
+        for task in replace:
+            if task.name not in self.work.stops:
+                key = (not self._draining(task), created.get(task.deployment_id or "", self.now))
+                groups[key].append(task)
+        ordered = [t for key in sorted(groups) for t in self._stop_order(groups[key], strategies)]
+        healthy -= self._stop_healthy(ordered, healthy - min_healthy)
+        healthy -= self._scale_in(keepers, desired, healthy - min_healthy, strategies)
+        self._launch_replica(primary, desired, max_tasks, keepers, len(unhealthy))
+        self._check_blocked(desired, max_tasks, healthy - min_healthy, primary)
+
+    def _stop_unhealthy(
+        self, unhealthy: Sequence[ServiceTask], keepers: int, desired: int, headroom: int
+    ) -> None:
+        """Stop the PRIMARY's unhealthy tasks whose replacement exists; when maximumPercent
+        leaves no room for a replacement first, one at a time."""
+        with_replacement = max(0, keepers + len(unhealthy) - desired)
+        count = min(len(unhealthy), with_replacement or (1 if headroom <= 0 else 0))
+        for task in sorted(unhealthy, key=lambda t: t.started_at or t.created_at)[:count]:
+            self.work.messages.append(events.service_task_unhealthy(self.state.name, task.task_id))
+            self._stop(task, "ServiceSchedulerInitiated", events.TASK_FAILED_HEALTH_CHECKS)
+
+    def _scale_in(
+        self,
+        keepers: Sequence[ServiceTask],
+        desired: int,
+        healthy_allowance: int,
+        strategies: Sequence[PlacementStrategy],
+    ) -> int:
+        """Stop PRIMARY tasks beyond ``desired``; returns how many healthy ones were stopped."""
+        excess = len(keepers) - desired
+        if excess <= 0:
+            return 0
+        rebalancing = self.scheduler.az_rebalancing
+        if rebalancing:
+            if any(not self._healthy(t) for t in keepers):
+                return 0  # the rebalancing task is not running yet
+            strategies = SERVICE_DEFAULT_STRATEGIES
+        # Not yet RUNNING first, then running but not healthy; the newest first in each.
+        unhealthy = sorted(
+            (t for t in keepers if not self._healthy(t)),
+            key=lambda t: (t.running, -t.created_at.timestamp()),
+        )
+        for task in unhealthy[:excess]:
+            self._scheduler_stop(task)
+        excess -= min(excess, len(unhealthy))
+        ordered = self._stop_order([t for t in keepers if self._healthy(t)], strategies)
+        chosen = ordered[: max(0, min(excess, healthy_allowance))]
+        for task in chosen:
+            self._scheduler_stop(task)
+        running = [t for t in chosen if t.running]
+        if rebalancing and running:
+            for zone, tasks in _by_zone(running).items():
+                self.work.messages.append(
+                    events.service_tasks_stopped(self.state.name, [t.task_id for t in tasks], zone)
+                )
+            self.announced_stops.update(t.name for t in running)
+        return len(chosen)
+
+    def _launch_replica(
+        self,
+        primary: Deployment,
+        desired: int,
+        max_tasks: int,
+        keepers: Sequence[ServiceTask],
+        unhealthy: int,
+    ) -> None:
+        if primary.rollout_state == "FAILED" or self._throttled():
+            return
+        kept = sum(1 for t in keepers if t.name not in self.work.stops)
+        count = min(desired - kept, max_tasks - len(self._live()))
+        if count <= 0:
+            return
+        replacing = min(count, max(0, min(unhealthy, desired - len(keepers))))
+        if replacing:
+            self.work.launches.append(
+                LaunchRequest(primary.id, primary.task_definition, replacing, "replace_unhealthy")
+            )
+        if count - replacing:
+            self.work.launches.append(
+                LaunchRequest(primary.id, primary.task_definition, count - replacing)
+            )
+
+    def _check_blocked(
+        self, desired: int, max_tasks: int, healthy_allowance: int, primary: Deployment
+    ) -> None:
+        """min/max percent allow neither a stop nor a launch, and nothing is in flight."""
+        if self.work.stops or self.work.launches or primary.rollout_state == "FAILED":
+            return
+        if self.blockers.throttled:
+            return
+        live = self._live()
+        work_left = any(t.deployment_id != primary.id or self._draining(t) for t in live) or (
+            sum(t.deployment_id == primary.id for t in live) < desired
+        )
+        in_flight = any(not self._healthy(t) for t in live)
+        if work_left and not in_flight and len(live) >= max_tasks and healthy_allowance < 1:
+            self.blockers.blocked = True
+            self.work.messages.append(events.deployment_blocked(self.state.name))
+
+    # -- AZ rebalancing ----------------------------------------------------------------------------
+
+    def _rebalance(self, primary: Deployment, desired: int) -> None:
+        live = self._live()
+        if not az_rebalancing_enabled(self.spec) or primary.rollout_state != "COMPLETED":
+            return
+        counts: Counter[str] = Counter(
+            {n.zone: 0 for n in self.nodes.values() if n.zone and self._eligible(n)}
+        )
+        counts.update(t.zone for t in live if t.zone)
+        if not counts:
+            return
+        if max(counts.values()) - min(counts.values()) <= 1:
+            if self.scheduler.az_rebalancing:
+                self.scheduler.az_rebalancing = False
+                self.work.messages.append(events.az_balance(self.state.name, counts, True))
+            return
+        if not self.scheduler.az_rebalancing:
+            self.scheduler.az_rebalancing = True
+            self.work.messages.append(events.az_balance(self.state.name, counts, False))
+        emptiest = min(counts, key=lambda zone: (counts[zone], zone))
+        max_tasks, min_healthy = deployment_bounds(self.spec, desired)
+        if len(live) >= max_tasks:
+            if len(live) - 1 < min_healthy:
+                return
+            fullest = max(counts, key=lambda zone: (counts[zone], zone))
+            in_fullest = [t for t in live if t.zone == fullest]
+            victim = self._stop_order(in_fullest, SERVICE_DEFAULT_STRATEGIES)[0]
+            self._scheduler_stop(victim)
+            self.work.messages.append(
+                events.service_tasks_stopped(self.state.name, [victim.task_id], fullest)
+            )
+            self.announced_stops.add(victim.name)
+        if self._throttled():
+            return
+        self.work.launches.append(
+            LaunchRequest(primary.id, primary.task_definition, 1, "rebalance", zone=emptiest)
+        )
+
+    # -- DAEMON ------------------------------------------------------------------------------------
+
+    def _plan_daemon(self, primary: Deployment, eligible: Sequence[ContainerInstance]) -> None:
+        if primary.rollout_state == "FAILED":
+            return
+        desired = len(eligible)
+        _, min_healthy = deployment_bounds(self.spec, desired)
+        eligible_names = {n.name for n in eligible}
+        live = self._live()
+        by_node: defaultdict[str, list[ServiceTask]] = defaultdict(list)
+        for task in live:
+            if task.node in eligible_names:
+                by_node[task.node or ""].append(task)
+            elif task.node is not None:
+                self._scheduler_stop(task)  # node cordoned or no longer matching
+        healthy = sum(self._healthy(t) for t in live if t.name not in self.work.stops)
+        old_healthy: list[ServiceTask] = []
+        for node in sorted(by_node):
+            tasks = by_node[node]
+            mine = sorted(
+                (t for t in tasks if t.deployment_id == primary.id),
+                key=lambda t: (not self._healthy(t), not t.running, t.created_at),
+            )
+            for extra in mine[1:]:
+                self._scheduler_stop(extra)
+            if mine and self._unhealthy_due(mine[0]):
+                self.work.messages.append(
+                    events.service_task_unhealthy(self.state.name, mine[0].task_id)
+                )
+                self._stop(mine[0], "ServiceSchedulerInitiated", events.TASK_FAILED_HEALTH_CHECKS)
+            for task in tasks:
+                if task.deployment_id == primary.id:
+                    continue
+                if mine or not self._healthy(task):
+                    healthy -= self._healthy(task)
+                    self._scheduler_stop(task)
+                else:
+                    old_healthy.append(task)
+        healthy -= self._stop_healthy(old_healthy, healthy - min_healthy)
+        self._launch_daemon(primary, eligible)
+        self._check_blocked(desired, desired, healthy - min_healthy, primary)
+
+    def _launch_daemon(self, primary: Deployment, eligible: Sequence[ContainerInstance]) -> None:
+        if primary.rollout_state == "FAILED":
+            return
+        occupied = {t.node for t in self.state.tasks if not t.stopped and t.node is not None}
+        free = [n.name for n in eligible if n.name not in occupied]
+        if not free or self._throttled():
+            return
+        for node in free:
+            self.work.launches.append(
+                LaunchRequest(primary.id, primary.task_definition, 1, "daemon", node=node)
+            )
+
+    # -- the plan ----------------------------------------------------------------------------------
+
+    def plan(self) -> ServicePlan:
+        self._adopt_unlisted_deployments()
+        self._count_failures()
+        self._start_deployment_if_needed()
+        eligible = [n for n in self.state.nodes if self._eligible(n)]
+        daemon = self.spec.scheduling_strategy == "DAEMON"
+        desired = len(eligible) if daemon else self.spec.desired_count or 0
+        self._circuit_breaker(desired)
+        self._stop_lost()
+        primary = self.primary
+        steady = False
+        if primary is not None and self.blockers.invalid_constraint is None:
+            self.blockers.throttled = self._throttled()
+            if daemon:
+                self._plan_daemon(primary, eligible)
+            else:
+                self._plan_replica(primary, desired)
+            # Rebalancing happens in steady state and does not leave it.
+            steady = self._steady(desired)
+            if not daemon and steady:
+                self._rebalance(primary, desired)
+        self._stop_messages()
+        return self._finish(desired, steady)
+
+    def _stop_messages(self) -> None:
+        by_name = {t.name: t for t in self.state.tasks}
+        stopped = [by_name[name] for name in self.work.stops]
+        running = [t.task_id for t in stopped if t.running and t.name not in self.announced_stops]
+        pending = [t for t in stopped if not t.running]
+        if running:
+            self.work.messages.append(events.service_tasks_stopped(self.state.name, running))
+        if pending:
+            self.work.messages.append(events.service_pending_stopped(self.state.name, len(pending)))
+
+    # -- status ------------------------------------------------------------------------------------
+
+    def _finish(self, desired: int, steady: bool) -> ServicePlan:
+        live = self._live()
+        remaining = [t for t in self.state.tasks if not t.stopped]
+        primary = self.primary
+        if steady and primary is not None and primary.rollout_state == "IN_PROGRESS":
+            self._replace(
+                primary,
+                rollout_state="COMPLETED",
+                rollout_state_reason=events.rollout_completed(primary.id),
+            )
+            self.work.messages.append(events.deployment_completed(self.state.name, primary.id))
+        if steady and not self.work.launches and not self.work.stops:
+            self.work.messages.append(events.service_steady(self.state.name))
+        if self.state.resolution_error and self.state.resolved_task_definition is None:
+            self.work.messages.append(
+                events.service_task_definition_unusable(
+                    self.state.name, self.state.resolution_error
+                )
+            )
+        if self.blockers.invalid_constraint:
+            self.work.messages.append(
+                events.service_task_definition_unusable(
+                    self.state.name, self.blockers.invalid_constraint
+                )
+            )
+        self._update_deployments(live, remaining, desired)
+        status = ServiceStatus(
+            observed_generation=self.state.generation,
+            desired_count=desired,
+            running_count=sum(t.running for t in live),
+            pending_count=sum(t.pending for t in live),
+            task_definition=primary.task_definition if primary else None,
+            deployments=self.deployments,
+            events=self.previous.events,
+            conditions=self._conditions(steady, live, desired),
+            selector=service_selector(self.state.name),
+            scheduler=self.scheduler,
+        )
+        status, recorded = record_events(status, self.work.messages, self.now, self.rng)
+        return ServicePlan(
+            status=status,
+            launch=tuple(self.work.launches),
+            stop=tuple(self.work.stops.values()),
+            events=tuple(recorded),
+            requeue_after=min(self.work.requeue, default=None),
+            changed=_comparable(status) != _comparable(self.previous),
+        )
+
+    def _steady(self, desired: int) -> bool:
+        """Only the PRIMARY has tasks, ``desired`` of them, all healthy, nothing to do."""
+        primary = self.primary
+        live = self._live()
+        remaining = [t for t in self.state.tasks if not t.stopped]
+        return (
+            primary is not None
+            and primary.rollout_state != "FAILED"
+            and not self.work.stops
+            and not self.work.launches
+            and all(t.deployment_id == primary.id for t in remaining)
+            and len(remaining) == len(live) == desired
+            and all(self._healthy(t) for t in live)
+        )
+
+    def _update_deployments(
+        self, live: Sequence[ServiceTask], remaining: Sequence[ServiceTask], desired: int
+    ) -> None:
+        updated: list[Deployment] = []
+        for deployment in self.deployments:
+            mine = [t for t in live if t.deployment_id == deployment.id]
+            has_tasks = any(t.deployment_id == deployment.id for t in remaining)
+            changes: dict[str, object] = {
+                "desired_count": desired if deployment.status == "PRIMARY" else len(mine),
+                "running_count": sum(t.running for t in mine),
+                "pending_count": sum(t.pending for t in mine),
+            }
+            if deployment.status == "ACTIVE" and not has_tasks:
+                changes["status"] = "INACTIVE"
+            new = deployment.model_copy(update=changes)
+            if new != deployment:
+                new = new.model_copy(update={"updated_at": self.now})
+            updated.append(new)
+        completed = [d for d in updated if d.rollout_state == "COMPLETED"]
+        keep_inactive = (
+            None
+            if any(d.status != "INACTIVE" for d in completed)
+            else max(completed, key=lambda d: d.created_at, default=None)
+        )
+        kept = [d for d in updated if d.status != "INACTIVE" or d is keep_inactive]
+        rank = {"PRIMARY": 0, "ACTIVE": 1, "INACTIVE": 2}
+        kept.sort(key=lambda d: (rank[d.status], -d.created_at.timestamp()))
+        self.deployments = kept
+
+    def _conditions(
+        self, steady: bool, live: Sequence[ServiceTask], desired: int
+    ) -> list[Condition]:
+        previous = self.previous.conditions
+        generation = self.state.generation
+        primary = self.primary
+        healthy = sum(self._healthy(t) for t in live)
+        pending = sum(t.pending for t in live)
+        counts = f"{healthy} of {desired} tasks running and healthy, {pending} pending"
+        ready = set_condition(
+            previous,
+            CONDITION_READY,
+            "True" if steady else "False",
+            REASON_STEADY if steady else REASON_NOT_STEADY,
+            counts,
+            generation,
+            self.now,
+        )
+        in_progress = primary is not None and primary.rollout_state == "IN_PROGRESS"
+        if primary is None:
+            progress_reason, progress_message = REASON_NOT_STEADY, "no deployment"
+        elif in_progress:
+            rolling_back = (primary.rollout_state_reason or "").startswith(
+                "ECS deployment circuit breaker"
+            )
+            progress_reason = REASON_ROLLING_BACK if rolling_back else REASON_IN_PROGRESS
+            progress_message = primary.rollout_state_reason or ""
+        else:
+            progress_reason = (
+                REASON_COMPLETED if primary.rollout_state == "COMPLETED" else REASON_FAILED
+            )
+            progress_message = primary.rollout_state_reason or ""
+        progressing = set_condition(
+            previous,
+            CONDITION_PROGRESSING,
+            "True" if in_progress else "False",
+            progress_reason,
+            progress_message,
+            generation,
+            self.now,
+        )
+        reason, message = self._degradation()
+        degraded = set_condition(
+            previous,
+            CONDITION_DEGRADED,
+            "False" if reason == REASON_AS_EXPECTED else "True",
+            reason,
+            message,
+            generation,
+            self.now,
+        )
+        return [ready, progressing, degraded]
+
+    def _degradation(self) -> tuple[str, str]:
+        name = self.state.name
+        primary = self.primary
+        request = self.scheduler.last_deployment_request
+        if self.blockers.invalid_constraint:
+            return REASON_CONSTRAINT, self.blockers.invalid_constraint
+        if self.state.resolved_task_definition is None:
+            error = self.state.resolution_error or "the task definition does not resolve"
+            return REASON_TASK_DEFINITION, error
+        if primary is not None and primary.rollout_state == "FAILED":
+            return REASON_FAILED, events.deployment_failed(name, primary.id)
+        if (
+            primary is not None
+            and request is not None
+            and (primary.task_definition, primary.spec_hash)
+            != (request.task_definition, request.spec_hash)
+        ):
+            return REASON_FAILED, (
+                f"{events.ROLLOUT_CIRCUIT_BREAKER_FAILED} Rolled back to {primary.task_definition} "
+                f"(deployment {primary.id}); {request.task_definition} is tried again when the "
+                "spec changes."
+            )
+        if self.blockers.blocked:
+            return REASON_BLOCKED, events.deployment_blocked(name)
+        if self.scheduler.consecutive_start_failures >= 2:
+            return REASON_THROTTLED, events.service_throttled(name)
+        return REASON_AS_EXPECTED, ""
+
+
+def _by_zone(tasks: Iterable[ServiceTask]) -> dict[str, list[ServiceTask]]:
+    grouped: defaultdict[str, list[ServiceTask]] = defaultdict(list)
+    for task in tasks:
+        grouped[task.zone or ""].append(task)
+    return dict(grouped)
+
+
+def _comparable(status: ServiceStatus) -> dict[str, object]:
+    return status.model_dump(mode="json", exclude_none=True)

@@ -1,0 +1,473 @@
+"""The ``Service`` custom resource: an ECS service that keeps tasks running (CreateService).
+
+``spec`` is the CreateService/UpdateService request with the ECS field names: ``taskDefinition``,
+``desiredCount``, ``schedulingStrategy``, ``deploymentConfiguration``, placement, health-check
+grace period, AZ rebalancing, ``loadBalancers``, tags. Editing the spec is UpdateService, with two
+Kubernetes adaptations:
+
+* ``forceNewDeployment`` is a string token instead of a boolean flag: a declarative spec has no
+  one-shot flag, so changing the token (any value, e.g. a timestamp) starts a new deployment, as
+  ``update-service --force-new-deployment`` does. An unchanged token does nothing.
+* Defaults that depend on the scheduling strategy are left out of the schema and applied by the
+  operator: ``deploymentConfiguration`` is 100/200 percent for REPLICA and 0/100 for DAEMON;
+  ``availabilityZoneRebalancing`` absent means ENABLED unless a binpack strategy is used.
+
+What starts a new deployment (ECS UpdateService): a different resolved task definition revision
+(including ``family`` whose latest ACTIVE revision moved), a new ``forceNewDeployment`` token,
+``placementConstraints``, ``placementStrategy``, ``loadBalancers``, ``networkConfiguration``,
+``launchType``, ``propagateTags`` or ``enableECSManagedTags``. Not ``desiredCount``,
+``deploymentConfiguration``, ``healthCheckGracePeriodSeconds``, ``availabilityZoneRebalancing`` or
+``tags``.
+
+``status`` is the ECS DescribeServices output (counts, ``deployments[]``, ``events[]`` newest
+first, at most 100) plus ``observedGeneration``, the conditions ``Ready`` (steady state),
+``Progressing`` (a deployment is rolling out) and ``Degraded`` (the service cannot reach its goal),
+``selector`` for the scale subresource, and ``scheduler``, the scheduler's own bookkeeping.
+"""
+
+from typing import Final, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ecs_operator.models.common import (
+    API_GROUP_VERSION,
+    MAX_TAGS,
+    Condition,
+    EcsModel,
+    ObjectMeta,
+    StatusModel,
+    Tag,
+    Timestamp,
+    cel_rules,
+)
+from ecs_operator.models.placement import PlacementConstraint, PlacementStrategy
+from ecs_operator.models.task import NetworkConfiguration
+from ecs_operator.models.taskdefinition import (
+    MAX_CONDITIONS,
+    NAME_PATTERN,
+    TASK_DEFINITION_REF_PATTERN,
+)
+
+CONDITION_READY: Final = "Ready"
+CONDITION_PROGRESSING: Final = "Progressing"
+CONDITION_DEGRADED: Final = "Degraded"
+
+MAX_DESIRED_COUNT: Final = 5000
+MAX_PLACEMENT_STRATEGIES: Final = 5
+MAX_PLACEMENT_CONSTRAINTS: Final = 10
+MAX_LOAD_BALANCERS: Final = 5
+MAX_EVENTS: Final = 100
+MAX_DEPLOYMENTS: Final = 64
+MAX_INT32: Final = 2_147_483_647
+DEPLOYMENT_ID_PATTERN: Final = r"^ecs-svc/[0-9]{19}$"
+# A Kubernetes object name (RFC 1123 subdomain): LoadBalancer objects are named like any other.
+OBJECT_NAME_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+
+SchedulingStrategy = Literal["REPLICA", "DAEMON"]
+DeploymentStatus = Literal["PRIMARY", "ACTIVE", "INACTIVE"]
+RolloutState = Literal["IN_PROGRESS", "COMPLETED", "FAILED"]
+AvailabilityZoneRebalancing = Literal["ENABLED", "DISABLED"]
+
+DESIRED_COUNT_REQUIRED: Final = "spec.desiredCount is required for the REPLICA scheduling strategy"
+DAEMON_DESIRED_COUNT: Final = (
+    "spec.desiredCount is not allowed for a DAEMON service: it runs one task on each node"
+)
+DAEMON_PLACEMENT_STRATEGY: Final = (
+    "spec.placementStrategy is not allowed for a DAEMON service: it runs one task on each node"
+)
+DAEMON_MAXIMUM_PERCENT: Final = (
+    "spec.deploymentConfiguration.maximumPercent must be 100 for a DAEMON service"
+)
+DUPLICATE_LOAD_BALANCER: Final = (
+    "spec.loadBalancers: each (loadBalancerName, containerName, containerPort) may appear only once"
+)
+MINIMUM_ABOVE_MAXIMUM: Final = (
+    "spec.deploymentConfiguration.minimumHealthyPercent must not exceed maximumPercent"
+)
+
+_DAEMON = "has(self.schedulingStrategy) && self.schedulingStrategy == 'DAEMON'"
+
+# Mirrored by ServiceSpec._strategy_rules, so the operator's own parse gives the same answer.
+_SPEC_RULES = cel_rules(
+    (f"({_DAEMON}) || has(self.desiredCount)", DESIRED_COUNT_REQUIRED, ".desiredCount"),
+    (f"!({_DAEMON}) || !has(self.desiredCount)", DAEMON_DESIRED_COUNT, ".desiredCount"),
+    (
+        f"!({_DAEMON}) || !has(self.placementStrategy)",
+        DAEMON_PLACEMENT_STRATEGY,
+        ".placementStrategy",
+    ),
+    (
+        f"!({_DAEMON}) || !has(self.deploymentConfiguration) || "
+        "!has(self.deploymentConfiguration.maximumPercent) || "
+        "self.deploymentConfiguration.maximumPercent == 100",
+        DAEMON_MAXIMUM_PERCENT,
+        ".deploymentConfiguration.maximumPercent",
+    ),
+    (
+        "!has(self.loadBalancers) || self.loadBalancers.all(a, self.loadBalancers.exists_one(b, "
+        "b.loadBalancerName == a.loadBalancerName && b.containerName == a.containerName && "
+        "b.containerPort == a.containerPort))",
+        DUPLICATE_LOAD_BALANCER,
+        ".loadBalancers",
+    ),
+)
+
+
+class DeploymentCircuitBreaker(EcsModel):
+    """Stop a deployment whose tasks keep failing, and optionally roll back."""
+
+    enable: bool = Field(
+        description=(
+            "Fail the deployment after min(200, max(3, ceil(desiredCount / 2))) of its tasks "
+            "failed to start or failed their health checks."
+        )
+    )
+    rollback: bool = Field(
+        description=(
+            "When the deployment fails, return to the task definition of the last deployment "
+            "that completed."
+        )
+    )
+
+
+class DeploymentConfiguration(EcsModel):
+    """How many tasks may run and must stay healthy while tasks are replaced."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel_rules(
+            (
+                "!has(self.minimumHealthyPercent) || !has(self.maximumPercent) || "
+                "self.minimumHealthyPercent <= self.maximumPercent",
+                MINIMUM_ABOVE_MAXIMUM,
+                ".minimumHealthyPercent",
+            )
+        )
+    )
+
+    maximum_percent: int | None = Field(
+        default=None,
+        ge=100,
+        le=MAX_INT32,
+        description=(
+            "Upper bound on the service's PENDING and RUNNING tasks during a deployment or "
+            "draining, as a percentage of desiredCount (rounded down); at least 100. Default 200 "
+            "(REPLICA); a DAEMON service must use 100."
+        ),
+    )
+    minimum_healthy_percent: int | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description=(
+            "Lower bound on healthy RUNNING tasks during a deployment or draining, as a "
+            "percentage of desiredCount (rounded up), 0-100. Default 100 (REPLICA), 0 (DAEMON)."
+        ),
+    )
+    deployment_circuit_breaker: DeploymentCircuitBreaker | None = Field(
+        default=None, description="Fail (and optionally roll back) a deployment that cannot start."
+    )
+
+    @model_validator(mode="after")
+    def _minimum_within_maximum(self) -> Self:
+        if (
+            self.minimum_healthy_percent is not None
+            and self.maximum_percent is not None
+            and self.minimum_healthy_percent > self.maximum_percent
+        ):
+            raise ValueError(MINIMUM_ABOVE_MAXIMUM)
+        return self
+
+
+class ServiceLoadBalancer(EcsModel):
+    """A container port to register as a target of a LoadBalancer object."""
+
+    load_balancer_name: str = Field(
+        min_length=1,
+        max_length=253,
+        pattern=OBJECT_NAME_PATTERN,
+        description="Name of a LoadBalancer object in the Service's namespace.",
+    )
+    container_name: str = Field(
+        min_length=1,
+        max_length=255,
+        pattern=NAME_PATTERN,
+        description="Container of the task definition whose port is registered.",
+    )
+    container_port: int = Field(
+        ge=1,
+        le=65535,
+        description="A containerPort of that container's portMappings.",
+    )
+
+
+class ServiceSpec(EcsModel):
+    """A CreateService/UpdateService request (see the module docstring for the adaptations)."""
+
+    model_config = ConfigDict(json_schema_extra=_SPEC_RULES)
+
+    task_definition: str = Field(
+        min_length=1,
+        max_length=512,
+        pattern=TASK_DEFINITION_REF_PATTERN,
+        description=(
+            "TaskDefinition to run: family (its latest ACTIVE revision; a newer revision starts a "
+            "new deployment) or family:revision. An ECS task definition ARN is accepted; region "
+            "and account are ignored."
+        ),
+    )
+    desired_count: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_DESIRED_COUNT,
+        description=(
+            "Tasks to keep RUNNING, 0-5000; required for REPLICA, not allowed for DAEMON. "
+            "Changing it scales the current deployment and never starts a new one."
+        ),
+    )
+    scheduling_strategy: SchedulingStrategy = Field(
+        default="REPLICA",
+        description=(
+            "REPLICA (default): desiredCount tasks spread by the placement strategy. DAEMON: one "
+            "task on each schedulable node that satisfies the placement constraints."
+        ),
+    )
+    deployment_configuration: DeploymentConfiguration | None = Field(
+        default=None, description="Rolling-update bounds and the deployment circuit breaker."
+    )
+    placement_strategy: list[PlacementStrategy] | None = Field(
+        default=None,
+        max_length=MAX_PLACEMENT_STRATEGIES,
+        description=(
+            "How to rank candidate nodes, in priority order; at most 5. Default: balance across "
+            "availability zones, then across nodes. Not allowed for DAEMON."
+        ),
+    )
+    placement_constraints: list[PlacementConstraint] | None = Field(
+        default=None,
+        max_length=MAX_PLACEMENT_CONSTRAINTS,
+        description="Rules a node must satisfy to run the tasks; at most 10 with the revision's.",
+    )
+    health_check_grace_period_seconds: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_INT32,
+        description=(
+            "Seconds after a task starts during which failing container (and load balancer) "
+            "health checks do not get it replaced; default 0."
+        ),
+    )
+    availability_zone_rebalancing: AvailabilityZoneRebalancing | None = Field(
+        default=None,
+        description=(
+            "ENABLED: when the tasks' per-zone counts differ by more than one, start tasks in "
+            "the emptiest zone and stop tasks in the fullest, within the deployment bounds. "
+            "Absent means ENABLED, or DISABLED with a binpack placement strategy."
+        ),
+    )
+    force_new_deployment: str | None = Field(
+        default=None,
+        max_length=253,
+        description=(
+            "A token; changing it (to any value, e.g. a timestamp) starts a new deployment of "
+            "the same configuration, like update-service --force-new-deployment."
+        ),
+    )
+    load_balancers: list[ServiceLoadBalancer] | None = Field(
+        default=None,
+        max_length=MAX_LOAD_BALANCERS,
+        description="Container ports registered as targets of LoadBalancer objects; at most 5.",
+    )
+    tags: list[Tag] | None = Field(
+        default=None, max_length=MAX_TAGS, description="Up to 50 tags; aws: keys are reserved."
+    )
+    propagate_tags: Literal["TASK_DEFINITION", "SERVICE", "NONE"] | None = Field(
+        default=None,
+        description="Copy the tags of the task definition or of the service to its tasks.",
+    )
+    enable_ecs_managed_tags: bool | None = Field(
+        default=None,
+        alias="enableECSManagedTags",
+        description="Add ECS-managed tags (not honoured).",
+    )
+    launch_type: Literal["EC2", "FARGATE", "EXTERNAL", "MANAGED_INSTANCES"] | None = Field(
+        default=None, description="ECS launch type (informational: every task runs as a Pod)."
+    )
+    network_configuration: NetworkConfiguration | None = Field(
+        default=None, description="awsvpc network configuration (accepted, not honoured)."
+    )
+
+    @model_validator(mode="after")
+    def _strategy_rules(self) -> Self:
+        daemon = self.scheduling_strategy == "DAEMON"
+        configuration = self.deployment_configuration
+        balancers = [
+            (b.load_balancer_name, b.container_name, b.container_port)
+            for b in self.load_balancers or ()
+        ]
+        problems = [
+            (not daemon and self.desired_count is None, DESIRED_COUNT_REQUIRED),
+            (daemon and self.desired_count is not None, DAEMON_DESIRED_COUNT),
+            (daemon and self.placement_strategy is not None, DAEMON_PLACEMENT_STRATEGY),
+            (
+                daemon
+                and configuration is not None
+                and configuration.maximum_percent not in (None, 100),
+                DAEMON_MAXIMUM_PERCENT,
+            ),
+            (len(set(balancers)) != len(balancers), DUPLICATE_LOAD_BALANCER),
+        ]
+        for failed, message in problems:
+            if failed:
+                raise ValueError(message)
+        return self
+
+
+class Deployment(StatusModel):
+    """One deployment of the service: a task definition revision and the tasks started for it."""
+
+    id: str = Field(
+        max_length=27,
+        pattern=DEPLOYMENT_ID_PATTERN,
+        description="ecs-svc/ and 19 digits; also the startedBy of the deployment's tasks.",
+    )
+    status: DeploymentStatus = Field(
+        description=(
+            "PRIMARY: the deployment being rolled out or kept. ACTIVE: an older one that still "
+            "has tasks. INACTIVE: replaced; kept only as the circuit breaker's rollback target."
+        )
+    )
+    task_definition: str = Field(
+        max_length=300, description="The revision its tasks run, family:revision."
+    )
+    spec_hash: str | None = Field(
+        default=None,
+        max_length=64,
+        description=(
+            "Digest of the spec fields (other than taskDefinition) that start a new deployment "
+            "when changed; not an ECS field."
+        ),
+    )
+    desired_count: int = Field(
+        default=0, ge=0, description="Tasks the deployment should have (ACTIVE: its remaining)."
+    )
+    pending_count: int = Field(default=0, ge=0, description="Its tasks not yet RUNNING.")
+    running_count: int = Field(default=0, ge=0, description="Its RUNNING tasks.")
+    failed_tasks: int = Field(
+        default=0,
+        ge=0,
+        description=(
+            "Its tasks that failed to start or failed health checks while it rolled out; reset "
+            "when one of its tasks is healthy. The circuit breaker compares it to its threshold."
+        ),
+    )
+    created_at: Timestamp = Field(description="When the deployment started.")
+    updated_at: Timestamp = Field(description="When the deployment last changed.")
+    rollout_state: RolloutState | None = Field(
+        default=None, description="IN_PROGRESS, COMPLETED or FAILED (circuit breaker)."
+    )
+    rollout_state_reason: str | None = Field(
+        default=None, max_length=1024, description="Why the rollout is in that state, ECS's words."
+    )
+
+
+class ServiceEvent(StatusModel):
+    """A service event, as ECS lists them (newest first)."""
+
+    id: str = Field(max_length=36, description="Event id, a UUID.")
+    created_at: Timestamp = Field(description="When the event happened.")
+    message: str = Field(max_length=2048, description="The event, in ECS's words.")
+
+
+class DeploymentRequest(StatusModel):
+    """What the newest user-driven deployment was started for."""
+
+    task_definition: str = Field(
+        max_length=300, description="The resolved revision, family:revision."
+    )
+    spec_hash: str = Field(max_length=64, description="Digest of the other deployment fields.")
+
+
+class SchedulerState(StatusModel):
+    """The service scheduler's bookkeeping between reconciles (not an ECS field)."""
+
+    last_deployment_request: DeploymentRequest | None = Field(
+        default=None,
+        description=(
+            "The configuration the newest deployment was started for. A new deployment starts "
+            "when the spec resolves to a different one; after a circuit-breaker rollback the "
+            "failed configuration stays here, so it is not retried until the spec changes."
+        ),
+    )
+    failures_counted_until: Timestamp | None = Field(
+        default=None,
+        description="stoppedAt of the newest failed task already counted (throttle, breaker).",
+    )
+    consecutive_start_failures: int = Field(
+        default=0,
+        ge=0,
+        description="Tasks that stopped before RUNNING since a task last reached RUNNING.",
+    )
+    last_start_failure_at: Timestamp | None = Field(
+        default=None, description="When the newest of those tasks stopped."
+    )
+    az_rebalancing: bool = Field(
+        default=False, description="An availability-zone rebalancing is in progress."
+    )
+
+
+class ServiceStatus(StatusModel):
+    """The ECS service description (DescribeServices) plus Kubernetes conditions."""
+
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="metadata.generation this status reflects."
+    )
+    desired_count: int | None = Field(
+        default=None,
+        ge=0,
+        description="Tasks wanted: spec.desiredCount, or the eligible nodes of a DAEMON service.",
+    )
+    running_count: int = Field(default=0, ge=0, description="Tasks in RUNNING.")
+    pending_count: int = Field(
+        default=0, ge=0, description="Tasks launched and not yet RUNNING (PROVISIONING-ACTIVATING)."
+    )
+    task_definition: str | None = Field(
+        default=None, max_length=300, description="Revision of the PRIMARY deployment."
+    )
+    deployments: list[Deployment] | None = Field(
+        default=None,
+        max_length=MAX_DEPLOYMENTS,
+        description="PRIMARY first, then ACTIVE deployments, newest first.",
+    )
+    events: list[ServiceEvent] | None = Field(
+        default=None, max_length=MAX_EVENTS, description="The last 100 events, newest first."
+    )
+    conditions: list[Condition] | None = Field(
+        default=None,
+        max_length=MAX_CONDITIONS,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+        description=(
+            "Ready (steady state), Progressing (a deployment is rolling out), Degraded (the "
+            "service cannot reach its goal: failed deployment, tasks failing to start, "
+            "deployment bounds that block progress, unusable task definition)."
+        ),
+    )
+    selector: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="Label selector of the service's tasks and pods (scale subresource).",
+    )
+    scheduler: SchedulerState | None = Field(
+        default=None, description="The scheduler's bookkeeping between reconciles."
+    )
+
+
+class Service(BaseModel):
+    """An ECS service: keeps desiredCount tasks (or one per node) running and rolls out updates."""
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True, extra="ignore")
+
+    api_version: str = Field(default=API_GROUP_VERSION, alias="apiVersion")
+    kind: Literal["Service"] = "Service"
+    metadata: ObjectMeta
+    spec: ServiceSpec
+    status: ServiceStatus | None = None

@@ -1,0 +1,352 @@
+"""Bodies and a small client for the ECS objects of the integration tests (raw HTTP).
+
+`container()`, `task_definition()` and `task()` build manifests from dicts; `Ecs` creates them in
+one namespace and waits for their status with deadlines (no fixed sleeps).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from helpers import ClusterTarget, unique_name, wait_for
+
+GROUP = "ecs.operator.dev"
+VERSION = "v1alpha1"
+TASK_LABEL = f"{GROUP}/task"
+FAMILY_LABEL = f"{GROUP}/family"
+REVISION_STATUS_LABEL = f"{GROUP}/revision-status"
+MERGE_PATCH = {"Content-Type": "application/merge-patch+json"}
+IMAGE = "busybox:1.36"
+RESOLVE_GRACE = 2.0
+PROBE_NAMESPACE = "ecs-operator-probe"
+LOG_TAIL_LINES = 80
+
+# What one start's readiness probe writes (a TaskDefinition registered, then deleted): the
+# test's create and delete, and the operator's revision, status and INACTIVE label.
+PROBE_WRITES = {
+    ("create", "taskdefinitions"): 1,
+    ("delete", "taskdefinitions"): 1,
+    ("create", "controllerrevisions"): 1,
+    ("patch", "taskdefinitions/status"): 2,
+    ("patch", "controllerrevisions"): 1,
+}
+
+KubectlRunner = Callable[..., subprocess.CompletedProcess[str]]
+
+Body = dict[str, Any]
+
+
+# --- bodies ---------------------------------------------------------------------------------
+
+
+def container(name: str = "app", command: list[str] | None = None, **fields: Any) -> Body:
+    """A container definition: busybox, 64 MiB, running `command` (default: forever)."""
+    body: Body = {"name": name, "image": IMAGE, "memory": 64}
+    if command is not None:
+        body["command"] = command
+    body.update(fields)
+    return body
+
+
+def shell(script: str) -> list[str]:
+    """A container command the sandbox kubelet honours (`sleep N`, `exit N`)."""
+    return ["sh", "-c", script]
+
+
+def task_definition(family: str, *containers: Body, **spec: Any) -> Body:
+    """A TaskDefinition named after its family (default: one container running forever)."""
+    definitions = list(containers) or [container()]
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "TaskDefinition",
+        "metadata": {"name": family},
+        "spec": {"family": family, "containerDefinitions": definitions, **spec},
+    }
+
+
+def task(name: str, definition: str, **spec: Any) -> Body:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Task",
+        "metadata": {"name": name},
+        "spec": {"taskDefinition": definition, **spec},
+    }
+
+
+# --- the operator process ---------------------------------------------------------------
+
+
+class OperatorProcess:
+    """`ecs-operator run` as a subprocess, its output appended to one log file."""
+
+    def __init__(self, target: ClusterTarget, log_path: Path) -> None:
+        self.target = target
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+        self.allow_privileged = False
+        self.starts = 0
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "ecs_operator",
+            "run",
+            "--kubeconfig",
+            str(self.target.kubeconfig),
+            "--liveness",
+            "",
+            "--resolve-grace",
+            str(RESOLVE_GRACE),
+            *(["--allow-privileged"] if self.allow_privileged else []),
+        ]
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self, *, allow_privileged: bool = False, kubeconfig_env: bool = True) -> None:
+        """Start the operator and return once it has handled a fresh probe object.
+
+        `kubeconfig_env` also exports KUBECONFIG: Kopf's login reads only the environment."""
+        assert not self.alive, "the operator is already running"
+        self.allow_privileged = allow_privileged
+        env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+        if kubeconfig_env:
+            env["KUBECONFIG"] = str(self.target.kubeconfig)
+        self.starts += 1
+        with self.log_path.open("a") as log:
+            log.write(f"\n===== start #{self.starts}: {' '.join(self.command())}\n")
+            log.flush()
+            self.process = subprocess.Popen(
+                self.command(), stdout=log, stderr=subprocess.STDOUT, env=env
+            )
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        http = self.target.http
+        family = f"probe-{self.starts}-{unique_name('p')[2:]}"
+        path = f"/apis/{GROUP}/{VERSION}/namespaces/{PROBE_NAMESPACE}/taskdefinitions"
+        response = http.post(path, json=task_definition(family, container()))
+        assert response.status_code == 201, response.text
+
+        def handled() -> bool:
+            assert self.alive, f"the operator exited:\n{self.tail()}"
+            status = http.get(f"{path}/{family}").json().get("status") or {}
+            return status.get("revision") is not None
+
+        wait_for(handled, 30, message=lambda: f"the operator never got ready:\n{self.tail()}")
+        http.delete(f"{path}/{family}")
+        # Also wait for the probe's last effect, so a start's writes are exactly PROBE_WRITES.
+        revision = f"/apis/apps/v1/namespaces/{PROBE_NAMESPACE}/controllerrevisions/{family}-1"
+
+        def deactivated() -> bool:
+            labels = http.get(revision).json().get("metadata", {}).get("labels") or {}
+            return labels.get(REVISION_STATUS_LABEL) == "INACTIVE"
+
+        wait_for(deactivated, 30, message=lambda: f"the probe stayed ACTIVE:\n{self.tail()}")
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, no goodbye, as a crash or an OOM kill."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if not self.alive:
+            return
+        assert self.process is not None
+        self.process.terminate()
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+
+    def restart(self, *, allow_privileged: bool = False) -> None:
+        self.stop()
+        self.start(allow_privileged=allow_privileged)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        return "\n".join(self.log().splitlines()[-lines:])
+
+
+# --- the client tests use -------------------------------------------------------------------
+
+
+class Ecs:
+    """The ECS objects of one namespace, through the API (raw HTTP, as kubectl sends it)."""
+
+    def __init__(self, target: ClusterTarget, namespace: str, log_tail: Callable[[], str]) -> None:
+        self.target = target
+        self.http = target.http
+        self.namespace = namespace
+        self.log_tail = log_tail
+
+    def path(self, plural: str, name: str = "", group: str = GROUP, version: str = VERSION) -> str:
+        prefix = "/api/v1" if group == "" else f"/apis/{group}/{version}"
+        suffix = f"/{name}" if name else ""
+        return f"{prefix}/namespaces/{self.namespace}/{plural}{suffix}"
+
+    # writes
+
+    def create(self, body: Body) -> Body:
+        plural = {"Task": "tasks", "TaskDefinition": "taskdefinitions"}[body["kind"]]
+        response = self.http.post(self.path(plural), json=body)
+        assert response.status_code == 201, response.text
+        created: Body = response.json()
+        return created
+
+    def create_task_definition(self, family: str, *containers: Body, **spec: Any) -> Body:
+        return self.create(task_definition(family, *containers, **spec))
+
+    def create_task(self, name: str, definition: str, **spec: Any) -> Body:
+        return self.create(task(name, definition, **spec))
+
+    def patch(self, plural: str, name: str, patch: Body, group: str = GROUP) -> Body:
+        version = "v1" if group in ("", "apps") else VERSION
+        response = self.http.patch(
+            self.path(plural, name, group, version), json=patch, headers=MERGE_PATCH
+        )
+        assert response.status_code == 200, response.text
+        patched: Body = response.json()
+        return patched
+
+    def delete(self, plural: str, name: str, group: str = GROUP) -> None:
+        version = "v1" if group in ("", "apps") else VERSION
+        response = self.http.delete(self.path(plural, name, group, version))
+        assert response.status_code in (200, 202), response.text
+
+    def stop_task(self, name: str, reason: str | None = None) -> Body:
+        spec: Body = {"desiredStatus": "STOPPED"}
+        if reason is not None:
+            spec["stoppedReason"] = reason
+        return self.patch("tasks", name, {"spec": spec})
+
+    # reads
+
+    def get(self, plural: str, name: str, group: str = GROUP) -> Body | None:
+        version = "v1" if group in ("", "apps") else VERSION
+        response = self.http.get(self.path(plural, name, group, version))
+        if response.status_code == 404:
+            return None
+        assert response.ok, response.text
+        found: Body = response.json()
+        return found
+
+    def task(self, name: str) -> Body:
+        found = self.get("tasks", name)
+        assert found is not None, f"task {name} does not exist"
+        return found
+
+    def status(self, name: str) -> Body:
+        status: Body = self.task(name).get("status") or {}
+        return status
+
+    def task_definition(self, family: str) -> Body | None:
+        return self.get("taskdefinitions", family)
+
+    def pod(self, name: str) -> Body | None:
+        return self.get("pods", name, group="")
+
+    def list(self, plural: str, selector: str = "", group: str = "") -> list[Body]:
+        version = "v1" if group in ("", "apps") else VERSION
+        params = {"labelSelector": selector} if selector else {}
+        response = self.http.get(self.path(plural, "", group, version), params=params)
+        assert response.ok, response.text
+        items: list[Body] = response.json()["items"]
+        return items
+
+    def pods_of(self, task_name: str) -> list[Body]:
+        return self.list("pods", f"{TASK_LABEL}={task_name}")
+
+    def revisions(self, family: str) -> dict[str, Body]:
+        found = self.list("controllerrevisions", f"{FAMILY_LABEL}={family}", group="apps")
+        return {item["metadata"]["name"]: item for item in found}
+
+    def events(self, name: str) -> list[Body]:
+        return [
+            event
+            for event in self.list("events")
+            if event.get("involvedObject", {}).get("name") == name
+        ]
+
+    # waiting
+
+    def wait(
+        self,
+        predicate: Callable[[], Any],
+        what: str,
+        describe: Callable[[], Any],
+        timeout: float = 20,
+    ) -> Any:
+        return wait_for(
+            predicate,
+            timeout,
+            interval=0.03,
+            message=lambda: f"{what}; last seen: {describe()}\noperator log:\n{self.log_tail()}",
+        )
+
+    def wait_task(
+        self, name: str, predicate: Callable[[Body], Any], what: str, timeout: float = 20
+    ) -> Body:
+        """The task's status once `predicate(status)` holds."""
+
+        def check() -> Body | None:
+            status = self.status(name)
+            return status if predicate(status) else None
+
+        result: Body = self.wait(check, f"task {name}: {what}", lambda: self.status(name), timeout)
+        return result
+
+    def wait_last_status(self, name: str, *wanted: str, timeout: float = 20) -> Body:
+        return self.wait_task(
+            name, lambda s: s.get("lastStatus") in wanted, f"lastStatus in {wanted}", timeout
+        )
+
+    def wait_stopped(self, name: str, timeout: float = 20) -> Body:
+        return self.wait_last_status(name, "STOPPED", timeout=timeout)
+
+    def wait_accepted(self, family: str, value: str = "True", timeout: float = 20) -> Body:
+        def check() -> Body | None:
+            found = self.task_definition(family) or {}
+            status: Body = found.get("status") or {}
+            return status if condition(status, "Accepted").get("status") == value else None
+
+        result: Body = self.wait(
+            check,
+            f"taskdefinition {family}: Accepted={value}",
+            lambda: (self.task_definition(family) or {}).get("status"),
+            timeout,
+        )
+        return result
+
+    def wait_pod(self, name: str, predicate: Callable[[Body], Any], what: str) -> Body:
+        def check() -> Body | None:
+            pod = self.pod(name)
+            return pod if pod is not None and predicate(pod) else None
+
+        result: Body = self.wait(check, f"pod {name}: {what}", lambda: self.pod(name))
+        return result
+
+    def warning_reasons(self, name: str) -> set[str]:
+        return {e["reason"] for e in self.events(name) if e.get("type") == "Warning"}
+
+
+def condition(status: Body, kind: str) -> Body:
+    found: Body = next((c for c in status.get("conditions") or () if c["type"] == kind), {})
+    return found
+
+
+def container_status(status: Body, name: str) -> Body:
+    found: Body = next((c for c in status.get("containers") or () if c["name"] == name), {})
+    return found

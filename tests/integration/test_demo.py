@@ -1,0 +1,275 @@
+"""`ecs-operator demo` end to end, as `make sandbox` runs it: a subprocess with its own sandbox
+(ephemeral port) and operator, the repository's examples, the real kubectl against it.
+
+Every wait polls with a deadline; the demo's `--duration` only bounds how long it runs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from helpers import ClusterTarget, run_kubectl, wait_for
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "manifests" / "examples"
+TASKS_PATH = "/apis/ecs.operator.dev/v1alpha1/namespaces/default/tasks"
+READY = re.compile(r"ready at (http://\S+): export KUBECONFIG=(\S+); kubectl get ecs")
+OPERATOR_PID = re.compile(r"operator started \(pid (\d+)\)")
+# Long enough for the operator to start and the 3 s batch job to finish on a busy machine.
+DURATION = 20
+STARTUP_TIMEOUT = 60
+
+
+class DemoRun:
+    """`ecs-operator demo --no-live --port 0` as a subprocess; its output collected by a thread."""
+
+    def __init__(self, workdir: Path, *args: str) -> None:
+        self.workdir = workdir
+        self.kubeconfig = workdir / "kubeconfig"
+        command = [
+            sys.executable,
+            "-m",
+            "ecs_operator",
+            "demo",
+            "--no-live",
+            "--port",
+            "0",
+            "--kubeconfig",
+            str(self.kubeconfig),
+            *args,
+        ]
+        env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "COLUMNS")}
+        self.process = subprocess.Popen(
+            command,
+            cwd=workdir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def describe(self) -> str:
+        log = self.workdir / "operator.log"
+        tail = "\n".join(log.read_text().splitlines()[-30:]) if log.exists() else "(no log)"
+        return f"demo output:\n{self.output()}\noperator log (tail):\n{tail}"
+
+    def wait_for_line(self, pattern: re.Pattern[str], timeout: float) -> re.Match[str]:
+        def found() -> re.Match[str] | None:
+            assert self.process.poll() is None or any(map(pattern.search, self.lines)), (
+                f"the demo exited with {self.process.returncode}\n{self.describe()}"
+            )
+            return next(filter(None, map(pattern.search, self.lines)), None)
+
+        match: re.Match[str] = wait_for(
+            found, timeout, interval=0.05, message=lambda: f"no {pattern.pattern!r}\n"
+        )
+        return match
+
+    def wait_exit(self, timeout: float) -> int:
+        try:
+            code = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"the demo is still running\n{self.describe()}") from None
+        self._reader.join(5)
+        return code
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+
+@pytest.fixture
+def start_demo(tmp_path: Path) -> Iterator[Any]:
+    runs: list[DemoRun] = []
+
+    def start(*args: str) -> DemoRun:
+        run = DemoRun(tmp_path, *args)
+        runs.append(run)
+        return run
+
+    yield start
+    for run in runs:
+        run.kill()
+
+
+def task_status(target: ClusterTarget, name: str) -> dict[str, Any]:
+    response = target.http.get(f"{TASKS_PATH}/{name}")
+    assert response.ok, response.text
+    status: dict[str, Any] = response.json().get("status") or {}
+    return status
+
+
+def wait_task(
+    demo: DemoRun, target: ClusterTarget, name: str, last_status: str, timeout: float
+) -> dict[str, Any]:
+    def reached() -> dict[str, Any] | None:
+        status = task_status(target, name)
+        return status if status.get("lastStatus") == last_status else None
+
+    result: dict[str, Any] = wait_for(
+        reached,
+        timeout,
+        interval=0.1,
+        message=lambda: (
+            f"task {name} never {last_status}: {task_status(target, name)}\n{demo.describe()}"
+        ),
+    )
+    return result
+
+
+def exit_codes(status: dict[str, Any]) -> dict[str, int | None]:
+    return {c["name"]: c.get("exitCode") for c in status.get("containers") or ()}
+
+
+def test_demo_runs_the_examples_and_exits_on_its_own(start_demo: Any, tmp_path: Path) -> None:
+    demo: DemoRun = start_demo("--duration", str(DURATION))
+    ready = demo.wait_for_line(READY, STARTUP_TIMEOUT)
+    assert Path(ready.group(2)) == demo.kubeconfig.resolve()
+    target = ClusterTarget("demo", demo.kubeconfig)
+    assert target.configuration.host == ready.group(1)
+    cache = tmp_path / "kubectl-cache"
+
+    # Every example passed the CRD schemas: kubectl finds each object of the files.
+    def all_created() -> subprocess.CompletedProcess[str] | None:
+        result = run_kubectl(demo.kubeconfig, cache, "get", "-f", str(EXAMPLES), "-o", "name")
+        return result if result.returncode == 0 else None
+
+    created = wait_for(all_created, DURATION, interval=0.2, message=demo.describe)
+    assert "task.ecs.operator.dev/web-1" in created.stdout
+    assert "rejected" not in demo.output()
+
+    batch = wait_task(demo, target, "batch-1", "STOPPED", DURATION)
+    assert batch["stopCode"] == "EssentialContainerExited"
+    assert exit_codes(batch) == {"report": 0}
+
+    web = wait_task(demo, target, "web-1", "RUNNING", DURATION)
+    assert exit_codes(web)["migrate"] == 0  # the SUCCESS dependency ran first
+
+    crash = wait_task(demo, target, "crash-1", "STOPPED", DURATION)
+    assert crash["stopCode"] == "EssentialContainerExited"
+    assert exit_codes(crash) == {"app": 1}
+
+    secretless = wait_task(demo, target, "needs-secret-1", "STOPPED", DURATION)
+    assert secretless["stopCode"] == "TaskFailedToStart"
+    assert 'Secret "db-credentials" not found' in secretless["stoppedReason"]
+
+    spread_zones = {
+        wait_task(demo, target, f"spread-{n}", "RUNNING", DURATION)["availabilityZone"]
+        for n in (1, 2, 3)
+    }
+    assert spread_zones == {"zone-a", "zone-b", "zone-c"}
+    for name in ("pinned-1", "pinned-2"):
+        assert wait_task(demo, target, name, "RUNNING", DURATION)["availabilityZone"] != "zone-c"
+
+    listed = run_kubectl(demo.kubeconfig, cache, "get", "ecs")
+    assert listed.returncode == 0, listed.stderr
+    for name in ("taskdefinition.ecs.operator.dev/batch", "taskdefinition.ecs.operator.dev/web"):
+        assert name in listed.stdout
+    for name in ("batch-1", "web-1", "crash-1", "needs-secret-1", "spread-1", "pinned-2"):
+        assert f"task.ecs.operator.dev/{name} " in listed.stdout
+
+    assert demo.wait_exit(DURATION + 30) == 0, demo.describe()
+    final = demo.output().split("tasks at exit")[-1]
+    batch_row = next(line for line in final.splitlines() if " batch-1 " in line)
+    assert "STOPPED" in batch_row
+    assert "EssentialContainerExited (exit 0)" in batch_row
+
+
+BAD_TASK = """\
+apiVersion: ecs.operator.dev/v1alpha1
+kind: Task
+metadata:
+  name: bad-ref
+spec:
+  taskDefinition: "not a family!"
+"""
+
+SMALL_EXAMPLE = """\
+apiVersion: ecs.operator.dev/v1alpha1
+kind: Task
+metadata:
+  name: forever-1
+spec:
+  taskDefinition: forever
+---
+apiVersion: ecs.operator.dev/v1alpha1
+kind: TaskDefinition
+metadata:
+  name: forever
+spec:
+  containerDefinitions:
+    - name: app
+      image: busybox:1.36
+      memory: 64
+      command: ["sh", "-c", "while true; do sleep 5; done"]
+"""
+
+
+def test_demo_reports_a_rejected_example_and_stops_on_sigterm(
+    start_demo: Any, tmp_path: Path
+) -> None:
+    examples = tmp_path / "examples"
+    examples.mkdir()
+    (examples / "a-bad.yaml").write_text(BAD_TASK)
+    (examples / "b-small.yaml").write_text(SMALL_EXAMPLE)
+    demo: DemoRun = start_demo("--examples", str(examples), "--duration", "600")
+    ready = demo.wait_for_line(READY, STARTUP_TIMEOUT)
+    operator_pid = int(demo.wait_for_line(OPERATOR_PID, 1).group(1))
+    rejected = demo.wait_for_line(re.compile(r"a-bad\.yaml: Task/bad-ref rejected: (.*)"), 10)
+    assert "spec.taskDefinition" in rejected.group(1)
+    # The TaskDefinition is created before the Task that names it, whatever the file order.
+    order = [line for line in demo.lines if "b-small.yaml:" in line]
+    assert "TaskDefinition/forever created" in order[0], demo.describe()
+    wait_task(demo, ClusterTarget("demo", demo.kubeconfig), "forever-1", "RUNNING", 30)
+
+    demo.process.send_signal(signal.SIGTERM)
+    assert demo.wait_exit(30) == 0, demo.describe()
+    assert "tasks at exit" in demo.output()
+    wait_for(
+        lambda: not Path(f"/proc/{operator_pid}").exists(),
+        10,
+        message="the operator subprocess outlived the demo",
+    )
+    host, port = ready.group(1).removeprefix("http://").split(":")
+    with pytest.raises(OSError), socket.create_connection((host, int(port)), timeout=2):
+        pass
+
+
+def test_demo_rejects_an_examples_file_that_is_not_an_object(tmp_path: Path) -> None:
+    examples = tmp_path / "examples"
+    examples.mkdir()
+    (examples / "broken.yaml").write_text("apiVersion: v1\nmetadata:\n  name: x\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "ecs_operator", "demo", "--examples", str(examples), "--port", "0"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert f"{examples / 'broken.yaml'}: document 1: kind is missing" in result.stderr

@@ -1,0 +1,220 @@
+"""A tiny simulated cluster for the service planner: plan -> apply -> time passes -> plan.
+
+Tasks are placed with the real ``core.placement`` (the controller's job), start after one tick,
+stop after one tick, and behave per revision as ``outcomes`` says: ``ok`` (runs, HEALTHY),
+``fail`` (stops before RUNNING) or ``unhealthy`` (runs, then UNHEALTHY).
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from ecs_operator.core.deployments import (
+    LaunchRequest,
+    ServicePlan,
+    ServiceState,
+    ServiceTask,
+    placement_strategies,
+    plan_service,
+    service_group,
+)
+from ecs_operator.core.placement import ContainerInstance, Placement, TaskRequirements, place
+from ecs_operator.models.service import ServiceSpec, ServiceStatus
+
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
+Outcome = Literal["ok", "fail", "unhealthy"]
+
+
+def node(
+    name: str,
+    zone: str | None = "zone-a",
+    *,
+    ready: bool = True,
+    schedulable: bool = True,
+    memory: int = 64 * 1024,
+    attributes: dict[str, str] | None = None,
+) -> ContainerInstance:
+    attrs = {"ecs.availability-zone": zone} if zone else {}
+    return ContainerInstance(
+        name=name,
+        zone=zone,
+        attributes=attrs | (attributes or {}),
+        registered_cpu_millicores=64_000,
+        remaining_cpu_millicores=64_000,
+        registered_memory_mib=memory,
+        remaining_memory_mib=memory,
+        ready=ready,
+        schedulable=schedulable,
+    )
+
+
+def spec(**fields: Any) -> ServiceSpec:
+    return ServiceSpec.model_validate({"taskDefinition": "web", "desiredCount": 3} | fields)
+
+
+def service_task(
+    name: str,
+    deployment: str | None,
+    *,
+    node_name: str | None = "n1",
+    zone: str | None = "zone-a",
+    last_status: Any = "RUNNING",
+    health: Any = "HEALTHY",
+    created: datetime = T0,
+    started: datetime | None = None,
+    **extra: Any,
+) -> ServiceTask:
+    return ServiceTask(
+        name=name,
+        task_id=name.replace("-", "").ljust(32, "0")[:32],
+        deployment_id=deployment,
+        task_definition=extra.pop("task_definition", "web:1"),
+        last_status=last_status,
+        desired_status=extra.pop("desired_status", "RUNNING"),
+        health_status=health,
+        node=node_name,
+        zone=zone,
+        created_at=created,
+        started_at=started or (created if last_status == "RUNNING" else None),
+        **extra,
+    )
+
+
+@dataclass
+class Sim:
+    spec: ServiceSpec
+    nodes: list[ContainerInstance]
+    revision: str = "web:1"
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    now: datetime = T0
+    name: str = "web"
+    uid: str = "0b7c6a52-1111-2222-3333-444455556666"
+    generation: int = 1
+    seed: int = 7
+    tasks: dict[str, ServiceTask] = field(default_factory=dict)
+    status: ServiceStatus | None = None
+    plans: list[ServicePlan] = field(default_factory=list)
+    unplaced: int = 0
+    _names: itertools.count[int] = field(default_factory=itertools.count)
+
+    def state(self) -> ServiceState:
+        return ServiceState(
+            name=self.name,
+            uid=self.uid,
+            generation=self.generation,
+            spec=self.spec,
+            status=self.status,
+            tasks=list(self.tasks.values()),
+            nodes=self.nodes,
+            now=self.now,
+            resolved_task_definition=self.revision,
+        )
+
+    def plan(self) -> ServicePlan:
+        plan = plan_service(self.state(), random.Random(self.seed + len(self.plans)))
+        self.plans.append(plan)
+        self.status = plan.status
+        for stop in plan.stop:
+            task = self.tasks[stop.task]
+            immediate = stop.force or task.last_status != "RUNNING"
+            self.tasks[stop.task] = replace(
+                task,
+                desired_status="STOPPED",
+                last_status="STOPPED" if immediate else "DEACTIVATING",
+                stop_code=stop.stop_code,
+                stopped_reason=stop.reason,
+                stopped_at=self.now if immediate else None,
+            )
+        for request in plan.launch:
+            self.launch(request)
+        return plan
+
+    def instances(self) -> list[ContainerInstance]:
+        counts = Counter(t.node for t in self.tasks.values() if not t.stopped and t.node)
+        group = service_group(self.name)
+        return [replace(n, group_counts={group: counts[n.name]}) for n in self.nodes]
+
+    def launch(self, request: LaunchRequest) -> None:
+        requirements = TaskRequirements.create(
+            cpu_units=256,
+            memory_mib=512,
+            group=service_group(self.name),
+            strategies=placement_strategies(self.spec),
+        )
+        for _ in range(request.count):
+            candidates = [
+                n
+                for n in self.instances()
+                if (request.node is None or n.name == request.node)
+                and (request.zone is None or n.zone == request.zone)
+            ]
+            result = place(requirements, candidates, random.Random(next(self._names)))
+            if not isinstance(result, Placement):
+                self.unplaced += 1
+                continue
+            where = next(n for n in self.nodes if n.name == result.instance)
+            name = f"{self.name}-{next(self._names)}"
+            self.tasks[name] = service_task(
+                name,
+                request.deployment_id,
+                node_name=where.name,
+                zone=where.zone,
+                last_status="PENDING",
+                health="UNKNOWN",
+                created=self.now,
+                task_definition=request.task_definition,
+                health_checked=True,
+            )
+
+    def tick(self, seconds: float = 10) -> None:
+        """Time passes: pending tasks start (or fail), stopping tasks stop."""
+        self.now += timedelta(seconds=seconds)
+        for name, task in list(self.tasks.items()):
+            outcome = self.outcomes.get(task.task_definition, "ok")
+            if task.desired_status == "STOPPED" and not task.stopped:
+                self.tasks[name] = replace(task, last_status="STOPPED", stopped_at=self.now)
+            elif task.pending and outcome == "fail":
+                self.tasks[name] = replace(
+                    task,
+                    desired_status="STOPPED",
+                    last_status="STOPPED",
+                    stop_code="TaskFailedToStart",
+                    stopped_reason="CannotPullContainerError: no such image",
+                    stopped_at=self.now,
+                )
+            elif task.pending:
+                self.tasks[name] = replace(
+                    task,
+                    last_status="RUNNING",
+                    started_at=self.now,
+                    health_status="HEALTHY" if outcome == "ok" else "UNKNOWN",
+                )
+            elif task.running and outcome == "unhealthy":
+                self.tasks[name] = replace(task, health_status="UNHEALTHY")
+
+    def live(self) -> list[ServiceTask]:
+        return [t for t in self.tasks.values() if t.live]
+
+    def primary(self) -> Any:
+        assert self.status is not None and self.status.deployments
+        return next(d for d in self.status.deployments if d.status == "PRIMARY")
+
+    def messages(self) -> list[str]:
+        return [m for plan in self.plans for m in plan.events]
+
+    def run(self, steps: int = 50, seconds: float = 10) -> None:
+        for _ in range(steps):
+            self.plan()
+            self.tick(seconds)
+
+    def steady(self) -> bool:
+        return bool(
+            self.status
+            and self.status.conditions
+            and any(c.type == "Ready" and c.status == "True" for c in self.status.conditions)
+        )
