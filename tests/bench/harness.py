@@ -64,7 +64,13 @@ def write_breakdown(requests: Requests) -> dict[str, int]:
 
 
 class SandboxProcess:
-    """`ecs-operator sandbox --port 0` with simulated nodes; `url` and `kubeconfig` once up."""
+    """A sandbox with simulated nodes in its own process; `url` and `kubeconfig` once up.
+
+    It is the in-process `Sandbox` of `ecs_operator.sandbox.runtime`, served by `serve()` below
+    in a child interpreter, because the `ecs-operator sandbox` command does not expose the
+    kubelet's timings: the benchmarks start containers at once (`pod_start_delay` 0) so that
+    "running" latencies are the operators' own, not a simulated image pull.
+    """
 
     READY = re.compile(r"sandbox ready: (\S+) kubeconfig=(\S+)")
 
@@ -76,35 +82,29 @@ class SandboxProcess:
         nodes_per_zone: int = 4,
         node_cpu: str = "64",
         node_memory: str = "256Gi",
+        node_pods: str = "1000",
+        pod_start_delay: float = 0.0,
     ) -> None:
         self.workdir = workdir
-        self.command = [
-            sys.executable,
-            "-m",
-            "ecs_operator",
-            "sandbox",
-            "--port",
-            "0",
-            "--kubeconfig",
-            str(workdir / "kubeconfig"),
-            "--zones",
-            ",".join(zones),
-            "--nodes-per-zone",
-            str(nodes_per_zone),
-            "--node-cpu",
-            node_cpu,
-            "--node-memory",
-            node_memory,
-        ]
+        config = {
+            "zones": list(zones),
+            "nodes_per_zone": nodes_per_zone,
+            "cpu": node_cpu,
+            "memory": node_memory,
+            "pods": node_pods,
+            "pod_start_delay": pod_start_delay,
+        }
+        kubeconfig = str(workdir / "kubeconfig")
+        self.command = [sys.executable, __file__, "serve", kubeconfig, json.dumps(config)]
         self.process: subprocess.Popen[str] | None = None
         self.url = ""
         self.kubeconfig = Path()
 
     def start(self) -> None:
-        log = (self.workdir / "sandbox.log").open("w")
-        self.process = subprocess.Popen(
-            self.command, stdout=subprocess.PIPE, stderr=log, text=True, cwd=self.workdir
-        )
+        with (self.workdir / "sandbox.log").open("w") as log:
+            self.process = subprocess.Popen(
+                self.command, stdout=subprocess.PIPE, stderr=log, text=True
+            )
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
         found = self.READY.search(line)
@@ -114,7 +114,7 @@ class SandboxProcess:
                 f"the sandbox did not start: {line!r}; see {self.workdir / 'sandbox.log'}"
             )
         self.url = found.group(1)
-        self.kubeconfig = (self.workdir / found.group(2)).resolve()
+        self.kubeconfig = Path(found.group(2))
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -131,6 +131,22 @@ class SandboxProcess:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+def serve(kubeconfig: str, config: str) -> None:
+    """Child process of `SandboxProcess`: serve until SIGTERM."""
+    from ecs_operator.sandbox.cluster import ClusterConfig
+    from ecs_operator.sandbox.runtime import Sandbox
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        cluster = ClusterConfig(**json.loads(config))
+        async with Sandbox(port=0, kubeconfig_path=kubeconfig, cluster=cluster) as sandbox:
+            print(f"sandbox ready: {sandbox.url} kubeconfig={kubeconfig}", flush=True)
+            await stop.wait()
+
+    asyncio.run(main())
 
 
 class OperatorProcess:
@@ -378,3 +394,7 @@ async def paced(
         calls.append(asyncio.create_task(launch(index)))
     await asyncio.gather(*calls)
     return started, time.monotonic()
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["serve"]:
+    serve(*sys.argv[2:4])

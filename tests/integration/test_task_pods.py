@@ -6,7 +6,7 @@ import base64
 
 from ecs_api import TASK_LABEL, Ecs, container, shell
 
-from ecs_operator.sandbox.quantity import cpu_millicores, memory_bytes
+from ecs_operator.core.quantity import cpu_millicores, memory_bytes
 
 MIB = 2**20
 

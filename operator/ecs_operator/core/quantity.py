@@ -3,8 +3,9 @@
 Kubernetes writes CPU as cores or millicores (``"2"``, ``"0.5"``, ``"500m"``) and memory as bytes
 with SI or binary suffixes (``"128Mi"``, ``"1G"``, ``"1e3"``). ECS counts CPU in units (1024 per
 vCPU) and memory in MiB (its task-level ``"1 vCPU"``/``"2GB"`` strings are parsed by
-``models.common``, where the CRD's bounds live). Arithmetic is exact (``Fraction``); conversions round so that the operator never
-promises more than a node has: a demand is rounded up, a capacity down.
+``models.common``, where the CRD's bounds live). Arithmetic is exact (``Fraction``); conversions
+round so that the operator never promises more than a node has: a demand is rounded up, a
+capacity down.
 """
 
 import math

@@ -21,6 +21,10 @@ class OperatorOptions:
     allow_privileged: bool = False
     resolve_grace_seconds: float = 10.0
     workers: int = 8
+    metrics_port: int = 0  # 0: no metrics endpoint
+    leader_election: bool = False
+    leader_election_namespace: str = "default"
+    leader_election_lease_seconds: float = 15.0
 
 
 @dataclass

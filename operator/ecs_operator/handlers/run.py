@@ -49,6 +49,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="how long a Task waits for its task definition to appear before it fails to start",
     )
     parser.add_argument("--workers", type=int, default=8, help="reconcile workers per kind")
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=0,
+        metavar="PORT",
+        help="serve Prometheus metrics on this port (default 0: off)",
+    )
+    parser.add_argument(
+        "--leader-elect",
+        action="store_true",
+        help="run as one of several replicas: only the holder of a Lease reconciles",
+    )
+    parser.add_argument(
+        "--leader-election-namespace",
+        default=os.environ.get("POD_NAMESPACE", "default"),
+        metavar="NS",
+        help="namespace of the Lease (default: $POD_NAMESPACE, else default)",
+    )
+    parser.add_argument(
+        "--leader-election-lease-seconds",
+        type=float,
+        default=15.0,
+        metavar="SECONDS",
+        help="how long a silent leader keeps the Lease before a standby takes over",
+    )
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
 
 
@@ -73,6 +98,10 @@ def main(args: argparse.Namespace) -> int:
         allow_privileged=args.allow_privileged,
         resolve_grace_seconds=args.resolve_grace,
         workers=args.workers,
+        metrics_port=args.metrics_port,
+        leader_election=args.leader_elect,
+        leader_election_namespace=args.leader_election_namespace,
+        leader_election_lease_seconds=args.leader_election_lease_seconds,
     )
     import ecs_operator.handlers.watches  # noqa: F401  (registers the Kopf handlers)
 

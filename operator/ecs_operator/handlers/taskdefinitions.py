@@ -11,6 +11,7 @@ from ecs_operator.core.registration import plan_registration
 from ecs_operator.core.security import SecurityPolicy
 from ecs_operator.handlers.cache import Key
 from ecs_operator.handlers.context import OperatorContext
+from ecs_operator.handlers.metrics import OperatorMetrics
 from ecs_operator.handlers.tasks import TaskController
 from ecs_operator.handlers.workqueue import WorkQueue
 from ecs_operator.kube.client import CONTROLLER_REVISIONS, KubeError, Resource
@@ -22,13 +23,19 @@ TASK_DEFINITIONS = Resource(API_GROUP, API_VERSION, "taskdefinitions")
 
 class TaskDefinitionController:
     def __init__(
-        self, context: OperatorContext, tasks: TaskController, events: EventRecorder
+        self,
+        context: OperatorContext,
+        tasks: TaskController,
+        events: EventRecorder,
+        metrics: OperatorMetrics,
     ) -> None:
         self.context = context
         self.tasks = tasks
         self.events = events
         self.policy = SecurityPolicy.from_allow_privileged(context.options.allow_privileged)
-        self.queue: WorkQueue[Key] = WorkQueue("taskdefinitions", self.reconcile, workers=2)
+        self.queue: WorkQueue[Key] = WorkQueue(
+            "taskdefinitions", self.reconcile, workers=2, observe=metrics.observe_reconcile
+        )
 
     def enqueue(self, key: Key) -> None:
         self.queue.add(key)

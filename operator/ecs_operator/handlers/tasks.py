@@ -42,6 +42,7 @@ from ecs_operator.core.security import SecurityPolicy
 from ecs_operator.core.validation import task_problems
 from ecs_operator.handlers.cache import Key
 from ecs_operator.handlers.context import OperatorContext
+from ecs_operator.handlers.metrics import OperatorMetrics
 from ecs_operator.handlers.workqueue import WorkQueue
 from ecs_operator.kube.client import PODS, SECRETS, KubeError, Resource
 from ecs_operator.kube.events import EventRecorder
@@ -55,14 +56,20 @@ ZONE_LABEL = "topology.kubernetes.io/zone"
 
 
 class TaskController:
-    def __init__(self, context: OperatorContext, events: EventRecorder) -> None:
+    def __init__(
+        self, context: OperatorContext, events: EventRecorder, metrics: OperatorMetrics
+    ) -> None:
         self.context = context
         self.events = events
+        self.metrics = metrics
         self.policy = SecurityPolicy.from_allow_privileged(context.options.allow_privileged)
         self.rng = random.Random()
         self.started_at = datetime.now(UTC)
         self.queue: WorkQueue[Key] = WorkQueue(
-            "tasks", self.reconcile, workers=context.options.workers
+            "tasks",
+            self.reconcile,
+            workers=context.options.workers,
+            observe=metrics.observe_reconcile,
         )
 
     def enqueue(self, key: Key) -> None:
@@ -302,6 +309,7 @@ class TaskController:
         )
         result = placement.place(requirements, instances, self.rng)
         if isinstance(result, placement.PlacementFailure):
+            self.metrics.placement_failures.labels(result.reason).inc()
             closest = (
                 f" The closest matching container-instance {result.closest} {result.detail}."
                 if result.closest

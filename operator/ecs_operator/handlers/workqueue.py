@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
@@ -27,12 +28,14 @@ class WorkQueue(Generic[K]):
         workers: int = 4,
         base_backoff: float = 0.05,
         max_backoff: float = 30.0,
+        observe: Callable[[str, float, bool], None] | None = None,
     ) -> None:
         self.name = name
         self._reconcile = reconcile
         self._workers = workers
         self._base_backoff = base_backoff
         self._max_backoff = max_backoff
+        self._observe = observe  # (queue name, seconds, succeeded), e.g. for metrics
         self._queue: asyncio.Queue[K] = asyncio.Queue()
         self._queued: set[K] = set()
         self._processing: set[K] = set()
@@ -86,8 +89,11 @@ class WorkQueue(Generic[K]):
             key = await self._queue.get()
             self._queued.discard(key)
             self._processing.add(key)
+            started = time.monotonic()
+            ok = False
             try:
                 await self._reconcile(key)
+                ok = True
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -101,6 +107,8 @@ class WorkQueue(Generic[K]):
             else:
                 self._failures.pop(key, None)
             finally:
+                if self._observe is not None:
+                    self._observe(self.name, time.monotonic() - started, ok)
                 self._processing.discard(key)
                 if key in self._dirty:
                     self._dirty.discard(key)

@@ -56,6 +56,7 @@ EVENTS = Resource("", "v1", "events")
 SECRETS = Resource("", "v1", "secrets")
 CONTROLLER_REVISIONS = Resource("apps", "v1", "controllerrevisions")
 CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", namespaced=False)
+LEASES = Resource("coordination.k8s.io", "v1", "leases")
 
 
 class KubeError(Exception):

@@ -859,7 +859,10 @@ class TaskDefinitionSpec(EcsModel):
     task_role_arn: str | None = Field(
         default=None,
         max_length=2048,
-        description="IAM role for the task's code; on Kubernetes its last path segment names the Pod's ServiceAccount (its token is mounted only then).",
+        description=(
+            "IAM role for the task's code; on Kubernetes its last path segment names the Pod's "
+            "ServiceAccount (whose token is mounted only then)."
+        ),
     )
     execution_role_arn: str | None = Field(
         default=None,

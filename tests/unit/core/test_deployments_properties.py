@@ -1,0 +1,173 @@
+"""Properties of the service scheduler, checked by simulating plan -> apply -> time passes."""
+
+from collections import Counter
+from datetime import timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from servicesim import Sim, node, service_task, spec
+
+from ecs_operator.core import events
+from ecs_operator.core.deployments import (
+    circuit_breaker_threshold,
+    deployment_bounds,
+    throttle_delay_seconds,
+)
+
+ZONE_NAMES = ("a", "b", "c")
+SETTINGS = settings(max_examples=60, deadline=None)
+
+
+def cluster(zones: int, per_zone: int = 2) -> list:
+    return [node(f"{z}{i}", z) for z in ZONE_NAMES[:zones] for i in range(per_zone)]
+
+
+def check_bounds(sim: Sim, max_tasks: int, min_healthy: int, healthy_before: int) -> None:
+    """After a plan: never above maxTasks counted tasks, never below minHealthy healthy tasks
+    (unless it already was below)."""
+    live = sim.live()
+    assert len(live) <= max_tasks
+    healthy = sum(t.running and t.health_status == "HEALTHY" for t in live)
+    assert healthy >= min(min_healthy, healthy_before)
+
+
+@SETTINGS
+@given(
+    desired=st.integers(0, 9),
+    minimum=st.integers(0, 100),
+    maximum=st.integers(100, 220),
+    zones=st.integers(1, 3),
+    seed=st.integers(0, 1000),
+)
+def test_rolling_update_stays_in_bounds_and_converges_when_ecs_can(
+    desired: int, minimum: int, maximum: int, zones: int, seed: int
+) -> None:
+    configuration = {"minimumHealthyPercent": minimum, "maximumPercent": maximum}
+    sim = Sim(
+        spec(desiredCount=desired, deploymentConfiguration=configuration),
+        cluster(zones, per_zone=4),
+        seed=seed,
+    )
+    sim.run(4)
+    assert sim.steady()
+    sim.revision, sim.generation = "web:2", 2
+    max_tasks, min_healthy = deployment_bounds(sim.spec, desired)
+    can_progress = max_tasks > desired or min_healthy < desired or desired == 0
+    for _ in range(6 * desired + 12):
+        healthy_before = sum(t.running and t.health_status == "HEALTHY" for t in sim.live())
+        sim.plan()
+        check_bounds(sim, max_tasks, min_healthy, healthy_before)
+        sim.tick()
+        if sim.steady() and sim.primary().task_definition == "web:2":
+            break
+    blocked = events.deployment_blocked("web") in sim.messages()
+    if can_progress:
+        assert not blocked
+        assert sim.steady() and sim.primary().task_definition == "web:2"
+        assert Counter(t.task_definition for t in sim.live()) == Counter({"web:2": desired})
+        sim.run(2 * desired + 2)  # then AZ rebalancing, in steady state
+        assert sim.steady() and len(sim.live()) == desired
+        per_zone = Counter(t.zone for t in sim.live())
+        assert (
+            desired == 0
+            or max(per_zone.values()) - min(per_zone.get(z, 0) for z in ZONE_NAMES[:zones]) <= 1
+        )
+    else:
+        assert blocked and {t.task_definition for t in sim.live()} == {"web:1"}
+
+
+@SETTINGS
+@given(
+    desired=st.integers(1, 9),
+    new_desired=st.integers(0, 9),
+    zones=st.integers(1, 3),
+    seed=st.integers(0, 1000),
+)
+def test_scale_in_and_out_reach_desired_count_balanced(
+    desired: int, new_desired: int, zones: int, seed: int
+) -> None:
+    sim = Sim(spec(desiredCount=desired), cluster(zones, per_zone=3), seed=seed)
+    sim.run(4)
+    sim.spec = spec(desiredCount=new_desired)
+    sim.generation = 2
+    first = sim.plan()
+    if new_desired < desired:
+        assert len(first.stop) == desired - new_desired and first.launch == ()
+    sim.run(6)
+    assert sim.steady() and len(sim.live()) == new_desired
+    assert len({d.id for d in sim.status.deployments or ()}) == 1  # no new deployment
+    per_zone = Counter(t.zone for t in sim.live())
+    counts = [per_zone.get(z, 0) for z in ZONE_NAMES[:zones]]
+    assert max(counts) - min(counts) <= 1
+
+
+@SETTINGS
+@given(desired=st.integers(1, 500), rollback=st.booleans())
+def test_circuit_breaker_trips_exactly_at_the_threshold(desired: int, rollback: bool) -> None:
+    threshold = circuit_breaker_threshold(desired)
+    assert 3 <= threshold <= 200
+    assert threshold == min(200, max(3, -(-desired // 2)))
+    configuration = {"deploymentCircuitBreaker": {"enable": True, "rollback": rollback}}
+    sim = Sim(spec(desiredCount=desired, deploymentConfiguration=configuration), cluster(1, 1))
+    sim.plan()
+    primary = sim.primary().id
+    failures = [
+        service_task(
+            f"f{i}",
+            primary,
+            last_status="STOPPED",
+            desired_status="STOPPED",
+            stop_code="TaskFailedToStart",
+            stopped_at=sim.now + timedelta(seconds=i + 1),
+        )
+        for i in range(threshold)
+    ]
+    sim.tasks = {t.name: t for t in failures[:-1]}
+    sim.now += timedelta(seconds=threshold + 1)
+    sim.plan()
+    assert sim.primary().failed_tasks == threshold - 1
+    assert sim.primary().rollout_state == "IN_PROGRESS"
+    sim.tasks[failures[-1].name] = failures[-1]
+    sim.plan()
+    failed = next(d for d in sim.status.deployments or () if d.id == primary)
+    assert (failed.failed_tasks, failed.rollout_state) == (threshold, "FAILED")
+
+
+@given(st.integers(0, 60))
+def test_throttle_delay_is_monotonic_and_capped(failures: int) -> None:
+    delay = throttle_delay_seconds(failures)
+    assert 0 <= delay <= 900
+    assert throttle_delay_seconds(failures + 1) >= delay
+    assert (delay > 0) == (failures >= 2)
+
+
+@SETTINGS
+@given(nodes=st.integers(1, 6), lose=st.integers(0, 5), seed=st.integers(0, 1000))
+def test_daemon_keeps_one_task_per_eligible_node(nodes: int, lose: int, seed: int) -> None:
+    cluster_nodes = [node(f"n{i}", ZONE_NAMES[i % 3]) for i in range(nodes)]
+    sim = Sim(spec(desiredCount=None, schedulingStrategy="DAEMON"), cluster_nodes, seed=seed)
+    sim.run(3)
+    assert sorted(t.node or "" for t in sim.live()) == sorted(n.name for n in cluster_nodes)
+    lost = min(lose, nodes)
+    sim.nodes = [
+        node(n.name, n.zone, ready=False) if i < lost else n for i, n in enumerate(cluster_nodes)
+    ]
+    sim.run(3)
+    assert sorted(t.node or "" for t in sim.live()) == sorted(n.name for n in cluster_nodes[lost:])
+    assert sim.status is not None and sim.status.desired_count == nodes - lost
+
+
+@SETTINGS
+@given(desired=st.integers(2, 9), zones=st.integers(2, 3), seed=st.integers(0, 1000))
+def test_node_loss_is_replaced_elsewhere_immediately(desired: int, zones: int, seed: int) -> None:
+    sim = Sim(spec(desiredCount=desired), cluster(zones, per_zone=2), seed=seed)
+    sim.run(4)
+    victim = sim.nodes[0]
+    on_victim = sum(t.node == victim.name for t in sim.live())
+    sim.nodes = [node(victim.name, victim.zone, ready=False), *sim.nodes[1:]]
+    plan = sim.plan()
+    assert len(plan.stop) == on_victim and all(s.force for s in plan.stop)
+    assert sum(r.count for r in plan.launch) == on_victim
+    sim.run(8)
+    assert sim.steady() and len(sim.live()) == desired
+    assert all(t.node != victim.name for t in sim.live())

@@ -1,0 +1,227 @@
+"""Service model: CreateService JSON parses, defaults, status, CRD names/scale, CEL verdicts."""
+
+from typing import Any
+
+import jsonschema
+import pytest
+from crd_rules import evaluate, walk_rules
+from pydantic import ValidationError
+
+from ecs_operator.models.crd import openapi_schema, render_crds
+from ecs_operator.models.service import Service, ServiceSpec, ServiceStatus
+
+SCHEMA = openapi_schema(Service)
+CREATE_SERVICE: dict[str, Any] = {
+    "taskDefinition": "web:3",
+    "desiredCount": 4,
+    "deploymentConfiguration": {
+        "maximumPercent": 150,
+        "minimumHealthyPercent": 50,
+        "deploymentCircuitBreaker": {"enable": True, "rollback": True},
+    },
+    "placementStrategy": [{"type": "spread", "field": "attribute:ecs.availability-zone"}],
+    "placementConstraints": [{"type": "memberOf", "expression": "attribute:ecs.os-type == linux"}],
+    "healthCheckGracePeriodSeconds": 30,
+    "loadBalancers": [{"loadBalancerName": "web-lb", "containerName": "web", "containerPort": 80}],
+    "tags": [{"key": "team", "value": "shop"}],
+    "propagateTags": "SERVICE",
+    "enableECSManagedTags": True,
+    "launchType": "EC2",
+}
+DAEMON = {"taskDefinition": "agent", "schedulingStrategy": "DAEMON"}
+
+
+def rule(path: str, message_part: str) -> str:
+    found = [r["rule"] for p, r in walk_rules(SCHEMA) if p == path and message_part in r["message"]]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_create_service_json_round_trips() -> None:
+    parsed = ServiceSpec.model_validate(CREATE_SERVICE)
+    assert parsed.model_dump(mode="json", exclude_unset=True) == CREATE_SERVICE
+    assert parsed.deployment_configuration is not None
+    assert parsed.deployment_configuration.deployment_circuit_breaker is not None
+
+
+def test_defaults_leave_strategy_dependent_values_to_the_operator() -> None:
+    parsed = ServiceSpec.model_validate({"taskDefinition": "web", "desiredCount": 1})
+    assert parsed.scheduling_strategy == "REPLICA"
+    assert parsed.health_check_grace_period_seconds == 0
+    assert parsed.deployment_configuration is None
+    assert parsed.availability_zone_rebalancing is None
+    spec = SCHEMA["properties"]["spec"]["properties"]
+    assert spec["schedulingStrategy"]["default"] == "REPLICA"
+    configuration = spec["deploymentConfiguration"]["properties"]
+    assert "default" not in configuration["maximumPercent"]
+    assert "default" not in spec["availabilityZoneRebalancing"]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"desiredCount": 5001}, "desiredCount"),
+        ({"desiredCount": -1}, "desiredCount"),
+        ({"taskDefinition": "web:0"}, "taskDefinition"),
+        ({"schedulingStrategy": "BATCH"}, "schedulingStrategy"),
+        ({"deploymentConfiguration": {"maximumPercent": 99}}, "maximumPercent"),
+        ({"deploymentConfiguration": {"minimumHealthyPercent": 101}}, "minimumHealthyPercent"),
+        ({"deploymentConfiguration": {"deploymentCircuitBreaker": {"enable": True}}}, "rollback"),
+        ({"placementStrategy": [{"type": "random"}] * 6}, "placementStrategy"),
+        ({"placementConstraints": [{"type": "distinctInstance"}] * 11}, "placementConstraints"),
+        ({"healthCheckGracePeriodSeconds": 2**31}, "healthCheckGracePeriodSeconds"),
+        ({"availabilityZoneRebalancing": "YES"}, "availabilityZoneRebalancing"),
+        (
+            {
+                "loadBalancers": [
+                    {"loadBalancerName": "Web_LB", "containerName": "w", "containerPort": 80}
+                ]
+            },
+            "loadBalancerName",
+        ),
+        (
+            {
+                "loadBalancers": [
+                    {"loadBalancerName": "lb", "containerName": "w", "containerPort": 0}
+                ]
+            },
+            "containerPort",
+        ),
+        ({"forceNewDeployment": True}, "forceNewDeployment"),
+        ({"serviceRegistries": []}, "serviceRegistries"),
+    ],
+)
+def test_bad_input_names_the_field(change: dict[str, Any], field: str) -> None:
+    with pytest.raises(ValidationError) as error:
+        ServiceSpec.model_validate({"taskDefinition": "web", "desiredCount": 1} | change)
+    assert field in str(error.value)
+
+
+# (message fragment, good spec, bad spec); every one is checked by CEL and by the model.
+SPEC_CASES = [
+    (
+        "desiredCount is required for the REPLICA",
+        {"taskDefinition": "w", "desiredCount": 0},
+        {"taskDefinition": "w"},
+    ),
+    ("desiredCount is not allowed for a DAEMON", DAEMON, DAEMON | {"desiredCount": 2}),
+    (
+        "placementStrategy is not allowed for a DAEMON",
+        DAEMON | {"placementConstraints": [{"type": "distinctInstance"}]},
+        DAEMON | {"placementStrategy": [{"type": "random"}]},
+    ),
+    (
+        "maximumPercent must be 100 for a DAEMON",
+        DAEMON | {"deploymentConfiguration": {"maximumPercent": 100, "minimumHealthyPercent": 50}},
+        DAEMON | {"deploymentConfiguration": {"maximumPercent": 200}},
+    ),
+    (
+        "each (loadBalancerName, containerName, containerPort) may appear only once",
+        CREATE_SERVICE
+        | {
+            "loadBalancers": [
+                {"loadBalancerName": "a", "containerName": "web", "containerPort": 80},
+                {"loadBalancerName": "a", "containerName": "web", "containerPort": 443},
+            ]
+        },
+        CREATE_SERVICE | {"loadBalancers": CREATE_SERVICE["loadBalancers"] * 2},
+    ),
+]
+
+
+@pytest.mark.parametrize(("message", "good", "bad"), SPEC_CASES, ids=[c[0] for c in SPEC_CASES])
+def test_spec_rule_and_model_agree(message: str, good: dict[str, Any], bad: dict[str, Any]) -> None:
+    cel = rule("spec", message)
+    with_default = {"schedulingStrategy": "REPLICA"}
+    assert evaluate(cel, with_default | good) is True
+    assert evaluate(cel, with_default | bad) is False
+    ServiceSpec.model_validate(good)
+    with pytest.raises(ValidationError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        ServiceSpec.model_validate(bad)
+
+
+def test_minimum_above_maximum_is_refused() -> None:
+    cel = rule("spec.deploymentConfiguration", "minimumHealthyPercent must not exceed")
+    assert evaluate(cel, {"minimumHealthyPercent": 100, "maximumPercent": 100}) is True
+    assert evaluate(cel, {"minimumHealthyPercent": 50}) is True
+    # Unreachable through the bounds (min <= 100 <= max) but kept as the documented rule.
+    assert evaluate(cel, {"minimumHealthyPercent": 100, "maximumPercent": 90}) is False
+
+
+def test_every_rule_has_a_case() -> None:
+    covered = {("spec", m) for m, _, _ in SPEC_CASES}
+    covered.add(("spec.deploymentConfiguration", "minimumHealthyPercent must not exceed"))
+    for path, found in walk_rules(SCHEMA):
+        if path.startswith(("spec.placement", "spec.tags")):
+            continue  # the shared models' own rules, tested with them
+        assert any(p == path and m in found["message"] for p, m in covered), found["message"]
+
+
+def test_status_round_trips() -> None:
+    raw = {
+        "observedGeneration": 3,
+        "desiredCount": 2,
+        "runningCount": 1,
+        "pendingCount": 1,
+        "taskDefinition": "web:3",
+        "deployments": [
+            {
+                "id": "ecs-svc/8646900195280463695",
+                "status": "PRIMARY",
+                "taskDefinition": "web:3",
+                "desiredCount": 2,
+                "pendingCount": 1,
+                "runningCount": 1,
+                "failedTasks": 0,
+                "createdAt": "2025-01-01T00:00:00Z",
+                "updatedAt": "2025-01-01T00:01:00Z",
+                "rolloutState": "IN_PROGRESS",
+                "rolloutStateReason": "ECS deployment ecs-svc/8646900195280463695 in progress.",
+            }
+        ],
+        "events": [
+            {
+                "id": "1b4e28ba-2fa1-11d2-883f-0016d3cca427",
+                "createdAt": "2025-01-01T00:01:00Z",
+                "message": "(service web) has started 1 tasks: (task abc).",
+            }
+        ],
+        "selector": "ecs.operator.dev/service=web",
+    }
+    assert ServiceStatus.model_validate(raw).model_dump(mode="json", exclude_none=True) == raw | {
+        "deployments": [raw["deployments"][0]]
+    }
+    with pytest.raises(ValidationError, match="id"):
+        ServiceStatus.model_validate({"deployments": [raw["deployments"][0] | {"id": "svc-1"}]})
+
+
+def test_crd_names_columns_and_scale_subresource() -> None:
+    crd = render_crds()["services.ecs.operator.dev.yaml"]
+    names = crd["spec"]["names"]
+    assert (names["kind"], names["shortNames"], names["categories"]) == (
+        "Service",
+        ["ecssvc"],
+        ["ecs"],
+    )
+    [version] = crd["spec"]["versions"]
+    assert version["subresources"] == {
+        "status": {},
+        "scale": {
+            "specReplicasPath": ".spec.desiredCount",
+            "statusReplicasPath": ".status.runningCount",
+            "labelSelectorPath": ".status.selector",
+        },
+    }
+    columns = {c["name"]: c["jsonPath"] for c in version["additionalPrinterColumns"]}
+    assert list(columns) == ["Desired", "Running", "Pending", "Task Definition", "Rollout", "Age"]
+    assert columns["Rollout"] == '.status.deployments[?(@.status=="PRIMARY")].rolloutState'
+
+
+def test_openapi_schema_accepts_create_service_and_refuses_bad_bounds() -> None:
+    def errors(spec: dict[str, Any]) -> list[Any]:
+        obj = {"apiVersion": "ecs.operator.dev/v1alpha1", "kind": "Service", "metadata": {}}
+        return list(jsonschema.Draft7Validator(SCHEMA).iter_errors(obj | {"spec": spec}))
+
+    assert errors(CREATE_SERVICE) == []
+    assert errors(CREATE_SERVICE | {"desiredCount": 6000})
+    assert errors(CREATE_SERVICE | {"deploymentConfiguration": {"maximumPercent": 50}})
