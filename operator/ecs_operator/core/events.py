@@ -115,6 +115,17 @@ ROLLOUT_CIRCUIT_BREAKER_FAILED: Final = "ECS deployment circuit breaker: tasks f
 
 LaunchPurpose = Literal["scale", "replace_unhealthy", "rebalance", "daemon"]
 
+MAX_TASKS_PER_EVENT: Final = 10
+"""Task ids listed in one started/stopped event; more tasks make more events."""
+
+
+def task_batches(task_ids: Sequence[str]) -> list[Sequence[str]]:
+    """``task_ids`` in groups of ``MAX_TASKS_PER_EVENT``, one event message each."""
+    return [
+        task_ids[start : start + MAX_TASKS_PER_EVENT]
+        for start in range(0, len(task_ids), MAX_TASKS_PER_EVENT)
+    ]
+
 
 def scaling_activity(deployment_id: str) -> str:
     """stoppedReason of a task the service scheduler stops (deployment, scale-in, rebalance)."""

@@ -1246,8 +1246,10 @@ def render_pod(
     node_name: str,
     group: str,
     policy: SecurityPolicy,
+    service: str | None = None,
 ) -> RenderedPod:
-    """The Pod that runs Task ``namespace/task_name`` on ``node_name``.
+    """The Pod that runs Task ``namespace/task_name`` on ``node_name``; a service task's Pod
+    also carries the Service's label (its scale subresource selects Pods by it).
 
     Raises ``RenderError`` listing every refusal: what the security policy forbids, dependency
     cycles, secret references and role names that are not Kubernetes names.
@@ -1279,18 +1281,21 @@ def render_pod(
     }
     if builder.docker_labels:
         annotations[DOCKER_LABELS_ANNOTATION] = json.dumps(builder.docker_labels, sort_keys=True)
+    pod_labels = {
+        labels.TASK_LABEL: labels.label_value(task_name),
+        labels.FAMILY_LABEL: labels.label_value(task_definition.family),
+        labels.REVISION_LABEL: str(task_definition.revision),
+        labels.MANAGED_BY_LABEL: labels.MANAGED_BY,
+    }
+    if service is not None:
+        pod_labels[labels.SERVICE_LABEL] = labels.label_value(service)
     manifest = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
             "name": task_name,
             "namespace": namespace,
-            "labels": {
-                labels.TASK_LABEL: labels.label_value(task_name),
-                labels.FAMILY_LABEL: labels.label_value(task_definition.family),
-                labels.REVISION_LABEL: str(task_definition.revision),
-                labels.MANAGED_BY_LABEL: labels.MANAGED_BY,
-            },
+            "labels": pod_labels,
             "annotations": annotations,
             "ownerReferences": [
                 {

@@ -26,14 +26,19 @@ class ObjectCache:
         self._by_namespace: dict[str, set[str]] = defaultdict(set)
 
     def observe(self, event_type: str | None, body: Mapping[str, Any]) -> Key:
-        """Record a watch event (type None is Kopf's initial listing) and return its key."""
+        """Record a watch event (type None is Kopf's initial listing) or the response of our own
+        write, and return its key. A version older than the one held is ignored: our writes
+        update the cache at once, and the watch event of an earlier write may arrive later."""
         key = object_key(body)
         if event_type == "DELETED":
             self._objects.pop(key, None)
             self._by_namespace[key[0]].discard(key[1])
-        else:
-            self._objects[key] = dict(body)
-            self._by_namespace[key[0]].add(key[1])
+            return key
+        held = self._objects.get(key)
+        if held is not None and _older(body, held):
+            return key
+        self._objects[key] = dict(body)
+        self._by_namespace[key[0]].add(key[1])
         return key
 
     def get(self, key: Key) -> dict[str, Any] | None:
@@ -48,3 +53,16 @@ class ObjectCache:
 
     def __len__(self) -> int:
         return len(self._objects)
+
+
+def _older(body: Mapping[str, Any], held: Mapping[str, Any]) -> bool:
+    """Whether `body` is an older version of the same object than `held`. resourceVersions are
+    opaque strings, but every apiserver (etcd revisions, the sandbox's counter) makes them
+    integers; anything else is never judged older."""
+    new, old = body.get("metadata") or {}, held.get("metadata") or {}
+    if new.get("uid") != old.get("uid"):
+        return False
+    try:
+        return int(new.get("resourceVersion") or 0) < int(old.get("resourceVersion") or 0)
+    except ValueError:
+        return False

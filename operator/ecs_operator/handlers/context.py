@@ -21,6 +21,7 @@ class OperatorOptions:
     allow_privileged: bool = False
     resolve_grace_seconds: float = 10.0
     workers: int = 8
+    namespaces: tuple[str, ...] = ()  # empty: all namespaces
     metrics_port: int = 0  # 0: no metrics endpoint
     leader_election: bool = False
     leader_election_namespace: str = "default"
@@ -34,6 +35,7 @@ class OperatorContext:
     options: OperatorOptions
     kube: KubeClient
     tasks: ObjectCache = field(default_factory=ObjectCache)
+    services: ObjectCache = field(default_factory=ObjectCache)
     task_definitions: ObjectCache = field(default_factory=ObjectCache)
     revisions: ObjectCache = field(default_factory=ObjectCache)
     pods: ObjectCache = field(default_factory=ObjectCache)

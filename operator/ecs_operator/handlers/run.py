@@ -16,7 +16,7 @@ from ecs_operator.kube.client import KubeClient, KubeError
 
 logger = logging.getLogger("ecs_operator")
 
-REQUIRED_PLURALS = ("taskdefinitions", "tasks")
+REQUIRED_PLURALS = ("taskdefinitions", "tasks", "services")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -98,6 +98,7 @@ def main(args: argparse.Namespace) -> int:
         allow_privileged=args.allow_privileged,
         resolve_grace_seconds=args.resolve_grace,
         workers=args.workers,
+        namespaces=tuple(args.namespace),
         metrics_port=args.metrics_port,
         leader_election=args.leader_elect,
         leader_election_namespace=args.leader_election_namespace,

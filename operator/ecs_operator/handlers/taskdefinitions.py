@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from ecs_operator import API_GROUP, API_VERSION
 from ecs_operator.core import revisions
 from ecs_operator.core.registration import plan_registration
 from ecs_operator.core.security import SecurityPolicy
@@ -14,11 +13,9 @@ from ecs_operator.handlers.context import OperatorContext
 from ecs_operator.handlers.metrics import OperatorMetrics
 from ecs_operator.handlers.tasks import TaskController
 from ecs_operator.handlers.workqueue import WorkQueue
-from ecs_operator.kube.client import CONTROLLER_REVISIONS, KubeError, Resource
+from ecs_operator.kube.client import CONTROLLER_REVISIONS, TASK_DEFINITIONS, KubeError
 from ecs_operator.kube.events import EventRecorder
 from ecs_operator.models.taskdefinition import parse_task_definition_ref
-
-TASK_DEFINITIONS = Resource(API_GROUP, API_VERSION, "taskdefinitions")
 
 
 class TaskDefinitionController:

@@ -16,8 +16,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ecs_operator import API_GROUP, API_VERSION
 from ecs_operator.core import labels, placement
+from ecs_operator.core.capacity import cluster_instances, reservation, task_requirements
 from ecs_operator.core.lifecycle import (
     StopPod,
     TaskView,
@@ -28,7 +28,6 @@ from ecs_operator.core.lifecycle import (
 )
 from ecs_operator.core.registration import accepted_condition
 from ecs_operator.core.render import (
-    HOSTNAME_LABEL,
     ResolvedTaskDefinition,
     effective_spec,
     render_pod,
@@ -44,14 +43,13 @@ from ecs_operator.handlers.cache import Key
 from ecs_operator.handlers.context import OperatorContext
 from ecs_operator.handlers.metrics import OperatorMetrics
 from ecs_operator.handlers.workqueue import WorkQueue
-from ecs_operator.kube.client import PODS, SECRETS, KubeError, Resource
+from ecs_operator.kube.client import PODS, SECRETS, TASKS, KubeError
 from ecs_operator.kube.events import EventRecorder
-from ecs_operator.models.task import Task, TaskStatus
+from ecs_operator.models.task import StopCode, Task, TaskStatus
 from ecs_operator.models.taskdefinition import TaskDefinitionSpec, parse_task_definition_ref
 
 logger = logging.getLogger(__name__)
 
-TASKS = Resource(API_GROUP, API_VERSION, "tasks")
 ZONE_LABEL = "topology.kubernetes.io/zone"
 
 
@@ -131,6 +129,7 @@ class TaskController:
         node = self._node_of(pod)
         view = replace(
             TaskView.of(task, containers, now),
+            requested_stop_code=_requested_stop_code(task),
             status=self._identity(task, body, record, spec),
             start_failure=failure,
             node_lost=pod is not None and is_on_lost_node(pod, node),
@@ -263,7 +262,7 @@ class TaskController:
         }
         if record is not None and spec is not None and status.task_definition_arn is None:
             effective = effective_spec(spec, task.spec.overrides)
-            cpu, memory = _reservation(effective)
+            cpu, memory = reservation(effective)
             update |= {
                 "task_definition_arn": record.reference,
                 "revision": record.revision,
@@ -285,28 +284,21 @@ class TaskController:
         if missing is not None:
             return missing
         group = (task.status.group if task.status else None) or _group(task)
-        cpu, memory = _reservation(effective)
-        tcp, udp = _host_ports(effective)
         try:
-            requirements = placement.TaskRequirements.create(
-                cpu_units=cpu,
-                memory_mib=memory,
+            requirements = task_requirements(
+                effective,
                 group=group,
-                host_ports_tcp=tcp,
-                host_ports_udp=udp,
-                constraints=[
-                    *(spec.placement_constraints or ()),
-                    *(task.spec.placement_constraints or ()),
-                ],
+                constraints=task.spec.placement_constraints or (),
                 strategies=task.spec.placement_strategy or (),
             )
         except ValueError as error:
             return f"ClientException: {error}"
-        instances = placement.instances_from_cluster(
-            self.context.nodes.values(),
-            (_with_planned_node(pod) for pod in self.context.pods.values()),
-            _group_of_pod,
-        )
+        instances = cluster_instances(self.context.nodes.values(), self.context.pods.values())
+        # A Service places its tasks itself (to report what cannot be placed) and names the
+        # node; the task still checks it fits, so the cluster never oversubscribes.
+        placed = (task.metadata.annotations or {}).get(labels.PLACED_NODE_ANNOTATION)
+        if placed:
+            instances = [instance for instance in instances if instance.name == placed]
         result = placement.place(requirements, instances, self.rng)
         if isinstance(result, placement.PlacementFailure):
             self.metrics.placement_failures.labels(result.reason).inc()
@@ -325,6 +317,7 @@ class TaskController:
             node_name=result.instance,
             group=group,
             policy=self.policy,
+            service=_service_of(body),
         )
         # Count the pod in the cache before awaiting its creation: a task placed meanwhile
         # must see this one (distinctInstance, spread, remaining resources).
@@ -382,28 +375,20 @@ class TaskController:
         await self.events.record(body, "Warning", "TaskFailedToStart", reason)
 
 
-def _reservation(spec: TaskDefinitionSpec) -> tuple[int, int]:
-    """ECS's placement reservation: task cpu/memory, else the containers' sums (§4.2)."""
-    cpu = spec.cpu_units
-    if cpu is None:
-        cpu = sum(c.cpu or 0 for c in spec.container_definitions)
-    memory = spec.memory_mib
-    if memory is None:
-        memory = sum(c.memory_reservation or c.memory or 0 for c in spec.container_definitions)
-    return cpu, memory
+def _service_of(body: Mapping[str, Any]) -> str | None:
+    """The Service that owns this task, if it is a service task."""
+    owners = body.get("metadata", {}).get("ownerReferences") or ()
+    return next((ref["name"] for ref in owners if ref.get("kind") == "Service"), None)
 
 
-def _host_ports(spec: TaskDefinitionSpec) -> tuple[list[int], list[int]]:
-    tcp: list[int] = []
-    udp: list[int] = []
-    for container in spec.container_definitions:
-        for mapping in container.port_mappings or ():
-            port = mapping.host_port or (
-                mapping.container_port if spec.network_mode == "host" else 0
-            )
-            if port:
-                (udp if mapping.protocol == "udp" else tcp).append(port)
-    return tcp, udp
+def _requested_stop_code(task: Task) -> StopCode:
+    """Who asked the task to stop: a Service's scheduler marks its stops; otherwise StopTask."""
+    code = (task.metadata.annotations or {}).get(labels.STOP_CODE_ANNOTATION)
+    if code == "ServiceSchedulerInitiated":
+        return "ServiceSchedulerInitiated"
+    if code == "TerminationNotice":
+        return "TerminationNotice"
+    return "UserInitiated"
 
 
 def _group(task: Task) -> str:
@@ -424,26 +409,3 @@ def _was_resolved(task: Task, pod: dict[str, Any] | None) -> bool:
         (task.status and task.status.task_definition_arn)
         or annotations.get(labels.TASK_DEFINITION_ANNOTATION)
     )
-
-
-def _with_planned_node(pod: dict[str, Any]) -> dict[str, Any]:
-    """The pod as placement must count it: a task's pod the scheduler has not bound yet is
-    already on the node its required node affinity pins it to."""
-    if (pod.get("spec") or {}).get("nodeName"):
-        return pod
-    affinity = (pod.get("spec") or {}).get("affinity") or {}
-    required = (affinity.get("nodeAffinity") or {}).get(
-        "requiredDuringSchedulingIgnoredDuringExecution"
-    ) or {}
-    for term in required.get("nodeSelectorTerms") or ():
-        for expression in term.get("matchExpressions") or ():
-            values = expression.get("values") or []
-            if expression.get("key") == HOSTNAME_LABEL and len(values) == 1:
-                return {**pod, "spec": {**pod["spec"], "nodeName": values[0]}}
-    return pod
-
-
-def _group_of_pod(pod: Mapping[str, Any]) -> str | None:
-    annotations = pod.get("metadata", {}).get("annotations") or {}
-    group = annotations.get(labels.GROUP_ANNOTATION)
-    return str(group) if group else None

@@ -7,22 +7,34 @@ annotations onto users' objects and a resync of a converged cluster writes nothi
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
 import socket
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
 
 from ecs_operator import API_GROUP
 from ecs_operator.core import labels
+from ecs_operator.handlers.cache import object_key
 from ecs_operator.handlers.context import OperatorContext, OperatorOptions
 from ecs_operator.handlers.metrics import OperatorMetrics
+from ecs_operator.handlers.services import ServiceController
 from ecs_operator.handlers.taskdefinitions import TaskDefinitionController
 from ecs_operator.handlers.tasks import TaskController
-from ecs_operator.kube.client import KubeClient
+from ecs_operator.kube.client import (
+    CONTROLLER_REVISIONS,
+    NODES,
+    PODS,
+    SERVICES,
+    TASK_DEFINITIONS,
+    TASKS,
+    KubeClient,
+)
 from ecs_operator.kube.events import EventRecorder
 from ecs_operator.kube.leader import LeaderElection
 
@@ -48,16 +60,44 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     memo.context = context
     memo.tasks = TaskController(context, events, metrics)
     memo.task_definitions = TaskDefinitionController(context, memo.tasks, events, metrics)
+    memo.services = ServiceController(context, events, metrics)
     if options.leader_election:
         # Watches start now either way, so a standby's caches are warm when it takes over.
         memo.leadership = asyncio.create_task(_lead(memo))
     else:
-        _start_controllers(memo)
+        await _start_controllers(memo)
 
 
-def _start_controllers(memo: kopf.Memo) -> None:
-    memo.tasks.start()
-    memo.task_definitions.start()
+async def _start_controllers(memo: kopf.Memo) -> None:
+    """Prime the caches with a full listing, then reconcile everything once: no decision is
+    ever made from a cache the watches have only half filled (after a restart, a half-filled
+    cache would make a Service launch tasks it already has)."""
+    context: OperatorContext = memo.context
+    await prime(context)
+    for controller, cache in (
+        (memo.task_definitions, context.task_definitions),
+        (memo.tasks, context.tasks),
+        (memo.services, context.services),
+    ):
+        for body in cache.values():
+            controller.enqueue(object_key(body))
+        controller.start()
+
+
+async def prime(context: OperatorContext) -> None:
+    namespaces: tuple[str | None, ...] = context.options.namespaces or (None,)
+    for resource, cache, selector in (
+        (TASK_DEFINITIONS, context.task_definitions, ""),
+        (CONTROLLER_REVISIONS, context.revisions, labels.FAMILY_LABEL),
+        (TASKS, context.tasks, ""),
+        (SERVICES, context.services, ""),
+        (PODS, context.pods, ""),
+    ):
+        for namespace in namespaces:
+            for body in await context.kube.list(resource, namespace, label_selector=selector):
+                cache.observe("ADDED", body)
+    for body in await context.kube.list(NODES):
+        context.nodes.observe("ADDED", body)
 
 
 async def _lead(memo: kopf.Memo) -> None:
@@ -72,7 +112,7 @@ async def _lead(memo: kopf.Memo) -> None:
         retry_seconds=max(0.2, options.leader_election_lease_seconds / 7.5),
     )
     await election.acquire()
-    _start_controllers(memo)
+    await _start_controllers(memo)
     await election.hold()
     # Leadership lost: stop at once (as client-go does) so a restart rejoins as a standby
     # rather than acting alongside the new leader.
@@ -86,38 +126,78 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
         leadership.cancel()
     await memo.tasks.stop()
     await memo.task_definitions.stop()
+    await memo.services.stop()
     memo.context.kube.close()
 
 
 @kopf.on.event(API_GROUP, "tasks")
 def task_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    key = memo.context.tasks.observe(event.get("type"), event["object"])
+    body = event["object"]
+    key = memo.context.tasks.observe(event.get("type"), body)
     memo.tasks.enqueue(key)
+    service = _owner(body, "Service")
+    if service:
+        memo.services.enqueue((key[0], service))
 
 
 @kopf.on.event(API_GROUP, "taskdefinitions")
 def task_definition_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     key = memo.context.task_definitions.observe(event.get("type"), event["object"])
     memo.task_definitions.enqueue(key)
+    memo.services.enqueue_all(key[0])  # `family` may now mean another revision
+
+
+@kopf.on.event(API_GROUP, "services")
+def service_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    key = memo.context.services.observe(event.get("type"), event["object"])
+    memo.services.enqueue(key)
 
 
 @kopf.on.event("apps", "v1", "controllerrevisions", labels={labels.FAMILY_LABEL: kopf.PRESENT})
 def revision_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     body = event["object"]
     memo.context.revisions.observe(event.get("type"), body)
-    namespace = body["metadata"].get("namespace", "")
-    memo.task_definitions.enqueue((namespace, body["metadata"]["labels"][labels.FAMILY_LABEL]))
+    reference = (body["metadata"].get("annotations") or {}).get(labels.TASK_DEFINITION_ANNOTATION)
+    if reference:
+        namespace = body["metadata"].get("namespace", "")
+        memo.task_definitions.enqueue((namespace, reference.rpartition(":")[0]))
+        memo.services.enqueue_all(namespace)
 
 
 @kopf.on.event("v1", "pods")
 def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     body = event["object"]
     memo.context.pods.observe(event.get("type"), body)
-    task = (body["metadata"].get("labels") or {}).get(labels.TASK_LABEL)
+    task = _owner(body, "Task")
     if task:
         memo.tasks.enqueue((body["metadata"].get("namespace", ""), task))
 
 
 @kopf.on.event("v1", "nodes")
 def node_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    memo.context.nodes.observe(event.get("type"), event["object"])
+    body = event["object"]
+    before = memo.context.nodes.get(("", body["metadata"]["name"]))
+    memo.context.nodes.observe(event.get("type"), body)
+    # Heartbeats change nothing placement cares about; only real changes wake the services.
+    if event.get("type") == "DELETED" or _node_facts(before) != _node_facts(body):
+        memo.services.enqueue_all()
+
+
+def _owner(body: Mapping[str, Any], kind: str) -> str | None:
+    owners = body["metadata"].get("ownerReferences") or ()
+    return next((ref["name"] for ref in owners if ref.get("kind") == kind), None)
+
+
+def _node_facts(node: Mapping[str, Any] | None) -> tuple[Any, ...]:
+    if node is None:
+        return ()
+    conditions = (node.get("status") or {}).get("conditions") or ()
+    ready = next((c.get("status") for c in conditions if c.get("type") == "Ready"), None)
+    spec = node.get("spec") or {}
+    return (
+        ready,
+        spec.get("unschedulable", False),
+        json.dumps(spec.get("taints") or [], sort_keys=True),
+        json.dumps(node["metadata"].get("labels") or {}, sort_keys=True),
+        json.dumps((node.get("status") or {}).get("allocatable") or {}, sort_keys=True),
+    )

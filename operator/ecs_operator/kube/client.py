@@ -22,6 +22,8 @@ import kubernetes.client
 import kubernetes.config
 import urllib3
 
+from ecs_operator import API_GROUP, API_VERSION
+
 logger = logging.getLogger(__name__)
 
 MERGE_PATCH = "application/merge-patch+json"
@@ -57,6 +59,9 @@ SECRETS = Resource("", "v1", "secrets")
 CONTROLLER_REVISIONS = Resource("apps", "v1", "controllerrevisions")
 CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", namespaced=False)
 LEASES = Resource("coordination.k8s.io", "v1", "leases")
+TASK_DEFINITIONS = Resource(API_GROUP, API_VERSION, "taskdefinitions")
+TASKS = Resource(API_GROUP, API_VERSION, "tasks")
+SERVICES = Resource(API_GROUP, API_VERSION, "services")
 
 
 class KubeError(Exception):

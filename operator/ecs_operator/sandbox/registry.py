@@ -62,6 +62,21 @@ BUILTINS: tuple[ResourceType, ...] = (
     _builtin("", "endpoints", "Endpoints", short=("ep",)),
     _builtin("discovery.k8s.io", "endpointslices", "EndpointSlice"),
     _builtin("apps", "controllerrevisions", "ControllerRevision"),
+    # Stored only (no controller runs them): so the operator's own install applies cleanly.
+    _builtin(
+        "apps",
+        "deployments",
+        "Deployment",
+        short=("deploy",),
+        categories=("all",),
+        subresources=("status",),
+    ),
+    _builtin("rbac.authorization.k8s.io", "clusterroles", "ClusterRole", namespaced=False),
+    _builtin(
+        "rbac.authorization.k8s.io", "clusterrolebindings", "ClusterRoleBinding", namespaced=False
+    ),
+    _builtin("rbac.authorization.k8s.io", "roles", "Role"),
+    _builtin("rbac.authorization.k8s.io", "rolebindings", "RoleBinding"),
     _builtin("coordination.k8s.io", "leases", "Lease"),
     _builtin("events.k8s.io", "events", "Event", short=("ev",)),
     _builtin(

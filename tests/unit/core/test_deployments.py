@@ -606,6 +606,7 @@ def test_start_and_stop_event_texts() -> None:
     assert events.service_tasks_started("web", ["a"], "rebalance", "zone-c") == (
         "(service web) has started 1 tasks in zone-c to AZ Rebalance: (task a)."
     )
+    assert [len(batch) for batch in events.task_batches([str(i) for i in range(25)])] == [10, 10, 5]
     assert events.service_tasks_stopped("web", ["a"]) == (
         "(service web) has stopped 1 running tasks: (task a)."
     )

@@ -1,0 +1,91 @@
+"""What a task asks of a container instance (§4.2), and what the cluster's nodes offer."""
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from ecs_operator.core import labels
+from ecs_operator.core.placement import ContainerInstance, TaskRequirements, instances_from_cluster
+from ecs_operator.core.render import HOSTNAME_LABEL
+from ecs_operator.models.placement import PlacementConstraint, PlacementStrategy
+from ecs_operator.models.taskdefinition import TaskDefinitionSpec
+
+
+def reservation(spec: TaskDefinitionSpec) -> tuple[int, int]:
+    """ECS's reservation in (CPU units, MiB): the task-level values, else the containers' sums
+    (``memoryReservation``, else ``memory``)."""
+    cpu = spec.cpu_units
+    if cpu is None:
+        cpu = sum(c.cpu or 0 for c in spec.container_definitions)
+    memory = spec.memory_mib
+    if memory is None:
+        memory = sum(c.memory_reservation or c.memory or 0 for c in spec.container_definitions)
+    return cpu, memory
+
+
+def host_ports(spec: TaskDefinitionSpec) -> tuple[list[int], list[int]]:
+    """The static host ports (TCP, UDP) the task binds; in host network mode every container
+    port is a host port."""
+    tcp: list[int] = []
+    udp: list[int] = []
+    host_network = spec.network_mode == "host"
+    for container in spec.container_definitions:
+        for mapping in container.port_mappings or ():
+            port = mapping.host_port or (mapping.container_port if host_network else 0)
+            if port:
+                (udp if mapping.protocol == "udp" else tcp).append(port)
+    return tcp, udp
+
+
+def task_requirements(
+    spec: TaskDefinitionSpec,
+    *,
+    group: str,
+    constraints: Iterable[PlacementConstraint] = (),
+    strategies: Iterable[PlacementStrategy] = (),
+) -> TaskRequirements:
+    """Placement requirements of one task of ``spec`` (overrides already applied); the task
+    definition's own ``placementConstraints`` are added to ``constraints``. Raises
+    ``ValueError`` naming a malformed constraint expression."""
+    cpu, memory = reservation(spec)
+    tcp, udp = host_ports(spec)
+    return TaskRequirements.create(
+        cpu_units=cpu,
+        memory_mib=memory,
+        group=group,
+        host_ports_tcp=tcp,
+        host_ports_udp=udp,
+        constraints=[*(spec.placement_constraints or ()), *constraints],
+        strategies=strategies,
+    )
+
+
+def cluster_instances(
+    nodes: Iterable[Mapping[str, Any]], pods: Iterable[Mapping[str, Any]]
+) -> list[ContainerInstance]:
+    """The nodes as container instances, with every pod counted where it runs or will run."""
+    return instances_from_cluster(nodes, _on_planned_nodes(pods), task_group_of_pod)
+
+
+def task_group_of_pod(pod: Mapping[str, Any]) -> str | None:
+    """The ECS task group of a task's pod (None for other pods)."""
+    group = (pod.get("metadata", {}).get("annotations") or {}).get(labels.GROUP_ANNOTATION)
+    return str(group) if group else None
+
+
+def _on_planned_nodes(pods: Iterable[Mapping[str, Any]]) -> Iterator[Mapping[str, Any]]:
+    """Pods as placement must count them: a task's pod the scheduler has not bound yet is
+    already on the node its required node affinity pins it to."""
+    for pod in pods:
+        spec = pod.get("spec") or {}
+        if spec.get("nodeName"):
+            yield pod
+            continue
+        affinity = (spec.get("affinity") or {}).get("nodeAffinity") or {}
+        required = affinity.get("requiredDuringSchedulingIgnoredDuringExecution") or {}
+        pinned = [
+            expression["values"][0]
+            for term in required.get("nodeSelectorTerms") or ()
+            for expression in term.get("matchExpressions") or ()
+            if expression.get("key") == HOSTNAME_LABEL and len(expression.get("values") or ()) == 1
+        ]
+        yield {**pod, "spec": {**spec, "nodeName": pinned[0]}} if pinned else pod

@@ -1,0 +1,316 @@
+"""Services: keep desiredCount tasks running, place them, roll deployments out.
+
+`core.deployments.plan_service` decides everything from the Service, its Task objects and the
+nodes; this controller places the launches it asks for (so what cannot be placed is reported
+as ECS does, without creating a task), creates and stops Task objects, and writes status once.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import secrets
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from ecs_operator import API_GROUP, API_VERSION
+from ecs_operator.core import deployments, labels, placement
+from ecs_operator.core.capacity import cluster_instances, task_requirements
+from ecs_operator.core.deployments import LaunchRequest, ServiceState, ServiceTask, StopRequest
+from ecs_operator.core.render import effective_spec
+from ecs_operator.core.revisions import resolve_reference
+from ecs_operator.handlers.cache import Key
+from ecs_operator.handlers.context import OperatorContext
+from ecs_operator.handlers.metrics import OperatorMetrics
+from ecs_operator.handlers.workqueue import WorkQueue
+from ecs_operator.kube.client import SERVICES, TASKS, KubeError
+from ecs_operator.kube.events import EventRecorder
+from ecs_operator.models.placement import PlacementConstraint
+from ecs_operator.models.service import Service, ServiceStatus
+from ecs_operator.models.task import Task
+from ecs_operator.models.taskdefinition import TaskDefinitionSpec, parse_task_definition_ref
+
+logger = logging.getLogger(__name__)
+
+# ECS keeps stopped tasks visible for about an hour; a crash-looping service would otherwise
+# pile up thousands of them, so each service keeps only its newest stopped tasks.
+MAX_STOPPED_TASKS_PER_SERVICE = 20
+PLACEMENT_RETRY_SECONDS = 30.0
+
+
+class ServiceController:
+    def __init__(
+        self, context: OperatorContext, events: EventRecorder, metrics: OperatorMetrics
+    ) -> None:
+        self.context = context
+        self.events = events
+        self.rng = random.Random()
+        self.queue: WorkQueue[Key] = WorkQueue(
+            "services",
+            self.reconcile,
+            workers=max(2, context.options.workers // 2),
+            observe=metrics.observe_reconcile,
+        )
+
+    def enqueue(self, key: Key) -> None:
+        self.queue.add(key)
+
+    def enqueue_all(self, namespace: str | None = None) -> None:
+        """Every service (of one namespace): nodes changed, or a family's revisions moved."""
+        services = (
+            self.context.services.values()
+            if namespace is None
+            else self.context.services.in_namespace(namespace)
+        )
+        for body in services:
+            self.queue.add((body["metadata"].get("namespace", ""), body["metadata"]["name"]))
+
+    def start(self) -> None:
+        self.queue.start()
+
+    async def stop(self) -> None:
+        await self.queue.stop()
+
+    async def reconcile(self, key: Key) -> None:
+        body = self.context.services.get(key)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return  # deleted: ownerReference garbage collection stops its tasks
+        namespace, name = key
+        now = datetime.now(UTC)
+        try:
+            service = Service.model_validate(body)
+        except ValidationError as error:
+            logger.warning("service %s/%s cannot be read: %s", namespace, name, error)
+            return
+        resolved, resolution_error, definition = self._resolve(namespace, service)
+        tasks = self._tasks(body)
+        plan = deployments.plan_service(
+            ServiceState(
+                name=name,
+                uid=body["metadata"]["uid"],
+                generation=int(body["metadata"].get("generation") or 1),
+                spec=service.spec,
+                status=service.status,
+                tasks=[
+                    ServiceTask.of(task, now, health_checked=self._health_checked(task))
+                    for task in tasks
+                ],
+                nodes=self._instances(),
+                now=now,
+                resolved_task_definition=resolved,
+                resolution_error=resolution_error,
+                task_definition_constraints=tuple(
+                    (definition.placement_constraints or ()) if definition else ()
+                ),
+            ),
+            self.rng,
+        )
+        for request in plan.stop:
+            await self._stop_task(namespace, request)
+        status, changed = plan.status, plan.changed
+        launched: dict[LaunchRequest, list[str]] = {}
+        failures: list[tuple[LaunchRequest, placement.PlacementFailure]] = []
+        for launch in plan.launch:
+            ids, failure = await self._launch(body, service, launch)
+            if ids:
+                launched[launch] = ids
+            if failure is not None:
+                failures.append((launch, failure))
+        messages = list(plan.events)
+        if launched:
+            status, recorded = deployments.record_launches(status, name, launched, now, self.rng)
+            messages += recorded
+        if failures:
+            status, recorded = deployments.record_placement_failures(
+                status, name, failures, int(body["metadata"].get("generation") or 1), now, self.rng
+            )
+            messages += recorded
+        if changed or launched or failures:
+            await self._write_status(body, status)
+        for message in messages:
+            await self.events.record(body, "Normal", "ServiceEvent", message)
+        await self._trim_stopped(namespace, tasks)
+        if plan.requeue_after is not None:
+            self.queue.add_after(key, plan.requeue_after)
+        if failures:
+            self.queue.add_after(key, PLACEMENT_RETRY_SECONDS)
+
+    def _resolve(
+        self, namespace: str, service: Service
+    ) -> tuple[str | None, str | None, TaskDefinitionSpec | None]:
+        """The revision a new deployment would run, or why there is none."""
+        reference = service.spec.task_definition
+        try:
+            family, _ = parse_task_definition_ref(reference)
+        except ValueError as error:
+            return None, str(error), None
+        live = self.context.task_definitions.get((namespace, family))
+        stored = self.context.family_revisions(namespace, family)
+        resolution = resolve_reference(
+            reference,
+            [s.record for s in stored],
+            live["metadata"]["uid"] if live else None,
+            for_new_task=True,
+        )
+        if resolution.record is None:
+            return None, resolution.error, None
+        spec = TaskDefinitionSpec.model_validate(resolution.record.spec)
+        return resolution.record.reference, None, spec
+
+    def _tasks(self, body: Mapping[str, Any]) -> list[Task]:
+        uid = body["metadata"]["uid"]
+        tasks = []
+        for task in self.context.tasks.in_namespace(body["metadata"].get("namespace", "")):
+            owners = task["metadata"].get("ownerReferences") or ()
+            if not any(ref.get("uid") == uid for ref in owners):
+                continue
+            try:
+                tasks.append(Task.model_validate(task))
+            except ValidationError as error:
+                logger.warning(
+                    "service task %s cannot be read: %s", task["metadata"]["name"], error
+                )
+        return tasks
+
+    def _health_checked(self, task: Task) -> bool:
+        """Whether the task's revision health-checks an essential container (then a task is
+        healthy only once HEALTHY, not merely RUNNING)."""
+        reference = (
+            task.status.task_definition_arn if task.status else None
+        ) or task.spec.task_definition
+        try:
+            family, number = parse_task_definition_ref(reference)
+        except ValueError:
+            return False
+        namespace = task.metadata.namespace or ""
+        for stored in self.context.family_revisions(namespace, family):
+            if number is None or stored.record.revision == number:
+                spec = TaskDefinitionSpec.model_validate(stored.record.spec)
+                return any(c.essential and c.health_check for c in spec.container_definitions)
+        return False
+
+    def _instances(self) -> list[placement.ContainerInstance]:
+        return cluster_instances(self.context.nodes.values(), self.context.pods.values())
+
+    async def _stop_task(self, namespace: str, request: StopRequest) -> None:
+        patch = {
+            "metadata": {"annotations": {labels.STOP_CODE_ANNOTATION: request.stop_code}},
+            "spec": {"desiredStatus": "STOPPED", "stoppedReason": request.reason[:255]},
+        }
+        try:
+            updated = await self.context.kube.patch(TASKS, namespace, request.task, patch)
+        except KubeError as error:
+            if error.not_found:
+                return
+            raise
+        self.context.tasks.observe("MODIFIED", updated)
+
+    async def _launch(
+        self, body: Mapping[str, Any], service: Service, launch: LaunchRequest
+    ) -> tuple[list[str], placement.PlacementFailure | None]:
+        """Place and create `launch.count` tasks; the ids created and the first failure."""
+        namespace, name = body["metadata"].get("namespace", ""), body["metadata"]["name"]
+        family, number = parse_task_definition_ref(launch.task_definition)
+        record = next(
+            (
+                s.record
+                for s in self.context.family_revisions(namespace, family)
+                if s.record.revision == number
+            ),
+            None,
+        )
+        if record is None:
+            logger.warning(
+                "service %s/%s: revision %s is gone", namespace, name, launch.task_definition
+            )
+            return [], None
+        spec = effective_spec(TaskDefinitionSpec.model_validate(record.spec), None)
+        constraints = list(service.spec.placement_constraints or ())
+        if launch.node is not None:
+            constraints.append(
+                PlacementConstraint(type="memberOf", expression=f"ec2InstanceId == {launch.node}")
+            )
+        if launch.zone is not None:
+            constraints.append(_member_of(f"attribute:ecs.availability-zone == {launch.zone}"))
+        requirements = task_requirements(
+            spec,
+            group=deployments.service_group(name),
+            constraints=constraints,
+            strategies=deployments.placement_strategies(service.spec),
+        )
+        results = placement.place_many([requirements] * launch.count, self._instances(), self.rng)
+        ids: list[str] = []
+        for result in results:
+            if isinstance(result, placement.PlacementFailure):
+                return ids, result
+            created = await self._create_task(body, service, launch, result.instance)
+            ids.append(created["metadata"]["uid"].replace("-", ""))
+        return ids, None
+
+    async def _create_task(
+        self, body: Mapping[str, Any], service: Service, launch: LaunchRequest, node: str
+    ) -> dict[str, Any]:
+        namespace, name = body["metadata"].get("namespace", ""), body["metadata"]["name"]
+        manifest: dict[str, Any] = {
+            "apiVersion": f"{API_GROUP}/{API_VERSION}",
+            "kind": "Task",
+            "metadata": {
+                "name": f"{name}-{secrets.token_hex(5)}",
+                "namespace": namespace,
+                "labels": {
+                    labels.SERVICE_LABEL: labels.label_value(name),
+                    labels.MANAGED_BY_LABEL: labels.MANAGED_BY,
+                },
+                "annotations": {labels.PLACED_NODE_ANNOTATION: node},
+                "ownerReferences": [
+                    {
+                        "apiVersion": f"{API_GROUP}/{API_VERSION}",
+                        "kind": "Service",
+                        "name": name,
+                        "uid": body["metadata"]["uid"],
+                        "controller": True,
+                        "blockOwnerDeletion": True,
+                    }
+                ],
+            },
+            "spec": {
+                "taskDefinition": launch.task_definition,
+                "group": deployments.service_group(name),
+                "startedBy": launch.deployment_id,
+            },
+        }
+        if service.spec.propagate_tags == "SERVICE" and service.spec.tags:
+            manifest["spec"]["tags"] = [
+                t.model_dump(by_alias=True, exclude_none=True) for t in service.spec.tags
+            ]
+        created = await self.context.kube.create(TASKS, namespace, manifest)
+        # Counted at once (our expectations): the next plan sees it even before the watch does.
+        self.context.tasks.observe("ADDED", created)
+        return created
+
+    async def _write_status(self, body: Mapping[str, Any], status: ServiceStatus) -> None:
+        metadata = body["metadata"]
+        updated = await self.context.kube.patch(
+            SERVICES,
+            metadata.get("namespace", ""),
+            metadata["name"],
+            {"status": status.model_dump(mode="json", by_alias=True, exclude_none=True)},
+            subresource="status",
+        )
+        self.context.services.observe("MODIFIED", updated)
+
+    async def _trim_stopped(self, namespace: str, tasks: list[Task]) -> None:
+        stopped = sorted(
+            (task.status.stopped_at, task.metadata.name, task.metadata.uid)
+            for task in tasks
+            if task.status and task.status.last_status == "STOPPED" and task.status.stopped_at
+        )
+        for _, name, uid in stopped[: max(0, len(stopped) - MAX_STOPPED_TASKS_PER_SERVICE)]:
+            await self.context.kube.delete(TASKS, namespace, name, uid=uid)
+
+
+def _member_of(expression: str) -> PlacementConstraint:
+    return PlacementConstraint(type="memberOf", expression=expression)

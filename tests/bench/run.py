@@ -1,0 +1,280 @@
+"""`make bench`: every benchmark, medians over several runs, the floor beside, a verdict each.
+
+    .venv/bin/python tests/bench/run.py [--runs 5] [--tasks 200] [--rate 40] [--task-runs N]
+
+- placement of one task among 1,000 nodes (bench_placement.py): median of the per-run medians
+  of `--runs` runs, per scenario; target <= 1 ms (reference/targets.md P6);
+- the sandbox API server (bench_sandbox.py): pods created while watched, objects/s (>= 1,000),
+  and a label-selected list over 10,000 pods (<= 50 ms), `--runs` runs each;
+- standalone Task launch (bench_tasks.py), ecs-operator and the Kopf floor in the same run:
+  Task -> Pod created p50 <= 30 ms and p99 <= 100 ms (P1), Task -> RUNNING, API writes per
+  task launched, writes when the operator restarts on a converged cluster (P5: none). Three
+  runs when one takes under 30 s, else one (its p50/p99 are already over `--tasks` tasks).
+  A ratio is ecs-operator / floor within one run; the table shows the median of those ratios.
+
+Prints one table (metric, median, target, floor median, ratio, verdict) and writes every raw
+number to bench-results/results.json. Benchmarks never run in `make test`; timings are only
+ever judged here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import bench_placement
+import bench_sandbox
+import bench_tasks
+from harness import REPO
+
+RESULTS = REPO / "bench-results" / "results.json"
+SLOW_TASK_RUN_SECONDS = 30.0
+
+
+@dataclass
+class Row:
+    """One line of the table. `limit` and `at_most` encode the target (None: informative);
+    `worst` judges the worst run instead of the median (for "must never happen" targets)."""
+
+    metric: str
+    unit: str
+    runs: list[float]
+    target: str = "-"
+    limit: float | None = None
+    at_most: bool = True
+    baseline_runs: list[float] = field(default_factory=list)
+    ratio_runs: list[float] = field(default_factory=list)
+    worst: bool = False
+
+    @property
+    def value(self) -> float:
+        if self.worst:
+            return max(self.runs) if self.at_most else min(self.runs)
+        return statistics.median(self.runs)
+
+    @property
+    def baseline(self) -> float | None:
+        return statistics.median(self.baseline_runs) if self.baseline_runs else None
+
+    @property
+    def ratio(self) -> float | None:
+        return statistics.median(self.ratio_runs) if self.ratio_runs else None
+
+    @property
+    def verdict(self) -> str:
+        if self.limit is None:
+            return "-"
+        meets = self.value <= self.limit if self.at_most else self.value >= self.limit
+        return "meets" if meets else "MISSES"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **asdict(self),
+            "value": self.value,
+            "baseline": self.baseline,
+            "ratio": self.ratio,
+            "verdict": self.verdict,
+        }
+
+
+def placement_rows(runs: int) -> list[Row]:
+    per_run = [bench_placement.medians() for _ in range(runs)]
+    return [
+        Row(
+            f"placement 1 task / 1,000 nodes: {scenario}",
+            "ms",
+            [medians[scenario] / 1000 for medians in per_run],
+            "<= 1",
+            1.0,
+        )
+        for scenario in bench_placement.SCENARIOS
+    ]
+
+
+def sandbox_rows(runs: int) -> list[Row]:
+    rates, lists = bench_sandbox.measure(runs=runs)
+    return [
+        Row(
+            f"sandbox: {bench_sandbox.DEFAULT_PODS:,} pods created while watched",
+            "objects/s",
+            rates,
+            ">= 1,000",
+            1000.0,
+            at_most=False,
+        ),
+        Row(
+            f"sandbox: list 1 % of {bench_sandbox.DEFAULT_LIST_PODS:,} pods by label",
+            "ms",
+            lists,
+            "<= 50",
+            50.0,
+        ),
+    ]
+
+
+def task_runs(tasks: int, rate: float, count: int | None) -> list[dict[str, Any]]:
+    results = [bench_tasks.run(tasks, rate)]
+    print(f"  task run 1: {results[0]['seconds']} s", flush=True)
+    wanted = count or (3 if results[0]["seconds"] < SLOW_TASK_RUN_SECONDS else 1)
+    while len(results) < wanted:
+        results.append(bench_tasks.run(tasks, rate))
+        print(f"  task run {len(results)}: {results[-1]['seconds']} s", flush=True)
+    return results
+
+
+def task_rows(results: list[dict[str, Any]]) -> list[Row]:
+    def series(pick: Callable[[dict[str, Any]], float | None]) -> list[float]:
+        return [value for value in map(pick, results) if value is not None]
+
+    def latency(phase: str, metric: str, stat: str) -> Callable[[dict[str, Any]], float | None]:
+        return lambda result: (result[phase][metric] or {}).get(stat)
+
+    rows = []
+    targets = {"p50": ("<= 30", 30.0), "p99": ("<= 100", 100.0)}
+    for stat in ("p50", "p99"):
+        target, limit = targets[stat]
+        rows.append(
+            Row(
+                f"Task -> Pod created, {stat}",
+                "ms",
+                series(latency("ecs_operator", "to_pod_ms", stat)),
+                target,
+                limit,
+                baseline_runs=series(latency("floor", "to_pod_ms", stat)),
+                ratio_runs=series(lambda result, s=stat: result["ratios"][f"to_pod_{s}"]),
+            )
+        )
+    for stat in ("p50", "p99"):
+        rows.append(
+            Row(
+                f"Task -> lastStatus RUNNING, {stat} (floor: Pod Running)",
+                "ms",
+                series(latency("ecs_operator", "to_running_ms", stat)),
+                baseline_runs=series(latency("floor", "to_running_ms", stat)),
+                ratio_runs=series(lambda result, s=stat: result["ratios"][f"to_running_{s}"]),
+            )
+        )
+    rows.append(
+        Row(
+            "API writes per standalone task launched",
+            "writes",
+            series(lambda result: result["ecs_operator"]["writes_per_object"]),
+            "<= 4 (P5, service tasks)",
+            4.0,
+            baseline_runs=series(lambda result: result["floor"]["writes_per_object"]),
+            ratio_runs=series(
+                lambda result: (
+                    result["ecs_operator"]["writes_per_object"]
+                    / result["floor"]["writes_per_object"]
+                )
+            ),
+        )
+    )
+    rows.append(
+        Row(
+            "writes by a restart on a converged cluster (worst run)",
+            "writes",
+            series(lambda result: result["restart"]["writes"]),
+            "0",
+            0.0,
+            worst=True,
+        )
+    )
+    return rows
+
+
+def table(rows: list[Row]) -> str:
+    def number(value: float | None) -> str:
+        if value is None:
+            return "-"
+        return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
+
+    header = ("metric", "unit", "value", "target", "floor median", "ratio", "verdict", "runs")
+    lines = [
+        (
+            row.metric,
+            row.unit,
+            number(row.value),
+            row.target,
+            number(row.baseline),
+            "-" if row.ratio is None else f"{row.ratio:.2f}x",
+            row.verdict,
+            str(len(row.runs)),
+        )
+        for row in rows
+    ]
+    widths = [max(len(cells[i]) for cells in [header, *lines]) for i in range(len(header))]
+    rule = "  ".join("-" * width for width in widths)
+
+    def render(cells: tuple[str, ...]) -> str:
+        return "  ".join(
+            cell.ljust(width) if i in (0, 1, 3, 6) else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(cells, widths, strict=True))
+        )
+
+    note = "value: the median over runs (the worst run where marked); ratio: ecs-operator/floor"
+    return "\n".join([render(header), rule, *(render(line) for line in lines), note])
+
+
+def environment() -> dict[str, Any]:
+    def git(*arguments: str) -> str:
+        done = subprocess.run(["git", *arguments], capture_output=True, text=True, cwd=REPO)
+        return done.stdout.strip()
+
+    return {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": git("rev-parse", "--short", "HEAD") or None,
+        "uncommitted_operator_changes": bool(git("status", "--porcelain", "operator")),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "load_average": os.getloadavg(),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5, help="runs of each micro benchmark")
+    parser.add_argument("--tasks", type=int, default=200, help="tasks per task-benchmark run")
+    parser.add_argument("--rate", type=float, default=40.0, help="task creations per second")
+    parser.add_argument("--task-runs", type=int, help="task-benchmark runs (default 3; 1 if slow)")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    started = time.monotonic()
+    print(f"placement ({args.runs} runs) …", flush=True)
+    rows = placement_rows(args.runs)
+    print(f"sandbox API server ({args.runs} runs) …", flush=True)
+    rows += sandbox_rows(args.runs)
+    print(f"standalone tasks ({args.tasks} at {args.rate:g}/s, ecs-operator and floor) …")
+    tasks = task_runs(args.tasks, args.rate, args.task_runs)
+    rows += task_rows(tasks)
+    seconds = time.monotonic() - started
+    print()
+    print(table(rows))
+    for index, result in enumerate(tasks, 1):
+        print(f"\ntask run {index}:\n{bench_tasks.report(result)}")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    document = {
+        "environment": environment(),
+        "seconds": round(seconds, 1),
+        "rows": [row.to_dict() for row in rows],
+        "task_runs": tasks,
+    }
+    args.output.write_text(json.dumps(document, indent=2) + "\n")
+    print(f"\n{len(rows)} metrics in {seconds:.0f} s; written to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+"""The task benchmark's harness works end to end, at toy size (timings are never judged here:
+`make bench` measures, tests only prove the measuring machinery)."""
+
+from __future__ import annotations
+
+import bench_tasks
+import run as bench_run
+
+TASKS = 5
+
+
+def test_task_benchmark_measures_every_object_of_both_operators() -> None:
+    result = bench_tasks.run(tasks=TASKS, rate=20.0)
+
+    for phase in ("ecs_operator", "floor"):
+        summary = result[phase]
+        assert summary["missing_pods"] == [], f"{phase}: objects without a pod"
+        for metric in ("to_pod_ms", "to_pod_running_ms", "to_running_ms"):
+            assert set(summary[metric]) == {"p50", "p99"}, f"{phase}: no {metric}"
+        assert summary["writes"].get("create pods") == TASKS, summary["writes"]
+    assert "create tasks" not in result["ecs_operator"]["writes"]  # the client's own writes
+    assert all(value is not None for value in result["ratios"].values()), result["ratios"]
+    restart = result["restart"]
+    assert isinstance(restart["writes"], int)
+    assert restart["writes"] == sum(restart["breakdown"].values())
+
+    rows = bench_run.task_rows([result])
+    metrics = [row.metric for row in rows]
+    assert metrics[:2] == ["Task -> Pod created, p50", "Task -> Pod created, p99"]
+    assert all(row.runs for row in rows)
+    assert "Task -> Pod created, p50" in bench_run.table(rows)
