@@ -64,3 +64,10 @@ chart-crds: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .sandbox bench-results
+
+.PHONY: e2e
+# The kind end-to-end suite: builds the image, installs the chart on kind (1 control plane, 3 zoned
+# workers), runs the core scenarios. Needs Docker and kind; skipped with the reason without them.
+# Setup (image build, cluster create) counts against pytest-timeout, hence the longer timeout.
+e2e: $(STAMP) .tools/helm
+	$(BIN)/pytest -m e2e tests/e2e --timeout=1800 $(PYTEST_ARGS)

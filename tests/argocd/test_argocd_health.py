@@ -19,8 +19,9 @@ from typing import Any
 
 import pytest
 import yaml
+from lupa.lua51 import LuaError
+
 from argocd.argocd_health import (
-    HEALTH_DIR,
     ROOT,
     HealthCase,
     health_cases,
@@ -28,8 +29,6 @@ from argocd.argocd_health import (
     load_yaml,
     run_health,
 )
-from lupa.lua51 import LuaError
-
 from ecs_operator.sandbox.schema import SchemaValidator
 
 KubectlRunner = Callable[..., subprocess.CompletedProcess[str]]
@@ -51,7 +50,7 @@ def crd_validators() -> dict[str, SchemaValidator]:
 
 
 def admit(obj: dict[str, Any]) -> None:
-    """Admit `obj` as kube-apiserver would with fieldValidation=Strict; skip kinds not served yet."""
+    """Admit `obj` as kube-apiserver does with fieldValidation=Strict; skip kinds without a CRD."""
     validator = crd_validators().get(obj["kind"])
     if validator is None:
         pytest.skip(f"crds/ has no CRD for {obj['kind']} yet")
@@ -194,7 +193,9 @@ def test_kubectl_patch_merges_the_health_checks_into_argocd_cm(
     created = kubectl("create", "-n", namespace, "-f", "-", input=json.dumps(existing))
     assert created.returncode == 0, created.stderr
     patch_file = str(ARGOCD_DIR / "argocd-cm-health.yaml")
-    patched = kubectl("patch", "configmap", "argocd-cm", "-n", namespace, "--patch-file", patch_file)
+    patched = kubectl(
+        "patch", "configmap", "argocd-cm", "-n", namespace, "--patch-file", patch_file
+    )
     assert patched.returncode == 0, patched.stderr
     got = kubectl("get", "configmap", "argocd-cm", "-n", namespace, "-o", "json")
     data = json.loads(got.stdout)["data"]

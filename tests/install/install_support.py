@@ -7,6 +7,7 @@ target always fetches it first.
 
 from __future__ import annotations
 
+import copy
 import functools
 import os
 import subprocess
@@ -34,7 +35,7 @@ Obj = dict[str, Any]
 def helm_binary() -> Path:
     if HELM.exists():
         return HELM
-    message = f"helm is not installed at {HELM.relative_to(ROOT)}: run `make helm`"
+    message = f"helm is not installed at {HELM}: run `make helm`"
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     pytest.skip(message)
@@ -68,8 +69,9 @@ def render(
     release: str = RELEASE,
     namespace: str = RELEASE_NAMESPACE,
 ) -> list[Obj]:
-    """`helm template` of the chart (optionally with a values file and extra flags), parsed."""
-    return list(_render(values, release, namespace, extra))
+    """`helm template` of the chart (optionally with a values file and extra flags), parsed;
+    the caller's own copy, free to change."""
+    return copy.deepcopy(list(_render(values, release, namespace, extra)))
 
 
 @functools.cache
@@ -86,8 +88,8 @@ def _kustomize_build() -> tuple[Obj, ...]:
 
 
 def kustomize_build() -> list[Obj]:
-    """`kubectl kustomize manifests/` (the kustomize embedded in kubectl), parsed."""
-    return list(_kustomize_build())
+    """`kubectl kustomize manifests/` (the kustomize embedded in kubectl), parsed; a copy."""
+    return copy.deepcopy(list(_kustomize_build()))
 
 
 def of_kind(objects: list[Obj], kind: str) -> list[Obj]:

@@ -71,13 +71,26 @@ OPERATOR_NAMESPACED_RULES = [
     },
 ]
 LEADER_ELECTION_RULES = [
-    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "patch"]}
+    {
+        "apiGroups": ["coordination.k8s.io"],
+        "resources": ["leases"],
+        "verbs": ["get", "create", "patch"],
+    }
 ]
 USER_EDIT_RULES = [
     {
         "apiGroups": [ECS],
         "resources": ECS_KINDS,
-        "verbs": ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"],
+        "verbs": [
+            "get",
+            "list",
+            "watch",
+            "create",
+            "update",
+            "patch",
+            "delete",
+            "deletecollection",
+        ],
     },
     {"apiGroups": [ECS], "resources": ["services/scale"], "verbs": ["get", "update", "patch"]},
     {"apiGroups": [ECS], "resources": ECS_STATUS, "verbs": ["get"]},

@@ -152,7 +152,14 @@ class OperatorProcess:
             labels = http.get(revision).json().get("metadata", {}).get("labels") or {}
             return labels.get(REVISION_STATUS_LABEL) == "INACTIVE"
 
-        wait_for(deactivated, 30, message=lambda: f"the probe stayed ACTIVE:\n{self.tail()}")
+        wait_for(
+            deactivated,
+            30,
+            message=lambda: (
+                f"the probe stayed ACTIVE: {http.get(revision).json()}, "
+                f"{http.get(f'{path}/{family}').json()}\n{self.tail()}"
+            ),
+        )
 
     def kill(self) -> None:
         """SIGKILL: no cleanup, no goodbye, as a crash or an OOM kill."""

@@ -89,6 +89,17 @@ def task_problems(
 ) -> list[Violation]:
     """Why ``task`` cannot run revision ``spec`` under ``policy``; empty when it can."""
     problems = [*_resource_problems(spec, task), *inspect_task(spec, task, policy).violations]
+    names = {container.name for container in spec.container_definitions}
+    overrides = task.overrides.container_overrides if task.overrides else None
+    for index, override in enumerate(overrides or []):
+        if override.name not in names:
+            problems.append(
+                Violation(
+                    f"spec.overrides.containerOverrides[{index}].name",
+                    f"no container named {override.name!r} in the task definition "
+                    f"(containers: {', '.join(sorted(names))})",
+                )
+            )
     constraints: Sequence[object] = [
         *(spec.placement_constraints or []),
         *(task.placement_constraints or []),

@@ -82,9 +82,6 @@ def main(args: argparse.Namespace) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    if args.kubeconfig:
-        # Both Kopf's login and the kubernetes client read it from here.
-        os.environ["KUBECONFIG"] = args.kubeconfig
     missing = asyncio.run(_missing_crds(args.kubeconfig))
     if missing:
         print(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from ecs_operator.core import revisions
 from ecs_operator.core.registration import plan_registration
@@ -57,9 +56,6 @@ class TaskDefinitionController:
     async def reconcile(self, key: Key) -> None:
         namespace, family = key
         body = self.context.task_definitions.get(key)
-        if self._cache_lags(body, namespace, family):
-            self.queue.add_after(key, 0.2)
-            return
         plan = plan_registration(
             body,
             self.context.family_revisions(namespace, family),
@@ -104,20 +100,6 @@ class TaskDefinitionController:
                 await self.events.record(body, type_, reason, message)
         if plan.register is not None or plan.deactivate or plan.status is not None:
             self.tasks.enqueue_waiting(namespace, family)
-
-    def _cache_lags(self, body: dict[str, Any] | None, namespace: str, family: str) -> bool:
-        """Just after start-up the watches deliver kinds in any order: a stored revision may
-        arrive before its TaskDefinition (planning would deactivate it), or a status may name
-        a revision not delivered yet (planning would register it again). Wait for the caches,
-        never beyond the resolve grace."""
-        elapsed = (datetime.now(UTC) - self.tasks.started_at).total_seconds()
-        if elapsed >= self.context.options.resolve_grace_seconds:
-            return False
-        stored = self.context.family_revisions(namespace, family)
-        if body is None:
-            return any(revision.record.status == "ACTIVE" for revision in stored)
-        registered = (body.get("status") or {}).get("revision")
-        return registered is not None and registered not in {r.record.revision for r in stored}
 
     async def _patch_revision(self, namespace: str, name: str, patch: dict[str, object]) -> None:
         try:

@@ -34,11 +34,33 @@ from ecs_operator.kube.client import (
     TASK_DEFINITIONS,
     TASKS,
     KubeClient,
+    kubeconfig_credentials,
 )
 from ecs_operator.kube.events import EventRecorder
 from ecs_operator.kube.leader import LeaderElection
 
 LEASE_NAME = "ecs-operator"
+
+
+@kopf.on.login()
+def login(memo: kopf.Memo, **kwargs: Any) -> kopf.ConnectionInfo | None:
+    """Kopf's client logs in with the operator's --kubeconfig (Kopf's default login would read
+    only $KUBECONFIG or ~/.kube/config, or the in-cluster service account)."""
+    options: OperatorOptions = memo.options
+    if not options.kubeconfig:
+        return kopf.login_via_client(**kwargs)
+    found = kubeconfig_credentials(options.kubeconfig)
+    return kopf.ConnectionInfo(
+        server=found.server,
+        ca_path=found.ca_path,
+        insecure=found.insecure,
+        scheme=found.scheme,
+        token=found.token,
+        certificate_path=found.certificate_path,
+        private_key_path=found.private_key_path,
+        username=found.username,
+        password=found.password,
+    )
 
 
 @kopf.on.startup()

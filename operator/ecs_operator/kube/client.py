@@ -235,3 +235,38 @@ class KubeClient:
                 return False
             raise
         return True
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """How to reach the API server, read from a kubeconfig (for Kopf's own client)."""
+
+    server: str
+    ca_path: str | None
+    insecure: bool
+    scheme: str | None
+    token: str | None
+    certificate_path: str | None
+    private_key_path: str | None
+    username: str | None
+    password: str | None
+
+
+def kubeconfig_credentials(path: str) -> Credentials:
+    configuration = kubernetes.client.Configuration()
+    kubernetes.config.load_kube_config(config_file=path, client_configuration=configuration)
+    header = configuration.get_api_key_with_prefix(
+        "BearerToken"
+    ) or configuration.get_api_key_with_prefix("authorization")
+    scheme, _, token = (header or "").rpartition(" ")
+    return Credentials(
+        server=configuration.host,
+        ca_path=configuration.ssl_ca_cert,
+        insecure=not configuration.verify_ssl,
+        scheme=scheme or None,
+        token=token or None,
+        certificate_path=configuration.cert_file,
+        private_key_path=configuration.key_file,
+        username=configuration.username or None,
+        password=configuration.password or None,
+    )

@@ -861,13 +861,15 @@ class _Kubelet:
         while True:
             self._wakeup.clear()
             now = loop.time()
+            # Timers due within a millisecond run together; each runs at no earlier than its
+            # own time, or a pod woken a hair early would find nothing to do and re-arm forever.
             while self._timers and self._timers[0][0] <= now + 0.001:
                 at, _, uid = heapq.heappop(self._timers)
                 run = self.runs.get(uid)
                 if run is not None and run.wake_at == at:
                     run.wake_at = None
                     try:
-                        self._process(run, now)
+                        self._process(run, max(now, at))
                     except Exception:  # one odd pod must not stop every kubelet
                         logger.exception("kubelet: pod %s/%s", run.namespace, run.name)
             await self._flush()
