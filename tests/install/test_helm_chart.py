@@ -133,7 +133,10 @@ def test_scenarios_change_the_arguments() -> None:
     assert {"--namespace=team-a", "--namespace=team-b", "--verbose"} <= set(
         args("namespaced-values.yaml")
     )
-    assert "--leader-elect" in args("ha-values.yaml")
+    assert {"--leader-elect", f"--leader-election-namespace={RELEASE_NAMESPACE}"} <= set(
+        args("ha-values.yaml")
+    )
+    assert "--leader-elect" not in args("default-values.yaml")
     ha = of_kind(render(CHART / "ci" / "ha-values.yaml"), "Deployment")[0]
     assert ha["spec"]["replicas"] == 2
     assert ha["spec"]["strategy"]["type"] == "RollingUpdate"

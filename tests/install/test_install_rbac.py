@@ -71,11 +71,13 @@ OPERATOR_NAMESPACED_RULES = [
     },
 ]
 LEADER_ELECTION_RULES = [
+    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
     {
         "apiGroups": ["coordination.k8s.io"],
         "resources": ["leases"],
-        "verbs": ["get", "create", "patch"],
-    }
+        "resourceNames": ["ecs-operator"],
+        "verbs": ["get", "patch"],
+    },
 ]
 USER_EDIT_RULES = [
     {

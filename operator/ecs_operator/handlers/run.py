@@ -82,6 +82,10 @@ def main(args: argparse.Namespace) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        # Kopf logs every handled watch event at INFO ("Handler … succeeded"): one line per
+        # event of every pod and node, which costs time and buries what matters.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     missing = asyncio.run(_missing_crds(args.kubeconfig))
     if missing:
         print(

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from ecs_operator.core import labels, placement
 from ecs_operator.core.capacity import cluster_instances, reservation, task_requirements
 from ecs_operator.core.lifecycle import (
+    Observation,
     StopPod,
     TaskView,
     expires_at,
@@ -117,11 +118,6 @@ class TaskController:
         waiting = False
         if record is None and failure is None:
             waiting = self._within_resolve_grace(task, now)
-            if waiting and _was_resolved(task, pod):
-                # Its revision exists (a task's revision is never collected): this operator
-                # has just started and its revision cache is still filling. Write nothing.
-                self.queue.add_after(key, 0.2)
-                return
             if not waiting:
                 failure = f"ClientException: {resolve_error}"
         spec = TaskDefinitionSpec.model_validate(record.spec) if record else None
@@ -140,8 +136,26 @@ class TaskController:
             launch_failure = await self._launch(task, body, record, spec)
             if launch_failure is not None:
                 observation = observe(replace(view, start_failure=launch_failure), None, now)
+            else:
+                # Report the new Pod straight away (PENDING) instead of PROVISIONING first:
+                # one status write fewer per task launched.
+                observation = observe(view, self.context.pods.get(key), now)
         if not await self._write_status(body, task.status, observation.status):
             return  # deleted meanwhile: garbage collection removes its Pod
+        await self._act(key, body, pod, observation)
+        self._schedule_follow_up(
+            key, task, observation.status, observation.recheck_after_seconds, waiting, now
+        )
+
+    async def _act(
+        self,
+        key: Key,
+        body: dict[str, Any],
+        pod: dict[str, Any] | None,
+        observation: Observation,
+    ) -> None:
+        """Carry out what the observation asks (after its status is written) and post its
+        events."""
         for action in observation.actions:
             if isinstance(action, StopPod) and pod is not None:
                 await self.context.kube.delete(
@@ -151,11 +165,12 @@ class TaskController:
                     grace_seconds=action.grace_seconds,
                     uid=pod["metadata"]["uid"],
                 )
+        service_task = _service_of(body) is not None
         for event in observation.events:
-            await self.events.record(body, event.type, event.reason, event.message)
-        self._schedule_follow_up(
-            key, task, observation.status, observation.recheck_after_seconds, waiting, now
-        )
+            # A service reports its tasks' starts and stops in its own (ECS) events; its
+            # tasks post only their warnings, which keeps a scale-out to a few writes a task.
+            if not (service_task and event.type == "Normal"):
+                await self.events.record(body, event.type, event.reason, event.message)
 
     def _schedule_follow_up(
         self,
@@ -400,12 +415,3 @@ def _group(task: Task) -> str:
 def _zone(node: dict[str, Any] | None) -> str | None:
     zone = ((node or {}).get("metadata", {}).get("labels") or {}).get(ZONE_LABEL)
     return str(zone) if zone else None
-
-
-def _was_resolved(task: Task, pod: dict[str, Any] | None) -> bool:
-    """True once a revision was chosen for the task (its status or its Pod names it)."""
-    annotations = (pod or {}).get("metadata", {}).get("annotations") or {}
-    return bool(
-        (task.status and task.status.task_definition_arn)
-        or annotations.get(labels.TASK_DEFINITION_ANNOTATION)
-    )
