@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # The operator image: `docker build -t ghcr.io/ecs-operator/ecs-operator:0.1.0 .`
 # Stage 1 builds the project's wheel and every runtime dependency's wheel, pinned by the lock;
 # stage 2 installs them from those wheels only (no network, no compiler, no build tools).
@@ -16,7 +15,7 @@ ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
-# Mounted, not copied: the wheels never land in an image layer.
+# Mounted, not copied: the wheels never land in an image layer (BuildKit, Docker 23+ default).
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     pip install --no-index --find-links=/wheels ecs-operator
 # Numeric, so the kubelet can verify runAsNonRoot; the root filesystem may be read-only

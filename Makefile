@@ -43,6 +43,7 @@ unit: $(STAMP)
 
 crds: $(STAMP)
 	$(BIN)/python -m ecs_operator.models.crd --output crds/
+	$(BIN)/python tools/sync_chart_crds.py
 
 sandbox: $(STAMP)
 	$(BIN)/ecs-operator demo

@@ -3,15 +3,9 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
-
-# pyproject's pytest `pythonpath` does not list this folder (yet): make install_support importable.
-if str(Path(__file__).parent) not in sys.path:
-    sys.path.insert(0, str(Path(__file__).parent))
 
 KubectlRunner = Callable[..., subprocess.CompletedProcess[str]]
 

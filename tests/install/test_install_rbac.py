@@ -14,6 +14,8 @@ import pytest
 import yaml
 from install_support import CHART, CI_VALUES, MANIFESTS, RELEASE_NAMESPACE, of_kind, only, render
 
+from ecs_operator.handlers.watches import LEASE_NAME
+
 ECS = "ecs.operator.dev"
 ECS_KINDS = ["taskdefinitions", "tasks", "services", "loadbalancers"]
 ECS_STATUS = [f"{kind}/status" for kind in ECS_KINDS]
@@ -193,6 +195,7 @@ def test_chart_leader_election_role_is_the_lease_in_the_release_namespace_only()
     role = only(objects, "Role", "ecs-operator-leader-election")
     assert role["metadata"]["namespace"] == RELEASE_NAMESPACE
     assert role["rules"] == LEADER_ELECTION_RULES
+    assert role["rules"][1]["resourceNames"] == [LEASE_NAME], "the Lease the operator uses"
     binding = only(objects, "RoleBinding", "ecs-operator-leader-election")
     assert binding["metadata"]["namespace"] == RELEASE_NAMESPACE
     assert binding["roleRef"]["name"] == "ecs-operator-leader-election"

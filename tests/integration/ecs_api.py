@@ -32,8 +32,8 @@ LOG_TAIL_LINES = 80
 PROBE_WRITES = {
     ("create", "taskdefinitions"): 1,
     ("create", "controllerrevisions"): 1,
-    # 2, or 3 when the revision's watch event overtakes the first status write (the first
-    # status carries the registration time, the next the ControllerRevision's timestamp).
+    # Up to 3: the first status carries the registration time, a later one the
+    # ControllerRevision's timestamp, and start() may return before those land.
     ("patch", "taskdefinitions/status"): 3,
 }
 

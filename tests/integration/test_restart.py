@@ -100,7 +100,6 @@ def test_restart_against_a_converged_namespace_writes_nothing(
     made = writes(sandbox_thread) - before
     made.subtract(PROBE_WRITES)
     assert not +made, f"a restart on a converged cluster wrote {dict(+made)}"
-    assert made[("patch", "taskdefinitions/status")] >= -1, "the probe was not registered"
 
     # A task created now is queued behind every key of the initial listing: once it runs,
     # the restart's reconciles are done, and none of them touched this namespace.
