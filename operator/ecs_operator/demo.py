@@ -11,19 +11,32 @@ What `make sandbox` runs. In one command:
    its log in `operator.log` next to the kubeconfig; so `ecs-operator sandbox` plus
    `ecs-operator run` is the same thing in two processes;
 4. the one line a user needs is printed (`export KUBECONFIG=…; kubectl get ecs`), then the
-   script plays: its scenes run one after the other (today one, "apply the examples": every
-   document of `manifests/examples/*.yaml` created through the API, namespaces and Secrets first,
-   then TaskDefinitions, then the rest, so no kubectl is needed);
-5. a view of every Task (rich Live table, refreshed a few times a second by a list call; with
-   `--no-live` or when stdout is not a terminal, a plain table every few seconds when something
-   changed) plus one line of nodes by zone, until Ctrl-C, SIGTERM or `--duration` seconds;
+   script plays, its scenes one after the other, each announced in one sentence:
+   - "the examples": every document of `manifests/examples/*.yaml` created through the API,
+     namespaces and Secrets first, then TaskDefinitions (the demo waits, up to
+     `REGISTRATION_TIMEOUT`, until the operator has registered them, so nothing that runs them
+     starts before its revision exists), then the rest, so no kubectl is needed;
+   - with the repository's examples (and without `--no-scenes`), the ECS service story on the
+     examples' Service (`service.yaml`, 6 tasks): it spreads across the zones; a task is killed
+     (its Pod gets the sandbox's exit annotation) and replaced by a new task; every node of one
+     zone is lost (an AZ outage: its tasks start again in the other zones) and comes back (AZ
+     rebalancing); a new TaskDefinition revision rolls out within minimumHealthyPercent and
+     maximumPercent until the deployment is COMPLETED. Each scene waits on what it shows (a
+     deadline of `SCENE_TIMEOUT` per step, then the next scene) and prints the service's new ECS
+     events as they appear; the whole story takes under a minute;
+5. a view of the Services (desired, running, pending, revision, rollout, running tasks per zone)
+   and the Tasks (rich Live table, refreshed a few times a second by list calls; STOPPED tasks
+   leave it `STOPPED_SHOWN_SECONDS` after stopping and the rows are capped, with a count of what
+   is not shown) plus one line of nodes by zone, until Ctrl-C, SIGTERM or `--duration` seconds;
+   with `--no-live` or when stdout is not a terminal, a plain table every few seconds when
+   something changed, and every task at exit;
 6. then the operator is stopped (SIGTERM, SIGKILL after 10 s) and the sandbox after it; exit 0.
    Exit 1 when the operator dies on its own (the tail of its log is shown) or the sandbox cannot
    listen, 2 for bad input (an example that does not parse).
 
-More examples are more YAML files in the examples directory. A scripted scene (kill a task,
-lose a node, roll out a revision) is a `Scene` appended to `SCRIPT`: an async function of the
-`Stage` (API client, console, loaded examples) that says what it does with `stage.say`.
+More examples are more YAML files in the examples directory. A scripted scene is a `Scene` in
+`SERVICE_SCENES`: an async function of the `Stage` (API client, console, loaded examples) that
+says what it is about to do with `stage.say` and waits for the outcome with `stage.follow`.
 """
 
 from __future__ import annotations

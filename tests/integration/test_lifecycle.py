@@ -100,6 +100,13 @@ def test_essential_container_killed_by_fault_stops_the_task(ecs: Ecs) -> None:
     stopped = ecs.wait_stopped("p")
     assert stopped["stopCode"] == "EssentialContainerExited"
     assert container_status(stopped, "main")["exitCode"] == 2
+    # The other container is stopped with SIGTERM; its exit code may land just after STOPPED.
+    stopped = ecs.wait_task(
+        "p",
+        lambda s: "exitCode" in container_status(s, "logger"),
+        "the logger's exit code is reported",
+        timeout=5,
+    )
     assert container_status(stopped, "logger")["exitCode"] == 143
     assert container_status(stopped, "logger")["lastStatus"] == "STOPPED"
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from ecs_operator.core import revisions
-from ecs_operator.core.registration import plan_registration
+from ecs_operator.core.registration import RegistrationPlan, plan_registration
 from ecs_operator.core.security import SecurityPolicy
 from ecs_operator.handlers.cache import Key
 from ecs_operator.handlers.context import OperatorContext
@@ -53,17 +54,22 @@ class TaskDefinitionController:
                 referenced.add(number)
         return referenced
 
-    async def reconcile(self, key: Key) -> None:
+    def _plan(self, key: Key) -> RegistrationPlan:
         namespace, family = key
-        body = self.context.task_definitions.get(key)
-        plan = plan_registration(
-            body,
+        return plan_registration(
+            self.context.task_definitions.get(key),
             self.context.family_revisions(namespace, family),
             self.referenced_revisions(namespace, family),
             self.policy,
             datetime.now(UTC),
         )
+
+    async def reconcile(self, key: Key) -> None:
+        namespace, family = key
+        body = self.context.task_definitions.get(key)
+        plan = self._plan(key)
         kube = self.context.kube
+        registered = plan.register is not None
         if plan.register is not None:
             try:
                 created = await kube.create(CONTROLLER_REVISIONS, namespace, plan.register)
@@ -75,6 +81,9 @@ class TaskDefinitionController:
                     return
                 raise
             self.context.revisions.observe("ADDED", created)
+            # Plan again from the stored revision, so status carries its real registration
+            # time at once (one status write per registration, not a second to correct it).
+            plan = replace(self._plan(key), events=plan.events)
         for number in plan.deactivate:
             name = revisions.controller_revision_name(family, number)
             await self._patch_revision(namespace, name, revisions.status_patch("INACTIVE"))
@@ -98,7 +107,7 @@ class TaskDefinitionController:
         for type_, reason, message in plan.events:
             if body is not None:
                 await self.events.record(body, type_, reason, message)
-        if plan.register is not None or plan.deactivate or plan.status is not None:
+        if registered or plan.deactivate or plan.status is not None:
             self.tasks.enqueue_waiting(namespace, family)
 
     async def _patch_revision(self, namespace: str, name: str, patch: dict[str, object]) -> None:

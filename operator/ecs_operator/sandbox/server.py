@@ -5,10 +5,11 @@ streaming, Status errors, API fault injection and request counters live here; ob
 (resourceVersion, selectors, patches, validation, finalizers, GC) live in the Store.
 
 Behaviour worth knowing (as kube-apiserver unless stated):
-- Request bodies may be JSON or YAML (`application/yaml`); anything else is 415. Bodies above
-  `MAX_BODY_BYTES` are 413. `fieldValidation=Strict` rejects unknown fields of custom objects
-  with a 400 (as kube-apiserver does); other unknown query parameters (`fieldManager`, …) are
-  ignored.
+- Request bodies may be JSON or YAML (`application/yaml`); create and replace also take
+  `application/vnd.kubernetes.protobuf` for the kinds kubectl's generators send that way (see
+  `protobuf`); anything else is 415. Bodies above `MAX_BODY_BYTES` are 413.
+  `fieldValidation=Strict` rejects unknown fields of custom objects with a 400 (as
+  kube-apiserver does); other unknown query parameters (`fieldManager`, …) are ignored.
 - Server-side apply (`application/apply-patch+yaml`) is not supported: 415 saying so.
 - `dryRun=All` is honoured on create; on other writes it is refused (400) rather than applied.
 - A watch whose resourceVersion is too old gets HTTP 200 and one `ERROR` event carrying a 410
@@ -35,7 +36,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from ecs_operator.sandbox import openapi, tables
+from ecs_operator.sandbox import openapi, protobuf, tables
 from ecs_operator.sandbox.errors import ApiError, bad_request
 from ecs_operator.sandbox.registry import Registry
 from ecs_operator.sandbox.resources import ResourceType
@@ -679,7 +680,10 @@ class ApiServer:
         raw = await read_body(request)
         if not raw.strip():
             raise bad_request("the request body is empty; expected a JSON object")
-        body = parse_body(raw, request.headers.get("Content-Type", ""))
+        content_type = request.headers.get("Content-Type", "")
+        if parse_media_type(content_type)[0] == protobuf.MEDIA_TYPE:
+            return protobuf.decode_object(raw)
+        body = parse_body(raw, content_type)
         if not isinstance(body, dict):
             raise bad_request(f"the request body must be an object, not {type(body).__name__}")
         return body
