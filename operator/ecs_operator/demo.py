@@ -44,6 +44,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import copy
+import math
 import os
 import shlex
 import signal
@@ -55,7 +57,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from rich import box
@@ -65,16 +67,28 @@ from rich.table import Table
 from rich.text import Text
 
 from ecs_operator import API_GROUP, API_VERSION
+from ecs_operator.core.labels import SERVICE_LABEL
 from ecs_operator.core.placement import ZONE_LABEL
-from ecs_operator.kube.client import CRDS, NODES, KubeClient, KubeError, Resource
+from ecs_operator.kube.client import (
+    CRDS,
+    NODES,
+    PODS,
+    SERVICES,
+    TASK_DEFINITIONS,
+    TASKS,
+    KubeClient,
+    KubeError,
+    Resource,
+)
 from ecs_operator.models.crd import render_crds
 from ecs_operator.sandbox import cli as sandbox_cli
+from ecs_operator.sandbox.cluster import EXIT_ANNOTATION, NODE_STATE_ANNOTATION
 from ecs_operator.sandbox.runtime import Sandbox
 from ecs_operator.sandbox.tables import age
 
 DEFAULT_EXAMPLES = Path(__file__).resolve().parents[2] / "manifests" / "examples"
 DEFAULT_NAMESPACE = "default"
-TASKS = Resource(API_GROUP, API_VERSION, "tasks")
+ECS_API_VERSION = f"{API_GROUP}/{API_VERSION}"
 # Created before everything else, in this order; other kinds keep their file order.
 APPLY_FIRST = ("Namespace", "Secret", "ConfigMap", "TaskDefinition", "LoadBalancer")
 LIVE_REFRESH_SECONDS = 0.25
@@ -85,6 +99,19 @@ OPERATOR_LOG_TAIL = 20
 PLAIN_WIDTH = 200  # a pipe has no width; rich would squeeze the table into 80 columns
 STOP_TEXT_WIDTH = 90
 MIN_STOP_TEXT_WIDTH = 16
+# The scenes: each step waits for what it shows, polling the API, at most SCENE_TIMEOUT.
+REGISTRATION_TIMEOUT = 30.0
+SCENE_TIMEOUT = 45.0
+SCENE_POLL_SECONDS = 0.25
+SCENE_PAUSE_SECONDS = 2.0  # between scenes, to look at the result
+KILL_EXIT_CODE = 137  # what a SIGKILLed process reports
+NEW_GREETING = "bonjour"  # the environment change that registers a new revision
+EVENT_TEXT_WIDTH = 160
+# The tasks table: a STOPPED task stays this long, and at most this many rows (live view: what
+# the terminal's height leaves). The table at exit shows every task.
+STOPPED_SHOWN_SECONDS = 20.0
+MAX_TASK_ROWS = 40
+MIN_TASK_ROWS = 8
 
 Obj = dict[str, Any]
 
@@ -177,6 +204,93 @@ class ResourceFinder:
 
 # --- the stage and the script ---------------------------------------------------------------
 
+T = TypeVar("T")
+ServiceKey = tuple[str, str]  # namespace, name
+
+
+def _name(body: Obj) -> str:
+    return str((body.get("metadata") or {}).get("name", ""))
+
+
+def _last_status(task: Obj) -> str:
+    return str((task.get("status") or {}).get("lastStatus") or "")
+
+
+def _task_zone(task: Obj) -> str:
+    return str((task.get("status") or {}).get("availabilityZone") or "")
+
+
+def _node_zone(node: Obj) -> str:
+    return str(((node.get("metadata") or {}).get("labels") or {}).get(ZONE_LABEL, "(no zone)"))
+
+
+def _node_ready(node: Obj) -> bool:
+    conditions = (node.get("status") or {}).get("conditions") or ()
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@dataclass(frozen=True)
+class ServiceView:
+    """One read of a Service, its Tasks and the nodes: what the table shows and scenes check."""
+
+    service: Obj
+    tasks: list[Obj]
+    nodes: list[Obj]
+
+    @property
+    def desired(self) -> int:
+        status = self.service.get("status") or {}
+        spec = self.service.get("spec") or {}
+        return int(status.get("desiredCount") or spec.get("desiredCount") or 0)
+
+    @property
+    def running(self) -> list[Obj]:
+        return [task for task in self.tasks if _last_status(task) == "RUNNING"]
+
+    def task(self, name: str) -> Obj | None:
+        return next((task for task in self.tasks if _name(task) == name), None)
+
+    def primary(self) -> Obj:
+        deployments = (self.service.get("status") or {}).get("deployments") or ()
+        return next((d for d in deployments if d.get("status") == "PRIMARY"), {})
+
+    def running_by_zone(self) -> Counter[str]:
+        return Counter(_task_zone(task) for task in self.running)
+
+    def zones(self) -> list[str]:
+        return sorted({_node_zone(node) for node in self.nodes})
+
+    def ready_zones(self) -> list[str]:
+        return sorted({_node_zone(node) for node in self.nodes if _node_ready(node)})
+
+    def zone_text(self) -> str:
+        """`zone-a 2 · zone-b 2 · zone-c 2`: RUNNING tasks in every zone of the cluster."""
+        counts = self.running_by_zone()
+        return " · ".join(f"{zone} {counts[zone]}" for zone in self.zones()) or "-"
+
+    def settled(self) -> bool:
+        """desiredCount tasks RUNNING and none other on its way up or down."""
+        moving = [task for task in self.tasks if _last_status(task) not in ("RUNNING", "STOPPED")]
+        return len(self.running) == self.desired and not moving
+
+    def balanced(self) -> bool:
+        """Tasks in every zone with a Ready node, the counts at most one apart (ECS's AZ
+        balance), and none elsewhere."""
+        counts = self.running_by_zone()
+        zones = self.ready_zones()
+        if not zones or not set(counts) <= set(zones):
+            return False
+        per_zone = [counts[zone] for zone in zones]
+        return min(per_zone) > 0 and max(per_zone) - min(per_zone) <= 1
+
+
+def _settled(view: ServiceView) -> ServiceView | None:
+    return view if view.settled() else None
+
 
 @dataclass
 class Stage:
@@ -188,6 +302,7 @@ class Stage:
     examples_dir: Path
     namespace: str = DEFAULT_NAMESPACE
     finder: ResourceFinder = field(init=False)
+    shown_events: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.finder = ResourceFinder(self.kube)
@@ -210,6 +325,51 @@ class Stage:
             return f"rejected: {error.message}"
         return "created"
 
+    def namespace_of(self, manifest: Manifest) -> str:
+        return str(manifest.body["metadata"].get("namespace") or self.namespace)
+
+    def service_key(self) -> ServiceKey:
+        """The examples' (first) Service: the one the scenes act on."""
+        for manifest in self.examples:
+            if manifest.kind == "Service" and manifest.body["apiVersion"] == ECS_API_VERSION:
+                return self.namespace_of(manifest), manifest.name
+        raise DemoError("the examples hold no Service for the scenes to show")
+
+    async def read_service(self, key: ServiceKey) -> ServiceView:
+        namespace, name = key
+        service = await self.kube.get(SERVICES, namespace, name) or {}
+        tasks = await self.kube.list(TASKS, namespace, label_selector=f"{SERVICE_LABEL}={name}")
+        return ServiceView(service, tasks, await self.kube.list(NODES))
+
+    def show_new_events(self, service: Obj) -> None:
+        """The service's ECS events not shown yet, oldest first (status lists newest first)."""
+        events = (service.get("status") or {}).get("events") or ()
+        for event in reversed(events):
+            if event.get("id") in self.shown_events:
+                continue
+            self.shown_events.add(event.get("id"))
+            self.say(f"  event: {_clip(str(event.get('message', '')), EVENT_TEXT_WIDTH)}", "cyan")
+
+    async def follow(
+        self,
+        key: ServiceKey,
+        what: str,
+        check: Callable[[ServiceView], T | None],
+        timeout: float = SCENE_TIMEOUT,
+    ) -> T:
+        """Poll the service until `check` returns something, showing its new events meanwhile;
+        DemoError naming `what` after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            view = await self.read_service(key)
+            self.show_new_events(view.service)
+            outcome = check(view)
+            if outcome is not None:
+                return outcome
+            if time.monotonic() > deadline:
+                raise DemoError(f"waited {timeout:.0f} s for {what}")
+            await asyncio.sleep(SCENE_POLL_SECONDS)
+
 
 @dataclass(frozen=True)
 class Scene:
@@ -223,13 +383,229 @@ class Scene:
 async def apply_examples(stage: Stage) -> None:
     shown = _shown_path(stage.examples_dir)
     stage.say(f"creating {len(stage.examples)} objects from {shown}")
+    registering: list[ServiceKey] = []
     for manifest in stage.examples:
+        if registering and manifest.kind not in APPLY_FIRST:
+            await wait_registered(stage, registering)
+            registering = []
         outcome = await stage.create(manifest)
         style = "red" if outcome.startswith("rejected") else ""
         stage.say(f"  {manifest.source.name}: {manifest.kind}/{manifest.name} {outcome}", style)
+        if manifest.kind == "TaskDefinition" and outcome == "created":
+            registering.append((stage.namespace_of(manifest), manifest.name))
 
 
-SCRIPT: tuple[Scene, ...] = (Scene("the examples", apply_examples),)
+async def wait_registered(stage: Stage, names: list[ServiceKey]) -> None:
+    """Wait until the operator has judged each TaskDefinition (a revision registered, or an
+    `Accepted` condition saying why not), so what runs them never sees a pending family."""
+    stage.say(f"  waiting for the operator to register {len(names)} task definitions")
+    deadline = time.monotonic() + REGISTRATION_TIMEOUT
+    pending = list(names)
+    while pending and time.monotonic() < deadline:
+        await asyncio.sleep(SCENE_POLL_SECONDS)
+        pending = [
+            key for key in pending if not _judged(await stage.kube.get(TASK_DEFINITIONS, *key))
+        ]
+    if pending:
+        late = ", ".join(name for _, name in pending)
+        stage.say(f"  not registered after {REGISTRATION_TIMEOUT:.0f} s: {late}", "yellow")
+
+
+def _judged(definition: Obj | None) -> bool:
+    status = (definition or {}).get("status") or {}
+    conditions = status.get("conditions") or ()
+    return bool(status.get("revision")) or any(c.get("type") == "Accepted" for c in conditions)
+
+
+async def spread_service(stage: Stage) -> None:
+    key = stage.service_key()
+    view = await stage.read_service(key)
+    stage.say(
+        f"Service {key[1]} keeps {view.desired} tasks running: watch them start and spread "
+        f"evenly across the zones ({', '.join(view.zones())})."
+    )
+    view = await stage.follow(
+        key,
+        "its tasks running in every zone",
+        lambda v: v if v.settled() and v.balanced() else None,
+    )
+    stage.say(f"{key[1]}: {len(view.running)} tasks RUNNING, by zone: {view.zone_text()}", "green")
+
+
+async def kill_task(stage: Stage) -> None:
+    key = stage.service_key()
+    namespace = key[0]
+    view = await stage.follow(key, "the service to settle", _settled)
+    victim = min(view.running, key=_name)
+    victim_name = _name(victim)
+    pod = await stage.kube.get(PODS, namespace, victim_name) or {}
+    containers = (pod.get("spec") or {}).get("containers") or ()
+    if not containers:
+        raise DemoError(f"task {victim_name} has no Pod to kill")
+    container = containers[0]["name"]
+    stage.say(
+        f"Killing task {victim_name} in {_task_zone(victim)}: its container {container} exits "
+        f"with code {KILL_EXIT_CODE}; watch the task stop (EssentialContainerExited) and the "
+        "service start a new task in its place."
+    )
+    kill = {"metadata": {"annotations": {EXIT_ANNOTATION: f"{container}:{KILL_EXIT_CODE}"}}}
+    await stage.kube.patch(PODS, namespace, victim_name, kill)
+    before = {_name(task) for task in view.tasks}
+
+    def replaced(view: ServiceView) -> tuple[Obj, Obj] | None:
+        stopped = view.task(victim_name)
+        newcomers = [task for task in view.running if _name(task) not in before]
+        if stopped is None or _last_status(stopped) != "STOPPED" or not newcomers:
+            return None
+        return (stopped, newcomers[0]) if view.settled() else None
+
+    stopped, newcomer = await stage.follow(key, f"task {victim_name} to be replaced", replaced)
+    stage.say(
+        f"{victim_name} STOPPED, {stop_text(stopped.get('status') or {})}; "
+        f"replaced by {_name(newcomer)}, RUNNING in {_task_zone(newcomer)}",
+        "green",
+    )
+
+
+async def lose_zone(stage: Stage) -> None:
+    key = stage.service_key()
+    view = await stage.follow(key, "the service to settle", _settled)
+    counts = view.running_by_zone()
+    zone = max(sorted(counts), key=counts.__getitem__)
+    nodes = sorted(_name(node) for node in view.nodes if _node_zone(node) == zone)
+    stage.say(
+        f"Zone {zone} goes dark: its nodes {', '.join(nodes)} stop answering (an AZ outage); "
+        f"watch them turn NotReady and the service replace its {counts[zone]} tasks there with "
+        "new ones in the other zones."
+    )
+    await _set_node_state(stage, nodes, "lost")
+
+    def zone_down(view: ServiceView) -> ServiceView | None:
+        return None if zone in view.ready_zones() else view
+
+    await stage.follow(key, f"the nodes of {zone} to turn NotReady", zone_down)
+    stage.say(f"{', '.join(nodes)}: NotReady (no heartbeat)", "yellow")
+
+    def moved(view: ServiceView) -> ServiceView | None:
+        return view if view.settled() and not view.running_by_zone()[zone] else None
+
+    view = await stage.follow(key, f"the tasks of {zone} to be replaced", moved)
+    stage.say(f"replaced: {len(view.running)} tasks RUNNING, by zone: {view.zone_text()}", "green")
+
+    await asyncio.sleep(SCENE_PAUSE_SECONDS)
+    stage.say(
+        f"Zone {zone} comes back: watch its nodes turn Ready and the service rebalance its "
+        "tasks across all the zones (ECS AZ rebalancing: start in the emptiest zone, then stop "
+        "in the fullest)."
+    )
+    await _set_node_state(stage, nodes, "ready")
+
+    def rebalanced(view: ServiceView) -> ServiceView | None:
+        ready = zone in view.ready_zones() and view.settled() and view.balanced()
+        return view if ready else None
+
+    view = await stage.follow(key, f"the service to rebalance into {zone}", rebalanced)
+    stage.say(
+        f"AZ balanced: {len(view.running)} tasks RUNNING, by zone: {view.zone_text()}", "green"
+    )
+
+
+async def _set_node_state(stage: Stage, nodes: list[str], state: str) -> None:
+    for node in nodes:
+        patch = {"metadata": {"annotations": {NODE_STATE_ANNOTATION: state}}}
+        await stage.kube.patch(NODES, None, node, patch)
+
+
+def _task_definition(task: Obj) -> str:
+    status = task.get("status") or {}
+    return str(
+        status.get("taskDefinitionArn") or (task.get("spec") or {}).get("taskDefinition") or ""
+    )
+
+
+def deployment_bounds(view: ServiceView) -> tuple[int, int]:
+    """(minimum healthy tasks, maximum tasks) of a rolling deployment, as ECS computes them."""
+    configuration = (view.service.get("spec") or {}).get("deploymentConfiguration") or {}
+    minimum = configuration.get("minimumHealthyPercent", 100)
+    maximum = configuration.get("maximumPercent", 200)
+    return math.ceil(view.desired * minimum / 100), math.floor(view.desired * maximum / 100)
+
+
+async def roll_out_revision(stage: Stage) -> None:
+    key = stage.service_key()
+    namespace, name = key
+    view = await stage.follow(key, "the service to settle", _settled)
+    reference = str(view.service["spec"]["taskDefinition"])
+    family, _, pinned = reference.partition(":")
+    if pinned:
+        raise DemoError(f"service {name} pins {reference}: a new revision would not roll out")
+    definition = await stage.kube.get(TASK_DEFINITIONS, namespace, family)
+    if definition is None:
+        raise DemoError(f"no TaskDefinition {family}")
+    containers = copy.deepcopy(definition["spec"]["containerDefinitions"])
+    environment = containers[0].get("environment") or []
+    greeting = next((e.get("value") for e in environment if e.get("name") == "GREETING"), None)
+    greeting = "hello" if greeting == NEW_GREETING else NEW_GREETING
+    containers[0]["environment"] = [
+        *(e for e in environment if e.get("name") != "GREETING"),
+        {"name": "GREETING", "value": greeting},
+    ]
+    previous = str(view.primary().get("taskDefinition", reference))
+    min_healthy, max_tasks = deployment_bounds(view)
+    stage.say(
+        f"Setting GREETING={greeting} in TaskDefinition {family} registers a new revision; watch "
+        f"the service replace its {previous} tasks with new ones, never fewer than {min_healthy} "
+        f"running nor more than {max_tasks} in all, until the deployment is COMPLETED."
+    )
+    patch = {"spec": {"containerDefinitions": containers}}
+    await stage.kube.patch(TASK_DEFINITIONS, namespace, family, patch)
+
+    def started(view: ServiceView) -> Obj | None:
+        primary = view.primary()
+        return primary if primary.get("taskDefinition") not in (None, previous) else None
+
+    primary = await stage.follow(key, f"a deployment of a new revision of {family}", started)
+    deployment, revision = primary["id"], primary["taskDefinition"]
+    stage.say(f"deployment {deployment} of {revision} started (PRIMARY)", "yellow")
+    running_seen: list[int] = []
+    tasks_seen: list[int] = []
+
+    def completed(view: ServiceView) -> ServiceView | None:
+        running_seen.append(len(view.running))
+        tasks_seen.append(sum(_last_status(task) != "STOPPED" for task in view.tasks))
+        primary = view.primary()
+        done = (
+            primary.get("id") == deployment
+            and primary.get("rolloutState") == "COMPLETED"
+            and view.settled()
+            and all(_task_definition(task) == revision for task in view.running)
+        )
+        return view if done else None
+
+    view = await stage.follow(key, f"deployment {deployment} to complete", completed)
+    stage.say(
+        f"deployment {deployment} of {revision} COMPLETED: {len(view.running)} tasks RUNNING "
+        f"{revision} (seen while rolling: {min(running_seen)} to {max(running_seen)} running, "
+        f"at most {max(tasks_seen)} tasks)",
+        "green",
+    )
+
+
+SERVICE_SCENES: tuple[Scene, ...] = (
+    Scene("a service spreads across the zones", spread_service, SCENE_PAUSE_SECONDS),
+    Scene("killing a task", kill_task, SCENE_PAUSE_SECONDS),
+    Scene("losing the nodes of a zone", lose_zone, SCENE_PAUSE_SECONDS),
+    Scene("a rolling deployment", roll_out_revision, SCENE_PAUSE_SECONDS),
+)
+SCRIPT: tuple[Scene, ...] = (Scene("the examples", apply_examples), *SERVICE_SCENES)
+
+
+def choose_script(examples_dir: Path, *, scenes: bool) -> tuple[Scene, ...]:
+    """The whole SCRIPT with the repository's examples; only "the examples" with `--no-scenes`
+    or another examples directory (the scenes act on the repository's Service)."""
+    if scenes and examples_dir.resolve() == DEFAULT_EXAMPLES.resolve():
+        return SCRIPT
+    return SCRIPT[:1]
 
 
 async def play(script: tuple[Scene, ...], stage: Stage) -> None:
@@ -240,6 +616,11 @@ async def play(script: tuple[Scene, ...], stage: Stage) -> None:
             await scene.play(stage)
         except (KubeError, DemoError, OSError) as error:
             stage.say(f"scene {scene.title!r} failed: {error}", "red")
+    stage.say(
+        f"── script done ({len(script)} scene{'' if len(script) == 1 else 's'}); the cluster "
+        "keeps running: try kubectl get ecs",
+        "bold",
+    )
 
 
 # --- the view -------------------------------------------------------------------------------
@@ -291,7 +672,7 @@ def task_row(task: Obj, now: datetime) -> tuple[str, ...]:
     return (
         metadata.get("namespace", ""),
         metadata.get("name", ""),
-        status.get("taskDefinitionArn") or spec.get("taskDefinition", ""),
+        _task_definition(task),
         status.get("lastStatus") or "",
         status.get("desiredStatus") or spec.get("desiredStatus", ""),
         stop_text(status),
@@ -314,22 +695,12 @@ def _sorted_tasks(tasks: list[Obj]) -> list[Obj]:
     return sorted(tasks, key=key)
 
 
-def _node_ready(node: Obj) -> bool:
-    conditions = (node.get("status") or {}).get("conditions") or ()
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
-
-
 def zone_summary(nodes: list[Obj], tasks: list[Obj]) -> str:
     """One line: per zone, the Ready nodes (and cordoned ones) and the RUNNING tasks."""
-    running = Counter(
-        (task.get("status") or {}).get("availabilityZone")
-        for task in tasks
-        if (task.get("status") or {}).get("lastStatus") == "RUNNING"
-    )
+    running = Counter(_task_zone(task) for task in tasks if _last_status(task) == "RUNNING")
     zones: dict[str, list[Obj]] = {}
     for node in nodes:
-        zone = ((node.get("metadata") or {}).get("labels") or {}).get(ZONE_LABEL, "(no zone)")
-        zones.setdefault(zone, []).append(node)
+        zones.setdefault(_node_zone(node), []).append(node)
     parts = []
     for zone in sorted(zones):
         members = zones[zone]
@@ -343,10 +714,45 @@ def zone_summary(nodes: list[Obj], tasks: list[Obj]) -> str:
     return "nodes  " + "  │  ".join(parts) if parts else "nodes  (none)"
 
 
+def _stopped_long_ago(task: Obj, now: datetime) -> bool:
+    stopped_at = (task.get("status") or {}).get("stoppedAt")
+    if _last_status(task) != "STOPPED" or not isinstance(stopped_at, str):
+        return False
+    try:
+        then = datetime.fromisoformat(stopped_at.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return (now - then).total_seconds() > STOPPED_SHOWN_SECONDS
+
+
+def shown_tasks(tasks: list[Obj], now: datetime, max_rows: int | None) -> tuple[list[Obj], str]:
+    """The tasks the view shows, in creation order, and a note on those it leaves out ('' when
+    none): tasks STOPPED over `STOPPED_SHOWN_SECONDS` ago, then, over `max_rows`, the other
+    STOPPED tasks and the oldest. `max_rows=None` shows every task."""
+    ordered = _sorted_tasks(tasks)
+    if max_rows is None:
+        return ordered, ""
+    shown = [task for task in ordered if not _stopped_long_ago(task, now)]
+    if len(shown) > max_rows:
+        leaving_order = sorted(
+            range(len(shown)), key=lambda i: (_last_status(shown[i]) != "STOPPED", i)
+        )
+        kept = sorted(leaving_order[len(shown) - max_rows :])
+        shown = [shown[i] for i in kept]
+    hidden = [task for task in ordered if task not in shown]
+    if not hidden:
+        return shown, ""
+    stopped = sum(_last_status(task) == "STOPPED" for task in hidden)
+    return shown, (
+        f"{len(hidden)} more task{'' if len(hidden) == 1 else 's'} not shown ({stopped} STOPPED)"
+        "; kubectl get ecstask lists them all"
+    )
+
+
 def task_table(tasks: list[Obj], now: datetime, *, width: int, plain: bool) -> Table:
     """The tasks, one row each, fitting `width` columns: only the STOP text gives way (rich
     would otherwise shorten every column)."""
-    rows = [task_row(task, now) for task in _sorted_tasks(tasks)]
+    rows = [task_row(task, now) for task in tasks]
     widths = [max([len(name), *(len(row[i]) for row in rows)]) for i, name in enumerate(COLUMNS)]
     stop = COLUMNS.index("STOP")
     # Padding and borders take up to three characters per column.
@@ -368,19 +774,90 @@ def task_table(tasks: list[Obj], now: datetime, *, width: int, plain: bool) -> T
     return table
 
 
+SERVICE_COLUMNS = (
+    "NAMESPACE",
+    "SERVICE",
+    "DESIRED",
+    "RUNNING",
+    "PENDING",
+    "TASK DEFINITION",
+    "ROLLOUT",
+    "DEPLOYMENTS",
+    "RUNNING BY ZONE",
+)
+_ROLLOUT_STYLES = {"COMPLETED": "green", "IN_PROGRESS": "yellow", "FAILED": "red"}
+
+
+def service_views(services: list[Obj], tasks: list[Obj], nodes: list[Obj]) -> list[ServiceView]:
+    """Each service with its tasks (by the service label, in its namespace), by name."""
+    views = []
+    for service in services:
+        metadata = service.get("metadata") or {}
+        namespace, name = metadata.get("namespace", ""), metadata.get("name", "")
+        own = [
+            task
+            for task in tasks
+            if (task.get("metadata") or {}).get("namespace", "") == namespace
+            and ((task.get("metadata") or {}).get("labels") or {}).get(SERVICE_LABEL) == name
+        ]
+        views.append(ServiceView(service, own, nodes))
+    return sorted(
+        views, key=lambda view: (view.service["metadata"].get("namespace", ""), _name(view.service))
+    )
+
+
+def service_row(view: ServiceView) -> tuple[str, ...]:
+    """The cells of one service, in `SERVICE_COLUMNS` order."""
+    metadata = view.service.get("metadata") or {}
+    status = view.service.get("status") or {}
+    deployments = " · ".join(
+        f"{d.get('status', '')} {d.get('taskDefinition', '')} ({d.get('runningCount', 0)} running)"
+        for d in status.get("deployments") or ()
+    )
+    return (
+        metadata.get("namespace", ""),
+        metadata.get("name", ""),
+        str(view.desired),
+        str(status.get("runningCount", 0)),
+        str(status.get("pendingCount", 0)),
+        str(status.get("taskDefinition") or (view.service.get("spec") or {}).get("taskDefinition")),
+        str(view.primary().get("rolloutState") or ""),
+        deployments,
+        view.zone_text(),
+    )
+
+
+def service_table(views: list[ServiceView], *, plain: bool) -> Table:
+    table = Table(box=box.SIMPLE_HEAD if plain else box.ROUNDED, pad_edge=not plain)
+    for name in SERVICE_COLUMNS:
+        table.add_column(name, no_wrap=True)
+    rollout = SERVICE_COLUMNS.index("ROLLOUT")
+    for cells in map(service_row, views):
+        styles = {rollout: _ROLLOUT_STYLES.get(cells[rollout], "")}
+        table.add_row(*(Text(cell, style=styles.get(i, "")) for i, cell in enumerate(cells)))
+    return table
+
+
 @dataclass
 class Snapshot:
     """What the view shows, read from the API in one go."""
 
     tasks: list[Obj]
     nodes: list[Obj]
+    services: list[Obj]
     error: str = ""
 
-    def render(self, now: datetime, *, width: int, plain: bool) -> Group:
-        parts: list[Any] = [
-            task_table(self.tasks, now, width=width, plain=plain),
-            Text(zone_summary(self.nodes, self.tasks), style="cyan"),
-        ]
+    def render(self, now: datetime, *, width: int, plain: bool, max_task_rows: int | None) -> Group:
+        """Services (when there are any), tasks (see `shown_tasks`), nodes by zone."""
+        parts: list[Any] = []
+        if self.services:
+            views = service_views(self.services, self.tasks, self.nodes)
+            parts.append(service_table(views, plain=plain))
+        tasks, note = shown_tasks(self.tasks, now, max_task_rows)
+        parts.append(task_table(tasks, now, width=width, plain=plain))
+        if note:
+            parts.append(Text(note, style="dim"))
+        parts.append(Text(zone_summary(self.nodes, self.tasks), style="cyan"))
         if self.error:
             parts.append(Text(f"API error (retrying): {self.error}", style="red"))
         return Group(*parts)
@@ -389,18 +866,20 @@ class Snapshot:
         """Everything shown except the ages: the plain view prints only when this changes."""
         epoch = datetime.fromtimestamp(0, UTC)
         rows = tuple(task_row(task, epoch)[:-1] for task in _sorted_tasks(self.tasks))
-        return (rows, zone_summary(self.nodes, self.tasks), self.error)
+        services = tuple(map(service_row, service_views(self.services, self.tasks, self.nodes)))
+        return (services, rows, zone_summary(self.nodes, self.tasks), self.error)
 
 
 async def read_snapshot(kube: KubeClient, previous: Snapshot | None) -> Snapshot:
     try:
         tasks = await kube.list(TASKS)
         nodes = await kube.list(NODES)
+        services = await kube.list(SERVICES)
     except KubeError as error:
         if previous is None:
-            return Snapshot([], [], error.message)
-        return Snapshot(previous.tasks, previous.nodes, error.message)
-    return Snapshot(tasks, nodes)
+            return Snapshot([], [], [], error.message)
+        return Snapshot(previous.tasks, previous.nodes, previous.services, error.message)
+    return Snapshot(tasks, nodes, services)
 
 
 # --- the operator subprocess ----------------------------------------------------------------
@@ -479,6 +958,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="directory of YAML manifests to create (default: the repository's manifests/examples)",
     )
     demo.add_argument(
+        "--no-scenes",
+        action="store_true",
+        help="only create the examples, for a quiet cluster (the scenes also stay off when "
+        "--examples names another directory: they act on the repository's Service)",
+    )
+    demo.add_argument(
         "--no-live",
         action="store_true",
         help="print a plain table every few seconds instead of the live view (the default "
@@ -506,6 +991,7 @@ def main(args: argparse.Namespace) -> int:
         examples,
         args.examples,
         console,
+        script=choose_script(args.examples, scenes=not args.no_scenes),
         live=console.is_terminal and not args.no_live,
         duration=args.duration,
     )
@@ -541,6 +1027,7 @@ class Demo:
         examples_dir: Path,
         console: Console,
         *,
+        script: tuple[Scene, ...],
         live: bool,
         duration: float | None,
     ) -> None:
@@ -548,6 +1035,7 @@ class Demo:
         self.examples = examples
         self.examples_dir = examples_dir
         self.console = console
+        self.script = script
         self.live = live
         self.duration = duration
         self.stopping = asyncio.Event()
@@ -592,7 +1080,7 @@ class Demo:
         )
         if self.duration is not None:
             asyncio.get_running_loop().call_later(self.duration, self.stopping.set)
-        script = asyncio.create_task(play(SCRIPT, stage))
+        script = asyncio.create_task(play(self.script, stage))
         try:
             return await self._watch(kube, operator)
         finally:
@@ -619,15 +1107,20 @@ class Demo:
                 snapshot = await read_snapshot(kube, snapshot)
                 now = datetime.now(UTC)
                 if live is not None:
-                    live.update(snapshot.render(now, width=self.console.width, plain=False))
+                    rows = max(MIN_TASK_ROWS, self.console.height - len(snapshot.services) - 12)
+                    live.update(
+                        snapshot.render(
+                            now, width=self.console.width, plain=False, max_task_rows=rows
+                        )
+                    )
                 elif snapshot.signature() != shown:
                     shown = snapshot.signature()
-                    self._print_plain(snapshot, now, "tasks")
+                    self._print_plain(snapshot, now, "tasks", MAX_TASK_ROWS)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stopping.wait(), interval)
         if live is None:
             final = await read_snapshot(kube, snapshot)
-            self._print_plain(final, datetime.now(UTC), "tasks at exit")
+            self._print_plain(final, datetime.now(UTC), "tasks at exit", None)
         self.console.print(Text("stopping the operator and the sandbox"))
         return 0
 
@@ -643,10 +1136,14 @@ class Demo:
         ) as live:
             yield live
 
-    def _print_plain(self, snapshot: Snapshot, now: datetime, title: str) -> None:
+    def _print_plain(
+        self, snapshot: Snapshot, now: datetime, title: str, max_task_rows: int | None
+    ) -> None:
         clock = time.strftime("%H:%M:%S")
         self.console.print(Text(f"── {title} at {clock} ({len(snapshot.tasks)})", style="bold"))
-        self.console.print(snapshot.render(now, width=self.console.width, plain=True))
+        self.console.print(
+            snapshot.render(now, width=self.console.width, plain=True, max_task_rows=max_task_rows)
+        )
 
 
 async def install_crds(kube: KubeClient) -> list[str]:

@@ -193,7 +193,7 @@ def _decode_envelope(data: bytes) -> tuple[dict[str, Any], bytes, str]:
 
 def _decode_message(data: bytes, message: Message, path: str) -> dict[str, Any]:
     result: dict[str, Any] = {}
-    for number, wire_type, value in _fields(data, path):
+    for number, wire_type, value in _fields(data, path, message):
         spec = message.get(number)
         if spec is None:
             continue
@@ -277,32 +277,38 @@ def _text(data: bytes, where: str) -> str:
         raise bad_request(f"protobuf body: {where} is not valid UTF-8: {exc}") from exc
 
 
-def _fields(data: bytes, where: str) -> Iterator[tuple[int, int, int | bytes]]:
-    """(field number, wire type, value) of each field; fixed-width values come back as bytes."""
+def _fields(
+    data: bytes, where: str, message: Message | None = None
+) -> Iterator[tuple[int, int, int | bytes]]:
+    """(field number, wire type, value) of each field; fixed-width values come back as bytes.
+
+    `message`, when given, only names the fields in error messages."""
     pos = 0
     while pos < len(data):
         key, pos = _varint(data, pos, where)
         number, wire_type = key >> 3, key & 7
         if number == 0:
             raise bad_request(f"protobuf body: {where} has a field numbered 0 at byte {pos}")
+        spec = message.get(number) if message is not None else None
+        field = f"{where}.{spec.name} (field {number})" if spec else f"{where} field {number}"
         if wire_type == VARINT:
-            value, pos = _varint(data, pos, f"{where} field {number}")
+            value, pos = _varint(data, pos, field)
             yield number, wire_type, value
             continue
         if wire_type == LENGTH_DELIMITED:
-            size, pos = _varint(data, pos, f"{where} field {number}")
+            size, pos = _varint(data, pos, field)
         elif wire_type in (FIXED64, FIXED32):
             size = 8 if wire_type == FIXED64 else 4
         elif wire_type in (START_GROUP, END_GROUP):
             raise bad_request(
-                f"protobuf body: {where} field {number} uses groups (wire type {wire_type}), "
+                f"protobuf body: {field} uses groups (wire type {wire_type}), "
                 "which Kubernetes never sends"
             )
         else:
-            raise bad_request(f"protobuf body: {where} field {number} has wire type {wire_type}")
+            raise bad_request(f"protobuf body: {field} has wire type {wire_type}")
         if size > len(data) - pos:
             raise bad_request(
-                f"protobuf body: {where} field {number} is truncated: it needs {size} bytes, "
+                f"protobuf body: {field} is truncated: it needs {size} bytes, "
                 f"{len(data) - pos} are left"
             )
         yield number, wire_type, data[pos : pos + size]
