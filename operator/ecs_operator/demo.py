@@ -355,11 +355,11 @@ class Stage:
         key: ServiceKey,
         what: str,
         check: Callable[[ServiceView], T | None],
-        timeout: float = SCENE_TIMEOUT,
+        seconds: float = SCENE_TIMEOUT,
     ) -> T:
         """Poll the service until `check` returns something, showing its new events meanwhile;
-        DemoError naming `what` after `timeout` seconds."""
-        deadline = time.monotonic() + timeout
+        DemoError naming `what` after `seconds`."""
+        deadline = time.monotonic() + seconds
         while True:
             view = await self.read_service(key)
             self.show_new_events(view.service)
@@ -367,7 +367,7 @@ class Stage:
             if outcome is not None:
                 return outcome
             if time.monotonic() > deadline:
-                raise DemoError(f"waited {timeout:.0f} s for {what}")
+                raise DemoError(f"waited {seconds:.0f} s for {what}")
             await asyncio.sleep(SCENE_POLL_SECONDS)
 
 

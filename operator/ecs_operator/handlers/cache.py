@@ -6,7 +6,7 @@ and a converged resync costs no writes.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -21,9 +21,13 @@ def object_key(body: Mapping[str, Any]) -> Key:
 class ObjectCache:
     """The latest body of every object of one kind, indexed by key and by namespace."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, tombstones: int = 10_000) -> None:
         self._objects: dict[Key, dict[str, Any]] = {}
         self._by_namespace: dict[str, set[str]] = defaultdict(set)
+        # The last state of recently deleted objects: a reconcile that runs after an object
+        # is gone still sees how it ended (a pod's final container exit codes).
+        self._tombstones: OrderedDict[Key, dict[str, Any]] = OrderedDict()
+        self._tombstone_limit = tombstones
 
     def observe(self, event_type: str | None, body: Mapping[str, Any]) -> Key:
         """Record a watch event (type None is Kopf's initial listing) or the response of our own
@@ -33,7 +37,12 @@ class ObjectCache:
         if event_type == "DELETED":
             self._objects.pop(key, None)
             self._by_namespace[key[0]].discard(key[1])
+            self._tombstones[key] = dict(body)
+            self._tombstones.move_to_end(key)
+            while len(self._tombstones) > self._tombstone_limit:
+                self._tombstones.popitem(last=False)
             return key
+        self._tombstones.pop(key, None)
         held = self._objects.get(key)
         if held is not None and _older(body, held):
             return key
@@ -43,6 +52,10 @@ class ObjectCache:
 
     def get(self, key: Key) -> dict[str, Any] | None:
         return self._objects.get(key)
+
+    def tombstone(self, key: Key) -> dict[str, Any] | None:
+        """The last state of the object at `key` if it was deleted (and not re-created)."""
+        return self._tombstones.get(key)
 
     def in_namespace(self, namespace: str) -> Iterator[dict[str, Any]]:
         for name in self._by_namespace.get(namespace, ()):

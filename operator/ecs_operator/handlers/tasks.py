@@ -132,6 +132,8 @@ class TaskController:
             availability_zone=_zone(node),
         )
         observation = observe(view, pod, now)
+        if pod is None:
+            observation = self._with_final_pod_state(key, body, view, observation, now)
         if observation.wants_pod and not waiting and record is not None and spec is not None:
             launch_failure = await self._launch(task, body, record, spec)
             if launch_failure is not None:
@@ -146,6 +148,25 @@ class TaskController:
         self._schedule_follow_up(
             key, task, observation.status, observation.recheck_after_seconds, waiting, now
         )
+
+    def _with_final_pod_state(
+        self,
+        key: Key,
+        body: dict[str, Any],
+        view: TaskView,
+        observation: Observation,
+        now: datetime,
+    ) -> Observation:
+        """When the Pod is already gone, first read how it ended (its deleted body): the
+        watch may deliver its last update and its deletion before this reconcile runs, and the
+        containers' final exit codes must not be lost with it."""
+        last = self.context.pods.tombstone(key)
+        already_stopped = view.status is not None and view.status.last_status == "STOPPED"
+        if last is None or already_stopped or not self._owns(body, last):
+            return observation
+        ending = observe(view, last, now)
+        final = observe(replace(view, status=ending.status), None, now)
+        return replace(final, events=ending.events + final.events, actions=final.actions)
 
     async def _act(
         self,
