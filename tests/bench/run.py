@@ -11,6 +11,11 @@
   task launched, writes when the operator restarts on a converged cluster (P5: none). Three
   runs when one takes under 30 s, else one (its p50/p99 are already over `--tasks` tasks).
   A ratio is ecs-operator / floor within one run; the table shows the median of those ratios.
+- Services (bench_services.py), one run (its latencies are already over many tasks): Service
+  0 -> 100 and 0 -> 1,000 tasks RUNNING against the floor creating as many Pods (P2), a failed
+  task's replacement Pod p50/p99 (P3), node loss until its tasks run elsewhere, median of the
+  node-loss runs (P4), API writes per service task launched and by a restart on a converged
+  cluster of services (P5).
 
 Prints one table (metric, median, target, floor median, ratio, verdict) and writes every raw
 number to bench-results/results.json. Benchmarks never run in `make test`; timings are only
@@ -35,6 +40,7 @@ from typing import Any
 
 import bench_placement
 import bench_sandbox
+import bench_services
 import bench_tasks
 from harness import REPO
 
@@ -194,6 +200,80 @@ def task_rows(results: list[dict[str, Any]]) -> list[Row]:
     return rows
 
 
+def service_rows(result: dict[str, Any]) -> list[Row]:
+    targets = {100: (5.0, 20.0), 1000: (20.0, 50.0)}
+    rows = []
+    for scale in result["scale_out"]:
+        count, floor = scale["tasks"], scale["floor"]
+        seconds, rate = targets.get(count, (None, None))
+        rows.append(
+            Row(
+                f"Service 0 -> {count:,} tasks RUNNING (floor: {count:,} Pods Running)",
+                "s",
+                [scale["seconds"]],
+                "-" if seconds is None else f"<= {seconds:g}",
+                seconds,
+                baseline_runs=[floor["seconds"]],
+                ratio_runs=[scale["ratio"]],
+            )
+        )
+        rows.append(
+            Row(
+                f"Service 0 -> {count:,}: tasks RUNNING per second",
+                "tasks/s",
+                [scale["tasks_per_second"]],
+                "-" if rate is None else f">= {rate:g}",
+                rate,
+                at_most=False,
+                baseline_runs=[floor["objects_per_second"]],
+                ratio_runs=[scale["tasks_per_second"] / floor["objects_per_second"]],
+            )
+        )
+    replacement = result["replacement"]
+    for stat, target in (("p50", None), ("p99", 500.0)):
+        rows.append(
+            Row(
+                f"failed service task -> replacement Pod created, {stat}",
+                "ms",
+                [replacement[f"{stat}_ms"]],
+                "-" if target is None else f"<= {target:g}",
+                target,
+            )
+        )
+    rows.append(
+        Row(
+            "node NotReady -> its service tasks RUNNING elsewhere",
+            "s",
+            [loss["seconds"] for loss in result["node_loss"]],
+            "<= 10",
+            10.0,
+        )
+    )
+    first = result["scale_out"][0]
+    rows.append(
+        Row(
+            f"API writes per service task launched (0 -> {first['tasks']:,})",
+            "writes",
+            [first["writes_per_task"]],
+            "<= 4",
+            4.0,
+            baseline_runs=[first["floor"]["writes_per_object"]],
+            ratio_runs=[first["writes_per_task"] / first["floor"]["writes_per_object"]],
+        )
+    )
+    rows.append(
+        Row(
+            "writes by a restart on a converged cluster of services",
+            "writes",
+            [result["restart"]["writes"]],
+            "0",
+            0.0,
+            worst=True,
+        )
+    )
+    return rows
+
+
 def table(rows: list[Row]) -> str:
     def number(value: float | None) -> str:
         if value is None:
@@ -249,6 +329,9 @@ def main() -> int:
     parser.add_argument("--tasks", type=int, default=200, help="tasks per task-benchmark run")
     parser.add_argument("--rate", type=float, default=40.0, help="task creations per second")
     parser.add_argument("--task-runs", type=int, help="task-benchmark runs (default 3; 1 if slow)")
+    parser.add_argument(
+        "--service-scales", default="100,1000", help="Service sizes to scale out to (P2)"
+    )
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
     started = time.monotonic()
@@ -259,17 +342,23 @@ def main() -> int:
     print(f"standalone tasks ({args.tasks} at {args.rate:g}/s, ecs-operator and floor) …")
     tasks = task_runs(args.tasks, args.rate, args.task_runs)
     rows += task_rows(tasks)
+    scales = [int(size) for size in args.service_scales.split(",")]
+    print(f"services (0 -> {', '.join(map(str, scales))} tasks, replacement, node loss) …")
+    services = bench_services.run(scales)
+    rows += service_rows(services)
     seconds = time.monotonic() - started
     print()
     print(table(rows))
     for index, result in enumerate(tasks, 1):
         print(f"\ntask run {index}:\n{bench_tasks.report(result)}")
+    print(f"\n{bench_services.report(services)}")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     document = {
         "environment": environment(),
         "seconds": round(seconds, 1),
         "rows": [row.to_dict() for row in rows],
         "task_runs": tasks,
+        "services": services,
     }
     args.output.write_text(json.dumps(document, indent=2) + "\n")
     print(f"\n{len(rows)} metrics in {seconds:.0f} s; written to {args.output}")

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import bench_services
 import bench_tasks
 import run as bench_run
 
 TASKS = 5
+SERVICE_TASKS = 5
 
 
 def test_task_benchmark_measures_every_object_of_both_operators() -> None:
@@ -29,3 +31,32 @@ def test_task_benchmark_measures_every_object_of_both_operators() -> None:
     assert metrics[:2] == ["Task -> Pod created, p50", "Task -> Pod created, p99"]
     assert all(row.runs for row in rows)
     assert "Task -> Pod created, p50" in bench_run.table(rows)
+
+
+def test_service_benchmark_measures_every_phase() -> None:
+    result = bench_services.run(
+        scales=[SERVICE_TASKS],
+        replace_tasks=SERVICE_TASKS,
+        failures=2,
+        node_loss_tasks=SERVICE_TASKS,
+        node_loss_runs=1,
+        nodes_per_zone=2,
+    )
+
+    (scale,) = result["scale_out"]
+    assert scale["tasks"] == SERVICE_TASKS
+    assert scale["writes"].get("create tasks") == SERVICE_TASKS, scale["writes"]
+    assert scale["writes"].get("create pods") == SERVICE_TASKS, scale["writes"]
+    assert "create services" not in scale["writes"]  # the client's own write
+    assert scale["floor"]["objects"] == SERVICE_TASKS
+    assert scale["floor"]["writes_per_object"] >= 1
+    assert result["replacement"]["failures"] == 2
+    (loss,) = result["node_loss"]
+    assert loss["tasks_on_node"] >= 1
+    assert loss["replacements_on_lost_node"] == 0
+    restart = result["restart"]
+    assert restart["writes"] == sum(restart["breakdown"].values())
+
+    rows = bench_run.service_rows(result)
+    assert all(row.runs for row in rows)
+    assert f"Service 0 -> {SERVICE_TASKS} tasks RUNNING" in bench_run.table(rows)

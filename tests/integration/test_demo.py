@@ -1,7 +1,9 @@
 """`ecs-operator demo` end to end, as `make sandbox` runs it: a subprocess with its own sandbox
-(ephemeral port) and operator, the repository's examples, the real kubectl against it.
+(ephemeral port) and operator, the repository's examples and scenes, the real kubectl against it.
 
-Every wait polls with a deadline; the demo's `--duration` only bounds how long it runs.
+Every wait polls with a deadline. The full show is not timed by `--duration`: the test waits for
+the script's last line (however long a busy machine needs, up to SHOW_TIMEOUT), checks, then
+stops the demo with SIGTERM; `--duration` there is only a backstop.
 """
 
 from __future__ import annotations
@@ -19,16 +21,26 @@ from typing import Any
 
 import pytest
 
+from ecs_operator.demo import DEFAULT_EXAMPLES, SCRIPT, choose_script
 from helpers import ClusterTarget, run_kubectl, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "manifests" / "examples"
 TASKS_PATH = "/apis/ecs.operator.dev/v1alpha1/namespaces/default/tasks"
+SERVICE_PATH = "/apis/ecs.operator.dev/v1alpha1/namespaces/default/services/web-service"
 READY = re.compile(r"ready at (http://\S+): export KUBECONFIG=(\S+); kubectl get ecs")
 OPERATOR_PID = re.compile(r"operator started \(pid (\d+)\)")
-# Long enough for the operator to start and the 3 s batch job to finish on a busy machine.
-DURATION = 20
+SCRIPT_DONE = re.compile(r"── script done \((\d+) scenes?\)")
 STARTUP_TIMEOUT = 60
+# The whole show takes about 20 s after "ready" on an idle 2-core machine; the deadline is for
+# a loaded one (each scene step has its own 45 s deadline inside the demo).
+SHOW_TIMEOUT = 120
+WAIT_TIMEOUT = 30
+# Backstop only: the test stops the demo with SIGTERM once the script is done.
+SHOW_DURATION = 300
+# Long enough for the operator to start and run the small example's task on a busy machine.
+SHORT_DURATION = 20
+BALANCED = "zone-a 2 · zone-b 2 · zone-c 2"
 
 
 class DemoRun:
@@ -145,10 +157,21 @@ def exit_codes(status: dict[str, Any]) -> dict[str, int | None]:
     return {c["name"]: c.get("exitCode") for c in status.get("containers") or ()}
 
 
-def test_demo_runs_the_examples_and_exits_on_its_own(start_demo: Any, tmp_path: Path) -> None:
-    demo: DemoRun = start_demo("--duration", str(DURATION))
+def service_tasks(target: ClusterTarget) -> list[dict[str, Any]]:
+    response = target.http.get(
+        TASKS_PATH, params={"labelSelector": "ecs.operator.dev/service=web-service"}
+    )
+    assert response.ok, response.text
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
+
+
+@pytest.mark.timeout(SHOW_TIMEOUT + STARTUP_TIMEOUT + 60)
+def test_demo_plays_the_examples_and_the_service_scenes(start_demo: Any, tmp_path: Path) -> None:
+    demo: DemoRun = start_demo("--duration", str(SHOW_DURATION))
     ready = demo.wait_for_line(READY, STARTUP_TIMEOUT)
     assert Path(ready.group(2)) == demo.kubeconfig.resolve()
+    operator_pid = int(demo.wait_for_line(OPERATOR_PID, 1).group(1))
     target = ClusterTarget("demo", demo.kubeconfig)
     assert target.configuration.host == ready.group(1)
     cache = tmp_path / "kubectl-cache"
@@ -158,32 +181,33 @@ def test_demo_runs_the_examples_and_exits_on_its_own(start_demo: Any, tmp_path: 
         result = run_kubectl(demo.kubeconfig, cache, "get", "-f", str(EXAMPLES), "-o", "name")
         return result if result.returncode == 0 else None
 
-    created = wait_for(all_created, DURATION, interval=0.2, message=demo.describe)
+    created = wait_for(all_created, WAIT_TIMEOUT, interval=0.2, message=demo.describe)
     assert "task.ecs.operator.dev/web-1" in created.stdout
-    assert "rejected" not in demo.output()
+    assert "service.ecs.operator.dev/web-service" in created.stdout
 
-    batch = wait_task(demo, target, "batch-1", "STOPPED", DURATION)
+    batch = wait_task(demo, target, "batch-1", "STOPPED", WAIT_TIMEOUT)
     assert batch["stopCode"] == "EssentialContainerExited"
     assert exit_codes(batch) == {"report": 0}
 
-    web = wait_task(demo, target, "web-1", "RUNNING", DURATION)
+    web = wait_task(demo, target, "web-1", "RUNNING", WAIT_TIMEOUT)
     assert exit_codes(web)["migrate"] == 0  # the SUCCESS dependency ran first
 
-    crash = wait_task(demo, target, "crash-1", "STOPPED", DURATION)
+    crash = wait_task(demo, target, "crash-1", "STOPPED", WAIT_TIMEOUT)
     assert crash["stopCode"] == "EssentialContainerExited"
     assert exit_codes(crash) == {"app": 1}
 
-    secretless = wait_task(demo, target, "needs-secret-1", "STOPPED", DURATION)
+    secretless = wait_task(demo, target, "needs-secret-1", "STOPPED", WAIT_TIMEOUT)
     assert secretless["stopCode"] == "TaskFailedToStart"
     assert 'Secret "db-credentials" not found' in secretless["stoppedReason"]
 
     spread_zones = {
-        wait_task(demo, target, f"spread-{n}", "RUNNING", DURATION)["availabilityZone"]
+        wait_task(demo, target, f"spread-{n}", "RUNNING", WAIT_TIMEOUT)["availabilityZone"]
         for n in (1, 2, 3)
     }
     assert spread_zones == {"zone-a", "zone-b", "zone-c"}
     for name in ("pinned-1", "pinned-2"):
-        assert wait_task(demo, target, name, "RUNNING", DURATION)["availabilityZone"] != "zone-c"
+        pinned = wait_task(demo, target, name, "RUNNING", WAIT_TIMEOUT)
+        assert pinned["availabilityZone"] != "zone-c"
 
     listed = run_kubectl(demo.kubeconfig, cache, "get", "ecs")
     assert listed.returncode == 0, listed.stderr
@@ -192,11 +216,75 @@ def test_demo_runs_the_examples_and_exits_on_its_own(start_demo: Any, tmp_path: 
     for name in ("batch-1", "web-1", "crash-1", "needs-secret-1", "spread-1", "pinned-2"):
         assert f"task.ecs.operator.dev/{name} " in listed.stdout
 
-    assert demo.wait_exit(DURATION + 30) == 0, demo.describe()
+    # The show: every scene played to its end, none failed.
+    done = demo.wait_for_line(SCRIPT_DONE, SHOW_TIMEOUT)
+    assert int(done.group(1)) == len(SCRIPT), demo.describe()
+    output = demo.output()
+    assert "rejected" not in output
+    assert "failed:" not in output, demo.describe()
+
+    # 1. The service ran 6 tasks, two per zone.
+    assert f"web-service: 6 tasks RUNNING, by zone: {BALANCED}" in output
+    # 2. The killed task stopped as ECS says and a new task took its place.
+    killed = demo.wait_for_line(
+        re.compile(
+            r"(web-service-\w+) STOPPED, EssentialContainerExited \(exit 137\).*; "
+            r"replaced by (web-service-\w+), RUNNING"
+        ),
+        1,
+    )
+    victim, replacement = killed.group(1), killed.group(2)
+    assert victim != replacement
+    stopped = task_status(target, victim)
+    assert (stopped["lastStatus"], stopped["stopCode"]) == ("STOPPED", "EssentialContainerExited")
+    assert exit_codes(stopped) == {"app": 137}
+    # 3. The lost zone's tasks were stopped as lost and replaced elsewhere, then rebalanced.
+    lost_zone = demo.wait_for_line(re.compile(r"Zone (zone-\w+) goes dark"), 1).group(1)
+    moved = demo.wait_for_line(re.compile(r"replaced: 6 tasks RUNNING, by zone: (.*)"), 1)
+    assert f"{lost_zone} 0" in moved.group(1)
+    assert f"AZ balanced: 6 tasks RUNNING, by zone: {BALANCED}" in output
+    tasks = service_tasks(target)
+    lost = [
+        task["status"]
+        for task in tasks
+        if "was lost" in (task.get("status") or {}).get("stoppedReason", "")
+    ]
+    assert lost, demo.describe()
+    assert {status["availabilityZone"] for status in lost} == {lost_zone}
+    assert {status["stopCode"] for status in lost} == {"TerminationNotice"}
+    # 4. Revision 2 rolled out and its deployment completed.
+    assert re.search(r"deployment ecs-svc/\d+ of web-service:2 COMPLETED: 6 tasks RUNNING", output)
+    response = target.http.get(SERVICE_PATH)
+    assert response.ok, response.text
+    status = response.json()["status"]
+    assert status["runningCount"] == 6
+    assert [
+        (d["status"], d["taskDefinition"], d["rolloutState"]) for d in status["deployments"]
+    ] == [("PRIMARY", "web-service:2", "COMPLETED")]
+    running = [t["status"] for t in service_tasks(target) if t["status"]["lastStatus"] == "RUNNING"]
+    assert {s["taskDefinitionArn"] for s in running} == {"web-service:2"}
+    assert sorted(s["availabilityZone"] for s in running) == sorted(
+        ["zone-a", "zone-b", "zone-c"] * 2
+    )
+    # The service's ECS events were narrated as they came.
+    assert "  event: (service web-service) has reached a steady state." in output
+
+    # SIGTERM stops the demo, its operator and its sandbox; the last table lists every task.
+    demo.process.send_signal(signal.SIGTERM)
+    assert demo.wait_exit(30) == 0, demo.describe()
     final = demo.output().split("tasks at exit")[-1]
     batch_row = next(line for line in final.splitlines() if " batch-1 " in line)
     assert "STOPPED" in batch_row
     assert "EssentialContainerExited (exit 0)" in batch_row
+    assert f" {victim} " in final
+    wait_for(
+        lambda: not Path(f"/proc/{operator_pid}").exists(),
+        10,
+        message="the operator subprocess outlived the demo",
+    )
+    host, port = ready.group(1).removeprefix("http://").split(":")
+    with pytest.raises(OSError), socket.create_connection((host, int(port)), timeout=2):
+        pass
 
 
 BAD_TASK = """\
@@ -229,34 +317,36 @@ spec:
 """
 
 
-def test_demo_reports_a_rejected_example_and_stops_on_sigterm(
+def test_demo_reports_a_rejected_example_and_exits_on_its_own(
     start_demo: Any, tmp_path: Path
 ) -> None:
     examples = tmp_path / "examples"
     examples.mkdir()
     (examples / "a-bad.yaml").write_text(BAD_TASK)
     (examples / "b-small.yaml").write_text(SMALL_EXAMPLE)
-    demo: DemoRun = start_demo("--examples", str(examples), "--duration", "600")
-    ready = demo.wait_for_line(READY, STARTUP_TIMEOUT)
-    operator_pid = int(demo.wait_for_line(OPERATOR_PID, 1).group(1))
+    demo: DemoRun = start_demo("--examples", str(examples), "--duration", str(SHORT_DURATION))
+    demo.wait_for_line(READY, STARTUP_TIMEOUT)
     rejected = demo.wait_for_line(re.compile(r"a-bad\.yaml: Task/bad-ref rejected: (.*)"), 10)
     assert "spec.taskDefinition" in rejected.group(1)
     # The TaskDefinition is created before the Task that names it, whatever the file order.
     order = [line for line in demo.lines if "b-small.yaml:" in line]
     assert "TaskDefinition/forever created" in order[0], demo.describe()
-    wait_task(demo, ClusterTarget("demo", demo.kubeconfig), "forever-1", "RUNNING", 30)
+    wait_task(demo, ClusterTarget("demo", demo.kubeconfig), "forever-1", "RUNNING", SHORT_DURATION)
 
-    demo.process.send_signal(signal.SIGTERM)
-    assert demo.wait_exit(30) == 0, demo.describe()
-    assert "tasks at exit" in demo.output()
-    wait_for(
-        lambda: not Path(f"/proc/{operator_pid}").exists(),
-        10,
-        message="the operator subprocess outlived the demo",
-    )
-    host, port = ready.group(1).removeprefix("http://").split(":")
-    with pytest.raises(OSError), socket.create_connection((host, int(port)), timeout=2):
-        pass
+    assert demo.wait_exit(SHORT_DURATION + 30) == 0, demo.describe()
+    # Other examples: the service scenes (which act on the repository's Service) stay off.
+    assert "── scene 1/1: the examples" in demo.output()
+    assert "── script done (1 scene)" in demo.output()
+    final = demo.output().split("tasks at exit")[-1]
+    assert "RUNNING" in next(line for line in final.splitlines() if " forever-1 " in line)
+
+
+def test_scenes_play_only_on_the_repository_examples(tmp_path: Path) -> None:
+    assert choose_script(DEFAULT_EXAMPLES, scenes=True) == SCRIPT
+    assert len(SCRIPT) == 5
+    only_examples = SCRIPT[:1]
+    assert choose_script(DEFAULT_EXAMPLES, scenes=False) == only_examples  # --no-scenes
+    assert choose_script(tmp_path, scenes=True) == only_examples
 
 
 def test_demo_rejects_an_examples_file_that_is_not_an_object(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from ecs_operator.core.conditions import set_condition
 from ecs_operator.core.revisions import RevisionRecord
 from ecs_operator.core.security import SecurityPolicy
 from ecs_operator.core.validation import task_definition_problems, unsupported_fields
-from ecs_operator.models.common import Condition
+from ecs_operator.models.common import Condition, UnsupportedField
 from ecs_operator.models.taskdefinition import (
     RevisionSummary,
     TaskDefinition,
@@ -90,7 +90,9 @@ def plan_registration(
                 ],
             }
         )
-        return _plan(previous, status, deactivate, collect, None, ("Warning", "Invalid", problems))
+        return _plan(
+            previous, status, deactivate, collect, None, [("Warning", "Invalid", problems)]
+        )
 
     family = definition.family
     register = None
@@ -123,6 +125,11 @@ def plan_registration(
     if register is not None:
         history.append(RevisionSummary(revision=latest_number, registered_at=now, status="ACTIVE"))
     unsupported = unsupported_fields(definition.spec)
+    accepted_message = f"registered as revision {reference}"
+    if unsupported:
+        accepted_message += "; accepted but not honoured on Kubernetes: " + unsupported_text(
+            unsupported
+        )
     status = TaskDefinitionStatus(
         revision=latest_number,
         task_definition_arn=reference,
@@ -135,18 +142,20 @@ def plan_registration(
                 previous.conditions,
                 ACCEPTED,
                 "True",
-                "Registered",
-                f"registered as revision {reference}",
+                "RegisteredWithUnsupportedFields" if unsupported else "Registered",
+                accepted_message,
                 generation,
                 now,
             )
         ],
         unsupported=unsupported[:MAX_UNSUPPORTED] or None,
     )
-    event = (
-        ("Normal", "Registered", f"registered task definition {reference}") if register else None
-    )
-    return _plan(previous, status, deactivate, collect, register, event)
+    events: list[tuple[str, str, str]] = []
+    if register is not None:
+        events.append(("Normal", "Registered", f"registered task definition {reference}"))
+        if unsupported:
+            events.append(("Warning", "UnsupportedFields", accepted_message))
+    return _plan(previous, status, deactivate, collect, register, events)
 
 
 def _plan(
@@ -155,7 +164,7 @@ def _plan(
     deactivate: list[int],
     collect: list[int],
     register: dict[str, Any] | None,
-    event: tuple[str, str, str] | None,
+    events: list[tuple[str, str, str]],
 ) -> RegistrationPlan:
     changed = status != previous
     return RegistrationPlan(
@@ -165,8 +174,13 @@ def _plan(
         status=status.model_dump(mode="json", by_alias=True, exclude_none=True)
         if changed
         else None,
-        events=[event] if event and changed else [],
+        events=events if changed else [],
     )
+
+
+def unsupported_text(unsupported: Sequence[UnsupportedField]) -> str:
+    """One line naming what is accepted but not honoured, and why."""
+    return "; ".join(f"{u.field} ({u.reason})" for u in unsupported)
 
 
 def accepted_condition(status: Mapping[str, Any] | None) -> Condition | None:

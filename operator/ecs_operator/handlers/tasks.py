@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from ecs_operator.core import labels, placement
 from ecs_operator.core.capacity import cluster_instances, reservation, task_requirements
 from ecs_operator.core.lifecycle import (
+    Event,
     Observation,
     StopPod,
     TaskView,
@@ -27,7 +28,7 @@ from ecs_operator.core.lifecycle import (
     is_on_lost_node,
     observe,
 )
-from ecs_operator.core.registration import accepted_condition
+from ecs_operator.core.registration import MAX_UNSUPPORTED, accepted_condition, unsupported_text
 from ecs_operator.core.render import (
     ResolvedTaskDefinition,
     effective_spec,
@@ -46,6 +47,7 @@ from ecs_operator.handlers.metrics import OperatorMetrics
 from ecs_operator.handlers.workqueue import WorkQueue
 from ecs_operator.kube.client import PODS, SECRETS, TASKS, KubeError
 from ecs_operator.kube.events import EventRecorder
+from ecs_operator.models.common import UnsupportedField
 from ecs_operator.models.task import StopCode, Task, TaskStatus
 from ecs_operator.models.taskdefinition import TaskDefinitionSpec, parse_task_definition_ref
 
@@ -135,13 +137,14 @@ class TaskController:
         if pod is None:
             observation = self._with_final_pod_state(key, body, view, observation, now)
         if observation.wants_pod and not waiting and record is not None and spec is not None:
-            launch_failure = await self._launch(task, body, record, spec)
+            launch_failure, unsupported = await self._launch(task, body, record, spec)
             if launch_failure is not None:
                 observation = observe(replace(view, start_failure=launch_failure), None, now)
             else:
                 # Report the new Pod straight away (PENDING) instead of PROVISIONING first:
                 # one status write fewer per task launched.
                 observation = observe(view, self.context.pods.get(key), now)
+                observation = _with_unsupported(observation, unsupported)
         if not await self._write_status(body, task.status, observation.status):
             return  # deleted meanwhile: garbage collection removes its Pod
         await self._act(key, body, pod, observation)
@@ -309,16 +312,17 @@ class TaskController:
 
     async def _launch(
         self, task: Task, body: dict[str, Any], record: RevisionRecord, spec: TaskDefinitionSpec
-    ) -> str | None:
-        """Place and create the task's Pod; the ECS-worded reason when it cannot start."""
+    ) -> tuple[str | None, list[UnsupportedField]]:
+        """Place and create the task's Pod. Returns the ECS-worded reason when it cannot start,
+        and what the Pod does not honour of its definition."""
         namespace, name = task.metadata.namespace or "", task.metadata.name
         problems = task_problems(spec, task.spec, self.policy)
         if problems:
-            return "ClientException: " + "; ".join(str(p) for p in problems)
+            return "ClientException: " + "; ".join(str(p) for p in problems), []
         effective = effective_spec(spec, task.spec.overrides)
         missing = await self._missing_secret(namespace, effective)
         if missing is not None:
-            return missing
+            return missing, []
         group = (task.status.group if task.status else None) or _group(task)
         try:
             requirements = task_requirements(
@@ -328,7 +332,7 @@ class TaskController:
                 strategies=task.spec.placement_strategy or (),
             )
         except ValueError as error:
-            return f"ClientException: {error}"
+            return f"ClientException: {error}", []
         instances = cluster_instances(self.context.nodes.values(), self.context.pods.values())
         # A Service places its tasks itself (to report what cannot be placed) and names the
         # node; the task still checks it fits, so the cluster never oversubscribes.
@@ -343,7 +347,7 @@ class TaskController:
                 if result.closest
                 else ""
             )
-            return f"TaskFailedToStart: {result.reason}{closest}"
+            return f"TaskFailedToStart: {result.reason}{closest}", []
         rendered = render_pod(
             task_name=name,
             namespace=namespace,
@@ -362,16 +366,16 @@ class TaskController:
             created = await self.context.kube.create(PODS, namespace, rendered.manifest)
         except KubeError as error:
             if error.conflict:
-                return None  # already launched (a restart raced its own watch): nothing to do
+                return None, []  # already launched (a restart raced its own watch)
             self.context.pods.observe("DELETED", rendered.manifest)
             if error.code in (400, 403, 422):
-                return f"CannotStartContainerError: the Pod was refused: {error.message}"
+                return f"CannotStartContainerError: the Pod was refused: {error.message}", []
             raise
         except BaseException:
             self.context.pods.observe("DELETED", rendered.manifest)
             raise
         self.context.pods.observe("ADDED", created)
-        return None
+        return None, rendered.unsupported
 
     async def _missing_secret(self, namespace: str, spec: TaskDefinitionSpec) -> str | None:
         for reference in secret_references(spec):
@@ -415,6 +419,15 @@ def _service_of(body: Mapping[str, Any]) -> str | None:
     """The Service that owns this task, if it is a service task."""
     owners = body.get("metadata", {}).get("ownerReferences") or ()
     return next((ref["name"] for ref in owners if ref.get("kind") == "Service"), None)
+
+
+def _with_unsupported(observation: Observation, unsupported: list[UnsupportedField]) -> Observation:
+    """Record, once at launch, what the Pod does not honour: in status and as a warning."""
+    if not unsupported:
+        return observation
+    status = observation.status.model_copy(update={"unsupported": unsupported[:MAX_UNSUPPORTED]})
+    warning = Event("Warning", "UnsupportedFields", unsupported_text(unsupported))
+    return replace(observation, status=status, events=(*observation.events, warning))
 
 
 def _requested_stop_code(task: Task) -> StopCode:

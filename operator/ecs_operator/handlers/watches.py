@@ -2,6 +2,10 @@
 
 No handler here keeps Kopf state (only `on.event`), so the operator never writes Kopf
 annotations onto users' objects and a resync of a converged cluster writes nothing.
+
+The event handlers are coroutines on purpose: Kopf runs plain functions in a thread pool, and
+the caches and work queues they feed belong to the event loop (a cache changing under a
+reconcile's iteration, or an asyncio.Queue fed from another thread, breaks both).
 """
 
 from __future__ import annotations
@@ -153,7 +157,7 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.on.event(API_GROUP, "tasks")
-def task_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+async def task_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     body = event["object"]
     key = memo.context.tasks.observe(event.get("type"), body)
     memo.tasks.enqueue(key)
@@ -163,20 +167,20 @@ def task_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.on.event(API_GROUP, "taskdefinitions")
-def task_definition_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+async def task_definition_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     key = memo.context.task_definitions.observe(event.get("type"), event["object"])
     memo.task_definitions.enqueue(key)
     memo.services.enqueue_all(key[0])  # `family` may now mean another revision
 
 
 @kopf.on.event(API_GROUP, "services")
-def service_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+async def service_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     key = memo.context.services.observe(event.get("type"), event["object"])
     memo.services.enqueue(key)
 
 
 @kopf.on.event("apps", "v1", "controllerrevisions", labels={labels.FAMILY_LABEL: kopf.PRESENT})
-def revision_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+async def revision_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     body = event["object"]
     memo.context.revisions.observe(event.get("type"), body)
     reference = (body["metadata"].get("annotations") or {}).get(labels.TASK_DEFINITION_ANNOTATION)
@@ -187,7 +191,7 @@ def revision_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.on.event("v1", "pods")
-def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+async def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     body = event["object"]
     memo.context.pods.observe(event.get("type"), body)
     task = _owner(body, "Task")
@@ -196,7 +200,7 @@ def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.on.event("v1", "nodes")
-def node_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+async def node_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     body = event["object"]
     before = memo.context.nodes.get(("", body["metadata"]["name"]))
     memo.context.nodes.observe(event.get("type"), body)
