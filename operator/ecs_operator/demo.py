@@ -138,6 +138,10 @@ class Manifest:
     def name(self) -> str:
         return str(self.body["metadata"]["name"])
 
+    def is_ecs(self, kind: str) -> bool:
+        """Whether this is this operator's `kind` (not a namesake of another API group)."""
+        return self.kind == kind and self.body["apiVersion"] == ECS_API_VERSION
+
 
 def load_manifests(directory: Path) -> list[Manifest]:
     """Every document of `directory/*.yaml` (and `*.yml`), in creation order: the kinds of
@@ -205,7 +209,7 @@ class ResourceFinder:
 # --- the stage and the script ---------------------------------------------------------------
 
 T = TypeVar("T")
-ServiceKey = tuple[str, str]  # namespace, name
+ObjectKey = tuple[str, str]  # namespace, name
 
 
 def _name(body: Obj) -> str:
@@ -278,14 +282,14 @@ class ServiceView:
         return len(self.running) == self.desired and not moving
 
     def balanced(self) -> bool:
-        """Tasks in every zone with a Ready node, the counts at most one apart (ECS's AZ
-        balance), and none elsewhere."""
+        """ECS's AZ balance: the RUNNING tasks per zone with a Ready node (zero counts too) at
+        most one apart, and none in other zones."""
         counts = self.running_by_zone()
         zones = self.ready_zones()
         if not zones or not set(counts) <= set(zones):
             return False
         per_zone = [counts[zone] for zone in zones]
-        return min(per_zone) > 0 and max(per_zone) - min(per_zone) <= 1
+        return max(per_zone) - min(per_zone) <= 1
 
 
 def _settled(view: ServiceView) -> ServiceView | None:
@@ -315,8 +319,8 @@ class Stage:
         body = manifest.body
         try:
             resource = await self.finder.find(body["apiVersion"], manifest.kind)
-            namespace = body["metadata"].get("namespace") or self.namespace
-            await self.kube.create(resource, namespace if resource.namespaced else None, body)
+            namespace = self.namespace_of(manifest) if resource.namespaced else None
+            await self.kube.create(resource, namespace, body)
         except DemoError as error:
             return f"rejected: {error}"
         except KubeError as error:
@@ -326,16 +330,17 @@ class Stage:
         return "created"
 
     def namespace_of(self, manifest: Manifest) -> str:
+        """Where a namespaced object of the examples goes: its own namespace, else the stage's."""
         return str(manifest.body["metadata"].get("namespace") or self.namespace)
 
-    def service_key(self) -> ServiceKey:
+    def service_key(self) -> ObjectKey:
         """The examples' (first) Service: the one the scenes act on."""
         for manifest in self.examples:
-            if manifest.kind == "Service" and manifest.body["apiVersion"] == ECS_API_VERSION:
+            if manifest.is_ecs("Service"):
                 return self.namespace_of(manifest), manifest.name
         raise DemoError("the examples hold no Service for the scenes to show")
 
-    async def read_service(self, key: ServiceKey) -> ServiceView:
+    async def read_service(self, key: ObjectKey) -> ServiceView:
         namespace, name = key
         service = await self.kube.get(SERVICES, namespace, name) or {}
         tasks = await self.kube.list(TASKS, namespace, label_selector=f"{SERVICE_LABEL}={name}")
@@ -352,7 +357,7 @@ class Stage:
 
     async def follow(
         self,
-        key: ServiceKey,
+        key: ObjectKey,
         what: str,
         check: Callable[[ServiceView], T | None],
         seconds: float = SCENE_TIMEOUT,
@@ -383,7 +388,7 @@ class Scene:
 async def apply_examples(stage: Stage) -> None:
     shown = _shown_path(stage.examples_dir)
     stage.say(f"creating {len(stage.examples)} objects from {shown}")
-    registering: list[ServiceKey] = []
+    registering: list[ObjectKey] = []
     for manifest in stage.examples:
         if registering and manifest.kind not in APPLY_FIRST:
             await wait_registered(stage, registering)
@@ -391,11 +396,11 @@ async def apply_examples(stage: Stage) -> None:
         outcome = await stage.create(manifest)
         style = "red" if outcome.startswith("rejected") else ""
         stage.say(f"  {manifest.source.name}: {manifest.kind}/{manifest.name} {outcome}", style)
-        if manifest.kind == "TaskDefinition" and outcome == "created":
+        if manifest.is_ecs("TaskDefinition") and outcome == "created":
             registering.append((stage.namespace_of(manifest), manifest.name))
 
 
-async def wait_registered(stage: Stage, names: list[ServiceKey]) -> None:
+async def wait_registered(stage: Stage, names: list[ObjectKey]) -> None:
     """Wait until the operator has judged each TaskDefinition (a revision registered, or an
     `Accepted` condition saying why not), so what runs them never sees a pending family."""
     stage.say(f"  waiting for the operator to register {len(names)} task definitions")
@@ -567,12 +572,8 @@ async def roll_out_revision(stage: Stage) -> None:
     primary = await stage.follow(key, f"a deployment of a new revision of {family}", started)
     deployment, revision = primary["id"], primary["taskDefinition"]
     stage.say(f"deployment {deployment} of {revision} started (PRIMARY)", "yellow")
-    running_seen: list[int] = []
-    tasks_seen: list[int] = []
 
     def completed(view: ServiceView) -> ServiceView | None:
-        running_seen.append(len(view.running))
-        tasks_seen.append(sum(_last_status(task) != "STOPPED" for task in view.tasks))
         primary = view.primary()
         done = (
             primary.get("id") == deployment
@@ -585,8 +586,7 @@ async def roll_out_revision(stage: Stage) -> None:
     view = await stage.follow(key, f"deployment {deployment} to complete", completed)
     stage.say(
         f"deployment {deployment} of {revision} COMPLETED: {len(view.running)} tasks RUNNING "
-        f"{revision} (seen while rolling: {min(running_seen)} to {max(running_seen)} running, "
-        f"at most {max(tasks_seen)} tasks)",
+        f"{revision}, spread {view.zone_text()}",
         "green",
     )
 

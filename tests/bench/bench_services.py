@@ -37,6 +37,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,7 @@ FLOOR_CONCURRENCY = 16
 CONVERGE_TIMEOUT = 180.0
 SETTLE_QUIET = 1.0
 SETTLE_LIMIT = 30.0
+ZONE_LABEL = "topology.kubernetes.io/zone"
 MERGE_PATCH = {"Content-Type": "application/merge-patch+json"}
 
 
@@ -122,18 +124,23 @@ async def running_tasks(api: Api, namespace: str) -> list[Body]:
 async def wait_count(
     recorder: WatchRecorder,
     probe: str,
-    names: Iterable[str] | None,
     count: int,
     seconds: float,
     what: str,
+    *,
+    among: Iterable[str] | None = None,
+    excluding: Iterable[str] = (),
 ) -> float:
-    """Wait until `count` objects (of `names`, or any) satisfied `probe`; the time the
-    `count`-th did (TimeoutError after `seconds`)."""
-    wanted = None if names is None else set(names)
+    """Wait until `count` objects (of `among` if given, never of `excluding`) satisfied
+    `probe`; the time the `count`-th did (TimeoutError after `seconds`)."""
+    wanted = None if among is None else set(among)
+    unwanted = set(excluding)
 
     async def reached() -> list[float] | None:
         times = sorted(
-            at for name, at in recorder.seen[probe].items() if wanted is None or name in wanted
+            at
+            for name, at in recorder.seen[probe].items()
+            if (wanted is None or name in wanted) and name not in unwanted
         )
         return times if len(times) >= count else None
 
@@ -194,10 +201,9 @@ class EcsBench:
                 service("scale", count),
             )
             what = f"{count} service tasks RUNNING"
-            all_running = await wait_count(tasks, "running", None, count, CONVERGE_TIMEOUT, what)
-            pods_running = await wait_count(
-                pods, "running", None, count, CONVERGE_TIMEOUT, f"{count} pods Running"
-            )
+            all_running = await wait_count(tasks, "running", count, CONVERGE_TIMEOUT, what)
+            what = f"{count} pods Running"
+            pods_running = await wait_count(pods, "running", count, CONVERGE_TIMEOUT, what)
             self.operator.check_alive()
             settled = await self.api.settle(quiet=SETTLE_QUIET, limit=SETTLE_LIMIT)
             requests = await self.api.counters() - before
@@ -235,14 +241,10 @@ class EcsBench:
                 await merge_patch(self.api, f"{pods_path(namespace)}/{victims[index]}", patch)
 
             await paced(len(victims), FAILURE_RATE, fail)
-            await wait_count(pods, "failed", victims, len(victims), 60, "the failures to show")
-
-            def new_pods() -> int:
-                return len(pods.seen["added"].keys() - originals)
-
-            await wait_until(
-                _ready(lambda: new_pods() >= len(victims)), 60, f"{len(victims)} replacement pods"
-            )
+            what = "the failures to show"
+            await wait_count(pods, "failed", len(victims), 60, what, among=victims)
+            what = f"{len(victims)} replacement pods"
+            await wait_count(pods, "added", len(victims), 60, what, excluding=originals)
         finally:
             await pods.stop()
         failed_at = sorted(pods.seen["failed"][name] for name in victims)
@@ -292,26 +294,24 @@ class EcsBench:
             lost_at = time.monotonic()
             patch = {"metadata": {"annotations": {NODE_STATE_ANNOTATION: "lost"}}}
             await merge_patch(self.api, node_path, patch)
-            not_ready = await wait_count(nodes, "not_ready", [node], 1, 60, f"{node} NotReady")
-
-            def replacements() -> list[float]:
-                return sorted(t for n, t in tasks.seen["running"].items() if n not in known)
-
-            await wait_until(
-                _ready(lambda: len(replacements()) >= len(victims)),
-                60,
-                f"{len(victims)} replacements of the tasks on {node}",
+            not_ready = await wait_count(
+                nodes, "not_ready", 1, 60, f"{node} NotReady", among=[node]
             )
-            replaced = replacements()[len(victims) - 1]
+            what = f"{len(victims)} replacements of the tasks on {node}"
+            replaced = await wait_count(tasks, "running", len(victims), 60, what, excluding=known)
         finally:
             await nodes.stop()
             await tasks.stop()
         new_names = {t["metadata"]["name"] for t in await running_tasks(self.api, namespace)}
         pods = await items(self.api, pods_path(namespace))
-        on_lost = [
-            p["metadata"]["name"]
+        zones = {
+            n["metadata"]["name"]: n["metadata"]["labels"].get(ZONE_LABEL, "")
+            for n in await items(self.api, "/api/v1/nodes")
+        }
+        placed = [
+            p["spec"].get("nodeName", "")
             for p in pods
-            if p["metadata"]["name"] in new_names - known and p["spec"].get("nodeName") == node
+            if p["metadata"]["name"] in new_names - known
         ]
         await merge_patch(
             self.api, node_path, {"metadata": {"annotations": {NODE_STATE_ANNOTATION: None}}}
@@ -327,18 +327,15 @@ class EcsBench:
             "tasks_on_node": len(victims),
             "seconds": round(replaced - not_ready, 3),
             "not_ready_after_seconds": round(not_ready - lost_at, 3),
-            "replacements_on_lost_node": len(on_lost),
+            "zone": zones.get(node, ""),
+            "replacements_on_lost_node": placed.count(node),
+            "replacement_zones": dict(Counter(zones.get(n, "") for n in placed)),
         }
 
 
-def _ready(check: Any) -> Any:
-    async def predicate() -> bool:
-        return bool(check())
-
-    return predicate
-
-
-async def floor_batches(api: Api, kubeconfig: Path, workdir: Path, sizes: list[int]) -> list[Any]:
+async def floor_batches(
+    api: Api, kubeconfig: Path, workdir: Path, sizes: list[int]
+) -> list[dict[str, Any]]:
     """For each size, a batch of `Floor` objects until all their Pods run (the floor of P2)."""
     await api.install_crds(
         [floor_operator.crd_manifest()], floor_operator.GROUP, {floor_operator.PLURAL}
@@ -496,7 +493,8 @@ def report(result: dict[str, Any]) -> str:
             f"  node loss {loss['node']}: {loss['tasks_on_node']} tasks replaced and RUNNING "
             f"{loss['seconds']:.2f} s after NotReady (NotReady "
             f"{loss['not_ready_after_seconds']:.1f} s after the loss; "
-            f"{loss['replacements_on_lost_node']} replacements on that node)"
+            f"{loss['replacements_on_lost_node']} replacements on that node; replacements per "
+            f"zone {loss['replacement_zones']}, lost node in {loss['zone']})"
         )
     restart = result["restart"]
     lines.append(

@@ -241,29 +241,34 @@ class Services:
 
         return self.ecs.wait(predicate, f"service {name}: {what}", describe, timeout)
 
+    def steady(self, name: str, desired: int, revision: str | None = None) -> Body | None:
+        """The status when the service runs `desired` tasks (of `revision`), nothing else is
+        live, its only deployment is COMPLETED and the status is current; else None."""
+        service = self.get(name)
+        status: Body = service.get("status") or {}
+        deployments = status.get("deployments") or []
+        live = self.live(name)
+        done = (
+            status.get("observedGeneration") == service["metadata"]["generation"]
+            and status.get("runningCount") == desired
+            and status.get("desiredCount") == desired
+            and len(deployments) == 1
+            and deployments[0].get("rolloutState") == "COMPLETED"
+            and len(live) == desired
+            and all(task_status(t).get("lastStatus") == "RUNNING" for t in live)
+            and (revision is None or all(revision_of(t) == revision for t in live))
+        )
+        return status if done else None
+
     def wait_steady(
         self, name: str, desired: int, revision: str | None = None, timeout: float = 20
     ) -> Body:
-        """The status once the service runs `desired` tasks (of `revision`), nothing else live,
-        and its only deployment is COMPLETED."""
-
-        def steady() -> Body | None:
-            status = self.status(name)
-            deployments = status.get("deployments") or []
-            live = self.live(name)
-            done = (
-                status.get("observedGeneration") == self.get(name)["metadata"]["generation"]
-                and status.get("runningCount") == desired
-                and status.get("desiredCount") == desired
-                and len(deployments) == 1
-                and deployments[0].get("rolloutState") == "COMPLETED"
-                and len(live) == desired
-                and all(task_status(t).get("lastStatus") == "RUNNING" for t in live)
-                and (revision is None or all(revision_of(t) == revision for t in live))
-            )
-            return status if done else None
-
-        result: Body = self.wait(steady, f"steady at {desired} ({revision})", name, timeout)
+        result: Body = self.wait(
+            lambda: self.steady(name, desired, revision),
+            f"steady at {desired} ({revision})",
+            name,
+            timeout,
+        )
         return result
 
 

@@ -249,3 +249,48 @@ def az_balance(service: str, tasks_per_zone: Mapping[str, int], balanced: bool) 
 def service_task_definition_unusable(service: str, error: str) -> str:
     """Operator wording (ECS refuses such an UpdateService call outright)."""
     return f"(service {service}) was unable to start a deployment: {error}."
+
+
+# ---------------------------------------------------------------------------------------------
+# Load balancers. ECS names the target group by its ARN; here the LoadBalancer's name stands in.
+
+ELB_HEALTH_CHECKS_FAILED: Final = "Task failed ELB health checks"
+REASON_LOAD_BALANCER_IN_USE: Final = "LoadBalancerInUse"
+REASON_LOAD_BALANCER_MISSING: Final = "LoadBalancerMissing"
+
+
+def targets_registered(service: str, count: int, load_balancer: str) -> str:
+    """``(service S) registered N targets in (target-group LB)`` (ECS: no final period)."""
+    return f"(service {service}) registered {count} targets in (target-group {load_balancer})"
+
+
+def targets_deregistered(service: str, count: int, load_balancer: str) -> str:
+    """``(service S) deregistered N targets in (target-group LB)`` (ECS: no final period)."""
+    return f"(service {service}) deregistered {count} targets in (target-group {load_balancer})"
+
+
+def draining_connections(service: str, task_count: int) -> str:
+    """ECS's older form, without ``, taskSet ecs-svc/N`` (this operator has no task sets)."""
+    return f"(service {service}) has begun draining connections on {task_count} tasks."
+
+
+def target_unhealthy(service: str, task_id: str, port: int, load_balancer: str) -> str:
+    """A target turned unhealthy; readiness probes give no response code, so ECS's generic
+    ``Health checks failed`` stands as the reason."""
+    return (
+        f"(service {service}) (task {task_id}) (port {port}) is unhealthy in (target-group "
+        f"{load_balancer}) due to (reason Health checks failed)."
+    )
+
+
+def elb_health_checks_failed(load_balancer: str) -> str:
+    """stoppedReason of a service task replaced for its unhealthy target."""
+    return f"{ELB_HEALTH_CHECKS_FAILED} in (target-group {load_balancer})"
+
+
+def load_balancer_in_use(load_balancer: str, services: Sequence[str]) -> str:
+    """Operator wording (ELBv2 refuses DeleteTargetGroup with ResourceInUse)."""
+    return (
+        f"LoadBalancer {load_balancer} is being deleted while Services still use it: "
+        f"{', '.join(sorted(services))}"
+    )

@@ -24,6 +24,7 @@ import yaml
 from pydantic import BaseModel
 
 from ecs_operator.models.common import API_GROUP, API_VERSION
+from ecs_operator.models.loadbalancer import LoadBalancer
 from ecs_operator.models.service import Service
 from ecs_operator.models.task import Task
 from ecs_operator.models.taskdefinition import TaskDefinition
@@ -209,6 +210,25 @@ CUSTOM_RESOURCES: Final = (
             spec_replicas_path=".spec.desiredCount",
             status_replicas_path=".status.runningCount",
             label_selector_path=".status.selector",
+        ),
+    ),
+    CustomResource(
+        model=LoadBalancer,
+        plural="loadbalancers",
+        singular="loadbalancer",
+        short_names=("ecslb",),
+        printer_columns=(
+            PrinterColumn("Type", ".spec.type", "Kubernetes Service type."),
+            PrinterColumn(
+                "Healthy", ".status.healthyCount", "Targets in state healthy.", type="integer"
+            ),
+            PrinterColumn(
+                "Unhealthy", ".status.unhealthyCount", "Targets in state unhealthy.", type="integer"
+            ),
+            PrinterColumn(
+                "Draining", ".status.drainingCount", "Targets in state draining.", type="integer"
+            ),
+            AGE_COLUMN,
         ),
     ),
 )

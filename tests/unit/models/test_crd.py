@@ -114,6 +114,7 @@ def test_names_scope_and_subresources() -> None:
         "taskdefinitions.ecs.operator.dev.yaml",
         "tasks.ecs.operator.dev.yaml",
         "services.ecs.operator.dev.yaml",
+        "loadbalancers.ecs.operator.dev.yaml",
     }
     td = crds["taskdefinitions.ecs.operator.dev.yaml"]
     assert td["metadata"]["name"] == "taskdefinitions.ecs.operator.dev"

@@ -1,0 +1,147 @@
+"""Services when nodes go: zone outage and recovery (AZ rebalancing), cordon, DAEMON services.
+
+These tests change the shared sandbox's nodes; every change is undone on the way out (even on
+failure), and each waits until the nodes are Ready and schedulable again."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from ecs_api import Ecs, KubectlRunner
+from service_support import (
+    NODES,
+    ZONES,
+    Services,
+    TaskWatch,
+    bounds_check,
+    cordoned,
+    is_balanced,
+    node_of,
+    nodes_lost,
+    task_status,
+    zone_counts,
+)
+
+from helpers import ClusterTarget
+
+ZONE_A = ("node-zone-a-1", "node-zone-a-2")
+
+
+def running_on(services: Services, name: str) -> Counter[str]:
+    """Live RUNNING tasks of the service per node."""
+    return Counter(
+        node_of(t)
+        for t in services.live(name)
+        if task_status(t).get("lastStatus") == "RUNNING"
+    )
+
+
+def test_zone_outage_moves_tasks_and_recovery_rebalances(
+    ecs: Ecs, sandbox_target: ClusterTarget
+) -> None:
+    services = Services(ecs)
+    ecs.create_task_definition("web")
+    ecs.wait_accepted("web")
+    services.create("web", "web", desiredCount=6)
+    services.wait_steady("web", 6)
+    assert zone_counts(services.tasks("web")) == Counter(dict.fromkeys(ZONES, 2))
+    with nodes_lost(sandbox_target, *ZONE_A):
+
+        def moved() -> bool:
+            where = running_on(services, "web")
+            return sum(where.values()) == 6 and not set(where) & set(ZONE_A)
+
+        services.wait(moved, "six tasks running outside zone-a", "web", timeout=15)
+        counts = zone_counts(services.live("web"))
+        assert (counts["zone-b"], counts["zone-c"]) == (3, 3), counts
+        lost = [t for t in services.tasks("web") if node_of(t) in ZONE_A]
+        assert len(lost) == 2
+        assert {task_status(t).get("stopCode") for t in lost} <= {"TerminationNotice", None}
+    # Back: AZ rebalancing restores the spread.
+    balanced = (
+        "(service web) is AZ balanced with "
+        "2 tasks in zone-a, 2 tasks in zone-b, 2 tasks in zone-c."
+    )
+    services.wait(
+        lambda: balanced in services.messages("web") and services.steady("web", 6),
+        "two tasks per zone again",
+        "web",
+    )
+    assert zone_counts(services.live("web")) == Counter(dict.fromkeys(ZONES, 2))
+    messages = services.messages("web")
+    assert any(m.startswith("(service web) is not AZ balanced with 3 tasks in") for m in messages)
+    assert messages.index(balanced) < messages.index(
+        next(m for m in messages if "AZ Rebalancing in progress" in m)
+    )
+
+
+def test_cordon_moves_service_tasks_but_leaves_a_standalone_task(
+    ecs: Ecs, kubectl: KubectlRunner, sandbox_target: ClusterTarget
+) -> None:
+    services = Services(ecs)
+    ecs.create_task_definition("web")
+    ecs.wait_accepted("web")
+    services.create("web", "web", desiredCount=6)
+    services.wait_steady("web", 6)
+    node = "node-zone-b-1"
+    pinned = {"type": "memberOf", "expression": f"ec2InstanceId == {node}"}
+    ecs.create_task("standalone", "web", placementConstraints=[pinned])
+    assert ecs.wait_last_status("standalone", "RUNNING")["nodeName"] == node
+    assert running_on(services, "web")[node] >= 1
+    with TaskWatch(services, bounds_check("web", lambda: 6, 100, 200)) as watch:
+        with cordoned(kubectl, sandbox_target, node):
+            services.wait(
+                lambda: not running_on(services, "web")[node] and services.steady("web", 6),
+                f"no service task on {node}",
+                "web",
+            )
+            standalone = ecs.task("standalone")
+            assert standalone["spec"].get("desiredStatus", "RUNNING") == "RUNNING"
+            assert task_status(standalone)["lastStatus"] == "RUNNING"
+    watch.assert_clean()
+    moved = [t for t in services.tasks("web") if node_of(t) == node]
+    assert moved
+    assert {task_status(t).get("stoppedReason") for t in moved} == {
+        f"Task stopped: its node (node {node}) is draining"
+    }
+    assert is_balanced(zone_counts(services.live("web")))
+
+
+def test_daemon_runs_one_task_per_eligible_node(
+    ecs: Ecs, kubectl: KubectlRunner, sandbox_target: ClusterTarget
+) -> None:
+    services = Services(ecs)
+    ecs.create_task_definition("agent")
+    ecs.wait_accepted("agent")
+    services.create("agent", "agent", schedulingStrategy="DAEMON")
+
+    def one_per_node(nodes: set[str]) -> bool:
+        where = running_on(services, "agent")
+        return set(where) == nodes and set(where.values()) == {1} and bool(
+            services.steady("agent", len(nodes))
+        )
+
+    services.wait(lambda: one_per_node(set(NODES)), "a task on each node", "agent")
+    lost, drained = "node-zone-c-1", "node-zone-a-2"
+    with nodes_lost(sandbox_target, lost):
+        services.wait(lambda: one_per_node(set(NODES) - {lost}), f"none on {lost}", "agent")
+    services.wait(lambda: one_per_node(set(NODES)), f"back on {lost}", "agent")
+    with cordoned(kubectl, sandbox_target, drained):
+        services.wait(lambda: one_per_node(set(NODES) - {drained}), f"none on {drained}", "agent")
+    services.wait(lambda: one_per_node(set(NODES)), f"back on {drained}", "agent")
+
+
+def test_daemon_member_of_restricts_the_nodes(ecs: Ecs) -> None:
+    services = Services(ecs)
+    ecs.create_task_definition("agent")
+    ecs.wait_accepted("agent")
+    in_b = {"type": "memberOf", "expression": "attribute:ecs.availability-zone == zone-b"}
+    services.create("agent", "agent", schedulingStrategy="DAEMON", placementConstraints=[in_b])
+    status = services.wait(
+        lambda: set(running_on(services, "agent")) == {"node-zone-b-1", "node-zone-b-2"}
+        and services.steady("agent", 2),
+        "a task on each zone-b node",
+        "agent",
+    )
+    assert status["desiredCount"] == 2
+    assert sum(running_on(services, "agent").values()) == 2
