@@ -1247,6 +1247,7 @@ def render_pod(
     group: str,
     policy: SecurityPolicy,
     service: str | None = None,
+    readiness_probes: Mapping[str, dict[str, Any]] | None = None,
 ) -> RenderedPod:
     """The Pod that runs Task ``namespace/task_name`` on ``node_name``; a service task's Pod
     also carries the Service's label (its scale subresource selects Pods by it).
@@ -1258,6 +1259,13 @@ def render_pod(
     pod_spec = builder.build()
     if builder.violations:
         raise RenderError(builder.violations)
+    # A load balancer's health check becomes the readiness probe of the container it targets
+    # (``readiness_probes``: ECS container name -> probe), unless the container's own ECS
+    # health check already is its readiness probe.
+    for ecs_name, probe in (readiness_probes or {}).items():
+        for container in [*pod_spec.get("initContainers", ()), *pod_spec["containers"]]:
+            if container["name"] == builder.names.get(ecs_name):
+                container.setdefault("readinessProbe", probe)
     pod_spec["affinity"] = {
         "nodeAffinity": {
             "requiredDuringSchedulingIgnoredDuringExecution": {

@@ -6,11 +6,14 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from pydantic import ValidationError
+
 from ecs_operator.core import labels
 from ecs_operator.core.registration import StoredRevision
 from ecs_operator.core.revisions import revision_record_from_object
 from ecs_operator.handlers.cache import ObjectCache
 from ecs_operator.kube.client import KubeClient
+from ecs_operator.models.loadbalancer import LoadBalancer
 
 logger = logging.getLogger(__name__)
 
@@ -36,10 +39,26 @@ class OperatorContext:
     kube: KubeClient
     tasks: ObjectCache = field(default_factory=ObjectCache)
     services: ObjectCache = field(default_factory=ObjectCache)
+    load_balancers: ObjectCache = field(default_factory=ObjectCache)
+    # The Kubernetes Services and EndpointSlices the operator keeps for its LoadBalancers.
+    kubernetes_services: ObjectCache = field(default_factory=ObjectCache)
+    endpoint_slices: ObjectCache = field(default_factory=ObjectCache)
     task_definitions: ObjectCache = field(default_factory=ObjectCache)
     revisions: ObjectCache = field(default_factory=ObjectCache)
     pods: ObjectCache = field(default_factory=ObjectCache)
     nodes: ObjectCache = field(default_factory=ObjectCache)
+
+    def load_balancers_in(self, namespace: str) -> dict[str, LoadBalancer]:
+        """The LoadBalancers of `namespace` by name (those the operator can read)."""
+        found = {}
+        for body in self.load_balancers.in_namespace(namespace):
+            try:
+                lb = LoadBalancer.model_validate(body)
+            except ValidationError as error:
+                logger.warning("ignoring LoadBalancer %s: %s", body["metadata"]["name"], error)
+                continue
+            found[lb.metadata.name] = lb
+        return found
 
     def family_revisions(self, namespace: str, family: str) -> list[StoredRevision]:
         """The stored revisions of `family` in `namespace`, as the watch cache has them."""

@@ -16,7 +16,7 @@ from ecs_operator.kube.client import KubeClient, KubeError
 
 logger = logging.getLogger("ecs_operator")
 
-REQUIRED_PLURALS = ("taskdefinitions", "tasks", "services")
+REQUIRED_PLURALS = ("taskdefinitions", "tasks", "services", "loadbalancers")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -7,29 +7,31 @@ as ECS does, without creating a task), creates and stops Task objects, and write
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
 
 from ecs_operator import API_GROUP, API_VERSION
-from ecs_operator.core import deployments, labels, placement
+from ecs_operator.core import deployments, labels, placement, targets
 from ecs_operator.core.capacity import cluster_instances, task_requirements
 from ecs_operator.core.deployments import LaunchRequest, ServiceState, ServiceTask, StopRequest
 from ecs_operator.core.render import effective_spec
 from ecs_operator.core.revisions import resolve_reference
-from ecs_operator.handlers.cache import Key
+from ecs_operator.handlers.cache import Key, object_key
 from ecs_operator.handlers.context import OperatorContext
 from ecs_operator.handlers.metrics import OperatorMetrics
 from ecs_operator.handlers.workqueue import WorkQueue
 from ecs_operator.kube.client import SERVICES, TASKS, KubeError
 from ecs_operator.kube.events import EventRecorder
+from ecs_operator.models.loadbalancer import LoadBalancer
 from ecs_operator.models.placement import PlacementConstraint
-from ecs_operator.models.service import Service, ServiceStatus
+from ecs_operator.models.service import Service, ServiceSpec, ServiceStatus
 from ecs_operator.models.task import Task
 from ecs_operator.models.taskdefinition import TaskDefinitionSpec, parse_task_definition_ref
 
@@ -39,6 +41,7 @@ logger = logging.getLogger(__name__)
 # pile up thousands of them, so each service keeps only its newest stopped tasks.
 MAX_STOPPED_TASKS_PER_SERVICE = 20
 PLACEMENT_RETRY_SECONDS = 30.0
+CONCURRENT_CREATES = 16
 
 
 class ServiceController:
@@ -86,6 +89,13 @@ class ServiceController:
             logger.warning("service %s/%s cannot be read: %s", namespace, name, error)
             return
         resolved, resolution_error, definition = self._resolve(namespace, service)
+        load_balancers = self.context.load_balancers_in(namespace)
+        if definition is not None and service.spec.load_balancers:
+            # A loadBalancers[] entry that cannot be registered blocks a new deployment, as
+            # ECS refuses such a CreateService/UpdateService.
+            problems = targets.load_balancer_problems(service.spec, definition, load_balancers)
+            if problems:
+                resolved, resolution_error = None, "; ".join(str(p) for p in problems)
         tasks = self._tasks(body)
         plan = deployments.plan_service(
             ServiceState(
@@ -105,10 +115,12 @@ class ServiceController:
                 task_definition_constraints=tuple(
                     (definition.placement_constraints or ()) if definition else ()
                 ),
+                healthy=_healthy_in(service.spec, load_balancers),
             ),
             self.rng,
         )
-        for request in plan.stop:
+        stops = [*plan.stop, *self._failed_elb_health(service, tasks, load_balancers, plan, now)]
+        for request in stops:
             await self._stop_task(namespace, request)
         status, changed = plan.status, plan.changed
         launched: dict[LaunchRequest, list[str]] = {}
@@ -137,6 +149,35 @@ class ServiceController:
             self.queue.add_after(key, plan.requeue_after)
         if failures:
             self.queue.add_after(key, PLACEMENT_RETRY_SECONDS)
+
+    def _failed_elb_health(
+        self,
+        service: Service,
+        tasks: list[Task],
+        load_balancers: dict[str, LoadBalancer],
+        plan: deployments.ServicePlan,
+        now: datetime,
+    ) -> list[StopRequest]:
+        """Tasks whose target stayed unhealthy past healthCheckGracePeriodSeconds: stopped
+        (and so replaced) with ECS's reason."""
+        used = [
+            load_balancers[e.load_balancer_name]
+            for e in service.spec.load_balancers or ()
+            if e.load_balancer_name in load_balancers
+        ]
+        if not used:
+            return []
+        planned = {request.task for request in plan.stop}
+        grace = service.spec.health_check_grace_period_seconds or 0
+        stops = []
+        for task in tasks:
+            name, status = task.metadata.name, task.status
+            if task.spec.desired_status == "STOPPED" or status is None or name in planned:
+                continue
+            reason = targets.failed_elb_health(name, status.started_at, grace, used, now)
+            if reason is not None:
+                stops.append(StopRequest(name, "ServiceSchedulerInitiated", reason))
+        return stops
 
     def _resolve(
         self, namespace: str, service: Service
@@ -193,7 +234,24 @@ class ServiceController:
         return False
 
     def _instances(self) -> list[placement.ContainerInstance]:
-        return cluster_instances(self.context.nodes.values(), self.context.pods.values())
+        pods = list(self.context.pods.values())
+        return cluster_instances(self.context.nodes.values(), [*pods, *self._podless(pods)])
+
+    def _podless(self, pods: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        """Placed service tasks whose Pod does not exist yet (just created, or the operator
+        restarted in between), as stand-in pods on their node: placement counts them in their
+        group there, or the next launches would pile up where they seem absent."""
+        with_pods = {object_key(pod) for pod in pods}
+        for task in self.context.tasks.values():
+            metadata = task["metadata"]
+            node = (metadata.get("annotations") or {}).get(labels.PLACED_NODE_ANNOTATION)
+            stopping = "STOPPED" in (
+                task["spec"].get("desiredStatus"),
+                (task.get("status") or {}).get("lastStatus"),
+            )
+            if node and not stopping and object_key(task) not in with_pods:
+                group = {labels.GROUP_ANNOTATION: task["spec"].get("group") or ""}
+                yield {"metadata": {**metadata, "annotations": group}, "spec": {"nodeName": node}}
 
     async def _stop_task(self, namespace: str, request: StopRequest) -> None:
         patch = {
@@ -242,13 +300,19 @@ class ServiceController:
             strategies=deployments.placement_strategies(service.spec),
         )
         results = placement.place_many([requirements] * launch.count, self._instances(), self.rng)
-        ids: list[str] = []
-        for result in results:
-            if isinstance(result, placement.PlacementFailure):
-                return ids, result
-            created = await self._create_task(body, service, launch, result.instance)
-            ids.append(created["metadata"]["uid"].replace("-", ""))
-        return ids, None
+        nodes = [r.instance for r in results if not isinstance(r, placement.PlacementFailure)]
+        failure = next((r for r in results if isinstance(r, placement.PlacementFailure)), None)
+        # Created concurrently, a bounded number at a time: one request at a time would pace a
+        # large scale-out by the API's round trip.
+        limit = asyncio.Semaphore(CONCURRENT_CREATES)
+
+        async def create(node: str) -> str:
+            async with limit:
+                created = await self._create_task(body, service, launch, node)
+            return str(created["metadata"]["uid"]).replace("-", "")
+
+        ids = await asyncio.gather(*(create(node) for node in nodes))
+        return list(ids), failure
 
     async def _create_task(
         self, body: Mapping[str, Any], service: Service, launch: LaunchRequest, node: str
@@ -314,3 +378,16 @@ class ServiceController:
 
 def _member_of(expression: str) -> PlacementConstraint:
     return PlacementConstraint(type="memberOf", expression=expression)
+
+
+def _healthy_in(
+    spec: ServiceSpec, load_balancers: dict[str, LoadBalancer]
+) -> Callable[[ServiceTask], bool]:
+    """A task counts as healthy when ECS says so and, for a load-balanced service, when it is
+    healthy in every target group."""
+    if not spec.load_balancers:
+        return deployments.is_healthy
+    return lambda task: (
+        deployments.is_healthy(task)
+        and targets.task_load_balancer_health(task.name, spec, load_balancers)
+    )

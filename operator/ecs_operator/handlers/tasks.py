@@ -40,6 +40,7 @@ from ecs_operator.core.revisions import (
     resolve_reference,
 )
 from ecs_operator.core.security import SecurityPolicy
+from ecs_operator.core.targets import awaiting_registration, readiness_probe, task_deregistering
 from ecs_operator.core.validation import task_problems
 from ecs_operator.handlers.cache import Key
 from ecs_operator.handlers.context import OperatorContext
@@ -48,6 +49,7 @@ from ecs_operator.handlers.workqueue import WorkQueue
 from ecs_operator.kube.client import PODS, SECRETS, TASKS, KubeError
 from ecs_operator.kube.events import EventRecorder
 from ecs_operator.models.common import UnsupportedField
+from ecs_operator.models.service import Service, ServiceSpec
 from ecs_operator.models.task import StopCode, Task, TaskStatus
 from ecs_operator.models.taskdefinition import TaskDefinitionSpec, parse_task_definition_ref
 
@@ -133,6 +135,7 @@ class TaskController:
             node_lost=pod is not None and is_on_lost_node(pod, node),
             availability_zone=_zone(node),
         )
+        view = self._with_load_balancing(task, body, view, now)
         observation = observe(view, pod, now)
         if pod is None:
             observation = self._with_final_pod_state(key, body, view, observation, now)
@@ -151,6 +154,51 @@ class TaskController:
         self._schedule_follow_up(
             key, task, observation.status, observation.recheck_after_seconds, waiting, now
         )
+
+    def _service_spec(self, body: dict[str, Any]) -> ServiceSpec | None:
+        service = _service_of(body)
+        found = self.context.services.get((body["metadata"]["namespace"], service or ""))
+        if found is None:
+            return None
+        try:
+            return Service.model_validate(found).spec
+        except ValidationError:
+            return None
+
+    def _with_load_balancing(
+        self, task: Task, body: dict[str, Any], view: TaskView, now: datetime
+    ) -> TaskView:
+        """A load-balanced service task is ACTIVATING until its targets are registered and
+        DEACTIVATING, once its stop is decided, until they have drained (ECS §2.3): the Pod is
+        stopped only then. A forced stop (its node is lost) does not wait."""
+        spec = self._service_spec(body)
+        if spec is None or not spec.load_balancers:
+            return view
+        load_balancers = self.context.load_balancers_in(task.metadata.namespace or "")
+        stopping = task.spec.desired_status == "STOPPED"
+        forced = _requested_stop_code(task) == "TerminationNotice"
+        return replace(
+            view,
+            activating=not stopping
+            and awaiting_registration(task.metadata.name, spec, load_balancers),
+            deactivating=stopping
+            and not forced
+            and task_deregistering(task.metadata.name, load_balancers.values(), now),
+        )
+
+    def _readiness_probes(self, body: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """The health checks of the LoadBalancers a service task is registered with, as the
+        readiness probes of the containers they target."""
+        spec = self._service_spec(body)
+        if spec is None:
+            return {}
+        load_balancers = self.context.load_balancers_in(body["metadata"]["namespace"])
+        probes = {}
+        for entry in spec.load_balancers or ():
+            lb = load_balancers.get(entry.load_balancer_name)
+            if lb is not None:
+                probes[entry.container_name] = readiness_probe(lb.spec, entry.container_port)
+        return probes
 
     def _with_final_pod_state(
         self,
@@ -358,6 +406,7 @@ class TaskController:
             group=group,
             policy=self.policy,
             service=_service_of(body),
+            readiness_probes=self._readiness_probes(body),
         )
         # Count the pod in the cache before awaiting its creation: a task placed meanwhile
         # must see this one (distinctInstance, spread, remaining resources).

@@ -26,12 +26,16 @@ from ecs_operator import API_GROUP
 from ecs_operator.core import labels
 from ecs_operator.handlers.cache import object_key
 from ecs_operator.handlers.context import OperatorContext, OperatorOptions
+from ecs_operator.handlers.loadbalancers import LoadBalancerController
 from ecs_operator.handlers.metrics import OperatorMetrics
 from ecs_operator.handlers.services import ServiceController
 from ecs_operator.handlers.taskdefinitions import TaskDefinitionController
 from ecs_operator.handlers.tasks import TaskController
 from ecs_operator.kube.client import (
     CONTROLLER_REVISIONS,
+    ENDPOINT_SLICES,
+    KUBERNETES_SERVICES,
+    LOAD_BALANCERS,
     NODES,
     PODS,
     SERVICES,
@@ -44,6 +48,7 @@ from ecs_operator.kube.events import EventRecorder
 from ecs_operator.kube.leader import LeaderElection
 
 LEASE_NAME = "ecs-operator"
+MANAGED_SELECTOR = f"{labels.MANAGED_BY_LABEL}={labels.MANAGED_BY}"
 
 
 @kopf.on.login()
@@ -87,6 +92,9 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     memo.tasks = TaskController(context, events, metrics)
     memo.task_definitions = TaskDefinitionController(context, memo.tasks, events, metrics)
     memo.services = ServiceController(context, events, metrics)
+    memo.load_balancers = LoadBalancerController(
+        context, events, metrics, memo.tasks, memo.services
+    )
     if options.leader_election:
         # Watches start now either way, so a standby's caches are warm when it takes over.
         memo.leadership = asyncio.create_task(_lead(memo))
@@ -104,6 +112,7 @@ async def _start_controllers(memo: kopf.Memo) -> None:
         (memo.task_definitions, context.task_definitions),
         (memo.tasks, context.tasks),
         (memo.services, context.services),
+        (memo.load_balancers, context.load_balancers),
     ):
         for body in cache.values():
             controller.enqueue(object_key(body))
@@ -118,6 +127,9 @@ async def prime(context: OperatorContext) -> None:
         (TASKS, context.tasks, ""),
         (SERVICES, context.services, ""),
         (PODS, context.pods, ""),
+        (LOAD_BALANCERS, context.load_balancers, ""),
+        (KUBERNETES_SERVICES, context.kubernetes_services, MANAGED_SELECTOR),
+        (ENDPOINT_SLICES, context.endpoint_slices, MANAGED_SELECTOR),
     ):
         for namespace in namespaces:
             for body in await context.kube.list(resource, namespace, label_selector=selector):
@@ -153,6 +165,7 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     await memo.tasks.stop()
     await memo.task_definitions.stop()
     await memo.services.stop()
+    await memo.load_balancers.stop()
     memo.context.kube.close()
 
 
@@ -164,6 +177,7 @@ async def task_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     service = _owner(body, "Service")
     if service:
         memo.services.enqueue((key[0], service))
+        memo.load_balancers.enqueue_namespace(key[0])
 
 
 @kopf.on.event(API_GROUP, "taskdefinitions")
@@ -177,6 +191,30 @@ async def task_definition_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any)
 async def service_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     key = memo.context.services.observe(event.get("type"), event["object"])
     memo.services.enqueue(key)
+    memo.load_balancers.enqueue_namespace(key[0])
+
+
+@kopf.on.event(API_GROUP, "loadbalancers")
+async def load_balancer_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    key = memo.context.load_balancers.observe(event.get("type"), event["object"])
+    memo.load_balancers.enqueue(key)
+
+
+@kopf.on.event("v1", "services", labels={labels.MANAGED_BY_LABEL: labels.MANAGED_BY})
+async def kubernetes_service_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    key = memo.context.kubernetes_services.observe(event.get("type"), event["object"])
+    memo.load_balancers.enqueue(key)  # named after its LoadBalancer: restore what was changed
+
+
+@kopf.on.event(
+    "discovery.k8s.io", "v1", "endpointslices", labels={labels.MANAGED_BY_LABEL: labels.MANAGED_BY}
+)
+async def endpoint_slice_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    body = event["object"]
+    memo.context.endpoint_slices.observe(event.get("type"), body)
+    lb = (body["metadata"].get("labels") or {}).get("kubernetes.io/service-name")
+    if lb:
+        memo.load_balancers.enqueue((body["metadata"].get("namespace", ""), lb))
 
 
 @kopf.on.event("apps", "v1", "controllerrevisions", labels={labels.FAMILY_LABEL: kopf.PRESENT})
@@ -196,7 +234,10 @@ async def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     memo.context.pods.observe(event.get("type"), body)
     task = _owner(body, "Task")
     if task:
-        memo.tasks.enqueue((body["metadata"].get("namespace", ""), task))
+        namespace = body["metadata"].get("namespace", "")
+        memo.tasks.enqueue((namespace, task))
+        if (body["metadata"].get("labels") or {}).get(labels.SERVICE_LABEL):
+            memo.load_balancers.enqueue_namespace(namespace)  # readiness is target health
 
 
 @kopf.on.event("v1", "nodes")

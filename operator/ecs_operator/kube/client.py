@@ -62,6 +62,9 @@ LEASES = Resource("coordination.k8s.io", "v1", "leases")
 TASK_DEFINITIONS = Resource(API_GROUP, API_VERSION, "taskdefinitions")
 TASKS = Resource(API_GROUP, API_VERSION, "tasks")
 SERVICES = Resource(API_GROUP, API_VERSION, "services")
+LOAD_BALANCERS = Resource(API_GROUP, API_VERSION, "loadbalancers")
+KUBERNETES_SERVICES = Resource("", "v1", "services")
+ENDPOINT_SLICES = Resource("discovery.k8s.io", "v1", "endpointslices")
 
 
 class KubeError(Exception):
@@ -195,6 +198,15 @@ class KubeClient:
         self, resource: Resource, namespace: str | None, body: Mapping[str, Any]
     ) -> dict[str, Any]:
         result: dict[str, Any] = await self.request("POST", resource.path(namespace), body=body)
+        return result
+
+    async def replace(
+        self, resource: Resource, namespace: str | None, name: str, body: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """PUT; with `metadata.resourceVersion` in `body`, a stale write is a 409 conflict."""
+        result: dict[str, Any] = await self.request(
+            "PUT", resource.path(namespace, name), body=body
+        )
         return result
 
     async def patch(

@@ -121,7 +121,7 @@ class Matcher(EcsModel):
 
 
 HealthCheckPort = Annotated[
-    Annotated[int, Field(ge=1, le=65535)]
+    Annotated[int, Field(ge=1, le=65535, strict=True)]
     | Annotated[str, Field(max_length=12, pattern=f"^{TRAFFIC_PORT}$")],
     Field(union_mode="left_to_right"),
 ]
@@ -200,8 +200,8 @@ _SPEC_RULES = cel_rules(
         ".listeners",
     ),
     (
-        "self.listeners.all(a, !has(a.name) || "
-        "self.listeners.exists_one(b, has(b.name) && b.name == a.name))",
+        "self.listeners.all(a, has(a.name) ? "
+        "self.listeners.exists_one(b, has(b.name) && b.name == a.name) : true)",
         DUPLICATE_NAME,
         ".listeners",
     ),

@@ -1,0 +1,196 @@
+"""LoadBalancers: register service tasks as targets and keep a real data path in step.
+
+`core.targets` decides the targets (initial → healthy/unhealthy → draining → gone) from the
+Services that name the LoadBalancer, their Tasks and Pods; this controller applies it to the
+Kubernetes Service (no selector) and EndpointSlices it owns, writes status, and records the ECS
+events on the Services.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from ecs_operator.core import events as ecs_events
+from ecs_operator.core import targets
+from ecs_operator.handlers.cache import Key
+from ecs_operator.handlers.context import OperatorContext
+from ecs_operator.handlers.metrics import OperatorMetrics
+from ecs_operator.handlers.services import ServiceController
+from ecs_operator.handlers.tasks import TaskController
+from ecs_operator.handlers.workqueue import WorkQueue
+from ecs_operator.kube.client import (
+    ENDPOINT_SLICES,
+    KUBERNETES_SERVICES,
+    LOAD_BALANCERS,
+    KubeError,
+)
+from ecs_operator.kube.events import EventRecorder
+from ecs_operator.models.loadbalancer import LoadBalancer
+from ecs_operator.models.service import Service
+from ecs_operator.models.task import Task
+
+logger = logging.getLogger(__name__)
+
+
+class LoadBalancerController:
+    def __init__(
+        self,
+        context: OperatorContext,
+        events: EventRecorder,
+        metrics: OperatorMetrics,
+        tasks: TaskController,
+        services: ServiceController,
+    ) -> None:
+        self.context = context
+        self.events = events
+        self.tasks = tasks
+        self.services = services
+        self.queue: WorkQueue[Key] = WorkQueue(
+            "loadbalancers", self.reconcile, workers=2, observe=metrics.observe_reconcile
+        )
+
+    def enqueue(self, key: Key) -> None:
+        self.queue.add(key)
+
+    def enqueue_namespace(self, namespace: str) -> None:
+        for body in self.context.load_balancers.in_namespace(namespace):
+            self.queue.add((namespace, body["metadata"]["name"]))
+
+    def start(self) -> None:
+        self.queue.start()
+
+    async def stop(self) -> None:
+        await self.queue.stop()
+
+    async def reconcile(self, key: Key) -> None:
+        namespace, name = key
+        body = self.context.load_balancers.get(key)
+        if body is None:
+            return  # deleted: its Kubernetes Service and EndpointSlices are garbage-collected
+        try:
+            lb = LoadBalancer.model_validate(body)
+        except ValidationError as error:
+            logger.warning("LoadBalancer %s/%s cannot be read: %s", namespace, name, error)
+            return
+        now = datetime.now(UTC)
+        members, users = self._members(namespace, lb)
+        plan = targets.desired_targets(lb, members, now)
+        problems = []
+        if body["metadata"].get("deletionTimestamp") and users:
+            problems.append(ecs_events.load_balancer_in_use(name, sorted(users)))
+        await self._sync_service(namespace, lb)
+        await self._sync_slices(namespace, lb, plan.targets)
+        update = targets.lb_status(lb, plan.targets, sorted(users), problems, now)
+        if update.changed:
+            patch = {
+                "status": update.status.model_dump(mode="json", by_alias=True, exclude_none=True)
+            }
+            try:
+                written = await self.context.kube.patch(
+                    LOAD_BALANCERS, namespace, name, patch, subresource="status"
+                )
+            except KubeError as error:
+                if not error.not_found:
+                    raise
+                return
+            self.context.load_balancers.observe("MODIFIED", written)
+            # Registration and draining move the tasks' ACTIVATING/DEACTIVATING and the
+            # services' health: wake both, tasks whose targets just went away included.
+            before = {t.task for t in (lb.status.targets or ())} if lb.status else set()
+            for task in before | {t.task for t in update.status.targets or ()}:
+                self.tasks.enqueue((namespace, task))
+            self.services.enqueue_all(namespace)
+        for event in plan.events:
+            service = self.context.services.get((namespace, event.service))
+            if service is not None:
+                await self.events.record(service, "Normal", "ServiceEvent", event.message)
+        if plan.requeue_after is not None:
+            self.queue.add_after(key, plan.requeue_after)
+
+    def _members(
+        self, namespace: str, lb: LoadBalancer
+    ) -> tuple[list[targets.ServiceMembers], set[str]]:
+        """Every Service naming the LoadBalancer, or still holding targets in it."""
+        holding = {t.service for t in (lb.status.targets or ())} if lb.status else set()
+        members, users = [], set()
+        for body in self.context.services.in_namespace(namespace):
+            try:
+                service = Service.model_validate(body)
+            except ValidationError:
+                continue
+            names = {e.load_balancer_name for e in service.spec.load_balancers or ()}
+            if lb.metadata.name in names:
+                users.add(service.metadata.name)
+            elif service.metadata.name not in holding:
+                continue
+            tasks, pods = self._tasks_of(namespace, body["metadata"]["uid"])
+            members.append(targets.ServiceMembers(service, tasks, pods))
+        return members, users
+
+    def _tasks_of(
+        self, namespace: str, service_uid: str
+    ) -> tuple[list[Task], dict[str, Mapping[str, Any]]]:
+        tasks: list[Task] = []
+        pods: dict[str, Mapping[str, Any]] = {}
+        for body in self.context.tasks.in_namespace(namespace):
+            owners = body["metadata"].get("ownerReferences") or ()
+            if not any(ref.get("uid") == service_uid for ref in owners):
+                continue
+            try:
+                task = Task.model_validate(body)
+            except ValidationError:
+                continue
+            tasks.append(task)
+            pod = self.context.pods.get((namespace, task.metadata.name))
+            if pod is not None:
+                pods[task.metadata.name] = pod
+        return tasks, pods
+
+    async def _sync_service(self, namespace: str, lb: LoadBalancer) -> None:
+        desired = targets.render_service(lb)
+        current = self.context.kubernetes_services.get((namespace, lb.metadata.name))
+        kube = self.context.kube
+        if current is None:
+            try:
+                created = await kube.create(KUBERNETES_SERVICES, namespace, desired)
+            except KubeError as error:
+                if not error.conflict:
+                    raise
+                return  # exists already: its watch event brings it into the cache
+            self.context.kubernetes_services.observe("ADDED", created)
+            return
+        patch = targets.service_changes(current, desired)
+        if patch is not None:
+            updated = await kube.patch(KUBERNETES_SERVICES, namespace, lb.metadata.name, patch)
+            self.context.kubernetes_services.observe("MODIFIED", updated)
+
+    async def _sync_slices(
+        self, namespace: str, lb: LoadBalancer, current_targets: tuple[Any, ...]
+    ) -> None:
+        desired = targets.render_endpoint_slices(lb, current_targets)
+        current = [
+            s
+            for s in self.context.endpoint_slices.in_namespace(namespace)
+            if (s["metadata"].get("labels") or {}).get(targets.SERVICE_NAME_LABEL)
+            == lb.metadata.name
+        ]
+        changes = targets.slice_changes(current, desired)
+        kube, cache = self.context.kube, self.context.endpoint_slices
+        for manifest in changes.create:
+            try:
+                cache.observe("ADDED", await kube.create(ENDPOINT_SLICES, namespace, manifest))
+            except KubeError as error:
+                if not error.conflict:
+                    raise
+        for manifest in changes.update:
+            name = manifest["metadata"]["name"]
+            cache.observe(
+                "MODIFIED", await kube.replace(ENDPOINT_SLICES, namespace, name, manifest)
+            )
+        for name in changes.delete:
+            await kube.delete(ENDPOINT_SLICES, namespace, name)

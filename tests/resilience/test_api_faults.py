@@ -1,0 +1,61 @@
+"""R2: with 5 % of API requests failing (500, 409, 429) and every watch dropped every few
+seconds, a Service of 10 converges, scales in, never runs a duplicate, and its status ends
+right. The faults are switched off afterwards whatever happens."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from ecs_api import Ecs, condition, task_definition
+from service_support import (
+    Services,
+    TaskWatch,
+    bounds_check,
+    deployment_configuration,
+    is_stopped,
+)
+
+from ecs_operator.sandbox.runtime import SandboxThread
+
+FAULTS = {"error_rate": 0.05, "codes": [500, 429], "watch_drop_interval": 3.0, "seed": 7}
+NO_FAULTS = {"error_rate": 0.0, "watch_drop_interval": None}
+
+
+@pytest.fixture
+def api_faults(sandbox_thread: SandboxThread) -> Iterator[None]:
+    sandbox = sandbox_thread.sandbox
+    assert sandbox is not None
+    sandbox_thread.call(sandbox.faults.update, FAULTS)
+    try:
+        yield
+    finally:
+        sandbox_thread.call(sandbox.faults.update, NO_FAULTS)
+
+
+def test_service_converges_through_api_faults(ecs: Ecs, api_faults: None) -> None:
+    services = Services(ecs)
+    desired = 10
+    services.create_body(task_definition("web"))
+    configuration = deployment_configuration(50, 100)
+    with TaskWatch(
+        services, bounds_check("web", lambda: desired, 50, 100, serving_floor=False)
+    ) as watch:
+        services.create("web", "web", desiredCount=desired, deploymentConfiguration=configuration)
+        services.wait_steady("web", desired, "web:1", timeout=40)
+        services.update("web", desiredCount=4)
+        status = services.wait_steady("web", 4, "web:1", timeout=40)
+        desired = 4
+    watch.assert_clean()
+    tasks = services.tasks("web")
+    assert len(tasks) == 10, "a task was launched twice"
+    assert (status["runningCount"], status["pendingCount"], status["desiredCount"]) == (4, 0, 4)
+    # The status catches up with the end of the scale-in (a lost write is written again), and
+    # the six tasks scaled in end STOPPED.
+    services.wait(
+        lambda: condition(services.status("web"), "Ready").get("status") == "True"
+        and services.messages("web")[0] == "(service web) has reached a steady state."
+        and sum(is_stopped(t) for t in services.tasks("web")) == 6,
+        "Ready and steady",
+        "web",
+    )
