@@ -181,9 +181,7 @@ class Services:
     def tasks(self, name: str) -> list[Body]:
         """Every Task object of the service (STOPPED ones too)."""
         params = {"labelSelector": f"{SERVICE_LABEL}={name}"}
-        items: list[Body] = self.json("GET", self.ecs.path("tasks"), (200,), params=params)[
-            "items"
-        ]
+        items: list[Body] = self.json("GET", self.ecs.path("tasks"), (200,), params=params)["items"]
         return items
 
     def all(self, plural: str, group: str = GROUP) -> list[Body]:
@@ -370,9 +368,9 @@ def bounds_check(
 
     def check(tasks: dict[str, Body]) -> str | None:
         mine = [
-            t for t in tasks.values() if t["metadata"].get("labels", {}).get(SERVICE_LABEL) == (
-                service_name
-            )
+            t
+            for t in tasks.values()
+            if t["metadata"].get("labels", {}).get(SERVICE_LABEL) == (service_name)
         ]
         count = desired()
         most, fewest = deployment_bounds(count, minimum, maximum)
@@ -440,8 +438,8 @@ def cordoned(kubectl: KubectlRunner, target: ClusterTarget, node: str) -> Iterat
         result = kubectl("uncordon", node)
         assert result.returncode == 0, result.stderr
         wait_for(
-            lambda: not target.http.get(f"/api/v1/nodes/{node}").json()["spec"].get(
-                "unschedulable"
+            lambda: (
+                not target.http.get(f"/api/v1/nodes/{node}").json()["spec"].get("unschedulable")
             ),
             10,
             message=f"{node} is still cordoned",

@@ -28,7 +28,8 @@ def test_rolling_deployment_stays_within_its_bounds(ecs: Ecs, minimum: int, maxi
     check = bounds_check("web", lambda: DESIRED, minimum, maximum)
     with TaskWatch(services, check) as watch:
         services.update_task_definition(
-            "web", {"containerDefinitions": [container("app", environment=[{"name": "V", "value": "2"}])]}
+            "web",
+            {"containerDefinitions": [container("app", environment=[{"name": "V", "value": "2"}])]},
         )
         status = services.wait_steady("web", DESIRED, "web:2")
     watch.assert_clean()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import pytest
@@ -108,7 +109,7 @@ def test_failing_tasks_back_off_and_a_new_revision_resets(ecs: Ecs) -> None:
         services.wait(lambda: len(first_seen) >= 4, "four launches", "web", timeout=30)
     watch.assert_clean()
     launched = sorted(first_seen.values())
-    gaps = [later - earlier for earlier, later in zip(launched, launched[1:], strict=False)]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(launched)]
     # The planner replaces a failed task as soon as it is stopping, but counts the failure once
     # it is STOPPED, so the first back-off step (5 s) may be skipped; later gaps still grow.
     assert gaps[2] > max(gaps[:2]), gaps

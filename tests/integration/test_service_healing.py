@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ecs_api import Ecs, container, shell
+from ecs_api import Ecs, container
 from service_support import (
     EXIT_ANNOTATION,
     SERVICE_LABEL,
@@ -29,7 +29,9 @@ def test_exited_task_is_replaced_by_a_new_task(ecs: Ecs) -> None:
         return None if serving >= 2 else f"only {serving} serving tasks"
 
     with TaskWatch(services, fewest_serving) as watch:
-        services.patch("pods", victim, {"metadata": {"annotations": {EXIT_ANNOTATION: "app:3"}}}, group="")
+        services.patch(
+            "pods", victim, {"metadata": {"annotations": {EXIT_ANNOTATION: "app:3"}}}, group=""
+        )
         stopped = ecs.wait_stopped(victim)
         services.wait(
             lambda: len({t["metadata"]["name"] for t in services.live("web")} - before) == 1,
@@ -60,20 +62,28 @@ def test_unhealthy_task_is_stopped_after_the_grace_period_and_replaced(ecs: Ecs)
         "checked", "checked", desiredCount=2, healthCheckGracePeriodSeconds=GRACE_SECONDS
     )
     services.wait(
-        lambda: sum(task_status(t).get("lastStatus") == "RUNNING" for t in services.live("checked")) == 2,
+        lambda: (
+            sum(task_status(t).get("lastStatus") == "RUNNING" for t in services.live("checked"))
+            == 2
+        ),
         "two RUNNING tasks",
         "checked",
     )
     before = {t["metadata"]["name"] for t in services.live("checked")}
     victim = sorted(before)[0]
-    services.patch("pods", victim, {"metadata": {"annotations": {UNHEALTHY_ANNOTATION: "app"}}}, group="")
+    services.patch(
+        "pods", victim, {"metadata": {"annotations": {UNHEALTHY_ANNOTATION: "app"}}}, group=""
+    )
     stopped = ecs.wait_stopped(victim, timeout=GRACE_SECONDS + 15)
     assert stopped["stopCode"] == "ServiceSchedulerInitiated", stopped
     assert stopped["stoppedReason"] == "Task failed container health checks"
     print(stopped)
     services.wait(
-        lambda: sum(task_status(t).get("healthStatus") == "HEALTHY" for t in services.live("checked")) == 2
-        and victim not in {t["metadata"]["name"] for t in services.live("checked")},
+        lambda: (
+            sum(task_status(t).get("healthStatus") == "HEALTHY" for t in services.live("checked"))
+            == 2
+            and victim not in {t["metadata"]["name"] for t in services.live("checked")}
+        ),
         "two HEALTHY tasks again",
         "checked",
     )

@@ -30,9 +30,7 @@ ZONE_A = ("node-zone-a-1", "node-zone-a-2")
 def running_on(services: Services, name: str) -> Counter[str]:
     """Live RUNNING tasks of the service per node."""
     return Counter(
-        node_of(t)
-        for t in services.live(name)
-        if task_status(t).get("lastStatus") == "RUNNING"
+        node_of(t) for t in services.live(name) if task_status(t).get("lastStatus") == "RUNNING"
     )
 
 
@@ -59,8 +57,7 @@ def test_zone_outage_moves_tasks_and_recovery_rebalances(
         assert {task_status(t).get("stopCode") for t in lost} <= {"TerminationNotice", None}
     # Back: AZ rebalancing restores the spread.
     balanced = (
-        "(service web) is AZ balanced with "
-        "2 tasks in zone-a, 2 tasks in zone-b, 2 tasks in zone-c."
+        "(service web) is AZ balanced with 2 tasks in zone-a, 2 tasks in zone-b, 2 tasks in zone-c."
     )
     services.wait(
         lambda: balanced in services.messages("web") and services.steady("web", 6),
@@ -88,16 +85,16 @@ def test_cordon_moves_service_tasks_but_leaves_a_standalone_task(
     ecs.create_task("standalone", "web", placementConstraints=[pinned])
     assert ecs.wait_last_status("standalone", "RUNNING")["nodeName"] == node
     assert running_on(services, "web")[node] >= 1
-    with TaskWatch(services, bounds_check("web", lambda: 6, 100, 200)) as watch:
-        with cordoned(kubectl, sandbox_target, node):
-            services.wait(
-                lambda: not running_on(services, "web")[node] and services.steady("web", 6),
-                f"no service task on {node}",
-                "web",
-            )
-            standalone = ecs.task("standalone")
-            assert standalone["spec"].get("desiredStatus", "RUNNING") == "RUNNING"
-            assert task_status(standalone)["lastStatus"] == "RUNNING"
+    check = bounds_check("web", lambda: 6, 100, 200)
+    with TaskWatch(services, check) as watch, cordoned(kubectl, sandbox_target, node):
+        services.wait(
+            lambda: not running_on(services, "web")[node] and services.steady("web", 6),
+            f"no service task on {node}",
+            "web",
+        )
+        standalone = ecs.task("standalone")
+        assert standalone["spec"].get("desiredStatus", "RUNNING") == "RUNNING"
+        assert task_status(standalone)["lastStatus"] == "RUNNING"
     watch.assert_clean()
     moved = [t for t in services.tasks("web") if node_of(t) == node]
     assert moved
@@ -117,8 +114,10 @@ def test_daemon_runs_one_task_per_eligible_node(
 
     def one_per_node(nodes: set[str]) -> bool:
         where = running_on(services, "agent")
-        return set(where) == nodes and set(where.values()) == {1} and bool(
-            services.steady("agent", len(nodes))
+        return (
+            set(where) == nodes
+            and set(where.values()) == {1}
+            and bool(services.steady("agent", len(nodes)))
         )
 
     services.wait(lambda: one_per_node(set(NODES)), "a task on each node", "agent")
@@ -138,8 +137,10 @@ def test_daemon_member_of_restricts_the_nodes(ecs: Ecs) -> None:
     in_b = {"type": "memberOf", "expression": "attribute:ecs.availability-zone == zone-b"}
     services.create("agent", "agent", schedulingStrategy="DAEMON", placementConstraints=[in_b])
     status = services.wait(
-        lambda: set(running_on(services, "agent")) == {"node-zone-b-1", "node-zone-b-2"}
-        and services.steady("agent", 2),
+        lambda: (
+            set(running_on(services, "agent")) == {"node-zone-b-1", "node-zone-b-2"}
+            and services.steady("agent", 2)
+        ),
         "a task on each zone-b node",
         "agent",
     )

@@ -53,9 +53,11 @@ def test_service_converges_through_api_faults(ecs: Ecs, api_faults: None) -> Non
     # The status catches up with the end of the scale-in (a lost write is written again), and
     # the six tasks scaled in end STOPPED.
     services.wait(
-        lambda: condition(services.status("web"), "Ready").get("status") == "True"
-        and services.messages("web")[0] == "(service web) has reached a steady state."
-        and sum(is_stopped(t) for t in services.tasks("web")) == 6,
+        lambda: (
+            condition(services.status("web"), "Ready").get("status") == "True"
+            and services.messages("web")[0] == "(service web) has reached a steady state."
+            and sum(is_stopped(t) for t in services.tasks("web")) == 6
+        ),
         "Ready and steady",
         "web",
     )

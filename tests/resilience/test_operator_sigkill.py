@@ -24,7 +24,9 @@ def test_sigkills_during_scale_out_neither_duplicate_nor_orphan(
     services.create("web", "web", desiredCount=0, deploymentConfiguration=configuration)
     services.wait_steady("web", 0)
     desired = 0
-    with TaskWatch(services, bounds_check("web", lambda: desired, 50, 100, serving_floor=False)) as watch:
+    with TaskWatch(
+        services, bounds_check("web", lambda: desired, 50, 100, serving_floor=False)
+    ) as watch:
         for step in STEPS:
             before = len(watch.snapshot())
             # Kill once the watch has seen a random share of this step's launches: mid-batch.
@@ -32,7 +34,9 @@ def test_sigkills_during_scale_out_neither_duplicate_nor_orphan(
             desired = step  # raised before the spec: the bound never lags behind the operator
             services.update("web", desiredCount=step)
             services.wait(
-                lambda: len(watch.snapshot()) >= kill_after, f"{kill_after} tasks", "web"
+                lambda threshold=kill_after: len(watch.snapshot()) >= threshold,
+                f"{kill_after} tasks",
+                "web",
             )
             operator.kill()
             operator.start()
@@ -43,11 +47,14 @@ def test_sigkills_during_scale_out_neither_duplicate_nor_orphan(
     # Exactly 60 ever: no task launched twice, and none stopped to undo a bad placement.
     assert len(tasks) == STEPS[-1], services.messages("web")
     assert all(
-        [ref["uid"] for ref in t["metadata"].get("ownerReferences", ())] == [service["metadata"]["uid"]]
+        [ref["uid"] for ref in t["metadata"].get("ownerReferences", ())]
+        == [service["metadata"]["uid"]]
         for t in tasks
     ), "a task without its Service"
     task_uids = {t["metadata"]["uid"] for t in tasks}
-    pods = [p for p in services.all("pods", group="") if TASK_LABEL in p["metadata"].get("labels", {})]
+    pods = [
+        p for p in services.all("pods", group="") if TASK_LABEL in p["metadata"].get("labels", {})
+    ]
     orphans = [
         p["metadata"]["name"]
         for p in pods

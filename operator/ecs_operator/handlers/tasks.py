@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -55,6 +56,10 @@ from ecs_operator.models.taskdefinition import TaskDefinitionSpec, parse_task_de
 
 logger = logging.getLogger(__name__)
 
+PROGRESS_STATES = ("PROVISIONING", "PENDING")
+# How long after a launch a progress-only status write may wait for the Pod to run.
+PROGRESS_WRITE_WINDOW_SECONDS = 0.5
+
 ZONE_LABEL = "topology.kubernetes.io/zone"
 
 
@@ -67,6 +72,7 @@ class TaskController:
         self.metrics = metrics
         self.policy = SecurityPolicy.from_allow_privileged(context.options.allow_privileged)
         self.rng = random.Random()
+        self._launched_at: dict[Key, float] = {}  # monotonic launch times, for _defer_progress
         self.started_at = datetime.now(UTC)
         self.queue: WorkQueue[Key] = WorkQueue(
             "tasks",
@@ -148,11 +154,33 @@ class TaskController:
                 # one status write fewer per task launched.
                 observation = observe(view, self.context.pods.get(key), now)
                 observation = _with_unsupported(observation, unsupported)
+        if self._defer_progress(key, task, observation):
+            self.queue.add_after(key, PROGRESS_WRITE_WINDOW_SECONDS)
+            return
         if not await self._write_status(body, task.status, observation.status):
             return  # deleted meanwhile: garbage collection removes its Pod
         await self._act(key, body, pod, observation)
         self._schedule_follow_up(
             key, task, observation.status, observation.recheck_after_seconds, waiting, now
+        )
+
+    def _defer_progress(self, key: Key, task: Task, observation: Observation) -> bool:
+        """Whether to hold back a status write that only reports progress (PROVISIONING or
+        PENDING) of a task launched moments ago: its Pod usually runs within the window, and
+        RUNNING is then the one write. Warnings and actions are never held back; after the
+        window a slow Pod shows PENDING as usual."""
+        launched = self._launched_at.get(key)
+        if launched is None:
+            return False
+        if time.monotonic() - launched > PROGRESS_WRITE_WINDOW_SECONDS:
+            del self._launched_at[key]
+            return False
+        before = task.status.last_status if task.status else None
+        return (
+            observation.status.last_status in PROGRESS_STATES
+            and before in (None, *PROGRESS_STATES)
+            and not observation.actions
+            and all(event.type == "Normal" for event in observation.events)
         )
 
     def _service_spec(self, body: dict[str, Any]) -> ServiceSpec | None:
@@ -424,6 +452,7 @@ class TaskController:
             self.context.pods.observe("DELETED", rendered.manifest)
             raise
         self.context.pods.observe("ADDED", created)
+        self._launched_at[(namespace, name)] = time.monotonic()
         return None, rendered.unsupported
 
     async def _missing_secret(self, namespace: str, spec: TaskDefinitionSpec) -> str | None:
