@@ -6,7 +6,6 @@ from __future__ import annotations
 import itertools
 import time
 
-import pytest
 from ecs_api import Body, Ecs, container, shell
 from service_support import Services, TaskWatch, degraded, is_live, revision_of
 
@@ -121,16 +120,22 @@ def test_failing_tasks_back_off_and_a_new_revision_resets(ecs: Ecs) -> None:
     services.wait_steady("web", 1, "web:2", timeout=12)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "a task whose essential container exits at once gets startedAt, so it counts as having "
-        "reached RUNNING: neither the circuit breaker (stage 1) nor the back-off sees it, and "
-        "the service relaunches it without end (design decision pending in core.deployments)"
-    ),
-)
 def test_circuit_breaker_trips_on_a_container_that_exits_at_once(ecs: Ecs) -> None:
+    """The issue's bad revision: its essential container exits 1 as soon as it starts. Each
+    task stops on its own within moments of starting, which counts as failing to start."""
     services = Services(ecs)
-    start_good_service(services, ecs, rollback=True)
+    first = start_good_service(services, ecs, rollback=True)
     services.update_task_definition("web", {"containerDefinitions": CRASHES_AT_ONCE})
-    services.wait(lambda: failed_deployment(services), "a FAILED deployment", "web", timeout=12)
+    rolling_back = f"(service web) rolling back to deployment {first}."
+    services.wait(lambda: rolling_back in services.messages("web"), "the rollback", "web")
+    status = services.wait_steady("web", 2, "web:1")
+    assert degraded(status)["reason"] == "DeploymentFailed"
+    failures = [
+        m
+        for m in services.messages("web")
+        if m.endswith(") deployment failed: tasks failed to start.")
+    ]
+    assert len(failures) == 1
+    crashed = [t for t in services.tasks("web") if revision_of(t) == "web:2"]
+    assert len(crashed) >= BREAKER_THRESHOLD
+    assert not [t for t in crashed if is_live(t)]

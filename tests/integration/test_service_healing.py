@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from ecs_api import Ecs, container
 from service_support import (
     EXIT_ANNOTATION,
@@ -77,7 +79,6 @@ def test_unhealthy_task_is_stopped_after_the_grace_period_and_replaced(ecs: Ecs)
     stopped = ecs.wait_stopped(victim, timeout=GRACE_SECONDS + 15)
     assert stopped["stopCode"] == "ServiceSchedulerInitiated", stopped
     assert stopped["stoppedReason"] == "Task failed container health checks"
-    print(stopped)
     services.wait(
         lambda: (
             sum(task_status(t).get("healthStatus") == "HEALTHY" for t in services.live("checked"))
@@ -87,4 +88,13 @@ def test_unhealthy_task_is_stopped_after_the_grace_period_and_replaced(ecs: Ecs)
         "two HEALTHY tasks again",
         "checked",
     )
-    print(services.messages("checked"))
+    # The grace period held the stop back: counted from when the task started.
+    started = datetime.fromisoformat(stopped["startedAt"])
+    assert datetime.fromisoformat(stopped["stoppingAt"]) - started >= timedelta(
+        seconds=GRACE_SECONDS
+    )
+    messages = services.messages("checked")
+    task_id = stopped["taskArn"]
+    assert f"(service checked) (task {task_id}) failed container health checks." in messages
+    replaced = [m for m in messages if m.endswith("replaced 1 tasks due to an unhealthy status.")]
+    assert len(replaced) == 1

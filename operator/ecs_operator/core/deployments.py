@@ -159,6 +159,10 @@ PENDING_STATES: Final[frozenset[LastStatus | None]] = frozenset(
     {None, "PROVISIONING", "PENDING", "ACTIVATING"}
 )
 ELB_HEALTH_CHECK_PREFIX: Final = "Task failed ELB health checks"
+# A task that stops on its own this soon after starting failed to start (ECS documents no
+# figure; a crash-looping container exits well within it).
+STARTUP_FAILURE_SECONDS: Final = 30.0
+
 # Fields (by ECS name) whose change starts a new deployment, besides the task definition.
 DEPLOYMENT_FIELDS: Final = (
     "placementStrategy",
@@ -267,12 +271,15 @@ class ServiceTask:
 
     @property
     def failed_to_start(self) -> bool:
-        """Stopped without ever reaching RUNNING, through no act of the scheduler or a user."""
-        return (
-            self.stopped
-            and self.started_at is None
-            and self.stop_code in ("TaskFailedToStart", "EssentialContainerExited")
-        )
+        """Stopped on its own (not by the scheduler or a user) without ever running, or within
+        ``STARTUP_FAILURE_SECONDS`` of starting: a container that exits at once fails its task
+        as surely as one that never starts (circuit breaker and throttling count both)."""
+        own_stop = self.stop_code in ("TaskFailedToStart", "EssentialContainerExited")
+        if not self.stopped or not own_stop:
+            return False
+        if self.started_at is None or self.stopped_at is None:
+            return True
+        return (self.stopped_at - self.started_at).total_seconds() < STARTUP_FAILURE_SECONDS
 
     @property
     def failed_health_checks(self) -> bool:
