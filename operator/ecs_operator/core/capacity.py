@@ -4,7 +4,12 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from ecs_operator.core import labels
-from ecs_operator.core.placement import ContainerInstance, TaskRequirements, instances_from_cluster
+from ecs_operator.core.placement import (
+    ContainerInstance,
+    Footprints,
+    TaskRequirements,
+    instances_from_cluster,
+)
 from ecs_operator.core.render import HOSTNAME_LABEL
 from ecs_operator.models.placement import PlacementConstraint, PlacementStrategy
 from ecs_operator.models.taskdefinition import TaskDefinitionSpec
@@ -60,10 +65,12 @@ def task_requirements(
 
 
 def cluster_instances(
-    nodes: Iterable[Mapping[str, Any]], pods: Iterable[Mapping[str, Any]]
+    nodes: Iterable[Mapping[str, Any]],
+    pods: Iterable[Mapping[str, Any]],
+    footprints: Footprints | None = None,
 ) -> list[ContainerInstance]:
     """The nodes as container instances, with every pod counted where it runs or will run."""
-    return instances_from_cluster(nodes, _on_planned_nodes(pods), task_group_of_pod)
+    return instances_from_cluster(nodes, _on_planned_nodes(pods), task_group_of_pod, footprints)
 
 
 def task_group_of_pod(pod: Mapping[str, Any]) -> str | None:

@@ -41,7 +41,7 @@ Decisions for Kubernetes:
 """
 
 import random
-from collections import Counter, defaultdict
+from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -298,23 +298,54 @@ def choose_tasks_to_stop(
     return stopped
 
 
+class Footprints:
+    """What each Pod takes of its node, remembered by Pod uid: a Pod's requests and ports never
+    change once it exists, so placing task after task parses each Pod once, not every time."""
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self._known: OrderedDict[str, Footprint] = OrderedDict()
+        self._limit = limit
+
+    def of(self, pod: Mapping[str, Any]) -> "Footprint":
+        uid = str((pod.get("metadata") or {}).get("uid") or "")
+        known = self._known.get(uid) if uid else None
+        if known is None:
+            known = _footprint(pod)
+            if uid:
+                self._known[uid] = known
+                if len(self._known) > self._limit:
+                    self._known.popitem(last=False)
+        return known
+
+
+@dataclass(frozen=True, slots=True)
+class Footprint:
+    cpu_millicores: int
+    memory_bytes: int
+    ports_tcp: frozenset[int]
+    ports_udp: frozenset[int]
+
+
 def instances_from_cluster(
     nodes: Iterable[Mapping[str, Any]],
     pods: Iterable[Mapping[str, Any]],
     group_of_pod: Callable[[Mapping[str, Any]], str | None],
+    footprints: Footprints | None = None,
 ) -> list[ContainerInstance]:
     """Container instances from Kubernetes Node and Pod objects (dicts), in ``nodes`` order.
 
     ``group_of_pod`` returns the ECS task group of a Pod that is an ECS task, else None.
+    ``footprints`` remembers Pods already seen (pass the same one to every call).
     Raises ``ValueError`` naming the object and field if a quantity or timestamp is malformed.
     """
+    footprints = footprints or Footprints()
     usage: defaultdict[str, _Usage] = defaultdict(_Usage)
     for pod in pods:
         spec = pod.get("spec") or {}
         node_name = spec.get("nodeName")
         if not node_name or (pod.get("status") or {}).get("phase") in _TERMINATED_PHASES:
             continue
-        usage[node_name].add(pod, group_of_pod(pod))
+        usage[node_name].add(footprints.of(pod), group_of_pod(pod))
     return [_instance_from_node(node, usage.get(_name(node)) or _Usage()) for node in nodes]
 
 
@@ -497,23 +528,31 @@ class _Usage:
     tasks: int = 0
     groups: Counter[str] = field(default_factory=Counter)
 
-    def add(self, pod: Mapping[str, Any], group: str | None) -> None:
-        cpu, memory = _pod_requests(pod)
-        self.cpu_millicores += cpu
-        self.memory_bytes += memory
-        spec = pod.get("spec") or {}
-        host_network = bool(spec.get("hostNetwork"))
-        for container in [*(spec.get("initContainers") or ()), *(spec.get("containers") or ())]:
-            for port in container.get("ports") or ():
-                number = port.get("hostPort") or (port.get("containerPort") if host_network else 0)
-                protocol = port.get("protocol") or "TCP"
-                if number and protocol == "TCP":
-                    self.ports_tcp.add(int(number))
-                elif number and protocol == "UDP":
-                    self.ports_udp.add(int(number))
+    def add(self, footprint: Footprint, group: str | None) -> None:
+        self.cpu_millicores += footprint.cpu_millicores
+        self.memory_bytes += footprint.memory_bytes
+        self.ports_tcp |= footprint.ports_tcp
+        self.ports_udp |= footprint.ports_udp
         if group is not None:
             self.tasks += 1
             self.groups[group] += 1
+
+
+def _footprint(pod: Mapping[str, Any]) -> Footprint:
+    cpu, memory = _pod_requests(pod)
+    spec = pod.get("spec") or {}
+    host_network = bool(spec.get("hostNetwork"))
+    tcp: set[int] = set()
+    udp: set[int] = set()
+    for container in [*(spec.get("initContainers") or ()), *(spec.get("containers") or ())]:
+        for port in container.get("ports") or ():
+            number = port.get("hostPort") or (port.get("containerPort") if host_network else 0)
+            protocol = port.get("protocol") or "TCP"
+            if number and protocol == "TCP":
+                tcp.add(int(number))
+            elif number and protocol == "UDP":
+                udp.add(int(number))
+    return Footprint(cpu, memory, frozenset(tcp), frozenset(udp))
 
 
 def _pod_requests(pod: Mapping[str, Any]) -> tuple[int, int]:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pydantic import ValidationError
 
 from ecs_operator.core import labels
+from ecs_operator.core.placement import Footprints
 from ecs_operator.core.registration import StoredRevision
 from ecs_operator.core.revisions import revision_record_from_object
 from ecs_operator.handlers.cache import ObjectCache
@@ -43,6 +44,7 @@ class OperatorContext:
     # The Kubernetes Services and EndpointSlices the operator keeps for its LoadBalancers.
     kubernetes_services: ObjectCache = field(default_factory=ObjectCache)
     endpoint_slices: ObjectCache = field(default_factory=ObjectCache)
+    footprints: Footprints = field(default_factory=Footprints)  # pods' requests, by uid
     task_definitions: ObjectCache = field(default_factory=ObjectCache)
     revisions: ObjectCache = field(default_factory=ObjectCache)
     pods: ObjectCache = field(default_factory=ObjectCache)

@@ -71,7 +71,10 @@ class LoadBalancerController:
         namespace, name = key
         body = self.context.load_balancers.get(key)
         if body is None:
-            return  # deleted: its Kubernetes Service and EndpointSlices are garbage-collected
+            # Deleted: its Kubernetes Service and EndpointSlices are garbage-collected; the
+            # Services naming it must now report it missing.
+            self.services.enqueue_all(namespace)
+            return
         try:
             lb = LoadBalancer.model_validate(body)
         except ValidationError as error:

@@ -235,7 +235,8 @@ class ServiceController:
 
     def _instances(self) -> list[placement.ContainerInstance]:
         pods = list(self.context.pods.values())
-        return cluster_instances(self.context.nodes.values(), [*pods, *self._podless(pods)])
+        nodes = self.context.nodes.values()
+        return cluster_instances(nodes, [*pods, *self._podless(pods)], self.context.footprints)
 
     def _podless(self, pods: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         """Placed service tasks whose Pod does not exist yet (just created, or the operator

@@ -409,7 +409,9 @@ class TaskController:
             )
         except ValueError as error:
             return f"ClientException: {error}", []
-        instances = cluster_instances(self.context.nodes.values(), self.context.pods.values())
+        instances = cluster_instances(
+            self.context.nodes.values(), self.context.pods.values(), self.context.footprints
+        )
         # A Service places its tasks itself (to report what cannot be placed) and names the
         # node; the task still checks it fits, so the cluster never oversubscribes.
         placed = (task.metadata.annotations or {}).get(labels.PLACED_NODE_ANNOTATION)
