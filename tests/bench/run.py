@@ -16,6 +16,11 @@
   task's replacement Pod p50/p99 (P3), node loss until its tasks run elsewhere, median of the
   node-loss runs (P4), API writes per service task launched and by a restart on a converged
   cluster of services (P5).
+- LoadBalancers (bench_load_balancers.py), one run of a Service of `--lb-targets` tasks: task
+  RUNNING -> endpoint ready in the EndpointSlice (two health checks 5 s apart included) and
+  container ready -> endpoint ready (the operator's own share), stop decided -> endpoint not
+  ready, EndpointSlice writes per target change. Informative: reference/targets.md sets no
+  figure (R5, the correctness side, is an integration test).
 
 Prints one table (metric, median, target, floor median, ratio, verdict) and writes every raw
 number to bench-results/results.json. Benchmarks never run in `make test`; timings are only
@@ -38,6 +43,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import bench_load_balancers
 import bench_placement
 import bench_sandbox
 import bench_services
@@ -274,6 +280,35 @@ def service_rows(result: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def load_balancer_rows(result: dict[str, Any]) -> list[Row]:
+    out, down, count = result["scale_out"], result["scale_in"], result["targets"]
+    latencies = (
+        ("task RUNNING -> endpoint ready (incl. health checks)", out["running_to_listed_ms"]),
+        ("container ready -> endpoint ready", out["container_ready_to_listed_ms"]),
+        ("stop decided -> endpoint not ready", down["stop_to_unlisted_ms"]),
+    )
+    rows = [
+        Row(f"LB {count} targets: {what}, {stat}", "ms", [values[stat]])
+        for what, values in latencies
+        for stat in ("p50", "p99")
+    ]
+    rows.append(
+        Row(
+            f"LB {count} targets: EndpointSlice writes per target listed",
+            "writes",
+            [out["slice_writes_per_change"]],
+        )
+    )
+    rows.append(
+        Row(
+            f"LB {count} targets: EndpointSlice writes per target drained or removed",
+            "writes",
+            [down["slice_writes_per_change"]],
+        )
+    )
+    return rows
+
+
 def table(rows: list[Row]) -> str:
     def number(value: float | None) -> str:
         if value is None:
@@ -332,6 +367,7 @@ def main() -> int:
     parser.add_argument(
         "--service-scales", default="100,1000", help="Service sizes to scale out to (P2)"
     )
+    parser.add_argument("--lb-targets", type=int, default=100, help="load-balanced tasks")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
     started = time.monotonic()
@@ -346,12 +382,16 @@ def main() -> int:
     print(f"services (0 -> {', '.join(map(str, scales))} tasks, replacement, node loss) …")
     services = bench_services.run(scales)
     rows += service_rows(services)
+    print(f"load balancer ({args.lb_targets} targets: registration, deregistration) …")
+    load_balancers = bench_load_balancers.run(args.lb_targets)
+    rows += load_balancer_rows(load_balancers)
     seconds = time.monotonic() - started
     print()
     print(table(rows))
     for index, result in enumerate(tasks, 1):
         print(f"\ntask run {index}:\n{bench_tasks.report(result)}")
     print(f"\n{bench_services.report(services)}")
+    print(f"\n{bench_load_balancers.report(load_balancers)}")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     document = {
         "environment": environment(),
@@ -359,6 +399,7 @@ def main() -> int:
         "rows": [row.to_dict() for row in rows],
         "task_runs": tasks,
         "services": services,
+        "load_balancers": load_balancers,
     }
     args.output.write_text(json.dumps(document, indent=2) + "\n")
     print(f"\n{len(rows)} metrics in {seconds:.0f} s; written to {args.output}")

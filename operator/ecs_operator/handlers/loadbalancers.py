@@ -90,9 +90,12 @@ class LoadBalancerController:
         await self._sync_slices(namespace, lb, plan.targets)
         update = targets.lb_status(lb, plan.targets, sorted(users), problems, now)
         if update.changed:
-            patch = {
-                "status": update.status.model_dump(mode="json", by_alias=True, exclude_none=True)
-            }
+            status = update.status.model_dump(mode="json", by_alias=True, exclude_none=True)
+            # A merge patch keeps what it does not mention: null out the fields that went
+            # away (the last target drained, no Service names it any more).
+            for field in body.get("status") or {}:
+                status.setdefault(field, None)
+            patch = {"status": status}
             try:
                 written = await self.context.kube.patch(
                     LOAD_BALANCERS, namespace, name, patch, subresource="status"

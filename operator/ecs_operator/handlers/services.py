@@ -12,7 +12,7 @@ import logging
 import random
 import secrets
 from collections.abc import Callable, Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -119,7 +119,10 @@ class ServiceController:
             ),
             self.rng,
         )
-        stops = [*plan.stop, *self._failed_elb_health(service, tasks, load_balancers, plan, now)]
+        stops = [
+            *plan.stop,
+            *self._failed_elb_health(key, service, tasks, load_balancers, plan, now),
+        ]
         for request in stops:
             await self._stop_task(namespace, request)
         status, changed = plan.status, plan.changed
@@ -152,6 +155,7 @@ class ServiceController:
 
     def _failed_elb_health(
         self,
+        key: Key,
         service: Service,
         tasks: list[Task],
         load_balancers: dict[str, LoadBalancer],
@@ -159,7 +163,8 @@ class ServiceController:
         now: datetime,
     ) -> list[StopRequest]:
         """Tasks whose target stayed unhealthy past healthCheckGracePeriodSeconds: stopped
-        (and so replaced) with ECS's reason."""
+        (and so replaced) with ECS's reason. A task unhealthy within its grace period is looked
+        at again when the period ends."""
         used = [
             load_balancers[e.load_balancer_name]
             for e in service.spec.load_balancers or ()
@@ -177,6 +182,11 @@ class ServiceController:
             reason = targets.failed_elb_health(name, status.started_at, grace, used, now)
             if reason is not None:
                 stops.append(StopRequest(name, "ServiceSchedulerInitiated", reason))
+            elif status.started_at and targets.failed_elb_health(
+                name, status.started_at, 0, used, now
+            ):
+                grace_ends = status.started_at + timedelta(seconds=grace)
+                self.queue.add_after(key, (grace_ends - now).total_seconds())
         return stops
 
     def _resolve(
