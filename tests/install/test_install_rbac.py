@@ -38,17 +38,13 @@ OPERATOR_NAMESPACED_RULES = [
         "verbs": ["get", "list", "watch", "create", "patch", "delete"],
     },
     {"apiGroups": [ECS], "resources": ["tasks/status"], "verbs": ["patch"]},
-    {
-        "apiGroups": [ECS],
-        "resources": ["services", "loadbalancers"],
-        "verbs": ["get", "list", "watch"],
-    },
+    {"apiGroups": [ECS], "resources": ["loadbalancers"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": [ECS], "resources": ["services"], "verbs": ["get", "list", "watch", "patch"]},
     {
         "apiGroups": [ECS],
         "resources": ["services/status", "loadbalancers/status"],
         "verbs": ["patch"],
     },
-    {"apiGroups": [ECS], "resources": ["services/scale"], "verbs": ["get"]},
     {
         "apiGroups": [""],
         "resources": ["pods"],
@@ -69,7 +65,7 @@ OPERATOR_NAMESPACED_RULES = [
     {
         "apiGroups": ["discovery.k8s.io"],
         "resources": ["endpointslices"],
-        "verbs": ["list", "watch", "create", "patch", "delete"],
+        "verbs": ["list", "watch", "create", "update", "delete"],
     },
 ]
 LEADER_ELECTION_RULES = [
@@ -215,12 +211,18 @@ def test_no_wildcards_and_no_privilege_escalating_verbs() -> None:
 
 
 def test_status_and_scale_subresources_are_listed_explicitly() -> None:
+    """The operator writes every kind's status subresource; users (the aggregated edit role,
+    which kubectl scale and HPAs act for) get the scale subresource. The operator never uses
+    scale, so least privilege leaves it out of the operator's role."""
     for where, role in roles_everywhere():
         resources = {resource for rule in role["rules"] for resource in rule["resources"]}
         if "tasks" not in resources:
             continue  # cluster-only or leader-election roles
         assert set(ECS_STATUS) <= resources, where
-        assert "services/scale" in resources, where
+    assert "services/scale" in {r for rule in USER_EDIT_RULES for r in rule["resources"]}
+    assert "services/scale" not in {
+        r for rule in OPERATOR_NAMESPACED_RULES for r in rule["resources"]
+    }
 
 
 @pytest.mark.parametrize("path", RULE_FILES, ids=lambda path: Path(path).name)

@@ -133,11 +133,6 @@ def test_targets_follow_healthy_tasks_and_drain_on_scale_in(
     services.ecs.wait(recorded, "ECS events", lambda: lbs.event_counts(SERVICE), 10)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="deleting a Service garbage-collects its Tasks and their Pods at once: draining "
-    "needs a Service finalizer that scales to 0 first (ECS DeleteService drains)",
-)
 def test_deleting_the_service_drains_its_targets(services: Services, lbs: LoadBalancers) -> None:
     check = EndpointInvariants(LB_NAME, SERVICE, DEREGISTRATION_DELAY)
     with ClusterWatch(services, namespace_paths(services)) as watch:

@@ -19,6 +19,9 @@ MANAGED_BY_LABEL: Final = "app.kubernetes.io/managed-by"
 MANAGED_BY: Final = "ecs-operator"
 
 FINALIZER: Final = f"{PREFIX}finalizer"
+"""Kopf's own marker (the operator registers no deletion handler, so Kopf never keeps it)."""
+DRAIN_FINALIZER: Final = f"{PREFIX}drain-targets"
+"""On a load-balanced Service: its deletion waits until every task has drained and stopped."""
 
 # Labels (selectable).
 TASK_LABEL: Final = f"{PREFIX}task"

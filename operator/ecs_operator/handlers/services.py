@@ -37,6 +37,8 @@ from ecs_operator.models.taskdefinition import TaskDefinitionSpec, parse_task_de
 
 logger = logging.getLogger(__name__)
 
+FINALIZER = labels.DRAIN_FINALIZER
+
 # ECS keeps stopped tasks visible for about an hour; a crash-looping service would otherwise
 # pile up thousands of them, so each service keeps only its newest stopped tasks.
 MAX_STOPPED_TASKS_PER_SERVICE = 20
@@ -79,8 +81,11 @@ class ServiceController:
 
     async def reconcile(self, key: Key) -> None:
         body = self.context.services.get(key)
-        if body is None or body["metadata"].get("deletionTimestamp"):
-            return  # deleted: ownerReference garbage collection stops its tasks
+        if body is None:
+            return  # deleted: ownerReference garbage collection removes its stopped tasks
+        if body["metadata"].get("deletionTimestamp"):
+            await self._delete(key, body)
+            return
         namespace, name = key
         now = datetime.now(UTC)
         try:
@@ -88,14 +93,10 @@ class ServiceController:
         except ValidationError as error:
             logger.warning("service %s/%s cannot be read: %s", namespace, name, error)
             return
-        resolved, resolution_error, definition = self._resolve(namespace, service)
+        if service.spec.load_balancers and FINALIZER not in _finalizers(body):
+            await self._set_finalizer(body, add=True)
         load_balancers = self.context.load_balancers_in(namespace)
-        if definition is not None and service.spec.load_balancers:
-            # A loadBalancers[] entry that cannot be registered blocks a new deployment, as
-            # ECS refuses such a CreateService/UpdateService.
-            problems = targets.load_balancer_problems(service.spec, definition, load_balancers)
-            if problems:
-                resolved, resolution_error = None, "; ".join(str(p) for p in problems)
+        resolved, resolution_error, definition = self._resolve(namespace, service, load_balancers)
         tasks = self._tasks(body)
         plan = deployments.plan_service(
             ServiceState(
@@ -153,6 +154,47 @@ class ServiceController:
         if failures:
             self.queue.add_after(key, PLACEMENT_RETRY_SECONDS)
 
+    async def _delete(self, key: Key, body: dict[str, Any]) -> None:
+        """ECS's DeleteService for a load-balanced service: every task is stopped through its
+        deregistration (DEACTIVATING, targets draining), and the Service goes only when none is
+        left running, so no client is cut off mid-request."""
+        if FINALIZER not in _finalizers(body):
+            return
+        namespace = key[0]
+        live = [
+            t for t in self._tasks(body) if not (t.status and t.status.last_status == "STOPPED")
+        ]
+        for task in live:
+            if task.spec.desired_status != "STOPPED":
+                reason = f"Service {key[1]} is being deleted"
+                await self._stop_task(
+                    namespace, StopRequest(task.metadata.name, "ServiceSchedulerInitiated", reason)
+                )
+        if live:
+            self.queue.add_after(key, 1.0)
+        else:
+            await self._set_finalizer(body, add=False)
+
+    async def _set_finalizer(self, body: dict[str, Any], *, add: bool) -> None:
+        metadata = body["metadata"]
+        finalizers = [f for f in metadata.get("finalizers") or () if f != FINALIZER]
+        if add:
+            finalizers.append(FINALIZER)
+        # The resourceVersion makes this a compare-and-swap: finalizers others add meanwhile
+        # are never lost (a conflict retries the reconcile).
+        patch = {
+            "metadata": {"finalizers": finalizers, "resourceVersion": metadata["resourceVersion"]}
+        }
+        try:
+            updated = await self.context.kube.patch(
+                SERVICES, metadata["namespace"], metadata["name"], patch
+            )
+        except KubeError as error:
+            if error.not_found:
+                return
+            raise
+        self.context.services.observe("MODIFIED", updated)
+
     def _failed_elb_health(
         self,
         key: Key,
@@ -190,9 +232,11 @@ class ServiceController:
         return stops
 
     def _resolve(
-        self, namespace: str, service: Service
+        self, namespace: str, service: Service, load_balancers: dict[str, LoadBalancer]
     ) -> tuple[str | None, str | None, TaskDefinitionSpec | None]:
-        """The revision a new deployment would run, or why there is none."""
+        """The revision a new deployment would run, or why there is none. A loadBalancers[]
+        entry that cannot be registered with it blocks the deployment too, as ECS refuses such
+        a CreateService/UpdateService."""
         reference = service.spec.task_definition
         try:
             family, _ = parse_task_definition_ref(reference)
@@ -209,6 +253,10 @@ class ServiceController:
         if resolution.record is None:
             return None, resolution.error, None
         spec = TaskDefinitionSpec.model_validate(resolution.record.spec)
+        if service.spec.load_balancers:
+            problems = targets.load_balancer_problems(service.spec, spec, load_balancers)
+            if problems:
+                return None, "; ".join(str(p) for p in problems), spec
         return resolution.record.reference, None, spec
 
     def _tasks(self, body: Mapping[str, Any]) -> list[Task]:
@@ -402,3 +450,7 @@ def _healthy_in(
         deployments.is_healthy(task)
         and targets.task_load_balancer_health(task.name, spec, load_balancers)
     )
+
+
+def _finalizers(body: Mapping[str, Any]) -> list[str]:
+    return list(body["metadata"].get("finalizers") or ())
