@@ -81,3 +81,48 @@ class _CacheCollector(Collector):
         for status, count in sorted(by_status.items()):
             revisions.add_metric([status], count)
         yield revisions
+        yield from self._services()
+        yield from self._targets()
+
+    def _services(self) -> Iterator[GaugeMetricFamily]:
+        counts = GaugeMetricFamily(
+            "ecs_operator_service_tasks",
+            "Tasks of each Service: desired, running and pending (ECS's counts).",
+            labels=["namespace", "service", "count"],
+        )
+        rollouts: Tally[str] = Tally()
+        for body in self.context.services.values():
+            status = body.get("status") or {}
+            where = [body["metadata"].get("namespace", ""), body["metadata"]["name"]]
+            for field, label in (
+                ("desiredCount", "desired"),
+                ("runningCount", "running"),
+                ("pendingCount", "pending"),
+            ):
+                counts.add_metric([*where, label], status.get(field) or 0)
+            for deployment in status.get("deployments") or ():
+                rollouts[deployment.get("rolloutState") or "UNKNOWN"] += 1
+        yield counts
+        deployments = GaugeMetricFamily(
+            "ecs_operator_deployments",
+            "Service deployments by rolloutState.",
+            labels=["rollout_state"],
+        )
+        for state, count in sorted(rollouts.items()):
+            deployments.add_metric([state], count)
+        yield deployments
+
+    def _targets(self) -> Iterator[GaugeMetricFamily]:
+        targets = GaugeMetricFamily(
+            "ecs_operator_load_balancer_targets",
+            "Load-balancer targets by state (initial, healthy, unhealthy, draining).",
+            labels=["namespace", "load_balancer", "state"],
+        )
+        for body in self.context.load_balancers.values():
+            where = [body["metadata"].get("namespace", ""), body["metadata"]["name"]]
+            states = Tally(
+                t.get("state") or "unknown" for t in (body.get("status") or {}).get("targets") or ()
+            )
+            for state, count in sorted(states.items()):
+                targets.add_metric([*where, state], count)
+        yield targets

@@ -1,0 +1,44 @@
+"""Metrics are read from the watch caches at scrape time."""
+
+from typing import Any
+
+from prometheus_client import generate_latest
+
+from ecs_operator.handlers.context import OperatorContext, OperatorOptions
+from ecs_operator.handlers.metrics import OperatorMetrics
+
+
+def body(name: str, status: dict[str, Any]) -> dict[str, Any]:
+    return {"metadata": {"namespace": "ns", "name": name, "uid": name}, "status": status}
+
+
+def test_scrape_reports_tasks_services_deployments_and_targets() -> None:
+    context = OperatorContext(OperatorOptions(), kube=None)  # type: ignore[arg-type]
+    context.tasks.observe("ADDED", body("t1", {"lastStatus": "RUNNING"}))
+    context.tasks.observe("ADDED", body("t2", {"lastStatus": "RUNNING"}))
+    context.services.observe(
+        "ADDED",
+        body(
+            "web",
+            {
+                "desiredCount": 3,
+                "runningCount": 2,
+                "pendingCount": 1,
+                "deployments": [{"rolloutState": "IN_PROGRESS"}, {"rolloutState": "COMPLETED"}],
+            },
+        ),
+    )
+    context.load_balancers.observe(
+        "ADDED", body("lb", {"targets": [{"state": "healthy"}, {"state": "draining"}]})
+    )
+    metrics = OperatorMetrics(context)
+    metrics.observe_reconcile("tasks", 0.01, True)
+    text = generate_latest(metrics.registry).decode()
+    assert 'ecs_operator_tasks{last_status="RUNNING",namespace="ns"} 2.0' in text
+    assert 'ecs_operator_service_tasks{count="pending",namespace="ns",service="web"} 1.0' in text
+    assert 'ecs_operator_deployments{rollout_state="IN_PROGRESS"} 1.0' in text
+    assert (
+        'ecs_operator_load_balancer_targets{load_balancer="lb",namespace="ns",state="draining"} 1.0'
+        in text
+    )
+    assert 'ecs_operator_reconcile_total{kind="tasks",result="ok"} 1.0' in text
