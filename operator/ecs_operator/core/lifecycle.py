@@ -107,7 +107,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, get_args
 
 from ecs_operator.core import events, labels
 from ecs_operator.core.conditions import set_condition
@@ -146,17 +146,9 @@ DEFAULT_STOP_TIMEOUT_SECONDS: Final = 30
 """ECS's container ``stopTimeout`` when the task definition gives none."""
 DEFAULT_UNSCHEDULABLE_GRACE_SECONDS: Final = 30.0
 
-TASK_ORDER: Final[tuple[LastStatus, ...]] = (
-    "PROVISIONING",
-    "PENDING",
-    "ACTIVATING",
-    "RUNNING",
-    "DEACTIVATING",
-    "STOPPING",
-    "DEPROVISIONING",
-    "STOPPED",
-)
-CONTAINER_ORDER: Final[tuple[ContainerLastStatus, ...]] = ("PENDING", "RUNNING", "STOPPED")
+# The model lists the states in ECS's lifecycle order.
+TASK_ORDER: Final[tuple[LastStatus, ...]] = get_args(LastStatus)
+CONTAINER_ORDER: Final[tuple[ContainerLastStatus, ...]] = get_args(ContainerLastStatus)
 
 PULL_FAILURES: Final = frozenset(
     {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
