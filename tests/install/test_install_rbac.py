@@ -38,7 +38,11 @@ OPERATOR_NAMESPACED_RULES = [
         "verbs": ["get", "list", "watch", "create", "patch", "delete"],
     },
     {"apiGroups": [ECS], "resources": ["tasks/status"], "verbs": ["patch"]},
-    {"apiGroups": [ECS], "resources": ["loadbalancers"], "verbs": ["get", "list", "watch"]},
+    {
+        "apiGroups": [ECS],
+        "resources": ["loadbalancers"],
+        "verbs": ["get", "list", "watch", "patch"],
+    },
     {"apiGroups": [ECS], "resources": ["services"], "verbs": ["get", "list", "watch", "patch"]},
     {
         "apiGroups": [ECS],

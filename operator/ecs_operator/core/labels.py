@@ -22,6 +22,8 @@ FINALIZER: Final = f"{PREFIX}finalizer"
 """Kopf's own marker (the operator registers no deletion handler, so Kopf never keeps it)."""
 DRAIN_FINALIZER: Final = f"{PREFIX}drain-targets"
 """On a load-balanced Service: its deletion waits until every task has drained and stopped."""
+IN_USE_FINALIZER: Final = f"{PREFIX}in-use"
+"""On a LoadBalancer a Service names: its deletion waits until no Service does."""
 
 # Labels (selectable).
 TASK_LABEL: Final = f"{PREFIX}task"

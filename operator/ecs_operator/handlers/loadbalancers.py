@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ecs_operator.core import events as ecs_events
-from ecs_operator.core import targets
+from ecs_operator.core import labels, targets
 from ecs_operator.handlers.cache import Key
 from ecs_operator.handlers.context import OperatorContext
 from ecs_operator.handlers.metrics import OperatorMetrics
@@ -35,6 +35,8 @@ from ecs_operator.models.service import Service
 from ecs_operator.models.task import Task
 
 logger = logging.getLogger(__name__)
+
+IN_USE_FINALIZER = labels.IN_USE_FINALIZER
 
 
 class LoadBalancerController:
@@ -84,8 +86,21 @@ class LoadBalancerController:
         members, users = self._members(namespace, lb)
         plan = targets.desired_targets(lb, members, now)
         problems = []
-        if body["metadata"].get("deletionTimestamp") and users:
+        deleting = bool(body["metadata"].get("deletionTimestamp"))
+        if deleting and users:
             problems.append(ecs_events.load_balancer_in_use(name, sorted(users)))
+            await self.events.record(body, "Warning", "LoadBalancerInUse", problems[-1])
+        # While a Service names it, a LoadBalancer's deletion waits (reported on both), so no
+        # Service is left registering into nothing; an unused one goes at once.
+        protected = IN_USE_FINALIZER in (body["metadata"].get("finalizers") or ())
+        if bool(users) != protected:
+            updated = await self.context.kube.set_finalizer(
+                LOAD_BALANCERS, body, IN_USE_FINALIZER, present=bool(users)
+            )
+            if updated is None:
+                return
+            self.context.load_balancers.observe("MODIFIED", updated)
+            body, lb = updated, LoadBalancer.model_validate(updated)
         await self._sync_service(namespace, lb)
         await self._sync_slices(namespace, lb, plan.targets)
         update = targets.lb_status(lb, plan.targets, sorted(users), problems, now)

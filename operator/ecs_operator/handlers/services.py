@@ -176,24 +176,9 @@ class ServiceController:
             await self._set_finalizer(body, add=False)
 
     async def _set_finalizer(self, body: dict[str, Any], *, add: bool) -> None:
-        metadata = body["metadata"]
-        finalizers = [f for f in metadata.get("finalizers") or () if f != FINALIZER]
-        if add:
-            finalizers.append(FINALIZER)
-        # The resourceVersion makes this a compare-and-swap: finalizers others add meanwhile
-        # are never lost (a conflict retries the reconcile).
-        patch = {
-            "metadata": {"finalizers": finalizers, "resourceVersion": metadata["resourceVersion"]}
-        }
-        try:
-            updated = await self.context.kube.patch(
-                SERVICES, metadata["namespace"], metadata["name"], patch
-            )
-        except KubeError as error:
-            if error.not_found:
-                return
-            raise
-        self.context.services.observe("MODIFIED", updated)
+        updated = await self.context.kube.set_finalizer(SERVICES, body, FINALIZER, present=add)
+        if updated is not None:
+            self.context.services.observe("MODIFIED", updated)
 
     def _failed_elb_health(
         self,

@@ -225,6 +225,26 @@ class KubeClient:
         )
         return result
 
+    async def set_finalizer(
+        self, resource: Resource, body: Mapping[str, Any], finalizer: str, *, present: bool
+    ) -> dict[str, Any] | None:
+        """Add or remove one finalizer; the updated object, or None when it is gone. The
+        resourceVersion makes it a compare-and-swap: a finalizer someone else adds meanwhile is
+        never lost (a conflict raises and the reconcile retries)."""
+        metadata = body["metadata"]
+        finalizers = [f for f in metadata.get("finalizers") or () if f != finalizer]
+        if present:
+            finalizers.append(finalizer)
+        patch = {
+            "metadata": {"finalizers": finalizers, "resourceVersion": metadata["resourceVersion"]}
+        }
+        try:
+            return await self.patch(resource, metadata.get("namespace"), metadata["name"], patch)
+        except KubeError as error:
+            if error.not_found:
+                return None
+            raise
+
     async def delete(
         self,
         resource: Resource,
