@@ -350,13 +350,18 @@ class ServiceController:
         # large scale-out by the API's round trip.
         limit = asyncio.Semaphore(CONCURRENT_CREATES)
 
-        async def create(node: str) -> str:
+        async def create(node: str) -> str | None:
             async with limit:
-                created = await self._create_task(body, service, launch, node)
+                try:
+                    created = await self._create_task(body, service, launch, node)
+                except KubeError as error:
+                    if error.namespace_terminating:
+                        return None  # the service goes with its namespace
+                    raise
             return str(created["metadata"]["uid"]).replace("-", "")
 
-        ids = await asyncio.gather(*(create(node) for node in nodes))
-        return list(ids), failure
+        created = await asyncio.gather(*(create(node) for node in nodes))
+        return [task_id for task_id in created if task_id is not None], failure
 
     async def _create_task(
         self, body: Mapping[str, Any], service: Service, launch: LaunchRequest, node: str
@@ -401,13 +406,18 @@ class ServiceController:
 
     async def _write_status(self, body: Mapping[str, Any], status: ServiceStatus) -> None:
         metadata = body["metadata"]
-        updated = await self.context.kube.patch(
-            SERVICES,
-            metadata.get("namespace", ""),
-            metadata["name"],
-            {"status": status.model_dump(mode="json", by_alias=True, exclude_none=True)},
-            subresource="status",
-        )
+        try:
+            updated = await self.context.kube.patch(
+                SERVICES,
+                metadata.get("namespace", ""),
+                metadata["name"],
+                {"status": status.model_dump(mode="json", by_alias=True, exclude_none=True)},
+                subresource="status",
+            )
+        except KubeError as error:
+            if error.not_found:
+                return  # deleted meanwhile: its DELETED event ends the story
+            raise
         self.context.services.observe("MODIFIED", updated)
 
     async def _trim_stopped(self, namespace: str, tasks: list[Task]) -> None:

@@ -84,6 +84,11 @@ class KubeError(Exception):
     def conflict(self) -> bool:
         return self.code == 409
 
+    @property
+    def namespace_terminating(self) -> bool:
+        """A create refused because its namespace is being deleted (nothing left to do)."""
+        return self.code == 403 and "being terminated" in self.message
+
 
 class KubeClient:
     """Async JSON access to the API; objects in and out are plain dicts."""
