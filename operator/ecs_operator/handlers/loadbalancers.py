@@ -180,9 +180,9 @@ class LoadBalancerController:
             try:
                 created = await kube.create(KUBERNETES_SERVICES, namespace, desired)
             except KubeError as error:
-                if error.conflict or error.namespace_terminating:
-                    return  # exists already (its watch event brings it), or nothing to serve
-                raise
+                if not error.conflict:
+                    raise
+                return  # exists already: its watch event brings it into the cache
             self.context.kubernetes_services.observe("ADDED", created)
             return
         patch = targets.service_changes(current, desired)
@@ -206,7 +206,7 @@ class LoadBalancerController:
             try:
                 cache.observe("ADDED", await kube.create(ENDPOINT_SLICES, namespace, manifest))
             except KubeError as error:
-                if not (error.conflict or error.namespace_terminating):
+                if not error.conflict:
                     raise
         for manifest in changes.update:
             name = manifest["metadata"]["name"]

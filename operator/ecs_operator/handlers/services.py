@@ -350,18 +350,13 @@ class ServiceController:
         # large scale-out by the API's round trip.
         limit = asyncio.Semaphore(CONCURRENT_CREATES)
 
-        async def create(node: str) -> str | None:
+        async def create(node: str) -> str:
             async with limit:
-                try:
-                    created = await self._create_task(body, service, launch, node)
-                except KubeError as error:
-                    if error.namespace_terminating:
-                        return None  # the service goes with its namespace
-                    raise
+                created = await self._create_task(body, service, launch, node)
             return str(created["metadata"]["uid"]).replace("-", "")
 
-        created = await asyncio.gather(*(create(node) for node in nodes))
-        return [task_id for task_id in created if task_id is not None], failure
+        ids = await asyncio.gather(*(create(node) for node in nodes))
+        return list(ids), failure
 
     async def _create_task(
         self, body: Mapping[str, Any], service: Service, launch: LaunchRequest, node: str

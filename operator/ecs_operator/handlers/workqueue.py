@@ -14,6 +14,8 @@ import time
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
+from ecs_operator.kube.client import KubeError
+
 logger = logging.getLogger(__name__)
 
 K = TypeVar("K", bound=Hashable)
@@ -84,6 +86,15 @@ class WorkQueue(Generic[K]):
     def idle(self) -> bool:
         return not self._queued and not self._processing
 
+    def _retry(self, key: K, error: Exception) -> None:
+        failures = self._failures.get(key, 0) + 1
+        self._failures[key] = failures
+        delay = min(self._max_backoff, self._base_backoff * 2 ** (failures - 1))
+        logger.error(
+            "%s: reconcile of %s failed; retry in %.2fs", self.name, key, delay, exc_info=error
+        )
+        self.add_after(key, delay)
+
     async def _work(self) -> None:
         while True:
             key = await self._queue.get()
@@ -96,14 +107,13 @@ class WorkQueue(Generic[K]):
                 ok = True
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                failures = self._failures.get(key, 0) + 1
-                self._failures[key] = failures
-                delay = min(self._max_backoff, self._base_backoff * 2 ** (failures - 1))
-                logger.exception(
-                    "%s: reconcile of %s failed; retry in %.2fs", self.name, key, delay
-                )
-                self.add_after(key, delay)
+            except KubeError as error:
+                if not error.namespace_gone:
+                    self._retry(key, error)
+                else:  # its namespace is being deleted: nothing left to reconcile there
+                    logger.debug("%s: %s: %s", self.name, key, error)
+            except Exception as error:
+                self._retry(key, error)
             else:
                 self._failures.pop(key, None)
             finally:

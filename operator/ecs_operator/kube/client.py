@@ -85,9 +85,11 @@ class KubeError(Exception):
         return self.code == 409
 
     @property
-    def namespace_terminating(self) -> bool:
-        """A create refused because its namespace is being deleted (nothing left to do)."""
-        return self.code == 403 and "being terminated" in self.message
+    def namespace_gone(self) -> bool:
+        """Refused because the object's namespace is being deleted or is gone: whatever was
+        being done there has nothing left to do."""
+        terminating = self.code == 403 and "being terminated" in self.message
+        return terminating or (self.code == 404 and self.message.startswith('namespaces "'))
 
 
 class KubeClient:

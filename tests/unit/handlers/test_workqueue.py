@@ -3,6 +3,7 @@
 import asyncio
 
 from ecs_operator.handlers.workqueue import WorkQueue
+from ecs_operator.kube.client import KubeError
 
 
 async def test_a_key_added_while_processing_runs_again_afterwards_never_concurrently() -> None:
@@ -61,3 +62,23 @@ async def test_failures_are_retried_with_backoff_and_observed() -> None:
         await succeeded.wait()
     await queue.stop()
     assert observed == [False, False, True]
+
+
+async def test_a_reconcile_whose_namespace_is_gone_is_not_retried() -> None:
+    attempts = 0
+    done = asyncio.Event()
+
+    async def reconcile(key: str) -> None:
+        nonlocal attempts
+        attempts += 1
+        done.set()
+        raise KubeError(404, "NotFound", 'namespaces "gone" not found')
+
+    queue: WorkQueue[str] = WorkQueue("test", reconcile, base_backoff=0.001)
+    queue.start()
+    queue.add("k")
+    async with asyncio.timeout(5):
+        await done.wait()
+    await asyncio.sleep(0.05)  # a retry would come after 1 ms; none may come
+    await queue.stop()
+    assert attempts == 1
