@@ -151,10 +151,7 @@ def serve(kubeconfig: str, config: str) -> None:
 
 class OperatorProcess:
     """An operator subprocess (`arguments` after the interpreter); its output goes to a log.
-
-    KUBECONFIG is set in its environment too: `ecs-operator run --kubeconfig` alone is not
-    enough for Kopf's login, since the `kubernetes` package reads $KUBECONFIG at import time.
-    """
+    KUBECONFIG is set in its environment too, for any tool the arguments run."""
 
     def __init__(self, name: str, arguments: list[str], workdir: Path, kubeconfig: Path) -> None:
         self.name = name
