@@ -98,6 +98,7 @@ class ServiceController:
         load_balancers = self.context.load_balancers_in(namespace)
         resolved, resolution_error, definition = self._resolve(namespace, service, load_balancers)
         tasks = self._tasks(body)
+        health_checked = self._health_checks(namespace)
         plan = deployments.plan_service(
             ServiceState(
                 name=name,
@@ -106,8 +107,7 @@ class ServiceController:
                 spec=service.spec,
                 status=service.status,
                 tasks=[
-                    ServiceTask.of(task, now, health_checked=self._health_checked(task))
-                    for task in tasks
+                    ServiceTask.of(task, now, health_checked=health_checked(task)) for task in tasks
                 ],
                 nodes=self._instances(),
                 now=now,
@@ -259,22 +259,34 @@ class ServiceController:
                 )
         return tasks
 
-    def _health_checked(self, task: Task) -> bool:
-        """Whether the task's revision health-checks an essential container (then a task is
-        healthy only once HEALTHY, not merely RUNNING)."""
-        reference = (
-            task.status.task_definition_arn if task.status else None
-        ) or task.spec.task_definition
+    def _health_checks(self, namespace: str) -> Callable[[Task], bool]:
+        """Whether a task's revision health-checks an essential container (then a task is
+        healthy only once HEALTHY, not merely RUNNING); each revision is read once per
+        reconcile, not once per task."""
+        known: dict[str, bool] = {}
+
+        def checked(task: Task) -> bool:
+            resolved = task.status.task_definition_arn if task.status else None
+            reference = resolved or task.spec.task_definition
+            if reference not in known:
+                known[reference] = self._revision_health_checked(namespace, reference)
+            return known[reference]
+
+        return checked
+
+    def _revision_health_checked(self, namespace: str, reference: str) -> bool:
         try:
             family, number = parse_task_definition_ref(reference)
         except ValueError:
             return False
-        namespace = task.metadata.namespace or ""
-        for stored in self.context.family_revisions(namespace, family):
-            if number is None or stored.record.revision == number:
-                spec = TaskDefinitionSpec.model_validate(stored.record.spec)
-                return any(c.essential and c.health_check for c in spec.container_definitions)
-        return False
+        stored = self.context.family_revisions(namespace, family)
+        if number is not None:
+            stored = [s for s in stored if s.record.revision == number]
+        if not stored:
+            return False
+        latest = max(stored, key=lambda s: s.record.revision)
+        spec = TaskDefinitionSpec.model_validate(latest.record.spec)
+        return any(c.essential and c.health_check for c in spec.container_definitions)
 
     def _instances(self) -> list[placement.ContainerInstance]:
         pods = list(self.context.pods.values())

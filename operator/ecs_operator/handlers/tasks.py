@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -29,6 +28,7 @@ from ecs_operator.core.lifecycle import (
     is_on_lost_node,
     observe,
 )
+from ecs_operator.core.placement import ZONE_LABEL
 from ecs_operator.core.registration import MAX_UNSUPPORTED, accepted_condition, unsupported_text
 from ecs_operator.core.render import (
     ResolvedTaskDefinition,
@@ -43,7 +43,7 @@ from ecs_operator.core.revisions import (
 from ecs_operator.core.security import SecurityPolicy
 from ecs_operator.core.targets import awaiting_registration, readiness_probe, task_deregistering
 from ecs_operator.core.validation import task_problems
-from ecs_operator.handlers.cache import Key
+from ecs_operator.handlers.cache import Key, owner_name
 from ecs_operator.handlers.context import OperatorContext
 from ecs_operator.handlers.metrics import OperatorMetrics
 from ecs_operator.handlers.workqueue import WorkQueue
@@ -59,8 +59,6 @@ logger = logging.getLogger(__name__)
 PROGRESS_STATES = ("PROVISIONING", "PENDING")
 # How long after a launch a progress-only status write may wait for the Pod to run.
 PROGRESS_WRITE_WINDOW_SECONDS = 0.5
-
-ZONE_LABEL = "topology.kubernetes.io/zone"
 
 
 class TaskController:
@@ -184,7 +182,7 @@ class TaskController:
         )
 
     def _service_spec(self, body: dict[str, Any]) -> ServiceSpec | None:
-        service = _service_of(body)
+        service = owner_name(body, "Service")
         found = self.context.services.get((body["metadata"]["namespace"], service or ""))
         if found is None:
             return None
@@ -265,7 +263,7 @@ class TaskController:
                     grace_seconds=action.grace_seconds,
                     uid=pod["metadata"]["uid"],
                 )
-        service_task = _service_of(body) is not None
+        service_task = owner_name(body, "Service") is not None
         for event in observation.events:
             # A service reports its tasks' starts and stops in its own (ECS) events; its
             # tasks post only their warnings, which keeps a scale-out to a few writes a task.
@@ -435,7 +433,7 @@ class TaskController:
             node_name=result.instance,
             group=group,
             policy=self.policy,
-            service=_service_of(body),
+            service=owner_name(body, "Service"),
             readiness_probes=self._readiness_probes(body),
         )
         # Count the pod in the cache before awaiting its creation: a task placed meanwhile
@@ -493,12 +491,6 @@ class TaskController:
             TASKS, metadata["namespace"], metadata["name"], patch, subresource="status"
         )
         await self.events.record(body, "Warning", "TaskFailedToStart", reason)
-
-
-def _service_of(body: Mapping[str, Any]) -> str | None:
-    """The Service that owns this task, if it is a service task."""
-    owners = body.get("metadata", {}).get("ownerReferences") or ()
-    return next((ref["name"] for ref in owners if ref.get("kind") == "Service"), None)
 
 
 def _with_unsupported(observation: Observation, unsupported: list[UnsupportedField]) -> Observation:

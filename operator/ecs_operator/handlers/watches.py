@@ -24,7 +24,7 @@ import kopf
 
 from ecs_operator import API_GROUP
 from ecs_operator.core import labels
-from ecs_operator.handlers.cache import object_key
+from ecs_operator.handlers.cache import object_key, owner_name
 from ecs_operator.handlers.context import OperatorContext, OperatorOptions
 from ecs_operator.handlers.loadbalancers import LoadBalancerController
 from ecs_operator.handlers.metrics import OperatorMetrics
@@ -174,7 +174,7 @@ async def task_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     body = event["object"]
     key = memo.context.tasks.observe(event.get("type"), body)
     memo.tasks.enqueue(key)
-    service = _owner(body, "Service")
+    service = owner_name(body, "Service")
     if service:
         memo.services.enqueue((key[0], service))
         memo.load_balancers.enqueue_namespace(key[0])
@@ -232,7 +232,7 @@ async def revision_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> Non
 async def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     body = event["object"]
     memo.context.pods.observe(event.get("type"), body)
-    task = _owner(body, "Task")
+    task = owner_name(body, "Task")
     if task:
         namespace = body["metadata"].get("namespace", "")
         memo.tasks.enqueue((namespace, task))
@@ -248,11 +248,6 @@ async def node_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     # Heartbeats change nothing placement cares about; only real changes wake the services.
     if event.get("type") == "DELETED" or _node_facts(before) != _node_facts(body):
         memo.services.enqueue_all()
-
-
-def _owner(body: Mapping[str, Any], kind: str) -> str | None:
-    owners = body["metadata"].get("ownerReferences") or ()
-    return next((ref["name"] for ref in owners if ref.get("kind") == kind), None)
 
 
 def _node_facts(node: Mapping[str, Any] | None) -> tuple[Any, ...]:
