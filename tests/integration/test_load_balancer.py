@@ -140,12 +140,17 @@ def test_deleting_the_service_drains_its_targets(services: Services, lbs: LoadBa
         wait_serving(services, lbs, 2)
         services.ecs.delete("services", SERVICE)
         services.ecs.wait(
-            lambda: not lbs.targets() and not lbs.slices() and not services.tasks(SERVICE),
-            "the deleted Service's targets and tasks gone",
+            lambda: (
+                not lbs.targets()
+                and not lbs.slices()
+                and not services.tasks(SERVICE)
+                # the LoadBalancer learns the Service is gone only after its drain finalizer goes
+                and "services" not in lbs.status()
+            ),
+            "the deleted Service's targets and tasks gone, and the LoadBalancer no longer naming it",
             lambda: (lbs.status(), [t["metadata"]["name"] for t in services.tasks(SERVICE)]),
             CONVERGE,
         )
-    assert "services" not in lbs.status()
     assert_clean(watch, check)
     assert set(check.draining_since) == check.listed == check.deleted_pods
 
