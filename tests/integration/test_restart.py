@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections import Counter
 
 from ecs_api import PROBE_WRITES, Ecs, OperatorProcess, container, shell
+from service_support import EXIT_ANNOTATION, Services
 
 from ecs_operator.sandbox.runtime import SandboxThread
 
-WATCHED = ("tasks", "taskdefinitions", "pods", "controllerrevisions")
+WATCHED = ("services", "tasks", "taskdefinitions", "pods", "controllerrevisions")
 WRITES = ("create", "update", "patch", "delete", "deletecollection")
 
 
@@ -28,6 +29,7 @@ def writes(sandbox_thread: SandboxThread) -> Counter[tuple[str, str]]:
 def versions(ecs: Ecs) -> dict[str, str]:
     found = {}
     for plural, group in (
+        ("services", "ecs.operator.dev"),
         ("tasks", "ecs.operator.dev"),
         ("taskdefinitions", "ecs.operator.dev"),
         ("pods", ""),
@@ -107,3 +109,45 @@ def test_restart_against_a_converged_namespace_writes_nothing(
     ecs.wait_last_status("marker", "RUNNING")
     after_versions = {k: v for k, v in versions(ecs).items() if not k.endswith("/marker")}
     assert after_versions == before_versions
+
+
+def test_restart_after_a_service_replaced_a_failed_task_writes_nothing(
+    ecs: Ecs, default_operator: OperatorProcess, sandbox_thread: SandboxThread
+) -> None:
+    """A task that failed soon after starting throttles the service's launches until its
+    replacement runs; the cleared throttle must really be gone from the stored status, or a
+    restart finds it there and writes again."""
+    services = Services(ecs)
+    ecs.create_task_definition("web")
+    ecs.wait_accepted("web")
+    services.create("web", "web", desiredCount=2)
+    services.wait_steady("web", 2)
+    victim = sorted(t["metadata"]["name"] for t in services.live("web"))[0]
+    services.patch(
+        "pods", victim, {"metadata": {"annotations": {EXIT_ANNOTATION: "app:1"}}}, group=""
+    )
+    ecs.wait_stopped(victim)
+    services.wait(
+        lambda: (
+            victim not in {t["metadata"]["name"] for t in services.live("web")}
+            and "lastStartFailureAt" not in (services.status("web").get("scheduler") or {})
+        ),
+        "the replacement running and the throttle cleared",
+        "web",
+    )
+    services.wait_steady("web", 2)
+    before_versions = versions(ecs)
+    default_operator.kill()
+    before = writes(sandbox_thread)
+
+    default_operator.start()
+    made = writes(sandbox_thread) - before
+    made.subtract(PROBE_WRITES)
+    assert not +made, f"a restart on a converged cluster wrote {dict(+made)}"
+
+    # A Service created now is queued behind every Service of the initial listing: once it is
+    # steady, the restart's reconciles of Services are done too.
+    services.create("marker", "web", desiredCount=1)
+    services.wait_steady("marker", 1)
+    after_versions = versions(ecs)
+    assert {k: after_versions.get(k) for k in before_versions} == before_versions

@@ -105,19 +105,12 @@ class LoadBalancerController:
         await self._sync_slices(namespace, lb, plan.targets)
         update = targets.lb_status(lb, plan.targets, sorted(users), problems, now)
         if update.changed:
-            status = update.status.model_dump(mode="json", by_alias=True, exclude_none=True)
-            # A merge patch keeps what it does not mention: null out the fields that went
-            # away (the last target drained, no Service names it any more).
-            for field in body.get("status") or {}:
-                status.setdefault(field, None)
-            patch = {"status": status}
-            try:
-                written = await self.context.kube.patch(
-                    LOAD_BALANCERS, namespace, name, patch, subresource="status"
-                )
-            except KubeError as error:
-                if not error.not_found:
-                    raise
+            written = await self.context.kube.write_status(
+                LOAD_BALANCERS,
+                body,
+                update.status.model_dump(mode="json", by_alias=True, exclude_none=True),
+            )
+            if written is None:
                 return
             self.context.load_balancers.observe("MODIFIED", written)
             # Registration and draining move the tasks' ACTIVATING/DEACTIVATING and the

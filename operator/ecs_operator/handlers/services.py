@@ -412,20 +412,11 @@ class ServiceController:
         return created
 
     async def _write_status(self, body: Mapping[str, Any], status: ServiceStatus) -> None:
-        metadata = body["metadata"]
-        try:
-            updated = await self.context.kube.patch(
-                SERVICES,
-                metadata.get("namespace", ""),
-                metadata["name"],
-                {"status": status.model_dump(mode="json", by_alias=True, exclude_none=True)},
-                subresource="status",
-            )
-        except KubeError as error:
-            if error.not_found:
-                return  # deleted meanwhile: its DELETED event ends the story
-            raise
-        self.context.services.observe("MODIFIED", updated)
+        updated = await self.context.kube.write_status(
+            SERVICES, body, status.model_dump(mode="json", by_alias=True, exclude_none=True)
+        )
+        if updated is not None:  # else deleted meanwhile: its DELETED event ends the story
+            self.context.services.observe("MODIFIED", updated)
 
     async def _trim_stopped(self, namespace: str, tasks: list[Task]) -> None:
         stopped = sorted(

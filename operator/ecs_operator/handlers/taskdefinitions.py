@@ -91,17 +91,8 @@ class TaskDefinitionController:
             name = revisions.controller_revision_name(family, number)
             await kube.delete(CONTROLLER_REVISIONS, namespace, name)
         if body is not None and plan.status is not None:
-            try:
-                updated = await kube.patch(
-                    TASK_DEFINITIONS,
-                    namespace,
-                    family,
-                    {"status": plan.status},
-                    subresource="status",
-                )
-            except KubeError as error:
-                if not error.not_found:
-                    raise
+            updated = await kube.write_status(TASK_DEFINITIONS, body, plan.status)
+            if updated is None:
                 return  # deleted meanwhile: its DELETED event reconciles the family again
             self.context.task_definitions.observe("MODIFIED", updated)
         for type_, reason, message in plan.events:

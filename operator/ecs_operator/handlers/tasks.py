@@ -297,19 +297,11 @@ class TaskController:
         """Write the status if it changed; False when the Task no longer exists."""
         if previous == status:
             return True
-        metadata = body["metadata"]
-        try:
-            updated = await self.context.kube.patch(
-                TASKS,
-                metadata["namespace"],
-                metadata["name"],
-                {"status": status.model_dump(mode="json", by_alias=True, exclude_none=True)},
-                subresource="status",
-            )
-        except KubeError as error:
-            if error.not_found:
-                return False
-            raise
+        updated = await self.context.kube.write_status(
+            TASKS, body, status.model_dump(mode="json", by_alias=True, exclude_none=True)
+        )
+        if updated is None:
+            return False
         self.context.tasks.observe("MODIFIED", updated)
         return True
 

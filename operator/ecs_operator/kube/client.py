@@ -52,6 +52,23 @@ class Resource:
         return base
 
 
+def merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON merge patch (RFC 7386) that turns `old` into `new`: changed values, nested
+    objects patched in turn, null for every key `new` no longer has. Lists are replaced whole."""
+    patch: dict[str, Any] = {key: None for key in old if new.get(key) is None}
+    for key, value in new.items():
+        before = old.get(key)
+        if value is None:
+            continue
+        if isinstance(value, Mapping) and isinstance(before, Mapping):
+            nested = merge_patch(before, value)
+            if nested:
+                patch[key] = nested
+        elif value != before:
+            patch[key] = value
+    return patch
+
+
 PODS = Resource("", "v1", "pods")
 NODES = Resource("", "v1", "nodes", namespaced=False)
 EVENTS = Resource("", "v1", "events")
@@ -231,6 +248,29 @@ class KubeClient:
             "PATCH", path, body=patch, content_type=content_type
         )
         return result
+
+    async def write_status(
+        self, resource: Resource, body: Mapping[str, Any], status: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        """Make `body`'s status `status`: one merge patch of what differs (a field gone is sent
+        as null, or the server would keep it), none when nothing does. The updated object
+        (`body` itself when nothing was written), or None when it is gone."""
+        patch = merge_patch(body.get("status") or {}, status)
+        if not patch:
+            return dict(body)
+        metadata = body["metadata"]
+        try:
+            return await self.patch(
+                resource,
+                metadata.get("namespace"),
+                metadata["name"],
+                {"status": patch},
+                subresource="status",
+            )
+        except KubeError as error:
+            if error.not_found:
+                return None
+            raise
 
     async def set_finalizer(
         self, resource: Resource, body: Mapping[str, Any], finalizer: str, *, present: bool
