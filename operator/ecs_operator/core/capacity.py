@@ -79,20 +79,29 @@ def task_group_of_pod(pod: Mapping[str, Any]) -> str | None:
     return str(group) if group else None
 
 
+def planned_node(pod: Mapping[str, Any]) -> str | None:
+    """The node a pod runs or will run on: its ``nodeName``, else (a task's pod the scheduler
+    has not bound yet) the node its required node affinity pins it to."""
+    spec = pod.get("spec") or {}
+    if spec.get("nodeName"):
+        return str(spec["nodeName"])
+    affinity = (spec.get("affinity") or {}).get("nodeAffinity") or {}
+    required = affinity.get("requiredDuringSchedulingIgnoredDuringExecution") or {}
+    pinned = [
+        expression["values"][0]
+        for term in required.get("nodeSelectorTerms") or ()
+        for expression in term.get("matchExpressions") or ()
+        if expression.get("key") == HOSTNAME_LABEL and len(expression.get("values") or ()) == 1
+    ]
+    return str(pinned[0]) if pinned else None
+
+
 def _on_planned_nodes(pods: Iterable[Mapping[str, Any]]) -> Iterator[Mapping[str, Any]]:
-    """Pods as placement must count them: a task's pod the scheduler has not bound yet is
-    already on the node its required node affinity pins it to."""
+    """Pods as placement must count them: on their planned node (see ``planned_node``)."""
     for pod in pods:
         spec = pod.get("spec") or {}
-        if spec.get("nodeName"):
+        node = planned_node(pod)
+        if node is None or spec.get("nodeName"):
             yield pod
-            continue
-        affinity = (spec.get("affinity") or {}).get("nodeAffinity") or {}
-        required = affinity.get("requiredDuringSchedulingIgnoredDuringExecution") or {}
-        pinned = [
-            expression["values"][0]
-            for term in required.get("nodeSelectorTerms") or ()
-            for expression in term.get("matchExpressions") or ()
-            if expression.get("key") == HOSTNAME_LABEL and len(expression.get("values") or ()) == 1
-        ]
-        yield {**pod, "spec": {**spec, "nodeName": pinned[0]}} if pinned else pod
+        else:
+            yield {**pod, "spec": {**spec, "nodeName": node}}

@@ -7,10 +7,13 @@ and a converged resync costs no writes.
 from __future__ import annotations
 
 from collections import OrderedDict, defaultdict
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 Key = tuple[str, str]  # (namespace, name); namespace "" for cluster-scoped objects
+Model = TypeVar("Model", bound=BaseModel)
 
 
 def object_key(body: Mapping[str, Any]) -> Key:
@@ -27,9 +30,21 @@ def owner_name(body: Mapping[str, Any], kind: str) -> str | None:
 class ObjectCache:
     """The latest body of every object of one kind, indexed by key and by namespace."""
 
-    def __init__(self, *, tombstones: int = 10_000) -> None:
+    def __init__(
+        self,
+        *,
+        tombstones: int = 10_000,
+        index: Callable[[Mapping[str, Any]], str | None] | None = None,
+    ) -> None:
         self._objects: dict[Key, dict[str, Any]] = {}
         self._by_namespace: dict[str, set[str]] = defaultdict(set)
+        # `index` files every object under one value (a Pod under its node), so a reconcile
+        # reads the few objects of that value instead of scanning them all.
+        self._index = index
+        self._indexed: dict[str, set[Key]] = defaultdict(set)
+        self._index_of: dict[Key, str] = {}
+        # Each object version validated once: a Service's reconcile reads all its Tasks.
+        self._parsed: dict[Key, tuple[str, BaseModel]] = {}
         # The last state of recently deleted objects: a reconcile that runs after an object
         # is gone still sees how it ended (a pod's final container exit codes).
         self._tombstones: OrderedDict[Key, dict[str, Any]] = OrderedDict()
@@ -43,6 +58,8 @@ class ObjectCache:
         if event_type == "DELETED":
             self._objects.pop(key, None)
             self._by_namespace[key[0]].discard(key[1])
+            self._file(key, None)
+            self._parsed.pop(key, None)
             self._tombstones[key] = dict(body)
             self._tombstones.move_to_end(key)
             while len(self._tombstones) > self._tombstone_limit:
@@ -54,7 +71,38 @@ class ObjectCache:
             return key
         self._objects[key] = dict(body)
         self._by_namespace[key[0]].add(key[1])
+        self._parsed.pop(key, None)
+        if self._index is not None:
+            self._file(key, self._index(body))
         return key
+
+    def _file(self, key: Key, value: str | None) -> None:
+        previous = self._index_of.pop(key, None)
+        if previous is not None:
+            self._indexed[previous].discard(key)
+            if not self._indexed[previous]:
+                del self._indexed[previous]
+        if value is not None:
+            self._index_of[key] = value
+            self._indexed[value].add(key)
+
+    def indexed(self, value: str) -> Iterator[dict[str, Any]]:
+        """The objects the `index` function files under `value`."""
+        for key in self._indexed.get(value, ()):
+            yield self._objects[key]
+
+    def parsed(self, body: Mapping[str, Any], model: type[Model]) -> Model:
+        """`model.model_validate(body)`, remembered for this version of a cached object (so
+        never mutate the result). Raises pydantic's ValidationError as model_validate does."""
+        key = object_key(body)
+        version = str((body.get("metadata") or {}).get("resourceVersion") or "")
+        known = self._parsed.get(key)
+        if known is not None and known[0] == version and isinstance(known[1], model):
+            return known[1]
+        parsed = model.model_validate(body)
+        if version and self._objects.get(key) is body:
+            self._parsed[key] = (version, parsed)
+        return parsed
 
     def get(self, key: Key) -> dict[str, Any] | None:
         return self._objects.get(key)

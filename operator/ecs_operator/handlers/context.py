@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pydantic import ValidationError
 
 from ecs_operator.core import labels
+from ecs_operator.core.capacity import planned_node
 from ecs_operator.core.placement import Footprints
 from ecs_operator.core.registration import StoredRevision
 from ecs_operator.core.revisions import revision_record_from_object
@@ -47,7 +48,7 @@ class OperatorContext:
     footprints: Footprints = field(default_factory=Footprints)  # pods' requests, by uid
     task_definitions: ObjectCache = field(default_factory=ObjectCache)
     revisions: ObjectCache = field(default_factory=ObjectCache)
-    pods: ObjectCache = field(default_factory=ObjectCache)
+    pods: ObjectCache = field(default_factory=lambda: ObjectCache(index=planned_node))
     nodes: ObjectCache = field(default_factory=ObjectCache)
 
     def load_balancers_in(self, namespace: str) -> dict[str, LoadBalancer]:
@@ -55,7 +56,7 @@ class OperatorContext:
         found = {}
         for body in self.load_balancers.in_namespace(namespace):
             try:
-                lb = LoadBalancer.model_validate(body)
+                lb = self.load_balancers.parsed(body, LoadBalancer)
             except ValidationError as error:
                 logger.warning("ignoring LoadBalancer %s: %s", body["metadata"]["name"], error)
                 continue

@@ -78,7 +78,7 @@ class LoadBalancerController:
             self.services.enqueue_all(namespace)
             return
         try:
-            lb = LoadBalancer.model_validate(body)
+            lb = self.context.load_balancers.parsed(body, LoadBalancer)
         except ValidationError as error:
             logger.warning("LoadBalancer %s/%s cannot be read: %s", namespace, name, error)
             return
@@ -100,7 +100,7 @@ class LoadBalancerController:
             if updated is None:
                 return
             self.context.load_balancers.observe("MODIFIED", updated)
-            body, lb = updated, LoadBalancer.model_validate(updated)
+            body, lb = updated, self.context.load_balancers.parsed(updated, LoadBalancer)
         await self._sync_service(namespace, lb)
         await self._sync_slices(namespace, lb, plan.targets)
         update = targets.lb_status(lb, plan.targets, sorted(users), problems, now)
@@ -134,7 +134,7 @@ class LoadBalancerController:
         members, users = [], set()
         for body in self.context.services.in_namespace(namespace):
             try:
-                service = Service.model_validate(body)
+                service = self.context.services.parsed(body, Service)
             except ValidationError:
                 continue
             names = {e.load_balancer_name for e in service.spec.load_balancers or ()}
@@ -156,7 +156,7 @@ class LoadBalancerController:
             if not any(ref.get("uid") == service_uid for ref in owners):
                 continue
             try:
-                task = Task.model_validate(body)
+                task = self.context.tasks.parsed(body, Task)
             except ValidationError:
                 continue
             tasks.append(task)

@@ -89,7 +89,7 @@ class ServiceController:
         namespace, name = key
         now = datetime.now(UTC)
         try:
-            service = Service.model_validate(body)
+            service = self.context.services.parsed(body, Service)
         except ValidationError as error:
             logger.warning("service %s/%s cannot be read: %s", namespace, name, error)
             return
@@ -252,7 +252,7 @@ class ServiceController:
             if not any(ref.get("uid") == uid for ref in owners):
                 continue
             try:
-                tasks.append(Task.model_validate(task))
+                tasks.append(self.context.tasks.parsed(task, Task))
             except ValidationError as error:
                 logger.warning(
                     "service task %s cannot be read: %s", task["metadata"]["name"], error

@@ -106,7 +106,7 @@ class TaskController:
             return  # deleted: ownerReference garbage collection removes its Pod
         now = datetime.now(UTC)
         try:
-            task = Task.model_validate(body)
+            task = self.context.tasks.parsed(body, Task)
         except ValidationError as error:
             await self._refuse_unreadable(body, error)
             return
@@ -187,7 +187,7 @@ class TaskController:
         if found is None:
             return None
         try:
-            return Service.model_validate(found).spec
+            return self.context.services.parsed(found, Service).spec
         except ValidationError:
             return None
 
@@ -399,14 +399,19 @@ class TaskController:
             )
         except ValueError as error:
             return f"ClientException: {error}", []
-        instances = cluster_instances(
-            self.context.nodes.values(), self.context.pods.values(), self.context.footprints
-        )
         # A Service places its tasks itself (to report what cannot be placed) and names the
-        # node; the task still checks it fits, so the cluster never oversubscribes.
+        # node; the task still checks it fits, so the cluster never oversubscribes. Only that
+        # node's pods count then: a large scale-out does not rescan every pod per launch.
         placed = (task.metadata.annotations or {}).get(labels.PLACED_NODE_ANNOTATION)
         if placed:
-            instances = [instance for instance in instances if instance.name == placed]
+            node = self.context.nodes.get(("", placed))
+            instances = cluster_instances(
+                [node] if node else [], self.context.pods.indexed(placed), self.context.footprints
+            )
+        else:
+            instances = cluster_instances(
+                self.context.nodes.values(), self.context.pods.values(), self.context.footprints
+            )
         result = placement.place(requirements, instances, self.rng)
         if isinstance(result, placement.PlacementFailure):
             self.metrics.placement_failures.labels(result.reason).inc()

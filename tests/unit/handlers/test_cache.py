@@ -1,7 +1,12 @@
-"""The watch cache: latest version wins, deleted objects leave a tombstone."""
+"""The watch cache: latest version wins, deleted objects leave a tombstone, objects are found
+by their index value, each version is validated once."""
 
 from typing import Any
 
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from ecs_operator.core.capacity import planned_node
 from ecs_operator.handlers.cache import ObjectCache
 
 
@@ -44,3 +49,58 @@ def test_tombstones_are_bounded() -> None:
         cache.observe("DELETED", pod(name, 1))
     assert cache.tombstone(("ns", "a")) is None
     assert cache.tombstone(("ns", "c")) is not None
+
+
+def on_node(name: str, rv: int, node: str | None, pinned: str | None = None) -> dict[str, Any]:
+    body = pod(name, rv, uid=name)
+    body["spec"] = {"nodeName": node} if node else {}
+    if pinned:
+        term = {"matchExpressions": [{"key": "kubernetes.io/hostname", "values": [pinned]}]}
+        affinity = {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}}
+        body["spec"]["affinity"] = {"nodeAffinity": affinity}
+    return body
+
+
+def names(bodies: Any) -> set[str]:
+    return {body["metadata"]["name"] for body in bodies}
+
+
+def test_the_node_index_follows_binding_moves_and_deletion() -> None:
+    cache = ObjectCache(index=planned_node)
+    cache.observe("ADDED", on_node("a", 1, None, pinned="n1"))  # created, not yet bound
+    cache.observe("ADDED", on_node("b", 2, "n2"))
+    cache.observe("ADDED", on_node("c", 3, None))  # no node at all: filed nowhere
+    assert names(cache.indexed("n1")) == {"a"}
+    cache.observe("MODIFIED", on_node("a", 4, "n3"))  # bound elsewhere than it was pinned
+    assert names(cache.indexed("n1")) == set()
+    assert names(cache.indexed("n3")) == {"a"}
+    cache.observe("MODIFIED", on_node("a", 3, "n1"))  # a stale event changes nothing
+    assert names(cache.indexed("n3")) == {"a"}
+    cache.observe("DELETED", on_node("b", 5, "n2"))
+    assert names(cache.indexed("n2")) == set()
+
+
+class Phase(BaseModel):
+    status: dict[str, str]
+
+
+def test_each_version_is_validated_once() -> None:
+    cache = ObjectCache()
+    cache.observe("ADDED", pod("p", 1, phase="Pending"))
+    body = cache.get(("ns", "p"))
+    first = cache.parsed(body, Phase)
+    assert cache.parsed(body, Phase) is first
+    cache.observe("MODIFIED", pod("p", 2, phase="Running"))
+    second = cache.parsed(cache.get(("ns", "p")), Phase)
+    assert second.status == {"phase": "Running"}
+    assert second is not first
+
+
+def test_an_invalid_version_raises_every_time() -> None:
+    cache = ObjectCache()
+    cache.observe("ADDED", pod("p", 1, phase="Pending"))
+    body = cache.get(("ns", "p"))
+    body["status"] = "not an object"
+    for _ in range(2):
+        with pytest.raises(ValidationError):
+            cache.parsed(body, Phase)
