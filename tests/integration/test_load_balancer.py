@@ -147,7 +147,7 @@ def test_deleting_the_service_drains_its_targets(services: Services, lbs: LoadBa
                 # the LoadBalancer learns the Service is gone only after its drain finalizer goes
                 and "services" not in lbs.status()
             ),
-            "the deleted Service's targets and tasks gone, and the LoadBalancer no longer naming it",
+            "the Service's targets and tasks gone, and the LoadBalancer no longer naming it",
             lambda: (lbs.status(), [t["metadata"]["name"] for t in services.tasks(SERVICE)]),
             CONVERGE,
         )
