@@ -6,7 +6,7 @@ and a converged resync costs no writes.
 
 from __future__ import annotations
 
-from collections import OrderedDict, defaultdict
+from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
@@ -34,15 +34,19 @@ class ObjectCache:
         self,
         *,
         tombstones: int = 10_000,
-        index: Callable[[Mapping[str, Any]], str | None] | None = None,
+        indexes: Mapping[str, Callable[[Mapping[str, Any]], str | None]] | None = None,
     ) -> None:
         self._objects: dict[Key, dict[str, Any]] = {}
         self._by_namespace: dict[str, set[str]] = defaultdict(set)
-        # `index` files every object under one value (a Pod under its node), so a reconcile
-        # reads the few objects of that value instead of scanning them all.
-        self._index = index
-        self._indexed: dict[str, set[Key]] = defaultdict(set)
-        self._index_of: dict[Key, str] = {}
+        # Each index files every object under one value (a Pod under its node), so a reconcile
+        # reads the few objects of that value instead of scanning them all; a value's version
+        # moves whenever one of its objects does, so what was derived from them can be reused.
+        self._indexes = dict(indexes or {})
+        self._indexed: dict[str, defaultdict[str, set[Key]]] = {
+            name: defaultdict(set) for name in self._indexes
+        }
+        self._index_of: dict[str, dict[Key, str]] = {name: {} for name in self._indexes}
+        self._versions: dict[str, Counter[str]] = {name: Counter() for name in self._indexes}
         # Each object version validated once: a Service's reconcile reads all its Tasks.
         self._parsed: dict[Key, tuple[str, BaseModel]] = {}
         # The last state of recently deleted objects: a reconcile that runs after an object
@@ -72,24 +76,33 @@ class ObjectCache:
         self._objects[key] = dict(body)
         self._by_namespace[key[0]].add(key[1])
         self._parsed.pop(key, None)
-        if self._index is not None:
-            self._file(key, self._index(body))
+        self._file(key, body)
         return key
 
-    def _file(self, key: Key, value: str | None) -> None:
-        previous = self._index_of.pop(key, None)
-        if previous is not None:
-            self._indexed[previous].discard(key)
-            if not self._indexed[previous]:
-                del self._indexed[previous]
-        if value is not None:
-            self._index_of[key] = value
-            self._indexed[value].add(key)
+    def _file(self, key: Key, body: Mapping[str, Any] | None) -> None:
+        """(Re)file `key` in every index (`body` None: it was deleted)."""
+        for name, index in self._indexes.items():
+            filed, versions = self._indexed[name], self._versions[name]
+            previous = self._index_of[name].pop(key, None)
+            if previous is not None:
+                versions[previous] += 1
+                filed[previous].discard(key)
+                if not filed[previous]:
+                    del filed[previous]
+            value = index(body) if body is not None else None
+            if value is not None:
+                versions[value] += 1
+                self._index_of[name][key] = value
+                filed[value].add(key)
 
-    def indexed(self, value: str) -> Iterator[dict[str, Any]]:
-        """The objects the `index` function files under `value`."""
-        for key in self._indexed.get(value, ()):
+    def indexed(self, index: str, value: str) -> Iterator[dict[str, Any]]:
+        """The objects `index` files under `value`."""
+        for key in self._indexed[index].get(value, ()):
             yield self._objects[key]
+
+    def index_version(self, index: str, value: str) -> int:
+        """Moves whenever an object filed under `value` is added, changed or removed."""
+        return self._versions[index][value]
 
     def parsed(self, body: Mapping[str, Any], model: type[Model]) -> Model:
         """`model.model_validate(body)`, remembered for this version of a cached object (so

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import ValidationError
 
 from ecs_operator.core import labels
-from ecs_operator.core.capacity import planned_node
-from ecs_operator.core.placement import Footprints
+from ecs_operator.core.capacity import cluster_instances, planned_node
+from ecs_operator.core.placement import ContainerInstance, Footprints
 from ecs_operator.core.registration import StoredRevision
 from ecs_operator.core.revisions import revision_record_from_object
-from ecs_operator.handlers.cache import ObjectCache
+from ecs_operator.handlers.cache import ObjectCache, object_key, owner_name
 from ecs_operator.kube.client import KubeClient
 from ecs_operator.models.loadbalancer import LoadBalancer
 
@@ -33,13 +35,32 @@ class OperatorOptions:
     leader_election_lease_seconds: float = 15.0
 
 
+NODE_INDEX = "node"  # pods by the node they run or will run on; tasks by the node placed on
+SERVICE_INDEX = "service"  # tasks by "namespace/service" of the Service that owns them
+
+
+def _placed_node(task: Mapping[str, Any]) -> str | None:
+    annotations = (task.get("metadata") or {}).get("annotations") or {}
+    node = annotations.get(labels.PLACED_NODE_ANNOTATION)
+    return str(node) if node else None
+
+
+def _owning_service(task: Mapping[str, Any]) -> str | None:
+    service = owner_name(task, "Service")
+    return f"{task['metadata'].get('namespace', '')}/{service}" if service else None
+
+
 @dataclass
 class OperatorContext:
     """Created once at start-up; every controller reads the cluster through these caches."""
 
     options: OperatorOptions
     kube: KubeClient
-    tasks: ObjectCache = field(default_factory=ObjectCache)
+    tasks: ObjectCache = field(
+        default_factory=lambda: ObjectCache(
+            indexes={NODE_INDEX: _placed_node, SERVICE_INDEX: _owning_service}
+        )
+    )
     services: ObjectCache = field(default_factory=ObjectCache)
     load_balancers: ObjectCache = field(default_factory=ObjectCache)
     # The Kubernetes Services and EndpointSlices the operator keeps for its LoadBalancers.
@@ -48,8 +69,59 @@ class OperatorContext:
     footprints: Footprints = field(default_factory=Footprints)  # pods' requests, by uid
     task_definitions: ObjectCache = field(default_factory=ObjectCache)
     revisions: ObjectCache = field(default_factory=ObjectCache)
-    pods: ObjectCache = field(default_factory=lambda: ObjectCache(index=planned_node))
+    pods: ObjectCache = field(
+        default_factory=lambda: ObjectCache(indexes={NODE_INDEX: planned_node})
+    )
     nodes: ObjectCache = field(default_factory=ObjectCache)
+    # Each node's container instance, with the versions of what it was built from.
+    _instances: dict[str, tuple[tuple[object, ...], ContainerInstance]] = field(
+        default_factory=dict, init=False, repr=False
+    )
+
+    def service_tasks(self, service: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+        """The Task objects `service` (a Service body) owns."""
+        metadata = service["metadata"]
+        owned = f"{metadata.get('namespace', '')}/{metadata['name']}"
+        for task in self.tasks.indexed(SERVICE_INDEX, owned):
+            owners = task["metadata"].get("ownerReferences") or ()
+            if any(ref.get("uid") == metadata["uid"] for ref in owners):
+                yield task
+
+    def service_instances(self) -> list[ContainerInstance]:
+        """Every node as a container instance, counting what runs or will run there: its pods,
+        and the service tasks placed there whose Pod does not exist yet (just created, or the
+        operator restarted in between), or the next launches would pile up where they seem
+        absent. A node's instance is rebuilt only when the node, its pods or its tasks changed:
+        a Service's reconcile costs the nodes, not every pod of the cluster."""
+        instances: dict[str, tuple[tuple[object, ...], ContainerInstance]] = {}
+        for node in self.nodes.values():
+            name = node["metadata"]["name"]
+            stamp = (
+                node["metadata"].get("resourceVersion"),
+                self.pods.index_version(NODE_INDEX, name),
+                self.tasks.index_version(NODE_INDEX, name),
+            )
+            known = self._instances.get(name)
+            if known is None or known[0] != stamp:
+                pods = [*self.pods.indexed(NODE_INDEX, name), *self._podless(name)]
+                known = (stamp, cluster_instances([node], pods, self.footprints)[0])
+            instances[name] = known
+        self._instances = instances
+        return [instance for _, instance in instances.values()]
+
+    def _podless(self, node: str) -> Iterator[dict[str, Any]]:
+        """Stand-in pods for the live tasks placed on `node` whose Pod is not in the cache."""
+        for task in self.tasks.indexed(NODE_INDEX, node):
+            stopping = "STOPPED" in (
+                task["spec"].get("desiredStatus"),
+                (task.get("status") or {}).get("lastStatus"),
+            )
+            if not stopping and self.pods.get(object_key(task)) is None:
+                group = {labels.GROUP_ANNOTATION: task["spec"].get("group") or ""}
+                yield {
+                    "metadata": {**task["metadata"], "annotations": group},
+                    "spec": {"nodeName": node},
+                }
 
     def load_balancers_in(self, namespace: str) -> dict[str, LoadBalancer]:
         """The LoadBalancers of `namespace` by name (those the operator can read)."""

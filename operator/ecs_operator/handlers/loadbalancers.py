@@ -142,19 +142,16 @@ class LoadBalancerController:
                 users.add(service.metadata.name)
             elif service.metadata.name not in holding:
                 continue
-            tasks, pods = self._tasks_of(namespace, body["metadata"]["uid"])
+            tasks, pods = self._tasks_of(namespace, body)
             members.append(targets.ServiceMembers(service, tasks, pods))
         return members, users
 
     def _tasks_of(
-        self, namespace: str, service_uid: str
+        self, namespace: str, service: Mapping[str, Any]
     ) -> tuple[list[Task], dict[str, Mapping[str, Any]]]:
         tasks: list[Task] = []
         pods: dict[str, Mapping[str, Any]] = {}
-        for body in self.context.tasks.in_namespace(namespace):
-            owners = body["metadata"].get("ownerReferences") or ()
-            if not any(ref.get("uid") == service_uid for ref in owners):
-                continue
+        for body in self.context.service_tasks(service):
             try:
                 task = self.context.tasks.parsed(body, Task)
             except ValidationError:

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import random
 import secrets
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,11 +19,11 @@ from pydantic import ValidationError
 
 from ecs_operator import API_GROUP, API_VERSION
 from ecs_operator.core import deployments, labels, placement, targets
-from ecs_operator.core.capacity import cluster_instances, task_requirements
+from ecs_operator.core.capacity import task_requirements
 from ecs_operator.core.deployments import LaunchRequest, ServiceState, ServiceTask, StopRequest
 from ecs_operator.core.render import effective_spec
 from ecs_operator.core.revisions import resolve_reference
-from ecs_operator.handlers.cache import Key, object_key
+from ecs_operator.handlers.cache import Key
 from ecs_operator.handlers.context import OperatorContext
 from ecs_operator.handlers.metrics import OperatorMetrics
 from ecs_operator.handlers.workqueue import WorkQueue
@@ -109,7 +109,7 @@ class ServiceController:
                 tasks=[
                     ServiceTask.of(task, now, health_checked=health_checked(task)) for task in tasks
                 ],
-                nodes=self._instances(),
+                nodes=self.context.service_instances(),
                 now=now,
                 resolved_task_definition=resolved,
                 resolution_error=resolution_error,
@@ -245,12 +245,8 @@ class ServiceController:
         return resolution.record.reference, None, spec
 
     def _tasks(self, body: Mapping[str, Any]) -> list[Task]:
-        uid = body["metadata"]["uid"]
         tasks = []
-        for task in self.context.tasks.in_namespace(body["metadata"].get("namespace", "")):
-            owners = task["metadata"].get("ownerReferences") or ()
-            if not any(ref.get("uid") == uid for ref in owners):
-                continue
+        for task in self.context.service_tasks(body):
             try:
                 tasks.append(self.context.tasks.parsed(task, Task))
             except ValidationError as error:
@@ -287,27 +283,6 @@ class ServiceController:
         latest = max(stored, key=lambda s: s.record.revision)
         spec = TaskDefinitionSpec.model_validate(latest.record.spec)
         return any(c.essential and c.health_check for c in spec.container_definitions)
-
-    def _instances(self) -> list[placement.ContainerInstance]:
-        pods = list(self.context.pods.values())
-        nodes = self.context.nodes.values()
-        return cluster_instances(nodes, [*pods, *self._podless(pods)], self.context.footprints)
-
-    def _podless(self, pods: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-        """Placed service tasks whose Pod does not exist yet (just created, or the operator
-        restarted in between), as stand-in pods on their node: placement counts them in their
-        group there, or the next launches would pile up where they seem absent."""
-        with_pods = {object_key(pod) for pod in pods}
-        for task in self.context.tasks.values():
-            metadata = task["metadata"]
-            node = (metadata.get("annotations") or {}).get(labels.PLACED_NODE_ANNOTATION)
-            stopping = "STOPPED" in (
-                task["spec"].get("desiredStatus"),
-                (task.get("status") or {}).get("lastStatus"),
-            )
-            if node and not stopping and object_key(task) not in with_pods:
-                group = {labels.GROUP_ANNOTATION: task["spec"].get("group") or ""}
-                yield {"metadata": {**metadata, "annotations": group}, "spec": {"nodeName": node}}
 
     async def _stop_task(self, namespace: str, request: StopRequest) -> None:
         patch = {
@@ -355,7 +330,9 @@ class ServiceController:
             constraints=constraints,
             strategies=deployments.placement_strategies(service.spec),
         )
-        results = placement.place_many([requirements] * launch.count, self._instances(), self.rng)
+        results = placement.place_many(
+            [requirements] * launch.count, self.context.service_instances(), self.rng
+        )
         nodes = [r.instance for r in results if not isinstance(r, placement.PlacementFailure)]
         failure = next((r for r in results if isinstance(r, placement.PlacementFailure)), None)
         # Created concurrently, a bounded number at a time: one request at a time would pace a

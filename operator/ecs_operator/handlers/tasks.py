@@ -44,7 +44,7 @@ from ecs_operator.core.security import SecurityPolicy
 from ecs_operator.core.targets import awaiting_registration, readiness_probe, task_deregistering
 from ecs_operator.core.validation import task_problems
 from ecs_operator.handlers.cache import Key, owner_name
-from ecs_operator.handlers.context import OperatorContext
+from ecs_operator.handlers.context import NODE_INDEX, OperatorContext
 from ecs_operator.handlers.metrics import OperatorMetrics
 from ecs_operator.handlers.workqueue import WorkQueue
 from ecs_operator.kube.client import PODS, SECRETS, TASKS, KubeError
@@ -406,7 +406,9 @@ class TaskController:
         if placed:
             node = self.context.nodes.get(("", placed))
             instances = cluster_instances(
-                [node] if node else [], self.context.pods.indexed(placed), self.context.footprints
+                [node] if node else [],
+                self.context.pods.indexed(NODE_INDEX, placed),
+                self.context.footprints,
             )
         else:
             instances = cluster_instances(

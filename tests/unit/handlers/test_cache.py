@@ -66,18 +66,31 @@ def names(bodies: Any) -> set[str]:
 
 
 def test_the_node_index_follows_binding_moves_and_deletion() -> None:
-    cache = ObjectCache(index=planned_node)
+    cache = ObjectCache(indexes={"node": planned_node})
     cache.observe("ADDED", on_node("a", 1, None, pinned="n1"))  # created, not yet bound
     cache.observe("ADDED", on_node("b", 2, "n2"))
     cache.observe("ADDED", on_node("c", 3, None))  # no node at all: filed nowhere
-    assert names(cache.indexed("n1")) == {"a"}
+    assert names(cache.indexed("node", "n1")) == {"a"}
     cache.observe("MODIFIED", on_node("a", 4, "n3"))  # bound elsewhere than it was pinned
-    assert names(cache.indexed("n1")) == set()
-    assert names(cache.indexed("n3")) == {"a"}
+    assert names(cache.indexed("node", "n1")) == set()
+    assert names(cache.indexed("node", "n3")) == {"a"}
     cache.observe("MODIFIED", on_node("a", 3, "n1"))  # a stale event changes nothing
-    assert names(cache.indexed("n3")) == {"a"}
+    assert names(cache.indexed("node", "n3")) == {"a"}
+    seen = cache.index_version("node", "n2")
     cache.observe("DELETED", on_node("b", 5, "n2"))
-    assert names(cache.indexed("n2")) == set()
+    assert names(cache.indexed("node", "n2")) == set()
+    assert cache.index_version("node", "n2") != seen
+
+
+def test_a_change_within_an_index_value_moves_its_version() -> None:
+    cache = ObjectCache(indexes={"node": planned_node})
+    cache.observe("ADDED", on_node("a", 1, "n1"))
+    seen = cache.index_version("node", "n1")
+    cache.observe("MODIFIED", {**on_node("a", 2, "n1"), "status": {"phase": "Failed"}})
+    assert cache.index_version("node", "n1") != seen
+    untouched = cache.index_version("node", "n2")
+    cache.observe("MODIFIED", on_node("a", 3, "n1"))
+    assert cache.index_version("node", "n2") == untouched
 
 
 class Phase(BaseModel):

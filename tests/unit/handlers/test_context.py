@@ -1,0 +1,94 @@
+"""`OperatorContext.service_instances`: the nodes as container instances, counting pods and the
+placed tasks whose Pod is not there yet; a node's instance is rebuilt only when it changed."""
+
+from typing import Any, cast
+
+from ecs_operator.core import labels
+from ecs_operator.handlers.context import OperatorContext, OperatorOptions
+from ecs_operator.kube.client import KubeClient
+
+
+def node(name: str, rv: int = 1) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "uid": name, "resourceVersion": str(rv), "labels": {}},
+        "status": {
+            "allocatable": {"cpu": "4", "memory": "8Gi"},
+            "conditions": [{"type": "Ready", "status": "True"}],
+        },
+    }
+
+
+def pod(name: str, node_name: str, rv: int) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "namespace": "ns",
+            "name": name,
+            "uid": f"pod-{name}",
+            "resourceVersion": str(rv),
+            "annotations": {labels.GROUP_ANNOTATION: "service:web"},
+        },
+        "spec": {
+            "nodeName": node_name,
+            "containers": [{"name": "app", "resources": {"requests": {"cpu": "1"}}}],
+        },
+        "status": {"phase": "Running"},
+    }
+
+
+def task(name: str, placed: str, rv: int, desired: str = "RUNNING") -> dict[str, Any]:
+    return {
+        "metadata": {
+            "namespace": "ns",
+            "name": name,
+            "uid": f"task-{name}",
+            "resourceVersion": str(rv),
+            "annotations": {labels.PLACED_NODE_ANNOTATION: placed},
+        },
+        "spec": {"group": "service:web", "desiredStatus": desired},
+    }
+
+
+def context() -> OperatorContext:
+    found = OperatorContext(OperatorOptions(), cast(KubeClient, None))
+    for name in ("n1", "n2"):
+        found.nodes.observe("ADDED", node(name))
+    return found
+
+
+def by_name(found: OperatorContext) -> dict[str, Any]:
+    return {instance.name: instance for instance in found.service_instances()}
+
+
+def test_pods_and_podless_placed_tasks_are_counted_on_their_nodes() -> None:
+    found = context()
+    found.tasks.observe("ADDED", task("a", "n1", 1))
+    found.pods.observe("ADDED", pod("a", "n1", 2))
+    found.tasks.observe("ADDED", task("b", "n2", 3))  # its Pod not created yet
+    found.tasks.observe("ADDED", task("c", "n2", 4, desired="STOPPED"))  # on its way out
+    instances = by_name(found)
+    assert instances["n1"].remaining_cpu_millicores == 3000
+    assert instances["n1"].group_counts == {"service:web": 1}
+    assert instances["n2"].group_counts == {"service:web": 1}
+    assert instances["n2"].remaining_cpu_millicores == 4000
+
+
+def test_only_a_changed_node_is_rebuilt() -> None:
+    found = context()
+    first = by_name(found)
+    assert by_name(found) == first
+    assert all(by_name(found)[name] is first[name] for name in first)
+    found.pods.observe("ADDED", pod("a", "n1", 5))
+    second = by_name(found)
+    assert second["n2"] is first["n2"]
+    assert second["n1"].group_counts == {"service:web": 1}
+    found.nodes.observe("MODIFIED", {**node("n2", 6), "spec": {"unschedulable": True}})
+    assert not by_name(found)["n2"].schedulable
+
+
+def test_a_task_whose_pod_appears_is_counted_once() -> None:
+    found = context()
+    found.tasks.observe("ADDED", task("a", "n1", 1))
+    assert by_name(found)["n1"].group_counts == {"service:web": 1}
+    found.pods.observe("ADDED", pod("a", "n1", 2))
+    assert by_name(found)["n1"].group_counts == {"service:web": 1}
+    assert by_name(found)["n1"].remaining_cpu_millicores == 3000
