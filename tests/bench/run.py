@@ -16,6 +16,9 @@
   task's replacement Pod p50/p99 (P3), node loss until its tasks run elsewhere, median of the
   node-loss runs (P4), API writes per service task launched and by a restart on a converged
   cluster of services (P5).
+- Scale (bench_scale.py), one run: 1,000 Services of 10 tasks each on one operator; once all
+  10,000 tasks are RUNNING and the cluster settled, the operator's RSS (<= 500 MB) and its idle
+  CPU over 30 s (<= 5 % of a core), and its writes meanwhile (none) (P6).
 - LoadBalancers (bench_load_balancers.py), one run of a Service of `--lb-targets` tasks: task
   RUNNING -> endpoint ready in the EndpointSlice (two health checks 5 s apart included) and
   container ready -> endpoint ready (the operator's own share), stop decided -> endpoint not
@@ -46,6 +49,7 @@ from typing import Any
 import bench_load_balancers
 import bench_placement
 import bench_sandbox
+import bench_scale
 import bench_services
 import bench_tasks
 from harness import REPO
@@ -280,6 +284,22 @@ def service_rows(result: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def scale_rows(result: dict[str, Any]) -> list[Row]:
+    what = f"{result['services']:,} Services / {result['tasks']:,} tasks"
+    return [
+        Row(f"{what}: all RUNNING after", "s", [result["converged_seconds"]]),
+        Row(f"{what}: operator RSS", "MB", [result["rss_mb"]], "<= 500", 500.0),
+        Row(
+            f"{what}: operator idle CPU",
+            "% of a core",
+            [result["idle_cpu_percent"]],
+            "<= 5",
+            5.0,
+        ),
+        Row(f"{what}: writes while idle", "writes", [result["idle_writes"]], "0", 0.0, worst=True),
+    ]
+
+
 def load_balancer_rows(result: dict[str, Any]) -> list[Row]:
     out, down, count = result["scale_out"], result["scale_in"], result["targets"]
     latencies = (
@@ -368,6 +388,8 @@ def main() -> int:
         "--service-scales", default="100,1000", help="Service sizes to scale out to (P2)"
     )
     parser.add_argument("--lb-targets", type=int, default=100, help="load-balanced tasks")
+    parser.add_argument("--scale-services", type=int, default=1000, help="Services (P6)")
+    parser.add_argument("--scale-tasks", type=int, default=10, help="tasks per Service (P6)")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
     started = time.monotonic()
@@ -382,6 +404,9 @@ def main() -> int:
     print(f"services (0 -> {', '.join(map(str, scales))} tasks, replacement, node loss) …")
     services = bench_services.run(scales)
     rows += service_rows(services)
+    print(f"scale ({args.scale_services} Services of {args.scale_tasks} tasks) …", flush=True)
+    scale = bench_scale.run(args.scale_services, args.scale_tasks)
+    rows += scale_rows(scale)
     print(f"load balancer ({args.lb_targets} targets: registration, deregistration) …")
     load_balancers = bench_load_balancers.run(args.lb_targets)
     rows += load_balancer_rows(load_balancers)
@@ -391,6 +416,7 @@ def main() -> int:
     for index, result in enumerate(tasks, 1):
         print(f"\ntask run {index}:\n{bench_tasks.report(result)}")
     print(f"\n{bench_services.report(services)}")
+    print(f"\n{bench_scale.report(scale)}")
     print(f"\n{bench_load_balancers.report(load_balancers)}")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     document = {
@@ -399,6 +425,7 @@ def main() -> int:
         "rows": [row.to_dict() for row in rows],
         "task_runs": tasks,
         "services": services,
+        "scale": scale,
         "load_balancers": load_balancers,
     }
     args.output.write_text(json.dumps(document, indent=2) + "\n")

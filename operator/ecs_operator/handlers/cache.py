@@ -34,6 +34,7 @@ class ObjectCache:
         self,
         *,
         tombstones: int = 10_000,
+        parsed: int = 2_000,
         indexes: Mapping[str, Callable[[Mapping[str, Any]], str | None]] | None = None,
     ) -> None:
         self._objects: dict[Key, dict[str, Any]] = {}
@@ -47,8 +48,10 @@ class ObjectCache:
         }
         self._index_of: dict[str, dict[Key, str]] = {name: {} for name in self._indexes}
         self._versions: dict[str, Counter[str]] = {name: Counter() for name in self._indexes}
-        # Each object version validated once: a Service's reconcile reads all its Tasks.
-        self._parsed: dict[Key, tuple[str, BaseModel]] = {}
+        # The latest versions validated, each once: a Service's reconcile reads all its Tasks.
+        # Bounded, as a model weighs about as much as its body again.
+        self._parsed: OrderedDict[Key, tuple[str, BaseModel]] = OrderedDict()
+        self._parsed_limit = parsed
         # The last state of recently deleted objects: a reconcile that runs after an object
         # is gone still sees how it ended (a pod's final container exit codes).
         self._tombstones: OrderedDict[Key, dict[str, Any]] = OrderedDict()
@@ -59,12 +62,13 @@ class ObjectCache:
         write, and return its key. A version older than the one held is ignored: our writes
         update the cache at once, and the watch event of an earlier write may arrive later."""
         key = object_key(body)
+        body = _without_managed_fields(body)
         if event_type == "DELETED":
             self._objects.pop(key, None)
             self._by_namespace[key[0]].discard(key[1])
             self._file(key, None)
             self._parsed.pop(key, None)
-            self._tombstones[key] = dict(body)
+            self._tombstones[key] = body
             self._tombstones.move_to_end(key)
             while len(self._tombstones) > self._tombstone_limit:
                 self._tombstones.popitem(last=False)
@@ -73,7 +77,7 @@ class ObjectCache:
         held = self._objects.get(key)
         if held is not None and _older(body, held):
             return key
-        self._objects[key] = dict(body)
+        self._objects[key] = body
         self._by_namespace[key[0]].add(key[1])
         self._parsed.pop(key, None)
         self._file(key, body)
@@ -106,15 +110,20 @@ class ObjectCache:
 
     def parsed(self, body: Mapping[str, Any], model: type[Model]) -> Model:
         """`model.model_validate(body)`, remembered for this version of a cached object (so
-        never mutate the result). Raises pydantic's ValidationError as model_validate does."""
+        never mutate the result) while it is among the `parsed` most recently read. Raises
+        pydantic's ValidationError as model_validate does."""
         key = object_key(body)
         version = str((body.get("metadata") or {}).get("resourceVersion") or "")
         known = self._parsed.get(key)
         if known is not None and known[0] == version and isinstance(known[1], model):
+            self._parsed.move_to_end(key)
             return known[1]
         parsed = model.model_validate(body)
         if version and self._objects.get(key) is body:
             self._parsed[key] = (version, parsed)
+            self._parsed.move_to_end(key)
+            while len(self._parsed) > self._parsed_limit:
+                self._parsed.popitem(last=False)
         return parsed
 
     def get(self, key: Key) -> dict[str, Any] | None:
@@ -133,6 +142,17 @@ class ObjectCache:
 
     def __len__(self) -> int:
         return len(self._objects)
+
+
+def _without_managed_fields(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A shallow copy of `body` without `metadata.managedFields`, as client-go informers are
+    commonly told to: nothing here reads them, and on a real cluster they can outweigh the
+    rest of the object."""
+    stored = dict(body)
+    metadata = stored.get("metadata")
+    if metadata and "managedFields" in metadata:
+        stored["metadata"] = {k: v for k, v in metadata.items() if k != "managedFields"}
+    return stored
 
 
 def _older(body: Mapping[str, Any], held: Mapping[str, Any]) -> bool:

@@ -117,3 +117,25 @@ def test_an_invalid_version_raises_every_time() -> None:
     for _ in range(2):
         with pytest.raises(ValidationError):
             cache.parsed(body, Phase)
+
+
+def test_validated_models_are_remembered_for_the_most_recently_read_only() -> None:
+    cache = ObjectCache(parsed=2)
+    for name in ("a", "b", "c"):
+        cache.observe("ADDED", pod(name, 1, uid=name, phase="Running"))
+    a, b = (cache.parsed(cache.get(("ns", n)), Phase) for n in ("a", "b"))
+    assert cache.parsed(cache.get(("ns", "a")), Phase) is a  # "a" is now the most recent
+    cache.parsed(cache.get(("ns", "c")), Phase)  # evicts "b", the least recently read
+    assert cache.parsed(cache.get(("ns", "a")), Phase) is a
+    assert cache.parsed(cache.get(("ns", "b")), Phase) is not b
+
+
+def test_managed_fields_are_not_kept() -> None:
+    cache = ObjectCache()
+    body = pod("p", 1)
+    body["metadata"]["managedFields"] = [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}]
+    cache.observe("ADDED", body)
+    assert "managedFields" not in cache.get(("ns", "p"))["metadata"]
+    assert "managedFields" in body["metadata"]  # the event's own body is left alone
+    cache.observe("DELETED", body)
+    assert "managedFields" not in cache.tombstone(("ns", "p"))["metadata"]
