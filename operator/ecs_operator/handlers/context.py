@@ -87,12 +87,12 @@ class OperatorContext:
             if any(ref.get("uid") == metadata["uid"] for ref in owners):
                 yield task
 
-    def service_instances(self) -> list[ContainerInstance]:
+    def container_instances(self) -> list[ContainerInstance]:
         """Every node as a container instance, counting what runs or will run there: its pods,
         and the service tasks placed there whose Pod does not exist yet (just created, or the
         operator restarted in between), or the next launches would pile up where they seem
         absent. A node's instance is rebuilt only when the node, its pods or its tasks changed:
-        a Service's reconcile costs the nodes, not every pod of the cluster."""
+        a placement costs the nodes, not every pod of the cluster."""
         instances: dict[str, tuple[tuple[object, ...], ContainerInstance]] = {}
         for node in self.nodes.values():
             name = node["metadata"]["name"]

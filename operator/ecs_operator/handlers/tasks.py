@@ -411,9 +411,7 @@ class TaskController:
                 self.context.footprints,
             )
         else:
-            instances = cluster_instances(
-                self.context.nodes.values(), self.context.pods.values(), self.context.footprints
-            )
+            instances = self.context.container_instances()
         result = placement.place(requirements, instances, self.rng)
         if isinstance(result, placement.PlacementFailure):
             self.metrics.placement_failures.labels(result.reason).inc()

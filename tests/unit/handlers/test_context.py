@@ -1,4 +1,4 @@
-"""`OperatorContext.service_instances`: the nodes as container instances, counting pods and the
+"""`OperatorContext.container_instances`: the nodes as container instances, counting pods and the
 placed tasks whose Pod is not there yet; a node's instance is rebuilt only when it changed."""
 
 from typing import Any, cast
@@ -56,7 +56,7 @@ def context() -> OperatorContext:
 
 
 def by_name(found: OperatorContext) -> dict[str, Any]:
-    return {instance.name: instance for instance in found.service_instances()}
+    return {instance.name: instance for instance in found.container_instances()}
 
 
 def test_pods_and_podless_placed_tasks_are_counted_on_their_nodes() -> None:
