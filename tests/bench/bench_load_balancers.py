@@ -24,10 +24,8 @@ the LoadBalancer's EndpointSlices:
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -53,6 +51,7 @@ from harness import (
     WatchRecorder,
     ecs_crd_manifests,
     percentile,
+    run_in_workdir,
     wait_until,
 )
 
@@ -318,11 +317,9 @@ def run(
     targets: int = 100, *, nodes_per_zone: int = NODES_PER_ZONE, workdir: Path | None = None
 ) -> dict[str, Any]:
     """One run on a fresh sandbox; logs go to `workdir` (default: a temporary directory)."""
-    if workdir is not None:
-        workdir.mkdir(parents=True, exist_ok=True)
-        return asyncio.run(_run(workdir, targets, nodes_per_zone))
-    with tempfile.TemporaryDirectory(prefix="bench-lb-") as temporary:
-        return asyncio.run(_run(Path(temporary), targets, nodes_per_zone))
+    return run_in_workdir(
+        "bench-lb-", workdir, lambda directory: _run(directory, targets, nodes_per_zone)
+    )
 
 
 def report(result: dict[str, Any]) -> str:

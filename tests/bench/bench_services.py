@@ -35,7 +35,6 @@ import asyncio
 import json
 import statistics
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -55,6 +54,7 @@ from harness import (
     ecs_crd_manifests,
     paced,
     percentile,
+    run_in_workdir,
     wait_until,
     write_breakdown,
     writes_of,
@@ -461,11 +461,7 @@ def run(
         node_loss_runs,
         nodes_per_zone,
     )
-    if workdir is not None:
-        workdir.mkdir(parents=True, exist_ok=True)
-        return asyncio.run(_run(workdir, *arguments))
-    with tempfile.TemporaryDirectory(prefix="bench-services-") as temporary:
-        return asyncio.run(_run(Path(temporary), *arguments))
+    return run_in_workdir("bench-services-", workdir, lambda directory: _run(directory, *arguments))
 
 
 def report(result: dict[str, Any]) -> str:

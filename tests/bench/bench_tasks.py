@@ -26,10 +26,8 @@ Targets (reference/targets.md P1): Task -> Pod created p50 <= 30 ms, p99 <= 100 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +45,7 @@ from harness import (
     ecs_crd_manifests,
     paced,
     percentile,
+    run_in_workdir,
     wait_until,
     write_breakdown,
     writes_of,
@@ -303,11 +302,7 @@ async def _run(tasks: int, rate: float, workdir: Path) -> dict[str, Any]:
 def run(tasks: int = 200, rate: float = 40.0, workdir: Path | None = None) -> dict[str, Any]:
     """One run of both phases on a fresh sandbox; logs go to `workdir` (default: a temporary
     directory, removed afterwards)."""
-    if workdir is not None:
-        workdir.mkdir(parents=True, exist_ok=True)
-        return asyncio.run(_run(tasks, rate, workdir))
-    with tempfile.TemporaryDirectory(prefix="bench-tasks-") as temporary:
-        return asyncio.run(_run(tasks, rate, Path(temporary)))
+    return run_in_workdir("bench-tasks-", workdir, lambda directory: _run(tasks, rate, directory))
 
 
 def report(result: dict[str, Any]) -> str:

@@ -21,11 +21,12 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import yaml
@@ -39,6 +40,7 @@ WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollectio
 Body = dict[str, Any]
 Requests = Counter[tuple[str, str]]
 Probe = Callable[[str, Body], bool]
+Result = TypeVar("Result")
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -63,6 +65,18 @@ def write_breakdown(requests: Requests) -> dict[str, int]:
     }
 
 
+def run_in_workdir(
+    prefix: str, workdir: Path | None, phases: Callable[[Path], Coroutine[Any, Any, Result]]
+) -> Result:
+    """`phases(workdir)` to completion; its logs go to `workdir`, by default a temporary
+    directory named `prefix…` and removed afterwards."""
+    if workdir is not None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        return asyncio.run(phases(workdir))
+    with tempfile.TemporaryDirectory(prefix=prefix) as temporary:
+        return asyncio.run(phases(Path(temporary)))
+
+
 class SandboxProcess:
     """A sandbox with simulated nodes in its own process; `url` and `kubeconfig` once up.
 
@@ -84,9 +98,11 @@ class SandboxProcess:
         node_memory: str = "256Gi",
         node_pods: str = "1000",
         pod_start_delay: float = 0.0,
+        heartbeat_interval: float | None = None,
+        node_monitor_grace: float | None = None,
     ) -> None:
         self.workdir = workdir
-        config = {
+        config: dict[str, Any] = {
             "zones": list(zones),
             "nodes_per_zone": nodes_per_zone,
             "cpu": node_cpu,
@@ -94,6 +110,11 @@ class SandboxProcess:
             "pods": node_pods,
             "pod_start_delay": pod_start_delay,
         }
+        # Node timings left unset are the sandbox's fast test ones.
+        if heartbeat_interval is not None:
+            config["heartbeat_interval"] = heartbeat_interval
+        if node_monitor_grace is not None:
+            config["node_monitor_grace"] = node_monitor_grace
         kubeconfig = str(workdir / "kubeconfig")
         self.command = [sys.executable, __file__, "serve", kubeconfig, json.dumps(config)]
         self.process: subprocess.Popen[str] | None = None
