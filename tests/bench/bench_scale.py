@@ -9,7 +9,7 @@ subprocess: one namespace, one task definition, `services` Services of `tasks_pe
 tasks each, created SERVICE_CONCURRENCY at a time.
 Once every task is RUNNING and the API saw no write for SETTLE_QUIET s, the operator's resident
 memory (VmRSS, and VmHWM its peak) is read from /proc, and its CPU time (user + system) is
-sampled over IDLE_SECONDS: idle CPU = that time / IDLE_SECONDS, in % of one core. Also
+sampled over `idle_seconds` (30): idle CPU = that time / IDLE_SECONDS, in % of one core. Also
 reported: seconds from the first Service create to every task RUNNING, and the API writes
 during the idle window (a converged operator writes nothing).
 """
@@ -46,7 +46,6 @@ SERVICE_CONCURRENCY = 16
 CONVERGE_TIMEOUT = 900.0
 SETTLE_QUIET = 5.0
 SETTLE_LIMIT = 120.0
-IDLE_SECONDS = 30.0
 PODS_PER_NODE = int(NODE_PODS)
 # Kubernetes' defaults (kubelet nodeStatusUpdateFrequency, node-monitor-grace-period): idle is
 # measured against a cluster's usual node heartbeats, not the sandbox's 1 s test timing.
@@ -68,7 +67,9 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def _run(workdir: Path, services: int, per_service: int) -> dict[str, Any]:
+async def _run(
+    workdir: Path, services: int, per_service: int, idle_seconds: float
+) -> dict[str, Any]:
     tasks = services * per_service
     nodes_per_zone = math.ceil(tasks * 1.2 / PODS_PER_NODE / 3)
     with SandboxProcess(
@@ -97,13 +98,20 @@ async def _run(workdir: Path, services: int, per_service: int) -> dict[str, Any]
             )
             operator.start()
             try:
-                return await _measure(api, operator, services, per_service, nodes_per_zone * 3)
+                return await _measure(
+                    api, operator, services, per_service, nodes_per_zone * 3, idle_seconds
+                )
             finally:
                 operator.stop()
 
 
 async def _measure(
-    api: Api, operator: OperatorProcess, services: int, per_service: int, nodes: int
+    api: Api,
+    operator: OperatorProcess,
+    services: int,
+    per_service: int,
+    nodes: int,
+    idle_seconds: float,
 ) -> dict[str, Any]:
     tasks = services * per_service
     await api.create_namespace(NAMESPACE)
@@ -142,7 +150,7 @@ async def _measure(
     pid = operator.process.pid
     before_writes = await api.counters()
     cpu_before, clock_before = cpu_seconds(pid), time.monotonic()
-    await asyncio.sleep(IDLE_SECONDS)  # the measurement window itself, not a wait for state
+    await asyncio.sleep(idle_seconds)  # the measurement window itself, not a wait for state
     cpu_after, clock_after = cpu_seconds(pid), time.monotonic()
     idle_writes = await api.counters() - before_writes
     operator.check_alive()
@@ -155,18 +163,23 @@ async def _measure(
         "rss_mb": round(proc_status(pid, "VmRSS") / 2**20, 1),
         "peak_rss_mb": round(proc_status(pid, "VmHWM") / 2**20, 1),
         "idle_cpu_percent": round(100 * (cpu_after - cpu_before) / (clock_after - clock_before), 2),
-        "idle_seconds": IDLE_SECONDS,
+        "idle_seconds": idle_seconds,
         "idle_writes": writes_of(idle_writes),
         "idle_write_breakdown": write_breakdown(idle_writes),
     }
 
 
 def run(
-    services: int = 1000, tasks_per_service: int = 10, workdir: Path | None = None
+    services: int = 1000,
+    tasks_per_service: int = 10,
+    workdir: Path | None = None,
+    idle_seconds: float = 30.0,
 ) -> dict[str, Any]:
     """One run on a fresh sandbox; logs go to `workdir` (default: a temporary directory)."""
     return run_in_workdir(
-        "bench-scale-", workdir, lambda directory: _run(directory, services, tasks_per_service)
+        "bench-scale-",
+        workdir,
+        lambda directory: _run(directory, services, tasks_per_service, idle_seconds),
     )
 
 

@@ -1,8 +1,9 @@
-"""The task benchmark's harness works end to end, at toy size (timings are never judged here:
+"""The benchmarks' harness works end to end, at toy size (timings are never judged here:
 `make bench` measures, tests only prove the measuring machinery)."""
 
 from __future__ import annotations
 
+import bench_scale
 import bench_services
 import bench_tasks
 import run as bench_run
@@ -60,3 +61,16 @@ def test_service_benchmark_measures_every_phase() -> None:
     rows = bench_run.service_rows(result)
     assert all(row.runs for row in rows)
     assert f"Service 0 -> {SERVICE_TASKS} tasks RUNNING" in bench_run.table(rows)
+
+
+def test_scale_benchmark_measures_memory_and_idle_cpu() -> None:
+    result = bench_scale.run(services=3, tasks_per_service=2, idle_seconds=1.0)
+
+    assert result["tasks"] == 6
+    assert result["settled"]
+    assert 0 < result["rss_mb"] <= result["peak_rss_mb"]
+    assert result["idle_cpu_percent"] >= 0
+    assert result["idle_writes"] == sum(result["idle_write_breakdown"].values())
+    rows = bench_run.scale_rows(result)
+    assert [row.unit for row in rows] == ["s", "MB", "% of a core", "writes"]
+    assert "operator RSS" in bench_run.table(rows)
