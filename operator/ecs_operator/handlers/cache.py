@@ -59,7 +59,7 @@ class ObjectCache:
 
     def observe(self, event_type: str | None, body: Mapping[str, Any]) -> Key:
         """Record a watch event (type None is Kopf's initial listing) or the response of our own
-        write, and return its key. A version older than the one held is ignored: our writes
+        write, and return its key. A version no newer than the one held is ignored: our writes
         update the cache at once, and the watch event of an earlier write may arrive later."""
         key = object_key(body)
         body = _without_managed_fields(body)
@@ -75,7 +75,7 @@ class ObjectCache:
             return key
         self._tombstones.pop(key, None)
         held = self._objects.get(key)
-        if held is not None and _older(body, held):
+        if held is not None and _not_newer(body, held):
             return key
         self._objects[key] = body
         self._by_namespace[key[0]].add(key[1])
@@ -155,14 +155,15 @@ def _without_managed_fields(body: Mapping[str, Any]) -> dict[str, Any]:
     return stored
 
 
-def _older(body: Mapping[str, Any], held: Mapping[str, Any]) -> bool:
-    """Whether `body` is an older version of the same object than `held`. resourceVersions are
-    opaque strings, but every apiserver (etcd revisions, the sandbox's counter) makes them
-    integers; anything else is never judged older."""
+def _not_newer(body: Mapping[str, Any], held: Mapping[str, Any]) -> bool:
+    """Whether `body` is the version of the same object already held, or an older one (the
+    watch event of our own write, whose response is held already, changes nothing).
+    resourceVersions are opaque strings, but every apiserver (etcd revisions, the sandbox's
+    counter) makes them integers; anything else is never judged old."""
     new, old = body.get("metadata") or {}, held.get("metadata") or {}
-    if new.get("uid") != old.get("uid"):
+    if new.get("uid") != old.get("uid") or not new.get("resourceVersion"):
         return False
     try:
-        return int(new.get("resourceVersion") or 0) < int(old.get("resourceVersion") or 0)
+        return int(new["resourceVersion"]) <= int(old.get("resourceVersion") or 0)
     except ValueError:
         return False

@@ -139,3 +139,16 @@ def test_managed_fields_are_not_kept() -> None:
     assert "managedFields" in body["metadata"]  # the event's own body is left alone
     cache.observe("DELETED", body)
     assert "managedFields" not in cache.tombstone(("ns", "p"))["metadata"]
+
+
+def test_the_version_already_held_changes_nothing() -> None:
+    """Our write's response is held first; the watch event of that write comes later."""
+    cache = ObjectCache(indexes={"node": planned_node})
+    cache.observe("MODIFIED", on_node("a", 7, "n1"))
+    held = cache.get(("ns", "a"))
+    model = cache.parsed(held, Phase)
+    seen = cache.index_version("node", "n1")
+    cache.observe("MODIFIED", on_node("a", 7, "n1"))
+    assert cache.get(("ns", "a")) is held
+    assert cache.parsed(cache.get(("ns", "a")), Phase) is model
+    assert cache.index_version("node", "n1") == seen
