@@ -12,6 +12,10 @@ Fixtures (all suites may use them):
 - `cluster` (session, parametrized): the sandbox, and a real cluster when the environment
   variable ECS_OPERATOR_TEST_KUBECONFIG names its kubeconfig (otherwise that variant is
   skipped). Conformance tests use it so the same assertions pin the sandbox to real behaviour.
+- `target` (session): the one cluster the integration and resilience suites run on — the
+  sandbox, or the real control plane when ECS_OPERATOR_TEST_TARGET=real (its kubeconfig from
+  ECS_OPERATOR_TEST_KUBECONFIG; `make test` runs both passes). On the real target the
+  sandbox-only fixtures skip, naming what they need of the sandbox.
 - `namespace`: a fresh namespace on the sandbox, deleted after the test;
   `cluster_namespace`: the same on the `cluster` target.
 - `kubectl`: `kubectl(*args, input=None)` runs /usr/bin/kubectl against the sandbox with a
@@ -33,7 +37,7 @@ from kubernetes import client as k8s_client
 
 from ecs_operator.sandbox.cluster import ClusterConfig
 from ecs_operator.sandbox.runtime import Sandbox, SandboxThread
-from helpers import REAL_CLUSTER_ENV, ClusterTarget, run_kubectl
+from helpers import REAL_CLUSTER_ENV, ClusterTarget, real_target_selected, run_kubectl
 
 # Fast but not frantic: tests poll with deadlines, and 2 shared cores must keep up.
 FAST_CLUSTER = ClusterConfig(
@@ -58,6 +62,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def sandbox_thread() -> Iterator[SandboxThread]:
+    if real_target_selected():
+        pytest.skip(
+            "reads or drives the sandbox's in-process store (request counters, injected API "
+            "faults, a private sandbox), which a real API server does not expose"
+        )
     runner = SandboxThread(
         cluster=FAST_CLUSTER, bookmark_interval=BOOKMARK_INTERVAL, watch_window=WATCH_WINDOW
     )
@@ -92,6 +101,16 @@ def cluster(request: pytest.FixtureRequest) -> ClusterTarget:
             pytest.skip(f"no real cluster: set {REAL_CLUSTER_ENV} to a kubeconfig to run this")
         return ClusterTarget("real", Path(path))
     return request.getfixturevalue("sandbox_target")
+
+
+@pytest.fixture(scope="session")
+def target(request: pytest.FixtureRequest) -> ClusterTarget:
+    if real_target_selected():
+        path = os.environ.get(REAL_CLUSTER_ENV)
+        assert path, f"ECS_OPERATOR_TEST_TARGET=real needs {REAL_CLUSTER_ENV} (a kubeconfig)"
+        return ClusterTarget("real", Path(path))
+    target: ClusterTarget = request.getfixturevalue("sandbox_target")
+    return target
 
 
 @pytest.fixture

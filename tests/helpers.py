@@ -26,6 +26,12 @@ T = TypeVar("T")
 
 KUBECTL = os.environ.get("ECS_OPERATOR_KUBECTL", "/usr/bin/kubectl")
 REAL_CLUSTER_ENV = "ECS_OPERATOR_TEST_KUBECONFIG"
+TARGET_ENV = "ECS_OPERATOR_TEST_TARGET"
+
+
+def real_target_selected() -> bool:
+    """True in the real-cluster pass (ECS_OPERATOR_TEST_TARGET=real)."""
+    return os.environ.get(TARGET_ENV) == "real"
 
 
 def wait_for(
@@ -103,6 +109,13 @@ class ClusterTarget:
     def is_sandbox(self) -> bool:
         return self.sandbox is not None
 
+    @property
+    def slowness(self) -> float:
+        """How much longer than on the sandbox a cluster-side step may take here: a real node is
+        declared lost after kube-controller-manager's grace period, and kwok moves pods through
+        its stages with real API round trips."""
+        return 1.0 if self.is_sandbox else 4.0
+
     def api_client(self) -> k8s_client.ApiClient:
         return k8s_client.ApiClient(self.configuration)
 
@@ -138,3 +151,27 @@ def run_kubectl(
     return subprocess.run(
         command, input=input, capture_output=True, text=True, timeout=timeout, check=False
     )
+
+
+def service_account_kubeconfig(
+    target: ClusterTarget, namespace: str, account: str, path: Path, cache_dir: Path
+) -> Path:
+    """A kubeconfig that acts as ServiceAccount `namespace/account` with a token from the
+    TokenRequest API (`kubectl create token`), so RBAC judges it as it would the real Pod."""
+    result = run_kubectl(
+        target.kubeconfig, cache_dir, "create", "token", account, "-n", namespace,
+        "--duration=24h",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    server = target.configuration.host
+    ca = target.configuration.ssl_ca_cert
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "c", "cluster": {"server": server, "certificate-authority": ca}}],
+        "users": [{"name": account, "user": {"token": result.stdout.strip()}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": account}}],
+        "current-context": "c",
+    }
+    path.write_text(json.dumps(config))
+    return path

@@ -1,7 +1,10 @@
-"""Integration fixtures: the real `ecs-operator run` process against the session sandbox.
+"""Integration fixtures: the real `ecs-operator run` process against the session's `target`
+(the sandbox, or the real control plane in the real-cluster pass).
 
 - `crds` (session): `kubectl apply -f crds/` with the real kubectl, once.
-- `operator` (session): one `OperatorProcess` shared by every test (`--resolve-grace 2`), ready
+- `operator` (session): one `OperatorProcess` shared by every test (`--resolve-grace 2`). On the
+  real control plane it runs as its own ServiceAccount bound by the shipped RBAC
+  (`manifests/`), with a TokenRequest token, never as admin; a 403 in its log fails the session. Ready
   once it has registered a fresh probe TaskDefinition (never a fixed sleep). A test may `kill()`
   it (SIGKILL) and `start()` it again, or `restart(allow_privileged=True)`; the next test gets
   the default operator back (`default_operator`). A failed test's report carries its log tail.
@@ -11,29 +14,33 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
-from ecs_api import GROUP, PROBE_NAMESPACE, VERSION, Ecs, OperatorProcess
+from ecs_api import GROUP, PROBE_NAMESPACE, VERSION, Ecs, KubectlRunner, OperatorProcess
 
-from helpers import ClusterTarget, run_kubectl, wait_for
+from helpers import ClusterTarget, run_kubectl, service_account_kubeconfig, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 CRDS = REPO / "crds"
+MANIFESTS = REPO / "manifests"
+OPERATOR_NAMESPACE = "ecs-operator-system"
+OPERATOR_ACCOUNT = "ecs-operator"
 
 
 # --- fixtures ------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
-def crds(sandbox_target: ClusterTarget, tmp_path_factory: pytest.TempPathFactory) -> None:
+def crds(target: ClusterTarget, tmp_path_factory: pytest.TempPathFactory) -> None:
     cache = tmp_path_factory.mktemp("kubectl-cache")
-    result = run_kubectl(sandbox_target.kubeconfig, cache, "apply", "-f", str(CRDS))
+    result = run_kubectl(target.kubeconfig, cache, "apply", "-f", str(CRDS))
     assert result.returncode == 0, result.stderr
 
     def served() -> bool:
-        response = sandbox_target.http.get(f"/apis/{GROUP}/{VERSION}")
+        response = target.http.get(f"/apis/{GROUP}/{VERSION}")
         names = {r["name"] for r in response.json().get("resources", [])} if response.ok else set()
         return {"tasks", "taskdefinitions"} <= names
 
@@ -42,16 +49,33 @@ def crds(sandbox_target: ClusterTarget, tmp_path_factory: pytest.TempPathFactory
 
 @pytest.fixture(scope="session")
 def operator(
-    crds: None, sandbox_target: ClusterTarget, tmp_path_factory: pytest.TempPathFactory
+    crds: None, target: ClusterTarget, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
     namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": PROBE_NAMESPACE}}
-    sandbox_target.http.post("/api/v1/namespaces", json=namespace)
-    process = OperatorProcess(sandbox_target, tmp_path_factory.mktemp("operator") / "operator.log")
+    target.http.post("/api/v1/namespaces", json=namespace)
+    workdir = tmp_path_factory.mktemp("operator")
+    identity = None if target.is_sandbox else operator_identity(target, workdir)
+    process = OperatorProcess(target, workdir / "operator.log", kubeconfig=identity)
     process.start()
     try:
         yield process
     finally:
         process.stop()
+    if identity is not None:
+        forbidden = [line for line in process.log().splitlines() if "Forbidden" in line]
+        assert not forbidden, "the shipped RBAC denied the operator:\n" + "\n".join(forbidden)
+
+
+def operator_identity(target: ClusterTarget, workdir: Path) -> Path:
+    """The shipped namespace, ServiceAccount and RBAC applied, and a kubeconfig acting as that
+    ServiceAccount."""
+    cache = workdir / "kubectl-cache"
+    for manifest in ("namespace.yaml", "serviceaccount.yaml", "rbac.yaml"):
+        result = run_kubectl(target.kubeconfig, cache, "apply", "-f", str(MANIFESTS / manifest))
+        assert result.returncode == 0, result.stderr
+    return service_account_kubeconfig(
+        target, OPERATOR_NAMESPACE, OPERATOR_ACCOUNT, workdir / "operator.kubeconfig", cache
+    )
 
 
 @pytest.fixture
@@ -76,5 +100,25 @@ def pytest_runtest_makereport(
 
 
 @pytest.fixture
-def ecs(default_operator: OperatorProcess, sandbox_target: ClusterTarget, namespace: str) -> Ecs:
-    return Ecs(sandbox_target, namespace, lambda: default_operator.tail(30))
+def namespace(target: ClusterTarget) -> Iterator[str]:
+    name = target.create_namespace()
+    yield name
+    target.delete_namespace(name)
+
+
+@pytest.fixture
+def kubectl(target: ClusterTarget, tmp_path: Path) -> KubectlRunner:
+    """The real kubectl against the session's target, with a private discovery cache."""
+    cache_dir = tmp_path / "kubectl-cache"
+
+    def run(
+        *args: str, input: str | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        return run_kubectl(target.kubeconfig, cache_dir, *args, input=input, timeout=timeout)
+
+    return run
+
+
+@pytest.fixture
+def ecs(default_operator: OperatorProcess, target: ClusterTarget, namespace: str) -> Ecs:
+    return Ecs(target, namespace, lambda: default_operator.tail(30))

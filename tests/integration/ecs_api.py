@@ -85,9 +85,12 @@ def task(name: str, definition: str, **spec: Any) -> Body:
 class OperatorProcess:
     """`ecs-operator run` as a subprocess, its output appended to one log file."""
 
-    def __init__(self, target: ClusterTarget, log_path: Path) -> None:
+    def __init__(self, target: ClusterTarget, log_path: Path, kubeconfig: Path | None = None) -> None:
         self.target = target
         self.log_path = log_path
+        # The operator's own identity (a ServiceAccount token) on a real cluster; the test's
+        # admin kubeconfig on the sandbox, which enforces no RBAC.
+        self.kubeconfig = kubeconfig or target.kubeconfig
         self.process: subprocess.Popen[bytes] | None = None
         self.allow_privileged = False
         self.starts = 0
@@ -99,7 +102,7 @@ class OperatorProcess:
             "ecs_operator",
             "run",
             "--kubeconfig",
-            str(self.target.kubeconfig),
+            str(self.kubeconfig),
             "--liveness",
             "",
             "--resolve-grace",

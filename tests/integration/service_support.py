@@ -29,6 +29,7 @@ from helpers import ClusterTarget, wait_for, watch_lines
 SERVICE_LABEL = f"{GROUP}/service"
 TASK_LABEL = f"{GROUP}/task"
 NODE_STATE_ANNOTATION = "sandbox.ecs.operator.dev/node-state"
+KWOK_NODE_LABEL = "kwok.x-k8s.io/node"
 EXIT_ANNOTATION = "sandbox.ecs.operator.dev/exit"
 UNHEALTHY_ANNOTATION = "sandbox.ecs.operator.dev/unhealthy"
 ZONES = ("zone-a", "zone-b", "zone-c")
@@ -394,10 +395,14 @@ def node_ready(target: ClusterTarget, node: str) -> bool:
 
 
 def set_node_state(target: ClusterTarget, node: str, state: str | None) -> None:
+    """Lose (`lost`) or restore (None) a node. The sandbox reads the annotation; on the real
+    control plane the node also leaves kwok's label selector, so its Lease really stops being
+    renewed and kube-controller-manager marks it Unknown and taints it (and back)."""
+    metadata: Body = {"annotations": {NODE_STATE_ANNOTATION: state}}
+    if not target.is_sandbox:
+        metadata["labels"] = {KWOK_NODE_LABEL: None if state == "lost" else "fake"}
     response = target.http.patch(
-        f"/api/v1/nodes/{node}",
-        json={"metadata": {"annotations": {NODE_STATE_ANNOTATION: state}}},
-        headers=MERGE_PATCH,
+        f"/api/v1/nodes/{node}", json={"metadata": metadata}, headers=MERGE_PATCH
     )
     assert response.ok, response.text
 
@@ -405,12 +410,20 @@ def set_node_state(target: ClusterTarget, node: str, state: str | None) -> None:
 def lose_node(target: ClusterTarget, node: str, timeout: float = 15) -> None:
     """Stop the node's heartbeat and kubelet; returns once it is NotReady."""
     set_node_state(target, node, "lost")
-    wait_for(lambda: not node_ready(target, node), timeout, message=f"{node} is still Ready")
+    wait_for(
+        lambda: not node_ready(target, node),
+        timeout * target.slowness,
+        message=f"{node} is still Ready",
+    )
 
 
 def restore_node(target: ClusterTarget, node: str, timeout: float = 15) -> None:
     set_node_state(target, node, None)
-    wait_for(lambda: node_ready(target, node), timeout, message=f"{node} is not Ready again")
+    wait_for(
+        lambda: node_ready(target, node),
+        timeout * target.slowness,
+        message=f"{node} is not Ready again",
+    )
 
 
 @contextmanager
@@ -420,7 +433,11 @@ def nodes_lost(target: ClusterTarget, *nodes: str) -> Iterator[None]:
         for node in nodes:
             set_node_state(target, node, "lost")
         for node in nodes:
-            wait_for(lambda n=node: not node_ready(target, n), 15, message=f"{node} still Ready")
+            wait_for(
+                lambda n=node: not node_ready(target, n),
+                15 * target.slowness,
+                message=f"{node} still Ready",
+            )
         yield
     finally:
         for node in nodes:

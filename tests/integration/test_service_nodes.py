@@ -35,7 +35,7 @@ def running_on(services: Services, name: str) -> Counter[str]:
 
 
 def test_zone_outage_moves_tasks_and_recovery_rebalances(
-    ecs: Ecs, sandbox_target: ClusterTarget
+    ecs: Ecs, target: ClusterTarget
 ) -> None:
     services = Services(ecs)
     ecs.create_task_definition("web")
@@ -43,7 +43,7 @@ def test_zone_outage_moves_tasks_and_recovery_rebalances(
     services.create("web", "web", desiredCount=6)
     services.wait_steady("web", 6)
     assert zone_counts(services.tasks("web")) == Counter(dict.fromkeys(ZONES, 2))
-    with nodes_lost(sandbox_target, *ZONE_A):
+    with nodes_lost(target, *ZONE_A):
 
         def moved() -> bool:
             where = running_on(services, "web")
@@ -73,7 +73,7 @@ def test_zone_outage_moves_tasks_and_recovery_rebalances(
 
 
 def test_cordon_moves_service_tasks_but_leaves_a_standalone_task(
-    ecs: Ecs, kubectl: KubectlRunner, sandbox_target: ClusterTarget
+    ecs: Ecs, kubectl: KubectlRunner, target: ClusterTarget
 ) -> None:
     services = Services(ecs)
     ecs.create_task_definition("web")
@@ -86,7 +86,7 @@ def test_cordon_moves_service_tasks_but_leaves_a_standalone_task(
     assert ecs.wait_last_status("standalone", "RUNNING")["nodeName"] == node
     assert running_on(services, "web")[node] >= 1
     check = bounds_check("web", lambda: 6, 100, 200)
-    with TaskWatch(services, check) as watch, cordoned(kubectl, sandbox_target, node):
+    with TaskWatch(services, check) as watch, cordoned(kubectl, target, node):
         services.wait(
             lambda: not running_on(services, "web")[node] and services.steady("web", 6),
             f"no service task on {node}",
@@ -105,7 +105,7 @@ def test_cordon_moves_service_tasks_but_leaves_a_standalone_task(
 
 
 def test_daemon_runs_one_task_per_eligible_node(
-    ecs: Ecs, kubectl: KubectlRunner, sandbox_target: ClusterTarget
+    ecs: Ecs, kubectl: KubectlRunner, target: ClusterTarget
 ) -> None:
     services = Services(ecs)
     ecs.create_task_definition("agent")
@@ -122,10 +122,10 @@ def test_daemon_runs_one_task_per_eligible_node(
 
     services.wait(lambda: one_per_node(set(NODES)), "a task on each node", "agent")
     lost, drained = "node-zone-c-1", "node-zone-a-2"
-    with nodes_lost(sandbox_target, lost):
+    with nodes_lost(target, lost):
         services.wait(lambda: one_per_node(set(NODES) - {lost}), f"none on {lost}", "agent")
     services.wait(lambda: one_per_node(set(NODES)), f"back on {lost}", "agent")
-    with cordoned(kubectl, sandbox_target, drained):
+    with cordoned(kubectl, target, drained):
         services.wait(lambda: one_per_node(set(NODES) - {drained}), f"none on {drained}", "agent")
     services.wait(lambda: one_per_node(set(NODES)), f"back on {drained}", "agent")
 
