@@ -85,7 +85,9 @@ def task(name: str, definition: str, **spec: Any) -> Body:
 class OperatorProcess:
     """`ecs-operator run` as a subprocess, its output appended to one log file."""
 
-    def __init__(self, target: ClusterTarget, log_path: Path, kubeconfig: Path | None = None) -> None:
+    def __init__(
+        self, target: ClusterTarget, log_path: Path, kubeconfig: Path | None = None
+    ) -> None:
         self.target = target
         self.log_path = log_path
         # The operator's own identity (a ServiceAccount token) on a real cluster; the test's
