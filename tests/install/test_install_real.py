@@ -65,7 +65,7 @@ def leftovers(kubectl: Kubectl, prefix: str) -> list[str]:
         names = ok(kubectl("get", kind, "-o", "name")).split()
         found += [n for n in names if n.split("/", 1)[1].startswith(prefix)]
     crds = ok(kubectl("get", "crd", "-o", "name")).split()
-    found += [n for n in crds if n.endswith(f".{GROUP}")]
+    found += [n for n in crds if n.split("/", 1)[1].split(".", 1)[1] == GROUP]
     return found
 
 
@@ -127,7 +127,13 @@ def test_helm_install_upgrade_uninstall_with_server_side_apply(
     fullname = f"{release}-ecs-operator"
     helm(real, "install", release, str(CHART), "--namespace", namespace, "--create-namespace",
          "--wait", "--timeout", "180s")  # fmt: skip
-    deployment = json.loads(ok(kubectl("get", "deploy", fullname, "-n", namespace, "-o", "json")))
+    deployment = json.loads(
+        ok(
+            kubectl(
+                "get", "deploy", fullname, "-n", namespace, "-o", "json", "--show-managed-fields"
+            )
+        )
+    )
     managers = {m["manager"] for m in deployment["metadata"]["managedFields"]}
     assert "helm" in managers, managers
     assert any(m["operation"] == "Apply" for m in deployment["metadata"]["managedFields"]), (
