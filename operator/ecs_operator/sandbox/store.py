@@ -1692,6 +1692,12 @@ def _validate_immutable(rt: ResourceType, body: Obj, old: Obj) -> list[Cause]:
             )
     if rt.group == "" and rt.kind == "Pod" and _frozen_pod_spec(body) != _frozen_pod_spec(old):
         causes.append(Cause("spec", f"Forbidden: {_POD_UPDATE_MESSAGE}", "FieldValueForbidden"))
+    if (
+        rt.group == "apps"
+        and rt.kind == "ControllerRevision"
+        and body.get("data") != old.get("data")
+    ):
+        causes.append(_bad_value("data", body.get("data"), "field is immutable"))
     if rt.group == "" and rt.kind == "Service":
         before = old.get("spec", {}).get("clusterIP")
         after = (body.get("spec") or {}).get("clusterIP")
