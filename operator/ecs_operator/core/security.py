@@ -24,7 +24,7 @@ where the role is rendered).
 """
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final, Literal
 
 from ecs_operator.models.taskdefinition import TaskDefinitionSpec
@@ -145,8 +145,8 @@ class InstallPolicy:
     def for_namespace(self, namespace: str, namespace_labels: Mapping[str, str]) -> SecurityPolicy:
         """The policy of a task in ``namespace``, whose labels are ``namespace_labels``."""
         own = self.operator_service_account
-        return SecurityPolicy(
-            *([self.privileged_in(namespace, namespace_labels)] * 4),
+        return replace(
+            SecurityPolicy.from_allow_privileged(self.privileged_in(namespace, namespace_labels)),
             pod_security=pod_security_level(namespace_labels),
             operator_service_account=own[1] if own and own[0] == namespace else None,
         )
