@@ -3,7 +3,7 @@
 - `crds` (session): `kubectl apply -f crds/` with the real kubectl, once.
 - `operator` (session): one `OperatorProcess` shared by every test (`--resolve-grace 2`), ready
   once it has registered a fresh probe TaskDefinition (never a fixed sleep). A test may `kill()`
-  it (SIGKILL) and `start()` it again, or `restart(allow_privileged=True)`; the next test gets
+  it (SIGKILL) and `start()` it again, or `restart()` it with other flags; the next test gets
   the default operator back (`default_operator`). A failed test's report carries its log tail.
 - `ecs`: an `ecs_api.Ecs` client bound to a fresh namespace (bodies: `ecs_api.container()`,
   `task_definition()`, `task()`).
@@ -58,7 +58,7 @@ def operator(
 def default_operator(operator: OperatorProcess) -> OperatorProcess:
     """The shared operator, running with the default flags (a previous test may have left it
     killed or restarted with other flags)."""
-    if not operator.alive or operator.allow_privileged:
+    if not operator.alive or operator.allow_privileged or operator.extra_args:
         operator.restart()
     return operator
 
