@@ -144,6 +144,9 @@ class TaskController:
         if pod is None:
             observation = self._with_final_pod_state(key, body, view, observation, now)
         if observation.wants_pod and not waiting and record is not None and spec is not None:
+            if self._namespace_unseen(key[0], task, now):
+                self.queue.add_after(key, 0.2)
+                return
             launch_failure, unsupported = await self._launch(task, body, record, spec)
             if launch_failure is not None:
                 observation = observe(replace(view, start_failure=launch_failure), None, now)
@@ -340,6 +343,13 @@ class TaskController:
             if accepted is not None and accepted.status == "False":
                 return None, f'task definition "{family}" is not accepted: {accepted.message}'
         return resolution.record, resolution.error
+
+    def _namespace_unseen(self, namespace: str, task: Task, now: datetime) -> bool:
+        """Whether to wait for the task's namespace to reach the cache before launching: its
+        labels decide what the task may do (a namespace and a Task applied together may have
+        their watch events arrive in either order). Not beyond the resolve grace."""
+        unseen = self.context.namespaces.get(("", namespace)) is None
+        return unseen and self._within_resolve_grace(task, now)
 
     def _within_resolve_grace(self, task: Task, now: datetime) -> bool:
         """The grace runs from the task's creation, or from this operator's start if later:
