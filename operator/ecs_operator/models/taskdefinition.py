@@ -232,10 +232,18 @@ class KernelCapabilities(EcsModel):
     add: list[str] | None = Field(
         default=None,
         max_length=64,
-        description="Capabilities to add, e.g. NET_ADMIN. Refused unless the operator allows it.",
+        description=(
+            "Capabilities to add back, e.g. NET_BIND_SERVICE. Beyond the runtime's default set "
+            "(e.g. NET_ADMIN): refused unless the operator allows it."
+        ),
     )
     drop: list[str] | None = Field(
-        default=None, max_length=64, description="Capabilities to drop, e.g. ALL or NET_RAW."
+        default=None,
+        max_length=64,
+        description=(
+            "Capabilities to drop, e.g. NET_RAW; without a list every capability is dropped "
+            "(ALL), and [] keeps the runtime's default set."
+        ),
     )
 
 
@@ -858,7 +866,8 @@ class TaskDefinitionSpec(EcsModel):
         max_length=2048,
         description=(
             "IAM role for the task's code; on Kubernetes its last path segment names the Pod's "
-            "ServiceAccount (whose token is mounted only then)."
+            "ServiceAccount (never the operator's own), whose token is mounted unless it opts "
+            "out; without a role no token is mounted."
         ),
     )
     execution_role_arn: str | None = Field(
