@@ -49,6 +49,8 @@ from typing import Final, Protocol, TypeVar
 
 import re2
 
+from ecs_operator.models.placement import MAX_EXPRESSION_NESTING
+
 SUBJECTS: Final = (
     "attribute:NAME",
     "agentConnected",
@@ -99,7 +101,7 @@ _DATE_ONLY: Final = re.compile(r"\d{4}-\d{2}-\d{2}")
 _VERSION: Final = re.compile(r"[vV]?(\d+(?:\.\d+)*)(?:[-+].*)?")
 _MAX_TOKEN_SHOWN: Final = 30
 _MAX_TEXT_SHOWN: Final = 200
-MAX_NESTING: Final = 32
+MAX_NESTING: Final = MAX_EXPRESSION_NESTING
 """Levels of parentheses and ``not`` an expression may nest (recursion stays shallow)."""
 _PARSED_CACHE_SIZE: Final = 1024
 # RE2 reports errors itself on stderr unless told not to; the QueryError carries the message.

@@ -21,6 +21,8 @@ What is accepted but not honoured is reported by ``unsupported_fields`` (the rul
 from collections.abc import Sequence
 from typing import Final
 
+from pydantic import ValidationError
+
 from ecs_operator.core.render import effective_spec, inspect_task
 from ecs_operator.core.security import SecurityPolicy, Violation
 from ecs_operator.models.common import UnsupportedField
@@ -28,6 +30,24 @@ from ecs_operator.models.task import TaskSpec
 from ecs_operator.models.taskdefinition import TaskDefinitionSpec
 
 MAX_PLACEMENT_CONSTRAINTS: Final = 10
+
+
+def field_path(location: Sequence[int | str]) -> str:
+    """A pydantic error location as the field path users write: ``spec.volumes[0].name``."""
+    path = ""
+    for part in location:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else str(part)
+    return path
+
+
+def validation_problems(error: ValidationError) -> str:
+    """Every problem of a model validation, each naming its field, on one line."""
+    problems = []
+    for issue in error.errors():
+        path = field_path(issue["loc"])
+        message = issue["msg"].removeprefix("Value error, ")
+        problems.append(f"{path}: {message}" if path and not message.startswith(path) else message)
+    return "; ".join(problems)
 
 
 def _resource_problems(spec: TaskDefinitionSpec, task: TaskSpec | None) -> list[Violation]:

@@ -15,11 +15,13 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from ecs_operator.core.events import clip
 from ecs_operator.kube.client import EVENTS, KubeClient, KubeError
 
 logger = logging.getLogger(__name__)
 
 COMPONENT = "ecs-operator"
+MAX_EVENT_MESSAGE_LENGTH = 1024
 
 
 def _now() -> str:
@@ -82,7 +84,7 @@ class EventRecorder:
             },
             "type": type_,
             "reason": reason,
-            "message": message[:1024],
+            "message": clip(message, MAX_EVENT_MESSAGE_LENGTH),
             "source": {"component": COMPONENT},
             "reportingComponent": COMPONENT,
             "reportingInstance": COMPONENT,

@@ -18,6 +18,8 @@ __all__ = [
     "API_GROUP",
     "API_GROUP_VERSION",
     "API_VERSION",
+    "MAX_INT32",
+    "MAX_OBJECT_NAME_LENGTH",
     "MAX_TAGS",
     "Condition",
     "EcsModel",
@@ -34,7 +36,12 @@ __all__ = [
 API_GROUP_VERSION: Final = f"{API_GROUP}/{API_VERSION}"
 
 MAX_TAGS: Final = 50
+MAX_INT32: Final = 2_147_483_647
+"""Bound of every count and duration the operator does arithmetic with (ECS's Integer)."""
+MAX_OBJECT_NAME_LENGTH: Final = 253
+"""A Kubernetes object name (RFC 1123 subdomain), including a name derived from another."""
 MAX_UNSUPPORTED_ENTRIES: Final = 100
+MAX_CONDITION_MESSAGE_LENGTH: Final = 32768
 # ECS: 1,024 CPU units are one vCPU; EC2 tasks may use 128..196,608 units (192 vCPU).
 MIN_TASK_CPU_UNITS: Final = 128
 MAX_CPU_UNITS: Final = 196_608
@@ -154,7 +161,9 @@ class Condition(StatusModel):
         description="CamelCase machine-readable reason for the last transition.",
     )
     message: str = Field(
-        default="", max_length=32768, description="Human-readable details; may be empty."
+        default="",
+        max_length=MAX_CONDITION_MESSAGE_LENGTH,
+        description="Human-readable details; may be empty.",
     )
 
 

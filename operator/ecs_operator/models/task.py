@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from ecs_operator.models.common import (
     API_GROUP_VERSION,
     MAX_CPU_UNITS,
+    MAX_INT32,
     MAX_MEMORY_MIB,
     MAX_TAGS,
     MAX_UNSUPPORTED_ENTRIES,
@@ -308,9 +309,10 @@ class TaskSpec(EcsModel):
     ttl_seconds_after_stopped: int = Field(
         default=DEFAULT_TTL_SECONDS_AFTER_STOPPED,
         ge=0,
+        le=MAX_INT32,
         description=(
             "Seconds the Task object is kept after it reaches STOPPED before it is deleted "
-            "(default 3600: ECS shows stopped tasks for at least an hour)."
+            "(default 3600: ECS shows stopped tasks for at least an hour); at most 2147483647."
         ),
     )
     enable_execute_command: bool | None = Field(

@@ -26,14 +26,16 @@ Defaults are static in the schema where ECS documents one (``essential: true``,
 """
 
 import re
-from typing import Any, Final, Literal, Self
+from typing import Annotated, Any, Final, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ecs_operator.models.common import (
     API_GROUP_VERSION,
     MAX_CPU_UNITS,
+    MAX_INT32,
     MAX_MEMORY_MIB,
+    MAX_OBJECT_NAME_LENGTH,
     MAX_TAGS,
     MAX_UNSUPPORTED_ENTRIES,
     MIN_MEMORY_MIB,
@@ -65,12 +67,24 @@ MAX_IGNORED_EXIT_CODES: Final = 50
 MAX_REVISION_HISTORY: Final = 100
 MAX_CONDITIONS: Final = 16
 MAX_STOP_TIMEOUT_SECONDS: Final = 86_400
+MIN_INT32: Final = -MAX_INT32 - 1
+MAX_TASK_DEFINITION_BYTES: Final = 64 * 1024
+"""ECS: a task definition is at most 64 KiB of JSON."""
+MAX_REVISION_DIGITS: Final = 7
+# Revision N of family F is stored as the ControllerRevision F-N (an object name), so the family
+# leaves room for "-" and the revision's digits.
+MAX_FAMILY_LENGTH: Final = MAX_OBJECT_NAME_LENGTH - 1 - MAX_REVISION_DIGITS
+FAMILY_TOO_LONG: Final = (
+    f"metadata.name: a TaskDefinition is named after its family and stores revision N as the "
+    f"ControllerRevision FAMILY-N (at most {MAX_OBJECT_NAME_LENGTH} characters), so the name "
+    f"is at most {MAX_FAMILY_LENGTH} characters"
+)
 
 # A reference to a revision: family, family:revision, or the full ECS ARN (whose region and
 # account are ignored: the namespace is the cluster).
 TASK_DEFINITION_REF_PATTERN: Final = (
     r"^(arn:aws[a-z-]*:ecs:[a-z0-9-]+:[0-9]{12}:task-definition/)?"
-    r"[A-Za-z0-9_-]{1,255}(:[1-9][0-9]{0,6})?$"
+    r"[A-Za-z0-9_-]{1,255}(:[1-9][0-9]{0,6})?$"  # {0,6}: MAX_REVISION_DIGITS
 )
 _REF = re.compile(TASK_DEFINITION_REF_PATTERN)
 
@@ -282,7 +296,10 @@ class LinuxParameters(EcsModel):
     )
     tmpfs: list[Tmpfs] | None = Field(default=None, max_length=32, description="tmpfs mounts.")
     max_swap: int | None = Field(
-        default=None, ge=0, description="Swap MiB the container may use (not honoured)."
+        default=None,
+        ge=0,
+        le=MAX_INT32,
+        description="Swap MiB the container may use (not honoured).",
     )
     swappiness: int | None = Field(
         default=None, ge=0, le=100, description="Swappiness 0-100 (not honoured)."
@@ -338,8 +355,8 @@ class Ulimit(EcsModel):
         "sigpending",
         "stack",
     ] = Field(description="The limit's name, e.g. nofile.")
-    soft_limit: int = Field(ge=-1, description="Soft limit (-1 = unlimited).")
-    hard_limit: int = Field(ge=-1, description="Hard limit (-1 = unlimited).")
+    soft_limit: int = Field(ge=-1, le=MAX_INT32, description="Soft limit (-1 = unlimited).")
+    hard_limit: int = Field(ge=-1, le=MAX_INT32, description="Hard limit (-1 = unlimited).")
 
 
 class HostEntry(EcsModel):
@@ -373,7 +390,7 @@ class ContainerRestartPolicy(EcsModel):
     """Restart an exited container in place instead of stopping the task."""
 
     enabled: bool = Field(description="Whether the container is restarted when it exits.")
-    ignored_exit_codes: list[int] | None = Field(
+    ignored_exit_codes: list[Annotated[int, Field(ge=MIN_INT32, le=MAX_INT32)]] | None = Field(
         default=None,
         max_length=MAX_IGNORED_EXIT_CODES,
         description="Exit codes that do not trigger a restart (at most 50).",
@@ -845,10 +862,11 @@ class TaskDefinitionSpec(EcsModel):
     family: str | None = Field(
         default=None,
         min_length=1,
-        max_length=255,
+        max_length=MAX_FAMILY_LENGTH,
         pattern=NAME_PATTERN,
         description=(
-            "ECS family name. Optional: the family is metadata.name; if given it must equal it."
+            "ECS family name. Optional: the family is metadata.name; if given it must equal it. "
+            f"At most {MAX_FAMILY_LENGTH} characters (room for the revision's name)."
         ),
     )
     container_definitions: list[ContainerDefinition] = Field(
@@ -928,6 +946,16 @@ class TaskDefinitionSpec(EcsModel):
     enable_fault_injection: bool | None = Field(
         default=None, description="ECS fault injection endpoints (not honoured)."
     )
+
+    @model_validator(mode="after")
+    def _within_size_limit(self) -> Self:
+        size = len(self.model_dump_json(exclude_none=True).encode())
+        if size > MAX_TASK_DEFINITION_BYTES:
+            raise ValueError(
+                f"spec is {size} bytes of JSON; ECS allows a task definition of at most "
+                f"{MAX_TASK_DEFINITION_BYTES} bytes (64 KiB)"
+            )
+        return self
 
     def container(self, name: str) -> ContainerDefinition | None:
         """The container called ``name``, or None."""
@@ -1009,7 +1037,8 @@ class TaskDefinition(BaseModel):
                 "!has(self.spec.family) || self.spec.family == self.metadata.name",
                 "spec.family must equal metadata.name (the TaskDefinition is named after its "
                 "family)",
-            )
+            ),
+            (f"size(self.metadata.name) <= {MAX_FAMILY_LENGTH}", FAMILY_TOO_LONG),
         ),
     )
 
@@ -1021,6 +1050,8 @@ class TaskDefinition(BaseModel):
 
     @model_validator(mode="after")
     def _family_is_name(self) -> Self:
+        if len(self.metadata.name) > MAX_FAMILY_LENGTH:
+            raise ValueError(FAMILY_TOO_LONG)
         if self.spec.family is not None and self.spec.family != self.metadata.name:
             raise ValueError(
                 f"spec.family {self.spec.family!r} must equal metadata.name {self.metadata.name!r}"
