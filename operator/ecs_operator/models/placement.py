@@ -23,6 +23,7 @@ TOO_MANY_PARENTHESES: Final = (
 BINPACK_FIELDS: Final = ("cpu", "memory")
 SPREAD_INSTANCE_FIELDS: Final = ("instanceId", "host")
 ATTRIBUTE_PREFIX: Final = "attribute:"
+MAX_ATTRIBUTE_NAME_LENGTH: Final = 128
 
 CONSTRAINT_RULES: Final[tuple[dict[str, str], ...]] = (
     {
@@ -123,6 +124,7 @@ class PlacementStrategy(BaseModel):
     )
     field: str | None = Field(
         default=None,
+        max_length=len(ATTRIBUTE_PREFIX) + MAX_ATTRIBUTE_NAME_LENGTH,
         description=(
             "binpack: cpu or memory. spread: instanceId (or host, the same) or attribute:NAME, "
             "e.g. attribute:ecs.availability-zone. random: not allowed."

@@ -19,7 +19,7 @@ and forbid moving ``desiredStatus`` from STOPPED back to RUNNING (create a new T
 ``tags`` and ``ttlSecondsAfterStopped`` stay editable, as ECS allows tagging a running task.
 """
 
-from typing import Any, Final, Literal, Self
+from typing import Annotated, Any, Final, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -27,6 +27,7 @@ from ecs_operator.models.common import (
     API_GROUP_VERSION,
     MAX_CPU_UNITS,
     MAX_INT32,
+    MAX_LIST_ITEMS,
     MAX_MEMORY_MIB,
     MAX_TAGS,
     MAX_UNSUPPORTED_ENTRIES,
@@ -39,6 +40,7 @@ from ecs_operator.models.common import (
     Tag,
     TaskCpu,
     TaskMemory,
+    Text,
     Timestamp,
     UnsupportedField,
     cel_rules,
@@ -110,11 +112,15 @@ class ContainerOverride(EcsModel):
         pattern=NAME_PATTERN,
         description="Container of the task definition to override.",
     )
-    command: list[str] | None = Field(
-        default=None, description="Replaces the container's command (Docker CMD)."
+    command: list[Text] | None = Field(
+        default=None,
+        max_length=MAX_LIST_ITEMS,
+        description="Replaces the container's command (Docker CMD).",
     )
     environment: list[KeyValuePair] | None = Field(
-        default=None, description="Added to the container's environment, overriding by name."
+        default=None,
+        max_length=MAX_LIST_ITEMS,
+        description="Added to the container's environment, overriding by name.",
     )
     environment_files: list[EnvironmentFile] | None = Field(
         default=None,
@@ -190,8 +196,10 @@ class TaskOverride(EcsModel):
 class AwsVpcConfiguration(EcsModel):
     """awsvpc subnets and security groups (not honoured: pods use the cluster network)."""
 
-    subnets: list[str] = Field(max_length=16, description="Subnet ids.")
-    security_groups: list[str] | None = Field(
+    subnets: list[Annotated[str, Field(max_length=1024)]] = Field(
+        max_length=16, description="Subnet ids."
+    )
+    security_groups: list[Annotated[str, Field(max_length=1024)]] | None = Field(
         default=None, max_length=5, description="Security group ids."
     )
     assign_public_ip: Literal["ENABLED", "DISABLED"] | None = Field(

@@ -34,6 +34,7 @@ from ecs_operator.models.common import (
     API_GROUP_VERSION,
     MAX_CPU_UNITS,
     MAX_INT32,
+    MAX_LIST_ITEMS,
     MAX_MEMORY_MIB,
     MAX_OBJECT_NAME_LENGTH,
     MAX_TAGS,
@@ -47,6 +48,8 @@ from ecs_operator.models.common import (
     Tag,
     TaskCpu,
     TaskMemory,
+    Text,
+    TextMap,
     Timestamp,
     UnsupportedField,
     cel_rules,
@@ -183,7 +186,7 @@ class HealthCheck(EcsModel):
         )
     )
 
-    command: list[str] = Field(
+    command: list[Text] = Field(
         min_length=2,
         max_length=256,
         description='["CMD", "exe", "arg", ...] or ["CMD-SHELL", "shell command"].',
@@ -243,12 +246,12 @@ class VolumeFrom(EcsModel):
 class KernelCapabilities(EcsModel):
     """Linux capabilities added to or dropped from Docker's default set."""
 
-    add: list[str] | None = Field(
+    add: list[Annotated[str, Field(max_length=64)]] | None = Field(
         default=None,
         max_length=64,
         description="Capabilities to add, e.g. NET_ADMIN. Refused unless the operator allows it.",
     )
-    drop: list[str] | None = Field(
+    drop: list[Annotated[str, Field(max_length=64)]] | None = Field(
         default=None, max_length=64, description="Capabilities to drop, e.g. ALL or NET_RAW."
     )
 
@@ -272,7 +275,7 @@ class Tmpfs(EcsModel):
         min_length=1, max_length=4096, description="Absolute path inside the container."
     )
     size: int = Field(ge=1, le=MAX_MEMORY_MIB, description="Size in MiB.")
-    mount_options: list[str] | None = Field(
+    mount_options: list[Annotated[str, Field(max_length=256)]] | None = Field(
         default=None, max_length=32, description='Mount options, e.g. ["noexec", "nosuid"].'
     )
 
@@ -319,7 +322,7 @@ class LogConfiguration(EcsModel):
         "splunk",
         "awsfirelens",
     ] = Field(description="Docker log driver; informational on Kubernetes.")
-    options: dict[str, str] | None = Field(default=None, description="Log driver options.")
+    options: TextMap | None = Field(default=None, description="Log driver options.")
     secret_options: list[Secret] | None = Field(
         default=None, max_length=64, description="Secrets passed as log driver options."
     )
@@ -420,7 +423,7 @@ class FirelensConfiguration(EcsModel):
     """FireLens log router settings (informational on Kubernetes)."""
 
     type: Literal["fluentd", "fluentbit"] = Field(description="fluentd or fluentbit.")
-    options: dict[str, str] | None = Field(default=None, description="Router options.")
+    options: TextMap | None = Field(default=None, description="Router options.")
 
 
 _CONTAINER_RULES = cel_rules(
@@ -494,7 +497,7 @@ class ContainerDefinition(EcsModel):
             "task-level memory, memory or memoryReservation is required."
         ),
     )
-    links: list[str] | None = Field(
+    links: list[Annotated[str, Field(max_length=512)]] | None = Field(
         default=None,
         max_length=MAX_CONTAINERS,
         description="name:alias links to other containers; bridge mode only (a no-op here: "
@@ -513,14 +516,20 @@ class ContainerDefinition(EcsModel):
     restart_policy: ContainerRestartPolicy | None = Field(
         default=None, description="Restart the container in place when it exits."
     )
-    entry_point: list[str] | None = Field(
-        default=None, description="Docker ENTRYPOINT override (Kubernetes command)."
+    entry_point: list[Text] | None = Field(
+        default=None,
+        max_length=MAX_LIST_ITEMS,
+        description="Docker ENTRYPOINT override (Kubernetes command).",
     )
-    command: list[str] | None = Field(
-        default=None, description="Docker CMD override (Kubernetes args); overridable per task."
+    command: list[Text] | None = Field(
+        default=None,
+        max_length=MAX_LIST_ITEMS,
+        description="Docker CMD override (Kubernetes args); overridable per task.",
     )
     environment: list[KeyValuePair] | None = Field(
-        default=None, description="Environment variables; they win over environmentFiles."
+        default=None,
+        max_length=MAX_LIST_ITEMS,
+        description="Environment variables; they win over environmentFiles.",
     )
     environment_files: list[EnvironmentFile] | None = Field(
         default=None,
@@ -539,7 +548,9 @@ class ContainerDefinition(EcsModel):
         default=None, description="Linux-specific settings (capabilities, devices, tmpfs, init)."
     )
     secrets: list[Secret] | None = Field(
-        default=None, description="Secrets exposed as environment variables."
+        default=None,
+        max_length=MAX_LIST_ITEMS,
+        description="Secrets exposed as environment variables.",
     )
     depends_on: list[ContainerDependency] | None = Field(
         default=None,
@@ -587,21 +598,23 @@ class ContainerDefinition(EcsModel):
     readonly_root_filesystem: bool | None = Field(
         default=None, description="Mount the root filesystem read-only (default false)."
     )
-    dns_servers: list[str] | None = Field(
+    dns_servers: list[Annotated[str, Field(max_length=45)]] | None = Field(
         default=None, max_length=3, description="DNS servers (pod dnsConfig nameservers)."
     )
-    dns_search_domains: list[str] | None = Field(
+    dns_search_domains: list[Annotated[str, Field(max_length=253)]] | None = Field(
         default=None, max_length=6, description="DNS search domains (pod dnsConfig searches)."
     )
     extra_hosts: list[HostEntry] | None = Field(
-        default=None, description="Extra /etc/hosts entries (pod hostAliases)."
+        default=None,
+        max_length=MAX_LIST_ITEMS,
+        description="Extra /etc/hosts entries (pod hostAliases).",
     )
-    docker_security_options: list[str] | None = Field(
-        default=None, description="SELinux/AppArmor labels (not honoured)."
+    docker_security_options: list[Annotated[str, Field(max_length=1024)]] | None = Field(
+        default=None, max_length=64, description="SELinux/AppArmor labels (not honoured)."
     )
     interactive: bool | None = Field(default=None, description="Keep stdin open.")
     pseudo_terminal: bool | None = Field(default=None, description="Allocate a TTY.")
-    docker_labels: dict[str, str] | None = Field(
+    docker_labels: TextMap | None = Field(
         default=None, description="Docker labels (added as pod annotations)."
     )
     ulimits: list[Ulimit] | None = Field(
@@ -616,7 +629,9 @@ class ContainerDefinition(EcsModel):
         default=None, description="Container health check; drives healthStatus and HEALTHY."
     )
     system_controls: list[SystemControl] | None = Field(
-        default=None, description="Namespaced sysctls (pod securityContext.sysctls)."
+        default=None,
+        max_length=MAX_LIST_ITEMS,
+        description="Namespaced sysctls (pod securityContext.sysctls).",
     )
     resource_requirements: list[ResourceRequirement] | None = Field(
         default=None, max_length=2, description="GPUs the container needs."
@@ -624,7 +639,7 @@ class ContainerDefinition(EcsModel):
     firelens_configuration: FirelensConfiguration | None = Field(
         default=None, description="FireLens log router settings (not honoured)."
     )
-    credential_specs: list[str] | None = Field(
+    credential_specs: list[Annotated[str, Field(max_length=2048)]] | None = Field(
         default=None, max_length=1, description="Windows gMSA credential spec (not honoured)."
     )
 
@@ -656,8 +671,8 @@ class DockerVolumeConfiguration(EcsModel):
         default=None, description="Create a shared volume if missing."
     )
     driver: str | None = Field(default=None, max_length=255, description="Volume driver.")
-    driver_opts: dict[str, str] | None = Field(default=None, description="Driver options.")
-    labels: dict[str, str] | None = Field(default=None, description="Volume labels.")
+    driver_opts: TextMap | None = Field(default=None, description="Driver options.")
+    labels: TextMap | None = Field(default=None, description="Volume labels.")
 
 
 class EfsAuthorizationConfig(EcsModel):
