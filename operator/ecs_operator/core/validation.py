@@ -11,8 +11,9 @@ the rest, with the same clarity (each problem names its field):
 - everything that stops a pod from being rendered (``core/render.py``): dependency cycles,
   secret references and task roles that are not Kubernetes names, and what the security policy
   refuses (``core/security.py``);
-- for a Task: the same with its overrides, and its placement constraints counted together with
-  the task definition's (at most 10).
+- for a Task: the same with its overrides, its overrides' size (at most 8,192 characters of
+  JSON, as ECS's RunTask), and its placement constraints counted together with the task
+  definition's (at most 10).
 
 What is accepted but not honoured is reported by ``unsupported_fields`` (the rules live in
 ``core/render.py``).
@@ -26,7 +27,7 @@ from pydantic import ValidationError
 from ecs_operator.core.render import effective_spec, inspect_task
 from ecs_operator.core.security import SecurityPolicy, Violation
 from ecs_operator.models.common import UnsupportedField
-from ecs_operator.models.task import TaskSpec
+from ecs_operator.models.task import MAX_OVERRIDES_JSON_CHARS, TaskSpec
 from ecs_operator.models.taskdefinition import TaskDefinitionSpec
 
 MAX_PLACEMENT_CONSTRAINTS: Final = 10
@@ -109,6 +110,15 @@ def task_problems(
 ) -> list[Violation]:
     """Why ``task`` cannot run revision ``spec`` under ``policy``; empty when it can."""
     problems = [*_resource_problems(spec, task), *inspect_task(spec, task, policy).violations]
+    if task.overrides is not None:
+        size = len(task.overrides.model_dump_json(exclude_none=True))
+        if size > MAX_OVERRIDES_JSON_CHARS:
+            problems.append(
+                Violation(
+                    "spec.overrides",
+                    f"{size} characters of JSON; ECS allows at most {MAX_OVERRIDES_JSON_CHARS}",
+                )
+            )
     names = {container.name for container in spec.container_definitions}
     overrides = task.overrides.container_overrides if task.overrides else None
     for index, override in enumerate(overrides or []):

@@ -19,9 +19,9 @@ and forbid moving ``desiredStatus`` from STOPPED back to RUNNING (create a new T
 ``tags`` and ``ttlSecondsAfterStopped`` stay editable, as ECS allows tagging a running task.
 """
 
-from typing import Annotated, Any, Final, Literal, Self
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ecs_operator.models.common import (
     API_GROUP_VERSION,
@@ -148,7 +148,8 @@ class ContainerOverride(EcsModel):
 
 
 class TaskOverride(EcsModel):
-    """RunTask overrides; at most 8192 characters of JSON in all."""
+    """RunTask overrides; at most 8192 characters of JSON in all (checked by the operator, which
+    reports a larger one as a task that failed to start: ``core.validation.task_problems``)."""
 
     model_config = ConfigDict(
         json_schema_extra=cel_rules(
@@ -181,16 +182,6 @@ class TaskOverride(EcsModel):
     ephemeral_storage: EphemeralStorage | None = Field(
         default=None, description="Replaces the ephemeral storage size."
     )
-
-    @model_validator(mode="after")
-    def _within_size_limit(self) -> Self:
-        size = len(self.model_dump_json(exclude_none=True))
-        if size > MAX_OVERRIDES_JSON_CHARS:
-            raise ValueError(
-                f"spec.overrides is {size} characters of JSON; ECS allows at most "
-                f"{MAX_OVERRIDES_JSON_CHARS}"
-            )
-        return self
 
 
 class AwsVpcConfiguration(EcsModel):

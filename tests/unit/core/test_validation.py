@@ -2,9 +2,18 @@
 
 from typing import Any
 
+import pytest
+from pydantic import ValidationError
+
 from ecs_operator.core.render import NOT_HONOURED
 from ecs_operator.core.security import SecurityPolicy, Violation
-from ecs_operator.core.validation import task_definition_problems, task_problems, unsupported_fields
+from ecs_operator.core.validation import (
+    field_path,
+    task_definition_problems,
+    task_problems,
+    unsupported_fields,
+    validation_problems,
+)
 from ecs_operator.models.task import TaskSpec
 from ecs_operator.models.taskdefinition import TaskDefinitionSpec
 
@@ -75,6 +84,28 @@ def test_overrides_are_checked_together_with_the_definition() -> None:
             "task's overrides",
         )
     ]
+
+
+def test_overrides_are_limited_to_8192_characters_of_json() -> None:
+    spec = definition(container("a", memory=256))
+    fits = task(overrides={"containerOverrides": [{"name": "a", "command": ["x" * 8000]}]})
+    assert task_problems(spec, fits, SecurityPolicy()) == []
+    too_big = task(overrides={"containerOverrides": [{"name": "a", "command": ["x" * 8200]}]})
+    size = len(too_big.overrides.model_dump_json(exclude_none=True)) if too_big.overrides else 0
+    assert task_problems(spec, too_big, SecurityPolicy()) == [
+        Violation("spec.overrides", f"{size} characters of JSON; ECS allows at most 8192")
+    ]
+
+
+def test_validation_problems_name_each_field_once() -> None:
+    with pytest.raises(ValidationError) as raised:
+        TaskDefinitionSpec.model_validate(
+            {"containerDefinitions": [{"name": "a", "image": "i", "memory": 2**40}]}
+        )
+    assert validation_problems(raised.value) == (
+        "containerDefinitions[0].memory: Input should be less than or equal to 16777216"
+    )
+    assert field_path(["spec", "volumes", 0, "host"]) == "spec.volumes[0].host"
 
 
 def test_placement_constraints_count_with_the_definitions() -> None:
