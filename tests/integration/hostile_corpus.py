@@ -126,6 +126,7 @@ def _service_degraded(id: str, body: Body, text: str) -> Case:
 
 CDEF = "spec.containerDefinitions[0]"
 LONG_FAMILY = "f" * 245
+LONG_NAMES = "td-long-names"
 
 TASK_DEFINITIONS: list[Case] = [
     # names that become other objects' names
@@ -372,6 +373,22 @@ TASK_DEFINITIONS: list[Case] = [
         "regex bomb in a task definition's constraint",
         _td("td-bomb", placementConstraints=_member_of(f"ec2InstanceId !~ {REGEX_BOMB}")),
     ),
+    _td_invalid(
+        "task role of 300 characters",
+        _td("td-role", taskRoleArn="arn:aws:iam::123456789012:role/" + "r" * 300),
+        "spec.taskRoleArn",
+    ),
+    _td_registered(
+        "longest container and volume names",
+        _td(
+            LONG_NAMES,
+            _c(
+                name="C_" * 127 + "c",
+                mountPoints=[{"sourceVolume": "V_" * 127 + "v", "containerPath": "/data"}],
+            ),
+            volumes=[{"name": "V_" * 127 + "v"}],
+        ),
+    ),
     _td_registered(
         "just under 64 KiB",
         _td("td-63k", *_big_environment(containers=10, variables=9, size=600)),
@@ -571,6 +588,11 @@ TASKS: list[Case] = [
     Case(
         "negated regex bomb places",
         _tk("bomb-negated", placementConstraints=_member_of(f"ec2InstanceId !~ {REGEX_BOMB}")),
+        reported=Reported("Ready", "True", "", ""),
+    ),
+    Case(
+        "Kubernetes names derived from the longest ECS names",
+        _tk("long-names", LONG_NAMES),
         reported=Reported("Ready", "True", "", ""),
     ),
     Case(
