@@ -4,6 +4,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ecs_operator.core.placement import ContainerInstance
 from ecs_operator.core.query import MAX_NESTING, QueryError, parse_expression, version_key
@@ -302,3 +304,48 @@ def test_nesting_is_bounded(opening: str, closing: str) -> None:
 def test_parsed_expressions_are_shared() -> None:
     text = "attribute:ecs.instance-type =~ t2.*"
     assert parse_expression(text) is parse_expression(text)
+
+
+_HOSTILE_TOKENS = st.sampled_from(
+    [
+        "(",
+        ")",
+        "!",
+        "not ",
+        " and ",
+        " or ",
+        "&&",
+        "||",
+        "[",
+        "]",
+        ",",
+        "'",
+        '"',
+        " ",
+        "=~ ",
+        "!~ ",
+        "== ",
+        "in ",
+        "a",
+        "ec2InstanceId ",
+        "attribute:x ",
+        "task:group ",
+        ".*",
+        "\\1",
+        "(?=",
+        "\x1b",
+        "é",
+    ]
+)
+
+
+@given(st.lists(_HOSTILE_TOKENS, max_size=400).map("".join))
+def test_any_text_parses_or_is_refused_with_a_query_error(text: str) -> None:
+    """Whatever the text (deep nesting included), parsing ends in an expression or a
+    QueryError: never a RecursionError or another exception."""
+    try:
+        expression = parse_expression(text)
+    except QueryError as error:
+        assert error.column >= 1
+    else:
+        expression.matches(NODE, GROUPS)
