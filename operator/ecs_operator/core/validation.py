@@ -5,6 +5,8 @@ the rest, with the same clarity (each problem names its field):
 
 - a container's ``memoryReservation`` below its ``memory`` once a Task's overrides are applied
   (the CRD checks each object alone);
+- port names unique across containers (the CRD checks each container alone: across containers
+  the rule costs more than kube-apiserver's CEL budget allows);
 - memory and CPU sums against the task-level values, which ECS writes as unit strings
   (``"2GB"``, ``"1 vCPU"``): every container's ``memory`` at most the task's, the containers'
   reservations (``memoryReservation``, else ``memory``) and ``cpu`` summed at most the task's;
@@ -100,9 +102,34 @@ def _resource_problems(spec: TaskDefinitionSpec, task: TaskSpec | None) -> list[
     return problems
 
 
+def _port_name_problems(spec: TaskDefinitionSpec) -> list[Violation]:
+    """Port names are unique in the task definition (the CRD checks each container alone)."""
+    owners: dict[str, str] = {}
+    problems = []
+    for index, container in enumerate(spec.container_definitions):
+        names = {mapping.name for mapping in container.port_mappings or () if mapping.name}
+        for position, mapping in enumerate(container.port_mappings or ()):
+            if mapping.name in owners and owners[mapping.name] != container.name:
+                problems.append(
+                    Violation(
+                        f"spec.containerDefinitions[{index}].portMappings[{position}].name",
+                        f"port name {mapping.name!r} is also used by container "
+                        f"{owners[mapping.name]!r}; port names must be unique in the task "
+                        "definition",
+                    )
+                )
+        for name in names:
+            owners.setdefault(name, container.name)
+    return problems
+
+
 def task_definition_problems(spec: TaskDefinitionSpec, policy: SecurityPolicy) -> list[Violation]:
     """Why ``spec`` cannot run under ``policy``; empty when it can."""
-    return [*_resource_problems(spec, None), *inspect_task(spec, None, policy).violations]
+    return [
+        *_resource_problems(spec, None),
+        *_port_name_problems(spec),
+        *inspect_task(spec, None, policy).violations,
+    ]
 
 
 def task_problems(

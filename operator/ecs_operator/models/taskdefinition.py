@@ -17,8 +17,9 @@ Validation is split in three on purpose:
   (``--allow-privileged``). An admission rule could not be loosened by that flag, so the operator
   checks them on every reconcile (``core/security.py``) and reports a refusal as a condition;
 * what needs arithmetic on ECS unit strings or other objects is the operator's: Σ container
-  memory/cpu within the task's (``"1GB"``, ``"1 vCPU"``), dependency cycles (not checkable in CEL
-  at an acceptable cost), placement constraints counted with a Task's.
+  memory/cpu within the task's (``"1GB"``, ``"1 vCPU"``), dependency cycles and port names unique
+  across containers (not checkable in CEL within kube-apiserver's cost budget; the CRD checks
+  them within one container), placement constraints counted with a Task's.
 
 Defaults are static in the schema where ECS documents one (``essential: true``,
 ``networkMode: bridge``, port ``protocol: tcp``, health check ``30/5/3``,
@@ -443,12 +444,22 @@ _CONTAINER_RULES = cel_rules(
         ".volumesFrom",
     ),
     (
+        # Every optional field read through a ternary: CEL absorbs an error on the far side of
+        # && and ||, but the sandbox's evaluator (cel-python) raises it from inside filter().
         "!has(self.portMappings) || self.portMappings.all(p, !has(p.containerPort)"
-        " || self.portMappings.filter(q, has(q.containerPort) && q.containerPort == p.containerPort"
+        " || self.portMappings.filter(q, (has(q.containerPort) ? q.containerPort : 0)"
+        " == (has(p.containerPort) ? p.containerPort : 0)"
         " && (has(q.protocol) ? q.protocol : 'tcp') == (has(p.protocol) ? p.protocol : 'tcp'))"
         ".size() == 1)",
         "containerDefinitions[].portMappings: a containerPort is mapped twice for the same "
         "protocol",
+        ".portMappings",
+    ),
+    (
+        "!has(self.portMappings) || self.portMappings.all(p, !has(p.name) || "
+        "self.portMappings.filter(q, (has(q.name) ? q.name : '') == "
+        "(has(p.name) ? p.name : '')).size() == 1)",
+        "containerDefinitions[].portMappings[].name must be unique in the task definition",
         ".portMappings",
     ),
 )
@@ -825,14 +836,6 @@ _SPEC_RULES = cel_rules(
         "!has(self.volumes) || self.volumes.all(v, self.volumes.exists_one(w, w.name == v.name))",
         "spec.volumes: volume names must be unique",
         ".volumes",
-    ),
-    (
-        "self.containerDefinitions.all(c, !has(c.portMappings) || c.portMappings.all(p, "
-        "!has(p.name) || self.containerDefinitions.all(o, !has(o.portMappings) || "
-        "o.portMappings.filter(q, has(q.name) && q.name == p.name).size() "
-        "== (o.name == c.name ? 1 : 0))))",
-        "spec.containerDefinitions[].portMappings[].name must be unique in the task definition",
-        ".containerDefinitions",
     ),
     (
         "!has(self.networkMode) || self.networkMode != 'none' || "

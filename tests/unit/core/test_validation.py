@@ -86,6 +86,26 @@ def test_overrides_are_checked_together_with_the_definition() -> None:
     ]
 
 
+def test_port_names_are_unique_across_containers() -> None:
+    ports = [{"containerPort": 80, "name": "http"}]
+    spec = definition(
+        container("a", memory=64, portMappings=ports),
+        container("b", memory=64, portMappings=[{"containerPort": 81, "name": "admin"}, *ports]),
+    )
+    assert task_definition_problems(spec, SecurityPolicy()) == [
+        Violation(
+            "spec.containerDefinitions[1].portMappings[1].name",
+            "port name 'http' is also used by container 'a'; port names must be unique in the "
+            "task definition",
+        )
+    ]
+    distinct = definition(
+        container("a", memory=64, portMappings=ports),
+        container("b", memory=64, portMappings=[{"containerPort": 81, "name": "admin"}]),
+    )
+    assert task_definition_problems(distinct, SecurityPolicy()) == []
+
+
 def test_overrides_are_limited_to_8192_characters_of_json() -> None:
     spec = definition(container("a", memory=256))
     fits = task(overrides={"containerOverrides": [{"name": "a", "command": ["x" * 8000]}]})

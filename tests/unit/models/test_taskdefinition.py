@@ -303,11 +303,6 @@ SPEC_CASES = [
         web_spec(volumes=[{"name": "logs"}, {"name": "logs", "host": {}}]),
     ),
     (
-        "portMappings[].name must be unique",
-        web_with(_set("migrate", portMappings=[{"containerPort": 81, "name": "admin"}])),
-        web_with(_set("migrate", portMappings=[{"containerPort": 81, "name": "http"}])),
-    ),
-    (
         "portMappings are not allowed with networkMode none",
         _bridge_ports_removed("none"),
         web_spec(networkMode="none"),
@@ -359,9 +354,34 @@ CONTAINER_CASES = [
         CONTAINER,
         "a containerPort is mapped twice for the same protocol",
         BASE_CONTAINER
-        | {"portMappings": [{"containerPort": 53}, {"containerPort": 53, "protocol": "udp"}]},
+        | {
+            "portMappings": [
+                {"containerPort": 53},
+                {"containerPort": 53, "protocol": "udp"},
+                {"containerPortRange": "8000-8010"},
+            ]
+        },
         BASE_CONTAINER
         | {"portMappings": [{"containerPort": 53}, {"containerPort": 53, "protocol": "tcp"}]},
+    ),
+    (
+        CONTAINER,
+        "portMappings[].name must be unique in the task definition",
+        BASE_CONTAINER
+        | {
+            "portMappings": [
+                {"containerPort": 80, "name": "a"},
+                {"containerPort": 81},
+                {"containerPortRange": "8000-8010"},
+            ]
+        },
+        BASE_CONTAINER
+        | {
+            "portMappings": [
+                {"containerPort": 80, "name": "a"},
+                {"containerPort": 81, "name": "a"},
+            ]
+        },
     ),
     (
         f"{CONTAINER}.portMappings[]",
