@@ -17,17 +17,19 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from ecs_api import Ecs, OperatorProcess, condition, task_definition
 from hostile_corpus import CORPUS, GOOD, PLURALS, Case
 
 from ecs_operator.sandbox.runtime import SandboxThread
-from helpers import ClusterTarget, wait_for
+from helpers import ClusterTarget, run_kubectl, wait_for
 
 # The module fixture runs the whole corpus inside the first test's time budget.
 pytestmark = pytest.mark.timeout(400)
 MAX_TRACEBACKS = 5
+CRDS = Path(__file__).resolve().parents[2] / "crds"
 REPORT_TIMEOUT = 120.0
 QUIET_WINDOW = 5.0
 # A hot loop writes many times a second; a converged namespace writes (almost) nothing.
@@ -220,3 +222,28 @@ def test_nothing_is_silent_and_the_operator_idles(
     assert corpus_run.tracebacks <= MAX_TRACEBACKS, operator.tail()
     assert corpus_run.quiet_writes <= MAX_QUIET_WRITES
     assert corpus_run.idle_cpu < MAX_IDLE_CPU
+
+
+def test_the_api_server_refuses_them_naming_the_field(
+    cluster: ClusterTarget, cluster_namespace: str, tmp_path: Path
+) -> None:
+    """The admission half of the corpus on `cluster`: the sandbox, and a real kube-apiserver
+    when ECS_OPERATOR_TEST_KUBECONFIG names one (where the sandbox and it disagree, the real one
+    is right)."""
+    applied = run_kubectl(cluster.kubeconfig, tmp_path, "apply", "-f", str(CRDS))
+    assert applied.returncode == 0, applied.stderr
+
+    def served() -> bool:
+        response = cluster.http.get("/apis/ecs.operator.dev/v1alpha1")
+        names = {r["name"] for r in response.json().get("resources", [])} if response.ok else set()
+        return set(PLURALS.values()) <= names
+
+    wait_for(served, 30, message="the ECS CRDs are not served")
+    wrong = {}
+    for case in CORPUS:
+        if case.refused is None:
+            continue
+        status_code, message = _create(cluster, cluster_namespace, case)
+        if status_code not in (400, 422) or case.refused not in message:
+            wrong[case.id] = (status_code, message[:300])
+    assert wrong == {}
