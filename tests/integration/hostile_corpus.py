@@ -555,6 +555,16 @@ TASKS: list[Case] = [
         "spec.overrides: 9054 characters of JSON; ECS allows at most 8192",
     ),
     _task_failed(
+        "override cpu 999 vCPU (a pattern the CRD admits)",
+        _tk("ov-vcpu", overrides={"cpu": "999 vCPU"}),
+        "ClientException: spec.overrides.cpu",
+    ),
+    _task_failed(
+        "override memory 99999999GB",
+        _tk("ov-gb", overrides={"memory": "99999999GB"}),
+        "ClientException: spec.overrides.memory",
+    ),
+    _task_failed(
         "override of an unknown container",
         _tk("ov-ghost", overrides={"containerOverrides": [{"name": "ghost"}]}),
         "ghost",

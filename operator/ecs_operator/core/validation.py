@@ -21,15 +21,23 @@ What is accepted but not honoured is reported by ``unsupported_fields`` (the rul
 ``core/render.py``).
 """
 
-from collections.abc import Sequence
-from typing import Final
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Final
 
 from pydantic import ValidationError
 
+from ecs_operator.core import events
+from ecs_operator.core.conditions import set_condition
 from ecs_operator.core.render import effective_spec, inspect_task
 from ecs_operator.core.security import SecurityPolicy, Violation
-from ecs_operator.models.common import UnsupportedField
-from ecs_operator.models.task import MAX_OVERRIDES_JSON_CHARS, TaskSpec
+from ecs_operator.models.common import Condition, UnsupportedField
+from ecs_operator.models.task import (
+    CONDITION_READY,
+    CONDITION_STOPPED,
+    MAX_OVERRIDES_JSON_CHARS,
+    TaskSpec,
+)
 from ecs_operator.models.taskdefinition import TaskDefinitionSpec
 
 MAX_PLACEMENT_CONSTRAINTS: Final = 10
@@ -51,6 +59,39 @@ def validation_problems(error: ValidationError) -> str:
         message = issue["msg"].removeprefix("Value error, ")
         problems.append(f"{path}: {message}" if path and not message.startswith(path) else message)
     return "; ".join(problems)
+
+
+def unreadable_task_status(
+    status: Mapping[str, Any] | None, error: ValidationError, generation: int, now: datetime
+) -> dict[str, Any] | None:
+    """The status of a Task the CRD admitted but the operator cannot read (a stricter rule, or a
+    CRD of another version): STOPPED with ``TaskFailedToStart`` and ECS's ``ClientException``
+    naming each field, and the Ready and Stopped conditions saying so. None when the status
+    already says it (one write, however often the Task is reconciled)."""
+    reason = events.clip(f"ClientException: {validation_problems(error)}")
+    if (status or {}).get("stoppedReason") == reason:
+        return None
+    try:
+        previous = [Condition.model_validate(c) for c in (status or {}).get("conditions") or ()]
+    except ValidationError:
+        previous = []  # the conditions are rewritten below either way
+    conditions = [
+        set_condition(
+            previous, CONDITION_READY, "False", "Stopped", "The task is STOPPED", generation, now
+        ),
+        set_condition(
+            previous, CONDITION_STOPPED, "True", "TaskFailedToStart", reason, generation, now
+        ),
+    ]
+    return {
+        "lastStatus": "STOPPED",
+        "desiredStatus": "STOPPED",
+        "stopCode": "TaskFailedToStart",
+        "stoppedReason": reason,
+        "stoppedAt": now.isoformat(),
+        "observedGeneration": generation,
+        "conditions": [c.model_dump(mode="json", exclude_none=True) for c in conditions],
+    }
 
 
 def _resource_problems(spec: TaskDefinitionSpec, task: TaskSpec | None) -> list[Violation]:

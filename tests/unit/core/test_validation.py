@@ -1,5 +1,6 @@
 """Operator-side checks of task definitions and of a Task's changes to them."""
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from ecs_operator.core.validation import (
     field_path,
     task_definition_problems,
     task_problems,
+    unreadable_task_status,
     unsupported_fields,
     validation_problems,
 )
@@ -126,6 +128,22 @@ def test_validation_problems_name_each_field_once() -> None:
         "containerDefinitions[0].memory: Input should be less than or equal to 16777216"
     )
     assert field_path(["spec", "volumes", 0, "host"]) == "spec.volumes[0].host"
+
+
+def test_an_unreadable_task_is_stopped_with_conditions_naming_the_field() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    with pytest.raises(ValidationError) as raised:
+        TaskSpec.model_validate({"taskDefinition": "web", "overrides": {"cpu": "999 vCPU"}})
+    status = unreadable_task_status(None, raised.value, 3, now)
+    assert status is not None
+    assert status["stoppedReason"].startswith("ClientException: overrides.cpu")
+    assert "999 vCPU" in status["stoppedReason"]
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert conditions["Stopped"]["status"] == "True"
+    assert conditions["Stopped"]["reason"] == "TaskFailedToStart"
+    assert conditions["Stopped"]["message"] == status["stoppedReason"]
+    assert conditions["Ready"]["status"] == "False"
+    assert unreadable_task_status(status, raised.value, 3, now) is None  # written once
 
 
 def test_placement_constraints_count_with_the_definitions() -> None:
