@@ -1,5 +1,6 @@
 """Status and event texts: control characters and bidirectional overrides are escaped."""
 
+import random
 from datetime import UTC, datetime
 
 from hypothesis import given
@@ -7,6 +8,8 @@ from hypothesis import strategies as st
 
 from ecs_operator.core import events
 from ecs_operator.core.conditions import set_condition
+from ecs_operator.core.deployments import record_events
+from ecs_operator.models.service import MAX_SERVICE_EVENT_LENGTH, ServiceStatus
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -34,3 +37,16 @@ def test_clip_escapes_then_fits_the_field() -> None:
 def test_condition_messages_are_printable() -> None:
     condition = set_condition(None, "Ready", "False", "Invalid", "bad\x1b]0;title\x07", 1, NOW)
     assert condition.message == "bad\\x1b]0;title\\x07"
+
+
+def test_service_events_are_stored_printable_and_still_deduplicated() -> None:
+    rng = random.Random(1)
+    message = "(service web) was unable to place a task: \x1b[2J" + "x" * 3000
+    status, recorded = record_events(ServiceStatus(), [message], NOW, rng)
+    assert status.events is not None
+    stored = status.events[0].message
+    assert recorded == [stored]
+    assert "\x1b" not in stored and "\\x1b[2J" in stored
+    assert len(stored) == MAX_SERVICE_EVENT_LENGTH
+    again, recorded_again = record_events(status, [message], NOW, rng)
+    assert recorded_again == [] and again is status  # a repeat: no new event, no status write
