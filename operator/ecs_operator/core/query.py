@@ -103,7 +103,8 @@ _MAX_TOKEN_SHOWN: Final = 30
 _MAX_TEXT_SHOWN: Final = 200
 MAX_NESTING: Final = MAX_EXPRESSION_NESTING
 """Levels of parentheses and ``not`` an expression may nest (recursion stays shallow)."""
-_PARSED_CACHE_SIZE: Final = 1024
+_PARSED_CACHE_SIZE: Final = 256
+_MATCHES_CACHE_SIZE: Final = 4096
 # RE2 reports errors itself on stderr unless told not to; the QueryError carries the message.
 _RE2_OPTIONS: Final = re2.Options()
 _RE2_OPTIONS.log_errors = False
@@ -578,18 +579,31 @@ def _re2_message(error: Exception) -> str:
     return detail.decode(errors="replace") if isinstance(detail, bytes) else str(detail)
 
 
+def _full_match(pattern: _Pattern) -> Callable[[str], bool]:
+    """Whether ``pattern`` matches a whole value, remembered per value: a call into RE2 costs
+    microseconds, and a cluster's attribute values (zones, instance types, node names) repeat
+    across every node and every placement."""
+
+    @functools.lru_cache(maxsize=_MATCHES_CACHE_SIZE)
+    def matches(text: str) -> bool:
+        return pattern.fullmatch(text) is not None
+
+    return matches
+
+
 def _regex(subject: _Subject, pattern: _Pattern) -> Predicate:
     read = subject.read
+    matches = _full_match(pattern)
     if subject.kind == "group":
 
         def any_group(target: QueryTarget, groups: Mapping[str, int]) -> bool:
-            return any(n > 0 and pattern.fullmatch(group) for group, n in groups.items())
+            return any(n > 0 and matches(group) for group, n in groups.items())
 
         return any_group
 
     def predicate(target: QueryTarget, groups: Mapping[str, int]) -> bool:
         text = _as_text(read(target))
-        return text is not None and pattern.fullmatch(text) is not None
+        return text is not None and matches(text)
 
     return predicate
 
