@@ -104,7 +104,7 @@ _MAX_TEXT_SHOWN: Final = 200
 MAX_NESTING: Final = MAX_EXPRESSION_NESTING
 """Levels of parentheses and ``not`` an expression may nest (recursion stays shallow)."""
 _PARSED_CACHE_SIZE: Final = 256
-_MATCHES_CACHE_SIZE: Final = 4096
+_MATCHES_CACHE_SIZE: Final = 16384
 # RE2 reports errors itself on stderr unless told not to; the QueryError carries the message.
 _RE2_OPTIONS: Final = re2.Options()
 _RE2_OPTIONS.log_errors = False
@@ -140,6 +140,8 @@ class _Pattern(Protocol):
     """A compiled RE2 pattern (the binding ships no type hints)."""
 
     def fullmatch(self, text: str) -> object | None: ...
+
+    def __hash__(self) -> int: ...
 
 
 Predicate = Callable[[QueryTarget, Mapping[str, int]], bool]
@@ -579,21 +581,17 @@ def _re2_message(error: Exception) -> str:
     return detail.decode(errors="replace") if isinstance(detail, bytes) else str(detail)
 
 
-def _full_match(pattern: _Pattern) -> Callable[[str], bool]:
-    """Whether ``pattern`` matches a whole value, remembered per value: a call into RE2 costs
-    microseconds, and a cluster's attribute values (zones, instance types, node names) repeat
-    across every node and every placement."""
-
-    @functools.lru_cache(maxsize=_MATCHES_CACHE_SIZE)
-    def matches(text: str) -> bool:
-        return pattern.fullmatch(text) is not None
-
-    return matches
+@functools.lru_cache(maxsize=_MATCHES_CACHE_SIZE)
+def _full_match(pattern: _Pattern, text: str) -> bool:
+    """Whether ``pattern`` matches all of ``text``, remembered (one bounded cache for every
+    pattern): a call into RE2 costs microseconds, and a cluster's attribute values (zones,
+    instance types, node names) repeat across every node and every placement."""
+    return pattern.fullmatch(text) is not None
 
 
 def _regex(subject: _Subject, pattern: _Pattern) -> Predicate:
     read = subject.read
-    matches = _full_match(pattern)
+    matches = functools.partial(_full_match, pattern)
     if subject.kind == "group":
 
         def any_group(target: QueryTarget, groups: Mapping[str, int]) -> bool:
