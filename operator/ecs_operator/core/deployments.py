@@ -116,6 +116,7 @@ from ecs_operator.models.service import (
     CONDITION_PROGRESSING,
     CONDITION_READY,
     MAX_EVENTS,
+    MAX_SERVICE_EVENT_LENGTH,
     Deployment,
     DeploymentRequest,
     SchedulerState,
@@ -474,7 +475,8 @@ def record_events(
     actually recorded; repeats are dropped (see the module docstring)."""
     history = list(status.events or ())
     recorded: list[str] = []
-    for message in messages:
+    for text in messages:
+        message = events.clip(text, MAX_SERVICE_EVENT_LENGTH)  # printable, as stored
         if _is_repeat(message, history, now):
             continue
         history.insert(0, _new_event(message, now, rng))

@@ -6,6 +6,7 @@ counterpart for follow the same style and are marked below. Event reasons are Ca
 and specific, as the Kubernetes API conventions ask.
 """
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Final, Literal
 
@@ -45,8 +46,27 @@ REASON_HEALTHY: Final = "TaskHealthy"
 REASON_NODE_LOST: Final = "TaskNodeLost"
 
 
+# Control characters (C0, DEL, C1) and the invisible marks that reorder bidirectional text.
+_UNPRINTABLE: Final = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match[0])
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters and bidirectional overrides escaped (``\\x1b``,
+    ``\\u202e``): status and event texts carry what users and Pods wrote (a stoppedReason, a
+    termination message), and a terminal showing them must not obey escape sequences or show
+    reordered text."""
+    return _UNPRINTABLE.sub(_escape, text)
+
+
 def clip(text: str, limit: int = MAX_REASON_LENGTH) -> str:
-    """``text`` cut to ``limit`` characters, ending in ``...`` when cut (ECS's field limit)."""
+    """``text``, printable, cut to ``limit`` characters, ending in ``...`` when cut (ECS's
+    field limit)."""
+    text = printable(text)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -43,7 +43,7 @@ from ecs_operator.core.revisions import (
     resolve_reference,
 )
 from ecs_operator.core.targets import awaiting_registration, readiness_probe, task_deregistering
-from ecs_operator.core.validation import task_problems
+from ecs_operator.core.validation import task_problems, unreadable_task_status
 from ecs_operator.handlers.cache import Key, owner_name
 from ecs_operator.handlers.context import NODE_INDEX, OperatorContext
 from ecs_operator.handlers.metrics import OperatorMetrics
@@ -484,29 +484,15 @@ class TaskController:
     async def _refuse_unreadable(self, body: dict[str, Any], error: ValidationError) -> None:
         """A Task the CRD admitted but the operator cannot read (a stricter rule, or a CRD of
         another version): say so once, in status and an event, and never launch it."""
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in issue['loc'])}: {issue['msg']}" for issue in error.errors()
-        )
-        reason = f"ClientException: {problems}"
-        status = body.get("status") or {}
-        if status.get("stoppedReason") == reason:
-            return
-        now = datetime.now(UTC).isoformat()
         metadata = body["metadata"]
-        patch = {
-            "status": {
-                "lastStatus": "STOPPED",
-                "desiredStatus": "STOPPED",
-                "stopCode": "TaskFailedToStart",
-                "stoppedReason": reason,
-                "stoppedAt": now,
-                "observedGeneration": metadata.get("generation"),
-            }
-        }
+        generation = int(metadata.get("generation") or 1)
+        status = unreadable_task_status(body.get("status"), error, generation, datetime.now(UTC))
+        if status is None:
+            return
         await self.context.kube.patch(
-            TASKS, metadata["namespace"], metadata["name"], patch, subresource="status"
+            TASKS, metadata["namespace"], metadata["name"], {"status": status}, subresource="status"
         )
-        await self.events.record(body, "Warning", "TaskFailedToStart", reason)
+        await self.events.record(body, "Warning", "TaskFailedToStart", status["stoppedReason"])
 
 
 def _with_unsupported(observation: Observation, unsupported: list[UnsupportedField]) -> Observation:
