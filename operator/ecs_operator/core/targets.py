@@ -21,7 +21,8 @@ Health
     The LoadBalancer's health check is rendered as the container's readiness probe
     (``readiness_probe``: successThreshold = healthyThresholdCount, failureThreshold =
     unhealthyThresholdCount), so the container's ``ready`` flag is the target's health:
-    ready -> ``healthy``; not ready after having been healthy -> ``unhealthy``
+    ready, once the task is RUNNING (registration done), -> ``healthy``; not ready after having
+    been healthy -> ``unhealthy``
     (``Target.FailedHealthChecks``); not ready yet -> ``initial``
     (``Elb.InitialHealthChecking``), and ``unhealthy`` once ``(healthyThresholdCount +
     unhealthyThresholdCount) * intervalSeconds`` passed since registration (*decision*: the
@@ -346,7 +347,10 @@ class _Planner:
             registered_at=self.now if fresh or previous is None else previous.registered_at,
         )
         was_checked = previous is not None and previous.state in ("healthy", "unhealthy")
-        if candidate.ready:
+        # Health checks start once registration is done, i.e. once the task is RUNNING: a ready
+        # container of a task still ACTIVATING stays initial, so no endpoint takes traffic
+        # before its task says RUNNING (on a real cluster a Pod can be ready at once).
+        if candidate.ready and task_status is not None and task_status.last_status == "RUNNING":
             return _with_state(base, "healthy", None)
         deadline = _initial_deadline(self.lb.spec, base.registered_at)
         if (was_checked and not fresh) or self.now >= deadline:

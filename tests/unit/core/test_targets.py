@@ -198,6 +198,17 @@ def test_only_activating_and_running_tasks_register(last_status: str, registered
     assert bool(plan.targets) is registered
 
 
+def test_a_ready_container_of_an_activating_task_stays_initial_until_the_task_runs() -> None:
+    """No endpoint takes traffic before its task is RUNNING, even where a Pod is ready at
+    once (a real cluster: the Task's RUNNING write lands after the EndpointSlice's)."""
+    lb = load_balancer()
+    plan = desired_targets(lb, members([task("web-1", "ACTIVATING")], [task_pod("web-1")]), at(0))
+    assert (one(plan).state, one(plan).reason) == ("initial", "Elb.InitialHealthChecking")
+    assert render_endpoint_slices(lb, plan.targets) == []
+    running = desired_targets(step(lb, plan), members([task("web-1")], [task_pod("web-1")]), at(1))
+    assert (one(running).state, one(running).registered_at) == ("healthy", at(0))
+
+
 @pytest.mark.parametrize(
     "broken",
     [
