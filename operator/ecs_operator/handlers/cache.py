@@ -7,7 +7,7 @@ and a converged resync costs no writes.
 from __future__ import annotations
 
 from collections import Counter, OrderedDict, defaultdict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -53,8 +53,11 @@ class ObjectCache:
         self._parsed: OrderedDict[Key, tuple[str, BaseModel]] = OrderedDict()
         self._parsed_limit = parsed
         # The last state of recently deleted objects: a reconcile that runs after an object
-        # is gone still sees how it ended (a pod's final container exit codes).
-        self._tombstones: OrderedDict[Key, dict[str, Any]] = OrderedDict()
+        # is gone still sees how it ended (a pod's final container exit codes). Each with the
+        # resourceVersion its deletion was known at (None: unknown), so that an older event of
+        # the same object arriving late (a write's response, an event queued before a relist)
+        # never brings it back.
+        self._tombstones: OrderedDict[Key, tuple[dict[str, Any], int | None]] = OrderedDict()
         self._tombstone_limit = tombstones
 
     def observe(self, event_type: str | None, body: Mapping[str, Any]) -> Key:
@@ -63,18 +66,14 @@ class ObjectCache:
         update the cache at once, and the watch event of an earlier write may arrive later."""
         key = object_key(body)
         body = _without_managed_fields(body)
+        held = self._objects.get(key)
         if event_type == "DELETED":
-            self._objects.pop(key, None)
-            self._by_namespace[key[0]].discard(key[1])
-            self._file(key, None)
-            self._parsed.pop(key, None)
-            self._tombstones[key] = body
-            self._tombstones.move_to_end(key)
-            while len(self._tombstones) > self._tombstone_limit:
-                self._tombstones.popitem(last=False)
+            if held is None or _uid(held) == _uid(body):
+                self._forget(key, body, _version(body))
+            return key
+        if self._known_gone(key, body):
             return key
         self._tombstones.pop(key, None)
-        held = self._objects.get(key)
         if held is not None and _not_newer(body, held):
             return key
         self._objects[key] = body
@@ -82,6 +81,55 @@ class ObjectCache:
         self._parsed.pop(key, None)
         self._file(key, body)
         return key
+
+    def replace(
+        self,
+        listed: Iterable[Mapping[str, Any]],
+        list_version: str,
+        *,
+        namespace: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Bring the cache in line with a fresh LIST (of `namespace`, or of all namespaces),
+        as client-go's informer `Replace` does after a relist: every object held that the list
+        no longer has was deleted while no watch was looking, and is tombstoned. An object
+        newer than the list (our own write answered after it was taken) is kept. Returns the
+        last known states of the objects found gone, for their owners to be woken."""
+        listed = list(listed)
+        present = {object_key(body) for body in listed}
+        deleted_at = _int(list_version)
+        held = (
+            list(self._objects)
+            if namespace is None
+            else [(namespace, name) for name in self._by_namespace.get(namespace, ())]
+        )
+        gone = []
+        for key in held:
+            body = self._objects[key]
+            if key in present or _written_after(body, deleted_at):
+                continue
+            self._forget(key, body, deleted_at)
+            gone.append(body)
+        for body in listed:
+            self.observe("ADDED", body)
+        return gone
+
+    def _forget(self, key: Key, body: dict[str, Any], deleted_at: int | None) -> None:
+        if self._objects.pop(key, None) is not None:
+            self._by_namespace[key[0]].discard(key[1])
+            self._file(key, None)
+        self._parsed.pop(key, None)
+        self._tombstones[key] = (body, deleted_at)
+        self._tombstones.move_to_end(key)
+        while len(self._tombstones) > self._tombstone_limit:
+            self._tombstones.popitem(last=False)
+
+    def _known_gone(self, key: Key, body: Mapping[str, Any]) -> bool:
+        """Whether `body` is a version of an object already known deleted after it."""
+        tombstone = self._tombstones.get(key)
+        if tombstone is None or _uid(tombstone[0]) != _uid(body):
+            return False
+        version, deleted_at = _version(body), tombstone[1]
+        return version is not None and deleted_at is not None and version <= deleted_at
 
     def _file(self, key: Key, body: Mapping[str, Any] | None) -> None:
         """(Re)file `key` in every index (`body` None: it was deleted)."""
@@ -131,7 +179,8 @@ class ObjectCache:
 
     def tombstone(self, key: Key) -> dict[str, Any] | None:
         """The last state of the object at `key` if it was deleted (and not re-created)."""
-        return self._tombstones.get(key)
+        tombstone = self._tombstones.get(key)
+        return tombstone[0] if tombstone is not None else None
 
     def in_namespace(self, namespace: str) -> Iterator[dict[str, Any]]:
         for name in self._by_namespace.get(namespace, ()):
@@ -155,15 +204,34 @@ def _without_managed_fields(body: Mapping[str, Any]) -> dict[str, Any]:
     return stored
 
 
+def _uid(body: Mapping[str, Any]) -> str | None:
+    return (body.get("metadata") or {}).get("uid")
+
+
+def _int(version: object) -> int | None:
+    """A resourceVersion as the integer every apiserver makes it (etcd revisions, the
+    sandbox's counter); None when it is absent or not one (they are opaque strings)."""
+    try:
+        return int(str(version))
+    except ValueError:
+        return None
+
+
+def _version(body: Mapping[str, Any]) -> int | None:
+    return _int((body.get("metadata") or {}).get("resourceVersion"))
+
+
+def _written_after(body: Mapping[str, Any], list_version: int | None) -> bool:
+    """Whether `body` is newer than a list taken at `list_version` (unknown: it is not)."""
+    version = _version(body)
+    return version is not None and list_version is not None and version > list_version
+
+
 def _not_newer(body: Mapping[str, Any], held: Mapping[str, Any]) -> bool:
     """Whether `body` is the version of the same object already held, or an older one (the
-    watch event of our own write, whose response is held already, changes nothing).
-    resourceVersions are opaque strings, but every apiserver (etcd revisions, the sandbox's
-    counter) makes them integers; anything else is never judged old."""
-    new, old = body.get("metadata") or {}, held.get("metadata") or {}
-    if new.get("uid") != old.get("uid") or not new.get("resourceVersion"):
+    watch event of our own write, whose response is held already, changes nothing). A
+    version that is not an integer is never judged old."""
+    if _uid(body) != _uid(held):
         return False
-    try:
-        return int(new["resourceVersion"]) <= int(old.get("resourceVersion") or 0)
-    except ValueError:
-        return False
+    new, old = _version(body), _version(held)
+    return new is not None and new <= (old or 0)

@@ -152,3 +152,52 @@ def test_the_version_already_held_changes_nothing() -> None:
     assert cache.get(("ns", "a")) is held
     assert cache.parsed(cache.get(("ns", "a")), Phase) is model
     assert cache.index_version("node", "n1") == seen
+
+
+def test_a_relist_tombstones_what_it_no_longer_has() -> None:
+    cache = ObjectCache()
+    for name, rv in (("kept", 1), ("gone", 2)):
+        cache.observe("ADDED", pod(name, rv, uid=name))
+    gone = cache.replace([pod("kept", 1, uid="kept")], "5")
+    assert gone == [pod("gone", 2, uid="gone")]
+    assert cache.get(("ns", "gone")) is None
+    assert cache.tombstone(("ns", "gone")) == pod("gone", 2, uid="gone")
+    assert [body["metadata"]["name"] for body in cache.values()] == ["kept"]
+
+
+def test_a_relist_keeps_what_was_written_after_it_and_adds_what_it_found() -> None:
+    cache = ObjectCache()
+    cache.observe("ADDED", pod("created-since", 7, uid="a"))  # our create, answered after the list
+    assert cache.replace([pod("found", 4, uid="b")], "5") == []
+    assert cache.get(("ns", "created-since")) is not None
+    assert cache.get(("ns", "found")) == pod("found", 4, uid="b")
+
+
+def test_a_relist_of_one_namespace_leaves_the_others_alone() -> None:
+    cache = ObjectCache()
+    other = {"metadata": {"namespace": "other", "name": "p", "uid": "o", "resourceVersion": "1"}}
+    cache.observe("ADDED", other)
+    cache.observe("ADDED", pod("p", 1))
+    assert cache.replace([], "5", namespace="ns") == [pod("p", 1)]
+    assert cache.get(("other", "p")) == other
+
+
+def test_an_event_older_than_a_deletion_never_brings_the_object_back() -> None:
+    cache = ObjectCache()
+    cache.observe("ADDED", pod("p", 1))
+    cache.replace([], "5")
+    cache.observe("MODIFIED", pod("p", 4))  # queued before the relist, handled after it
+    cache.observe(None, pod("p", 5))  # listed by a relist that ran before the deletion
+    assert cache.get(("ns", "p")) is None
+    cache.observe("DELETED", pod("q", 9, uid="q"))
+    cache.observe("MODIFIED", pod("q", 8, uid="q"))  # a write's response, answered late
+    assert cache.get(("ns", "q")) is None
+    cache.observe("ADDED", pod("p", 6, uid="new"))  # re-created: a new object
+    assert cache.get(("ns", "p")) == pod("p", 6, uid="new")
+
+
+def test_the_deletion_of_an_object_replaced_since_changes_nothing() -> None:
+    cache = ObjectCache()
+    cache.observe("ADDED", pod("p", 7, uid="new"))  # our create, answered first
+    cache.observe("DELETED", pod("p", 6, uid="old"))  # the old object's deletion, seen after
+    assert cache.get(("ns", "p")) == pod("p", 7, uid="new")
