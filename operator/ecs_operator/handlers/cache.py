@@ -94,8 +94,8 @@ class ObjectCache:
         no longer has was deleted while no watch was looking, and is tombstoned. An object
         newer than the list (our own write answered after it was taken) is kept. Returns the
         last known states of the objects found gone, for their owners to be woken."""
-        listed = list(listed)
-        present = {object_key(body) for body in listed}
+        items = list(listed)
+        present = {object_key(body) for body in items}
         deleted_at = _int(list_version)
         held = (
             list(self._objects)
@@ -109,8 +109,8 @@ class ObjectCache:
                 continue
             self._forget(key, body, deleted_at)
             gone.append(body)
-        for body in listed:
-            self.observe("ADDED", body)
+        for item in items:
+            self.observe("ADDED", item)
         return gone
 
     def _forget(self, key: Key, body: dict[str, Any], deleted_at: int | None) -> None:

@@ -210,12 +210,19 @@ class KubeClient:
             raise
         return result
 
-    async def list(
+    async def list_with_version(
         self, resource: Resource, namespace: str | None = None, *, label_selector: str = ""
-    ) -> list[dict[str, Any]]:
+    ) -> tuple[list[dict[str, Any]], str]:
+        """The objects, and the resourceVersion the list was taken at."""
         query = {"labelSelector": label_selector} if label_selector else None
         result = await self.request("GET", resource.path(namespace), query=query)
         items: list[dict[str, Any]] = result.get("items") or []
+        return items, str((result.get("metadata") or {}).get("resourceVersion") or "")
+
+    async def list(
+        self, resource: Resource, namespace: str | None = None, *, label_selector: str = ""
+    ) -> list[dict[str, Any]]:
+        items, _ = await self.list_with_version(resource, namespace, label_selector=label_selector)
         return items
 
     async def create(
