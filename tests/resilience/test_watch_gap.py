@@ -1,0 +1,60 @@
+"""A deletion missed during a watch gap is noticed after the relist (issue #13, item 3).
+
+The operator is stopped (SIGSTOP), its watches are dropped, a service task's Pod is deleted,
+and the sandbox forgets its event history (`close_watches(expire=True)`): resumed, every
+watch gets 410 Expired and Kopf relists. The list no longer has the Pod and no DELETED event
+will ever come, so only the cache's relist reconciliation can tell the Task its Pod is gone:
+the Task must end STOPPED and the Service replace it."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from ecs_api import Ecs, OperatorProcess
+from service_support import Services, is_live, is_stopped, task_status
+
+from ecs_operator.sandbox.runtime import SandboxThread
+
+
+@contextmanager
+def stopped(operator: OperatorProcess) -> Iterator[None]:
+    assert operator.process is not None
+    operator.process.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        operator.process.send_signal(signal.SIGCONT)
+
+
+def test_a_pod_deleted_during_a_watch_gap_stops_its_task_and_is_replaced(
+    ecs: Ecs, operator: OperatorProcess, sandbox_thread: SandboxThread
+) -> None:
+    store = sandbox_thread.sandbox.store if sandbox_thread.sandbox else None
+    assert store is not None
+    services = Services(ecs)
+    ecs.create_task_definition("web")
+    ecs.wait_accepted("web")
+    services.create("web", "web", desiredCount=3)
+    services.wait_steady("web", 3)
+    victim = services.live("web")[0]["metadata"]["name"]
+    with stopped(operator):
+        sandbox_thread.call(store.close_watches)  # nothing more reaches the stopped operator
+        deleted = services.request(
+            "DELETE", ecs.path("pods", victim, group=""), params={"gracePeriodSeconds": "0"}
+        )
+        assert deleted.status_code == 200, deleted.text
+        sandbox_thread.call(lambda: store.close_watches(expire=True))  # resuming: 410
+
+    def healed() -> bool:
+        tasks = {t["metadata"]["name"]: t for t in services.tasks("web")}
+        live = [name for name, t in tasks.items() if is_live(t)]
+        return is_stopped(tasks[victim]) and len(live) == 3 and victim not in live
+
+    services.wait(healed, "the task without a Pod STOPPED and replaced", "web", timeout=30)
+    services.wait_steady("web", 3)
+    assert operator.alive
+    stopped_task = ecs.get("tasks", victim)
+    assert stopped_task is not None
+    assert task_status(stopped_task).get("stoppedReason"), task_status(stopped_task)
