@@ -101,6 +101,9 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     settings.watching.connect_timeout = 10
+    # Kopf retries a failing LIST or watch request for 54 s (1, 1, 2, … 21) before giving up;
+    # the watch guard (`watchstreams`) backs off and relists after that, so give up sooner.
+    settings.networking.error_backoffs = (0.5, 1, 2, 4)
     context = OperatorContext(options, KubeClient.from_kubeconfig(options.kubeconfig))
     metrics = OperatorMetrics(context)
     if options.metrics_port:
