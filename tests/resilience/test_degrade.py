@@ -1,10 +1,12 @@
 """Degrade, don't die (issue #13, item 6): a watch error for one kind stops that kind only and
 is reported; the kind resumes when its API comes back, and the operator serves the others
 throughout. Both through a CRD deleted and re-applied (404), and a kind the API refuses to
-list and watch (403)."""
+list and watch (403). A priming LIST that fails is retried within seconds: the operator is
+ready soon after the API serves it again, not a minute later."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from helpers import ClusterTarget, wait_for
 REPO = Path(__file__).resolve().parents[2]
 CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 LB_CRD = f"loadbalancers.{GROUP}"
+NO_FAULTS = {"error_rate": 0.0, "codes": list(FAULT_CODES), "verbs": None, "resources": None}
 
 
 def lb_kind_served(target: ClusterTarget) -> bool:
@@ -103,6 +106,27 @@ def test_a_kind_the_api_refuses_to_watch_is_reported_and_resumes_when_allowed(
         )
         serves_tasks(ecs, operator, "while-forbidden")
     finally:
-        allowed = {"error_rate": 0.0, "codes": list(FAULT_CODES), "verbs": None, "resources": None}
-        sandbox_thread.call(sandbox.faults.update, allowed)
+        sandbox_thread.call(sandbox.faults.update, NO_FAULTS)
     serves_load_balancers(ecs, operator, "after", timeout=60)
+
+
+def test_failed_priming_lists_delay_the_start_by_seconds_not_a_minute(
+    ecs: Ecs, operator: OperatorProcess, sandbox_thread: SandboxThread
+) -> None:
+    sandbox = sandbox_thread.sandbox
+    assert sandbox is not None
+    operator.kill()
+    failing = {"error_rate": 1.0, "codes": [503, 403], "verbs": ["list"], "resources": ["pods"]}
+    sandbox_thread.call(sandbox.faults.update, failing)
+    lifted = threading.Timer(5, sandbox_thread.call, (sandbox.faults.update, NO_FAULTS))
+    lifted.start()
+    try:
+        # Ready within `start`'s 30 s deadline; a failed start-up handler would wait 60 s.
+        operator.start()
+    finally:
+        lifted.cancel()
+        sandbox_thread.call(sandbox.faults.update, NO_FAULTS)
+    assert "listing pods failed" in operator.log()
+    ecs.create_task_definition("web")
+    ecs.wait_accepted("web")
+    serves_tasks(ecs, operator, "after-start")
