@@ -1,4 +1,4 @@
-"""A deletion missed during a watch gap is noticed after the relist (issue #13, item 3).
+"""A deletion missed during a watch gap is noticed after the relist (issue #13, items 3, 6).
 
 The operator is stopped (SIGSTOP), its watches are dropped, a service task's Pod is deleted,
 and the sandbox forgets its event history (`close_watches(expire=True)`): resumed, every
@@ -47,14 +47,45 @@ def test_a_pod_deleted_during_a_watch_gap_stops_its_task_and_is_replaced(
         assert deleted.status_code == 200, deleted.text
         sandbox_thread.call(lambda: store.close_watches(expire=True))  # resuming: 410
 
+    assert_replaced(services, victim, 3)
+    assert operator.alive
+
+
+def test_the_operator_survives_an_api_server_restart_and_notices_what_changed(
+    ecs: Ecs, operator: OperatorProcess, sandbox_thread: SandboxThread
+) -> None:
+    """The API server stops (every connection refused), a Pod goes while it is down, and it
+    comes back with no watch history (resumes get 410), as a restarted kube-apiserver."""
+    sandbox = sandbox_thread.sandbox
+    assert sandbox is not None
+    services = Services(ecs)
+    ecs.create_task_definition("web")
+    ecs.wait_accepted("web")
+    services.create("web", "web", desiredCount=2)
+    services.wait_steady("web", 2)
+    victim = services.live("web")[0]["metadata"]["name"]
+    pods = sandbox.registry.get("", "v1", "pods")
+
+    async def restart() -> None:
+        await sandbox.stop_api(restarting=True)
+        sandbox.store.delete(pods, ecs.namespace, victim, {"gracePeriodSeconds": 0})
+        await sandbox.start_api()
+
+    sandbox_thread.run(restart())
+    assert_replaced(services, victim, 2)
+    assert operator.alive
+
+
+def assert_replaced(services: Services, victim: str, desired: int) -> None:
+    """The Task `victim` ends STOPPED, with a reason, and the Service runs `desired` others."""
+
     def healed() -> bool:
         tasks = {t["metadata"]["name"]: t for t in services.tasks("web")}
         live = [name for name, t in tasks.items() if is_live(t)]
-        return is_stopped(tasks[victim]) and len(live) == 3 and victim not in live
+        return is_stopped(tasks[victim]) and len(live) == desired and victim not in live
 
     services.wait(healed, "the task without a Pod STOPPED and replaced", "web", timeout=30)
-    services.wait_steady("web", 3)
-    assert operator.alive
-    stopped_task = ecs.get("tasks", victim)
+    services.wait_steady("web", desired)
+    stopped_task = services.ecs.get("tasks", victim)
     assert stopped_task is not None
     assert task_status(stopped_task).get("stoppedReason"), task_status(stopped_task)
