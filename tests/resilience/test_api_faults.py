@@ -1,5 +1,6 @@
-"""R2: with 5 % of API requests failing (500, 409, 429) and every watch dropped every few
-seconds, a Service of 10 converges, scales in, never runs a duplicate, and its status ends
+"""R2: with the sandbox's realistic fault mix (5 % of API requests failing with 500, 503 or 429,
+every watch dropped every few seconds, one resume in five answered 410 Expired so the operator
+relists), a Service of 10 converges, scales in, never runs a duplicate, and its status ends
 right. The faults are switched off afterwards whatever happens."""
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from service_support import (
 )
 
 from ecs_operator.sandbox.runtime import SandboxThread
+from ecs_operator.sandbox.server import Faults
 
-FAULTS = {"error_rate": 0.05, "codes": [500, 429], "watch_drop_interval": 3.0, "seed": 7}
-NO_FAULTS = {"error_rate": 0.0, "watch_drop_interval": None}
+FAULTS = Faults.realistic(error_rate=0.05, seed=7).to_dict()
+NO_FAULTS = Faults().to_dict()
 
 
 @pytest.fixture
