@@ -208,9 +208,16 @@ class Relists:
         kind, namespace = key
         feed = FEEDS[kind]
         context: OperatorContext = self._memo.context
-        listed, version = await context.kube.list_with_version(
-            feed.resource, namespace, label_selector=feed.selector
-        )
+        try:
+            listed, version = await context.kube.list_with_version(
+                feed.resource, namespace, label_selector=feed.selector
+            )
+        except KubeError as error:
+            if not error.not_found:
+                raise
+            # Its CRD went away since: the stream fails too, and its next listing comes here.
+            logger.info("%s are not served: %s", feed.resource.plural, error)
+            return
         for body in feed.cache(context).replace(listed, version, namespace=namespace):
             await feed.handler(event={"type": "DELETED", "object": body}, memo=self._memo)
 
