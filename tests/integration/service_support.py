@@ -34,7 +34,7 @@ UNHEALTHY_ANNOTATION = "sandbox.ecs.operator.dev/unhealthy"
 ZONES = ("zone-a", "zone-b", "zone-c")
 NODES = tuple(f"node-{zone}-{n}" for zone in ZONES for n in (1, 2))
 # Statuses an injected fault answers with; the request never reached the store.
-RETRIED_STATUSES = frozenset({409, 429, 500})
+RETRIED_STATUSES = frozenset({409, 429, 500, 503, 504})
 INJECTED = "injected fault"
 RETRY_ATTEMPTS = 50
 WATCH_SECONDS = 5
