@@ -1,7 +1,8 @@
 """R2: with the sandbox's realistic fault mix (5 % of API requests failing with 500, 503 or 429,
 every watch dropped every few seconds, one resume in five answered 410 Expired so the operator
-relists), a Service of 10 converges, scales in, never runs a duplicate, and its status ends
-right. The faults are switched off afterwards whatever happens."""
+relists), a Service of 10 converges, scales in, never runs a duplicate (checked at every Task
+event, and at every relist of the test's own watch after a 410), and its status ends right.
+The faults are switched off afterwards whatever happens."""
 
 from __future__ import annotations
 
@@ -40,9 +41,8 @@ def test_service_converges_through_api_faults(ecs: Ecs, api_faults: None) -> Non
     desired = 10
     services.create_body(task_definition("web"))
     configuration = deployment_configuration(50, 100)
-    with TaskWatch(
-        services, bounds_check("web", lambda: desired, 50, 100, serving_floor=False)
-    ) as watch:
+    check = bounds_check("web", lambda: desired, 50, 100, serving_floor=False)
+    with TaskWatch(services, check, relist_on_expiry=True) as watch:
         services.create("web", "web", desiredCount=desired, deploymentConfiguration=configuration)
         services.wait_steady("web", desired, "web:1", timeout=40)
         services.update("web", desiredCount=4)
