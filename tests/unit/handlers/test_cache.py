@@ -4,6 +4,8 @@ by their index value, each version is validated once."""
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
 from ecs_operator.core.capacity import planned_node
@@ -201,3 +203,58 @@ def test_the_deletion_of_an_object_replaced_since_changes_nothing() -> None:
     cache.observe("ADDED", pod("p", 7, uid="new"))  # our create, answered first
     cache.observe("DELETED", pod("p", 6, uid="old"))  # the old object's deletion, seen after
     assert cache.get(("ns", "p")) == pod("p", 7, uid="new")
+
+
+# One step of an object's history: (name, action), action "put" (create or update) or "delete".
+steps = st.lists(
+    st.tuples(st.sampled_from(["a", "b", "c"]), st.sampled_from(["put", "delete"])),
+    min_size=2,
+    max_size=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(steps, st.lists(st.booleans(), min_size=30, max_size=30), st.integers(0, 30))
+def test_after_a_relist_the_cache_holds_what_the_list_held_and_nothing_deleted(
+    history: list[tuple[str, str]], seen: list[bool], cut: int
+) -> None:
+    """Whatever events the watch missed, after `replace` with a list taken at version L the
+    cache holds exactly the listed objects, less those it saw deleted after L, plus those it
+    saw written after L."""
+    cache = ObjectCache()
+    truth: dict[str, dict[str, Any]] = {}
+    listed: dict[str, dict[str, Any]] | None = None
+    list_version = 0
+    uids = 0
+    deleted_after_list: set[str] = set()  # uids
+    for version, ((name, action), observed) in enumerate(zip(history, seen, strict=False), 1):
+        if version == cut + 1:
+            listed, list_version = dict(truth), version - 1
+        if action == "put":
+            uid = truth[name]["metadata"]["uid"] if name in truth else f"{name}{(uids := uids + 1)}"
+            truth[name] = pod(name, version, uid=uid)
+            if observed:
+                cache.observe("MODIFIED", truth[name])
+        elif name in truth:
+            gone = truth.pop(name)
+            if observed:
+                cache.observe("DELETED", pod(name, version, uid=gone["metadata"]["uid"]))
+                if listed is not None:
+                    deleted_after_list.add(gone["metadata"]["uid"])
+    if listed is None:
+        listed, list_version = dict(truth), len(history)
+    held_after_list = {
+        body["metadata"]["name"]
+        for body in cache.values()
+        if int(body["metadata"]["resourceVersion"]) > list_version
+    }
+    cache.replace(listed.values(), str(list_version))
+    names = {body["metadata"]["name"] for body in cache.values()}
+    still = {n for n, body in listed.items() if body["metadata"]["uid"] not in deleted_after_list}
+    assert names == still | held_after_list
+    for body in cache.values():
+        name = body["metadata"]["name"]
+        if name not in held_after_list:
+            assert int(body["metadata"]["resourceVersion"]) >= int(
+                listed[name]["metadata"]["resourceVersion"]
+            )
