@@ -15,9 +15,14 @@ resourceVersion until one cannot be), so `install` wraps it:
   kind whose CRD was deleted thus resumes when the CRD returns (if Kopf's own CRD observer has
   not stopped and restarted it first), and every other kind carries on.
 
-This reaches into Kopf's private module `kopf._cogs.clients.watching`; the unit tests pin what
-it relies on (names, keyword arguments, `Bookmark.LISTED`), so a Kopf upgrade that moves them
-fails there rather than silently.
+Kopf also rescans the API's discovery when a CRD changes, and a scan that fails (its retries
+spent while the API server restarts) stops the operator too: `install` makes that rescan wait
+and try again instead.
+
+This reaches into Kopf's private modules `kopf._cogs.clients.watching` and
+`kopf._core.reactor.observation`; the unit tests pin what it relies on (names, keyword
+arguments, `Bookmark.LISTED`), so a Kopf upgrade that moves them fails there rather than
+silently.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 from kopf._cogs.clients import watching
+from kopf._core.reactor import observation
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +62,7 @@ Stream = AsyncGenerator[Any, None]  # Kopf's raw events and bookmarks
 class WatchGuard:
     """Watches one kind's stream: reports the end of each listing, and turns a failure into
     a back-off (doubling from `base_backoff` to `max_backoff`, reset by a listing that
-    completes) followed by the end of the stream."""
+    completes) followed by the end of the stream. Retries Kopf's rescans likewise."""
 
     def __init__(
         self,
@@ -85,17 +91,39 @@ class WatchGuard:
         except Exception as error:  # any failure of one stream: back off, then relist
             failures = self._failures.get((kind, namespace), 0) + 1
             self._failures[(kind, namespace)] = failures
-            delay = min(self._max_backoff, self._base_backoff * 2 ** (failures - 1))
+            delay = self._backoff(failures)
             self._listener.failed(kind, namespace, error, delay)
             await self._sleep(delay)
 
+    async def rescan(self, **kwargs: Any) -> None:
+        """Kopf's rescan of the API after a CRD event, retried with back-off until it is done."""
+        failures = 0
+        while True:
+            try:
+                await _kopf_rescan(**kwargs)
+                return
+            except Exception as error:  # a failed rescan would stop the whole operator
+                failures += 1
+                delay = self._backoff(failures)
+                logger.error(
+                    "rescanning the API after a CRD change failed: %s; retry in %.1fs",
+                    error,
+                    delay,
+                )
+                await self._sleep(delay)
+
+    def _backoff(self, failures: int) -> float:
+        return min(self._max_backoff, self._base_backoff * 2.0 ** (failures - 1))
+
 
 _kopf_continuous_watch = watching.continuous_watch
+_kopf_rescan = observation.process_discovered_resource_event
 
 
 def install(guard: WatchGuard) -> None:
-    """Route every Kopf watch stream started from now on through `guard` (the last
-    installed guard wins: one operator per process)."""
+    """Route every Kopf watch stream started from now on through `guard`, and make Kopf's
+    rescans after a CRD change retry (the last installed guard wins: one operator per
+    process)."""
 
     def continuous_watch(*, resource: Any, namespace: Any, **kwargs: Any) -> Stream:
         # An async generator, though Kopf declares an AsyncIterator.
@@ -105,3 +133,4 @@ def install(guard: WatchGuard) -> None:
         return guard.guard(stream, WatchedKind(resource.group, resource.plural), namespace)
 
     watching.continuous_watch = continuous_watch
+    observation.process_discovered_resource_event = guard.rescan

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from kopf._cogs.clients import errors, watching
+from kopf._core.reactor import observation
 
 from ecs_operator.handlers import watchstreams
 from ecs_operator.handlers.watchstreams import WatchedKind, WatchGuard
@@ -101,14 +102,22 @@ def test_cancellation_is_never_swallowed() -> None:
 
 
 def test_kopf_still_has_what_the_guard_relies_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Kopf's private watch module: a listing ends with Bookmark.LISTED, continuous_watch is
-    called by name from infinite_watch with these keywords, and install routes it."""
+    """Kopf's private modules: a listing ends with Bookmark.LISTED, continuous_watch is called
+    by name from infinite_watch with these keywords, the rescan after a CRD event by name from
+    the resource observer; and install routes both."""
     parameters = inspect.signature(watching.continuous_watch).parameters
     assert set(parameters) == {"settings", "resource", "namespace", "operator_pause_waiter"}
     assert "continuous_watch(" in inspect.getsource(watching.infinite_watch)
     assert "yield Bookmark.LISTED" in inspect.getsource(watching.continuous_watch)
+    observer = inspect.getsource(observation.resource_observer)
+    assert "functools.partial(process_discovered_resource_event," in observer
     listener = Listener()
     monkeypatch.setattr(watching, "continuous_watch", watching.continuous_watch)
+    monkeypatch.setattr(
+        observation,
+        "process_discovered_resource_event",
+        observation.process_discovered_resource_event,
+    )
     monkeypatch.setattr(watchstreams, "_kopf_continuous_watch", lambda **_: stream(LISTED))
 
     class Resource:
@@ -123,3 +132,25 @@ def test_kopf_still_has_what_the_guard_relies_on(monkeypatch: pytest.MonkeyPatch
 
     assert asyncio.run(run()) == [LISTED]
     assert listener.relists == [(PODS, None)]
+    assert observation.process_discovered_resource_event.__name__ == "rescan"
+
+
+def test_a_failed_rescan_after_a_crd_change_is_retried_until_done(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[dict[str, Any]] = []
+
+    async def rescan(**kwargs: Any) -> None:
+        calls.append(kwargs)
+        if len(calls) < 3:
+            raise errors.APIServerError({"code": 503}, status=503, headers={})
+
+    monkeypatch.setattr(watchstreams, "_kopf_rescan", rescan)
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    asyncio.run(WatchGuard(Listener(), sleep=sleep).rescan(raw_event={"type": "ADDED"}))
+    assert calls == [{"raw_event": {"type": "ADDED"}}] * 3
+    assert slept == [0.5, 1.0]
