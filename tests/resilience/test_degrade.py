@@ -118,13 +118,18 @@ def test_failed_priming_lists_delay_the_start_by_seconds_not_a_minute(
     operator.kill()
     failing = {"error_rate": 1.0, "codes": [503, 403], "verbs": ["list"], "resources": ["pods"]}
     sandbox_thread.call(sandbox.faults.update, failing)
-    lifted = threading.Timer(5, sandbox_thread.call, (sandbox.faults.update, NO_FAULTS))
-    lifted.start()
+
+    def lift_after_a_failed_priming_list() -> None:
+        wait_for(lambda: "listing pods failed" in operator.log(), 60)
+        sandbox_thread.call(sandbox.faults.update, NO_FAULTS)
+
+    lifter = threading.Thread(target=lift_after_a_failed_priming_list, daemon=True)
+    lifter.start()
     try:
         # Ready within `start`'s 30 s deadline; a failed start-up handler would wait 60 s.
         operator.start()
     finally:
-        lifted.cancel()
+        lifter.join(60)
         sandbox_thread.call(sandbox.faults.update, NO_FAULTS)
     assert "listing pods failed" in operator.log()
     ecs.create_task_definition("web")
