@@ -6,6 +6,10 @@ annotations onto users' objects and a resync of a converged cluster writes nothi
 The event handlers are coroutines on purpose: Kopf runs plain functions in a thread pool, and
 the caches and work queues they feed belong to the event loop (a cache changing under a
 reconcile's iteration, or an asyncio.Queue fed from another thread, breaks both).
+
+Kopf's streams go through `watchstreams`: after each relist, `Relists` prunes from the caches
+what a fresh LIST no longer has (a deletion no watch event will ever report), and a stream
+that fails stops only its own kind, which is listed and watched again after a back-off.
 """
 
 from __future__ import annotations
