@@ -120,7 +120,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     memo.load_balancers = LoadBalancerController(
         context, events, metrics, memo.tasks, memo.services
     )
-    memo.relists = Relists(memo)
+    memo.relists = Relists(memo, metrics)
     memo.relists.queue.start()
     install(WatchGuard(memo.relists))
     if options.leader_election:
@@ -182,8 +182,9 @@ class Relists:
     tell the resourceVersion its listing was taken at, without which an object created since
     (by our own write) could not be told from one deleted before."""
 
-    def __init__(self, memo: kopf.Memo) -> None:
+    def __init__(self, memo: kopf.Memo, metrics: OperatorMetrics) -> None:
         self._memo = memo
+        self._metrics = metrics
         # One worker: relists are rare, and a kind relisted again meanwhile is listed once more.
         self.queue: WorkQueue[tuple[WatchedKind, str | None]] = WorkQueue(
             "relists", self._resync, workers=1, base_backoff=0.5
@@ -197,7 +198,8 @@ class Relists:
         self, kind: WatchedKind, namespace: str | None, error: Exception, retry_in: float
     ) -> None:
         where = f" in {namespace}" if namespace else ""
-        name = f"{kind.plural}.{kind.group}" if kind.group else kind.plural
+        name = _resource_name(kind)
+        self._metrics.watch_failures.labels(name).inc()
         logger.error(
             "the watch of %s%s failed: %s; the other kinds carry on, and %s is listed and "
             "watched again in %.1fs",
@@ -223,7 +225,12 @@ class Relists:
             logger.info("%s are not served: %s", feed.resource.plural, error)
             return
         for body in feed.cache(context).replace(listed, version, namespace=namespace):
+            self._metrics.relist_deletions.labels(_resource_name(kind)).inc()
             await feed.handler(event={"type": "DELETED", "object": body}, memo=self._memo)
+
+
+def _resource_name(kind: WatchedKind) -> str:
+    return f"{kind.plural}.{kind.group}" if kind.group else kind.plural
 
 
 async def _lead(memo: kopf.Memo) -> None:

@@ -8,9 +8,11 @@ import asyncio
 from typing import Any, cast
 
 import kopf
+from prometheus_client import generate_latest
 
 from ecs_operator import API_GROUP
 from ecs_operator.handlers.context import OperatorContext, OperatorOptions
+from ecs_operator.handlers.metrics import OperatorMetrics
 from ecs_operator.handlers.watches import PRIME_MAX_BACKOFF, Relists, prime
 from ecs_operator.handlers.watchstreams import WatchedKind
 from ecs_operator.kube.client import KubeClient, KubeError, Resource
@@ -91,11 +93,17 @@ def test_a_relist_handles_what_it_no_longer_has_as_deleted() -> None:
         context.pods.observe("ADDED", task_pod(name, 12 if name.startswith("created") else 5))
     tasks = Recorder()
     memo = kopf.Memo(context=context, tasks=tasks, load_balancers=Recorder())
-    relists = Relists(memo)
+    metrics = OperatorMetrics(context)
+    relists = Relists(memo, metrics)
     asyncio.run(relists._resync((WatchedKind("", "pods"), None)))
     assert context.pods.get(("ns", "gone")) is None
     assert context.pods.tombstone(("ns", "gone")) == task_pod("gone", 5)
     assert context.pods.get(("ns", "created-after-the-list")) is not None
     assert tasks.keys == [("ns", "gone")]  # its Task learns its Pod is gone
+    scraped = generate_latest(metrics.registry).decode()
+    assert 'ecs_operator_relist_deletions_total{resource="pods"} 1.0' in scraped
+    relists.failed(WatchedKind(API_GROUP, "tasks"), None, RuntimeError("403"), 0.5)
+    scraped = generate_latest(metrics.registry).decode()
+    assert f'ecs_operator_watch_failures_total{{resource="tasks.{API_GROUP}"}} 1.0' in scraped
     # A kind no longer served (its CRD deleted since) is left to its next listing.
     asyncio.run(relists._resync((WatchedKind(API_GROUP, "loadbalancers"), None)))
