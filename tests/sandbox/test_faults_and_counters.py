@@ -98,6 +98,8 @@ def test_a_lost_create_response_leaves_the_object_created(
     retried = http.post(path, json={"metadata": {"name": "lost"}, "data": {"a": "1"}})
     assert retried.status_code == 409  # the retry finds it: AlreadyExists
     assert retried.json()["reason"] == "AlreadyExists"
+    dry_run = http.post(path, params={"dryRun": "All"}, json={"metadata": {"name": "dry"}})
+    assert dry_run.status_code == 201  # nothing committed, nothing lost
 
 
 def test_expire_rate_answers_that_share_of_resumed_watches_410(

@@ -678,7 +678,7 @@ class ApiServer:
         if verb == "watch":
             return await self.watch(request, target)
         response = await self._dispatch(request, target, verb)
-        if verb == "create" and response.status == 201:
+        if verb == "create" and response.status == 201 and "dryRun" not in request.query:
             lost = self.faults.create_response_lost(target.resource)
             if lost is not None:
                 raise lost
