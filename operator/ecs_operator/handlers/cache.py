@@ -53,11 +53,12 @@ class ObjectCache:
         self._parsed: OrderedDict[Key, tuple[str, BaseModel]] = OrderedDict()
         self._parsed_limit = parsed
         # The last state of recently deleted objects: a reconcile that runs after an object
-        # is gone still sees how it ended (a pod's final container exit codes). Each with the
-        # resourceVersion its deletion was known at (None: unknown), so that an older event of
-        # the same object arriving late (a write's response, an event queued before a relist)
-        # never brings it back.
-        self._tombstones: OrderedDict[Key, tuple[dict[str, Any], int | None]] = OrderedDict()
+        # is gone still sees how it ended (a pod's final container exit codes).
+        self._tombstones: OrderedDict[Key, dict[str, Any]] = OrderedDict()
+        # The uids of recently deleted objects, with the resourceVersion their deletion was
+        # known at (None: unknown), so that an older event of one arriving late (a write's
+        # response, an event queued before a relist) never brings it back.
+        self._deleted: OrderedDict[str, int | None] = OrderedDict()
         self._tombstone_limit = tombstones
 
     def observe(self, event_type: str | None, body: Mapping[str, Any]) -> Key:
@@ -70,8 +71,10 @@ class ObjectCache:
         if event_type == "DELETED":
             if held is None or _uid(held) == _uid(body):
                 self._forget(key, body, _version(body))
+            else:  # an older object of that name, not the one held (created since)
+                self._remember_deleted(body, _version(body))
             return key
-        if self._known_gone(key, body):
+        if self._known_gone(body):
             return key
         self._tombstones.pop(key, None)
         if held is not None and _not_newer(body, held):
@@ -91,11 +94,12 @@ class ObjectCache:
     ) -> list[dict[str, Any]]:
         """Bring the cache in line with a fresh LIST (of `namespace`, or of all namespaces),
         as client-go's informer `Replace` does after a relist: every object held that the list
-        no longer has was deleted while no watch was looking, and is tombstoned. An object
-        newer than the list (our own write answered after it was taken) is kept. Returns the
-        last known states of the objects found gone, for their owners to be woken."""
+        no longer has (or has under another uid: re-created) was deleted while no watch was
+        looking, and is tombstoned. An object newer than the list (our own write answered
+        after it was taken) is kept. Returns the last known states of the objects found gone,
+        for their owners to be woken."""
         items = list(listed)
-        present = {object_key(body) for body in items}
+        present = {object_key(body): _uid(body) for body in items}
         deleted_at = _int(list_version)
         held = (
             list(self._objects)
@@ -105,7 +109,7 @@ class ObjectCache:
         gone = []
         for key in held:
             body = self._objects[key]
-            if key in present or _written_after(body, deleted_at):
+            if present.get(key, "") == _uid(body) or _written_after(body, deleted_at):
                 continue
             self._forget(key, body, deleted_at)
             gone.append(body)
@@ -118,17 +122,27 @@ class ObjectCache:
             self._by_namespace[key[0]].discard(key[1])
             self._file(key, None)
         self._parsed.pop(key, None)
-        self._tombstones[key] = (body, deleted_at)
+        self._tombstones[key] = body
         self._tombstones.move_to_end(key)
         while len(self._tombstones) > self._tombstone_limit:
             self._tombstones.popitem(last=False)
+        self._remember_deleted(body, deleted_at)
 
-    def _known_gone(self, key: Key, body: Mapping[str, Any]) -> bool:
+    def _remember_deleted(self, body: Mapping[str, Any], deleted_at: int | None) -> None:
+        uid = _uid(body)
+        if uid is None:
+            return
+        self._deleted[uid] = deleted_at
+        self._deleted.move_to_end(uid)
+        while len(self._deleted) > self._tombstone_limit:
+            self._deleted.popitem(last=False)
+
+    def _known_gone(self, body: Mapping[str, Any]) -> bool:
         """Whether `body` is a version of an object already known deleted after it."""
-        tombstone = self._tombstones.get(key)
-        if tombstone is None or _uid(tombstone[0]) != _uid(body):
+        uid = _uid(body)
+        if uid is None or uid not in self._deleted:
             return False
-        version, deleted_at = _version(body), tombstone[1]
+        version, deleted_at = _version(body), self._deleted[uid]
         return version is not None and deleted_at is not None and version <= deleted_at
 
     def _file(self, key: Key, body: Mapping[str, Any] | None) -> None:
@@ -179,8 +193,7 @@ class ObjectCache:
 
     def tombstone(self, key: Key) -> dict[str, Any] | None:
         """The last state of the object at `key` if it was deleted (and not re-created)."""
-        tombstone = self._tombstones.get(key)
-        return tombstone[0] if tombstone is not None else None
+        return self._tombstones.get(key)
 
     def in_namespace(self, namespace: str) -> Iterator[dict[str, Any]]:
         for name in self._by_namespace.get(namespace, ()):
@@ -205,7 +218,8 @@ def _without_managed_fields(body: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _uid(body: Mapping[str, Any]) -> str | None:
-    return (body.get("metadata") or {}).get("uid")
+    uid = (body.get("metadata") or {}).get("uid")
+    return str(uid) if uid else None
 
 
 def _int(version: object) -> int | None:

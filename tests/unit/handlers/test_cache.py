@@ -258,3 +258,18 @@ def test_after_a_relist_the_cache_holds_what_the_list_held_and_nothing_deleted(
             assert int(body["metadata"]["resourceVersion"]) >= int(
                 listed[name]["metadata"]["resourceVersion"]
             )
+
+
+def test_a_relist_replaces_an_object_recreated_under_its_name_unless_seen_deleted() -> None:
+    cache = ObjectCache()
+    cache.observe("ADDED", pod("p", 1, uid="old"))
+    # "old" deleted (missed), "new" created under its name: the list has "new".
+    assert cache.replace([pod("p", 3, uid="new")], "3") == [pod("p", 1, uid="old")]
+    assert cache.get(("ns", "p")) == pod("p", 3, uid="new")
+    # "new" seen deleted while "old" was still held: the list that still has it changes nothing.
+    cache = ObjectCache()
+    cache.observe("ADDED", pod("p", 1, uid="old"))
+    cache.observe("DELETED", pod("p", 4, uid="new"))
+    assert cache.get(("ns", "p")) == pod("p", 1, uid="old")
+    cache.replace([pod("p", 3, uid="new")], "3")
+    assert cache.get(("ns", "p")) is None
