@@ -107,3 +107,20 @@ def test_a_relist_handles_what_it_no_longer_has_as_deleted() -> None:
     assert f'ecs_operator_watch_failures_total{{resource="tasks.{API_GROUP}"}} 1.0' in scraped
     # A kind no longer served (its CRD deleted since) is left to its next listing.
     asyncio.run(relists._resync((WatchedKind(API_GROUP, "loadbalancers"), None)))
+
+
+def test_a_namespaced_operator_primes_each_namespace_and_the_nodes_once() -> None:
+    listed: list[tuple[str, str | None]] = []
+
+    class Recording:
+        async def list_with_version(
+            self, resource: Resource, namespace: str | None, *, label_selector: str = ""
+        ) -> tuple[list[dict[str, Any]], str]:
+            listed.append((resource.plural, namespace))
+            return [], "1"
+
+    options = OperatorOptions(namespaces=("a", "b"))
+    asyncio.run(prime(OperatorContext(options, cast(KubeClient, Recording()))))
+    assert ("pods", "a") in listed and ("pods", "b") in listed
+    assert [entry for entry in listed if entry[0] == "nodes"] == [("nodes", None)]
+    assert all(namespace in ("a", "b") for plural, namespace in listed if plural != "nodes")
