@@ -1,8 +1,9 @@
 """A small async facade over the `kubernetes` client for the objects the operator touches.
 
 Every call goes through `KubeClient.request`: one place for retries of transient failures
-(429, 5xx, connection errors) with capped exponential backoff, and for turning error
-responses into `KubeError`s with the API's own reason. The synchronous `kubernetes` client
+(429, 5xx, connection errors) with capped exponential backoff, or after the server's
+Retry-After when it gives one (as client-go does), and for turning error responses into
+`KubeError`s with the API's own reason. The synchronous `kubernetes` client
 runs in a dedicated thread pool so the Kopf event loop never blocks.
 """
 
@@ -29,6 +30,7 @@ logger = logging.getLogger(__name__)
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 TRANSIENT_CODES = frozenset({429, 500, 502, 503, 504})
+MAX_RETRY_AFTER = 10.0  # a server asking for longer is waited this long, then asked again
 
 
 _GO_ESCAPES = str.maketrans(
@@ -106,11 +108,14 @@ ENDPOINT_SLICES = Resource("discovery.k8s.io", "v1", "endpointslices")
 class KubeError(Exception):
     """An API error response: `code` is the HTTP status, `reason` the Status reason."""
 
-    def __init__(self, code: int, reason: str, message: str) -> None:
+    def __init__(
+        self, code: int, reason: str, message: str, *, retry_after: float | None = None
+    ) -> None:
         super().__init__(f"{code} {reason}: {message}")
         self.code = code
         self.reason = reason
         self.message = message
+        self.retry_after = retry_after  # seconds, from the response's Retry-After header
 
     @property
     def not_found(self) -> bool:
@@ -184,11 +189,15 @@ class KubeClient:
                 if error.code not in TRANSIENT_CODES or attempt == self._max_attempts:
                     raise
                 reason = f"{error.code} {error.reason}"
+                retry_after = error.retry_after
             except (urllib3.exceptions.HTTPError, OSError) as error:
                 if attempt == self._max_attempts:
                     raise KubeError(503, "ServiceUnavailable", str(error)) from error
                 reason = type(error).__name__
+                retry_after = None
             delay = min(self._max_backoff, 0.05 * 2**attempt) * random.uniform(0.5, 1.0)
+            if retry_after is not None:
+                delay = min(MAX_RETRY_AFTER, retry_after)
             logger.debug(
                 "%s %s failed (%s); retry %d in %.2fs", method, path, reason, attempt, delay
             )
@@ -218,6 +227,7 @@ class KubeClient:
                 response.status,
                 str(status.get("reason") or "Unknown"),
                 str(status.get("message") or raw[:200]),
+                retry_after=_seconds(response.headers.get("Retry-After")),
             )
         return data
 
@@ -232,12 +242,19 @@ class KubeClient:
             raise
         return result
 
-    async def list(
+    async def list_with_version(
         self, resource: Resource, namespace: str | None = None, *, label_selector: str = ""
-    ) -> list[dict[str, Any]]:
+    ) -> tuple[list[dict[str, Any]], str]:
+        """The objects, and the resourceVersion the list was taken at."""
         query = {"labelSelector": label_selector} if label_selector else None
         result = await self.request("GET", resource.path(namespace), query=query)
         items: list[dict[str, Any]] = result.get("items") or []
+        return items, str((result.get("metadata") or {}).get("resourceVersion") or "")
+
+    async def list(
+        self, resource: Resource, namespace: str | None = None, *, label_selector: str = ""
+    ) -> list[dict[str, Any]]:
+        items, _ = await self.list_with_version(resource, namespace, label_selector=label_selector)
         return items
 
     async def create(
@@ -336,6 +353,15 @@ class KubeClient:
                 return False
             raise
         return True
+
+
+def _seconds(value: str | None) -> float | None:
+    """A Retry-After header in seconds (kube-apiserver sends whole seconds; an HTTP date or
+    anything else is ignored)."""
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
