@@ -89,7 +89,9 @@ def service_task(
 class Sim:
     spec: ServiceSpec
     nodes: list[ContainerInstance]
-    revision: str = "web:1"
+    revision: str | None = "web:1"
+    """What spec.taskDefinition resolves to for a new deployment (None: it does not)."""
+    resolution_error: str | None = None
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     now: datetime = T0
     name: str = "web"
@@ -113,6 +115,7 @@ class Sim:
             nodes=self.nodes,
             now=self.now,
             resolved_task_definition=self.revision,
+            resolution_error=self.resolution_error,
         )
 
     def plan(self) -> ServicePlan:
