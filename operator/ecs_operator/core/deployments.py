@@ -84,13 +84,14 @@ DAEMON
     new task once nothing of the service is left running there (ports and resources are free).
 
 Task definition unavailable
-    When ``spec.taskDefinition`` does not resolve to an ACTIVE revision (or its loadBalancers[]
-    do not fit it), only a *new* deployment is refused: one the spec asks for because no
-    PRIMARY exists, the deployment fields changed, or the reference names another revision than
-    the PRIMARY runs. Then Degraded is ``TaskDefinitionUnavailable`` and ``was unable to start
-    a deployment`` is said (throttled, below), and no steady state is said. A spec that still
-    names what the PRIMARY runs (its family deleted, its revision INACTIVE) needs nothing new:
-    the PRIMARY keeps replacing and scaling on its revision, as ECS services do.
+    When ``spec.taskDefinition`` does not resolve to an ACTIVE revision, only a *new*
+    deployment is refused: one the spec asks for because no PRIMARY exists, the deployment
+    fields changed, or the reference names another revision than the PRIMARY runs. Then
+    Degraded is ``TaskDefinitionUnavailable``, ``was unable to start a deployment`` is said
+    (throttled, below) and no steady state is said. A spec that still names what the PRIMARY
+    runs (its family deleted, its revision INACTIVE) needs nothing new: the PRIMARY keeps
+    replacing and scaling on its revision, as ECS services do. loadBalancers[] that do not fit
+    the revision (``load_balancer_error``) are refused and reported the same way, always.
 
 Events are recorded newest first, at most 100; an identical message is not repeated within
 6 hours unless a steady state was reached in between; the steady-state message is repeated
@@ -341,6 +342,10 @@ class ServiceState:
     """``family:revision`` that spec.taskDefinition resolves to for a new deployment."""
     resolution_error: str | None = None
     """Why it does not resolve (``resolve_reference``'s text), when it does not."""
+    load_balancer_error: str | None = None
+    """Why ``spec.loadBalancers[]`` cannot be used with that revision (then
+    ``resolved_task_definition`` is None): unlike a revision that is gone, this concerns the
+    running deployment too (say its LoadBalancer is being deleted), so it is always reported."""
     task_definition_constraints: Sequence[PlacementConstraint] = ()
     """The resolved revision's placementConstraints (DAEMON eligibility, rebalancing zones)."""
     healthy: HealthPredicate = is_healthy
@@ -1201,7 +1206,10 @@ class _Planner:
         """Why the new deployment the spec asks for cannot start, if it asks for one. Only a
         new deployment needs an ACTIVE revision (and loadBalancers[] that fit it): while the
         spec still names what the PRIMARY runs (say its family was deleted), the PRIMARY keeps
-        launching on its revision, INACTIVE or not, and nothing is refused."""
+        launching on its revision, INACTIVE or not, and nothing is refused. Load balancer
+        entries that do not fit are refused whether or not a deployment is wanted."""
+        if self.state.load_balancer_error is not None:
+            return self.state.load_balancer_error
         if self.state.resolved_task_definition is not None:
             return None
         primary = self.primary

@@ -107,7 +107,8 @@ class ServiceController:
         if service.spec.load_balancers and FINALIZER not in _finalizers(body):
             await self._set_finalizer(body, add=True)
         load_balancers = self.context.load_balancers_in(namespace)
-        resolved, resolution_error, definition = self._resolve(namespace, service, load_balancers)
+        resolved, resolution_error, definition = self._resolve(namespace, service)
+        load_balancer_error = _load_balancer_error(service.spec, definition, load_balancers)
         tasks = self._tasks(body)
         health_checked = self._health_checks(namespace)
         plan = deployments.plan_service(
@@ -122,8 +123,9 @@ class ServiceController:
                 ],
                 nodes=self.context.container_instances(),
                 now=now,
-                resolved_task_definition=resolved,
+                resolved_task_definition=None if load_balancer_error else resolved,
                 resolution_error=resolution_error,
+                load_balancer_error=load_balancer_error,
                 task_definition_constraints=tuple(
                     (definition.placement_constraints or ()) if definition else ()
                 ),
@@ -234,11 +236,9 @@ class ServiceController:
         return stops
 
     def _resolve(
-        self, namespace: str, service: Service, load_balancers: dict[str, LoadBalancer]
+        self, namespace: str, service: Service
     ) -> tuple[str | None, str | None, TaskDefinitionSpec | None]:
-        """The revision a new deployment would run, or why there is none. A loadBalancers[]
-        entry that cannot be registered with it blocks the deployment too, as ECS refuses such
-        a CreateService/UpdateService."""
+        """The revision a new deployment would run (and its spec), or why there is none."""
         reference = service.spec.task_definition
         try:
             family, _ = parse_task_definition_ref(reference)
@@ -255,10 +255,6 @@ class ServiceController:
         if resolution.record is None:
             return None, resolution.error, None
         spec = TaskDefinitionSpec.model_validate(resolution.record.spec)
-        if service.spec.load_balancers:
-            problems = targets.load_balancer_problems(service.spec, spec, load_balancers)
-            if problems:
-                return None, "; ".join(str(p) for p in problems), spec
         return resolution.record.reference, None, spec
 
     def _tasks(self, body: Mapping[str, Any]) -> list[Task]:
@@ -445,6 +441,19 @@ def _healthy_in(
         deployments.is_healthy(task)
         and targets.task_load_balancer_health(task.name, spec, load_balancers)
     )
+
+
+def _load_balancer_error(
+    spec: ServiceSpec,
+    definition: TaskDefinitionSpec | None,
+    load_balancers: dict[str, LoadBalancer],
+) -> str | None:
+    """Why a loadBalancers[] entry cannot be registered with the resolved revision: it blocks
+    a deployment, as ECS refuses such a CreateService/UpdateService."""
+    if definition is None or not spec.load_balancers:
+        return None
+    problems = targets.load_balancer_problems(spec, definition, load_balancers)
+    return "; ".join(str(p) for p in problems) or None
 
 
 def _what_reconcile_reads(body: Mapping[str, Any]) -> tuple[Any, ...]:

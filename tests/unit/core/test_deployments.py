@@ -717,6 +717,22 @@ def test_a_new_deployment_without_an_active_revision_is_refused_once() -> None:
     assert condition(sim, "Degraded") == ("True", "TaskDefinitionUnavailable")
 
 
+def test_load_balancer_entries_that_do_not_fit_are_reported_while_running() -> None:
+    sim = steady_sim()
+    problem = "spec.loadBalancers[0].loadBalancerName: LoadBalancer 'front' is being deleted"
+    plan = plan_service(
+        replace(sim.state(), resolved_task_definition=None, load_balancer_error=problem),
+        random.Random(1),
+    )
+    assert plan.events == (f"(service web) was unable to start a deployment: {problem}.",)
+    degraded = next(c for c in plan.status.conditions or () if c.type == "Degraded")
+    assert (degraded.status, degraded.reason, degraded.message) == (
+        "True",
+        "TaskDefinitionUnavailable",
+        problem,
+    )
+
+
 def test_a_service_whose_reference_never_resolved_is_refused() -> None:
     sim = Sim(
         spec(), ZONES3, revision=None, resolution_error='task definition "web" does not exist'
