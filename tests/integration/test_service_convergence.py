@@ -39,7 +39,7 @@ class ServiceWrites:
     name: str
     modified: int = 0
     errors: list[str] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
+    stopped: threading.Event = field(default_factory=threading.Event)
 
     def run(self, version: str) -> None:
         params = {
@@ -49,7 +49,7 @@ class ServiceWrites:
             "timeoutSeconds": 2,
         }
         path = self.services.ecs.path("services")
-        while not self._stop.is_set():
+        while not self.stopped.is_set():
             try:
                 with self.services.http.get(
                     path, params=params, stream=True, timeout=10
@@ -74,7 +74,7 @@ def counting_writes(services: Services, name: str) -> Iterator[ServiceWrites]:
     try:
         yield writes
     finally:
-        writes._stop.set()
+        writes.stopped.set()
         thread.join(15)
 
 
