@@ -8,6 +8,7 @@ and specific, as the Kubernetes API conventions ask.
 
 import re
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Final, Literal
 
 MAX_REASON_LENGTH: Final = 1024
@@ -279,6 +280,23 @@ def az_balance(service: str, tasks_per_zone: Mapping[str, int], balanced: bool) 
 def service_task_definition_unusable(service: str, error: str) -> str:
     """Operator wording (ECS refuses such an UpdateService call outright)."""
     return f"(service {service}) was unable to start a deployment: {error}."
+
+
+# Events of conditions that last (no node fits a task, a deployment cannot start) would be said
+# on every reconcile while they last; ECS says "unable to place" again only every few minutes
+# per service. *Decision*: 5 minutes per service and kind, whatever the details (closest node,
+# zone) of each message; an identical message still waits 6 hours unless the service reached
+# a steady state in between (``core.deployments``).
+REPEATING_EVENT_INTERVAL: Final = timedelta(minutes=5)
+
+
+def repeating_event_due(last_recorded: datetime | None, now: datetime) -> bool:
+    """Whether an event of a lasting condition, last recorded at ``last_recorded`` for this
+    service and kind, may be recorded again ``now``."""
+    if last_recorded is None:
+        return True
+    # A clock set back counts as the interval being over, rather than silencing the event.
+    return not last_recorded <= now < last_recorded + REPEATING_EVENT_INTERVAL
 
 
 # ---------------------------------------------------------------------------------------------

@@ -145,6 +145,12 @@ class ObjectCache:
         version, deleted_at = _version(body), self._deleted[uid]
         return version is not None and deleted_at is not None and version <= deleted_at
 
+    def holds(self, body: Mapping[str, Any]) -> bool:
+        """Whether this version of the object, or a newer one, is held already (the watch
+        event of our own write, whose response was observed when it was written)."""
+        held = self._objects.get(object_key(body))
+        return held is not None and _not_newer(body, held)
+
     def _file(self, key: Key, body: Mapping[str, Any] | None) -> None:
         """(Re)file `key` in every index (`body` None: it was deleted)."""
         for name, index in self._indexes.items():

@@ -23,7 +23,7 @@ from ecs_operator.core.capacity import task_requirements
 from ecs_operator.core.deployments import LaunchRequest, ServiceState, ServiceTask, StopRequest
 from ecs_operator.core.render import effective_spec
 from ecs_operator.core.revisions import resolve_reference
-from ecs_operator.handlers.cache import Key
+from ecs_operator.handlers.cache import Key, object_key
 from ecs_operator.handlers.context import OperatorContext
 from ecs_operator.handlers.metrics import OperatorMetrics
 from ecs_operator.handlers.workqueue import WorkQueue
@@ -63,6 +63,17 @@ class ServiceController:
     def enqueue(self, key: Key) -> None:
         self.queue.add(key)
 
+    def observe(self, event_type: str | None, body: Mapping[str, Any]) -> Key:
+        """Cache a Service's watch event and reconcile it, unless it is the echo of our own
+        status write: that version was cached when written, by the reconcile that decided it,
+        so reconciling it again would only retry at once what the reconcile scheduled for
+        later (placement is retried every PLACEMENT_RETRY_SECONDS, not on every write)."""
+        echo = event_type != "DELETED" and self.context.services.holds(body)
+        key = self.context.services.observe(event_type, body)
+        if not echo:
+            self.queue.add(key)
+        return key
+
     def enqueue_all(self, namespace: str | None = None) -> None:
         """Every service (of one namespace): nodes changed, or a family's revisions moved."""
         services = (
@@ -96,7 +107,8 @@ class ServiceController:
         if service.spec.load_balancers and FINALIZER not in _finalizers(body):
             await self._set_finalizer(body, add=True)
         load_balancers = self.context.load_balancers_in(namespace)
-        resolved, resolution_error, definition = self._resolve(namespace, service, load_balancers)
+        resolved, resolution_error, definition = self._resolve(namespace, service)
+        load_balancer_error = _load_balancer_error(service.spec, definition, load_balancers)
         tasks = self._tasks(body)
         health_checked = self._health_checks(namespace)
         plan = deployments.plan_service(
@@ -111,8 +123,9 @@ class ServiceController:
                 ],
                 nodes=self.context.container_instances(),
                 now=now,
-                resolved_task_definition=resolved,
+                resolved_task_definition=None if load_balancer_error else resolved,
                 resolution_error=resolution_error,
+                load_balancer_error=load_balancer_error,
                 task_definition_constraints=tuple(
                     (definition.placement_constraints or ()) if definition else ()
                 ),
@@ -141,7 +154,13 @@ class ServiceController:
             messages += recorded
         if failures:
             status, recorded = deployments.record_placement_failures(
-                status, name, failures, int(body["metadata"].get("generation") or 1), now, self.rng
+                status,
+                service.status,
+                name,
+                failures,
+                int(body["metadata"].get("generation") or 1),
+                now,
+                self.rng,
             )
             messages += recorded
         if changed or launched or failures:
@@ -178,7 +197,7 @@ class ServiceController:
     async def _set_finalizer(self, body: dict[str, Any], *, add: bool) -> None:
         updated = await self.context.kube.set_finalizer(SERVICES, body, FINALIZER, present=add)
         if updated is not None:
-            self.context.services.observe("MODIFIED", updated)
+            self._observe_own_write(body, updated)
 
     def _failed_elb_health(
         self,
@@ -217,11 +236,9 @@ class ServiceController:
         return stops
 
     def _resolve(
-        self, namespace: str, service: Service, load_balancers: dict[str, LoadBalancer]
+        self, namespace: str, service: Service
     ) -> tuple[str | None, str | None, TaskDefinitionSpec | None]:
-        """The revision a new deployment would run, or why there is none. A loadBalancers[]
-        entry that cannot be registered with it blocks the deployment too, as ECS refuses such
-        a CreateService/UpdateService."""
+        """The revision a new deployment would run (and its spec), or why there is none."""
         reference = service.spec.task_definition
         try:
             family, _ = parse_task_definition_ref(reference)
@@ -238,10 +255,6 @@ class ServiceController:
         if resolution.record is None:
             return None, resolution.error, None
         spec = TaskDefinitionSpec.model_validate(resolution.record.spec)
-        if service.spec.load_balancers:
-            problems = targets.load_balancer_problems(service.spec, spec, load_balancers)
-            if problems:
-                return None, "; ".join(str(p) for p in problems), spec
         return resolution.record.reference, None, spec
 
     def _tasks(self, body: Mapping[str, Any]) -> list[Task]:
@@ -393,7 +406,15 @@ class ServiceController:
             SERVICES, body, status.model_dump(mode="json", by_alias=True, exclude_none=True)
         )
         if updated is not None:  # else deleted meanwhile: its DELETED event ends the story
-            self.context.services.observe("MODIFIED", updated)
+            self._observe_own_write(body, updated)
+
+    def _observe_own_write(self, read: Mapping[str, Any], written: dict[str, Any]) -> None:
+        """Cache the response of a write to the Service a reconcile `read`. Changed by someone
+        else since it was read, the watch event of that change is older than our write, so
+        `observe` takes it for an echo: the change is reconciled from here instead."""
+        self.context.services.observe("MODIFIED", written)
+        if _what_reconcile_reads(written) != _what_reconcile_reads(read):
+            self.queue.add(object_key(written))
 
     async def _trim_stopped(self, namespace: str, tasks: list[Task]) -> None:
         stopped = sorted(
@@ -420,6 +441,25 @@ def _healthy_in(
         deployments.is_healthy(task)
         and targets.task_load_balancer_health(task.name, spec, load_balancers)
     )
+
+
+def _load_balancer_error(
+    spec: ServiceSpec,
+    definition: TaskDefinitionSpec | None,
+    load_balancers: dict[str, LoadBalancer],
+) -> str | None:
+    """Why a loadBalancers[] entry cannot be registered with the resolved revision: it blocks
+    a deployment, as ECS refuses such a CreateService/UpdateService."""
+    if definition is None or not spec.load_balancers:
+        return None
+    problems = targets.load_balancer_problems(spec, definition, load_balancers)
+    return "; ".join(str(p) for p in problems) or None
+
+
+def _what_reconcile_reads(body: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The parts of a Service besides its status that a reconcile decides from."""
+    metadata = body["metadata"]
+    return (metadata.get("generation"), metadata.get("deletionTimestamp"))
 
 
 def _finalizers(body: Mapping[str, Any]) -> list[str]:

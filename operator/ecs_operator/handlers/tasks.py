@@ -40,6 +40,7 @@ from ecs_operator.core.render import (
 )
 from ecs_operator.core.revisions import (
     RevisionRecord,
+    is_new_reference,
     resolve_reference,
 )
 from ecs_operator.core.targets import awaiting_registration, readiness_probe, task_deregistering
@@ -122,7 +123,9 @@ class TaskController:
             failure = f"TaskFailedToStart: a Pod named {key[1]} exists and is not this task's"
         else:
             failure = None
-        record, resolve_error = self._resolve(task, pod)
+        record, resolve_error = self._resolve(
+            task, pod, launched_by_service=owner_name(body, "Service") is not None
+        )
         waiting = False
         if record is None and failure is None:
             waiting = self._within_resolve_grace(task, now)
@@ -320,7 +323,7 @@ class TaskController:
         return self.context.nodes.get(("", node_name)) if node_name else None
 
     def _resolve(
-        self, task: Task, pod: dict[str, Any] | None
+        self, task: Task, pod: dict[str, Any] | None, *, launched_by_service: bool
     ) -> tuple[RevisionRecord | None, str | None]:
         """The revision the task runs: resolved once, then read back from status (or the
         Pod's annotation, should the operator have stopped between launch and status write)."""
@@ -339,7 +342,7 @@ class TaskController:
             reference,
             [stored.record for stored in self.context.family_revisions(namespace, family)],
             live["metadata"]["uid"] if live else None,
-            for_new_task=resolved is None,
+            for_new_task=is_new_reference(resolved, launched_by_service),
         )
         if resolution.record is None and live is not None:
             accepted = accepted_condition(live.get("status"))

@@ -286,8 +286,7 @@ async def task_definition_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any)
 
 @kopf.on.event(API_GROUP, "services")
 async def service_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    key = memo.context.services.observe(event.get("type"), event["object"])
-    memo.services.enqueue(key)
+    key = memo.services.observe(event.get("type"), event["object"])
     memo.load_balancers.enqueue_namespace(key[0])
 
 

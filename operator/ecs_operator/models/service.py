@@ -426,6 +426,20 @@ class SchedulerState(StatusModel):
     az_rebalancing: bool = Field(
         default=False, description="An availability-zone rebalancing is in progress."
     )
+    unable_to_place_event_at: Timestamp | None = Field(
+        default=None,
+        description=(
+            "When an 'unable to place a task' event was last recorded: while tasks cannot be "
+            "placed it is said again at most every 5 minutes."
+        ),
+    )
+    deployment_refused_event_at: Timestamp | None = Field(
+        default=None,
+        description=(
+            "When an 'unable to start a deployment' event was last recorded: while the refusal "
+            "lasts it is said again at most every 5 minutes."
+        ),
+    )
 
 
 class ServiceStatus(StatusModel):

@@ -26,6 +26,16 @@ def test_an_older_version_never_replaces_a_newer_one() -> None:
     assert cache.get(("ns", "p")) == pod("p", 10, phase="Running")
 
 
+def test_holds_tells_the_echo_of_our_own_write() -> None:
+    cache = ObjectCache()
+    assert not cache.holds(pod("p", 10))
+    cache.observe("MODIFIED", pod("p", 10))  # our own write's response
+    assert cache.holds(pod("p", 10))  # its watch event
+    assert cache.holds(pod("p", 9))  # an earlier event, arriving late
+    assert not cache.holds(pod("p", 11))  # someone else's change
+    assert not cache.holds(pod("p", 3, uid="new"))  # recreated
+
+
 def test_a_recreated_object_replaces_the_old_one_whatever_its_version() -> None:
     cache = ObjectCache()
     cache.observe("ADDED", pod("p", 10, uid="old"))

@@ -234,8 +234,17 @@ def test_crd_names_columns_and_scale_subresource() -> None:
         },
     }
     columns = {c["name"]: c["jsonPath"] for c in version["additionalPrinterColumns"]}
-    assert list(columns) == ["Desired", "Running", "Pending", "Task Definition", "Rollout", "Age"]
+    assert list(columns) == [
+        "Desired",
+        "Running",
+        "Pending",
+        "Task Definition",
+        "Rollout",
+        "Degraded",
+        "Age",
+    ]
     assert columns["Rollout"] == '.status.deployments[?(@.status=="PRIMARY")].rolloutState'
+    assert columns["Degraded"] == '.status.conditions[?(@.type=="Degraded")].reason'
 
 
 def test_openapi_schema_accepts_create_service_and_refuses_bad_bounds() -> None:
