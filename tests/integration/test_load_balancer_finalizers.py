@@ -1,0 +1,105 @@
+"""Finalizers that always clear (issue #13): the LoadBalancer `in-use` and the Service
+`drain-targets` finalizers go once their reason is gone, so deleting a namespace or the CRDs
+never needs a hand edit, even when the operator was down meanwhile."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from ecs_api import PROBE_NAMESPACE, Ecs, OperatorProcess
+from lb_support import LoadBalancers, lb_entry, load_balancer, web_definition
+from service_support import Services
+
+from ecs_operator.sandbox.cluster import ClusterConfig
+from ecs_operator.sandbox.runtime import SandboxThread
+from helpers import ClusterTarget, run_kubectl
+
+REPO = Path(__file__).resolve().parents[2]
+FAMILY = "web"
+SERVICE = "web"
+GONE_WITHIN = 60  # seconds; a deletion that needs a hand edit never completes
+CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+
+
+def load_balanced_service(services: Services, lbs: LoadBalancers, desired: int) -> None:
+    """A LoadBalancer in use (its `in-use` finalizer set) by a Service whose tasks are
+    registered (the Service's `drain-targets` finalizer set)."""
+    lbs.create(load_balancer())
+    services.create_body(web_definition(FAMILY))
+    services.ecs.wait_accepted(FAMILY)
+    services.create(SERVICE, FAMILY, desiredCount=desired, loadBalancers=[lb_entry()])
+    services.ecs.wait(
+        lambda: len(lbs.targets()) == desired and lbs.get()["metadata"].get("finalizers"),
+        f"{desired} targets registered and the LoadBalancer marked in use",
+        lambda: lbs.get(),
+        30,
+    )
+
+
+def test_namespace_deleted_while_the_operator_is_down_goes_once_it_returns(
+    ecs: Ecs, default_operator: OperatorProcess, sandbox_target: ClusterTarget
+) -> None:
+    services = Services(ecs)
+    lbs = LoadBalancers(services)
+    load_balanced_service(services, lbs, 2)
+    default_operator.kill()
+    sandbox_target.delete_namespace(ecs.namespace)
+    default_operator.start()
+    path = f"/api/v1/namespaces/{ecs.namespace}"
+    ecs.wait(
+        lambda: sandbox_target.http.get(path).status_code == 404,
+        "the namespace gone",
+        lambda: (lbs.get(), sandbox_target.http.get(path).json()),
+        GONE_WITHIN,
+    )
+
+
+@pytest.fixture
+def own_sandbox(tmp_path: Path) -> Iterator[ClusterTarget]:
+    """A sandbox of its own with the CRDs applied: the test deletes them."""
+    runner = SandboxThread(
+        cluster=ClusterConfig(nodes_per_zone=1, heartbeat_interval=0.5, pod_start_delay=0.01)
+    )
+    sandbox = runner.start()
+    try:
+        target = ClusterTarget("sandbox", Path(sandbox.kubeconfig_path), sandbox=runner)
+        applied = run_kubectl(
+            target.kubeconfig, tmp_path / "cache", "apply", "-f", str(REPO / "crds")
+        )
+        assert applied.returncode == 0, applied.stderr
+        probe = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": PROBE_NAMESPACE}}
+        assert target.http.post("/api/v1/namespaces", json=probe).status_code == 201
+        yield target
+    finally:
+        runner.stop()
+
+
+def test_deleting_the_crds_with_load_balancers_in_use_completes(
+    own_sandbox: ClusterTarget, tmp_path: Path
+) -> None:
+    operator = OperatorProcess(own_sandbox, tmp_path / "operator.log")
+    operator.start()
+    try:
+        ecs = Ecs(own_sandbox, own_sandbox.create_namespace(), operator.tail)
+        services = Services(ecs)
+        lbs = LoadBalancers(services)
+        load_balanced_service(services, lbs, 2)
+        deleted = run_kubectl(
+            own_sandbox.kubeconfig, tmp_path / "cache", "delete", "--wait=false", "-f",
+            str(REPO / "crds"),
+        )  # fmt: skip
+        assert deleted.returncode == 0, deleted.stderr
+
+        def remaining() -> list[str]:
+            items = own_sandbox.http.get(CRD_PATH).json()["items"]
+            return [
+                crd["metadata"]["name"]
+                for crd in items
+                if "ecs.operator.dev" in crd["metadata"]["name"]
+            ]
+
+        ecs.wait(lambda: not remaining(), "every ECS CRD gone", remaining, GONE_WITHIN)
+    finally:
+        operator.stop()
