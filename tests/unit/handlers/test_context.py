@@ -1,5 +1,6 @@
-"""`OperatorContext.container_instances`: the nodes as container instances, counting pods and the
-placed tasks whose Pod is not there yet; a node's instance is rebuilt only when it changed."""
+"""`OperatorContext`: a Service's tasks (owned by uid), and `container_instances`: the nodes as
+container instances, counting pods and the placed tasks whose Pod is not there yet; a node's
+instance is rebuilt only when it changed."""
 
 from typing import Any, cast
 
@@ -92,3 +93,20 @@ def test_a_task_whose_pod_appears_is_counted_once() -> None:
     found.pods.observe("ADDED", pod("a", "n1", 2))
     assert by_name(found)["n1"].group_counts == {"service:web": 1}
     assert by_name(found)["n1"].remaining_cpu_millicores == 3000
+
+
+def test_a_service_counts_only_the_tasks_it_owns_by_uid() -> None:
+    found = context()
+    service = {"metadata": {"namespace": "ns", "name": "web", "uid": "uid-web"}}
+    for name, uid in (("web-1", "uid-web"), ("web-forged", "uid-of-another"), ("web-2", "uid-web")):
+        body = task(name, "n1", 1)
+        body["metadata"]["ownerReferences"] = [{"kind": "Service", "name": "web", "uid": uid}]
+        body["metadata"]["labels"] = {labels.SERVICE_LABEL: "web"}
+        found.tasks.observe("ADDED", body)
+    labelled_only = task("web-labelled", "n1", 1)
+    labelled_only["metadata"]["labels"] = {labels.SERVICE_LABEL: "web"}
+    found.tasks.observe("ADDED", labelled_only)
+    assert sorted(t["metadata"]["name"] for t in found.service_tasks(service)) == [
+        "web-1",
+        "web-2",
+    ]
