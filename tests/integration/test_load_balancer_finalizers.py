@@ -8,7 +8,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ecs_api import PROBE_NAMESPACE, Ecs, OperatorProcess
+from ecs_api import (
+    GROUP,
+    PROBE_NAMESPACE,
+    VERSION,
+    Body,
+    Ecs,
+    OperatorProcess,
+    task,
+    task_definition,
+)
 from lb_support import LoadBalancers, lb_entry, load_balancer, web_definition
 from service_support import Services
 
@@ -79,6 +88,12 @@ def own_sandbox(tmp_path: Path) -> Iterator[ClusterTarget]:
 def test_deleting_the_crds_with_load_balancers_in_use_completes(
     own_sandbox: ClusterTarget, tmp_path: Path
 ) -> None:
+    """`kubectl delete -f crds/` while a LoadBalancer is in use: the operator clears its
+    finalizers on objects whose CRD is terminating (creates refused, Tasks gone at once).
+
+    One object of each kind carries the test's own finalizer until the operator's objects are
+    gone, so that no CRD vanishes before: the operator surviving a CRD that vanishes under its
+    watch is issue #13 item 6, not what this test proves."""
     operator = OperatorProcess(own_sandbox, tmp_path / "operator.log")
     operator.start()
     try:
@@ -86,20 +101,71 @@ def test_deleting_the_crds_with_load_balancers_in_use_completes(
         services = Services(ecs)
         lbs = LoadBalancers(services)
         load_balanced_service(services, lbs, 2)
+        holds = hold_every_kind(services)
         deleted = run_kubectl(
             own_sandbox.kubeconfig, tmp_path / "cache", "delete", "--wait=false", "-f",
             str(REPO / "crds"),
         )  # fmt: skip
         assert deleted.returncode == 0, deleted.stderr
 
+        def operators_objects() -> list[str]:
+            return [
+                f"{plural}/{item['metadata']['name']}"
+                for plural in ("loadbalancers", "services", "tasks")
+                for item in listed(services, plural)
+                if item["metadata"]["name"] != HOLD
+            ]
+
+        ecs.wait(
+            lambda: not operators_objects(),
+            "the LoadBalancer, the Service and its tasks gone",
+            operators_objects,
+            GONE_WITHIN,
+        )
+        assert operator.alive
+        release(services, holds)
+
         def remaining() -> list[str]:
             items = own_sandbox.http.get(CRD_PATH).json()["items"]
-            return [
-                crd["metadata"]["name"]
-                for crd in items
-                if "ecs.operator.dev" in crd["metadata"]["name"]
-            ]
+            return [c["metadata"]["name"] for c in items if GROUP in c["metadata"]["name"]]
 
         ecs.wait(lambda: not remaining(), "every ECS CRD gone", remaining, GONE_WITHIN)
     finally:
         operator.stop()
+
+
+HOLD = "hold"
+HOLD_FINALIZER = "test.ecs.operator.dev/hold"
+
+
+def listed(services: Services, plural: str) -> list[Body]:
+    response = services.request("GET", services.ecs.path(plural))
+    if response.status_code == 404:  # the kind is gone
+        return []
+    assert response.ok, response.text
+    items: list[Body] = response.json()["items"]
+    return items
+
+
+def hold_every_kind(services: Services) -> list[str]:
+    """An object of each ECS kind holding the test's finalizer; their plurals."""
+    bodies = {
+        "taskdefinitions": task_definition(HOLD),
+        "tasks": task(HOLD, HOLD, desiredStatus="STOPPED"),
+        "services": {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "Service",
+            "metadata": {"name": HOLD},
+            "spec": {"taskDefinition": HOLD, "desiredCount": 0},
+        },
+        "loadbalancers": load_balancer(HOLD),
+    }
+    for plural, body in bodies.items():
+        body["metadata"]["finalizers"] = [HOLD_FINALIZER]
+        services.json("POST", services.ecs.path(plural), (201,), json=body)
+    return list(bodies)
+
+
+def release(services: Services, plurals: list[str]) -> None:
+    for plural in plurals:
+        services.patch(plural, HOLD, {"metadata": {"finalizers": None}})
