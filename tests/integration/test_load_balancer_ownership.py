@@ -20,7 +20,7 @@ from lb_support import (
     load_balancer,
     web_definition,
 )
-from service_support import SERVICE_LABEL, Services, task_status
+from service_support import SERVICE_LABEL, Services
 
 FAMILY = "web"
 SERVICE = "web"
@@ -83,16 +83,15 @@ def test_a_load_balancer_named_like_another_service_is_refused_and_publishes_not
         ready["message"]
     )
     assert condition(lbs.status(CLASHING), "Degraded")["status"] == "True"
-    # The task's Pod runs, but the task waits ACTIVATING: it is never registered, and nothing
-    # is published for the other Service.
-    services.wait(
-        lambda: [
-            t for t in services.tasks(SERVICE) if task_status(t).get("lastStatus") == "ACTIVATING"
-        ],
-        "the service's task ACTIVATING",
-        SERVICE,
-        CONVERGE,
-    )
+
+    # The Service that names it says why it cannot use it, and nothing is registered or
+    # published for the other Service.
+    def service_reports() -> str | None:
+        message = str(condition(services.status(SERVICE), "Degraded").get("message", ""))
+        return message if "spec.loadBalancers[0].loadBalancerName" in message else None
+
+    message = services.wait(service_reports, "the Service reports the clash", SERVICE, CONVERGE)
+    assert f"the Service '{CLASHING}' in this namespace is not managed by it" in message
     assert not lbs.targets(CLASHING)
     assert lbs.slices(CLASHING) == []
     after = lbs.kubernetes_service(CLASHING)

@@ -553,6 +553,8 @@ def load_balancer_problems(
                     f"LoadBalancer {entry.load_balancer_name!r} is being deleted",
                 )
             )
+        elif (refusal := reported_refusal(lb)) is not None:
+            problems.append(Violation(f"{field}.loadBalancerName", refusal))
         container = containers.get(entry.container_name)
         if container is None:
             problems.append(

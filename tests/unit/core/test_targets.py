@@ -475,6 +475,16 @@ def test_load_balancer_entries_are_checked_against_the_revision() -> None:
         str(problem)
         == "spec.loadBalancers[0].loadBalancerName: LoadBalancer 'web-lb' is being deleted"
     )
+    refused = LoadBalancer.model_validate(
+        load_balancer().model_dump(mode="json")
+        | {
+            "status": lb_status(
+                load_balancer(), [], [], [], at(0), "LB refused"
+            ).status.model_dump()
+        }
+    )
+    [problem] = load_balancer_problems(service().spec, TASK_DEFINITION, {"web-lb": refused})
+    assert str(problem) == "spec.loadBalancers[0].loadBalancerName: LB refused"
 
 
 # ---------------------------------------------------------------------------------------------
