@@ -140,14 +140,27 @@ def test_forged_endpoint_slices_and_tasks_are_neither_changed_nor_counted(
             "ports": [{"name": "port-80", "port": WEB_PORT, "protocol": "TCP"}],
         },
     )
-    forged_task = {
-        "apiVersion": f"{GROUP}/v1alpha1",
-        "kind": "Task",
-        "metadata": {"name": "web-forged", "labels": {SERVICE_LABEL: SERVICE}},
-        "spec": {"taskDefinition": FAMILY},
-    }
-    services.json("POST", services.ecs.path("tasks"), (201,), json=forged_task)
-    services.ecs.wait_last_status("web-forged", "RUNNING")
+    # A Task with the Service's label, and one that also names the Service as its owner with
+    # the uid of another object (the sandbox's garbage collector, which finds owners by uid,
+    # keeps it; a real one would soon delete it).
+    forged = ("web-forged", "web-forged-owner")
+    definition_uid = services.ecs.task_definition(FAMILY)["metadata"]["uid"]
+    wrong_owner = {"apiVersion": f"{GROUP}/v1alpha1", "kind": "Service", "name": SERVICE}
+    for name, owners in zip(forged, ([], [wrong_owner | {"uid": definition_uid}]), strict=True):
+        body = {
+            "apiVersion": f"{GROUP}/v1alpha1",
+            "kind": "Task",
+            "metadata": {
+                "name": name,
+                "labels": {SERVICE_LABEL: SERVICE},
+                "ownerReferences": owners,
+            },
+            "spec": {"taskDefinition": FAMILY},
+        }
+        services.json("POST", services.ecs.path("tasks"), (201,), json=body)
+    for name in forged:
+        # Not one of the Service's: no registration to wait for (ACTIVATING), it just runs.
+        services.ecs.wait_last_status(name, "RUNNING")
 
     services.update(SERVICE, desiredCount=2)
 
@@ -162,7 +175,7 @@ def test_forged_endpoint_slices_and_tasks_are_neither_changed_nor_counted(
 
     def service_pods() -> dict[str, str]:
         # The test's selector is a label, which the forged task copies; the operator's is not.
-        return {k: v for k, v in lbs.running_pod_ips(SERVICE).items() if k != "web-forged"}
+        return {k: v for k, v in lbs.running_pod_ips(SERVICE).items() if k not in forged}
 
     services.ecs.wait(
         lambda: len(service_pods()) == 2 and own_endpoints() == service_pods(),
@@ -172,8 +185,9 @@ def test_forged_endpoint_slices_and_tasks_are_neither_changed_nor_counted(
     )
     status = services.status(SERVICE)
     assert status["runningCount"] == 2, status
-    assert "web-forged" not in {t["task"] for t in lbs.targets()}
-    assert services.ecs.task("web-forged")["spec"].get("desiredStatus", "RUNNING") == "RUNNING"
+    assert not set(forged) & {t["task"] for t in lbs.targets()}
+    for name in forged:
+        assert services.ecs.task(name)["spec"].get("desiredStatus", "RUNNING") == "RUNNING"
     kept = next((s for s in lbs.slices() if s["metadata"]["name"] == f"{LB_NAME}-forged"), None)
     assert kept is not None, "the operator deleted an EndpointSlice it does not own"
     assert kept["metadata"]["resourceVersion"] == forged_slice["metadata"]["resourceVersion"]
