@@ -4,6 +4,7 @@ never needs a hand edit, even when the operator was down meanwhile."""
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from ecs_api import (
     task,
     task_definition,
 )
-from lb_support import LoadBalancers, lb_entry, load_balancer, web_definition
+from lb_support import LB_NAME, LoadBalancers, lb_entry, load_balancer, web_definition
 from service_support import Services
 
 from ecs_operator.sandbox.cluster import ClusterConfig
@@ -61,6 +62,41 @@ def test_namespace_deleted_while_the_operator_is_down_goes_once_it_returns(
         lambda: sandbox_target.http.get(path).status_code == 404,
         "the namespace gone",
         lambda: (lbs.get(), sandbox_target.http.get(path).json()),
+        GONE_WITHIN,
+    )
+
+
+def test_a_deleted_service_whose_tasks_went_in_a_watch_gap_still_goes(
+    ecs: Ecs, default_operator: OperatorProcess, sandbox_target: ClusterTarget
+) -> None:
+    """The drain finalizer waits for tasks the API still has, not for those only a stale cache
+    remembers: here the tasks are deleted while the operator is paused with its watches
+    closed, and it resumes with a fresh LIST (410), which reports no deletion."""
+    services = Services(ecs)
+    lbs = LoadBalancers(services)
+    load_balanced_service(services, lbs, 2)
+    process = default_operator.process
+    assert process is not None
+    store = sandbox_target.sandbox.sandbox.store
+    process.send_signal(signal.SIGSTOP)
+    try:
+        sandbox_target.sandbox.call(store.close_watches)  # no event reaches the operator
+        ecs.delete("services", SERVICE)  # held by its drain finalizer
+        ecs.delete("loadbalancers", LB_NAME)  # held by its in-use finalizer
+        for task in services.tasks(SERVICE):
+            ecs.delete("tasks", task["metadata"]["name"])
+        sandbox_target.sandbox.call(lambda: store.close_watches(expire=True))  # resume: 410
+    finally:
+        process.send_signal(signal.SIGCONT)
+
+    def remaining() -> list[str]:
+        found = [ecs.get("services", SERVICE), ecs.get("loadbalancers", LB_NAME)]
+        return [f"{o['kind']}/{o['metadata']['name']}" for o in found if o is not None]
+
+    ecs.wait(
+        lambda: not remaining(),
+        "the Service and the LoadBalancer gone",
+        remaining,
         GONE_WITHIN,
     )
 

@@ -9,7 +9,6 @@ events on the Services.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -29,7 +28,6 @@ from ecs_operator.kube.client import (
     ENDPOINT_SLICES,
     KUBERNETES_SERVICES,
     LOAD_BALANCERS,
-    SERVICES,
     KubeError,
     Resource,
 )
@@ -41,7 +39,7 @@ from ecs_operator.models.task import Task
 logger = logging.getLogger(__name__)
 
 IN_USE_FINALIZER = labels.IN_USE_FINALIZER
-IN_USE_RECHECK_SECONDS = 5.0
+IN_USE_RECHECK_SECONDS = 30.0
 NAME_CLASH_RECHECK_SECONDS = 10.0
 
 
@@ -58,7 +56,6 @@ class LoadBalancerController:
         self.events = events
         self.tasks = tasks
         self.services = services
-        self._users_checked: dict[Key, float] = {}  # when a deleted one's users were listed
         self.queue: WorkQueue[Key] = WorkQueue(
             "loadbalancers", self.reconcile, workers=2, observe=metrics.observe_reconcile
         )
@@ -94,12 +91,10 @@ class LoadBalancerController:
         problems = []
         deleting = bool(body["metadata"].get("deletionTimestamp"))
         if deleting and users:
-            users = await self._users_in_api(key, users)
-        if deleting and users:
             problems.append(ecs_events.load_balancer_in_use(name, sorted(users)))
             await self.events.record(body, "Warning", "LoadBalancerInUse", problems[-1])
-            # Looked at again even if no watch event comes: the watch that should report the
-            # Services' deletion may be gone with their CRD.
+            # Looked at again even if no watch event comes: the Services' deletion may be seen
+            # only by the Service controller (a watch gone with their CRD).
             self.queue.add_after(key, IN_USE_RECHECK_SECONDS)
         updated = await self._mark_in_use(body, bool(users))
         if updated is None:
@@ -155,34 +150,6 @@ class LoadBalancerController:
         happened = finalizer_write_event(updated)
         self.context.load_balancers.observe(happened, updated)
         return None if happened == "DELETED" else updated
-
-    async def _users_in_api(self, key: Key, users: set[str]) -> set[str]:
-        """Those of `users` (Services naming the LoadBalancer, as the cache has them) that the
-        API still lists (asked at most every IN_USE_RECHECK_SECONDS; `users` in between): the
-        cache never forgets Services whose deletion its watch did not report (their CRD
-        deleted, or the watch stopped), and the in-use finalizer must not wait on them."""
-        now = time.monotonic()
-        checked = self._users_checked.get(key)
-        if checked is not None and now - checked < IN_USE_RECHECK_SECONDS:
-            return users
-        self._users_checked[key] = now
-        try:
-            listed = await self.context.kube.list(SERVICES, key[0])
-        except KubeError as error:
-            if not error.not_found:
-                raise
-            listed = []  # the Service kind itself is gone
-        confirmed = {
-            str(service["metadata"]["name"])
-            for service in listed
-            if any(
-                isinstance(entry, Mapping) and entry.get("loadBalancerName") == key[1]
-                for entry in (service.get("spec") or {}).get("loadBalancers") or ()
-            )
-        }
-        if not confirmed & users:
-            self._users_checked.pop(key, None)
-        return confirmed & users
 
     def _members(
         self, namespace: str, lb: LoadBalancer
