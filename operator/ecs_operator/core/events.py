@@ -305,6 +305,7 @@ def repeating_event_due(last_recorded: datetime | None, now: datetime) -> bool:
 ELB_HEALTH_CHECKS_FAILED: Final = "Task failed ELB health checks"
 REASON_LOAD_BALANCER_IN_USE: Final = "LoadBalancerInUse"
 REASON_LOAD_BALANCER_MISSING: Final = "LoadBalancerMissing"
+REASON_NAME_CONFLICT: Final = "NameConflict"
 
 
 def targets_registered(service: str, count: int, load_balancer: str) -> str:
@@ -341,4 +342,14 @@ def load_balancer_in_use(load_balancer: str, services: Sequence[str]) -> str:
     return (
         f"LoadBalancer {load_balancer} is being deleted while Services still use it: "
         f"{', '.join(sorted(services))}"
+    )
+
+
+def load_balancer_name_taken(load_balancer: str, kind: str, name: str, holder: str) -> str:
+    """Operator wording: the Kubernetes object a LoadBalancer would publish through exists and
+    is not the LoadBalancer's (``holder``: ``ownership.owner_description``), so nothing is
+    published (as Kubernetes refuses EndpointSlice writes to `edit`, CVE-2021-25740)."""
+    return (
+        f"LoadBalancer {load_balancer} publishes nothing: the {kind} {name!r} in this namespace "
+        f"is not managed by it ({holder}); rename the LoadBalancer or remove that {kind}"
     )

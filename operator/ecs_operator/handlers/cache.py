@@ -76,6 +76,11 @@ class ObjectCache:
             return key
         if self._known_gone(body):
             return key
+        tombstone = self._tombstones.get(key)
+        if tombstone is not None and _not_newer(body, tombstone):
+            # The response of the write that deleted it (the last finalizer removed), read
+            # after its DELETED event: keeping it would hold a deleted object for ever.
+            return key
         self._tombstones.pop(key, None)
         if held is not None and _not_newer(body, held):
             return key
@@ -255,3 +260,13 @@ def _not_newer(body: Mapping[str, Any], held: Mapping[str, Any]) -> bool:
         return False
     new, old = _version(body), _version(held)
     return new is not None and new <= (old or 0)
+
+
+def finalizer_write_event(body: Mapping[str, Any]) -> str:
+    """The watch event a finalizer write's response stands for: DELETED when it removed the
+    last finalizer of an object being deleted (the API server then deletes it, and a watch
+    started after that never reports it), MODIFIED otherwise. Not for Pods, whose deletion
+    also waits for the kubelet."""
+    metadata = body.get("metadata") or {}
+    gone = metadata.get("deletionTimestamp") and not metadata.get("finalizers")
+    return "DELETED" if gone else "MODIFIED"

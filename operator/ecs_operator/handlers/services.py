@@ -11,6 +11,7 @@ import asyncio
 import logging
 import random
 import secrets
+import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,9 +22,10 @@ from ecs_operator import API_GROUP, API_VERSION
 from ecs_operator.core import deployments, labels, placement, targets
 from ecs_operator.core.capacity import task_requirements
 from ecs_operator.core.deployments import LaunchRequest, ServiceState, ServiceTask, StopRequest
+from ecs_operator.core.ownership import owned_by
 from ecs_operator.core.render import effective_spec
 from ecs_operator.core.revisions import resolve_reference
-from ecs_operator.handlers.cache import Key, object_key
+from ecs_operator.handlers.cache import Key, finalizer_write_event, object_key
 from ecs_operator.handlers.context import OperatorContext
 from ecs_operator.handlers.metrics import OperatorMetrics
 from ecs_operator.handlers.workqueue import WorkQueue
@@ -44,6 +46,7 @@ FINALIZER = labels.DRAIN_FINALIZER
 MAX_STOPPED_TASKS_PER_SERVICE = 20
 PLACEMENT_RETRY_SECONDS = 30.0
 CONCURRENT_CREATES = 16
+DRAIN_CHECK_SECONDS = 5.0
 
 
 class ServiceController:
@@ -53,6 +56,7 @@ class ServiceController:
         self.context = context
         self.events = events
         self.rng = random.Random()
+        self._drain_checked: dict[Key, float] = {}  # when a deleted Service's tasks were listed
         self.queue: WorkQueue[Key] = WorkQueue(
             "services",
             self.reconcile,
@@ -183,6 +187,8 @@ class ServiceController:
         live = [
             t for t in self._tasks(body) if not (t.status and t.status.last_status == "STOPPED")
         ]
+        if live and not await self._live_in_api(key, body):
+            live = []  # the watch missed their deletion (their CRD deleted, say): nothing drains
         for task in live:
             if task.spec.desired_status != "STOPPED":
                 reason = f"Service {key[1]} is being deleted"
@@ -192,7 +198,30 @@ class ServiceController:
         if live:
             self.queue.add_after(key, 1.0)
         else:
+            self._drain_checked.pop(key, None)
             await self._set_finalizer(body, add=False)
+
+    async def _live_in_api(self, key: Key, body: Mapping[str, Any]) -> bool:
+        """Whether the API still lists a live task of the Service being deleted (asked at most
+        every DRAIN_CHECK_SECONDS; True in between). The cache alone could wait for ever on
+        tasks whose deletion its watch never reported: their CRD was deleted, or the watch
+        stopped."""
+        now = time.monotonic()
+        checked = self._drain_checked.get(key)
+        if checked is not None and now - checked < DRAIN_CHECK_SECONDS:
+            return True
+        self._drain_checked[key] = now
+        selector = f"{labels.SERVICE_LABEL}={labels.label_value(key[1])}"
+        try:
+            listed = await self.context.kube.list(TASKS, key[0], label_selector=selector)
+        except KubeError as error:
+            if not error.not_found:
+                raise
+            return False  # the Task kind itself is gone
+        return any(
+            owned_by(task, body) and (task.get("status") or {}).get("lastStatus") != "STOPPED"
+            for task in listed
+        )
 
     async def _set_finalizer(self, body: dict[str, Any], *, add: bool) -> None:
         updated = await self.context.kube.set_finalizer(SERVICES, body, FINALIZER, present=add)
@@ -409,10 +438,11 @@ class ServiceController:
             self._observe_own_write(body, updated)
 
     def _observe_own_write(self, read: Mapping[str, Any], written: dict[str, Any]) -> None:
-        """Cache the response of a write to the Service a reconcile `read`. Changed by someone
+        """Cache the response of a write to the Service a reconcile `read` (as DELETED when
+        the write removed the last finalizer of a Service being deleted). Changed by someone
         else since it was read, the watch event of that change is older than our write, so
         `observe` takes it for an echo: the change is reconciled from here instead."""
-        self.context.services.observe("MODIFIED", written)
+        self.context.services.observe(finalizer_write_event(written), written)
         if _what_reconcile_reads(written) != _what_reconcile_reads(read):
             self.queue.add(object_key(written))
 

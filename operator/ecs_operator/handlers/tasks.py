@@ -29,6 +29,7 @@ from ecs_operator.core.lifecycle import (
     is_on_lost_node,
     observe,
 )
+from ecs_operator.core.ownership import owned_by
 from ecs_operator.core.placement import ZONE_LABEL
 from ecs_operator.core.registration import MAX_UNSUPPORTED, accepted_condition, unsupported_text
 from ecs_operator.core.render import (
@@ -115,7 +116,7 @@ class TaskController:
             await self.context.kube.delete(TASKS, key[0], key[1], uid=body["metadata"]["uid"])
             return
         pod = self.context.pods.get(key)
-        if pod is not None and not self._owns(body, pod):
+        if pod is not None and not owned_by(pod, body):
             if pod["metadata"].get("deletionTimestamp"):
                 self.queue.add_after(key, 0.5)  # a previous Task's pod is still stopping
                 return
@@ -193,8 +194,8 @@ class TaskController:
     def _service_spec(self, body: dict[str, Any]) -> ServiceSpec | None:
         service = owner_name(body, "Service")
         found = self.context.services.get((body["metadata"]["namespace"], service or ""))
-        if found is None:
-            return None
+        if found is None or not owned_by(body, found):
+            return None  # not a service task, or one with a forged ownerReference
         try:
             return self.context.services.parsed(found, Service).spec
         except ValidationError:
@@ -248,7 +249,7 @@ class TaskController:
         containers' final exit codes must not be lost with it."""
         last = self.context.pods.tombstone(key)
         already_stopped = view.status is not None and view.status.last_status == "STOPPED"
-        if last is None or already_stopped or not self._owns(body, last):
+        if last is None or already_stopped or not owned_by(last, body):
             return observation
         ending = observe(view, last, now)
         final = observe(replace(view, status=ending.status), None, now)
@@ -313,10 +314,6 @@ class TaskController:
             return False
         self.context.tasks.observe("MODIFIED", updated)
         return True
-
-    def _owns(self, body: dict[str, Any], pod: dict[str, Any]) -> bool:
-        uid = body["metadata"]["uid"]
-        return any(ref.get("uid") == uid for ref in pod["metadata"].get("ownerReferences") or ())
 
     def _node_of(self, pod: dict[str, Any] | None) -> dict[str, Any] | None:
         node_name = (pod or {}).get("spec", {}).get("nodeName")

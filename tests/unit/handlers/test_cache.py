@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
 from ecs_operator.core.capacity import planned_node
-from ecs_operator.handlers.cache import ObjectCache
+from ecs_operator.handlers.cache import ObjectCache, finalizer_write_event
 
 
 def pod(name: str, rv: int, uid: str = "u1", **status: Any) -> dict[str, Any]:
@@ -283,3 +283,22 @@ def test_a_relist_replaces_an_object_recreated_under_its_name_unless_seen_delete
     assert cache.get(("ns", "p")) == pod("p", 1, uid="old")
     cache.replace([pod("p", 3, uid="new")], "3")
     assert cache.get(("ns", "p")) is None
+
+
+def test_a_late_write_response_never_brings_a_deleted_object_back() -> None:
+    cache = ObjectCache()
+    cache.observe("ADDED", pod("p", 1))
+    cache.observe("DELETED", pod("p", 3))  # the watch reports the deletion first
+    cache.observe("MODIFIED", pod("p", 3))  # then the response of the write that deleted it
+    cache.observe("MODIFIED", pod("p", 2))  # or of an earlier write
+    assert cache.get(("ns", "p")) is None
+    cache.observe("ADDED", pod("p", 4, uid="u2"))  # re-created: a new object
+    assert cache.get(("ns", "p")) == pod("p", 4, uid="u2")
+
+
+def test_a_finalizer_write_that_frees_a_deleted_object_stands_for_its_deletion() -> None:
+    deleting = {"metadata": {"name": "lb", "deletionTimestamp": "2025-01-01T00:00:00Z"}}
+    assert finalizer_write_event(deleting) == "DELETED"
+    held = {"metadata": {**deleting["metadata"], "finalizers": ["other"]}}
+    assert finalizer_write_event(held) == "MODIFIED"
+    assert finalizer_write_event({"metadata": {"name": "lb", "finalizers": []}}) == "MODIFIED"
