@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import secrets
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ecs_operator import API_GROUP, API_VERSION
-from ecs_operator.core import deployments, labels, placement, targets
+from ecs_operator.core import deployments, events, labels, launches, placement, targets
 from ecs_operator.core.capacity import task_requirements
 from ecs_operator.core.deployments import LaunchRequest, ServiceState, ServiceTask, StopRequest
 from ecs_operator.core.render import effective_spec
@@ -59,6 +58,9 @@ class ServiceController:
             workers=max(2, context.options.workers // 2),
             observe=metrics.observe_reconcile,
         )
+        # Our expectations: names of service tasks whose create may or may not have happened
+        # (the request failed with an unknown outcome), by Service.
+        self._in_flight: dict[Key, set[str]] = {}
 
     def enqueue(self, key: Key) -> None:
         self.queue.add(key)
@@ -82,6 +84,7 @@ class ServiceController:
     async def reconcile(self, key: Key) -> None:
         body = self.context.services.get(key)
         if body is None:
+            self._in_flight.pop(key, None)
             return  # deleted: ownerReference garbage collection removes its stopped tasks
         if body["metadata"].get("deletionTimestamp"):
             await self._delete(key, body)
@@ -97,6 +100,7 @@ class ServiceController:
             await self._set_finalizer(body, add=True)
         load_balancers = self.context.load_balancers_in(namespace)
         resolved, resolution_error, definition = self._resolve(namespace, service, load_balancers)
+        await self._settle_in_flight(key)
         tasks = self._tasks(body)
         health_checked = self._health_checks(namespace)
         plan = deployments.plan_service(
@@ -335,33 +339,73 @@ class ServiceController:
         )
         nodes = [r.instance for r in results if not isinstance(r, placement.PlacementFailure)]
         failure = next((r for r in results if isinstance(r, placement.PlacementFailure)), None)
+        in_flight = self._in_flight.get((namespace, name), set())
+        names = launches.launch_names(
+            name,
+            body["metadata"]["uid"],
+            launch.deployment_id,
+            len(nodes),
+            lambda task: task in in_flight or self.context.tasks.get((namespace, task)) is not None,
+        )
         # Created concurrently, a bounded number at a time: one request at a time would pace a
         # large scale-out by the API's round trip.
         limit = asyncio.Semaphore(CONCURRENT_CREATES)
 
-        async def create(node: str) -> str:
+        async def create(ordinal: int, task: str, node: str) -> str | None:
             async with limit:
-                created = await self._create_task(body, service, launch, node)
-            return str(created["metadata"]["uid"]).replace("-", "")
+                created = await self._create_task(body, service, launch, node, ordinal, task)
+            return None if created is None else str(created["metadata"]["uid"]).replace("-", "")
 
-        ids = await asyncio.gather(*(create(node) for node in nodes))
-        return list(ids), failure
+        # Every create settles before the next plan: one still in flight would not be counted.
+        creates = [create(o, task, node) for (o, task), node in zip(names, nodes, strict=True)]
+        settled = await asyncio.gather(*creates, return_exceptions=True)
+        for result in settled:
+            if isinstance(result, BaseException):
+                raise result
+        return [r for r in settled if isinstance(r, str)], failure
+
+    async def _settle_in_flight(self, key: Key) -> None:
+        """Creates whose outcome is unknown are read back before anything is planned, as the
+        ReplicaSet controller waits for its expectations: a task created after all is counted
+        (never launched twice), one that was not may be launched again. Until a read answers,
+        the reconcile fails and is retried."""
+        names = self._in_flight.get(key)
+        while names:
+            task = min(names)
+            if self.context.tasks.get((key[0], task)) is None:
+                found = await self.context.kube.get(TASKS, key[0], task)
+                if found is not None:
+                    self.context.tasks.observe("ADDED", found)
+            names.discard(task)
+        self._in_flight.pop(key, None)
 
     async def _create_task(
-        self, body: Mapping[str, Any], service: Service, launch: LaunchRequest, node: str
-    ) -> dict[str, Any]:
+        self,
+        body: Mapping[str, Any],
+        service: Service,
+        launch: LaunchRequest,
+        node: str,
+        ordinal: int,
+        task: str,
+    ) -> dict[str, Any] | None:
+        """Create service task `task` (the launch's `ordinal`): the Task, or None when its
+        name is held by something that is not this launch (reported; the next plan names the
+        launch anew, since the holder is now in the cache)."""
         namespace, name = body["metadata"].get("namespace", ""), body["metadata"]["name"]
         manifest: dict[str, Any] = {
             "apiVersion": f"{API_GROUP}/{API_VERSION}",
             "kind": "Task",
             "metadata": {
-                "name": f"{name}-{secrets.token_hex(5)}",
+                "name": task,
                 "namespace": namespace,
                 "labels": {
                     labels.SERVICE_LABEL: labels.label_value(name),
                     labels.MANAGED_BY_LABEL: labels.MANAGED_BY,
                 },
-                "annotations": {labels.PLACED_NODE_ANNOTATION: node},
+                "annotations": {
+                    labels.PLACED_NODE_ANNOTATION: node,
+                    launches.LAUNCH_ORDINAL_ANNOTATION: str(ordinal),
+                },
                 "ownerReferences": [
                     {
                         "apiVersion": f"{API_GROUP}/{API_VERSION}",
@@ -383,10 +427,29 @@ class ServiceController:
             manifest["spec"]["tags"] = [
                 t.model_dump(by_alias=True, exclude_none=True) for t in service.spec.tags
             ]
-        created = await self.context.kube.create(TASKS, namespace, manifest)
+        try:
+            found, created = await self.context.kube.create_or_get(TASKS, namespace, manifest)
+        except KubeError as error:
+            if error.outcome_unknown:
+                self._in_flight.setdefault((namespace, name), set()).add(task)
+            raise
         # Counted at once (our expectations): the next plan sees it even before the watch does.
-        self.context.tasks.observe("ADDED", created)
-        return created
+        # A holder that is not ours is cached too, so the next plan avoids its name.
+        self.context.tasks.observe("ADDED", found)
+        if created:
+            return found
+        verdict = launches.existing_verdict(found, manifest)
+        if verdict is launches.Existing.SAME_LAUNCH:
+            return found  # created by an attempt whose response was lost
+        logger.warning("service %s/%s: task name %s is taken (%s)", namespace, name, task, verdict)
+        await self.events.record(
+            body,
+            "Warning",
+            events.REASON_TASK_NAME_TAKEN,
+            events.service_task_name_taken(name, task, verdict.value),
+        )
+        self.queue.add_after((namespace, name), 1.0)
+        return None
 
     async def _write_status(self, body: Mapping[str, Any], status: ServiceStatus) -> None:
         updated = await self.context.kube.write_status(
