@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -131,14 +131,7 @@ class ServiceController:
         for request in stops:
             await self._stop_task(namespace, request)
         status, changed = plan.status, plan.changed
-        launched: dict[LaunchRequest, list[str]] = {}
-        failures: list[tuple[LaunchRequest, placement.PlacementFailure]] = []
-        for launch in plan.launch:
-            ids, failure = await self._launch(body, service, launch)
-            if ids:
-                launched[launch] = ids
-            if failure is not None:
-                failures.append((launch, failure))
+        launched, failures, launch_error = await self._launch_all(body, service, plan.launch)
         messages = list(plan.events)
         if launched:
             status, recorded = deployments.record_launches(status, name, launched, now, self.rng)
@@ -157,6 +150,8 @@ class ServiceController:
             self.queue.add_after(key, plan.requeue_after)
         if failures:
             self.queue.add_after(key, PLACEMENT_RETRY_SECONDS)
+        if launch_error is not None:
+            raise launch_error  # retried with back-off, the tasks it did launch recorded above
 
     async def _delete(self, key: Key, body: dict[str, Any]) -> None:
         """ECS's DeleteService for a load-balanced service: every task is stopped through its
@@ -301,10 +296,32 @@ class ServiceController:
             raise
         self.context.tasks.observe("MODIFIED", updated)
 
+    async def _launch_all(
+        self, body: Mapping[str, Any], service: Service, requests: Iterable[LaunchRequest]
+    ) -> tuple[
+        dict[LaunchRequest, list[str]],
+        list[tuple[LaunchRequest, placement.PlacementFailure]],
+        BaseException | None,
+    ]:
+        """Every launch of a plan: the ids created, what could not be placed, and the create
+        that failed, after which the rest waits for the next plan."""
+        launched: dict[LaunchRequest, list[str]] = {}
+        failures: list[tuple[LaunchRequest, placement.PlacementFailure]] = []
+        for launch in requests:
+            ids, failure, error = await self._launch(body, service, launch)
+            if ids:
+                launched[launch] = ids
+            if failure is not None:
+                failures.append((launch, failure))
+            if error is not None:
+                return launched, failures, error
+        return launched, failures, None
+
     async def _launch(
         self, body: Mapping[str, Any], service: Service, launch: LaunchRequest
-    ) -> tuple[list[str], placement.PlacementFailure | None]:
-        """Place and create `launch.count` tasks; the ids created and the first failure."""
+    ) -> tuple[list[str], placement.PlacementFailure | None, BaseException | None]:
+        """Place and create `launch.count` tasks: the ids created, the first placement failure
+        and the first create that failed."""
         namespace, name = body["metadata"].get("namespace", ""), body["metadata"]["name"]
         family, number = parse_task_definition_ref(launch.task_definition)
         record = next(
@@ -319,7 +336,7 @@ class ServiceController:
             logger.warning(
                 "service %s/%s: revision %s is gone", namespace, name, launch.task_definition
             )
-            return [], None
+            return [], None, None
         spec = effective_spec(TaskDefinitionSpec.model_validate(record.spec), None)
         constraints = list(service.spec.placement_constraints or ())
         if launch.node is not None:
@@ -359,10 +376,10 @@ class ServiceController:
         # Every create settles before the next plan: one still in flight would not be counted.
         creates = [create(o, task, node) for (o, task), node in zip(names, nodes, strict=True)]
         settled = await asyncio.gather(*creates, return_exceptions=True)
-        for result in settled:
-            if isinstance(result, BaseException):
-                raise result
-        return [r for r in settled if isinstance(r, str)], failure
+        error = next((r for r in settled if isinstance(r, BaseException)), None)
+        if isinstance(error, asyncio.CancelledError):
+            raise error
+        return [r for r in settled if isinstance(r, str)], failure, error
 
     async def _settle_in_flight(self, key: Key) -> None:
         """Creates whose outcome is unknown are read back before anything is planned, as the

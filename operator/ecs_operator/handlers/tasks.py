@@ -243,6 +243,10 @@ class TaskController:
         already_stopped = view.status is not None and view.status.last_status == "STOPPED"
         if last is None or already_stopped or not self._owns(body, last):
             return observation
+        if not last["metadata"].get("uid"):
+            # Only the Pod we were creating, withdrawn from the cache when its create failed
+            # with an unknown outcome: no sign that a Pod ran. The next launch finds out.
+            return observation
         ending = observe(view, last, now)
         final = observe(replace(view, status=ending.status), None, now)
         return replace(final, events=ending.events + final.events, actions=final.actions)

@@ -1,0 +1,111 @@
+"""Creates whose response is lost after the API committed them (a fault added here, in the
+test only): half of the Task and Pod creates in the test's namespace are answered 500 although
+the object exists, and so are half of the retries' 409s. A scale-out and a rolling deployment
+with maximumPercent 150 still launch every task exactly once, and the cap holds at every Task
+watch event."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from ecs_api import Ecs, container, task_definition
+from service_support import (
+    Services,
+    TaskWatch,
+    bounds_check,
+    deployment_configuration,
+    task_status,
+)
+
+from ecs_operator.sandbox.errors import ApiError
+from ecs_operator.sandbox.runtime import SandboxThread
+
+LOSS = 0.5
+LOST = "the create was carried out but its response is lost (test fault)"
+
+
+def describe(task: dict[str, Any]) -> str:
+    status = task_status(task)
+    ordinal = task["metadata"]["annotations"].get("ecs.operator.dev/launch-ordinal")
+    return f"{task['metadata']['name']} #{ordinal} {status.get('lastStatus')} {status.get('stoppedReason')}"
+
+
+@pytest.fixture
+def lost_create_responses(sandbox_thread: SandboxThread, ecs: Ecs) -> Iterator[list[str]]:
+    """Wrap the sandbox's request dispatch: for creates of tasks and pods in the test's
+    namespace, commit, then answer 500 with probability LOSS (a 409 for a name already taken
+    too). Yields the log of lost responses."""
+    sandbox = sandbox_thread.sandbox
+    assert sandbox is not None
+    api = sandbox.api
+    original = api._dispatch
+    rng = random.Random(20261206)
+    lost: list[str] = []
+
+    async def dispatch(request: Any, target: Any, verb: str) -> Any:
+        if verb != "create" or target.namespace != ecs.namespace:
+            return await original(request, target, verb)
+        if target.resource not in ("tasks", "pods"):
+            return await original(request, target, verb)
+        try:
+            response = await original(request, target, verb)
+        except ApiError as error:
+            if error.code != 409 or rng.random() >= LOSS:
+                raise
+            lost.append(f"409 {target.resource}")
+            raise ApiError(500, "InternalError", LOST) from error
+        if rng.random() < LOSS:
+            lost.append(f"201 {target.resource}")
+            raise ApiError(500, "InternalError", LOST)
+        return response
+
+    sandbox_thread.call(setattr, api, "_dispatch", dispatch)
+    try:
+        yield lost
+    finally:
+        sandbox_thread.call(delattr, api, "_dispatch")
+
+
+def test_lost_create_responses_never_duplicate_a_task_nor_pass_maximum_percent(
+    ecs: Ecs, lost_create_responses: list[str]
+) -> None:
+    services = Services(ecs)
+    desired = 20
+    services.create_body(task_definition("web"))
+    ecs.wait_accepted("web")
+    with TaskWatch(
+        services, bounds_check("web", lambda: desired, 100, 150, serving_floor=False)
+    ) as watch:
+        services.create(
+            "web",
+            "web",
+            desiredCount=desired,
+            deploymentConfiguration=deployment_configuration(100, 150),
+        )
+        services.wait_steady("web", desired, "web:1", timeout=60)
+        first = services.tasks("web")
+        launched_first = len(first)  # read before the deployment adds 20 more
+        services.update_task_definition(
+            "web", {"family": "web", "containerDefinitions": [container(cpu=1)]}
+        )
+        services.wait_steady("web", desired, "web:2", timeout=90)
+    watch.assert_clean()
+    # Exactly `desired` launched: none twice, none failed (every Task RUNNING).
+    assert launched_first == desired, [describe(t) for t in first]
+    assert all(task_status(t).get("lastStatus") == "RUNNING" for t in first), [
+        describe(t) for t in first
+    ]
+    tasks = services.tasks("web")
+    assert len(tasks) == 2 * desired, "a task was launched twice during the deployment"
+    # Each running task runs on its own Pod (a Pod create answered 500 was adopted, not lost).
+    for task in services.live("web"):
+        pod = ecs.pod(task["metadata"]["name"])
+        assert pod is not None
+        owners = [ref["uid"] for ref in pod["metadata"]["ownerReferences"]]
+        assert owners == [task["metadata"]["uid"]]
+    assert sum(r.startswith("201 tasks") for r in lost_create_responses) >= 5, lost_create_responses
+    assert any(r.startswith("409") for r in lost_create_responses), lost_create_responses
+    assert any(r.endswith("pods") for r in lost_create_responses), lost_create_responses
