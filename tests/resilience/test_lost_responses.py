@@ -30,7 +30,8 @@ LOST = "the create was carried out but its response is lost (test fault)"
 def describe(task: dict[str, Any]) -> str:
     status = task_status(task)
     ordinal = task["metadata"]["annotations"].get("ecs.operator.dev/launch-ordinal")
-    return f"{task['metadata']['name']} #{ordinal} {status.get('lastStatus')} {status.get('stoppedReason')}"
+    name = task["metadata"]["name"]
+    return f"{name} #{ordinal} {status.get('lastStatus')} {status.get('stoppedReason')}"
 
 
 @pytest.fixture
