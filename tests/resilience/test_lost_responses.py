@@ -110,3 +110,46 @@ def test_lost_create_responses_never_duplicate_a_task_nor_pass_maximum_percent(
     assert sum(r.startswith("201 tasks") for r in lost_create_responses) >= 5, lost_create_responses
     assert any(r.startswith("409") for r in lost_create_responses), lost_create_responses
     assert any(r.endswith("pods") for r in lost_create_responses), lost_create_responses
+
+
+@pytest.fixture
+def pod_name_squatted(sandbox_thread: SandboxThread, ecs: Ecs) -> Iterator[None]:
+    """Just before the operator's first Pod create in the test's namespace (Task `victim`'s)
+    is carried out, someone else's Pod takes that name (a race no cache can see), so the
+    create meets a 409."""
+    sandbox = sandbox_thread.sandbox
+    assert sandbox is not None
+    api = sandbox.api
+    original = api._dispatch
+    squatted: list[str] = []
+
+    async def dispatch(request: Any, target: Any, verb: str) -> Any:
+        creates_pod = verb == "create" and target.resource == "pods"
+        if creates_pod and target.namespace == ecs.namespace and not squatted:
+            squatter = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "victim"}}
+            squatter["spec"] = {"containers": [container("squatter")]}
+            api.store.create(target.rt, target.namespace, squatter)
+            squatted.append("victim")
+        return await original(request, target, verb)
+
+    sandbox_thread.call(setattr, api, "_dispatch", dispatch)
+    try:
+        yield
+    finally:
+        sandbox_thread.call(delattr, api, "_dispatch")
+
+
+def test_a_pod_create_conflicting_with_someone_elses_pod_fails_the_task(
+    ecs: Ecs, pod_name_squatted: None
+) -> None:
+    ecs.create_task_definition("web")
+    ecs.wait_accepted("web")
+    ecs.create_task("victim", "web")
+    status = ecs.wait_stopped("victim")
+    assert status["stopCode"] == "TaskFailedToStart"
+    assert status["stoppedReason"] == (
+        "TaskFailedToStart: a Pod named victim exists and is not this task's"
+    )
+    # The other Pod is left alone: not adopted, not deleted.
+    pod = ecs.pod("victim")
+    assert pod is not None and not pod["metadata"].get("ownerReferences")
