@@ -108,7 +108,11 @@ def test_default_deployment() -> None:
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     assert container["image"] == "ghcr.io/ecs-operator/ecs-operator:0.1.0"
-    assert container["args"] == ["--liveness=http://0.0.0.0:8080/healthz", "--metrics-port=9090"]
+    assert container["args"] == [
+        "--liveness=http://0.0.0.0:8080/healthz",
+        "--metrics-port=9090",
+        f"--leader-election-namespace={RELEASE_NAMESPACE}",
+    ]
     assert {"name": "metrics", "containerPort": 9090, "protocol": "TCP"} in container["ports"]
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert {"name": "health", "containerPort": 8080, "protocol": "TCP"} in container["ports"]
@@ -137,9 +141,17 @@ def test_scenarios_change_the_arguments() -> None:
         args("ha-values.yaml")
     )
     assert "--leader-elect" not in args("default-values.yaml")
+    # Every operator takes the Lease in the release namespace, elected or not.
+    assert f"--leader-election-namespace={RELEASE_NAMESPACE}" in args("default-values.yaml")
     ha = of_kind(render(CHART / "ci" / "ha-values.yaml"), "Deployment")[0]
     assert ha["spec"]["replicas"] == 2
     assert ha["spec"]["strategy"]["type"] == "RollingUpdate"
+
+
+def test_more_than_one_replica_elects_a_leader() -> None:
+    deployment = of_kind(render(None, "--set", "replicaCount=3"), "Deployment")[0]
+    assert "--leader-elect" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
 
 
 def test_service_monitor_is_off_by_default_and_scrapes_the_metrics_port() -> None:
@@ -163,7 +175,6 @@ def test_service_monitor_is_off_by_default_and_scrapes_the_metrics_port() -> Non
         (["--set", "image.tagg=1"], "additional properties 'tagg' not allowed"),
         (["--set", "metrics.serviceMonitor.labelz.a=b"], "'labelz' not allowed"),
         (["--set", "logLevel=trace"], "logLevel"),
-        (["--set", "replicaCount=2"], "needs leaderElection.enabled=true"),
         (
             ["--set", "metrics.enabled=false", "--set", "metrics.serviceMonitor.enabled=true"],
             "needs metrics.enabled=true",
