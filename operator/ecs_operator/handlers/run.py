@@ -60,13 +60,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--leader-elect",
         action="store_true",
-        help="run as one of several replicas: only the holder of a Lease reconciles",
+        help="run as one of several replicas: only the holder of the Lease reconciles, the "
+        "others stand by (without it, the operator refuses to start while another holds it)",
     )
     parser.add_argument(
         "--leader-election-namespace",
         default=os.environ.get("POD_NAMESPACE", "default"),
         metavar="NS",
-        help="namespace of the Lease (default: $POD_NAMESPACE, else default)",
+        help="namespace of the Lease every operator takes (default: $POD_NAMESPACE, else default)",
     )
     parser.add_argument(
         "--leader-election-lease-seconds",
