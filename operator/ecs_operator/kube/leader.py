@@ -128,8 +128,10 @@ class LeaderElection:
             await asyncio.sleep(self.retry_seconds)
 
     async def hold(self) -> None:
-        """Renew the Lease until a renewal deadline passes, or a fenced write found it lost;
-        then return (leadership lost)."""
+        """Renew the Lease; return (leadership lost) once renewals are refused past the renew
+        deadline (another holder, or the Lease changed under us), or a fenced write found it
+        lost. While the API cannot be reached the operator stays: it cannot write meanwhile,
+        and the fence renews (or finds the Lease lost) before its first write afterwards."""
         deadline = time.monotonic() + self.renew_seconds
         while not self._lost:
             await asyncio.sleep(self.retry_seconds)
@@ -137,7 +139,7 @@ class LeaderElection:
                 renewed = await self._try_acquire_or_renew()
             except KubeError as error:
                 logger.warning("leader election: renewal failed: %s", error)
-                renewed = False
+                continue
             if renewed:
                 deadline = time.monotonic() + self.renew_seconds
             elif time.monotonic() > deadline:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import os
 import subprocess
@@ -206,3 +207,41 @@ async def test_the_fence_runs_before_every_write_of_the_client() -> None:
     with pytest.raises(LeadershipLostError):
         await client.request("POST", "/api/v1/namespaces/x/pods", body={})
     assert calls == ["fence"] and client.writes == 0
+
+
+async def test_an_unreachable_api_does_not_end_leadership_but_fences_writes(
+    clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    leases = FakeLeases()
+    a = election(leases, "a")
+    assert await a.claim() is None
+    outage = KubeError(503, "ServiceUnavailable", "connection refused")
+    real_get = leases.get
+    down = True
+
+    async def get(*args: Any) -> Any:
+        if down:
+            raise outage
+        return await real_get(*args)
+
+    monkeypatch.setattr(leases, "get", get)
+    clock.now += 60
+    with pytest.raises(KubeError) as refused:
+        await a.ensure_leading()  # stale and unreachable: the write does not go out
+    assert refused.value is outage
+
+    rounds = 0
+
+    async def time_passes(_seconds: float) -> None:
+        nonlocal rounds, down
+        rounds += 1
+        clock.now += 5
+        down = rounds < 10  # 45 s more of outage, then the API answers again
+        if rounds == 12:
+            raise asyncio.CancelledError  # enough: hold() was still holding
+
+    monkeypatch.setattr(leader_module.asyncio, "sleep", time_passes)
+    with pytest.raises(asyncio.CancelledError):
+        await a.hold()
+    await a.ensure_leading()  # renewed after the outage: still the holder, writes go out
+    assert leases.lease is not None and leases.lease["spec"]["holderIdentity"] == "a"
