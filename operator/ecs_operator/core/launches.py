@@ -46,7 +46,7 @@ def launch_names(
     taken: Callable[[str], bool],
 ) -> list[tuple[int, str]]:
     """The `count` lowest ordinals of `deployment_id` whose names are not `taken` (held by
-    a Task known in the namespace, or by a create whose outcome is unknown), with their names.
+    a Task known in the namespace), with their names.
     Recomputed after a lost response, before the watch shows the Task, this yields the same
     names again."""
     chosen: list[tuple[int, str]] = []

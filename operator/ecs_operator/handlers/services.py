@@ -356,13 +356,13 @@ class ServiceController:
         )
         nodes = [r.instance for r in results if not isinstance(r, placement.PlacementFailure)]
         failure = next((r for r in results if isinstance(r, placement.PlacementFailure)), None)
-        in_flight = self._in_flight.get((namespace, name), set())
+        # Creates of unknown outcome were settled before planning: the cache knows every name.
         names = launches.launch_names(
             name,
             body["metadata"]["uid"],
             launch.deployment_id,
             len(nodes),
-            lambda task: task in in_flight or self.context.tasks.get((namespace, task)) is not None,
+            lambda task: self.context.tasks.get((namespace, task)) is not None,
         )
         # Created concurrently, a bounded number at a time: one request at a time would pace a
         # large scale-out by the API's round trip.
