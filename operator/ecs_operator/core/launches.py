@@ -9,8 +9,8 @@ object holding the name is ours and is this very launch (`existing_verdict`); an
 conflict: the name is skipped and the clash reported.
 
 The ordinal is recorded on the Task (`LAUNCH_ORDINAL_ANNOTATION`) so it is read, never parsed
-back out of a name. A Task's name can be reused only within its deployment once the Task object
-itself is gone (trimmed or expired); its `taskArn` (the uid) stays unique.
+back out of a name. A Task's name can be reused only within its deployment once the Task and
+its Pod are gone (trimmed or expired); its `taskArn` (the uid) stays unique.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def launch_names(
     taken: Callable[[str], bool],
 ) -> list[tuple[int, str]]:
     """The `count` lowest ordinals of `deployment_id` whose names are not `taken` (held by
-    a Task known in the namespace), with their names.
+    a Task, or a Pod, known in the namespace), with their names.
     Recomputed after a lost response, before the watch shows the Task, this yields the same
     names again."""
     chosen: list[tuple[int, str]] = []

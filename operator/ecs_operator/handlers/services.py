@@ -357,12 +357,17 @@ class ServiceController:
         nodes = [r.instance for r in results if not isinstance(r, placement.PlacementFailure)]
         failure = next((r for r in results if isinstance(r, placement.PlacementFailure)), None)
         # Creates of unknown outcome were settled before planning: the cache knows every name.
+        # A name whose Pod is still there (its Task deleted, the Pod not yet collected) is
+        # taken too: the new Task would find someone else's Pod under its name.
         names = launches.launch_names(
             name,
             body["metadata"]["uid"],
             launch.deployment_id,
             len(nodes),
-            lambda task: self.context.tasks.get((namespace, task)) is not None,
+            lambda task: (
+                self.context.tasks.get((namespace, task)) is not None
+                or self.context.pods.get((namespace, task)) is not None
+            ),
         )
         # Created concurrently, a bounded number at a time: one request at a time would pace a
         # large scale-out by the API's round trip.
