@@ -133,8 +133,11 @@ class LeaderElection:
         lost. While the API cannot be reached the operator stays: it cannot write meanwhile,
         and the fence renews (or finds the Lease lost) before its first write afterwards."""
         deadline = time.monotonic() + self.renew_seconds
+        pause = self.retry_seconds
         while not self._lost:
-            await asyncio.sleep(self.retry_seconds)
+            await asyncio.sleep(pause)
+            # After a failure, try again soon: a renewal has until the deadline to succeed.
+            pause = min(self.retry_seconds, self.lease_seconds / 15)
             try:
                 renewed = await self._try_acquire_or_renew()
             except KubeError as error:
@@ -142,6 +145,7 @@ class LeaderElection:
                 continue
             if renewed:
                 deadline = time.monotonic() + self.renew_seconds
+                pause = self.retry_seconds
             elif time.monotonic() > deadline:
                 break
         self._lost = True

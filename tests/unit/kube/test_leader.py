@@ -245,3 +245,38 @@ async def test_an_unreachable_api_does_not_end_leadership_but_fences_writes(
         await a.hold()
     await a.ensure_leading()  # renewed after the outage: still the holder, writes go out
     assert leases.lease is not None and leases.lease["spec"]["holderIdentity"] == "a"
+
+
+async def test_a_refused_renewal_is_retried_soon_and_leadership_kept(
+    clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    leases = FakeLeases()
+    kube: Any = leases
+    single = LeaderElection(
+        kube, "ns", "ecs-operator", "a", lease_seconds=15, renew_seconds=10, retry_seconds=5
+    )
+    assert await single.claim() is None
+    real_patch = leases.patch
+    refusals = 1
+
+    async def patch(*args: Any) -> Any:
+        nonlocal refusals
+        if refusals:
+            refusals -= 1
+            raise KubeError(409, "Conflict", "injected")
+        return await real_patch(*args)
+
+    monkeypatch.setattr(leases, "patch", patch)
+    pauses: list[float] = []
+
+    async def time_passes(seconds: float) -> None:
+        pauses.append(seconds)
+        clock.now += seconds
+        if len(pauses) == 4:
+            raise asyncio.CancelledError
+
+    monkeypatch.setattr(leader_module.asyncio, "sleep", time_passes)
+    with pytest.raises(asyncio.CancelledError):
+        await single.hold()
+    assert pauses == [5, 1, 5, 5]  # the refused renewal is tried again after 1 s, not 5
+    await single.ensure_leading()
