@@ -29,6 +29,12 @@ TASK_FAILED_TO_START: Final = "TaskFailedToStart"
 POD_DELETED: Final = "Task stopped: its pod was deleted"
 POD_DELETED_BEFORE_START: Final = "TaskFailedToStart: its pod was deleted before the task started"
 
+
+def pod_name_taken(task: str) -> str:
+    """Operator wording: the Task's Pod name is held by a Pod this Task does not control."""
+    return start_failure(TASK_FAILED_TO_START, f"a Pod named {task} exists and is not this task's")
+
+
 EventType = Literal["Normal", "Warning"]
 
 # Kubernetes Event reasons.
@@ -275,6 +281,15 @@ def az_balance(service: str, tasks_per_zone: Mapping[str, int], balanced: bool) 
     if balanced:
         return f"(service {service}) is AZ balanced with {listed}."
     return f"(service {service}) is not AZ balanced with {listed}. AZ Rebalancing in progress."
+
+
+REASON_TASK_NAME_TAKEN: Final = "TaskNameTaken"
+
+
+def service_task_name_taken(service: str, task: str, holder: str) -> str:
+    """Operator wording: a launch's derived name is held by another Task (``holder`` says
+    whose); that launch is skipped and made again under another name."""
+    return f"(service {service}) did not start task {task}: a Task of that name exists ({holder})."
 
 
 def service_task_definition_unusable(service: str, error: str) -> str:

@@ -10,16 +10,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
 
 from ecs_operator import API_GROUP, API_VERSION
-from ecs_operator.core import deployments, labels, placement, targets
+from ecs_operator.core import deployments, events, labels, launches, placement, targets
 from ecs_operator.core.capacity import task_requirements
 from ecs_operator.core.deployments import LaunchRequest, ServiceState, ServiceTask, StopRequest
 from ecs_operator.core.ownership import owned_by
@@ -63,6 +62,9 @@ class ServiceController:
             workers=max(2, context.options.workers // 2),
             observe=metrics.observe_reconcile,
         )
+        # Our expectations: names of service tasks whose create may or may not have happened
+        # (the request failed with an unknown outcome), by Service.
+        self._in_flight: dict[Key, set[str]] = {}
 
     def enqueue(self, key: Key) -> None:
         self.queue.add(key)
@@ -97,6 +99,7 @@ class ServiceController:
     async def reconcile(self, key: Key) -> None:
         body = self.context.services.get(key)
         if body is None:
+            self._in_flight.pop(key, None)
             return  # deleted: ownerReference garbage collection removes its stopped tasks
         if body["metadata"].get("deletionTimestamp"):
             await self._delete(key, body)
@@ -113,6 +116,7 @@ class ServiceController:
         load_balancers = self.context.load_balancers_in(namespace)
         resolved, resolution_error, definition = self._resolve(namespace, service)
         load_balancer_error = _load_balancer_error(service.spec, definition, load_balancers)
+        await self._settle_in_flight(key)
         tasks = self._tasks(body)
         health_checked = self._health_checks(namespace)
         plan = deployments.plan_service(
@@ -144,14 +148,7 @@ class ServiceController:
         for request in stops:
             await self._stop_task(namespace, request)
         status, changed = plan.status, plan.changed
-        launched: dict[LaunchRequest, list[str]] = {}
-        failures: list[tuple[LaunchRequest, placement.PlacementFailure]] = []
-        for launch in plan.launch:
-            ids, failure = await self._launch(body, service, launch)
-            if ids:
-                launched[launch] = ids
-            if failure is not None:
-                failures.append((launch, failure))
+        launched, failures, launch_error = await self._launch_all(body, service, plan.launch)
         messages = list(plan.events)
         if launched:
             status, recorded = deployments.record_launches(status, name, launched, now, self.rng)
@@ -176,6 +173,8 @@ class ServiceController:
             self.queue.add_after(key, plan.requeue_after)
         if failures:
             self.queue.add_after(key, PLACEMENT_RETRY_SECONDS)
+        if launch_error is not None:
+            raise launch_error  # retried with back-off, the tasks it did launch recorded above
 
     async def _delete(self, key: Key, body: dict[str, Any]) -> None:
         """ECS's DeleteService for a load-balanced service: every task is stopped through its
@@ -339,10 +338,32 @@ class ServiceController:
             raise
         self.context.tasks.observe("MODIFIED", updated)
 
+    async def _launch_all(
+        self, body: Mapping[str, Any], service: Service, requests: Iterable[LaunchRequest]
+    ) -> tuple[
+        dict[LaunchRequest, list[str]],
+        list[tuple[LaunchRequest, placement.PlacementFailure]],
+        BaseException | None,
+    ]:
+        """Every launch of a plan: the ids created, what could not be placed, and the create
+        that failed, after which the rest waits for the next plan."""
+        launched: dict[LaunchRequest, list[str]] = {}
+        failures: list[tuple[LaunchRequest, placement.PlacementFailure]] = []
+        for launch in requests:
+            ids, failure, error = await self._launch(body, service, launch)
+            if ids:
+                launched[launch] = ids
+            if failure is not None:
+                failures.append((launch, failure))
+            if error is not None:
+                return launched, failures, error
+        return launched, failures, None
+
     async def _launch(
         self, body: Mapping[str, Any], service: Service, launch: LaunchRequest
-    ) -> tuple[list[str], placement.PlacementFailure | None]:
-        """Place and create `launch.count` tasks; the ids created and the first failure."""
+    ) -> tuple[list[str], placement.PlacementFailure | None, BaseException | None]:
+        """Place and create `launch.count` tasks: the ids created, the first placement failure
+        and the first create that failed."""
         namespace, name = body["metadata"].get("namespace", ""), body["metadata"]["name"]
         family, number = parse_task_definition_ref(launch.task_definition)
         record = next(
@@ -357,7 +378,7 @@ class ServiceController:
             logger.warning(
                 "service %s/%s: revision %s is gone", namespace, name, launch.task_definition
             )
-            return [], None
+            return [], None, None
         spec = effective_spec(TaskDefinitionSpec.model_validate(record.spec), None)
         constraints = list(service.spec.placement_constraints or ())
         if launch.node is not None:
@@ -377,33 +398,78 @@ class ServiceController:
         )
         nodes = [r.instance for r in results if not isinstance(r, placement.PlacementFailure)]
         failure = next((r for r in results if isinstance(r, placement.PlacementFailure)), None)
+        # Creates of unknown outcome were settled before planning: the cache knows every name.
+        # A name whose Pod is still there (its Task deleted, the Pod not yet collected) is
+        # taken too: the new Task would find someone else's Pod under its name.
+        names = launches.launch_names(
+            name,
+            body["metadata"]["uid"],
+            launch.deployment_id,
+            len(nodes),
+            lambda task: (
+                self.context.tasks.get((namespace, task)) is not None
+                or self.context.pods.get((namespace, task)) is not None
+            ),
+        )
         # Created concurrently, a bounded number at a time: one request at a time would pace a
         # large scale-out by the API's round trip.
         limit = asyncio.Semaphore(CONCURRENT_CREATES)
 
-        async def create(node: str) -> str:
+        async def create(ordinal: int, task: str, node: str) -> str | None:
             async with limit:
-                created = await self._create_task(body, service, launch, node)
-            return str(created["metadata"]["uid"]).replace("-", "")
+                created = await self._create_task(body, service, launch, node, ordinal, task)
+            return None if created is None else str(created["metadata"]["uid"]).replace("-", "")
 
-        ids = await asyncio.gather(*(create(node) for node in nodes))
-        return list(ids), failure
+        # Every create settles before the next plan: one still in flight would not be counted.
+        creates = [create(o, task, node) for (o, task), node in zip(names, nodes, strict=True)]
+        settled = await asyncio.gather(*creates, return_exceptions=True)
+        error = next((r for r in settled if isinstance(r, BaseException)), None)
+        if isinstance(error, asyncio.CancelledError):
+            raise error
+        return [r for r in settled if isinstance(r, str)], failure, error
+
+    async def _settle_in_flight(self, key: Key) -> None:
+        """Creates whose outcome is unknown are read back before anything is planned, as the
+        ReplicaSet controller waits for its expectations: a task created after all is counted
+        (never launched twice), one that was not may be launched again. Until a read answers,
+        the reconcile fails and is retried."""
+        names = self._in_flight.get(key)
+        while names:
+            task = min(names)
+            if self.context.tasks.get((key[0], task)) is None:
+                found = await self.context.kube.get(TASKS, key[0], task)
+                if found is not None:
+                    self.context.tasks.observe("ADDED", found)
+            names.discard(task)
+        self._in_flight.pop(key, None)
 
     async def _create_task(
-        self, body: Mapping[str, Any], service: Service, launch: LaunchRequest, node: str
-    ) -> dict[str, Any]:
+        self,
+        body: Mapping[str, Any],
+        service: Service,
+        launch: LaunchRequest,
+        node: str,
+        ordinal: int,
+        task: str,
+    ) -> dict[str, Any] | None:
+        """Create service task `task` (the launch's `ordinal`): the Task, or None when its
+        name is held by something that is not this launch (reported; the next plan names the
+        launch anew, since the holder is now in the cache)."""
         namespace, name = body["metadata"].get("namespace", ""), body["metadata"]["name"]
         manifest: dict[str, Any] = {
             "apiVersion": f"{API_GROUP}/{API_VERSION}",
             "kind": "Task",
             "metadata": {
-                "name": f"{name}-{secrets.token_hex(5)}",
+                "name": task,
                 "namespace": namespace,
                 "labels": {
                     labels.SERVICE_LABEL: labels.label_value(name),
                     labels.MANAGED_BY_LABEL: labels.MANAGED_BY,
                 },
-                "annotations": {labels.PLACED_NODE_ANNOTATION: node},
+                "annotations": {
+                    labels.PLACED_NODE_ANNOTATION: node,
+                    launches.LAUNCH_ORDINAL_ANNOTATION: str(ordinal),
+                },
                 "ownerReferences": [
                     {
                         "apiVersion": f"{API_GROUP}/{API_VERSION}",
@@ -425,10 +491,29 @@ class ServiceController:
             manifest["spec"]["tags"] = [
                 t.model_dump(by_alias=True, exclude_none=True) for t in service.spec.tags
             ]
-        created = await self.context.kube.create(TASKS, namespace, manifest)
+        try:
+            found, created = await self.context.kube.create_or_get(TASKS, namespace, manifest)
+        except KubeError as error:
+            if error.outcome_unknown:
+                self._in_flight.setdefault((namespace, name), set()).add(task)
+            raise
         # Counted at once (our expectations): the next plan sees it even before the watch does.
-        self.context.tasks.observe("ADDED", created)
-        return created
+        # A holder that is not ours is cached too, so the next plan avoids its name.
+        self.context.tasks.observe("ADDED", found)
+        if created:
+            return found
+        verdict = launches.existing_verdict(found, manifest)
+        if verdict is launches.Existing.SAME_LAUNCH:
+            return found  # created by an attempt whose response was lost
+        logger.warning("service %s/%s: task name %s is taken (%s)", namespace, name, task, verdict)
+        await self.events.record(
+            body,
+            "Warning",
+            events.REASON_TASK_NAME_TAKEN,
+            events.service_task_name_taken(name, task, verdict.value),
+        )
+        self.queue.add_after((namespace, name), 1.0)
+        return None
 
     async def _write_status(self, body: Mapping[str, Any], status: ServiceStatus) -> None:
         updated = await self.context.kube.write_status(

@@ -19,6 +19,8 @@ from pydantic import ValidationError
 from ecs_operator.core import events as ecs_events
 from ecs_operator.core import labels, placement
 from ecs_operator.core.capacity import cluster_instances, reservation, task_requirements
+from ecs_operator.core.events import pod_name_taken
+from ecs_operator.core.launches import is_controlled_by
 from ecs_operator.core.lifecycle import (
     Event,
     Observation,
@@ -121,7 +123,7 @@ class TaskController:
                 self.queue.add_after(key, 0.5)  # a previous Task's pod is still stopping
                 return
             pod = None
-            failure = f"TaskFailedToStart: a Pod named {key[1]} exists and is not this task's"
+            failure = pod_name_taken(key[1])
         else:
             failure = None
         record, resolve_error = self._resolve(
@@ -250,6 +252,10 @@ class TaskController:
         last = self.context.pods.tombstone(key)
         already_stopped = view.status is not None and view.status.last_status == "STOPPED"
         if last is None or already_stopped or not owned_by(last, body):
+            return observation
+        if not last["metadata"].get("uid"):
+            # Only the Pod we were creating, withdrawn from the cache when its create failed
+            # with an unknown outcome: no sign that a Pod ran. The next launch finds out.
             return observation
         ending = observe(view, last, now)
         final = observe(replace(view, status=ending.status), None, now)
@@ -459,10 +465,10 @@ class TaskController:
         # must see this one (distinctInstance, spread, remaining resources).
         self.context.pods.observe("ADDED", rendered.manifest)
         try:
-            created = await self.context.kube.create(PODS, namespace, rendered.manifest)
+            found, created = await self.context.kube.create_or_get(
+                PODS, namespace, rendered.manifest
+            )
         except KubeError as error:
-            if error.conflict:
-                return None, []  # already launched (a restart raced its own watch)
             self.context.pods.observe("DELETED", rendered.manifest)
             if error.code in (400, 403, 422):
                 return f"CannotStartContainerError: the Pod was refused: {error.message}", []
@@ -470,7 +476,13 @@ class TaskController:
         except BaseException:
             self.context.pods.observe("DELETED", rendered.manifest)
             raise
-        self.context.pods.observe("ADDED", created)
+        self.context.pods.observe("ADDED", found)
+        if not created and not is_controlled_by(found, body["metadata"]["uid"]):
+            # Someone else's Pod holds the name: a conflict, never taken for our launch. One
+            # still stopping (a previous Task's of the same name) is waited for by the retry.
+            if found["metadata"].get("deletionTimestamp"):
+                raise KubeError(409, "AlreadyExists", f"a previous pod {name} is still stopping")
+            return pod_name_taken(name), []
         self._launched_at[(namespace, name)] = time.monotonic()
         return None, rendered.unsupported
 

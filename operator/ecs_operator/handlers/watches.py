@@ -19,8 +19,6 @@ import json
 import logging
 import os
 import signal
-import socket
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -55,7 +53,7 @@ from ecs_operator.kube.client import (
     kubeconfig_credentials,
 )
 from ecs_operator.kube.events import EventRecorder
-from ecs_operator.kube.leader import LeaderElection
+from ecs_operator.kube.leader import LeaderElection, local_identity
 
 LEASE_NAME = "ecs-operator"
 MANAGED_SELECTOR = f"{labels.MANAGED_BY_LABEL}={labels.MANAGED_BY}"
@@ -124,11 +122,15 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     memo.relists = Relists(memo, metrics)
     memo.relists.queue.start()
     install(WatchGuard(memo.relists))
+    election: LeaderElection = memo.election
     if options.leader_election:
         # Watches start now either way, so a standby's caches are warm when it takes over.
-        memo.leadership = asyncio.create_task(_lead(memo))
+        memo.leadership = asyncio.create_task(_lead(memo, election))
     else:
+        # `run` claimed the Lease before starting (refusing a second operator): keep it.
+        context.kube.fence = election.ensure_leading
         await _start_controllers(memo)
+        memo.leadership = asyncio.create_task(_hold(election))
 
 
 async def _start_controllers(memo: kopf.Memo) -> None:
@@ -234,22 +236,33 @@ def _resource_name(kind: WatchedKind) -> str:
     return f"{kind.plural}.{kind.group}" if kind.group else kind.plural
 
 
-async def _lead(memo: kopf.Memo) -> None:
-    options: OperatorOptions = memo.options
-    election = LeaderElection(
-        memo.context.kube,
+def leader_election(options: OperatorOptions) -> LeaderElection:
+    """The operator's claim on the Lease, through a client of its own: the operator's client
+    is fenced by this election, which must not fence itself. Standbys poll and renew every
+    lease/7.5 (client-go's 2 s for 15 s); a single operator renews every third of a lease."""
+    lease = options.leader_election_lease_seconds
+    return LeaderElection(
+        KubeClient.from_kubeconfig(options.kubeconfig),
         options.leader_election_namespace,
         LEASE_NAME,
-        f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}",
-        lease_seconds=options.leader_election_lease_seconds,
-        renew_seconds=options.leader_election_lease_seconds * 2 / 3,
-        retry_seconds=max(0.2, options.leader_election_lease_seconds / 7.5),
+        local_identity(),
+        lease_seconds=lease,
+        renew_seconds=lease * 2 / 3,
+        retry_seconds=max(0.2, lease / 7.5 if options.leader_election else lease / 3),
     )
+
+
+async def _lead(memo: kopf.Memo, election: LeaderElection) -> None:
     await election.acquire()
+    memo.context.kube.fence = election.ensure_leading
     await _start_controllers(memo)
+    await _hold(election)
+
+
+async def _hold(election: LeaderElection) -> None:
     await election.hold()
     # Leadership lost: stop at once (as client-go does) so a restart rejoins as a standby
-    # rather than acting alongside the new leader.
+    # (or finds the new holder and refuses) rather than acting alongside the new leader.
     os.kill(os.getpid(), signal.SIGTERM)
 
 
@@ -264,6 +277,9 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     await memo.services.stop()
     await memo.load_balancers.stop()
     memo.context.kube.close()
+    election: LeaderElection = memo.election
+    await election.release()
+    election.kube.close()
 
 
 @kopf.on.event(API_GROUP, "tasks")

@@ -13,7 +13,7 @@ import asyncio
 import json
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -126,6 +126,12 @@ class KubeError(Exception):
         return self.code == 409
 
     @property
+    def outcome_unknown(self) -> bool:
+        """A write that failed this way may still have been carried out (the server erred or
+        the connection broke after the request went out); a 429 or a 4xx was refused."""
+        return self.code >= 500
+
+    @property
     def namespace_gone(self) -> bool:
         """Refused because the object's namespace is being deleted or is gone: whatever was
         being done there has nothing left to do."""
@@ -149,6 +155,8 @@ class KubeClient:
         self._max_attempts = max_attempts
         self._max_backoff = max_backoff
         self.writes = 0  # API writes issued, for benchmarks and the "resync writes nothing" check
+        # Awaited before every write: the leader's check of its Lease (no write on a stale one).
+        self.fence: Callable[[], Awaitable[None]] | None = None
 
     @classmethod
     def from_kubeconfig(cls, path: str | None = None) -> KubeClient:
@@ -179,6 +187,8 @@ class KubeClient:
         """Send one request, retrying transient failures; return the decoded JSON body."""
         url_path = f"{path}?{urlencode(query)}" if query else path
         if method != "GET":
+            if self.fence is not None:
+                await self.fence()
             self.writes += 1
         for attempt in range(1, self._max_attempts + 1):
             try:
@@ -262,6 +272,23 @@ class KubeClient:
     ) -> dict[str, Any]:
         result: dict[str, Any] = await self.request("POST", resource.path(namespace), body=body)
         return result
+
+    async def create_or_get(
+        self, resource: Resource, namespace: str | None, body: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], bool]:
+        """Create `body`: `(created, True)`; when its name is taken, `(the object holding it,
+        False)`. A create retried after its response was lost meets itself this way; whether
+        the holder is the caller's own is for the caller to judge. A 409 while the name is free
+        (a conflict of another kind) is raised."""
+        try:
+            return await self.create(resource, namespace, body), True
+        except KubeError as error:
+            if not error.conflict:
+                raise
+            existing = await self.get(resource, namespace, body["metadata"]["name"])
+            if existing is None:
+                raise
+            return existing, False
 
     async def replace(
         self, resource: Resource, namespace: str | None, name: str, body: Mapping[str, Any]
