@@ -56,7 +56,12 @@ def operator(
     target.http.post("/api/v1/namespaces", json=namespace)
     workdir = tmp_path_factory.mktemp("operator")
     identity = None if target.is_sandbox else operator_identity(target, workdir)
-    process = OperatorProcess(target, workdir / "operator.log", kubeconfig=identity)
+    process = OperatorProcess(
+        target,
+        workdir / "operator.log",
+        kubeconfig=identity,
+        pod_namespace=None if identity is None else OPERATOR_NAMESPACE,
+    )
     process.start()
     try:
         yield process

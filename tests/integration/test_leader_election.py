@@ -22,6 +22,8 @@ from ecs_operator.sandbox.cluster import ClusterConfig
 from ecs_operator.sandbox.runtime import SandboxThread
 from helpers import ClusterTarget, run_kubectl, wait_for
 
+pytestmark = pytest.mark.own_sandbox
+
 REPO = Path(__file__).resolve().parents[2]
 LEASE_SECONDS = 2.0
 ECS = "/apis/ecs.operator.dev/v1alpha1/namespaces/default"

@@ -121,6 +121,7 @@ def own_sandbox(tmp_path: Path) -> Iterator[ClusterTarget]:
         runner.stop()
 
 
+@pytest.mark.own_sandbox
 def test_deleting_the_crds_with_load_balancers_in_use_completes(
     own_sandbox: ClusterTarget, tmp_path: Path
 ) -> None:
