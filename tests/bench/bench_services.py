@@ -7,8 +7,10 @@ pods each: the simulator hands out one /24 of pod IPs per node), with `ecs-opera
 subprocess, then the Kopf floor (`floor_operator.py`) alone, each phase in its own namespace
 (reference/targets.md P2-P5); client-side monotonic clocks throughout:
 
-- P3 replacement: a Service of `replace_tasks` tasks runs; `failures` of its pods get the
-  sandbox's `exit` annotation (their essential container exits 1), paced at FAILURE_RATE/s.
+- P3 replacement: a Service of `replace_tasks` tasks runs; once they have run for
+  STARTUP_FAILURE_SECONDS (a task that stops sooner counts as one that failed to start, and the
+  service then throttles its launches: that would measure the throttle), `failures` of its pods
+  get the sandbox's `exit` annotation (their essential container exits 1), paced at FAILURE_RATE/s.
   From the moment the pod watch shows a container terminated to the moment it shows the Pod of
   a new task of that service; failures and new Pods are paired in order (first failure, first
   new Pod). Target p99 <= 500 ms.
@@ -38,6 +40,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +62,8 @@ from harness import (
     write_breakdown,
     writes_of,
 )
+
+from ecs_operator.core.deployments import STARTUP_FAILURE_SECONDS
 
 NODES_PER_ZONE = 6
 NODE_PODS = "250"
@@ -185,6 +190,17 @@ class EcsBench:
         await wait_until(steady, CONVERGE_TIMEOUT, f"{desired} tasks RUNNING in {namespace}", 0.2)
         await self.api.settle(quiet=SETTLE_QUIET, limit=SETTLE_LIMIT)
 
+    async def until_established(self, namespace: str, names: list[str]) -> None:
+        """Wait until every task of `names` has run for STARTUP_FAILURE_SECONDS."""
+        started = []
+        for name in names:
+            task = await self.api.get(f"{tasks_path(namespace)}/{name}") or {}
+            started.append(datetime.fromisoformat((task.get("status") or {})["startedAt"]))
+        established = max(started) + timedelta(seconds=STARTUP_FAILURE_SECONDS + 0.5)
+        wait = (established - datetime.now(UTC)).total_seconds()
+        if wait > 0:
+            await asyncio.sleep(wait)  # the operator's own threshold, not a guess
+
     async def scale_out(self, namespace: str, count: int) -> dict[str, Any]:
         """P2 and P5: a Service 0 -> `count`; seconds to all RUNNING and the writes it took."""
         await self.prepare(namespace)
@@ -235,10 +251,26 @@ class EcsBench:
                 t["metadata"]["name"] for t in await running_tasks(self.api, namespace)
             )
             victims = victims[:failures]
+            await self.until_established(namespace, victims)
 
             async def fail(index: int) -> None:
                 patch = {"metadata": {"annotations": {EXIT_ANNOTATION: "app:1"}}}
-                await merge_patch(self.api, f"{pods_path(namespace)}/{victims[index]}", patch)
+                path = f"{pods_path(namespace)}/{victims[index]}"
+                async with self.api.session.patch(
+                    self.api.url + path, json=patch, headers=MERGE_PATCH
+                ) as response:
+                    if response.status == 404:
+                        task = await self.api.get(f"{tasks_path(namespace)}/{victims[index]}")
+                        reason = ((task or {}).get("spec") or {}).get("stoppedReason")
+                        raise RuntimeError(
+                            f"the pod of {victims[index]}, a task of a converged service, "
+                            f"vanished before the benchmark failed it: the operator stopped it "
+                            f"on its own ({reason or 'task gone'})"
+                        )
+                    if response.status != 200:
+                        raise RuntimeError(
+                            f"PATCH {path}: {response.status} {await response.text()}"
+                        )
 
             await paced(len(victims), FAILURE_RATE, fail)
             what = "the failures to show"

@@ -783,6 +783,21 @@ class _Planner:
         node = self.nodes.get(task.node)
         return node is None or not node.ready
 
+    def _zone(self, task: ServiceTask) -> str | None:
+        """The task's zone, else its node's: a RUNNING task's status can lack its zone for a
+        moment (written before the Pod's node was seen), and counting it nowhere would make a
+        balanced service look unbalanced and rebalance healthy tasks away."""
+        if task.zone:
+            return task.zone
+        node = self.nodes.get(task.node or "")
+        return node.zone if node is not None else None
+
+    def _by_zone(self, tasks: Iterable[ServiceTask]) -> dict[str, list[ServiceTask]]:
+        grouped: defaultdict[str, list[ServiceTask]] = defaultdict(list)
+        for task in tasks:
+            grouped[self._zone(task) or ""].append(task)
+        return dict(grouped)
+
     def _draining(self, task: ServiceTask) -> bool:
         node = self.nodes.get(task.node or "")
         return node is not None and not node.schedulable
@@ -920,7 +935,7 @@ class _Planner:
             self._scheduler_stop(task)
         running = [t for t in chosen if t.running]
         if rebalancing and running:
-            for zone, tasks in _by_zone(running).items():
+            for zone, tasks in self._by_zone(running).items():
                 for batch in events.task_batches([t.task_id for t in tasks]):
                     self.work.messages.append(
                         events.service_tasks_stopped(self.state.name, batch, zone)
@@ -978,7 +993,7 @@ class _Planner:
         counts: Counter[str] = Counter(
             {n.zone: 0 for n in self.nodes.values() if n.zone and self._eligible(n)}
         )
-        counts.update(t.zone for t in live if t.zone)
+        counts.update(zone for zone in map(self._zone, live) if zone)
         if not counts:
             return
         if max(counts.values()) - min(counts.values()) <= 1:
@@ -995,7 +1010,7 @@ class _Planner:
             if len(live) - 1 < min_healthy:
                 return
             fullest = max(counts, key=lambda zone: (counts[zone], zone))
-            in_fullest = [t for t in live if t.zone == fullest]
+            in_fullest = [t for t in live if self._zone(t) == fullest]
             victim = self._stop_order(in_fullest, SERVICE_DEFAULT_STRATEGIES)[0]
             self._scheduler_stop(victim)
             self.work.messages.append(
@@ -1272,13 +1287,6 @@ class _Planner:
         if self.scheduler.consecutive_start_failures >= 2:
             return REASON_THROTTLED, events.service_throttled(name)
         return REASON_AS_EXPECTED, ""
-
-
-def _by_zone(tasks: Iterable[ServiceTask]) -> dict[str, list[ServiceTask]]:
-    grouped: defaultdict[str, list[ServiceTask]] = defaultdict(list)
-    for task in tasks:
-        grouped[task.zone or ""].append(task)
-    return dict(grouped)
 
 
 def _comparable(status: ServiceStatus) -> dict[str, object]:

@@ -149,8 +149,11 @@ class TaskController:
                 observation = observe(replace(view, start_failure=launch_failure), None, now)
             else:
                 # Report the new Pod straight away (PENDING) instead of PROVISIONING first:
-                # one status write fewer per task launched.
-                observation = observe(view, self.context.pods.get(key), now)
+                # one status write fewer per task launched. Its watch events may already
+                # have arrived (bound, even running): its zone is that of the node it is on.
+                launched = self.context.pods.get(key)
+                zone = _zone(self._node_of(launched))
+                observation = observe(replace(view, availability_zone=zone), launched, now)
                 observation = _with_unsupported(observation, unsupported)
         if self._defer_progress(key, task, observation):
             self.queue.add_after(key, PROGRESS_WRITE_WINDOW_SECONDS)

@@ -3,6 +3,7 @@ throttling, health, node loss and draining, scale-in, AZ rebalancing, DAEMON, ev
 
 import random
 import re
+from collections import Counter
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -484,6 +485,23 @@ def test_az_rebalancing_launches_in_the_emptiest_zone_then_stops_in_the_fullest(
     assert third.events[0].startswith("(service web) is AZ balanced with 2 tasks in ")
     assert sorted(t.zone or "" for t in sim.live()) in (["a", "a", "b", "c"], ["a", "b", "b", "c"])
     assert (third.launch, third.stop) == ((), ())
+
+
+def test_a_running_task_without_its_zone_yet_counts_in_its_nodes_zone() -> None:
+    """A task's status can say RUNNING before it names its zone (written before the Pod's node
+    was seen); counted nowhere, a balanced service would look unbalanced and a healthy task
+    would be launched and stopped for nothing."""
+    sim = steady_sim(5)
+    assert sorted(t.zone or "" for t in sim.live()) in (
+        ["a", "a", "b", "b", "c"],
+        ["a", "a", "b", "c", "c"],
+        ["a", "b", "b", "c", "c"],
+    )
+    zone_counts = Counter(t.zone for t in sim.live())
+    alone = next(t for t in sim.live() if zone_counts[t.zone] == 1)
+    sim.tasks[alone.name] = replace(alone, zone=None)
+    plan = sim.plan()
+    assert (plan.launch, plan.stop, plan.events) == ((), (), ())
 
 
 def test_az_rebalancing_with_max_100_stops_first() -> None:
