@@ -265,6 +265,11 @@ class Api:
             found: Body = await response.json()
             return found
 
+    def create_key(self, collection: str) -> tuple[str, str]:
+        """The request counters' key of a create in `collection` (to leave out the client's
+        own writes)."""
+        return ("create", collection.rsplit("/", 1)[-1])
+
     async def create_namespace(self, name: str) -> None:
         body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
         await self.create("/api/v1/namespaces", body)
