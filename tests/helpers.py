@@ -63,6 +63,9 @@ class ApiSession(requests.Session):
 
     def __init__(self, base_url: str, configuration: k8s_client.Configuration) -> None:
         super().__init__()
+        # The kubeconfig alone decides TLS: with trust_env, REQUESTS_CA_BUNDLE would replace
+        # the cluster's CA for every request.
+        self.trust_env = False
         self.base_url = base_url.rstrip("/")
         token = (configuration.api_key or {}).get("authorization") or (
             configuration.api_key or {}

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -132,7 +133,10 @@ def write_kubeconfig(path: Path, server: str, pki: Path) -> None:
             }
         ],
         "contexts": [
-            {"name": "ecs-operator-real", "context": {"cluster": "ecs-operator-real", "user": "admin"}}
+            {
+                "name": "ecs-operator-real",
+                "context": {"cluster": "ecs-operator-real", "user": "admin"},
+            }
         ],
         "current-context": "ecs-operator-real",
     }
@@ -211,10 +215,8 @@ def stop(name: str) -> None:
             break
         time.sleep(0.1)
     else:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     pid_file.unlink()
 
 
@@ -296,7 +298,7 @@ def up() -> None:
         f"--root-ca-file={pki / 'ca.crt'}",
         f"--service-account-private-key-file={pki / 'sa.key'}",
         "--use-service-account-credentials=true",
-        "--node-monitor-period=1s", "--node-monitor-grace-period=20s",
+        "--node-monitor-period=1s", "--node-monitor-grace-period=12s",
         "--allocate-node-cidrs=true", f"--cluster-cidr={CLUSTER_CIDR}",
         f"--service-cluster-ip-range={SERVICE_CIDR}", "--leader-elect=false",
     ])  # fmt: skip
@@ -343,7 +345,8 @@ def create_nodes(api: Api) -> None:
             node["metadata"]["name"]
             for node in nodes
             for condition in node.get("status", {}).get("conditions", [])
-            if condition["type"] == "Ready" and condition["status"] == "True"
+            if condition["type"] == "Ready"
+            and condition["status"] == "True"
             and not node.get("spec", {}).get("taints")
         }
         return set(names) <= ready

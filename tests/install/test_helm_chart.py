@@ -108,7 +108,18 @@ def test_default_deployment() -> None:
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     assert container["image"] == "ghcr.io/ecs-operator/ecs-operator:0.1.0"
-    assert container["args"] == ["--liveness=http://0.0.0.0:8080/healthz", "--metrics-port=9090"]
+    # Health and metrics listen on the Pod's IP, not on every address.
+    assert container["args"] == [
+        "--health-address=$(POD_IP)",
+        "--metrics-port=9090",
+        "--metrics-address=$(POD_IP)",
+    ]
+    env = {item["name"]: item["valueFrom"]["fieldRef"]["fieldPath"] for item in container["env"]}
+    assert env == {
+        "POD_IP": "status.podIP",
+        "POD_NAMESPACE": "metadata.namespace",
+        "POD_SERVICE_ACCOUNT": "spec.serviceAccountName",
+    }
     assert {"name": "metrics", "containerPort": 9090, "protocol": "TCP"} in container["ports"]
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert {"name": "health", "containerPort": 8080, "protocol": "TCP"} in container["ports"]
@@ -130,6 +141,14 @@ def test_scenarios_change_the_arguments() -> None:
 
     assert "--allow-privileged" in args("allow-privileged-values.yaml")
     assert "--allow-privileged" not in args("default-values.yaml")
+    granted = args("privileged-namespaces-values.yaml")
+    assert "--allow-privileged" not in granted
+    assert {
+        "--allow-privileged-namespace=monitoring",
+        "--allow-privileged-namespace=node-agents",
+        "--allow-privileged-label=ecs.operator.dev/allow-privileged=true",
+    } <= set(granted)
+    assert not [arg for arg in args("default-values.yaml") if "privileged" in arg]
     assert {"--namespace=team-a", "--namespace=team-b", "--verbose"} <= set(
         args("namespaced-values.yaml")
     )
@@ -163,6 +182,7 @@ def test_service_monitor_is_off_by_default_and_scrapes_the_metrics_port() -> Non
         (["--set", "image.tagg=1"], "additional properties 'tagg' not allowed"),
         (["--set", "metrics.serviceMonitor.labelz.a=b"], "'labelz' not allowed"),
         (["--set", "logLevel=trace"], "logLevel"),
+        (["--set", "allowPrivilegedLabel=no-equals"], "allowPrivilegedLabel"),
         (["--set", "replicaCount=2"], "needs leaderElection.enabled=true"),
         (
             ["--set", "metrics.enabled=false", "--set", "metrics.serviceMonitor.enabled=true"],

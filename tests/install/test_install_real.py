@@ -21,7 +21,9 @@ from helpers import REAL_CLUSTER_ENV, ClusterTarget, run_kubectl, unique_name, w
 
 NAMESPACE = "ecs-operator-system"
 GROUP = "ecs.operator.dev"
-CRD_NAMES = [f"{plural}.{GROUP}" for plural in ("taskdefinitions", "tasks", "services", "loadbalancers")]
+CRD_NAMES = [
+    f"{plural}.{GROUP}" for plural in ("taskdefinitions", "tasks", "services", "loadbalancers")
+]
 OUR_CLUSTER_ROLES = ("", "-admin", "-edit", "-view")
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
@@ -37,7 +39,9 @@ def real() -> ClusterTarget:
 
 @pytest.fixture
 def kubectl(real: ClusterTarget, tmp_path: Path) -> Kubectl:
-    def run(*args: str, input: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, input: str | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
         return run_kubectl(real.kubeconfig, tmp_path / "cache", *args, input=input, timeout=timeout)
 
     return run
@@ -61,7 +65,7 @@ def leftovers(kubectl: Kubectl, prefix: str) -> list[str]:
         names = ok(kubectl("get", kind, "-o", "name")).split()
         found += [n for n in names if n.split("/", 1)[1].startswith(prefix)]
     crds = ok(kubectl("get", "crd", "-o", "name")).split()
-    found += [n for n in crds if n.endswith(f".{GROUP}")]
+    found += [n for n in crds if n.split("/", 1)[1].split(".", 1)[1] == GROUP]
     return found
 
 
@@ -92,7 +96,9 @@ def test_crds_apply_client_side_then_server_side_and_update_in_place(
             item["metadata"].pop(key, None)
         item.pop("status", None)
     ok(kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=json.dumps(crds)))
-    labels = ok(kubectl("get", "crd", *CRD_NAMES, "-o", "jsonpath={.items[*].metadata.labels.updated}"))
+    labels = ok(
+        kubectl("get", "crd", *CRD_NAMES, "-o", "jsonpath={.items[*].metadata.labels.updated}")
+    )
     assert labels.split() == ["yes"] * len(CRD_NAMES)
     ok(kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRDS)))
 
@@ -102,7 +108,11 @@ def test_kubectl_apply_k_rolls_the_operator_out(kubectl: Kubectl) -> None:
         ok(kubectl("apply", "--server-side", "-k", str(MANIFESTS)))
         # kube-controller-manager creates the ReplicaSet and Pod; the scheduler binds it to a kwok
         # node, which runs it; Pod Security Admission (restricted, from namespace.yaml) admits it.
-        ok(kubectl("rollout", "status", "deployment/ecs-operator", "-n", NAMESPACE, "--timeout=120s"))
+        ok(
+            kubectl(
+                "rollout", "status", "deployment/ecs-operator", "-n", NAMESPACE, "--timeout=120s"
+            )
+        )
         pods = json.loads(ok(kubectl("get", "pods", "-n", NAMESPACE, "-o", "json")))["items"]
         assert [p["status"]["phase"] for p in pods] == ["Running"]
     finally:
@@ -117,19 +127,29 @@ def test_helm_install_upgrade_uninstall_with_server_side_apply(
     fullname = f"{release}-ecs-operator"
     helm(real, "install", release, str(CHART), "--namespace", namespace, "--create-namespace",
          "--wait", "--timeout", "180s")  # fmt: skip
-    deployment = json.loads(ok(kubectl("get", "deploy", fullname, "-n", namespace, "-o", "json")))
+    deployment = json.loads(
+        ok(
+            kubectl(
+                "get", "deploy", fullname, "-n", namespace, "-o", "json", "--show-managed-fields"
+            )
+        )
+    )
     managers = {m["manager"] for m in deployment["metadata"]["managedFields"]}
     assert "helm" in managers, managers
-    assert any(
-        m["operation"] == "Apply" for m in deployment["metadata"]["managedFields"]
-    ), "Helm 4 installs with server-side apply"
+    assert any(m["operation"] == "Apply" for m in deployment["metadata"]["managedFields"]), (
+        "Helm 4 installs with server-side apply"
+    )
 
-    helm(real, "upgrade", release, str(CHART), "--namespace", namespace, "--set",
-         "replicaCount=2", "--set", "leaderElection.enabled=true", "--wait", "--timeout", "180s")  # fmt: skip
+    helm(real, "upgrade", release, str(CHART), "--namespace", namespace,
+         "--set", "replicaCount=2", "--set", "leaderElection.enabled=true",
+         "--wait", "--timeout", "180s")  # fmt: skip
     wait_for(
-        lambda: json.loads(
-            ok(kubectl("get", "deploy", fullname, "-n", namespace, "-o", "json"))
-        )["status"].get("readyReplicas") == 2,
+        lambda: (
+            json.loads(ok(kubectl("get", "deploy", fullname, "-n", namespace, "-o", "json")))[
+                "status"
+            ].get("readyReplicas")
+            == 2
+        ),
         120,
         message="the upgraded Deployment never had 2 ready replicas",
     )
@@ -156,7 +176,10 @@ def test_aggregated_roles_edit_creates_and_view_only_reads(
             "apiVersion": f"{GROUP}/v1alpha1",
             "kind": "TaskDefinition",
             "metadata": {"name": "web"},
-            "spec": {"family": "web", "containerDefinitions": [{"name": "app", "image": "nginx", "memory": 64}]},
+            "spec": {
+                "family": "web",
+                "containerDefinitions": [{"name": "app", "image": "nginx", "memory": 64}],
+            },
         }
         service = {
             "apiVersion": f"{GROUP}/v1alpha1",

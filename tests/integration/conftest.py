@@ -2,12 +2,13 @@
 (the sandbox, or the real control plane in the real-cluster pass).
 
 - `crds` (session): `kubectl apply -f crds/` with the real kubectl, once.
-- `operator` (session): one `OperatorProcess` shared by every test (`--resolve-grace 2`). On the
-  real control plane it runs as its own ServiceAccount bound by the shipped RBAC
-  (`manifests/`), with a TokenRequest token, never as admin; a 403 in its log fails the session. Ready
-  once it has registered a fresh probe TaskDefinition (never a fixed sleep). A test may `kill()`
-  it (SIGKILL) and `start()` it again, or `restart(allow_privileged=True)`; the next test gets
-  the default operator back (`default_operator`). A failed test's report carries its log tail.
+- `operator` (session): one `OperatorProcess` shared by every test (`--resolve-grace 2`). On
+  the real control plane it runs as its own ServiceAccount bound by the shipped RBAC
+  (`manifests/`) with a TokenRequest token, never as admin; a 403 in its log fails the
+  session. Ready once it has registered a fresh probe TaskDefinition (never a fixed sleep).
+  A test may `kill()` it (SIGKILL) and `start()` it again, or `restart()` it with other flags;
+  the next test gets the default operator back (`default_operator`). A failed test's report
+  carries its log tail.
 - `ecs`: an `ecs_api.Ecs` client bound to a fresh namespace (bodies: `ecs_api.container()`,
   `task_definition()`, `task()`).
 """
@@ -82,7 +83,7 @@ def operator_identity(target: ClusterTarget, workdir: Path) -> Path:
 def default_operator(operator: OperatorProcess) -> OperatorProcess:
     """The shared operator, running with the default flags (a previous test may have left it
     killed or restarted with other flags)."""
-    if not operator.alive or operator.allow_privileged:
+    if not operator.alive or operator.allow_privileged or operator.extra_args:
         operator.restart()
     return operator
 

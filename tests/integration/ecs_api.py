@@ -85,7 +85,9 @@ def task(name: str, definition: str, **spec: Any) -> Body:
 class OperatorProcess:
     """`ecs-operator run` as a subprocess, its output appended to one log file."""
 
-    def __init__(self, target: ClusterTarget, log_path: Path, kubeconfig: Path | None = None) -> None:
+    def __init__(
+        self, target: ClusterTarget, log_path: Path, kubeconfig: Path | None = None
+    ) -> None:
         self.target = target
         self.log_path = log_path
         # The operator's own identity (a ServiceAccount token) on a real cluster; the test's
@@ -93,6 +95,7 @@ class OperatorProcess:
         self.kubeconfig = kubeconfig or target.kubeconfig
         self.process: subprocess.Popen[bytes] | None = None
         self.allow_privileged = False
+        self.extra_args: tuple[str, ...] = ()
         self.starts = 0
 
     def command(self) -> list[str]:
@@ -108,17 +111,20 @@ class OperatorProcess:
             "--resolve-grace",
             str(RESOLVE_GRACE),
             *(["--allow-privileged"] if self.allow_privileged else []),
+            *self.extra_args,
         ]
 
     @property
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def start(self, *, allow_privileged: bool = False) -> None:
-        """Start the operator and return once it has handled a fresh probe object. KUBECONFIG
-        is removed from its environment: `--kubeconfig` alone must be enough."""
+    def start(self, *, allow_privileged: bool = False, extra_args: tuple[str, ...] = ()) -> None:
+        """Start the operator (with `extra_args` after the default flags) and return once it
+        has handled a fresh probe object. KUBECONFIG is removed from its environment:
+        `--kubeconfig` alone must be enough."""
         assert not self.alive, "the operator is already running"
         self.allow_privileged = allow_privileged
+        self.extra_args = extra_args
         env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
         self.starts += 1
         with self.log_path.open("a") as log:
@@ -160,9 +166,9 @@ class OperatorProcess:
             self.process.kill()
             self.process.wait(5)
 
-    def restart(self, *, allow_privileged: bool = False) -> None:
+    def restart(self, *, allow_privileged: bool = False, extra_args: tuple[str, ...] = ()) -> None:
         self.stop()
-        self.start(allow_privileged=allow_privileged)
+        self.start(allow_privileged=allow_privileged, extra_args=extra_args)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

@@ -34,9 +34,7 @@ def running_on(services: Services, name: str) -> Counter[str]:
     )
 
 
-def test_zone_outage_moves_tasks_and_recovery_rebalances(
-    ecs: Ecs, target: ClusterTarget
-) -> None:
+def test_zone_outage_moves_tasks_and_recovery_rebalances(ecs: Ecs, target: ClusterTarget) -> None:
     services = Services(ecs)
     ecs.create_task_definition("web")
     ecs.wait_accepted("web")

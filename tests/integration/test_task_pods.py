@@ -124,6 +124,8 @@ def test_missing_secret_fails_the_task_naming_it(ecs: Ecs) -> None:
 
 
 def test_no_service_account_token_unless_a_task_role_is_set(ecs: Ecs) -> None:
+    account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "app"}}
+    assert ecs.http.post(ecs.path("serviceaccounts", group=""), json=account).status_code == 201
     ecs.create_task_definition("plain", container("app"))
     ecs.create_task_definition(
         "with-role", container("app"), taskRoleArn="arn:aws:iam::123456789012:role/app"

@@ -86,7 +86,6 @@ CORPUS: list[tuple[str, str, str, str | None, Any, int, str, str]] = [
         "",
     ),
     ("unknown-resource", "GET", "/api/v1/namespaces/{ns}/gizmos", None, None, 404, "NotFound", ""),
-    ("unknown-group", "GET", "/apis/nope.example.com/v1/things", None, None, 404, "NotFound", ""),
     ("unknown-version", "GET", f"/apis/{GROUP}/v9/widgets", None, None, 404, "NotFound", ""),
     ("unknown-subresource", "GET", CM + "/keep/status", None, None, 404, "NotFound", ""),
     (

@@ -48,9 +48,17 @@ def test_group_list_has_preferred_versions(cluster: ClusterTarget) -> None:
     assert "coordination.k8s.io" in by_name
 
 
-def test_unknown_group_version_resource_are_404_status(cluster: ClusterTarget) -> None:
+def test_unknown_group_is_a_plain_404(cluster: ClusterTarget) -> None:
+    """A group nothing serves never reaches an API handler: the server's mux answers in plain
+    text (what kube-apiserver does; the sandbox once answered with a Status)."""
+    for path in ("/apis/nothing.example.com/v1", "/apis/nothing.example.com"):
+        response = cluster.http.get(path)
+        assert response.status_code == 404, path
+        assert response.text == "404 page not found\n"
+
+
+def test_unknown_version_resource_are_404_status(cluster: ClusterTarget) -> None:
     for path in (
-        "/apis/nothing.example.com/v1",
         "/apis/apps/v9",
         "/api/v1/widgetsnope",
         "/apis/coordination.k8s.io/v1/namespaces/default/nopes",
@@ -126,8 +134,17 @@ def test_crd_is_established_served_discovered_and_watched(cluster: ClusterTarget
 
 
 def test_openapi_v3_describes_crd_groups(cluster: ClusterTarget, widget_crd: None) -> None:
-    index = cluster.http.get("/openapi/v3").json()
-    entry = index["paths"]["apis/conformance.ecs.operator.dev/v1"]
+    # A real server publishes a new CRD's document a moment after the CRD is established.
+    paths = wait_for(
+        lambda: (
+            cluster.http.get("/openapi/v3")
+            .json()["paths"]
+            .get("apis/conformance.ecs.operator.dev/v1")
+        ),
+        30,
+        message="the Widget group never appeared in /openapi/v3",
+    )
+    entry = paths
     url = entry["serverRelativeURL"]
     document = cluster.http.get(url)
     assert document.status_code == 200

@@ -63,7 +63,7 @@ def test_watch_drop_closes_open_watches(
 ) -> None:
     faults.update({"watch_drop_interval": 0.3})
     response = sandbox_target.http.get(
-        f"/api/v1/namespaces/{namespace}/configmaps", params={"watch": "true"}, stream=True
+        f"/api/v1/namespaces/{namespace}/secrets", params={"watch": "true"}, stream=True
     )
     assert list(watch_lines(response)) == []  # ends on its own, well before any timeout
 

@@ -56,6 +56,16 @@ def start_failure(prefix: str, detail: str) -> str:
     return clip(f"{prefix}: {detail}" if detail else prefix)
 
 
+def task_role_not_found(account: str, namespace: str) -> str:
+    """Operator wording: the task role names a ServiceAccount the namespace does not have (ECS
+    fails a task whose role cannot be assumed the same way, before any container starts)."""
+    return start_failure(
+        RESOURCE_INITIALIZATION,
+        f"unable to assume the task role (spec.taskRoleArn): ServiceAccount "
+        f'"{account}" not found in namespace {namespace}',
+    )
+
+
 def dependency_not_successful(dependency: str, target: str) -> str:
     """The ECS agent's reason for a container whose SUCCESS dependency exited non-zero."""
     return (

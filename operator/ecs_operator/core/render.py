@@ -12,8 +12,16 @@ Pod
     The node the operator placed the task on is a *required* node affinity on
     ``kubernetes.io/hostname`` (not ``spec.nodeName``), so the cluster scheduler still checks it.
     ``taskRoleArn`` (the override wins) names the ServiceAccount: the last path segment of an IAM
-    role ARN (``arn:aws:iam::1:role/app/web`` -> ``web``) or the plain value, with the token
-    mounted; without a role the default ServiceAccount's token is not mounted.
+    role ARN (``arn:aws:iam::1:role/app/web`` -> ``web``) or the plain value, never the
+    operator's own; its token is mounted unless the ServiceAccount opts out
+    (``automountServiceAccountToken: false``). Without a role no token is mounted (ECS: a task
+    without a role has no credentials).
+    Pod security (``core/security.py``): the pod's ``seccompProfile`` is ``RuntimeDefault``; every
+    container that is not privileged gets ``allowPrivilegeEscalation: false`` (except with an
+    added ``SYS_ADMIN``, which Kubernetes refuses with it) and ``capabilities.drop: [ALL]``, plus
+    what ``linuxParameters.capabilities.add`` adds back; a task definition that lists what to
+    drop gets its own list instead (``[]``: the runtime's default set), except in a namespace
+    enforcing the ``restricted`` standard, which always drops ALL.
     ``networkMode`` bridge/awsvpc/none -> the pod network; host -> ``hostNetwork``.
     ``pidMode`` host -> ``hostPID``, task -> ``shareProcessNamespace``; ``ipcMode`` host ->
     ``hostIPC`` (task is what a pod always does). ``initProcessEnabled`` on any container ->
@@ -67,7 +75,8 @@ Containers
     ``startPeriod`` -> ``initialDelaySeconds`` (failures inside it never count; a container can
     only become healthy once it is over).
 
-    ``user`` ``uid[:gid]`` -> ``runAsUser``/``runAsGroup`` (a name is reported);
+    ``user`` ``uid[:gid]`` -> ``runAsUser``/``runAsGroup``, and ``runAsNonRoot`` when the uid is
+    not 0 (a name is reported);
     ``readonlyRootFilesystem``, ``privileged`` -> ``securityContext``; capabilities add/drop ->
     ``securityContext.capabilities`` (upper case, without ``CAP_``); ``sharedMemorySize`` -> an
     in-memory ``emptyDir`` at ``/dev/shm`` with that ``sizeLimit``; ``tmpfs`` -> in-memory
@@ -105,7 +114,14 @@ from typing import Any, Final, Literal
 
 from ecs_operator.core import labels
 from ecs_operator.core.quantity import cpu_units_to_millicores, mib_quantity, millicores_quantity
-from ecs_operator.core.security import SecurityPolicy, Violation, security_violations
+from ecs_operator.core.security import (
+    SecurityPolicy,
+    Violation,
+    capability_name,
+    is_namespaced_sysctl,
+    security_violations,
+    user_id,
+)
 from ecs_operator.models.common import UnsupportedField
 from ecs_operator.models.task import TaskOverride, TaskSpec
 from ecs_operator.models.taskdefinition import (
@@ -245,7 +261,6 @@ _DNS_SUBDOMAIN: Final = re.compile(
 _SECRET_KEY: Final = re.compile(r"[-._a-zA-Z0-9]+")
 _PORT_NAME: Final = re.compile(r"(?=.*[a-z])[a-z0-9]([a-z0-9]|-(?!-))*(?<!-)")
 _NUMERIC: Final = re.compile(r"[0-9]+")
-_NAMESPACED_SYSCTLS: Final = ("kernel.shm", "kernel.msg", "kernel.sem", "fs.mqueue.")
 _MAX_DNS_LABEL: Final = 63
 _MAX_DNS_SUBDOMAIN: Final = 253
 _MAX_PORT_NAME: Final = 15
@@ -700,23 +715,13 @@ def healthy_gate_probe(check: HealthCheck) -> dict[str, Any]:
 # The pod
 
 
-def _is_namespaced_sysctl(name: str, host_network: bool) -> bool:
-    if name.startswith("net."):
-        return not host_network
-    return name == "kernel.sem" or name.startswith(_NAMESPACED_SYSCTLS)
-
-
 def _parse_user(user: str) -> tuple[int | None, int | None, bool]:
     """``uid[:gid]`` -> (uid, gid, whether a part was a name)."""
     uid_part, _, gid_part = user.partition(":")
-    uid = int(uid_part) if _NUMERIC.fullmatch(uid_part) else None
+    uid = user_id(uid_part)
     gid = int(gid_part) if _NUMERIC.fullmatch(gid_part) else None
     named = uid is None or (gid_part != "" and gid is None)
     return uid, gid, named
-
-
-def _capability(name: str) -> str:
-    return name.upper().removeprefix("CAP_")
 
 
 class _PodBuilder:
@@ -727,9 +732,12 @@ class _PodBuilder:
         spec: TaskDefinitionSpec,
         task: TaskSpec | None,
         policy: SecurityPolicy,
+        service_account_automount: bool | None = None,
     ) -> None:
         self.spec = effective_spec(spec, task.overrides if task else None)
         self.task = task
+        self.policy = policy
+        self.service_account_automount = service_account_automount
         spec = self.spec
         self.violations: list[Violation] = list(security_violations(spec, policy))
         self.unsupported: list[UnsupportedField] = []
@@ -777,6 +785,7 @@ class _PodBuilder:
                 DEFAULT_STOP_TIMEOUT_SECONDS if c.stop_timeout is None else c.stop_timeout
                 for c in spec.container_definitions
             ),
+            "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
         }
         self._identity()
         self._namespaces()
@@ -814,8 +823,16 @@ class _PodBuilder:
                 "(lower-case letters, digits, '-' and '.')",
             )
             return
+        if account == self.policy.operator_service_account:
+            self.refuse(
+                "spec.taskRoleArn",
+                f"names the ServiceAccount {account!r}, the operator's own: a task may not run "
+                "with the operator's permissions",
+            )
+            return
         self.pod["serviceAccountName"] = account
-        self.pod["automountServiceAccountToken"] = True
+        # The ServiceAccount decides, as for any Pod: its token is mounted unless it opts out.
+        self.pod["automountServiceAccountToken"] = self.service_account_automount is not False
 
     def _namespaces(self) -> None:
         spec = self.spec
@@ -1013,6 +1030,8 @@ class _PodBuilder:
             uid, gid, named = _parse_user(container.user)
             if uid is not None:
                 context["runAsUser"] = uid
+                if uid != 0:
+                    context["runAsNonRoot"] = True
             if gid is not None:
                 context["runAsGroup"] = gid
             if named:
@@ -1025,14 +1044,21 @@ class _PodBuilder:
             context["privileged"] = True
         linux = container.linux_parameters
         capabilities = linux.capabilities if linux else None
-        if capabilities is not None:
-            rendered = {
-                field: [_capability(name) for name in names]
-                for field, names in (("add", capabilities.add), ("drop", capabilities.drop))
-                if names
-            }
-            if rendered:
-                context["capabilities"] = rendered
+        asked = capabilities.drop if capabilities else None
+        added = [capability_name(name) for name in (capabilities and capabilities.add) or ()]
+        dropped = [capability_name(name) for name in asked or ()]
+        if not container.privileged:
+            # Nothing beyond what the task definition adds back, unless it lists what to drop
+            # itself (an empty list keeps the runtime's default set); restricted: always ALL.
+            if asked is None or self.policy.restricted:
+                dropped = ["ALL"]
+            # No setuid escalation (no_new_privs). Kubernetes refuses it with privileged (which
+            # may do anything anyway) and with an added SYS_ADMIN.
+            if "SYS_ADMIN" not in added:
+                context["allowPrivilegeEscalation"] = False
+        rendered = {field: names for field, names in (("add", added), ("drop", dropped)) if names}
+        if rendered:
+            context["capabilities"] = rendered
         return context
 
     _CONTAINER_REPORTS: Final = (
@@ -1194,11 +1220,12 @@ class _PodBuilder:
             self.pod["hostname"] = hostname
 
     def _sysctls(self) -> None:
+        # A namespace's Pod Security Standard refuses unsafe ones (``pod_security_violations``).
         sysctls: dict[str, str] = {}
         for index, container in enumerate(self.spec.container_definitions):
             for position, control in enumerate(container.system_controls or []):
                 name = control.namespace
-                usable = _is_namespaced_sysctl(name, self.host_network)
+                usable = is_namespaced_sysctl(name, self.host_network)
                 if not usable or sysctls.get(name, control.value) != control.value:
                     self.report(
                         f"spec.containerDefinitions[{index}].systemControls[{position}]",
@@ -1248,14 +1275,17 @@ def render_pod(
     policy: SecurityPolicy,
     service: str | None = None,
     readiness_probes: Mapping[str, dict[str, Any]] | None = None,
+    service_account_automount: bool | None = None,
 ) -> RenderedPod:
     """The Pod that runs Task ``namespace/task_name`` on ``node_name``; a service task's Pod
     also carries the Service's label (its scale subresource selects Pods by it).
+    ``service_account_automount`` is the task role's ServiceAccount's
+    ``automountServiceAccountToken`` (None: it does not say).
 
     Raises ``RenderError`` listing every refusal: what the security policy forbids, dependency
     cycles, secret references and role names that are not Kubernetes names.
     """
-    builder = _PodBuilder(task_definition.spec, task, policy)
+    builder = _PodBuilder(task_definition.spec, task, policy, service_account_automount)
     pod_spec = builder.build()
     if builder.violations:
         raise RenderError(builder.violations)

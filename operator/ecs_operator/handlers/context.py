@@ -15,6 +15,7 @@ from ecs_operator.core.capacity import cluster_instances, planned_node
 from ecs_operator.core.placement import ContainerInstance, Footprints
 from ecs_operator.core.registration import StoredRevision
 from ecs_operator.core.revisions import revision_record_from_object
+from ecs_operator.core.security import InstallPolicy, SecurityPolicy
 from ecs_operator.handlers.cache import ObjectCache, object_key, owner_name
 from ecs_operator.kube.client import KubeClient
 from ecs_operator.models.loadbalancer import LoadBalancer
@@ -25,11 +26,12 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class OperatorOptions:
     kubeconfig: str | None = None
-    allow_privileged: bool = False
+    security: InstallPolicy = field(default_factory=InstallPolicy)
     resolve_grace_seconds: float = 10.0
     workers: int = 8
     namespaces: tuple[str, ...] = ()  # empty: all namespaces
     metrics_port: int = 0  # 0: no metrics endpoint
+    metrics_address: str = "127.0.0.1"
     leader_election: bool = False
     leader_election_namespace: str = "default"
     leader_election_lease_seconds: float = 15.0
@@ -73,10 +75,18 @@ class OperatorContext:
         default_factory=lambda: ObjectCache(indexes={NODE_INDEX: planned_node})
     )
     nodes: ObjectCache = field(default_factory=ObjectCache)
+    # Their labels say which Pod Security Standard they enforce and what the install grants.
+    namespaces: ObjectCache = field(default_factory=ObjectCache)
     # Each node's container instance, with the versions of what it was built from.
     _instances: dict[str, tuple[tuple[object, ...], ContainerInstance]] = field(
         default_factory=dict, init=False, repr=False
     )
+
+    def security_policy(self, namespace: str) -> SecurityPolicy:
+        """What a task in `namespace` may ask for (a namespace not seen yet: no labels)."""
+        body = self.namespaces.get(("", namespace)) or {}
+        namespace_labels = (body.get("metadata") or {}).get("labels") or {}
+        return self.options.security.for_namespace(namespace, namespace_labels)
 
     def service_tasks(self, service: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
         """The Task objects `service` (a Service body) owns."""

@@ -45,7 +45,7 @@ class OperatorMetrics:
         self.reconciles.labels(kind, "ok" if ok else "error").inc()
         self.reconcile_seconds.labels(kind).observe(seconds)
 
-    def serve(self, port: int, address: str = "0.0.0.0") -> None:
+    def serve(self, port: int, address: str) -> None:
         start_http_server(port, address, registry=self.registry)
 
 

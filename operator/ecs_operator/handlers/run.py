@@ -7,16 +7,48 @@ import asyncio
 import logging
 import os
 import sys
+from collections.abc import Callable
+from typing import TypeVar
 
 import kopf
 
 from ecs_operator import API_GROUP, API_VERSION
+from ecs_operator.core.security import InstallPolicy, parse_label, parse_service_account
 from ecs_operator.handlers.context import OperatorOptions
 from ecs_operator.kube.client import KubeClient, KubeError
 
 logger = logging.getLogger("ecs_operator")
+T = TypeVar("T")
 
 REQUIRED_PLURALS = ("taskdefinitions", "tasks", "services", "loadbalancers")
+HEALTH_PORT = 8080
+
+
+def _flag_value(parse: Callable[[str], T]) -> Callable[[str], T]:
+    """An argparse type from a parser that raises ValueError naming the expected form."""
+
+    def convert(text: str) -> T:
+        try:
+            return parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return convert
+
+
+def _own_service_account() -> tuple[str, str] | None:
+    namespace = os.environ.get("POD_NAMESPACE")
+    name = os.environ.get("POD_SERVICE_ACCOUNT")
+    return (namespace, name) if namespace and name else None
+
+
+def liveness_url(liveness: str | None, health_address: str) -> str | None:
+    """Kopf's health endpoint: ``--liveness`` as given ('' disables it), else on
+    ``--health-address``."""
+    if liveness is not None:
+        return liveness or None
+    host = f"[{health_address}]" if ":" in health_address else health_address
+    return f"http://{host}:{HEALTH_PORT}/healthz"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,12 +66,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--allow-privileged",
         action="store_true",
-        help="permit privileged containers, host namespaces, hostPath volumes, added capabilities",
+        help="permit privileged containers, host namespaces, hostPath volumes and capabilities "
+        "beyond the runtime's default set, in every namespace",
+    )
+    parser.add_argument(
+        "--allow-privileged-namespace",
+        action="append",
+        default=[],
+        metavar="NS",
+        help="permit them in this namespace only (repeatable)",
+    )
+    parser.add_argument(
+        "--allow-privileged-label",
+        type=_flag_value(parse_label),
+        metavar="KEY=VALUE",
+        help="permit them in namespaces carrying this label (whoever may label namespaces "
+        "grants it)",
+    )
+    parser.add_argument(
+        "--operator-service-account",
+        type=_flag_value(parse_service_account),
+        default=_own_service_account(),
+        metavar="NAMESPACE/NAME",
+        help="the operator's own ServiceAccount, which no task role may name (default: "
+        "$POD_NAMESPACE/$POD_SERVICE_ACCOUNT when both are set)",
+    )
+    parser.add_argument(
+        "--health-address",
+        default="127.0.0.1",
+        metavar="ADDR",
+        help=f"address of the health endpoint, http://ADDR:{HEALTH_PORT}/healthz "
+        "(default 127.0.0.1: this host only; in a Pod, the Pod's IP)",
     )
     parser.add_argument(
         "--liveness",
-        default="http://0.0.0.0:8080/healthz",
-        help="Kopf health endpoint URL ('' to disable)",
+        default=None,
+        metavar="URL",
+        help="health endpoint URL, instead of --health-address ('' to disable)",
     )
     parser.add_argument(
         "--resolve-grace",
@@ -55,6 +118,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0,
         metavar="PORT",
         help="serve Prometheus metrics on this port (default 0: off)",
+    )
+    parser.add_argument(
+        "--metrics-address",
+        default="127.0.0.1",
+        metavar="ADDR",
+        help="address the metrics endpoint listens on (default 127.0.0.1: this host only; in a "
+        "Pod, the Pod's IP)",
     )
     parser.add_argument(
         "--leader-elect",
@@ -96,11 +166,17 @@ def main(args: argparse.Namespace) -> int:
         return 2
     options = OperatorOptions(
         kubeconfig=args.kubeconfig,
-        allow_privileged=args.allow_privileged,
+        security=InstallPolicy(
+            allow_privileged=args.allow_privileged,
+            privileged_namespaces=frozenset(args.allow_privileged_namespace),
+            privileged_label=args.allow_privileged_label,
+            operator_service_account=args.operator_service_account,
+        ),
         resolve_grace_seconds=args.resolve_grace,
         workers=args.workers,
         namespaces=tuple(args.namespace),
         metrics_port=args.metrics_port,
+        metrics_address=args.metrics_address,
         leader_election=args.leader_elect,
         leader_election_namespace=args.leader_election_namespace,
         leader_election_lease_seconds=args.leader_election_lease_seconds,
@@ -111,7 +187,7 @@ def main(args: argparse.Namespace) -> int:
         standalone=True,
         clusterwide=not args.namespace,
         namespaces=args.namespace,
-        liveness_endpoint=args.liveness or None,
+        liveness_endpoint=liveness_url(args.liveness, args.health_address),
         memo=kopf.Memo(options=options),
     )
     return 0

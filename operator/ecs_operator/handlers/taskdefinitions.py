@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 
 from ecs_operator.core import revisions
 from ecs_operator.core.registration import RegistrationPlan, plan_registration
-from ecs_operator.core.security import SecurityPolicy
 from ecs_operator.handlers.cache import Key
 from ecs_operator.handlers.context import OperatorContext
 from ecs_operator.handlers.metrics import OperatorMetrics
@@ -29,13 +28,17 @@ class TaskDefinitionController:
         self.context = context
         self.tasks = tasks
         self.events = events
-        self.policy = SecurityPolicy.from_allow_privileged(context.options.allow_privileged)
         self.queue: WorkQueue[Key] = WorkQueue(
             "taskdefinitions", self.reconcile, workers=2, observe=metrics.observe_reconcile
         )
 
     def enqueue(self, key: Key) -> None:
         self.queue.add(key)
+
+    def enqueue_namespace(self, namespace: str) -> None:
+        """Judge every family of `namespace` again (what the namespace allows changed)."""
+        for body in self.context.task_definitions.in_namespace(namespace):
+            self.queue.add((namespace, body["metadata"]["name"]))
 
     def start(self) -> None:
         self.queue.start()
@@ -60,7 +63,7 @@ class TaskDefinitionController:
             self.context.task_definitions.get(key),
             self.context.family_revisions(namespace, family),
             self.referenced_revisions(namespace, family),
-            self.policy,
+            self.context.security_policy(namespace),
             datetime.now(UTC),
         )
 

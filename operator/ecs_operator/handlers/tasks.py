@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ecs_operator.core import events as ecs_events
 from ecs_operator.core import labels, placement
 from ecs_operator.core.capacity import cluster_instances, reservation, task_requirements
 from ecs_operator.core.lifecycle import (
@@ -35,19 +36,19 @@ from ecs_operator.core.render import (
     effective_spec,
     render_pod,
     secret_references,
+    service_account_name,
 )
 from ecs_operator.core.revisions import (
     RevisionRecord,
     resolve_reference,
 )
-from ecs_operator.core.security import SecurityPolicy
 from ecs_operator.core.targets import awaiting_registration, readiness_probe, task_deregistering
 from ecs_operator.core.validation import task_problems
 from ecs_operator.handlers.cache import Key, owner_name
 from ecs_operator.handlers.context import NODE_INDEX, OperatorContext
 from ecs_operator.handlers.metrics import OperatorMetrics
 from ecs_operator.handlers.workqueue import WorkQueue
-from ecs_operator.kube.client import PODS, SECRETS, TASKS, KubeError
+from ecs_operator.kube.client import PODS, SECRETS, SERVICE_ACCOUNTS, TASKS, KubeError
 from ecs_operator.kube.events import EventRecorder
 from ecs_operator.models.common import UnsupportedField
 from ecs_operator.models.service import Service, ServiceSpec
@@ -68,7 +69,6 @@ class TaskController:
         self.context = context
         self.events = events
         self.metrics = metrics
-        self.policy = SecurityPolicy.from_allow_privileged(context.options.allow_privileged)
         self.rng = random.Random()
         self._launched_at: dict[Key, float] = {}  # monotonic launch times, for _defer_progress
         self.started_at = datetime.now(UTC)
@@ -144,6 +144,9 @@ class TaskController:
         if pod is None:
             observation = self._with_final_pod_state(key, body, view, observation, now)
         if observation.wants_pod and not waiting and record is not None and spec is not None:
+            if self._namespace_unseen(key[0], task, now):
+                self.queue.add_after(key, 0.2)
+                return
             launch_failure, unsupported = await self._launch(task, body, record, spec)
             if launch_failure is not None:
                 observation = observe(replace(view, start_failure=launch_failure), None, now)
@@ -344,6 +347,13 @@ class TaskController:
                 return None, f'task definition "{family}" is not accepted: {accepted.message}'
         return resolution.record, resolution.error
 
+    def _namespace_unseen(self, namespace: str, task: Task, now: datetime) -> bool:
+        """Whether to wait for the task's namespace to reach the cache before launching: its
+        labels decide what the task may do (a namespace and a Task applied together may have
+        their watch events arrive in either order). Not beyond the resolve grace."""
+        unseen = self.context.namespaces.get(("", namespace)) is None
+        return unseen and self._within_resolve_grace(task, now)
+
     def _within_resolve_grace(self, task: Task, now: datetime) -> bool:
         """The grace runs from the task's creation, or from this operator's start if later:
         a restarted operator gives its caches the same time to fill."""
@@ -385,13 +395,21 @@ class TaskController:
         """Place and create the task's Pod. Returns the ECS-worded reason when it cannot start,
         and what the Pod does not honour of its definition."""
         namespace, name = task.metadata.namespace or "", task.metadata.name
-        problems = task_problems(spec, task.spec, self.policy)
+        policy = self.context.security_policy(namespace)
+        problems = task_problems(spec, task.spec, policy)
         if problems:
             return "ClientException: " + "; ".join(str(p) for p in problems), []
         effective = effective_spec(spec, task.spec.overrides)
         missing = await self._missing_secret(namespace, effective)
         if missing is not None:
             return missing, []
+        automount: bool | None = None
+        if effective.task_role_arn:
+            account = service_account_name(effective.task_role_arn)
+            found = await self.context.kube.get(SERVICE_ACCOUNTS, namespace, account)
+            if found is None:
+                return ecs_events.task_role_not_found(account, namespace), []
+            automount = found.get("automountServiceAccountToken")
         group = (task.status.group if task.status else None) or _group(task)
         try:
             requirements = task_requirements(
@@ -432,9 +450,10 @@ class TaskController:
             task_definition=ResolvedTaskDefinition(record.family, record.revision, spec),
             node_name=result.instance,
             group=group,
-            policy=self.policy,
+            policy=policy,
             service=owner_name(body, "Service"),
             readiness_probes=self._readiness_probes(body),
+            service_account_automount=automount,
         )
         # Count the pod in the cache before awaiting its creation: a task placed meanwhile
         # must see this one (distinctInstance, spread, remaining resources).

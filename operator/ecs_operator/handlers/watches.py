@@ -36,6 +36,7 @@ from ecs_operator.kube.client import (
     ENDPOINT_SLICES,
     KUBERNETES_SERVICES,
     LOAD_BALANCERS,
+    NAMESPACES,
     NODES,
     PODS,
     SERVICES,
@@ -94,7 +95,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     context = OperatorContext(options, KubeClient.from_kubeconfig(options.kubeconfig))
     metrics = OperatorMetrics(context)
     if options.metrics_port:
-        metrics.serve(options.metrics_port)
+        metrics.serve(options.metrics_port, options.metrics_address)
     events = EventRecorder(context.kube)
     memo.context = context
     memo.tasks = TaskController(context, events, metrics)
@@ -144,6 +145,8 @@ async def prime(context: OperatorContext) -> None:
                 cache.observe("ADDED", body)
     for body in await context.kube.list(NODES):
         context.nodes.observe("ADDED", body)
+    for body in await context.kube.list(NAMESPACES):
+        context.namespaces.observe("ADDED", body)
 
 
 async def _lead(memo: kopf.Memo) -> None:
@@ -256,6 +259,19 @@ async def node_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     # Heartbeats change nothing placement cares about; only real changes wake the services.
     if event.get("type") == "DELETED" or _node_facts(before) != _node_facts(body):
         memo.services.enqueue_all()
+
+
+@kopf.on.event("v1", "namespaces")
+async def namespace_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    body = event["object"]
+    name = body["metadata"]["name"]
+    context: OperatorContext = memo.context
+    before = context.security_policy(name)
+    context.namespaces.observe(event.get("type"), body)
+    # Which families are accepted there depends on what the namespace allows; running tasks
+    # keep their Pods, as Pod Security Admission keeps running Pods.
+    if context.security_policy(name) != before:
+        memo.task_definitions.enqueue_namespace(name)
 
 
 def _node_facts(node: Mapping[str, Any] | None) -> tuple[Any, ...]:

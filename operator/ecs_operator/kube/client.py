@@ -31,6 +31,23 @@ JSON_PATCH = "application/json-patch+json"
 TRANSIENT_CODES = frozenset({429, 500, 502, 503, 504})
 
 
+_GO_ESCAPES = str.maketrans(
+    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+)
+
+
+def go_json(body: Any) -> bytes:
+    """`body` encoded byte for byte as Go's encoding/json encodes a map: sorted keys, no spaces,
+    <, >, & and U+2028/9 escaped. The API server keeps a RawExtension (a ControllerRevision's
+    `data`) as the bytes it received, and re-encodes it the Go way when a patch or update
+    touches the object; with any other bytes it then sees `data` as changed and refuses the
+    write ("field is immutable")."""
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    # Outside strings JSON has none of these characters, so translating the whole text only
+    # touches string contents.
+    return text.translate(_GO_ESCAPES).encode()
+
+
 @dataclass(frozen=True)
 class Resource:
     """A REST collection: `Resource("", "v1", "pods")`, `Resource("ecs.operator.dev", …)`."""
@@ -73,6 +90,8 @@ PODS = Resource("", "v1", "pods")
 NODES = Resource("", "v1", "nodes", namespaced=False)
 EVENTS = Resource("", "v1", "events")
 SECRETS = Resource("", "v1", "secrets")
+SERVICE_ACCOUNTS = Resource("", "v1", "serviceaccounts")
+NAMESPACES = Resource("", "v1", "namespaces", namespaced=False)
 CONTROLLER_REVISIONS = Resource("apps", "v1", "controllerrevisions")
 CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", namespaced=False)
 LEASES = Resource("coordination.k8s.io", "v1", "leases")
@@ -180,15 +199,18 @@ class KubeClient:
         headers = {"Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = content_type
-        _, url, headers, payload, _ = self._api.param_serialize(
+        _, url, headers, _, _ = self._api.param_serialize(
             method=method,
             resource_path=url_path,
             header_params=headers,
-            body=body,
             auth_settings=["BearerToken"],
         )
-        response = self._api.call_api(method, url, header_params=headers, body=payload)
-        raw = response.read()
+        # The body is encoded here, not by the client (which would add spaces): see go_json.
+        payload = go_json(body) if body is not None else None
+        response = self._api.rest_client.pool_manager.request(
+            method, url, body=payload, headers=headers, preload_content=True
+        )
+        raw = response.data
         data = json.loads(raw) if raw else None
         if response.status >= 400:
             status = data if isinstance(data, dict) else {}

@@ -65,6 +65,20 @@ from ecs_operator.sandbox.store import Store
 
 logger = logging.getLogger(__name__)
 
+DEFAULT_SERVICE_ACCOUNT: dict[str, Any] = {
+    "apiVersion": "v1",
+    "kind": "ServiceAccount",
+    "metadata": {"name": "default"},
+}
+# The sandbox serves plain HTTP and has no CA: the ConfigMap exists, as on a real cluster, with an
+# empty certificate.
+ROOT_CA_CONFIG_MAP: dict[str, Any] = {
+    "apiVersion": "v1",
+    "kind": "ConfigMap",
+    "metadata": {"name": "kube-root-ca.crt"},
+    "data": {"ca.crt": ""},
+}
+
 ZONE_LABEL = "topology.kubernetes.io/zone"
 REGION_LABEL = "topology.kubernetes.io/region"
 INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
@@ -1353,6 +1367,11 @@ class ClusterSimulator:
         self.config = config or ClusterConfig()
         self.pods_rt = registry.get("", "v1", "pods")
         self.nodes_rt = registry.get("", "v1", "nodes")
+        self.namespaces_rt = registry.get("", "v1", "namespaces")
+        self._namespace_defaults = (
+            (registry.get("", "v1", "serviceaccounts"), DEFAULT_SERVICE_ACCOUNT),
+            (registry.get("", "v1", "configmaps"), ROOT_CA_CONFIG_MAP),
+        )
         self.recorder = _EventRecorder(
             store, registry.get("", "v1", "events"), self.config.post_events
         )
@@ -1382,6 +1401,9 @@ class ClusterSimulator:
         self._tasks = [
             loop.create_task(self._watch(self.nodes_rt, self._on_node, self._resync_nodes)),
             loop.create_task(self._watch(self.pods_rt, self._on_pod, self._resync_pods)),
+            loop.create_task(
+                self._watch(self.namespaces_rt, self._on_namespace, self._resync_namespaces)
+            ),
             loop.create_task(self._schedule_forever()),
             loop.create_task(self._kubelet.run_forever()),
             loop.create_task(self._node_loop()),
@@ -1468,6 +1490,27 @@ class ClusterSimulator:
                 logger.exception("the %s watch of the cluster simulator failed", rt.plural)
                 await asyncio.sleep(0.5)
             await asyncio.sleep(0)
+
+    # -- namespaces ----------------------------------------------------------------------
+
+    def _on_namespace(self, kind: str, namespace: dict[str, Any]) -> None:
+        """What kube-controller-manager gives every namespace: its `default` ServiceAccount
+        (serviceaccount controller) and the `kube-root-ca.crt` ConfigMap (root CA publisher)."""
+        metadata = namespace["metadata"]
+        if kind == "DELETED" or metadata.get("deletionTimestamp"):
+            return
+        for rt, body in self._namespace_defaults:
+            try:
+                self.store.create(rt, metadata["name"], body)
+            except ApiError as error:
+                if error.code not in (403, 404, 409):  # 403/404: the namespace is going away
+                    logger.warning(
+                        "%s of namespace %s not created: %s", rt.kind, metadata["name"], error
+                    )
+
+    def _resync_namespaces(self, namespaces: list[dict[str, Any]]) -> None:
+        for namespace in namespaces:
+            self._on_namespace("ADDED", namespace)
 
     # -- nodes ---------------------------------------------------------------------------
 

@@ -558,6 +558,10 @@ class ApiServer:
 
     async def resource(self, request: web.Request) -> web.StreamResponse:
         parts = [part for part in request.path.split("/") if part]
+        if parts[0] == "apis" and len(parts) > 1 and parts[1] not in self.registry.groups():
+            # No API serves the group: kube-apiserver's handler chain falls through to its
+            # mux, which answers in plain text rather than with a Status.
+            return web.Response(status=404, text="404 page not found\n")
         target = self._parse_target(parts)
         if isinstance(target, web.StreamResponse):
             if request.method != "GET":

@@ -93,6 +93,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ecs_operator.sandbox import pod_security
 from ecs_operator.sandbox.errors import (
     ApiError,
     Cause,
@@ -399,6 +400,8 @@ class Store:
         self._default(rt, body, None)
         self._validate(rt, body, None)
         body = self._admit(rt, body, None, strict)
+        if rt.group == "" and rt.kind == "Pod":
+            self._check_pod_security(namespace or "", name, body)
         meta = body["metadata"]
         crd_types = self._prepare_crd(body, None) if _storage(rt) == _CRD_KEY else None
         meta["uid"] = str(uuid.uuid4())
@@ -718,6 +721,17 @@ class Store:
                 f"{namespace} because it is being terminated"
             )
             raise ApiError(403, "Forbidden", message, rt.plural, name, rt.group)
+
+    def _check_pod_security(self, namespace: str, name: str, pod: Obj) -> None:
+        ns = self._lookup(_NAMESPACE_KEY, "", namespace) or {}
+        level = pod_security.enforced_level(ns.get("metadata", {}).get("labels") or {})
+        found = pod_security.violations(pod, level)
+        if found:
+            message = (
+                f'pods "{name}" is forbidden: violates PodSecurity "{level}:latest": '
+                f"{', '.join(found)}"
+            )
+            raise ApiError(403, "Forbidden", message, "pods", name, "")
 
     def _check_crd_accepts(self, rt: ResourceType) -> None:
         crd = self._lookup(_CRD_KEY, "", f"{rt.plural}.{rt.group}")
@@ -1692,6 +1706,12 @@ def _validate_immutable(rt: ResourceType, body: Obj, old: Obj) -> list[Cause]:
             )
     if rt.group == "" and rt.kind == "Pod" and _frozen_pod_spec(body) != _frozen_pod_spec(old):
         causes.append(Cause("spec", f"Forbidden: {_POD_UPDATE_MESSAGE}", "FieldValueForbidden"))
+    if (
+        rt.group == "apps"
+        and rt.kind == "ControllerRevision"
+        and body.get("data") != old.get("data")
+    ):
+        causes.append(_bad_value("data", body.get("data"), "field is immutable"))
     if rt.group == "" and rt.kind == "Service":
         before = old.get("spec", {}).get("clusterIP")
         after = (body.get("spec") or {}).get("clusterIP")

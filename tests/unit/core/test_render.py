@@ -1,6 +1,7 @@
 """Pod rendering: every mapped field, overrides, resource splitting, dependsOn, names, reports."""
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import kubernetes_validate
@@ -21,11 +22,14 @@ from ecs_operator.core.render import (
     secret_references,
     service_account_name,
 )
-from ecs_operator.core.security import SecurityPolicy
+from ecs_operator.core.security import PodSecurityLevel, SecurityPolicy
 from ecs_operator.models.task import TaskSpec
 from ecs_operator.models.taskdefinition import TaskDefinitionSpec
+from ecs_operator.sandbox import pod_security
 
 ALLOW_ALL = SecurityPolicy.from_allow_privileged(True)
+# What every container that asks for nothing else gets.
+SECURE_DEFAULTS = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
 
 
 def container(name: str = "app", **fields: Any) -> dict[str, Any]:
@@ -138,6 +142,42 @@ def test_task_role_names_the_service_account(role: str, account: str) -> None:
     pod = pod_spec(definition(taskRoleArn=role))
     assert pod["serviceAccountName"] == account
     assert pod["automountServiceAccountToken"] is True
+
+
+def test_the_token_follows_the_service_account_of_the_task_role() -> None:
+    def automount(opt_in: bool | None) -> bool:
+        return bool(
+            render_pod(
+                task_name="web-1",
+                namespace="prod",
+                task_uid="uid-1",
+                task=TaskSpec.model_validate({"taskDefinition": "web"}),
+                task_definition=ResolvedTaskDefinition("web", 3, definition(taskRoleArn="web")),
+                node_name="node-a",
+                group="family:web",
+                policy=ALLOW_ALL,
+                service_account_automount=opt_in,
+            ).manifest["spec"]["automountServiceAccountToken"]
+        )
+
+    assert automount(None) is True
+    assert automount(True) is True
+    assert automount(False) is False
+
+
+def test_a_task_role_naming_the_operators_service_account_is_refused() -> None:
+    own = SecurityPolicy(operator_service_account="ecs-operator")
+    for role in ("ecs-operator", "arn:aws:iam::123456789012:role/ecs-operator"):
+        with pytest.raises(RenderError) as caught:
+            render(definition(taskRoleArn=role), policy=own)
+        [violation] = caught.value.violations
+        assert violation.field == "spec.taskRoleArn"
+        assert "the operator's own" in violation.message
+        with pytest.raises(RenderError):
+            render(definition(), {"overrides": {"taskRoleArn": role}}, policy=own)
+    assert render(definition(taskRoleArn="web"), policy=own).manifest["spec"][
+        "serviceAccountName"
+    ] == ("web")
 
 
 def test_the_overridden_task_role_wins() -> None:
@@ -659,17 +699,150 @@ def test_security_context() -> None:
     pod = rendered.manifest["spec"]
     assert only(pod)["securityContext"] == {
         "runAsUser": 1000,
+        "runAsNonRoot": True,
         "runAsGroup": 2000,
         "readOnlyRootFilesystem": True,
         "privileged": True,
         "capabilities": {"add": ["NET_ADMIN"], "drop": ["ALL"]},
     }
-    assert "securityContext" not in only(pod, "b")
-    assert only(pod, "c")["securityContext"] == {"runAsUser": 1000}
+    assert only(pod, "b")["securityContext"] == SECURE_DEFAULTS
+    assert only(pod, "c")["securityContext"] == {
+        "runAsUser": 1000,
+        "runAsNonRoot": True,
+        **SECURE_DEFAULTS,
+    }
     assert set(reported(rendered)) == {
         "spec.containerDefinitions[1].user",
         "spec.containerDefinitions[2].user",
     }
+
+
+def test_every_pod_gets_seccomp_and_every_container_drops_what_it_does_not_add() -> None:
+    spec = definition(
+        container(memory=64, linuxParameters={"capabilities": {"add": ["chown", "CAP_SETUID"]}}),
+        container("admin", memory=64, linuxParameters={"capabilities": {"add": ["SYS_ADMIN"]}}),
+        container("init", memory=64, essential=False),
+        container("main", memory=64, dependsOn=[{"containerName": "init", "condition": "SUCCESS"}]),
+    )
+    pod = render(spec).manifest["spec"]
+    assert pod["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
+    assert only(pod)["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"add": ["CHOWN", "SETUID"], "drop": ["ALL"]},
+    }
+    # Kubernetes refuses allowPrivilegeEscalation false together with an added SYS_ADMIN.
+    assert only(pod, "admin")["securityContext"] == {
+        "capabilities": {"add": ["SYS_ADMIN"], "drop": ["ALL"]}
+    }
+    assert only(pod, "init")["securityContext"] == SECURE_DEFAULTS
+    assert only(pod, "main")["securityContext"] == SECURE_DEFAULTS
+
+
+def test_a_drop_list_of_the_task_definition_replaces_drop_all_outside_restricted() -> None:
+    spec = definition(
+        container(memory=64, linuxParameters={"capabilities": {"drop": ["net_raw"]}}),
+        container("defaults", memory=64, linuxParameters={"capabilities": {"drop": []}}),
+    )
+    pod = render(spec, policy=SecurityPolicy()).manifest["spec"]
+    assert only(pod)["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["NET_RAW"]},
+    }
+    assert only(pod, "defaults")["securityContext"] == {"allowPrivilegeEscalation": False}
+    restricted = SecurityPolicy(pod_security="restricted")
+    spec = definition(
+        container(memory=64, user="1000", linuxParameters={"capabilities": {"drop": []}}),
+    )
+    pod = render(spec, policy=restricted).manifest["spec"]
+    assert only(pod)["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_a_restricted_namespace_gets_a_pod_that_meets_the_standard() -> None:
+    spec = definition(
+        container(
+            memory=64,
+            user="1000:1000",
+            linuxParameters={"capabilities": {"add": ["NET_BIND_SERVICE"], "drop": ["NET_RAW"]}},
+            portMappings=[{"containerPort": 80}],
+            systemControls=[{"namespace": "net.ipv4.ip_unprivileged_port_start", "value": "0"}],
+        ),
+        container("side", memory=64, user="65532", essential=False),
+        volumes=[{"name": "scratch"}],
+    )
+    pod = render(spec, policy=SecurityPolicy(pod_security="restricted")).manifest
+    assert pod_security.violations(pod, "restricted") == []
+    assert only(pod["spec"])["securityContext"] == {
+        "runAsUser": 1000,
+        "runAsNonRoot": True,
+        "runAsGroup": 1000,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"add": ["NET_BIND_SERVICE"], "drop": ["ALL"]},
+    }
+
+
+@pytest.mark.parametrize("name", ["sidecars-and-init", "privileged-host"])
+@pytest.mark.parametrize("level", ["baseline", "restricted"])
+def test_a_pod_rendered_for_a_standard_meets_it_or_is_refused_naming_the_rule(
+    name: str, level: PodSecurityLevel
+) -> None:
+    """Whatever the installation allows, the namespace's standard decides, before any create:
+    the Pod meets it (Pod Security Admission would admit it), or rendering is refused naming
+    the standard."""
+    spec = TaskDefinitionSpec.model_validate(REALISTIC[name])
+    policy = replace(ALLOW_ALL, pod_security=level)
+    try:
+        pod = render(spec, policy=policy).manifest
+    except RenderError as error:
+        assert error.violations
+        for violation in error.violations:
+            assert f'enforces the "{level}" Pod Security Standard' in violation.message
+        assert pod_security.violations(render(spec).manifest, level)
+    else:
+        assert pod_security.violations(pod, level) == []
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "rule"),
+    [
+        ({"user": None}, "spec.containerDefinitions[0].user", "runAsNonRoot"),
+        ({"user": "0:1000"}, "spec.containerDefinitions[0].user", "runAsNonRoot"),
+        ({"user": "nginx"}, "spec.containerDefinitions[0].user", "runAsNonRoot"),
+        ({"privileged": True}, "spec.containerDefinitions[0].privileged", "privileged"),
+        (
+            {"linuxParameters": {"capabilities": {"add": ["CHOWN"]}}},
+            "spec.containerDefinitions[0].linuxParameters.capabilities.add",
+            "capabilities",
+        ),
+        (
+            {"portMappings": [{"containerPort": 80, "hostPort": 8080}]},
+            "spec.containerDefinitions[0].portMappings[0].hostPort",
+            "hostPorts",
+        ),
+        (
+            {"systemControls": [{"namespace": "kernel.msgmax", "value": "65536"}]},
+            "spec.containerDefinitions[0].systemControls[0]",
+            "sysctls",
+        ),
+    ],
+)
+def test_what_cannot_meet_the_restricted_standard_is_refused_naming_the_rule(
+    fields: dict[str, Any], field: str, rule: str
+) -> None:
+    spec = definition(container(memory=64, **{"user": "1000", **fields}), networkMode="bridge")
+    with pytest.raises(RenderError) as caught:
+        render(spec, policy=replace(ALLOW_ALL, pod_security="restricted"))
+    [violation] = caught.value.violations
+    assert violation.field == field
+    assert f'enforces the "restricted" Pod Security Standard ({rule})' in violation.message
+
+
+def test_the_install_refusal_comes_first_and_alone_for_one_field() -> None:
+    spec = definition(container(memory=64, user="1000", privileged=True))
+    with pytest.raises(RenderError) as caught:
+        render(spec, policy=SecurityPolicy(pod_security="restricted"))
+    [violation] = caught.value.violations
+    assert violation.field == "spec.containerDefinitions[0].privileged"
+    assert violation.message.startswith("privileged containers are refused")
 
 
 def test_refused_fields_stop_rendering_under_the_default_policy() -> None:
@@ -871,7 +1044,7 @@ def test_net_sysctls_are_not_namespaced_with_host_networking() -> None:
         networkMode="host",
     )
     rendered = render(spec)
-    assert "securityContext" not in rendered.manifest["spec"]
+    assert "sysctls" not in rendered.manifest["spec"]["securityContext"]
     assert set(reported(rendered)) == {"spec.containerDefinitions[0].systemControls[0]"}
 
 

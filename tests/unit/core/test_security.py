@@ -1,13 +1,27 @@
 """Security by default: what a task definition may ask of a node."""
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from ecs_operator.core.security import SecurityPolicy, Violation, security_violations
+from ecs_operator.core.security import (
+    ENFORCE_LABEL,
+    InstallPolicy,
+    SecurityPolicy,
+    Violation,
+    parse_label,
+    parse_service_account,
+    pod_security_level,
+    pod_security_violations,
+    security_violations,
+)
 from ecs_operator.models.taskdefinition import TaskDefinitionSpec
 
-HINT = "start the operator with --allow-privileged to permit them"
+HINT = (
+    "start the operator with --allow-privileged, or grant this namespace "
+    "(--allow-privileged-namespace, --allow-privileged-label), to permit them"
+)
 
 
 def definition(container: dict[str, Any] | None = None, **fields: Any) -> TaskDefinitionSpec:
@@ -49,7 +63,8 @@ def test_a_plain_task_definition_passes_the_default_policy() -> None:
         (
             definition({"linuxParameters": {"capabilities": {"add": ["NET_ADMIN", "SYS_TIME"]}}}),
             "spec.containerDefinitions[1].linuxParameters.capabilities.add",
-            f"added Linux capabilities (NET_ADMIN, SYS_TIME) are refused; {HINT}",
+            "Linux capabilities beyond the container runtime's default set (NET_ADMIN, SYS_TIME) "
+            f"are refused; {HINT}",
         ),
         (
             definition(networkMode="host"),
@@ -119,3 +134,88 @@ def test_each_permission_lifts_only_its_own_refusals() -> None:
 def test_the_install_flag_is_all_or_nothing() -> None:
     assert SecurityPolicy.from_allow_privileged(False) == SecurityPolicy()
     assert SecurityPolicy.from_allow_privileged(True) == SecurityPolicy(True, True, True, True)
+
+
+def test_capabilities_of_the_runtimes_default_set_may_be_added_back_without_permission() -> None:
+    spec = definition({"linuxParameters": {"capabilities": {"add": ["CAP_CHOWN", "setuid"]}}})
+    assert security_violations(spec, SecurityPolicy()) == []
+
+
+@pytest.mark.parametrize(
+    ("labels", "level"),
+    [
+        ({}, "privileged"),
+        ({ENFORCE_LABEL: "privileged"}, "privileged"),
+        ({ENFORCE_LABEL: "baseline"}, "baseline"),
+        ({ENFORCE_LABEL: "restricted"}, "restricted"),
+        # Pod Security Admission reads a value that is not a level as the strictest.
+        ({ENFORCE_LABEL: "Restricted!"}, "restricted"),
+        ({"pod-security.kubernetes.io/warn": "restricted"}, "privileged"),
+    ],
+)
+def test_the_enforced_level_is_read_from_the_namespace_label(
+    labels: dict[str, str], level: str
+) -> None:
+    assert pod_security_level(labels) == level
+
+
+def test_privilege_is_granted_everywhere_by_the_flag_or_per_namespace() -> None:
+    secure = SecurityPolicy()
+    everything = SecurityPolicy.from_allow_privileged(True)
+    assert InstallPolicy().for_namespace("a", {}) == secure
+    assert InstallPolicy(allow_privileged=True).for_namespace("a", {}) == everything
+    listed = InstallPolicy(privileged_namespaces=frozenset({"agents"}))
+    assert listed.for_namespace("agents", {}) == everything
+    assert listed.for_namespace("web", {}) == secure
+    labelled = InstallPolicy(privileged_label=("ecs.operator.dev/allow-privileged", "true"))
+    assert labelled.for_namespace("x", {"ecs.operator.dev/allow-privileged": "true"}) == everything
+    assert labelled.for_namespace("x", {"ecs.operator.dev/allow-privileged": "yes"}) == secure
+    assert labelled.for_namespace("x", {}) == secure
+
+
+def test_the_namespace_standard_and_the_operators_account_go_with_the_namespace() -> None:
+    install = InstallPolicy(allow_privileged=True, operator_service_account=("ops", "ecs-operator"))
+    policy = install.for_namespace("ops", {ENFORCE_LABEL: "restricted"})
+    assert policy.pod_security == "restricted"
+    assert policy.allow_privileged  # the standard still refuses privileged containers
+    assert policy.operator_service_account == "ecs-operator"
+    assert install.for_namespace("web", {}).operator_service_account is None
+
+
+def test_the_standard_refuses_what_the_install_allows() -> None:
+    spec = definition({"privileged": True, "user": "1000"}, networkMode="host")
+    policy = SecurityPolicy.from_allow_privileged(True)
+    assert security_violations(spec, policy) == []
+    fields = [v.field for v in security_violations(spec, replace(policy, pod_security="baseline"))]
+    assert fields == ["spec.networkMode", "spec.containerDefinitions[1].privileged"]
+
+
+def test_restricted_needs_a_non_root_numeric_user_on_every_container() -> None:
+    spec = definition({"user": "1000:0"})
+    [violation] = pod_security_violations(spec, "restricted")
+    # The first container gives no user.
+    assert violation.field == "spec.containerDefinitions[0].user"
+    assert violation.message == (
+        'the namespace enforces the "restricted" Pod Security Standard (runAsNonRoot): the '
+        "container gives no user, so it may run as root; set user to a non-root numeric uid, "
+        'e.g. "1000" or "1000:1000"'
+    )
+    assert pod_security_violations(spec, "baseline") == []
+    assert pod_security_violations(spec, "privileged") == []
+
+
+@pytest.mark.parametrize(
+    ("parse", "text"),
+    [
+        (parse_label, "no-equals"),
+        (parse_label, "=value"),
+        (parse_service_account, "no-slash"),
+        (parse_service_account, "ns/"),
+        (parse_service_account, "a/b/c"),
+    ],
+)
+def test_flag_values_that_do_not_parse_are_refused_naming_the_form(parse: Any, text: str) -> None:
+    with pytest.raises(ValueError, match=repr(text)):
+        parse(text)
+    assert parse_label("a/b=") == ("a/b", "")
+    assert parse_service_account("ops/ecs-operator") == ("ops", "ecs-operator")

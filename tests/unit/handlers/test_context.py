@@ -1,9 +1,11 @@
 """`OperatorContext.container_instances`: the nodes as container instances, counting pods and the
-placed tasks whose Pod is not there yet; a node's instance is rebuilt only when it changed."""
+placed tasks whose Pod is not there yet; a node's instance is rebuilt only when it changed. And
+`security_policy`: what a namespace allows, from its labels."""
 
 from typing import Any, cast
 
 from ecs_operator.core import labels
+from ecs_operator.core.security import ENFORCE_LABEL, InstallPolicy, SecurityPolicy
 from ecs_operator.handlers.context import OperatorContext, OperatorOptions
 from ecs_operator.kube.client import KubeClient
 
@@ -92,3 +94,27 @@ def test_a_task_whose_pod_appears_is_counted_once() -> None:
     found.pods.observe("ADDED", pod("a", "n1", 2))
     assert by_name(found)["n1"].group_counts == {"service:web": 1}
     assert by_name(found)["n1"].remaining_cpu_millicores == 3000
+
+
+def test_the_security_policy_of_a_namespace_follows_its_labels() -> None:
+    install = InstallPolicy(
+        privileged_label=("ecs.operator.dev/allow-privileged", "true"),
+        operator_service_account=("ops", "ecs-operator"),
+    )
+    found = OperatorContext(OperatorOptions(security=install), cast(KubeClient, None))
+    assert found.security_policy("web") == SecurityPolicy()  # not seen yet: no labels
+    namespace = {"metadata": {"name": "web", "resourceVersion": "1", "labels": {}}}
+    found.namespaces.observe("ADDED", namespace)
+    assert found.security_policy("web") == SecurityPolicy()
+    labelled = {
+        "metadata": {
+            "name": "web",
+            "resourceVersion": "2",
+            "labels": {ENFORCE_LABEL: "restricted", "ecs.operator.dev/allow-privileged": "true"},
+        }
+    }
+    found.namespaces.observe("MODIFIED", labelled)
+    policy = found.security_policy("web")
+    assert policy.pod_security == "restricted" and policy.allow_privileged
+    assert policy.operator_service_account is None
+    assert found.security_policy("ops").operator_service_account == "ecs-operator"
