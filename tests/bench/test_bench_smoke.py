@@ -41,6 +41,7 @@ def test_task_benchmark_measures_every_object_of_both_operators() -> None:
     assert "Task -> Pod created, p50" in bench_run.table(rows)
 
 
+@pytest.mark.timeout(300)  # the replacement phase waits until its tasks ran for 30 s
 def test_service_benchmark_measures_every_phase() -> None:
     result = bench_services.run(
         scales=[SERVICE_TASKS],
