@@ -58,6 +58,20 @@ KubectlRunner = Callable[..., subprocess.CompletedProcess[str]]
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "sandbox_only: relies on sandbox-only behaviour")
+    config.addinivalue_line(
+        "markers", "own_sandbox: starts a sandbox of its own (runs in the sandbox pass only)"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not real_target_selected():
+        return
+    skip = pytest.mark.skip(
+        reason="runs on a sandbox of its own, not on the session's target: the sandbox pass ran it"
+    )
+    for item in items:
+        if item.get_closest_marker("own_sandbox"):
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

@@ -81,6 +81,8 @@ class ApiSession(requests.Session):
         if isinstance(url, str) and url.startswith("/"):
             url = self.base_url + url
         kwargs.setdefault("timeout", 30)
+        # Per request: requests prefers REQUESTS_CA_BUNDLE to a session's own CA file.
+        kwargs.setdefault("verify", self.verify)
         return super().request(method, url, *args, **kwargs)
 
 

@@ -52,8 +52,17 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[rank - 1]
 
 
+# The operator's Lease renewals are its heartbeat (every operator holds the Lease), not work:
+# "a converged operator writes nothing" and "the API is quiet" leave them out.
+HEARTBEAT_RESOURCES = frozenset({"leases"})
+
+
+def _is_work_write(verb: str, resource: str) -> bool:
+    return verb in WRITE_VERBS and resource not in HEARTBEAT_RESOURCES
+
+
 def writes_of(requests: Requests) -> int:
-    return sum(n for (verb, _), n in requests.items() if verb in WRITE_VERBS)
+    return sum(n for (verb, resource), n in requests.items() if _is_work_write(verb, resource))
 
 
 def write_breakdown(requests: Requests) -> dict[str, int]:
@@ -61,7 +70,7 @@ def write_breakdown(requests: Requests) -> dict[str, int]:
     return {
         f"{verb} {resource}": n
         for (verb, resource), n in sorted(requests.items())
-        if verb in WRITE_VERBS and n
+        if _is_work_write(verb, resource) and n
     }
 
 

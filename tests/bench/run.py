@@ -23,6 +23,9 @@
 - Scale (bench_scale.py), one run: 1,000 Services of 10 tasks each on one operator; once all
   10,000 tasks are RUNNING and the cluster settled, the operator's RSS (<= 500 MB) and its idle
   CPU over 30 s (<= 5 % of a core), and its writes meanwhile (none) (P6).
+- Full cluster (bench_unplaceable.py), one run: two Services of 8 tasks that can place only 6
+  (host port clash, memory); once they report it, the operator's CPU over `--unplaceable-window`
+  s (<= 1 % of a core) and its API writes meanwhile (none: the README's bound, issue #13).
 - LoadBalancers (bench_load_balancers.py), one run of a Service of `--lb-targets` tasks: task
   RUNNING -> endpoint ready in the EndpointSlice (two health checks 5 s apart included) and
   container ready -> endpoint ready (the operator's own share), stop decided -> endpoint not
@@ -64,6 +67,7 @@ import bench_sandbox
 import bench_scale
 import bench_services
 import bench_tasks
+import bench_unplaceable
 from harness import REPO
 
 RESULTS = REPO / "bench-results" / "results.json"
@@ -313,6 +317,21 @@ def scale_rows(result: dict[str, Any]) -> list[Row]:
     ]
 
 
+def unplaceable_rows(result: dict[str, Any]) -> list[Row]:
+    what = f"full cluster, {len(result['services'])} Services at 6 of 8 tasks"
+    return [
+        Row(f"{what}: operator CPU", "% of a core", [result["cpu_percent"]], "<= 1", 1.0),
+        Row(
+            f"{what}: API writes per second",
+            "writes/s",
+            [result["writes_per_second"]],
+            "0",
+            0.0,
+            worst=True,
+        ),
+    ]
+
+
 def load_balancer_rows(result: dict[str, Any]) -> list[Row]:
     out, down, count = result["scale_out"], result["scale_in"], result["targets"]
     latencies = (
@@ -488,6 +507,9 @@ def main() -> int:
     parser.add_argument("--lb-targets", type=int, default=100, help="load-balanced tasks")
     parser.add_argument("--scale-services", type=int, default=1000, help="Services (P6)")
     parser.add_argument("--scale-tasks", type=int, default=10, help="tasks per Service (P6)")
+    parser.add_argument(
+        "--unplaceable-window", type=float, default=60.0, help="seconds measured on a full cluster"
+    )
     parser.add_argument("--output", type=Path, help="default: bench-results/results[-real].json")
     parser.add_argument("--target", choices=["sandbox", "real"], default="sandbox")
     parser.add_argument("--kubeconfig", type=Path, help="real target: a running cluster")
@@ -512,6 +534,9 @@ def main() -> int:
     print(f"scale ({args.scale_services} Services of {args.scale_tasks} tasks) …", flush=True)
     scale = bench_scale.run(args.scale_services, args.scale_tasks)
     rows += scale_rows(scale)
+    print(f"full cluster (unplaceable tasks, {args.unplaceable_window:g} s window) …", flush=True)
+    unplaceable = bench_unplaceable.run(args.unplaceable_window)
+    rows += unplaceable_rows(unplaceable)
     print(f"load balancer ({args.lb_targets} targets: registration, deregistration) …")
     load_balancers = bench_load_balancers.run(args.lb_targets)
     rows += load_balancer_rows(load_balancers)
@@ -522,6 +547,7 @@ def main() -> int:
         print(f"\ntask run {index}:\n{bench_tasks.report(result)}")
     print(f"\n{bench_services.report(services)}")
     print(f"\n{bench_scale.report(scale)}")
+    print(f"\n{bench_unplaceable.report(unplaceable)}")
     print(f"\n{bench_load_balancers.report(load_balancers)}")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     document = {
@@ -531,6 +557,7 @@ def main() -> int:
         "task_runs": tasks,
         "services": services,
         "scale": scale,
+        "unplaceable": unplaceable,
         "load_balancers": load_balancers,
     }
     args.output.write_text(json.dumps(document, indent=2) + "\n")

@@ -10,6 +10,7 @@ import bench_real
 import bench_scale
 import bench_services
 import bench_tasks
+import bench_unplaceable
 import pytest
 import run as bench_run
 
@@ -82,6 +83,17 @@ def test_scale_benchmark_measures_memory_and_idle_cpu() -> None:
     rows = bench_run.scale_rows(result)
     assert [row.unit for row in rows] == ["s", "MB", "% of a core", "writes"]
     assert "operator RSS" in bench_run.table(rows)
+
+
+def test_unplaceable_benchmark_measures_cpu_and_writes_of_a_full_cluster() -> None:
+    result = bench_unplaceable.run(window=1.0)
+
+    assert result["placeable"] == 6 and result["desired"] == 8
+    assert result["cpu_seconds"] >= 0
+    assert result["writes"] == sum(result["write_breakdown"].values())
+    rows = bench_run.unplaceable_rows(result)
+    assert [row.unit for row in rows] == ["% of a core", "writes/s"]
+    assert "full cluster" in bench_run.table(rows)
 
 
 @pytest.mark.realcluster

@@ -113,6 +113,7 @@ def test_default_deployment() -> None:
         "--health-address=$(POD_IP)",
         "--metrics-port=9090",
         "--metrics-address=$(POD_IP)",
+        f"--leader-election-namespace={RELEASE_NAMESPACE}",
     ]
     env = {item["name"]: item["valueFrom"]["fieldRef"]["fieldPath"] for item in container["env"]}
     assert env == {
@@ -156,9 +157,17 @@ def test_scenarios_change_the_arguments() -> None:
         args("ha-values.yaml")
     )
     assert "--leader-elect" not in args("default-values.yaml")
+    # Every operator takes the Lease in the release namespace, elected or not.
+    assert f"--leader-election-namespace={RELEASE_NAMESPACE}" in args("default-values.yaml")
     ha = of_kind(render(CHART / "ci" / "ha-values.yaml"), "Deployment")[0]
     assert ha["spec"]["replicas"] == 2
     assert ha["spec"]["strategy"]["type"] == "RollingUpdate"
+
+
+def test_more_than_one_replica_elects_a_leader() -> None:
+    deployment = of_kind(render(None, "--set", "replicaCount=3"), "Deployment")[0]
+    assert "--leader-elect" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
 
 
 def test_service_monitor_is_off_by_default_and_scrapes_the_metrics_port() -> None:
@@ -183,7 +192,6 @@ def test_service_monitor_is_off_by_default_and_scrapes_the_metrics_port() -> Non
         (["--set", "metrics.serviceMonitor.labelz.a=b"], "'labelz' not allowed"),
         (["--set", "logLevel=trace"], "logLevel"),
         (["--set", "allowPrivilegedLabel=no-equals"], "allowPrivilegedLabel"),
-        (["--set", "replicaCount=2"], "needs leaderElection.enabled=true"),
         (
             ["--set", "metrics.enabled=false", "--set", "metrics.serviceMonitor.enabled=true"],
             "needs metrics.enabled=true",

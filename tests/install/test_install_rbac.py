@@ -169,17 +169,30 @@ def test_chart_default_matches_manifests() -> None:
         if obj["kind"] == "ClusterRole"
     }
     assert chart == manifests
-    assert not of_kind(render(), "Role"), "leader election is off by default: no Role"
+    # Every operator takes its Lease: the Lease Role comes with the default install too.
+    assert [r["metadata"]["name"] for r in of_kind(render(), "Role")] == [
+        "ecs-operator-leader-election"
+    ]
+    chart_roles = {
+        (obj["kind"], obj["metadata"]["name"]): obj["rules"] for obj in of_kind(render(), "Role")
+    }
+    manifest_roles = {
+        (obj["kind"], obj["metadata"]["name"]): obj["rules"]
+        for obj in manifest_objects()
+        if obj["kind"] == "Role"
+    }
+    assert chart_roles == manifest_roles
 
 
 def test_chart_namespaced_install_keeps_only_cluster_kinds_cluster_wide() -> None:
     objects = render(CHART / "ci" / "namespaced-values.yaml")
     assert only(objects, "ClusterRole", "ecs-operator")["rules"] == OPERATOR_CLUSTER_RULES
-    roles = of_kind(objects, "Role")
+    lease = "ecs-operator-leader-election"  # its own Role, in the release namespace
+    roles = [r for r in of_kind(objects, "Role") if r["metadata"]["name"] != lease]
     assert sorted(role["metadata"]["namespace"] for role in roles) == ["team-a", "team-b"]
     for role in roles:
         assert role["rules"] == OPERATOR_NAMESPACED_RULES
-    bindings = of_kind(objects, "RoleBinding")
+    bindings = [b for b in of_kind(objects, "RoleBinding") if b["metadata"]["name"] != lease]
     assert sorted(binding["metadata"]["namespace"] for binding in bindings) == [
         "team-a",
         "team-b",

@@ -56,14 +56,25 @@ def operator(
     target.http.post("/api/v1/namespaces", json=namespace)
     workdir = tmp_path_factory.mktemp("operator")
     identity = None if target.is_sandbox else operator_identity(target, workdir)
-    process = OperatorProcess(target, workdir / "operator.log", kubeconfig=identity)
+    process = OperatorProcess(
+        target,
+        workdir / "operator.log",
+        kubeconfig=identity,
+        pod_namespace=None if identity is None else OPERATOR_NAMESPACE,
+    )
     process.start()
     try:
         yield process
     finally:
         process.stop()
     if identity is not None:
-        forbidden = [line for line in process.log().splitlines() if "Forbidden" in line]
+        # RBAC's own refusal ("User … cannot <verb> resource …"), not other 403s such as a
+        # write into a terminating namespace.
+        forbidden = [
+            line
+            for line in process.log().splitlines()
+            if "is forbidden: User" in line and " cannot " in line
+        ]
         assert not forbidden, "the shipped RBAC denied the operator:\n" + "\n".join(forbidden)
 
 

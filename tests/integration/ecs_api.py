@@ -86,13 +86,19 @@ class OperatorProcess:
     """`ecs-operator run` as a subprocess, its output appended to one log file."""
 
     def __init__(
-        self, target: ClusterTarget, log_path: Path, kubeconfig: Path | None = None
+        self,
+        target: ClusterTarget,
+        log_path: Path,
+        kubeconfig: Path | None = None,
+        pod_namespace: str | None = None,
     ) -> None:
         self.target = target
         self.log_path = log_path
         # The operator's own identity (a ServiceAccount token) on a real cluster; the test's
         # admin kubeconfig on the sandbox, which enforces no RBAC.
         self.kubeconfig = kubeconfig or target.kubeconfig
+        # What the Deployment's downward API gives it ($POD_NAMESPACE: where its Lease lives).
+        self.pod_namespace = pod_namespace
         self.process: subprocess.Popen[bytes] | None = None
         self.allow_privileged = False
         self.extra_args: tuple[str, ...] = ()
@@ -126,6 +132,9 @@ class OperatorProcess:
         self.allow_privileged = allow_privileged
         self.extra_args = extra_args
         env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+        if self.pod_namespace:
+            env["POD_NAMESPACE"] = self.pod_namespace
+            env["POD_SERVICE_ACCOUNT"] = "ecs-operator"
         self.starts += 1
         with self.log_path.open("a") as log:
             log.write(f"\n===== start #{self.starts}: {' '.join(self.command())}\n")

@@ -35,7 +35,7 @@ UNHEALTHY_ANNOTATION = "sandbox.ecs.operator.dev/unhealthy"
 ZONES = ("zone-a", "zone-b", "zone-c")
 NODES = tuple(f"node-{zone}-{n}" for zone in ZONES for n in (1, 2))
 # Statuses an injected fault answers with; the request never reached the store.
-RETRIED_STATUSES = frozenset({409, 429, 500})
+RETRIED_STATUSES = frozenset({409, 429, 500, 503, 504})
 INJECTED = "injected fault"
 RETRY_ATTEMPTS = 50
 WATCH_SECONDS = 5
@@ -286,9 +286,15 @@ class TaskWatch:
     after each event and what it returns (a description of a violation) is kept in
     `violations`. Use as a context manager; the view starts from a LIST."""
 
-    def __init__(self, services: Services, check: Check | None = None) -> None:
+    def __init__(
+        self, services: Services, check: Check | None = None, *, relist_on_expiry: bool = False
+    ) -> None:
         self.services = services
         self.check = check
+        # A resume answered 410 Expired: relist and check the listed view (what happened
+        # between the last event and the list is not seen), instead of failing the test.
+        self.relist_on_expiry = relist_on_expiry
+        self.relists = 0
         self.tasks: dict[str, Body] = {}
         self.violations: list[str] = []
         self.events = 0
@@ -299,11 +305,19 @@ class TaskWatch:
         self._version = ""
 
     def __enter__(self) -> TaskWatch:
-        listed = self.services.json("GET", self.services.ecs.path("tasks"), (200,))
-        self.tasks = {item["metadata"]["name"]: item for item in listed["items"]}
-        self._version = listed["metadata"]["resourceVersion"]
+        self._list(check=False)
         self._thread.start()
         return self
+
+    def _list(self, *, check: bool = True) -> None:
+        listed = self.services.json("GET", self.services.ecs.path("tasks"), (200,))
+        with self._lock:
+            self.tasks = {item["metadata"]["name"]: item for item in listed["items"]}
+            self._version = listed["metadata"]["resourceVersion"]
+            if check and self.check is not None:
+                found = self.check(self.tasks)
+                if found is not None:
+                    self.violations.append(found)
 
     def __exit__(self, *_: object) -> None:
         self._stop.set()
@@ -333,6 +347,10 @@ class TaskWatch:
     def _apply(self, event: Body) -> None:
         kind, obj = event["type"], event["object"]
         if kind == "ERROR":
+            if self.relist_on_expiry and obj.get("code") == 410:
+                self.relists += 1
+                self._list()
+                return
             self.errors.append(str(obj))
             self._stop.set()  # 410: the view would have a gap; the test fails on errors
             return

@@ -24,6 +24,8 @@ import pytest
 from ecs_operator.demo import DEFAULT_EXAMPLES, SCRIPT, choose_script
 from helpers import ClusterTarget, run_kubectl, wait_for
 
+pytestmark = pytest.mark.own_sandbox
+
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "manifests" / "examples"
 TASKS_PATH = "/apis/ecs.operator.dev/v1alpha1/namespaces/default/tasks"

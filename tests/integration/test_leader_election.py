@@ -1,5 +1,7 @@
-"""High availability: several replicas with --leader-elect; only the Lease holder acts, and a
-standby takes over when the holder dies (on its own sandbox, so no other operator interferes)."""
+"""High availability: several replicas with --leader-elect; only the Lease holder acts, a
+standby takes over when the holder dies, a holder paused past its Lease writes nothing when it
+wakes, and a second operator without --leader-elect is refused (each on its own sandbox, so no
+other operator interferes)."""
 
 from __future__ import annotations
 
@@ -12,11 +14,15 @@ from typing import Any
 
 import pytest
 import requests
+from ecs_api import Ecs
 from harness import OperatorProcess
+from service_support import Services, TaskWatch, bounds_check, deployment_configuration
 
 from ecs_operator.sandbox.cluster import ClusterConfig
 from ecs_operator.sandbox.runtime import SandboxThread
-from helpers import run_kubectl, wait_for
+from helpers import ClusterTarget, run_kubectl, wait_for
+
+pytestmark = pytest.mark.own_sandbox
 
 REPO = Path(__file__).resolve().parents[2]
 LEASE_SECONDS = 2.0
@@ -25,30 +31,45 @@ LEASE = "/apis/coordination.k8s.io/v1/namespaces/default/leases/ecs-operator"
 
 
 @pytest.fixture
-def ha(tmp_path: Path) -> Iterator[tuple[str, list[OperatorProcess]]]:
+def cluster(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A sandbox of its own with the CRDs: its URL and kubeconfig."""
     runner = SandboxThread(
         cluster=ClusterConfig(nodes_per_zone=1, heartbeat_interval=0.5, pod_start_delay=0.01)
     )
     sandbox = runner.start()
-    operators: list[OperatorProcess] = []
     try:
         kubeconfig = Path(sandbox.kubeconfig_path)
         applied = run_kubectl(kubeconfig, tmp_path / "cache", "apply", "-f", str(REPO / "crds"))
         assert applied.returncode == 0, applied.stderr
-        arguments = [
-            "-m", "ecs_operator", "run", "--kubeconfig", str(kubeconfig), "--liveness", "",
-            "--leader-elect", "--leader-election-namespace", "default",
-            "--leader-election-lease-seconds", str(LEASE_SECONDS),
-        ]  # fmt: skip
+        yield sandbox.url, kubeconfig
+    finally:
+        runner.stop()
+
+
+def operator_arguments(kubeconfig: Path, *extra: str) -> list[str]:
+    return [
+        "-m", "ecs_operator", "run", "--kubeconfig", str(kubeconfig), "--liveness", "",
+        "--leader-election-namespace", "default",
+        "--leader-election-lease-seconds", str(LEASE_SECONDS), *extra,
+    ]  # fmt: skip
+
+
+@pytest.fixture
+def ha(cluster: tuple[str, Path], tmp_path: Path) -> Iterator[tuple[str, list[OperatorProcess]]]:
+    url, kubeconfig = cluster
+    operators: list[OperatorProcess] = []
+    try:
+        arguments = operator_arguments(kubeconfig, "--leader-elect")
         for name in ("replica-a", "replica-b"):
             operator = OperatorProcess(name, arguments, tmp_path, kubeconfig)
             operator.start()
             operators.append(operator)
-        yield sandbox.url, operators
+        yield url, operators
     finally:
         for operator in operators:
+            if operator.process is not None and operator.alive:
+                operator.process.send_signal(signal.SIGCONT)
             operator.stop()
-        runner.stop()
 
 
 def create_task(url: str, name: str) -> None:
@@ -97,3 +118,78 @@ def test_only_the_leader_acts_and_a_standby_takes_over(
     # The standby waited for the Lease to expire: it never acted while the leader was alive.
     assert failover >= LEASE_SECONDS * 0.5, failover
     print(f"failover with a {LEASE_SECONDS} s lease: {failover:.2f} s")  # shown with -s
+
+
+def create_idle_definition(url: str) -> None:
+    definition = {"apiVersion": "ecs.operator.dev/v1alpha1", "kind": "TaskDefinition"}
+    definition |= {"metadata": {"name": "idle"}}
+    definition["spec"] = {
+        "containerDefinitions": [
+            {"name": "app", "image": "busybox:1.36", "memory": 64, "command": ["sleep", "3600"]}
+        ]
+    }
+    assert requests.post(f"{url}{ECS}/taskdefinitions", json=definition, timeout=10).ok
+
+
+def test_a_leader_paused_past_its_lease_writes_nothing_when_it_wakes(
+    ha: tuple[str, list[OperatorProcess]], cluster: tuple[str, Path]
+) -> None:
+    """SIGSTOP the leader; while it sleeps the Service grows and the standby, now leading,
+    launches the tasks. Woken (SIGCONT) with a stale cache and stale work queued, the old
+    leader must launch nothing: its first write finds the Lease taken and it exits. The
+    service never runs more than maximumPercent (100 %) at any Task watch event."""
+    url, operators = ha
+    services = Services(Ecs(ClusterTarget("ha", cluster[1]), "default", lambda: ""))
+    create_idle_definition(url)
+    desired = 4
+    with TaskWatch(services, bounds_check("web", lambda: desired, 0, 100)) as watch:
+        services.create(
+            "web",
+            "idle",
+            desiredCount=desired,
+            deploymentConfiguration=deployment_configuration(0, 100),
+        )
+        services.wait_steady("web", desired, timeout=30)
+        paused = wait_for(lambda: leader(url, operators), timeout=10)
+        standby = next(o for o in operators if o is not paused)
+        assert paused.process is not None
+        paused.process.send_signal(signal.SIGSTOP)
+        desired = 8
+        services.update("web", desiredCount=desired)
+        services.wait_steady("web", desired, timeout=LEASE_SECONDS * 15)
+        assert " now leads" in standby.tail(200)
+        paused.process.send_signal(signal.SIGCONT)
+        # The old leader finds out and exits (a write refused, or its renewal failing).
+        paused.process.wait(LEASE_SECONDS * 10)
+        assert "lost the lease" in paused.tail(200), paused.tail(60)
+        services.wait_steady("web", desired, timeout=30)
+    watch.assert_clean()
+    assert len(services.tasks("web")) == desired, "the woken leader launched tasks"
+
+
+def test_a_second_operator_without_leader_election_is_refused_at_start(
+    cluster: tuple[str, Path], tmp_path: Path
+) -> None:
+    url, kubeconfig = cluster
+    arguments = operator_arguments(kubeconfig)
+    first = OperatorProcess("first", arguments, tmp_path, kubeconfig)
+    second = OperatorProcess("second", arguments, tmp_path, kubeconfig)
+    try:
+        first.start()
+        wait_for(lambda: " holds the lease " in first.tail(), timeout=30)
+        second.start()
+        assert second.process is not None
+        assert second.process.wait(LEASE_SECONDS * 10) == 2
+        assert "another operator" in second.tail() and "--leader-elect" in second.tail()
+        assert first.alive
+
+        # A clean stop gives the Lease up: the next operator starts at once.
+        first.stop()
+        second.start()
+        wait_for(lambda: " holds the lease " in second.tail(), timeout=LEASE_SECONDS * 5)
+        create_idle_definition(url)
+        create_task(url, "works")
+        wait_for(lambda: last_status(url, "works") == "RUNNING", timeout=30)
+    finally:
+        first.stop()
+        second.stop()

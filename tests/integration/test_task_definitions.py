@@ -104,7 +104,12 @@ def test_privileged_is_refused_unless_the_operator_allows_it(
     accepted = condition(status, "Accepted")
     assert "spec.containerDefinitions[0].privileged" in accepted["message"]
     assert "--allow-privileged" in accepted["message"]
-    assert "Rejected" in ecs.warning_reasons("root") or ecs.warning_reasons("root")
+    # The Warning event follows the status write: wait for it rather than race it.
+    ecs.wait(
+        lambda: ecs.warning_reasons("root"),
+        "a Warning event",
+        lambda: [e["reason"] for e in ecs.events("root")],
+    )
 
     ecs.create_task("refused", "root")
     stopped = ecs.wait_stopped("refused")

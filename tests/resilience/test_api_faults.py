@@ -1,6 +1,8 @@
-"""R2: with 5 % of API requests failing (500, 409, 429) and every watch dropped every few
-seconds, a Service of 10 converges, scales in, never runs a duplicate, and its status ends
-right. The faults are switched off afterwards whatever happens."""
+"""R2: with the sandbox's realistic fault mix (5 % of API requests failing with 500, 503 or 429,
+every watch dropped every few seconds, one resume in five answered 410 Expired so the operator
+relists), a Service of 10 converges, scales in, never runs a duplicate (checked at every Task
+event, and at every relist of the test's own watch after a 410), and its status ends right.
+The faults are switched off afterwards whatever happens."""
 
 from __future__ import annotations
 
@@ -17,9 +19,10 @@ from service_support import (
 )
 
 from ecs_operator.sandbox.runtime import SandboxThread
+from ecs_operator.sandbox.server import Faults
 
-FAULTS = {"error_rate": 0.05, "codes": [500, 429], "watch_drop_interval": 3.0, "seed": 7}
-NO_FAULTS = {"error_rate": 0.0, "watch_drop_interval": None}
+FAULTS = Faults.realistic(error_rate=0.05, seed=7).to_dict()
+NO_FAULTS = Faults().to_dict()
 
 
 @pytest.fixture
@@ -38,9 +41,8 @@ def test_service_converges_through_api_faults(ecs: Ecs, api_faults: None) -> Non
     desired = 10
     services.create_body(task_definition("web"))
     configuration = deployment_configuration(50, 100)
-    with TaskWatch(
-        services, bounds_check("web", lambda: desired, 50, 100, serving_floor=False)
-    ) as watch:
+    check = bounds_check("web", lambda: desired, 50, 100, serving_floor=False)
+    with TaskWatch(services, check, relist_on_expiry=True) as watch:
         services.create("web", "web", desiredCount=desired, deploymentConfiguration=configuration)
         services.wait_steady("web", desired, "web:1", timeout=40)
         services.update("web", desiredCount=4)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -375,3 +376,43 @@ def test_events_with_generate_name(cluster: ClusterTarget, cluster_namespace: st
         },
     ).json()
     assert [e["reason"] for e in listed["items"]] == ["Tested"]
+
+
+def nested(depth: int) -> dict[str, Any]:
+    """An object `depth` levels deep: {"a": {"a": … {}}}."""
+    value: dict[str, Any] = {}
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return value
+
+
+def test_a_body_nested_3000_deep_is_refused_as_bad_input(
+    widgets: Widgets, cluster_namespace: str
+) -> None:
+    """Deep inside a preserve-unknown-fields subtree: the decoder's refusal, never a 500."""
+    body = json.dumps(widgets.body(unique_name("deep"), extra="EXTRA"))
+    # Spelled out: Python's own encoder cannot go that deep.
+    raw = body.replace('"EXTRA"', '{"a":' * 2999 + "{}" + "}" * 2999).encode()
+    response = widgets.cluster.http.post(
+        widgets.path(cluster_namespace), data=raw, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code in (400, 422), response.text
+    assert response.json()["kind"] == "Status"
+    assert widgets.cluster.http.get(widgets.path(cluster_namespace)).status_code == 200
+
+
+def test_a_reasonably_nested_body_is_accepted(widgets: Widgets, cluster_namespace: str) -> None:
+    created = widgets.create(cluster_namespace, unique_name("nested"), extra=nested(40))
+    assert created["spec"]["extra"] == nested(40)
+
+
+@pytest.mark.parametrize("number", [2**63, -(2**63) - 1, 10**30])
+def test_an_integer_beyond_int64_is_refused_as_bad_input(
+    widgets: Widgets, cluster_namespace: str, number: int
+) -> None:
+    body = json.dumps(widgets.body(unique_name("big"), replicas=number))
+    response = widgets.cluster.http.post(
+        widgets.path(cluster_namespace), data=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code in (400, 422), response.text
+    assert response.json()["kind"] == "Status"

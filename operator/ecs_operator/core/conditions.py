@@ -4,7 +4,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal
 
-from ecs_operator.models.common import Condition
+from ecs_operator.core.events import clip
+from ecs_operator.models.common import MAX_CONDITION_MESSAGE_LENGTH, Condition
 
 
 def set_condition(
@@ -17,7 +18,8 @@ def set_condition(
     now: datetime,
 ) -> Condition:
     """The condition `kind` as it should now read; its transition time only moves when the
-    status flips, so recomputing an unchanged condition changes nothing (no status write)."""
+    status flips, so recomputing an unchanged condition changes nothing (no status write).
+    The message is made printable and fits the field, whatever text it quotes."""
     before = next((c for c in previous or () if c.type == kind), None)
     flipped = before is None or before.status != status
     return Condition(
@@ -26,5 +28,5 @@ def set_condition(
         observed_generation=generation,
         last_transition_time=now if flipped or before is None else before.last_transition_time,
         reason=reason,
-        message=message,
+        message=clip(message, MAX_CONDITION_MESSAGE_LENGTH),
     )

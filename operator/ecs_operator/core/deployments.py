@@ -83,9 +83,24 @@ DAEMON
     nodes are stopped; a node whose old-deployment task is stopped (within minHealthy) gets its
     new task once nothing of the service is left running there (ports and resources are free).
 
+Task definition unavailable
+    When ``spec.taskDefinition`` does not resolve to an ACTIVE revision, only a *new*
+    deployment is refused: one the spec asks for because no PRIMARY exists, the deployment
+    fields changed, or the reference names another revision than the PRIMARY runs. Then
+    Degraded is ``TaskDefinitionUnavailable``, ``was unable to start a deployment`` is said
+    (throttled, below) and no steady state is said. A spec that still names what the PRIMARY
+    runs (its family deleted, its revision INACTIVE) needs nothing new: the PRIMARY keeps
+    replacing and scaling on its revision, as ECS services do. loadBalancers[] that do not fit
+    the revision (``load_balancer_error``) are refused and reported the same way, always.
+
 Events are recorded newest first, at most 100; an identical message is not repeated within
 6 hours unless a steady state was reached in between; the steady-state message is repeated
-only when something else happened since, or after 6 hours.
+only when something else happened since, or after 6 hours. Lasting conditions (``was unable to
+place a task``, ``was unable to start a deployment``) are said at most every 5 minutes per
+service and kind (``events.REPEATING_EVENT_INTERVAL``, *decision* after ECS's throttled
+placement events), whatever their details. A plan whose outcome is the previous one returns
+the previous status unchanged (``changed`` False, nothing to write); so does
+``record_placement_failures`` for the same failure again.
 """
 
 import hashlib
@@ -97,7 +112,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Final, Literal
 
 from ecs_operator.core import events, labels
 from ecs_operator.core.conditions import set_condition
@@ -109,6 +124,7 @@ from ecs_operator.core.placement import (
     choose_tasks_to_stop,
 )
 from ecs_operator.core.query import Expression, QueryError, parse_expression
+from ecs_operator.core.revisions import names_revision
 from ecs_operator.models.common import Condition
 from ecs_operator.models.placement import PlacementConstraint, PlacementStrategy
 from ecs_operator.models.service import (
@@ -116,6 +132,7 @@ from ecs_operator.models.service import (
     CONDITION_PROGRESSING,
     CONDITION_READY,
     MAX_EVENTS,
+    MAX_SERVICE_EVENT_LENGTH,
     Deployment,
     DeploymentRequest,
     SchedulerState,
@@ -143,6 +160,7 @@ __all__ = [
     "record_events",
     "record_launches",
     "record_placement_failures",
+    "record_repeating_events",
     "service_group",
     "service_selector",
     "throttle_delay_seconds",
@@ -325,6 +343,10 @@ class ServiceState:
     """``family:revision`` that spec.taskDefinition resolves to for a new deployment."""
     resolution_error: str | None = None
     """Why it does not resolve (``resolve_reference``'s text), when it does not."""
+    load_balancer_error: str | None = None
+    """Why ``spec.loadBalancers[]`` cannot be used with that revision (then
+    ``resolved_task_definition`` is None): unlike a revision that is gone, this concerns the
+    running deployment too (say its LoadBalancer is being deleted), so it is always reported."""
     task_definition_constraints: Sequence[PlacementConstraint] = ()
     """The resolved revision's placementConstraints (DAEMON eligibility, rebalancing zones)."""
     healthy: HealthPredicate = is_healthy
@@ -474,7 +496,8 @@ def record_events(
     actually recorded; repeats are dropped (see the module docstring)."""
     history = list(status.events or ())
     recorded: list[str] = []
-    for message in messages:
+    for text in messages:
+        message = events.clip(text, MAX_SERVICE_EVENT_LENGTH)  # printable, as stored
         if _is_repeat(message, history, now):
             continue
         history.insert(0, _new_event(message, now, rng))
@@ -482,6 +505,31 @@ def record_events(
     if not recorded:
         return status, recorded
     return status.model_copy(update={"events": history[:MAX_EVENTS]}), recorded
+
+
+RepeatingEvent = Literal["unable_to_place", "deployment_refused"]
+
+
+def record_repeating_events(
+    status: ServiceStatus,
+    kind: RepeatingEvent,
+    messages: Sequence[str],
+    now: datetime,
+    rng: random.Random,
+) -> tuple[ServiceStatus, list[str]]:
+    """``record_events`` for a lasting condition's messages, throttled per service and kind
+    (``events.repeating_event_due``); the time of the last one recorded is kept in
+    ``status.scheduler``."""
+    scheduler = status.scheduler or SchedulerState()
+    stamp = f"{kind}_event_at"  # the SchedulerState field of this kind
+    last: datetime | None = getattr(scheduler, stamp)
+    if not messages or not events.repeating_event_due(last, now):
+        return status, []
+    updated, recorded = record_events(status, messages, now, rng)
+    if not recorded:
+        return status, []
+    stamped = scheduler.model_copy(update={stamp: now})
+    return updated.model_copy(update={"scheduler": stamped}), recorded
 
 
 def record_launches(
@@ -502,26 +550,30 @@ def record_launches(
 
 def record_placement_failures(
     status: ServiceStatus,
+    previous: ServiceStatus | None,
     service: str,
     failures: Sequence[tuple[LaunchRequest, PlacementFailure]],
     generation: int,
     now: datetime,
     rng: random.Random,
 ) -> tuple[ServiceStatus, list[str]]:
-    """Record ``was unable to place a task ...`` and set Degraded (``TasksCannotBePlaced``)
-    unless it already says something more specific. Plan again later (e.g. on node changes)."""
+    """Record ``was unable to place a task ...`` (throttled: ``record_repeating_events``) and
+    set Degraded (``TasksCannotBePlaced``) unless it already says something more specific.
+    ``previous`` is the status before the plan: a condition that was already set keeps its
+    transition time, so failing again the same way changes nothing (and writes nothing). Plan
+    again later (e.g. on node changes)."""
     if not failures:
         return status, []
     messages = [
         events.service_unable_to_place(service, failure.closest, failure.detail, request.zone)
         for request, failure in failures
     ]
-    updated, recorded = record_events(status, messages, now, rng)
+    updated, recorded = record_repeating_events(status, "unable_to_place", messages, now, rng)
     conditions = list(updated.conditions or ())
     degraded = next((c for c in conditions if c.type == CONDITION_DEGRADED), None)
     if degraded is None or degraded.status != "True":
         condition = set_condition(
-            conditions,
+            previous.conditions if previous else None,
             CONDITION_DEGRADED,
             "True",
             REASON_UNPLACEABLE,
@@ -1126,14 +1178,12 @@ class _Planner:
                 rollout_state_reason=events.rollout_completed(primary.id),
             )
             self.work.messages.append(events.deployment_completed(self.state.name, primary.id))
-        if steady and not self.work.launches and not self.work.stops:
+        refusal = self._deployment_refusal()
+        # While its spec asks for a deployment that cannot start, the service is not where its
+        # spec wants it: the refusal is told (throttled), not a steady state (each would make
+        # the other "something new" and both would repeat on every plan).
+        if steady and not self.work.launches and not self.work.stops and refusal is None:
             self.work.messages.append(events.service_steady(self.state.name))
-        if self.state.resolution_error and self.state.resolved_task_definition is None:
-            self.work.messages.append(
-                events.service_task_definition_unusable(
-                    self.state.name, self.state.resolution_error
-                )
-            )
         if self.blockers.invalid_constraint:
             self.work.messages.append(
                 events.service_task_definition_unusable(
@@ -1154,6 +1204,12 @@ class _Planner:
             scheduler=self.scheduler,
         )
         status, recorded = record_events(status, self.work.messages, self.now, self.rng)
+        if refusal is not None:
+            message = events.service_task_definition_unusable(self.state.name, refusal)
+            status, refused = record_repeating_events(
+                status, "deployment_refused", [message], self.now, self.rng
+            )
+            recorded += refused
         return ServicePlan(
             status=status,
             launch=tuple(self.work.launches),
@@ -1162,6 +1218,26 @@ class _Planner:
             requeue_after=min(self.work.requeue, default=None),
             changed=_comparable(status) != _comparable(self.previous),
         )
+
+    def _deployment_refusal(self) -> str | None:
+        """Why the new deployment the spec asks for cannot start, if it asks for one. Only a
+        new deployment needs an ACTIVE revision (and loadBalancers[] that fit it): while the
+        spec still names what the PRIMARY runs (say its family was deleted), the PRIMARY keeps
+        launching on its revision, INACTIVE or not, and nothing is refused. Load balancer
+        entries that do not fit are refused whether or not a deployment is wanted."""
+        if self.state.load_balancer_error is not None:
+            return self.state.load_balancer_error
+        if self.state.resolved_task_definition is not None:
+            return None
+        primary = self.primary
+        wanted = (
+            primary is None
+            or primary.spec_hash != self.spec_hash
+            or not names_revision(self.spec.task_definition, primary.task_definition)
+        )
+        if not wanted:
+            return None
+        return self.state.resolution_error or "the task definition does not resolve"
 
     def _steady(self, desired: int) -> bool:
         """Only the PRIMARY has tasks, ``desired`` of them, all healthy, nothing to do."""
@@ -1266,9 +1342,9 @@ class _Planner:
         request = self.scheduler.last_deployment_request
         if self.blockers.invalid_constraint:
             return REASON_CONSTRAINT, self.blockers.invalid_constraint
-        if self.state.resolved_task_definition is None:
-            error = self.state.resolution_error or "the task definition does not resolve"
-            return REASON_TASK_DEFINITION, error
+        refusal = self._deployment_refusal()
+        if refusal is not None:
+            return REASON_TASK_DEFINITION, refusal
         if primary is not None and primary.rollout_state == "FAILED":
             return REASON_FAILED, events.deployment_failed(name, primary.id)
         if (

@@ -6,7 +6,9 @@ counterpart for follow the same style and are marked below. Event reasons are Ca
 and specific, as the Kubernetes API conventions ask.
 """
 
+import re
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Final, Literal
 
 MAX_REASON_LENGTH: Final = 1024
@@ -27,6 +29,12 @@ TASK_FAILED_TO_START: Final = "TaskFailedToStart"
 POD_DELETED: Final = "Task stopped: its pod was deleted"
 POD_DELETED_BEFORE_START: Final = "TaskFailedToStart: its pod was deleted before the task started"
 
+
+def pod_name_taken(task: str) -> str:
+    """Operator wording: the Task's Pod name is held by a Pod this Task does not control."""
+    return start_failure(TASK_FAILED_TO_START, f"a Pod named {task} exists and is not this task's")
+
+
 EventType = Literal["Normal", "Warning"]
 
 # Kubernetes Event reasons.
@@ -45,8 +53,27 @@ REASON_HEALTHY: Final = "TaskHealthy"
 REASON_NODE_LOST: Final = "TaskNodeLost"
 
 
+# Control characters (C0, DEL, C1) and the invisible marks that reorder bidirectional text.
+_UNPRINTABLE: Final = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match[0])
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters and bidirectional overrides escaped (``\\x1b``,
+    ``\\u202e``): status and event texts carry what users and Pods wrote (a stoppedReason, a
+    termination message), and a terminal showing them must not obey escape sequences or show
+    reordered text."""
+    return _UNPRINTABLE.sub(_escape, text)
+
+
 def clip(text: str, limit: int = MAX_REASON_LENGTH) -> str:
-    """``text`` cut to ``limit`` characters, ending in ``...`` when cut (ECS's field limit)."""
+    """``text``, printable, cut to ``limit`` characters, ending in ``...`` when cut (ECS's
+    field limit)."""
+    text = printable(text)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -256,9 +283,35 @@ def az_balance(service: str, tasks_per_zone: Mapping[str, int], balanced: bool) 
     return f"(service {service}) is not AZ balanced with {listed}. AZ Rebalancing in progress."
 
 
+REASON_TASK_NAME_TAKEN: Final = "TaskNameTaken"
+
+
+def service_task_name_taken(service: str, task: str, holder: str) -> str:
+    """Operator wording: a launch's derived name is held by another Task (``holder`` says
+    whose); that launch is skipped and made again under another name."""
+    return f"(service {service}) did not start task {task}: a Task of that name exists ({holder})."
+
+
 def service_task_definition_unusable(service: str, error: str) -> str:
     """Operator wording (ECS refuses such an UpdateService call outright)."""
     return f"(service {service}) was unable to start a deployment: {error}."
+
+
+# Events of conditions that last (no node fits a task, a deployment cannot start) would be said
+# on every reconcile while they last; ECS says "unable to place" again only every few minutes
+# per service. *Decision*: 5 minutes per service and kind, whatever the details (closest node,
+# zone) of each message; an identical message still waits 6 hours unless the service reached
+# a steady state in between (``core.deployments``).
+REPEATING_EVENT_INTERVAL: Final = timedelta(minutes=5)
+
+
+def repeating_event_due(last_recorded: datetime | None, now: datetime) -> bool:
+    """Whether an event of a lasting condition, last recorded at ``last_recorded`` for this
+    service and kind, may be recorded again ``now``."""
+    if last_recorded is None:
+        return True
+    # A clock set back counts as the interval being over, rather than silencing the event.
+    return not last_recorded <= now < last_recorded + REPEATING_EVENT_INTERVAL
 
 
 # ---------------------------------------------------------------------------------------------
@@ -267,6 +320,7 @@ def service_task_definition_unusable(service: str, error: str) -> str:
 ELB_HEALTH_CHECKS_FAILED: Final = "Task failed ELB health checks"
 REASON_LOAD_BALANCER_IN_USE: Final = "LoadBalancerInUse"
 REASON_LOAD_BALANCER_MISSING: Final = "LoadBalancerMissing"
+REASON_NAME_CONFLICT: Final = "NameConflict"
 
 
 def targets_registered(service: str, count: int, load_balancer: str) -> str:
@@ -303,4 +357,14 @@ def load_balancer_in_use(load_balancer: str, services: Sequence[str]) -> str:
     return (
         f"LoadBalancer {load_balancer} is being deleted while Services still use it: "
         f"{', '.join(sorted(services))}"
+    )
+
+
+def load_balancer_name_taken(load_balancer: str, kind: str, name: str, holder: str) -> str:
+    """Operator wording: the Kubernetes object a LoadBalancer would publish through exists and
+    is not the LoadBalancer's (``holder``: ``ownership.owner_description``), so nothing is
+    published (as Kubernetes refuses EndpointSlice writes to `edit`, CVE-2021-25740)."""
+    return (
+        f"LoadBalancer {load_balancer} publishes nothing: the {kind} {name!r} in this namespace "
+        f"is not managed by it ({holder}); rename the LoadBalancer or remove that {kind}"
     )

@@ -25,8 +25,13 @@ Decisions where ECS documents nothing:
   ``agentVersion`` (``1.30`` == ``1.30.0`` < ``1.30.10``), a date comparison for ``registeredAt``
   (a date argument such as ``2018-02-13`` compares the UTC calendar day, a timestamp compares the
   instant), else a string comparison.
-- Regular expressions (Python ``re``, close to Java's syntax) must match the **whole** value, as
-  Java's ``String.matches`` does: ``t2.*`` matches ``t2.micro`` but ``t2`` does not.
+- Regular expressions use RE2's syntax (Java's and Python's, without backreferences or
+  lookaround) and must match the **whole** value, as Java's ``String.matches`` does: ``t2.*``
+  matches ``t2.micro`` but ``t2`` does not. RE2 matches in time linear in the value, so no
+  pattern can stall the event loop (a backtracking engine takes exponential time on
+  ``no(.*.*.*)*Z``); a backreference or lookaround is refused with a message saying so.
+- An expression nests at most ``MAX_NESTING`` levels of parentheses and ``not``: deeper ones are
+  refused by the parser (the CRD also bounds the expression's length and its parentheses).
 - A missing attribute satisfies no positive operator (``==``, ``>``, ``in``, ``=~`` …); the
   negated forms (``!=``, ``not_in``, ``!~``, ``not_exists``) are exact negations, so they hold.
 - ``task:group == X`` holds when the node runs at least one task of group ``X``; ``in`` when it
@@ -34,11 +39,17 @@ Decisions where ECS documents nothing:
   any task. Ordering operators are rejected for ``task:group`` and ``agentConnected``.
 """
 
+import contextlib
+import functools
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Final, Protocol, TypeVar
+
+import re2
+
+from ecs_operator.models.placement import MAX_EXPRESSION_NESTING
 
 SUBJECTS: Final = (
     "attribute:NAME",
@@ -89,6 +100,18 @@ _IDENTIFIER_CHAR: Final = re.compile(r"[A-Za-z0-9_:.\-/\\]")
 _DATE_ONLY: Final = re.compile(r"\d{4}-\d{2}-\d{2}")
 _VERSION: Final = re.compile(r"[vV]?(\d+(?:\.\d+)*)(?:[-+].*)?")
 _MAX_TOKEN_SHOWN: Final = 30
+_MAX_TEXT_SHOWN: Final = 200
+MAX_NESTING: Final = MAX_EXPRESSION_NESTING
+"""Levels of parentheses and ``not`` an expression may nest (recursion stays shallow)."""
+_PARSED_CACHE_SIZE: Final = 256
+_MATCHES_CACHE_SIZE: Final = 16384
+# RE2 reports errors itself on stderr unless told not to; the QueryError carries the message.
+_RE2_OPTIONS: Final = re2.Options()
+_RE2_OPTIONS.log_errors = False
+# What RE2 says of a backreference (\1, (?P=name)) or a lookaround ((?=, (?!, (?<=, (?<!).
+_RE2_UNSUPPORTED: Final = re.compile(
+    r"invalid escape sequence: \\[1-9]|invalid perl operator: \(\?(=|!|<=|<!|P)"
+)
 
 
 class QueryTarget(Protocol):
@@ -113,6 +136,14 @@ class QueryTarget(Protocol):
     def running_tasks_count(self) -> int: ...
 
 
+class _Pattern(Protocol):
+    """A compiled RE2 pattern (the binding ships no type hints)."""
+
+    def fullmatch(self, text: str) -> object | None: ...
+
+    def __hash__(self) -> int: ...
+
+
 Predicate = Callable[[QueryTarget, Mapping[str, int]], bool]
 """(instance, task counts by group on that instance) -> whether the instance matches."""
 
@@ -127,7 +158,8 @@ class QueryError(ValueError):
     def __init__(self, message: str, text: str, position: int) -> None:
         self.column = position + 1
         self.text = text
-        super().__init__(f"{message} (column {self.column} of {text!r})")
+        shown = text if len(text) <= _MAX_TEXT_SHOWN else text[:_MAX_TEXT_SHOWN] + "..."
+        super().__init__(f"{message} (column {self.column} of {shown!r})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,8 +174,12 @@ class Expression:
         return self.predicate(instance, group_counts)
 
 
+@functools.lru_cache(maxsize=_PARSED_CACHE_SIZE)
 def parse_expression(text: str) -> Expression:
-    """Parse a cluster query language expression; raise ``QueryError`` if it is malformed."""
+    """Parse a cluster query language expression; raise ``QueryError`` if it is malformed.
+
+    Parsed expressions are immutable, so the same text is parsed (and its patterns compiled)
+    once, however often reconciles ask for it."""
     return Expression(text, _Parser(text).parse())
 
 
@@ -236,6 +272,7 @@ class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
         self.pos = 0
+        self.depth = 0
 
     # -- errors and scanning -------------------------------------------------------------------
 
@@ -299,17 +336,33 @@ class _Parser:
     def _unary(self) -> Predicate:
         if self._at_end():
             raise self._fail("expected a condition, found the end of the expression")
+        start = self.pos
         if self._take_symbol("!") or self._take_word("not"):
-            return _negation(self._unary())
+            with self._nested(start):
+                return _negation(self._unary())
         if self._take_symbol("("):
             opened = self.pos - 1
-            inner = self._or()
+            with self._nested(start):
+                inner = self._or()
             if not self._take_symbol(")"):
                 raise self._fail(
                     f"expected ')' to close the '(' at column {opened + 1}, found {self._found()}"
                 )
             return inner
         return self._condition()
+
+    @contextlib.contextmanager
+    def _nested(self, start: int) -> Iterator[None]:
+        """One more level of parentheses or ``not``; refused beyond ``MAX_NESTING``."""
+        if self.depth >= MAX_NESTING:
+            raise self._fail(
+                f"nested deeper than {MAX_NESTING} levels of parentheses and 'not'", start
+            )
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
 
     def _condition(self) -> Predicate:
         subject = self._subject()
@@ -420,11 +473,16 @@ class _Parser:
             raise self._fail(f"expected a value, found {self._found()}")
         return self.text[start : self.pos]
 
-    def _compile_regex(self, pattern: str, position: int) -> re.Pattern[str]:
+    def _compile_regex(self, pattern: str, position: int) -> _Pattern:
         try:
-            return re.compile(pattern)
-        except re.error as error:
-            raise self._fail(f"invalid regular expression {pattern!r}: {error}", position) from None
+            compiled: _Pattern = re2.compile(pattern, _RE2_OPTIONS)
+        except re2.error as error:
+            detail = _re2_message(error)
+            if _RE2_UNSUPPORTED.match(detail):
+                detail += " (RE2 syntax: backreferences and lookaround are not supported)"
+            message = f"invalid regular expression {pattern!r}: {detail}"
+            raise self._fail(message, position) from None
+        return compiled
 
     def _comparison(self, subject: _Subject, argument: str, position: int) -> _Compare:
         kind = subject.kind
@@ -518,18 +576,32 @@ def _runs_any_group(wanted: frozenset[str]) -> Predicate:
     return predicate
 
 
-def _regex(subject: _Subject, pattern: re.Pattern[str]) -> Predicate:
+def _re2_message(error: Exception) -> str:
+    detail = error.args[0] if error.args else error
+    return detail.decode(errors="replace") if isinstance(detail, bytes) else str(detail)
+
+
+@functools.lru_cache(maxsize=_MATCHES_CACHE_SIZE)
+def _full_match(pattern: _Pattern, text: str) -> bool:
+    """Whether ``pattern`` matches all of ``text``, remembered (one bounded cache for every
+    pattern): a call into RE2 costs microseconds, and a cluster's attribute values (zones,
+    instance types, node names) repeat across every node and every placement."""
+    return pattern.fullmatch(text) is not None
+
+
+def _regex(subject: _Subject, pattern: _Pattern) -> Predicate:
     read = subject.read
+    matches = functools.partial(_full_match, pattern)
     if subject.kind == "group":
 
         def any_group(target: QueryTarget, groups: Mapping[str, int]) -> bool:
-            return any(n > 0 and pattern.fullmatch(group) for group, n in groups.items())
+            return any(n > 0 and matches(group) for group, n in groups.items())
 
         return any_group
 
     def predicate(target: QueryTarget, groups: Mapping[str, int]) -> bool:
         text = _as_text(read(target))
-        return text is not None and pattern.fullmatch(text) is not None
+        return text is not None and matches(text)
 
     return predicate
 

@@ -16,7 +16,11 @@ from ecs_operator.core import revisions
 from ecs_operator.core.conditions import set_condition
 from ecs_operator.core.revisions import RevisionRecord
 from ecs_operator.core.security import SecurityPolicy
-from ecs_operator.core.validation import task_definition_problems, unsupported_fields
+from ecs_operator.core.validation import (
+    task_definition_problems,
+    unsupported_fields,
+    validation_problems,
+)
 from ecs_operator.models.common import Condition, UnsupportedField
 from ecs_operator.models.taskdefinition import (
     RevisionSummary,
@@ -47,15 +51,6 @@ class RegistrationPlan:
     events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
 
 
-def _problem_text(error: ValidationError) -> str:
-    return "; ".join(
-        f"spec.{'.'.join(str(p) for p in issue['loc'][1:])}: {issue['msg']}"
-        if issue["loc"] and issue["loc"][0] == "spec"
-        else f"{'.'.join(str(p) for p in issue['loc'])}: {issue['msg']}"
-        for issue in error.errors()
-    )
-
-
 def plan_registration(
     body: Mapping[str, Any] | None,
     stored: Sequence[StoredRevision],
@@ -76,7 +71,7 @@ def plan_registration(
     try:
         definition = TaskDefinition.model_validate(body)
     except ValidationError as error:
-        problems = _problem_text(error)
+        problems = validation_problems(error)
     else:
         problems = "; ".join(str(v) for v in task_definition_problems(definition.spec, policy))
     if problems:

@@ -246,6 +246,27 @@ def resolve_reference(
     return Resolution(record=record)
 
 
+def names_revision(ref: str, revision: str) -> bool:
+    """Whether ``ref`` (``family``, ``family:N`` or an ARN) can mean ``revision``
+    (``family:N``): the same family and, when ``ref`` pins a number, the same number. A service
+    whose reference no longer resolves (its family deleted) still names the revision it runs,
+    so it needs no new deployment."""
+    try:
+        family, number = parse_task_definition_ref(ref)
+        running_family, running_number = parse_task_definition_ref(revision)
+    except ValueError:
+        return False
+    return family == running_family and number in (None, running_number)
+
+
+def is_new_reference(resolved: str | None, launched_by_service: bool) -> bool:
+    """Whether a Task's reference is a new one (refused for an INACTIVE revision): not when the
+    Task already resolved it, nor when a Service's deployment launched it, since the deployment
+    resolved the revision when it started and ECS lets a service keep launching (replacements,
+    scale-out) on its INACTIVE revision."""
+    return resolved is None and not launched_by_service
+
+
 def revisions_to_deactivate(revisions: Iterable[RevisionRecord], live_uid: str | None) -> list[int]:
     """Revisions still labelled ACTIVE whose TaskDefinition object is gone (deleted, or replaced
     by a new object with another uid); ``live_uid`` is None when there is no TaskDefinition."""

@@ -21,7 +21,8 @@ Health
     The LoadBalancer's health check is rendered as the container's readiness probe
     (``readiness_probe``: successThreshold = healthyThresholdCount, failureThreshold =
     unhealthyThresholdCount), so the container's ``ready`` flag is the target's health:
-    ready -> ``healthy``; not ready after having been healthy -> ``unhealthy``
+    ready, once the task is RUNNING (registration done), -> ``healthy``; not ready after having
+    been healthy -> ``unhealthy``
     (``Target.FailedHealthChecks``); not ready yet -> ``initial``
     (``Elb.InitialHealthChecking``), and ``unhealthy`` once ``(healthyThresholdCount +
     unhealthyThresholdCount) * intervalSeconds`` passed since registration (*decision*: the
@@ -58,6 +59,7 @@ from typing import Any, Final, Literal
 from ecs_operator.core import events, labels
 from ecs_operator.core.conditions import set_condition
 from ecs_operator.core.deployments import ServiceTask
+from ecs_operator.core.ownership import managed_by_operator, owned_by, owner_description
 from ecs_operator.core.security import Violation
 from ecs_operator.models.common import UnsupportedField
 from ecs_operator.models.loadbalancer import (
@@ -91,9 +93,12 @@ __all__ = [
     "failed_elb_health",
     "lb_status",
     "load_balancer_problems",
+    "name_clash",
+    "own_endpoint_slices",
     "readiness_probe",
     "render_endpoint_slices",
     "render_service",
+    "reported_refusal",
     "service_changes",
     "service_ports",
     "slice_changes",
@@ -346,7 +351,10 @@ class _Planner:
             registered_at=self.now if fresh or previous is None else previous.registered_at,
         )
         was_checked = previous is not None and previous.state in ("healthy", "unhealthy")
-        if candidate.ready:
+        # Health checks start once registration is done, i.e. once the task is RUNNING: a ready
+        # container of a task still ACTIVATING stays initial, so no endpoint takes traffic
+        # before its task says RUNNING (on a real cluster a Pod can be ready at once).
+        if candidate.ready and task_status is not None and task_status.last_status == "RUNNING":
             return _with_state(base, "healthy", None)
         deadline = _initial_deadline(self.lb.spec, base.registered_at)
         if (was_checked and not fresh) or self.now >= deadline:
@@ -549,6 +557,8 @@ def load_balancer_problems(
                     f"LoadBalancer {entry.load_balancer_name!r} is being deleted",
                 )
             )
+        elif (refusal := reported_refusal(lb)) is not None:
+            problems.append(Violation(f"{field}.loadBalancerName", refusal))
         container = containers.get(entry.container_name)
         if container is None:
             problems.append(
@@ -752,6 +762,36 @@ def render_endpoint_slices(lb: LoadBalancer, targets: Sequence[Target]) -> list[
     return slices
 
 
+def _owner_reference_to(lb: LoadBalancer) -> dict[str, Any]:
+    return {"metadata": {"uid": lb.metadata.uid}}
+
+
+def name_clash(lb: LoadBalancer, kind: str, found: Mapping[str, Any]) -> str | None:
+    """Why the LoadBalancer may not write ``found``, the ``kind`` object it would publish
+    through (its Service, one of its EndpointSlices), or None when ``found`` is its own: owned
+    by it (ownerReference uid) and labelled managed-by the operator. Another's object under
+    that name is never taken over (ownership module docstring)."""
+    if owned_by(found, _owner_reference_to(lb)) and managed_by_operator(found):
+        return None
+    name = str((found.get("metadata") or {}).get("name"))
+    return events.load_balancer_name_taken(lb.metadata.name, kind, name, owner_description(found))
+
+
+def own_endpoint_slices(
+    lb: LoadBalancer, slices: Iterable[Mapping[str, Any]]
+) -> list[Mapping[str, Any]]:
+    """The EndpointSlices of the LoadBalancer's Service that are its own (``name_clash``
+    finds nothing): the only ones ``slice_changes`` may replace or delete; a slice with
+    copied labels is someone else's."""
+    return [
+        piece
+        for piece in slices
+        if ((piece.get("metadata") or {}).get("labels") or {}).get(SERVICE_NAME_LABEL)
+        == lb.metadata.name
+        and name_clash(lb, "EndpointSlice", piece) is None
+    ]
+
+
 def _slice_key(manifest: Mapping[str, Any]) -> tuple[Any, ...]:
     """The fields of an EndpointSlice that matter (API-server defaults normalised)."""
     metadata = manifest.get("metadata") or {}
@@ -814,32 +854,63 @@ def slice_changes(
 # Status
 
 
+def reported_refusal(lb: LoadBalancer) -> str | None:
+    """The name clash the LoadBalancer's status already reports (``lb_status`` ``refusal``)."""
+    for condition in (lb.status.conditions if lb.status else None) or ():
+        if condition.type == CONDITION_READY and condition.reason == events.REASON_NAME_CONFLICT:
+            return condition.message
+    return None
+
+
 def lb_status(
     lb: LoadBalancer,
     targets: Sequence[Target],
     services: Iterable[str],
     problems: Sequence[str],
     now: datetime,
+    refusal: str | None = None,
 ) -> StatusUpdate:
     """The complete new status. ``services``: the Services whose ``loadBalancers[]`` name it;
     ``problems``: what the controller found wrong about their use of it or about its own
     deletion (``load_balancer_problems`` of each, ``events.load_balancer_in_use``), each a
-    sentence; they make it Degraded."""
+    sentence; they make it Degraded. ``refusal``: the ``name_clash`` of its Service, which
+    makes it neither Ready nor publish anything."""
     previous = lb.status
     counts = Counter(t.state for t in targets)
     generation = lb.metadata.generation or 0
     conditions = previous.conditions if previous else None
     healthy, unhealthy = counts["healthy"], counts["unhealthy"]
-    ready = set_condition(
-        conditions,
-        CONDITION_READY,
-        "True" if healthy else "False",
-        "TargetsHealthy" if healthy else ("NoHealthyTargets" if targets else "NoTargets"),
-        f"{healthy} of {len(targets)} targets healthy",
-        generation,
-        now,
-    )
-    if problems:
+    if refusal is not None:
+        ready = set_condition(
+            conditions,
+            CONDITION_READY,
+            "False",
+            events.REASON_NAME_CONFLICT,
+            refusal,
+            generation,
+            now,
+        )
+    else:
+        ready = set_condition(
+            conditions,
+            CONDITION_READY,
+            "True" if healthy else "False",
+            "TargetsHealthy" if healthy else ("NoHealthyTargets" if targets else "NoTargets"),
+            f"{healthy} of {len(targets)} targets healthy",
+            generation,
+            now,
+        )
+    if refusal is not None:
+        degraded = set_condition(
+            conditions,
+            CONDITION_DEGRADED,
+            "True",
+            events.REASON_NAME_CONFLICT,
+            "; ".join([refusal, *problems]),
+            generation,
+            now,
+        )
+    elif problems:
         degraded = set_condition(
             conditions,
             CONDITION_DEGRADED,

@@ -7,7 +7,7 @@ and a converged resync costs no writes.
 from __future__ import annotations
 
 from collections import Counter, OrderedDict, defaultdict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -55,6 +55,10 @@ class ObjectCache:
         # The last state of recently deleted objects: a reconcile that runs after an object
         # is gone still sees how it ended (a pod's final container exit codes).
         self._tombstones: OrderedDict[Key, dict[str, Any]] = OrderedDict()
+        # The uids of recently deleted objects, with the resourceVersion their deletion was
+        # known at (None: unknown), so that an older event of one arriving late (a write's
+        # response, an event queued before a relist) never brings it back.
+        self._deleted: OrderedDict[str, int | None] = OrderedDict()
         self._tombstone_limit = tombstones
 
     def observe(self, event_type: str | None, body: Mapping[str, Any]) -> Key:
@@ -63,18 +67,21 @@ class ObjectCache:
         update the cache at once, and the watch event of an earlier write may arrive later."""
         key = object_key(body)
         body = _without_managed_fields(body)
+        held = self._objects.get(key)
         if event_type == "DELETED":
-            self._objects.pop(key, None)
-            self._by_namespace[key[0]].discard(key[1])
-            self._file(key, None)
-            self._parsed.pop(key, None)
-            self._tombstones[key] = body
-            self._tombstones.move_to_end(key)
-            while len(self._tombstones) > self._tombstone_limit:
-                self._tombstones.popitem(last=False)
+            if held is None or _uid(held) == _uid(body):
+                self._forget(key, body, _version(body))
+            else:  # an older object of that name, not the one held (created since)
+                self._remember_deleted(body, _version(body))
+            return key
+        if self._known_gone(body):
+            return key
+        tombstone = self._tombstones.get(key)
+        if tombstone is not None and _not_newer(body, tombstone):
+            # The response of the write that deleted it (the last finalizer removed), read
+            # after its DELETED event: keeping it would hold a deleted object for ever.
             return key
         self._tombstones.pop(key, None)
-        held = self._objects.get(key)
         if held is not None and _not_newer(body, held):
             return key
         self._objects[key] = body
@@ -82,6 +89,72 @@ class ObjectCache:
         self._parsed.pop(key, None)
         self._file(key, body)
         return key
+
+    def replace(
+        self,
+        listed: Iterable[Mapping[str, Any]],
+        list_version: str,
+        *,
+        namespace: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Bring the cache in line with a fresh LIST (of `namespace`, or of all namespaces),
+        as client-go's informer `Replace` does after a relist: every object held that the list
+        no longer has (or has under another uid: re-created) was deleted while no watch was
+        looking, and is tombstoned. An object newer than the list (our own write answered
+        after it was taken) is kept. Returns the last known states of the objects found gone,
+        for their owners to be woken."""
+        items = list(listed)
+        present = {object_key(body): _uid(body) for body in items}
+        deleted_at = _int(list_version)
+        held = (
+            list(self._objects)
+            if namespace is None
+            else [(namespace, name) for name in self._by_namespace.get(namespace, ())]
+        )
+        gone = []
+        for key in held:
+            body = self._objects[key]
+            if present.get(key, "") == _uid(body) or _written_after(body, deleted_at):
+                continue
+            self._forget(key, body, deleted_at)
+            gone.append(body)
+        for item in items:
+            self.observe("ADDED", item)
+        return gone
+
+    def _forget(self, key: Key, body: dict[str, Any], deleted_at: int | None) -> None:
+        if self._objects.pop(key, None) is not None:
+            self._by_namespace[key[0]].discard(key[1])
+            self._file(key, None)
+        self._parsed.pop(key, None)
+        self._tombstones[key] = body
+        self._tombstones.move_to_end(key)
+        while len(self._tombstones) > self._tombstone_limit:
+            self._tombstones.popitem(last=False)
+        self._remember_deleted(body, deleted_at)
+
+    def _remember_deleted(self, body: Mapping[str, Any], deleted_at: int | None) -> None:
+        uid = _uid(body)
+        if uid is None:
+            return
+        self._deleted[uid] = deleted_at
+        self._deleted.move_to_end(uid)
+        while len(self._deleted) > self._tombstone_limit:
+            self._deleted.popitem(last=False)
+
+    def _known_gone(self, body: Mapping[str, Any]) -> bool:
+        """Whether `body` is a version of an object already known deleted after it."""
+        uid = _uid(body)
+        if uid is None or uid not in self._deleted:
+            return False
+        version, deleted_at = _version(body), self._deleted[uid]
+        return version is not None and deleted_at is not None and version <= deleted_at
+
+    def holds(self, body: Mapping[str, Any]) -> bool:
+        """Whether this version of the object, or a newer one, is held already (the watch
+        event of our own write, whose response was observed when it was written)."""
+        held = self._objects.get(object_key(body))
+        return held is not None and _not_newer(body, held)
 
     def _file(self, key: Key, body: Mapping[str, Any] | None) -> None:
         """(Re)file `key` in every index (`body` None: it was deleted)."""
@@ -155,15 +228,45 @@ def _without_managed_fields(body: Mapping[str, Any]) -> dict[str, Any]:
     return stored
 
 
+def _uid(body: Mapping[str, Any]) -> str | None:
+    uid = (body.get("metadata") or {}).get("uid")
+    return str(uid) if uid else None
+
+
+def _int(version: object) -> int | None:
+    """A resourceVersion as the integer every apiserver makes it (etcd revisions, the
+    sandbox's counter); None when it is absent or not one (they are opaque strings)."""
+    try:
+        return int(str(version))
+    except ValueError:
+        return None
+
+
+def _version(body: Mapping[str, Any]) -> int | None:
+    return _int((body.get("metadata") or {}).get("resourceVersion"))
+
+
+def _written_after(body: Mapping[str, Any], list_version: int | None) -> bool:
+    """Whether `body` is newer than a list taken at `list_version` (unknown: it is not)."""
+    version = _version(body)
+    return version is not None and list_version is not None and version > list_version
+
+
 def _not_newer(body: Mapping[str, Any], held: Mapping[str, Any]) -> bool:
     """Whether `body` is the version of the same object already held, or an older one (the
-    watch event of our own write, whose response is held already, changes nothing).
-    resourceVersions are opaque strings, but every apiserver (etcd revisions, the sandbox's
-    counter) makes them integers; anything else is never judged old."""
-    new, old = body.get("metadata") or {}, held.get("metadata") or {}
-    if new.get("uid") != old.get("uid") or not new.get("resourceVersion"):
+    watch event of our own write, whose response is held already, changes nothing). A
+    version that is not an integer is never judged old."""
+    if _uid(body) != _uid(held):
         return False
-    try:
-        return int(new["resourceVersion"]) <= int(old.get("resourceVersion") or 0)
-    except ValueError:
-        return False
+    new, old = _version(body), _version(held)
+    return new is not None and new <= (old or 0)
+
+
+def finalizer_write_event(body: Mapping[str, Any]) -> str:
+    """The watch event a finalizer write's response stands for: DELETED when it removed the
+    last finalizer of an object being deleted (the API server then deletes it, and a watch
+    started after that never reports it), MODIFIED otherwise. Not for Pods, whose deletion
+    also waits for the kubelet."""
+    metadata = body.get("metadata") or {}
+    gone = metadata.get("deletionTimestamp") and not metadata.get("finalizers")
+    return "DELETED" if gone else "MODIFIED"

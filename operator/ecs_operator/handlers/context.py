@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from ecs_operator.core import labels
 from ecs_operator.core.capacity import cluster_instances, planned_node
+from ecs_operator.core.ownership import owned_by
 from ecs_operator.core.placement import ContainerInstance, Footprints
 from ecs_operator.core.registration import StoredRevision
 from ecs_operator.core.revisions import revision_record_from_object
@@ -91,10 +92,9 @@ class OperatorContext:
     def service_tasks(self, service: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
         """The Task objects `service` (a Service body) owns."""
         metadata = service["metadata"]
-        owned = f"{metadata.get('namespace', '')}/{metadata['name']}"
-        for task in self.tasks.indexed(SERVICE_INDEX, owned):
-            owners = task["metadata"].get("ownerReferences") or ()
-            if any(ref.get("uid") == metadata["uid"] for ref in owners):
+        named = f"{metadata.get('namespace', '')}/{metadata['name']}"
+        for task in self.tasks.indexed(SERVICE_INDEX, named):
+            if owned_by(task, service):  # an ownerReference by name alone may be forged
                 yield task
 
     def container_instances(self) -> list[ContainerInstance]:

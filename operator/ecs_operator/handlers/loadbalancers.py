@@ -17,7 +17,8 @@ from pydantic import ValidationError
 
 from ecs_operator.core import events as ecs_events
 from ecs_operator.core import labels, targets
-from ecs_operator.handlers.cache import Key
+from ecs_operator.core.ownership import managed_by_operator, owned_by
+from ecs_operator.handlers.cache import Key, ObjectCache, finalizer_write_event
 from ecs_operator.handlers.context import OperatorContext
 from ecs_operator.handlers.metrics import OperatorMetrics
 from ecs_operator.handlers.services import ServiceController
@@ -28,6 +29,7 @@ from ecs_operator.kube.client import (
     KUBERNETES_SERVICES,
     LOAD_BALANCERS,
     KubeError,
+    Resource,
 )
 from ecs_operator.kube.events import EventRecorder
 from ecs_operator.models.loadbalancer import LoadBalancer
@@ -37,6 +39,8 @@ from ecs_operator.models.task import Task
 logger = logging.getLogger(__name__)
 
 IN_USE_FINALIZER = labels.IN_USE_FINALIZER
+IN_USE_RECHECK_SECONDS = 30.0
+NAME_CLASH_RECHECK_SECONDS = 10.0
 
 
 class LoadBalancerController:
@@ -84,26 +88,28 @@ class LoadBalancerController:
             return
         now = datetime.now(UTC)
         members, users = self._members(namespace, lb)
-        plan = targets.desired_targets(lb, members, now)
         problems = []
         deleting = bool(body["metadata"].get("deletionTimestamp"))
         if deleting and users:
             problems.append(ecs_events.load_balancer_in_use(name, sorted(users)))
             await self.events.record(body, "Warning", "LoadBalancerInUse", problems[-1])
-        # While a Service names it, a LoadBalancer's deletion waits (reported on both), so no
-        # Service is left registering into nothing; an unused one goes at once.
-        protected = IN_USE_FINALIZER in (body["metadata"].get("finalizers") or ())
-        if bool(users) != protected:
-            updated = await self.context.kube.set_finalizer(
-                LOAD_BALANCERS, body, IN_USE_FINALIZER, present=bool(users)
-            )
-            if updated is None:
-                return
-            self.context.load_balancers.observe("MODIFIED", updated)
+            # Looked at again even if no watch event comes: the Services' deletion may be seen
+            # only by the Service controller (a watch gone with their CRD).
+            self.queue.add_after(key, IN_USE_RECHECK_SECONDS)
+        updated = await self._mark_in_use(body, bool(users))
+        if updated is None:
+            self.services.enqueue_all(namespace)
+            return
+        if updated is not body:
             body, lb = updated, self.context.load_balancers.parsed(updated, LoadBalancer)
-        await self._sync_service(namespace, lb)
-        await self._sync_slices(namespace, lb, plan.targets)
-        update = targets.lb_status(lb, plan.targets, sorted(users), problems, now)
+        # Ownership before action: under another's Service of its name it registers and
+        # publishes nothing, and says so.
+        refusal = await self._sync_service(namespace, lb)
+        plan = targets.desired_targets(lb, [] if refusal else members, now)
+        problems += await self._sync_slices(namespace, lb, plan.targets)
+        update = targets.lb_status(lb, plan.targets, sorted(users), problems, now, refusal)
+        if refusal is not None and refusal != targets.reported_refusal(lb):
+            await self.events.record(body, "Warning", ecs_events.REASON_NAME_CONFLICT, refusal)
         if update.changed:
             written = await self.context.kube.write_status(
                 LOAD_BALANCERS,
@@ -125,6 +131,25 @@ class LoadBalancerController:
                 await self.events.record(service, "Normal", "ServiceEvent", event.message)
         if plan.requeue_after is not None:
             self.queue.add_after(key, plan.requeue_after)
+        if refusal is not None:
+            # Another's Service is not watched: look again for it to be gone.
+            self.queue.add_after(key, NAME_CLASH_RECHECK_SECONDS)
+
+    async def _mark_in_use(self, body: dict[str, Any], used: bool) -> dict[str, Any] | None:
+        """While a Service names it, a LoadBalancer's deletion waits (reported on both), so no
+        Service is left registering into nothing; an unused one goes at once. The body after
+        setting or clearing the in-use finalizer; None when that deleted it (its Service and
+        EndpointSlices are garbage-collected) or it is gone."""
+        if used == (IN_USE_FINALIZER in (body["metadata"].get("finalizers") or ())):
+            return body
+        updated = await self.context.kube.set_finalizer(
+            LOAD_BALANCERS, body, IN_USE_FINALIZER, present=used
+        )
+        if updated is None:
+            return None
+        happened = finalizer_write_event(updated)
+        self.context.load_balancers.observe(happened, updated)
+        return None if happened == "DELETED" else updated
 
     def _members(
         self, namespace: str, lb: LoadBalancer
@@ -149,6 +174,8 @@ class LoadBalancerController:
     def _tasks_of(
         self, namespace: str, service: Mapping[str, Any]
     ) -> tuple[list[Task], dict[str, Mapping[str, Any]]]:
+        """The Service's Tasks and their Pods: only a Pod the Task owns (a Pod that merely has
+        a task's name is not a target)."""
         tasks: list[Task] = []
         pods: dict[str, Mapping[str, Any]] = {}
         for body in self.context.service_tasks(service):
@@ -158,46 +185,64 @@ class LoadBalancerController:
                 continue
             tasks.append(task)
             pod = self.context.pods.get((namespace, task.metadata.name))
-            if pod is not None:
+            if pod is not None and owned_by(pod, body):
                 pods[task.metadata.name] = pod
         return tasks, pods
 
-    async def _sync_service(self, namespace: str, lb: LoadBalancer) -> None:
+    async def _sync_service(self, namespace: str, lb: LoadBalancer) -> str | None:
+        """Keep the LoadBalancer's Kubernetes Service as rendered; the name clash instead when
+        a Service of its name exists and is not its own (then it is left untouched)."""
         desired = targets.render_service(lb)
         current = self.context.kubernetes_services.get((namespace, lb.metadata.name))
-        kube = self.context.kube
         if current is None:
-            try:
-                created = await kube.create(KUBERNETES_SERVICES, namespace, desired)
-            except KubeError as error:
-                if not error.conflict:
-                    raise
-                return  # exists already: its watch event brings it into the cache
-            self.context.kubernetes_services.observe("ADDED", created)
-            return
+            current = await self._create_or_read(
+                KUBERNETES_SERVICES, namespace, desired, self.context.kubernetes_services
+            )
+            if current is None:
+                return None
+        refusal = targets.name_clash(lb, "Service", current)
+        if refusal is not None:
+            return refusal
         patch = targets.service_changes(current, desired)
         if patch is not None:
-            updated = await kube.patch(KUBERNETES_SERVICES, namespace, lb.metadata.name, patch)
+            updated = await self.context.kube.patch(
+                KUBERNETES_SERVICES, namespace, lb.metadata.name, patch
+            )
             self.context.kubernetes_services.observe("MODIFIED", updated)
+        return None
+
+    async def _create_or_read(
+        self, resource: Resource, namespace: str, manifest: Mapping[str, Any], cache: ObjectCache
+    ) -> dict[str, Any] | None:
+        """Create `manifest`; None when created, else the object that already has its name
+        (read from the API: the watch sees only objects labelled as the operator's)."""
+        name = manifest["metadata"]["name"]
+        try:
+            cache.observe("ADDED", await self.context.kube.create(resource, namespace, manifest))
+            return None
+        except KubeError as error:
+            if not error.conflict:
+                raise
+        existing = await self.context.kube.get(resource, namespace, name)
+        if existing is not None and managed_by_operator(existing):
+            cache.observe("ADDED", existing)
+        return existing
 
     async def _sync_slices(
         self, namespace: str, lb: LoadBalancer, current_targets: tuple[Any, ...]
-    ) -> None:
+    ) -> list[str]:
+        """Bring the LoadBalancer's own EndpointSlices to the targets; the name clashes with
+        slices that are not its own (those it never changes)."""
         desired = targets.render_endpoint_slices(lb, current_targets)
-        current = [
-            s
-            for s in self.context.endpoint_slices.in_namespace(namespace)
-            if (s["metadata"].get("labels") or {}).get(targets.SERVICE_NAME_LABEL)
-            == lb.metadata.name
-        ]
+        cache = self.context.endpoint_slices
+        current = targets.own_endpoint_slices(lb, cache.in_namespace(namespace))
         changes = targets.slice_changes(current, desired)
-        kube, cache = self.context.kube, self.context.endpoint_slices
+        kube, clashes = self.context.kube, []
         for manifest in changes.create:
-            try:
-                cache.observe("ADDED", await kube.create(ENDPOINT_SLICES, namespace, manifest))
-            except KubeError as error:
-                if not error.conflict:
-                    raise
+            existing = await self._create_or_read(ENDPOINT_SLICES, namespace, manifest, cache)
+            clash = None if existing is None else targets.name_clash(lb, "EndpointSlice", existing)
+            if clash is not None:
+                clashes.append(clash)
         for manifest in changes.update:
             name = manifest["metadata"]["name"]
             cache.observe(
@@ -205,3 +250,4 @@ class LoadBalancerController:
             )
         for name in changes.delete:
             await kube.delete(ENDPOINT_SLICES, namespace, name)
+        return clashes

@@ -39,6 +39,18 @@ class OperatorMetrics:
             ["reason"],
             registry=self.registry,
         )
+        self.watch_failures = Counter(
+            "ecs_operator_watch_failures_total",
+            "Watch streams that failed and were started again after a back-off, by resource.",
+            ["resource"],
+            registry=self.registry,
+        )
+        self.relist_deletions = Counter(
+            "ecs_operator_relist_deletions_total",
+            "Objects a relist found deleted with no watch event to say so, by resource.",
+            ["resource"],
+            registry=self.registry,
+        )
         self.registry.register(_CacheCollector(context))
 
     def observe_reconcile(self, kind: str, seconds: float, ok: bool) -> None:

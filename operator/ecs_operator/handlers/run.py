@@ -16,6 +16,7 @@ from ecs_operator import API_GROUP, API_VERSION
 from ecs_operator.core.security import InstallPolicy, parse_label, parse_service_account
 from ecs_operator.handlers.context import OperatorOptions
 from ecs_operator.kube.client import KubeClient, KubeError
+from ecs_operator.kube.leader import LeaderElection
 
 logger = logging.getLogger("ecs_operator")
 T = TypeVar("T")
@@ -129,13 +130,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--leader-elect",
         action="store_true",
-        help="run as one of several replicas: only the holder of a Lease reconciles",
+        help="run as one of several replicas: only the holder of the Lease reconciles, the "
+        "others stand by (without it, the operator refuses to start while another holds it)",
     )
     parser.add_argument(
         "--leader-election-namespace",
         default=os.environ.get("POD_NAMESPACE", "default"),
         metavar="NS",
-        help="namespace of the Lease (default: $POD_NAMESPACE, else default)",
+        help="namespace of the Lease every operator takes (default: $POD_NAMESPACE, else default)",
     )
     parser.add_argument(
         "--leader-election-lease-seconds",
@@ -181,16 +183,42 @@ def main(args: argparse.Namespace) -> int:
         leader_election_namespace=args.leader_election_namespace,
         leader_election_lease_seconds=args.leader_election_lease_seconds,
     )
-    import ecs_operator.handlers.watches  # noqa: F401  (registers the Kopf handlers)
+    from ecs_operator.handlers import watches  # registers the Kopf handlers
 
+    election = watches.leader_election(options)
+    if not options.leader_election:
+        refusal = asyncio.run(_claim(election))
+        if refusal:
+            print(f"ecs-operator: {refusal}", file=sys.stderr)
+            election.kube.close()
+            return 2
     kopf.run(
         standalone=True,
         clusterwide=not args.namespace,
         namespaces=args.namespace,
         liveness_endpoint=liveness_url(args.liveness, args.health_address),
-        memo=kopf.Memo(options=options),
+        memo=kopf.Memo(options=options, election=election),
     )
     return 0
+
+
+async def _claim(election: LeaderElection) -> str | None:
+    """Without --leader-elect the operator still takes the Lease, so a second one (two
+    replicas without leader election) is refused rather than acting twice. Why not, or None."""
+    where = f"{election.namespace}/{election.name}"
+    try:
+        holder = await election.claim()
+    except KubeError as error:
+        return (
+            f"cannot take the Lease {where} ({error}); the operator needs get, create and patch "
+            "on it (see manifests/rbac.yaml)"
+        )
+    if holder is None:
+        return None
+    return (
+        f"another operator ({holder}) holds the Lease {where} and renews it. Run one replica, "
+        "or several with --leader-elect"
+    )
 
 
 async def _missing_crds(kubeconfig: str | None) -> list[str]:

@@ -10,20 +10,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import secrets
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
 
 from ecs_operator import API_GROUP, API_VERSION
-from ecs_operator.core import deployments, labels, placement, targets
+from ecs_operator.core import deployments, events, labels, launches, placement, targets
 from ecs_operator.core.capacity import task_requirements
 from ecs_operator.core.deployments import LaunchRequest, ServiceState, ServiceTask, StopRequest
+from ecs_operator.core.ownership import owned_by
 from ecs_operator.core.render import effective_spec
 from ecs_operator.core.revisions import resolve_reference
-from ecs_operator.handlers.cache import Key
+from ecs_operator.handlers.cache import Key, finalizer_write_event, object_key
 from ecs_operator.handlers.context import OperatorContext
 from ecs_operator.handlers.metrics import OperatorMetrics
 from ecs_operator.handlers.workqueue import WorkQueue
@@ -44,6 +45,7 @@ FINALIZER = labels.DRAIN_FINALIZER
 MAX_STOPPED_TASKS_PER_SERVICE = 20
 PLACEMENT_RETRY_SECONDS = 30.0
 CONCURRENT_CREATES = 16
+DRAIN_CHECK_SECONDS = 5.0
 
 
 class ServiceController:
@@ -53,15 +55,30 @@ class ServiceController:
         self.context = context
         self.events = events
         self.rng = random.Random()
+        self._drain_checked: dict[Key, float] = {}  # when a deleted Service's tasks were listed
         self.queue: WorkQueue[Key] = WorkQueue(
             "services",
             self.reconcile,
             workers=max(2, context.options.workers // 2),
             observe=metrics.observe_reconcile,
         )
+        # Our expectations: names of service tasks whose create may or may not have happened
+        # (the request failed with an unknown outcome), by Service.
+        self._in_flight: dict[Key, set[str]] = {}
 
     def enqueue(self, key: Key) -> None:
         self.queue.add(key)
+
+    def observe(self, event_type: str | None, body: Mapping[str, Any]) -> Key:
+        """Cache a Service's watch event and reconcile it, unless it is the echo of our own
+        status write: that version was cached when written, by the reconcile that decided it,
+        so reconciling it again would only retry at once what the reconcile scheduled for
+        later (placement is retried every PLACEMENT_RETRY_SECONDS, not on every write)."""
+        echo = event_type != "DELETED" and self.context.services.holds(body)
+        key = self.context.services.observe(event_type, body)
+        if not echo:
+            self.queue.add(key)
+        return key
 
     def enqueue_all(self, namespace: str | None = None) -> None:
         """Every service (of one namespace): nodes changed, or a family's revisions moved."""
@@ -82,6 +99,7 @@ class ServiceController:
     async def reconcile(self, key: Key) -> None:
         body = self.context.services.get(key)
         if body is None:
+            self._in_flight.pop(key, None)
             return  # deleted: ownerReference garbage collection removes its stopped tasks
         if body["metadata"].get("deletionTimestamp"):
             await self._delete(key, body)
@@ -96,7 +114,9 @@ class ServiceController:
         if service.spec.load_balancers and FINALIZER not in _finalizers(body):
             await self._set_finalizer(body, add=True)
         load_balancers = self.context.load_balancers_in(namespace)
-        resolved, resolution_error, definition = self._resolve(namespace, service, load_balancers)
+        resolved, resolution_error, definition = self._resolve(namespace, service)
+        load_balancer_error = _load_balancer_error(service.spec, definition, load_balancers)
+        await self._settle_in_flight(key)
         tasks = self._tasks(body)
         health_checked = self._health_checks(namespace)
         plan = deployments.plan_service(
@@ -111,8 +131,9 @@ class ServiceController:
                 ],
                 nodes=self.context.container_instances(),
                 now=now,
-                resolved_task_definition=resolved,
+                resolved_task_definition=None if load_balancer_error else resolved,
                 resolution_error=resolution_error,
+                load_balancer_error=load_balancer_error,
                 task_definition_constraints=tuple(
                     (definition.placement_constraints or ()) if definition else ()
                 ),
@@ -127,21 +148,20 @@ class ServiceController:
         for request in stops:
             await self._stop_task(namespace, request)
         status, changed = plan.status, plan.changed
-        launched: dict[LaunchRequest, list[str]] = {}
-        failures: list[tuple[LaunchRequest, placement.PlacementFailure]] = []
-        for launch in plan.launch:
-            ids, failure = await self._launch(body, service, launch)
-            if ids:
-                launched[launch] = ids
-            if failure is not None:
-                failures.append((launch, failure))
+        launched, failures, launch_error = await self._launch_all(body, service, plan.launch)
         messages = list(plan.events)
         if launched:
             status, recorded = deployments.record_launches(status, name, launched, now, self.rng)
             messages += recorded
         if failures:
             status, recorded = deployments.record_placement_failures(
-                status, name, failures, int(body["metadata"].get("generation") or 1), now, self.rng
+                status,
+                service.status,
+                name,
+                failures,
+                int(body["metadata"].get("generation") or 1),
+                now,
+                self.rng,
             )
             messages += recorded
         if changed or launched or failures:
@@ -153,6 +173,8 @@ class ServiceController:
             self.queue.add_after(key, plan.requeue_after)
         if failures:
             self.queue.add_after(key, PLACEMENT_RETRY_SECONDS)
+        if launch_error is not None:
+            raise launch_error  # retried with back-off, the tasks it did launch recorded above
 
     async def _delete(self, key: Key, body: dict[str, Any]) -> None:
         """ECS's DeleteService for a load-balanced service: every task is stopped through its
@@ -164,6 +186,8 @@ class ServiceController:
         live = [
             t for t in self._tasks(body) if not (t.status and t.status.last_status == "STOPPED")
         ]
+        if live and not await self._live_in_api(key, body):
+            live = []  # the watch missed their deletion (their CRD deleted, say): nothing drains
         for task in live:
             if task.spec.desired_status != "STOPPED":
                 reason = f"Service {key[1]} is being deleted"
@@ -173,12 +197,35 @@ class ServiceController:
         if live:
             self.queue.add_after(key, 1.0)
         else:
+            self._drain_checked.pop(key, None)
             await self._set_finalizer(body, add=False)
+
+    async def _live_in_api(self, key: Key, body: Mapping[str, Any]) -> bool:
+        """Whether the API still lists a live task of the Service being deleted (asked at most
+        every DRAIN_CHECK_SECONDS; True in between). The cache alone could wait for ever on
+        tasks whose deletion its watch never reported: their CRD was deleted, or the watch
+        stopped."""
+        now = time.monotonic()
+        checked = self._drain_checked.get(key)
+        if checked is not None and now - checked < DRAIN_CHECK_SECONDS:
+            return True
+        self._drain_checked[key] = now
+        selector = f"{labels.SERVICE_LABEL}={labels.label_value(key[1])}"
+        try:
+            listed = await self.context.kube.list(TASKS, key[0], label_selector=selector)
+        except KubeError as error:
+            if not error.not_found:
+                raise
+            return False  # the Task kind itself is gone
+        return any(
+            owned_by(task, body) and (task.get("status") or {}).get("lastStatus") != "STOPPED"
+            for task in listed
+        )
 
     async def _set_finalizer(self, body: dict[str, Any], *, add: bool) -> None:
         updated = await self.context.kube.set_finalizer(SERVICES, body, FINALIZER, present=add)
         if updated is not None:
-            self.context.services.observe("MODIFIED", updated)
+            self._observe_own_write(body, updated)
 
     def _failed_elb_health(
         self,
@@ -217,11 +264,9 @@ class ServiceController:
         return stops
 
     def _resolve(
-        self, namespace: str, service: Service, load_balancers: dict[str, LoadBalancer]
+        self, namespace: str, service: Service
     ) -> tuple[str | None, str | None, TaskDefinitionSpec | None]:
-        """The revision a new deployment would run, or why there is none. A loadBalancers[]
-        entry that cannot be registered with it blocks the deployment too, as ECS refuses such
-        a CreateService/UpdateService."""
+        """The revision a new deployment would run (and its spec), or why there is none."""
         reference = service.spec.task_definition
         try:
             family, _ = parse_task_definition_ref(reference)
@@ -238,10 +283,6 @@ class ServiceController:
         if resolution.record is None:
             return None, resolution.error, None
         spec = TaskDefinitionSpec.model_validate(resolution.record.spec)
-        if service.spec.load_balancers:
-            problems = targets.load_balancer_problems(service.spec, spec, load_balancers)
-            if problems:
-                return None, "; ".join(str(p) for p in problems), spec
         return resolution.record.reference, None, spec
 
     def _tasks(self, body: Mapping[str, Any]) -> list[Task]:
@@ -297,10 +338,32 @@ class ServiceController:
             raise
         self.context.tasks.observe("MODIFIED", updated)
 
+    async def _launch_all(
+        self, body: Mapping[str, Any], service: Service, requests: Iterable[LaunchRequest]
+    ) -> tuple[
+        dict[LaunchRequest, list[str]],
+        list[tuple[LaunchRequest, placement.PlacementFailure]],
+        BaseException | None,
+    ]:
+        """Every launch of a plan: the ids created, what could not be placed, and the create
+        that failed, after which the rest waits for the next plan."""
+        launched: dict[LaunchRequest, list[str]] = {}
+        failures: list[tuple[LaunchRequest, placement.PlacementFailure]] = []
+        for launch in requests:
+            ids, failure, error = await self._launch(body, service, launch)
+            if ids:
+                launched[launch] = ids
+            if failure is not None:
+                failures.append((launch, failure))
+            if error is not None:
+                return launched, failures, error
+        return launched, failures, None
+
     async def _launch(
         self, body: Mapping[str, Any], service: Service, launch: LaunchRequest
-    ) -> tuple[list[str], placement.PlacementFailure | None]:
-        """Place and create `launch.count` tasks; the ids created and the first failure."""
+    ) -> tuple[list[str], placement.PlacementFailure | None, BaseException | None]:
+        """Place and create `launch.count` tasks: the ids created, the first placement failure
+        and the first create that failed."""
         namespace, name = body["metadata"].get("namespace", ""), body["metadata"]["name"]
         family, number = parse_task_definition_ref(launch.task_definition)
         record = next(
@@ -315,7 +378,7 @@ class ServiceController:
             logger.warning(
                 "service %s/%s: revision %s is gone", namespace, name, launch.task_definition
             )
-            return [], None
+            return [], None, None
         spec = effective_spec(TaskDefinitionSpec.model_validate(record.spec), None)
         constraints = list(service.spec.placement_constraints or ())
         if launch.node is not None:
@@ -335,33 +398,78 @@ class ServiceController:
         )
         nodes = [r.instance for r in results if not isinstance(r, placement.PlacementFailure)]
         failure = next((r for r in results if isinstance(r, placement.PlacementFailure)), None)
+        # Creates of unknown outcome were settled before planning: the cache knows every name.
+        # A name whose Pod is still there (its Task deleted, the Pod not yet collected) is
+        # taken too: the new Task would find someone else's Pod under its name.
+        names = launches.launch_names(
+            name,
+            body["metadata"]["uid"],
+            launch.deployment_id,
+            len(nodes),
+            lambda task: (
+                self.context.tasks.get((namespace, task)) is not None
+                or self.context.pods.get((namespace, task)) is not None
+            ),
+        )
         # Created concurrently, a bounded number at a time: one request at a time would pace a
         # large scale-out by the API's round trip.
         limit = asyncio.Semaphore(CONCURRENT_CREATES)
 
-        async def create(node: str) -> str:
+        async def create(ordinal: int, task: str, node: str) -> str | None:
             async with limit:
-                created = await self._create_task(body, service, launch, node)
-            return str(created["metadata"]["uid"]).replace("-", "")
+                created = await self._create_task(body, service, launch, node, ordinal, task)
+            return None if created is None else str(created["metadata"]["uid"]).replace("-", "")
 
-        ids = await asyncio.gather(*(create(node) for node in nodes))
-        return list(ids), failure
+        # Every create settles before the next plan: one still in flight would not be counted.
+        creates = [create(o, task, node) for (o, task), node in zip(names, nodes, strict=True)]
+        settled = await asyncio.gather(*creates, return_exceptions=True)
+        error = next((r for r in settled if isinstance(r, BaseException)), None)
+        if isinstance(error, asyncio.CancelledError):
+            raise error
+        return [r for r in settled if isinstance(r, str)], failure, error
+
+    async def _settle_in_flight(self, key: Key) -> None:
+        """Creates whose outcome is unknown are read back before anything is planned, as the
+        ReplicaSet controller waits for its expectations: a task created after all is counted
+        (never launched twice), one that was not may be launched again. Until a read answers,
+        the reconcile fails and is retried."""
+        names = self._in_flight.get(key)
+        while names:
+            task = min(names)
+            if self.context.tasks.get((key[0], task)) is None:
+                found = await self.context.kube.get(TASKS, key[0], task)
+                if found is not None:
+                    self.context.tasks.observe("ADDED", found)
+            names.discard(task)
+        self._in_flight.pop(key, None)
 
     async def _create_task(
-        self, body: Mapping[str, Any], service: Service, launch: LaunchRequest, node: str
-    ) -> dict[str, Any]:
+        self,
+        body: Mapping[str, Any],
+        service: Service,
+        launch: LaunchRequest,
+        node: str,
+        ordinal: int,
+        task: str,
+    ) -> dict[str, Any] | None:
+        """Create service task `task` (the launch's `ordinal`): the Task, or None when its
+        name is held by something that is not this launch (reported; the next plan names the
+        launch anew, since the holder is now in the cache)."""
         namespace, name = body["metadata"].get("namespace", ""), body["metadata"]["name"]
         manifest: dict[str, Any] = {
             "apiVersion": f"{API_GROUP}/{API_VERSION}",
             "kind": "Task",
             "metadata": {
-                "name": f"{name}-{secrets.token_hex(5)}",
+                "name": task,
                 "namespace": namespace,
                 "labels": {
                     labels.SERVICE_LABEL: labels.label_value(name),
                     labels.MANAGED_BY_LABEL: labels.MANAGED_BY,
                 },
-                "annotations": {labels.PLACED_NODE_ANNOTATION: node},
+                "annotations": {
+                    labels.PLACED_NODE_ANNOTATION: node,
+                    launches.LAUNCH_ORDINAL_ANNOTATION: str(ordinal),
+                },
                 "ownerReferences": [
                     {
                         "apiVersion": f"{API_GROUP}/{API_VERSION}",
@@ -383,17 +491,45 @@ class ServiceController:
             manifest["spec"]["tags"] = [
                 t.model_dump(by_alias=True, exclude_none=True) for t in service.spec.tags
             ]
-        created = await self.context.kube.create(TASKS, namespace, manifest)
+        try:
+            found, created = await self.context.kube.create_or_get(TASKS, namespace, manifest)
+        except KubeError as error:
+            if error.outcome_unknown:
+                self._in_flight.setdefault((namespace, name), set()).add(task)
+            raise
         # Counted at once (our expectations): the next plan sees it even before the watch does.
-        self.context.tasks.observe("ADDED", created)
-        return created
+        # A holder that is not ours is cached too, so the next plan avoids its name.
+        self.context.tasks.observe("ADDED", found)
+        if created:
+            return found
+        verdict = launches.existing_verdict(found, manifest)
+        if verdict is launches.Existing.SAME_LAUNCH:
+            return found  # created by an attempt whose response was lost
+        logger.warning("service %s/%s: task name %s is taken (%s)", namespace, name, task, verdict)
+        await self.events.record(
+            body,
+            "Warning",
+            events.REASON_TASK_NAME_TAKEN,
+            events.service_task_name_taken(name, task, verdict.value),
+        )
+        self.queue.add_after((namespace, name), 1.0)
+        return None
 
     async def _write_status(self, body: Mapping[str, Any], status: ServiceStatus) -> None:
         updated = await self.context.kube.write_status(
             SERVICES, body, status.model_dump(mode="json", by_alias=True, exclude_none=True)
         )
         if updated is not None:  # else deleted meanwhile: its DELETED event ends the story
-            self.context.services.observe("MODIFIED", updated)
+            self._observe_own_write(body, updated)
+
+    def _observe_own_write(self, read: Mapping[str, Any], written: dict[str, Any]) -> None:
+        """Cache the response of a write to the Service a reconcile `read` (as DELETED when
+        the write removed the last finalizer of a Service being deleted). Changed by someone
+        else since it was read, the watch event of that change is older than our write, so
+        `observe` takes it for an echo: the change is reconciled from here instead."""
+        self.context.services.observe(finalizer_write_event(written), written)
+        if _what_reconcile_reads(written) != _what_reconcile_reads(read):
+            self.queue.add(object_key(written))
 
     async def _trim_stopped(self, namespace: str, tasks: list[Task]) -> None:
         stopped = sorted(
@@ -420,6 +556,25 @@ def _healthy_in(
         deployments.is_healthy(task)
         and targets.task_load_balancer_health(task.name, spec, load_balancers)
     )
+
+
+def _load_balancer_error(
+    spec: ServiceSpec,
+    definition: TaskDefinitionSpec | None,
+    load_balancers: dict[str, LoadBalancer],
+) -> str | None:
+    """Why a loadBalancers[] entry cannot be registered with the resolved revision: it blocks
+    a deployment, as ECS refuses such a CreateService/UpdateService."""
+    if definition is None or not spec.load_balancers:
+        return None
+    problems = targets.load_balancer_problems(spec, definition, load_balancers)
+    return "; ".join(str(p) for p in problems) or None
+
+
+def _what_reconcile_reads(body: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The parts of a Service besides its status that a reconcile decides from."""
+    metadata = body["metadata"]
+    return (metadata.get("generation"), metadata.get("deletionTimestamp"))
 
 
 def _finalizers(body: Mapping[str, Any]) -> list[str]:

@@ -19,6 +19,8 @@ from pydantic import ValidationError
 from ecs_operator.core import events as ecs_events
 from ecs_operator.core import labels, placement
 from ecs_operator.core.capacity import cluster_instances, reservation, task_requirements
+from ecs_operator.core.events import pod_name_taken
+from ecs_operator.core.launches import is_controlled_by
 from ecs_operator.core.lifecycle import (
     Event,
     Observation,
@@ -29,6 +31,7 @@ from ecs_operator.core.lifecycle import (
     is_on_lost_node,
     observe,
 )
+from ecs_operator.core.ownership import owned_by
 from ecs_operator.core.placement import ZONE_LABEL
 from ecs_operator.core.registration import MAX_UNSUPPORTED, accepted_condition, unsupported_text
 from ecs_operator.core.render import (
@@ -40,10 +43,11 @@ from ecs_operator.core.render import (
 )
 from ecs_operator.core.revisions import (
     RevisionRecord,
+    is_new_reference,
     resolve_reference,
 )
 from ecs_operator.core.targets import awaiting_registration, readiness_probe, task_deregistering
-from ecs_operator.core.validation import task_problems
+from ecs_operator.core.validation import task_problems, unreadable_task_status
 from ecs_operator.handlers.cache import Key, owner_name
 from ecs_operator.handlers.context import NODE_INDEX, OperatorContext
 from ecs_operator.handlers.metrics import OperatorMetrics
@@ -114,15 +118,17 @@ class TaskController:
             await self.context.kube.delete(TASKS, key[0], key[1], uid=body["metadata"]["uid"])
             return
         pod = self.context.pods.get(key)
-        if pod is not None and not self._owns(body, pod):
+        if pod is not None and not owned_by(pod, body):
             if pod["metadata"].get("deletionTimestamp"):
                 self.queue.add_after(key, 0.5)  # a previous Task's pod is still stopping
                 return
             pod = None
-            failure = f"TaskFailedToStart: a Pod named {key[1]} exists and is not this task's"
+            failure = pod_name_taken(key[1])
         else:
             failure = None
-        record, resolve_error = self._resolve(task, pod)
+        record, resolve_error = self._resolve(
+            task, pod, launched_by_service=owner_name(body, "Service") is not None
+        )
         waiting = False
         if record is None and failure is None:
             waiting = self._within_resolve_grace(task, now)
@@ -190,8 +196,8 @@ class TaskController:
     def _service_spec(self, body: dict[str, Any]) -> ServiceSpec | None:
         service = owner_name(body, "Service")
         found = self.context.services.get((body["metadata"]["namespace"], service or ""))
-        if found is None:
-            return None
+        if found is None or not owned_by(body, found):
+            return None  # not a service task, or one with a forged ownerReference
         try:
             return self.context.services.parsed(found, Service).spec
         except ValidationError:
@@ -245,7 +251,11 @@ class TaskController:
         containers' final exit codes must not be lost with it."""
         last = self.context.pods.tombstone(key)
         already_stopped = view.status is not None and view.status.last_status == "STOPPED"
-        if last is None or already_stopped or not self._owns(body, last):
+        if last is None or already_stopped or not owned_by(last, body):
+            return observation
+        if not last["metadata"].get("uid"):
+            # Only the Pod we were creating, withdrawn from the cache when its create failed
+            # with an unknown outcome: no sign that a Pod ran. The next launch finds out.
             return observation
         ending = observe(view, last, now)
         final = observe(replace(view, status=ending.status), None, now)
@@ -311,16 +321,12 @@ class TaskController:
         self.context.tasks.observe("MODIFIED", updated)
         return True
 
-    def _owns(self, body: dict[str, Any], pod: dict[str, Any]) -> bool:
-        uid = body["metadata"]["uid"]
-        return any(ref.get("uid") == uid for ref in pod["metadata"].get("ownerReferences") or ())
-
     def _node_of(self, pod: dict[str, Any] | None) -> dict[str, Any] | None:
         node_name = (pod or {}).get("spec", {}).get("nodeName")
         return self.context.nodes.get(("", node_name)) if node_name else None
 
     def _resolve(
-        self, task: Task, pod: dict[str, Any] | None
+        self, task: Task, pod: dict[str, Any] | None, *, launched_by_service: bool
     ) -> tuple[RevisionRecord | None, str | None]:
         """The revision the task runs: resolved once, then read back from status (or the
         Pod's annotation, should the operator have stopped between launch and status write)."""
@@ -339,7 +345,7 @@ class TaskController:
             reference,
             [stored.record for stored in self.context.family_revisions(namespace, family)],
             live["metadata"]["uid"] if live else None,
-            for_new_task=resolved is None,
+            for_new_task=is_new_reference(resolved, launched_by_service),
         )
         if resolution.record is None and live is not None:
             accepted = accepted_condition(live.get("status"))
@@ -459,10 +465,10 @@ class TaskController:
         # must see this one (distinctInstance, spread, remaining resources).
         self.context.pods.observe("ADDED", rendered.manifest)
         try:
-            created = await self.context.kube.create(PODS, namespace, rendered.manifest)
+            found, created = await self.context.kube.create_or_get(
+                PODS, namespace, rendered.manifest
+            )
         except KubeError as error:
-            if error.conflict:
-                return None, []  # already launched (a restart raced its own watch)
             self.context.pods.observe("DELETED", rendered.manifest)
             if error.code in (400, 403, 422):
                 return f"CannotStartContainerError: the Pod was refused: {error.message}", []
@@ -470,7 +476,13 @@ class TaskController:
         except BaseException:
             self.context.pods.observe("DELETED", rendered.manifest)
             raise
-        self.context.pods.observe("ADDED", created)
+        self.context.pods.observe("ADDED", found)
+        if not created and not is_controlled_by(found, body["metadata"]["uid"]):
+            # Someone else's Pod holds the name: a conflict, never taken for our launch. One
+            # still stopping (a previous Task's of the same name) is waited for by the retry.
+            if found["metadata"].get("deletionTimestamp"):
+                raise KubeError(409, "AlreadyExists", f"a previous pod {name} is still stopping")
+            return pod_name_taken(name), []
         self._launched_at[(namespace, name)] = time.monotonic()
         return None, rendered.unsupported
 
@@ -487,29 +499,15 @@ class TaskController:
     async def _refuse_unreadable(self, body: dict[str, Any], error: ValidationError) -> None:
         """A Task the CRD admitted but the operator cannot read (a stricter rule, or a CRD of
         another version): say so once, in status and an event, and never launch it."""
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in issue['loc'])}: {issue['msg']}" for issue in error.errors()
-        )
-        reason = f"ClientException: {problems}"
-        status = body.get("status") or {}
-        if status.get("stoppedReason") == reason:
-            return
-        now = datetime.now(UTC).isoformat()
         metadata = body["metadata"]
-        patch = {
-            "status": {
-                "lastStatus": "STOPPED",
-                "desiredStatus": "STOPPED",
-                "stopCode": "TaskFailedToStart",
-                "stoppedReason": reason,
-                "stoppedAt": now,
-                "observedGeneration": metadata.get("generation"),
-            }
-        }
+        generation = int(metadata.get("generation") or 1)
+        status = unreadable_task_status(body.get("status"), error, generation, datetime.now(UTC))
+        if status is None:
+            return
         await self.context.kube.patch(
-            TASKS, metadata["namespace"], metadata["name"], patch, subresource="status"
+            TASKS, metadata["namespace"], metadata["name"], {"status": status}, subresource="status"
         )
-        await self.events.record(body, "Warning", "TaskFailedToStart", reason)
+        await self.events.record(body, "Warning", "TaskFailedToStart", status["stoppedReason"])
 
 
 def _with_unsupported(observation: Observation, unsupported: list[UnsupportedField]) -> Observation:

@@ -1,8 +1,9 @@
 """A small async facade over the `kubernetes` client for the objects the operator touches.
 
 Every call goes through `KubeClient.request`: one place for retries of transient failures
-(429, 5xx, connection errors) with capped exponential backoff, and for turning error
-responses into `KubeError`s with the API's own reason. The synchronous `kubernetes` client
+(429, 5xx, connection errors) with capped exponential backoff, or after the server's
+Retry-After when it gives one (as client-go does), and for turning error responses into
+`KubeError`s with the API's own reason. The synchronous `kubernetes` client
 runs in a dedicated thread pool so the Kopf event loop never blocks.
 """
 
@@ -12,7 +13,7 @@ import asyncio
 import json
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,7 @@ logger = logging.getLogger(__name__)
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 TRANSIENT_CODES = frozenset({429, 500, 502, 503, 504})
+MAX_RETRY_AFTER = 10.0  # a server asking for longer is waited this long, then asked again
 
 
 _GO_ESCAPES = str.maketrans(
@@ -106,11 +108,14 @@ ENDPOINT_SLICES = Resource("discovery.k8s.io", "v1", "endpointslices")
 class KubeError(Exception):
     """An API error response: `code` is the HTTP status, `reason` the Status reason."""
 
-    def __init__(self, code: int, reason: str, message: str) -> None:
+    def __init__(
+        self, code: int, reason: str, message: str, *, retry_after: float | None = None
+    ) -> None:
         super().__init__(f"{code} {reason}: {message}")
         self.code = code
         self.reason = reason
         self.message = message
+        self.retry_after = retry_after  # seconds, from the response's Retry-After header
 
     @property
     def not_found(self) -> bool:
@@ -119,6 +124,12 @@ class KubeError(Exception):
     @property
     def conflict(self) -> bool:
         return self.code == 409
+
+    @property
+    def outcome_unknown(self) -> bool:
+        """A write that failed this way may still have been carried out (the server erred or
+        the connection broke after the request went out); a 429 or a 4xx was refused."""
+        return self.code >= 500
 
     @property
     def namespace_gone(self) -> bool:
@@ -144,6 +155,8 @@ class KubeClient:
         self._max_attempts = max_attempts
         self._max_backoff = max_backoff
         self.writes = 0  # API writes issued, for benchmarks and the "resync writes nothing" check
+        # Awaited before every write: the leader's check of its Lease (no write on a stale one).
+        self.fence: Callable[[], Awaitable[None]] | None = None
 
     @classmethod
     def from_kubeconfig(cls, path: str | None = None) -> KubeClient:
@@ -174,6 +187,8 @@ class KubeClient:
         """Send one request, retrying transient failures; return the decoded JSON body."""
         url_path = f"{path}?{urlencode(query)}" if query else path
         if method != "GET":
+            if self.fence is not None:
+                await self.fence()
             self.writes += 1
         for attempt in range(1, self._max_attempts + 1):
             try:
@@ -184,11 +199,15 @@ class KubeClient:
                 if error.code not in TRANSIENT_CODES or attempt == self._max_attempts:
                     raise
                 reason = f"{error.code} {error.reason}"
+                retry_after = error.retry_after
             except (urllib3.exceptions.HTTPError, OSError) as error:
                 if attempt == self._max_attempts:
                     raise KubeError(503, "ServiceUnavailable", str(error)) from error
                 reason = type(error).__name__
+                retry_after = None
             delay = min(self._max_backoff, 0.05 * 2**attempt) * random.uniform(0.5, 1.0)
+            if retry_after is not None:
+                delay = min(MAX_RETRY_AFTER, retry_after)
             logger.debug(
                 "%s %s failed (%s); retry %d in %.2fs", method, path, reason, attempt, delay
             )
@@ -218,6 +237,7 @@ class KubeClient:
                 response.status,
                 str(status.get("reason") or "Unknown"),
                 str(status.get("message") or raw[:200]),
+                retry_after=_seconds(response.headers.get("Retry-After")),
             )
         return data
 
@@ -232,12 +252,19 @@ class KubeClient:
             raise
         return result
 
-    async def list(
+    async def list_with_version(
         self, resource: Resource, namespace: str | None = None, *, label_selector: str = ""
-    ) -> list[dict[str, Any]]:
+    ) -> tuple[list[dict[str, Any]], str]:
+        """The objects, and the resourceVersion the list was taken at."""
         query = {"labelSelector": label_selector} if label_selector else None
         result = await self.request("GET", resource.path(namespace), query=query)
         items: list[dict[str, Any]] = result.get("items") or []
+        return items, str((result.get("metadata") or {}).get("resourceVersion") or "")
+
+    async def list(
+        self, resource: Resource, namespace: str | None = None, *, label_selector: str = ""
+    ) -> list[dict[str, Any]]:
+        items, _ = await self.list_with_version(resource, namespace, label_selector=label_selector)
         return items
 
     async def create(
@@ -245,6 +272,23 @@ class KubeClient:
     ) -> dict[str, Any]:
         result: dict[str, Any] = await self.request("POST", resource.path(namespace), body=body)
         return result
+
+    async def create_or_get(
+        self, resource: Resource, namespace: str | None, body: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], bool]:
+        """Create `body`: `(created, True)`; when its name is taken, `(the object holding it,
+        False)`. A create retried after its response was lost meets itself this way; whether
+        the holder is the caller's own is for the caller to judge. A 409 while the name is free
+        (a conflict of another kind) is raised."""
+        try:
+            return await self.create(resource, namespace, body), True
+        except KubeError as error:
+            if not error.conflict:
+                raise
+            existing = await self.get(resource, namespace, body["metadata"]["name"])
+            if existing is None:
+                raise
+            return existing, False
 
     async def replace(
         self, resource: Resource, namespace: str | None, name: str, body: Mapping[str, Any]
@@ -336,6 +380,15 @@ class KubeClient:
                 return False
             raise
         return True
+
+
+def _seconds(value: str | None) -> float | None:
+    """A Retry-After header in seconds (kube-apiserver sends whole seconds; an HTTP date or
+    anything else is ignored)."""
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,21 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from ecs_operator.core.events import clip
 from ecs_operator.kube.client import EVENTS, KubeClient, KubeError
+from ecs_operator.models.common import MAX_OBJECT_NAME_LENGTH
 
 logger = logging.getLogger(__name__)
 
 COMPONENT = "ecs-operator"
+MAX_EVENT_MESSAGE_LENGTH = 1024
+
+
+def event_name(object_name: str) -> str:
+    """``NAME.<16 hex>``, the object's name cut so the Event's own name stays an object name
+    (at most 253 characters) however long the object's is."""
+    suffix = f".{secrets.token_hex(8)}"
+    return object_name[: MAX_OBJECT_NAME_LENGTH - len(suffix)].rstrip(".-") + suffix
 
 
 def _now() -> str:
@@ -47,7 +57,7 @@ class EventRecorder:
                 )
                 self._remember(key, (namespace, name, count + 1))
                 return
-            name = f"{metadata.get('name', 'object')}.{secrets.token_hex(8)}"
+            name = event_name(str(metadata.get("name", "object")))
             await self._kube.create(
                 EVENTS, namespace, self._event(obj, name, type_, reason, message, now)
             )
@@ -82,7 +92,7 @@ class EventRecorder:
             },
             "type": type_,
             "reason": reason,
-            "message": message[:1024],
+            "message": clip(message, MAX_EVENT_MESSAGE_LENGTH),
             "source": {"component": COMPONENT},
             "reportingComponent": COMPONENT,
             "reportingInstance": COMPONENT,

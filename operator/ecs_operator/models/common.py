@@ -18,6 +18,9 @@ __all__ = [
     "API_GROUP",
     "API_GROUP_VERSION",
     "API_VERSION",
+    "MAX_INT32",
+    "MAX_LIST_ITEMS",
+    "MAX_OBJECT_NAME_LENGTH",
     "MAX_TAGS",
     "Condition",
     "EcsModel",
@@ -25,6 +28,8 @@ __all__ = [
     "ObjectMeta",
     "StatusModel",
     "Tag",
+    "Text",
+    "TextMap",
     "UnsupportedField",
     "cel_rules",
     "parse_cpu_units",
@@ -34,7 +39,16 @@ __all__ = [
 API_GROUP_VERSION: Final = f"{API_GROUP}/{API_VERSION}"
 
 MAX_TAGS: Final = 50
+MAX_INT32: Final = 2_147_483_647
+"""Bound of every count and duration the operator does arithmetic with (ECS's Integer)."""
+MAX_OBJECT_NAME_LENGTH: Final = 253
+"""A Kubernetes object name (RFC 1123 subdomain), including a name derived from another."""
 MAX_UNSUPPORTED_ENTRIES: Final = 100
+MAX_CONDITION_MESSAGE_LENGTH: Final = 32768
+MAX_TEXT_LENGTH: Final = 64 * 1024
+"""No single text of a task definition can be longer than ECS allows the whole (64 KiB)."""
+MAX_LIST_ITEMS: Final = 1024
+"""Bound of the lists and maps ECS documents no limit for (arguments, variables, labels)."""
 # ECS: 1,024 CPU units are one vCPU; EC2 tasks may use 128..196,608 units (192 vCPU).
 MIN_TASK_CPU_UNITS: Final = 128
 MAX_CPU_UNITS: Final = 196_608
@@ -47,6 +61,10 @@ TASK_CPU_PATTERN: Final = r"^([0-9]+|([0-9]+|[0-9]*\.[0-9]+) ?[vV][cC][pP][uU])$
 TASK_MEMORY_PATTERN: Final = r"^([0-9]+|([0-9]+|[0-9]*\.[0-9]+) ?[gG][bB])$"
 
 ConditionStatus = Literal["True", "False", "Unknown"]
+Text = Annotated[str, Field(max_length=MAX_TEXT_LENGTH)]
+"""A free-form string (an argument, a variable's value, a label), at most 64 KiB."""
+TextMap = Annotated[dict[str, Text], Field(max_length=MAX_LIST_ITEMS)]
+"""Free-form options or labels: at most 1,024 entries."""
 Timestamp = AwareDatetime
 
 
@@ -109,7 +127,9 @@ class KeyValuePair(EcsModel):
     name: str = Field(
         min_length=1, max_length=1024, description="Variable name; required on Kubernetes."
     )
-    value: str | None = Field(default=None, description="Variable value; absent means empty.")
+    value: str | None = Field(
+        default=None, max_length=MAX_TEXT_LENGTH, description="Variable value; absent means empty."
+    )
 
 
 class Tag(EcsModel):
@@ -154,7 +174,9 @@ class Condition(StatusModel):
         description="CamelCase machine-readable reason for the last transition.",
     )
     message: str = Field(
-        default="", max_length=32768, description="Human-readable details; may be empty."
+        default="",
+        max_length=MAX_CONDITION_MESSAGE_LENGTH,
+        description="Human-readable details; may be empty.",
     )
 
 

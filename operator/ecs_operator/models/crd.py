@@ -204,6 +204,12 @@ CUSTOM_RESOURCES: Final = (
                 '.status.deployments[?(@.status=="PRIMARY")].rolloutState',
                 "Rollout state of the PRIMARY deployment.",
             ),
+            PrinterColumn(
+                "Degraded",
+                '.status.conditions[?(@.type=="Degraded")].reason',
+                "Why the service is Degraded (AsExpected when it is not), e.g. "
+                "TaskDefinitionUnavailable or TasksCannotBePlaced.",
+            ),
             AGE_COLUMN,
         ),
         scale=ScaleSubresource(

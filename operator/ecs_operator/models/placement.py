@@ -13,9 +13,17 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 MAX_EXPRESSION_LENGTH: Final = 2000
+MAX_EXPRESSION_NESTING: Final = 32
+"""Levels of parentheses and ``not`` the query parser accepts (``core.query``); admission
+bounds the expression's '(' to the same number."""
+TOO_MANY_PARENTHESES: Final = (
+    f"placementConstraints[].expression: at most {MAX_EXPRESSION_NESTING} '(' (the nesting of "
+    "an expression is bounded)"
+)
 BINPACK_FIELDS: Final = ("cpu", "memory")
 SPREAD_INSTANCE_FIELDS: Final = ("instanceId", "host")
 ATTRIBUTE_PREFIX: Final = "attribute:"
+MAX_ATTRIBUTE_NAME_LENGTH: Final = 128
 
 CONSTRAINT_RULES: Final[tuple[dict[str, str], ...]] = (
     {
@@ -25,6 +33,14 @@ CONSTRAINT_RULES: Final[tuple[dict[str, str], ...]] = (
     {
         "rule": "self.type != 'distinctInstance' || !has(self.expression)",
         "message": "a distinctInstance constraint takes no expression",
+    },
+    {
+        "rule": (
+            "!has(self.expression) || "
+            f"self.expression.matches('^[^(]*([(][^(]*){{0,{MAX_EXPRESSION_NESTING}}}$')"
+        ),
+        "message": TOO_MANY_PARENTHESES,
+        "fieldPath": ".expression",
     },
 )
 
@@ -84,6 +100,8 @@ class PlacementConstraint(BaseModel):
             raise ValueError(CONSTRAINT_RULES[0]["message"])
         if self.type == "distinctInstance" and self.expression is not None:
             raise ValueError(CONSTRAINT_RULES[1]["message"])
+        if self.expression is not None and self.expression.count("(") > MAX_EXPRESSION_NESTING:
+            raise ValueError(TOO_MANY_PARENTHESES)
         return self
 
 
@@ -106,6 +124,7 @@ class PlacementStrategy(BaseModel):
     )
     field: str | None = Field(
         default=None,
+        max_length=len(ATTRIBUTE_PREFIX) + MAX_ATTRIBUTE_NAME_LENGTH,
         description=(
             "binpack: cpu or memory. spread: instanceId (or host, the same) or attribute:NAME, "
             "e.g. attribute:ecs.availability-zone. random: not allowed."

@@ -31,6 +31,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ecs_operator.models.common import (
     API_GROUP_VERSION,
+    MAX_INT32,
+    MAX_OBJECT_NAME_LENGTH,
     MAX_TAGS,
     Condition,
     EcsModel,
@@ -57,8 +59,17 @@ MAX_PLACEMENT_STRATEGIES: Final = 5
 MAX_PLACEMENT_CONSTRAINTS: Final = 10
 MAX_LOAD_BALANCERS: Final = 5
 MAX_EVENTS: Final = 100
+MAX_SERVICE_EVENT_LENGTH: Final = 2048
 MAX_DEPLOYMENTS: Final = 64
-MAX_INT32: Final = 2_147_483_647
+# A service's task is named SERVICE-SUFFIX (a Kubernetes object name, at most 253 characters);
+# the suffix that makes it unique may take up to 52 characters, so the name takes the rest.
+TASK_NAME_SUFFIX_ROOM: Final = 53
+MAX_SERVICE_NAME_LENGTH: Final = MAX_OBJECT_NAME_LENGTH - TASK_NAME_SUFFIX_ROOM
+SERVICE_NAME_TOO_LONG: Final = (
+    f"metadata.name: a Service names its tasks SERVICE-SUFFIX, and a task's name is at most "
+    f"{MAX_OBJECT_NAME_LENGTH} characters, so the Service's name is at most "
+    f"{MAX_SERVICE_NAME_LENGTH} characters"
+)
 DEPLOYMENT_ID_PATTERN: Final = r"^ecs-svc/[0-9]{19}$"
 # A Kubernetes object name (RFC 1123 subdomain): LoadBalancer objects are named like any other.
 OBJECT_NAME_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
@@ -375,7 +386,9 @@ class ServiceEvent(StatusModel):
 
     id: str = Field(max_length=36, description="Event id, a UUID.")
     created_at: Timestamp = Field(description="When the event happened.")
-    message: str = Field(max_length=2048, description="The event, in ECS's words.")
+    message: str = Field(
+        max_length=MAX_SERVICE_EVENT_LENGTH, description="The event, in ECS's words."
+    )
 
 
 class DeploymentRequest(StatusModel):
@@ -412,6 +425,20 @@ class SchedulerState(StatusModel):
     )
     az_rebalancing: bool = Field(
         default=False, description="An availability-zone rebalancing is in progress."
+    )
+    unable_to_place_event_at: Timestamp | None = Field(
+        default=None,
+        description=(
+            "When an 'unable to place a task' event was last recorded: while tasks cannot be "
+            "placed it is said again at most every 5 minutes."
+        ),
+    )
+    deployment_refused_event_at: Timestamp | None = Field(
+        default=None,
+        description=(
+            "When an 'unable to start a deployment' event was last recorded: while the refusal "
+            "lasts it is said again at most every 5 minutes."
+        ),
     )
 
 
@@ -464,10 +491,23 @@ class ServiceStatus(StatusModel):
 class Service(BaseModel):
     """An ECS service: keeps desiredCount tasks (or one per node) running and rolls out updates."""
 
-    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True, extra="ignore")
+    model_config = ConfigDict(
+        populate_by_name=True,
+        serialize_by_alias=True,
+        extra="ignore",
+        json_schema_extra=cel_rules(
+            (f"size(self.metadata.name) <= {MAX_SERVICE_NAME_LENGTH}", SERVICE_NAME_TOO_LONG)
+        ),
+    )
 
     api_version: str = Field(default=API_GROUP_VERSION, alias="apiVersion")
     kind: Literal["Service"] = "Service"
     metadata: ObjectMeta
     spec: ServiceSpec
     status: ServiceStatus | None = None
+
+    @model_validator(mode="after")
+    def _name_leaves_room_for_task_names(self) -> Self:
+        if len(self.metadata.name) > MAX_SERVICE_NAME_LENGTH:
+            raise ValueError(SERVICE_NAME_TOO_LONG)
+        return self

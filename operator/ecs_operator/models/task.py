@@ -19,13 +19,15 @@ and forbid moving ``desiredStatus`` from STOPPED back to RUNNING (create a new T
 ``tags`` and ``ttlSecondsAfterStopped`` stay editable, as ECS allows tagging a running task.
 """
 
-from typing import Any, Final, Literal, Self
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ecs_operator.models.common import (
     API_GROUP_VERSION,
     MAX_CPU_UNITS,
+    MAX_INT32,
+    MAX_LIST_ITEMS,
     MAX_MEMORY_MIB,
     MAX_TAGS,
     MAX_UNSUPPORTED_ENTRIES,
@@ -38,6 +40,7 @@ from ecs_operator.models.common import (
     Tag,
     TaskCpu,
     TaskMemory,
+    Text,
     Timestamp,
     UnsupportedField,
     cel_rules,
@@ -109,11 +112,15 @@ class ContainerOverride(EcsModel):
         pattern=NAME_PATTERN,
         description="Container of the task definition to override.",
     )
-    command: list[str] | None = Field(
-        default=None, description="Replaces the container's command (Docker CMD)."
+    command: list[Text] | None = Field(
+        default=None,
+        max_length=MAX_LIST_ITEMS,
+        description="Replaces the container's command (Docker CMD).",
     )
     environment: list[KeyValuePair] | None = Field(
-        default=None, description="Added to the container's environment, overriding by name."
+        default=None,
+        max_length=MAX_LIST_ITEMS,
+        description="Added to the container's environment, overriding by name.",
     )
     environment_files: list[EnvironmentFile] | None = Field(
         default=None,
@@ -141,7 +148,8 @@ class ContainerOverride(EcsModel):
 
 
 class TaskOverride(EcsModel):
-    """RunTask overrides; at most 8192 characters of JSON in all."""
+    """RunTask overrides; at most 8192 characters of JSON in all (checked by the operator, which
+    reports a larger one as a task that failed to start: ``core.validation.task_problems``)."""
 
     model_config = ConfigDict(
         json_schema_extra=cel_rules(
@@ -175,22 +183,14 @@ class TaskOverride(EcsModel):
         default=None, description="Replaces the ephemeral storage size."
     )
 
-    @model_validator(mode="after")
-    def _within_size_limit(self) -> Self:
-        size = len(self.model_dump_json(exclude_none=True))
-        if size > MAX_OVERRIDES_JSON_CHARS:
-            raise ValueError(
-                f"spec.overrides is {size} characters of JSON; ECS allows at most "
-                f"{MAX_OVERRIDES_JSON_CHARS}"
-            )
-        return self
-
 
 class AwsVpcConfiguration(EcsModel):
     """awsvpc subnets and security groups (not honoured: pods use the cluster network)."""
 
-    subnets: list[str] = Field(max_length=16, description="Subnet ids.")
-    security_groups: list[str] | None = Field(
+    subnets: list[Annotated[str, Field(max_length=1024)]] = Field(
+        max_length=16, description="Subnet ids."
+    )
+    security_groups: list[Annotated[str, Field(max_length=1024)]] | None = Field(
         default=None, max_length=5, description="Security group ids."
     )
     assign_public_ip: Literal["ENABLED", "DISABLED"] | None = Field(
@@ -308,9 +308,10 @@ class TaskSpec(EcsModel):
     ttl_seconds_after_stopped: int = Field(
         default=DEFAULT_TTL_SECONDS_AFTER_STOPPED,
         ge=0,
+        le=MAX_INT32,
         description=(
             "Seconds the Task object is kept after it reaches STOPPED before it is deleted "
-            "(default 3600: ECS shows stopped tasks for at least an hour)."
+            "(default 3600: ECS shows stopped tasks for at least an hour); at most 2147483647."
         ),
     )
     enable_execute_command: bool | None = Field(

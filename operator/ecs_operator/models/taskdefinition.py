@@ -17,8 +17,9 @@ Validation is split in three on purpose:
   (``--allow-privileged``). An admission rule could not be loosened by that flag, so the operator
   checks them on every reconcile (``core/security.py``) and reports a refusal as a condition;
 * what needs arithmetic on ECS unit strings or other objects is the operator's: Σ container
-  memory/cpu within the task's (``"1GB"``, ``"1 vCPU"``), dependency cycles (not checkable in CEL
-  at an acceptable cost), placement constraints counted with a Task's.
+  memory/cpu within the task's (``"1GB"``, ``"1 vCPU"``), dependency cycles and port names unique
+  across containers (not checkable in CEL within kube-apiserver's cost budget; the CRD checks
+  them within one container), placement constraints counted with a Task's.
 
 Defaults are static in the schema where ECS documents one (``essential: true``,
 ``networkMode: bridge``, port ``protocol: tcp``, health check ``30/5/3``,
@@ -26,14 +27,17 @@ Defaults are static in the schema where ECS documents one (``essential: true``,
 """
 
 import re
-from typing import Any, Final, Literal, Self
+from typing import Annotated, Any, Final, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ecs_operator.models.common import (
     API_GROUP_VERSION,
     MAX_CPU_UNITS,
+    MAX_INT32,
+    MAX_LIST_ITEMS,
     MAX_MEMORY_MIB,
+    MAX_OBJECT_NAME_LENGTH,
     MAX_TAGS,
     MAX_UNSUPPORTED_ENTRIES,
     MIN_MEMORY_MIB,
@@ -45,6 +49,8 @@ from ecs_operator.models.common import (
     Tag,
     TaskCpu,
     TaskMemory,
+    Text,
+    TextMap,
     Timestamp,
     UnsupportedField,
     cel_rules,
@@ -65,12 +71,24 @@ MAX_IGNORED_EXIT_CODES: Final = 50
 MAX_REVISION_HISTORY: Final = 100
 MAX_CONDITIONS: Final = 16
 MAX_STOP_TIMEOUT_SECONDS: Final = 86_400
+MIN_INT32: Final = -MAX_INT32 - 1
+MAX_TASK_DEFINITION_BYTES: Final = 64 * 1024
+"""ECS: a task definition is at most 64 KiB of JSON."""
+MAX_REVISION_DIGITS: Final = 7
+# Revision N of family F is stored as the ControllerRevision F-N (an object name), so the family
+# leaves room for "-" and the revision's digits.
+MAX_FAMILY_LENGTH: Final = MAX_OBJECT_NAME_LENGTH - 1 - MAX_REVISION_DIGITS
+FAMILY_TOO_LONG: Final = (
+    f"metadata.name: a TaskDefinition is named after its family and stores revision N as the "
+    f"ControllerRevision FAMILY-N (at most {MAX_OBJECT_NAME_LENGTH} characters), so the name "
+    f"is at most {MAX_FAMILY_LENGTH} characters"
+)
 
 # A reference to a revision: family, family:revision, or the full ECS ARN (whose region and
 # account are ignored: the namespace is the cluster).
 TASK_DEFINITION_REF_PATTERN: Final = (
     r"^(arn:aws[a-z-]*:ecs:[a-z0-9-]+:[0-9]{12}:task-definition/)?"
-    r"[A-Za-z0-9_-]{1,255}(:[1-9][0-9]{0,6})?$"
+    r"[A-Za-z0-9_-]{1,255}(:[1-9][0-9]{0,6})?$"  # {0,6}: MAX_REVISION_DIGITS
 )
 _REF = re.compile(TASK_DEFINITION_REF_PATTERN)
 
@@ -169,7 +187,7 @@ class HealthCheck(EcsModel):
         )
     )
 
-    command: list[str] = Field(
+    command: list[Text] = Field(
         min_length=2,
         max_length=256,
         description='["CMD", "exe", "arg", ...] or ["CMD-SHELL", "shell command"].',
@@ -229,7 +247,7 @@ class VolumeFrom(EcsModel):
 class KernelCapabilities(EcsModel):
     """Linux capabilities added to or dropped from Docker's default set."""
 
-    add: list[str] | None = Field(
+    add: list[Annotated[str, Field(max_length=64)]] | None = Field(
         default=None,
         max_length=64,
         description=(
@@ -237,7 +255,7 @@ class KernelCapabilities(EcsModel):
             "(e.g. NET_ADMIN): refused unless the operator allows it."
         ),
     )
-    drop: list[str] | None = Field(
+    drop: list[Annotated[str, Field(max_length=64)]] | None = Field(
         default=None,
         max_length=64,
         description=(
@@ -266,7 +284,7 @@ class Tmpfs(EcsModel):
         min_length=1, max_length=4096, description="Absolute path inside the container."
     )
     size: int = Field(ge=1, le=MAX_MEMORY_MIB, description="Size in MiB.")
-    mount_options: list[str] | None = Field(
+    mount_options: list[Annotated[str, Field(max_length=256)]] | None = Field(
         default=None, max_length=32, description='Mount options, e.g. ["noexec", "nosuid"].'
     )
 
@@ -290,7 +308,10 @@ class LinuxParameters(EcsModel):
     )
     tmpfs: list[Tmpfs] | None = Field(default=None, max_length=32, description="tmpfs mounts.")
     max_swap: int | None = Field(
-        default=None, ge=0, description="Swap MiB the container may use (not honoured)."
+        default=None,
+        ge=0,
+        le=MAX_INT32,
+        description="Swap MiB the container may use (not honoured).",
     )
     swappiness: int | None = Field(
         default=None, ge=0, le=100, description="Swappiness 0-100 (not honoured)."
@@ -310,7 +331,7 @@ class LogConfiguration(EcsModel):
         "splunk",
         "awsfirelens",
     ] = Field(description="Docker log driver; informational on Kubernetes.")
-    options: dict[str, str] | None = Field(default=None, description="Log driver options.")
+    options: TextMap | None = Field(default=None, description="Log driver options.")
     secret_options: list[Secret] | None = Field(
         default=None, max_length=64, description="Secrets passed as log driver options."
     )
@@ -346,8 +367,8 @@ class Ulimit(EcsModel):
         "sigpending",
         "stack",
     ] = Field(description="The limit's name, e.g. nofile.")
-    soft_limit: int = Field(ge=-1, description="Soft limit (-1 = unlimited).")
-    hard_limit: int = Field(ge=-1, description="Hard limit (-1 = unlimited).")
+    soft_limit: int = Field(ge=-1, le=MAX_INT32, description="Soft limit (-1 = unlimited).")
+    hard_limit: int = Field(ge=-1, le=MAX_INT32, description="Hard limit (-1 = unlimited).")
 
 
 class HostEntry(EcsModel):
@@ -381,7 +402,7 @@ class ContainerRestartPolicy(EcsModel):
     """Restart an exited container in place instead of stopping the task."""
 
     enabled: bool = Field(description="Whether the container is restarted when it exits.")
-    ignored_exit_codes: list[int] | None = Field(
+    ignored_exit_codes: list[Annotated[int, Field(ge=MIN_INT32, le=MAX_INT32)]] | None = Field(
         default=None,
         max_length=MAX_IGNORED_EXIT_CODES,
         description="Exit codes that do not trigger a restart (at most 50).",
@@ -411,7 +432,7 @@ class FirelensConfiguration(EcsModel):
     """FireLens log router settings (informational on Kubernetes)."""
 
     type: Literal["fluentd", "fluentbit"] = Field(description="fluentd or fluentbit.")
-    options: dict[str, str] | None = Field(default=None, description="Router options.")
+    options: TextMap | None = Field(default=None, description="Router options.")
 
 
 _CONTAINER_RULES = cel_rules(
@@ -431,12 +452,22 @@ _CONTAINER_RULES = cel_rules(
         ".volumesFrom",
     ),
     (
+        # Every optional field read through a ternary: CEL absorbs an error on the far side of
+        # && and ||, but the sandbox's evaluator (cel-python) raises it from inside filter().
         "!has(self.portMappings) || self.portMappings.all(p, !has(p.containerPort)"
-        " || self.portMappings.filter(q, has(q.containerPort) && q.containerPort == p.containerPort"
+        " || self.portMappings.filter(q, (has(q.containerPort) ? q.containerPort : 0)"
+        " == (has(p.containerPort) ? p.containerPort : 0)"
         " && (has(q.protocol) ? q.protocol : 'tcp') == (has(p.protocol) ? p.protocol : 'tcp'))"
         ".size() == 1)",
         "containerDefinitions[].portMappings: a containerPort is mapped twice for the same "
         "protocol",
+        ".portMappings",
+    ),
+    (
+        "!has(self.portMappings) || self.portMappings.all(p, !has(p.name) || "
+        "self.portMappings.filter(q, (has(q.name) ? q.name : '') == "
+        "(has(p.name) ? p.name : '')).size() == 1)",
+        "containerDefinitions[].portMappings[].name must be unique in the task definition",
         ".portMappings",
     ),
 )
@@ -485,7 +516,7 @@ class ContainerDefinition(EcsModel):
             "task-level memory, memory or memoryReservation is required."
         ),
     )
-    links: list[str] | None = Field(
+    links: list[Annotated[str, Field(max_length=512)]] | None = Field(
         default=None,
         max_length=MAX_CONTAINERS,
         description="name:alias links to other containers; bridge mode only (a no-op here: "
@@ -504,14 +535,20 @@ class ContainerDefinition(EcsModel):
     restart_policy: ContainerRestartPolicy | None = Field(
         default=None, description="Restart the container in place when it exits."
     )
-    entry_point: list[str] | None = Field(
-        default=None, description="Docker ENTRYPOINT override (Kubernetes command)."
+    entry_point: list[Text] | None = Field(
+        default=None,
+        max_length=MAX_LIST_ITEMS,
+        description="Docker ENTRYPOINT override (Kubernetes command).",
     )
-    command: list[str] | None = Field(
-        default=None, description="Docker CMD override (Kubernetes args); overridable per task."
+    command: list[Text] | None = Field(
+        default=None,
+        max_length=MAX_LIST_ITEMS,
+        description="Docker CMD override (Kubernetes args); overridable per task.",
     )
     environment: list[KeyValuePair] | None = Field(
-        default=None, description="Environment variables; they win over environmentFiles."
+        default=None,
+        max_length=MAX_LIST_ITEMS,
+        description="Environment variables; they win over environmentFiles.",
     )
     environment_files: list[EnvironmentFile] | None = Field(
         default=None,
@@ -530,7 +567,9 @@ class ContainerDefinition(EcsModel):
         default=None, description="Linux-specific settings (capabilities, devices, tmpfs, init)."
     )
     secrets: list[Secret] | None = Field(
-        default=None, description="Secrets exposed as environment variables."
+        default=None,
+        max_length=MAX_LIST_ITEMS,
+        description="Secrets exposed as environment variables.",
     )
     depends_on: list[ContainerDependency] | None = Field(
         default=None,
@@ -578,21 +617,23 @@ class ContainerDefinition(EcsModel):
     readonly_root_filesystem: bool | None = Field(
         default=None, description="Mount the root filesystem read-only (default false)."
     )
-    dns_servers: list[str] | None = Field(
+    dns_servers: list[Annotated[str, Field(max_length=45)]] | None = Field(
         default=None, max_length=3, description="DNS servers (pod dnsConfig nameservers)."
     )
-    dns_search_domains: list[str] | None = Field(
+    dns_search_domains: list[Annotated[str, Field(max_length=253)]] | None = Field(
         default=None, max_length=6, description="DNS search domains (pod dnsConfig searches)."
     )
     extra_hosts: list[HostEntry] | None = Field(
-        default=None, description="Extra /etc/hosts entries (pod hostAliases)."
+        default=None,
+        max_length=MAX_LIST_ITEMS,
+        description="Extra /etc/hosts entries (pod hostAliases).",
     )
-    docker_security_options: list[str] | None = Field(
-        default=None, description="SELinux/AppArmor labels (not honoured)."
+    docker_security_options: list[Annotated[str, Field(max_length=1024)]] | None = Field(
+        default=None, max_length=64, description="SELinux/AppArmor labels (not honoured)."
     )
     interactive: bool | None = Field(default=None, description="Keep stdin open.")
     pseudo_terminal: bool | None = Field(default=None, description="Allocate a TTY.")
-    docker_labels: dict[str, str] | None = Field(
+    docker_labels: TextMap | None = Field(
         default=None, description="Docker labels (added as pod annotations)."
     )
     ulimits: list[Ulimit] | None = Field(
@@ -607,7 +648,9 @@ class ContainerDefinition(EcsModel):
         default=None, description="Container health check; drives healthStatus and HEALTHY."
     )
     system_controls: list[SystemControl] | None = Field(
-        default=None, description="Namespaced sysctls (pod securityContext.sysctls)."
+        default=None,
+        max_length=MAX_LIST_ITEMS,
+        description="Namespaced sysctls (pod securityContext.sysctls).",
     )
     resource_requirements: list[ResourceRequirement] | None = Field(
         default=None, max_length=2, description="GPUs the container needs."
@@ -615,7 +658,7 @@ class ContainerDefinition(EcsModel):
     firelens_configuration: FirelensConfiguration | None = Field(
         default=None, description="FireLens log router settings (not honoured)."
     )
-    credential_specs: list[str] | None = Field(
+    credential_specs: list[Annotated[str, Field(max_length=2048)]] | None = Field(
         default=None, max_length=1, description="Windows gMSA credential spec (not honoured)."
     )
 
@@ -647,8 +690,8 @@ class DockerVolumeConfiguration(EcsModel):
         default=None, description="Create a shared volume if missing."
     )
     driver: str | None = Field(default=None, max_length=255, description="Volume driver.")
-    driver_opts: dict[str, str] | None = Field(default=None, description="Driver options.")
-    labels: dict[str, str] | None = Field(default=None, description="Volume labels.")
+    driver_opts: TextMap | None = Field(default=None, description="Driver options.")
+    labels: TextMap | None = Field(default=None, description="Volume labels.")
 
 
 class EfsAuthorizationConfig(EcsModel):
@@ -729,11 +772,6 @@ class RuntimePlatform(EcsModel):
     operating_system_family: str | None = Field(
         default=None, max_length=64, description="LINUX or a WINDOWS_SERVER_* family."
     )
-
-
-PORT_NAME_UNIQUE = (
-    "spec.containerDefinitions[].portMappings[].name must be unique in the task definition"
-)
 
 
 def _each_dependency(condition: str) -> str:
@@ -850,10 +888,11 @@ class TaskDefinitionSpec(EcsModel):
     family: str | None = Field(
         default=None,
         min_length=1,
-        max_length=255,
+        max_length=MAX_FAMILY_LENGTH,
         pattern=NAME_PATTERN,
         description=(
-            "ECS family name. Optional: the family is metadata.name; if given it must equal it."
+            "ECS family name. Optional: the family is metadata.name; if given it must equal it. "
+            f"At most {MAX_FAMILY_LENGTH} characters (room for the revision's name)."
         ),
     )
     container_definitions: list[ContainerDefinition] = Field(
@@ -935,27 +974,19 @@ class TaskDefinitionSpec(EcsModel):
         default=None, description="ECS fault injection endpoints (not honoured)."
     )
 
+    @model_validator(mode="after")
+    def _within_size_limit(self) -> Self:
+        size = len(self.model_dump_json(exclude_none=True).encode())
+        if size > MAX_TASK_DEFINITION_BYTES:
+            raise ValueError(
+                f"spec is {size} bytes of JSON; ECS allows a task definition of at most "
+                f"{MAX_TASK_DEFINITION_BYTES} bytes (64 KiB)"
+            )
+        return self
+
     def container(self, name: str) -> ContainerDefinition | None:
         """The container called ``name``, or None."""
         return next((c for c in self.container_definitions if c.name == name), None)
-
-    @model_validator(mode="after")
-    def _port_names_are_unique(self) -> Self:
-        """Judged here, not by a CEL rule: across 10 containers of 50 port mappings each, the
-        pairwise CEL check is estimated at 24 times the API server's cost budget, and a real
-        API server refuses the whole CRD for it."""
-        names = [
-            mapping.name
-            for container in self.container_definitions
-            for mapping in container.port_mappings or ()
-            if mapping.name is not None
-        ]
-        repeated = sorted({name for name in names if names.count(name) > 1})
-        if repeated:
-            raise ValueError(
-                f"{PORT_NAME_UNIQUE}: {', '.join(repr(name) for name in repeated)} repeated"
-            )
-        return self
 
     @property
     def essential_containers(self) -> list[ContainerDefinition]:
@@ -1033,7 +1064,8 @@ class TaskDefinition(BaseModel):
                 "!has(self.spec.family) || self.spec.family == self.metadata.name",
                 "spec.family must equal metadata.name (the TaskDefinition is named after its "
                 "family)",
-            )
+            ),
+            (f"size(self.metadata.name) <= {MAX_FAMILY_LENGTH}", FAMILY_TOO_LONG),
         ),
     )
 
@@ -1045,6 +1077,8 @@ class TaskDefinition(BaseModel):
 
     @model_validator(mode="after")
     def _family_is_name(self) -> Self:
+        if len(self.metadata.name) > MAX_FAMILY_LENGTH:
+            raise ValueError(FAMILY_TOO_LONG)
         if self.spec.family is not None and self.spec.family != self.metadata.name:
             raise ValueError(
                 f"spec.family {self.spec.family!r} must equal metadata.name {self.metadata.name!r}"

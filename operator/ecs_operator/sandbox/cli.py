@@ -97,6 +97,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"HTTP codes injected failures use (default {','.join(map(str, FAULT_CODES))})",
     )
     faults.add_argument(
+        "--fault-lost-create-rate",
+        type=float,
+        default=0.0,
+        help="share of creates committed whose response is lost (504 Timeout), 0..1 (default 0)",
+    )
+    faults.add_argument(
         "--fault-watch-drop-seconds",
         type=float,
         default=None,
@@ -106,6 +112,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--fault-expire-on-resume",
         action="store_true",
         help="answer every watch resumed from a resourceVersion with 410 Expired",
+    )
+    faults.add_argument(
+        "--fault-expire-rate",
+        type=float,
+        default=0.0,
+        help="share of resumed watches answered 410 Expired, 0..1 (default 0)",
     )
     parser.add_argument("--seed", type=int, default=None, help="seed of the fault RNG")
     parser.add_argument(
@@ -128,8 +140,10 @@ def sandbox_from_args(args: argparse.Namespace) -> Sandbox:
         faults=Faults(
             error_rate=args.fault_error_rate,
             codes=args.fault_codes,
+            lost_create_rate=args.fault_lost_create_rate,
             watch_drop_interval=args.fault_watch_drop_seconds,
             expire_on_resume=args.fault_expire_on_resume,
+            expire_rate=args.fault_expire_rate,
             seed=args.seed,
         ),
         access_log=args.access_log,

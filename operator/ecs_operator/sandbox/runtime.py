@@ -113,29 +113,41 @@ class Sandbox:
         return self._kubeconfig_path
 
     async def start(self) -> None:
-        app = self.api.application()
-        kwargs: dict[str, Any] = {} if self._access_log else {"access_log": None}
-        # Open watches would hold a graceful shutdown for their whole timeout.
-        self._runner = web.AppRunner(app, shutdown_timeout=0.5, **kwargs)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.requested_port)
-        await site.start()
-        self._port = self._bound_port(site)
+        await self.start_api()
         self._write_kubeconfig()
         if self.cluster_config is not None:
             self.simulator = ClusterSimulator(self.store, self.registry, self.cluster_config)
             await self.simulator.start()
         logger.info("sandbox serving %s (kubeconfig %s)", self.url, self.kubeconfig_path)
 
+    async def start_api(self) -> None:
+        """Serve HTTP (again, after `stop_api`: on the same port)."""
+        app = self.api.application()
+        kwargs: dict[str, Any] = {} if self._access_log else {"access_log": None}
+        # Open watches would hold a graceful shutdown for their whole timeout.
+        self._runner = web.AppRunner(app, shutdown_timeout=0.5, **kwargs)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self._port or self.requested_port)
+        await site.start()
+        self._port = self._bound_port(site)
+
+    async def stop_api(self, *, restarting: bool = False) -> None:
+        """Stop serving HTTP: every connection and watch ends, new ones are refused. With
+        `restarting`, as a kube-apiserver restart: the objects stay (they live in etcd) but the
+        watch history is gone, so a watch resumed afterwards gets 410 Expired and relists.
+        The simulated nodes carry on (they write to the store directly)."""
+        for task in list(self.api.watch_streams):
+            task.cancel()
+        self.store.close_watches(expire=restarting)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
     async def stop(self) -> None:
         if self.simulator is not None:
             await self.simulator.stop()
             self.simulator = None
-        for task in list(self.api.watch_streams):
-            task.cancel()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await self.stop_api()
         if self._temp_dir is not None:
             shutil.rmtree(self._temp_dir, ignore_errors=True)
             self._temp_dir = None

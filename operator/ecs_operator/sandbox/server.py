@@ -16,7 +16,13 @@ Behaviour worth knowing (as kube-apiserver unless stated):
   `Expired` Status, then the stream closes. Bookmarks carry the resourceVersion of the last
   event the watch delivered.
 - Injected faults (`Faults`) hit only resource requests (never discovery, health or the
-  `/sandbox/*` debug endpoints) and happen before the request touches the store.
+  `/sandbox/*` debug endpoints) and happen before the request touches the store, except a
+  lost create response: the object is created, then the client gets 504 Timeout, as when
+  kube-apiserver commits a write but its answer never arrives. By default they are what real
+  API servers answer (500, 503, 429 with Retry-After); a 409 or 422 in `codes` hits writes
+  only, never a read (no real server answers a GET, LIST or WATCH with a conflict).
+- A body nested deeper than `MAX_BODY_DEPTH` levels, or with an integer outside int64, is
+  refused with 400 (kube-apiserver cannot decode either), never a 500.
 """
 
 from __future__ import annotations
@@ -48,6 +54,10 @@ Obj = dict[str, Any]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 MAX_BODY_BYTES = 3 * 1024 * 1024  # etcd's ~1.5 MiB object limit plus a margin for the envelope
+# Deeper than any real object, and shallow enough for every recursive step behind (validation,
+# copies, CEL) to stay far from Python's recursion limit.
+MAX_BODY_DEPTH = 100
+INT64 = range(-(2**63), 2**63)
 VERSION_INFO = {
     "major": "1",
     "minor": "32",
@@ -67,6 +77,7 @@ STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 PATCH_TYPES = (MERGE_PATCH, JSON_PATCH, STRATEGIC_PATCH)
 APPLY_PATCH_TYPES = ("application/apply-patch+yaml", "application/apply-patch+cbor")
 WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
+VERBS = WRITE_VERBS | {"get", "list", "watch", "binding", "eviction"}
 REASONS = {
     400: "BadRequest",
     401: "Unauthorized",
@@ -84,7 +95,8 @@ REASONS = {
     503: "ServiceUnavailable",
     504: "Timeout",
 }
-FAULT_CODES = (500, 409, 429)
+FAULT_CODES = (500, 503, 429)  # what real API servers answer under load or in trouble
+WRITE_ONLY_FAULT_CODES = frozenset({409, 422})  # conflicts and invalid bodies: writes only
 
 
 def dumps(obj: Any) -> bytes:
@@ -126,18 +138,38 @@ def success_status(code: int, details: Obj | None = None) -> Obj:
 class Faults:
     """API faults for resilience tests; change the fields at run time, they apply at once.
 
-    error_rate: share of non-watch resource requests that fail, with a status from `codes`.
+    error_rate: share of resource requests that fail, with a status from `codes` (409 and 422
+      only ever fail writes).
+    codes: the statuses injected; 429 carries Retry-After.
+    verbs: the verbs `error_rate` applies to (None: every verb but watch; a watch fails only
+      when named here, with the status as the response to its request).
+    resources: the resources (`plural` or `plural/subresource`) it applies to (None: all).
+    lost_create_rate: share of creates committed whose response is lost: the client gets 504
+      Timeout for an object that exists.
     watch_drop_interval: seconds after which every open watch is closed (None: never).
     expire_on_resume: answer every watch that resumes from a resourceVersion with 410 Expired.
+    expire_rate: share of resumed watches answered 410 Expired (a resume falling out of the
+      server's window).
     seed: seeds the RNG choosing which requests fail (reseeded by `reseed()`).
     """
 
     error_rate: float = 0.0
     codes: tuple[int, ...] = FAULT_CODES
+    verbs: tuple[str, ...] | None = None
+    resources: tuple[str, ...] | None = None
+    lost_create_rate: float = 0.0
     watch_drop_interval: float | None = None
     expire_on_resume: bool = False
+    expire_rate: float = 0.0
     seed: int | None = None
     rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
+
+    @classmethod
+    def realistic(cls, error_rate: float = 0.05, seed: int | None = None) -> Faults:
+        """The mix a busy production API server gives: 500, 503 and 429 (with Retry-After) on
+        `error_rate` of requests, watches dropped every few seconds, and one resume in five
+        past the server's window (410 Expired, so clients relist)."""
+        return cls(error_rate=error_rate, watch_drop_interval=3.0, expire_rate=0.2, seed=seed)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -147,17 +179,21 @@ class Faults:
         self.rng.seed(self.seed)
 
     def validate(self) -> None:
-        if not 0.0 <= self.error_rate <= 1.0:
-            raise ValueError(f"error_rate must be between 0 and 1, not {self.error_rate!r}")
+        for name in ("error_rate", "lost_create_rate", "expire_rate"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1, not {getattr(self, name)!r}")
         if not self.codes or any(code not in REASONS for code in self.codes):
             known = ", ".join(str(code) for code in sorted(REASONS))
             raise ValueError(f"codes must be a non-empty subset of {known}, not {self.codes!r}")
+        if self.verbs is not None and not set(self.verbs) <= VERBS:
+            raise ValueError(f"verbs must be among {sorted(VERBS)}, not {list(self.verbs)!r}")
         if self.watch_drop_interval is not None and self.watch_drop_interval <= 0:
             raise ValueError("watch_drop_interval must be positive seconds or None")
 
     def to_dict(self) -> Obj:
         data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "rng"}
-        data["codes"] = list(self.codes)
+        for name in ("codes", "verbs", "resources"):
+            data[name] = None if data[name] is None else list(data[name])
         return data
 
     def update(self, changes: Obj) -> None:
@@ -171,12 +207,16 @@ class Faults:
             candidate = Faults(
                 error_rate=float(merged["error_rate"]),
                 codes=tuple(int(code) for code in merged["codes"]),
+                verbs=_names(merged["verbs"]),
+                resources=_names(merged["resources"]),
+                lost_create_rate=float(merged["lost_create_rate"]),
                 watch_drop_interval=(
                     None
                     if merged["watch_drop_interval"] is None
                     else float(merged["watch_drop_interval"])
                 ),
                 expire_on_resume=bool(merged["expire_on_resume"]),
+                expire_rate=float(merged["expire_rate"]),
                 seed=None if merged["seed"] is None else int(merged["seed"]),
             )
         except (TypeError, ValueError) as exc:
@@ -187,13 +227,45 @@ class Faults:
             self.reseed()
 
     def injected_error(self, verb: str, resource: str) -> ApiError | None:
+        targeted = verb in self.verbs if self.verbs is not None else verb != "watch"
+        if not targeted or (self.resources is not None and resource not in self.resources):
+            return None
         if self.error_rate <= 0 or self.rng.random() >= self.error_rate:
             return None
-        code = self.rng.choice(self.codes)
+        codes = [c for c in self.codes if verb in WRITE_VERBS or c not in WRITE_ONLY_FAULT_CODES]
+        if not codes:
+            return None
+        code = self.rng.choice(codes)
         message = f"injected fault: {verb} {resource} failed with {code}"
         if code == 429:
             return ApiError(429, "TooManyRequests", message, retry_after_seconds=1)
         return ApiError(code, REASONS[code], message)
+
+    def create_response_lost(self, resource: str) -> ApiError | None:
+        """The 504 a client gets instead of the response of a create that was committed."""
+        if self.lost_create_rate <= 0 or self.rng.random() >= self.lost_create_rate:
+            return None
+        return ApiError(
+            504,
+            "Timeout",
+            f"injected fault: the response to create {resource} was lost (the object was created)",
+        )
+
+    def expires(self, resuming: bool) -> bool:
+        """Whether this watch request, resumed or not, is answered 410 Expired."""
+        if not resuming:
+            return False
+        return self.expire_on_resume or (
+            self.expire_rate > 0 and self.rng.random() < self.expire_rate
+        )
+
+
+def _names(value: Any) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str) or not all(isinstance(item, str) for item in value):
+        raise ValueError(f"expected a list of names or null, not {value!r}")
+    return tuple(value)
 
 
 class RequestCounters:
@@ -278,13 +350,16 @@ def negotiate(accept: str) -> str:
 
 
 def parse_body(raw: bytes, content_type: str) -> Any:
-    """A request body as JSON or YAML; 400 when malformed, 415 for other media types."""
+    """A request body as JSON or YAML; 400 when malformed, too deep or with an integer beyond
+    int64, 415 for other media types."""
     mime, _ = parse_media_type(content_type or "application/json")
     try:
         if mime in ("application/json", *PATCH_TYPES):
-            return json.loads(raw)
+            return _decodable(json.loads(raw))
         if mime in ("application/yaml", "application/x-yaml", "text/yaml"):
-            return yaml.load(raw, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+            return _decodable(yaml.load(raw, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
+    except RecursionError as exc:
+        raise _too_deep() from exc
     except (ValueError, yaml.YAMLError) as exc:
         raise bad_request(f"the request body is not valid {mime}: {exc}") from exc
     raise ApiError(
@@ -292,6 +367,37 @@ def parse_body(raw: bytes, content_type: str) -> Any:
         "UnsupportedMediaType",
         f"the body of the request was in an unknown format - accepted media types include: "
         f'application/json, application/yaml, not "{mime}"',
+    )
+
+
+def _decodable(body: Any) -> Any:
+    """`body`, once sure no level is deeper than MAX_BODY_DEPTH and every integer fits int64
+    (what kube-apiserver's decoder accepts); walked without recursion. Each entry links to its
+    parent's, so a path is only spelled out for the error."""
+    pending: list[tuple[Any, int, Any]] = [(body, 0, None)]
+    while pending:
+        value, depth, link = pending.pop()
+        if isinstance(value, dict | list):
+            if depth >= MAX_BODY_DEPTH:
+                raise _too_deep()
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            pending.extend((item, depth + 1, (key, link)) for key, item in items)
+        elif isinstance(value, int) and not isinstance(value, bool) and value not in INT64:
+            path: list[str] = []
+            while link is not None:
+                key, link = link
+                path.append(str(key))
+            where = ".".join(reversed(path)) or "the body"
+            raise bad_request(
+                f"json: cannot unmarshal number {value} into int64 (at {where}): "
+                "integers must fit in 64 bits"
+            )
+    return body
+
+
+def _too_deep() -> ApiError:
+    return bad_request(
+        f"the request body nests objects or arrays more than {MAX_BODY_DEPTH} levels deep"
     )
 
 
@@ -570,12 +676,17 @@ class ApiServer:
         watch = target.watch_path or query_flag(request, "watch")
         verb = _verb(request.method, target, watch)
         self.counters.count(verb, target.resource)
-        if verb == "watch":
-            return await self.watch(request, target)
         fault = self.faults.injected_error(verb, target.resource)
         if fault is not None:
             raise fault
-        return await self._dispatch(request, target, verb)
+        if verb == "watch":
+            return await self.watch(request, target)
+        response = await self._dispatch(request, target, verb)
+        if verb == "create" and response.status == 201 and "dryRun" not in request.query:
+            lost = self.faults.create_response_lost(target.resource)
+            if lost is not None:
+                raise lost
+        return response
 
     async def _dispatch(self, request: web.Request, target: Target, verb: str) -> web.Response:
         rt, namespace, name = target.rt, target.namespace, target.name
@@ -776,7 +887,7 @@ class ApiServer:
         bookmarks = query_flag(request, "allowWatchBookmarks")
         resuming = resource_version not in (None, "0")
         try:
-            if self.faults.expire_on_resume and resuming:
+            if self.faults.expires(resuming):
                 raise ApiError(
                     410, "Expired", f"too old resource version: {resource_version} (injected fault)"
                 )

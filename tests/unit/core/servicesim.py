@@ -21,12 +21,20 @@ from ecs_operator.core.deployments import (
     ServiceTask,
     placement_strategies,
     plan_service,
+    record_placement_failures,
     service_group,
 )
-from ecs_operator.core.placement import ContainerInstance, Placement, TaskRequirements, place
+from ecs_operator.core.placement import (
+    ContainerInstance,
+    Placement,
+    PlacementFailure,
+    TaskRequirements,
+    place,
+)
 from ecs_operator.models.service import ServiceSpec, ServiceStatus
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
+TASK_MEMORY_MIB = 512
 Outcome = Literal["ok", "fail", "unhealthy"]
 
 
@@ -89,7 +97,9 @@ def service_task(
 class Sim:
     spec: ServiceSpec
     nodes: list[ContainerInstance]
-    revision: str = "web:1"
+    revision: str | None = "web:1"
+    """What spec.taskDefinition resolves to for a new deployment (None: it does not)."""
+    resolution_error: str | None = None
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     now: datetime = T0
     name: str = "web"
@@ -100,6 +110,8 @@ class Sim:
     status: ServiceStatus | None = None
     plans: list[ServicePlan] = field(default_factory=list)
     unplaced: int = 0
+    placement_events: list[str] = field(default_factory=list)
+    writes: int = 0
     _names: itertools.count[int] = field(default_factory=itertools.count)
 
     def state(self) -> ServiceState:
@@ -113,10 +125,15 @@ class Sim:
             nodes=self.nodes,
             now=self.now,
             resolved_task_definition=self.revision,
+            resolution_error=self.resolution_error,
         )
 
     def plan(self) -> ServicePlan:
-        plan = plan_service(self.state(), random.Random(self.seed + len(self.plans)))
+        """One reconcile, as the controller does it: plan, stop, launch, then record what
+        could not be placed; `writes` counts the reconciles whose final status changed."""
+        previous = self.status
+        rng = random.Random(self.seed + len(self.plans))
+        plan = plan_service(self.state(), rng)
         self.plans.append(plan)
         self.status = plan.status
         for stop in plan.stop:
@@ -130,19 +147,38 @@ class Sim:
                 stopped_reason=stop.reason,
                 stopped_at=self.now if immediate else None,
             )
+        failures = []
         for request in plan.launch:
-            self.launch(request)
+            failure = self.launch(request)
+            if failure is not None:
+                failures.append((request, failure))
+        if failures:
+            self.status, recorded = record_placement_failures(
+                self.status, previous, self.name, failures, self.generation, self.now, rng
+            )
+            self.placement_events += recorded
+        if self.status != previous:
+            self.writes += 1
         return plan
 
     def instances(self) -> list[ContainerInstance]:
         counts = Counter(t.node for t in self.tasks.values() if not t.stopped and t.node)
         group = service_group(self.name)
-        return [replace(n, group_counts={group: counts[n.name]}) for n in self.nodes]
+        return [
+            replace(
+                n,
+                group_counts={group: counts[n.name]},
+                remaining_memory_mib=n.remaining_memory_mib - TASK_MEMORY_MIB * counts[n.name],
+            )
+            for n in self.nodes
+        ]
 
-    def launch(self, request: LaunchRequest) -> None:
+    def launch(self, request: LaunchRequest) -> PlacementFailure | None:
+        """Place and start the request's tasks; the first placement failure, if any."""
+        failure: PlacementFailure | None = None
         requirements = TaskRequirements.create(
             cpu_units=256,
-            memory_mib=512,
+            memory_mib=TASK_MEMORY_MIB,
             group=service_group(self.name),
             strategies=placement_strategies(self.spec),
         )
@@ -156,6 +192,7 @@ class Sim:
             result = place(requirements, candidates, random.Random(next(self._names)))
             if not isinstance(result, Placement):
                 self.unplaced += 1
+                failure = failure or result
                 continue
             where = next(n for n in self.nodes if n.name == result.instance)
             name = f"{self.name}-{next(self._names)}"
@@ -170,6 +207,7 @@ class Sim:
                 task_definition=request.task_definition,
                 health_checked=True,
             )
+        return failure
 
     def tick(self, seconds: float = 10) -> None:
         """Time passes: pending tasks start (or fail), stopping tasks stop."""

@@ -596,7 +596,7 @@ def test_placement_failure_event_and_condition() -> None:
     request = LaunchRequest("ecs-svc/1000000000000000000", "web:1", 1)
     failure = PlacementFailure("RESOURCE:MEMORY", "node-1", "has insufficient memory available")
     status, recorded = record_placement_failures(
-        ServiceStatus(), "web", [(request, failure)], 3, T0, random.Random(1)
+        ServiceStatus(), None, "web", [(request, failure)], 3, T0, random.Random(1)
     )
     assert recorded == [
         "(service web) was unable to place a task because no container instance met all of its "
@@ -617,6 +617,70 @@ def test_placement_failure_event_and_condition() -> None:
     )
 
 
+def test_the_same_placement_failure_again_changes_nothing() -> None:
+    """A full cluster: every plan finds the service as it left it (Degraded AsExpected in the
+    plan's own status), the launch fails the same way, and the final status is the previous
+    one, so there is nothing to write and nothing to say."""
+    sim = Sim(spec(desiredCount=4), [node("n1", "a", memory=1024)])
+    request = LaunchRequest("ecs-svc/1000000000000000000", "web:1", 3)
+    failure = PlacementFailure("RESOURCE:MEMORY", "n1", "has insufficient memory available")
+    written: ServiceStatus | None = None
+    said: list[str] = []
+    for step in range(30):  # 30 plans over 5 minutes
+        previous = sim.status
+        plan = sim.plan()
+        status, recorded = record_placement_failures(
+            plan.status,
+            previous,
+            "web",
+            [(request, failure)],
+            1,
+            sim.now,
+            random.Random(step),
+        )
+        sim.status = status
+        said += recorded
+        if step > 3:
+            assert status == written, step
+        written = status
+        sim.tick(10)
+    assert [m for m in said if "unable to place" in m] == [
+        events.service_unable_to_place("web", "n1", "has insufficient memory available")
+    ]
+    degraded = next(c for c in written.conditions or () if c.type == "Degraded")
+    assert degraded.last_transition_time == T0  # the first failure
+
+
+def test_unable_to_place_is_said_at_most_every_five_minutes_whatever_its_details() -> None:
+    request = LaunchRequest("ecs-svc/1000000000000000000", "web:1", 1)
+
+    def fail_on(
+        node_name: str, at: timedelta, status: ServiceStatus
+    ) -> tuple[ServiceStatus, list[str]]:
+        failure = PlacementFailure(
+            "RESOURCE:MEMORY", node_name, "has insufficient memory available"
+        )
+        return record_placement_failures(
+            status, status, "web", [(request, failure)], 1, T0 + at, random.Random(1)
+        )
+
+    status, said = fail_on("n1", timedelta(0), ServiceStatus())
+    assert len(said) == 1
+    status, said = fail_on("n2", timedelta(minutes=4), status)  # another closest node
+    assert said == []
+    status, said = fail_on("n2", timedelta(minutes=5), status)
+    assert len(said) == 1 and "n2" in said[0]
+    status, said = fail_on("n2", timedelta(minutes=30), status)  # identical: waits 6 hours
+    assert said == []
+
+
+def test_repeating_event_interval() -> None:
+    assert events.repeating_event_due(None, T0)
+    assert not events.repeating_event_due(T0, T0 + timedelta(minutes=4, seconds=59))
+    assert events.repeating_event_due(T0, T0 + events.REPEATING_EVENT_INTERVAL)
+    assert events.repeating_event_due(T0, T0 - timedelta(seconds=1))  # the clock was set back
+
+
 def test_start_and_stop_event_texts() -> None:
     assert events.service_tasks_started("web", ["a", "b"]) == (
         "(service web) has started 2 tasks: (task a) (task b)."
@@ -630,20 +694,75 @@ def test_start_and_stop_event_texts() -> None:
     )
 
 
-def test_unresolvable_task_definition_keeps_the_service_and_degrades() -> None:
+DELETED = 'task definition "web" has no ACTIVE revision (the TaskDefinition was deleted)'
+
+
+def test_a_deleted_family_keeps_the_service_scaling_on_its_inactive_revision() -> None:
+    """ECS: a service keeps launching on the revision it runs after it is deregistered. The
+    spec still names that revision, so no deployment is needed and nothing is refused."""
     sim = steady_sim()
-    state = replace(
-        sim.state(),
-        resolved_task_definition=None,
-        resolution_error='task definition "web" does not exist',
+    sim.revision, sim.resolution_error = None, DELETED
+    plan = sim.plan()
+    assert (plan.launch, plan.stop, plan.events, plan.changed) == ((), (), (), False)
+    assert condition(sim, "Degraded") == ("False", "AsExpected")
+    sim.spec = spec(desiredCount=5)
+    sim.generation += 1
+    sim.run(4)
+    assert sim.steady() and len(sim.live()) == 5
+    assert {t.task_definition for t in sim.live()} == {"web:1"}
+    assert not [m for m in sim.messages() if "unable to start a deployment" in m]
+    assert condition(sim, "Degraded") == ("False", "AsExpected")
+
+
+def test_a_new_deployment_without_an_active_revision_is_refused_once() -> None:
+    sim = steady_sim()
+    sim.revision, sim.resolution_error = None, DELETED
+    sim.spec = spec(desiredCount=4, forceNewDeployment="again")
+    sim.generation += 1
+    plan = sim.plan()
+    assert plan.events == (f"(service web) was unable to start a deployment: {DELETED}.",)
+    assert condition(sim, "Degraded") == ("True", "TaskDefinitionUnavailable")
+    assert [launch.task_definition for launch in plan.launch] == ["web:1"]  # still scales
+    said = list(plan.events)
+    for _ in range(60):  # ten minutes of plans: steady on web:1, the refusal not repeated
+        sim.tick(10)
+        plan = sim.plan()
+        said += plan.events
+    assert len(sim.live()) == 4 and {t.task_definition for t in sim.live()} == {"web:1"}
+    # (the controller says "has started" for the launch; no steady state while refused)
+    assert said == [f"(service web) was unable to start a deployment: {DELETED}."]
+    assert not plan.changed
+    assert condition(sim, "Degraded") == ("True", "TaskDefinitionUnavailable")
+
+
+def test_load_balancer_entries_that_do_not_fit_are_reported_while_running() -> None:
+    sim = steady_sim()
+    problem = "spec.loadBalancers[0].loadBalancerName: LoadBalancer 'front' is being deleted"
+    plan = plan_service(
+        replace(sim.state(), resolved_task_definition=None, load_balancer_error=problem),
+        random.Random(1),
     )
-    plan = plan_service(state, random.Random(1))
+    assert plan.events == (f"(service web) was unable to start a deployment: {problem}.",)
+    degraded = next(c for c in plan.status.conditions or () if c.type == "Degraded")
+    assert (degraded.status, degraded.reason, degraded.message) == (
+        "True",
+        "TaskDefinitionUnavailable",
+        problem,
+    )
+
+
+def test_a_service_whose_reference_never_resolved_is_refused() -> None:
+    sim = Sim(
+        spec(), ZONES3, revision=None, resolution_error='task definition "web" does not exist'
+    )
+    plan = sim.plan()
     assert (plan.launch, plan.stop) == ((), ())
     assert plan.events == (
         '(service web) was unable to start a deployment: task definition "web" does not exist.',
     )
-    degraded = next(c for c in plan.status.conditions or () if c.type == "Degraded")
-    assert (degraded.status, degraded.reason) == ("True", "TaskDefinitionUnavailable")
+    assert condition(sim, "Degraded") == ("True", "TaskDefinitionUnavailable")
+    sim.tick(10)
+    assert sim.plan().changed is False
 
 
 def test_invalid_constraint_expression_is_reported_not_raised() -> None:

@@ -171,3 +171,54 @@ def test_node_loss_is_replaced_elsewhere_immediately(desired: int, zones: int, s
     sim.run(8)
     assert sim.steady() and len(sim.live()) == desired
     assert all(t.node != victim.name for t in sim.live())
+
+
+@SETTINGS
+@given(
+    desired=st.integers(0, 9),
+    zones=st.integers(1, 3),
+    seed=st.integers(0, 1000),
+    gaps=st.lists(st.integers(1, 600), min_size=5, max_size=30),
+)
+def test_a_converged_service_writes_and_says_nothing(
+    desired: int, zones: int, seed: int, gaps: list[int]
+) -> None:
+    """Issue #13: once steady, plans (woken by anything, at any pace) change nothing."""
+    sim = Sim(spec(desiredCount=desired), cluster(zones, per_zone=4), seed=seed)
+    sim.run(2 * desired + 6)
+    assert sim.steady()
+    writes, said = sim.writes, len(sim.messages())
+    for gap in gaps:
+        sim.tick(gap)
+        plan = sim.plan()
+        assert (plan.launch, plan.stop, plan.changed) == ((), (), False)
+    assert (sim.writes, len(sim.messages())) == (writes, said)
+
+
+@SETTINGS
+@given(
+    extra=st.integers(1, 6),
+    zones=st.integers(1, 3),
+    seed=st.integers(0, 1000),
+    gaps=st.lists(st.integers(1, 60), min_size=5, max_size=40),
+)
+def test_a_full_cluster_converges_to_no_writes(
+    extra: int, zones: int, seed: int, gaps: list[int]
+) -> None:
+    """Issue #13: one task fits per node and the service wants more: after the tasks that fit
+    run, each reconcile retries the launch, fails the same way and writes nothing; the
+    placement failure was said once."""
+    nodes = [node(f"{z}{i}", z, memory=768) for z in ZONE_NAMES[:zones] for i in range(2)]
+    sim = Sim(spec(desiredCount=len(nodes) + extra), nodes, seed=seed)
+    sim.run(4)
+    assert len(sim.live()) == len(nodes) and sim.unplaced > 0
+    writes = sim.writes
+    for gap in gaps:
+        sim.tick(gap)
+        plan = sim.plan()
+        assert plan.launch  # the retry
+    assert sim.writes == writes
+    assert len(sim.placement_events) == 1, sim.placement_events
+    assert sim.status is not None
+    degraded = next(c for c in sim.status.conditions or () if c.type == "Degraded")
+    assert (degraded.status, degraded.reason) == ("True", "TasksCannotBePlaced")

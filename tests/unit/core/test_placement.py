@@ -633,6 +633,9 @@ CONSTRAINT_BODIES = [
     {"type": "distinctInstance", "expression": "x"},
     {"type": "memberOf", "expression": "x"},
     {"type": "memberOf"},
+    {"type": "memberOf", "expression": "(" * 32 + "agentConnected == true" + ")" * 32},
+    {"type": "memberOf", "expression": "(" * 33 + "agentConnected == true" + ")" * 33},
+    {"type": "memberOf", "expression": "a =~ (x|y) or (b == (c)) " + "(" * 30},
 ]
 
 

@@ -4,9 +4,11 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ecs_operator.core.placement import ContainerInstance
-from ecs_operator.core.query import QueryError, parse_expression, version_key
+from ecs_operator.core.query import MAX_NESTING, QueryError, parse_expression, version_key
 
 NODE = ContainerInstance(
     name="i-abcd1234",
@@ -250,3 +252,100 @@ def test_errors_say_what_and_where(text: str, message: str, column: int) -> None
 def test_query_error_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="unknown subject"):
         parse_expression("bogus exists")
+
+
+# -- hostile input: linear-time regular expressions, bounded nesting ------------------------------
+
+
+def test_a_catastrophic_pattern_matches_in_linear_time() -> None:
+    """`no(.*.*.*)*Z` backtracks for ever in Python `re` on a 40-character node name; RE2 does
+    not backtrack (this test would hang, and time out, on a backtracking engine)."""
+    bomb = "ec2InstanceId =~ no(.*.*.*)*Z"
+    node = ContainerInstance(
+        name="no" + "x" * 40,
+        zone="a",
+        attributes={},
+        registered_cpu_millicores=1000,
+        remaining_cpu_millicores=1000,
+        registered_memory_mib=1024,
+        remaining_memory_mib=1024,
+    )
+    assert not matches(bomb, node=node)
+    assert matches("task:group =~ no(.*.*.*)*Z", {"no" + "y" * 40 + "Z": 1})
+
+
+@pytest.mark.parametrize(
+    "pattern", ["(a)\\1", "(?=t2).*", "(?!t2).*", "(?<=t)2.*", "(?<!x)t2.*", "(?P<x>a)(?P=x)"]
+)
+def test_backreferences_and_lookaround_are_refused_saying_why(pattern: str) -> None:
+    with pytest.raises(QueryError, match="backreferences and lookaround are not supported"):
+        parse_expression(f"attribute:ecs.instance-type =~ {pattern}")
+
+
+def test_regex_syntax_errors_name_the_pattern() -> None:
+    with pytest.raises(QueryError, match=r"invalid regular expression '\(t2': missing \)"):
+        parse_expression("attribute:ecs.instance-type =~ '(t2'")
+
+
+@pytest.mark.parametrize(
+    ("opening", "closing"), [("(", ")"), ("not ", ""), ("!", ""), ("not(", ")")]
+)
+def test_nesting_is_bounded(opening: str, closing: str) -> None:
+    condition = "agentConnected == true"
+    levels = MAX_NESTING // (2 if opening == "not(" else 1)
+    deepest = opening * levels + condition + closing * levels
+    assert matches(deepest)  # an even number of negations
+    too_deep = opening * 985 + condition + closing * 985
+    with pytest.raises(QueryError, match=f"nested deeper than {MAX_NESTING} levels") as raised:
+        parse_expression(too_deep)
+    assert len(str(raised.value)) < 400  # the expression is shown clipped
+
+
+def test_parsed_expressions_are_shared() -> None:
+    text = "attribute:ecs.instance-type =~ t2.*"
+    assert parse_expression(text) is parse_expression(text)
+
+
+_HOSTILE_TOKENS = st.sampled_from(
+    [
+        "(",
+        ")",
+        "!",
+        "not ",
+        " and ",
+        " or ",
+        "&&",
+        "||",
+        "[",
+        "]",
+        ",",
+        "'",
+        '"',
+        " ",
+        "=~ ",
+        "!~ ",
+        "== ",
+        "in ",
+        "a",
+        "ec2InstanceId ",
+        "attribute:x ",
+        "task:group ",
+        ".*",
+        "\\1",
+        "(?=",
+        "\x1b",
+        "é",
+    ]
+)
+
+
+@given(st.lists(_HOSTILE_TOKENS, max_size=400).map("".join))
+def test_any_text_parses_or_is_refused_with_a_query_error(text: str) -> None:
+    """Whatever the text (deep nesting included), parsing ends in an expression or a
+    QueryError: never a RecursionError or another exception."""
+    try:
+        expression = parse_expression(text)
+    except QueryError as error:
+        assert error.column >= 1
+    else:
+        expression.matches(NODE, GROUPS)

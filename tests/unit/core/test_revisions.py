@@ -14,6 +14,8 @@ from ecs_operator.core.revisions import (
     controller_revision_manifest,
     current_revision,
     family_selector,
+    is_new_reference,
+    names_revision,
     needs_new_revision,
     next_revision_number,
     resolve_reference,
@@ -172,6 +174,29 @@ def test_deleted_families() -> None:
     )
     never = resolve_reference("api", revisions, None, for_new_task=True)
     assert never.error == 'task definition "api" does not exist'
+
+
+def test_a_service_task_is_an_existing_user_of_its_revision() -> None:
+    revisions = [record(1, status="INACTIVE")]
+    service_task = is_new_reference(None, launched_by_service=True)
+    assert resolve_reference("web:1", revisions, None, for_new_task=service_task).record
+    assert is_new_reference(None, launched_by_service=False)
+    assert not is_new_reference("web:1", launched_by_service=False)
+
+
+@pytest.mark.parametrize(
+    ("ref", "running", "named"),
+    [
+        ("web", "web:3", True),
+        ("web:3", "web:3", True),
+        ("arn:aws:ecs:eu-west-1:123456789012:task-definition/web:3", "web:3", True),
+        ("web:2", "web:3", False),
+        ("api", "web:3", False),
+        ("we b", "web:3", False),
+    ],
+)
+def test_names_revision(ref: str, running: str, named: bool) -> None:
+    assert names_revision(ref, running) is named
 
 
 @pytest.mark.parametrize("ref", ["", "web:0", "web:x", "we b", "web:1:2", "arn:aws:s3:::web"])

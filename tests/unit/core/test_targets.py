@@ -18,9 +18,12 @@ from ecs_operator.core.targets import (
     failed_elb_health,
     lb_status,
     load_balancer_problems,
+    name_clash,
+    own_endpoint_slices,
     readiness_probe,
     render_endpoint_slices,
     render_service,
+    reported_refusal,
     service_changes,
     slice_changes,
     task_deregistering,
@@ -196,6 +199,17 @@ def test_only_activating_and_running_tasks_register(last_status: str, registered
         load_balancer(), members([task("web-1", last_status)], [task_pod("web-1")]), at(0)
     )
     assert bool(plan.targets) is registered
+
+
+def test_a_ready_container_of_an_activating_task_stays_initial_until_the_task_runs() -> None:
+    """No endpoint takes traffic before its task is RUNNING, even where a Pod is ready at
+    once (a real cluster: the Task's RUNNING write lands after the EndpointSlice's)."""
+    lb = load_balancer()
+    plan = desired_targets(lb, members([task("web-1", "ACTIVATING")], [task_pod("web-1")]), at(0))
+    assert (one(plan).state, one(plan).reason) == ("initial", "Elb.InitialHealthChecking")
+    assert render_endpoint_slices(lb, plan.targets) == []
+    running = desired_targets(step(lb, plan), members([task("web-1")], [task_pod("web-1")]), at(1))
+    assert (one(running).state, one(running).registered_at) == ("healthy", at(0))
 
 
 @pytest.mark.parametrize(
@@ -472,6 +486,16 @@ def test_load_balancer_entries_are_checked_against_the_revision() -> None:
         str(problem)
         == "spec.loadBalancers[0].loadBalancerName: LoadBalancer 'web-lb' is being deleted"
     )
+    refused = LoadBalancer.model_validate(
+        load_balancer().model_dump(mode="json")
+        | {
+            "status": lb_status(
+                load_balancer(), [], [], [], at(0), "LB refused"
+            ).status.model_dump()
+        }
+    )
+    [problem] = load_balancer_problems(service().spec, TASK_DEFINITION, {"web-lb": refused})
+    assert str(problem) == "spec.loadBalancers[0].loadBalancerName: LB refused"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -673,3 +697,66 @@ def test_status_reports_problems_and_missing_targets() -> None:
         problem,
     )
     assert status.targets is None
+
+
+# ---------------------------------------------------------------------------------------------
+# Ownership of the data path
+
+
+def test_only_its_own_labelled_service_is_the_load_balancers() -> None:
+    lb = load_balancer(name="db")
+    own = _as_stored(render_service(lb))
+    assert name_clash(lb, "Service", own) is None
+    foreign = {"metadata": {"name": "db", "uid": "svc-uid"}, "spec": {"selector": {"app": "db"}}}
+    message = name_clash(lb, "Service", foreign)
+    assert message == (
+        "LoadBalancer db publishes nothing: the Service 'db' in this namespace is not managed "
+        "by it (it has no owner); rename the LoadBalancer or remove that Service"
+    )
+    labelled = {**foreign, "metadata": {**foreign["metadata"], "labels": own["metadata"]["labels"]}}
+    assert name_clash(lb, "Service", labelled) == message
+    # A LoadBalancer of the same name before it (deleted, its Service not yet collected).
+    previous = {**own["metadata"]["ownerReferences"][0], "uid": "previous-lb-uid"}
+    other_lb = {**own, "metadata": {**own["metadata"], "ownerReferences": [previous]}}
+    assert "it belongs to LoadBalancer/db" in str(name_clash(lb, "Service", other_lb))
+    unlabelled = {**own, "metadata": {**own["metadata"], "labels": {}}}
+    assert name_clash(lb, "Service", unlabelled) is not None
+
+
+def test_slices_with_copied_labels_are_never_changed() -> None:
+    lb = load_balancer()
+    own = [_as_stored(s) for s in render_endpoint_slices(lb, [target("a", "healthy")])]
+    forged = {**own[0], "metadata": {**own[0]["metadata"], "name": "web-lb-forged"}}
+    del forged["metadata"]["ownerReferences"]
+    other = _as_stored(
+        render_endpoint_slices(load_balancer(name="api"), [target("b", "healthy")])[0]
+    )
+    current = own_endpoint_slices(lb, [*own, forged, other])
+    assert [s["metadata"]["name"] for s in current] == ["web-lb-0"]
+    assert slice_changes(current, []).delete == ("web-lb-0",)
+    clash = name_clash(lb, "EndpointSlice", forged)
+    assert clash is not None and "the EndpointSlice 'web-lb-forged'" in clash
+
+
+def test_a_refused_load_balancer_is_not_ready_and_says_why() -> None:
+    lb = load_balancer()
+    refusal = "LoadBalancer web-lb publishes nothing: ..."
+    update = lb_status(lb, [], ["web"], ["LoadBalancer web-lb is being deleted"], at(0), refusal)
+    conditions = {c.type: c for c in update.status.conditions or ()}
+    assert (conditions["Ready"].status, conditions["Ready"].reason) == ("False", "NameConflict")
+    assert conditions["Ready"].message == refusal
+    assert (conditions["Degraded"].status, conditions["Degraded"].reason) == (
+        "True",
+        "NameConflict",
+    )
+    assert conditions["Degraded"].message == f"{refusal}; LoadBalancer web-lb is being deleted"
+    assert reported_refusal(lb) is None
+    written = LoadBalancer.model_validate(
+        lb.model_dump(mode="json") | {"status": update.status.model_dump(mode="json")}
+    )
+    assert reported_refusal(written) == refusal
+    assert not lb_status(
+        written, [], ["web"], ["LoadBalancer web-lb is being deleted"], at(5), refusal
+    ).changed
+    cleared = lb_status(written, [target("a", "healthy")], ["web"], [], at(9))
+    assert {c.type: c.reason for c in cleared.status.conditions or ()}["Ready"] == "TargetsHealthy"

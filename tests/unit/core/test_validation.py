@@ -1,10 +1,21 @@
 """Operator-side checks of task definitions and of a Task's changes to them."""
 
+from datetime import UTC, datetime
 from typing import Any
+
+import pytest
+from pydantic import ValidationError
 
 from ecs_operator.core.render import NOT_HONOURED
 from ecs_operator.core.security import SecurityPolicy, Violation
-from ecs_operator.core.validation import task_definition_problems, task_problems, unsupported_fields
+from ecs_operator.core.validation import (
+    field_path,
+    task_definition_problems,
+    task_problems,
+    unreadable_task_status,
+    unsupported_fields,
+    validation_problems,
+)
 from ecs_operator.models.task import TaskSpec
 from ecs_operator.models.taskdefinition import TaskDefinitionSpec
 
@@ -75,6 +86,64 @@ def test_overrides_are_checked_together_with_the_definition() -> None:
             "task's overrides",
         )
     ]
+
+
+def test_port_names_are_unique_across_containers() -> None:
+    ports = [{"containerPort": 80, "name": "http"}]
+    spec = definition(
+        container("a", memory=64, portMappings=ports),
+        container("b", memory=64, portMappings=[{"containerPort": 81, "name": "admin"}, *ports]),
+    )
+    assert task_definition_problems(spec, SecurityPolicy()) == [
+        Violation(
+            "spec.containerDefinitions[1].portMappings[1].name",
+            "port name 'http' is also used by container 'a'; port names must be unique in the "
+            "task definition",
+        )
+    ]
+    distinct = definition(
+        container("a", memory=64, portMappings=ports),
+        container("b", memory=64, portMappings=[{"containerPort": 81, "name": "admin"}]),
+    )
+    assert task_definition_problems(distinct, SecurityPolicy()) == []
+
+
+def test_overrides_are_limited_to_8192_characters_of_json() -> None:
+    spec = definition(container("a", memory=256))
+    fits = task(overrides={"containerOverrides": [{"name": "a", "command": ["x" * 8000]}]})
+    assert task_problems(spec, fits, SecurityPolicy()) == []
+    too_big = task(overrides={"containerOverrides": [{"name": "a", "command": ["x" * 8200]}]})
+    size = len(too_big.overrides.model_dump_json(exclude_none=True)) if too_big.overrides else 0
+    assert task_problems(spec, too_big, SecurityPolicy()) == [
+        Violation("spec.overrides", f"{size} characters of JSON; ECS allows at most 8192")
+    ]
+
+
+def test_validation_problems_name_each_field_once() -> None:
+    with pytest.raises(ValidationError) as raised:
+        TaskDefinitionSpec.model_validate(
+            {"containerDefinitions": [{"name": "a", "image": "i", "memory": 2**40}]}
+        )
+    assert validation_problems(raised.value) == (
+        "containerDefinitions[0].memory: Input should be less than or equal to 16777216"
+    )
+    assert field_path(["spec", "volumes", 0, "host"]) == "spec.volumes[0].host"
+
+
+def test_an_unreadable_task_is_stopped_with_conditions_naming_the_field() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    with pytest.raises(ValidationError) as raised:
+        TaskSpec.model_validate({"taskDefinition": "web", "overrides": {"cpu": "999 vCPU"}})
+    status = unreadable_task_status(None, raised.value, 3, now)
+    assert status is not None
+    assert status["stoppedReason"].startswith("ClientException: overrides.cpu")
+    assert "999 vCPU" in status["stoppedReason"]
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert conditions["Stopped"]["status"] == "True"
+    assert conditions["Stopped"]["reason"] == "TaskFailedToStart"
+    assert conditions["Stopped"]["message"] == status["stoppedReason"]
+    assert conditions["Ready"]["status"] == "False"
+    assert unreadable_task_status(status, raised.value, 3, now) is None  # written once
 
 
 def test_placement_constraints_count_with_the_definitions() -> None:

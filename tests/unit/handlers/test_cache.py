@@ -4,10 +4,12 @@ by their index value, each version is validated once."""
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
 from ecs_operator.core.capacity import planned_node
-from ecs_operator.handlers.cache import ObjectCache
+from ecs_operator.handlers.cache import ObjectCache, finalizer_write_event
 
 
 def pod(name: str, rv: int, uid: str = "u1", **status: Any) -> dict[str, Any]:
@@ -22,6 +24,16 @@ def test_an_older_version_never_replaces_a_newer_one() -> None:
     cache.observe("MODIFIED", pod("p", 10, phase="Running"))  # our own write's response
     cache.observe("MODIFIED", pod("p", 9, phase="Pending"))  # the watch catching up late
     assert cache.get(("ns", "p")) == pod("p", 10, phase="Running")
+
+
+def test_holds_tells_the_echo_of_our_own_write() -> None:
+    cache = ObjectCache()
+    assert not cache.holds(pod("p", 10))
+    cache.observe("MODIFIED", pod("p", 10))  # our own write's response
+    assert cache.holds(pod("p", 10))  # its watch event
+    assert cache.holds(pod("p", 9))  # an earlier event, arriving late
+    assert not cache.holds(pod("p", 11))  # someone else's change
+    assert not cache.holds(pod("p", 3, uid="new"))  # recreated
 
 
 def test_a_recreated_object_replaces_the_old_one_whatever_its_version() -> None:
@@ -152,3 +164,141 @@ def test_the_version_already_held_changes_nothing() -> None:
     assert cache.get(("ns", "a")) is held
     assert cache.parsed(cache.get(("ns", "a")), Phase) is model
     assert cache.index_version("node", "n1") == seen
+
+
+def test_a_relist_tombstones_what_it_no_longer_has() -> None:
+    cache = ObjectCache()
+    for name, rv in (("kept", 1), ("gone", 2)):
+        cache.observe("ADDED", pod(name, rv, uid=name))
+    gone = cache.replace([pod("kept", 1, uid="kept")], "5")
+    assert gone == [pod("gone", 2, uid="gone")]
+    assert cache.get(("ns", "gone")) is None
+    assert cache.tombstone(("ns", "gone")) == pod("gone", 2, uid="gone")
+    assert [body["metadata"]["name"] for body in cache.values()] == ["kept"]
+
+
+def test_a_relist_keeps_what_was_written_after_it_and_adds_what_it_found() -> None:
+    cache = ObjectCache()
+    cache.observe("ADDED", pod("created-since", 7, uid="a"))  # our create, answered after the list
+    assert cache.replace([pod("found", 4, uid="b")], "5") == []
+    assert cache.get(("ns", "created-since")) is not None
+    assert cache.get(("ns", "found")) == pod("found", 4, uid="b")
+
+
+def test_a_relist_of_one_namespace_leaves_the_others_alone() -> None:
+    cache = ObjectCache()
+    other = {"metadata": {"namespace": "other", "name": "p", "uid": "o", "resourceVersion": "1"}}
+    cache.observe("ADDED", other)
+    cache.observe("ADDED", pod("p", 1))
+    assert cache.replace([], "5", namespace="ns") == [pod("p", 1)]
+    assert cache.get(("other", "p")) == other
+
+
+def test_an_event_older_than_a_deletion_never_brings_the_object_back() -> None:
+    cache = ObjectCache()
+    cache.observe("ADDED", pod("p", 1))
+    cache.replace([], "5")
+    cache.observe("MODIFIED", pod("p", 4))  # queued before the relist, handled after it
+    cache.observe(None, pod("p", 5))  # listed by a relist that ran before the deletion
+    assert cache.get(("ns", "p")) is None
+    cache.observe("DELETED", pod("q", 9, uid="q"))
+    cache.observe("MODIFIED", pod("q", 8, uid="q"))  # a write's response, answered late
+    assert cache.get(("ns", "q")) is None
+    cache.observe("ADDED", pod("p", 6, uid="new"))  # re-created: a new object
+    assert cache.get(("ns", "p")) == pod("p", 6, uid="new")
+
+
+def test_the_deletion_of_an_object_replaced_since_changes_nothing() -> None:
+    cache = ObjectCache()
+    cache.observe("ADDED", pod("p", 7, uid="new"))  # our create, answered first
+    cache.observe("DELETED", pod("p", 6, uid="old"))  # the old object's deletion, seen after
+    assert cache.get(("ns", "p")) == pod("p", 7, uid="new")
+
+
+# One step of an object's history: (name, action), action "put" (create or update) or "delete".
+steps = st.lists(
+    st.tuples(st.sampled_from(["a", "b", "c"]), st.sampled_from(["put", "delete"])),
+    min_size=2,
+    max_size=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(steps, st.lists(st.booleans(), min_size=30, max_size=30), st.integers(0, 30))
+def test_after_a_relist_the_cache_holds_what_the_list_held_and_nothing_deleted(
+    history: list[tuple[str, str]], seen: list[bool], cut: int
+) -> None:
+    """Whatever events the watch missed, after `replace` with a list taken at version L the
+    cache holds exactly the listed objects, less those it saw deleted after L, plus those it
+    saw written after L."""
+    cache = ObjectCache()
+    truth: dict[str, dict[str, Any]] = {}
+    listed: dict[str, dict[str, Any]] | None = None
+    list_version = 0
+    uids = 0
+    deleted_after_list: set[str] = set()  # uids
+    for version, ((name, action), observed) in enumerate(zip(history, seen, strict=False), 1):
+        if version == cut + 1:
+            listed, list_version = dict(truth), version - 1
+        if action == "put":
+            uid = truth[name]["metadata"]["uid"] if name in truth else f"{name}{(uids := uids + 1)}"
+            truth[name] = pod(name, version, uid=uid)
+            if observed:
+                cache.observe("MODIFIED", truth[name])
+        elif name in truth:
+            gone = truth.pop(name)
+            if observed:
+                cache.observe("DELETED", pod(name, version, uid=gone["metadata"]["uid"]))
+                if listed is not None:
+                    deleted_after_list.add(gone["metadata"]["uid"])
+    if listed is None:
+        listed, list_version = dict(truth), len(history)
+    held_after_list = {
+        body["metadata"]["name"]
+        for body in cache.values()
+        if int(body["metadata"]["resourceVersion"]) > list_version
+    }
+    cache.replace(listed.values(), str(list_version))
+    names = {body["metadata"]["name"] for body in cache.values()}
+    still = {n for n, body in listed.items() if body["metadata"]["uid"] not in deleted_after_list}
+    assert names == still | held_after_list
+    for body in cache.values():
+        name = body["metadata"]["name"]
+        if name not in held_after_list:
+            assert int(body["metadata"]["resourceVersion"]) >= int(
+                listed[name]["metadata"]["resourceVersion"]
+            )
+
+
+def test_a_relist_replaces_an_object_recreated_under_its_name_unless_seen_deleted() -> None:
+    cache = ObjectCache()
+    cache.observe("ADDED", pod("p", 1, uid="old"))
+    # "old" deleted (missed), "new" created under its name: the list has "new".
+    assert cache.replace([pod("p", 3, uid="new")], "3") == [pod("p", 1, uid="old")]
+    assert cache.get(("ns", "p")) == pod("p", 3, uid="new")
+    # "new" seen deleted while "old" was still held: the list that still has it changes nothing.
+    cache = ObjectCache()
+    cache.observe("ADDED", pod("p", 1, uid="old"))
+    cache.observe("DELETED", pod("p", 4, uid="new"))
+    assert cache.get(("ns", "p")) == pod("p", 1, uid="old")
+    cache.replace([pod("p", 3, uid="new")], "3")
+    assert cache.get(("ns", "p")) is None
+
+
+def test_a_late_write_response_never_brings_a_deleted_object_back() -> None:
+    cache = ObjectCache()
+    cache.observe("ADDED", pod("p", 1))
+    cache.observe("DELETED", pod("p", 3))  # the watch reports the deletion first
+    cache.observe("MODIFIED", pod("p", 3))  # then the response of the write that deleted it
+    cache.observe("MODIFIED", pod("p", 2))  # or of an earlier write
+    assert cache.get(("ns", "p")) is None
+    cache.observe("ADDED", pod("p", 4, uid="u2"))  # re-created: a new object
+    assert cache.get(("ns", "p")) == pod("p", 4, uid="u2")
+
+
+def test_a_finalizer_write_that_frees_a_deleted_object_stands_for_its_deletion() -> None:
+    deleting = {"metadata": {"name": "lb", "deletionTimestamp": "2025-01-01T00:00:00Z"}}
+    assert finalizer_write_event(deleting) == "DELETED"
+    held = {"metadata": {**deleting["metadata"], "finalizers": ["other"]}}
+    assert finalizer_write_event(held) == "MODIFIED"
+    assert finalizer_write_event({"metadata": {"name": "lb", "finalizers": []}}) == "MODIFIED"

@@ -1,6 +1,7 @@
-"""`OperatorContext.container_instances`: the nodes as container instances, counting pods and the
-placed tasks whose Pod is not there yet; a node's instance is rebuilt only when it changed. And
-`security_policy`: what a namespace allows, from its labels."""
+"""`OperatorContext`: a Service's tasks (owned by uid); `container_instances`: the nodes as
+container instances, counting pods and the placed tasks whose Pod is not there yet, a node's
+instance rebuilt only when it changed; and `security_policy`: what a namespace allows, from its
+labels."""
 
 from typing import Any, cast
 
@@ -128,3 +129,20 @@ def test_the_security_policy_of_a_namespace_follows_its_labels() -> None:
     assert policy.pod_security == "restricted" and policy.allow_privileged
     assert policy.operator_service_account is None
     assert found.security_policy("ops").operator_service_account == "ecs-operator"
+
+
+def test_a_service_counts_only_the_tasks_it_owns_by_uid() -> None:
+    found = context()
+    service = {"metadata": {"namespace": "ns", "name": "web", "uid": "uid-web"}}
+    for name, uid in (("web-1", "uid-web"), ("web-forged", "uid-of-another"), ("web-2", "uid-web")):
+        body = task(name, "n1", 1)
+        body["metadata"]["ownerReferences"] = [{"kind": "Service", "name": "web", "uid": uid}]
+        body["metadata"]["labels"] = {labels.SERVICE_LABEL: "web"}
+        found.tasks.observe("ADDED", body)
+    labelled_only = task("web-labelled", "n1", 1)
+    labelled_only["metadata"]["labels"] = {labels.SERVICE_LABEL: "web"}
+    found.tasks.observe("ADDED", labelled_only)
+    assert sorted(t["metadata"]["name"] for t in found.service_tasks(service)) == [
+        "web-1",
+        "web-2",
+    ]

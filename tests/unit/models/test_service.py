@@ -8,7 +8,13 @@ from crd_rules import evaluate, walk_rules
 from pydantic import ValidationError
 
 from ecs_operator.models.crd import openapi_schema, render_crds
-from ecs_operator.models.service import Service, ServiceSpec, ServiceStatus
+from ecs_operator.models.service import (
+    MAX_SERVICE_NAME_LENGTH,
+    TASK_NAME_SUFFIX_ROOM,
+    Service,
+    ServiceSpec,
+    ServiceStatus,
+)
 
 SCHEMA = openapi_schema(Service)
 CREATE_SERVICE: dict[str, Any] = {
@@ -148,9 +154,24 @@ def test_minimum_above_maximum_is_refused() -> None:
     assert evaluate(cel, {"minimumHealthyPercent": 100, "maximumPercent": 90}) is False
 
 
+def test_service_name_leaves_room_for_task_names() -> None:
+    assert MAX_SERVICE_NAME_LENGTH + TASK_NAME_SUFFIX_ROOM == 253
+    cel = rule("", "a Service names its tasks SERVICE-SUFFIX")
+    longest, too_long = "s" * MAX_SERVICE_NAME_LENGTH, "s" * (MAX_SERVICE_NAME_LENGTH + 1)
+    for name, admitted in ((longest, True), (too_long, False)):
+        body = {"metadata": {"name": name}, "spec": {"taskDefinition": "web", "desiredCount": 1}}
+        assert evaluate(cel, body) is admitted
+        if admitted:
+            Service.model_validate(body)
+        else:
+            with pytest.raises(ValidationError, match=f"at most {MAX_SERVICE_NAME_LENGTH}"):
+                Service.model_validate(body)
+
+
 def test_every_rule_has_a_case() -> None:
     covered = {("spec", m) for m, _, _ in SPEC_CASES}
     covered.add(("spec.deploymentConfiguration", "minimumHealthyPercent must not exceed"))
+    covered.add(("", "a Service names its tasks SERVICE-SUFFIX"))
     for path, found in walk_rules(SCHEMA):
         if path.startswith(("spec.placement", "spec.tags")):
             continue  # the shared models' own rules, tested with them
@@ -213,8 +234,17 @@ def test_crd_names_columns_and_scale_subresource() -> None:
         },
     }
     columns = {c["name"]: c["jsonPath"] for c in version["additionalPrinterColumns"]}
-    assert list(columns) == ["Desired", "Running", "Pending", "Task Definition", "Rollout", "Age"]
+    assert list(columns) == [
+        "Desired",
+        "Running",
+        "Pending",
+        "Task Definition",
+        "Rollout",
+        "Degraded",
+        "Age",
+    ]
     assert columns["Rollout"] == '.status.deployments[?(@.status=="PRIMARY")].rolloutState'
+    assert columns["Degraded"] == '.status.conditions[?(@.type=="Degraded")].reason'
 
 
 def test_openapi_schema_accepts_create_service_and_refuses_bad_bounds() -> None:

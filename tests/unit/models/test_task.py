@@ -11,7 +11,6 @@ from ecs_operator.models.task import (
     DEFAULT_TTL_SECONDS_AFTER_STOPPED,
     LOAD_BALANCERS_MESSAGE,
     Task,
-    TaskOverride,
     TaskSpec,
     TaskStatus,
 )
@@ -72,14 +71,6 @@ def test_load_balancers_are_refused_with_the_ecs_message() -> None:
     with pytest.raises(ValidationError, match="standalone tasks cannot use a load balancer"):
         TaskSpec.model_validate(
             {"taskDefinition": "web", "loadBalancers": [{"containerName": "web"}]}
-        )
-
-
-def test_overrides_are_limited_to_8192_characters() -> None:
-    long_command = ["x" * 100] * 90
-    with pytest.raises(ValidationError, match="ECS allows at most 8192"):
-        TaskOverride.model_validate(
-            {"containerOverrides": [{"name": "a", "command": long_command}]}
         )
 
 

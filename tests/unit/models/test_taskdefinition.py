@@ -8,6 +8,8 @@ from crd_rules import evaluate, find_rule, fixture, instances, schemas, walk_rul
 from pydantic import ValidationError
 
 from ecs_operator.models.taskdefinition import (
+    MAX_FAMILY_LENGTH,
+    MAX_TASK_DEFINITION_BYTES,
     ContainerDefinition,
     HealthCheck,
     PortMapping,
@@ -352,9 +354,34 @@ CONTAINER_CASES = [
         CONTAINER,
         "a containerPort is mapped twice for the same protocol",
         BASE_CONTAINER
-        | {"portMappings": [{"containerPort": 53}, {"containerPort": 53, "protocol": "udp"}]},
+        | {
+            "portMappings": [
+                {"containerPort": 53},
+                {"containerPort": 53, "protocol": "udp"},
+                {"containerPortRange": "8000-8010"},
+            ]
+        },
         BASE_CONTAINER
         | {"portMappings": [{"containerPort": 53}, {"containerPort": 53, "protocol": "tcp"}]},
+    ),
+    (
+        CONTAINER,
+        "portMappings[].name must be unique in the task definition",
+        BASE_CONTAINER
+        | {
+            "portMappings": [
+                {"containerPort": 80, "name": "a"},
+                {"containerPort": 81},
+                {"containerPortRange": "8000-8010"},
+            ]
+        },
+        BASE_CONTAINER
+        | {
+            "portMappings": [
+                {"containerPort": 80, "name": "a"},
+                {"containerPort": 81, "name": "a"},
+            ]
+        },
     ),
     (
         f"{CONTAINER}.portMappings[]",
@@ -414,6 +441,33 @@ def test_family_rule_at_the_root() -> None:
     assert evaluate(rule, k8s_object(fixture(WEB), "api")) is False
 
 
+def test_family_leaves_room_for_the_revision_names() -> None:
+    """Revision 1234567 of the longest family is still a valid object name (253 characters)."""
+    assert MAX_FAMILY_LENGTH + len("-1234567") == 253
+    rule = find_rule("TaskDefinition", "", "ControllerRevision FAMILY-N")
+    spec = fixture(BATCH)
+    del spec["family"]
+    longest, too_long = "f" * MAX_FAMILY_LENGTH, "f" * (MAX_FAMILY_LENGTH + 1)
+    assert evaluate(rule, k8s_object(spec, longest)) is True
+    assert evaluate(rule, k8s_object(spec, too_long)) is False
+    TaskDefinition.model_validate(k8s_object(spec, longest))
+    with pytest.raises(ValidationError, match=f"at most {MAX_FAMILY_LENGTH} characters"):
+        TaskDefinition.model_validate(k8s_object(spec, too_long))
+
+
+def test_a_task_definition_is_at_most_64_kib() -> None:
+    spec = fixture(BATCH)
+    container = spec["containerDefinitions"][0]
+    container["environment"] = [{"name": f"V{n}", "value": "x" * 1000} for n in range(70)]
+    with pytest.raises(
+        ValidationError,
+        match=f"ECS allows a task definition of at most {MAX_TASK_DEFINITION_BYTES} bytes",
+    ):
+        TaskDefinitionSpec.model_validate(spec)
+    container["environment"] = container["environment"][:60]
+    TaskDefinitionSpec.model_validate(spec)
+
+
 @pytest.mark.parametrize("name", [WEB, BATCH])
 def test_every_rule_accepts_the_ecs_examples(name: str) -> None:
     obj = k8s_object(fixture(name), fixture(name)["family"])
@@ -426,16 +480,8 @@ def test_every_rule_has_a_case() -> None:
     covered = {(SPEC, message) for message, _, _ in SPEC_CASES}
     covered |= {(path, message) for path, message, _, _ in CONTAINER_CASES}
     covered.add(("", "spec.family must equal metadata.name"))
+    covered.add(("", "stores revision N as the ControllerRevision FAMILY-N"))
     for path, rule in walk_rules(schemas()["TaskDefinition"]):
         if path == "spec.placementConstraints[]":
             continue  # the placement model's own rules, tested with that model
         assert any(p == path and m in rule["message"] for p, m in covered), rule["message"]
-
-
-def test_port_names_unique_across_the_task_definition_judged_by_the_model() -> None:
-    """Not a CEL rule: the pairwise check exceeds a real API server's CEL cost budget."""
-    good = web_with(_set("migrate", portMappings=[{"containerPort": 81, "name": "admin"}]))
-    bad = web_with(_set("migrate", portMappings=[{"containerPort": 81, "name": "http"}]))
-    TaskDefinitionSpec.model_validate(good)
-    with pytest.raises(ValidationError, match=r"portMappings\[\]\.name must be unique.*'http'"):
-        TaskDefinitionSpec.model_validate(bad)

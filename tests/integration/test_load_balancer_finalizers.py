@@ -1,0 +1,208 @@
+"""Finalizers that always clear (issue #13): the LoadBalancer `in-use` and the Service
+`drain-targets` finalizers go once their reason is gone, so deleting a namespace or the CRDs
+never needs a hand edit, even when the operator was down meanwhile."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from ecs_api import (
+    GROUP,
+    PROBE_NAMESPACE,
+    VERSION,
+    Body,
+    Ecs,
+    OperatorProcess,
+    task,
+    task_definition,
+)
+from lb_support import LB_NAME, LoadBalancers, lb_entry, load_balancer, web_definition
+from service_support import Services
+
+from ecs_operator.sandbox.cluster import ClusterConfig
+from ecs_operator.sandbox.runtime import SandboxThread
+from helpers import ClusterTarget, run_kubectl
+
+REPO = Path(__file__).resolve().parents[2]
+FAMILY = "web"
+SERVICE = "web"
+GONE_WITHIN = 60  # seconds; a deletion that needs a hand edit never completes
+CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+
+
+def load_balanced_service(services: Services, lbs: LoadBalancers, desired: int) -> None:
+    """A LoadBalancer in use (its `in-use` finalizer set) by a Service whose tasks are
+    registered (the Service's `drain-targets` finalizer set)."""
+    lbs.create(load_balancer())
+    services.create_body(web_definition(FAMILY))
+    services.ecs.wait_accepted(FAMILY)
+    services.create(SERVICE, FAMILY, desiredCount=desired, loadBalancers=[lb_entry()])
+    services.ecs.wait(
+        lambda: len(lbs.targets()) == desired and lbs.get()["metadata"].get("finalizers"),
+        f"{desired} targets registered and the LoadBalancer marked in use",
+        lambda: lbs.get(),
+        30,
+    )
+
+
+def test_namespace_deleted_while_the_operator_is_down_goes_once_it_returns(
+    ecs: Ecs, default_operator: OperatorProcess, sandbox_target: ClusterTarget
+) -> None:
+    services = Services(ecs)
+    lbs = LoadBalancers(services)
+    load_balanced_service(services, lbs, 2)
+    default_operator.kill()
+    sandbox_target.delete_namespace(ecs.namespace)
+    default_operator.start()
+    path = f"/api/v1/namespaces/{ecs.namespace}"
+    ecs.wait(
+        lambda: sandbox_target.http.get(path).status_code == 404,
+        "the namespace gone",
+        lambda: (lbs.get(), sandbox_target.http.get(path).json()),
+        GONE_WITHIN,
+    )
+
+
+def test_a_deleted_service_whose_tasks_went_in_a_watch_gap_still_goes(
+    ecs: Ecs, default_operator: OperatorProcess, sandbox_target: ClusterTarget
+) -> None:
+    """The drain finalizer waits for tasks the API still has, not for those only a stale cache
+    remembers: here the tasks are deleted while the operator is paused with its watches
+    closed, and it resumes with a fresh LIST (410), which reports no deletion."""
+    services = Services(ecs)
+    lbs = LoadBalancers(services)
+    load_balanced_service(services, lbs, 2)
+    process = default_operator.process
+    assert process is not None
+    store = sandbox_target.sandbox.sandbox.store
+    process.send_signal(signal.SIGSTOP)
+    try:
+        sandbox_target.sandbox.call(store.close_watches)  # no event reaches the operator
+        ecs.delete("services", SERVICE)  # held by its drain finalizer
+        ecs.delete("loadbalancers", LB_NAME)  # held by its in-use finalizer
+        for task in services.tasks(SERVICE):
+            ecs.delete("tasks", task["metadata"]["name"])
+        sandbox_target.sandbox.call(lambda: store.close_watches(expire=True))  # resume: 410
+    finally:
+        process.send_signal(signal.SIGCONT)
+
+    def remaining() -> list[str]:
+        found = [ecs.get("services", SERVICE), ecs.get("loadbalancers", LB_NAME)]
+        return [f"{o['kind']}/{o['metadata']['name']}" for o in found if o is not None]
+
+    ecs.wait(
+        lambda: not remaining(),
+        "the Service and the LoadBalancer gone",
+        remaining,
+        GONE_WITHIN,
+    )
+
+
+@pytest.fixture
+def own_sandbox(tmp_path: Path) -> Iterator[ClusterTarget]:
+    """A sandbox of its own with the CRDs applied: the test deletes them."""
+    runner = SandboxThread(
+        cluster=ClusterConfig(nodes_per_zone=1, heartbeat_interval=0.5, pod_start_delay=0.01)
+    )
+    sandbox = runner.start()
+    try:
+        target = ClusterTarget("sandbox", Path(sandbox.kubeconfig_path), sandbox=runner)
+        applied = run_kubectl(
+            target.kubeconfig, tmp_path / "cache", "apply", "-f", str(REPO / "crds")
+        )
+        assert applied.returncode == 0, applied.stderr
+        probe = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": PROBE_NAMESPACE}}
+        assert target.http.post("/api/v1/namespaces", json=probe).status_code == 201
+        yield target
+    finally:
+        runner.stop()
+
+
+@pytest.mark.own_sandbox
+def test_deleting_the_crds_with_load_balancers_in_use_completes(
+    own_sandbox: ClusterTarget, tmp_path: Path
+) -> None:
+    """`kubectl delete -f crds/` while a LoadBalancer is in use: the operator clears its
+    finalizers on objects whose CRD is terminating (creates refused, Tasks gone at once).
+
+    One object of each kind carries the test's own finalizer until the operator's objects are
+    gone, so that no CRD vanishes before: the operator surviving a CRD that vanishes under its
+    watch is issue #13 item 6, not what this test proves."""
+    operator = OperatorProcess(own_sandbox, tmp_path / "operator.log")
+    operator.start()
+    try:
+        ecs = Ecs(own_sandbox, own_sandbox.create_namespace(), operator.tail)
+        services = Services(ecs)
+        lbs = LoadBalancers(services)
+        load_balanced_service(services, lbs, 2)
+        holds = hold_every_kind(services)
+        deleted = run_kubectl(
+            own_sandbox.kubeconfig, tmp_path / "cache", "delete", "--wait=false", "-f",
+            str(REPO / "crds"),
+        )  # fmt: skip
+        assert deleted.returncode == 0, deleted.stderr
+
+        def operators_objects() -> list[str]:
+            return [
+                f"{plural}/{item['metadata']['name']}"
+                for plural in ("loadbalancers", "services", "tasks")
+                for item in listed(services, plural)
+                if item["metadata"]["name"] != HOLD
+            ]
+
+        ecs.wait(
+            lambda: not operators_objects(),
+            "the LoadBalancer, the Service and its tasks gone",
+            operators_objects,
+            GONE_WITHIN,
+        )
+        assert operator.alive
+        release(services, holds)
+
+        def remaining() -> list[str]:
+            items = own_sandbox.http.get(CRD_PATH).json()["items"]
+            return [c["metadata"]["name"] for c in items if GROUP in c["metadata"]["name"]]
+
+        ecs.wait(lambda: not remaining(), "every ECS CRD gone", remaining, GONE_WITHIN)
+    finally:
+        operator.stop()
+
+
+HOLD = "hold"
+HOLD_FINALIZER = "test.ecs.operator.dev/hold"
+
+
+def listed(services: Services, plural: str) -> list[Body]:
+    response = services.request("GET", services.ecs.path(plural))
+    if response.status_code == 404:  # the kind is gone
+        return []
+    assert response.ok, response.text
+    items: list[Body] = response.json()["items"]
+    return items
+
+
+def hold_every_kind(services: Services) -> list[str]:
+    """An object of each ECS kind holding the test's finalizer; their plurals."""
+    bodies = {
+        "taskdefinitions": task_definition(HOLD),
+        "tasks": task(HOLD, HOLD, desiredStatus="STOPPED"),
+        "services": {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "Service",
+            "metadata": {"name": HOLD},
+            "spec": {"taskDefinition": HOLD, "desiredCount": 0},
+        },
+        "loadbalancers": load_balancer(HOLD),
+    }
+    for plural, body in bodies.items():
+        body["metadata"]["finalizers"] = [HOLD_FINALIZER]
+        services.json("POST", services.ecs.path(plural), (201,), json=body)
+    return list(bodies)
+
+
+def release(services: Services, plurals: list[str]) -> None:
+    for plural in plurals:
+        services.patch(plural, HOLD, {"metadata": {"finalizers": None}})

@@ -1,0 +1,109 @@
+"""A deletion missed during a watch gap is noticed after the relist (issue #13, items 3, 6).
+
+The operator is stopped (SIGSTOP), its watches are dropped, a service task's Pod is deleted,
+and the sandbox forgets its event history (`close_watches(expire=True)`), or more pod events
+than its watch window keeps (WATCH_WINDOW) happen: resumed, the watches get 410 Expired and
+Kopf relists. The list no longer has the Pod and no DELETED event will ever come, so only the
+cache's relist reconciliation can tell the Task its Pod is gone: the Task must end STOPPED
+and the Service replace it."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from ecs_api import Ecs, OperatorProcess
+from service_support import Services, is_live, is_stopped, task_status
+
+from ecs_operator.sandbox.runtime import SandboxThread
+
+
+@contextmanager
+def stopped(operator: OperatorProcess) -> Iterator[None]:
+    assert operator.process is not None
+    operator.process.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        operator.process.send_signal(signal.SIGCONT)
+
+
+@pytest.mark.parametrize("gap", ["history-lost", "window-overrun"])
+def test_a_pod_deleted_during_a_watch_gap_stops_its_task_and_is_replaced(
+    ecs: Ecs, operator: OperatorProcess, sandbox_thread: SandboxThread, gap: str
+) -> None:
+    """The resume gets 410 either because the server forgot its history, or because more than
+    WATCH_WINDOW pod events happened during the gap."""
+    sandbox = sandbox_thread.sandbox
+    assert sandbox is not None
+    store, pods = sandbox.store, sandbox.registry.get("", "v1", "pods")
+    services = Services(ecs)
+    ecs.create_task_definition("web")
+    ecs.wait_accepted("web")
+    services.create("web", "web", desiredCount=3)
+    services.wait_steady("web", 3)
+    noise = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "noise"}}
+    noise["spec"] = {"containers": [{"name": "c", "image": "busybox"}]}
+    services.json("POST", ecs.path("pods", group=""), (201,), json=noise)
+    victim = services.live("web")[0]["metadata"]["name"]
+
+    def churn() -> None:
+        for n in range(store.watch_window + 1):
+            patch = {"metadata": {"annotations": {"churn": str(n)}}}
+            store.patch(pods, ecs.namespace, "noise", patch, "application/merge-patch+json")
+
+    with stopped(operator):
+        sandbox_thread.call(store.close_watches)  # nothing more reaches the stopped operator
+        deleted = services.request(
+            "DELETE", ecs.path("pods", victim, group=""), params={"gracePeriodSeconds": "0"}
+        )
+        assert deleted.status_code == 200, deleted.text
+        if gap == "history-lost":
+            sandbox_thread.call(lambda: store.close_watches(expire=True))
+        else:
+            sandbox_thread.call(churn, timeout=120)
+
+    assert_replaced(services, victim, 3)
+    assert operator.alive
+
+
+def test_the_operator_survives_an_api_server_restart_and_notices_what_changed(
+    ecs: Ecs, operator: OperatorProcess, sandbox_thread: SandboxThread
+) -> None:
+    """The API server stops (every connection refused), a Pod goes while it is down, and it
+    comes back with no watch history (resumes get 410), as a restarted kube-apiserver."""
+    sandbox = sandbox_thread.sandbox
+    assert sandbox is not None
+    services = Services(ecs)
+    ecs.create_task_definition("web")
+    ecs.wait_accepted("web")
+    services.create("web", "web", desiredCount=2)
+    services.wait_steady("web", 2)
+    victim = services.live("web")[0]["metadata"]["name"]
+    pods = sandbox.registry.get("", "v1", "pods")
+
+    async def restart() -> None:
+        await sandbox.stop_api(restarting=True)
+        sandbox.store.delete(pods, ecs.namespace, victim, {"gracePeriodSeconds": 0})
+        await sandbox.start_api()
+
+    sandbox_thread.run(restart())
+    assert_replaced(services, victim, 2)
+    assert operator.alive
+
+
+def assert_replaced(services: Services, victim: str, desired: int) -> None:
+    """The Task `victim` ends STOPPED, with a reason, and the Service runs `desired` others."""
+
+    def healed() -> bool:
+        tasks = {t["metadata"]["name"]: t for t in services.tasks("web")}
+        live = [name for name, t in tasks.items() if is_live(t)]
+        return is_stopped(tasks[victim]) and len(live) == desired and victim not in live
+
+    services.wait(healed, "the task without a Pod STOPPED and replaced", "web", timeout=30)
+    services.wait_steady("web", desired)
+    stopped_task = services.ecs.get("tasks", victim)
+    assert stopped_task is not None
+    assert task_status(stopped_task).get("stoppedReason"), task_status(stopped_task)

@@ -1,0 +1,182 @@
+"""The Service controller's creates: a name already taken is adopted only when it is this very
+launch; a create of unknown outcome is read back before the next plan."""
+
+from __future__ import annotations
+
+import copy
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
+
+from ecs_operator.core import labels
+from ecs_operator.core.deployments import LaunchRequest
+from ecs_operator.core.launches import LAUNCH_ORDINAL_ANNOTATION, launch_names
+from ecs_operator.handlers.context import OperatorContext, OperatorOptions
+from ecs_operator.handlers.metrics import OperatorMetrics
+from ecs_operator.handlers.services import ServiceController
+from ecs_operator.kube.client import KubeClient, KubeError
+from ecs_operator.kube.events import EventRecorder
+from ecs_operator.models.service import Service
+
+NAMESPACE = "ns"
+LAUNCH = LaunchRequest("ecs-svc/1", "web:1", 1)
+
+
+class FakeKube:
+    """Tasks by name; `lose` makes the next create commit and then fail with a 503."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, dict[str, Any]] = {}
+        self.lose = 0
+        self.creates = 0
+
+    async def create_or_get(
+        self, _resource: Any, _namespace: str, body: dict[str, Any]
+    ) -> tuple[dict[str, Any], bool]:
+        self.creates += 1
+        name = body["metadata"]["name"]
+        if name in self.objects:
+            return copy.deepcopy(self.objects[name]), False
+        created = copy.deepcopy(body)
+        created["metadata"] |= {"uid": f"uid-{name}", "resourceVersion": str(self.creates)}
+        self.objects[name] = created
+        if self.lose:
+            self.lose -= 1
+            raise KubeError(503, "ServiceUnavailable", "connection reset")
+        return copy.deepcopy(created), True
+
+    async def get(self, _resource: Any, _namespace: str, name: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.objects.get(name))
+
+
+class FakeEvents:
+    def __init__(self) -> None:
+        self.recorded: list[tuple[str, str, str]] = []
+
+    async def record(self, _obj: Any, type_: str, reason: str, message: str) -> None:
+        self.recorded.append((type_, reason, message))
+
+
+def service_body() -> dict[str, Any]:
+    return {
+        "apiVersion": "ecs.operator.dev/v1alpha1",
+        "kind": "Service",
+        "metadata": {"namespace": NAMESPACE, "name": "web", "uid": "svc-uid"},
+        "spec": {"taskDefinition": "web", "desiredCount": 1},
+    }
+
+
+@pytest.fixture
+def controller() -> ServiceController:
+    context = OperatorContext(OperatorOptions(), cast(KubeClient, FakeKube()))
+    metrics = cast(OperatorMetrics, SimpleNamespace(observe_reconcile=None))
+    return ServiceController(context, cast(EventRecorder, FakeEvents()), metrics)
+
+
+def kube_of(controller: ServiceController) -> FakeKube:
+    return cast(FakeKube, controller.context.kube)
+
+
+def events_of(controller: ServiceController) -> FakeEvents:
+    return cast(FakeEvents, controller.events)
+
+
+def next_name(controller: ServiceController) -> tuple[int, str]:
+    (chosen,) = launch_names(
+        "web",
+        "svc-uid",
+        LAUNCH.deployment_id,
+        1,
+        lambda name: controller.context.tasks.get((NAMESPACE, name)) is not None,
+    )
+    return chosen
+
+
+async def create(controller: ServiceController) -> dict[str, Any] | None:
+    body = service_body()
+    ordinal, name = next_name(controller)
+    service = Service.model_validate(body)
+    return await controller._create_task(body, service, LAUNCH, "node-1", ordinal, name)
+
+
+async def test_a_create_retried_after_its_lost_response_adopts_the_same_task(
+    controller: ServiceController,
+) -> None:
+    kube = kube_of(controller)
+    first = await create(controller)
+    assert first is not None
+    # As if the cache never saw it: a fresh (empty) Task cache.
+    controller.context.tasks = OperatorContext(OperatorOptions(), kube).tasks
+    again = await create(controller)
+    assert again is not None and again["metadata"]["uid"] == first["metadata"]["uid"]
+    assert len(kube.objects) == 1
+    assert controller.context.tasks.get((NAMESPACE, first["metadata"]["name"])) is not None
+
+
+async def test_a_create_of_unknown_outcome_is_read_back_before_the_next_plan(
+    controller: ServiceController,
+) -> None:
+    kube = kube_of(controller)
+    kube.lose = 1
+    ordinal, name = next_name(controller)
+    with pytest.raises(KubeError):
+        await create(controller)
+    assert controller.context.tasks.get((NAMESPACE, name)) is None
+    await controller._settle_in_flight((NAMESPACE, "web"))
+    # Created after all: counted now, and the next launch takes the next ordinal.
+    assert controller.context.tasks.get((NAMESPACE, name)) is not None
+    assert next_name(controller)[0] == ordinal + 1
+    assert not controller._in_flight
+
+
+async def test_a_create_that_did_not_happen_is_forgotten_when_read_back(
+    controller: ServiceController,
+) -> None:
+    kube = kube_of(controller)
+    kube.lose = 1
+    _, name = next_name(controller)
+    with pytest.raises(KubeError):
+        await create(controller)
+    del kube.objects[name]  # the API never carried it out
+    await controller._settle_in_flight((NAMESPACE, "web"))
+    assert controller.context.tasks.get((NAMESPACE, name)) is None
+    assert not controller._in_flight
+
+
+@pytest.mark.parametrize(
+    ("owner", "started_by", "expected"),
+    [
+        ("someone-else", "ecs-svc/1", "not controlled by this service"),
+        ("svc-uid", "ecs-svc/0", "another launch of this service"),
+    ],
+)
+async def test_a_name_held_by_anything_but_this_launch_is_a_conflict(
+    controller: ServiceController, owner: str, started_by: str, expected: str
+) -> None:
+    kube = kube_of(controller)
+    _, name = next_name(controller)
+    kube.objects[name] = {
+        "apiVersion": "ecs.operator.dev/v1alpha1",
+        "kind": "Task",
+        "metadata": {
+            "namespace": NAMESPACE,
+            "name": name,
+            "uid": "other",
+            "resourceVersion": "1",
+            "labels": {labels.MANAGED_BY_LABEL: labels.MANAGED_BY},
+            "annotations": {LAUNCH_ORDINAL_ANNOTATION: "0"},
+            "ownerReferences": [
+                {"kind": "Service", "name": "web", "uid": owner, "controller": True}
+            ],
+        },
+        "spec": {"taskDefinition": "web:1", "startedBy": started_by},
+    }
+    assert await create(controller) is None
+    ((type_, reason, message),) = events_of(controller).recorded
+    assert (type_, reason) == ("Warning", "TaskNameTaken")
+    assert name in message and expected in message
+    # The holder is known now: the launch is made again under another name.
+    assert next_name(controller)[1] != name
+    created = await create(controller)
+    assert created is not None and created["metadata"]["name"] != name

@@ -1,0 +1,94 @@
+"""`ServiceController`'s wake-ups: the watch echo of its own status write does not reconcile
+the Service again (that would retry at once what the reconcile scheduled for later), but a
+change someone else made meanwhile always does."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any, cast
+
+from ecs_operator.handlers.context import OperatorContext, OperatorOptions
+from ecs_operator.handlers.metrics import OperatorMetrics
+from ecs_operator.handlers.services import ServiceController
+from ecs_operator.kube.client import KubeClient
+from ecs_operator.kube.events import EventRecorder
+from ecs_operator.models.service import ServiceStatus
+
+
+def service(rv: int, generation: int = 1, uid: str = "u1") -> dict[str, Any]:
+    return {
+        "apiVersion": "ecs.operator.dev/v1alpha1",
+        "kind": "Service",
+        "metadata": {
+            "namespace": "ns",
+            "name": "web",
+            "uid": uid,
+            "resourceVersion": str(rv),
+            "generation": generation,
+        },
+        "spec": {"taskDefinition": "web", "desiredCount": 1},
+    }
+
+
+class StatusWriter:
+    """The one KubeClient call `_write_status` makes: answers with `response`."""
+
+    def __init__(self, response: dict[str, Any]) -> None:
+        self.response = response
+
+    async def write_status(
+        self, _resource: object, _body: Mapping[str, Any], status: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        return {**self.response, "status": dict(status)}
+
+
+class Metrics:
+    def observe_reconcile(self, _queue: str, _seconds: float, _ok: bool) -> None:
+        pass
+
+
+def controller(kube: object = None) -> ServiceController:
+    context = OperatorContext(OperatorOptions(), cast(KubeClient, kube))
+    return ServiceController(context, cast(EventRecorder, None), cast(OperatorMetrics, Metrics()))
+
+
+def test_a_watch_event_wakes_the_service() -> None:
+    services = controller()
+    services.observe("ADDED", service(5))
+    assert not services.queue.idle
+
+
+def test_the_echo_of_its_own_write_does_not() -> None:
+    services = controller()
+    services.context.services.observe("MODIFIED", service(10))  # our write's response
+    services.observe("MODIFIED", service(10))  # its watch event
+    services.observe("MODIFIED", service(9))  # an earlier event, late
+    assert services.queue.idle
+    services.observe("MODIFIED", service(11, generation=2))  # someone else's change
+    assert not services.queue.idle
+
+
+def test_a_deletion_always_wakes_the_service() -> None:
+    services = controller()
+    services.context.services.observe("MODIFIED", service(10))
+    services.observe("DELETED", service(10))
+    assert not services.queue.idle
+
+
+def test_a_spec_change_hidden_by_our_write_is_reconciled() -> None:
+    """The user changed the spec (generation 2, version 11) after the reconcile read version
+    10 and before its status write (version 12): the watch event of version 11 is older than
+    what the write left in the cache, so the write itself wakes the Service."""
+    read = service(10)
+    quiet = controller(StatusWriter(service(12)))
+    quiet.context.services.observe("MODIFIED", read)
+    asyncio.run(quiet._write_status(read, ServiceStatus()))
+    assert quiet.queue.idle
+
+    changed = controller(StatusWriter(service(12, generation=2)))
+    changed.context.services.observe("MODIFIED", read)
+    asyncio.run(changed._write_status(read, ServiceStatus()))
+    changed.observe("MODIFIED", service(11, generation=2))
+    assert not changed.queue.idle
+    assert changed.context.services.get(("ns", "web"))["metadata"]["generation"] == 2
