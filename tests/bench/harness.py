@@ -337,13 +337,16 @@ class WatchRecorder:
     """One watch on `path`: for each probe, the monotonic time each object first satisfied it.
 
     Probes receive the event type and the object. The watch resumes from the last
-    resourceVersion should the server end the stream.
+    resourceVersion should the server end the stream. Objects are told apart by `key`, a
+    metadata field: their name, or their uid where a name may be reused (a service task's
+    name is freed once the task is deleted, and a replacement may take it).
     """
 
-    def __init__(self, api: Api, path: str, probes: dict[str, Probe]) -> None:
+    def __init__(self, api: Api, path: str, probes: dict[str, Probe], key: str = "name") -> None:
         self.api = api
         self.path = path
         self.probes = probes
+        self.key = key
         self.seen: dict[str, dict[str, float]] = {name: {} for name in probes}
         self.changed = asyncio.Event()
         self._resource_version = ""
@@ -389,7 +392,7 @@ class WatchRecorder:
             return
         metadata = obj.get("metadata") or {}
         self._resource_version = metadata.get("resourceVersion", self._resource_version)
-        name = metadata.get("name")
+        name = metadata.get(self.key)
         if kind == "BOOKMARK" or not name:
             return
         for probe_name, probe in self.probes.items():
