@@ -7,13 +7,17 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements/lock.txt | sha256sum | cut -c1-12)
 SRC := operator/ecs_operator
 PYTEST_ARGS ?=
+TARGET ?= sandbox
+BENCH_ARGS ?=
 
-.PHONY: help venv lint format test unit crds sandbox bench clean cluster-up cluster-down cluster
+.PHONY: help venv lint format test unit crds sandbox bench bench-real clean cluster-up cluster-down cluster
 
 help:
 	@echo "make sandbox   run the operator on the embedded sandbox cluster, with examples"
 	@echo "make test      the whole suite: lint, type checks, layer contract, tests"
-	@echo "make bench     benchmarks (medians and ratios to the baseline)"
+	@echo "make bench     benchmarks (medians and ratios to the baseline); TARGET=real: bench-real"
+	@echo "make bench-real  the real control plane (ecs-operator vs a native Deployment, 1,000"
+	@echo "               pods, 3 runs; starts a cluster unless BENCH_ARGS='--kubeconfig PATH')"
 	@echo "make crds      regenerate crds/ from the pydantic models"
 	@echo "make cluster-up / cluster-down   a real control plane (etcd, kube-apiserver, KCM,"
 	@echo "               scheduler, kwok: 3 zones x 2 nodes); .cluster/kubeconfig is its admin"
@@ -54,7 +58,10 @@ sandbox: $(STAMP)
 	$(BIN)/ecs-operator demo
 
 bench: $(STAMP)
-	$(BIN)/python tests/bench/run.py
+	$(BIN)/python tests/bench/run.py --target $(TARGET) $(BENCH_ARGS)
+
+bench-real: $(STAMP)
+	$(BIN)/python tests/bench/run.py --target real $(BENCH_ARGS)
 
 .PHONY: helm chart-crds
 

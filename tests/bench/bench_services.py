@@ -241,16 +241,25 @@ class EcsBench:
     async def replacements(self, namespace: str, desired: int, failures: int) -> dict[str, Any]:
         """P3: `failures` essential-container exits in a converged service; latencies (ms)."""
         await self.converged_service(namespace, "replace", desired)
+        # By uid: a replacement may take the name of a failed task deleted meanwhile.
         pods = WatchRecorder(
-            self.api, pods_path(namespace), {"added": anything, "failed": container_terminated}
+            self.api,
+            pods_path(namespace),
+            {"added": anything, "failed": container_terminated},
+            key="uid",
         )
         await pods.start()
         try:
-            originals = {p["metadata"]["name"] for p in await items(self.api, pods_path(namespace))}
+            uids = {
+                p["metadata"]["name"]: p["metadata"]["uid"]
+                for p in await items(self.api, pods_path(namespace))
+            }
+            originals = set(uids.values())
             victims = sorted(
                 t["metadata"]["name"] for t in await running_tasks(self.api, namespace)
             )
             victims = victims[:failures]
+            victim_uids = [uids[name] for name in victims]
             await self.until_established(namespace, victims)
 
             async def fail(index: int) -> None:
@@ -274,13 +283,13 @@ class EcsBench:
 
             await paced(len(victims), FAILURE_RATE, fail)
             what = "the failures to show"
-            await wait_count(pods, "failed", len(victims), 60, what, among=victims)
+            await wait_count(pods, "failed", len(victims), 60, what, among=victim_uids)
             what = f"{len(victims)} replacement pods"
             await wait_count(pods, "added", len(victims), 60, what, excluding=originals)
         finally:
             await pods.stop()
-        failed_at = sorted(pods.seen["failed"][name] for name in victims)
-        replaced_at = sorted(at for name, at in pods.seen["added"].items() if name not in originals)
+        failed_at = sorted(pods.seen["failed"][uid] for uid in victim_uids)
+        replaced_at = sorted(at for uid, at in pods.seen["added"].items() if uid not in originals)
         latencies = [(new - old) * 1000 for old, new in zip(failed_at, replaced_at, strict=False)]
         await self.until_running(namespace, desired)
         return {
@@ -307,7 +316,7 @@ class EcsBench:
         self, namespace: str, desired: int, already_lost: list[str]
     ) -> dict[str, Any]:
         running = {t["metadata"]["name"] for t in await running_tasks(self.api, namespace)}
-        known = {t["metadata"]["name"] for t in await items(self.api, tasks_path(namespace))}
+        known = {t["metadata"]["uid"] for t in await items(self.api, tasks_path(namespace))}
         by_node: dict[str, list[str]] = {}
         for pod in await items(self.api, pods_path(namespace)):
             name = pod["metadata"]["name"]
@@ -318,7 +327,8 @@ class EcsBench:
         )
         victims = by_node[node]
         nodes = WatchRecorder(self.api, "/api/v1/nodes", {"not_ready": node_not_ready})
-        tasks = WatchRecorder(self.api, tasks_path(namespace), {"running": task_running})
+        # By uid: a replacement may take the name of a task deleted meanwhile.
+        tasks = WatchRecorder(self.api, tasks_path(namespace), {"running": task_running}, key="uid")
         await nodes.start()
         await tasks.start()
         node_path = f"/api/v1/nodes/{node}"
@@ -334,17 +344,17 @@ class EcsBench:
         finally:
             await nodes.stop()
             await tasks.stop()
-        new_names = {t["metadata"]["name"] for t in await running_tasks(self.api, namespace)}
+        new_names = {
+            t["metadata"]["name"]
+            for t in await running_tasks(self.api, namespace)
+            if t["metadata"]["uid"] not in known
+        }
         pods = await items(self.api, pods_path(namespace))
         zones = {
             n["metadata"]["name"]: n["metadata"]["labels"].get(ZONE_LABEL, "")
             for n in await items(self.api, "/api/v1/nodes")
         }
-        placed = [
-            p["spec"].get("nodeName", "")
-            for p in pods
-            if p["metadata"]["name"] in new_names - known
-        ]
+        placed = [p["spec"].get("nodeName", "") for p in pods if p["metadata"]["name"] in new_names]
         await merge_patch(
             self.api, node_path, {"metadata": {"annotations": {NODE_STATE_ANNOTATION: None}}}
         )

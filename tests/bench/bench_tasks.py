@@ -166,7 +166,7 @@ async def launch(
         await objects.stop()
     phase.missing_pods = sorted(set(names) - pods.seen["created"].keys())
     requests: Requests = after - before
-    requests.pop(("create", collection.rsplit("/", 1)[-1]), None)  # the client's own creates
+    requests.pop(api.create_key(collection), None)  # the client's own creates
     phase.writes = write_breakdown(requests)
 
     def latencies(seen: dict[str, float]) -> list[float]:

@@ -274,6 +274,11 @@ class Api:
             found: Body = await response.json()
             return found
 
+    def create_key(self, collection: str) -> tuple[str, str]:
+        """The request counters' key of a create in `collection` (to leave out the client's
+        own writes)."""
+        return ("create", collection.rsplit("/", 1)[-1])
+
     async def create_namespace(self, name: str) -> None:
         body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
         await self.create("/api/v1/namespaces", body)
@@ -332,13 +337,16 @@ class WatchRecorder:
     """One watch on `path`: for each probe, the monotonic time each object first satisfied it.
 
     Probes receive the event type and the object. The watch resumes from the last
-    resourceVersion should the server end the stream.
+    resourceVersion should the server end the stream. Objects are told apart by `key`, a
+    metadata field: their name, or their uid where a name may be reused (a service task's
+    name is freed once the task is deleted, and a replacement may take it).
     """
 
-    def __init__(self, api: Api, path: str, probes: dict[str, Probe]) -> None:
+    def __init__(self, api: Api, path: str, probes: dict[str, Probe], key: str = "name") -> None:
         self.api = api
         self.path = path
         self.probes = probes
+        self.key = key
         self.seen: dict[str, dict[str, float]] = {name: {} for name in probes}
         self.changed = asyncio.Event()
         self._resource_version = ""
@@ -384,7 +392,7 @@ class WatchRecorder:
             return
         metadata = obj.get("metadata") or {}
         self._resource_version = metadata.get("resourceVersion", self._resource_version)
-        name = metadata.get("name")
+        name = metadata.get(self.key)
         if kind == "BOOKMARK" or not name:
             return
         for probe_name, probe in self.probes.items():

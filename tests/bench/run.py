@@ -1,6 +1,10 @@
 """`make bench`: every benchmark, medians over several runs, the floor beside, a verdict each.
 
     .venv/bin/python tests/bench/run.py [--runs 5] [--tasks 200] [--rate 40] [--task-runs N]
+    .venv/bin/python tests/bench/run.py --target real [--kubeconfig PATH] [--real-tasks 1000]
+        [--real-runs 3]
+
+`--target sandbox` (the default, `make bench`):
 
 - placement of one task among 1,000 nodes (bench_placement.py): median of the per-run medians
   of `--runs` runs, per scenario; target <= 1 ms (reference/targets.md P6);
@@ -28,9 +32,16 @@
   ready, EndpointSlice writes per target change. Informative: reference/targets.md sets no
   figure (R5, the correctness side, is an integration test).
 
-Prints one table (metric, median, target, floor median, ratio, verdict) and writes every raw
-number to bench-results/results.json. Benchmarks never run in `make test`; timings are only
-ever judged here.
+`--target real` (`make bench-real`, or `make bench TARGET=real`): the real control plane
+benchmark alone (bench_real.py), `--real-runs` runs on one cluster (`--kubeconfig`, else one
+tools/cluster.py starts and stops), the native Deployment as the baseline: Task -> Pod created
+p50/p99, Service 0 -> `--real-tasks` tasks RUNNING against the Deployment 0 -> as many Pods
+Running (P7: <= 5 s and faster), tasks/s, controller writes per task, operator CPU per task
+against kube-controller-manager's per pod (P9: <= 2 ms).
+
+Prints one table (metric, median, target, baseline median, ratio, verdict) and writes every raw
+number to bench-results/results.json (results-real.json for the real target). Benchmarks never
+run in `make test`; timings are only ever judged here.
 """
 
 from __future__ import annotations
@@ -51,6 +62,7 @@ from typing import Any
 
 import bench_load_balancers
 import bench_placement
+import bench_real
 import bench_sandbox
 import bench_scale
 import bench_services
@@ -59,6 +71,7 @@ import bench_unplaceable
 from harness import REPO
 
 RESULTS = REPO / "bench-results" / "results.json"
+REAL_RESULTS = REPO / "bench-results" / "results-real.json"
 SLOW_TASK_RUN_SECONDS = 30.0
 
 
@@ -348,13 +361,95 @@ def load_balancer_rows(result: dict[str, Any]) -> list[Row]:
     return rows
 
 
-def table(rows: list[Row]) -> str:
+def real_rows(result: dict[str, Any]) -> list[Row]:
+    runs, count = result["runs"], result["tasks"]
+
+    def series(pick: Callable[[dict[str, Any]], float | None]) -> list[float]:
+        return [value for value in map(pick, runs) if value is not None]
+
+    rows = [
+        Row(
+            f"real: Task -> Pod created ({result['standalone_tasks']} standalone), {stat}",
+            "ms",
+            series(lambda run, s=stat: (run["standalone"]["to_pod_ms"] or {}).get(s)),
+        )
+        for stat in ("p50", "p99")
+    ]
+    rows.append(
+        Row(
+            f"real: Service 0 -> {count:,} tasks RUNNING (baseline: Deployment 0 -> {count:,} "
+            "Pods Running)",
+            "s",
+            series(lambda run: run["service"]["seconds"]),
+            "<= 5",
+            5.0,
+            baseline_runs=series(lambda run: run["native"]["seconds"]),
+            ratio_runs=series(lambda run: run["ratios"]["seconds"]),
+        )
+    )
+    rows.append(
+        Row(
+            f"real: Service 0 -> {count:,} time / the Deployment's (faster: below 1)",
+            "ratio",
+            series(lambda run: run["ratios"]["seconds"]),
+            "< 1",
+            1.0,
+        )
+    )
+    rows.append(
+        Row(
+            f"real: Service 0 -> {count:,}: tasks RUNNING per second",
+            "tasks/s",
+            series(lambda run: run["service"]["tasks_per_second"]),
+            ">= 200",
+            200.0,
+            at_most=False,
+            baseline_runs=series(lambda run: run["native"]["pods_per_second"]),
+            ratio_runs=series(
+                lambda run: run["service"]["tasks_per_second"] / run["native"]["pods_per_second"]
+            ),
+        )
+    )
+    for stat in ("p50", "p99"):
+        rows.append(
+            Row(
+                f"real: service Task -> its Pod created during the scale-out, {stat}",
+                "ms",
+                series(lambda run, s=stat: run["service"]["task_to_pod_ms"][s]),
+            )
+        )
+    rows.append(
+        Row(
+            "real: controller API writes per task (baseline: per Deployment pod)",
+            "writes",
+            series(lambda run: run["service"]["writes_per_task"]),
+            "<= 4 (P5)",
+            4.0,
+            baseline_runs=series(lambda run: run["native"]["writes_per_pod"]),
+            ratio_runs=series(lambda run: run["ratios"]["writes"]),
+        )
+    )
+    rows.append(
+        Row(
+            "real: operator CPU per task launched (baseline: kube-controller-manager per pod)",
+            "ms",
+            series(lambda run: run["service"]["cpu_ms_per_task"]),
+            "<= 2",
+            2.0,
+            baseline_runs=series(lambda run: run["native"]["controller_cpu_ms_per_pod"]),
+            ratio_runs=series(lambda run: run["ratios"]["cpu"]),
+        )
+    )
+    return rows
+
+
+def table(rows: list[Row], baseline: str = "floor") -> str:
     def number(value: float | None) -> str:
         if value is None:
             return "-"
         return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
 
-    header = ("metric", "unit", "value", "target", "floor median", "ratio", "verdict", "runs")
+    header = ("metric", "unit", "value", "target", f"{baseline} median", "ratio", "verdict", "runs")
     lines = [
         (
             row.metric,
@@ -377,7 +472,10 @@ def table(rows: list[Row]) -> str:
             for i, (cell, width) in enumerate(zip(cells, widths, strict=True))
         )
 
-    note = "value: the median over runs (the worst run where marked); ratio: ecs-operator/floor"
+    note = (
+        "value: the median over runs (the worst run where marked); "
+        f"ratio: ecs-operator/{baseline}, the median of the per-run ratios"
+    )
     return "\n".join([render(header), rule, *(render(line) for line in lines), note])
 
 
@@ -412,8 +510,15 @@ def main() -> int:
     parser.add_argument(
         "--unplaceable-window", type=float, default=60.0, help="seconds measured on a full cluster"
     )
-    parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--output", type=Path, help="default: bench-results/results[-real].json")
+    parser.add_argument("--target", choices=["sandbox", "real"], default="sandbox")
+    parser.add_argument("--kubeconfig", type=Path, help="real target: a running cluster")
+    parser.add_argument("--real-tasks", type=int, default=1000, help="real target: tasks (P7)")
+    parser.add_argument("--real-runs", type=int, default=3, help="real target: runs")
     args = parser.parse_args()
+    if args.target == "real":
+        return main_real(args)
+    args.output = args.output or RESULTS
     started = time.monotonic()
     print(f"placement ({args.runs} runs) …", flush=True)
     rows = placement_rows(args.runs)
@@ -457,6 +562,38 @@ def main() -> int:
     }
     args.output.write_text(json.dumps(document, indent=2) + "\n")
     print(f"\n{len(rows)} metrics in {seconds:.0f} s; written to {args.output}")
+    return 0
+
+
+def main_real(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    print(
+        f"real control plane ({args.real_runs} runs: Service 0 -> {args.real_tasks} tasks and "
+        f"the native Deployment; {args.tasks} standalone Tasks at {args.rate:g}/s) …",
+        flush=True,
+    )
+    result = bench_real.run(
+        args.real_tasks,
+        standalone=args.tasks,
+        rate=args.rate,
+        runs=args.real_runs,
+        kubeconfig=args.kubeconfig,
+    )
+    rows = real_rows(result)
+    seconds = time.monotonic() - started
+    print()
+    print(table(rows, baseline="Deployment"))
+    print(f"\n{bench_real.report(result)}")
+    output = args.output or REAL_RESULTS
+    output.parent.mkdir(parents=True, exist_ok=True)
+    document = {
+        "environment": environment(),
+        "seconds": round(seconds, 1),
+        "rows": [row.to_dict() for row in rows],
+        "real": result,
+    }
+    output.write_text(json.dumps(document, indent=2) + "\n")
+    print(f"\n{len(rows)} metrics in {seconds:.0f} s; written to {output}")
     return 0
 
 

@@ -3,11 +3,18 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+import bench_real
 import bench_scale
 import bench_services
 import bench_tasks
 import bench_unplaceable
+import pytest
 import run as bench_run
+
+from helpers import REAL_CLUSTER_ENV
 
 TASKS = 5
 SERVICE_TASKS = 5
@@ -35,6 +42,7 @@ def test_task_benchmark_measures_every_object_of_both_operators() -> None:
     assert "Task -> Pod created, p50" in bench_run.table(rows)
 
 
+@pytest.mark.timeout(300)  # the replacement phase waits until its tasks ran for 30 s
 def test_service_benchmark_measures_every_phase() -> None:
     result = bench_services.run(
         scales=[SERVICE_TASKS],
@@ -86,3 +94,34 @@ def test_unplaceable_benchmark_measures_cpu_and_writes_of_a_full_cluster() -> No
     rows = bench_run.unplaceable_rows(result)
     assert [row.unit for row in rows] == ["% of a core", "writes/s"]
     assert "full cluster" in bench_run.table(rows)
+
+
+@pytest.mark.realcluster
+@pytest.mark.timeout(600)
+@pytest.mark.skipif(
+    not os.environ.get(REAL_CLUSTER_ENV),
+    reason=f"needs a real control plane: {REAL_CLUSTER_ENV} names its kubeconfig (make test)",
+)
+def test_real_benchmark_measures_both_sides_on_one_cluster() -> None:
+    result = bench_real.run(
+        SERVICE_TASKS, standalone=TASKS, kubeconfig=Path(os.environ[REAL_CLUSTER_ENV])
+    )
+
+    (run,) = result["runs"]
+    service, native = run["service"], run["native"]
+    assert run["standalone"]["missing_pods"] == []
+    assert service["tasks"] == SERVICE_TASKS and native["pods"] == SERVICE_TASKS
+    # Real counters from kube-apiserver's /metrics, the client's own writes left out.
+    assert service["writes"].get("create pods") == SERVICE_TASKS, service["writes"]
+    assert service["writes"].get("create tasks.ecs.operator.dev") == SERVICE_TASKS
+    assert "create services.ecs.operator.dev" not in service["writes"]
+    assert native["writes"].get("create pods") == SERVICE_TASKS, native["writes"]
+    assert "patch deployments.apps" not in native["writes"]
+    assert service["writes_per_task"] >= 2  # its Task and its Pod at least
+    assert native["writes_per_pod"] >= 1
+    assert service["cpu_seconds"] > 0
+    assert run["namespaces_cleaned"]
+
+    rows = bench_run.real_rows(result)
+    assert all(row.runs for row in rows)
+    assert "Deployment median" in bench_run.table(rows, baseline="Deployment")

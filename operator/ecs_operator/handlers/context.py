@@ -122,9 +122,14 @@ class OperatorContext:
     def _podless(self, node: str) -> Iterator[dict[str, Any]]:
         """Stand-in pods for the live tasks placed on `node` whose Pod is not in the cache."""
         for task in self.tasks.indexed(NODE_INDEX, node):
+            status = task.get("status") or {}
+            # A task that stops on its own (its essential container exited) says so in
+            # status.desiredStatus: its Pod, deleted, never returns; counted here, it would
+            # steer its replacement away from the zone it leaves.
             stopping = "STOPPED" in (
                 task["spec"].get("desiredStatus"),
-                (task.get("status") or {}).get("lastStatus"),
+                status.get("desiredStatus"),
+                status.get("lastStatus"),
             )
             if not stopping and self.pods.get(object_key(task)) is None:
                 group = {labels.GROUP_ANNOTATION: task["spec"].get("group") or ""}

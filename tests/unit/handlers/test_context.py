@@ -75,6 +75,16 @@ def test_pods_and_podless_placed_tasks_are_counted_on_their_nodes() -> None:
     assert instances["n2"].remaining_cpu_millicores == 4000
 
 
+def test_a_task_stopping_on_its_own_is_not_counted_once_its_pod_is_gone() -> None:
+    """Its essential container exited: status.desiredStatus is STOPPED while spec still says
+    RUNNING, and its deleted Pod never comes back (its replacement must not avoid its zone)."""
+    found = context()
+    exited = task("a", "n1", 1)
+    exited["status"] = {"desiredStatus": "STOPPED", "lastStatus": "DEPROVISIONING"}
+    found.tasks.observe("ADDED", exited)
+    assert by_name(found)["n1"].group_counts == {}
+
+
 def test_only_a_changed_node_is_rebuilt() -> None:
     found = context()
     first = by_name(found)
