@@ -346,6 +346,22 @@ def node_names() -> list[str]:
     return [f"node-{zone}-{index}" for zone in ZONES for index in range(1, NODES_PER_ZONE + 1)]
 
 
+def rbac_allows(api: Api) -> bool:
+    """Whether RBAC lets kube-system's namespace-controller ServiceAccount list namespaces (a
+    bootstrap binding every cluster has)."""
+    review = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SubjectAccessReview",
+        "spec": {
+            "user": "system:serviceaccount:kube-system:namespace-controller",
+            "groups": ["system:serviceaccounts", "system:authenticated"],
+            "resourceAttributes": {"verb": "list", "resource": "namespaces"},
+        },
+    }
+    answer = api.request("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", review)
+    return bool(answer.get("status", {}).get("allowed"))
+
+
 def nodes_ready(api: Api, names: list[str]) -> bool:
     """Every node named is Ready and untainted."""
     nodes = api.request("GET", "/api/v1/nodes")["items"]
@@ -383,6 +399,9 @@ def restart_apiserver() -> None:
     server = next(arg for arg in command if arg.startswith("--secure-port="))
     api = Api(f"https://127.0.0.1:{server.split('=', 1)[1]}", STATE / "pki")
     wait(api.healthy, 90, "kube-apiserver /readyz")
+    # /readyz can pass before the RBAC authorizer's caches are filled, and until then it denies
+    # every ServiceAccount (a real restart's transient 403s): wait until it allows one again.
+    wait(lambda: rbac_allows(api), 60, "the RBAC authorizer after the restart")
     # Node Leases looked stale while it was down: return once kube-controller-manager sees every
     # node Ready again and has lifted its taints, as a restart in production settles.
     wait(lambda: nodes_ready(api, node_names()), READY_TIMEOUT, "every node Ready after restart")

@@ -129,12 +129,15 @@ class Services:
         self.namespace = ecs.namespace
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        """The response, once it is not an injected fault."""
+        """The response, once it is neither an injected fault nor a real server's "retry after"
+        (a restarted kube-apiserver answers 429 while its storage initialises)."""
         for _ in range(RETRY_ATTEMPTS):
             response = self.http.request(method, path, **kwargs)
-            if response.status_code not in RETRIED_STATUSES or INJECTED not in response.text:
+            retry_after = response.status_code == 429 and "retryAfterSeconds" in response.text
+            injected = response.status_code in RETRIED_STATUSES and INJECTED in response.text
+            if not (retry_after or injected):
                 return response
-            time.sleep(0.02)
+            time.sleep(0.2 if retry_after else 0.02)
         raise AssertionError(f"{method} {path}: still failing after {RETRY_ATTEMPTS} attempts")
 
     def json(self, method: str, path: str, expected: Iterable[int], **kwargs: Any) -> Body:

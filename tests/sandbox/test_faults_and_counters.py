@@ -106,7 +106,7 @@ def test_expire_rate_answers_that_share_of_resumed_watches_410(
     faults: Faults, sandbox_target: ClusterTarget, namespace: str
 ) -> None:
     faults.update({"expire_rate": 1.0})
-    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    path = f"/api/v1/namespaces/{namespace}/secrets"  # empty: a fresh watch lists nothing
     rv = sandbox_target.http.get(path).json()["metadata"]["resourceVersion"]
     resumed = sandbox_target.http.get(
         path, params={"watch": "true", "resourceVersion": rv}, stream=True

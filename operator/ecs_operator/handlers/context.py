@@ -83,6 +83,11 @@ class OperatorContext:
         default_factory=dict, init=False, repr=False
     )
 
+    def namespace_terminating(self, namespace: str) -> bool:
+        """Whether `namespace` is being deleted (nothing new can be created in it)."""
+        body = self.namespaces.get(("", namespace)) or {}
+        return bool((body.get("metadata") or {}).get("deletionTimestamp"))
+
     def security_policy(self, namespace: str) -> SecurityPolicy:
         """What a task in `namespace` may ask for (a namespace not seen yet: no labels)."""
         body = self.namespaces.get(("", namespace)) or {}

@@ -349,6 +349,9 @@ class ServiceController:
         that failed, after which the rest waits for the next plan."""
         launched: dict[LaunchRequest, list[str]] = {}
         failures: list[tuple[LaunchRequest, placement.PlacementFailure]] = []
+        if self.context.namespace_terminating(body["metadata"].get("namespace", "")):
+            # Every create would be refused (403) until the namespace is gone.
+            return launched, failures, None
         for launch in requests:
             ids, failure, error = await self._launch(body, service, launch)
             if ids:

@@ -146,3 +146,13 @@ def test_a_service_counts_only_the_tasks_it_owns_by_uid() -> None:
         "web-1",
         "web-2",
     ]
+
+
+def test_a_namespace_being_deleted_is_terminating() -> None:
+    found = context()
+    assert not found.namespace_terminating("web")  # not seen yet
+    found.namespaces.observe("ADDED", {"metadata": {"name": "web", "resourceVersion": "1"}})
+    assert not found.namespace_terminating("web")
+    deleting = {"metadata": {"name": "web", "resourceVersion": "2", "deletionTimestamp": "now"}}
+    found.namespaces.observe("MODIFIED", deleting)
+    assert found.namespace_terminating("web")

@@ -180,3 +180,27 @@ async def test_a_name_held_by_anything_but_this_launch_is_a_conflict(
     assert next_name(controller)[1] != name
     created = await create(controller)
     assert created is not None and created["metadata"]["name"] != name
+
+
+async def test_nothing_is_launched_into_a_namespace_being_deleted(
+    controller: ServiceController,
+) -> None:
+    """Every create would be refused (403 until the namespace is gone): none is sent."""
+    deleting = {"metadata": {"name": NAMESPACE, "resourceVersion": "1", "deletionTimestamp": "x"}}
+    controller.context.namespaces.observe("ADDED", deleting)
+    body = service_body()
+    service = Service.model_validate(body)
+    tried: list[LaunchRequest] = []
+
+    async def launch(*args: Any) -> tuple[list[str], None, None]:
+        tried.append(args[-1])
+        return [], None, None
+
+    controller._launch = launch  # type: ignore[method-assign]
+    launched, failures, error = await controller._launch_all(body, service, [LAUNCH])
+    assert (launched, failures, error, tried) == ({}, [], None, [])
+    controller.context.namespaces.observe(
+        "MODIFIED", {"metadata": {"name": NAMESPACE, "resourceVersion": "2"}}
+    )
+    await controller._launch_all(body, service, [LAUNCH])
+    assert tried == [LAUNCH]
