@@ -339,19 +339,25 @@ def create_nodes(api: Api) -> None:
                 "application/merge-patch+json",
             )
 
-    def all_ready() -> bool:
-        nodes = api.request("GET", "/api/v1/nodes")["items"]
-        ready = {
-            node["metadata"]["name"]
-            for node in nodes
-            for condition in node.get("status", {}).get("conditions", [])
-            if condition["type"] == "Ready"
-            and condition["status"] == "True"
-            and not node.get("spec", {}).get("taints")
-        }
-        return set(names) <= ready
+    wait(lambda: nodes_ready(api, names), READY_TIMEOUT, f"{len(names)} Ready nodes")
 
-    wait(all_ready, READY_TIMEOUT, f"{len(names)} Ready nodes")
+
+def node_names() -> list[str]:
+    return [f"node-{zone}-{index}" for zone in ZONES for index in range(1, NODES_PER_ZONE + 1)]
+
+
+def nodes_ready(api: Api, names: list[str]) -> bool:
+    """Every node named is Ready and untainted."""
+    nodes = api.request("GET", "/api/v1/nodes")["items"]
+    ready = {
+        node["metadata"]["name"]
+        for node in nodes
+        for condition in node.get("status", {}).get("conditions", [])
+        if condition["type"] == "Ready"
+        and condition["status"] == "True"
+        and not node.get("spec", {}).get("taints")
+    }
+    return set(names) <= ready
 
 
 def default_service_account(api: Api) -> bool:
@@ -377,6 +383,9 @@ def restart_apiserver() -> None:
     server = next(arg for arg in command if arg.startswith("--secure-port="))
     api = Api(f"https://127.0.0.1:{server.split('=', 1)[1]}", STATE / "pki")
     wait(api.healthy, 90, "kube-apiserver /readyz")
+    # Node Leases looked stale while it was down: return once kube-controller-manager sees every
+    # node Ready again and has lifted its taints, as a restart in production settles.
+    wait(lambda: nodes_ready(api, node_names()), READY_TIMEOUT, "every node Ready after restart")
 
 
 def main() -> None:

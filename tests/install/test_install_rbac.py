@@ -65,12 +65,12 @@ OPERATOR_NAMESPACED_RULES = [
     {
         "apiGroups": [""],
         "resources": ["services"],
-        "verbs": ["list", "watch", "create", "patch", "delete"],
+        "verbs": ["get", "list", "watch", "create", "patch", "delete"],
     },
     {
         "apiGroups": ["discovery.k8s.io"],
         "resources": ["endpointslices"],
-        "verbs": ["list", "watch", "create", "update", "delete"],
+        "verbs": ["get", "list", "watch", "create", "update", "delete"],
     },
 ]
 LEADER_ELECTION_RULES = [

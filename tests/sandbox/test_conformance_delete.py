@@ -205,3 +205,21 @@ def test_create_in_missing_namespace_is_404(cluster: ClusterTarget) -> None:
     )
     assert response.status_code == 404
     assert response.json()["reason"] == "NotFound"
+
+
+def test_a_reference_whose_uid_is_another_objects_is_dangling_and_collected(
+    cluster: ClusterTarget, cluster_namespace: str
+) -> None:
+    """The collector looks the owner up by the reference's kind and name and compares uids:
+    naming `real` with the uid of `other` (a forged owner) makes the dependent garbage."""
+    make(cluster, cluster_namespace, "real")
+    other = make(cluster, cluster_namespace, "other")
+    forged = {"metadata": {"name": "real", "uid": other["metadata"]["uid"]}}
+    make(cluster, cluster_namespace, "forged", owner=forged)
+    make(cluster, cluster_namespace, "honest", owner=other)
+    wait_for(
+        lambda: gone(cluster, cluster_namespace, "forged"),
+        30,
+        message="a dependent of a forged owner reference was not collected",
+    )
+    assert not gone(cluster, cluster_namespace, "honest")

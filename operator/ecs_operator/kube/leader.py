@@ -97,7 +97,9 @@ class LeaderElection:
         self._observed_at = 0.0
         self._renewed_at: float | None = None  # monotonic time of our last renewal's read
         self._lost = False
-        self._fence: asyncio.Lock | None = None
+        # Renewals (the heartbeat's and the write fence's) one at a time: two at once read the
+        # same resourceVersion, and the loser's 409 would look like another holder's write.
+        self._renewing: asyncio.Lock | None = None
 
     async def acquire(self) -> None:
         """Return once this replica holds the Lease."""
@@ -139,7 +141,8 @@ class LeaderElection:
             # After a failure, try again soon: a renewal has until the deadline to succeed.
             pause = min(self.retry_seconds, self.lease_seconds / 15)
             try:
-                renewed = await self._try_acquire_or_renew()
+                async with self._renewal():
+                    renewed = await self._try_acquire_or_renew()
             except KubeError as error:
                 logger.warning("leader election: renewal failed: %s", error)
                 continue
@@ -157,9 +160,7 @@ class LeaderElection:
         we can still renew); raise `LeadershipLostError` when the Lease is no longer ours."""
         if self._fresh():
             return
-        if self._fence is None:
-            self._fence = asyncio.Lock()
-        async with self._fence:  # many writes waking at once: one check
+        async with self._renewal():  # many writes waking at once: one check
             if self._fresh():
                 return
             if not self._lost and not await self._try_acquire_or_renew():
@@ -167,6 +168,11 @@ class LeaderElection:
             if self._lost:
                 logger.error("leader election: %s lost the lease; write refused", self.identity)
                 raise LeadershipLostError(self.identity)
+
+    def _renewal(self) -> asyncio.Lock:
+        if self._renewing is None:
+            self._renewing = asyncio.Lock()
+        return self._renewing
 
     def _fresh(self) -> bool:
         return (

@@ -1122,11 +1122,20 @@ class Store:
         return None if rt is None else (rt, obj)
 
     def _owner_of(self, ref: Obj, namespace: str) -> Obj | None:
-        """The live owner an ownerReference points at (same namespace or cluster-scoped)."""
+        """The live owner an ownerReference points at (same namespace or cluster-scoped). As
+        kube-controller-manager's garbage collector, the owner is the object of the reference's
+        kind and name, and only if it has the reference's uid: a reference whose uid belongs to
+        another object is dangling."""
         key = self._uids.get(ref["uid"])
         if key is None or key[1] not in ("", namespace):
             return None
-        return self._lookup(*key)
+        owner = self._lookup(*key)
+        if owner is None or (owner.get("kind"), owner["metadata"]["name"]) != (
+            ref.get("kind"),
+            ref.get("name"),
+        ):
+            return None
+        return owner
 
     def _on_gone(self, gone: Obj) -> None:
         meta = gone["metadata"]
