@@ -22,7 +22,7 @@ from ecs_api import Ecs, OperatorProcess
 from service_support import Services, is_live, is_stopped, task_status
 
 from ecs_operator.sandbox.runtime import SandboxThread
-from helpers import ClusterTarget
+from helpers import ClusterTarget, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -130,8 +130,40 @@ def test_the_operator_survives_a_real_api_server_restart_and_notices_what_change
             check=False,
         )
         assert restarted.returncode == 0, restarted.stderr
+        # A restarted kube-apiserver denies a while longer, until its RBAC caches hold every
+        # binding: wake the operator once its own are honoured (a 403 fails the session).
+        wait_for(
+            lambda: operator_allowed(target),
+            60,
+            message="the operator's RBAC bindings are not honoured after the restart",
+        )
     assert_replaced(services, victim, 2)
     assert operator.alive
+
+
+def operator_allowed(target: ClusterTarget) -> bool:
+    """Whether RBAC allows the operator's ServiceAccount to watch pods and renew its Lease."""
+    checks = (
+        {"verb": "watch", "resource": "pods"},
+        {"verb": "get", "group": "coordination.k8s.io", "resource": "leases",
+         "namespace": "ecs-operator-system"},
+    )  # fmt: skip
+    for attributes in checks:
+        review = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SubjectAccessReview",
+            "spec": {
+                "user": "system:serviceaccount:ecs-operator-system:ecs-operator",
+                "groups": ["system:serviceaccounts", "system:authenticated"],
+                "resourceAttributes": attributes,
+            },
+        }
+        answer = target.http.post(
+            "/apis/authorization.k8s.io/v1/subjectaccessreviews", json=review
+        ).json()
+        if not answer.get("status", {}).get("allowed"):
+            return False
+    return True
 
 
 def assert_replaced(services: Services, victim: str, desired: int) -> None:
