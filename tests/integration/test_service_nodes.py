@@ -50,8 +50,11 @@ def test_zone_outage_moves_tasks_and_recovery_rebalances(ecs: Ecs, target: Clust
         services.wait(moved, "six tasks running outside zone-a", "web", timeout=15)
         counts = zone_counts(services.live("web"))
         assert (counts["zone-b"], counts["zone-c"]) == (3, 3), counts
+        # Two at least: on a real cluster the zone's nodes turn NotReady a moment apart, and a
+        # task may first move to the zone's other node, to be lost again with it.
         lost = [t for t in services.tasks("web") if node_of(t) in ZONE_A]
-        assert len(lost) == 2
+        assert len(lost) >= 2
+        assert all(task_status(t).get("lastStatus") == "STOPPED" for t in lost)
         assert {task_status(t).get("stopCode") for t in lost} <= {"TerminationNotice", None}
     # Back: AZ rebalancing restores the spread.
     balanced = (
