@@ -72,6 +72,7 @@ def test_service_benchmark_measures_every_phase() -> None:
     assert f"Service 0 -> {SERVICE_TASKS} tasks RUNNING" in bench_run.table(rows)
 
 
+@pytest.mark.timeout(300)  # about 10 s alone; it timed out at 120 s in 2 of 3 loaded full runs
 def test_scale_benchmark_measures_memory_and_idle_cpu() -> None:
     result = bench_scale.run(services=3, tasks_per_service=2, idle_seconds=1.0)
 
