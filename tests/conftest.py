@@ -16,9 +16,9 @@ Fixtures (all suites may use them):
   sandbox, or the real control plane when ECS_OPERATOR_TEST_TARGET=real (its kubeconfig from
   ECS_OPERATOR_TEST_KUBECONFIG; `make test` runs both passes). On the real target the
   sandbox-only fixtures skip, naming what they need of the sandbox.
-- `namespace`: a fresh namespace on the sandbox, deleted after the test;
+- `namespace`: a fresh namespace on the session's `target`, deleted after the test;
   `cluster_namespace`: the same on the `cluster` target.
-- `kubectl`: `kubectl(*args, input=None)` runs /usr/bin/kubectl against the sandbox with a
+- `kubectl`: `kubectl(*args, input=None)` runs /usr/bin/kubectl against the `target` with a
   private cache dir and returns the CompletedProcess.
 - `k8s_api`: a `kubernetes.client.ApiClient` configured from the sandbox kubeconfig.
 
@@ -128,10 +128,10 @@ def target(request: pytest.FixtureRequest) -> ClusterTarget:
 
 
 @pytest.fixture
-def namespace(sandbox_target: ClusterTarget) -> Iterator[str]:
-    name = sandbox_target.create_namespace()
+def namespace(target: ClusterTarget) -> Iterator[str]:
+    name = target.create_namespace()
     yield name
-    sandbox_target.delete_namespace(name)
+    target.delete_namespace(name)
 
 
 @pytest.fixture
@@ -142,13 +142,13 @@ def cluster_namespace(cluster: ClusterTarget) -> Iterator[str]:
 
 
 @pytest.fixture
-def kubectl(kubeconfig: Path, tmp_path: Path) -> KubectlRunner:
+def kubectl(target: ClusterTarget, tmp_path: Path) -> KubectlRunner:
     cache_dir = tmp_path / "kubectl-cache"
 
     def run(
         *args: str, input: str | None = None, timeout: float = 60
     ) -> subprocess.CompletedProcess[str]:
-        return run_kubectl(kubeconfig, cache_dir, *args, input=input, timeout=timeout)
+        return run_kubectl(target.kubeconfig, cache_dir, *args, input=input, timeout=timeout)
 
     return run
 

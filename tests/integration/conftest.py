@@ -15,12 +15,11 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
-from ecs_api import GROUP, PROBE_NAMESPACE, VERSION, Ecs, KubectlRunner, OperatorProcess
+from ecs_api import GROUP, PROBE_NAMESPACE, VERSION, Ecs, OperatorProcess
 
 from helpers import ClusterTarget, run_kubectl, service_account_kubeconfig, wait_for
 
@@ -109,26 +108,6 @@ def pytest_runtest_makereport(
     if report.failed and isinstance(process, OperatorProcess):
         report.sections.append(("operator log (tail)", process.tail()))
     return report
-
-
-@pytest.fixture
-def namespace(target: ClusterTarget) -> Iterator[str]:
-    name = target.create_namespace()
-    yield name
-    target.delete_namespace(name)
-
-
-@pytest.fixture
-def kubectl(target: ClusterTarget, tmp_path: Path) -> KubectlRunner:
-    """The real kubectl against the session's target, with a private discovery cache."""
-    cache_dir = tmp_path / "kubectl-cache"
-
-    def run(
-        *args: str, input: str | None = None, timeout: float = 60
-    ) -> subprocess.CompletedProcess[str]:
-        return run_kubectl(target.kubeconfig, cache_dir, *args, input=input, timeout=timeout)
-
-    return run
 
 
 @pytest.fixture
