@@ -45,6 +45,8 @@ import argparse
 import asyncio
 import contextlib
 import copy
+import ctypes
+import functools
 import math
 import os
 import shlex
@@ -884,6 +886,20 @@ async def read_snapshot(kube: KubeClient, previous: Snapshot | None) -> Snapshot
 
 # --- the operator subprocess ----------------------------------------------------------------
 
+PR_SET_PDEATHSIG = 1  # prctl(2)
+
+
+def _die_with_parent(parent: int) -> None:
+    """In the operator's child process before it runs: on Linux, SIGTERM it when the demo
+    dies however it dies (SIGKILL included), so no operator outlives its sandbox and takes the
+    port and the Lease of a later sandbox. (The signal follows the thread that started the
+    child: `start` runs on the event loop's thread, which lives as long as the demo.)"""
+    if not sys.platform.startswith("linux"):
+        return
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # the demo died before the request was made
+        os.kill(os.getpid(), signal.SIGTERM)
+
 
 class OperatorProcess:
     """`ecs-operator run` against the sandbox, its output appended to `log_path`."""
@@ -906,7 +922,12 @@ class OperatorProcess:
             log.write(f"===== {shlex.join(command)}\n".encode())
             log.flush()
             self.process = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                preexec_fn=functools.partial(_die_with_parent, os.getpid()),
             )
         return self.process.pid
 

@@ -8,6 +8,7 @@ stops the demo with SIGTERM; `--duration` there is only a backstop.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -72,6 +73,7 @@ class DemoRun:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            start_new_session=True,  # its operator too is killed with the group at teardown
         )
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -111,9 +113,10 @@ class DemoRun:
         return code
 
     def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
+        """The demo and everything it started (the operator outlives nothing it serves)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
 
 
 @pytest.fixture
@@ -352,6 +355,37 @@ def test_demo_reports_a_rejected_example_and_exits_on_its_own(
     assert "── script done (1 scene)" in demo.output()
     final = demo.output().split("tasks at exit")[-1]
     assert "RUNNING" in next(line for line in final.splitlines() if " forever-1 " in line)
+
+
+def test_an_operator_never_outlives_a_killed_demo(start_demo: Any, tmp_path: Path) -> None:
+    """SIGKILL leaves the demo no chance to stop its operator: the kernel ends it instead, so
+    no orphan keeps retrying the dead sandbox's port (and takes the port and the Lease of the
+    next sandbox that gets it)."""
+    examples = tmp_path / "examples"
+    examples.mkdir()
+    (examples / "small.yaml").write_text(SMALL_EXAMPLE)
+    demo: DemoRun = start_demo("--examples", str(examples), "--duration", str(SHORT_DURATION))
+    demo.wait_for_line(READY, STARTUP_TIMEOUT)
+    operator_pid = int(demo.wait_for_line(OPERATOR_PID, STARTUP_TIMEOUT).group(1))
+    # The operator at work (an operator killed while it starts exits on its own).
+    demo.wait_for_line(re.compile(r"small\.yaml: .*Task/forever-1 created"), WAIT_TIMEOUT)
+    wait_task(demo, ClusterTarget("demo", demo.kubeconfig), "forever-1", "RUNNING", SHORT_DURATION)
+    demo.process.kill()  # the demo alone, not its process group
+    demo.process.wait(10)
+    wait_for(
+        lambda: not _alive(operator_pid),
+        10,
+        message="the operator subprocess outlived its SIGKILLed demo",
+    )
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie, dead but not yet reaped by init, does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def test_scenes_play_only_on_the_repository_examples(tmp_path: Path) -> None:

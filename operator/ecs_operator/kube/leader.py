@@ -32,6 +32,7 @@ from ecs_operator.kube.client import LEASES, KubeClient, KubeError
 logger = logging.getLogger(__name__)
 
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+RELEASE_TIMEOUT_SECONDS = 5.0
 
 
 class LeadershipLostError(KubeError):
@@ -182,9 +183,19 @@ class LeaderElection:
         )
 
     async def release(self) -> None:
-        """On a clean stop, give the Lease up so a successor need not wait it out."""
+        """On a clean stop, give the Lease up so a successor need not wait it out. Best effort
+        and bounded, as client-go's ReleaseOnCancel: with the API unreachable, the Lease simply
+        expires, and a stop must never wait on it (SIGTERM, then SIGKILL at the grace period)."""
         if self._renewed_at is None or self._lost:
             return
+        try:
+            async with asyncio.timeout(RELEASE_TIMEOUT_SECONDS):
+                await self._release()
+        except (KubeError, TimeoutError) as error:
+            logger.warning("leader election: release failed: %s", error or "timed out")
+        self._renewed_at = None
+
+    async def _release(self) -> None:
         lease = await self.kube.get(LEASES, self.namespace, self.name)
         spec = (lease or {}).get("spec") or {}
         if lease is None or spec.get("holderIdentity") != self.identity:
@@ -193,11 +204,7 @@ class LeaderElection:
             "metadata": {"resourceVersion": lease["metadata"]["resourceVersion"]},
             "spec": {"holderIdentity": None, "leaseDurationSeconds": 1, "renewTime": _now()},
         }
-        try:
-            await self.kube.patch(LEASES, self.namespace, self.name, patch)
-        except KubeError as error:
-            logger.warning("leader election: release failed: %s", error)
-        self._renewed_at = None
+        await self.kube.patch(LEASES, self.namespace, self.name, patch)
 
     async def _try_acquire_or_renew(self, *, dead_here_expired: bool = False) -> bool:
         started = time.monotonic()

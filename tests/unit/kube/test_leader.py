@@ -280,3 +280,29 @@ async def test_a_refused_renewal_is_retried_soon_and_leadership_kept(
         await single.hold()
     assert pauses == [5, 1, 5, 5]  # the refused renewal is tried again after 1 s, not 5
     await single.ensure_leading()
+
+
+async def test_a_release_the_api_cannot_answer_gives_up_at_once_or_within_its_bound(
+    clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stop (SIGTERM) never waits on an unreachable API: the Lease simply expires."""
+    leases = FakeLeases()
+    a = election(leases, "a")
+    assert await a.claim() is None
+
+    async def refused(*_args: Any) -> Any:
+        raise KubeError(503, "ServiceUnavailable", "connection refused")
+
+    monkeypatch.setattr(leases, "get", refused)
+    await a.release()  # logged, not raised (Kopf would retry the cleanup for ever)
+
+    b = election(FakeLeases(), "b")
+    assert await b.claim() is None
+    hung = asyncio.Event()
+
+    async def hangs(*_args: Any) -> Any:
+        await hung.wait()
+
+    monkeypatch.setattr(b.kube, "get", hangs)
+    monkeypatch.setattr(leader_module, "RELEASE_TIMEOUT_SECONDS", 0.01)
+    await b.release()
