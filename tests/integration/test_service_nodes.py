@@ -73,6 +73,34 @@ def test_zone_outage_moves_tasks_and_recovery_rebalances(ecs: Ecs, target: Clust
     )
 
 
+def test_a_same_named_service_of_another_cluster_does_not_skew_the_spread(
+    ecs: Ecs, target: ClusterTarget
+) -> None:
+    """A namespace is an ECS cluster: `web` of another namespace, kept out of zone-a, shares the
+    nodes' resources but not this cluster's task group. Counted as one group, both tasks here
+    went to zone-a, and AZ rebalancing moved one once the other namespace's tasks were gone
+    (on a real cluster, where a deleted namespace's Pods linger)."""
+    other = Ecs(target, target.create_namespace(), ecs.log_tail)
+    try:
+        theirs = Services(other)
+        other.create_task_definition("web")
+        other.wait_accepted("web")
+        outside_a = {"type": "memberOf", "expression": "attribute:ecs.availability-zone != zone-a"}
+        theirs.create("web", "web", desiredCount=4, placementConstraints=[outside_a])
+        theirs.wait_steady("web", 4)
+        assert zone_counts(theirs.live("web")) == Counter({"zone-b": 2, "zone-c": 2})
+        services = Services(ecs)
+        ecs.create_task_definition("web")
+        ecs.wait_accepted("web")
+        services.create("web", "web", desiredCount=2)
+        services.wait_steady("web", 2)
+        counts = +zone_counts(services.live("web"))  # the zones holding a task
+        assert sorted(counts.values()) == [1, 1], counts
+        assert not [m for m in services.messages("web") if "is not AZ balanced" in m]
+    finally:
+        target.delete_namespace(other.namespace)
+
+
 def test_cordon_moves_service_tasks_but_leaves_a_standalone_task(
     ecs: Ecs, kubectl: KubectlRunner, target: ClusterTarget
 ) -> None:

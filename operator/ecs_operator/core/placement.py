@@ -38,7 +38,13 @@ Decisions for Kubernetes:
   ``hostPort`` (or ``containerPort`` under ``hostNetwork``) are taken; SCTP ports are ignored.
 - ``runningTasksCount`` and group counts include only Pods that are ECS tasks (``group_of_pod``
   returns a group); other Pods only consume resources and ports.
+- A namespace is an ECS cluster, and the nodes serve every namespace: resources and ports are
+  the node's, shared by all, but task groups and ``runningTasksCount`` are a cluster's
+  (``ContainerInstance.in_cluster``). Service ``web`` of one namespace neither spreads away
+  from, nor is kept ``distinctInstance`` from, the tasks of ``web`` in another.
 """
+
+from __future__ import annotations
 
 import random
 from collections import Counter, OrderedDict, defaultdict
@@ -103,7 +109,10 @@ class ContainerInstance:
     """``key=value:Effect`` of each NoSchedule/NoExecute taint."""
     running_tasks_count: int = 0
     group_counts: Mapping[str, int] = field(default_factory=dict)
-    """Tasks on the node per task group (``service:NAME``, ``family:NAME`` or a custom group)."""
+    """Tasks on the node per task group (``service:NAME``, ``family:NAME`` or a custom group),
+    of one cluster after ``in_cluster``, else of every namespace."""
+    clusters: Mapping[str, tuple[int, Mapping[str, int]]] = field(default_factory=dict)
+    """Per namespace (ECS cluster): its tasks on the node and their counts per group."""
     registered_at: datetime | None = None
     agent_version: str = ""
     """The kubelet version without its leading ``v``."""
@@ -111,6 +120,12 @@ class ContainerInstance:
     @property
     def agent_connected(self) -> bool:
         return self.ready
+
+    def in_cluster(self, namespace: str) -> ContainerInstance:
+        """The node as the ECS cluster `namespace` sees it: its resources and ports, and only
+        that cluster's tasks and groups."""
+        tasks, groups = self.clusters.get(namespace, (0, {}))
+        return replace(self, running_tasks_count=tasks, group_counts=groups)
 
     @property
     def status(self) -> str:
@@ -150,7 +165,7 @@ class TaskRequirements:
         host_ports_udp: Iterable[int] = (),
         constraints: Iterable[PlacementConstraint] = (),
         strategies: Iterable[PlacementStrategy] = (),
-    ) -> "TaskRequirements":
+    ) -> TaskRequirements:
         """Raises ``ValueError`` naming ``placementConstraints[i].expression`` if one is bad."""
         constraints = tuple(constraints)
         member_of = []
@@ -306,7 +321,7 @@ class Footprints:
         self._known: OrderedDict[str, Footprint] = OrderedDict()
         self._limit = limit
 
-    def of(self, pod: Mapping[str, Any]) -> "Footprint":
+    def of(self, pod: Mapping[str, Any]) -> Footprint:
         uid = str((pod.get("metadata") or {}).get("uid") or "")
         known = self._known.get(uid) if uid else None
         if known is None:
@@ -345,7 +360,8 @@ def instances_from_cluster(
         node_name = spec.get("nodeName")
         if not node_name or (pod.get("status") or {}).get("phase") in _TERMINATED_PHASES:
             continue
-        usage[node_name].add(footprints.of(pod), group_of_pod(pod))
+        namespace = str((pod.get("metadata") or {}).get("namespace") or "")
+        usage[node_name].add(footprints.of(pod), namespace, group_of_pod(pod))
     return [_instance_from_node(node, usage.get(_name(node)) or _Usage()) for node in nodes]
 
 
@@ -525,17 +541,17 @@ class _Usage:
     memory_bytes: int = 0
     ports_tcp: set[int] = field(default_factory=set)
     ports_udp: set[int] = field(default_factory=set)
-    tasks: int = 0
-    groups: Counter[str] = field(default_factory=Counter)
+    tasks: Counter[str] = field(default_factory=Counter)  # per namespace
+    groups: defaultdict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
 
-    def add(self, footprint: Footprint, group: str | None) -> None:
+    def add(self, footprint: Footprint, namespace: str, group: str | None) -> None:
         self.cpu_millicores += footprint.cpu_millicores
         self.memory_bytes += footprint.memory_bytes
         self.ports_tcp |= footprint.ports_tcp
         self.ports_udp |= footprint.ports_udp
         if group is not None:
-            self.tasks += 1
-            self.groups[group] += 1
+            self.tasks[namespace] += 1
+            self.groups[namespace][group] += 1
 
 
 def _footprint(pod: Mapping[str, Any]) -> Footprint:
@@ -646,8 +662,12 @@ def _instance_from_node(node: Mapping[str, Any], usage: _Usage) -> ContainerInst
             for taint in spec.get("taints") or ()
             if taint.get("effect") in _BLOCKING_TAINT_EFFECTS
         ),
-        running_tasks_count=usage.tasks,
-        group_counts=dict(usage.groups),
+        running_tasks_count=usage.tasks.total(),
+        group_counts=sum(usage.groups.values(), Counter()),
+        clusters={
+            namespace: (tasks, dict(usage.groups[namespace]))
+            for namespace, tasks in usage.tasks.items()
+        },
         registered_at=_timestamp(node, name),
         agent_version=_kubelet_version(status),
     )

@@ -24,6 +24,22 @@ from ecs_operator.models.loadbalancer import LoadBalancer
 logger = logging.getLogger(__name__)
 
 
+class _NodeInstance:
+    """A node's container instance, the versions it was built from, and its views by cluster
+    (reused while the node is unchanged)."""
+
+    def __init__(self, stamp: tuple[object, ...], instance: ContainerInstance) -> None:
+        self.stamp = stamp
+        self.instance = instance
+        self._views: dict[str, ContainerInstance] = {}
+
+    def in_cluster(self, cluster: str) -> ContainerInstance:
+        view = self._views.get(cluster)
+        if view is None:
+            view = self._views[cluster] = self.instance.in_cluster(cluster)
+        return view
+
+
 @dataclass(frozen=True)
 class OperatorOptions:
     kubeconfig: str | None = None
@@ -79,9 +95,7 @@ class OperatorContext:
     # Their labels say which Pod Security Standard they enforce and what the install grants.
     namespaces: ObjectCache = field(default_factory=ObjectCache)
     # Each node's container instance, with the versions of what it was built from.
-    _instances: dict[str, tuple[tuple[object, ...], ContainerInstance]] = field(
-        default_factory=dict, init=False, repr=False
-    )
+    _instances: dict[str, _NodeInstance] = field(default_factory=dict, init=False, repr=False)
 
     def namespace_terminating(self, namespace: str) -> bool:
         """Whether `namespace` is being deleted (nothing new can be created in it)."""
@@ -102,13 +116,15 @@ class OperatorContext:
             if owned_by(task, service):  # an ownerReference by name alone may be forged
                 yield task
 
-    def container_instances(self) -> list[ContainerInstance]:
-        """Every node as a container instance, counting what runs or will run there: its pods,
-        and the service tasks placed there whose Pod does not exist yet (just created, or the
-        operator restarted in between), or the next launches would pile up where they seem
-        absent. A node's instance is rebuilt only when the node, its pods or its tasks changed:
-        a placement costs the nodes, not every pod of the cluster."""
-        instances: dict[str, tuple[tuple[object, ...], ContainerInstance]] = {}
+    def container_instances(self, cluster: str) -> list[ContainerInstance]:
+        """Every node as a container instance of the ECS `cluster` (a namespace: the node's
+        resources are shared by every namespace, its task groups are the cluster's own),
+        counting what runs or will run there: its pods, and the service tasks placed there
+        whose Pod does not exist yet (just created, or the operator restarted in between), or
+        the next launches would pile up where they seem absent. A node's instance is rebuilt
+        only when the node, its pods or its tasks changed: a placement costs the nodes, not
+        every pod of the cluster."""
+        instances: dict[str, _NodeInstance] = {}
         for node in self.nodes.values():
             name = node["metadata"]["name"]
             stamp = (
@@ -117,12 +133,12 @@ class OperatorContext:
                 self.tasks.index_version(NODE_INDEX, name),
             )
             known = self._instances.get(name)
-            if known is None or known[0] != stamp:
+            if known is None or known.stamp != stamp:
                 pods = [*self.pods.indexed(NODE_INDEX, name), *self._podless(name)]
-                known = (stamp, cluster_instances([node], pods, self.footprints)[0])
+                known = _NodeInstance(stamp, cluster_instances([node], pods, self.footprints)[0])
             instances[name] = known
         self._instances = instances
-        return [instance for _, instance in instances.values()]
+        return [known.in_cluster(cluster) for known in instances.values()]
 
     def _podless(self, node: str) -> Iterator[dict[str, Any]]:
         """Stand-in pods for the live tasks placed on `node` whose Pod is not in the cache."""

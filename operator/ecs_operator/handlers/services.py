@@ -129,7 +129,7 @@ class ServiceController:
                 tasks=[
                     ServiceTask.of(task, now, health_checked=health_checked(task)) for task in tasks
                 ],
-                nodes=self.context.container_instances(),
+                nodes=self.context.container_instances(namespace),
                 now=now,
                 resolved_task_definition=None if load_balancer_error else resolved,
                 resolution_error=resolution_error,
@@ -397,7 +397,7 @@ class ServiceController:
             strategies=deployments.placement_strategies(service.spec),
         )
         results = placement.place_many(
-            [requirements] * launch.count, self.context.container_instances(), self.rng
+            [requirements] * launch.count, self.context.container_instances(namespace), self.rng
         )
         nodes = [r.instance for r in results if not isinstance(r, placement.PlacementFailure)]
         failure = next((r for r in results if isinstance(r, placement.PlacementFailure)), None)

@@ -432,13 +432,16 @@ class TaskController:
         placed = (task.metadata.annotations or {}).get(labels.PLACED_NODE_ANNOTATION)
         if placed:
             node = self.context.nodes.get(("", placed))
-            instances = cluster_instances(
-                [node] if node else [],
-                self.context.pods.indexed(NODE_INDEX, placed),
-                self.context.footprints,
-            )
+            instances = [
+                instance.in_cluster(namespace)
+                for instance in cluster_instances(
+                    [node] if node else [],
+                    self.context.pods.indexed(NODE_INDEX, placed),
+                    self.context.footprints,
+                )
+            ]
         else:
-            instances = self.context.container_instances()
+            instances = self.context.container_instances(namespace)
         result = placement.place(requirements, instances, self.rng)
         if isinstance(result, placement.PlacementFailure):
             self.metrics.placement_failures.labels(result.reason).inc()

@@ -525,6 +525,31 @@ def test_pods_consume_resources_ports_and_count_as_tasks() -> None:
     assert dict(instance.group_counts) == {GROUP: 1}
 
 
+def test_task_groups_are_a_clusters_own_and_resources_the_nodes() -> None:
+    """A namespace is an ECS cluster: `web` of another namespace takes the node's CPU and ports
+    but is not in this cluster's group, so it neither repels a spread nor a distinctInstance."""
+    nodes = [k8s_node("n1"), k8s_node("n2")]
+    nodes[1]["metadata"]["labels"]["topology.kubernetes.io/zone"] = "zone-b"
+    others = []
+    for index in range(3):  # three tasks of `web` in namespace `other`, all in zone-b
+        other = pod(f"web-{index}", "n2", containers=[container("app", {"cpu": "100m"})])
+        other["metadata"].update(namespace="other", annotations={"group": GROUP})
+        others.append(other)
+    instances = instances_from_cluster(nodes, others, group_label)
+    n2 = instances[1]
+    assert (n2.running_tasks_count, dict(n2.group_counts)) == (3, {GROUP: 3})  # every namespace
+    mine = [instance.in_cluster("mine") for instance in instances]
+    assert (mine[1].running_tasks_count, dict(mine[1].group_counts)) == (0, {})
+    assert mine[1].remaining_cpu_millicores == 2000 - 300  # the node's CPU is shared
+    assert dict(instances[1].in_cluster("other").group_counts) == {GROUP: 3}
+    # Two tasks of `web` in `mine` spread over both zones; counted cluster-wide, both would
+    # have gone to zone-a, and AZ rebalancing would move one once `other` is gone.
+    results = place_many([task(strategies=SERVICE_DEFAULT_STRATEGIES)] * 2, mine, random.Random(1))
+    assert sorted(r.instance for r in results if isinstance(r, Placement)) == ["n1", "n2"]
+    distinct = task(constraints=[PlacementConstraint(type="distinctInstance")])
+    assert isinstance(place(distinct, mine[1:], random.Random(1)), Placement)
+
+
 def test_pod_requests_follow_the_kubernetes_scheduler() -> None:
     def cpu_of(**spec: Any) -> int:
         [instance] = instances_from_cluster([k8s_node("n1")], [pod("p", "n1", **spec)], group_label)

@@ -1,7 +1,7 @@
 """`OperatorContext`: a Service's tasks (owned by uid); `container_instances`: the nodes as
 container instances, counting pods and the placed tasks whose Pod is not there yet, a node's
-instance rebuilt only when it changed; and `security_policy`: what a namespace allows, from its
-labels."""
+instance rebuilt only when it changed, task groups a namespace's own; and `security_policy`:
+what a namespace allows, from its labels."""
 
 from typing import Any, cast
 
@@ -21,10 +21,10 @@ def node(name: str, rv: int = 1) -> dict[str, Any]:
     }
 
 
-def pod(name: str, node_name: str, rv: int) -> dict[str, Any]:
+def pod(name: str, node_name: str, rv: int, namespace: str = "ns") -> dict[str, Any]:
     return {
         "metadata": {
-            "namespace": "ns",
+            "namespace": namespace,
             "name": name,
             "uid": f"pod-{name}",
             "resourceVersion": str(rv),
@@ -59,7 +59,7 @@ def context() -> OperatorContext:
 
 
 def by_name(found: OperatorContext) -> dict[str, Any]:
-    return {instance.name: instance for instance in found.container_instances()}
+    return {instance.name: instance for instance in found.container_instances("ns")}
 
 
 def test_pods_and_podless_placed_tasks_are_counted_on_their_nodes() -> None:
@@ -96,6 +96,17 @@ def test_only_a_changed_node_is_rebuilt() -> None:
     assert second["n1"].group_counts == {"service:web": 1}
     found.nodes.observe("MODIFIED", {**node("n2", 6), "spec": {"unschedulable": True}})
     assert not by_name(found)["n2"].schedulable
+
+
+def test_each_cluster_sees_its_own_groups_on_shared_nodes() -> None:
+    found = context()
+    found.pods.observe("ADDED", pod("a", "n1", 2))
+    found.pods.observe("ADDED", pod("b", "n1", 3, namespace="other"))
+    mine, theirs = found.container_instances("ns"), found.container_instances("other")
+    assert [dict(i.group_counts) for i in mine] == [{"service:web": 1}, {}]
+    assert [dict(i.group_counts) for i in theirs] == [{"service:web": 1}, {}]
+    assert mine[0].remaining_cpu_millicores == theirs[0].remaining_cpu_millicores == 2000
+    assert found.container_instances("ns")[0] is mine[0]  # views reused while unchanged
 
 
 def test_a_task_whose_pod_appears_is_counted_once() -> None:

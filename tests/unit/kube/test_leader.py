@@ -283,9 +283,10 @@ async def test_a_refused_renewal_is_retried_soon_and_leadership_kept(
 
 
 async def test_a_release_the_api_cannot_answer_gives_up_at_once_or_within_its_bound(
-    clock: Clock, monkeypatch: pytest.MonkeyPatch
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A stop (SIGTERM) never waits on an unreachable API: the Lease simply expires."""
+    """A stop (SIGTERM) never waits on an unreachable API: the Lease simply expires. (On the
+    real clock: the bound is the event loop's.)"""
     leases = FakeLeases()
     a = election(leases, "a")
     assert await a.claim() is None
