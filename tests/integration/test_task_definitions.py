@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 from ecs_api import (
+    FAMILY_LABEL,
     REVISION_STATUS_LABEL,
     Ecs,
     KubectlRunner,
@@ -132,3 +133,42 @@ def test_privileged_is_refused_unless_the_operator_allows_it(
         assert pod["spec"]["containers"][0]["securityContext"]["privileged"] is True
     finally:
         default_operator.restart()
+
+
+def test_a_revision_name_held_by_someone_else_is_skipped_once_and_said(ecs: Ecs) -> None:
+    """A tenant squats `web-2` with a ControllerRevision that looks like one of ours (the family
+    label, not the operator's): revision 2 cannot be stored under its name, so web's second
+    revision is web:3, said once in a Warning, and the squatter is left alone (before: a 409
+    retried five times a second, for ever)."""
+    squatter = {
+        "apiVersion": "apps/v1",
+        "kind": "ControllerRevision",
+        "metadata": {"name": "web-2", "labels": {FAMILY_LABEL: "web"}},
+        "revision": 2,
+    }
+    path = ecs.path("controllerrevisions", group="apps", version="v1")
+    created = ecs.http.post(path, json=squatter)
+    assert created.status_code == 201, created.text
+    ecs.create(task_definition("web", container("app", memoryReservation=32)))
+    assert ecs.wait_accepted("web")["revision"] == 1
+    ecs.patch("taskdefinitions", "web", {"spec": {"cpu": "256"}})
+    ecs.wait(
+        lambda: (ecs.task_definition("web") or {}).get("status", {}).get("revision") == 3,
+        "revision 3 registered",
+        lambda: ecs.task_definition("web"),
+    )
+    states = {
+        name: item["metadata"]["labels"].get(REVISION_STATUS_LABEL)
+        for name, item in ecs.revisions("web").items()
+    }
+    assert states == {"web-1": "ACTIVE", "web-2": None, "web-3": "ACTIVE"}
+    taken = [e for e in ecs.events("web") if e["reason"] == "RevisionNameTaken"]
+    assert [(e["message"], e.get("count", 1)) for e in taken] == [
+        (
+            "revision web:2 skipped: ControllerRevision web-2 exists and is not a revision this "
+            "operator registered",
+            1,
+        )
+    ]
+    left = ecs.get("controllerrevisions", "web-2", group="apps")
+    assert left is not None and left["metadata"]["uid"] == created.json()["metadata"]["uid"]

@@ -284,6 +284,16 @@ def az_balance(service: str, tasks_per_zone: Mapping[str, int], balanced: bool) 
 
 
 REASON_TASK_NAME_TAKEN: Final = "TaskNameTaken"
+REASON_REVISION_NAME_TAKEN: Final = "RevisionNameTaken"
+
+
+def revision_name_taken(reference: str, name: str) -> str:
+    """Operator wording: the ControllerRevision name revision `reference` would be stored under
+    is held by an object this operator did not write; the number is skipped."""
+    return (
+        f"revision {reference} skipped: ControllerRevision {name} exists and is not a revision "
+        "this operator registered"
+    )
 
 
 def service_task_name_taken(service: str, task: str, holder: str) -> str:

@@ -5,7 +5,7 @@ revisions and the revisions still referenced by Tasks; it applies the plan and w
 when the plan says nothing changed (a converged family costs no API writes).
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -57,7 +57,9 @@ def plan_registration(
     referenced: set[int],
     policy: SecurityPolicy,
     now: datetime,
+    taken: Collection[int] = (),
 ) -> RegistrationPlan:
+    """`taken`: revision numbers whose ControllerRevision name another object holds (skipped)."""
     records = [s.record for s in stored]
     live_uid = str(body["metadata"]["uid"]) if body else None
     deactivate = revisions.revisions_to_deactivate(records, live_uid)
@@ -94,7 +96,7 @@ def plan_registration(
     summaries = {s.record.revision: (s.registered_at, s.record) for s in stored}
     latest = revisions.current_revision(live_uid or "", records)
     if revisions.needs_new_revision(live_uid or "", generation, records):
-        number = revisions.next_revision_number(records)
+        number = revisions.next_revision_number(records, taken)
         register = revisions.controller_revision_manifest(
             family,
             str(metadata.get("namespace") or ""),

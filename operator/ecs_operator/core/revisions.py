@@ -119,6 +119,21 @@ def status_patch(status: RevisionStatus) -> dict[str, Any]:
     return {"metadata": {"labels": {labels.REVISION_STATUS_LABEL: status}}}
 
 
+def is_family_revision(obj: Mapping[str, Any], family: str) -> bool:
+    """Whether ControllerRevision `obj` is one this operator wrote for `family`: labelled for
+    it, managed by the operator, and readable as a revision of that family."""
+    object_labels = (obj.get("metadata") or {}).get("labels") or {}
+    if object_labels.get(labels.FAMILY_LABEL) != labels.label_value(family):
+        return False
+    if object_labels.get(labels.MANAGED_BY_LABEL) != labels.MANAGED_BY:
+        return False
+    try:
+        record = revision_record_from_object(obj)
+    except ValueError:
+        return False
+    return record.family == family
+
+
 def revision_record_from_object(obj: Mapping[str, Any]) -> RevisionRecord:
     """Parse a ControllerRevision written by ``controller_revision_manifest``.
 
@@ -178,9 +193,14 @@ def needs_new_revision(
     )
 
 
-def next_revision_number(revisions: Iterable[RevisionRecord]) -> int:
-    """The number the next registration gets: one more than any stored number, 1 for the first."""
-    return max((record.revision for record in revisions), default=0) + 1
+def next_revision_number(revisions: Iterable[RevisionRecord], taken: Iterable[int] = ()) -> int:
+    """The number the next registration gets: one more than any stored number (1 for the
+    first), skipping the `taken` numbers whose ControllerRevision name another object holds."""
+    number = max((record.revision for record in revisions), default=0) + 1
+    unusable = set(taken)
+    while number in unusable:
+        number += 1
+    return number
 
 
 def current_revision(td_uid: str, revisions: Iterable[RevisionRecord]) -> RevisionRecord | None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
-from ecs_operator.core import revisions
+from ecs_operator.core import events, revisions
 from ecs_operator.core.registration import RegistrationPlan, plan_registration
 from ecs_operator.handlers.cache import Key
 from ecs_operator.handlers.context import OperatorContext
@@ -14,7 +15,9 @@ from ecs_operator.handlers.tasks import TaskController
 from ecs_operator.handlers.workqueue import WorkQueue
 from ecs_operator.kube.client import CONTROLLER_REVISIONS, TASK_DEFINITIONS, KubeError
 from ecs_operator.kube.events import EventRecorder
-from ecs_operator.models.taskdefinition import parse_task_definition_ref
+from ecs_operator.models.taskdefinition import (
+    parse_task_definition_ref,
+)
 
 
 class TaskDefinitionController:
@@ -31,6 +34,9 @@ class TaskDefinitionController:
         self.queue: WorkQueue[Key] = WorkQueue(
             "taskdefinitions", self.reconcile, workers=2, observe=metrics.observe_reconcile
         )
+        # Per family: revision numbers whose ControllerRevision name an object this operator
+        # did not write holds (learnt from a create's 409; skipped).
+        self._taken: dict[Key, set[int]] = {}
 
     def enqueue(self, key: Key) -> None:
         self.queue.add(key)
@@ -65,11 +71,14 @@ class TaskDefinitionController:
             self.referenced_revisions(namespace, family),
             self.context.security_policy(namespace),
             datetime.now(UTC),
+            self._taken.get(key, ()),
         )
 
     async def reconcile(self, key: Key) -> None:
         namespace, family = key
         body = self.context.task_definitions.get(key)
+        if body is None:
+            self._taken.pop(key, None)
         plan = self._plan(key)
         kube = self.context.kube
         registered = plan.register is not None
@@ -78,9 +87,7 @@ class TaskDefinitionController:
                 created = await kube.create(CONTROLLER_REVISIONS, namespace, plan.register)
             except KubeError as error:
                 if error.conflict:
-                    # Our cache has not seen the newest revision yet (start-up, or a lagging
-                    # watch): never guess a number, retry once the watch caught up.
-                    self.queue.add_after(key, 0.2)
+                    await self._name_taken(key, body, plan.register)
                     return
                 raise
             self.context.revisions.observe("ADDED", created)
@@ -103,6 +110,30 @@ class TaskDefinitionController:
                 await self.events.record(body, type_, reason, message)
         if registered or plan.deactivate or plan.status is not None:
             self.tasks.enqueue_waiting(namespace, family)
+
+    async def _name_taken(
+        self, key: Key, body: dict[str, Any] | None, manifest: dict[str, Any]
+    ) -> None:
+        """The revision's name is held: by our own revision the watch has not shown yet (cache
+        it and plan again: never guess a number), or by an object we did not write (its number
+        is skipped, once said in an event)."""
+        namespace, family = key
+        name = manifest["metadata"]["name"]
+        holder = await self.context.kube.get(CONTROLLER_REVISIONS, namespace, name)
+        if holder is None:
+            self.queue.add_after(key, 0.2)  # deleted meanwhile: try the name again
+            return
+        if revisions.is_family_revision(holder, family):
+            self.context.revisions.observe("ADDED", holder)
+        else:
+            self._taken.setdefault(key, set()).add(int(manifest["revision"]))
+            if body is not None:
+                reference = f"{family}:{manifest['revision']}"
+                message = events.revision_name_taken(reference, name)
+                await self.events.record(
+                    body, "Warning", events.REASON_REVISION_NAME_TAKEN, message
+                )
+        self.queue.add(key)
 
     async def _patch_revision(self, namespace: str, name: str, patch: dict[str, object]) -> None:
         try:

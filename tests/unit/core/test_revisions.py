@@ -134,6 +134,8 @@ def test_a_revision_per_object_and_generation() -> None:
     assert needs_new_revision("uid-2", 3, revisions)  # deleted and recreated: a new revision
     assert next_revision_number([]) == 1
     assert next_revision_number(revisions) == 3
+    # Numbers whose name another object holds are skipped, never reused below the newest.
+    assert next_revision_number(revisions, taken={1, 3, 4}) == 5
     assert current_revision("uid-1", revisions) == revisions[1]
     assert current_revision("uid-2", revisions) is None
 
