@@ -78,8 +78,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def sandbox_thread() -> Iterator[SandboxThread]:
     if real_target_selected():
         pytest.skip(
-            "reads or drives the sandbox's in-process store (request counters, injected API "
-            "faults, a private sandbox), which a real API server does not expose"
+            "reads or drives the sandbox's in-process store (its request counters, its watch "
+            "window, writes injected into a request), which a real API server does not expose"
         )
     runner = SandboxThread(
         cluster=FAST_CLUSTER, bookmark_interval=BOOKMARK_INTERVAL, watch_window=WATCH_WINDOW

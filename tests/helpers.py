@@ -159,21 +159,33 @@ def run_kubectl(
 
 
 def service_account_kubeconfig(
-    target: ClusterTarget, namespace: str, account: str, path: Path, cache_dir: Path
+    target: ClusterTarget,
+    namespace: str,
+    account: str,
+    path: Path,
+    cache_dir: Path,
+    server: str | None = None,
 ) -> Path:
     """A kubeconfig that acts as ServiceAccount `namespace/account` with a token from the
-    TokenRequest API (`kubectl create token`), so RBAC judges it as it would the real Pod."""
+    TokenRequest API (`kubectl create token`), so RBAC judges it as it would the real Pod;
+    `server` (plain http) instead of the target's address: a proxy in front of it."""
     result = run_kubectl(
         target.kubeconfig, cache_dir, "create", "token", account, "-n", namespace,
         "--duration=24h",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    server = target.configuration.host
-    ca = target.configuration.ssl_ca_cert
+    cluster = (
+        {"server": server}
+        if server is not None
+        else {
+            "server": target.configuration.host,
+            "certificate-authority": target.configuration.ssl_ca_cert,
+        }
+    )
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "c", "cluster": {"server": server, "certificate-authority": ca}}],
+        "clusters": [{"name": "c", "cluster": cluster}],
         "users": [{"name": account, "user": {"token": result.stdout.strip()}}],
         "contexts": [{"name": "c", "context": {"cluster": "c", "user": account}}],
         "current-context": "c",

@@ -48,13 +48,23 @@ def crds(target: ClusterTarget, tmp_path_factory: pytest.TempPathFactory) -> Non
 
 
 @pytest.fixture(scope="session")
+def operator_server() -> str | None:
+    """Where the operator reaches the API on a real cluster: None, the API server itself (the
+    resilience suite puts its fault proxy there)."""
+    return None
+
+
+@pytest.fixture(scope="session")
 def operator(
-    crds: None, target: ClusterTarget, tmp_path_factory: pytest.TempPathFactory
+    crds: None,
+    target: ClusterTarget,
+    operator_server: str | None,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OperatorProcess]:
     namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": PROBE_NAMESPACE}}
     target.http.post("/api/v1/namespaces", json=namespace)
     workdir = tmp_path_factory.mktemp("operator")
-    identity = None if target.is_sandbox else operator_identity(target, workdir)
+    identity = None if target.is_sandbox else operator_identity(target, workdir, operator_server)
     process = OperatorProcess(
         target,
         workdir / "operator.log",
@@ -77,15 +87,20 @@ def operator(
         assert not forbidden, "the shipped RBAC denied the operator:\n" + "\n".join(forbidden)
 
 
-def operator_identity(target: ClusterTarget, workdir: Path) -> Path:
+def operator_identity(target: ClusterTarget, workdir: Path, server: str | None) -> Path:
     """The shipped namespace, ServiceAccount and RBAC applied, and a kubeconfig acting as that
-    ServiceAccount."""
+    ServiceAccount (through `server` when given)."""
     cache = workdir / "kubectl-cache"
     for manifest in ("namespace.yaml", "serviceaccount.yaml", "rbac.yaml"):
         result = run_kubectl(target.kubeconfig, cache, "apply", "-f", str(MANIFESTS / manifest))
         assert result.returncode == 0, result.stderr
     return service_account_kubeconfig(
-        target, OPERATOR_NAMESPACE, OPERATOR_ACCOUNT, workdir / "operator.kubeconfig", cache
+        target,
+        OPERATOR_NAMESPACE,
+        OPERATOR_ACCOUNT,
+        workdir / "operator.kubeconfig",
+        cache,
+        server=server,
     )
 
 

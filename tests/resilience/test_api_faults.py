@@ -2,13 +2,11 @@
 every watch dropped every few seconds, one resume in five answered 410 Expired so the operator
 relists), a Service of 10 converges, scales in, never runs a duplicate (checked at every Task
 event, and at every relist of the test's own watch after a 410), and its status ends right.
-The faults are switched off afterwards whatever happens."""
+The faults are switched off afterwards whatever happens. On the real control plane they are
+injected by the fault proxy the operator reaches the API server through."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from ecs_api import Ecs, condition, task_definition
 from service_support import (
     Services,
@@ -18,25 +16,14 @@ from service_support import (
     is_stopped,
 )
 
-from ecs_operator.sandbox.runtime import SandboxThread
+from api_faults import ApiFaults
 from ecs_operator.sandbox.server import Faults
 
 FAULTS = Faults.realistic(error_rate=0.05, seed=7).to_dict()
-NO_FAULTS = Faults().to_dict()
 
 
-@pytest.fixture
-def api_faults(sandbox_thread: SandboxThread) -> Iterator[None]:
-    sandbox = sandbox_thread.sandbox
-    assert sandbox is not None
-    sandbox_thread.call(sandbox.faults.update, FAULTS)
-    try:
-        yield
-    finally:
-        sandbox_thread.call(sandbox.faults.update, NO_FAULTS)
-
-
-def test_service_converges_through_api_faults(ecs: Ecs, api_faults: None) -> None:
+def test_service_converges_through_api_faults(ecs: Ecs, api_faults: ApiFaults) -> None:
+    api_faults.update(FAULTS)
     services = Services(ecs)
     desired = 10
     services.create_body(task_definition("web"))

@@ -2,7 +2,8 @@
 is reported; the kind resumes when its API comes back, and the operator serves the others
 throughout. Both through a CRD deleted and re-applied (404), and a kind the API refuses to
 list and watch (403). A priming LIST that fails is retried within seconds: the operator is
-ready soon after the API serves it again, not a minute later."""
+ready soon after the API serves it again, not a minute later. The 403 and the failing priming
+LISTs come from `api_faults` (on the real control plane, its fault proxy)."""
 
 from __future__ import annotations
 
@@ -16,14 +17,12 @@ from ecs_api import GROUP, VERSION, Ecs, OperatorProcess
 from lb_support import LoadBalancers, load_balancer
 from service_support import Services
 
-from ecs_operator.sandbox.runtime import SandboxThread
-from ecs_operator.sandbox.server import FAULT_CODES
+from api_faults import ApiFaults
 from helpers import ClusterTarget, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 LB_CRD = f"loadbalancers.{GROUP}"
-NO_FAULTS = {"error_rate": 0.0, "codes": list(FAULT_CODES), "verbs": None, "resources": None}
 
 
 def lb_kind_served(target: ClusterTarget) -> bool:
@@ -60,68 +59,62 @@ def apply_lb_crd(target: ClusterTarget) -> None:
 
 
 @pytest.fixture
-def lb_crd_restored(sandbox_target: ClusterTarget) -> Iterator[None]:
+def lb_crd_restored(target: ClusterTarget) -> Iterator[None]:
     """The LoadBalancer CRD is served again after the test, whatever happens."""
     try:
         yield
     finally:
-        http = sandbox_target.http
-        wait_for(lambda: http.get(f"{CRDS}/{LB_CRD}").status_code in (200, 404), 30)
+        http = target.http
+        wait_for(lambda: http.get(f"{CRDS}/{LB_CRD}").status_code in (200, 404), 60)
         if http.get(f"{CRDS}/{LB_CRD}").status_code == 404:
-            apply_lb_crd(sandbox_target)
+            apply_lb_crd(target)
 
 
 def test_a_deleted_crd_stops_only_its_kind_which_resumes_when_it_returns(
-    ecs: Ecs, operator: OperatorProcess, sandbox_target: ClusterTarget, lb_crd_restored: None
+    ecs: Ecs, operator: OperatorProcess, target: ClusterTarget, lb_crd_restored: None
 ) -> None:
     ecs.create_task_definition("web")
     ecs.wait_accepted("web")
     serves_load_balancers(ecs, operator, "before")
     ecs.delete("loadbalancers", "before")
     wait_for(lambda: ecs.get("loadbalancers", "before") is None, 30)
-    deleted = sandbox_target.http.delete(f"{CRDS}/{LB_CRD}")
+    deleted = target.http.delete(f"{CRDS}/{LB_CRD}")
     assert deleted.status_code in (200, 202), deleted.text
-    wait_for(lambda: sandbox_target.http.get(f"{CRDS}/{LB_CRD}").status_code == 404, 30)
+    wait_for(lambda: target.http.get(f"{CRDS}/{LB_CRD}").status_code == 404, 60)
     serves_tasks(ecs, operator, "while-gone")
-    apply_lb_crd(sandbox_target)
+    apply_lb_crd(target)
     serves_load_balancers(ecs, operator, "after")
     serves_tasks(ecs, operator, "after")
 
 
 def test_a_kind_the_api_refuses_to_watch_is_reported_and_resumes_when_allowed(
-    ecs: Ecs, operator: OperatorProcess, sandbox_thread: SandboxThread
+    ecs: Ecs, operator: OperatorProcess, api_faults: ApiFaults
 ) -> None:
-    sandbox = sandbox_thread.sandbox
-    assert sandbox is not None
     ecs.create_task_definition("web")
     ecs.wait_accepted("web")
     forbidden = {"error_rate": 1.0, "codes": [403], "verbs": ["list", "watch"]}
-    sandbox_thread.call(sandbox.faults.update, {**forbidden, "resources": ["loadbalancers"]})
-    try:
-        sandbox_thread.call(sandbox.store.close_watches)  # every watch reconnects: one refused
-        wait_for(
-            lambda: f"the watch of {LB_CRD} failed" in operator.log(),
-            30,
-            message=lambda: f"no report of the refused watch:\n{operator.tail()}",
-        )
-        serves_tasks(ecs, operator, "while-forbidden")
-    finally:
-        sandbox_thread.call(sandbox.faults.update, NO_FAULTS)
+    api_faults.update({**forbidden, "resources": ["loadbalancers"]})
+    api_faults.close_watches()  # every watch reconnects: one refused
+    wait_for(
+        lambda: f"the watch of {LB_CRD} failed" in operator.log(),
+        30,
+        message=lambda: f"no report of the refused watch:\n{operator.tail()}",
+    )
+    serves_tasks(ecs, operator, "while-forbidden")
+    api_faults.reset()
     serves_load_balancers(ecs, operator, "after", timeout=60)
 
 
 def test_failed_priming_lists_delay_the_start_by_seconds_not_a_minute(
-    ecs: Ecs, operator: OperatorProcess, sandbox_thread: SandboxThread
+    ecs: Ecs, operator: OperatorProcess, api_faults: ApiFaults
 ) -> None:
-    sandbox = sandbox_thread.sandbox
-    assert sandbox is not None
     operator.kill()
     failing = {"error_rate": 1.0, "codes": [503, 403], "verbs": ["list"], "resources": ["pods"]}
-    sandbox_thread.call(sandbox.faults.update, failing)
+    api_faults.update(failing)
 
     def lift_after_a_failed_priming_list() -> None:
         wait_for(lambda: "listing pods failed" in operator.log(), 60)
-        sandbox_thread.call(sandbox.faults.update, NO_FAULTS)
+        api_faults.reset()
 
     lifter = threading.Thread(target=lift_after_a_failed_priming_list, daemon=True)
     lifter.start()
@@ -130,7 +123,6 @@ def test_failed_priming_lists_delay_the_start_by_seconds_not_a_minute(
         operator.start()
     finally:
         lifter.join(60)
-        sandbox_thread.call(sandbox.faults.update, NO_FAULTS)
     assert "listing pods failed" in operator.log()
     ecs.create_task_definition("web")
     ecs.wait_accepted("web")

@@ -1,14 +1,12 @@
-"""Creates whose response is lost after the API committed them (a fault added here, in the
-test only): half of the Task and Pod creates in the test's namespace are answered 500 although
-the object exists, and so are half of the retries' 409s. A scale-out and a rolling deployment
-with maximumPercent 150 still launch every task exactly once, and the cap holds at every Task
-watch event."""
+"""Creates whose response is lost after the API committed them (`api_faults`: on the real
+control plane, its fault proxy): half of the Task and Pod creates in the test's namespace are
+answered 500 although the object exists, and so are half of the retries' 409s. A scale-out
+and a rolling deployment with maximumPercent 150 still launch every task exactly once, and the
+cap holds at every Task watch event."""
 
 from __future__ import annotations
 
-import json
 import random
-import re
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -24,13 +22,12 @@ from service_support import (
     task_status,
 )
 
-from ecs_operator.sandbox.errors import ApiError
+from api_faults import ApiFaults
 from ecs_operator.sandbox.runtime import SandboxThread
 
 LOSS = 0.5
 STUBBORN = 3  # the first tasks and pods created ...
 STUBBORN_ATTEMPTS = 8  # ... lose every answer this many times (the client tries 6 times)
-LOST = "the create was carried out but its response is lost (test fault)"
 
 
 def describe(task: dict[str, Any]) -> str:
@@ -41,49 +38,28 @@ def describe(task: dict[str, Any]) -> str:
 
 
 @pytest.fixture
-def lost_create_responses(sandbox_thread: SandboxThread, ecs: Ecs) -> Iterator[list[str]]:
-    """Wrap the sandbox's request dispatch: for creates of tasks and pods in the test's
-    namespace, commit, then answer 500 with probability LOSS (a 409 for a name already taken
-    too). The first STUBBORN tasks lose every answer for their first STUBBORN_ATTEMPTS
-    attempts, more than the client retries: the operator sees a create of unknown outcome.
-    Yields the log of lost responses."""
-    sandbox = sandbox_thread.sandbox
-    assert sandbox is not None
-    api = sandbox.api
-    original = api._dispatch
+def lost_create_responses(api_faults: ApiFaults, ecs: Ecs) -> Iterator[list[str]]:
+    """Creates of tasks and pods in the test's namespace are carried out, then answered 500
+    with probability LOSS (a 409 for a name already taken too). The first STUBBORN tasks lose
+    every answer for their first STUBBORN_ATTEMPTS attempts, more than the client retries: the
+    operator sees a create of unknown outcome. Yields the log of lost responses."""
     rng = random.Random(20261206)
     lost: list[str] = []
     attempts: Counter[str] = Counter()
 
-    def lose(name: str) -> bool:
-        attempts[name] += 1
-        stubborn = name in list(attempts)[:STUBBORN] and attempts[name] <= STUBBORN_ATTEMPTS
-        return stubborn or rng.random() < LOSS
+    def lose(resource: str, namespace: str | None, status: int, name: str) -> bool:
+        if namespace != ecs.namespace or resource not in ("tasks", "pods"):
+            return False
+        what = f"{resource}/{name}"
+        attempts[what] += 1
+        stubborn = what in list(attempts)[:STUBBORN] and attempts[what] <= STUBBORN_ATTEMPTS
+        if stubborn or rng.random() < LOSS:
+            lost.append(f"{status} {what}")
+            return True
+        return False
 
-    async def dispatch(request: Any, target: Any, verb: str) -> Any:
-        if verb != "create" or target.namespace != ecs.namespace:
-            return await original(request, target, verb)
-        if target.resource not in ("tasks", "pods"):
-            return await original(request, target, verb)
-        try:
-            response = await original(request, target, verb)
-        except ApiError as error:
-            taken = re.search(r'"([^"]+)" already exists', error.message)
-            if taken is None or not lose(f"{target.resource}/{taken.group(1)}"):
-                raise
-            lost.append(f"409 {target.resource}/{taken.group(1)}")
-            raise ApiError(500, "InternalError", LOST) from error
-        name = json.loads(response.body)["metadata"]["name"]
-        if lose(f"{target.resource}/{name}"):
-            lost.append(f"201 {target.resource}/{name}")
-            raise ApiError(500, "InternalError", LOST)
-        return response
-
-    sandbox_thread.call(setattr, api, "_dispatch", dispatch)
-    try:
+    with api_faults.lose_create_answers(lose):
         yield lost
-    finally:
-        sandbox_thread.call(delattr, api, "_dispatch")
 
 
 def test_lost_create_responses_never_duplicate_a_task_nor_pass_maximum_percent(

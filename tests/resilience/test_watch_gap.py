@@ -1,8 +1,9 @@
 """A deletion missed during a watch gap is noticed after the relist (issue #13, items 3, 6).
 
 The operator is stopped (SIGSTOP), its watches are dropped, a service task's Pod is deleted,
-and the sandbox forgets its event history (`close_watches(expire=True)`), or more pod events
-than its watch window keeps (WATCH_WINDOW) happen: resumed, the watches get 410 Expired and
+and the API forgets its event history (`api_faults.close_watches(expire=True)`: on the real
+control plane, its fault proxy answers every resume 410), or more pod events than the sandbox's
+watch window keeps (WATCH_WINDOW) happen: resumed, the watches get 410 Expired and
 Kopf relists. The list no longer has the Pod and no DELETED event will ever come, so only the
 cache's relist reconciliation can tell the Task its Pod is gone: the Task must end STOPPED
 and the Service replace it."""
@@ -10,13 +11,15 @@ and the Service replace it."""
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from ecs_api import Ecs, OperatorProcess
 from service_support import Services, is_live, is_stopped, task_status
 
+from api_faults import ApiFaults
 from ecs_operator.sandbox.runtime import SandboxThread
 
 
@@ -32,41 +35,50 @@ def stopped(operator: OperatorProcess) -> Iterator[None]:
 
 @pytest.mark.parametrize("gap", ["history-lost", "window-overrun"])
 def test_a_pod_deleted_during_a_watch_gap_stops_its_task_and_is_replaced(
-    ecs: Ecs, operator: OperatorProcess, sandbox_thread: SandboxThread, gap: str
+    ecs: Ecs, operator: OperatorProcess, api_faults: ApiFaults, gap: str, request: Any
 ) -> None:
-    """The resume gets 410 either because the server forgot its history, or because more than
-    WATCH_WINDOW pod events happened during the gap."""
-    sandbox = sandbox_thread.sandbox
-    assert sandbox is not None
-    store, pods = sandbox.store, sandbox.registry.get("", "v1", "pods")
+    """The resume gets 410 either because the server forgot its history (on the real control
+    plane, as its fault proxy answers), or because more than WATCH_WINDOW pod events happened
+    during the gap (the sandbox's own window)."""
+    churn = None if gap == "history-lost" else window_overrun(request, ecs)
     services = Services(ecs)
     ecs.create_task_definition("web")
     ecs.wait_accepted("web")
     services.create("web", "web", desiredCount=3)
     services.wait_steady("web", 3)
-    noise = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "noise"}}
-    noise["spec"] = {"containers": [{"name": "c", "image": "busybox"}]}
-    services.json("POST", ecs.path("pods", group=""), (201,), json=noise)
     victim = services.live("web")[0]["metadata"]["name"]
 
-    def churn() -> None:
-        for n in range(store.watch_window + 1):
-            patch = {"metadata": {"annotations": {"churn": str(n)}}}
-            store.patch(pods, ecs.namespace, "noise", patch, "application/merge-patch+json")
-
     with stopped(operator):
-        sandbox_thread.call(store.close_watches)  # nothing more reaches the stopped operator
+        api_faults.close_watches()  # nothing more reaches the stopped operator
         deleted = services.request(
             "DELETE", ecs.path("pods", victim, group=""), params={"gracePeriodSeconds": "0"}
         )
         assert deleted.status_code == 200, deleted.text
-        if gap == "history-lost":
-            sandbox_thread.call(lambda: store.close_watches(expire=True))
+        if churn is None:
+            api_faults.close_watches(expire=True)
         else:
-            sandbox_thread.call(churn, timeout=120)
+            churn()
 
     assert_replaced(services, victim, 3)
     assert operator.alive
+
+
+def window_overrun(request: Any, ecs: Ecs) -> Callable[[], None]:
+    """More pod events than the sandbox's watch window keeps, on a Pod of the test's own."""
+    sandbox_thread: SandboxThread = request.getfixturevalue("sandbox_thread")
+    sandbox = sandbox_thread.sandbox
+    assert sandbox is not None
+    store, pods = sandbox.store, sandbox.registry.get("", "v1", "pods")
+    noise = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "noise"}}
+    noise["spec"] = {"containers": [{"name": "c", "image": "busybox"}]}
+    Services(ecs).json("POST", ecs.path("pods", group=""), (201,), json=noise)
+
+    def patches() -> None:
+        for n in range(store.watch_window + 1):
+            patch = {"metadata": {"annotations": {"churn": str(n)}}}
+            store.patch(pods, ecs.namespace, "noise", patch, "application/merge-patch+json")
+
+    return lambda: sandbox_thread.call(patches, timeout=120)
 
 
 def test_the_operator_survives_an_api_server_restart_and_notices_what_changed(
