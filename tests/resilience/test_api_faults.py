@@ -1,19 +1,21 @@
 """R2: with the sandbox's realistic fault mix (5 % of API requests failing with 500, 503 or 429,
 every watch dropped every few seconds, one resume in five answered 410 Expired so the operator
-relists), a Service of 10 converges, scales in, never runs a duplicate (checked at every Task
+relists), a Service of 10 converges, scales in to 4, rolls out a new revision, never runs a
+duplicate (checked at every Task
 event, and at every relist of the test's own watch after a 410), and its status ends right.
 The faults are switched off afterwards whatever happens. On the real control plane they are
 injected by the fault proxy the operator reaches the API server through."""
 
 from __future__ import annotations
 
-from ecs_api import Ecs, condition, task_definition
+from ecs_api import Ecs, condition, container, task_definition
 from service_support import (
     Services,
     TaskWatch,
     bounds_check,
     deployment_configuration,
     is_stopped,
+    revision_of,
 )
 
 from api_faults import ApiFaults
@@ -33,19 +35,23 @@ def test_service_converges_through_api_faults(ecs: Ecs, api_faults: ApiFaults) -
         services.create("web", "web", desiredCount=desired, deploymentConfiguration=configuration)
         services.wait_steady("web", desired, "web:1", timeout=40)
         services.update("web", desiredCount=4)
-        status = services.wait_steady("web", 4, "web:1", timeout=40)
+        services.wait_steady("web", 4, "web:1", timeout=40)
         desired = 4
+        second = [container("app", environment=[{"name": "V", "value": "2"}])]
+        services.update_task_definition("web", {"containerDefinitions": second})
+        status = services.wait_steady("web", 4, "web:2", timeout=60)
     watch.assert_clean()
     tasks = services.tasks("web")
-    assert len(tasks) == 10, "a task was launched twice"
+    assert len(tasks) == 14, "a task was launched twice"
+    assert sum(revision_of(t) == "web:2" for t in tasks) == 4
     assert (status["runningCount"], status["pendingCount"], status["desiredCount"]) == (4, 0, 4)
-    # The status catches up with the end of the scale-in (a lost write is written again), and
-    # the six tasks scaled in end STOPPED.
+    # The status catches up with the end of the deployment (a lost write is written again), and
+    # the six tasks scaled in and the four replaced end STOPPED.
     services.wait(
         lambda: (
             condition(services.status("web"), "Ready").get("status") == "True"
             and services.messages("web")[0] == "(service web) has reached a steady state."
-            and sum(is_stopped(t) for t in services.tasks("web")) == 6
+            and sum(is_stopped(t) for t in services.tasks("web")) == 10
         ),
         "Ready and steady",
         "web",
