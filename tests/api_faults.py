@@ -212,15 +212,17 @@ class FaultProxy:
         if verb == "watch":
             return await self._watch(request, resource)
         body = await request.read()
-        async with self._forward(request, body) as upstream:
-            payload = await upstream.read()
-            if verb == "create" and "dryRun" not in request.query:
-                lost = self._lost(resource, request.path, upstream.status, payload)
-                if lost is not None:
-                    return status_response(lost)
-            return web.Response(
-                body=payload, status=upstream.status, headers=_end_to_end(upstream.headers)
-            )
+        try:
+            async with self._forward(request, body) as upstream:
+                payload = await upstream.read()
+                status, headers = upstream.status, _end_to_end(upstream.headers)
+        except aiohttp.ClientError as error:  # the API server is down or restarting
+            return status_response(ApiError(503, "ServiceUnavailable", str(error)))
+        if verb == "create" and "dryRun" not in request.query:
+            lost = self._lost(resource, request.path, status, payload)
+            if lost is not None:
+                return status_response(lost)
+        return web.Response(body=payload, status=status, headers=headers)
 
     def _lost(self, resource: str, path: str, status: int, payload: bytes) -> ApiError | None:
         rule = self._lost_answers

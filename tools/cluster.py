@@ -405,6 +405,44 @@ def restart_apiserver() -> None:
     # Node Leases looked stale while it was down: return once kube-controller-manager sees every
     # node Ready again and has lifted its taints, as a restart in production settles.
     wait(lambda: nodes_ready(api, node_names()), READY_TIMEOUT, "every node Ready after restart")
+    # The other components' watches failed while it was down and their reflectors back off (up
+    # to about 30 s): return once a new Pod is scheduled and run again.
+    schedules_and_runs(api)
+
+
+PROBE_POD = "cluster-restart-probe"
+
+
+def schedules_and_runs(api: Api) -> None:
+    """Create a Pod, wait until kube-scheduler has bound it and kwok runs it, delete it."""
+    path = "/api/v1/namespaces/default/pods"
+    body = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": PROBE_POD},
+        "spec": {"containers": [{"name": "probe", "image": "busybox"}]},
+    }
+    api.request("POST", path, body)
+
+    def running() -> bool:
+        pod = api.request("GET", f"{path}/{PROBE_POD}")
+        return bool(pod.get("spec", {}).get("nodeName")) and (
+            pod.get("status", {}).get("phase") == "Running"
+        )
+
+    try:
+        wait(running, READY_TIMEOUT, "a new Pod scheduled and running after the restart")
+    finally:
+        api.request("DELETE", f"{path}/{PROBE_POD}?gracePeriodSeconds=0")
+
+        def gone() -> bool:
+            try:
+                api.request("GET", f"{path}/{PROBE_POD}")
+            except urllib.error.HTTPError as error:
+                return error.code == 404
+            return False
+
+        wait(gone, READY_TIMEOUT, "the probe Pod deleted")
 
 
 def main() -> None:

@@ -10,9 +10,13 @@ and the Service replace it."""
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +25,9 @@ from service_support import Services, is_live, is_stopped, task_status
 
 from api_faults import ApiFaults
 from ecs_operator.sandbox.runtime import SandboxThread
+from helpers import ClusterTarget, wait_for
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @contextmanager
@@ -104,6 +111,75 @@ def test_the_operator_survives_an_api_server_restart_and_notices_what_changed(
     sandbox_thread.run(restart())
     assert_replaced(services, victim, 2)
     assert operator.alive
+
+
+def test_the_operator_survives_a_real_api_server_restart_and_notices_what_changed(
+    ecs: Ecs, operator: OperatorProcess, target: ClusterTarget
+) -> None:
+    """The real control plane's kube-apiserver is restarted (tools/cluster.py
+    restart-apiserver) while the operator is stopped and a Pod is deleted: the restarted server
+    has a fresh watch cache, so the operator's resumes are answered 410 and it must relist."""
+    if target.is_sandbox:
+        pytest.skip("the sandbox's restart is the test above; this one restarts kube-apiserver")
+    services = Services(ecs)
+    ecs.create_task_definition("web")
+    ecs.wait_accepted("web")
+    services.create("web", "web", desiredCount=2)
+    services.wait_steady("web", 2)
+    victim = services.live("web")[0]["metadata"]["name"]
+    state = target.kubeconfig.parent  # tools/cluster.py keeps its kubeconfig in its state dir
+    with stopped(operator):
+        deleted = services.request(
+            "DELETE", ecs.path("pods", victim, group=""), params={"gracePeriodSeconds": "0"}
+        )
+        assert deleted.status_code == 200, deleted.text
+        restarted = subprocess.run(
+            [sys.executable, str(REPO / "tools" / "cluster.py"), "restart-apiserver"],
+            env={**os.environ, "ECS_OPERATOR_CLUSTER_DIR": str(state)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert restarted.returncode == 0, restarted.stderr
+        # A restarted kube-apiserver denies a while longer, until its RBAC caches hold every
+        # binding: wake the operator once its own are honoured (a 403 fails the session).
+        wait_for(
+            lambda: operator_allowed(target),
+            60,
+            message="the operator's RBAC bindings are not honoured after the restart",
+        )
+    assert_replaced(services, victim, 2)
+    assert operator.alive
+
+
+def operator_allowed(target: ClusterTarget) -> bool:
+    """Whether RBAC allows the operator's ServiceAccount to watch pods and renew its Lease."""
+    checks = (
+        {"verb": "watch", "resource": "pods"},
+        {"verb": "get", "group": "coordination.k8s.io", "resource": "leases",
+         "namespace": "ecs-operator-system", "name": "ecs-operator"},
+    )  # fmt: skip
+    for attributes in checks:
+        review = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SubjectAccessReview",
+            "spec": {
+                "user": "system:serviceaccount:ecs-operator-system:ecs-operator",
+                "groups": [
+                    "system:serviceaccounts",
+                    "system:serviceaccounts:ecs-operator-system",
+                    "system:authenticated",
+                ],
+                "resourceAttributes": attributes,
+            },
+        }
+        answer = target.http.post(
+            "/apis/authorization.k8s.io/v1/subjectaccessreviews", json=review
+        ).json()
+        if not answer.get("status", {}).get("allowed"):
+            return False
+    return True
 
 
 def assert_replaced(services: Services, victim: str, desired: int) -> None:
