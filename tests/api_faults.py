@@ -17,10 +17,12 @@ It runs on its own event loop in a background thread; its methods are thread-saf
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
@@ -113,6 +115,8 @@ class FaultProxy:
         self._stopping: asyncio.Event | None = None
         self._session: aiohttp.ClientSession | None = None
         self._lock = threading.Lock()
+        # What became of the last watches (opened, answered 410, ended), for failure reports.
+        self.journal: collections.deque[str] = collections.deque(maxlen=300)
 
     # -- the test's controls (any thread) --------------------------------------------------
 
@@ -131,7 +135,11 @@ class FaultProxy:
         seen so far is answered 410 Expired (the client must relist)."""
         if expire:
             self._expire_at_or_below = self.resource_version()
+        self._note(f"close_watches expire={expire} floor={self._expire_at_or_below}")
         self._call(self._close_watches())
+
+    def _note(self, what: str) -> None:
+        self.journal.append(f"{time.strftime('%H:%M:%S')} {what}")
 
     @contextlib.contextmanager
     def lose_create_answers(self, rule: CreateAnswerRule) -> Iterator[None]:
@@ -257,6 +265,7 @@ class FaultProxy:
         floor = self._expire_at_or_below
         if resuming and floor is not None and _int(version) is not None:
             expired = expired or (_int(version) or 0) <= floor
+        self._note(f"watch {request.path_qs} {'expired' if expired else 'opened'}")
         if expired:
             response = web.StreamResponse(headers={"Content-Type": "application/json"})
             await response.prepare(request)
@@ -291,8 +300,8 @@ class FaultProxy:
                     if not chunk:
                         break
                     await response.write(chunk)
-        except (asyncio.CancelledError, ConnectionResetError, aiohttp.ClientError):
-            pass  # dropped by close_watches, or either side went away
+        except (asyncio.CancelledError, ConnectionResetError, aiohttp.ClientError) as error:
+            self._note(f"watch {request.path_qs} ended: {type(error).__name__}")
         finally:
             self._watches.discard(task)
         with contextlib.suppress(ConnectionResetError, RuntimeError):

@@ -57,7 +57,7 @@ OPERATOR_NAMESPACED_RULES = [
     {
         "apiGroups": ["apps"],
         "resources": ["controllerrevisions"],
-        "verbs": ["list", "watch", "create", "patch", "delete"],
+        "verbs": ["get", "list", "watch", "create", "patch", "delete"],
     },
     {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
     {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["get"]},

@@ -7,12 +7,13 @@ one namespace and waits for their status with deadlines (no fixed sleeps).
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from helpers import ClusterTarget, unique_name, wait_for
 
@@ -83,7 +84,14 @@ def task(name: str, definition: str, **spec: Any) -> Body:
 
 
 class OperatorProcess:
-    """`ecs-operator run` as a subprocess, its output appended to one log file."""
+    """`ecs-operator run` as a subprocess, its output appended to one log file.
+
+    One operator per cluster: starting one stops any other this session started on the same
+    cluster (the integration suite's, when the resilience suite starts its own on the real
+    control plane), since a second would be refused the Lease, or, leading elsewhere, act
+    beside the first."""
+
+    _running: ClassVar[dict[str, OperatorProcess]] = {}
 
     def __init__(
         self,
@@ -129,6 +137,11 @@ class OperatorProcess:
         has handled a fresh probe object. KUBECONFIG is removed from its environment:
         `--kubeconfig` alone must be enough."""
         assert not self.alive, "the operator is already running"
+        cluster = str(self.target.kubeconfig.resolve())
+        other = OperatorProcess._running.get(cluster)
+        if other is not None and other is not self:
+            other.stop()
+        OperatorProcess._running[cluster] = self
         self.allow_privileged = allow_privileged
         self.extra_args = extra_args
         env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
@@ -154,9 +167,14 @@ class OperatorProcess:
         def handled() -> bool:
             assert self.alive, f"the operator exited:\n{self.tail()}"
             status = http.get(f"{path}/{family}").json().get("status") or {}
-            return status.get("revision") is not None
+            # Handled by this process: it holds the Lease (no other operator answered).
+            leads = re.search(r" holds the lease | now leads", self._this_start())
+            return status.get("revision") is not None and leads is not None
 
         wait_for(handled, 30, message=lambda: f"the operator never got ready:\n{self.tail()}")
+
+    def _this_start(self) -> str:
+        return self.log().rsplit(f"===== start #{self.starts}:", 1)[-1]
 
     def kill(self) -> None:
         """SIGKILL: no cleanup, no goodbye, as a crash or an OOM kill."""

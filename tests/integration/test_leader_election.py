@@ -1,7 +1,8 @@
 """High availability: several replicas with --leader-elect; only the Lease holder acts, a
 standby takes over when the holder dies, a holder paused past its Lease writes nothing when it
-wakes, and a second operator without --leader-elect is refused (each on its own sandbox, so no
-other operator interferes)."""
+wakes, and a second operator without --leader-elect is refused. In the sandbox pass each test
+has a sandbox of its own; on the real control plane the session's operator is stopped for the
+test (so no other operator acts) and the Lease lives in a namespace of the test's own."""
 
 from __future__ import annotations
 
@@ -9,30 +10,56 @@ import re
 import signal
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 from ecs_api import Ecs
 from harness import OperatorProcess
 from service_support import Services, TaskWatch, bounds_check, deployment_configuration
 
 from ecs_operator.sandbox.cluster import ClusterConfig
 from ecs_operator.sandbox.runtime import SandboxThread
-from helpers import ClusterTarget, run_kubectl, wait_for
-
-pytestmark = pytest.mark.own_sandbox
+from helpers import ApiSession, ClusterTarget, run_kubectl, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 LEASE_SECONDS = 2.0
-ECS = "/apis/ecs.operator.dev/v1alpha1/namespaces/default"
-LEASE = "/apis/coordination.k8s.io/v1/namespaces/default/leases/ecs-operator"
+
+
+@dataclass
+class HaCluster:
+    """Where the replicas run: the API (admin), their kubeconfig, the namespace of the test's
+    ECS objects and the one of their Lease."""
+
+    http: ApiSession
+    kubeconfig: Path
+    namespace: str
+    lease_namespace: str
+
+    def path(self, plural: str, name: str = "") -> str:
+        suffix = f"/{name}" if name else ""
+        return f"/apis/ecs.operator.dev/v1alpha1/namespaces/{self.namespace}/{plural}{suffix}"
+
+    def lease(self) -> dict[str, Any]:
+        path = f"/apis/coordination.k8s.io/v1/namespaces/{self.lease_namespace}/leases/ecs-operator"
+        lease: dict[str, Any] = self.http.get(path, timeout=10).json()
+        return lease
 
 
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """A sandbox of its own with the CRDs: its URL and kubeconfig."""
+def cluster(
+    target: ClusterTarget, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[HaCluster]:
+    if not target.is_sandbox:
+        request.getfixturevalue("operator").kill()  # the next test gets it back
+        namespaces = [target.create_namespace(), target.create_namespace("lease")]
+        try:
+            yield HaCluster(target.http, target.kubeconfig, *namespaces)
+        finally:
+            for namespace in namespaces:
+                target.delete_namespace(namespace)
+        return
     runner = SandboxThread(
         cluster=ClusterConfig(nodes_per_zone=1, heartbeat_interval=0.5, pod_start_delay=0.01)
     )
@@ -41,30 +68,29 @@ def cluster(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         kubeconfig = Path(sandbox.kubeconfig_path)
         applied = run_kubectl(kubeconfig, tmp_path / "cache", "apply", "-f", str(REPO / "crds"))
         assert applied.returncode == 0, applied.stderr
-        yield sandbox.url, kubeconfig
+        yield HaCluster(ClusterTarget("ha", kubeconfig).http, kubeconfig, "default", "default")
     finally:
         runner.stop()
 
 
-def operator_arguments(kubeconfig: Path, *extra: str) -> list[str]:
+def operator_arguments(cluster: HaCluster, *extra: str) -> list[str]:
     return [
-        "-m", "ecs_operator", "run", "--kubeconfig", str(kubeconfig), "--liveness", "",
-        "--leader-election-namespace", "default",
+        "-m", "ecs_operator", "run", "--kubeconfig", str(cluster.kubeconfig), "--liveness", "",
+        "--leader-election-namespace", cluster.lease_namespace,
         "--leader-election-lease-seconds", str(LEASE_SECONDS), *extra,
     ]  # fmt: skip
 
 
 @pytest.fixture
-def ha(cluster: tuple[str, Path], tmp_path: Path) -> Iterator[tuple[str, list[OperatorProcess]]]:
-    url, kubeconfig = cluster
+def ha(cluster: HaCluster, tmp_path: Path) -> Iterator[tuple[HaCluster, list[OperatorProcess]]]:
     operators: list[OperatorProcess] = []
     try:
-        arguments = operator_arguments(kubeconfig, "--leader-elect")
+        arguments = operator_arguments(cluster, "--leader-elect")
         for name in ("replica-a", "replica-b"):
-            operator = OperatorProcess(name, arguments, tmp_path, kubeconfig)
+            operator = OperatorProcess(name, arguments, tmp_path, cluster.kubeconfig)
             operator.start()
             operators.append(operator)
-        yield url, operators
+        yield cluster, operators
     finally:
         for operator in operators:
             if operator.process is not None and operator.alive:
@@ -72,38 +98,31 @@ def ha(cluster: tuple[str, Path], tmp_path: Path) -> Iterator[tuple[str, list[Op
             operator.stop()
 
 
-def create_task(url: str, name: str) -> None:
+def create_task(cluster: HaCluster, name: str) -> None:
     body = {"apiVersion": "ecs.operator.dev/v1alpha1", "kind": "Task"}
     body |= {"metadata": {"name": name}, "spec": {"taskDefinition": "idle"}}
-    assert requests.post(f"{url}{ECS}/tasks", json=body, timeout=10).status_code == 201
+    assert cluster.http.post(cluster.path("tasks"), json=body, timeout=10).status_code == 201
 
 
-def last_status(url: str, name: str) -> Any:
-    response = requests.get(f"{url}{ECS}/tasks/{name}", timeout=10)
+def last_status(cluster: HaCluster, name: str) -> Any:
+    response = cluster.http.get(cluster.path("tasks", name), timeout=10)
     return (response.json().get("status") or {}).get("lastStatus")
 
 
-def leader(url: str, operators: list[OperatorProcess]) -> OperatorProcess:
+def leader(cluster: HaCluster, operators: list[OperatorProcess]) -> OperatorProcess:
     """The replica whose log announces the identity that holds the Lease."""
-    holder = requests.get(f"{url}{LEASE}", timeout=10).json()["spec"]["holderIdentity"]
+    holder = cluster.lease()["spec"]["holderIdentity"]
     return next(o for o in operators if re.search(rf"\b{re.escape(holder)} now leads", o.tail()))
 
 
 def test_only_the_leader_acts_and_a_standby_takes_over(
-    ha: tuple[str, list[OperatorProcess]],
+    ha: tuple[HaCluster, list[OperatorProcess]],
 ) -> None:
-    url, operators = ha
-    definition = {"apiVersion": "ecs.operator.dev/v1alpha1", "kind": "TaskDefinition"}
-    definition |= {"metadata": {"name": "idle"}}
-    definition["spec"] = {
-        "containerDefinitions": [
-            {"name": "app", "image": "busybox:1.36", "memory": 64, "command": ["sleep", "3600"]}
-        ]
-    }
-    assert requests.post(f"{url}{ECS}/taskdefinitions", json=definition, timeout=10).ok
-    create_task(url, "first")
-    wait_for(lambda: last_status(url, "first") == "RUNNING", timeout=30)
-    first_leader = wait_for(lambda: leader(url, operators), timeout=10)
+    cluster, operators = ha
+    create_idle_definition(cluster)
+    create_task(cluster, "first")
+    wait_for(lambda: last_status(cluster, "first") == "RUNNING", timeout=30)
+    first_leader = wait_for(lambda: leader(cluster, operators), timeout=10)
     standby = next(o for o in operators if o is not first_leader)
     assert " now leads" not in standby.tail(200), "two replicas lead at once"
 
@@ -111,8 +130,8 @@ def test_only_the_leader_acts_and_a_standby_takes_over(
     first_leader.process.send_signal(signal.SIGKILL)
     first_leader.process.wait(10)
     killed = time.monotonic()
-    create_task(url, "second")
-    wait_for(lambda: last_status(url, "second") == "RUNNING", timeout=LEASE_SECONDS * 10)
+    create_task(cluster, "second")
+    wait_for(lambda: last_status(cluster, "second") == "RUNNING", timeout=LEASE_SECONDS * 10)
     failover = time.monotonic() - killed
     assert " now leads" in standby.tail(200)
     # The standby waited for the Lease to expire: it never acted while the leader was alive.
@@ -120,7 +139,7 @@ def test_only_the_leader_acts_and_a_standby_takes_over(
     print(f"failover with a {LEASE_SECONDS} s lease: {failover:.2f} s")  # shown with -s
 
 
-def create_idle_definition(url: str) -> None:
+def create_idle_definition(cluster: HaCluster) -> None:
     definition = {"apiVersion": "ecs.operator.dev/v1alpha1", "kind": "TaskDefinition"}
     definition |= {"metadata": {"name": "idle"}}
     definition["spec"] = {
@@ -128,19 +147,20 @@ def create_idle_definition(url: str) -> None:
             {"name": "app", "image": "busybox:1.36", "memory": 64, "command": ["sleep", "3600"]}
         ]
     }
-    assert requests.post(f"{url}{ECS}/taskdefinitions", json=definition, timeout=10).ok
+    assert cluster.http.post(cluster.path("taskdefinitions"), json=definition, timeout=10).ok
 
 
 def test_a_leader_paused_past_its_lease_writes_nothing_when_it_wakes(
-    ha: tuple[str, list[OperatorProcess]], cluster: tuple[str, Path]
+    ha: tuple[HaCluster, list[OperatorProcess]],
 ) -> None:
     """SIGSTOP the leader; while it sleeps the Service grows and the standby, now leading,
     launches the tasks. Woken (SIGCONT) with a stale cache and stale work queued, the old
     leader must launch nothing: its first write finds the Lease taken and it exits. The
     service never runs more than maximumPercent (100 %) at any Task watch event."""
-    url, operators = ha
-    services = Services(Ecs(ClusterTarget("ha", cluster[1]), "default", lambda: ""))
-    create_idle_definition(url)
+    cluster, operators = ha
+    target = ClusterTarget("ha", cluster.kubeconfig)
+    services = Services(Ecs(target, cluster.namespace, lambda: ""))
+    create_idle_definition(cluster)
     desired = 4
     with TaskWatch(services, bounds_check("web", lambda: desired, 0, 100)) as watch:
         services.create(
@@ -150,7 +170,7 @@ def test_a_leader_paused_past_its_lease_writes_nothing_when_it_wakes(
             deploymentConfiguration=deployment_configuration(0, 100),
         )
         services.wait_steady("web", desired, timeout=30)
-        paused = wait_for(lambda: leader(url, operators), timeout=10)
+        paused = wait_for(lambda: leader(cluster, operators), timeout=10)
         standby = next(o for o in operators if o is not paused)
         assert paused.process is not None
         paused.process.send_signal(signal.SIGSTOP)
@@ -168,12 +188,11 @@ def test_a_leader_paused_past_its_lease_writes_nothing_when_it_wakes(
 
 
 def test_a_second_operator_without_leader_election_is_refused_at_start(
-    cluster: tuple[str, Path], tmp_path: Path
+    cluster: HaCluster, tmp_path: Path
 ) -> None:
-    url, kubeconfig = cluster
-    arguments = operator_arguments(kubeconfig)
-    first = OperatorProcess("first", arguments, tmp_path, kubeconfig)
-    second = OperatorProcess("second", arguments, tmp_path, kubeconfig)
+    arguments = operator_arguments(cluster)
+    first = OperatorProcess("first", arguments, tmp_path, cluster.kubeconfig)
+    second = OperatorProcess("second", arguments, tmp_path, cluster.kubeconfig)
     try:
         first.start()
         wait_for(lambda: " holds the lease " in first.tail(), timeout=30)
@@ -187,9 +206,9 @@ def test_a_second_operator_without_leader_election_is_refused_at_start(
         first.stop()
         second.start()
         wait_for(lambda: " holds the lease " in second.tail(), timeout=LEASE_SECONDS * 5)
-        create_idle_definition(url)
-        create_task(url, "works")
-        wait_for(lambda: last_status(url, "works") == "RUNNING", timeout=30)
+        create_idle_definition(cluster)
+        create_task(cluster, "works")
+        wait_for(lambda: last_status(cluster, "works") == "RUNNING", timeout=30)
     finally:
         first.stop()
         second.stop()

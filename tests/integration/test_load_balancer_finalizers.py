@@ -49,19 +49,19 @@ def load_balanced_service(services: Services, lbs: LoadBalancers, desired: int) 
 
 
 def test_namespace_deleted_while_the_operator_is_down_goes_once_it_returns(
-    ecs: Ecs, default_operator: OperatorProcess, sandbox_target: ClusterTarget
+    ecs: Ecs, default_operator: OperatorProcess, target: ClusterTarget
 ) -> None:
     services = Services(ecs)
     lbs = LoadBalancers(services)
     load_balanced_service(services, lbs, 2)
     default_operator.kill()
-    sandbox_target.delete_namespace(ecs.namespace)
+    target.delete_namespace(ecs.namespace)
     default_operator.start()
     path = f"/api/v1/namespaces/{ecs.namespace}"
     ecs.wait(
-        lambda: sandbox_target.http.get(path).status_code == 404,
+        lambda: target.http.get(path).status_code == 404,
         "the namespace gone",
-        lambda: (lbs.get(), sandbox_target.http.get(path).json()),
+        lambda: (lbs.get(), target.http.get(path).json()),
         GONE_WITHIN,
     )
 

@@ -145,6 +145,7 @@ def test_a_revision_name_held_by_someone_else_is_skipped_once_and_said(ecs: Ecs)
         "kind": "ControllerRevision",
         "metadata": {"name": "web-2", "labels": {FAMILY_LABEL: "web"}},
         "revision": 2,
+        "data": {"forged": True},
     }
     path = ecs.path("controllerrevisions", group="apps", version="v1")
     created = ecs.http.post(path, json=squatter)

@@ -66,7 +66,11 @@ def test_a_pod_deleted_during_a_watch_gap_stops_its_task_and_is_replaced(
         else:
             churn()
 
-    assert_replaced(services, victim, 3)
+    try:
+        assert_replaced(services, victim, 3)
+    except AssertionError as failure:  # what the fault proxy did with the watches, if any
+        journal = "\n".join(getattr(api_faults, "journal", ()))
+        raise AssertionError(f"{failure}\nwatches through the proxy:\n{journal}") from None
     assert operator.alive
 
 

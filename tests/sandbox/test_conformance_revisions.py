@@ -59,3 +59,12 @@ def test_revision_data_is_immutable(cluster: ClusterTarget, cluster_namespace: s
     response = cluster.http.patch(f"{path}/r", json={"data": {"a": 2}}, headers=MERGE_PATCH)
     assert response.status_code == 422, response.text
     assert "field is immutable" in response.json()["message"]
+
+
+def test_revision_data_is_mandatory(cluster: ClusterTarget, cluster_namespace: str) -> None:
+    path = f"/apis/apps/v1/namespaces/{cluster_namespace}/controllerrevisions"
+    response = cluster.http.post(path, json={"metadata": {"name": "r"}, "revision": 1})
+    assert response.status_code == 422, response.text
+    assert response.json()["message"] == (
+        'ControllerRevision.apps "r" is invalid: data: Required value: data is mandatory'
+    )

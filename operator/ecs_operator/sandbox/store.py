@@ -863,7 +863,7 @@ class Store:
         meta = body["metadata"]
         name = meta.get("name", "")
         causes = _validate_metadata(rt, meta)
-        if rt.group == "":
+        if rt.group in ("", "apps"):
             causes += _validate_builtin(rt.kind, body, old)
         if old is not None:
             causes += _validate_immutable(rt, body, old)
@@ -1621,6 +1621,8 @@ def _validate_builtin(kind: str, body: Obj, old: Obj | None) -> list[Cause]:
         return [_required("involvedObject")]
     if kind == "Service":
         return _validate_service(body)
+    if kind == "ControllerRevision" and body.get("data") is None:
+        return [_required("data", "Required value: data is mandatory")]
     return []
 
 
