@@ -16,6 +16,7 @@ from ecs_operator.handlers.workqueue import WorkQueue
 from ecs_operator.kube.client import CONTROLLER_REVISIONS, TASK_DEFINITIONS, KubeError
 from ecs_operator.kube.events import EventRecorder
 from ecs_operator.models.taskdefinition import (
+    format_task_definition_ref,
     parse_task_definition_ref,
 )
 
@@ -128,7 +129,7 @@ class TaskDefinitionController:
         else:
             self._taken.setdefault(key, set()).add(int(manifest["revision"]))
             if body is not None:
-                reference = f"{family}:{manifest['revision']}"
+                reference = format_task_definition_ref(family, int(manifest["revision"]))
                 message = events.revision_name_taken(reference, name)
                 await self.events.record(
                     body, "Warning", events.REASON_REVISION_NAME_TAKEN, message
