@@ -108,7 +108,7 @@ class FaultProxy:
         self.faults = Faults()
         self.url = ""
         self._lost_answers: CreateAnswerRule | None = None
-        self._expire_at_or_below: int | None = None
+        self._expire_below: int | None = None
         self._watches: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -128,14 +128,15 @@ class FaultProxy:
         with self._lock:
             self.faults.update(Faults().to_dict())
             self._lost_answers = None
-            self._expire_at_or_below = None
+            self._expire_below = None
 
     def close_watches(self, *, expire: bool = False) -> None:
         """Drop every open watch; with `expire`, a watch resuming from any resourceVersion
-        seen so far is answered 410 Expired (the client must relist)."""
+        older than the API server's current one is answered 410 Expired (the client must
+        relist)."""
         if expire:
-            self._expire_at_or_below = self.resource_version()
-        self._note(f"close_watches expire={expire} floor={self._expire_at_or_below}")
+            self._expire_below = self.resource_version()
+        self._note(f"close_watches expire={expire} floor={self._expire_below}")
         self._call(self._close_watches())
 
     def _note(self, what: str) -> None:
@@ -262,9 +263,12 @@ class FaultProxy:
         resuming = version not in (None, "0")
         with self._lock:
             expired = self.faults.expires(resuming)
-        floor = self._expire_at_or_below
+        floor = self._expire_below
         if resuming and floor is not None and _int(version) is not None:
-            expired = expired or (_int(version) or 0) <= floor
+            # Older than the history's end: every position a watch had before the drop. Not
+            # the end itself: a relist answered at that very version (nothing written since)
+            # may resume there, or it would relist for ever.
+            expired = expired or (_int(version) or 0) < floor
         self._note(f"watch {request.path_qs} {'expired' if expired else 'opened'}")
         if expired:
             response = web.StreamResponse(headers={"Content-Type": "application/json"})
