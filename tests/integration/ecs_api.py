@@ -365,6 +365,15 @@ class Ecs:
     def warning_reasons(self, name: str) -> set[str]:
         return {e["reason"] for e in self.events(name) if e.get("type") == "Warning"}
 
+    def wait_warning(self, name: str, reason: str) -> None:
+        """Until `name` has a Warning event with `reason` (an event is posted after the
+        status it follows, and a real server can show them in that order)."""
+        self.wait(
+            lambda: reason in self.warning_reasons(name),
+            f"the {reason} event",
+            lambda: self.warning_reasons(name),
+        )
+
 
 def condition(status: Body, kind: str) -> Body:
     found: Body = next((c for c in status.get("conditions") or () if c["type"] == kind), {})

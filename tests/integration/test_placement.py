@@ -17,11 +17,7 @@ def test_task_larger_than_any_node_fails_with_resource_memory(ecs: Ecs) -> None:
     assert "RESOURCE:MEMORY" in reason
     assert "node-zone-" in reason  # the closest container instance is named
     assert not ecs.pods_of("big")
-    ecs.wait(  # the event is posted after the status
-        lambda: "TaskFailedToStart" in ecs.warning_reasons("big"),
-        "the TaskFailedToStart event",
-        lambda: ecs.warning_reasons("big"),
-    )
+    ecs.wait_warning("big", "TaskFailedToStart")
 
 
 def test_member_of_that_no_node_satisfies(ecs: Ecs) -> None:

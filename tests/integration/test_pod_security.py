@@ -70,12 +70,7 @@ def test_a_task_that_cannot_meet_restricted_fails_naming_the_rule(ecs: Ecs) -> N
     assert stopped["stopCode"] == "TaskFailedToStart"
     assert "runAsNonRoot" in stopped["stoppedReason"]
     assert not ecs.pods_of("rooted-1")
-    # The event is posted after the status (a real server can show them in that order).
-    ecs.wait(
-        lambda: "TaskFailedToStart" in ecs.warning_reasons("rooted-1"),
-        "the TaskFailedToStart event",
-        lambda: ecs.warning_reasons("rooted-1"),
-    )
+    ecs.wait_warning("rooted-1", "TaskFailedToStart")
 
     label_namespace(ecs, {ENFORCE: None})
     ecs.wait_accepted("rooted")

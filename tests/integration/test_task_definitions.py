@@ -83,11 +83,7 @@ def test_revisions_register_deactivate_and_never_reuse_numbers(
     assert '"web:1" is INACTIVE' in failed["stoppedReason"]
     assert not ecs.pods_of("latest")
     assert not ecs.pods_of("pinned")
-    ecs.wait(  # the event is posted after the status
-        lambda: "TaskFailedToStart" in ecs.warning_reasons("pinned"),
-        "the TaskFailedToStart event",
-        lambda: ecs.warning_reasons("pinned"),
-    )
+    ecs.wait_warning("pinned", "TaskFailedToStart")
 
     ecs.create(task_definition("web", container("app", memoryReservation=32)))
     status = ecs.wait_accepted("web")

@@ -120,12 +120,7 @@ def test_missing_secret_fails_the_task_naming_it(ecs: Ecs) -> None:
     assert '"absent"' in stopped["stoppedReason"]
     assert "secrets[0].valueFrom" in stopped["stoppedReason"]
     assert not ecs.pods_of("t")
-    # The event is posted after the status (a real server can show them in that order).
-    ecs.wait(
-        lambda: "TaskFailedToStart" in ecs.warning_reasons("t"),
-        "the TaskFailedToStart event",
-        lambda: ecs.warning_reasons("t"),
-    )
+    ecs.wait_warning("t", "TaskFailedToStart")
 
 
 def test_no_service_account_token_unless_a_task_role_is_set(ecs: Ecs) -> None:
