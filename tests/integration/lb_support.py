@@ -309,9 +309,13 @@ class EndpointInvariants:
     """Every Pod ever listed ready."""
     draining_since: dict[str, datetime] = field(default_factory=dict)
     deleted_pods: set[str] = field(default_factory=set)
+    history: dict[str, list[str]] = field(default_factory=dict)
+    """Per task: its lastStatus and target states, with the rv of each change (for the report
+    of a violation)."""
     _ready_now: set[str] = field(default_factory=set)
 
     def after(self, event: WatchEvent, view: dict[str, dict[str, Body]]) -> None:
+        self._record(event)
         if event.kind == "loadbalancers" and event.object["metadata"]["name"] == self.lb:
             for target in (event.object.get("status") or {}).get("targets") or ():
                 since = target.get("drainingSince")
@@ -324,6 +328,27 @@ class EndpointInvariants:
             self._check_listed(event, pod_name, view, newly=pod_name not in self._ready_now)
         self._ready_now = ready_now
         self.listed |= ready_now
+
+    def _record(self, event: WatchEvent) -> None:
+        def note(task: str, what: str) -> None:
+            changes = self.history.setdefault(task, [])
+            if not changes or changes[-1].split(" ", 1)[1] != what:
+                changes.append(f"{event.resource_version} {what}")
+
+        if event.kind == "tasks":
+            last = (event.object.get("status") or {}).get("lastStatus")
+            note(event.object["metadata"]["name"], f"task {event.type} {last}")
+        elif event.kind == "loadbalancers" and event.object["metadata"]["name"] == self.lb:
+            for target in (event.object.get("status") or {}).get("targets") or ():
+                note(target["task"], f"target {target.get('state')}")
+        elif event.kind == "endpointslices":
+            for endpoint in event.object.get("endpoints") or ():
+                name = endpoint["targetRef"]["name"]
+                note(name, f"endpoint {'listed' if endpoint_listed(endpoint) else 'unlisted'}")
+
+    def _violation(self, where: str, pod_name: str, what: str) -> None:
+        seen = ", ".join(self.history.get(pod_name, [])[-8:])
+        self.violations.append(f"{where}: {pod_name} {what} (history: {seen})")
 
     def _listed_pods(self, view: dict[str, dict[str, Body]]) -> set[str]:
         return {
@@ -342,13 +367,13 @@ class EndpointInvariants:
         task = view["tasks"].get(pod_name)
         last = ((task or {}).get("status") or {}).get("lastStatus")
         if pod is None:
-            self.violations.append(f"{where}: {pod_name} listed but its Pod is gone")
+            self._violation(where, pod_name, "listed but its Pod is gone")
         elif pod["metadata"].get("deletionTimestamp"):
-            self.violations.append(f"{where}: {pod_name} listed but its Pod is terminating")
+            self._violation(where, pod_name, "listed but its Pod is terminating")
         if last not in SERVING_STATES:
-            self.violations.append(f"{where}: {pod_name} listed while its task is {last}")
+            self._violation(where, pod_name, f"listed while its task is {last}")
         if newly and not self._container_ready(pod):
-            self.violations.append(f"{where}: {pod_name} listed before its container is ready")
+            self._violation(where, pod_name, "listed before its container is ready")
 
     def _container_ready(self, pod: Body | None) -> bool:
         statuses = ((pod or {}).get("status") or {}).get("containerStatuses") or ()

@@ -83,6 +83,13 @@ def test_a_deleted_crd_stops_only_its_kind_which_resumes_when_it_returns(
     wait_for(lambda: target.http.get(f"{CRDS}/{LB_CRD}").status_code == 404, 60)
     serves_tasks(ecs, operator, "while-gone")
     apply_lb_crd(target)
+    # A real API server serves the kind a moment after its CRD says Established, with no CRD
+    # event after that: the operator looks again until it does.
+    wait_for(
+        lambda: f"loadbalancers.{VERSION}.{GROUP} is served" in operator.log(),
+        30,
+        message=lambda: f"the operator never said the kind is served again:\n{operator.tail()}",
+    )
     serves_load_balancers(ecs, operator, "after")
     serves_tasks(ecs, operator, "after")
 

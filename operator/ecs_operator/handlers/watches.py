@@ -193,6 +193,9 @@ class Relists:
             "relists", self._resync, workers=1, base_backoff=0.5
         )
 
+    def wants(self, kind: WatchedKind) -> bool:
+        return kind in FEEDS
+
     def relisted(self, kind: WatchedKind, namespace: str | None) -> None:
         if kind in FEEDS:
             self.queue.add((kind, namespace))

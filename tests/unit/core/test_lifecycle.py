@@ -200,6 +200,16 @@ def test_activating_and_deactivating_follow_the_load_balancer_flags() -> None:
     assert stopping.actions == (StopPod(30, events.TASK_STOPPED_BY_USER),)
 
 
+def test_a_running_task_never_goes_back_to_activating() -> None:
+    """ACTIVATING comes once, before RUNNING: a running task whose target is deregistered (or
+    whose LoadBalancer appears only now) is registering again, yet stays RUNNING."""
+    running_task = settle(view(), RUNNING_POD, at(1))
+    assert running_task.status is not None and running_task.status.last_status == "RUNNING"
+    again = observe(dataclasses.replace(running_task, activating=True), RUNNING_POD, at(2))
+    assert again.status.last_status == "RUNNING"
+    assert events.REASON_ACTIVATING not in reasons(again)
+
+
 # ---------------------------------------------------------------------------------------------
 # Essential and non-essential exits
 
