@@ -4,6 +4,8 @@ command line (`ecs-sandbox serve | demo`, the operator's `ecs-operator run | crd
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 
 import ecs_operator
 from ecs_operator import cli as operator_cli
@@ -47,3 +49,21 @@ def test_the_demo_takes_every_flag_of_serve() -> None:
         "--no-live",
         "--duration",
     }
+
+
+def test_the_sandbox_runs_without_the_operator() -> None:
+    """Every module of ecs_sandbox imports with `ecs_operator` unimportable (as where only the
+    ecs-sandbox distribution is installed)."""
+    script = (
+        "import importlib, pkgutil, sys\n"
+        "sys.modules['ecs_operator'] = None\n"
+        "import ecs_sandbox\n"
+        "for module in pkgutil.iter_modules(ecs_sandbox.__path__):\n"
+        "    importlib.import_module('ecs_sandbox.' + module.name)\n"
+        "print(sorted(m for m in sys.modules if m.startswith('ecs_operator.')))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
