@@ -4,8 +4,10 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements/lock.txt | sha256sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml sandbox/pyproject.toml requirements/lock.txt | sha256sum | cut -c1-12)
 SRC := operator/ecs_operator
+# Everything ruff checks and formats.
+PY_PATHS := operator sandbox tests tools
 PYTEST_ARGS ?=
 TARGET ?= sandbox
 BENCH_ARGS ?=
@@ -23,24 +25,25 @@ help:
 	@echo "               scheduler, kwok: 3 zones x 2 nodes); .cluster/kubeconfig is its admin"
 	@echo "make cluster   the same in the foreground until Ctrl-C"
 
+# Two distributions, both editable: the operator (with the test tools) and the sandbox in sandbox/.
 $(STAMP):
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c requirements/lock.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c requirements/lock.txt -e '.[dev]' -e ./sandbox
 	rm -f $(VENV)/.installed-*
 	touch $@
 
 venv: $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check operator tests tools
-	$(BIN)/ruff format --check operator tests tools
+	$(BIN)/ruff check $(PY_PATHS)
+	$(BIN)/ruff format --check $(PY_PATHS)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
 format: $(STAMP)
-	$(BIN)/ruff check --fix operator tests tools
-	$(BIN)/ruff format operator tests tools
+	$(BIN)/ruff check --fix $(PY_PATHS)
+	$(BIN)/ruff format $(PY_PATHS)
 
 # Two passes: everything on the sandbox (with the conformance suite's real-cluster variants), then
 # the integration and resilience suites again with the real control plane as their target.
@@ -55,7 +58,7 @@ crds: $(STAMP)
 	$(BIN)/python tools/sync_chart_crds.py
 
 sandbox: $(STAMP)
-	$(BIN)/ecs-operator demo
+	$(BIN)/ecs-sandbox demo
 
 bench: $(STAMP)
 	$(BIN)/python tests/bench/run.py --target $(TARGET) $(BENCH_ARGS)

@@ -29,9 +29,9 @@ from typing import Any, Protocol
 import aiohttp
 from aiohttp import web
 
-from ecs_operator.sandbox.errors import ApiError
-from ecs_operator.sandbox.runtime import SandboxThread
-from ecs_operator.sandbox.server import Faults, status_response
+from ecs_sandbox.errors import ApiError
+from ecs_sandbox.runtime import SandboxThread
+from ecs_sandbox.server import Faults, status_response
 
 # Whether the answer to a create is lost: (resource, namespace, status 201 or 409, the name
 # created or found taken).
@@ -335,7 +335,7 @@ class ApiFaults(Protocol):
     """API faults, on the sandbox or in front of a real API server."""
 
     def update(self, changes: dict[str, Any]) -> None:
-        """Change `Faults` fields (see `ecs_operator.sandbox.server.Faults`)."""
+        """Change `Faults` fields (see `ecs_sandbox.server.Faults`)."""
 
     def close_watches(self, *, expire: bool = False) -> None:
         """Drop every open watch; with `expire`, their resumes get 410 Expired."""

@@ -44,7 +44,7 @@ KWOK_STAGE_FILES = (
     "pod/fast/pod-delete.yaml",
 )
 KWOK_MODULE = "sigs.k8s.io/kwok@v0.8.0"
-# The sandbox's shape (operator/ecs_operator/sandbox/cluster.py ClusterConfig defaults).
+# The sandbox's shape (sandbox/ecs_sandbox/cluster.py ClusterConfig defaults).
 ZONES = ("zone-a", "zone-b", "zone-c")
 NODES_PER_ZONE = 2
 NODE_CAPACITY = {"cpu": "4", "memory": "8Gi", "pods": "110"}

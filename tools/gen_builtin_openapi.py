@@ -1,4 +1,4 @@
-"""Regenerate operator/ecs_operator/sandbox/openapi_builtin.json (run with the dev venv).
+"""Regenerate sandbox/ecs_sandbox/openapi_builtin.json (run with the dev venv).
 
 The sandbox publishes OpenAPI v3 for the built-in kinds it serves so that `kubectl explain` and
 `kubectl apply` work as against kube-apiserver. The schemas come from the kubernetes-validate
@@ -47,9 +47,7 @@ SHARED = [
     "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
     "io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta",
 ]
-OUTPUT = (
-    Path(__file__).resolve().parent.parent / "operator/ecs_operator/sandbox/openapi_builtin.json"
-)
+OUTPUT = Path(__file__).resolve().parent.parent / "sandbox/ecs_sandbox/openapi_builtin.json"
 REF_PREFIX = "#/components/schemas/"
 
 

@@ -1,24 +1,36 @@
-"""`ecs-operator` command line: `run`, `sandbox`, `demo`, `crds`.
+"""`ecs-operator` command line: `run`, `crds`.
 
-Each subcommand lives next to what it drives and exposes `add_arguments(parser)` and
-`main(args) -> int`; this module only wires them together.
+Each subcommand lives next to what it drives and exposes `add_arguments(parser)` and a function
+of the parsed arguments returning the exit code; this module only wires them together. The
+sandbox cluster and the demo are another distribution's command (`ecs-sandbox serve | demo`):
+the operator never imports them.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ecs_operator import __version__
-from ecs_operator import demo as demo_cli
 from ecs_operator.handlers import run as run_cli
-from ecs_operator.sandbox import cli as sandbox_cli
+from ecs_operator.models import crd as crd_cli
 
-SUBCOMMANDS = {
-    "run": (run_cli, "run the operator against a kubeconfig or the in-cluster config"),
-    "sandbox": (sandbox_cli, "start the sandbox cluster alone (in-memory API server + zone nodes)"),
-    "demo": (demo_cli, "the sandbox, the operator and the examples, with a live view of tasks"),
+Subcommand = tuple[
+    Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str
+]
+
+SUBCOMMANDS: dict[str, Subcommand] = {
+    "run": (
+        run_cli.add_arguments,
+        run_cli.main,
+        "run the operator against a kubeconfig or the in-cluster config",
+    ),
+    "crds": (
+        crd_cli.add_arguments,
+        crd_cli.run,
+        "print the CustomResourceDefinitions this operator serves (what crds/ holds)",
+    ),
 }
 
 
@@ -26,10 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ecs-operator", description=__doc__)
     parser.add_argument("--version", action="version", version=f"ecs-operator {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (module, summary) in SUBCOMMANDS.items():
+    for name, (add_arguments, handler, summary) in SUBCOMMANDS.items():
         sub = commands.add_parser(name, help=summary, description=summary)
-        module.add_arguments(sub)
-        sub.set_defaults(handler=module.main)
+        add_arguments(sub)
+        sub.set_defaults(handler=handler)
     return parser
 
 

@@ -29,7 +29,7 @@ from argocd.argocd_health import (
     load_yaml,
     run_health,
 )
-from ecs_operator.sandbox.schema import SchemaValidator
+from ecs_sandbox.schema import SchemaValidator
 
 KubectlRunner = Callable[..., subprocess.CompletedProcess[str]]
 

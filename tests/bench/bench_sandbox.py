@@ -31,7 +31,7 @@ DEFAULT_LIST_PODS = 10000
 
 def serve() -> None:
     """Child process: a sandbox without nodes; prints its URL, runs until stdin closes."""
-    from ecs_operator.sandbox.runtime import Sandbox
+    from ecs_sandbox.runtime import Sandbox
 
     async def main() -> None:
         async with Sandbox(port=0) as sandbox:

@@ -2,7 +2,7 @@
 
     .venv/bin/python tests/bench/bench_tasks.py [--tasks 200] [--rate 40] [--json]
 
-One run, on a fresh sandbox (`ecs-operator sandbox` in its own process: 3 zones x 4 nodes of
+One run, on a fresh sandbox (`ecs-sandbox serve` in its own process: 3 zones x 4 nodes of
 64 CPU / 256 GiB, so everything fits), measures two phases one after the other, each with only
 its own operator running:
 

@@ -1,6 +1,6 @@
 """Shared pieces of the end-to-end benchmarks (not a test module).
 
-- `SandboxProcess`: `ecs-operator sandbox` in its own process, so the measuring client never
+- `SandboxProcess`: `ecs-sandbox serve` in its own process, so the measuring client never
   competes with the API server for one interpreter lock;
 - `OperatorProcess`: an operator subprocess with its log in a file; with the environment
   variable ECS_BENCH_PROFILE_DIR set, it runs under cProfile and leaves `<name>-<n>.prof` there;
@@ -89,8 +89,8 @@ def run_in_workdir(
 class SandboxProcess:
     """A sandbox with simulated nodes in its own process; `url` and `kubeconfig` once up.
 
-    It is the in-process `Sandbox` of `ecs_operator.sandbox.runtime`, served by `serve()` below
-    in a child interpreter, because the `ecs-operator sandbox` command does not expose the
+    It is the in-process `Sandbox` of `ecs_sandbox.runtime`, served by `serve()` below
+    in a child interpreter, because the `ecs-sandbox serve` command does not expose the
     kubelet's timings: the benchmarks start containers at once (`pod_start_delay` 0) so that
     "running" latencies are the operators' own, not a simulated image pull.
     """
@@ -165,8 +165,8 @@ class SandboxProcess:
 
 def serve(kubeconfig: str, config: str) -> None:
     """Child process of `SandboxProcess`: serve until SIGTERM."""
-    from ecs_operator.sandbox.cluster import ClusterConfig
-    from ecs_operator.sandbox.runtime import Sandbox
+    from ecs_sandbox.cluster import ClusterConfig
+    from ecs_sandbox.runtime import Sandbox
 
     async def main() -> None:
         stop = asyncio.Event()

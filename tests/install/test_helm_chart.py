@@ -23,7 +23,7 @@ from install_support import (
     run_helm,
 )
 
-from ecs_operator.sandbox.schema import SchemaValidator
+from ecs_sandbox.schema import SchemaValidator
 
 # Kinds the chart may render that neither Kubernetes nor our CRDs define.
 THIRD_PARTY = {("monitoring.coreos.com/v1", "ServiceMonitor")}

@@ -1,4 +1,4 @@
-"""`ecs-operator demo` end to end, as `make sandbox` runs it: a subprocess with its own sandbox
+"""`ecs-sandbox demo` end to end, as `make sandbox` runs it: a subprocess with its own sandbox
 (ephemeral port) and operator, the repository's examples and scenes, the real kubectl against it.
 
 Every wait polls with a deadline. The full show is not timed by `--duration`: the test waits for
@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from ecs_operator.demo import DEFAULT_EXAMPLES, SCRIPT, choose_script
+from ecs_sandbox.demo import DEFAULT_EXAMPLES, SCRIPT, choose_script
 from helpers import ClusterTarget, run_kubectl, wait_for
 
 pytestmark = pytest.mark.own_sandbox
@@ -47,7 +47,7 @@ BALANCED = "zone-a 2 · zone-b 2 · zone-c 2"
 
 
 class DemoRun:
-    """`ecs-operator demo --no-live --port 0` as a subprocess; its output collected by a thread."""
+    """`ecs-sandbox demo --no-live --port 0` as a subprocess; its output collected by a thread."""
 
     def __init__(self, workdir: Path, *args: str) -> None:
         self.workdir = workdir
@@ -55,7 +55,7 @@ class DemoRun:
         command = [
             sys.executable,
             "-m",
-            "ecs_operator",
+            "ecs_sandbox",
             "demo",
             "--no-live",
             "--port",
@@ -401,7 +401,7 @@ def test_demo_rejects_an_examples_file_that_is_not_an_object(tmp_path: Path) -> 
     examples.mkdir()
     (examples / "broken.yaml").write_text("apiVersion: v1\nmetadata:\n  name: x\n")
     result = subprocess.run(
-        [sys.executable, "-m", "ecs_operator", "demo", "--examples", str(examples), "--port", "0"],
+        [sys.executable, "-m", "ecs_sandbox", "demo", "--examples", str(examples), "--port", "0"],
         cwd=tmp_path,
         capture_output=True,
         text=True,

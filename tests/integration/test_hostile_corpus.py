@@ -23,7 +23,7 @@ import pytest
 from ecs_api import Ecs, OperatorProcess, condition, task_definition
 from hostile_corpus import CORPUS, GOOD, PLURALS, Case
 
-from ecs_operator.sandbox.runtime import SandboxThread
+from ecs_sandbox.runtime import SandboxThread
 from helpers import ClusterTarget, run_kubectl, wait_for
 
 # The module fixture runs the whole corpus inside the first test's time budget.

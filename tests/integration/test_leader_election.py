@@ -19,8 +19,8 @@ from ecs_api import Ecs
 from harness import OperatorProcess
 from service_support import Services, TaskWatch, bounds_check, deployment_configuration
 
-from ecs_operator.sandbox.cluster import ClusterConfig
-from ecs_operator.sandbox.runtime import SandboxThread
+from ecs_sandbox.cluster import ClusterConfig
+from ecs_sandbox.runtime import SandboxThread
 from helpers import ApiSession, ClusterTarget, run_kubectl, wait_for
 
 REPO = Path(__file__).resolve().parents[2]

@@ -22,8 +22,8 @@ from ecs_api import (
 from lb_support import LB_NAME, LoadBalancers, lb_entry, load_balancer, web_definition
 from service_support import Services
 
-from ecs_operator.sandbox.cluster import ClusterConfig
-from ecs_operator.sandbox.runtime import SandboxThread
+from ecs_sandbox.cluster import ClusterConfig
+from ecs_sandbox.runtime import SandboxThread
 from helpers import ClusterTarget, run_kubectl
 
 REPO = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ from collections import Counter
 from ecs_api import PROBE_WRITES, Ecs, OperatorProcess, container, shell
 from service_support import EXIT_ANNOTATION, Services
 
-from ecs_operator.sandbox.runtime import SandboxThread
+from ecs_sandbox.runtime import SandboxThread
 
 WATCHED = ("services", "tasks", "taskdefinitions", "pods", "controllerrevisions")
 WRITES = ("create", "update", "patch", "delete", "deletecollection")

@@ -19,7 +19,7 @@ from service_support import (
 )
 
 from api_faults import ApiFaults
-from ecs_operator.sandbox.server import Faults
+from ecs_sandbox.server import Faults
 
 FAULTS = Faults.realistic(error_rate=0.05, seed=7).to_dict()
 

@@ -23,7 +23,7 @@ from service_support import (
 )
 
 from api_faults import ApiFaults
-from ecs_operator.sandbox.runtime import SandboxThread
+from ecs_sandbox.runtime import SandboxThread
 
 LOSS = 0.5
 STUBBORN = 3  # the first tasks and pods created ...

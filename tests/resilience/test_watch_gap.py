@@ -24,7 +24,7 @@ from ecs_api import Ecs, OperatorProcess
 from service_support import Services, is_live, is_stopped, task_status
 
 from api_faults import ApiFaults
-from ecs_operator.sandbox.runtime import SandboxThread
+from ecs_sandbox.runtime import SandboxThread
 from helpers import ClusterTarget, wait_for
 
 REPO = Path(__file__).resolve().parents[2]

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from widgets import GROUP, crd_manifest, ensure_crd
 
-from ecs_operator.sandbox.server import MAX_BODY_BYTES
+from ecs_sandbox.server import MAX_BODY_BYTES
 from helpers import ClusterTarget
 
 pytestmark = pytest.mark.sandbox_only

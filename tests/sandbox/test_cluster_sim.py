@@ -8,16 +8,16 @@ from typing import Any
 
 import pytest
 
-from ecs_operator.sandbox.cluster import (
+from ecs_sandbox.cluster import (
     EXIT_ANNOTATION,
     NODE_STATE_ANNOTATION,
     UNHEALTHY_ANNOTATION,
     ClusterConfig,
     ClusterSimulator,
 )
-from ecs_operator.sandbox.errors import ApiError
-from ecs_operator.sandbox.registry import Registry
-from ecs_operator.sandbox.store import Store
+from ecs_sandbox.errors import ApiError
+from ecs_sandbox.registry import Registry
+from ecs_sandbox.store import Store
 
 MERGE = "application/merge-patch+json"
 NS = "default"

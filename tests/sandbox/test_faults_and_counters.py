@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from ecs_operator.sandbox.runtime import Sandbox
-from ecs_operator.sandbox.server import Faults
+from ecs_sandbox.runtime import Sandbox
+from ecs_sandbox.server import Faults
 from helpers import ClusterTarget, watch_lines
 
 pytestmark = pytest.mark.sandbox_only

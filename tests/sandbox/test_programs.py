@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ecs_operator.sandbox.programs import RunPlan, exec_probe_passes, plan_container
+from ecs_sandbox.programs import RunPlan, exec_probe_passes, plan_container
 
 FOREVER = RunPlan(seconds=None)
 

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ecs_operator.sandbox.errors import ApiError
-from ecs_operator.sandbox.protobuf import MAGIC, MEDIA_TYPE, decode_object
+from ecs_sandbox.errors import ApiError
+from ecs_sandbox.protobuf import MAGIC, MEDIA_TYPE, decode_object
 from helpers import ClusterTarget, wait_for
 
 pytestmark = pytest.mark.sandbox_only

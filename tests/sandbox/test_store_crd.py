@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from ecs_operator.sandbox.errors import ApiError
-from ecs_operator.sandbox.resources import ResourceType
-from ecs_operator.sandbox.store import Store
+from ecs_sandbox.errors import ApiError
+from ecs_sandbox.resources import ResourceType
+from ecs_sandbox.store import Store
 
 GROUP = "test.ecs.operator.dev"
 CRDS = ("apiextensions.k8s.io", "v1", "customresourcedefinitions")

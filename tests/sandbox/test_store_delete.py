@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from ecs_operator.sandbox.errors import ApiError
-from ecs_operator.sandbox.resources import ResourceType
-from ecs_operator.sandbox.store import Store
+from ecs_sandbox.errors import ApiError
+from ecs_sandbox.resources import ResourceType
+from ecs_sandbox.store import Store
 
 MERGE = "application/merge-patch+json"
 

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from ecs_operator.sandbox.errors import ApiError
-from ecs_operator.sandbox.patching import json_patch, merge_patch, strategic_merge_patch
-from ecs_operator.sandbox.store import Store
+from ecs_sandbox.errors import ApiError
+from ecs_sandbox.patching import json_patch, merge_patch, strategic_merge_patch
+from ecs_sandbox.store import Store
 
 MERGE = "application/merge-patch+json"
 JSON = "application/json-patch+json"

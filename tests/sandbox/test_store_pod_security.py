@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from ecs_operator.sandbox.errors import ApiError
-from ecs_operator.sandbox.store import Store
+from ecs_sandbox.errors import ApiError
+from ecs_sandbox.store import Store
 
 ENFORCE = "pod-security.kubernetes.io/enforce"
 HARDENED = {

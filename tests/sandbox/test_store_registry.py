@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ecs_operator.sandbox.errors import ApiError
-from ecs_operator.sandbox.registry import Registry, version_priority
+from ecs_sandbox.errors import ApiError
+from ecs_sandbox.registry import Registry, version_priority
 
 
 def test_builtin_kinds_with_short_names_and_subresources() -> None:

@@ -409,13 +409,40 @@ def write_crds(output: Path) -> list[Path]:
     return written
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--output", type=Path, required=True, help="directory for the CRD files")
-    args = parser.parse_args(argv)
+def crds_stream() -> str:
+    """Every CRD as one YAML stream: the files of ``crds/`` in name order, joined by ``---``.
+    What ``ecs-operator crds`` prints, for ``kubectl apply -f -`` and for tools that must not
+    import the operator (the sandbox's demo runs it as a subprocess)."""
+    crds = render_crds()
+    return "---\n".join(to_yaml(crds[file_name]) for file_name in sorted(crds))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``ecs-operator crds``."""
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write one file per CRD into DIR and print their paths (default: print every CRD "
+        "to stdout as one YAML stream)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """``ecs-operator crds``: the CRDs on stdout, or written into ``--output``."""
+    if args.output is None:
+        sys.stdout.write(crds_stream())
+        return 0
     for path in write_crds(args.output):
         print(path)
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--output", type=Path, required=True, help="directory for the CRD files")
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ from ecs_operator.models.placement import (
     PlacementConstraint,
     PlacementStrategy,
 )
-from ecs_operator.sandbox.schema import CelProgram
+from ecs_sandbox.schema import CelProgram
 
 GROUP = "service:web"
 SPREAD_ZONE = PlacementStrategy(type="spread", field="attribute:ecs.availability-zone")

@@ -25,7 +25,7 @@ from ecs_operator.core.render import (
 from ecs_operator.core.security import PodSecurityLevel, SecurityPolicy
 from ecs_operator.models.task import TaskSpec
 from ecs_operator.models.taskdefinition import TaskDefinitionSpec
-from ecs_operator.sandbox import pod_security
+from ecs_sandbox import pod_security
 
 ALLOW_ALL = SecurityPolicy.from_allow_privileged(True)
 # What every container that asks for nothing else gets.

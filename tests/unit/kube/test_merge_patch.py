@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ecs_operator.kube.client import merge_patch
-from ecs_operator.sandbox.patching import merge_patch as apply_merge_patch
+from ecs_sandbox.patching import merge_patch as apply_merge_patch
 
 scalars = st.one_of(st.integers(-3, 3), st.sampled_from(["a", "b", ""]), st.booleans())
 values = st.recursive(

@@ -9,6 +9,7 @@ import yaml
 from crd_rules import compile_rule, fixture, walk_rules
 from pydantic import BaseModel
 
+from ecs_operator import cli as operator_cli
 from ecs_operator.models.crd import (
     CUSTOM_RESOURCES,
     SchemaConversionError,
@@ -260,6 +261,21 @@ def test_cli_writes_one_file_per_crd(tmp_path: Path) -> None:
     assert written == sorted(render_crds())
     text = (tmp_path / "out" / "tasks.ecs.operator.dev.yaml").read_text()
     assert yaml.safe_load(text) == render_crds()["tasks.ecs.operator.dev.yaml"]
+
+
+def test_ecs_operator_crds_prints_the_crds_folder_as_one_stream(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`ecs-operator crds`: what `crds/` holds, in file-name order, for `kubectl apply -f -`
+    and for the sandbox's demo (which reads the CRDs from it without importing the operator)."""
+    assert operator_cli.main(["crds"]) == 0
+    printed = capsys.readouterr().out
+    files = sorted(CRD_DIR.glob("*.yaml"))
+    assert printed == "---\n".join(path.read_text() for path in files)
+    documents = list(yaml.safe_load_all(printed))
+    assert documents == [render_crds()[path.name] for path in files]
+    assert operator_cli.main(["crds", "--output", str(tmp_path)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name for path in files]
 
 
 @pytest.mark.parametrize("file_name", sorted(render_crds()))

@@ -1,4 +1,4 @@
-"""`ecs-operator sandbox`'s fault flags: the realistic defaults, and each flag reaching `Faults`."""
+"""`ecs-sandbox serve`'s fault flags: the realistic defaults, and each flag reaching `Faults`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from ecs_operator.sandbox.cli import add_arguments, sandbox_from_args
+from ecs_sandbox.serve import add_arguments, sandbox_from_args
 
 
 def faults_from(*flags: str) -> dict[str, object]:

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from ecs_operator.sandbox.errors import ApiError
-from ecs_operator.sandbox.openapi import openapi_v3_document, openapi_v3_index
-from ecs_operator.sandbox.resources import ResourceType
-from ecs_operator.sandbox.schema import SchemaValidator
+from ecs_sandbox.errors import ApiError
+from ecs_sandbox.openapi import openapi_v3_document, openapi_v3_index
+from ecs_sandbox.resources import ResourceType
+from ecs_sandbox.schema import SchemaValidator
 
 KUBECTL = "/usr/bin/kubectl"
 GROUP, VERSION = "example.dev", "v1"

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from ecs_operator.sandbox.errors import ApiError
-from ecs_operator.sandbox.schema import SchemaValidator, validate_crd
+from ecs_sandbox.errors import ApiError
+from ecs_sandbox.schema import SchemaValidator, validate_crd
 
 
 def make_crd(spec_schema: dict[str, Any], **version_extra: Any) -> dict[str, Any]:

@@ -56,12 +56,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ecs_operator.core.quantity import cpu_millicores, memory_bytes, whole_count
-from ecs_operator.sandbox.errors import ApiError
-from ecs_operator.sandbox.programs import RunPlan, exec_probe_passes, plan_container
-from ecs_operator.sandbox.registry import Registry
-from ecs_operator.sandbox.resources import ResourceType
-from ecs_operator.sandbox.store import Store
+from ecs_sandbox.errors import ApiError
+from ecs_sandbox.programs import RunPlan, exec_probe_passes, plan_container
+from ecs_sandbox.quantity import cpu_millicores, memory_bytes, whole_count
+from ecs_sandbox.registry import Registry
+from ecs_sandbox.resources import ResourceType
+from ecs_sandbox.store import Store
 
 logger = logging.getLogger(__name__)
 

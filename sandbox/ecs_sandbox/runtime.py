@@ -25,10 +25,10 @@ from typing import Any, Self, TypeVar
 import yaml
 from aiohttp import web
 
-from ecs_operator.sandbox.cluster import ClusterConfig, ClusterSimulator
-from ecs_operator.sandbox.registry import Registry
-from ecs_operator.sandbox.server import ApiServer, Faults, RequestCounters
-from ecs_operator.sandbox.store import Store
+from ecs_sandbox.cluster import ClusterConfig, ClusterSimulator
+from ecs_sandbox.registry import Registry
+from ecs_sandbox.server import ApiServer, Faults, RequestCounters
+from ecs_sandbox.store import Store
 
 logger = logging.getLogger(__name__)
 

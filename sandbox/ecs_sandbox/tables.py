@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from ecs_operator.sandbox.resources import ResourceType
+from ecs_sandbox.resources import ResourceType
 
 Obj = dict[str, Any]
 CellFn = Callable[[Obj, datetime], Any]

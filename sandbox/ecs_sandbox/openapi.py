@@ -30,7 +30,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ecs_operator.sandbox.resources import ResourceType
+from ecs_sandbox.resources import ResourceType
 
 _BUILTIN_FILE = Path(__file__).with_name("openapi_builtin.json")
 _REF = "#/components/schemas/"

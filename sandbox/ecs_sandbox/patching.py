@@ -18,7 +18,7 @@ from typing import Any
 import jsonpatch
 import jsonpointer
 
-from ecs_operator.sandbox.errors import ApiError, bad_request
+from ecs_sandbox.errors import ApiError, bad_request
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"

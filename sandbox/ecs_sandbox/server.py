@@ -42,11 +42,11 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from ecs_operator.sandbox import openapi, protobuf, tables
-from ecs_operator.sandbox.errors import ApiError, bad_request
-from ecs_operator.sandbox.registry import Registry
-from ecs_operator.sandbox.resources import ResourceType
-from ecs_operator.sandbox.store import Store, Watch
+from ecs_sandbox import openapi, protobuf, tables
+from ecs_sandbox.errors import ApiError, bad_request
+from ecs_sandbox.registry import Registry
+from ecs_sandbox.resources import ResourceType
+from ecs_sandbox.store import Store, Watch
 
 logger = logging.getLogger(__name__)
 

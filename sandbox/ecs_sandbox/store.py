@@ -6,7 +6,7 @@ exactly this surface):
 - Objects are plain JSON-compatible dicts. The store owns its copies: every method returns a
   copy the caller may mutate, and never keeps a reference to what it was given.
 - One global `resourceVersion` counter (an int, a string on the wire) shared by all kinds.
-- Every failure raises `ecs_operator.sandbox.errors.ApiError` with the canonical reason.
+- Every failure raises `ecs_sandbox.errors.ApiError` with the canonical reason.
 
     store = Store(registry, watch_window=5000)
     store.create(rt, namespace, obj, *, dry_run=False) -> dict
@@ -93,8 +93,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ecs_operator.sandbox import pod_security
-from ecs_operator.sandbox.errors import (
+from ecs_sandbox import pod_security
+from ecs_sandbox.errors import (
     ApiError,
     Cause,
     already_exists,
@@ -104,11 +104,11 @@ from ecs_operator.sandbox.errors import (
     invalid,
     not_found,
 )
-from ecs_operator.sandbox.patching import apply_patch, deep_copy
-from ecs_operator.sandbox.registry import Registry
-from ecs_operator.sandbox.resources import ResourceType
-from ecs_operator.sandbox.schema import CelError, SchemaValidator, validate_crd
-from ecs_operator.sandbox.selectors import Predicate, parse_field_selector, parse_label_selector
+from ecs_sandbox.patching import apply_patch, deep_copy
+from ecs_sandbox.registry import Registry
+from ecs_sandbox.resources import ResourceType
+from ecs_sandbox.schema import CelError, SchemaValidator, validate_crd
+from ecs_sandbox.selectors import Predicate, parse_field_selector, parse_label_selector
 
 Obj = dict[str, Any]
 StorageKey = tuple[str, str]  # (group, plural): all versions of a kind share one storage

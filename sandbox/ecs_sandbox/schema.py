@@ -54,7 +54,7 @@ from celpy import celtypes
 from celpy.celparser import CELParseError
 from celpy.evaluation import CELEvalError
 
-from ecs_operator.sandbox.errors import Cause, bad_request, invalid
+from ecs_sandbox.errors import Cause, bad_request, invalid
 
 # --------------------------------------------------------------------------------------------
 # CEL

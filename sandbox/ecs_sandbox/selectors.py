@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from ecs_operator.sandbox.errors import ApiError, bad_request
+from ecs_sandbox.errors import ApiError, bad_request
 
 Predicate = Callable[[dict[str, Any]], bool]
 

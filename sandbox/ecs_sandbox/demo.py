@@ -1,15 +1,17 @@
-"""`ecs-operator demo`: the sandbox, the operator and the examples, with a live view of tasks.
+"""`ecs-sandbox demo`: the sandbox, the operator and the examples, with a live view of tasks.
 
 What `make sandbox` runs. In one command:
 
-1. the sandbox cluster starts in this process (the same flags as `ecs-operator sandbox`:
+1. the sandbox cluster starts in this process (the same flags as `ecs-sandbox serve`:
    127.0.0.1, port 8080 by default, `--port 0` picks a free one; kubeconfig in
    `.sandbox/kubeconfig`);
-2. the CRDs this operator was built with (what `crds/` holds) are created and the demo waits
-   until the API serves them;
-3. the operator runs as a subprocess, exactly `ecs-operator run --kubeconfig … --liveness ''`,
-   its log in `operator.log` next to the kubeconfig; so `ecs-operator sandbox` plus
-   `ecs-operator run` is the same thing in two processes;
+2. the CRDs of the installed operator (what `ecs-operator crds` prints, what `crds/` holds: read
+   from that command, run as a subprocess, since the sandbox never imports the operator) are
+   created and the demo waits until the API serves them;
+3. the operator runs as a subprocess, exactly `ecs-operator run --kubeconfig … --liveness ''`
+   (`python -m ecs_operator` of this interpreter), its log in `operator.log` next to the
+   kubeconfig; so `ecs-sandbox serve` plus `ecs-operator run` is the same thing in two
+   processes;
 4. the one line a user needs is printed (`export KUBECONFIG=…; kubectl get ecs`), then the
    script plays, its scenes one after the other, each announced in one sentence:
    - "the examples": every document of `manifests/examples/*.yaml` created through the API,
@@ -68,34 +70,31 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from ecs_operator import API_GROUP, API_VERSION
-from ecs_operator.core.labels import SERVICE_LABEL
-from ecs_operator.core.placement import ZONE_LABEL
-from ecs_operator.kube.client import (
+from ecs_sandbox import serve as serve_cli
+from ecs_sandbox.client import (
     CRDS,
     NODES,
     PODS,
     SERVICES,
     TASK_DEFINITIONS,
     TASKS,
-    KubeClient,
-    KubeError,
+    ApiClient,
+    RequestError,
     Resource,
 )
-from ecs_operator.models.crd import render_crds
-from ecs_operator.sandbox import cli as sandbox_cli
-from ecs_operator.sandbox.cluster import EXIT_ANNOTATION, NODE_STATE_ANNOTATION
-from ecs_operator.sandbox.runtime import Sandbox
-from ecs_operator.sandbox.tables import age
+from ecs_sandbox.cluster import EXIT_ANNOTATION, NODE_STATE_ANNOTATION, ZONE_LABEL
+from ecs_sandbox.contract import ECS_API_VERSION, SERVICE_LABEL
+from ecs_sandbox.runtime import Sandbox
+from ecs_sandbox.tables import age
 
 DEFAULT_EXAMPLES = Path(__file__).resolve().parents[2] / "manifests" / "examples"
 DEFAULT_NAMESPACE = "default"
-ECS_API_VERSION = f"{API_GROUP}/{API_VERSION}"
 # Created before everything else, in this order; other kinds keep their file order.
 APPLY_FIRST = ("Namespace", "Secret", "ConfigMap", "TaskDefinition", "LoadBalancer")
 LIVE_REFRESH_SECONDS = 0.25
 PLAIN_REFRESH_SECONDS = 3.0
 CRDS_SERVED_TIMEOUT = 30.0
+CRDS_COMMAND_TIMEOUT = 60.0  # `ecs-operator crds` imports the operator's models
 OPERATOR_STOP_TIMEOUT = 10.0
 OPERATOR_LOG_TAIL = 20
 PLAIN_WIDTH = 200  # a pipe has no width; rich would squeeze the table into 80 columns
@@ -187,7 +186,7 @@ def _check_object(body: Any, where: str) -> None:
 class ResourceFinder:
     """The REST collection of an apiVersion + kind, from the API's discovery (cached)."""
 
-    def __init__(self, kube: KubeClient) -> None:
+    def __init__(self, kube: ApiClient) -> None:
         self._kube = kube
         self._listings: dict[str, list[Obj]] = {}
 
@@ -197,7 +196,7 @@ class ResourceFinder:
             path = f"/apis/{api_version}" if group else f"/api/{version}"
             try:
                 listing = await self._kube.request("GET", path)
-            except KubeError as error:
+            except RequestError as error:
                 if error.not_found:
                     raise DemoError(f"the API does not serve {api_version}") from None
                 raise
@@ -302,7 +301,7 @@ def _settled(view: ServiceView) -> ServiceView | None:
 class Stage:
     """What a scene may use: the API, the console to narrate on, the loaded examples."""
 
-    kube: KubeClient
+    kube: ApiClient
     console: Console
     examples: list[Manifest]
     examples_dir: Path
@@ -325,7 +324,7 @@ class Stage:
             await self.kube.create(resource, namespace, body)
         except DemoError as error:
             return f"rejected: {error}"
-        except KubeError as error:
+        except RequestError as error:
             if error.code == 409:
                 return "exists"
             return f"rejected: {error.message}"
@@ -616,7 +615,7 @@ async def play(script: tuple[Scene, ...], stage: Stage) -> None:
         stage.say(f"── scene {number}/{len(script)}: {scene.title}", "bold")
         try:
             await scene.play(stage)
-        except (KubeError, DemoError, OSError) as error:
+        except (RequestError, DemoError, OSError) as error:
             stage.say(f"scene {scene.title!r} failed: {error}", "red")
     stage.say(
         f"── script done ({len(script)} scene{'' if len(script) == 1 else 's'}); the cluster "
@@ -872,12 +871,12 @@ class Snapshot:
         return (services, rows, zone_summary(self.nodes, self.tasks), self.error)
 
 
-async def read_snapshot(kube: KubeClient, previous: Snapshot | None) -> Snapshot:
+async def read_snapshot(kube: ApiClient, previous: Snapshot | None) -> Snapshot:
     try:
         tasks = await kube.list(TASKS)
         nodes = await kube.list(NODES)
         services = await kube.list(SERVICES)
-    except KubeError as error:
+    except RequestError as error:
         if previous is None:
             return Snapshot([], [], [], error.message)
         return Snapshot(previous.tasks, previous.nodes, previous.services, error.message)
@@ -901,6 +900,11 @@ def _die_with_parent(parent: int) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
+def operator_command(*args: str) -> list[str]:
+    """`ecs-operator ARGS…` as the operator installed next to this interpreter runs it."""
+    return [sys.executable, "-m", "ecs_operator", *args]
+
+
 class OperatorProcess:
     """`ecs-operator run` against the sandbox, its output appended to `log_path`."""
 
@@ -910,8 +914,7 @@ class OperatorProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def command(self) -> list[str]:
-        kubeconfig = str(self.kubeconfig.resolve())
-        return [sys.executable, "-m", "ecs_operator", "run", "--kubeconfig", kubeconfig]
+        return operator_command("run", "--kubeconfig", str(self.kubeconfig.resolve()))
 
     def start(self) -> int:
         # No liveness endpoint: its default port is the sandbox's, and nothing probes it here.
@@ -968,8 +971,8 @@ def _positive_seconds(text: str) -> float:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    # Every flag of `ecs-operator sandbox` (port, kubeconfig, zones, nodes, faults) works here.
-    sandbox_cli.add_arguments(parser)
+    # Every flag of `ecs-sandbox serve` (port, kubeconfig, zones, nodes, faults) works here.
+    serve_cli.add_arguments(parser)
     demo = parser.add_argument_group("demo")
     demo.add_argument(
         "--examples",
@@ -1003,9 +1006,9 @@ def main(args: argparse.Namespace) -> int:
     console = _console()
     try:
         examples = load_manifests(args.examples)
-        sandbox = sandbox_cli.sandbox_from_args(args)
+        sandbox = serve_cli.sandbox_from_args(args)
     except (DemoError, ValueError) as error:
-        print(f"ecs-operator demo: error: {error}", file=sys.stderr)
+        print(f"ecs-sandbox demo: error: {error}", file=sys.stderr)
         return 2
     demo = Demo(
         sandbox,
@@ -1019,7 +1022,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(demo.run())
     except DemoError as error:
-        print(f"ecs-operator demo: error: {error}", file=sys.stderr)
+        print(f"ecs-sandbox demo: error: {error}", file=sys.stderr)
         return 1
 
 
@@ -1068,20 +1071,25 @@ class Demo:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(signum, self.stopping.set)
                 cleanup.callback(loop.remove_signal_handler, signum)
+            # The operator's CRDs are read (a subprocess) while the sandbox starts.
+            crds = asyncio.create_task(operator_crds())
+            cleanup.callback(crds.cancel)
             cleanup.push_async_callback(self.sandbox.stop)
             try:
                 await self.sandbox.start()
             except OSError as error:
                 raise DemoError(f"the sandbox cannot listen: {error} (try --port 0)") from None
             kubeconfig = self.sandbox.kubeconfig_path
-            kube = KubeClient.from_kubeconfig(str(kubeconfig))
-            cleanup.callback(kube.close)
+            kube = ApiClient(self.sandbox.url)
+            cleanup.push_async_callback(kube.close)
             operator = OperatorProcess(kubeconfig, kubeconfig.parent / "operator.log")
             cleanup.push_async_callback(operator.stop)
-            code = await self._run(kube, operator)
+            code = await self._run(kube, operator, crds)
         return code
 
-    async def _run(self, kube: KubeClient, operator: OperatorProcess) -> int:
+    async def _run(
+        self, kube: ApiClient, operator: OperatorProcess, crds: Awaitable[list[Obj]]
+    ) -> int:
         stage = Stage(kube, self.console, self.examples, self.examples_dir)
         config = self.sandbox.cluster_config
         assert config is not None
@@ -1089,7 +1097,7 @@ class Demo:
             f"sandbox serving {self.sandbox.url}: {len(config.zones)} zones of "
             f"{config.nodes_per_zone} nodes ({', '.join(config.zones)})"
         )
-        plurals = await install_crds(kube)
+        plurals = await install_crds(kube, await crds)
         stage.say(f"CRDs served: {', '.join(plurals)}")
         pid = operator.start()
         stage.say(f"operator started (pid {pid}), log: {_shown_path(operator.log_path)}")
@@ -1109,7 +1117,7 @@ class Demo:
             with contextlib.suppress(asyncio.CancelledError):
                 await script
 
-    async def _watch(self, kube: KubeClient, operator: OperatorProcess) -> int:
+    async def _watch(self, kube: ApiClient, operator: OperatorProcess) -> int:
         """Show the tasks until asked to stop (0) or until the operator dies (1)."""
         snapshot: Snapshot | None = None
         shown: tuple[Any, ...] | None = None
@@ -1167,14 +1175,59 @@ class Demo:
         )
 
 
-async def install_crds(kube: KubeClient) -> list[str]:
-    """Create the operator's CRDs (as `crds/` holds them) and wait until the API serves them;
-    the plurals, in order."""
+async def operator_crds() -> list[Obj]:
+    """The CRDs of the installed operator, as `ecs-operator crds` prints them (what `crds/`
+    holds), run with this interpreter: the sandbox never imports the operator, and this is the
+    operator the demo then runs. DemoError when the command fails (no operator installed)."""
+    command = operator_command("crds")
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+    except OSError as error:
+        raise DemoError(f"cannot run {shlex.join(command)}: {error}") from None
+    try:
+        output, errors = await asyncio.wait_for(process.communicate(), CRDS_COMMAND_TIMEOUT)
+    except BaseException as error:  # the timeout, or the demo stopping meanwhile
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
+        if isinstance(error, TimeoutError):
+            raise DemoError(
+                f"{shlex.join(command)} printed no CRDs in {CRDS_COMMAND_TIMEOUT:.0f} s"
+            ) from None
+        raise
+    if process.returncode != 0:
+        tail = "\n".join(errors.decode(errors="replace").splitlines()[-OPERATOR_LOG_TAIL:])
+        raise DemoError(
+            f"{shlex.join(command)} exited with {process.returncode} (is ecs-operator installed "
+            f"in this environment?):\n{tail}"
+        )
+    try:
+        documents = list(yaml.safe_load_all(output))
+    except yaml.YAMLError as error:
+        raise DemoError(f"{shlex.join(command)} printed no valid YAML: {error}") from None
+    crds = [
+        document
+        for document in documents
+        if isinstance(document, dict) and document.get("kind") == "CustomResourceDefinition"
+    ]
+    if not crds:
+        raise DemoError(f"{shlex.join(command)} printed no CustomResourceDefinition")
+    return crds
+
+
+async def install_crds(kube: ApiClient, crds: list[Obj]) -> list[str]:
+    """Create the operator's CRDs (`operator_crds`) and wait until the API serves them; the
+    plurals, in order."""
     wanted: dict[str, set[str]] = {}
-    for crd in render_crds().values():
+    for crd in crds:
         try:
             await kube.create(CRDS, None, crd)
-        except KubeError as error:
+        except RequestError as error:
             if error.code != 409:
                 raise
         spec = crd["spec"]
@@ -1190,10 +1243,10 @@ async def install_crds(kube: KubeClient) -> list[str]:
     return sorted(plural for plurals in wanted.values() for plural in plurals)
 
 
-async def _served(kube: KubeClient, group_version: str) -> set[str]:
+async def _served(kube: ApiClient, group_version: str) -> set[str]:
     try:
         listing = await kube.request("GET", f"/apis/{group_version}")
-    except KubeError as error:
+    except RequestError as error:
         if error.not_found:
             return set()
         raise

@@ -1,4 +1,4 @@
-"""`ecs-operator sandbox`: serve the sandbox cluster until Ctrl-C or SIGTERM.
+"""`ecs-sandbox serve`: serve the sandbox cluster until Ctrl-C or SIGTERM.
 
 The default port is 8080, the plain-HTTP port kube-apiserver used to serve on localhost
 (`--port 0` picks a free one). The kubeconfig goes to `.sandbox/kubeconfig` unless
@@ -16,9 +16,9 @@ import signal
 import sys
 from pathlib import Path
 
-from ecs_operator.sandbox.cluster import ClusterConfig
-from ecs_operator.sandbox.runtime import Sandbox
-from ecs_operator.sandbox.server import FAULT_CODES, Faults
+from ecs_sandbox.cluster import ClusterConfig
+from ecs_sandbox.runtime import Sandbox
+from ecs_sandbox.server import FAULT_CODES, Faults
 
 DEFAULT_PORT = 8080
 DEFAULT_KUBECONFIG = Path(".sandbox/kubeconfig")
@@ -154,12 +154,12 @@ def main(args: argparse.Namespace) -> int:
     try:
         sandbox = sandbox_from_args(args)
     except ValueError as exc:
-        print(f"ecs-operator sandbox: error: {exc}", file=sys.stderr)
+        print(f"ecs-sandbox serve: error: {exc}", file=sys.stderr)
         return 2
     try:
         asyncio.run(_serve(sandbox))
     except OSError as exc:
-        print(f"ecs-operator sandbox: error: cannot serve: {exc}", file=sys.stderr)
+        print(f"ecs-sandbox serve: error: cannot serve: {exc}", file=sys.stderr)
         return 1
     return 0
 

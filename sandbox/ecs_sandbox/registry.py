@@ -10,9 +10,9 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from ecs_operator.sandbox.errors import ApiError
-from ecs_operator.sandbox.resources import ResourceType
-from ecs_operator.sandbox.schema import SchemaValidator
+from ecs_sandbox.errors import ApiError
+from ecs_sandbox.resources import ResourceType
+from ecs_sandbox.schema import SchemaValidator
 
 
 def _builtin(
