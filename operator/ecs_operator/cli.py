@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from ecs_operator import __version__
-from ecs_operator.handlers import run as run_cli
+from ecs_operator.controllers import run as run_cli
 from ecs_operator.models import crd as crd_cli
 
 Subcommand = tuple[

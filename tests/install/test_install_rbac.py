@@ -14,7 +14,7 @@ import pytest
 import yaml
 from install_support import CHART, CI_VALUES, MANIFESTS, RELEASE_NAMESPACE, of_kind, only, render
 
-from ecs_operator.handlers.watches import LEASE_NAME
+from ecs_operator.controllers.watches import LEASE_NAME
 
 ECS = "ecs.operator.dev"
 ECS_KINDS = ["taskdefinitions", "tasks", "services", "loadbalancers"]

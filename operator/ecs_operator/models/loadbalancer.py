@@ -9,7 +9,7 @@ DescribeTargetHealth: each target's ``state`` (initial, healthy, unhealthy, drai
 ELBv2 reason code.
 
 Adaptations (the operator owns a Kubernetes Service without selector, named like the
-LoadBalancer, and its EndpointSlices; ``core/targets.py`` has the rules):
+LoadBalancer, and its EndpointSlices; ``core/load_balancing.py`` has the rules):
 
 * The health check is rendered as a readiness probe on the registered container
   (``successThreshold`` = healthyThresholdCount, ``failureThreshold`` = unhealthyThresholdCount),

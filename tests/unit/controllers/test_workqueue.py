@@ -2,7 +2,7 @@
 
 import asyncio
 
-from ecs_operator.handlers.workqueue import WorkQueue
+from ecs_operator.controllers.workqueue import WorkQueue
 from ecs_operator.kube.client import KubeError
 
 

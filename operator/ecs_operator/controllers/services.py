@@ -18,16 +18,16 @@ from typing import Any
 from pydantic import ValidationError
 
 from ecs_operator import API_GROUP, API_VERSION
-from ecs_operator.core import deployments, events, labels, launches, placement, targets
+from ecs_operator.controllers.cache import Key, finalizer_write_event, object_key
+from ecs_operator.controllers.context import OperatorContext
+from ecs_operator.controllers.metrics import OperatorMetrics
+from ecs_operator.controllers.workqueue import WorkQueue
+from ecs_operator.core import deployments, events, labels, launches, load_balancing, placement
 from ecs_operator.core.capacity import task_requirements
 from ecs_operator.core.deployments import LaunchRequest, ServiceState, ServiceTask, StopRequest
 from ecs_operator.core.ownership import owned_by
 from ecs_operator.core.render import effective_spec
 from ecs_operator.core.revisions import resolve_reference
-from ecs_operator.handlers.cache import Key, finalizer_write_event, object_key
-from ecs_operator.handlers.context import OperatorContext
-from ecs_operator.handlers.metrics import OperatorMetrics
-from ecs_operator.handlers.workqueue import WorkQueue
 from ecs_operator.kube.client import SERVICES, TASKS, KubeError
 from ecs_operator.kube.events import EventRecorder
 from ecs_operator.models.loadbalancer import LoadBalancer
@@ -69,13 +69,13 @@ class ServiceController:
     def enqueue(self, key: Key) -> None:
         self.queue.add(key)
 
-    def observe(self, event_type: str | None, body: Mapping[str, Any]) -> Key:
+    def handle_event(self, event_type: str | None, body: Mapping[str, Any]) -> Key:
         """Cache a Service's watch event and reconcile it, unless it is the echo of our own
         status write: that version was cached when written, by the reconcile that decided it,
         so reconciling it again would only retry at once what the reconcile scheduled for
         later (placement is retried every PLACEMENT_RETRY_SECONDS, not on every write)."""
         echo = event_type != "DELETED" and self.context.services.holds(body)
-        key = self.context.services.observe(event_type, body)
+        key = self.context.services.record(event_type, body)
         if not echo:
             self.queue.add(key)
         return key
@@ -225,7 +225,7 @@ class ServiceController:
     async def _set_finalizer(self, body: dict[str, Any], *, add: bool) -> None:
         updated = await self.context.kube.set_finalizer(SERVICES, body, FINALIZER, present=add)
         if updated is not None:
-            self._observe_own_write(body, updated)
+            self._record_own_write(body, updated)
 
     def _failed_elb_health(
         self,
@@ -253,10 +253,10 @@ class ServiceController:
             name, status = task.metadata.name, task.status
             if task.spec.desired_status == "STOPPED" or status is None or name in planned:
                 continue
-            reason = targets.failed_elb_health(name, status.started_at, grace, used, now)
+            reason = load_balancing.failed_elb_health(name, status.started_at, grace, used, now)
             if reason is not None:
                 stops.append(StopRequest(name, "ServiceSchedulerInitiated", reason))
-            elif status.started_at and targets.failed_elb_health(
+            elif status.started_at and load_balancing.failed_elb_health(
                 name, status.started_at, 0, used, now
             ):
                 grace_ends = status.started_at + timedelta(seconds=grace)
@@ -336,7 +336,7 @@ class ServiceController:
             if error.not_found:
                 return
             raise
-        self.context.tasks.observe("MODIFIED", updated)
+        self.context.tasks.record("MODIFIED", updated)
 
     async def _launch_all(
         self, body: Mapping[str, Any], service: Service, requests: Iterable[LaunchRequest]
@@ -442,7 +442,7 @@ class ServiceController:
             if self.context.tasks.get((key[0], task)) is None:
                 found = await self.context.kube.get(TASKS, key[0], task)
                 if found is not None:
-                    self.context.tasks.observe("ADDED", found)
+                    self.context.tasks.record("ADDED", found)
             names.discard(task)
         self._in_flight.pop(key, None)
 
@@ -502,7 +502,7 @@ class ServiceController:
             raise
         # Counted at once (our expectations): the next plan sees it even before the watch does.
         # A holder that is not ours is cached too, so the next plan avoids its name.
-        self.context.tasks.observe("ADDED", found)
+        self.context.tasks.record("ADDED", found)
         if created:
             return found
         verdict = launches.existing_verdict(found, manifest)
@@ -523,14 +523,14 @@ class ServiceController:
             SERVICES, body, status.model_dump(mode="json", by_alias=True, exclude_none=True)
         )
         if updated is not None:  # else deleted meanwhile: its DELETED event ends the story
-            self._observe_own_write(body, updated)
+            self._record_own_write(body, updated)
 
-    def _observe_own_write(self, read: Mapping[str, Any], written: dict[str, Any]) -> None:
+    def _record_own_write(self, read: Mapping[str, Any], written: dict[str, Any]) -> None:
         """Cache the response of a write to the Service a reconcile `read` (as DELETED when
         the write removed the last finalizer of a Service being deleted). Changed by someone
         else since it was read, the watch event of that change is older than our write, so
-        `observe` takes it for an echo: the change is reconciled from here instead."""
-        self.context.services.observe(finalizer_write_event(written), written)
+        `handle_event` takes it for an echo: the change is reconciled from here instead."""
+        self.context.services.record(finalizer_write_event(written), written)
         if _what_reconcile_reads(written) != _what_reconcile_reads(read):
             self.queue.add(object_key(written))
 
@@ -557,7 +557,7 @@ def _healthy_in(
         return deployments.is_healthy
     return lambda task: (
         deployments.is_healthy(task)
-        and targets.task_load_balancer_health(task.name, spec, load_balancers)
+        and load_balancing.task_load_balancer_health(task.name, spec, load_balancers)
     )
 
 
@@ -570,7 +570,7 @@ def _load_balancer_error(
     a deployment, as ECS refuses such a CreateService/UpdateService."""
     if definition is None or not spec.load_balancers:
         return None
-    problems = targets.load_balancer_problems(spec, definition, load_balancers)
+    problems = load_balancing.load_balancer_problems(spec, definition, load_balancers)
     return "; ".join(str(p) for p in problems) or None
 
 

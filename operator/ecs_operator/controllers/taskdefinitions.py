@@ -6,13 +6,13 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from ecs_operator.controllers.cache import Key
+from ecs_operator.controllers.context import OperatorContext
+from ecs_operator.controllers.metrics import OperatorMetrics
+from ecs_operator.controllers.tasks import TaskController
+from ecs_operator.controllers.workqueue import WorkQueue
 from ecs_operator.core import events, revisions
 from ecs_operator.core.registration import RegistrationPlan, plan_registration
-from ecs_operator.handlers.cache import Key
-from ecs_operator.handlers.context import OperatorContext
-from ecs_operator.handlers.metrics import OperatorMetrics
-from ecs_operator.handlers.tasks import TaskController
-from ecs_operator.handlers.workqueue import WorkQueue
 from ecs_operator.kube.client import CONTROLLER_REVISIONS, TASK_DEFINITIONS, KubeError
 from ecs_operator.kube.events import EventRecorder
 from ecs_operator.models.taskdefinition import (
@@ -91,7 +91,7 @@ class TaskDefinitionController:
                     await self._name_taken(key, body, plan.register)
                     return
                 raise
-            self.context.revisions.observe("ADDED", created)
+            self.context.revisions.record("ADDED", created)
             # Plan again from the stored revision, so status carries its real registration
             # time at once (one status write per registration, not a second to correct it).
             plan = replace(self._plan(key), events=plan.events)
@@ -105,7 +105,7 @@ class TaskDefinitionController:
             updated = await kube.write_status(TASK_DEFINITIONS, body, plan.status)
             if updated is None:
                 return  # deleted meanwhile: its DELETED event reconciles the family again
-            self.context.task_definitions.observe("MODIFIED", updated)
+            self.context.task_definitions.record("MODIFIED", updated)
         for type_, reason, message in plan.events:
             if body is not None:
                 await self.events.record(body, type_, reason, message)
@@ -125,7 +125,7 @@ class TaskDefinitionController:
             self.queue.add_after(key, 0.2)  # deleted meanwhile: try the name again
             return
         if revisions.is_family_revision(holder, family):
-            self.context.revisions.observe("ADDED", holder)
+            self.context.revisions.record("ADDED", holder)
         else:
             self._taken.setdefault(key, set()).add(int(manifest["revision"]))
             if body is not None:
@@ -143,4 +143,4 @@ class TaskDefinitionController:
             if not error.not_found:
                 raise
         else:
-            self.context.revisions.observe("MODIFIED", updated)
+            self.context.revisions.record("MODIFIED", updated)

@@ -5,9 +5,9 @@ what a namespace allows, from its labels."""
 
 from typing import Any, cast
 
+from ecs_operator.controllers.context import OperatorContext, OperatorOptions
 from ecs_operator.core import labels
 from ecs_operator.core.security import ENFORCE_LABEL, InstallPolicy, SecurityPolicy
-from ecs_operator.handlers.context import OperatorContext, OperatorOptions
 from ecs_operator.kube.client import KubeClient
 
 
@@ -54,7 +54,7 @@ def task(name: str, placed: str, rv: int, desired: str = "RUNNING") -> dict[str,
 def context() -> OperatorContext:
     found = OperatorContext(OperatorOptions(), cast(KubeClient, None))
     for name in ("n1", "n2"):
-        found.nodes.observe("ADDED", node(name))
+        found.nodes.record("ADDED", node(name))
     return found
 
 
@@ -64,10 +64,10 @@ def by_name(found: OperatorContext) -> dict[str, Any]:
 
 def test_pods_and_podless_placed_tasks_are_counted_on_their_nodes() -> None:
     found = context()
-    found.tasks.observe("ADDED", task("a", "n1", 1))
-    found.pods.observe("ADDED", pod("a", "n1", 2))
-    found.tasks.observe("ADDED", task("b", "n2", 3))  # its Pod not created yet
-    found.tasks.observe("ADDED", task("c", "n2", 4, desired="STOPPED"))  # on its way out
+    found.tasks.record("ADDED", task("a", "n1", 1))
+    found.pods.record("ADDED", pod("a", "n1", 2))
+    found.tasks.record("ADDED", task("b", "n2", 3))  # its Pod not created yet
+    found.tasks.record("ADDED", task("c", "n2", 4, desired="STOPPED"))  # on its way out
     instances = by_name(found)
     assert instances["n1"].remaining_cpu_millicores == 3000
     assert instances["n1"].group_counts == {"service:web": 1}
@@ -81,7 +81,7 @@ def test_a_task_stopping_on_its_own_is_not_counted_once_its_pod_is_gone() -> Non
     found = context()
     exited = task("a", "n1", 1)
     exited["status"] = {"desiredStatus": "STOPPED", "lastStatus": "DEPROVISIONING"}
-    found.tasks.observe("ADDED", exited)
+    found.tasks.record("ADDED", exited)
     assert by_name(found)["n1"].group_counts == {}
 
 
@@ -90,18 +90,18 @@ def test_only_a_changed_node_is_rebuilt() -> None:
     first = by_name(found)
     assert by_name(found) == first
     assert all(by_name(found)[name] is first[name] for name in first)
-    found.pods.observe("ADDED", pod("a", "n1", 5))
+    found.pods.record("ADDED", pod("a", "n1", 5))
     second = by_name(found)
     assert second["n2"] is first["n2"]
     assert second["n1"].group_counts == {"service:web": 1}
-    found.nodes.observe("MODIFIED", {**node("n2", 6), "spec": {"unschedulable": True}})
+    found.nodes.record("MODIFIED", {**node("n2", 6), "spec": {"unschedulable": True}})
     assert not by_name(found)["n2"].schedulable
 
 
 def test_each_cluster_sees_its_own_groups_on_shared_nodes() -> None:
     found = context()
-    found.pods.observe("ADDED", pod("a", "n1", 2))
-    found.pods.observe("ADDED", pod("b", "n1", 3, namespace="other"))
+    found.pods.record("ADDED", pod("a", "n1", 2))
+    found.pods.record("ADDED", pod("b", "n1", 3, namespace="other"))
     mine, theirs = found.container_instances("ns"), found.container_instances("other")
     assert [dict(i.group_counts) for i in mine] == [{"service:web": 1}, {}]
     assert [dict(i.group_counts) for i in theirs] == [{"service:web": 1}, {}]
@@ -111,9 +111,9 @@ def test_each_cluster_sees_its_own_groups_on_shared_nodes() -> None:
 
 def test_a_task_whose_pod_appears_is_counted_once() -> None:
     found = context()
-    found.tasks.observe("ADDED", task("a", "n1", 1))
+    found.tasks.record("ADDED", task("a", "n1", 1))
     assert by_name(found)["n1"].group_counts == {"service:web": 1}
-    found.pods.observe("ADDED", pod("a", "n1", 2))
+    found.pods.record("ADDED", pod("a", "n1", 2))
     assert by_name(found)["n1"].group_counts == {"service:web": 1}
     assert by_name(found)["n1"].remaining_cpu_millicores == 3000
 
@@ -126,7 +126,7 @@ def test_the_security_policy_of_a_namespace_follows_its_labels() -> None:
     found = OperatorContext(OperatorOptions(security=install), cast(KubeClient, None))
     assert found.security_policy("web") == SecurityPolicy()  # not seen yet: no labels
     namespace = {"metadata": {"name": "web", "resourceVersion": "1", "labels": {}}}
-    found.namespaces.observe("ADDED", namespace)
+    found.namespaces.record("ADDED", namespace)
     assert found.security_policy("web") == SecurityPolicy()
     labelled = {
         "metadata": {
@@ -135,7 +135,7 @@ def test_the_security_policy_of_a_namespace_follows_its_labels() -> None:
             "labels": {ENFORCE_LABEL: "restricted", "ecs.operator.dev/allow-privileged": "true"},
         }
     }
-    found.namespaces.observe("MODIFIED", labelled)
+    found.namespaces.record("MODIFIED", labelled)
     policy = found.security_policy("web")
     assert policy.pod_security == "restricted" and policy.allow_privileged
     assert policy.operator_service_account is None
@@ -149,10 +149,10 @@ def test_a_service_counts_only_the_tasks_it_owns_by_uid() -> None:
         body = task(name, "n1", 1)
         body["metadata"]["ownerReferences"] = [{"kind": "Service", "name": "web", "uid": uid}]
         body["metadata"]["labels"] = {labels.SERVICE_LABEL: "web"}
-        found.tasks.observe("ADDED", body)
+        found.tasks.record("ADDED", body)
     labelled_only = task("web-labelled", "n1", 1)
     labelled_only["metadata"]["labels"] = {labels.SERVICE_LABEL: "web"}
-    found.tasks.observe("ADDED", labelled_only)
+    found.tasks.record("ADDED", labelled_only)
     assert sorted(t["metadata"]["name"] for t in found.service_tasks(service)) == [
         "web-1",
         "web-2",
@@ -162,8 +162,8 @@ def test_a_service_counts_only_the_tasks_it_owns_by_uid() -> None:
 def test_a_namespace_being_deleted_is_terminating() -> None:
     found = context()
     assert not found.namespace_terminating("web")  # not seen yet
-    found.namespaces.observe("ADDED", {"metadata": {"name": "web", "resourceVersion": "1"}})
+    found.namespaces.record("ADDED", {"metadata": {"name": "web", "resourceVersion": "1"}})
     assert not found.namespace_terminating("web")
     deleting = {"metadata": {"name": "web", "resourceVersion": "2", "deletionTimestamp": "now"}}
-    found.namespaces.observe("MODIFIED", deleting)
+    found.namespaces.record("MODIFIED", deleting)
     assert found.namespace_terminating("web")

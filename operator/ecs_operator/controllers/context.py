@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ecs_operator.controllers.cache import ObjectCache, object_key, owner_name
 from ecs_operator.core import labels
 from ecs_operator.core.capacity import cluster_instances, planned_node
 from ecs_operator.core.ownership import owned_by
@@ -17,7 +18,6 @@ from ecs_operator.core.placement import ContainerInstance, Footprints
 from ecs_operator.core.registration import StoredRevision
 from ecs_operator.core.revisions import revision_record_from_object
 from ecs_operator.core.security import InstallPolicy, SecurityPolicy
-from ecs_operator.handlers.cache import ObjectCache, object_key, owner_name
 from ecs_operator.kube.client import KubeClient
 from ecs_operator.models.loadbalancer import LoadBalancer
 

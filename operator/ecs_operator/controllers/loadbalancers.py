@@ -1,6 +1,6 @@
 """LoadBalancers: register service tasks as targets and keep a real data path in step.
 
-`core.targets` decides the targets (initial → healthy/unhealthy → draining → gone) from the
+`core.load_balancing` decides the targets (initial → healthy/unhealthy → draining → gone) from the
 Services that name the LoadBalancer, their Tasks and Pods; this controller applies it to the
 Kubernetes Service (no selector) and EndpointSlices it owns, writes status, and records the ECS
 events on the Services.
@@ -15,15 +15,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ecs_operator.controllers.cache import Key, ObjectCache, finalizer_write_event
+from ecs_operator.controllers.context import OperatorContext
+from ecs_operator.controllers.metrics import OperatorMetrics
+from ecs_operator.controllers.services import ServiceController
+from ecs_operator.controllers.tasks import TaskController
+from ecs_operator.controllers.workqueue import WorkQueue
 from ecs_operator.core import events as ecs_events
-from ecs_operator.core import labels, targets
+from ecs_operator.core import labels, load_balancing
 from ecs_operator.core.ownership import managed_by_operator, owned_by
-from ecs_operator.handlers.cache import Key, ObjectCache, finalizer_write_event
-from ecs_operator.handlers.context import OperatorContext
-from ecs_operator.handlers.metrics import OperatorMetrics
-from ecs_operator.handlers.services import ServiceController
-from ecs_operator.handlers.tasks import TaskController
-from ecs_operator.handlers.workqueue import WorkQueue
 from ecs_operator.kube.client import (
     ENDPOINT_SLICES,
     KUBERNETES_SERVICES,
@@ -105,10 +105,10 @@ class LoadBalancerController:
         # Ownership before action: under another's Service of its name it registers and
         # publishes nothing, and says so.
         refusal = await self._sync_service(namespace, lb)
-        plan = targets.desired_targets(lb, [] if refusal else members, now)
+        plan = load_balancing.desired_targets(lb, [] if refusal else members, now)
         problems += await self._sync_slices(namespace, lb, plan.targets)
-        update = targets.lb_status(lb, plan.targets, sorted(users), problems, now, refusal)
-        if refusal is not None and refusal != targets.reported_refusal(lb):
+        update = load_balancing.lb_status(lb, plan.targets, sorted(users), problems, now, refusal)
+        if refusal is not None and refusal != load_balancing.reported_refusal(lb):
             await self.events.record(body, "Warning", ecs_events.REASON_NAME_CONFLICT, refusal)
         if update.changed:
             written = await self.context.kube.write_status(
@@ -118,7 +118,7 @@ class LoadBalancerController:
             )
             if written is None:
                 return
-            self.context.load_balancers.observe("MODIFIED", written)
+            self.context.load_balancers.record("MODIFIED", written)
             # Registration and draining move the tasks' ACTIVATING/DEACTIVATING and the
             # services' health: wake both, tasks whose targets just went away included.
             before = {t.task for t in (lb.status.targets or ())} if lb.status else set()
@@ -148,12 +148,12 @@ class LoadBalancerController:
         if updated is None:
             return None
         happened = finalizer_write_event(updated)
-        self.context.load_balancers.observe(happened, updated)
+        self.context.load_balancers.record(happened, updated)
         return None if happened == "DELETED" else updated
 
     def _members(
         self, namespace: str, lb: LoadBalancer
-    ) -> tuple[list[targets.ServiceMembers], set[str]]:
+    ) -> tuple[list[load_balancing.ServiceMembers], set[str]]:
         """Every Service naming the LoadBalancer, or still holding targets in it."""
         holding = {t.service for t in (lb.status.targets or ())} if lb.status else set()
         members, users = [], set()
@@ -168,7 +168,7 @@ class LoadBalancerController:
             elif service.metadata.name not in holding:
                 continue
             tasks, pods = self._tasks_of(namespace, body)
-            members.append(targets.ServiceMembers(service, tasks, pods))
+            members.append(load_balancing.ServiceMembers(service, tasks, pods))
         return members, users
 
     def _tasks_of(
@@ -192,7 +192,7 @@ class LoadBalancerController:
     async def _sync_service(self, namespace: str, lb: LoadBalancer) -> str | None:
         """Keep the LoadBalancer's Kubernetes Service as rendered; the name clash instead when
         a Service of its name exists and is not its own (then it is left untouched)."""
-        desired = targets.render_service(lb)
+        desired = load_balancing.render_service(lb)
         current = self.context.kubernetes_services.get((namespace, lb.metadata.name))
         if current is None:
             current = await self._create_or_read(
@@ -200,15 +200,15 @@ class LoadBalancerController:
             )
             if current is None:
                 return None
-        refusal = targets.name_clash(lb, "Service", current)
+        refusal = load_balancing.name_clash(lb, "Service", current)
         if refusal is not None:
             return refusal
-        patch = targets.service_changes(current, desired)
+        patch = load_balancing.service_changes(current, desired)
         if patch is not None:
             updated = await self.context.kube.patch(
                 KUBERNETES_SERVICES, namespace, lb.metadata.name, patch
             )
-            self.context.kubernetes_services.observe("MODIFIED", updated)
+            self.context.kubernetes_services.record("MODIFIED", updated)
         return None
 
     async def _create_or_read(
@@ -218,14 +218,14 @@ class LoadBalancerController:
         (read from the API: the watch sees only objects labelled as the operator's)."""
         name = manifest["metadata"]["name"]
         try:
-            cache.observe("ADDED", await self.context.kube.create(resource, namespace, manifest))
+            cache.record("ADDED", await self.context.kube.create(resource, namespace, manifest))
             return None
         except KubeError as error:
             if not error.conflict:
                 raise
         existing = await self.context.kube.get(resource, namespace, name)
         if existing is not None and managed_by_operator(existing):
-            cache.observe("ADDED", existing)
+            cache.record("ADDED", existing)
         return existing
 
     async def _sync_slices(
@@ -233,21 +233,23 @@ class LoadBalancerController:
     ) -> list[str]:
         """Bring the LoadBalancer's own EndpointSlices to the targets; the name clashes with
         slices that are not its own (those it never changes)."""
-        desired = targets.render_endpoint_slices(lb, current_targets)
+        desired = load_balancing.render_endpoint_slices(lb, current_targets)
         cache = self.context.endpoint_slices
-        current = targets.own_endpoint_slices(lb, cache.in_namespace(namespace))
-        changes = targets.slice_changes(current, desired)
+        current = load_balancing.own_endpoint_slices(lb, cache.in_namespace(namespace))
+        changes = load_balancing.slice_changes(current, desired)
         kube, clashes = self.context.kube, []
         for manifest in changes.create:
             existing = await self._create_or_read(ENDPOINT_SLICES, namespace, manifest, cache)
-            clash = None if existing is None else targets.name_clash(lb, "EndpointSlice", existing)
+            clash = (
+                None
+                if existing is None
+                else load_balancing.name_clash(lb, "EndpointSlice", existing)
+            )
             if clash is not None:
                 clashes.append(clash)
         for manifest in changes.update:
             name = manifest["metadata"]["name"]
-            cache.observe(
-                "MODIFIED", await kube.replace(ENDPOINT_SLICES, namespace, name, manifest)
-            )
+            cache.record("MODIFIED", await kube.replace(ENDPOINT_SLICES, namespace, name, manifest))
         for name in changes.delete:
             await kube.delete(ENDPOINT_SLICES, namespace, name)
         return clashes

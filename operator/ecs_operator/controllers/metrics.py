@@ -13,8 +13,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from ecs_operator.controllers.context import OperatorContext
 from ecs_operator.core import labels
-from ecs_operator.handlers.context import OperatorContext
 
 
 class OperatorMetrics:

@@ -16,6 +16,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ecs_operator.controllers.cache import Key, owner_name
+from ecs_operator.controllers.context import NODE_INDEX, OperatorContext
+from ecs_operator.controllers.metrics import OperatorMetrics
+from ecs_operator.controllers.workqueue import WorkQueue
 from ecs_operator.core import events as ecs_events
 from ecs_operator.core import labels, placement
 from ecs_operator.core.capacity import cluster_instances, reservation, task_requirements
@@ -30,6 +34,11 @@ from ecs_operator.core.lifecycle import (
     is_expired,
     is_on_lost_node,
     observe,
+)
+from ecs_operator.core.load_balancing import (
+    awaiting_registration,
+    readiness_probe,
+    task_deregistering,
 )
 from ecs_operator.core.ownership import owned_by
 from ecs_operator.core.placement import ZONE_LABEL
@@ -46,12 +55,7 @@ from ecs_operator.core.revisions import (
     is_new_reference,
     resolve_reference,
 )
-from ecs_operator.core.targets import awaiting_registration, readiness_probe, task_deregistering
 from ecs_operator.core.validation import task_problems, unreadable_task_status
-from ecs_operator.handlers.cache import Key, owner_name
-from ecs_operator.handlers.context import NODE_INDEX, OperatorContext
-from ecs_operator.handlers.metrics import OperatorMetrics
-from ecs_operator.handlers.workqueue import WorkQueue
 from ecs_operator.kube.client import PODS, SECRETS, SERVICE_ACCOUNTS, TASKS, KubeError
 from ecs_operator.kube.events import EventRecorder
 from ecs_operator.models.common import UnsupportedField
@@ -318,7 +322,7 @@ class TaskController:
         )
         if updated is None:
             return False
-        self.context.tasks.observe("MODIFIED", updated)
+        self.context.tasks.record("MODIFIED", updated)
         return True
 
     def _node_of(self, pod: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -466,20 +470,20 @@ class TaskController:
         )
         # Count the pod in the cache before awaiting its creation: a task placed meanwhile
         # must see this one (distinctInstance, spread, remaining resources).
-        self.context.pods.observe("ADDED", rendered.manifest)
+        self.context.pods.record("ADDED", rendered.manifest)
         try:
             found, created = await self.context.kube.create_or_get(
                 PODS, namespace, rendered.manifest
             )
         except KubeError as error:
-            self.context.pods.observe("DELETED", rendered.manifest)
+            self.context.pods.record("DELETED", rendered.manifest)
             if error.code in (400, 403, 422):
                 return f"CannotStartContainerError: the Pod was refused: {error.message}", []
             raise
         except BaseException:
-            self.context.pods.observe("DELETED", rendered.manifest)
+            self.context.pods.record("DELETED", rendered.manifest)
             raise
-        self.context.pods.observe("ADDED", found)
+        self.context.pods.record("ADDED", found)
         if not created and not is_controlled_by(found, body["metadata"]["uid"]):
             # Someone else's Pod holds the name: a conflict, never taken for our launch. One
             # still stopping (a previous Task's of the same name) is waited for by the retry.

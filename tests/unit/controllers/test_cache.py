@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
+from ecs_operator.controllers.cache import ObjectCache, finalizer_write_event
 from ecs_operator.core.capacity import planned_node
-from ecs_operator.handlers.cache import ObjectCache, finalizer_write_event
 
 
 def pod(name: str, rv: int, uid: str = "u1", **status: Any) -> dict[str, Any]:
@@ -21,15 +21,15 @@ def pod(name: str, rv: int, uid: str = "u1", **status: Any) -> dict[str, Any]:
 
 def test_an_older_version_never_replaces_a_newer_one() -> None:
     cache = ObjectCache()
-    cache.observe("MODIFIED", pod("p", 10, phase="Running"))  # our own write's response
-    cache.observe("MODIFIED", pod("p", 9, phase="Pending"))  # the watch catching up late
+    cache.record("MODIFIED", pod("p", 10, phase="Running"))  # our own write's response
+    cache.record("MODIFIED", pod("p", 9, phase="Pending"))  # the watch catching up late
     assert cache.get(("ns", "p")) == pod("p", 10, phase="Running")
 
 
 def test_holds_tells_the_echo_of_our_own_write() -> None:
     cache = ObjectCache()
     assert not cache.holds(pod("p", 10))
-    cache.observe("MODIFIED", pod("p", 10))  # our own write's response
+    cache.record("MODIFIED", pod("p", 10))  # our own write's response
     assert cache.holds(pod("p", 10))  # its watch event
     assert cache.holds(pod("p", 9))  # an earlier event, arriving late
     assert not cache.holds(pod("p", 11))  # someone else's change
@@ -38,27 +38,27 @@ def test_holds_tells_the_echo_of_our_own_write() -> None:
 
 def test_a_recreated_object_replaces_the_old_one_whatever_its_version() -> None:
     cache = ObjectCache()
-    cache.observe("ADDED", pod("p", 10, uid="old"))
-    cache.observe("ADDED", pod("p", 3, uid="new"))
+    cache.record("ADDED", pod("p", 10, uid="old"))
+    cache.record("ADDED", pod("p", 3, uid="new"))
     assert cache.get(("ns", "p"))["metadata"]["uid"] == "new"
 
 
 def test_a_deleted_object_leaves_its_last_state_until_recreated() -> None:
     cache = ObjectCache()
-    cache.observe("ADDED", pod("p", 1))
+    cache.record("ADDED", pod("p", 1))
     final = pod("p", 2, phase="Failed", containerStatuses=[{"name": "c", "exitCode": 143}])
-    cache.observe("DELETED", final)
+    cache.record("DELETED", final)
     assert cache.get(("ns", "p")) is None
     assert cache.tombstone(("ns", "p")) == final
     assert list(cache.in_namespace("ns")) == []
-    cache.observe("ADDED", pod("p", 3, uid="u2"))
+    cache.record("ADDED", pod("p", 3, uid="u2"))
     assert cache.tombstone(("ns", "p")) is None
 
 
 def test_tombstones_are_bounded() -> None:
     cache = ObjectCache(tombstones=2)
     for name in ("a", "b", "c"):
-        cache.observe("DELETED", pod(name, 1))
+        cache.record("DELETED", pod(name, 1))
     assert cache.tombstone(("ns", "a")) is None
     assert cache.tombstone(("ns", "c")) is not None
 
@@ -79,29 +79,29 @@ def names(bodies: Any) -> set[str]:
 
 def test_the_node_index_follows_binding_moves_and_deletion() -> None:
     cache = ObjectCache(indexes={"node": planned_node})
-    cache.observe("ADDED", on_node("a", 1, None, pinned="n1"))  # created, not yet bound
-    cache.observe("ADDED", on_node("b", 2, "n2"))
-    cache.observe("ADDED", on_node("c", 3, None))  # no node at all: filed nowhere
+    cache.record("ADDED", on_node("a", 1, None, pinned="n1"))  # created, not yet bound
+    cache.record("ADDED", on_node("b", 2, "n2"))
+    cache.record("ADDED", on_node("c", 3, None))  # no node at all: filed nowhere
     assert names(cache.indexed("node", "n1")) == {"a"}
-    cache.observe("MODIFIED", on_node("a", 4, "n3"))  # bound elsewhere than it was pinned
+    cache.record("MODIFIED", on_node("a", 4, "n3"))  # bound elsewhere than it was pinned
     assert names(cache.indexed("node", "n1")) == set()
     assert names(cache.indexed("node", "n3")) == {"a"}
-    cache.observe("MODIFIED", on_node("a", 3, "n1"))  # a stale event changes nothing
+    cache.record("MODIFIED", on_node("a", 3, "n1"))  # a stale event changes nothing
     assert names(cache.indexed("node", "n3")) == {"a"}
     seen = cache.index_version("node", "n2")
-    cache.observe("DELETED", on_node("b", 5, "n2"))
+    cache.record("DELETED", on_node("b", 5, "n2"))
     assert names(cache.indexed("node", "n2")) == set()
     assert cache.index_version("node", "n2") != seen
 
 
 def test_a_change_within_an_index_value_moves_its_version() -> None:
     cache = ObjectCache(indexes={"node": planned_node})
-    cache.observe("ADDED", on_node("a", 1, "n1"))
+    cache.record("ADDED", on_node("a", 1, "n1"))
     seen = cache.index_version("node", "n1")
-    cache.observe("MODIFIED", {**on_node("a", 2, "n1"), "status": {"phase": "Failed"}})
+    cache.record("MODIFIED", {**on_node("a", 2, "n1"), "status": {"phase": "Failed"}})
     assert cache.index_version("node", "n1") != seen
     untouched = cache.index_version("node", "n2")
-    cache.observe("MODIFIED", on_node("a", 3, "n1"))
+    cache.record("MODIFIED", on_node("a", 3, "n1"))
     assert cache.index_version("node", "n2") == untouched
 
 
@@ -111,11 +111,11 @@ class Phase(BaseModel):
 
 def test_each_version_is_validated_once() -> None:
     cache = ObjectCache()
-    cache.observe("ADDED", pod("p", 1, phase="Pending"))
+    cache.record("ADDED", pod("p", 1, phase="Pending"))
     body = cache.get(("ns", "p"))
     first = cache.parsed(body, Phase)
     assert cache.parsed(body, Phase) is first
-    cache.observe("MODIFIED", pod("p", 2, phase="Running"))
+    cache.record("MODIFIED", pod("p", 2, phase="Running"))
     second = cache.parsed(cache.get(("ns", "p")), Phase)
     assert second.status == {"phase": "Running"}
     assert second is not first
@@ -123,7 +123,7 @@ def test_each_version_is_validated_once() -> None:
 
 def test_an_invalid_version_raises_every_time() -> None:
     cache = ObjectCache()
-    cache.observe("ADDED", pod("p", 1, phase="Pending"))
+    cache.record("ADDED", pod("p", 1, phase="Pending"))
     body = cache.get(("ns", "p"))
     body["status"] = "not an object"
     for _ in range(2):
@@ -134,7 +134,7 @@ def test_an_invalid_version_raises_every_time() -> None:
 def test_validated_models_are_remembered_for_the_most_recently_read_only() -> None:
     cache = ObjectCache(parsed=2)
     for name in ("a", "b", "c"):
-        cache.observe("ADDED", pod(name, 1, uid=name, phase="Running"))
+        cache.record("ADDED", pod(name, 1, uid=name, phase="Running"))
     a, b = (cache.parsed(cache.get(("ns", n)), Phase) for n in ("a", "b"))
     assert cache.parsed(cache.get(("ns", "a")), Phase) is a  # "a" is now the most recent
     cache.parsed(cache.get(("ns", "c")), Phase)  # evicts "b", the least recently read
@@ -146,21 +146,21 @@ def test_managed_fields_are_not_kept() -> None:
     cache = ObjectCache()
     body = pod("p", 1)
     body["metadata"]["managedFields"] = [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}]
-    cache.observe("ADDED", body)
+    cache.record("ADDED", body)
     assert "managedFields" not in cache.get(("ns", "p"))["metadata"]
     assert "managedFields" in body["metadata"]  # the event's own body is left alone
-    cache.observe("DELETED", body)
+    cache.record("DELETED", body)
     assert "managedFields" not in cache.tombstone(("ns", "p"))["metadata"]
 
 
 def test_the_version_already_held_changes_nothing() -> None:
     """Our write's response is held first; the watch event of that write comes later."""
     cache = ObjectCache(indexes={"node": planned_node})
-    cache.observe("MODIFIED", on_node("a", 7, "n1"))
+    cache.record("MODIFIED", on_node("a", 7, "n1"))
     held = cache.get(("ns", "a"))
     model = cache.parsed(held, Phase)
     seen = cache.index_version("node", "n1")
-    cache.observe("MODIFIED", on_node("a", 7, "n1"))
+    cache.record("MODIFIED", on_node("a", 7, "n1"))
     assert cache.get(("ns", "a")) is held
     assert cache.parsed(cache.get(("ns", "a")), Phase) is model
     assert cache.index_version("node", "n1") == seen
@@ -169,7 +169,7 @@ def test_the_version_already_held_changes_nothing() -> None:
 def test_a_relist_tombstones_what_it_no_longer_has() -> None:
     cache = ObjectCache()
     for name, rv in (("kept", 1), ("gone", 2)):
-        cache.observe("ADDED", pod(name, rv, uid=name))
+        cache.record("ADDED", pod(name, rv, uid=name))
     gone = cache.replace([pod("kept", 1, uid="kept")], "5")
     assert gone == [pod("gone", 2, uid="gone")]
     assert cache.get(("ns", "gone")) is None
@@ -179,7 +179,7 @@ def test_a_relist_tombstones_what_it_no_longer_has() -> None:
 
 def test_a_relist_keeps_what_was_written_after_it_and_adds_what_it_found() -> None:
     cache = ObjectCache()
-    cache.observe("ADDED", pod("created-since", 7, uid="a"))  # our create, answered after the list
+    cache.record("ADDED", pod("created-since", 7, uid="a"))  # our create, answered after the list
     assert cache.replace([pod("found", 4, uid="b")], "5") == []
     assert cache.get(("ns", "created-since")) is not None
     assert cache.get(("ns", "found")) == pod("found", 4, uid="b")
@@ -188,30 +188,30 @@ def test_a_relist_keeps_what_was_written_after_it_and_adds_what_it_found() -> No
 def test_a_relist_of_one_namespace_leaves_the_others_alone() -> None:
     cache = ObjectCache()
     other = {"metadata": {"namespace": "other", "name": "p", "uid": "o", "resourceVersion": "1"}}
-    cache.observe("ADDED", other)
-    cache.observe("ADDED", pod("p", 1))
+    cache.record("ADDED", other)
+    cache.record("ADDED", pod("p", 1))
     assert cache.replace([], "5", namespace="ns") == [pod("p", 1)]
     assert cache.get(("other", "p")) == other
 
 
 def test_an_event_older_than_a_deletion_never_brings_the_object_back() -> None:
     cache = ObjectCache()
-    cache.observe("ADDED", pod("p", 1))
+    cache.record("ADDED", pod("p", 1))
     cache.replace([], "5")
-    cache.observe("MODIFIED", pod("p", 4))  # queued before the relist, handled after it
-    cache.observe(None, pod("p", 5))  # listed by a relist that ran before the deletion
+    cache.record("MODIFIED", pod("p", 4))  # queued before the relist, handled after it
+    cache.record(None, pod("p", 5))  # listed by a relist that ran before the deletion
     assert cache.get(("ns", "p")) is None
-    cache.observe("DELETED", pod("q", 9, uid="q"))
-    cache.observe("MODIFIED", pod("q", 8, uid="q"))  # a write's response, answered late
+    cache.record("DELETED", pod("q", 9, uid="q"))
+    cache.record("MODIFIED", pod("q", 8, uid="q"))  # a write's response, answered late
     assert cache.get(("ns", "q")) is None
-    cache.observe("ADDED", pod("p", 6, uid="new"))  # re-created: a new object
+    cache.record("ADDED", pod("p", 6, uid="new"))  # re-created: a new object
     assert cache.get(("ns", "p")) == pod("p", 6, uid="new")
 
 
 def test_the_deletion_of_an_object_replaced_since_changes_nothing() -> None:
     cache = ObjectCache()
-    cache.observe("ADDED", pod("p", 7, uid="new"))  # our create, answered first
-    cache.observe("DELETED", pod("p", 6, uid="old"))  # the old object's deletion, seen after
+    cache.record("ADDED", pod("p", 7, uid="new"))  # our create, answered first
+    cache.record("DELETED", pod("p", 6, uid="old"))  # the old object's deletion, seen after
     assert cache.get(("ns", "p")) == pod("p", 7, uid="new")
 
 
@@ -244,11 +244,11 @@ def test_after_a_relist_the_cache_holds_what_the_list_held_and_nothing_deleted(
             uid = truth[name]["metadata"]["uid"] if name in truth else f"{name}{(uids := uids + 1)}"
             truth[name] = pod(name, version, uid=uid)
             if observed:
-                cache.observe("MODIFIED", truth[name])
+                cache.record("MODIFIED", truth[name])
         elif name in truth:
             gone = truth.pop(name)
             if observed:
-                cache.observe("DELETED", pod(name, version, uid=gone["metadata"]["uid"]))
+                cache.record("DELETED", pod(name, version, uid=gone["metadata"]["uid"]))
                 if listed is not None:
                     deleted_after_list.add(gone["metadata"]["uid"])
     if listed is None:
@@ -272,14 +272,14 @@ def test_after_a_relist_the_cache_holds_what_the_list_held_and_nothing_deleted(
 
 def test_a_relist_replaces_an_object_recreated_under_its_name_unless_seen_deleted() -> None:
     cache = ObjectCache()
-    cache.observe("ADDED", pod("p", 1, uid="old"))
+    cache.record("ADDED", pod("p", 1, uid="old"))
     # "old" deleted (missed), "new" created under its name: the list has "new".
     assert cache.replace([pod("p", 3, uid="new")], "3") == [pod("p", 1, uid="old")]
     assert cache.get(("ns", "p")) == pod("p", 3, uid="new")
     # "new" seen deleted while "old" was still held: the list that still has it changes nothing.
     cache = ObjectCache()
-    cache.observe("ADDED", pod("p", 1, uid="old"))
-    cache.observe("DELETED", pod("p", 4, uid="new"))
+    cache.record("ADDED", pod("p", 1, uid="old"))
+    cache.record("DELETED", pod("p", 4, uid="new"))
     assert cache.get(("ns", "p")) == pod("p", 1, uid="old")
     cache.replace([pod("p", 3, uid="new")], "3")
     assert cache.get(("ns", "p")) is None
@@ -287,12 +287,12 @@ def test_a_relist_replaces_an_object_recreated_under_its_name_unless_seen_delete
 
 def test_a_late_write_response_never_brings_a_deleted_object_back() -> None:
     cache = ObjectCache()
-    cache.observe("ADDED", pod("p", 1))
-    cache.observe("DELETED", pod("p", 3))  # the watch reports the deletion first
-    cache.observe("MODIFIED", pod("p", 3))  # then the response of the write that deleted it
-    cache.observe("MODIFIED", pod("p", 2))  # or of an earlier write
+    cache.record("ADDED", pod("p", 1))
+    cache.record("DELETED", pod("p", 3))  # the watch reports the deletion first
+    cache.record("MODIFIED", pod("p", 3))  # then the response of the write that deleted it
+    cache.record("MODIFIED", pod("p", 2))  # or of an earlier write
     assert cache.get(("ns", "p")) is None
-    cache.observe("ADDED", pod("p", 4, uid="u2"))  # re-created: a new object
+    cache.record("ADDED", pod("p", 4, uid="u2"))  # re-created: a new object
     assert cache.get(("ns", "p")) == pod("p", 4, uid="u2")
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from podfactory import T0, at, pod, running, waiting
 
-from ecs_operator.core.targets import (
+from ecs_operator.core.load_balancing import (
     ServiceMembers,
     TargetsPlan,
     awaiting_registration,

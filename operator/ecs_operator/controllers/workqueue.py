@@ -82,10 +82,6 @@ class WorkQueue(Generic[K]):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    @property
-    def idle(self) -> bool:
-        return not self._queued and not self._processing
-
     def _retry(self, key: K, error: Exception) -> None:
         failures = self._failures.get(key, 0) + 1
         self._failures[key] = failures

@@ -13,8 +13,8 @@ from typing import TypeVar
 import kopf
 
 from ecs_operator import API_GROUP, API_VERSION
+from ecs_operator.controllers.context import OperatorOptions
 from ecs_operator.core.security import InstallPolicy, parse_label, parse_service_account
-from ecs_operator.handlers.context import OperatorOptions
 from ecs_operator.kube.client import KubeClient, KubeError
 from ecs_operator.kube.leader import LeaderElection
 
@@ -183,7 +183,7 @@ def main(args: argparse.Namespace) -> int:
         leader_election_namespace=args.leader_election_namespace,
         leader_election_lease_seconds=args.leader_election_lease_seconds,
     )
-    from ecs_operator.handlers import watches  # registers the Kopf handlers
+    from ecs_operator.controllers import watches  # registers the Kopf handlers
 
     election = watches.leader_election(options)
     if not options.leader_election:

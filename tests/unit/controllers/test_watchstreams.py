@@ -13,8 +13,8 @@ from kopf._cogs.clients import errors, watching
 from kopf._cogs.structs.references import Resource
 from kopf._core.reactor import observation
 
-from ecs_operator.handlers import watchstreams
-from ecs_operator.handlers.watchstreams import WatchedKind, WatchGuard
+from ecs_operator.controllers import watchstreams
+from ecs_operator.controllers.watchstreams import WatchedKind, WatchGuard
 
 PODS = WatchedKind("", "pods")
 LISTED = watching.Bookmark.LISTED

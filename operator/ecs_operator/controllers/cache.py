@@ -61,7 +61,7 @@ class ObjectCache:
         self._deleted: OrderedDict[str, int | None] = OrderedDict()
         self._tombstone_limit = tombstones
 
-    def observe(self, event_type: str | None, body: Mapping[str, Any]) -> Key:
+    def record(self, event_type: str | None, body: Mapping[str, Any]) -> Key:
         """Record a watch event (type None is Kopf's initial listing) or the response of our own
         write, and return its key. A version no newer than the one held is ignored: our writes
         update the cache at once, and the watch event of an earlier write may arrive later."""
@@ -119,7 +119,7 @@ class ObjectCache:
             self._forget(key, body, deleted_at)
             gone.append(body)
         for item in items:
-            self.observe("ADDED", item)
+            self.record("ADDED", item)
         return gone
 
     def _forget(self, key: Key, body: dict[str, Any], deleted_at: int | None) -> None:
@@ -152,7 +152,7 @@ class ObjectCache:
 
     def holds(self, body: Mapping[str, Any]) -> bool:
         """Whether this version of the object, or a newer one, is held already (the watch
-        event of our own write, whose response was observed when it was written)."""
+        event of our own write, whose response was recorded when it was written)."""
         held = self._objects.get(object_key(body))
         return held is not None and _not_newer(body, held)
 

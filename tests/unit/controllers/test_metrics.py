@@ -4,8 +4,8 @@ from typing import Any
 
 from prometheus_client import generate_latest
 
-from ecs_operator.handlers.context import OperatorContext, OperatorOptions
-from ecs_operator.handlers.metrics import OperatorMetrics
+from ecs_operator.controllers.context import OperatorContext, OperatorOptions
+from ecs_operator.controllers.metrics import OperatorMetrics
 
 
 def body(name: str, status: dict[str, Any]) -> dict[str, Any]:
@@ -14,9 +14,9 @@ def body(name: str, status: dict[str, Any]) -> dict[str, Any]:
 
 def test_scrape_reports_tasks_services_deployments_and_targets() -> None:
     context = OperatorContext(OperatorOptions(), kube=None)  # type: ignore[arg-type]
-    context.tasks.observe("ADDED", body("t1", {"lastStatus": "RUNNING"}))
-    context.tasks.observe("ADDED", body("t2", {"lastStatus": "RUNNING"}))
-    context.services.observe(
+    context.tasks.record("ADDED", body("t1", {"lastStatus": "RUNNING"}))
+    context.tasks.record("ADDED", body("t2", {"lastStatus": "RUNNING"}))
+    context.services.record(
         "ADDED",
         body(
             "web",
@@ -28,7 +28,7 @@ def test_scrape_reports_tasks_services_deployments_and_targets() -> None:
             },
         ),
     )
-    context.load_balancers.observe(
+    context.load_balancers.record(
         "ADDED", body("lb", {"targets": [{"state": "healthy"}, {"state": "draining"}]})
     )
     metrics = OperatorMetrics(context)

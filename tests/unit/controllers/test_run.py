@@ -7,7 +7,7 @@ import argparse
 import pytest
 
 from ecs_operator.cli import build_parser
-from ecs_operator.handlers.run import liveness_url
+from ecs_operator.controllers.run import liveness_url
 
 
 def parse(*argv: str) -> argparse.Namespace:

@@ -11,10 +11,10 @@ import kopf
 from prometheus_client import generate_latest
 
 from ecs_operator import API_GROUP
-from ecs_operator.handlers.context import OperatorContext, OperatorOptions
-from ecs_operator.handlers.metrics import OperatorMetrics
-from ecs_operator.handlers.watches import PRIME_MAX_BACKOFF, Relists, prime
-from ecs_operator.handlers.watchstreams import WatchedKind
+from ecs_operator.controllers.context import OperatorContext, OperatorOptions
+from ecs_operator.controllers.metrics import OperatorMetrics
+from ecs_operator.controllers.watches import PRIME_MAX_BACKOFF, Relists, prime
+from ecs_operator.controllers.watchstreams import WatchedKind
 from ecs_operator.kube.client import KubeClient, KubeError, Resource
 
 
@@ -44,7 +44,7 @@ class FlakyLists:
 def test_a_failed_priming_list_is_retried_within_seconds() -> None:
     lists = FlakyLists([409, 500, 403, 404, 500, 500])
     context = OperatorContext(OperatorOptions(), cast(KubeClient, lists))
-    context.pods.observe("ADDED", pod("deleted-meanwhile", 3))
+    context.pods.record("ADDED", pod("deleted-meanwhile", 3))
     slept: list[float] = []
 
     async def sleep(seconds: float) -> None:
@@ -90,7 +90,7 @@ def task_pod(name: str, rv: int) -> dict[str, Any]:
 def test_a_relist_handles_what_it_no_longer_has_as_deleted() -> None:
     context = OperatorContext(OperatorOptions(), cast(KubeClient, Lists({"pods": []})))
     for name in ("gone", "created-after-the-list"):
-        context.pods.observe("ADDED", task_pod(name, 12 if name.startswith("created") else 5))
+        context.pods.record("ADDED", task_pod(name, 12 if name.startswith("created") else 5))
     tasks = Recorder()
     memo = kopf.Memo(context=context, tasks=tasks, load_balancers=Recorder())
     metrics = OperatorMetrics(context)

@@ -8,9 +8,9 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any, cast
 
-from ecs_operator.handlers.context import OperatorContext, OperatorOptions
-from ecs_operator.handlers.metrics import OperatorMetrics
-from ecs_operator.handlers.services import ServiceController
+from ecs_operator.controllers.context import OperatorContext, OperatorOptions
+from ecs_operator.controllers.metrics import OperatorMetrics
+from ecs_operator.controllers.services import ServiceController
 from ecs_operator.kube.client import KubeClient
 from ecs_operator.kube.events import EventRecorder
 from ecs_operator.models.service import ServiceStatus
@@ -48,32 +48,41 @@ class Metrics:
         pass
 
 
-def controller(kube: object = None) -> ServiceController:
+class Woken(list[Any]):
+    """The keys a controller's queue was asked to reconcile."""
+
+
+def controller(kube: object = None) -> tuple[ServiceController, Woken]:
     context = OperatorContext(OperatorOptions(), cast(KubeClient, kube))
-    return ServiceController(context, cast(EventRecorder, None), cast(OperatorMetrics, Metrics()))
+    services = ServiceController(
+        context, cast(EventRecorder, None), cast(OperatorMetrics, Metrics())
+    )
+    woken = Woken()
+    services.queue.add = woken.append  # type: ignore[method-assign]
+    return services, woken
 
 
 def test_a_watch_event_wakes_the_service() -> None:
-    services = controller()
-    services.observe("ADDED", service(5))
-    assert not services.queue.idle
+    services, woken = controller()
+    services.handle_event("ADDED", service(5))
+    assert woken
 
 
 def test_the_echo_of_its_own_write_does_not() -> None:
-    services = controller()
-    services.context.services.observe("MODIFIED", service(10))  # our write's response
-    services.observe("MODIFIED", service(10))  # its watch event
-    services.observe("MODIFIED", service(9))  # an earlier event, late
-    assert services.queue.idle
-    services.observe("MODIFIED", service(11, generation=2))  # someone else's change
-    assert not services.queue.idle
+    services, woken = controller()
+    services.context.services.record("MODIFIED", service(10))  # our write's response
+    services.handle_event("MODIFIED", service(10))  # its watch event
+    services.handle_event("MODIFIED", service(9))  # an earlier event, late
+    assert not woken
+    services.handle_event("MODIFIED", service(11, generation=2))  # someone else's change
+    assert woken
 
 
 def test_a_deletion_always_wakes_the_service() -> None:
-    services = controller()
-    services.context.services.observe("MODIFIED", service(10))
-    services.observe("DELETED", service(10))
-    assert not services.queue.idle
+    services, woken = controller()
+    services.context.services.record("MODIFIED", service(10))
+    services.handle_event("DELETED", service(10))
+    assert woken
 
 
 def test_a_spec_change_hidden_by_our_write_is_reconciled() -> None:
@@ -81,14 +90,14 @@ def test_a_spec_change_hidden_by_our_write_is_reconciled() -> None:
     10 and before its status write (version 12): the watch event of version 11 is older than
     what the write left in the cache, so the write itself wakes the Service."""
     read = service(10)
-    quiet = controller(StatusWriter(service(12)))
-    quiet.context.services.observe("MODIFIED", read)
+    quiet, quiet_woken = controller(StatusWriter(service(12)))
+    quiet.context.services.record("MODIFIED", read)
     asyncio.run(quiet._write_status(read, ServiceStatus()))
-    assert quiet.queue.idle
+    assert not quiet_woken
 
-    changed = controller(StatusWriter(service(12, generation=2)))
-    changed.context.services.observe("MODIFIED", read)
+    changed, changed_woken = controller(StatusWriter(service(12, generation=2)))
+    changed.context.services.record("MODIFIED", read)
     asyncio.run(changed._write_status(read, ServiceStatus()))
-    changed.observe("MODIFIED", service(11, generation=2))
-    assert not changed.queue.idle
+    changed.handle_event("MODIFIED", service(11, generation=2))
+    assert changed_woken
     assert changed.context.services.get(("ns", "web"))["metadata"]["generation"] == 2

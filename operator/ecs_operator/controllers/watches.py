@@ -26,16 +26,16 @@ from typing import Any
 import kopf
 
 from ecs_operator import API_GROUP
+from ecs_operator.controllers.cache import ObjectCache, object_key, owner_name
+from ecs_operator.controllers.context import OperatorContext, OperatorOptions
+from ecs_operator.controllers.loadbalancers import LoadBalancerController
+from ecs_operator.controllers.metrics import OperatorMetrics
+from ecs_operator.controllers.services import ServiceController
+from ecs_operator.controllers.taskdefinitions import TaskDefinitionController
+from ecs_operator.controllers.tasks import TaskController
+from ecs_operator.controllers.watchstreams import WatchedKind, WatchGuard, install
+from ecs_operator.controllers.workqueue import WorkQueue
 from ecs_operator.core import labels
-from ecs_operator.handlers.cache import ObjectCache, object_key, owner_name
-from ecs_operator.handlers.context import OperatorContext, OperatorOptions
-from ecs_operator.handlers.loadbalancers import LoadBalancerController
-from ecs_operator.handlers.metrics import OperatorMetrics
-from ecs_operator.handlers.services import ServiceController
-from ecs_operator.handlers.taskdefinitions import TaskDefinitionController
-from ecs_operator.handlers.tasks import TaskController
-from ecs_operator.handlers.watchstreams import WatchedKind, WatchGuard, install
-from ecs_operator.handlers.workqueue import WorkQueue
 from ecs_operator.kube.client import (
     CONTROLLER_REVISIONS,
     ENDPOINT_SLICES,
@@ -288,7 +288,7 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
 @kopf.on.event(API_GROUP, "tasks")
 async def task_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     body = event["object"]
-    key = memo.context.tasks.observe(event.get("type"), body)
+    key = memo.context.tasks.record(event.get("type"), body)
     memo.tasks.enqueue(key)
     service = owner_name(body, "Service")
     if service:
@@ -298,26 +298,26 @@ async def task_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.on.event(API_GROUP, "taskdefinitions")
 async def task_definition_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    key = memo.context.task_definitions.observe(event.get("type"), event["object"])
+    key = memo.context.task_definitions.record(event.get("type"), event["object"])
     memo.task_definitions.enqueue(key)
     memo.services.enqueue_all(key[0])  # `family` may now mean another revision
 
 
 @kopf.on.event(API_GROUP, "services")
 async def service_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    key = memo.services.observe(event.get("type"), event["object"])
+    key = memo.services.handle_event(event.get("type"), event["object"])
     memo.load_balancers.enqueue_namespace(key[0])
 
 
 @kopf.on.event(API_GROUP, "loadbalancers")
 async def load_balancer_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    key = memo.context.load_balancers.observe(event.get("type"), event["object"])
+    key = memo.context.load_balancers.record(event.get("type"), event["object"])
     memo.load_balancers.enqueue(key)
 
 
 @kopf.on.event("v1", "services", labels={labels.MANAGED_BY_LABEL: labels.MANAGED_BY})
 async def kubernetes_service_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    key = memo.context.kubernetes_services.observe(event.get("type"), event["object"])
+    key = memo.context.kubernetes_services.record(event.get("type"), event["object"])
     memo.load_balancers.enqueue(key)  # named after its LoadBalancer: restore what was changed
 
 
@@ -326,7 +326,7 @@ async def kubernetes_service_event(event: kopf.RawEvent, memo: kopf.Memo, **_: A
 )
 async def endpoint_slice_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     body = event["object"]
-    memo.context.endpoint_slices.observe(event.get("type"), body)
+    memo.context.endpoint_slices.record(event.get("type"), body)
     lb = (body["metadata"].get("labels") or {}).get("kubernetes.io/service-name")
     if lb:
         memo.load_balancers.enqueue((body["metadata"].get("namespace", ""), lb))
@@ -335,7 +335,7 @@ async def endpoint_slice_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) 
 @kopf.on.event("apps", "v1", "controllerrevisions", labels={labels.FAMILY_LABEL: kopf.PRESENT})
 async def revision_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     body = event["object"]
-    memo.context.revisions.observe(event.get("type"), body)
+    memo.context.revisions.record(event.get("type"), body)
     reference = (body["metadata"].get("annotations") or {}).get(labels.TASK_DEFINITION_ANNOTATION)
     if reference:
         namespace = body["metadata"].get("namespace", "")
@@ -346,7 +346,7 @@ async def revision_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> Non
 @kopf.on.event("v1", "pods")
 async def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     body = event["object"]
-    memo.context.pods.observe(event.get("type"), body)
+    memo.context.pods.record(event.get("type"), body)
     task = owner_name(body, "Task")
     if task:
         namespace = body["metadata"].get("namespace", "")
@@ -359,7 +359,7 @@ async def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
 async def node_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     body = event["object"]
     before = memo.context.nodes.get(("", body["metadata"]["name"]))
-    memo.context.nodes.observe(event.get("type"), body)
+    memo.context.nodes.record(event.get("type"), body)
     # Heartbeats change nothing placement cares about; only real changes wake the services.
     if event.get("type") == "DELETED" or _node_facts(before) != _node_facts(body):
         memo.services.enqueue_all()
@@ -371,7 +371,7 @@ async def namespace_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> No
     name = body["metadata"]["name"]
     context: OperatorContext = memo.context
     before = context.security_policy(name)
-    context.namespaces.observe(event.get("type"), body)
+    context.namespaces.record(event.get("type"), body)
     # Which families are accepted there depends on what the namespace allows; running tasks
     # keep their Pods, as Pod Security Admission keeps running Pods.
     if context.security_policy(name) != before:

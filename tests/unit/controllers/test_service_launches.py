@@ -9,12 +9,12 @@ from typing import Any, cast
 
 import pytest
 
+from ecs_operator.controllers.context import OperatorContext, OperatorOptions
+from ecs_operator.controllers.metrics import OperatorMetrics
+from ecs_operator.controllers.services import ServiceController
 from ecs_operator.core import labels
 from ecs_operator.core.deployments import LaunchRequest
 from ecs_operator.core.launches import LAUNCH_ORDINAL_ANNOTATION, launch_names
-from ecs_operator.handlers.context import OperatorContext, OperatorOptions
-from ecs_operator.handlers.metrics import OperatorMetrics
-from ecs_operator.handlers.services import ServiceController
 from ecs_operator.kube.client import KubeClient, KubeError
 from ecs_operator.kube.events import EventRecorder
 from ecs_operator.models.service import Service
@@ -187,7 +187,7 @@ async def test_nothing_is_launched_into_a_namespace_being_deleted(
 ) -> None:
     """Every create would be refused (403 until the namespace is gone): none is sent."""
     deleting = {"metadata": {"name": NAMESPACE, "resourceVersion": "1", "deletionTimestamp": "x"}}
-    controller.context.namespaces.observe("ADDED", deleting)
+    controller.context.namespaces.record("ADDED", deleting)
     body = service_body()
     service = Service.model_validate(body)
     tried: list[LaunchRequest] = []
@@ -199,7 +199,7 @@ async def test_nothing_is_launched_into_a_namespace_being_deleted(
     controller._launch = launch  # type: ignore[method-assign]
     launched, failures, error = await controller._launch_all(body, service, [LAUNCH])
     assert (launched, failures, error, tried) == ({}, [], None, [])
-    controller.context.namespaces.observe(
+    controller.context.namespaces.record(
         "MODIFIED", {"metadata": {"name": NAMESPACE, "resourceVersion": "2"}}
     )
     await controller._launch_all(body, service, [LAUNCH])
