@@ -194,7 +194,13 @@ class WatchEvent:
 
 class ClusterWatch:
     """Every event of the given kinds (kind -> collection path) of one namespace, from a LIST
-    taken when entering. Use as a context manager; `replay(check)` afterwards."""
+    taken when entering. Use as a context manager; `replay(check)` afterwards.
+
+    Leaving takes a fence, the cluster's resourceVersion at that moment, and each kind's watch
+    runs on until it is past the fence (an event or bookmark beyond it, or a stream that ended
+    after the fence was taken); `replay` stops at the fence. Every kind's history is then
+    complete up to the same point: streams stopped one by one would each miss a different
+    tail, and a task's last change missed while a later slice was kept reads as a violation."""
 
     def __init__(self, services: Services, paths: dict[str, str]) -> None:
         self.services = services
@@ -202,8 +208,8 @@ class ClusterWatch:
         self.initial: dict[str, dict[str, Body]] = {}
         self.events: list[WatchEvent] = []
         self.errors: list[str] = []
+        self.fence: int | None = None
         self._lock = threading.Lock()
-        self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
     def __enter__(self) -> ClusterWatch:
@@ -221,13 +227,20 @@ class ClusterWatch:
         return self
 
     def __exit__(self, *_: object) -> None:
-        self._stop.set()
+        # A LIST is a consistent read: its resourceVersion is the cluster's at this moment.
+        path = next(iter(self.paths.values()))
+        listed = self.services.json("GET", path, (200,), params={"limit": "1"})
+        self.fence = int(listed["metadata"]["resourceVersion"])
         for thread in self._threads:
-            thread.join(WATCH_SECONDS + 5)
+            thread.join(WATCH_SECONDS + 15)
+        self.errors += [
+            f"{t.name}: still running at the end" for t in self._threads if t.is_alive()
+        ]
 
     def _run(self, kind: str, path: str, version: str) -> None:
         params = {"watch": "1", "allowWatchBookmarks": "true", "timeoutSeconds": WATCH_SECONDS}
-        while not self._stop.is_set():
+        while True:
+            fenced = self.fence is not None  # a stream opened after the fence reaches past it
             try:
                 with self.services.http.get(
                     path,
@@ -245,22 +258,30 @@ class ClusterWatch:
                                 self.events.append(
                                     WatchEvent(int(version), kind, event["type"], event["object"])
                                 )
-                        if self._stop.is_set():
+                        if self.fence is not None and int(version) > self.fence:
                             return
+                if fenced:
+                    return
             except requests.RequestException as error:  # the stream broke: resume
                 self.errors.append(f"{kind}: {error!r}")
+            except Exception as error:  # a broken event: the history has a gap
+                self.errors.append(f"{kind}: fatal {error!r}")
+                return
 
     def seen(self, kind: str) -> int:
         with self._lock:
             return sum(1 for e in self.events if e.kind == kind)
 
     def replay(self, check: EndpointInvariants) -> list[str]:
-        """Apply every event in resourceVersion order to a view of the namespace, running
-        `check` after each; the violations it reported."""
-        assert not [e for e in self.errors if "410" in e or "Expired" in e], self.errors
+        """Apply every event up to the fence in resourceVersion order to a view of the
+        namespace, running `check` after each; the violations it reported."""
+        gaps = [e for e in self.errors if "410" in e or "Expired" in e or "fatal" in e]
+        assert not gaps and not [e for e in self.errors if "still running" in e], self.errors
         view = {kind: dict(objects) for kind, objects in self.initial.items()}
         with self._lock:
-            ordered = sorted(self.events)
+            ordered = sorted(
+                e for e in self.events if self.fence is None or e.resource_version <= self.fence
+            )
         for event in ordered:
             objects = view[event.kind]
             name = event.object["metadata"]["name"]
