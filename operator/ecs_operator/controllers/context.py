@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from ecs_operator.controllers.cache import ObjectCache, object_key, owner_name
 from ecs_operator.core import labels
-from ecs_operator.core.capacity import cluster_instances, planned_node
+from ecs_operator.core.capacity import cluster_instances, placed_node, planned_node, stand_in_pods
 from ecs_operator.core.ownership import owned_by
 from ecs_operator.core.placement import ContainerInstance, Footprints
 from ecs_operator.core.registration import StoredRevision
@@ -58,12 +58,6 @@ NODE_INDEX = "node"  # pods by the node they run or will run on; tasks by the no
 SERVICE_INDEX = "service"  # tasks by "namespace/service" of the Service that owns them
 
 
-def _placed_node(task: Mapping[str, Any]) -> str | None:
-    annotations = (task.get("metadata") or {}).get("annotations") or {}
-    node = annotations.get(labels.PLACED_NODE_ANNOTATION)
-    return str(node) if node else None
-
-
 def _owning_service(task: Mapping[str, Any]) -> str | None:
     service = owner_name(task, "Service")
     return f"{task['metadata'].get('namespace', '')}/{service}" if service else None
@@ -77,7 +71,7 @@ class OperatorContext:
     kube: KubeClient
     tasks: ObjectCache = field(
         default_factory=lambda: ObjectCache(
-            indexes={NODE_INDEX: _placed_node, SERVICE_INDEX: _owning_service}
+            indexes={NODE_INDEX: placed_node, SERVICE_INDEX: _owning_service}
         )
     )
     services: ObjectCache = field(default_factory=ObjectCache)
@@ -134,30 +128,15 @@ class OperatorContext:
             )
             known = self._instances.get(name)
             if known is None or known.stamp != stamp:
-                pods = [*self.pods.indexed(NODE_INDEX, name), *self._podless(name)]
+                placed = self.tasks.indexed(NODE_INDEX, name)
+                pods = [*self.pods.indexed(NODE_INDEX, name), *stand_in_pods(placed, self._has_pod)]
                 known = _NodeInstance(stamp, cluster_instances([node], pods, self.footprints)[0])
             instances[name] = known
         self._instances = instances
         return [known.in_cluster(cluster) for known in instances.values()]
 
-    def _podless(self, node: str) -> Iterator[dict[str, Any]]:
-        """Stand-in pods for the live tasks placed on `node` whose Pod is not in the cache."""
-        for task in self.tasks.indexed(NODE_INDEX, node):
-            status = task.get("status") or {}
-            # A task that stops on its own (its essential container exited) says so in
-            # status.desiredStatus: its Pod, deleted, never returns; counted here, it would
-            # steer its replacement away from the zone it leaves.
-            stopping = "STOPPED" in (
-                task["spec"].get("desiredStatus"),
-                status.get("desiredStatus"),
-                status.get("lastStatus"),
-            )
-            if not stopping and self.pods.get(object_key(task)) is None:
-                group = {labels.GROUP_ANNOTATION: task["spec"].get("group") or ""}
-                yield {
-                    "metadata": {**task["metadata"], "annotations": group},
-                    "spec": {"nodeName": node},
-                }
+    def _has_pod(self, task: Mapping[str, Any]) -> bool:
+        return self.pods.get(object_key(task)) is not None
 
     def load_balancers_in(self, namespace: str) -> dict[str, LoadBalancer]:
         """The LoadBalancers of `namespace` by name (those the operator can read)."""

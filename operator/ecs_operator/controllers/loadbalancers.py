@@ -92,7 +92,9 @@ class LoadBalancerController:
         deleting = bool(body["metadata"].get("deletionTimestamp"))
         if deleting and users:
             problems.append(ecs_events.load_balancer_in_use(name, sorted(users)))
-            await self.events.record(body, "Warning", "LoadBalancerInUse", problems[-1])
+            await self.events.record(
+                body, "Warning", ecs_events.REASON_LOAD_BALANCER_IN_USE, problems[-1]
+            )
             # Looked at again even if no watch event comes: the Services' deletion may be seen
             # only by the Service controller (a watch gone with their CRD).
             self.queue.add_after(key, IN_USE_RECHECK_SECONDS)
@@ -128,7 +130,9 @@ class LoadBalancerController:
         for event in plan.events:
             service = self.context.services.get((namespace, event.service))
             if service is not None:
-                await self.events.record(service, "Normal", "ServiceEvent", event.message)
+                await self.events.record(
+                    service, "Normal", ecs_events.REASON_SERVICE_EVENT, event.message
+                )
         if plan.requeue_after is not None:
             self.queue.add_after(key, plan.requeue_after)
         if refusal is not None:

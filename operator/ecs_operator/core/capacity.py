@@ -1,6 +1,6 @@
 """What a task asks of a container instance (§4.2), and what the cluster's nodes offer."""
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from ecs_operator.core import labels
@@ -94,6 +94,39 @@ def planned_node(pod: Mapping[str, Any]) -> str | None:
         if expression.get("key") == HOSTNAME_LABEL and len(expression.get("values") or ()) == 1
     ]
     return str(pinned[0]) if pinned else None
+
+
+def placed_node(task: Mapping[str, Any]) -> str | None:
+    """The node a service's Task was placed on (``labels.PLACED_NODE_ANNOTATION``)."""
+    annotations = (task.get("metadata") or {}).get("annotations") or {}
+    node = annotations.get(labels.PLACED_NODE_ANNOTATION)
+    return str(node) if node else None
+
+
+def stand_in_pods(
+    tasks: Iterable[Mapping[str, Any]], has_pod: Callable[[Mapping[str, Any]], bool]
+) -> Iterator[dict[str, Any]]:
+    """A stand-in pod on its placed node for each live task of ``tasks`` whose Pod does not
+    exist yet (just created, or the operator restarted in between): counted there, or the next
+    launches would pile up where the task seems absent."""
+    for task in tasks:
+        node = placed_node(task)
+        if node is None or _stopping(task) or has_pod(task):
+            continue
+        group = {labels.GROUP_ANNOTATION: task["spec"].get("group") or ""}
+        yield {"metadata": {**task["metadata"], "annotations": group}, "spec": {"nodeName": node}}
+
+
+def _stopping(task: Mapping[str, Any]) -> bool:
+    """A task that stops on its own (its essential container exited) says so in
+    status.desiredStatus: its Pod, deleted, never returns; counted, it would steer its
+    replacement away from the zone it leaves."""
+    status = task.get("status") or {}
+    return "STOPPED" in (
+        task["spec"].get("desiredStatus"),
+        status.get("desiredStatus"),
+        status.get("lastStatus"),
+    )
 
 
 def _on_planned_nodes(pods: Iterable[Mapping[str, Any]]) -> Iterator[Mapping[str, Any]]:

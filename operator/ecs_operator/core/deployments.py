@@ -4,11 +4,12 @@
 Service (spec and previous status), all its Task objects (``ServiceTask``; include the tasks the
 controller created but has not seen yet, so a lagging watch never causes a double launch), the
 nodes (``ContainerInstance``) and the revision ``spec.taskDefinition`` resolves to now, and
-returns a ``ServicePlan``: tasks to launch (the controller places them with ``core.placement``
-and creates Task objects with ``startedBy`` = the deployment id), tasks to stop, the complete new
-status and the new event messages. It does no I/O and has no clock (``state.now``); randomness
-(scale-in ties, event ids) comes from ``rng``. Write the status before acting on the plan, then
-append the launch outcome with ``record_launches``/``record_placement_failures``.
+returns a ``ServicePlan``: tasks to launch (each placed, then created as a Task object with
+``startedBy`` = the deployment id), tasks to stop, the complete new status and the new event
+messages. It does no I/O and has no clock (``state.now``); randomness (scale-in ties, event ids)
+comes from ``rng``. ``core.service_planning`` wraps it for the Service controller: ELB-health
+stops, placement, and the launch outcome appended with
+``record_launches``/``record_placement_failures`` before the status is written.
 
 Rules (ECS Developer Guide; the choices ECS leaves open are marked *decision*):
 
@@ -61,8 +62,10 @@ Circuit breaker (``deploymentCircuitBreaker.enable``)
     to 0 (ECS ``resetOnHealthyTask``). At ``min(200, max(3, ceil(D / 2)))`` the PRIMARY is FAILED
     and launches nothing more (nor stops older tasks). With ``rollback`` the newest COMPLETED
     deployment becomes PRIMARY again, keeping its id (*decision*), IN_PROGRESS with ECS's
-    rolling-back reason; the failed configuration stays in ``lastDeploymentRequest`` so it is not
-    retried until the spec (or the family's latest revision) changes.
+    rolling-back reason and its ``rollback`` flag set (what Progressing's ``RollingBack`` reads);
+    the failed configuration stays in ``lastDeploymentRequest`` so it is not retried until the
+    spec (or the family's latest revision) changes. A task counts as stopped for failed health
+    checks by ``StopRequest.failed_health_checks``, which the Task keeps in an annotation.
 
 Throttle (tasks that stop before RUNNING, any deployment; *decision* on the curve)
     After the k-th consecutive such failure the next launch waits ``throttle_delay_seconds(k)``:
@@ -144,6 +147,7 @@ from ecs_operator.models.task import DesiredStatus, HealthStatus, LastStatus, St
 
 __all__ = [
     "EVENT_REPEAT_AFTER",
+    "HealthPredicate",
     "LaunchRequest",
     "ServicePlan",
     "ServiceState",
@@ -176,7 +180,6 @@ EVENT_REPEAT_AFTER: Final = timedelta(hours=6)
 PENDING_STATES: Final[frozenset[LastStatus | None]] = frozenset(
     {None, "PROVISIONING", "PENDING", "ACTIVATING"}
 )
-ELB_HEALTH_CHECK_PREFIX: Final = "Task failed ELB health checks"
 # A task that stops on its own this soon after starting failed to start (ECS documents no
 # figure; a crash-looping container exits well within it).
 STARTUP_FAILURE_SECONDS: Final = 30.0
@@ -232,7 +235,9 @@ class ServiceTask:
     started_at: datetime | None = None
     stopped_at: datetime | None = None
     stop_code: StopCode | None = None
-    stopped_reason: str | None = None
+    stopped_for_health_checks: bool = False
+    """Its Service stopped it for failed container or ELB health checks
+    (``StopRequest.failed_health_checks``)."""
     health_checked: bool = False
     """The revision has a health check on an essential container: healthy means HEALTHY."""
 
@@ -241,6 +246,7 @@ class ServiceTask:
         """The view of a Task object; ``now`` stands in for a missing creation time."""
         status = task.status
         extra = task.metadata.model_extra or {}
+        annotations = task.metadata.annotations or {}
         created = (status.created_at if status else None) or _parse_time(
             extra.get("creationTimestamp")
         )
@@ -266,7 +272,9 @@ class ServiceTask:
             started_at=status.started_at if status else None,
             stopped_at=status.stopped_at if status else None,
             stop_code=status.stop_code if status else None,
-            stopped_reason=status.stopped_reason if status else None,
+            stopped_for_health_checks=(
+                annotations.get(labels.FAILED_HEALTH_CHECKS_ANNOTATION) == "true"
+            ),
             health_checked=health_checked,
         )
 
@@ -301,14 +309,10 @@ class ServiceTask:
 
     @property
     def failed_health_checks(self) -> bool:
-        reason = self.stopped_reason or ""
         return (
             self.stopped
             and self.stop_code == "ServiceSchedulerInitiated"
-            and (
-                reason == events.TASK_FAILED_HEALTH_CHECKS
-                or reason.startswith(ELB_HEALTH_CHECK_PREFIX)
-            )
+            and self.stopped_for_health_checks
         )
 
 
@@ -369,12 +373,14 @@ class LaunchRequest:
 @dataclass(frozen=True)
 class StopRequest:
     """Stop a task: ``spec.desiredStatus: STOPPED`` with this stop code and reason. ``force``:
-    its node is lost, delete the pod without a grace period or load-balancer draining."""
+    its node is lost, delete the pod without a grace period or load-balancer draining.
+    ``failed_health_checks``: the circuit breaker counts the task as failed once stopped."""
 
     task: str
     stop_code: StopCode
     reason: str
     force: bool = False
+    failed_health_checks: bool = False
 
 
 @dataclass(frozen=True)
@@ -478,13 +484,13 @@ def _new_event(message: str, now: datetime, rng: random.Random) -> ServiceEvent:
 
 
 def _is_repeat(message: str, history: Sequence[ServiceEvent], now: datetime) -> bool:
-    steady = message.endswith(" has reached a steady state.")
+    steady = events.is_service_steady(message)
     for event in history:
         if now - event.created_at >= EVENT_REPEAT_AFTER:
             return False
         if event.message == message:
             return True
-        if steady or event.message.endswith(" has reached a steady state."):
+        if steady or events.is_service_steady(event.message):
             return False  # the steady message repeats after anything else; others after steady
     return False
 
@@ -818,6 +824,7 @@ class _Planner:
                 status="PRIMARY",
                 rollout_state="IN_PROGRESS",
                 rollout_state_reason=events.rollout_rolling_back(target.id),
+                rollback=True,
                 failed_tasks=0,
                 updated_at=self.now,
             )
@@ -881,6 +888,16 @@ class _Planner:
 
     def _stop(self, task: ServiceTask, code: StopCode, reason: str, force: bool = False) -> None:
         self.work.stops[task.name] = StopRequest(task.name, code, reason, force)
+
+    def _stop_unhealthy_task(self, task: ServiceTask) -> None:
+        """Failed container health checks past the grace period: stopped, counted as failed."""
+        self.work.messages.append(events.service_task_unhealthy(self.state.name, task.task_id))
+        self.work.stops[task.name] = StopRequest(
+            task.name,
+            "ServiceSchedulerInitiated",
+            events.TASK_FAILED_HEALTH_CHECKS,
+            failed_health_checks=True,
+        )
 
     def _scheduler_stop(self, task: ServiceTask) -> None:
         primary = self.primary
@@ -954,8 +971,7 @@ class _Planner:
         with_replacement = max(0, keepers + len(unhealthy) - desired)
         count = min(len(unhealthy), with_replacement or (1 if headroom <= 0 else 0))
         for task in sorted(unhealthy, key=lambda t: t.started_at or t.created_at)[:count]:
-            self.work.messages.append(events.service_task_unhealthy(self.state.name, task.task_id))
-            self._stop(task, "ServiceSchedulerInitiated", events.TASK_FAILED_HEALTH_CHECKS)
+            self._stop_unhealthy_task(task)
 
     def _scale_in(
         self,
@@ -1101,10 +1117,7 @@ class _Planner:
             for extra in mine[1:]:
                 self._scheduler_stop(extra)
             if mine and self._unhealthy_due(mine[0]):
-                self.work.messages.append(
-                    events.service_task_unhealthy(self.state.name, mine[0].task_id)
-                )
-                self._stop(mine[0], "ServiceSchedulerInitiated", events.TASK_FAILED_HEALTH_CHECKS)
+                self._stop_unhealthy_task(mine[0])
             for task in tasks:
                 if task.deployment_id == primary.id:
                     continue
@@ -1237,7 +1250,7 @@ class _Planner:
         )
         if not wanted:
             return None
-        return self.state.resolution_error or "the task definition does not resolve"
+        return self.state.resolution_error or events.TASK_DEFINITION_UNRESOLVED
 
     def _steady(self, desired: int) -> bool:
         """Only the PRIMARY has tasks, ``desired`` of them, all healthy, nothing to do."""
@@ -1305,10 +1318,7 @@ class _Planner:
         if primary is None:
             progress_reason, progress_message = REASON_NOT_STEADY, "no deployment"
         elif in_progress:
-            rolling_back = (primary.rollout_state_reason or "").startswith(
-                "ECS deployment circuit breaker"
-            )
-            progress_reason = REASON_ROLLING_BACK if rolling_back else REASON_IN_PROGRESS
+            progress_reason = REASON_ROLLING_BACK if primary.rollback else REASON_IN_PROGRESS
             progress_message = primary.rollout_state_reason or ""
         else:
             progress_reason = (
@@ -1353,10 +1363,8 @@ class _Planner:
             and (primary.task_definition, primary.spec_hash)
             != (request.task_definition, request.spec_hash)
         ):
-            return REASON_FAILED, (
-                f"{events.ROLLOUT_CIRCUIT_BREAKER_FAILED} Rolled back to {primary.task_definition} "
-                f"(deployment {primary.id}); {request.task_definition} is tried again when the "
-                "spec changes."
+            return REASON_FAILED, events.rolled_back(
+                primary.task_definition, primary.id, request.task_definition
             )
         if self.blockers.blocked:
             return REASON_BLOCKED, events.deployment_blocked(name)

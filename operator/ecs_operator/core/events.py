@@ -149,6 +149,11 @@ def status_message(task: str, last_status: str, node: str | None) -> str:
 
 TASK_FAILED_HEALTH_CHECKS: Final = "Task failed container health checks"
 ROLLOUT_CIRCUIT_BREAKER_FAILED: Final = "ECS deployment circuit breaker: tasks failed to start."
+# Operator wording: why a deployment cannot start when ``resolve_reference`` gives no reason.
+TASK_DEFINITION_UNRESOLVED: Final = "the task definition does not resolve"
+REASON_SERVICE_EVENT: Final = "ServiceEvent"
+"""The Kubernetes Event reason of every service event (its message is the ECS event)."""
+_STEADY_STATE: Final = " has reached a steady state."
 
 LaunchPurpose = Literal["scale", "replace_unhealthy", "rebalance", "daemon"]
 
@@ -187,12 +192,31 @@ def rollout_rolling_back(deployment_id: str) -> str:
     return f"ECS deployment circuit breaker: rolling back to deploymentId {deployment_id}."
 
 
+def rolled_back(task_definition: str, deployment_id: str, failed_task_definition: str) -> str:
+    """Degraded's message after a rollback (operator wording after ECS's circuit breaker)."""
+    return (
+        f"{ROLLOUT_CIRCUIT_BREAKER_FAILED} Rolled back to {task_definition} "
+        f"(deployment {deployment_id}); {failed_task_definition} is tried again when the "
+        "spec changes."
+    )
+
+
+def service_deleting(service: str) -> str:
+    """stoppedReason of the tasks of a load-balanced Service being deleted (operator wording)."""
+    return f"Service {service} is being deleted"
+
+
 def _task_list(task_ids: Sequence[str]) -> str:
     return " ".join(f"(task {task_id})" for task_id in task_ids)
 
 
 def service_steady(service: str) -> str:
-    return f"(service {service}) has reached a steady state."
+    return f"(service {service}){_STEADY_STATE}"
+
+
+def is_service_steady(message: str) -> bool:
+    """Whether a recorded service event is ``service_steady``'s (the history keeps only text)."""
+    return message.endswith(_STEADY_STATE)
 
 
 def service_tasks_started(
@@ -329,7 +353,6 @@ def repeating_event_due(last_recorded: datetime | None, now: datetime) -> bool:
 
 ELB_HEALTH_CHECKS_FAILED: Final = "Task failed ELB health checks"
 REASON_LOAD_BALANCER_IN_USE: Final = "LoadBalancerInUse"
-REASON_LOAD_BALANCER_MISSING: Final = "LoadBalancerMissing"
 REASON_NAME_CONFLICT: Final = "NameConflict"
 
 

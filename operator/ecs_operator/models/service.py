@@ -379,6 +379,13 @@ class Deployment(StatusModel):
     rollout_state_reason: str | None = Field(
         default=None, max_length=1024, description="Why the rollout is in that state, ECS's words."
     )
+    rollback: bool | None = Field(
+        default=None,
+        description=(
+            "True on a deployment the circuit breaker rolled back to (PRIMARY again after a "
+            "failed deployment); not an ECS field."
+        ),
+    )
 
 
 class ServiceEvent(StatusModel):

@@ -97,7 +97,7 @@ async def create(controller: ServiceController) -> dict[str, Any] | None:
     body = service_body()
     ordinal, name = next_name(controller)
     service = Service.model_validate(body)
-    return await controller._create_task(body, service, LAUNCH, "node-1", ordinal, name)
+    return await controller.launcher._create_task(body, service, LAUNCH, "node-1", ordinal, name)
 
 
 async def test_a_create_retried_after_its_lost_response_adopts_the_same_task(
@@ -123,11 +123,11 @@ async def test_a_create_of_unknown_outcome_is_read_back_before_the_next_plan(
     with pytest.raises(KubeError):
         await create(controller)
     assert controller.context.tasks.get((NAMESPACE, name)) is None
-    await controller._settle_in_flight((NAMESPACE, "web"))
+    await controller.launcher.settle_in_flight((NAMESPACE, "web"))
     # Created after all: counted now, and the next launch takes the next ordinal.
     assert controller.context.tasks.get((NAMESPACE, name)) is not None
     assert next_name(controller)[0] == ordinal + 1
-    assert not controller._in_flight
+    assert not controller.launcher._in_flight
 
 
 async def test_a_create_that_did_not_happen_is_forgotten_when_read_back(
@@ -139,9 +139,9 @@ async def test_a_create_that_did_not_happen_is_forgotten_when_read_back(
     with pytest.raises(KubeError):
         await create(controller)
     del kube.objects[name]  # the API never carried it out
-    await controller._settle_in_flight((NAMESPACE, "web"))
+    await controller.launcher.settle_in_flight((NAMESPACE, "web"))
     assert controller.context.tasks.get((NAMESPACE, name)) is None
-    assert not controller._in_flight
+    assert not controller.launcher._in_flight
 
 
 @pytest.mark.parametrize(
@@ -196,11 +196,11 @@ async def test_nothing_is_launched_into_a_namespace_being_deleted(
         tried.append(args[-1])
         return [], None, None
 
-    controller._launch = launch  # type: ignore[method-assign]
-    launched, failures, error = await controller._launch_all(body, service, [LAUNCH])
+    controller.launcher._launch = launch  # type: ignore[method-assign]
+    launched, failures, error = await controller.launcher.launch_all(body, service, [LAUNCH])
     assert (launched, failures, error, tried) == ({}, [], None, [])
     controller.context.namespaces.record(
         "MODIFIED", {"metadata": {"name": NAMESPACE, "resourceVersion": "2"}}
     )
-    await controller._launch_all(body, service, [LAUNCH])
+    await controller.launcher.launch_all(body, service, [LAUNCH])
     assert tried == [LAUNCH]

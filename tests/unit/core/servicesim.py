@@ -144,7 +144,7 @@ class Sim:
                 desired_status="STOPPED",
                 last_status="STOPPED" if immediate else "DEACTIVATING",
                 stop_code=stop.stop_code,
-                stopped_reason=stop.reason,
+                stopped_for_health_checks=stop.failed_health_checks,
                 stopped_at=self.now if immediate else None,
             )
         failures = []
@@ -222,7 +222,6 @@ class Sim:
                     desired_status="STOPPED",
                     last_status="STOPPED",
                     stop_code="TaskFailedToStart",
-                    stopped_reason="CannotPullContainerError: no such image",
                     stopped_at=self.now,
                 )
             elif task.pending:

@@ -1,0 +1,360 @@
+"""One Service reconcile's decisions, with no I/O: the scheduler's plan and what surrounds it.
+
+The Service controller reads its caches into a ``ReconcileState`` and applies what this module
+decides: ``plan_reconcile`` (the ``core.deployments`` scheduler's plan, plus the tasks failing
+ELB health checks and the stopped tasks to delete), then for each launch ``place_launch`` and
+``task_manifest``, then ``record_outcome`` (the launch results added to the status, written
+once). A load-balanced Service's deletion drains its tasks first (``drain_stops``).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from ecs_operator.core import deployments, events, labels, launches, load_balancing, placement
+from ecs_operator.core.capacity import task_requirements
+from ecs_operator.core.deployments import (
+    HealthPredicate,
+    LaunchRequest,
+    ServicePlan,
+    ServiceState,
+    ServiceTask,
+    StopRequest,
+)
+from ecs_operator.core.ownership import owned_by
+from ecs_operator.core.placement import ContainerInstance, PlacementFailure
+from ecs_operator.core.render import effective_spec
+from ecs_operator.models.loadbalancer import LoadBalancer
+from ecs_operator.models.placement import PlacementConstraint
+from ecs_operator.models.service import Service, ServiceSpec, ServiceStatus
+from ecs_operator.models.task import MAX_STOPPED_REASON_SPEC, Task
+from ecs_operator.models.taskdefinition import TaskDefinitionSpec
+
+# ECS keeps stopped tasks visible for about an hour; a crash-looping service would otherwise
+# pile up thousands of them, so each service keeps only its newest stopped tasks.
+MAX_STOPPED_TASKS_PER_SERVICE: Final = 20
+PLACEMENT_RETRY_SECONDS: Final = 30.0
+
+
+@dataclass(frozen=True)
+class ReconcileState:
+    """What one reconcile of a Service reads from the caches."""
+
+    service: Service
+    tasks: Sequence[Task]
+    """Every Task the Service owns (STOPPED ones too)."""
+    load_balancers: Mapping[str, LoadBalancer]
+    """The LoadBalancers of the Service's namespace, by name."""
+    nodes: Sequence[ContainerInstance]
+    now: datetime
+    resolved: str | None
+    """``family:revision`` that spec.taskDefinition resolves to for a new deployment."""
+    resolution_error: str | None
+    revision: TaskDefinitionSpec | None
+    """The spec of ``resolved``."""
+    health_checked: frozenset[str]
+    """The tasks whose revision health-checks an essential container (healthy means HEALTHY)."""
+
+
+@dataclass(frozen=True)
+class ReconcilePlan:
+    """What to do, in order: stop, launch (then ``record_outcome``), delete."""
+
+    scheduled: ServicePlan
+    """The scheduler's plan, its stops including the tasks that failed ELB health checks."""
+    delete: tuple[Task, ...]
+    """Stopped tasks beyond the newest ``MAX_STOPPED_TASKS_PER_SERVICE``."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """After the launches: the status to write (None: unchanged), the event messages to record
+    and when to reconcile again at the latest."""
+
+    status: ServiceStatus | None
+    events: tuple[str, ...]
+    requeue_after: float | None
+
+
+def plan_reconcile(state: ReconcileState, rng: random.Random) -> ReconcilePlan:
+    """The scheduler's plan for ``state``; then the tasks whose target stayed unhealthy, which
+    the plan left running, are stopped (replaced by the next plan), as ECS does."""
+    load_balancer_error = _load_balancer_error(state)
+    scheduled = deployments.plan_service(_service_state(state, load_balancer_error), rng)
+    stops, grace_ends = _failed_elb_health(state, {request.task for request in scheduled.stop})
+    delays = [d for d in (scheduled.requeue_after, *grace_ends) if d is not None]
+    scheduled = replace(
+        scheduled, stop=(*scheduled.stop, *stops), requeue_after=min(delays, default=None)
+    )
+    return ReconcilePlan(scheduled, tuple(stopped_to_delete(state.tasks)))
+
+
+def record_outcome(
+    state: ReconcileState,
+    plan: ServicePlan,
+    launched: Mapping[LaunchRequest, Sequence[str]],
+    failures: Sequence[tuple[LaunchRequest, PlacementFailure]],
+    rng: random.Random,
+) -> Outcome:
+    """``plan``'s status with the tasks started and the launches that could not be placed
+    (tried again after ``PLACEMENT_RETRY_SECONDS``, or when the nodes change)."""
+    service = state.service
+    name, now = service.metadata.name, state.now
+    status, started = deployments.record_launches(plan.status, name, launched, now, rng)
+    status, unplaced = deployments.record_placement_failures(
+        status, service.status, name, failures, _generation(service), now, rng
+    )
+    delays = [plan.requeue_after, PLACEMENT_RETRY_SECONDS if failures else None]
+    return Outcome(
+        status if plan.changed or launched or failures else None,
+        (*plan.events, *started, *unplaced),
+        min((d for d in delays if d is not None), default=None),
+    )
+
+
+def _generation(service: Service) -> int:
+    return service.metadata.generation or 1
+
+
+def _service_state(state: ReconcileState, load_balancer_error: str | None) -> ServiceState:
+    metadata, spec = state.service.metadata, state.service.spec
+    return ServiceState(
+        name=metadata.name,
+        uid=metadata.uid or "",
+        generation=_generation(state.service),
+        spec=spec,
+        status=state.service.status,
+        tasks=[
+            ServiceTask.of(t, state.now, health_checked=t.metadata.name in state.health_checked)
+            for t in state.tasks
+        ],
+        nodes=state.nodes,
+        now=state.now,
+        resolved_task_definition=None if load_balancer_error else state.resolved,
+        resolution_error=state.resolution_error,
+        load_balancer_error=load_balancer_error,
+        task_definition_constraints=tuple(
+            (state.revision.placement_constraints or ()) if state.revision else ()
+        ),
+        healthy=_healthy_in(spec, state.load_balancers),
+    )
+
+
+def _healthy_in(spec: ServiceSpec, load_balancers: Mapping[str, LoadBalancer]) -> HealthPredicate:
+    """A task counts as healthy when ECS says so and, for a load-balanced service, when it is
+    healthy in every target group."""
+    if not spec.load_balancers:
+        return deployments.is_healthy
+    return lambda task: (
+        deployments.is_healthy(task)
+        and load_balancing.task_load_balancer_health(task.name, spec, load_balancers)
+    )
+
+
+def _load_balancer_error(state: ReconcileState) -> str | None:
+    """Why a loadBalancers[] entry cannot be registered with the resolved revision: it blocks
+    a deployment, as ECS refuses such a CreateService/UpdateService."""
+    spec = state.service.spec
+    if state.revision is None or not spec.load_balancers:
+        return None
+    problems = load_balancing.load_balancer_problems(spec, state.revision, state.load_balancers)
+    return "; ".join(str(p) for p in problems) or None
+
+
+def _failed_elb_health(
+    state: ReconcileState, planned: set[str]
+) -> tuple[list[StopRequest], list[float]]:
+    """The tasks (not stopping, nor stopped by the plan) whose target stayed unhealthy past
+    healthCheckGracePeriodSeconds, stopped with ECS's reason; and, for each task unhealthy
+    within its grace period, the seconds until the period ends (it is looked at again then)."""
+    spec = state.service.spec
+    used = [
+        state.load_balancers[e.load_balancer_name]
+        for e in spec.load_balancers or ()
+        if e.load_balancer_name in state.load_balancers
+    ]
+    grace = spec.health_check_grace_period_seconds or 0
+    stops, grace_ends = [], []
+    for task in state.tasks:
+        name, status = task.metadata.name, task.status
+        if task.spec.desired_status == "STOPPED" or status is None or name in planned:
+            continue
+        started, now = status.started_at, state.now
+        reason = load_balancing.failed_elb_health(name, started, grace, used, now)
+        if reason is not None:
+            stops.append(
+                StopRequest(name, "ServiceSchedulerInitiated", reason, failed_health_checks=True)
+            )
+        elif started and load_balancing.failed_elb_health(name, started, 0, used, now):
+            grace_ends.append((started + timedelta(seconds=grace) - now).total_seconds())
+    return stops, grace_ends
+
+
+def stopped_to_delete(tasks: Iterable[Task]) -> list[Task]:
+    """The stopped tasks beyond the newest ``MAX_STOPPED_TASKS_PER_SERVICE`` (by stoppedAt),
+    oldest first."""
+    stopped = sorted(
+        (
+            (t.status.stopped_at, t.metadata.name, t)
+            for t in tasks
+            if t.status and t.status.last_status == "STOPPED" and t.status.stopped_at
+        ),
+        key=lambda stop: stop[:2],
+    )
+    excess = max(0, len(stopped) - MAX_STOPPED_TASKS_PER_SERVICE)
+    return [task for _, _, task in stopped[:excess]]
+
+
+def stop_patch(request: StopRequest) -> dict[str, Any]:
+    """The merge patch of a Task that stops it as ``request`` says."""
+    annotations: dict[str, str] = {labels.STOP_CODE_ANNOTATION: request.stop_code}
+    if request.failed_health_checks:
+        annotations[labels.FAILED_HEALTH_CHECKS_ANNOTATION] = "true"
+    return {
+        "metadata": {"annotations": annotations},
+        "spec": {
+            "desiredStatus": "STOPPED",
+            "stoppedReason": request.reason[:MAX_STOPPED_REASON_SPEC],
+        },
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Launches
+
+
+def place_launch(
+    service: Service,
+    launch: LaunchRequest,
+    revision: TaskDefinitionSpec,
+    nodes: Sequence[ContainerInstance],
+    taken: Callable[[str], bool],
+    rng: random.Random,
+) -> tuple[list[tuple[int, str, str]], PlacementFailure | None]:
+    """The tasks of ``launch`` to create, as (ordinal, name, node): as many as could be placed
+    with the service's strategies and constraints, named ``launches.launch_names`` (skipping
+    the names ``taken``); and the first placement failure."""
+    requirements = task_requirements(
+        effective_spec(revision, None),
+        group=deployments.service_group(service.metadata.name),
+        constraints=[*(service.spec.placement_constraints or ()), *_pins(launch)],
+        strategies=deployments.placement_strategies(service.spec),
+    )
+    results = placement.place_many([requirements] * launch.count, nodes, rng)
+    placed = [r.instance for r in results if not isinstance(r, PlacementFailure)]
+    metadata = service.metadata
+    names = launches.launch_names(
+        metadata.name, metadata.uid or "", launch.deployment_id, len(placed), taken
+    )
+    tasks = [(ordinal, name, node) for (ordinal, name), node in zip(names, placed, strict=True)]
+    return tasks, next((r for r in results if isinstance(r, PlacementFailure)), None)
+
+
+def _pins(launch: LaunchRequest) -> list[PlacementConstraint]:
+    """A DAEMON launch goes to its node, an AZ-rebalancing launch to its zone."""
+    pins = []
+    if launch.node is not None:
+        pins.append(_member_of(f"ec2InstanceId == {launch.node}"))
+    if launch.zone is not None:
+        pins.append(_member_of(f"attribute:ecs.availability-zone == {launch.zone}"))
+    return pins
+
+
+def _member_of(expression: str) -> PlacementConstraint:
+    return PlacementConstraint(type="memberOf", expression=expression)
+
+
+def task_manifest(
+    service: Service, launch: LaunchRequest, node: str, ordinal: int, task: str
+) -> dict[str, Any]:
+    """Task ``task`` of ``launch`` (its ``ordinal``), placed on ``node`` and owned by
+    ``service``; what ``launches.existing_verdict`` compares a name's holder with."""
+    metadata, spec = service.metadata, service.spec
+    manifest: dict[str, Any] = {
+        "apiVersion": labels.OWNER_API_VERSION,
+        "kind": "Task",
+        "metadata": {
+            "name": task,
+            "namespace": metadata.namespace or "",
+            "labels": {
+                labels.SERVICE_LABEL: labels.label_value(metadata.name),
+                labels.MANAGED_BY_LABEL: labels.MANAGED_BY,
+            },
+            "annotations": {
+                labels.PLACED_NODE_ANNOTATION: node,
+                launches.LAUNCH_ORDINAL_ANNOTATION: str(ordinal),
+            },
+            "ownerReferences": [
+                {
+                    "apiVersion": labels.OWNER_API_VERSION,
+                    "kind": "Service",
+                    "name": metadata.name,
+                    "uid": metadata.uid,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": {
+            "taskDefinition": launch.task_definition,
+            "group": deployments.service_group(metadata.name),
+            "startedBy": launch.deployment_id,
+        },
+    }
+    if spec.propagate_tags == "SERVICE" and spec.tags:
+        manifest["spec"]["tags"] = [
+            t.model_dump(by_alias=True, exclude_none=True) for t in spec.tags
+        ]
+    return manifest
+
+
+# ---------------------------------------------------------------------------------------------
+# The Service object: its finalizer and its deletion
+
+
+def wants_drain_finalizer(spec: ServiceSpec, body: Mapping[str, Any]) -> bool:
+    """A load-balanced Service holds the drain finalizer, so its deletion drains first."""
+    return bool(spec.load_balancers) and not drains_on_deletion(body)
+
+
+def drains_on_deletion(body: Mapping[str, Any]) -> bool:
+    return labels.DRAIN_FINALIZER in (body["metadata"].get("finalizers") or ())
+
+
+def live_tasks(tasks: Iterable[Task]) -> list[Task]:
+    """The tasks not STOPPED yet."""
+    return [t for t in tasks if not (t.status and t.status.last_status == "STOPPED")]
+
+
+def lists_live_task(listed: Iterable[Mapping[str, Any]], service: Mapping[str, Any]) -> bool:
+    """Whether ``listed`` (Task bodies) holds a task of ``service`` that is not STOPPED."""
+    return any(
+        owned_by(task, service) and (task.get("status") or {}).get("lastStatus") != "STOPPED"
+        for task in listed
+    )
+
+
+def drain_stops(service: str, live: Iterable[Task]) -> list[StopRequest]:
+    """ECS's DeleteService for a load-balanced service: every task is stopped through its
+    deregistration (DEACTIVATING, targets draining); the Service goes when none is left."""
+    reason = events.service_deleting(service)
+    return [
+        StopRequest(t.metadata.name, "ServiceSchedulerInitiated", reason)
+        for t in live
+        if t.spec.desired_status != "STOPPED"
+    ]
+
+
+def reads_changed(read: Mapping[str, Any], written: Mapping[str, Any]) -> bool:
+    """Whether what a reconcile decides from, besides the status, differs between two versions
+    of a Service."""
+    return _what_reconcile_reads(read) != _what_reconcile_reads(written)
+
+
+def _what_reconcile_reads(body: Mapping[str, Any]) -> tuple[Any, ...]:
+    metadata = body["metadata"]
+    return (metadata.get("generation"), metadata.get("deletionTimestamp"))
