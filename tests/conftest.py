@@ -37,7 +37,7 @@ from kubernetes import client as k8s_client
 
 from ecs_sandbox.cluster import ClusterConfig
 from ecs_sandbox.runtime import Sandbox, SandboxThread
-from helpers import REAL_CLUSTER_ENV, ClusterTarget, real_target_selected, run_kubectl
+from support.helpers import REAL_CLUSTER_ENV, ClusterTarget, real_target_selected, run_kubectl
 
 # Fast but not frantic: tests poll with deadlines, and 2 shared cores must keep up.
 FAST_CLUSTER = ClusterConfig(

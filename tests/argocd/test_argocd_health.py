@@ -21,7 +21,8 @@ import pytest
 import yaml
 from lupa.lua51 import LuaError
 
-from argocd.argocd_health import (
+from ecs_sandbox.schema import SchemaValidator
+from support.argocd_health import (
     ROOT,
     HealthCase,
     health_cases,
@@ -29,7 +30,6 @@ from argocd.argocd_health import (
     load_yaml,
     run_health,
 )
-from ecs_sandbox.schema import SchemaValidator
 
 KubectlRunner = Callable[..., subprocess.CompletedProcess[str]]
 

@@ -30,8 +30,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+# Run as a script, Python sees only this folder: the benchmarks and the test support are
+# imported from tests/, as pytest imports them.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import aiohttp
-from bench_services import (
+
+from bench.bench_services import (
     CONVERGE_TIMEOUT,
     MERGE_PATCH,
     NODE_PODS,
@@ -41,8 +46,8 @@ from bench_services import (
     pods_path,
     tasks_path,
 )
-from bench_tasks import GROUP, VERSION, task_running
-from harness import (
+from bench.bench_tasks import GROUP, VERSION, task_running
+from support.harness import (
     Api,
     Body,
     OperatorProcess,

@@ -57,12 +57,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# Run as a script, Python sees only this folder: the benchmarks and the test support are
+# imported from tests/, as pytest imports them.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import aiohttp
-import bench_tasks
 import yaml
-from bench_services import anything, pods_path, service, tasks_path, wait_count
-from bench_tasks import FAMILY, GROUP, VERSION, pod_running, task_running
-from harness import (
+
+from bench import bench_tasks
+from bench.bench_services import anything, pods_path, service, tasks_path, wait_count
+from bench.bench_tasks import FAMILY, GROUP, VERSION, pod_running, task_running
+from support.harness import (
     CRDS_DIR,
     REPO,
     WRITE_VERBS,

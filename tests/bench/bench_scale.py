@@ -26,10 +26,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+# Run as a script, Python sees only this folder: the benchmarks and the test support are
+# imported from tests/, as pytest imports them.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import aiohttp
-from bench_services import NODE_PODS, service, tasks_path
-from bench_tasks import FAMILY, GROUP, VERSION, task_definition, task_running
-from harness import (
+
+from bench.bench_services import NODE_PODS, service, tasks_path
+from bench.bench_tasks import FAMILY, GROUP, VERSION, task_definition, task_running
+from support.harness import (
     Api,
     OperatorProcess,
     SandboxProcess,

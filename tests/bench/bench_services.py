@@ -44,11 +44,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+# Run as a script, Python sees only this folder: the benchmarks and the test support are
+# imported from tests/, as pytest imports them.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import aiohttp
-import bench_tasks
-import floor_operator
-from bench_tasks import FAMILY, GROUP, VERSION, pod_running, task_definition, task_running
-from harness import (
+
+from bench import bench_tasks, floor_operator
+from bench.bench_tasks import FAMILY, GROUP, VERSION, pod_running, task_definition, task_running
+from ecs_operator.core.deployments import STARTUP_FAILURE_SECONDS
+from support.harness import (
     Api,
     Body,
     OperatorProcess,
@@ -62,8 +67,6 @@ from harness import (
     write_breakdown,
     writes_of,
 )
-
-from ecs_operator.core.deployments import STARTUP_FAILURE_SECONDS
 
 NODES_PER_ZONE = 6
 NODE_PODS = "250"

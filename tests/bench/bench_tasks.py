@@ -33,9 +33,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# Run as a script, Python sees only this folder: the benchmarks and the test support are
+# imported from tests/, as pytest imports them.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import aiohttp
-import floor_operator
-from harness import (
+
+from bench import floor_operator
+from support.harness import (
     Api,
     Body,
     OperatorProcess,

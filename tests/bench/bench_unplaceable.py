@@ -28,11 +28,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+# Run as a script, Python sees only this folder: the benchmarks and the test support are
+# imported from tests/, as pytest imports them.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import aiohttp
-import floor_operator
-from bench_scale import KUBELET_STATUS_SECONDS, NODE_MONITOR_GRACE_SECONDS, cpu_seconds
-from bench_tasks import GROUP, VERSION
-from harness import (
+
+from bench import floor_operator
+from bench.bench_scale import KUBELET_STATUS_SECONDS, NODE_MONITOR_GRACE_SECONDS, cpu_seconds
+from bench.bench_tasks import GROUP, VERSION
+from support.harness import (
     Api,
     Body,
     OperatorProcess,

@@ -60,15 +60,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import bench_load_balancers
-import bench_placement
-import bench_real
-import bench_sandbox
-import bench_scale
-import bench_services
-import bench_tasks
-import bench_unplaceable
-from harness import REPO
+# Run as a script, Python sees only this folder: the benchmarks and the test support are
+# imported from tests/, as pytest imports them.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import (
+    bench_load_balancers,
+    bench_placement,
+    bench_real,
+    bench_sandbox,
+    bench_scale,
+    bench_services,
+    bench_tasks,
+    bench_unplaceable,
+)
+from support.harness import REPO
 
 RESULTS = REPO / "bench-results" / "results.json"
 REAL_RESULTS = REPO / "bench-results" / "results-real.json"

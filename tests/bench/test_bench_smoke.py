@@ -6,15 +6,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import bench_real
-import bench_scale
-import bench_services
-import bench_tasks
-import bench_unplaceable
 import pytest
-import run as bench_run
 
-from helpers import REAL_CLUSTER_ENV
+from bench import bench_real, bench_scale, bench_services, bench_tasks, bench_unplaceable
+from bench import run as bench_run
+from support.helpers import REAL_CLUSTER_ENV
 
 TASKS = 5
 SERVICE_TASKS = 5

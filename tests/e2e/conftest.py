@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from e2e.kind_cluster import (
+from support.kind_cluster import (
     HELM,
     IMAGE_REPOSITORY,
     IMAGE_TAG,

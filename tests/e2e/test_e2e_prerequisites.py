@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from e2e.kind_cluster import missing_prerequisite
+from support.kind_cluster import missing_prerequisite
 
 
 def _tool(directory: Path, name: str, script: str) -> None:

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from e2e.kind_cluster import (
+from support.helpers import wait_for
+from support.kind_cluster import (
     GROUP,
     HELM,
     RELEASE,
@@ -23,7 +24,6 @@ from e2e.kind_cluster import (
     KubectlRunner,
     run,
 )
-from helpers import wait_for
 
 pytestmark = pytest.mark.e2e
 

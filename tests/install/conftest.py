@@ -1,4 +1,4 @@
-"""Fixtures of the install tests (helpers shared with the test modules: install_support.py)."""
+"""Fixtures of the install tests (helpers shared with the test modules: support/install.py)."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from install_support import ROOT
+from support.install import ROOT
 
 DOCKERFILE = ROOT / "Dockerfile"
 PINNED_IMAGE = re.compile(r"^[\w./-]+(:[\w.-]*\d[\w.-]*)?(@sha256:[0-9a-f]{64})?$")

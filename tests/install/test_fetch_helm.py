@@ -7,7 +7,8 @@ import importlib.util
 from types import ModuleType
 
 import pytest
-from install_support import ROOT, helm_binary
+
+from support.install import ROOT, helm_binary
 
 
 def load_fetch_tool() -> ModuleType:

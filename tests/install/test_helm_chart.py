@@ -10,7 +10,9 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from install_support import (
+
+from ecs_sandbox.schema import SchemaValidator
+from support.install import (
     CHART,
     CI_VALUES,
     CRDS,
@@ -22,8 +24,6 @@ from install_support import (
     render,
     run_helm,
 )
-
-from ecs_sandbox.schema import SchemaValidator
 
 # Kinds the chart may render that neither Kubernetes nor our CRDs define.
 THIRD_PARTY = {("monitoring.coreos.com/v1", "ServiceMonitor")}
@@ -258,12 +258,12 @@ def test_readme_documents_every_value_and_the_crd_caveat() -> None:
 def test_missing_helm_skips_locally_and_fails_in_ci(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    import install_support
+    from support import install
 
-    monkeypatch.setattr(install_support, "HELM", tmp_path / "helm")
+    monkeypatch.setattr(install, "HELM", tmp_path / "helm")
     monkeypatch.delenv("CI", raising=False)
     with pytest.raises(pytest.skip.Exception, match="make helm"):
-        install_support.helm_binary()
+        install.helm_binary()
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="make helm"):
-        install_support.helm_binary()
+        install.helm_binary()

@@ -9,7 +9,8 @@ from types import ModuleType
 import kubernetes_validate
 import pytest
 import yaml
-from install_support import (
+
+from support.install import (
     CHART,
     CRDS,
     KUBERNETES_VERSION,
@@ -19,7 +20,7 @@ from install_support import (
     only,
     render,
 )
-from install_support import (
+from support.install import (
     kustomize_build as build,
 )
 

@@ -12,9 +12,9 @@ import subprocess
 from collections.abc import Callable
 
 import yaml
-from install_support import CHART, MANIFESTS, helm_binary, run_helm
 
-from helpers import unique_name
+from support.helpers import unique_name
+from support.install import CHART, MANIFESTS, helm_binary, run_helm
 
 KubectlRunner = Callable[..., subprocess.CompletedProcess[str]]
 NAMESPACE = "ecs-operator-system"

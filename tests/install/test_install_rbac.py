@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 import yaml
-from install_support import CHART, CI_VALUES, MANIFESTS, RELEASE_NAMESPACE, of_kind, only, render
 
 from ecs_operator.controllers.watches import LEASE_NAME
+from support.install import CHART, CI_VALUES, MANIFESTS, RELEASE_NAMESPACE, of_kind, only, render
 
 ECS = "ecs.operator.dev"
 ECS_KINDS = ["taskdefinitions", "tasks", "services", "loadbalancers"]

@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from install_support import CHART, CRDS, MANIFESTS, helm_binary
 
-from helpers import REAL_CLUSTER_ENV, ClusterTarget, run_kubectl, unique_name, wait_for
+from support.helpers import REAL_CLUSTER_ENV, ClusterTarget, run_kubectl, unique_name, wait_for
+from support.install import CHART, CRDS, MANIFESTS, helm_binary
 
 NAMESPACE = "ecs-operator-system"
 GROUP = "ecs.operator.dev"

@@ -12,9 +12,10 @@ import sys
 import textwrap
 import tomllib
 
-from install_support import ROOT
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+
+from support.install import ROOT
 
 # Distributions, and the top-level modules they install.
 SANDBOX_ONLY_DISTRIBUTIONS = {"ecs-sandbox", "cel-python", "lark", "rich", "pygments", "jsonschema"}

@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from install_support import (
+
+from support.install import (
     CI_VALUES,
     Obj,
     kustomize_build,

@@ -19,9 +19,9 @@ from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
-from ecs_api import GROUP, PROBE_NAMESPACE, VERSION, Ecs, OperatorProcess
 
-from helpers import ClusterTarget, run_kubectl, service_account_kubeconfig, wait_for
+from support.ecs_api import GROUP, PROBE_NAMESPACE, VERSION, Ecs, OperatorProcess
+from support.helpers import ClusterTarget, run_kubectl, service_account_kubeconfig, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 CRDS = REPO / "crds"

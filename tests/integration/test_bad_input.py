@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from ecs_api import (
+
+from support.ecs_api import (
     RESOLVE_GRACE,
     Ecs,
     KubectlRunner,

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from ecs_sandbox.demo import DEFAULT_EXAMPLES, SCRIPT, choose_script
-from helpers import ClusterTarget, run_kubectl, wait_for
+from support.helpers import ClusterTarget, run_kubectl, wait_for
 
 pytestmark = pytest.mark.own_sandbox
 

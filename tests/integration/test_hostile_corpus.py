@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from ecs_api import Ecs, OperatorProcess, condition, task_definition
-from hostile_corpus import CORPUS, GOOD, PLURALS, Case
 
 from ecs_sandbox.runtime import SandboxThread
-from helpers import ClusterTarget, run_kubectl, wait_for
+from support.ecs_api import Ecs, OperatorProcess, condition, task_definition
+from support.helpers import ClusterTarget, run_kubectl, wait_for
+from support.hostile_corpus import CORPUS, GOOD, PLURALS, Case
 
 # The module fixture runs the whole corpus inside the first test's time budget.
 pytestmark = pytest.mark.timeout(400)

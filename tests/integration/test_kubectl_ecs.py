@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ecs_api import Ecs, KubectlRunner, container, shell
+
+from support.ecs_api import Ecs, KubectlRunner, container, shell
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "manifests" / "examples"
 SETTLED = ("RUNNING", "STOPPED")

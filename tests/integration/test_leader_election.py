@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ecs_api import Ecs
-from harness import OperatorProcess
-from service_support import Services, TaskWatch, bounds_check, deployment_configuration
 
 from ecs_sandbox.cluster import ClusterConfig
 from ecs_sandbox.runtime import SandboxThread
-from helpers import ApiSession, ClusterTarget, run_kubectl, wait_for
+from support.ecs_api import Ecs
+from support.harness import OperatorProcess
+from support.helpers import ApiSession, ClusterTarget, run_kubectl, wait_for
+from support.services import Services, TaskWatch, bounds_check, deployment_configuration
 
 REPO = Path(__file__).resolve().parents[2]
 LEASE_SECONDS = 2.0

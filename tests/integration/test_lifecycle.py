@@ -7,7 +7,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from ecs_api import Ecs, container, container_status, shell
+from support.ecs_api import Ecs, container, container_status, shell
 
 EXIT_ANNOTATION = "sandbox.ecs.operator.dev/exit"
 CONTAINERS_ANNOTATION = "ecs.operator.dev/containers"

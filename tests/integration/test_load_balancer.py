@@ -2,9 +2,9 @@
 and keeps a Kubernetes Service and its EndpointSlices in step (reference/targets.md R5).
 
 The traffic scenarios watch Tasks, Pods, EndpointSlices and LoadBalancers and check the R5
-invariants after every committed change (`lb_support.EndpointInvariants`): nothing is listed
-that is not RUNNING and healthy or whose Pod is going, and a Pod is deleted only after its
-target drained for the whole deregistration delay.
+invariants after every committed change (`support.load_balancers.EndpointInvariants`): nothing
+is listed that is not RUNNING and healthy or whose Pod is going, and a Pod is deleted only
+after its target drained for the whole deregistration delay.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ecs_api import GROUP, VERSION, Ecs, KubectlRunner, condition, task
-from lb_support import (
+
+from support.ecs_api import GROUP, VERSION, Ecs, KubectlRunner, condition, task
+from support.load_balancers import (
     DEREGISTRATION_DELAY,
     LB_NAME,
     LISTENER_PORT,
@@ -31,7 +32,7 @@ from lb_support import (
     parse_time,
     web_definition,
 )
-from service_support import (
+from support.services import (
     UNHEALTHY_ANNOTATION,
     Services,
     deployment_configuration,

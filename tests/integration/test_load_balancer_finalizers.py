@@ -9,7 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ecs_api import (
+
+from ecs_sandbox.cluster import ClusterConfig
+from ecs_sandbox.runtime import SandboxThread
+from support.ecs_api import (
     GROUP,
     PROBE_NAMESPACE,
     VERSION,
@@ -19,12 +22,9 @@ from ecs_api import (
     task,
     task_definition,
 )
-from lb_support import LB_NAME, LoadBalancers, lb_entry, load_balancer, web_definition
-from service_support import Services
-
-from ecs_sandbox.cluster import ClusterConfig
-from ecs_sandbox.runtime import SandboxThread
-from helpers import ClusterTarget, run_kubectl
+from support.helpers import ClusterTarget, run_kubectl
+from support.load_balancers import LB_NAME, LoadBalancers, lb_entry, load_balancer, web_definition
+from support.services import Services
 
 REPO = Path(__file__).resolve().parents[2]
 FAMILY = "web"

@@ -9,8 +9,9 @@ Tasks and Pods that merely copy the operator's labels are neither changed, count
 from __future__ import annotations
 
 import pytest
-from ecs_api import GROUP, TASK_LABEL, Ecs, condition
-from lb_support import (
+
+from support.ecs_api import GROUP, TASK_LABEL, Ecs, condition
+from support.load_balancers import (
     LB_NAME,
     SERVICE_NAME_LABEL,
     SLICE_MANAGED_BY_LABEL,
@@ -20,7 +21,7 @@ from lb_support import (
     load_balancer,
     web_definition,
 )
-from service_support import SERVICE_LABEL, Services
+from support.services import SERVICE_LABEL, Services
 
 FAMILY = "web"
 SERVICE = "web"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ecs_api import Ecs, container
+from support.ecs_api import Ecs, container
 
 NODE_MEMORY_MIB = 8192
 

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ecs_api import MERGE_PATCH, Ecs, OperatorProcess, condition, container
-
-from helpers import ClusterTarget
+from support.ecs_api import MERGE_PATCH, Ecs, OperatorProcess, condition, container
+from support.helpers import ClusterTarget
 
 ENFORCE = "pod-security.kubernetes.io/enforce"
 GRANT_LABEL = "ecs.operator.dev/allow-privileged"

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from ecs_api import PROBE_WRITES, Ecs, OperatorProcess, container, shell
-from service_support import EXIT_ANNOTATION, Services
-
 from ecs_sandbox.runtime import SandboxThread
+from support.ecs_api import PROBE_WRITES, Ecs, OperatorProcess, container, shell
+from support.services import EXIT_ANNOTATION, Services
 
 WATCHED = ("services", "tasks", "taskdefinitions", "pods", "controllerrevisions")
 WRITES = ("create", "update", "patch", "delete", "deletecollection")

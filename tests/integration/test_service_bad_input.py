@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from ecs_api import Body, Ecs, KubectlRunner, OperatorProcess
-from service_support import Services, degraded, service
+
+from support.ecs_api import Body, Ecs, KubectlRunner, OperatorProcess
+from support.services import Services, degraded, service
 
 MAX_TRACEBACKS = 5
 LB = {"loadBalancerName": "front", "containerName": "app", "containerPort": 80}

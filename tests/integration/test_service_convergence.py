@@ -17,10 +17,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import requests
-from ecs_api import REVISION_STATUS_LABEL, Body, Ecs, KubectlRunner, container
-from service_support import Services, degraded, is_live, revision_of
 
-from helpers import watch_lines
+from support.ecs_api import REVISION_STATUS_LABEL, Body, Ecs, KubectlRunner, container
+from support.helpers import watch_lines
+from support.services import Services, degraded, is_live, revision_of
 
 WINDOW_SECONDS = 10.0
 INACTIVE_WINDOW_SECONDS = 30.0

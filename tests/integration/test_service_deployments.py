@@ -4,8 +4,9 @@ watch event of the rollout (not at poll instants)."""
 from __future__ import annotations
 
 import pytest
-from ecs_api import Ecs, container
-from service_support import Services, TaskWatch, bounds_check, deployment_configuration
+
+from support.ecs_api import Ecs, container
+from support.services import Services, TaskWatch, bounds_check, deployment_configuration
 
 DESIRED = 4
 

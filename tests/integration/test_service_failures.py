@@ -6,8 +6,8 @@ from __future__ import annotations
 import itertools
 import time
 
-from ecs_api import Body, Ecs, container, shell
-from service_support import Services, TaskWatch, degraded, is_live, revision_of
+from support.ecs_api import Body, Ecs, container, shell
+from support.services import Services, TaskWatch, degraded, is_live, revision_of
 
 # The essential container waits for a setup container that exits 1 at once: the task fails
 # before it ever reaches RUNNING (TaskFailedToStart), as a bad image or a failing init would.

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from ecs_api import Ecs, container
-from service_support import (
+from support.ecs_api import Ecs, container
+from support.services import (
     EXIT_ANNOTATION,
     SERVICE_LABEL,
     UNHEALTHY_ANNOTATION,

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from ecs_api import Ecs, KubectlRunner
-from service_support import (
+from support.ecs_api import Ecs, KubectlRunner
+from support.helpers import ClusterTarget
+from support.services import (
     NODES,
     ZONES,
     Services,
@@ -21,8 +22,6 @@ from service_support import (
     task_status,
     zone_counts,
 )
-
-from helpers import ClusterTarget
 
 ZONE_A = ("node-zone-a-1", "node-zone-a-2")
 

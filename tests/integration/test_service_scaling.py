@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ecs_api import Ecs, KubectlRunner
-from service_support import Services, is_balanced, zone_counts
+from support.ecs_api import Ecs, KubectlRunner
+from support.services import Services, is_balanced, zone_counts
 
 
 def test_scale_out_and_in_through_spec_and_scale_subresource(

@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from ecs_api import (
+
+from support.ecs_api import (
     FAMILY_LABEL,
     REVISION_STATUS_LABEL,
     Ecs,

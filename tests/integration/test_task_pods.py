@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import base64
 
-from ecs_api import TASK_LABEL, Ecs, container, shell
-
 from ecs_operator.core.quantity import cpu_millicores, memory_bytes
+from support.ecs_api import TASK_LABEL, Ecs, container, shell
 
 MIB = 2**20
 

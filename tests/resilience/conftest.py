@@ -20,8 +20,8 @@ from types import ModuleType
 
 import pytest
 
-from api_faults import ApiFaults, FaultProxy, SandboxFaults
-from helpers import ClusterTarget
+from support.api_faults import ApiFaults, FaultProxy, SandboxFaults
+from support.helpers import ClusterTarget
 
 TESTS = Path(__file__).resolve().parents[1]
 

@@ -8,8 +8,10 @@ injected by the fault proxy the operator reaches the API server through."""
 
 from __future__ import annotations
 
-from ecs_api import Ecs, condition, container, task_definition
-from service_support import (
+from ecs_sandbox.server import Faults
+from support.api_faults import ApiFaults
+from support.ecs_api import Ecs, condition, container, task_definition
+from support.services import (
     Services,
     TaskWatch,
     bounds_check,
@@ -17,9 +19,6 @@ from service_support import (
     is_stopped,
     revision_of,
 )
-
-from api_faults import ApiFaults
-from ecs_sandbox.server import Faults
 
 FAULTS = Faults.realistic(error_rate=0.05, seed=7).to_dict()
 

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ecs_api import GROUP, VERSION, Ecs, OperatorProcess
-from lb_support import LoadBalancers, load_balancer
-from service_support import Services
 
-from api_faults import ApiFaults
-from helpers import ClusterTarget, wait_for
+from support.api_faults import ApiFaults
+from support.ecs_api import GROUP, VERSION, Ecs, OperatorProcess
+from support.helpers import ClusterTarget, wait_for
+from support.load_balancers import LoadBalancers, load_balancer
+from support.services import Services
 
 REPO = Path(__file__).resolve().parents[2]
 CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"

@@ -12,8 +12,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from ecs_api import Ecs, container, task_definition
-from service_support import (
+
+from ecs_sandbox.runtime import SandboxThread
+from support.api_faults import ApiFaults
+from support.ecs_api import Ecs, container, task_definition
+from support.services import (
     Services,
     TaskWatch,
     bounds_check,
@@ -21,9 +24,6 @@ from service_support import (
     is_live,
     task_status,
 )
-
-from api_faults import ApiFaults
-from ecs_sandbox.runtime import SandboxThread
 
 LOSS = 0.5
 STUBBORN = 3  # the first tasks and pods created ...

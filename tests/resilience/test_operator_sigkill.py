@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import random
 
-from ecs_api import TASK_LABEL, Ecs, OperatorProcess
-from service_support import Services, TaskWatch, bounds_check, deployment_configuration
+from support.ecs_api import TASK_LABEL, Ecs, OperatorProcess
+from support.services import Services, TaskWatch, bounds_check, deployment_configuration
 
 STEPS = tuple(range(25, 501, 25))  # one SIGKILL during each: 20 in all
 

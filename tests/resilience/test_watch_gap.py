@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ecs_api import Ecs, OperatorProcess
-from service_support import Services, is_live, is_stopped, task_status
 
-from api_faults import ApiFaults
 from ecs_sandbox.runtime import SandboxThread
-from helpers import ClusterTarget, wait_for
+from support.api_faults import ApiFaults
+from support.ecs_api import Ecs, OperatorProcess
+from support.helpers import ClusterTarget, wait_for
+from support.services import Services, is_live, is_stopped, task_status
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from widgets import Widgets, crd_manifest, ensure_crd
 
-from helpers import ClusterTarget
+from support.helpers import ClusterTarget
+from support.widgets import Widgets, crd_manifest, ensure_crd
 
 
 @pytest.fixture(scope="session")

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from widgets import GROUP, crd_manifest, ensure_crd
 
 from ecs_sandbox.server import MAX_BODY_BYTES
-from helpers import ClusterTarget
+from support.helpers import ClusterTarget
+from support.widgets import GROUP, crd_manifest, ensure_crd
 
 pytestmark = pytest.mark.sandbox_only
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from helpers import ClusterTarget, unique_name, wait_for
+from support.helpers import ClusterTarget, unique_name, wait_for
 
 MERGE = {"Content-Type": "application/merge-patch+json"}
 

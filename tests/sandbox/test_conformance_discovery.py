@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 import requests
-from widgets import CRDS_PATH, crd_manifest, is_established
 
-from helpers import ClusterTarget, unique_name, wait_for, watch_lines
+from support.helpers import ClusterTarget, unique_name, wait_for, watch_lines
+from support.widgets import CRDS_PATH, crd_manifest, is_established
 
 
 def test_version_and_health(cluster: ClusterTarget) -> None:

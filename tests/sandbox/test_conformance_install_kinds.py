@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from helpers import ClusterTarget, unique_name
+from support.helpers import ClusterTarget, unique_name
 
 RBAC = "/apis/rbac.authorization.k8s.io/v1"
 ROLE_RULES = [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from helpers import ClusterTarget, wait_for, watch_lines
+from support.helpers import ClusterTarget, wait_for, watch_lines
 
 MERGE = {"Content-Type": "application/merge-patch+json"}
 

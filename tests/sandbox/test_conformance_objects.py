@@ -6,9 +6,9 @@ import json
 from typing import Any
 
 import pytest
-from widgets import Widgets
 
-from helpers import ClusterTarget, unique_name
+from support.helpers import ClusterTarget, unique_name
+from support.widgets import Widgets
 
 MERGE = {"Content-Type": "application/merge-patch+json"}
 JSON_PATCH = {"Content-Type": "application/json-patch+json"}

@@ -9,7 +9,7 @@ import asyncio
 from typing import Any
 
 from ecs_operator.kube.client import KubeClient, Resource, go_json
-from helpers import ClusterTarget
+from support.helpers import ClusterTarget
 
 REVISIONS = Resource("apps", "v1", "controllerrevisions")
 MERGE_PATCH = {"Content-Type": "application/merge-patch+json"}

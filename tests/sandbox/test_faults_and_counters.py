@@ -8,7 +8,7 @@ import pytest
 
 from ecs_sandbox.runtime import Sandbox
 from ecs_sandbox.server import Faults
-from helpers import ClusterTarget, watch_lines
+from support.helpers import ClusterTarget, watch_lines
 
 pytestmark = pytest.mark.sandbox_only
 

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from widgets import GROUP, crd_manifest, ensure_crd
 
-from helpers import ClusterTarget, wait_for
+from support.helpers import ClusterTarget, wait_for
+from support.widgets import GROUP, crd_manifest, ensure_crd
 
 pytestmark = pytest.mark.sandbox_only
 

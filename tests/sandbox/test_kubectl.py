@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 import yaml
-from widgets import GROUP, crd_manifest, ensure_crd
 
-from helpers import KUBECTL, ClusterTarget, wait_for
+from support.helpers import KUBECTL, ClusterTarget, wait_for
+from support.widgets import GROUP, crd_manifest, ensure_crd
 
 pytestmark = pytest.mark.sandbox_only
 

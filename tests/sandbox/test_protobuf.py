@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from ecs_sandbox.errors import ApiError
 from ecs_sandbox.protobuf import MAGIC, MEDIA_TYPE, decode_object
-from helpers import ClusterTarget, wait_for
+from support.helpers import ClusterTarget, wait_for
 
 pytestmark = pytest.mark.sandbox_only
 

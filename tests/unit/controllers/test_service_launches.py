@@ -3,7 +3,6 @@ launch; a create of unknown outcome is read back before the next plan."""
 
 from __future__ import annotations
 
-import copy
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -15,39 +14,25 @@ from ecs_operator.controllers.services import ServiceController
 from ecs_operator.core import labels
 from ecs_operator.core.deployments import LaunchRequest
 from ecs_operator.core.launches import LAUNCH_ORDINAL_ANNOTATION, launch_names
-from ecs_operator.kube.client import KubeClient, KubeError
+from ecs_operator.kube.client import NAMESPACES, TASKS, KubeError
 from ecs_operator.kube.events import EventRecorder
 from ecs_operator.models.service import Service
+from support.fake_kube import FakeKube
 
 NAMESPACE = "ns"
 LAUNCH = LaunchRequest("ecs-svc/1", "web:1", 1)
 
 
-class FakeKube:
-    """Tasks by name; `lose` makes the next create commit and then fail with a 503."""
-
-    def __init__(self) -> None:
-        self.objects: dict[str, dict[str, Any]] = {}
-        self.lose = 0
-        self.creates = 0
-
-    async def create_or_get(
-        self, _resource: Any, _namespace: str, body: dict[str, Any]
-    ) -> tuple[dict[str, Any], bool]:
-        self.creates += 1
-        name = body["metadata"]["name"]
-        if name in self.objects:
-            return copy.deepcopy(self.objects[name]), False
-        created = copy.deepcopy(body)
-        created["metadata"] |= {"uid": f"uid-{name}", "resourceVersion": str(self.creates)}
-        self.objects[name] = created
-        if self.lose:
-            self.lose -= 1
-            raise KubeError(503, "ServiceUnavailable", "connection reset")
-        return copy.deepcopy(created), True
-
-    async def get(self, _resource: Any, _namespace: str, name: str) -> dict[str, Any] | None:
-        return copy.deepcopy(self.objects.get(name))
+def lose_next_create(kube: FakeKube, *, committed: bool) -> None:
+    """The next Task create fails with a 503 (the connection reset), carried out or not."""
+    kube.fail(
+        "create",
+        TASKS.plural,
+        503,
+        "ServiceUnavailable",
+        "connection reset",
+        after_commit=committed,
+    )
 
 
 class FakeEvents:
@@ -69,7 +54,9 @@ def service_body() -> dict[str, Any]:
 
 @pytest.fixture
 def controller() -> ServiceController:
-    context = OperatorContext(OperatorOptions(), cast(KubeClient, FakeKube()))
+    kube = FakeKube()
+    kube.seed(NAMESPACES, {"metadata": {"name": NAMESPACE}})
+    context = OperatorContext(OperatorOptions(), kube)
     metrics = cast(OperatorMetrics, SimpleNamespace(observe_reconcile=None))
     return ServiceController(context, cast(EventRecorder, FakeEvents()), metrics)
 
@@ -110,7 +97,7 @@ async def test_a_create_retried_after_its_lost_response_adopts_the_same_task(
     controller.context.tasks = OperatorContext(OperatorOptions(), kube).tasks
     again = await create(controller)
     assert again is not None and again["metadata"]["uid"] == first["metadata"]["uid"]
-    assert len(kube.objects) == 1
+    assert len(kube.all_stored(TASKS)) == 1
     assert controller.context.tasks.get((NAMESPACE, first["metadata"]["name"])) is not None
 
 
@@ -118,7 +105,7 @@ async def test_a_create_of_unknown_outcome_is_read_back_before_the_next_plan(
     controller: ServiceController,
 ) -> None:
     kube = kube_of(controller)
-    kube.lose = 1
+    lose_next_create(kube, committed=True)
     ordinal, name = next_name(controller)
     with pytest.raises(KubeError):
         await create(controller)
@@ -134,11 +121,10 @@ async def test_a_create_that_did_not_happen_is_forgotten_when_read_back(
     controller: ServiceController,
 ) -> None:
     kube = kube_of(controller)
-    kube.lose = 1
+    lose_next_create(kube, committed=False)  # the API never carried it out
     _, name = next_name(controller)
     with pytest.raises(KubeError):
         await create(controller)
-    del kube.objects[name]  # the API never carried it out
     await controller.launcher.settle_in_flight((NAMESPACE, "web"))
     assert controller.context.tasks.get((NAMESPACE, name)) is None
     assert not controller.launcher._in_flight
@@ -156,22 +142,25 @@ async def test_a_name_held_by_anything_but_this_launch_is_a_conflict(
 ) -> None:
     kube = kube_of(controller)
     _, name = next_name(controller)
-    kube.objects[name] = {
-        "apiVersion": "ecs.operator.dev/v1alpha1",
-        "kind": "Task",
-        "metadata": {
-            "namespace": NAMESPACE,
-            "name": name,
-            "uid": "other",
-            "resourceVersion": "1",
-            "labels": {labels.MANAGED_BY_LABEL: labels.MANAGED_BY},
-            "annotations": {LAUNCH_ORDINAL_ANNOTATION: "0"},
-            "ownerReferences": [
-                {"kind": "Service", "name": "web", "uid": owner, "controller": True}
-            ],
+    kube.seed(
+        TASKS,
+        {
+            "apiVersion": "ecs.operator.dev/v1alpha1",
+            "kind": "Task",
+            "metadata": {
+                "namespace": NAMESPACE,
+                "name": name,
+                "uid": "other",
+                "resourceVersion": "1",
+                "labels": {labels.MANAGED_BY_LABEL: labels.MANAGED_BY},
+                "annotations": {LAUNCH_ORDINAL_ANNOTATION: "0"},
+                "ownerReferences": [
+                    {"kind": "Service", "name": "web", "uid": owner, "controller": True}
+                ],
+            },
+            "spec": {"taskDefinition": "web:1", "startedBy": started_by},
         },
-        "spec": {"taskDefinition": "web:1", "startedBy": started_by},
-    }
+    )
     assert await create(controller) is None
     ((type_, reason, message),) = events_of(controller).recorded
     assert (type_, reason) == ("Warning", "TaskNameTaken")

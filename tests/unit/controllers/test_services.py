@@ -5,15 +5,15 @@ change someone else made meanwhile always does."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
 from typing import Any, cast
 
 from ecs_operator.controllers.context import OperatorContext, OperatorOptions
 from ecs_operator.controllers.metrics import OperatorMetrics
 from ecs_operator.controllers.services import ServiceController
-from ecs_operator.kube.client import KubeClient
+from ecs_operator.kube.client import SERVICES, KubeClient
 from ecs_operator.kube.events import EventRecorder
 from ecs_operator.models.service import ServiceStatus
+from support.fake_kube import FakeKube
 
 
 def service(rv: int, generation: int = 1, uid: str = "u1") -> dict[str, Any]:
@@ -31,16 +31,12 @@ def service(rv: int, generation: int = 1, uid: str = "u1") -> dict[str, Any]:
     }
 
 
-class StatusWriter:
-    """The one KubeClient call `_write_status` makes: answers with `response`."""
-
-    def __init__(self, response: dict[str, Any]) -> None:
-        self.response = response
-
-    async def write_status(
-        self, _resource: object, _body: Mapping[str, Any], status: Mapping[str, Any]
-    ) -> dict[str, Any]:
-        return {**self.response, "status": dict(status)}
+def api_holding(stored: dict[str, Any]) -> FakeKube:
+    """An API server whose Service is `stored`: a status write answers it at the next
+    resourceVersion."""
+    kube = FakeKube()
+    kube.seed(SERVICES, stored)
+    return kube
 
 
 class Metrics:
@@ -90,12 +86,12 @@ def test_a_spec_change_hidden_by_our_write_is_reconciled() -> None:
     10 and before its status write (version 12): the watch event of version 11 is older than
     what the write left in the cache, so the write itself wakes the Service."""
     read = service(10)
-    quiet, quiet_woken = controller(StatusWriter(service(12)))
+    quiet, quiet_woken = controller(api_holding(service(11)))  # its write: version 12
     quiet.context.services.record("MODIFIED", read)
     asyncio.run(quiet._write_status(read, ServiceStatus()))
     assert not quiet_woken
 
-    changed, changed_woken = controller(StatusWriter(service(12, generation=2)))
+    changed, changed_woken = controller(api_holding(service(11, generation=2)))
     changed.context.services.record("MODIFIED", read)
     asyncio.run(changed._write_status(read, ServiceStatus()))
     changed.handle_event("MODIFIED", service(11, generation=2))

@@ -9,7 +9,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from servicesim import T0, Sim, node, service_task, spec
 
 from ecs_operator.core import events
 from ecs_operator.core.deployments import (
@@ -31,6 +30,7 @@ from ecs_operator.core.deployments import (
 from ecs_operator.core.placement import PlacementFailure
 from ecs_operator.models.service import ServiceStatus
 from ecs_operator.models.task import Task
+from support.servicesim import T0, Sim, node, service_task, spec
 
 ZONES3 = [node("n1", "a"), node("n2", "b"), node("n3", "c")]
 

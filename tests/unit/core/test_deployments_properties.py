@@ -5,7 +5,6 @@ from datetime import timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from servicesim import Sim, node, service_task, spec
 
 from ecs_operator.core import events
 from ecs_operator.core.deployments import (
@@ -13,6 +12,7 @@ from ecs_operator.core.deployments import (
     deployment_bounds,
     throttle_delay_seconds,
 )
+from support.servicesim import Sim, node, service_task, spec
 
 ZONE_NAMES = ("a", "b", "c")
 SETTINGS = settings(max_examples=60, deadline=None)

@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from podfactory import T0, at, node, pod, restarted, running, terminated, waiting
 
 from ecs_operator.core import events
 from ecs_operator.core.lifecycle import (
@@ -29,6 +28,7 @@ from ecs_operator.models.taskdefinition import (
     HealthCheck,
     PortMapping,
 )
+from support.podfactory import T0, at, node, pod, restarted, running, terminated, waiting
 
 APP = ContainerDefinition(name="app", image="busybox:1.36")
 LOG = ContainerDefinition(name="log", image="busybox:1.36", essential=False)

@@ -6,7 +6,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
-from podfactory import T0, at, pod, running, waiting
 
 from ecs_operator.core.load_balancing import (
     ServiceMembers,
@@ -33,6 +32,7 @@ from ecs_operator.models.loadbalancer import LoadBalancer, Target
 from ecs_operator.models.service import Service
 from ecs_operator.models.task import Task
 from ecs_operator.models.taskdefinition import TaskDefinitionSpec
+from support.podfactory import T0, at, pod, running, waiting
 
 PORT = 8080
 ENTRY = {"loadBalancerName": "web-lb", "containerName": "web", "containerPort": PORT}

@@ -6,7 +6,6 @@ from typing import Any, Literal
 import jsonschema
 import pytest
 import yaml
-from crd_rules import compile_rule, fixture, walk_rules
 from pydantic import BaseModel
 
 from ecs_operator import cli as operator_cli
@@ -19,6 +18,7 @@ from ecs_operator.models.crd import (
     to_structural,
     to_yaml,
 )
+from support.crd_rules import compile_rule, fixture, walk_rules
 
 REPO = Path(__file__).resolve().parents[3]
 CRD_DIR = REPO / "crds"

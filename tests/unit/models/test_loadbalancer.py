@@ -4,7 +4,6 @@ from typing import Any
 
 import jsonschema
 import pytest
-from crd_rules import evaluate, walk_rules
 from pydantic import ValidationError
 
 from ecs_operator.models.crd import openapi_schema, render_crds
@@ -13,6 +12,7 @@ from ecs_operator.models.loadbalancer import (
     LoadBalancerSpec,
     LoadBalancerStatus,
 )
+from support.crd_rules import evaluate, walk_rules
 
 SCHEMA = openapi_schema(LoadBalancer)
 WEB = {"listeners": [{"port": 80}]}

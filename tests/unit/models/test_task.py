@@ -4,7 +4,6 @@ import copy
 from typing import Any
 
 import pytest
-from crd_rules import evaluate, find_rule, fixture, instances, schemas, walk_rules
 from pydantic import ValidationError
 
 from ecs_operator.models.task import (
@@ -14,6 +13,7 @@ from ecs_operator.models.task import (
     TaskSpec,
     TaskStatus,
 )
+from support.crd_rules import evaluate, find_rule, fixture, instances, schemas, walk_rules
 
 RUN_TASK = "nightly-report.runtask.json"
 STATUS = "nightly-report.task-status.json"

@@ -4,7 +4,6 @@ import copy
 from typing import Any
 
 import pytest
-from crd_rules import evaluate, find_rule, fixture, instances, schemas, walk_rules
 from pydantic import ValidationError
 
 from ecs_operator.models.taskdefinition import (
@@ -18,6 +17,7 @@ from ecs_operator.models.taskdefinition import (
     format_task_definition_ref,
     parse_task_definition_ref,
 )
+from support.crd_rules import evaluate, find_rule, fixture, instances, schemas, walk_rules
 
 WEB = "web-nginx.taskdefinition.json"
 BATCH = "nightly-report.taskdefinition.json"

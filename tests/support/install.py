@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from helpers import KUBECTL
+from support.helpers import KUBECTL
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "ecs-operator"

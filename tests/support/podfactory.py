@@ -188,3 +188,26 @@ def node(name: str = "node-a", *, ready: str = "True", unreachable: bool = False
     if unreachable:
         body["spec"]["taints"] = [{"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"}]
     return body
+
+
+def started(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The Pod `manifest` (as the operator rendered it) as its kubelet reports it once every
+    container runs and is ready (its ordered init containers completed)."""
+    spec = manifest["spec"]
+    return {
+        **manifest,
+        "status": {
+            "phase": "Running",
+            "podIP": "10.1.2.3",
+            "hostIP": "192.168.0.10",
+            "conditions": [
+                {"type": kind, "status": "True", "lastTransitionTime": stamp(T0)}
+                for kind in ("PodScheduled", "Initialized", "ContainersReady", "Ready")
+            ],
+            "initContainerStatuses": [
+                running(c["name"]) if c.get("restartPolicy") == "Always" else terminated(c["name"])
+                for c in spec.get("initContainers") or ()
+            ],
+            "containerStatuses": [running(c["name"]) for c in spec["containers"]],
+        },
+    }

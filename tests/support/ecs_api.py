@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
-from helpers import ClusterTarget, unique_name, wait_for
+from support.helpers import ClusterTarget, unique_name, wait_for
 
 GROUP = "ecs.operator.dev"
 VERSION = "v1alpha1"

@@ -4,7 +4,7 @@
   LoadBalancer checks health as fast as ELBv2 allows (5 s interval, thresholds 2) and drains for
   DEREGISTRATION_DELAY seconds; the task's container `web` declares WEB_PORT.
 - `LoadBalancers`: the LoadBalancers, their Kubernetes Service and EndpointSlices in one
-  namespace (through `service_support.Services`, so requests are retried across faults).
+  namespace (through `support.services.Services`, so requests are retried across faults).
 - `ClusterWatch`: watches several kinds of one namespace at once and keeps every event; since the
   sandbox has one global resourceVersion, `replay()` applies them in resourceVersion order (the
   order the API server committed them, which separate streams do not preserve) and runs a check
@@ -21,10 +21,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import requests
-from ecs_api import GROUP, VERSION, Body, container, shell, task_definition
-from service_support import SERVICE_LABEL, Services
 
-from helpers import watch_lines
+from support.ecs_api import GROUP, VERSION, Body, container, shell, task_definition
+from support.helpers import watch_lines
+from support.services import SERVICE_LABEL, Services
 
 LB_NAME = "web-lb"
 WEB_CONTAINER = "web"

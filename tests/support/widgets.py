@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from helpers import ClusterTarget, wait_for
+from support.helpers import ClusterTarget, wait_for
 
 GROUP = "conformance.ecs.operator.dev"
 CRD_NAME = f"widgets.{GROUP}"

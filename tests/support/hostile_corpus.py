@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ecs_api import GROUP, VERSION, container, task, task_definition
-from lb_support import load_balancer
-from service_support import service
+from support.ecs_api import GROUP, VERSION, container, task, task_definition
+from support.load_balancers import load_balancer
+from support.services import service
 
 Body = dict[str, Any]
 

@@ -13,7 +13,7 @@ from ecs_operator.models.crd import openapi_schema
 from ecs_operator.models.task import Task
 from ecs_operator.models.taskdefinition import TaskDefinition
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "unit" / "models" / "fixtures"
 _ENV = celpy.Environment()
 
 

@@ -22,9 +22,9 @@ from contextlib import contextmanager
 from typing import Any
 
 import requests
-from ecs_api import GROUP, MERGE_PATCH, VERSION, Body, Ecs, KubectlRunner, condition
 
-from helpers import ClusterTarget, wait_for, watch_lines
+from support.ecs_api import GROUP, MERGE_PATCH, VERSION, Body, Ecs, KubectlRunner, condition
+from support.helpers import ClusterTarget, wait_for, watch_lines
 
 SERVICE_LABEL = f"{GROUP}/service"
 TASK_LABEL = f"{GROUP}/task"

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-KIND_CONFIG = Path(__file__).parent / "kind-config.yaml"
+KIND_CONFIG = ROOT / "tests" / "e2e" / "kind-config.yaml"
 HELM = Path(os.environ.get("ECS_E2E_HELM", ROOT / ".tools" / "helm"))
 KUBECTL = os.environ.get("ECS_OPERATOR_KUBECTL", shutil.which("kubectl") or "kubectl")
 IMAGE_REPOSITORY = "ecs-operator"

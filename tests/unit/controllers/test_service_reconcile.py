@@ -1,0 +1,127 @@
+"""The Service controller at its public surface: `await controller.reconcile(key)` on caches
+that hold what the test chose, against the in-memory API of `support.fake_kube`, judged by the
+requests it sends. A steady service's resync writes nothing; a launch is never made twice,
+neither while the watch lags behind the creates nor after a restart (a create answered 409 for
+the task launched before is that task); a service whose namespace is being deleted is dropped
+without an error or a retry."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from ecs_operator.kube.client import SERVICES, TASKS, KubeError
+from support.controllers import NAMESPACE, Operator, cluster, service
+from support.fake_kube import FakeKube
+
+KEY = (NAMESPACE, "api")
+
+
+def tasks_in_api(kube: FakeKube) -> set[str]:
+    return {body["metadata"]["name"] for body in kube.all_stored(TASKS)}
+
+
+def creates(kube: FakeKube, since: int = 0) -> list[str]:
+    """The names of the Tasks asked to be created, from the `since`th write on."""
+    return [
+        r.body["metadata"]["name"]
+        for r in kube.written()[since:]
+        if (r.verb, r.plural) == ("create", "tasks")
+    ]
+
+
+async def steady_service(desired_count: int) -> Operator:
+    """An operator that brought Service api to `desired_count` tasks RUNNING."""
+    kube = cluster()
+    kube.seed(SERVICES, service("api", desired_count))
+    operator = Operator(kube)
+    await operator.converge()
+    assert kube.stored(SERVICES, *KEY)["status"]["runningCount"] == desired_count
+    return operator
+
+
+async def test_a_steady_service_is_resynced_without_a_write() -> None:
+    """Converged (a pass wrote nothing), and a restarted operator (caches primed from the
+    API, nothing remembered) agrees on the Service and each of its tasks."""
+    kube = (await steady_service(2)).kube
+    converged = len(kube.written())
+    restarted = Operator(kube)
+    await restarted.services.reconcile(KEY)
+    for body in kube.all_stored(TASKS):
+        await restarted.tasks.reconcile((NAMESPACE, body["metadata"]["name"]))
+    assert kube.written()[converged:] == []
+
+
+async def test_a_task_launched_before_a_restart_is_adopted_when_its_create_conflicts() -> None:
+    """Scaled from 2 to 3: the operator creates the third task and is replaced; its successor
+    listed the Tasks before that create was committed, so it launches the same task again. The
+    API answers 409 AlreadyExists; the task holding the name is this very launch: adopted, no
+    error, no other create, no warning."""
+    previous = await steady_service(2)
+    kube = previous.kube
+    scaled = kube.stored(SERVICES, *KEY)
+    scaled["spec"]["desiredCount"] = 3
+    kube.put(SERVICES, scaled)
+    restarted = Operator(kube)  # its LIST: the Service at 3, two tasks
+    previous.catch_up()
+    await previous.services.reconcile(KEY)  # its last act: the third task, committed
+    launched_before = tasks_in_api(kube)
+    assert len(launched_before) == 3
+
+    before = len(kube.written())
+    await restarted.services.reconcile(KEY)
+    (again,) = creates(kube, before)
+    assert again in launched_before  # refused: 409 AlreadyExists
+    assert tasks_in_api(kube) == launched_before
+    events = [r.body for r in kube.written()[before:] if r.plural == "events"]
+    assert [e["reason"] for e in events if e["type"] == "Warning"] == []
+
+    adopted = len(kube.written())
+    await restarted.services.reconcile(KEY)
+    assert creates(kube, adopted) == []
+
+
+@pytest.mark.parametrize("response", ["answered", "lost"])
+async def test_a_lagging_watch_never_launches_twice(response: str) -> None:
+    """The creates went through but the watch has not shown the Tasks yet: the next
+    reconcile counts them (from the answers, or by reading back a create whose answer was
+    lost) and creates nothing."""
+    kube = cluster()
+    kube.seed(SERVICES, service("api", 2))
+    operator = Operator(kube)
+    if response == "lost":
+        kube.fail("create", "tasks", 504, "Timeout", "request timed out", after_commit=True)
+        with pytest.raises(KubeError):
+            await operator.services.reconcile(KEY)
+    else:
+        await operator.services.reconcile(KEY)
+    launched = tasks_in_api(kube)
+    assert len(launched) == 2
+    before = len(kube.written())
+    await operator.services.reconcile(KEY)
+    assert creates(kube, before) == []
+    assert tasks_in_api(kube) == launched
+
+
+async def test_a_service_in_a_namespace_being_deleted_is_dropped_quietly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Before the watch shows the namespace's deletion, its creates are refused (403: the
+    namespace is being terminated) and the work queue lets the key go: one reconcile, no
+    error logged, no retry. Once the cache knows, nothing is even tried."""
+    kube = cluster()
+    kube.seed(SERVICES, service("api", 2))
+    operator = Operator(kube)
+    kube.terminate_namespace(NAMESPACE)
+    with caplog.at_level(logging.ERROR):
+        await operator.process(operator.services, KEY)
+    assert operator.reconciles("services") == 1
+    assert len(creates(kube)) == 2
+    assert tasks_in_api(kube) == set()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+    operator.catch_up()
+    before = len(kube.written())
+    await operator.services.reconcile(KEY)
+    assert creates(kube, before) == []

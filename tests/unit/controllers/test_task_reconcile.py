@@ -1,0 +1,84 @@
+"""The Task controller at its public surface: `await controller.reconcile(key)` on caches that
+hold what the test chose, against the in-memory API of `support.fake_kube`, judged by the
+requests it sends. A converged resync writes nothing; a stop is written to the Task before
+its Pod is deleted; a Task whose namespace is gone is dropped without an error or a retry."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from ecs_operator.kube.client import TASKS
+from support.controllers import NAMESPACE, Operator, cluster, task
+
+KEY = (NAMESPACE, "web-1")
+
+
+async def running_task() -> Operator:
+    """An operator that launched Task web-1 and saw its Pod run."""
+    kube = cluster()
+    kube.seed(TASKS, task("web-1"))
+    operator = Operator(kube)
+    await operator.converge()
+    assert kube.stored(TASKS, *KEY)["status"]["lastStatus"] == "RUNNING"
+    return operator
+
+
+async def test_a_running_task_is_resynced_without_a_write() -> None:
+    """Converged (a pass wrote nothing), and a restarted operator (caches primed from the
+    API, nothing remembered) agrees: no status, Pod or event write."""
+    kube = (await running_task()).kube
+    converged = len(kube.written())
+    restarted = Operator(kube)
+    await restarted.tasks.reconcile(KEY)
+    assert kube.written()[converged:] == []
+
+
+async def test_a_stop_is_written_to_the_task_before_its_pod_is_deleted() -> None:
+    """StopTask: the status saying so is written first, so an operator killed in between
+    never takes the Pod's disappearance for a failure of the task."""
+    operator = await running_task()
+    kube = operator.kube
+    stopping = kube.stored(TASKS, *KEY)
+    stopping["spec"]["desiredStatus"] = "STOPPED"
+    kube.put(TASKS, stopping)
+    operator.catch_up()
+    before = len(kube.written())
+    await operator.tasks.reconcile(KEY)
+    writes = [(r.verb, r.plural, r.name, r.subresource) for r in kube.written()[before:]]
+    status_write = writes.index(("patch", "tasks", "web-1", "status"))
+    assert kube.written()[before + status_write].body["status"]["desiredStatus"] == "STOPPED"
+    assert writes.index(("delete", "pods", "web-1", "")) > status_write
+
+
+async def test_a_status_write_answered_404_ends_the_reconcile_quietly() -> None:
+    """The namespace was deleted with everything in it; the watch has shown the Pod go, not
+    yet the Task: its status write is answered 404 and nothing else is tried."""
+    operator = await running_task()
+    kube = operator.kube
+    kube.remove_namespace(NAMESPACE)
+    pod = operator.context.pods.get(KEY)
+    assert pod is not None
+    operator.context.pods.record("DELETED", pod)
+    before = len(kube.written())
+    await operator.tasks.reconcile(KEY)
+    assert [str(r) for r in kube.written()[before:]] == [f"patch tasks {NAMESPACE}/web-1/status"]
+
+
+async def test_a_launch_into_a_removed_namespace_is_dropped_not_retried(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A new Task whose namespace is removed before the watch says so: its Pod's create is
+    answered 404 (namespace not found), and the work queue lets the key go: one reconcile,
+    no error logged, no other write."""
+    kube = cluster()
+    kube.seed(TASKS, task("web-1"))
+    operator = Operator(kube)
+    kube.remove_namespace(NAMESPACE)
+    with caplog.at_level(logging.ERROR):
+        await operator.process(operator.tasks, KEY)
+    assert operator.reconciles("tasks") == 1
+    assert [str(r) for r in kube.written()] == [f"create pods {NAMESPACE}"]
+    assert [r.body["metadata"]["name"] for r in kube.written()] == ["web-1"]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
