@@ -27,7 +27,6 @@ from ecs_operator.core.capacity import task_requirements
 from ecs_operator.core.deployments import LaunchRequest, ServiceState, ServiceTask, StopRequest
 from ecs_operator.core.ownership import owned_by
 from ecs_operator.core.render import effective_spec
-from ecs_operator.core.revisions import resolve_reference
 from ecs_operator.kube.client import SERVICES, TASKS, KubeError
 from ecs_operator.kube.events import EventRecorder
 from ecs_operator.models.loadbalancer import LoadBalancer
@@ -267,23 +266,12 @@ class ServiceController:
         self, namespace: str, service: Service
     ) -> tuple[str | None, str | None, TaskDefinitionSpec | None]:
         """The revision a new deployment would run (and its spec), or why there is none."""
-        reference = service.spec.task_definition
-        try:
-            family, _ = parse_task_definition_ref(reference)
-        except ValueError as error:
-            return None, str(error), None
-        live = self.context.task_definitions.get((namespace, family))
-        stored = self.context.family_revisions(namespace, family)
-        resolution = resolve_reference(
-            reference,
-            [s.record for s in stored],
-            live["metadata"]["uid"] if live else None,
-            for_new_task=True,
+        resolved = self.context.revision_reader.resolve(
+            namespace, service.spec.task_definition, for_new_task=True
         )
-        if resolution.record is None:
-            return None, resolution.error, None
-        spec = TaskDefinitionSpec.model_validate(resolution.record.spec)
-        return resolution.record.reference, None, spec
+        if resolved.revision is None:
+            return None, resolved.error, None
+        return resolved.revision.record.reference, None, resolved.revision.spec
 
     def _tasks(self, body: Mapping[str, Any]) -> list[Task]:
         tasks = []
@@ -312,18 +300,10 @@ class ServiceController:
         return checked
 
     def _revision_health_checked(self, namespace: str, reference: str) -> bool:
-        try:
-            family, number = parse_task_definition_ref(reference)
-        except ValueError:
-            return False
-        stored = self.context.family_revisions(namespace, family)
-        if number is not None:
-            stored = [s for s in stored if s.record.revision == number]
-        if not stored:
-            return False
-        latest = max(stored, key=lambda s: s.record.revision)
-        spec = TaskDefinitionSpec.model_validate(latest.record.spec)
-        return any(c.essential and c.health_check for c in spec.container_definitions)
+        spec = self.context.revision_reader.spec(namespace, reference)
+        return spec is not None and any(
+            c.essential and c.health_check for c in spec.container_definitions
+        )
 
     async def _stop_task(self, namespace: str, request: StopRequest) -> None:
         patch = {
@@ -372,7 +352,7 @@ class ServiceController:
         record = next(
             (
                 s.record
-                for s in self.context.family_revisions(namespace, family)
+                for s in self.context.revision_reader.family(namespace, family)
                 if s.record.revision == number
             ),
             None,
