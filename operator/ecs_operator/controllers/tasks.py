@@ -25,7 +25,6 @@ from ecs_operator.core.ownership import owned_by
 from ecs_operator.core.placement import ContainerInstance
 from ecs_operator.core.render import RenderedPod
 from ecs_operator.core.task_planning import (
-    PROGRESS_WRITE_WINDOW_SECONDS,
     Launched,
     LaunchOutcome,
     NotLaunched,
@@ -56,7 +55,7 @@ class TaskController:
         self.events = events
         self.metrics = metrics
         self.rng = random.Random()
-        self._launched_at: dict[Key, float] = {}  # monotonic launch times (TaskState.since_launch)
+        self._launched_at: dict[Key, float] = {}  # when this operator created a task's Pod
         self.started_at = datetime.now(UTC)
         self.queue: WorkQueue[Key] = WorkQueue(
             "tasks",
@@ -89,6 +88,7 @@ class TaskController:
     async def reconcile(self, key: Key) -> None:
         body = self.context.tasks.get(key)
         if body is None:
+            self._launched_at.pop(key, None)
             return  # deleted: ownerReference garbage collection removes its Pod
         try:
             task = self.context.tasks.parsed(body, Task)
@@ -103,6 +103,7 @@ class TaskController:
 
     def _state(self, key: Key, body: dict[str, Any], task: Task) -> TaskState:
         namespace, pod, service = key[0], self.context.pods.get(key), owner_name(body, "Service")
+        launched = self._launched_at.get(key)
         reference, new = revision_reference(body, task, pod, service)
         service_spec = self._service_spec(body, service)
         balanced = service_spec is not None and bool(service_spec.load_balancers)
@@ -121,7 +122,7 @@ class TaskController:
             service_spec=service_spec,
             load_balancers=self.context.load_balancers_in(namespace) if balanced else {},
             namespace_seen=self.context.namespaces.get(("", namespace)) is not None,
-            since_launch=self._since_launch(key),
+            since_launch=time.monotonic() - launched if launched is not None else None,
         )
 
     def _service_spec(self, body: dict[str, Any], service: str | None) -> ServiceSpec | None:
@@ -132,15 +133,6 @@ class TaskController:
             return self.context.services.parsed(found, Service).spec
         except ValidationError:
             return None
-
-    def _since_launch(self, key: Key) -> float | None:
-        launched = self._launched_at.get(key)
-        if launched is None:
-            return None
-        since = time.monotonic() - launched
-        if since > PROGRESS_WRITE_WINDOW_SECONDS:
-            del self._launched_at[key]  # no longer "moments ago"
-        return since
 
     def _node_of(self, pod: dict[str, Any] | None) -> dict[str, Any] | None:
         node_name = (pod or {}).get("spec", {}).get("nodeName")
@@ -196,13 +188,10 @@ class TaskController:
         self.context.pods.record("ADDED", pod.manifest)
         try:
             found, created = await self.context.kube.create_or_get(PODS, key[0], pod.manifest)
-        except KubeError as error:
+        except BaseException as error:
             self.context.pods.record("DELETED", pod.manifest)
-            if error.code in POD_REFUSED_CODES:
+            if isinstance(error, KubeError) and error.code in POD_REFUSED_CODES:
                 return NotLaunched(events.pod_refused(error.message))
-            raise
-        except BaseException:
-            self.context.pods.record("DELETED", pod.manifest)
             raise
         self.context.pods.record("ADDED", found)
         if not created and not is_controlled_by(found, body["metadata"]["uid"]):

@@ -141,7 +141,7 @@ class TaskState:
     namespace_seen: bool = True
     """The task's namespace is in the cache (its labels decide what the task may do)."""
     since_launch: float | None = None
-    """Seconds since this operator created the task's Pod, if it did so moments ago."""
+    """Seconds since this operator created the task's Pod (None: it did not)."""
     launched: LaunchOutcome | None = None
     """The outcome of the launch the previous plan of this reconcile asked for."""
 
@@ -183,6 +183,7 @@ def revision_reference(
 
 
 def plan_task(state: TaskState) -> TaskPlan:
+    """What this reconcile of the task does (see the module docstring and ``TaskPlan``)."""
     task, now = state.task, state.now
     if task.status and is_expired(task.status, now, task.spec.ttl_seconds_after_stopped):
         return TaskPlan(delete_task=True)
@@ -196,20 +197,9 @@ def plan_task(state: TaskState) -> TaskPlan:
     if revision is None and failure is None and not waiting:
         failure = events.client_exception(state.resolved.rejection or state.resolved.error or "")
     view = _view(state, pod, revision, failure)
-    if state.launched is not None:
-        observation = _after_launch(state, view, state.launched)
-    else:
-        observation = observe(view, pod, now)
-        if pod is None:
-            observation = _with_final_pod_state(state, view, observation)
-        if observation.wants_pod and not waiting and revision is not None:
-            if not state.namespace_seen and _within_resolve_grace(state):
-                return TaskPlan(requeue_after=NAMESPACE_WAIT_SECONDS)
-            problems = task_problems(revision.spec, task.spec, state.policy)
-            if not problems:
-                return TaskPlan(launch=_pod_launch(state, revision))
-            refused = NotLaunched(events.client_exception("; ".join(str(p) for p in problems)))
-            observation = _after_launch(state, view, refused)
+    observation = _observe(state, view, pod, None if waiting else revision)
+    if isinstance(observation, TaskPlan):
+        return observation  # a launch, or a wait before it
     if _defer_progress(state, observation):
         return TaskPlan(requeue_after=PROGRESS_WRITE_WINDOW_SECONDS)
     return TaskPlan(
@@ -289,6 +279,27 @@ def requested_stop_code(task: Task) -> StopCode:
     if code == "TerminationNotice":
         return "TerminationNotice"
     return "UserInitiated"
+
+
+def _observe(
+    state: TaskState, view: TaskView, pod: Mapping[str, Any] | None, launchable: Revision | None
+) -> Observation | TaskPlan:
+    """The lifecycle's observation of the task, or the launch it calls for (``launchable``:
+    the revision to launch, None while the task must not launch yet)."""
+    if state.launched is not None:
+        return _after_launch(state, view, state.launched)
+    observation = observe(view, pod, state.now)
+    if pod is None:
+        observation = _with_final_pod_state(state, view, observation)
+    if not observation.wants_pod or launchable is None:
+        return observation
+    if not state.namespace_seen and _within_resolve_grace(state):
+        return TaskPlan(requeue_after=NAMESPACE_WAIT_SECONDS)
+    problems = task_problems(launchable.spec, state.task.spec, state.policy)
+    if problems:
+        refused = events.client_exception("; ".join(str(problem) for problem in problems))
+        return _after_launch(state, view, NotLaunched(refused))
+    return TaskPlan(launch=_pod_launch(state, launchable))
 
 
 def _within_resolve_grace(state: TaskState) -> bool:
