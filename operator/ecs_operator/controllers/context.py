@@ -5,18 +5,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from pydantic import ValidationError
 
 from ecs_operator.controllers.cache import ObjectCache, object_key, owner_name
-from ecs_operator.core import labels
+from ecs_operator.controllers.revisions import RevisionReader
 from ecs_operator.core.capacity import cluster_instances, placed_node, planned_node, stand_in_pods
 from ecs_operator.core.ownership import owned_by
 from ecs_operator.core.placement import ContainerInstance, Footprints
-from ecs_operator.core.registration import StoredRevision
-from ecs_operator.core.revisions import revision_record_from_object
 from ecs_operator.core.security import InstallPolicy, SecurityPolicy
 from ecs_operator.kube.client import KubeClient
 from ecs_operator.models.loadbalancer import LoadBalancer
@@ -150,19 +148,7 @@ class OperatorContext:
             found[lb.metadata.name] = lb
         return found
 
-    def family_revisions(self, namespace: str, family: str) -> list[StoredRevision]:
-        """The stored revisions of `family` in `namespace`, as the watch cache has them."""
-        stored = []
-        selector = labels.label_value(family)
-        for obj in self.revisions.in_namespace(namespace):
-            if obj["metadata"]["labels"].get(labels.FAMILY_LABEL) != selector:
-                continue
-            try:
-                record = revision_record_from_object(obj)
-            except ValueError as error:
-                logger.warning("ignoring a stored revision: %s", error)
-                continue
-            created = obj["metadata"].get("creationTimestamp")
-            registered = datetime.fromisoformat(created) if created else datetime.now(UTC)
-            stored.append(StoredRevision(record, registered))
-        return stored
+    @cached_property
+    def revision_reader(self) -> RevisionReader:
+        """Task definition revisions: a family's, resolved, and their specs parsed once."""
+        return RevisionReader(self.revisions, self.task_definitions)

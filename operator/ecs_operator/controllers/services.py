@@ -24,12 +24,11 @@ from ecs_operator.controllers.task_launcher import TaskLauncher
 from ecs_operator.controllers.workqueue import WorkQueue
 from ecs_operator.core import events, labels, service_planning
 from ecs_operator.core.deployments import StopRequest
-from ecs_operator.core.revisions import resolve_reference
 from ecs_operator.kube.client import SERVICES, TASKS, KubeError
 from ecs_operator.kube.events import EventRecorder
 from ecs_operator.models.service import Service, ServiceStatus
 from ecs_operator.models.task import Task
-from ecs_operator.models.taskdefinition import TaskDefinitionSpec, parse_task_definition_ref
+from ecs_operator.models.taskdefinition import TaskDefinitionSpec
 
 logger = logging.getLogger(__name__)
 
@@ -183,23 +182,12 @@ class ServiceController:
         self, namespace: str, service: Service
     ) -> tuple[str | None, str | None, TaskDefinitionSpec | None]:
         """The revision a new deployment would run (and its spec), or why there is none."""
-        reference = service.spec.task_definition
-        try:
-            family, _ = parse_task_definition_ref(reference)
-        except ValueError as error:
-            return None, str(error), None
-        live = self.context.task_definitions.get((namespace, family))
-        stored = self.context.family_revisions(namespace, family)
-        resolution = resolve_reference(
-            reference,
-            [s.record for s in stored],
-            live["metadata"]["uid"] if live else None,
-            for_new_task=True,
+        resolved = self.context.revision_reader.resolve(
+            namespace, service.spec.task_definition, for_new_task=True
         )
-        if resolution.record is None:
-            return None, resolution.error, None
-        spec = TaskDefinitionSpec.model_validate(resolution.record.spec)
-        return resolution.record.reference, None, spec
+        if resolved.revision is None:
+            return None, resolved.error, None
+        return resolved.revision.record.reference, None, resolved.revision.spec
 
     def _tasks(self, body: Mapping[str, Any]) -> list[Task]:
         tasks = []
@@ -228,18 +216,10 @@ class ServiceController:
         return checked
 
     def _revision_health_checked(self, namespace: str, reference: str) -> bool:
-        try:
-            family, number = parse_task_definition_ref(reference)
-        except ValueError:
-            return False
-        stored = self.context.family_revisions(namespace, family)
-        if number is not None:
-            stored = [s for s in stored if s.record.revision == number]
-        if not stored:
-            return False
-        latest = max(stored, key=lambda s: s.record.revision)
-        spec = TaskDefinitionSpec.model_validate(latest.record.spec)
-        return any(c.essential and c.health_check for c in spec.container_definitions)
+        spec = self.context.revision_reader.spec(namespace, reference)
+        return spec is not None and any(
+            c.essential and c.health_check for c in spec.container_definitions
+        )
 
     async def _stop_task(self, namespace: str, request: StopRequest) -> None:
         patch = service_planning.stop_patch(request)

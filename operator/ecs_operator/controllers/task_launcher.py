@@ -22,7 +22,6 @@ from ecs_operator.core.placement import PlacementFailure
 from ecs_operator.kube.client import TASKS, KubeError
 from ecs_operator.kube.events import EventRecorder
 from ecs_operator.models.service import Service
-from ecs_operator.models.taskdefinition import TaskDefinitionSpec, parse_task_definition_ref
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +96,7 @@ class TaskLauncher:
         """Place and create `launch.count` tasks: the ids created, the first placement failure
         and the first create that failed."""
         namespace, name = body["metadata"].get("namespace", ""), body["metadata"]["name"]
-        revision = self._revision(namespace, launch.task_definition)
+        revision = self.context.revision_reader.spec(namespace, launch.task_definition)
         if revision is None:
             logger.warning(
                 "service %s/%s: revision %s is gone", namespace, name, launch.task_definition
@@ -127,13 +126,6 @@ class TaskLauncher:
         if isinstance(error, asyncio.CancelledError):
             raise error
         return [r for r in settled if isinstance(r, str)], failure, error
-
-    def _revision(self, namespace: str, reference: str) -> TaskDefinitionSpec | None:
-        """The spec of revision `reference` (family:N), None when it is gone."""
-        family, number = parse_task_definition_ref(reference)
-        stored = self.context.family_revisions(namespace, family)
-        record = next((s.record for s in stored if s.record.revision == number), None)
-        return None if record is None else TaskDefinitionSpec.model_validate(record.spec)
 
     def _taken(self, namespace: str, task: str) -> bool:
         """Creates of unknown outcome were settled before planning: the cache knows every name.

@@ -68,7 +68,7 @@ class TaskDefinitionController:
         namespace, family = key
         return plan_registration(
             self.context.task_definitions.get(key),
-            self.context.family_revisions(namespace, family),
+            self.context.revision_reader.family(namespace, family),
             self.referenced_revisions(namespace, family),
             self.context.security_policy(namespace),
             datetime.now(UTC),

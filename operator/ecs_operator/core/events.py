@@ -24,6 +24,8 @@ CANNOT_PULL_CONTAINER: Final = "CannotPullContainerError"
 RESOURCE_INITIALIZATION: Final = "ResourceInitializationError"
 CANNOT_START_CONTAINER: Final = "CannotStartContainerError"
 TASK_FAILED_TO_START: Final = "TaskFailedToStart"
+CLIENT_EXCEPTION: Final = "ClientException"
+"""RunTask's refusal of a request it cannot serve (unknown revision, invalid overrides)."""
 
 # Operator wording (ECS has no such case): the Pod was removed by someone other than the operator.
 POD_DELETED: Final = "Task stopped: its pod was deleted"
@@ -33,6 +35,72 @@ POD_DELETED_BEFORE_START: Final = "TaskFailedToStart: its pod was deleted before
 def pod_name_taken(task: str) -> str:
     """Operator wording: the Task's Pod name is held by a Pod this Task does not control."""
     return start_failure(TASK_FAILED_TO_START, f"a Pod named {task} exists and is not this task's")
+
+
+def client_exception(detail: str) -> str:
+    """stoppedReason of a task ECS would have refused at RunTask, e.g. ``ClientException: task
+    definition "web" does not exist``."""
+    return f"{CLIENT_EXCEPTION}: {detail}"
+
+
+def task_not_placed(reason: str, closest: str | None, detail: str) -> str:
+    """stoppedReason of a task no node fits: RunTask's failure ``reason`` (``RESOURCE:MEMORY``)
+    and, when some node came close, which one and why it does not fit."""
+    nearest = f" The closest matching container-instance {closest} {detail}." if closest else ""
+    return f"{TASK_FAILED_TO_START}: {reason}{nearest}"
+
+
+def pod_refused(message: str) -> str:
+    """Operator wording: the API server refused the task's Pod (Pod Security Admission, a
+    quota, an invalid field), with its message."""
+    return f"{CANNOT_START_CONTAINER}: the Pod was refused: {message}"
+
+
+def _secret_unavailable(field: str) -> str:
+    return f"{RESOURCE_INITIALIZATION}: unable to retrieve secret ({field})"
+
+
+def secret_not_found(field: str, secret: str, namespace: str) -> str:
+    """The Secret a container's ``secrets`` entry (``field``) names does not exist."""
+    return f'{_secret_unavailable(field)}: Secret "{secret}" not found in namespace {namespace}'
+
+
+def secret_key_missing(field: str, secret: str, key: str) -> str:
+    """The Secret exists but has no such key."""
+    return f'{_secret_unavailable(field)}: Secret "{secret}" has no key "{key}"'
+
+
+# Why a task definition reference does not resolve (the detail of a ClientException, or of a
+# service's refused deployment).
+
+
+def family_missing(family: str) -> str:
+    return f'task definition "{family}" does not exist'
+
+
+def family_pending(family: str) -> str:
+    return f'task definition "{family}" has no ACTIVE revision yet (its registration is pending)'
+
+
+def family_deleted(family: str) -> str:
+    return f'task definition "{family}" has no ACTIVE revision (the TaskDefinition was deleted)'
+
+
+def family_not_accepted(family: str, message: str) -> str:
+    """The family's TaskDefinition exists and its Accepted condition says why it is refused."""
+    return f'task definition "{family}" is not accepted: {message}'
+
+
+def revision_missing(reference: str, latest: str | None) -> str:
+    """``latest``: the family's newest stored revision, if it has any."""
+    newest = f" (latest is {latest})" if latest else ""
+    return f'task definition revision "{reference}" does not exist{newest}'
+
+
+def revision_inactive(reference: str) -> str:
+    return (
+        f'task definition revision "{reference}" is INACTIVE and cannot be used to start new tasks'
+    )
 
 
 EventType = Literal["Normal", "Warning"]
@@ -51,6 +119,15 @@ REASON_CONTAINER_EXITED: Final = "ContainerExited"
 REASON_UNHEALTHY: Final = "TaskUnhealthy"
 REASON_HEALTHY: Final = "TaskHealthy"
 REASON_NODE_LOST: Final = "TaskNodeLost"
+REASON_UNSUPPORTED_FIELDS: Final = "UnsupportedFields"
+
+# Kubernetes Event messages of the task's health and connectivity.
+TASK_UNHEALTHY: Final = "An essential container is UNHEALTHY"
+TASK_HEALTHY: Final = "All essential containers are HEALTHY"
+
+
+def node_unreachable(node: str | None) -> str:
+    return f"The task's node (node {node}) stopped answering; its last known state is kept"
 
 
 # Control characters (C0, DEL, C1) and the invisible marks that reorder bidirectional text.

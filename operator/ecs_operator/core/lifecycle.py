@@ -784,7 +784,7 @@ def _conditions(view: TaskView, status: TaskStatus, now: datetime) -> list[Condi
     if view.node_lost and last != "STOPPED":
         ready_reason, ready_message = "NodeLost", "The task's node stopped answering"
     elif last == "RUNNING" and status.health_status == "UNHEALTHY":
-        ready_reason, ready_message = "Unhealthy", "An essential container is UNHEALTHY"
+        ready_reason, ready_message = "Unhealthy", events.TASK_UNHEALTHY
     elif last == "RUNNING":
         ready_status, ready_reason, ready_message = "True", "Running", "The task is RUNNING"
     else:
@@ -882,23 +882,13 @@ def _status_events(
                 )
         old_health = before.health_status if before else None
         if after.health_status != old_health and after.health_status == "UNHEALTHY":
-            found.append(
-                Event("Warning", events.REASON_UNHEALTHY, "An essential container is UNHEALTHY")
-            )
+            found.append(Event("Warning", events.REASON_UNHEALTHY, events.TASK_UNHEALTHY))
         if old_health == "UNHEALTHY" and after.health_status == "HEALTHY":
-            found.append(
-                Event("Normal", events.REASON_HEALTHY, "All essential containers are HEALTHY")
-            )
+            found.append(Event("Normal", events.REASON_HEALTHY, events.TASK_HEALTHY))
     was_lost = before is not None and before.connectivity == "DISCONNECTED"
     if after.connectivity == "DISCONNECTED" and not was_lost:
-        found.append(
-            Event(
-                "Warning",
-                events.REASON_NODE_LOST,
-                f"The task's node (node {after.node_name}) stopped answering; "
-                "its last known state is kept",
-            )
-        )
+        message = events.node_unreachable(after.node_name)
+        found.append(Event("Warning", events.REASON_NODE_LOST, message))
     return found
 
 

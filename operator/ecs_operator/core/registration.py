@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from ecs_operator.core import revisions
 from ecs_operator.core.conditions import set_condition
+from ecs_operator.core.events import REASON_UNSUPPORTED_FIELDS
 from ecs_operator.core.revisions import RevisionRecord
 from ecs_operator.core.security import SecurityPolicy
 from ecs_operator.core.validation import (
@@ -151,7 +152,7 @@ def plan_registration(
     if register is not None:
         events.append(("Normal", "Registered", f"registered task definition {reference}"))
         if unsupported:
-            events.append(("Warning", "UnsupportedFields", accepted_message))
+            events.append(("Warning", REASON_UNSUPPORTED_FIELDS, accepted_message))
     return _plan(previous, status, deactivate, collect, register, events)
 
 

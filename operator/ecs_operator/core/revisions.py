@@ -34,8 +34,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from ecs_operator.core import labels
+from ecs_operator.core import events, labels
+from ecs_operator.models.common import Condition
 from ecs_operator.models.taskdefinition import (
+    TaskDefinitionSpec,
     format_task_definition_ref,
     parse_task_definition_ref,
 )
@@ -68,6 +70,25 @@ class Resolution:
 
     record: RevisionRecord | None = None
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class Revision:
+    """A stored revision with its spec validated."""
+
+    record: RevisionRecord
+    spec: TaskDefinitionSpec
+
+
+@dataclass(frozen=True)
+class ResolvedRevision:
+    """What a reference resolves to for its user: the revision, or why there is none
+    (``error``, as ``resolve_reference`` says; ``rejection`` when the family's TaskDefinition
+    exists and is refused, which says more than that it has no revision yet)."""
+
+    revision: Revision | None = None
+    error: str | None = None
+    rejection: str | None = None
 
 
 def controller_revision_name(family: str, revision: int) -> str:
@@ -242,28 +263,25 @@ def resolve_reference(
         if active:
             return Resolution(record=active[-1])
         if live_uid is not None:
-            return Resolution(
-                error=f'task definition "{family}" has no ACTIVE revision yet '
-                "(its registration is pending)"
-            )
+            return Resolution(error=events.family_pending(family))
         if own:
-            return Resolution(
-                error=f'task definition "{family}" has no ACTIVE revision '
-                "(the TaskDefinition was deleted)"
-            )
-        return Resolution(error=f'task definition "{family}" does not exist')
+            return Resolution(error=events.family_deleted(family))
+        return Resolution(error=events.family_missing(family))
     record = next((record for record in own if record.revision == number), None)
     if record is None:
-        latest = f" (latest is {own[-1].reference})" if own else ""
-        return Resolution(
-            error=f'task definition revision "{family}:{number}" does not exist{latest}'
-        )
+        latest = own[-1].reference if own else None
+        return Resolution(error=events.revision_missing(f"{family}:{number}", latest))
     if for_new_task and not _is_active(record, live_uid):
-        return Resolution(
-            error=f'task definition revision "{record.reference}" is INACTIVE '
-            "and cannot be used to start new tasks"
-        )
+        return Resolution(error=events.revision_inactive(record.reference))
     return Resolution(record=record)
+
+
+def rejection(family: str, accepted: Condition | None) -> str | None:
+    """Why no revision of `family` resolves when its TaskDefinition is refused (``accepted``:
+    its Accepted condition): more telling than that it has no revision yet."""
+    if accepted is None or accepted.status != "False":
+        return None
+    return events.family_not_accepted(family, accepted.message)
 
 
 def names_revision(ref: str, revision: str) -> bool:

@@ -68,7 +68,7 @@ def unreadable_task_status(
     CRD of another version): STOPPED with ``TaskFailedToStart`` and ECS's ``ClientException``
     naming each field, and the Ready and Stopped conditions saying so. None when the status
     already says it (one write, however often the Task is reconciled)."""
-    reason = events.clip(f"ClientException: {validation_problems(error)}")
+    reason = events.clip(events.client_exception(validation_problems(error)))
     if (status or {}).get("stoppedReason") == reason:
         return None
     try:

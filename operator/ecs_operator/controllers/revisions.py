@@ -1,0 +1,103 @@
+"""Task definition revisions as the watch cache holds them, each spec validated once.
+
+A registered revision never changes, so the spec a ControllerRevision stores is validated once
+and remembered for that version of that object (``ObjectCache.parsed``); a ControllerRevision
+deleted and created again under the same name is another version, read anew.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from ecs_operator.controllers.cache import ObjectCache
+from ecs_operator.core import labels
+from ecs_operator.core.registration import StoredRevision, accepted_condition
+from ecs_operator.core.revisions import (
+    ResolvedRevision,
+    Revision,
+    rejection,
+    resolve_reference,
+    revision_record_from_object,
+)
+from ecs_operator.models.taskdefinition import TaskDefinitionSpec, parse_task_definition_ref
+
+logger = logging.getLogger(__name__)
+
+
+class _StoredSpec(BaseModel):
+    """A ControllerRevision, read for the task definition spec it stores."""
+
+    data: TaskDefinitionSpec
+
+
+class RevisionReader:
+    """The one reader of stored revisions: a family's, the one a reference resolves to, the
+    spec a reference names."""
+
+    def __init__(self, revisions: ObjectCache, task_definitions: ObjectCache) -> None:
+        self._revisions = revisions
+        self._task_definitions = task_definitions
+
+    def family(self, namespace: str, family: str) -> list[StoredRevision]:
+        """The stored revisions of `family` in `namespace`."""
+        return [stored for _, stored in self._stored(namespace, family)]
+
+    def resolve(self, namespace: str, reference: str, *, for_new_task: bool) -> ResolvedRevision:
+        """The revision `reference` means for its user (`core.revisions.resolve_reference`)."""
+        try:
+            family, _ = parse_task_definition_ref(reference)
+        except ValueError as error:
+            return ResolvedRevision(error=str(error))
+        stored = self._stored(namespace, family)
+        live = self._task_definitions.get((namespace, family))
+        resolution = resolve_reference(
+            reference,
+            [s.record for _, s in stored],
+            live["metadata"]["uid"] if live else None,
+            for_new_task=for_new_task,
+        )
+        if resolution.record is None:
+            accepted = accepted_condition(live.get("status")) if live else None
+            return ResolvedRevision(error=resolution.error, rejection=rejection(family, accepted))
+        body = next(body for body, s in stored if s.record is resolution.record)
+        return ResolvedRevision(Revision(resolution.record, self._spec(body)))
+
+    def spec(self, namespace: str, reference: str) -> TaskDefinitionSpec | None:
+        """The spec of the stored revision `reference` names, whatever its status: the
+        revision it pins, else the family's newest."""
+        try:
+            family, number = parse_task_definition_ref(reference)
+        except ValueError:
+            return None
+        named = [
+            (body, s)
+            for body, s in self._stored(namespace, family)
+            if number is None or s.record.revision == number
+        ]
+        if not named:
+            return None
+        newest, _ = max(named, key=lambda pair: pair[1].record.revision)
+        return self._spec(newest)
+
+    def _spec(self, body: dict[str, Any]) -> TaskDefinitionSpec:
+        return self._revisions.parsed(body, _StoredSpec).data
+
+    def _stored(self, namespace: str, family: str) -> list[tuple[dict[str, Any], StoredRevision]]:
+        stored = []
+        selector = labels.label_value(family)
+        for obj in self._revisions.in_namespace(namespace):
+            if obj["metadata"]["labels"].get(labels.FAMILY_LABEL) != selector:
+                continue
+            try:
+                record = revision_record_from_object(obj)
+            except ValueError as error:
+                logger.warning("ignoring a stored revision: %s", error)
+                continue
+            created = obj["metadata"].get("creationTimestamp")
+            registered = datetime.fromisoformat(created) if created else datetime.now(UTC)
+            stored.append((obj, StoredRevision(record, registered)))
+        return stored

@@ -1,0 +1,491 @@
+"""What one reconcile of a Task does, decided from what the caches hold.
+
+``plan_task(state)`` composes ``lifecycle.observe`` (the ECS lifecycle read from the Pod) with
+the operator's own facts: the revision the task runs (resolved once, then read back from its
+status or its Pod), a Pod of the task's name that is not the task's, the grace a missing revision
+or an unseen namespace gets, load-balancer registration and draining, how an already deleted Pod
+ended, when a progress-only status write waits for the Pod to run, and the time to live.
+
+A launch takes a round trip through the API, so it is planned in steps: the plan names a
+``PodLaunch``; the controller checks the Secrets it needs (``secret_failure``), reads the task
+role's ServiceAccount, places and renders the Pod (``place_pod``), creates it, and plans again
+with the outcome in ``TaskState.launched``.
+"""
+
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Final
+
+from ecs_operator.core import events, labels, placement
+from ecs_operator.core.capacity import reservation, task_requirements
+from ecs_operator.core.lifecycle import (
+    Event,
+    Observation,
+    StopPod,
+    TaskView,
+    expires_at,
+    is_expired,
+    is_on_lost_node,
+    observe,
+)
+from ecs_operator.core.load_balancing import (
+    awaiting_registration,
+    readiness_probe,
+    task_deregistering,
+)
+from ecs_operator.core.ownership import owned_by
+from ecs_operator.core.placement import ZONE_LABEL, ContainerInstance
+from ecs_operator.core.registration import MAX_UNSUPPORTED, unsupported_text
+from ecs_operator.core.render import (
+    RenderedPod,
+    ResolvedTaskDefinition,
+    SecretReference,
+    effective_spec,
+    render_pod,
+    secret_references,
+    service_account_name,
+)
+from ecs_operator.core.revisions import ResolvedRevision, Revision, is_new_reference
+from ecs_operator.core.security import SecurityPolicy
+from ecs_operator.core.validation import task_problems
+from ecs_operator.models.common import UnsupportedField
+from ecs_operator.models.loadbalancer import LoadBalancer
+from ecs_operator.models.service import ServiceSpec
+from ecs_operator.models.task import StopCode, Task, TaskStatus
+from ecs_operator.models.taskdefinition import TaskDefinitionSpec, parse_task_definition_ref
+
+PROGRESS_STATES: Final = ("PROVISIONING", "PENDING")
+PROGRESS_WRITE_WINDOW_SECONDS: Final = 0.5
+"""How long after a launch a progress-only status write may wait for the Pod to run."""
+RESOLVE_RETRY_SECONDS: Final = 1.0
+"""How often a task within its resolve grace looks for its revision again."""
+NAMESPACE_WAIT_SECONDS: Final = 0.2
+PREVIOUS_POD_WAIT_SECONDS: Final = 0.5
+"""How often a task looks again while a previous Task's Pod of its name is still stopping."""
+
+
+@dataclass(frozen=True)
+class Launched:
+    """The task's Pod was created (or found already created by this task): ``pod`` and its
+    ``node`` as the caches hold them right after, and what the Pod does not honour."""
+
+    pod: Mapping[str, Any] | None
+    node: Mapping[str, Any] | None
+    unsupported: Sequence[UnsupportedField] = ()
+
+
+@dataclass(frozen=True)
+class NotLaunched:
+    """The task cannot start: ``reason`` is its stoppedReason; ``placement_failure`` the
+    RunTask failure reason (``RESOURCE:MEMORY``) when no node fits it."""
+
+    reason: str
+    placement_failure: str | None = None
+
+
+LaunchOutcome = Launched | NotLaunched
+
+
+@dataclass(frozen=True)
+class PodLaunch:
+    """A Pod to create for the task, and what it needs first: the Secret keys its containers
+    read, and the ServiceAccount of its task role."""
+
+    task: Task
+    task_uid: str
+    revision: Revision
+    effective: TaskDefinitionSpec
+    """The revision's spec with the task's overrides."""
+    group: str
+    policy: SecurityPolicy
+    service: str | None
+    readiness_probes: Mapping[str, dict[str, Any]]
+    secrets: Sequence[SecretReference]
+    service_account: str | None
+    placed_node: str | None
+    """The node the task's Service placed it on: only that node is considered."""
+
+    @property
+    def namespace(self) -> str:
+        return self.task.metadata.namespace or ""
+
+
+@dataclass(frozen=True)
+class TaskState:
+    """Everything one reconcile of a Task reads, as the caches hold it at ``now``."""
+
+    body: Mapping[str, Any]
+    """The Task as stored (its uid and ownerReferences)."""
+    task: Task
+    resolved: ResolvedRevision
+    """The revision ``revision_reference`` names, or why there is none."""
+    policy: SecurityPolicy
+    """What the task's namespace allows."""
+    now: datetime
+    operator_started_at: datetime
+    resolve_grace_seconds: float
+    pod: Mapping[str, Any] | None = None
+    """The Pod of the task's name, whoever owns it."""
+    node: Mapping[str, Any] | None = None
+    """The node that Pod is on."""
+    pod_tombstone: Mapping[str, Any] | None = None
+    """The last state of the Pod of the task's name, when it was deleted."""
+    service: str | None = None
+    """The Service its ownerReferences name: a service task."""
+    service_spec: ServiceSpec | None = None
+    """That Service's spec, when it exists, truly owns the task and can be read."""
+    load_balancers: Mapping[str, LoadBalancer] = field(default_factory=dict)
+    """The namespace's LoadBalancers by name (needed when ``service_spec`` names any)."""
+    namespace_seen: bool = True
+    """The task's namespace is in the cache (its labels decide what the task may do)."""
+    since_launch: float | None = None
+    """Seconds since this operator created the task's Pod (None: it did not)."""
+    launched: LaunchOutcome | None = None
+    """The outcome of the launch the previous plan of this reconcile asked for."""
+
+
+@dataclass(frozen=True)
+class PodDeletion:
+    uid: str
+    grace_seconds: int
+
+
+@dataclass(frozen=True)
+class TaskPlan:
+    """What to do, in this order: delete the Task (its time to live is over) and nothing else;
+    or create the Pod of ``launch`` and plan again with the outcome; or write ``status`` (None:
+    unchanged), delete the Pod, record ``events``. In every case look again after
+    ``requeue_after`` seconds (None: only when something changes)."""
+
+    delete_task: bool = False
+    launch: PodLaunch | None = None
+    status: TaskStatus | None = None
+    delete_pod: PodDeletion | None = None
+    events: tuple[Event, ...] = ()
+    requeue_after: float | None = None
+
+
+def revision_reference(
+    body: Mapping[str, Any], task: Task, pod: Mapping[str, Any] | None, service: str | None
+) -> tuple[str, bool]:
+    """The reference to resolve for the task, and whether it is a new one (see
+    ``revisions.is_new_reference``): resolved once, then read back from status, or from the
+    task's Pod should the operator have stopped between launching it and writing status."""
+    own_pod = pod if pod is not None and owned_by(pod, body) else None
+    annotations = ((own_pod or {}).get("metadata") or {}).get("annotations") or {}
+    resolved = (task.status.task_definition_arn if task.status else None) or annotations.get(
+        labels.TASK_DEFINITION_ANNOTATION
+    )
+    reference = str(resolved or task.spec.task_definition)
+    return reference, is_new_reference(resolved, launched_by_service=service is not None)
+
+
+def plan_task(state: TaskState) -> TaskPlan:
+    """What this reconcile of the task does (see the module docstring and ``TaskPlan``)."""
+    task, now = state.task, state.now
+    if task.status and is_expired(task.status, now, task.spec.ttl_seconds_after_stopped):
+        return TaskPlan(delete_task=True)
+    pod, failure = state.pod, None
+    if pod is not None and not owned_by(pod, state.body):
+        if pod["metadata"].get("deletionTimestamp"):
+            return TaskPlan(requeue_after=PREVIOUS_POD_WAIT_SECONDS)
+        pod, failure = None, events.pod_name_taken(task.metadata.name)
+    revision = state.resolved.revision
+    waiting = revision is None and failure is None and _within_resolve_grace(state)
+    if revision is None and failure is None and not waiting:
+        failure = events.client_exception(state.resolved.rejection or state.resolved.error or "")
+    view = _view(state, pod, revision, failure)
+    observation = _observe(state, view, pod, None if waiting else revision)
+    if isinstance(observation, TaskPlan):
+        return observation  # a launch, or a wait before it
+    if _defer_progress(state, observation):
+        return TaskPlan(requeue_after=PROGRESS_WRITE_WINDOW_SECONDS)
+    return TaskPlan(
+        status=None if observation.status == task.status else observation.status,
+        delete_pod=_pod_deletion(pod, observation),
+        # A service reports its tasks' starts and stops in its own (ECS) events; its tasks
+        # post only their warnings, which keeps a scale-out to a few writes a task.
+        events=tuple(e for e in observation.events if state.service is None or e.type != "Normal"),
+        requeue_after=_follow_up(state, observation, waiting),
+    )
+
+
+def secret_failure(
+    namespace: str, reference: SecretReference, secret: Mapping[str, Any] | None
+) -> NotLaunched | None:
+    """Why the task cannot start for want of the Secret key ``reference`` reads (``secret``:
+    the Secret as found, None when it does not exist); None when the key is there."""
+    if secret is None:
+        return NotLaunched(events.secret_not_found(reference.field, reference.secret, namespace))
+    if reference.key not in (secret.get("data") or {}) | (secret.get("stringData") or {}):
+        return NotLaunched(
+            events.secret_key_missing(reference.field, reference.secret, reference.key)
+        )
+    return None
+
+
+def place_pod(
+    launch: PodLaunch,
+    service_account: Mapping[str, Any] | None,
+    instances: Sequence[ContainerInstance],
+    rng: random.Random,
+) -> RenderedPod | NotLaunched:
+    """Place the task on one of ``instances`` and render its Pod, or say why it cannot start
+    (``service_account``: the task role's ServiceAccount as found, None when it is absent)."""
+    automount: bool | None = None
+    if launch.service_account is not None:
+        if service_account is None:
+            return NotLaunched(events.task_role_not_found(launch.service_account, launch.namespace))
+        automount = service_account.get("automountServiceAccountToken")
+    task = launch.task
+    try:
+        requirements = task_requirements(
+            launch.effective,
+            group=launch.group,
+            constraints=task.spec.placement_constraints or (),
+            strategies=task.spec.placement_strategy or (),
+        )
+    except ValueError as error:
+        return NotLaunched(events.client_exception(str(error)))
+    result = placement.place(requirements, instances, rng)
+    if isinstance(result, placement.PlacementFailure):
+        reason = events.task_not_placed(result.reason, result.closest, result.detail)
+        return NotLaunched(reason, placement_failure=result.reason)
+    record = launch.revision.record
+    return render_pod(
+        task_name=task.metadata.name,
+        namespace=launch.namespace,
+        task_uid=launch.task_uid,
+        task=task.spec,
+        task_definition=ResolvedTaskDefinition(
+            record.family, record.revision, launch.revision.spec
+        ),
+        node_name=result.instance,
+        group=launch.group,
+        policy=launch.policy,
+        service=launch.service,
+        readiness_probes=launch.readiness_probes,
+        service_account_automount=automount,
+    )
+
+
+def requested_stop_code(task: Task) -> StopCode:
+    """Who asked the task to stop: a Service's scheduler marks its stops; otherwise StopTask."""
+    code = (task.metadata.annotations or {}).get(labels.STOP_CODE_ANNOTATION)
+    if code == "ServiceSchedulerInitiated":
+        return "ServiceSchedulerInitiated"
+    if code == "TerminationNotice":
+        return "TerminationNotice"
+    return "UserInitiated"
+
+
+def _observe(
+    state: TaskState, view: TaskView, pod: Mapping[str, Any] | None, launchable: Revision | None
+) -> Observation | TaskPlan:
+    """The lifecycle's observation of the task, or the launch it calls for (``launchable``:
+    the revision to launch, None while the task must not launch yet)."""
+    if state.launched is not None:
+        return _after_launch(state, view, state.launched)
+    observation = observe(view, pod, state.now)
+    if pod is None:
+        observation = _with_final_pod_state(state, view, observation)
+    if not observation.wants_pod or launchable is None:
+        return observation
+    if not state.namespace_seen and _within_resolve_grace(state):
+        return TaskPlan(requeue_after=NAMESPACE_WAIT_SECONDS)
+    problems = task_problems(launchable.spec, state.task.spec, state.policy)
+    if problems:
+        refused = events.client_exception("; ".join(str(problem) for problem in problems))
+        return _after_launch(state, view, NotLaunched(refused))
+    return TaskPlan(launch=_pod_launch(state, launchable))
+
+
+def _within_resolve_grace(state: TaskState) -> bool:
+    """The grace runs from the task's creation, or from this operator's start if later: a
+    restarted operator gives its caches the same time to fill."""
+    created = (state.task.metadata.model_extra or {}).get("creationTimestamp")
+    if not created:
+        return True
+    since = max(datetime.fromisoformat(created), state.operator_started_at)
+    return (state.now - since).total_seconds() < state.resolve_grace_seconds
+
+
+def _view(
+    state: TaskState,
+    pod: Mapping[str, Any] | None,
+    revision: Revision | None,
+    failure: str | None,
+) -> TaskView:
+    task = state.task
+    effective = effective_spec(revision.spec, task.spec.overrides) if revision else None
+    node = state.node if pod is not None else None
+    view = replace(
+        TaskView.of(task, effective.container_definitions if effective else [], state.now),
+        requested_stop_code=requested_stop_code(task),
+        status=_identity(state, revision, effective),
+        start_failure=failure,
+        node_lost=pod is not None and is_on_lost_node(pod, node),
+        availability_zone=_zone(node),
+    )
+    return _with_load_balancing(state, view)
+
+
+def _identity(
+    state: TaskState, revision: Revision | None, effective: TaskDefinitionSpec | None
+) -> TaskStatus:
+    """The previous status plus the fields fixed at launch (id, revision, group …)."""
+    task = state.task
+    status = task.status or TaskStatus()
+    update: dict[str, Any] = {
+        "task_arn": status.task_arn or str(state.body["metadata"]["uid"]).replace("-", ""),
+        "group": status.group or _group(task),
+        "started_by": status.started_by or task.spec.started_by,
+        "pod_name": task.metadata.name,
+    }
+    if revision is not None and effective is not None and status.task_definition_arn is None:
+        cpu, memory = reservation(effective)
+        update |= {
+            "task_definition_arn": revision.record.reference,
+            "revision": revision.record.revision,
+            "cpu": str(cpu),
+            "memory": str(memory),
+        }
+    return status.model_copy(update=update)
+
+
+def _with_load_balancing(state: TaskState, view: TaskView) -> TaskView:
+    """A load-balanced service task is ACTIVATING until its targets are registered and
+    DEACTIVATING, once its stop is decided, until they have drained (ECS §2.3): the Pod is
+    stopped only then. A forced stop (its node is lost) does not wait."""
+    spec, task = state.service_spec, state.task
+    if spec is None or not spec.load_balancers:
+        return view
+    stopping = task.spec.desired_status == "STOPPED"
+    forced = requested_stop_code(task) == "TerminationNotice"
+    name, load_balancers = task.metadata.name, state.load_balancers
+    return replace(
+        view,
+        activating=not stopping and awaiting_registration(name, spec, load_balancers),
+        deactivating=stopping
+        and not forced
+        and task_deregistering(name, load_balancers.values(), state.now),
+    )
+
+
+def _with_final_pod_state(
+    state: TaskState, view: TaskView, observation: Observation
+) -> Observation:
+    """When the Pod is already gone, first read how it ended (its deleted body): the watch may
+    deliver its last update and its deletion before this reconcile runs, and the containers'
+    final exit codes must not be lost with it."""
+    last = state.pod_tombstone
+    already_stopped = view.status is not None and view.status.last_status == "STOPPED"
+    if last is None or already_stopped or not owned_by(last, state.body):
+        return observation
+    if not last["metadata"].get("uid"):
+        # Only the Pod we were creating, withdrawn from the cache when its create failed with
+        # an unknown outcome: no sign that a Pod ran. The next launch finds out.
+        return observation
+    ending = observe(view, last, state.now)
+    final = observe(replace(view, status=ending.status), None, state.now)
+    return replace(final, events=ending.events + final.events, actions=final.actions)
+
+
+def _pod_launch(state: TaskState, revision: Revision) -> PodLaunch:
+    task = state.task
+    effective = effective_spec(revision.spec, task.spec.overrides)
+    role = effective.task_role_arn
+    return PodLaunch(
+        task=task,
+        task_uid=str(state.body["metadata"]["uid"]),
+        revision=revision,
+        effective=effective,
+        group=(task.status.group if task.status else None) or _group(task),
+        policy=state.policy,
+        service=state.service,
+        readiness_probes=_readiness_probes(state),
+        secrets=secret_references(effective),
+        service_account=service_account_name(role) if role else None,
+        placed_node=(task.metadata.annotations or {}).get(labels.PLACED_NODE_ANNOTATION) or None,
+    )
+
+
+def _readiness_probes(state: TaskState) -> dict[str, dict[str, Any]]:
+    """The health checks of the LoadBalancers a service task is registered with, as the
+    readiness probes of the containers they target."""
+    probes = {}
+    for entry in (state.service_spec.load_balancers if state.service_spec else None) or ():
+        lb = state.load_balancers.get(entry.load_balancer_name)
+        if lb is not None:
+            probes[entry.container_name] = readiness_probe(lb.spec, entry.container_port)
+    return probes
+
+
+def _after_launch(state: TaskState, view: TaskView, outcome: LaunchOutcome) -> Observation:
+    if isinstance(outcome, NotLaunched):
+        return observe(replace(view, start_failure=outcome.reason), None, state.now)
+    # Report the new Pod straight away (PENDING) instead of PROVISIONING first: one status
+    # write fewer per task launched. Its watch events may already have arrived (bound, even
+    # running): its zone is that of the node it is on.
+    launched = replace(view, availability_zone=_zone(outcome.node))
+    return _with_unsupported(observe(launched, outcome.pod, state.now), outcome.unsupported)
+
+
+def _with_unsupported(
+    observation: Observation, unsupported: Sequence[UnsupportedField]
+) -> Observation:
+    """Record, once at launch, what the Pod does not honour: in status and as a warning."""
+    if not unsupported:
+        return observation
+    status = observation.status.model_copy(
+        update={"unsupported": list(unsupported[:MAX_UNSUPPORTED])}
+    )
+    warning = Event("Warning", events.REASON_UNSUPPORTED_FIELDS, unsupported_text(unsupported))
+    return replace(observation, status=status, events=(*observation.events, warning))
+
+
+def _defer_progress(state: TaskState, observation: Observation) -> bool:
+    """Whether to hold back a status write that only reports progress (PROVISIONING or
+    PENDING) of a task launched moments ago: its Pod usually runs within the window, and
+    RUNNING is then the one write. Warnings and actions are never held back; after the window
+    a slow Pod shows PENDING as usual."""
+    since = 0.0 if isinstance(state.launched, Launched) else state.since_launch
+    if since is None or since > PROGRESS_WRITE_WINDOW_SECONDS:
+        return False
+    before = state.task.status.last_status if state.task.status else None
+    return (
+        observation.status.last_status in PROGRESS_STATES
+        and before in (None, *PROGRESS_STATES)
+        and not observation.actions
+        and all(event.type == "Normal" for event in observation.events)
+    )
+
+
+def _pod_deletion(pod: Mapping[str, Any] | None, observation: Observation) -> PodDeletion | None:
+    stop = next((a for a in observation.actions if isinstance(a, StopPod)), None)
+    if stop is None or pod is None:
+        return None
+    return PodDeletion(str(pod["metadata"]["uid"]), stop.grace_seconds)
+
+
+def _follow_up(state: TaskState, observation: Observation, waiting: bool) -> float | None:
+    """When to look again: for the revision while within the resolve grace, when a time rule
+    of the lifecycle is due, and when the time to live of a stopped task is over."""
+    delays = [observation.recheck_after_seconds, RESOLVE_RETRY_SECONDS if waiting else None]
+    expiry = expires_at(observation.status, state.task.spec.ttl_seconds_after_stopped)
+    if expiry is not None:
+        delays.append(max(0.0, (expiry - state.now).total_seconds()))
+    return min((delay for delay in delays if delay is not None), default=None)
+
+
+def _group(task: Task) -> str:
+    """ECS's default group for a standalone task is `family:NAME`."""
+    family, _ = parse_task_definition_ref(task.spec.task_definition)
+    return task.spec.group or f"family:{family}"
+
+
+def _zone(node: Mapping[str, Any] | None) -> str | None:
+    zone = ((node or {}).get("metadata", {}).get("labels") or {}).get(ZONE_LABEL)
+    return str(zone) if zone else None

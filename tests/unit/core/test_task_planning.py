@@ -1,0 +1,465 @@
+"""The Task controller's decisions (core/task_planning.py): the resolve grace, the Pod name
+conflict, the time to live, held-back progress writes, load-balancer activating and
+deactivating, a deleted Pod's final state, and what a launch needs and becomes."""
+
+import random
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ecs_operator.core import events, labels
+from ecs_operator.core.placement import ContainerInstance
+from ecs_operator.core.render import RenderedPod, SecretReference
+from ecs_operator.core.revisions import (
+    ResolvedRevision,
+    Revision,
+    controller_revision_manifest,
+    revision_record_from_object,
+)
+from ecs_operator.core.security import SecurityPolicy
+from ecs_operator.core.task_planning import (
+    NAMESPACE_WAIT_SECONDS,
+    PREVIOUS_POD_WAIT_SECONDS,
+    PROGRESS_WRITE_WINDOW_SECONDS,
+    RESOLVE_RETRY_SECONDS,
+    Launched,
+    NotLaunched,
+    PodDeletion,
+    PodLaunch,
+    TaskPlan,
+    TaskState,
+    place_pod,
+    plan_task,
+    revision_reference,
+    secret_failure,
+)
+from ecs_operator.models.common import UnsupportedField
+from ecs_operator.models.loadbalancer import LoadBalancer
+from ecs_operator.models.service import ServiceSpec
+from ecs_operator.models.task import Task, TaskStatus
+from ecs_operator.models.taskdefinition import TaskDefinitionSpec
+from support.podfactory import T0, at, node, pod, running, terminated, waiting
+
+UID = "0a1b2c3d-0000-4000-8000-00000000abcd"
+APP = {"name": "app", "image": "busybox:1.36", "memory": 64}
+
+
+def revision(**spec: Any) -> Revision:
+    data = {"containerDefinitions": [APP]} | spec
+    manifest = controller_revision_manifest("web", "default", "td-uid", 1, 1, data)
+    return Revision(revision_record_from_object(manifest), TaskDefinitionSpec.model_validate(data))
+
+
+def task_body(
+    *,
+    status: dict[str, Any] | None = None,
+    annotations: dict[str, str] | None = None,
+    service: str | None = None,
+    **spec: Any,
+) -> dict[str, Any]:
+    metadata: dict[str, Any] = {
+        "name": "web-1",
+        "namespace": "default",
+        "uid": UID,
+        "generation": 1,
+        "creationTimestamp": T0.isoformat(),
+        "annotations": annotations or {},
+    }
+    if service:
+        metadata["ownerReferences"] = [{"kind": "Service", "name": service, "uid": "svc-uid"}]
+    body: dict[str, Any] = {
+        "metadata": metadata,
+        "spec": {"taskDefinition": "web"} | spec,
+    }
+    if status is not None:
+        body["status"] = status
+    return body
+
+
+def state(body: dict[str, Any] | None = None, **fields: Any) -> TaskState:
+    body = body or task_body()
+    defaults: dict[str, Any] = {
+        "resolved": ResolvedRevision(revision()),
+        "policy": SecurityPolicy(),
+        "now": at(1),
+        "operator_started_at": T0 - timedelta(hours=1),
+        "resolve_grace_seconds": 10.0,
+    }
+    return TaskState(body=body, task=Task.model_validate(body), **(defaults | fields))
+
+
+def own(manifest: dict[str, Any]) -> dict[str, Any]:
+    """`manifest` as the Pod of the task (an ownerReference to it by uid)."""
+    manifest["metadata"]["ownerReferences"] = [{"kind": "Task", "name": "web-1", "uid": UID}]
+    return manifest
+
+
+def written(plan: TaskPlan) -> TaskStatus:
+    assert plan.status is not None, plan
+    return plan.status
+
+
+def after_write(current: TaskState, plan: TaskPlan) -> TaskState:
+    """The state once the plan's status is stored."""
+    status = written(plan).model_dump(mode="json", by_alias=True, exclude_none=True)
+    return state(current.body | {"status": status}, **_fields(current))
+
+
+def _fields(current: TaskState) -> dict[str, Any]:
+    return {
+        name: getattr(current, name)
+        for name in TaskState.__dataclass_fields__
+        if name not in ("body", "task")
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Resolution
+
+
+def test_a_missing_revision_is_waited_for_within_the_grace_then_fails_the_task() -> None:
+    missing = ResolvedRevision(error=events.family_missing("web"))
+    plan = plan_task(state(resolved=missing, now=at(5)))
+    assert written(plan).last_status == "PROVISIONING"
+    assert (plan.launch, plan.requeue_after) == (None, RESOLVE_RETRY_SECONDS)
+    failed = written(plan_task(state(resolved=missing, now=at(10))))
+    assert (failed.last_status, failed.stop_code) == ("STOPPED", "TaskFailedToStart")
+    assert failed.stopped_reason == 'ClientException: task definition "web" does not exist'
+
+
+def test_the_grace_runs_from_the_operator_start_when_it_is_later() -> None:
+    missing = ResolvedRevision(error=events.family_missing("web"))
+    restarted = state(resolved=missing, now=at(105), operator_started_at=at(100))
+    assert written(plan_task(restarted)).last_status == "PROVISIONING"
+    assert written(plan_task(replace(restarted, now=at(110)))).last_status == "STOPPED"
+
+
+def test_a_refused_task_definition_says_why_rather_than_that_it_has_no_revision() -> None:
+    refused = ResolvedRevision(
+        error=events.family_pending("web"),
+        rejection=events.family_not_accepted("web", "spec.cpu: too small"),
+    )
+    failed = written(plan_task(state(resolved=refused, now=at(30))))
+    assert failed.stopped_reason == (
+        'ClientException: task definition "web" is not accepted: spec.cpu: too small'
+    )
+
+
+def test_the_revision_is_read_back_from_status_or_from_the_tasks_own_pod() -> None:
+    body = task_body()
+    task = Task.model_validate(body)
+    annotated = own(pod(containers=[running("app")]))
+    annotated["metadata"]["annotations"][labels.TASK_DEFINITION_ANNOTATION] = "web:3"
+    assert revision_reference(body, task, None, None) == ("web", True)
+    assert revision_reference(body, task, annotated, None) == ("web:3", False)
+    foreign = pod(containers=[running("app")])
+    foreign["metadata"]["annotations"][labels.TASK_DEFINITION_ANNOTATION] = "web:3"
+    assert revision_reference(body, task, foreign, None) == ("web", True)
+    assert revision_reference(body, task, None, "svc") == ("web", False)
+    resolved = task_body(status={"taskDefinitionArn": "web:2"})
+    assert revision_reference(resolved, Task.model_validate(resolved), annotated, None) == (
+        "web:2",
+        False,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The Pod's name
+
+
+def test_a_pod_of_the_tasks_name_that_is_not_its_own_fails_the_task_and_is_left_alone() -> None:
+    plan = plan_task(state(pod=pod(containers=[running("app")]), node=node()))
+    status = written(plan)
+    assert (status.last_status, status.stop_code) == ("STOPPED", "TaskFailedToStart")
+    assert status.stopped_reason == events.pod_name_taken("web-1")
+    assert (plan.launch, plan.delete_pod) == (None, None)
+
+
+def test_a_previous_tasks_pod_still_stopping_is_waited_for() -> None:
+    stopping = pod(containers=[running("app")], deleting=True)
+    assert plan_task(state(pod=stopping)) == TaskPlan(requeue_after=PREVIOUS_POD_WAIT_SECONDS)
+
+
+# ---------------------------------------------------------------------------------------------
+# Time to live
+
+
+def stopped_body(ttl: int) -> dict[str, Any]:
+    status = {"lastStatus": "STOPPED", "desiredStatus": "STOPPED", "stopCode": "UserInitiated"}
+    status |= {"stoppedAt": T0.isoformat(), "createdAt": T0.isoformat()}
+    return task_body(status=status, desiredStatus="STOPPED", ttlSecondsAfterStopped=ttl)
+
+
+def test_a_stopped_task_is_looked_at_again_when_its_time_to_live_ends_then_deleted() -> None:
+    waiting_plan = plan_task(state(stopped_body(60), now=at(20)))
+    assert waiting_plan.requeue_after == 40
+    assert not waiting_plan.delete_task
+    assert plan_task(state(stopped_body(60), now=at(60))) == TaskPlan(delete_task=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Launching
+
+
+def test_a_new_task_launches_a_pod_with_what_it_needs() -> None:
+    secret = {"name": "TOKEN", "valueFrom": "db-creds:token"}
+    definition = revision(
+        taskRoleArn="arn:aws:iam::1:role/reader",
+        containerDefinitions=[APP | {"secrets": [secret]}],
+    )
+    body = task_body(annotations={labels.PLACED_NODE_ANNOTATION: "node-b"})
+    plan = plan_task(state(body, resolved=ResolvedRevision(definition)))
+    launch = plan.launch
+    assert launch is not None and plan.status is None
+    assert (launch.group, launch.service_account, launch.placed_node) == (
+        "family:web",
+        "reader",
+        "node-b",
+    )
+    assert [reference.secret for reference in launch.secrets] == ["db-creds"]
+
+
+def test_an_unseen_namespace_is_waited_for_within_the_grace() -> None:
+    assert plan_task(state(namespace_seen=False)) == TaskPlan(requeue_after=NAMESPACE_WAIT_SECONDS)
+    assert plan_task(state(namespace_seen=False, now=at(10))).launch is not None
+
+
+def test_what_the_policy_refuses_fails_the_task_without_a_launch() -> None:
+    privileged = revision(containerDefinitions=[APP | {"privileged": True}])
+    plan = plan_task(state(resolved=ResolvedRevision(privileged)))
+    status = written(plan)
+    assert plan.launch is None
+    assert (status.last_status, status.stop_code) == ("STOPPED", "TaskFailedToStart")
+    assert (status.stopped_reason or "").startswith("ClientException: ")
+    assert "privileged" in (status.stopped_reason or "")
+
+
+def test_a_failed_launch_stops_the_task_with_its_reason() -> None:
+    refused = events.pod_refused("pods is forbidden")
+    status = written(plan_task(state(launched=NotLaunched(refused))))
+    assert (status.last_status, status.stopped_reason) == ("STOPPED", refused)
+
+
+def test_a_launched_pod_is_reported_pending_only_once_the_window_passes() -> None:
+    pending = own(pod(containers=[waiting("app")]))
+    launched = Launched(pending, node())
+    assert plan_task(state(launched=launched)) == TaskPlan(
+        requeue_after=PROGRESS_WRITE_WINDOW_SECONDS
+    )
+    soon = state(pod=pending, node=node(), since_launch=0.2)
+    assert plan_task(soon) == TaskPlan(requeue_after=PROGRESS_WRITE_WINDOW_SECONDS)
+    late = written(plan_task(replace(soon, since_launch=PROGRESS_WRITE_WINDOW_SECONDS + 0.1)))
+    assert (late.last_status, late.availability_zone) == ("PENDING", "zone-a")
+
+
+def test_running_is_never_held_back() -> None:
+    serving = own(pod(containers=[running("app")]))
+    plan = plan_task(state(pod=serving, node=node(), since_launch=0.1))
+    assert written(plan).last_status == "RUNNING"
+
+
+def test_what_the_pod_does_not_honour_is_said_at_launch() -> None:
+    unsupported = [UnsupportedField(field="spec.ulimits", reason="not available")]
+    launched = Launched(own(pod(containers=[waiting("app")])), node(), unsupported)
+    plan = plan_task(state(launched=launched))
+    assert written(plan).unsupported == unsupported
+    assert [(e.type, e.reason) for e in plan.events][-1] == (
+        "Warning",
+        events.REASON_UNSUPPORTED_FIELDS,
+    )
+
+
+def test_a_service_task_posts_only_its_warnings() -> None:
+    running_pod = own(pod(containers=[running("app")]))
+    standalone = plan_task(state(pod=running_pod, node=node()))
+    assert [e.reason for e in standalone.events] == [events.REASON_RUNNING]
+    service_body = task_body(service="svc")
+    service_task = plan_task(state(service_body, pod=running_pod, node=node(), service="svc"))
+    assert written(service_task).last_status == "RUNNING"
+    assert service_task.events == ()
+
+
+def launch_of(**spec: Any) -> PodLaunch:
+    plan = plan_task(state(resolved=ResolvedRevision(revision(**spec))))
+    assert plan.launch is not None
+    return plan.launch
+
+
+def instance(name: str = "node-a") -> ContainerInstance:
+    return ContainerInstance(
+        name=name,
+        zone="zone-a",
+        attributes={},
+        registered_cpu_millicores=4000,
+        remaining_cpu_millicores=4000,
+        registered_memory_mib=8192,
+        remaining_memory_mib=8192,
+    )
+
+
+def test_a_missing_secret_or_key_names_the_field() -> None:
+    reference = SecretReference(secret="db", key="password", field="spec.x.valueFrom")
+    assert secret_failure("prod", reference, None) == NotLaunched(
+        'ResourceInitializationError: unable to retrieve secret (spec.x.valueFrom): Secret "db" '
+        "not found in namespace prod"
+    )
+    assert secret_failure("prod", reference, {"data": {"user": "x"}}) == NotLaunched(
+        'ResourceInitializationError: unable to retrieve secret (spec.x.valueFrom): Secret "db" '
+        'has no key "password"'
+    )
+    assert secret_failure("prod", reference, {"stringData": {"password": "x"}}) is None
+
+
+def test_a_missing_task_role_account_fails_before_placement() -> None:
+    launch = launch_of(taskRoleArn="arn:aws:iam::1:role/reader")
+    failed = place_pod(launch, None, [instance()], random.Random(1))
+    assert failed == NotLaunched(events.task_role_not_found("reader", "default"))
+
+
+def test_a_task_no_node_fits_is_not_placed() -> None:
+    failed = place_pod(launch_of(), None, [], random.Random(1))
+    assert isinstance(failed, NotLaunched)
+    assert failed.reason.startswith("TaskFailedToStart: ")
+    assert failed.placement_failure is not None
+
+
+def test_a_placed_pod_runs_on_the_chosen_node() -> None:
+    placed = place_pod(launch_of(), None, [instance("node-b")], random.Random(1))
+    assert isinstance(placed, RenderedPod)
+    assert placed.manifest["metadata"]["name"] == "web-1"
+    assert "node-b" in str(placed.manifest["spec"]["affinity"])
+
+
+# ---------------------------------------------------------------------------------------------
+# A deleted Pod's final state
+
+
+def test_a_pod_deleted_before_the_reconcile_still_reports_its_exit_codes() -> None:
+    running_body = task_body(status={"lastStatus": "RUNNING", "desiredStatus": "RUNNING"})
+    ended = own(pod(containers=[terminated("app", 3)], phase="Failed"))
+    status = written(plan_task(state(running_body, pod_tombstone=ended)))
+    assert (status.last_status, status.stop_code) == ("STOPPED", "EssentialContainerExited")
+    assert [c.exit_code for c in status.containers or ()] == [3]
+
+
+def test_a_withdrawn_create_is_no_sign_that_a_pod_ran() -> None:
+    withdrawn = own(pod(containers=[]))
+    del withdrawn["metadata"]["uid"]
+    assert plan_task(state(pod_tombstone=withdrawn)).launch is not None
+
+
+# ---------------------------------------------------------------------------------------------
+# Load balancing
+
+
+ENTRY = {"loadBalancerName": "web-lb", "containerName": "app", "containerPort": 8080}
+SERVICE = ServiceSpec.model_validate(
+    {"taskDefinition": "web", "desiredCount": 1, "loadBalancers": [ENTRY]}
+)
+
+
+def load_balancer(*targets: dict[str, Any]) -> LoadBalancer:
+    raw: dict[str, Any] = {
+        "metadata": {"name": "web-lb", "namespace": "default", "uid": "lb-uid"},
+        "spec": {"listeners": [{"port": 80}]},
+        "status": {"targets": list(targets)},
+    }
+    return LoadBalancer.model_validate(raw)
+
+
+HEALTHY = {
+    "id": "0a1b2c3d000040008000000000000abcd",
+    "task": "web-1",
+    "service": "svc",
+    "ip": "10.1.2.3",
+    "port": 8080,
+    "state": "healthy",
+    "registeredAt": T0.isoformat(),
+}
+
+
+def balanced(body: dict[str, Any], lb: LoadBalancer, **fields: Any) -> TaskState:
+    serving = own(pod(containers=[running("app")]))
+    return state(
+        body,
+        pod=serving,
+        node=node(),
+        service="svc",
+        service_spec=SERVICE,
+        load_balancers={"web-lb": lb},
+        **fields,
+    )
+
+
+def test_a_load_balanced_task_is_activating_until_registered() -> None:
+    plan = plan_task(balanced(task_body(service="svc"), load_balancer()))
+    assert written(plan).last_status == "ACTIVATING"
+    registered = plan_task(balanced(task_body(service="svc"), load_balancer(HEALTHY)))
+    assert written(registered).last_status == "RUNNING"
+
+
+def stopping_body(stop_code: str) -> dict[str, Any]:
+    running_status = {"lastStatus": "RUNNING", "desiredStatus": "RUNNING"}
+    annotations = {labels.STOP_CODE_ANNOTATION: stop_code}
+    return task_body(
+        status=running_status, annotations=annotations, service="svc", desiredStatus="STOPPED"
+    )
+
+
+def test_a_stopping_load_balanced_task_keeps_its_pod_while_its_targets_drain() -> None:
+    plan = plan_task(balanced(stopping_body("ServiceSchedulerInitiated"), load_balancer(HEALTHY)))
+    assert written(plan).last_status == "DEACTIVATING"
+    assert plan.delete_pod is None
+    drained = plan_task(balanced(stopping_body("ServiceSchedulerInitiated"), load_balancer()))
+    assert written(drained).last_status == "STOPPING"
+    assert drained.delete_pod == PodDeletion("0000-1111", 30)
+
+
+def test_a_forced_stop_does_not_wait_for_draining() -> None:
+    plan = plan_task(balanced(stopping_body("TerminationNotice"), load_balancer(HEALTHY)))
+    assert written(plan).last_status == "STOPPING"
+    assert plan.delete_pod is not None
+
+
+# ---------------------------------------------------------------------------------------------
+# Properties
+
+POD_STATES = {
+    "none": None,
+    "pending": lambda: pod(containers=[waiting("app")]),
+    "running": lambda: pod(containers=[running("app")]),
+    "exited 0": lambda: pod(containers=[terminated("app", 0)], phase="Succeeded"),
+    "exited 1": lambda: pod(containers=[terminated("app", 1)], phase="Failed"),
+    "deleting": lambda: pod(containers=[running("app")], deleting=True),
+}
+
+
+@given(
+    pod_state=st.sampled_from(sorted(POD_STATES)),
+    owned=st.booleans(),
+    stop=st.booleans(),
+    service=st.booleans(),
+    seconds=st.floats(min_value=0, max_value=30),
+)
+def test_a_written_status_is_stable_and_another_tasks_pod_is_never_deleted(
+    pod_state: str, owned: bool, stop: bool, service: bool, seconds: float
+) -> None:
+    make = POD_STATES[pod_state]
+    found = make() if make else None
+    if found is not None and owned:
+        own(found)
+    body = task_body(
+        service="svc" if service else None, **({"desiredStatus": "STOPPED"} if stop else {})
+    )
+    current = state(body, pod=found, node=node(), service="svc" if service else None)
+    current = replace(current, now=at(seconds))
+    plan = plan_task(current)
+    if found is not None and not owned:
+        assert plan.delete_pod is None
+    if plan.status is None:
+        return  # a launch, or a wait
+    again = plan_task(after_write(current, plan))
+    assert (again.status, again.events) == (None, ())
