@@ -15,7 +15,8 @@ SETTLE_QUIET s (or SETTLE_LIMIT s passed: an operator that never stops writing i
 the same), the operator's CPU time (user + system) and the API's request counters are sampled
 over `window` seconds: operator CPU in % of one core, API writes per second (with their
 breakdown), and the ECS events the two Services gained meanwhile. Placement is retried every 30 s
-(`core/service_planning.py` PLACEMENT_RETRY_SECONDS), so a 60 s window holds two retries per Service.
+(`core/service_planning.py` PLACEMENT_RETRY_SECONDS), so a 60 s window holds two retries per
+Service.
 """
 
 from __future__ import annotations

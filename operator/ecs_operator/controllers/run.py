@@ -10,9 +10,8 @@ import sys
 from collections.abc import Callable
 from typing import TypeVar
 
-import kopf
-
 from ecs_operator import API_GROUP, API_VERSION
+from ecs_operator.controllers import kopf_adapter, watches
 from ecs_operator.controllers.context import OperatorOptions
 from ecs_operator.core.security import InstallPolicy, parse_label, parse_service_account
 from ecs_operator.kube.client import KubeClient, KubeError
@@ -154,10 +153,6 @@ def main(args: argparse.Namespace) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    if not args.verbose:
-        # Kopf logs every handled watch event at INFO ("Handler … succeeded"): one line per
-        # event of every pod and node, which costs time and buries what matters.
-        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     missing = asyncio.run(_missing_crds(args.kubeconfig))
     if missing:
         print(
@@ -183,8 +178,6 @@ def main(args: argparse.Namespace) -> int:
         leader_election_namespace=args.leader_election_namespace,
         leader_election_lease_seconds=args.leader_election_lease_seconds,
     )
-    from ecs_operator.controllers import watches  # registers the Kopf handlers
-
     election = watches.leader_election(options)
     if not options.leader_election:
         refusal = asyncio.run(_claim(election))
@@ -192,12 +185,11 @@ def main(args: argparse.Namespace) -> int:
             print(f"ecs-operator: {refusal}", file=sys.stderr)
             election.kube.close()
             return 2
-    kopf.run(
-        standalone=True,
-        clusterwide=not args.namespace,
-        namespaces=args.namespace,
+    kopf_adapter.run(
+        options,
+        election,
         liveness_endpoint=liveness_url(args.liveness, args.health_address),
-        memo=kopf.Memo(options=options, election=election),
+        verbose=args.verbose,
     )
     return 0
 
