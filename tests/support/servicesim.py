@@ -159,7 +159,17 @@ class Sim:
             self.placement_events += recorded
         if self.status != previous:
             self.writes += 1
+        self._check_status_echo_is_final(plan)
         return plan
+
+    def _check_status_echo_is_final(self, plan: ServicePlan) -> None:
+        """A plan that only wrote status is not followed by another: the controller does not
+        reconcile the echo of its own status write, so whatever that status makes possible (an
+        AZ rebalance once COMPLETED, say) must already be in the plan that wrote it."""
+        if plan.launch or plan.stop:
+            return  # their Task events wake the service again
+        again = plan_service(self.state(), random.Random(self.seed))
+        assert (again.launch, again.stop) == ((), ()), "the status echo would be needed"
 
     def instances(self) -> list[ContainerInstance]:
         counts = Counter(t.node for t in self.tasks.values() if not t.stopped and t.node)

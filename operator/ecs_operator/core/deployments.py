@@ -1056,7 +1056,9 @@ class _Planner:
 
     def _rebalance(self, primary: Deployment, desired: int) -> None:
         live = self._live()
-        if not az_rebalancing_enabled(self.spec) or primary.rollout_state != "COMPLETED":
+        # Called only in steady state: an IN_PROGRESS primary completes in this very plan, and
+        # its own status write is not reconciled again, so the rebalance must not wait for it.
+        if not az_rebalancing_enabled(self.spec) or primary.rollout_state == "FAILED":
             return
         counts: Counter[str] = Counter(
             {n.zone: 0 for n in self.nodes.values() if n.zone and self._eligible(n)}

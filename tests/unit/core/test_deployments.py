@@ -487,6 +487,25 @@ def test_az_rebalancing_launches_in_the_emptiest_zone_then_stops_in_the_fullest(
     assert (third.launch, third.stop) == ((), ())
 
 
+def test_the_plan_that_completes_a_deployment_starts_the_rebalance_it_leaves_behind() -> None:
+    """The controller does not reconcile the echo of its own status write, so a rebalance left
+    for the plan after COMPLETED would wait for some unrelated event."""
+    two_zones = [node("n1", "a"), node("n2", "b")]
+    sim = steady_sim(4, two_zones)
+    deploy(sim)
+    for _ in range(20):
+        sim.plan()
+        sim.tick()
+        if all(t.task_definition == "web:2" and t.running for t in sim.tasks.values() if t.live):
+            break
+    assert sim.primary().rollout_state == "IN_PROGRESS"
+    sim.nodes = [*two_zones, node("n3", "c")]
+    plan = sim.plan()
+    assert sim.primary().rollout_state == "COMPLETED"
+    assert events.deployment_completed("web", sim.primary().id) in plan.events
+    assert [(r.purpose, r.zone) for r in plan.launch] == [("rebalance", "c")]
+
+
 def test_a_running_task_without_its_zone_yet_counts_in_its_nodes_zone() -> None:
     """A task's status can say RUNNING before it names its zone (written before the Pod's node
     was seen); counted nowhere, a balanced service would look unbalanced and a healthy task

@@ -64,7 +64,10 @@ def test_rolling_update_stays_in_bounds_and_converges_when_ecs_can(
     if can_progress:
         assert not blocked
         assert sim.steady() and sim.primary().task_definition == "web:2"
-        assert Counter(t.task_definition for t in sim.live()) == Counter({"web:2": desired})
+        # The plan that completes the deployment may already launch an AZ rebalancing task.
+        rebalancing = sum(r.purpose == "rebalance" for r in sim.plans[-1].launch)
+        assert {t.task_definition for t in sim.live()} <= {"web:2"}
+        assert desired <= len(sim.live()) <= desired + rebalancing
         sim.run(2 * desired + 2)  # then AZ rebalancing, in steady state
         assert sim.steady() and len(sim.live()) == desired
         per_zone = Counter(t.zone for t in sim.live())
