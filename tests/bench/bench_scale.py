@@ -7,9 +7,10 @@ CPU <= 5 % of a core. On a fresh sandbox in its own process (3 zones of nodes wi
 every task, heartbeating every 10 s as kubelets do by default), `ecs-operator run` as a
 subprocess: one namespace, one task definition, `services` Services of `tasks_per_service`
 tasks each, created SERVICE_CONCURRENCY at a time.
-Once every task is RUNNING and the API saw no write for SETTLE_QUIET s, the operator's resident
-memory (VmRSS, and VmHWM its peak) is read from /proc, and its CPU time (user + system) is
-sampled over `idle_seconds` (30): idle CPU = that time / IDLE_SECONDS, in % of one core. Also
+Once every task is RUNNING, every Service's deployment COMPLETED and the API saw no write for
+SETTLE_QUIET s, the operator's resident memory (VmRSS, and VmHWM its peak) is read from /proc,
+and its CPU time (user + system) is sampled over `idle_seconds` (30): idle CPU = that time /
+IDLE_SECONDS, in % of one core. Also
 reported: seconds from the first Service create to every task RUNNING, and the API writes
 during the idle window (a converged operator writes nothing).
 """
@@ -150,6 +151,17 @@ async def _measure(
         converged = max(running.seen["running"].values()) - started
     finally:
         await running.stop()
+
+    # Every task RUNNING is not yet converged: each Service still completes its deployment and
+    # reports its steady state. Idle is measured after that, and once no write came for a while.
+    async def all_completed() -> bool:
+        operator.check_alive()
+        listed = await api.get(f"{base}/services") or {}
+        return len(listed.get("items") or ()) == services and all(
+            _completed(body) for body in listed["items"]
+        )
+
+    await wait_until(all_completed, CONVERGE_TIMEOUT, "every deployment COMPLETED", 2.0)
     settled = await api.settle(quiet=SETTLE_QUIET, limit=SETTLE_LIMIT)
     assert operator.process is not None
     pid = operator.process.pid
@@ -172,6 +184,17 @@ async def _measure(
         "idle_writes": writes_of(idle_writes),
         "idle_write_breakdown": write_breakdown(idle_writes),
     }
+
+
+def _completed(service: dict[str, Any]) -> bool:
+    """One deployment, COMPLETED, with every desired task running."""
+    status = service.get("status") or {}
+    deployments = status.get("deployments") or ()
+    return (
+        len(deployments) == 1
+        and deployments[0].get("rolloutState") == "COMPLETED"
+        and status.get("runningCount") == (service.get("spec") or {}).get("desiredCount")
+    )
 
 
 def run(

@@ -11,27 +11,27 @@ does.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 from ecs_operator import API_GROUP, API_VERSION
 from ecs_operator.controllers.cache import Key, ObjectCache, object_key
 from ecs_operator.controllers.context import OperatorContext, OperatorOptions
+from ecs_operator.controllers.feeds import FEEDS, WatchedKind
+from ecs_operator.controllers.loadbalancers import LoadBalancerController
 from ecs_operator.controllers.metrics import OperatorMetrics
 from ecs_operator.controllers.services import ServiceController
+from ecs_operator.controllers.taskdefinitions import TaskDefinitionController
 from ecs_operator.controllers.tasks import TaskController
+from ecs_operator.controllers.watches import Controllers
 from ecs_operator.core.placement import ZONE_LABEL
 from ecs_operator.core.revisions import controller_revision_manifest
 from ecs_operator.kube.client import (
     CONTROLLER_REVISIONS,
-    ENDPOINT_SLICES,
-    KUBERNETES_SERVICES,
-    LOAD_BALANCERS,
     NAMESPACES,
     NODES,
     PODS,
-    SERVICES,
     TASK_DEFINITIONS,
-    TASKS,
+    KubeClient,
 )
 from ecs_operator.kube.events import EventRecorder
 from ecs_operator.models.taskdefinition import TaskDefinitionSpec
@@ -47,18 +47,6 @@ ECS = f"{API_GROUP}/{API_VERSION}"
 RETRY_WINDOW_SECONDS = 0.2
 
 # The cache each watched kind feeds, as the operator's watches feed them.
-CACHES = {
-    TASKS: "tasks",
-    SERVICES: "services",
-    TASK_DEFINITIONS: "task_definitions",
-    CONTROLLER_REVISIONS: "revisions",
-    LOAD_BALANCERS: "load_balancers",
-    PODS: "pods",
-    NODES: "nodes",
-    NAMESPACES: "namespaces",
-    KUBERNETES_SERVICES: "kubernetes_services",
-    ENDPOINT_SLICES: "endpoint_slices",
-}
 
 
 def cluster() -> FakeKube:
@@ -165,14 +153,13 @@ class Operator:
     def catch_up(self) -> None:
         """The watches catch up with the API: every object written and every deletion since
         the last time reach the caches."""
-        for resource, attribute in CACHES.items():
-            cache: ObjectCache = getattr(self.context, attribute)
-            for body in self.kube.all_stored(resource):
-                cache.record("MODIFIED", body)
-        kinds = {(resource.group, resource.plural): name for resource, name in CACHES.items()}
+        for feed in FEEDS.values():
+            for body in self.kube.all_stored(feed.resource):
+                self.context.record(feed.resource, "MODIFIED", body)
         for kind, body in self.kube.deleted[self._deletions_seen :]:
-            if kind in kinds:
-                getattr(self.context, kinds[kind]).record("DELETED", body)
+            feed = FEEDS.get(WatchedKind(*kind))
+            if feed is not None:
+                self.context.record(feed.resource, "DELETED", body)
         self._deletions_seen = len(self.kube.deleted)
 
     async def converge(self) -> None:
@@ -215,3 +202,31 @@ class Operator:
 
 def keys(cache: ObjectCache) -> list[Key]:
     return [object_key(body) for body in cache.values()]
+
+
+class Recorder:
+    """A controller's work queue, recording what it is asked to reconcile, under that
+    controller's triggers."""
+
+    def __init__(self, controller: type[Any]) -> None:
+        self.TRIGGERS = controller.TRIGGERS
+        self.keys: list[Key] = []
+
+    def enqueue(self, key: Key) -> None:
+        self.keys.append(key)
+
+
+def recording_controllers(
+    options: OperatorOptions | None = None, kube: KubeClient | None = None
+) -> tuple[Controllers, dict[str, Recorder]]:
+    """The operator's wiring (`Controllers`) with a `Recorder` for each controller, by name,
+    on `kube` (None: no API at all)."""
+    context = OperatorContext(options or OperatorOptions(), cast(KubeClient, kube))
+    recorders = {
+        "tasks": Recorder(TaskController),
+        "task_definitions": Recorder(TaskDefinitionController),
+        "services": Recorder(ServiceController),
+        "load_balancers": Recorder(LoadBalancerController),
+    }
+    wired: Any = list(recorders.values())
+    return Controllers(context, OperatorMetrics(context), *wired), recorders

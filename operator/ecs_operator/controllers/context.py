@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -11,12 +11,15 @@ from typing import Any
 from pydantic import ValidationError
 
 from ecs_operator.controllers.cache import ObjectCache, object_key, owner_name
+from ecs_operator.controllers.feeds import feed_of
 from ecs_operator.controllers.revisions import RevisionReader
+from ecs_operator.controllers.triggers import Body, Change
+from ecs_operator.controllers.writer import Writer
 from ecs_operator.core.capacity import cluster_instances, placed_node, planned_node, stand_in_pods
 from ecs_operator.core.ownership import owned_by
 from ecs_operator.core.placement import ContainerInstance, Footprints
 from ecs_operator.core.security import InstallPolicy, SecurityPolicy
-from ecs_operator.kube.client import KubeClient
+from ecs_operator.kube.client import KubeClient, Resource
 from ecs_operator.models.loadbalancer import LoadBalancer
 
 logger = logging.getLogger(__name__)
@@ -88,6 +91,45 @@ class OperatorContext:
     namespaces: ObjectCache = field(default_factory=ObjectCache)
     # Each node's container instance, with the versions of what it was built from.
     _instances: dict[str, _NodeInstance] = field(default_factory=dict, init=False, repr=False)
+    # Told every change recorded (the watches wake the controllers its triggers name).
+    on_change: Callable[[Change], None] = field(default=lambda _change: None, repr=False)
+
+    @cached_property
+    def api(self) -> Writer:
+        """What the controllers read and write the API through (see `writer`)."""
+        return Writer(self.kube, self.record)
+
+    def record(
+        self,
+        resource: Resource,
+        event_type: str | None,
+        body: Body,
+        *,
+        written: bool = False,
+        wake: bool = True,
+    ) -> Change | None:
+        """Record a watch event (type None: a listing's), or the response of our own write, in
+        its kind's cache, and tell `on_change` what it changed (unless not `wake`). An object
+        the watch would not see is not recorded. A version no newer than the one held changes
+        nothing: the watch event of our own write, recorded when it was answered, or a late
+        one; a listing's objects are told all the same (a relist is a resync)."""
+        feed = feed_of(resource)
+        if feed is None or (event_type != "DELETED" and not feed.selects(body)):
+            return None
+        cache: ObjectCache = getattr(self, feed.cache)
+        key = object_key(body)
+        before = cache.get(key)
+        cache.record(event_type, body)
+        now = cache.get(key)
+        if event_type == "DELETED":
+            change = Change(resource, "DELETED", body, before, written)
+        elif now is None or (now is before and event_type is not None):
+            return None
+        else:
+            change = Change(resource, event_type or "ADDED", now, before, written)
+        if wake:
+            self.on_change(change)
+        return change
 
     def namespace_terminating(self, namespace: str) -> bool:
         """Whether `namespace` is being deleted (nothing new can be created in it)."""
@@ -96,9 +138,18 @@ class OperatorContext:
 
     def security_policy(self, namespace: str) -> SecurityPolicy:
         """What a task in `namespace` may ask for (a namespace not seen yet: no labels)."""
-        body = self.namespaces.get(("", namespace)) or {}
-        namespace_labels = (body.get("metadata") or {}).get("labels") or {}
-        return self.options.security.for_namespace(namespace, namespace_labels)
+        body = self.namespaces.get(("", namespace)) or {"metadata": {"name": namespace}}
+        return self.security_policy_of(body)
+
+    def security_policy_of(self, namespace: Body) -> SecurityPolicy:
+        """What a task in the namespace `namespace` (its body) may ask for."""
+        metadata = namespace.get("metadata") or {}
+        return self.options.security.for_namespace(metadata["name"], metadata.get("labels") or {})
+
+    def node_of(self, pod: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        """The node `pod` is bound to, if it is and the node is known."""
+        node_name = (pod or {}).get("spec", {}).get("nodeName")
+        return self.nodes.get(("", node_name)) if node_name else None
 
     def service_tasks(self, service: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
         """The Task objects `service` (a Service body) owns."""

@@ -52,7 +52,8 @@ from kopf._cogs.clients import fetching, watching
 from kopf._core.reactor import observation
 
 from ecs_operator.controllers.context import OperatorOptions
-from ecs_operator.controllers.watches import FEEDS, Body, Feed, Operator, WatchedKind
+from ecs_operator.controllers.feeds import FEEDS, Feed, WatchedKind
+from ecs_operator.controllers.watches import Body, Operator
 from ecs_operator.core import labels
 from ecs_operator.kube.client import kubeconfig_credentials
 from ecs_operator.kube.leader import LeaderElection
@@ -138,7 +139,7 @@ def registry() -> kopf.OperatorRegistry:
     for feed in FEEDS.values():
         kopf.on.event(
             *_resource_spec(feed),
-            id=feed.route.__name__,
+            id=feed.name,
             labels=_label_filter(feed),
             registry=handlers,
         )(_event_handler(feed))
@@ -161,7 +162,7 @@ def _resource_spec(feed: Feed) -> tuple[str, str, str]:
 def _event_handler(feed: Feed) -> Callable[..., Awaitable[None]]:
     async def on_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
         operator: Operator = memo.operator
-        feed.route(operator.controllers, event.get("type"), event["object"])
+        operator.controllers.watch_event(feed, event.get("type"), event["object"])
 
     return on_event
 

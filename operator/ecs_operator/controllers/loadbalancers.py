@@ -9,26 +9,27 @@ events on the Services.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import ValidationError
 
-from ecs_operator.controllers.cache import Key, ObjectCache, finalizer_write_event
+from ecs_operator.controllers.cache import Key, finalizer_write_event, owner_name
 from ecs_operator.controllers.context import OperatorContext
 from ecs_operator.controllers.metrics import OperatorMetrics
-from ecs_operator.controllers.services import ServiceController
-from ecs_operator.controllers.tasks import TaskController
+from ecs_operator.controllers.triggers import Change, Trigger, every_object, its_namespace, itself
 from ecs_operator.controllers.workqueue import WorkQueue
 from ecs_operator.core import events as ecs_events
 from ecs_operator.core import labels, load_balancing
-from ecs_operator.core.ownership import managed_by_operator, owned_by
+from ecs_operator.core.ownership import owned_by
 from ecs_operator.kube.client import (
     ENDPOINT_SLICES,
     KUBERNETES_SERVICES,
     LOAD_BALANCERS,
-    KubeError,
+    PODS,
+    SERVICES,
+    TASKS,
     Resource,
 )
 from ecs_operator.kube.events import EventRecorder
@@ -43,29 +44,49 @@ IN_USE_RECHECK_SECONDS = 30.0
 NAME_CLASH_RECHECK_SECONDS = 10.0
 
 
+_in_namespace = every_object("load_balancers", its_namespace)
+
+
+def _service_task_moved(change: Change, context: OperatorContext) -> Iterable[Key]:
+    """A service task's state, or its Pod's readiness (target health), moved."""
+    if owner_name(change.body, "Service") is None:
+        return ()
+    return _in_namespace(change, context)
+
+
+def _service_pod_moved(change: Change, context: OperatorContext) -> Iterable[Key]:
+    if not (change.body["metadata"].get("labels") or {}).get(labels.SERVICE_LABEL):
+        return ()
+    return _in_namespace(change, context)
+
+
+def _its_endpoint_slice(change: Change, _context: OperatorContext) -> Iterable[Key]:
+    name = (change.body["metadata"].get("labels") or {}).get("kubernetes.io/service-name")
+    return [(change.namespace, name)] if name else []
+
+
 class LoadBalancerController:
+    TRIGGERS: ClassVar[tuple[Trigger, ...]] = (
+        Trigger(LOAD_BALANCERS, itself),
+        # Its Kubernetes Service is named after it: restore what changed.
+        Trigger(KUBERNETES_SERVICES, itself),
+        Trigger(ENDPOINT_SLICES, _its_endpoint_slice),
+        Trigger(SERVICES, _in_namespace),
+        Trigger(TASKS, _service_task_moved),
+        Trigger(PODS, _service_pod_moved),
+    )
+
     def __init__(
-        self,
-        context: OperatorContext,
-        events: EventRecorder,
-        metrics: OperatorMetrics,
-        tasks: TaskController,
-        services: ServiceController,
+        self, context: OperatorContext, events: EventRecorder, metrics: OperatorMetrics
     ) -> None:
         self.context = context
         self.events = events
-        self.tasks = tasks
-        self.services = services
         self.queue: WorkQueue[Key] = WorkQueue(
             "loadbalancers", self.reconcile, workers=2, observe=metrics.observe_reconcile
         )
 
     def enqueue(self, key: Key) -> None:
         self.queue.add(key)
-
-    def enqueue_namespace(self, namespace: str) -> None:
-        for body in self.context.load_balancers.in_namespace(namespace):
-            self.queue.add((namespace, body["metadata"]["name"]))
 
     def start(self) -> None:
         self.queue.start()
@@ -77,10 +98,7 @@ class LoadBalancerController:
         namespace, name = key
         body = self.context.load_balancers.get(key)
         if body is None:
-            # Deleted: its Kubernetes Service and EndpointSlices are garbage-collected; the
-            # Services naming it must now report it missing.
-            self.services.enqueue_all(namespace)
-            return
+            return  # deleted: its Kubernetes Service and EndpointSlices are garbage-collected
         try:
             lb = self.context.load_balancers.parsed(body, LoadBalancer)
         except ValidationError as error:
@@ -100,7 +118,6 @@ class LoadBalancerController:
             self.queue.add_after(key, IN_USE_RECHECK_SECONDS)
         updated = await self._mark_in_use(body, bool(users))
         if updated is None:
-            self.services.enqueue_all(namespace)
             return
         if updated is not body:
             body, lb = updated, self.context.load_balancers.parsed(updated, LoadBalancer)
@@ -113,20 +130,14 @@ class LoadBalancerController:
         if refusal is not None and refusal != load_balancing.reported_refusal(lb):
             await self.events.record(body, "Warning", ecs_events.REASON_NAME_CONFLICT, refusal)
         if update.changed:
-            written = await self.context.kube.write_status(
+            # Its response wakes the tasks whose targets moved, and the Services.
+            written = await self.context.api.write_status(
                 LOAD_BALANCERS,
                 body,
                 update.status.model_dump(mode="json", by_alias=True, exclude_none=True),
             )
             if written is None:
                 return
-            self.context.load_balancers.record("MODIFIED", written)
-            # Registration and draining move the tasks' ACTIVATING/DEACTIVATING and the
-            # services' health: wake both, tasks whose targets just went away included.
-            before = {t.task for t in (lb.status.targets or ())} if lb.status else set()
-            for task in before | {t.task for t in update.status.targets or ()}:
-                self.tasks.enqueue((namespace, task))
-            self.services.enqueue_all(namespace)
         for event in plan.events:
             service = self.context.services.get((namespace, event.service))
             if service is not None:
@@ -146,14 +157,12 @@ class LoadBalancerController:
         EndpointSlices are garbage-collected) or it is gone."""
         if used == (IN_USE_FINALIZER in (body["metadata"].get("finalizers") or ())):
             return body
-        updated = await self.context.kube.set_finalizer(
+        updated = await self.context.api.set_finalizer(
             LOAD_BALANCERS, body, IN_USE_FINALIZER, present=used
         )
-        if updated is None:
+        if updated is None or finalizer_write_event(updated) == "DELETED":
             return None
-        happened = finalizer_write_event(updated)
-        self.context.load_balancers.record(happened, updated)
-        return None if happened == "DELETED" else updated
+        return updated
 
     def _members(
         self, namespace: str, lb: LoadBalancer
@@ -199,9 +208,7 @@ class LoadBalancerController:
         desired = load_balancing.render_service(lb)
         current = self.context.kubernetes_services.get((namespace, lb.metadata.name))
         if current is None:
-            current = await self._create_or_read(
-                KUBERNETES_SERVICES, namespace, desired, self.context.kubernetes_services
-            )
+            current = await self._create_or_read(KUBERNETES_SERVICES, namespace, desired)
             if current is None:
                 return None
         refusal = load_balancing.name_clash(lb, "Service", current)
@@ -209,28 +216,16 @@ class LoadBalancerController:
             return refusal
         patch = load_balancing.service_changes(current, desired)
         if patch is not None:
-            updated = await self.context.kube.patch(
-                KUBERNETES_SERVICES, namespace, lb.metadata.name, patch
-            )
-            self.context.kubernetes_services.record("MODIFIED", updated)
+            await self.context.api.patch(KUBERNETES_SERVICES, namespace, lb.metadata.name, patch)
         return None
 
     async def _create_or_read(
-        self, resource: Resource, namespace: str, manifest: Mapping[str, Any], cache: ObjectCache
+        self, resource: Resource, namespace: str, manifest: Mapping[str, Any]
     ) -> dict[str, Any] | None:
         """Create `manifest`; None when created, else the object that already has its name
         (read from the API: the watch sees only objects labelled as the operator's)."""
-        name = manifest["metadata"]["name"]
-        try:
-            cache.record("ADDED", await self.context.kube.create(resource, namespace, manifest))
-            return None
-        except KubeError as error:
-            if not error.conflict:
-                raise
-        existing = await self.context.kube.get(resource, namespace, name)
-        if existing is not None and managed_by_operator(existing):
-            cache.record("ADDED", existing)
-        return existing
+        found, created = await self.context.api.create_or_get(resource, namespace, manifest)
+        return None if created else found
 
     async def _sync_slices(
         self, namespace: str, lb: LoadBalancer, current_targets: tuple[Any, ...]
@@ -241,9 +236,9 @@ class LoadBalancerController:
         cache = self.context.endpoint_slices
         current = load_balancing.own_endpoint_slices(lb, cache.in_namespace(namespace))
         changes = load_balancing.slice_changes(current, desired)
-        kube, clashes = self.context.kube, []
+        api, clashes = self.context.api, []
         for manifest in changes.create:
-            existing = await self._create_or_read(ENDPOINT_SLICES, namespace, manifest, cache)
+            existing = await self._create_or_read(ENDPOINT_SLICES, namespace, manifest)
             clash = (
                 None
                 if existing is None
@@ -253,7 +248,7 @@ class LoadBalancerController:
                 clashes.append(clash)
         for manifest in changes.update:
             name = manifest["metadata"]["name"]
-            cache.record("MODIFIED", await kube.replace(ENDPOINT_SLICES, namespace, name, manifest))
+            await api.replace(ENDPOINT_SLICES, namespace, name, manifest)
         for name in changes.delete:
-            await kube.delete(ENDPOINT_SLICES, namespace, name)
+            await api.delete(ENDPOINT_SLICES, namespace, name)
         return clashes

@@ -11,20 +11,30 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import ValidationError
 
-from ecs_operator.controllers.cache import Key, finalizer_write_event, object_key
+from ecs_operator.controllers.cache import Key
 from ecs_operator.controllers.context import OperatorContext
 from ecs_operator.controllers.metrics import OperatorMetrics
 from ecs_operator.controllers.task_launcher import TaskLauncher
+from ecs_operator.controllers.triggers import Change, Trigger, every_object, its_namespace, owner
 from ecs_operator.controllers.workqueue import WorkQueue
-from ecs_operator.core import events, labels, service_planning
+from ecs_operator.core import events, labels, revisions, service_planning
+from ecs_operator.core.capacity import placement_facts
 from ecs_operator.core.deployments import StopRequest
-from ecs_operator.kube.client import SERVICES, TASKS, KubeError
+from ecs_operator.kube.client import (
+    CONTROLLER_REVISIONS,
+    LOAD_BALANCERS,
+    NODES,
+    SERVICES,
+    TASK_DEFINITIONS,
+    TASKS,
+    KubeError,
+)
 from ecs_operator.kube.events import EventRecorder
 from ecs_operator.models.service import Service, ServiceStatus
 from ecs_operator.models.task import Task
@@ -35,7 +45,51 @@ logger = logging.getLogger(__name__)
 DRAIN_CHECK_SECONDS = 5.0
 
 
+def _service_itself(change: Change, _context: OperatorContext) -> Iterable[Key]:
+    """A Service's change, unless it is the response of our own status write: reconciling
+    that again would only retry at once what the reconcile scheduled for later (placement is
+    retried after `service_planning.PLACEMENT_RETRY_SECONDS`, not on every write). A change of
+    someone else's that the write's response reveals (the spec changed since it was read: its
+    own watch event, older than our write, changes nothing) is reconciled."""
+    echo = change.written and change.before is not None and change.type != "DELETED"
+    if echo and not service_planning.reads_changed(change.before or {}, change.body):
+        return ()
+    return (change.key,)
+
+
+_in_namespace = every_object("services", its_namespace)
+_everywhere = every_object("services", lambda _change: None)
+
+
+def _family_moved(change: Change, context: OperatorContext) -> Iterable[Key]:
+    """A family's revisions changed: `family` may now mean another revision."""
+    if change.resource == CONTROLLER_REVISIONS and revisions.annotated_family(change.body) is None:
+        return ()
+    return _in_namespace(change, context)
+
+
+def _load_balancer_moved(change: Change, context: OperatorContext) -> Iterable[Key]:
+    """A LoadBalancer came, went, or its targets' health moved."""
+    if not change.differs(lambda lb: lb.get("status")):
+        return ()
+    return _in_namespace(change, context)
+
+
+def _node_moved(change: Change, context: OperatorContext) -> Iterable[Key]:
+    """Heartbeats change nothing placement cares about; only real changes wake the services."""
+    return _everywhere(change, context) if change.differs(placement_facts) else ()
+
+
 class ServiceController:
+    TRIGGERS: ClassVar[tuple[Trigger, ...]] = (
+        Trigger(SERVICES, _service_itself),
+        Trigger(TASKS, owner("Service")),
+        Trigger(TASK_DEFINITIONS, _in_namespace),
+        Trigger(CONTROLLER_REVISIONS, _family_moved),
+        Trigger(LOAD_BALANCERS, _load_balancer_moved),
+        Trigger(NODES, _node_moved),
+    )
+
     def __init__(
         self, context: OperatorContext, events: EventRecorder, metrics: OperatorMetrics
     ) -> None:
@@ -53,28 +107,6 @@ class ServiceController:
 
     def enqueue(self, key: Key) -> None:
         self.queue.add(key)
-
-    def handle_event(self, event_type: str | None, body: Mapping[str, Any]) -> Key:
-        """Cache a Service's watch event and reconcile it, unless it is the echo of our own
-        status write: that version was cached when written, by the reconcile that decided it,
-        so reconciling it again would only retry at once what the reconcile scheduled for
-        later (placement is retried after `service_planning.PLACEMENT_RETRY_SECONDS`, not on
-        every write)."""
-        echo = event_type != "DELETED" and self.context.services.holds(body)
-        key = self.context.services.record(event_type, body)
-        if not echo:
-            self.queue.add(key)
-        return key
-
-    def enqueue_all(self, namespace: str | None = None) -> None:
-        """Every service (of one namespace): nodes changed, or a family's revisions moved."""
-        services = (
-            self.context.services.values()
-            if namespace is None
-            else self.context.services.in_namespace(namespace)
-        )
-        for body in services:
-            self.queue.add((body["metadata"].get("namespace", ""), body["metadata"]["name"]))
 
     def start(self) -> None:
         self.queue.start()
@@ -114,7 +146,7 @@ class ServiceController:
         for message in outcome.events:
             await self.events.record(body, "Normal", events.REASON_SERVICE_EVENT, message)
         for task in plan.delete:
-            await self.context.kube.delete(TASKS, key[0], task.metadata.name, uid=task.metadata.uid)
+            await self.context.api.delete(TASKS, key[0], task.metadata.name, uid=task.metadata.uid)
         if outcome.requeue_after is not None:
             self.queue.add_after(key, outcome.requeue_after)
         if launch_error is not None:
@@ -125,7 +157,7 @@ class ServiceController:
     ) -> service_planning.ReconcileState:
         """What the plan decides from, as the caches have it."""
         tasks = self._tasks(body)
-        checked = self._health_checks(namespace)
+        spec_of = self.context.revision_reader.spec
         return service_planning.ReconcileState(
             service,
             tasks,
@@ -133,7 +165,7 @@ class ServiceController:
             self.context.container_instances(namespace),
             now,
             *self._resolve(namespace, service),
-            health_checked=frozenset(t.metadata.name for t in tasks if checked(t)),
+            health_checked=service_planning.health_checked(tasks, lambda r: spec_of(namespace, r)),
         )
 
     async def _delete(self, key: Key, body: dict[str, Any]) -> None:
@@ -164,7 +196,7 @@ class ServiceController:
         self._drain_checked[key] = now
         selector = f"{labels.SERVICE_LABEL}={labels.label_value(key[1])}"
         try:
-            listed = await self.context.kube.list(TASKS, key[0], label_selector=selector)
+            listed = await self.context.api.list(TASKS, key[0], label_selector=selector)
         except KubeError as error:
             if not error.not_found:
                 raise
@@ -172,11 +204,7 @@ class ServiceController:
         return service_planning.lists_live_task(listed, body)
 
     async def _set_finalizer(self, body: dict[str, Any], *, add: bool) -> None:
-        updated = await self.context.kube.set_finalizer(
-            SERVICES, body, labels.DRAIN_FINALIZER, present=add
-        )
-        if updated is not None:
-            self._record_own_write(body, updated)
+        await self.context.api.set_finalizer(SERVICES, body, labels.DRAIN_FINALIZER, present=add)
 
     def _resolve(
         self, namespace: str, service: Service
@@ -200,49 +228,16 @@ class ServiceController:
                 )
         return tasks
 
-    def _health_checks(self, namespace: str) -> Callable[[Task], bool]:
-        """Whether a task's revision health-checks an essential container (then a task is
-        healthy only once HEALTHY, not merely RUNNING); each revision is read once per
-        reconcile, not once per task."""
-        known: dict[str, bool] = {}
-
-        def checked(task: Task) -> bool:
-            resolved = task.status.task_definition_arn if task.status else None
-            reference = resolved or task.spec.task_definition
-            if reference not in known:
-                known[reference] = self._revision_health_checked(namespace, reference)
-            return known[reference]
-
-        return checked
-
-    def _revision_health_checked(self, namespace: str, reference: str) -> bool:
-        spec = self.context.revision_reader.spec(namespace, reference)
-        return spec is not None and any(
-            c.essential and c.health_check for c in spec.container_definitions
-        )
-
     async def _stop_task(self, namespace: str, request: StopRequest) -> None:
         patch = service_planning.stop_patch(request)
         try:
-            updated = await self.context.kube.patch(TASKS, namespace, request.task, patch)
+            await self.context.api.patch(TASKS, namespace, request.task, patch)
         except KubeError as error:
-            if error.not_found:
-                return
-            raise
-        self.context.tasks.record("MODIFIED", updated)
+            if not error.not_found:
+                raise
 
     async def _write_status(self, body: Mapping[str, Any], status: ServiceStatus) -> None:
-        updated = await self.context.kube.write_status(
+        # Deleted meanwhile (None), its DELETED event ends the story.
+        await self.context.api.write_status(
             SERVICES, body, status.model_dump(mode="json", by_alias=True, exclude_none=True)
         )
-        if updated is not None:  # else deleted meanwhile: its DELETED event ends the story
-            self._record_own_write(body, updated)
-
-    def _record_own_write(self, read: Mapping[str, Any], written: dict[str, Any]) -> None:
-        """Cache the response of a write to the Service a reconcile `read` (as DELETED when
-        the write removed the last finalizer of a Service being deleted). Changed by someone
-        else since it was read, the watch event of that change is older than our write, so
-        `handle_event` takes it for an echo: the change is reconciled from here instead."""
-        self.context.services.record(finalizer_write_event(written), written)
-        if service_planning.reads_changed(read, written):
-            self.queue.add(object_key(written))

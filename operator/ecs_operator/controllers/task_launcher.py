@@ -64,9 +64,7 @@ class TaskLauncher:
         while names:
             task = min(names)
             if self.context.tasks.get((key[0], task)) is None:
-                found = await self.context.kube.get(TASKS, key[0], task)
-                if found is not None:
-                    self.context.tasks.record("ADDED", found)
+                await self.context.api.get(TASKS, key[0], task)  # cached if found
             names.discard(task)
         self._in_flight.pop(key, None)
 
@@ -149,14 +147,13 @@ class TaskLauncher:
         namespace, name = body["metadata"].get("namespace", ""), body["metadata"]["name"]
         manifest = service_planning.task_manifest(service, launch, node, ordinal, task)
         try:
-            found, created = await self.context.kube.create_or_get(TASKS, namespace, manifest)
+            found, created = await self.context.api.create_or_get(TASKS, namespace, manifest)
         except KubeError as error:
             if error.outcome_unknown:
                 self._in_flight.setdefault((namespace, name), set()).add(task)
             raise
-        # Counted at once (our expectations): the next plan sees it even before the watch does.
+        # Cached at once (our expectations): the next plan sees it even before the watch does.
         # A holder that is not ours is cached too, so the next plan avoids its name.
-        self.context.tasks.record("ADDED", found)
         if created:
             return found
         verdict = launches.existing_verdict(found, manifest)

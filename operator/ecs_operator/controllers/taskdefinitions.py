@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from ecs_operator.controllers.cache import Key
 from ecs_operator.controllers.context import OperatorContext
 from ecs_operator.controllers.metrics import OperatorMetrics
-from ecs_operator.controllers.tasks import TaskController
+from ecs_operator.controllers.triggers import Change, Trigger, itself
 from ecs_operator.controllers.workqueue import WorkQueue
 from ecs_operator.core import events, revisions
 from ecs_operator.core.registration import RegistrationPlan, plan_registration
-from ecs_operator.kube.client import CONTROLLER_REVISIONS, TASK_DEFINITIONS, KubeError
+from ecs_operator.kube.client import CONTROLLER_REVISIONS, NAMESPACES, TASK_DEFINITIONS, KubeError
 from ecs_operator.kube.events import EventRecorder
 from ecs_operator.models.taskdefinition import (
     format_task_definition_ref,
@@ -21,16 +22,34 @@ from ecs_operator.models.taskdefinition import (
 )
 
 
+def _revision_family(change: Change, _context: OperatorContext) -> Iterable[Key]:
+    family = revisions.annotated_family(change.body)
+    return [(change.namespace, family)] if family else []
+
+
+def _policy_changed(change: Change, context: OperatorContext) -> Iterable[Key]:
+    """Which families are accepted in a namespace depends on what it allows (running tasks keep
+    their Pods, as Pod Security Admission keeps running Pods)."""
+    if not change.differs(context.security_policy_of):
+        return []
+    namespace = change.key[1]
+    return [
+        (namespace, body["metadata"]["name"])
+        for body in context.task_definitions.in_namespace(namespace)
+    ]
+
+
 class TaskDefinitionController:
+    TRIGGERS: ClassVar[tuple[Trigger, ...]] = (
+        Trigger(TASK_DEFINITIONS, itself),
+        Trigger(CONTROLLER_REVISIONS, _revision_family),
+        Trigger(NAMESPACES, _policy_changed),
+    )
+
     def __init__(
-        self,
-        context: OperatorContext,
-        tasks: TaskController,
-        events: EventRecorder,
-        metrics: OperatorMetrics,
+        self, context: OperatorContext, events: EventRecorder, metrics: OperatorMetrics
     ) -> None:
         self.context = context
-        self.tasks = tasks
         self.events = events
         self.queue: WorkQueue[Key] = WorkQueue(
             "taskdefinitions", self.reconcile, workers=2, observe=metrics.observe_reconcile
@@ -41,11 +60,6 @@ class TaskDefinitionController:
 
     def enqueue(self, key: Key) -> None:
         self.queue.add(key)
-
-    def enqueue_namespace(self, namespace: str) -> None:
-        """Judge every family of `namespace` again (what the namespace allows changed)."""
-        for body in self.context.task_definitions.in_namespace(namespace):
-            self.queue.add((namespace, body["metadata"]["name"]))
 
     def start(self) -> None:
         self.queue.start()
@@ -81,17 +95,15 @@ class TaskDefinitionController:
         if body is None:
             self._taken.pop(key, None)
         plan = self._plan(key)
-        kube = self.context.kube
-        registered = plan.register is not None
+        api = self.context.api
         if plan.register is not None:
             try:
-                created = await kube.create(CONTROLLER_REVISIONS, namespace, plan.register)
+                await api.create(CONTROLLER_REVISIONS, namespace, plan.register)
             except KubeError as error:
                 if error.conflict:
                     await self._name_taken(key, body, plan.register)
                     return
                 raise
-            self.context.revisions.record("ADDED", created)
             # Plan again from the stored revision, so status carries its real registration
             # time at once (one status write per registration, not a second to correct it).
             plan = replace(self._plan(key), events=plan.events)
@@ -100,17 +112,14 @@ class TaskDefinitionController:
             await self._patch_revision(namespace, name, revisions.status_patch("INACTIVE"))
         for number in plan.collect:
             name = revisions.controller_revision_name(family, number)
-            await kube.delete(CONTROLLER_REVISIONS, namespace, name)
+            await api.delete(CONTROLLER_REVISIONS, namespace, name)
         if body is not None and plan.status is not None:
-            updated = await kube.write_status(TASK_DEFINITIONS, body, plan.status)
-            if updated is None:
+            written = await api.write_status(TASK_DEFINITIONS, body, plan.status)
+            if written is None:
                 return  # deleted meanwhile: its DELETED event reconciles the family again
-            self.context.task_definitions.record("MODIFIED", updated)
         for type_, reason, message in plan.events:
             if body is not None:
                 await self.events.record(body, type_, reason, message)
-        if registered or plan.deactivate or plan.status is not None:
-            self.tasks.enqueue_waiting(namespace, family)
 
     async def _name_taken(
         self, key: Key, body: dict[str, Any] | None, manifest: dict[str, Any]
@@ -120,13 +129,11 @@ class TaskDefinitionController:
         is skipped, once said in an event)."""
         namespace, family = key
         name = manifest["metadata"]["name"]
-        holder = await self.context.kube.get(CONTROLLER_REVISIONS, namespace, name)
+        holder = await self.context.api.get(CONTROLLER_REVISIONS, namespace, name)
         if holder is None:
             self.queue.add_after(key, 0.2)  # deleted meanwhile: try the name again
             return
-        if revisions.is_family_revision(holder, family):
-            self.context.revisions.record("ADDED", holder)
-        else:
+        if not revisions.is_family_revision(holder, family):
             self._taken.setdefault(key, set()).add(int(manifest["revision"]))
             if body is not None:
                 reference = format_task_definition_ref(family, int(manifest["revision"]))
@@ -138,9 +145,7 @@ class TaskDefinitionController:
 
     async def _patch_revision(self, namespace: str, name: str, patch: dict[str, object]) -> None:
         try:
-            updated = await self.context.kube.patch(CONTROLLER_REVISIONS, namespace, name, patch)
+            await self.context.api.patch(CONTROLLER_REVISIONS, namespace, name, patch)
         except KubeError as error:
             if not error.not_found:
                 raise
-        else:
-            self.context.revisions.record("MODIFIED", updated)

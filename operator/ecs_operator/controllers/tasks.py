@@ -6,56 +6,71 @@ deletion for someone else's), then pod creation or deletion, then events.
 
 from __future__ import annotations
 
-import random
-import time
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import ValidationError
 
-from ecs_operator.controllers.cache import Key, owner_name
-from ecs_operator.controllers.context import NODE_INDEX, OperatorContext
+from ecs_operator.controllers.cache import Key, object_key, owner_name
+from ecs_operator.controllers.context import OperatorContext
 from ecs_operator.controllers.metrics import OperatorMetrics
+from ecs_operator.controllers.pod_launcher import PodLauncher
+from ecs_operator.controllers.triggers import Change, Trigger, itself, owner
 from ecs_operator.controllers.workqueue import WorkQueue
-from ecs_operator.core import events
-from ecs_operator.core.capacity import cluster_instances
-from ecs_operator.core.launches import is_controlled_by
+from ecs_operator.core import events, revisions
+from ecs_operator.core.load_balancing import moved_targets
 from ecs_operator.core.ownership import owned_by
-from ecs_operator.core.placement import ContainerInstance
-from ecs_operator.core.render import RenderedPod
 from ecs_operator.core.task_planning import (
-    Launched,
-    LaunchOutcome,
-    NotLaunched,
-    PodLaunch,
     TaskPlan,
     TaskState,
-    place_pod,
     plan_task,
     revision_reference,
-    secret_failure,
+    waits_for_family,
 )
 from ecs_operator.core.validation import unreadable_task_status
-from ecs_operator.kube.client import PODS, SECRETS, SERVICE_ACCOUNTS, TASKS, KubeError
+from ecs_operator.kube.client import (
+    CONTROLLER_REVISIONS,
+    LOAD_BALANCERS,
+    PODS,
+    TASK_DEFINITIONS,
+    TASKS,
+)
 from ecs_operator.kube.events import EventRecorder
 from ecs_operator.models.service import Service, ServiceSpec
 from ecs_operator.models.task import Task
-from ecs_operator.models.taskdefinition import parse_task_definition_ref
 
-# The API refuses such a Pod for good (Pod Security Admission, an invalid field): the task fails.
-POD_REFUSED_CODES = (400, 403, 422)
+
+def _targets_moved(change: Change, _context: OperatorContext) -> Iterable[Key]:
+    after = None if change.type == "DELETED" else change.body
+    return [(change.namespace, task) for task in moved_targets(change.before, after)]
+
+
+def _waiting_for_revision(change: Change, context: OperatorContext) -> Iterable[Key]:
+    if change.resource == CONTROLLER_REVISIONS:
+        family = revisions.annotated_family(change.body)
+    else:
+        family = change.key[1]
+    tasks = context.tasks.in_namespace(change.namespace) if family else ()
+    return [object_key(task) for task in tasks if waits_for_family(task, family or "")]
 
 
 class TaskController:
+    TRIGGERS: ClassVar[tuple[Trigger, ...]] = (
+        Trigger(TASKS, itself),
+        Trigger(PODS, owner("Task")),
+        Trigger(LOAD_BALANCERS, _targets_moved),
+        Trigger(TASK_DEFINITIONS, _waiting_for_revision),
+        Trigger(CONTROLLER_REVISIONS, _waiting_for_revision),
+    )
+
     def __init__(
         self, context: OperatorContext, events: EventRecorder, metrics: OperatorMetrics
     ) -> None:
         self.context = context
         self.events = events
-        self.metrics = metrics
-        self.rng = random.Random()
-        self._launched_at: dict[Key, float] = {}  # when this operator created a task's Pod
+        self.launcher = PodLauncher(context, metrics)
         self.started_at = datetime.now(UTC)
         self.queue: WorkQueue[Key] = WorkQueue(
             "tasks",
@@ -67,18 +82,6 @@ class TaskController:
     def enqueue(self, key: Key) -> None:
         self.queue.add(key)
 
-    def enqueue_waiting(self, namespace: str, family: str) -> None:
-        """Wake the tasks of `namespace` still waiting for a revision of `family`."""
-        for task in self.context.tasks.in_namespace(namespace):
-            if (task.get("status") or {}).get("taskDefinitionArn"):
-                continue
-            try:
-                wanted, _ = parse_task_definition_ref(task["spec"]["taskDefinition"])
-            except (KeyError, ValueError):
-                continue
-            if wanted == family:
-                self.queue.add((namespace, task["metadata"]["name"]))
-
     def start(self) -> None:
         self.queue.start()
 
@@ -88,7 +91,7 @@ class TaskController:
     async def reconcile(self, key: Key) -> None:
         body = self.context.tasks.get(key)
         if body is None:
-            self._launched_at.pop(key, None)
+            self.launcher.forget(key)
             return  # deleted: ownerReference garbage collection removes its Pod
         try:
             task = self.context.tasks.parsed(body, Task)
@@ -98,12 +101,12 @@ class TaskController:
         state = self._state(key, body, task)
         plan = plan_task(state)
         if plan.launch is not None:
-            plan = plan_task(replace(state, launched=await self._launch(key, body, plan.launch)))
+            launched = await self.launcher.launch(key, body, plan.launch)
+            plan = plan_task(replace(state, launched=launched))
         await self._apply(key, body, plan)
 
     def _state(self, key: Key, body: dict[str, Any], task: Task) -> TaskState:
         namespace, pod, service = key[0], self.context.pods.get(key), owner_name(body, "Service")
-        launched = self._launched_at.get(key)
         reference, new = revision_reference(body, task, pod, service)
         service_spec = self._service_spec(body, service)
         balanced = service_spec is not None and bool(service_spec.load_balancers)
@@ -116,13 +119,13 @@ class TaskController:
             operator_started_at=self.started_at,
             resolve_grace_seconds=self.context.options.resolve_grace_seconds,
             pod=pod,
-            node=self._node_of(pod),
+            node=self.context.node_of(pod),
             pod_tombstone=self.context.pods.tombstone(key),
             service=service,
             service_spec=service_spec,
             load_balancers=self.context.load_balancers_in(namespace) if balanced else {},
             namespace_seen=self.context.namespaces.get(("", namespace)) is not None,
-            since_launch=time.monotonic() - launched if launched is not None else None,
+            since_launch=self.launcher.since_launch(key),
         )
 
     def _service_spec(self, body: dict[str, Any], service: str | None) -> ServiceSpec | None:
@@ -134,75 +137,20 @@ class TaskController:
         except ValidationError:
             return None
 
-    def _node_of(self, pod: dict[str, Any] | None) -> dict[str, Any] | None:
-        node_name = (pod or {}).get("spec", {}).get("nodeName")
-        return self.context.nodes.get(("", node_name)) if node_name else None
-
     async def _apply(self, key: Key, body: dict[str, Any], plan: TaskPlan) -> None:
         if plan.delete_task:
-            await self.context.kube.delete(TASKS, key[0], key[1], uid=body["metadata"]["uid"])
+            await self.context.api.delete(TASKS, key[0], key[1], uid=body["metadata"]["uid"])
             return
         if plan.status is not None:
             status = plan.status.model_dump(mode="json", by_alias=True, exclude_none=True)
-            updated = await self.context.kube.write_status(TASKS, body, status)
-            if updated is None:
+            if await self.context.api.write_status(TASKS, body, status) is None:
                 return  # deleted meanwhile: garbage collection removes its Pod
-            self.context.tasks.record("MODIFIED", updated)
         if (pod := plan.delete_pod) is not None:
-            await self.context.kube.delete(PODS, *key, grace_seconds=pod.grace_seconds, uid=pod.uid)
+            await self.context.api.delete(PODS, *key, grace_seconds=pod.grace_seconds, uid=pod.uid)
         for event in plan.events:
             await self.events.record(body, event.type, event.reason, event.message)
         if plan.requeue_after is not None:
             self.queue.add_after(key, plan.requeue_after)
-
-    async def _launch(self, key: Key, body: dict[str, Any], launch: PodLaunch) -> LaunchOutcome:
-        """Check that what the Pod needs exists, then place it and create it."""
-        for reference in launch.secrets:
-            secret = await self.context.kube.get(SECRETS, key[0], reference.secret)
-            missing = secret_failure(key[0], reference, secret)
-            if missing is not None:
-                return missing
-        account = None
-        if launch.service_account is not None:
-            account = await self.context.kube.get(SERVICE_ACCOUNTS, key[0], launch.service_account)
-        pod = place_pod(launch, account, self._instances(key[0], launch.placed_node), self.rng)
-        if isinstance(pod, NotLaunched):
-            if pod.placement_failure is not None:
-                self.metrics.placement_failures.labels(pod.placement_failure).inc()
-            return pod
-        return await self._create(key, body, pod)
-
-    def _instances(self, namespace: str, placed: str | None) -> list[ContainerInstance]:
-        """Where the task may go: only the node its Service placed it on, if any (the task still
-        checks it fits; only that node's pods count, so a scale-out rescans no other pods)."""
-        if placed is None:
-            return self.context.container_instances(namespace)
-        node = self.context.nodes.get(("", placed))
-        pods = self.context.pods.indexed(NODE_INDEX, placed)
-        found = cluster_instances([node] if node else [], pods, self.context.footprints)
-        return [instance.in_cluster(namespace) for instance in found]
-
-    async def _create(self, key: Key, body: dict[str, Any], pod: RenderedPod) -> LaunchOutcome:
-        # Count the pod in the cache before awaiting its creation: a task placed meanwhile
-        # must see this one (distinctInstance, spread, remaining resources).
-        self.context.pods.record("ADDED", pod.manifest)
-        try:
-            found, created = await self.context.kube.create_or_get(PODS, key[0], pod.manifest)
-        except BaseException as error:
-            self.context.pods.record("DELETED", pod.manifest)
-            if isinstance(error, KubeError) and error.code in POD_REFUSED_CODES:
-                return NotLaunched(events.pod_refused(error.message))
-            raise
-        self.context.pods.record("ADDED", found)
-        if not created and not is_controlled_by(found, body["metadata"]["uid"]):
-            # Someone else's Pod holds the name: a conflict, never taken for our launch. One
-            # still stopping (a previous Task's of the same name) is waited for by the retry.
-            if found["metadata"].get("deletionTimestamp"):
-                raise KubeError(409, "AlreadyExists", f"a previous pod {key[1]} is still stopping")
-            return NotLaunched(events.pod_name_taken(key[1]))
-        self._launched_at[key] = time.monotonic()
-        launched = self.context.pods.get(key)
-        return Launched(launched, self._node_of(launched), pod.unsupported)
 
     async def _refuse_unreadable(self, body: dict[str, Any], error: ValidationError) -> None:
         """A Task the CRD admitted but the operator cannot read (a stricter rule, or a CRD of
@@ -212,7 +160,7 @@ class TaskController:
         status = unreadable_task_status(body.get("status"), error, generation, datetime.now(UTC))
         if status is None:
             return
-        await self.context.kube.patch(
+        await self.context.api.patch(
             TASKS, metadata["namespace"], metadata["name"], {"status": status}, subresource="status"
         )
         reason = status["stoppedReason"]

@@ -1,8 +1,10 @@
-"""What the operator watches, what each watch event updates and wakes, and when the controllers
-start. No Kopf here: `kopf_adapter` delivers the events and listings of its watch streams.
+"""What the operator watches feeds its caches, and each change wakes the controllers whose
+triggers name it; when the controllers start. No Kopf here: `kopf_adapter` delivers the events
+and listings of its watch streams.
 
-Every event only records the object in its kind's cache and enqueues the keys to reconcile,
-so a resync of a converged cluster writes nothing.
+Every event only records the object in its kind's cache and enqueues the keys the controllers'
+triggers map it to, so a resync of a converged cluster writes nothing. Our own writes' responses
+are recorded (and wake) the same way, when they are answered (`writer`).
 
 The caches are filled from the watch streams' own listings (`Listings`), as client-go's
 informers are: one LIST per kind at start, and after every relist (410 Expired, a failed
@@ -15,58 +17,45 @@ already has).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import signal
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
 
-from ecs_operator.controllers.cache import ObjectCache, object_key, owner_name
+from ecs_operator.controllers.cache import Key, object_key
 from ecs_operator.controllers.context import OperatorContext, OperatorOptions
+from ecs_operator.controllers.feeds import FEEDS, Feed, WatchedKind
 from ecs_operator.controllers.loadbalancers import LoadBalancerController
 from ecs_operator.controllers.metrics import OperatorMetrics
 from ecs_operator.controllers.services import ServiceController
 from ecs_operator.controllers.taskdefinitions import TaskDefinitionController
 from ecs_operator.controllers.tasks import TaskController
-from ecs_operator.core import labels
-from ecs_operator.kube.client import (
-    CONTROLLER_REVISIONS,
-    ENDPOINT_SLICES,
-    KUBERNETES_SERVICES,
-    LOAD_BALANCERS,
-    NAMESPACES,
-    NODES,
-    PODS,
-    SERVICES,
-    TASK_DEFINITIONS,
-    TASKS,
-    KubeClient,
-    Resource,
-)
+from ecs_operator.controllers.triggers import Change, KeyMap, Trigger
+from ecs_operator.kube.client import KubeClient, Resource
 from ecs_operator.kube.events import EventRecorder
 from ecs_operator.kube.leader import LeaderElection, local_identity
 
 Body = Mapping[str, Any]
 
 LEASE_NAME = "ecs-operator"
-MANAGED: Mapping[str, str | None] = {labels.MANAGED_BY_LABEL: labels.MANAGED_BY}
 # While the controllers wait for the first listings, say every this many seconds which.
 LISTING_REPORT_SECONDS = 10.0
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class WatchedKind:
-    group: str  # "" for the core API
-    plural: str
+class Controller(Protocol):
+    TRIGGERS: ClassVar[tuple[Trigger, ...]]
+
+    def enqueue(self, key: Key) -> None: ...
 
 
 @dataclass
 class Controllers:
-    """The caches and the controllers the watch events feed."""
+    """The caches and the controllers their changes wake."""
 
     context: OperatorContext
     metrics: OperatorMetrics
@@ -74,6 +63,23 @@ class Controllers:
     task_definitions: TaskDefinitionController
     services: ServiceController
     load_balancers: LoadBalancerController
+    _routes: dict[Resource, list[tuple[Controller, KeyMap]]] = field(
+        default_factory=dict, init=False, repr=False
+    )
+
+    def __post_init__(self) -> None:
+        routes: defaultdict[Resource, list[tuple[Controller, KeyMap]]] = defaultdict(list)
+        controllers: tuple[Controller, ...] = (
+            self.tasks,
+            self.task_definitions,
+            self.services,
+            self.load_balancers,
+        )
+        for controller in controllers:
+            for trigger in controller.TRIGGERS:
+                routes[trigger.resource].append((controller, trigger.keys))
+        self._routes = dict(routes)
+        self.context.on_change = self.wake
 
     @classmethod
     def create(cls, options: OperatorOptions) -> Controllers:
@@ -82,11 +88,24 @@ class Controllers:
         if options.metrics_port:
             metrics.serve(options.metrics_port, options.metrics_address)
         events = EventRecorder(context.kube)
-        tasks = TaskController(context, events, metrics)
-        task_definitions = TaskDefinitionController(context, tasks, events, metrics)
-        services = ServiceController(context, events, metrics)
-        load_balancers = LoadBalancerController(context, events, metrics, tasks, services)
-        return cls(context, metrics, tasks, task_definitions, services, load_balancers)
+        return cls(
+            context,
+            metrics,
+            TaskController(context, events, metrics),
+            TaskDefinitionController(context, events, metrics),
+            ServiceController(context, events, metrics),
+            LoadBalancerController(context, events, metrics),
+        )
+
+    def watch_event(self, feed: Feed, event_type: str | None, body: Body) -> None:
+        """A watch event (type None: Kopf's listing) of `feed`'s kind."""
+        self.context.record(feed.resource, event_type, body)
+
+    def wake(self, change: Change) -> None:
+        """Enqueue every key the triggers of `change`'s kind map it to."""
+        for controller, keys in self._routes.get(change.resource, ()):
+            for key in keys(change, self.context):
+                controller.enqueue(key)
 
     def start(self) -> None:
         """Reconcile every cached object once, then whatever the watches wake."""
@@ -108,146 +127,6 @@ class Controllers:
         self.context.kube.close()
 
 
-def task_event(controllers: Controllers, event_type: str | None, body: Body) -> None:
-    key = controllers.context.tasks.record(event_type, body)
-    controllers.tasks.enqueue(key)
-    service = owner_name(body, "Service")
-    if service:
-        controllers.services.enqueue((key[0], service))
-        controllers.load_balancers.enqueue_namespace(key[0])
-
-
-def task_definition_event(controllers: Controllers, event_type: str | None, body: Body) -> None:
-    key = controllers.context.task_definitions.record(event_type, body)
-    controllers.task_definitions.enqueue(key)
-    controllers.services.enqueue_all(key[0])  # `family` may now mean another revision
-
-
-def service_event(controllers: Controllers, event_type: str | None, body: Body) -> None:
-    key = controllers.services.handle_event(event_type, body)
-    controllers.load_balancers.enqueue_namespace(key[0])
-
-
-def load_balancer_event(controllers: Controllers, event_type: str | None, body: Body) -> None:
-    key = controllers.context.load_balancers.record(event_type, body)
-    controllers.load_balancers.enqueue(key)
-
-
-def kubernetes_service_event(controllers: Controllers, event_type: str | None, body: Body) -> None:
-    key = controllers.context.kubernetes_services.record(event_type, body)
-    controllers.load_balancers.enqueue(key)  # named after its LoadBalancer: restore what changed
-
-
-def endpoint_slice_event(controllers: Controllers, event_type: str | None, body: Body) -> None:
-    controllers.context.endpoint_slices.record(event_type, body)
-    lb = (body["metadata"].get("labels") or {}).get("kubernetes.io/service-name")
-    if lb:
-        controllers.load_balancers.enqueue((body["metadata"].get("namespace", ""), lb))
-
-
-def revision_event(controllers: Controllers, event_type: str | None, body: Body) -> None:
-    controllers.context.revisions.record(event_type, body)
-    reference = (body["metadata"].get("annotations") or {}).get(labels.TASK_DEFINITION_ANNOTATION)
-    if reference:
-        namespace = body["metadata"].get("namespace", "")
-        controllers.task_definitions.enqueue((namespace, reference.rpartition(":")[0]))
-        controllers.services.enqueue_all(namespace)
-
-
-def pod_event(controllers: Controllers, event_type: str | None, body: Body) -> None:
-    controllers.context.pods.record(event_type, body)
-    task = owner_name(body, "Task")
-    if task:
-        namespace = body["metadata"].get("namespace", "")
-        controllers.tasks.enqueue((namespace, task))
-        if (body["metadata"].get("labels") or {}).get(labels.SERVICE_LABEL):
-            controllers.load_balancers.enqueue_namespace(namespace)  # readiness is target health
-
-
-def node_event(controllers: Controllers, event_type: str | None, body: Body) -> None:
-    before = controllers.context.nodes.get(("", body["metadata"]["name"]))
-    controllers.context.nodes.record(event_type, body)
-    # Heartbeats change nothing placement cares about; only real changes wake the services.
-    if event_type == "DELETED" or _node_facts(before) != _node_facts(body):
-        controllers.services.enqueue_all()
-
-
-def namespace_event(controllers: Controllers, event_type: str | None, body: Body) -> None:
-    name = body["metadata"]["name"]
-    context = controllers.context
-    before = context.security_policy(name)
-    context.namespaces.record(event_type, body)
-    # Which families are accepted there depends on what the namespace allows; running tasks
-    # keep their Pods, as Pod Security Admission keeps running Pods.
-    if context.security_policy(name) != before:
-        controllers.task_definitions.enqueue_namespace(name)
-
-
-def _node_facts(node: Mapping[str, Any] | None) -> tuple[Any, ...]:
-    if node is None:
-        return ()
-    conditions = (node.get("status") or {}).get("conditions") or ()
-    ready = next((c.get("status") for c in conditions if c.get("type") == "Ready"), None)
-    spec = node.get("spec") or {}
-    return (
-        ready,
-        spec.get("unschedulable", False),
-        json.dumps(spec.get("taints") or [], sort_keys=True),
-        json.dumps(node["metadata"].get("labels") or {}, sort_keys=True),
-        json.dumps((node.get("status") or {}).get("allocatable") or {}, sort_keys=True),
-    )
-
-
-Route = Callable[[Controllers, str | None, Body], None]
-
-
-@dataclass(frozen=True)
-class Feed:
-    """One watched kind: the cache it fills, the route of its events, and the labels its
-    objects must carry to be watched (a value of None: the label is present)."""
-
-    resource: Resource
-    cache: Callable[[OperatorContext], ObjectCache]
-    route: Route
-    labels: Mapping[str, str | None] | None = None
-
-    @property
-    def selector(self) -> str:
-        """`labels` as a label selector ("" when every object is watched)."""
-        return ",".join(
-            key if value is None else f"{key}={value}" for key, value in (self.labels or {}).items()
-        )
-
-    def namespaces(self, options: OperatorOptions) -> tuple[str | None, ...]:
-        """The namespaces it is watched in (None: all, or cluster-scoped)."""
-        return (options.namespaces or (None,)) if self.resource.namespaced else (None,)
-
-
-FEEDS = {
-    WatchedKind(feed.resource.group, feed.resource.plural): feed
-    for feed in (
-        Feed(TASK_DEFINITIONS, lambda c: c.task_definitions, task_definition_event),
-        Feed(
-            CONTROLLER_REVISIONS, lambda c: c.revisions, revision_event, {labels.FAMILY_LABEL: None}
-        ),
-        Feed(TASKS, lambda c: c.tasks, task_event),
-        Feed(SERVICES, lambda c: c.services, service_event),
-        Feed(PODS, lambda c: c.pods, pod_event),
-        Feed(LOAD_BALANCERS, lambda c: c.load_balancers, load_balancer_event),
-        Feed(
-            KUBERNETES_SERVICES, lambda c: c.kubernetes_services, kubernetes_service_event, MANAGED
-        ),
-        Feed(ENDPOINT_SLICES, lambda c: c.endpoint_slices, endpoint_slice_event, MANAGED),
-        Feed(NODES, lambda c: c.nodes, node_event),
-        Feed(NAMESPACES, lambda c: c.namespaces, namespace_event),
-    )
-}
-
-
-def resource_name(kind: WatchedKind) -> str:
-    return f"{kind.plural}.{kind.group}" if kind.group else kind.plural
-
-
 class Listings:
     """Fills each kind's cache from every listing of its watch stream (at start, and after a
     relist), tells when every kind has been listed once, and reports failed streams (the
@@ -261,11 +140,11 @@ class Listings:
 
     def __init__(self, controllers: Controllers) -> None:
         self._controllers = controllers
-        options = controllers.context.options
+        namespaces = controllers.context.options.namespaces
         self._unlisted = {
             (kind, namespace)
             for kind, feed in FEEDS.items()
-            for namespace in feed.namespaces(options)
+            for namespace in feed.namespaces(namespaces)
         }
         self._all_listed = asyncio.Event()
 
@@ -277,9 +156,10 @@ class Listings:
     ) -> None:
         feed = FEEDS[kind]
         controllers = self._controllers
-        for body in feed.cache(controllers.context).replace(objects, version, namespace=namespace):
-            controllers.metrics.relist_deletions.labels(resource_name(kind)).inc()
-            feed.route(controllers, "DELETED", body)
+        cache = getattr(controllers.context, feed.cache)
+        for body in cache.replace(objects, version, namespace=namespace):
+            controllers.metrics.relist_deletions.labels(feed.name).inc()
+            controllers.wake(Change(feed.resource, "DELETED", body, body))
         self._unlisted.discard((kind, namespace))
         if not self._unlisted:
             self._all_listed.set()
@@ -294,7 +174,7 @@ class Listings:
         listing: bool,
     ) -> None:
         where = f" in {namespace}" if namespace else ""
-        name = resource_name(kind)
+        name = FEEDS[kind].name
         self._controllers.metrics.watch_failures.labels(name).inc()
         logger.error(
             "%s%s failed: %s; the other kinds carry on, and %s is listed and watched again in "
@@ -316,7 +196,7 @@ class Listings:
                     return
             except TimeoutError:
                 awaited = sorted(
-                    resource_name(kind) + (f" in {namespace}" if namespace else "")
+                    FEEDS[kind].name + (f" in {namespace}" if namespace else "")
                     for kind, namespace in self._unlisted
                 )
                 logger.warning("the controllers wait for the listing of %s", ", ".join(awaited))

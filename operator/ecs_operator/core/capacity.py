@@ -1,5 +1,6 @@
 """What a task asks of a container instance (§4.2), and what the cluster's nodes offer."""
 
+import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -138,3 +139,18 @@ def _on_planned_nodes(pods: Iterable[Mapping[str, Any]]) -> Iterator[Mapping[str
             yield pod
         else:
             yield {**pod, "spec": {**spec, "nodeName": node}}
+
+
+def placement_facts(node: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What placement reads of a node: readiness, cordon, taints, labels, allocatable. A
+    heartbeat changes none of it."""
+    conditions = (node.get("status") or {}).get("conditions") or ()
+    ready = next((c.get("status") for c in conditions if c.get("type") == "Ready"), None)
+    spec = node.get("spec") or {}
+    return (
+        ready,
+        spec.get("unschedulable", False),
+        json.dumps(spec.get("taints") or [], sort_keys=True),
+        json.dumps((node.get("metadata") or {}).get("labels") or {}, sort_keys=True),
+        json.dumps((node.get("status") or {}).get("allocatable") or {}, sort_keys=True),
+    )

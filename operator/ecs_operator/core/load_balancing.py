@@ -948,3 +948,15 @@ def lb_status(
     )
     changed = previous is None or status.model_dump(mode="json") != previous.model_dump(mode="json")
     return StatusUpdate(status=status, changed=changed)
+
+
+def moved_targets(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> set[str]:
+    """The tasks whose target differs between two versions of a LoadBalancer (None: it is not
+    there): registration and draining move their ACTIVATING and DEACTIVATING."""
+
+    def targets(lb: Mapping[str, Any] | None) -> dict[str, Any]:
+        listed = ((lb or {}).get("status") or {}).get("targets") or ()
+        return {target.get("task"): target for target in listed}
+
+    old, new = targets(before), targets(after)
+    return {task for task in old.keys() | new.keys() if old.get(task) != new.get(task)}

@@ -140,6 +140,13 @@ def status_patch(status: RevisionStatus) -> dict[str, Any]:
     return {"metadata": {"labels": {labels.REVISION_STATUS_LABEL: status}}}
 
 
+def annotated_family(obj: Mapping[str, Any]) -> str | None:
+    """The family a ControllerRevision's task-definition annotation names, if any."""
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    reference = annotations.get(labels.TASK_DEFINITION_ANNOTATION, "")
+    return reference.rpartition(":")[0] or None
+
+
 def is_family_revision(obj: Mapping[str, Any], family: str) -> bool:
     """Whether ControllerRevision `obj` is one this operator wrote for `family`: labelled for
     it, managed by the operator, and readable as a revision of that family."""

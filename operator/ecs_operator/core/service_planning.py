@@ -358,3 +358,27 @@ def reads_changed(read: Mapping[str, Any], written: Mapping[str, Any]) -> bool:
 def _what_reconcile_reads(body: Mapping[str, Any]) -> tuple[Any, ...]:
     metadata = body["metadata"]
     return (metadata.get("generation"), metadata.get("deletionTimestamp"))
+
+
+def health_checked(
+    tasks: Iterable[Task], spec_of: Callable[[str], TaskDefinitionSpec | None]
+) -> frozenset[str]:
+    """The tasks whose revision health-checks an essential container: healthy only once
+    HEALTHY, not merely RUNNING. `spec_of` reads a revision's spec; each is read once."""
+    known: dict[str, bool] = {}
+
+    def checks(reference: str) -> bool:
+        if reference not in known:
+            spec = spec_of(reference)
+            known[reference] = spec is not None and any(
+                c.essential and c.health_check for c in spec.container_definitions
+            )
+        return known[reference]
+
+    return frozenset(
+        task.metadata.name
+        for task in tasks
+        if checks(
+            (task.status.task_definition_arn if task.status else None) or task.spec.task_definition
+        )
+    )

@@ -182,6 +182,18 @@ def revision_reference(
     return reference, is_new_reference(resolved, launched_by_service=service is not None)
 
 
+def waits_for_family(task: Mapping[str, Any], family: str) -> bool:
+    """Whether Task `task` (a body) names `family` and has not been resolved to a revision
+    yet: a revision registered, deactivated or refused may settle it."""
+    if (task.get("status") or {}).get("taskDefinitionArn"):
+        return False
+    try:
+        wanted, _ = parse_task_definition_ref(task["spec"]["taskDefinition"])
+    except (KeyError, TypeError, ValueError):
+        return False
+    return wanted == family
+
+
 def plan_task(state: TaskState) -> TaskPlan:
     """What this reconcile of the task does (see the module docstring and ``TaskPlan``)."""
     task, now = state.task, state.now

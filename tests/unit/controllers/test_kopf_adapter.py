@@ -24,8 +24,8 @@ from kopf._core.reactor import observation, processing
 
 import ecs_operator
 from ecs_operator.controllers import kopf_adapter
+from ecs_operator.controllers.feeds import FEEDS, Feed, WatchedKind
 from ecs_operator.controllers.kopf_adapter import WatchGuard
-from ecs_operator.controllers.watches import FEEDS, Feed, WatchedKind
 from ecs_operator.core import labels
 
 PODS = WatchedKind("", "pods")
@@ -567,12 +567,12 @@ def test_one_event_handler_per_watched_kind_and_the_operators_activities() -> No
     registry = kopf_adapter.registry()
     handlers = registry._watching.get_all_handlers()
     assert sorted(handler.id for handler in handlers) == sorted(
-        feed.route.__name__ for feed in FEEDS.values()
+        feed.name for feed in FEEDS.values()
     )
     for handler in handlers:
         assert handler.selector is not None
         served = [feed for feed in FEEDS.values() if handler.selector.check(_kopf_resource(feed))]
-        assert [feed.route.__name__ for feed in served] == [handler.id]
+        assert [feed.name for feed in served] == [handler.id]
         wanted = {k: kopf.PRESENT if v is None else v for k, v in (served[0].labels or {}).items()}
         assert handler.labels == (wanted or None)
     activities = {handler.activity for handler in registry._activities.get_all_handlers()}

@@ -14,10 +14,10 @@ from prometheus_client import generate_latest
 
 from ecs_operator import API_GROUP
 from ecs_operator.controllers import watches
-from ecs_operator.controllers.context import OperatorContext, OperatorOptions
-from ecs_operator.controllers.metrics import OperatorMetrics
-from ecs_operator.controllers.watches import FEEDS, Controllers, Listings, WatchedKind
-from ecs_operator.kube.client import KubeClient
+from ecs_operator.controllers.context import OperatorOptions
+from ecs_operator.controllers.feeds import FEEDS, WatchedKind
+from ecs_operator.controllers.watches import Controllers, Listings
+from support.controllers import Recorder, recording_controllers
 
 PODS = WatchedKind("", "pods")
 
@@ -32,23 +32,8 @@ def task_pod(name: str, rv: int) -> dict[str, Any]:
     return body
 
 
-class Recorder:
-    """A controller's queue, as the event routes see it."""
-
-    def __init__(self) -> None:
-        self.keys: list[Any] = []
-
-    def enqueue(self, key: Any) -> None:
-        self.keys.append(key)
-
-    def enqueue_namespace(self, namespace: str) -> None:
-        self.keys.append(namespace)
-
-
 def controllers(options: OperatorOptions | None = None) -> Controllers:
-    context = OperatorContext(options or OperatorOptions(), cast(KubeClient, None))
-    recorders: Any = [Recorder() for _ in range(4)]
-    return Controllers(context, OperatorMetrics(context), *recorders)
+    return recording_controllers(options)[0]
 
 
 def test_a_listing_replaces_the_cache_and_what_it_no_longer_has_is_handled_as_deleted() -> None:
