@@ -159,17 +159,22 @@ class KubeClient:
         self.fence: Callable[[], Awaitable[None]] | None = None
 
     @classmethod
-    def from_kubeconfig(cls, path: str | None = None) -> KubeClient:
-        """The kubeconfig at `path` (or $KUBECONFIG / ~/.kube/config), else in-cluster config."""
+    def from_kubeconfig(
+        cls, path: str | None = None, *, context: str | None = None, **options: Any
+    ) -> KubeClient:
+        """The kubeconfig at `path` (or $KUBECONFIG / ~/.kube/config; its current context, or
+        `context`), else in-cluster config. `options` go to the constructor."""
         configuration = kubernetes.client.Configuration()
         try:
-            kubernetes.config.load_kube_config(config_file=path, client_configuration=configuration)
+            kubernetes.config.load_kube_config(
+                config_file=path, context=context, client_configuration=configuration
+            )
         except kubernetes.config.ConfigException:
-            if path:
+            if path or context:
                 raise
             kubernetes.config.load_incluster_config(client_configuration=configuration)
         configuration.connection_pool_maxsize = 32
-        return cls(kubernetes.client.ApiClient(configuration))
+        return cls(kubernetes.client.ApiClient(configuration), **options)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -186,15 +191,19 @@ class KubeClient:
     ) -> Any:
         """Send one request, retrying transient failures; return the decoded JSON body."""
         url_path = f"{path}?{urlencode(query)}" if query else path
+        return await self._retrying(
+            method, path, lambda: self._send(method, url_path, body, content_type)
+        )
+
+    async def _retrying(self, method: str, path: str, send: Callable[[], Any]) -> Any:
+        """`send()` in the pool, again after each transient failure (see the module)."""
         if method != "GET":
             if self.fence is not None:
                 await self.fence()
             self.writes += 1
         for attempt in range(1, self._max_attempts + 1):
             try:
-                return await asyncio.get_running_loop().run_in_executor(
-                    self._pool, self._send, method, url_path, body, content_type
-                )
+                return await asyncio.get_running_loop().run_in_executor(self._pool, send)
             except KubeError as error:
                 if error.code not in TRANSIENT_CODES or attempt == self._max_attempts:
                     raise
@@ -215,7 +224,14 @@ class KubeClient:
         raise AssertionError("unreachable")
 
     def _send(self, method: str, url_path: str, body: Any, content_type: str) -> Any:
-        headers = {"Accept": "application/json"}
+        raw = self._exchange(method, url_path, body, content_type, "application/json")
+        return json.loads(raw) if raw else None
+
+    def _exchange(
+        self, method: str, url_path: str, body: Any, content_type: str, accept: str
+    ) -> bytes:
+        """One request; the response body's bytes, or a `KubeError` for an error status."""
+        headers = {"Accept": accept}
         if body is not None:
             headers["Content-Type"] = content_type
         _, url, headers, _, _ = self._api.param_serialize(
@@ -229,17 +245,42 @@ class KubeClient:
         response = self._api.rest_client.pool_manager.request(
             method, url, body=payload, headers=headers, preload_content=True
         )
-        raw = response.data
-        data = json.loads(raw) if raw else None
+        raw: bytes = response.data
         if response.status >= 400:
+            try:
+                data = json.loads(raw) if raw else None
+            except ValueError:
+                data = None  # a plain-text error (an API group nobody serves, a proxy)
             status = data if isinstance(data, dict) else {}
             raise KubeError(
                 response.status,
                 str(status.get("reason") or "Unknown"),
-                str(status.get("message") or raw[:200]),
+                str(status.get("message") or raw[:200].decode(errors="replace")),
                 retry_after=_seconds(response.headers.get("Retry-After")),
             )
-        return data
+        return raw
+
+    async def pod_log(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        container: str | None = None,
+        tail_lines: int | None = None,
+    ) -> str:
+        """The log of one container of a Pod (the `log` subresource, plain text), as
+        `kubectl logs` reads it; a `KubeError` when the API server cannot give it."""
+        query: dict[str, str] = {}
+        if container is not None:
+            query["container"] = container
+        if tail_lines is not None:
+            query["tailLines"] = str(tail_lines)
+        path = PODS.path(namespace, name, "log")
+        url_path = f"{path}?{urlencode(query)}" if query else path
+        raw = await self._retrying(
+            "GET", path, lambda: self._exchange("GET", url_path, None, "", "text/plain, */*")
+        )
+        return bytes(raw).decode(errors="replace")
 
     async def get(
         self, resource: Resource, namespace: str | None, name: str
@@ -388,6 +429,42 @@ def _seconds(value: str | None) -> float | None:
     try:
         return max(0.0, float(value)) if value else None
     except ValueError:
+        return None
+
+
+ConfigError = kubernetes.config.ConfigException
+"""A kubeconfig that cannot be read or used (missing file, unknown context, bad entry)."""
+
+
+def kubeconfig_namespace(path: str | None = None, context: str | None = None) -> str | None:
+    """The namespace of `context` (default: the current context) in the kubeconfig at `path`
+    (or $KUBECONFIG / ~/.kube/config), as kubectl picks it; None when the context names none
+    or there is no kubeconfig at all (in a Pod: that Pod's namespace, as kubectl does)."""
+    try:
+        contexts, current = kubernetes.config.list_kube_config_contexts(config_file=path)
+    except (kubernetes.config.ConfigException, OSError):
+        if path or context:
+            raise
+        return _in_cluster_namespace()
+    chosen = (
+        current
+        if context is None
+        else next((c for c in contexts or () if c.get("name") == context), None)
+    )
+    if chosen is None:
+        raise kubernetes.config.ConfigException(f"context {context!r} not found in the kubeconfig")
+    namespace = (chosen.get("context") or {}).get("namespace")
+    return str(namespace) if namespace else None
+
+
+_SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+
+def _in_cluster_namespace() -> str | None:
+    try:
+        with open(_SERVICE_ACCOUNT_NAMESPACE) as file:
+            return file.read().strip() or None
+    except OSError:
         return None
 
 
