@@ -727,6 +727,13 @@ class _PodRun:
     terminal: bool = False
     wake_at: float | None = None
     written: dict[str, Any] | None = None
+    seen_at: float = 0.0
+    """When the kubelet first saw the pod: its active deadline counts from there."""
+    deadline_at: float | None = None
+    """When ``spec.activeDeadlineSeconds`` runs out (None: no deadline)."""
+    reason: str | None = None
+    message: str | None = None
+    ip_released: bool = False
 
     def containers(self) -> list[_Container]:
         return [*self.init, *self.main]
@@ -735,11 +742,13 @@ class _PodRun:
         return next((c for c in self.containers() if c.name == name), None)
 
     def next_event(self) -> float | None:
-        if not self.sandbox_ready:
-            return self.start_at
         if self.terminal:
             return None
+        if not self.sandbox_ready:
+            return min(self.start_at, self.deadline_at or self.start_at)
         times = [t for t in (c.next_event() for c in self.containers()) if t is not None]
+        if self.deadline_at is not None:
+            times.append(self.deadline_at)
         if self.pending_exit is not None:
             target = self.find(self.pending_exit[0])
             if target is not None and target.state == "running":
@@ -819,9 +828,11 @@ class _Kubelet:
                 return
             now = asyncio.get_running_loop().time()
             run = _new_run(pod, node_name, now + self._sim.config.pod_start_delay)
+            run.seen_at = now
             self.runs[uid] = run
             self._wake(run, run.start_at)
         self._read_faults(run, metadata.get("annotations") or {})
+        self._read_deadline(run, pod.get("spec") or {})
         if deleting and not run.deleting:
             run.deleting = True
             self._wake(run, 0.0)
@@ -842,14 +853,34 @@ class _Kubelet:
             return
         self._wake(run, 0.0)
 
+    def _read_deadline(self, run: _PodRun, spec: dict[str, Any]) -> None:
+        """``spec.activeDeadlineSeconds`` (it may be set or lowered on a running pod): once it
+        runs out, counted from when the kubelet first saw the pod, the pod fails."""
+        seconds = spec.get("activeDeadlineSeconds")
+        if not isinstance(seconds, int) or isinstance(seconds, bool) or seconds <= 0:
+            return
+        deadline = run.seen_at + seconds
+        if run.deadline_at is None or deadline < run.deadline_at:
+            run.deadline_at = deadline
+            if not run.terminal:
+                self._wake(run, deadline)
+
     def forget(self, uid: str) -> None:
         run = self.runs.pop(uid, None)
         self._dirty.discard(uid)
         self._orphan_deletions.pop(uid, None)
         if run is not None:
-            node = self._sim.nodes.get(run.node)
-            if node is not None and not run.host_network:
-                node.release_ip(run.pod_ip)
+            self._release_ip(run)
+
+    def _release_ip(self, run: _PodRun) -> None:
+        """The pod's sandbox is gone (it terminated, or was deleted): its IP is free for
+        another pod, as a CNI frees it; a terminated pod's status still shows it."""
+        if run.ip_released:
+            return
+        run.ip_released = True
+        node = self._sim.nodes.get(run.node)
+        if node is not None and not run.host_network:
+            node.release_ip(run.pod_ip)
 
     def resume_node(self, name: str) -> None:
         """The node is back: catch up on its pods and re-post their statuses."""
@@ -900,6 +931,9 @@ class _Kubelet:
             if not run.delete_sent:
                 self._terminate(run, now)
             return
+        if run.deadline_at is not None and now >= run.deadline_at and not run.terminal:
+            self._deadline_exceeded(run, now)
+            return
         self._advance(run, now)
         wake = run.next_event()
         if wake is not None:
@@ -912,7 +946,7 @@ class _Kubelet:
         for uid in list(self._dirty):
             self._dirty.discard(uid)
             run = self.runs.get(uid)
-            if run is None or not run.sandbox_ready:
+            if run is None or not (run.sandbox_ready or run.terminal):
                 continue
             node = sim.nodes.get(run.node)
             if node is None or node.lost:
@@ -1201,12 +1235,36 @@ class _Kubelet:
         run.phase = self._phase(run)
         if run.phase not in TERMINAL_PHASES:
             return
-        # The pod is done: sidecars are stopped and nothing restarts any more.
+        # The pod is done: sidecars are stopped and nothing restarts any more. The pod stays
+        # (with its final statuses) until it is deleted.
         run.terminal = True
         for container in run.containers():
             container.restart_at = None
             if container.state == "running":
                 self._exit(run, container, EXIT_SIGTERM, now)
+        self._release_ip(run)
+
+    def _deadline_exceeded(self, run: _PodRun, now: float) -> None:
+        """``activeDeadlineSeconds`` ran out: as a kubelet does, stop every container
+        (SIGTERM: exit 143) and fail the pod with reason DeadlineExceeded; the pod stays."""
+        message = "Pod was active on the node longer than the specified deadline"
+        self._sim.recorder.record(
+            run.reference, "Normal", "DeadlineExceeded", message, self._source(run)
+        )
+        run.terminal = True  # nothing restarts any more
+        for container in run.containers():
+            container.restart_at = None
+            if container.state == "running":
+                self._kill(
+                    run, container, now, f"Stopping container {container.name}", EXIT_SIGTERM
+                )
+        if not run.sandbox_ready:
+            run.host_ip = self._sim.nodes[run.node].ip
+            run.start_time = run.start_time or timestamp()
+        run.phase, run.reason, run.message = "Failed", "DeadlineExceeded", message
+        self._release_ip(run)
+        self._dirty.add(run.uid)
+        self._wakeup.set()
 
     @staticmethod
     def _phase(run: _PodRun) -> str:
@@ -1239,6 +1297,7 @@ class _Kubelet:
         run.terminal = True
         phase = self._phase(run)
         run.phase = phase if phase in TERMINAL_PHASES else "Failed"
+        self._release_ip(run)
         self._dirty.add(run.uid)
         self._wakeup.set()
 
@@ -1250,11 +1309,15 @@ class _Kubelet:
             "conditions": self._conditions(run),
             "hostIP": run.host_ip,
             "hostIPs": [{"ip": run.host_ip}],
-            "podIP": run.pod_ip,
-            "podIPs": [{"ip": run.pod_ip}],
             "startTime": run.start_time,
             "containerStatuses": [c.status() for c in run.main],
         }
+        if run.pod_ip:  # none when the pod failed before its sandbox was created
+            status["podIP"] = run.pod_ip
+            status["podIPs"] = [{"ip": run.pod_ip}]
+        if run.reason:
+            status["reason"] = run.reason
+            status["message"] = run.message
         if run.init:
             status["initContainerStatuses"] = [c.status() for c in run.init]
         return status

@@ -57,7 +57,8 @@ DETAILS (added while implementing the contract above):
   immutable after create except what kube-apiserver allows (images, activeDeadlineSeconds,
   added tolerations, terminationGracePeriodSeconds), so schedulers must bind, not patch.
 - `delete` returns the removed object (its `resourceVersion` is the deletion's) or, when it is
-  not gone yet (finalizers, a graceful Pod on a node), the object with `deletionTimestamp`.
+  not gone yet (finalizers, a graceful Pod on a node that has not terminated), the object
+  with `deletionTimestamp`.
   Options: `gracePeriodSeconds`, `preconditions` {uid, resourceVersion}, `propagationPolicy`
   Background (default) / Foreground / Orphan, and the legacy `orphanDependents`.
 - Garbage collection and namespace/CRD cleanup run synchronously inside the call that caused
@@ -1032,7 +1033,10 @@ class Store:
             kind == ("", "Namespace") and bool(old.get("spec", {}).get("finalizers"))
         )
         grace = 0
-        if kind == ("", "Pod") and old["spec"].get("nodeName"):
+        # kube-apiserver deletes at once a Pod never bound to a node or already terminated:
+        # no kubelet has anything left to stop.
+        terminated = (old.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+        if kind == ("", "Pod") and old["spec"].get("nodeName") and not terminated:
             default_grace = old["spec"].get("terminationGracePeriodSeconds", 30)
             grace = opts.grace if opts.grace is not None else default_grace
         if meta.get("deletionTimestamp"):

@@ -126,8 +126,19 @@ def test_register_run_wait_describe_stop_and_logs(
         == "RUNNING"
     )
 
-    # STOPPED means the task's Pod is gone (the operator deletes it): the logs say so.
-    assert ecs.pod(stopped) is None
+    # A STOPPED task keeps its Pod (terminated) until the Task is deleted, so its logs are
+    # read as a running task's (or, where the cluster serves none, the API server says so).
+    kept = ecs.pod(stopped)
+    assert kept is not None and kept["status"]["phase"] == "Failed"
+    stopped_log = plugin("logs", stopped)
+    assert stopped_log.returncode == 0 or "did not return the log" in stopped_log.stderr
+    # Once the Pod is gone (here deleted by hand), the plugin says why the logs are too.
+    ecs.delete("pods", stopped, group="")
+    ecs.wait(
+        lambda: ecs.pod(stopped) is None,
+        "the stopped task's Pod is deleted",
+        lambda: ecs.pod(stopped),
+    )
     logs = plugin("logs", stopped)
     assert logs.returncode == 1
     assert f"task {stopped} is STOPPED and its Pod {stopped} is gone" in logs.stderr

@@ -1,5 +1,5 @@
 """Task lifecycle end to end: batch tasks, exit codes, essential vs non-essential containers,
-dependsOn ordering, StopTask, deletion and TTL."""
+dependsOn ordering, StopTask, a stopped task's Pod kept for its logs, deletion and TTL."""
 
 from __future__ import annotations
 
@@ -64,7 +64,13 @@ def test_exit_code_of_the_essential_container_is_reported(ecs: Ecs) -> None:
     stopped = ecs.wait_stopped("three")
     assert stopped["stopCode"] == "EssentialContainerExited"
     assert container_status(stopped, "job")["exitCode"] == 3
-    assert "EssentialContainerExited" in {e["reason"] for e in ecs.events("three")}
+    # Events are posted after the status write (the Pod ended at once: one reconcile).
+    ecs.wait(
+        lambda: "EssentialContainerExited" in {e["reason"] for e in ecs.events("three")},
+        "the EssentialContainerExited event",
+        lambda: ecs.events("three"),
+        timeout=5,
+    )
 
 
 def test_non_essential_exit_keeps_the_task_running(ecs: Ecs) -> None:
@@ -174,11 +180,53 @@ def test_stop_task_with_and_without_a_reason(ecs: Ecs) -> None:
         assert stopped["stoppedReason"] == reason
         assert stopped["desiredStatus"] == "STOPPED"
         assert timestamp(stopped, "stoppingAt") <= timestamp(stopped, "stoppedAt")
-        ecs.wait(
-            lambda n=name: not ecs.pods_of(n),  # type: ignore[misc]
-            f"pod {name} gone",
-            lambda n=name: ecs.pods_of(n),  # type: ignore[misc]
-        )
+        assert container_status(stopped, "app")["exitCode"] == 143  # SIGTERM
+        # The containers were stopped and the Pod kept (its logs too), as a Job's: its kubelet
+        # enforced the active deadline the operator set. It goes with the Task.
+        [pod] = ecs.pods_of(name)
+        assert pod["status"]["phase"] == "Failed"
+        assert pod["status"]["reason"] == "DeadlineExceeded"
+        assert pod["spec"]["activeDeadlineSeconds"] == 1
+        assert "deletionTimestamp" not in pod["metadata"]
+
+
+def test_a_crashed_task_keeps_its_terminated_pod_until_the_task_is_deleted(ecs: Ecs) -> None:
+    """`kubectl logs` must work for a crashed task: its Pod stays, terminated, until the Task
+    is deleted (its TTL, here by hand); garbage collection then removes it, and a new Task of
+    the same name starts once it has."""
+    ecs.create_task_definition(
+        "crashy", container("app", shell("sleep 1; exit 4")), container("log", essential=False)
+    )
+    ecs.wait_accepted("crashy")
+    ecs.create_task("crash", "crashy")
+    stopped = ecs.wait_stopped("crash")
+    assert stopped["stopCode"] == "EssentialContainerExited"
+    assert container_status(stopped, "app")["exitCode"] == 4
+    # The non-essential container was stopped through the Pod's deadline; the Pod stays.
+    stopped = ecs.wait_task(
+        "crash",
+        lambda s: "exitCode" in container_status(s, "log"),
+        "the log container's exit code is reported",
+        timeout=5,
+    )
+    assert container_status(stopped, "log")["exitCode"] == 143
+    [pod] = ecs.pods_of("crash")
+    first_uid = pod["metadata"]["uid"]
+    assert pod["status"]["phase"] == "Failed"
+    assert "deletionTimestamp" not in pod["metadata"]
+    names = json.loads(pod["metadata"]["annotations"][CONTAINERS_ANNOTATION])
+    terminated = {
+        names.get(c["name"], c["name"]): c["state"].get("terminated", {}).get("exitCode")
+        for c in pod["status"]["containerStatuses"]
+    }
+    assert terminated == {"app": 4, "log": 143}
+
+    ecs.delete("tasks", "crash")
+    ecs.create_task("crash", "crashy")  # at once: the previous Pod may not be collected yet
+    ecs.wait_last_status("crash", "RUNNING")
+    [pod] = ecs.pods_of("crash")
+    assert pod["metadata"]["uid"] != first_uid
+    assert "stopCode" not in ecs.status("crash")
 
 
 def test_stop_goes_through_stopping(ecs: Ecs) -> None:

@@ -118,8 +118,8 @@ def test_targets_follow_healthy_tasks_and_drain_on_scale_in(
         wait_serving(services, lbs, 1)
     assert_clean(watch, check)
     assert len(check.listed) == 3
-    assert len(check.deleted_pods) == 2
-    assert set(check.draining_since) == check.deleted_pods
+    assert len(check.stopped_pods) == 2
+    assert set(check.draining_since) == check.stopped_pods
 
     def recorded() -> bool:
         counts = lbs.event_counts(SERVICE)
@@ -153,7 +153,7 @@ def test_deleting_the_service_drains_its_targets(services: Services, lbs: LoadBa
             CONVERGE,
         )
     assert_clean(watch, check)
-    assert set(check.draining_since) == check.listed == check.deleted_pods
+    assert set(check.draining_since) == check.listed == check.stopped_pods
 
 
 def test_rolling_deployment_drains_old_tasks_before_stopping_them(
@@ -183,7 +183,7 @@ def test_rolling_deployment_drains_old_tasks_before_stopping_them(
         assert not set(lbs.listed_endpoints()) & first
         assert {revision_of(t) for t in services.live(SERVICE)} == {f"{FAMILY}:2"}
     assert_clean(watch, check)
-    assert first <= check.deleted_pods
+    assert first <= check.stopped_pods
     assert first <= set(check.draining_since)
 
 

@@ -123,13 +123,20 @@ def test_cordon_moves_service_tasks_but_leaves_a_standalone_task(
         standalone = ecs.task("standalone")
         assert standalone["spec"].get("desiredStatus", "RUNNING") == "RUNNING"
         assert task_status(standalone)["lastStatus"] == "RUNNING"
+        # The replacement started before the drained task stopped, so in another zone; AZ
+        # rebalancing follows once that task is STOPPED (its Pod stopped by its deadline: up
+        # to a second for a Pod that young).
+        services.wait(
+            lambda: is_balanced(zone_counts(services.live("web"))) and services.steady("web", 6),
+            "AZ balanced again",
+            "web",
+        )
     watch.assert_clean()
     moved = [t for t in services.tasks("web") if node_of(t) == node]
     assert moved
     assert {task_status(t).get("stoppedReason") for t in moved} == {
         f"Task stopped: its node (node {node}) is draining"
     }
-    assert is_balanced(zone_counts(services.live("web")))
 
 
 def test_daemon_runs_one_task_per_eligible_node(

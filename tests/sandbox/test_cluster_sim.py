@@ -572,3 +572,52 @@ async def test_deletion_terminates_with_143_then_removes_the_pod(sim: Sim) -> No
     assert sim.pod("goner") is None
     killing = sim.events_of("goner", "Killing")
     assert killing and killing[0]["involvedObject"]["uid"] == created["metadata"]["uid"]
+
+
+async def test_a_terminated_pod_stays_with_its_statuses_and_frees_its_node(sim: Sim) -> None:
+    """As a real kubelet: a pod whose containers all ended stays (Failed, exit codes kept, so
+    `kubectl logs` would work) until deleted; its resources and IP are free for other pods;
+    deleting it is immediate (nothing is left to stop)."""
+    sim.run("ended", container(command=sh("exit 3")), restartPolicy="Never")
+    ended = await sim.until("ended", lambda p: phase(p) == "Failed")
+    node_name = ended["spec"]["nodeName"]
+    await asyncio.sleep(0.2)
+    kept = sim.pod("ended")
+    assert kept is not None and phase(kept) == "Failed" and exit_code(kept) == 3
+    assert "deletionTimestamp" not in kept["metadata"]
+    pod_ip = kept["status"]["podIP"]
+    assert int(pod_ip.rsplit(".", 1)[1]) not in sim.simulator.nodes[node_name].ips_in_use
+    sim.store.delete(sim.pods, NS, "ended")
+    assert sim.pod("ended") is None
+
+
+async def test_an_active_deadline_set_on_a_running_pod_stops_it_and_keeps_it(sim: Sim) -> None:
+    """`spec.activeDeadlineSeconds` may be set on a running pod (the operator stops a task's
+    containers that way and keeps its Pod): once it runs out, every container gets SIGTERM
+    (143) and the pod fails with reason DeadlineExceeded, and stays."""
+    sim.run(
+        "stopped",
+        container(),
+        container("sidecar"),
+        initContainers=[container("proxy", restartPolicy="Always")],
+        restartPolicy="Never",
+    )
+    await sim.until("stopped", running)
+    sim.patch_pod("stopped", {"spec": {"activeDeadlineSeconds": 1}})
+    failed = await sim.until("stopped", lambda p: phase(p) == "Failed")
+    assert failed["status"]["reason"] == "DeadlineExceeded"
+    assert failed["status"]["message"] == (
+        "Pod was active on the node longer than the specified deadline"
+    )
+    assert exit_code(failed) == exit_code(failed, "sidecar") == 143
+    assert exit_code(failed, "proxy", init=True) == 143
+    assert condition(failed, "Ready")["status"] == "False"
+    assert sim.events_of("stopped", "DeadlineExceeded")
+    await asyncio.sleep(0.2)
+    assert "deletionTimestamp" not in (sim.pod("stopped") or {})["metadata"]
+
+
+async def test_an_active_deadline_fails_a_pod_that_never_started(sim: Sim) -> None:
+    sim.run("late", container(), activeDeadlineSeconds=1, restartPolicy="Never")
+    failed = await sim.until("late", lambda p: phase(p) == "Failed", within=5)
+    assert failed["status"]["reason"] == "DeadlineExceeded"

@@ -312,10 +312,12 @@ class EndpointInvariants:
        RUNNING (or DEACTIVATING, the instant its deregistration begins), never STOPPING/STOPPED;
     2. an endpoint becomes ready only while the task's Pod reports the registered container
        ready (a target is listed only once healthy);
-    3. a Pod of a task that was ever listed is deleted only after its target drained: the
-       LoadBalancer showed it `draining`, and the Pod's deletion was requested (deletionTimestamp
-       minus deletionGracePeriodSeconds) at least `delay` seconds after `drainingSince`
-       (timestamps are whole seconds).
+    3. a Pod of a task that was ever listed is stopped only after its target drained: the
+       LoadBalancer showed it `draining`, and then the Pod's stop came at least `delay` seconds
+       after `drainingSince` (timestamps are whole seconds). The operator stops a Pod by
+       setting its `activeDeadlineSeconds` (the Pod stays, terminated, for its logs): its
+       containers' `finishedAt` is then no earlier; or by deleting it: the deletion was
+       requested (deletionTimestamp minus deletionGracePeriodSeconds) no earlier.
 
     It also records what the scenario went through (`listed`, `draining_since`), so a test can
     assert that the interesting transitions did happen.
@@ -329,11 +331,15 @@ class EndpointInvariants:
     listed: set[str] = field(default_factory=set)
     """Every Pod ever listed ready."""
     draining_since: dict[str, datetime] = field(default_factory=dict)
-    deleted_pods: set[str] = field(default_factory=set)
+    stopped_pods: set[str] = field(default_factory=set)
+    """Every listed Pod stopped (its deadline set, or deleted)."""
     history: dict[str, list[str]] = field(default_factory=dict)
     """Per task: its lastStatus and target states, with the rv of each change (for the report
     of a violation)."""
     _ready_now: set[str] = field(default_factory=set)
+    _awaiting_finish: dict[str, datetime] = field(default_factory=dict)
+    """Pods stopped by their deadline whose container has not reported its end yet: the
+    earliest time it may end."""
 
     def after(self, event: WatchEvent, view: dict[str, dict[str, Body]]) -> None:
         self._record(event)
@@ -343,7 +349,7 @@ class EndpointInvariants:
                 if target.get("state") == "draining" and since:
                     self.draining_since.setdefault(target["task"], parse_time(since))
         if event.kind == "pods":
-            self._check_pod_deletion(event)
+            self._check_pod_stop(event)
         ready_now = self._listed_pods(view)
         for pod_name in sorted(ready_now):
             self._check_listed(event, pod_name, view, newly=pod_name not in self._ready_now)
@@ -391,6 +397,10 @@ class EndpointInvariants:
             self._violation(where, pod_name, "listed but its Pod is gone")
         elif pod["metadata"].get("deletionTimestamp"):
             self._violation(where, pod_name, "listed but its Pod is terminating")
+        elif (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            self._violation(where, pod_name, "listed but its Pod has terminated")
+        elif (pod.get("spec") or {}).get("activeDeadlineSeconds") is not None:
+            self._violation(where, pod_name, "listed but its Pod is being stopped (its deadline)")
         if last not in SERVING_STATES:
             self._violation(where, pod_name, f"listed while its task is {last}")
         if newly and not self._container_ready(pod):
@@ -400,20 +410,28 @@ class EndpointInvariants:
         statuses = ((pod or {}).get("status") or {}).get("containerStatuses") or ()
         return any(s.get("name") == self.container_name and s.get("ready") for s in statuses)
 
-    def _check_pod_deletion(self, event: WatchEvent) -> None:
+    def _check_pod_stop(self, event: WatchEvent) -> None:
         pod = event.object
         name = pod["metadata"]["name"]
+        where = f"rv {event.resource_version}"
+        if name in self._awaiting_finish:
+            self._check_finished(where, pod, self._awaiting_finish)
         labels = pod["metadata"].get("labels") or {}
         deleting = pod["metadata"].get("deletionTimestamp") or event.type == "DELETED"
-        if not deleting or name in self.deleted_pods or name not in self.listed:
+        deadline = (pod.get("spec") or {}).get("activeDeadlineSeconds") is not None
+        if not (deleting or deadline) or name in self.stopped_pods or name not in self.listed:
             return
         if labels.get(SERVICE_LABEL) != self.service:
             return
-        self.deleted_pods.add(name)
-        where = f"rv {event.resource_version}"
+        self.stopped_pods.add(name)
         since = self.draining_since.get(name)
         if since is None:
-            self.violations.append(f"{where}: Pod {name} deleted but its target never drained")
+            self.violations.append(f"{where}: Pod {name} stopped but its target never drained")
+            return
+        earliest = since.replace(microsecond=0) + timedelta(seconds=self.delay)
+        if deadline and not deleting:
+            self._awaiting_finish[name] = earliest
+            self._check_finished(where, pod, self._awaiting_finish)
             return
         stamp = pod["metadata"].get("deletionTimestamp")
         if stamp is None:
@@ -422,11 +440,28 @@ class EndpointInvariants:
         # deletionTimestamp is when the grace period ends: the request came that much earlier.
         grace = timedelta(seconds=int(pod["metadata"].get("deletionGracePeriodSeconds") or 0))
         requested = parse_time(stamp) - grace
-        earliest = since.replace(microsecond=0) + timedelta(seconds=self.delay)
         if requested < earliest:
             self.violations.append(
                 f"{where}: Pod {name} deletion requested at {requested}, before drainingSince "
                 f"{since} + {self.delay} s"
+            )
+
+    def _check_finished(self, where: str, pod: Body, awaiting: dict[str, datetime]) -> None:
+        """The container a deadline stopped ended no earlier than ``awaiting[name]``."""
+        name = pod["metadata"]["name"]
+        statuses = (pod.get("status") or {}).get("containerStatuses") or ()
+        ended = [
+            s["state"]["terminated"]["finishedAt"]
+            for s in statuses
+            if s.get("name") == self.container_name
+            and ((s.get("state") or {}).get("terminated") or {}).get("finishedAt")
+        ]
+        if not ended:
+            return
+        earliest = awaiting.pop(name)
+        if parse_time(ended[0]) < earliest:
+            self.violations.append(
+                f"{where}: Pod {name} stopped at {ended[0]}, before its target drained ({earliest})"
             )
 
 

@@ -108,6 +108,7 @@ def pod(
     reason: str | None = None,
     message: str | None = None,
     extra_conditions: Sequence[dict[str, Any]] = (),
+    active_deadline: int | None = None,
 ) -> dict[str, Any]:
     """A Pod whose containers are the given statuses (init, then sidecars, then regular)."""
     ports = ports or {}
@@ -173,6 +174,8 @@ def pod(
     }
     if node is not None:
         spec["nodeName"] = node
+    if active_deadline is not None:
+        spec["activeDeadlineSeconds"] = active_deadline
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec, "status": status}
 
 
@@ -192,10 +195,13 @@ def node(name: str = "node-a", *, ready: str = "True", unreachable: bool = False
 
 def started(manifest: dict[str, Any]) -> dict[str, Any]:
     """The Pod `manifest` (as the operator rendered it) as its kubelet reports it once every
-    container runs and is ready (its ordered init containers completed)."""
-    spec = manifest["spec"]
+    container runs and is ready (its ordered init containers completed): bound by the
+    scheduler to the node its affinity pins it to."""
+    spec = dict(manifest["spec"])
+    spec.setdefault("nodeName", pinned_node(spec))
     return {
         **manifest,
+        "spec": spec,
         "status": {
             "phase": "Running",
             "podIP": "10.1.2.3",
@@ -211,3 +217,14 @@ def started(manifest: dict[str, Any]) -> dict[str, Any]:
             "containerStatuses": [running(c["name"]) for c in spec["containers"]],
         },
     }
+
+
+def pinned_node(spec: Mapping[str, Any]) -> str | None:
+    """The node a rendered Pod's required node affinity names."""
+    affinity = (spec.get("affinity") or {}).get("nodeAffinity") or {}
+    required = affinity.get("requiredDuringSchedulingIgnoredDuringExecution") or {}
+    for term in required.get("nodeSelectorTerms") or ():
+        for expression in term.get("matchExpressions") or ():
+            if expression.get("key") == "kubernetes.io/hostname":
+                return str(expression["values"][0])
+    return None

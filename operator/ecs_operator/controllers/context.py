@@ -15,7 +15,12 @@ from ecs_operator.controllers.feeds import feed_of
 from ecs_operator.controllers.revisions import RevisionReader
 from ecs_operator.controllers.triggers import Body, Change
 from ecs_operator.controllers.writer import Writer
-from ecs_operator.core.capacity import cluster_instances, placed_node, planned_node, stand_in_pods
+from ecs_operator.core.capacity import (
+    cluster_instances,
+    occupied_node,
+    placed_node,
+    stand_in_pods,
+)
 from ecs_operator.core.ownership import owned_by
 from ecs_operator.core.placement import ContainerInstance, Footprints
 from ecs_operator.core.security import InstallPolicy, SecurityPolicy
@@ -55,7 +60,8 @@ class OperatorOptions:
     leader_election_lease_seconds: float = 15.0
 
 
-NODE_INDEX = "node"  # pods by the node they run or will run on; tasks by the node placed on
+# Pods by the node whose capacity they hold (not once terminated); tasks by the node placed on.
+NODE_INDEX = "node"
 SERVICE_INDEX = "service"  # tasks by "namespace/service" of the Service that owns them
 
 
@@ -84,7 +90,7 @@ class OperatorContext:
     task_definitions: ObjectCache = field(default_factory=ObjectCache)
     revisions: ObjectCache = field(default_factory=ObjectCache)
     pods: ObjectCache = field(
-        default_factory=lambda: ObjectCache(indexes={NODE_INDEX: planned_node})
+        default_factory=lambda: ObjectCache(indexes={NODE_INDEX: occupied_node})
     )
     nodes: ObjectCache = field(default_factory=ObjectCache)
     # Their labels say which Pod Security Standard they enforce and what the install grants.
@@ -162,7 +168,8 @@ class OperatorContext:
     def container_instances(self, cluster: str) -> list[ContainerInstance]:
         """Every node as a container instance of the ECS `cluster` (a namespace: the node's
         resources are shared by every namespace, its task groups are the cluster's own),
-        counting what runs or will run there: its pods, and the service tasks placed there
+        counting what runs or will run there: its pods that have not terminated (a stopped
+        task's Pod stays for its logs and holds nothing), and the service tasks placed there
         whose Pod does not exist yet (just created, or the operator restarted in between), or
         the next launches would pile up where they seem absent. A node's instance is rebuilt
         only when the node, its pods or its tasks changed: a placement costs the nodes, not

@@ -13,6 +13,7 @@ from ecs_operator.controllers.metrics import OperatorMetrics
 from ecs_operator.core import events
 from ecs_operator.core.capacity import cluster_instances
 from ecs_operator.core.launches import is_controlled_by
+from ecs_operator.core.ownership import left_by_earlier_task
 from ecs_operator.core.placement import ContainerInstance
 from ecs_operator.core.render import RenderedPod
 from ecs_operator.core.task_planning import (
@@ -85,9 +86,10 @@ class PodLauncher:
             raise
         if not created and not is_controlled_by(found, body["metadata"]["uid"]):
             # Someone else's Pod holds the name: a conflict, never taken for our launch. One
-            # still stopping (a previous Task's of the same name) is waited for by the retry.
-            if found["metadata"].get("deletionTimestamp"):
-                raise KubeError(409, "AlreadyExists", f"a previous pod {key[1]} is still stopping")
+            # an earlier Task of the same name left (being deleted, or its owner gone and
+            # garbage collection about to remove it) is waited for by the retry.
+            if left_by_earlier_task(found, body):
+                raise KubeError(409, "AlreadyExists", f"a previous pod {key[1]} is still going")
             return NotLaunched(events.pod_name_taken(key[1]))
         self._launched_at[key] = time.monotonic()
         launched = self.context.pods.get(key)

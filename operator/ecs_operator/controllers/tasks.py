@@ -1,7 +1,8 @@
 """Tasks: read the caches, plan with `core.task_planning`, apply the plan.
 
 The plan is applied status first (so a crash between the two never mistakes our own pod
-deletion for someone else's), then pod creation or deletion, then events.
+stop for someone else's), then pod creation or stop, then events. A stopped task keeps its
+Pod, terminated, until the Task is deleted (``lifecycle``: the Pod outlives the stop).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ecs_operator.core import events, revisions
 from ecs_operator.core.load_balancing import moved_targets
 from ecs_operator.core.ownership import owned_by
 from ecs_operator.core.task_planning import (
+    PodStop,
     TaskPlan,
     TaskState,
     plan_task,
@@ -36,6 +38,7 @@ from ecs_operator.kube.client import (
     PODS,
     TASK_DEFINITIONS,
     TASKS,
+    KubeError,
 )
 from ecs_operator.kube.events import EventRecorder
 from ecs_operator.models.service import Service, ServiceSpec
@@ -145,12 +148,35 @@ class TaskController:
             status = plan.status.model_dump(mode="json", by_alias=True, exclude_none=True)
             if await self.context.api.write_status(TASKS, body, status) is None:
                 return  # deleted meanwhile: garbage collection removes its Pod
-        if (pod := plan.delete_pod) is not None:
-            await self.context.api.delete(PODS, *key, grace_seconds=pod.grace_seconds, uid=pod.uid)
+        if (stop := plan.stop_pod) is not None:
+            await self._stop_pod(key, stop)
         for event in plan.events:
             await self.events.record(body, event.type, event.reason, event.message)
         if plan.requeue_after is not None:
             self.queue.add_after(key, plan.requeue_after)
+
+    async def _stop_pod(self, key: Key, stop: PodStop) -> None:
+        """Stop the task's containers and keep its Pod (its logs): the kubelet enforces the
+        Pod's activeDeadlineSeconds by stopping every container within the Pod's grace period,
+        and leaves it Failed. A Pod no kubelet will end is deleted instead."""
+        if stop.delete:
+            await self.context.api.delete(
+                PODS, *key, grace_seconds=stop.grace_seconds, uid=stop.uid
+            )
+            return
+        # The uid makes the patch apply to this Pod only: it is immutable, so a Pod of the same
+        # name created meanwhile is refused (422, or 409 as a failed precondition) rather than
+        # stopped.
+        patch = {
+            "metadata": {"uid": stop.uid},
+            "spec": {"activeDeadlineSeconds": stop.deadline_seconds},
+        }
+        try:
+            await self.context.api.patch(PODS, *key, patch)
+        except KubeError as error:
+            if not (error.not_found or error.conflict or error.code == 422):
+                raise
+            # Gone or replaced meanwhile: the Pod's next change plans this task again.
 
     async def _refuse_unreadable(self, body: dict[str, Any], error: ValidationError) -> None:
         """A Task the CRD admitted but the operator cannot read (a stricter rule, or a CRD of

@@ -6,6 +6,7 @@ from typing import Any
 
 from ecs_operator.core import labels
 from ecs_operator.core.placement import (
+    TERMINATED_PHASES,
     ContainerInstance,
     Footprints,
     TaskRequirements,
@@ -97,6 +98,16 @@ def planned_node(pod: Mapping[str, Any]) -> str | None:
     return str(pinned[0]) if pinned else None
 
 
+def occupied_node(pod: Mapping[str, Any]) -> str | None:
+    """The node whose capacity ``pod`` holds (see ``planned_node``); None once the Pod has
+    terminated (phase Succeeded or Failed): a stopped task keeps its Pod for its logs, but
+    like the Kubernetes scheduler and kubelet, placement counts only Pods that have not
+    terminated (CPU, memory, ports, tasks and task groups alike)."""
+    if (pod.get("status") or {}).get("phase") in TERMINATED_PHASES:
+        return None
+    return planned_node(pod)
+
+
 def placed_node(task: Mapping[str, Any]) -> str | None:
     """The node a service's Task was placed on (``labels.PLACED_NODE_ANNOTATION``)."""
     annotations = (task.get("metadata") or {}).get("annotations") or {}
@@ -120,8 +131,8 @@ def stand_in_pods(
 
 def _stopping(task: Mapping[str, Any]) -> bool:
     """A task that stops on its own (its essential container exited) says so in
-    status.desiredStatus: its Pod, deleted, never returns; counted, it would steer its
-    replacement away from the zone it leaves."""
+    status.desiredStatus: its Pod, stopped, never comes back to life; counted, it would steer
+    its replacement away from the zone it leaves."""
     status = task.get("status") or {}
     return "STOPPED" in (
         task["spec"].get("desiredStatus"),

@@ -19,10 +19,25 @@ RUNNING            every regular container has started (init containers finished
 DEACTIVATING       a stop is decided and ``TaskView.deactivating`` (target draining) holds it;
                    no ``StopPod`` yet
 STOPPING           a stop is decided and a container still runs: ``StopPod`` is issued
-DEPROVISIONING     a stop is decided, nothing runs any more, the Pod still exists (deleting)
-STOPPED            a stop is decided and the Pod is gone. STOPPED always means "no Pod", so a
-                   Service may count on the capacity being free
+DEPROVISIONING     a stop is decided, nothing runs any more, the Pod is not over yet (its
+                   kubelet is ending it, or it is being deleted)
+STOPPED            a stop is decided and the Pod is over: terminated (phase Succeeded or
+                   Failed) or gone. A terminated Pod holds no capacity (the Kubernetes
+                   scheduler and kubelet, and ``placement``, count only Pods that have not
+                   terminated), so a Service may count on the capacity being free
 =================  =========================================================================
+
+**The Pod outlives the stop** (as a Job's Pods do): a task whose containers all exited keeps its
+terminated Pod, and with it ``kubectl logs``, until the Task itself is deleted (its
+``ttlSecondsAfterStopped``, a Service trimming its stopped tasks, or the user), when
+ownerReference garbage collection removes the Pod. A task stopped while containers still run
+is stopped the Kubernetes way that keeps the Pod: ``StopPod`` sets the Pod's
+``activeDeadlineSeconds`` to ``STOP_DEADLINE_SECONDS``, which its kubelet enforces by stopping
+every container (SIGTERM, then SIGKILL after the Pod's ``terminationGracePeriodSeconds``, the
+largest ``stopTimeout``) and failing the Pod (reason ``DeadlineExceeded``); the Pod then stays,
+terminated, logs included. Only a Pod no kubelet will end is deleted (``StopPod.delete``): one
+never bound to a node (it has no logs), or one on a lost node (its logs are out of reach, and
+the Pod would stay Terminating for ever without a forced deletion).
 
 A stop, once decided, is recorded in the status (``desiredStatus: STOPPED``, ``stopCode``,
 ``stoppedReason``) and never re-decided. Causes, first match wins:
@@ -66,7 +81,8 @@ health (ECS keeps the last value when the agent disconnects; the pod's readiness
 the containers as possibly running, sets ``connectivity: DISCONNECTED``, turns ``Ready`` False
 with reason ``NodeLost`` and emits ``TaskNodeLost``; a standalone task is not stopped for it (the
 Service replaces its tasks). A stop on a lost node uses ``StopPod(grace_seconds=0)``
-(no kubelet is left to honour a grace period, the pod would stay Terminating forever).
+(no kubelet is left to honour a grace period, the pod would stay Terminating forever) and
+``delete`` set.
 
 Containers: ``lastStatus`` PENDING -> RUNNING -> STOPPED, never backwards (a restarted sidecar
 stays STOPPED with its first exit code); ``exitCode`` absent if it never ran, never overwritten;
@@ -131,6 +147,7 @@ from ecs_operator.models.taskdefinition import ContainerDefinition, HealthCheck
 __all__ = [
     "DEFAULT_STOP_TIMEOUT_SECONDS",
     "DEFAULT_UNSCHEDULABLE_GRACE_SECONDS",
+    "STOP_DEADLINE_SECONDS",
     "Event",
     "Observation",
     "StopPod",
@@ -145,6 +162,9 @@ __all__ = [
 DEFAULT_STOP_TIMEOUT_SECONDS: Final = 30
 """ECS's container ``stopTimeout`` when the task definition gives none."""
 DEFAULT_UNSCHEDULABLE_GRACE_SECONDS: Final = 30.0
+STOP_DEADLINE_SECONDS: Final = 1
+"""The ``activeDeadlineSeconds`` that stops a Pod's containers and keeps the Pod: counted from
+the Pod's start, so already over for a Pod that ran (the smallest value the API accepts)."""
 
 # The model lists the states in ECS's lifecycle order.
 TASK_ORDER: Final[tuple[LastStatus, ...]] = get_args(LastStatus)
@@ -225,10 +245,15 @@ class TaskView:
 
 @dataclass(frozen=True)
 class StopPod:
-    """Delete the task's Pod gracefully: SIGTERM, then SIGKILL after ``grace_seconds``."""
+    """Stop the task's containers: SIGTERM, then SIGKILL after ``grace_seconds``. The Pod is
+    kept: its ``activeDeadlineSeconds`` set to ``STOP_DEADLINE_SECONDS`` makes its kubelet stop
+    it (within the Pod's ``terminationGracePeriodSeconds``, which render sets to the same
+    grace) and leave it terminated, logs included. ``delete``: delete the Pod instead, with
+    ``grace_seconds`` (no kubelet will end it: never bound to a node, or its node is lost)."""
 
     grace_seconds: int
     reason: str
+    delete: bool = False
 
 
 Action = StopPod
@@ -293,6 +318,8 @@ class _PodFacts:
     terminal: bool
     deleting: bool
     force_deleting: bool
+    stop_requested: bool
+    """Its ``activeDeadlineSeconds`` is the operator's stop (``STOP_DEADLINE_SECONDS``)."""
     containers: Mapping[str, _Seen]
     failure_text: str
     disruption: str | None
@@ -446,6 +473,7 @@ def _read_pod(pod: Mapping[str, Any]) -> _PodFacts:
         terminal=status.get("phase") in ("Succeeded", "Failed"),
         deleting=metadata.get("deletionTimestamp") is not None,
         force_deleting=metadata.get("deletionGracePeriodSeconds") == 0,
+        stop_requested=_stop_requested(spec.get("activeDeadlineSeconds")),
         containers=_read_containers(pod),
         failure_text=": ".join(part for part in (reason, message) if part) or "pod failed",
         disruption=_disruption(pod),
@@ -457,6 +485,10 @@ def _read_pod(pod: Mapping[str, Any]) -> _PodFacts:
         ),
         unschedulable_message=str(scheduled.get("message") or "") if unschedulable else "",
     )
+
+
+def _stop_requested(deadline: Any) -> bool:
+    return isinstance(deadline, int) and 0 < deadline <= STOP_DEADLINE_SECONDS
 
 
 def is_on_lost_node(pod: Mapping[str, Any], node: Mapping[str, Any] | None) -> bool:
@@ -820,7 +852,7 @@ def _target_status(
     view: TaskView, pod: _PodFacts | None, stopped: bool, running: bool, all_started: bool
 ) -> LastStatus:
     if stopped:
-        if pod is None:
+        if pod is None or pod.terminal:
             return "STOPPED"
         if running and view.deactivating:
             return "DEACTIVATING"
@@ -843,6 +875,22 @@ def _stop_grace(view: TaskView) -> int:
         ),
         default=DEFAULT_STOP_TIMEOUT_SECONDS,
     )
+
+
+def _stop_pod(view: TaskView, pod: _PodFacts, reason: str) -> StopPod | None:
+    """What stops the Pod of a stopped task, unless it is over or already being stopped: a
+    deadline its kubelet enforces, keeping the Pod (and its logs); a deletion when no kubelet
+    will (see the module docstring)."""
+    if pod.terminal and not view.node_lost:
+        return None  # nothing runs, and the Pod keeps the logs
+    grace = _stop_grace(view)
+    if view.node_lost or pod.node_name is None:
+        if not pod.deleting or (grace == 0 and not pod.force_deleting):
+            return StopPod(grace, reason, delete=True)
+        return None
+    if pod.deleting or pod.stop_requested:
+        return None
+    return StopPod(grace, reason)
 
 
 def _status_events(
@@ -955,9 +1003,9 @@ def observe(task: TaskView, pod: Mapping[str, Any] | None, now: datetime) -> Obs
 
     actions: list[Action] = []
     if stopped and facts is not None and last != "DEACTIVATING":
-        grace = _stop_grace(task)
-        if not facts.deleting or (grace == 0 and not facts.force_deleting):
-            actions.append(StopPod(grace, status.stopped_reason or ""))
+        stop_pod = _stop_pod(task, facts, status.stopped_reason or "")
+        if stop_pod is not None:
+            actions.append(stop_pod)
     deadlines = [d for d in (stop_deadline, containers.health_deadline) if d is not None]
     return Observation(
         status=status,

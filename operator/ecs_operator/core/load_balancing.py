@@ -211,10 +211,12 @@ def _stop_decided(task: Task) -> bool:
 
 
 def _pod_alive(pod: Mapping[str, Any] | None) -> bool:
-    """The Pod exists, is not being deleted and has an IP."""
+    """The Pod exists, is not being deleted, has not terminated (a stopped task keeps its Pod,
+    whose IP may already be another Pod's) and has an IP."""
     if pod is None or (pod.get("metadata") or {}).get("deletionTimestamp"):
         return False
-    return bool((pod.get("status") or {}).get("podIP"))
+    status = pod.get("status") or {}
+    return status.get("phase") not in ("Succeeded", "Failed") and bool(status.get("podIP"))
 
 
 def _container_names(pod: Mapping[str, Any]) -> dict[str, str]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from ecs_operator.core import labels
 
-__all__ = ["managed_by_operator", "owned_by", "owner_description"]
+__all__ = ["left_by_earlier_task", "managed_by_operator", "owned_by", "owner_description"]
 
 
 def owned_by(child: Mapping[str, Any], owner: Mapping[str, Any]) -> bool:
@@ -22,6 +22,27 @@ def owned_by(child: Mapping[str, Any], owner: Mapping[str, Any]) -> bool:
     references = (child.get("metadata") or {}).get("ownerReferences") or ()
     return bool(uid) and any(
         isinstance(ref, Mapping) and ref.get("uid") == uid for ref in references
+    )
+
+
+def left_by_earlier_task(pod: Mapping[str, Any], task: Mapping[str, Any]) -> bool:
+    """Whether ``pod``, which holds the name of Task ``task`` (a body) and is not its own, is
+    the Pod of an earlier Task of that name on its way out: being deleted, or owned only by a
+    Task of that name with another uid. That Task is gone (the name is now another's) and a
+    stopped task keeps its Pod until its Task is deleted, so garbage collection is removing
+    the Pod (it deletes a dependent once none of its owners exists): wait for it."""
+    metadata = pod.get("metadata") or {}
+    if metadata.get("deletionTimestamp"):
+        return True
+    task_metadata = task.get("metadata") or {}
+    references = metadata.get("ownerReferences") or ()
+    return bool(references) and all(
+        isinstance(ref, Mapping)
+        and ref.get("kind") == "Task"
+        and ref.get("apiVersion") == labels.OWNER_API_VERSION
+        and ref.get("name") == task_metadata.get("name")
+        and ref.get("uid") != task_metadata.get("uid")
+        for ref in references
     )
 
 

@@ -71,7 +71,8 @@ CUSTOM_ATTRIBUTE_LABEL_PREFIX: Final = "attribute.ecs.operator.dev/"
 ZONE_ATTRIBUTE: Final = "ecs.availability-zone"
 _ARCHITECTURES: Final = {"amd64": "x86_64", "arm64": "arm64"}
 _BLOCKING_TAINT_EFFECTS: Final = ("NoSchedule", "NoExecute")
-_TERMINATED_PHASES: Final = ("Succeeded", "Failed")
+TERMINATED_PHASES: Final = ("Succeeded", "Failed")
+"""Pod phases of a Pod that holds nothing of its node any more."""
 
 REASON_AGENT: Final = "AGENT"
 REASON_CPU: Final = "RESOURCE:CPU"
@@ -358,7 +359,7 @@ def instances_from_cluster(
     for pod in pods:
         spec = pod.get("spec") or {}
         node_name = spec.get("nodeName")
-        if not node_name or (pod.get("status") or {}).get("phase") in _TERMINATED_PHASES:
+        if not node_name or (pod.get("status") or {}).get("phase") in TERMINATED_PHASES:
             continue
         namespace = str((pod.get("metadata") or {}).get("namespace") or "")
         usage[node_name].add(footprints.of(pod), namespace, group_of_pod(pod))

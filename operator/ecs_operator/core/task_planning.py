@@ -21,6 +21,7 @@ from typing import Any, Final
 from ecs_operator.core import events, labels, placement
 from ecs_operator.core.capacity import reservation, task_requirements
 from ecs_operator.core.lifecycle import (
+    STOP_DEADLINE_SECONDS,
     Event,
     Observation,
     StopPod,
@@ -35,7 +36,7 @@ from ecs_operator.core.load_balancing import (
     readiness_probe,
     task_deregistering,
 )
-from ecs_operator.core.ownership import owned_by
+from ecs_operator.core.ownership import left_by_earlier_task, owned_by
 from ecs_operator.core.placement import ZONE_LABEL, ContainerInstance
 from ecs_operator.core.registration import MAX_UNSUPPORTED, unsupported_text
 from ecs_operator.core.render import (
@@ -63,7 +64,8 @@ RESOLVE_RETRY_SECONDS: Final = 1.0
 """How often a task within its resolve grace looks for its revision again."""
 NAMESPACE_WAIT_SECONDS: Final = 0.2
 PREVIOUS_POD_WAIT_SECONDS: Final = 0.5
-"""How often a task looks again while a previous Task's Pod of its name is still stopping."""
+"""How often a task looks again while an earlier Task's Pod of its name is on its way out
+(``ownership.left_by_earlier_task``)."""
 
 
 @dataclass(frozen=True)
@@ -147,22 +149,29 @@ class TaskState:
 
 
 @dataclass(frozen=True)
-class PodDeletion:
+class PodStop:
+    """Stop the task's Pod (uid ``uid``): its containers get SIGTERM, then SIGKILL after
+    ``grace_seconds``. The Pod is kept, terminated, with its logs (its ``activeDeadlineSeconds``
+    set to ``deadline_seconds``), unless ``delete`` (see ``lifecycle.StopPod``)."""
+
     uid: str
     grace_seconds: int
+    delete: bool = False
+    deadline_seconds: int = STOP_DEADLINE_SECONDS
 
 
 @dataclass(frozen=True)
 class TaskPlan:
-    """What to do, in this order: delete the Task (its time to live is over) and nothing else;
-    or create the Pod of ``launch`` and plan again with the outcome; or write ``status`` (None:
-    unchanged), delete the Pod, record ``events``. In every case look again after
-    ``requeue_after`` seconds (None: only when something changes)."""
+    """What to do, in this order: delete the Task (its time to live is over; garbage
+    collection takes its Pod) and nothing else; or create the Pod of ``launch`` and plan again
+    with the outcome; or write ``status`` (None: unchanged), stop the Pod, record ``events``.
+    In every case look again after ``requeue_after`` seconds (None: only when something
+    changes)."""
 
     delete_task: bool = False
     launch: PodLaunch | None = None
     status: TaskStatus | None = None
-    delete_pod: PodDeletion | None = None
+    stop_pod: PodStop | None = None
     events: tuple[Event, ...] = ()
     requeue_after: float | None = None
 
@@ -201,7 +210,7 @@ def plan_task(state: TaskState) -> TaskPlan:
         return TaskPlan(delete_task=True)
     pod, failure = state.pod, None
     if pod is not None and not owned_by(pod, state.body):
-        if pod["metadata"].get("deletionTimestamp"):
+        if left_by_earlier_task(pod, state.body):
             return TaskPlan(requeue_after=PREVIOUS_POD_WAIT_SECONDS)
         pod, failure = None, events.pod_name_taken(task.metadata.name)
     revision = state.resolved.revision
@@ -216,7 +225,7 @@ def plan_task(state: TaskState) -> TaskPlan:
         return TaskPlan(requeue_after=PROGRESS_WRITE_WINDOW_SECONDS)
     return TaskPlan(
         status=None if observation.status == task.status else observation.status,
-        delete_pod=_pod_deletion(pod, observation),
+        stop_pod=_pod_stop(pod, observation),
         # A service reports its tasks' starts and stops in its own (ECS) events; its tasks
         # post only their warnings, which keeps a scale-out to a few writes a task.
         events=tuple(e for e in observation.events if state.service is None or e.type != "Normal"),
@@ -475,11 +484,11 @@ def _defer_progress(state: TaskState, observation: Observation) -> bool:
     )
 
 
-def _pod_deletion(pod: Mapping[str, Any] | None, observation: Observation) -> PodDeletion | None:
+def _pod_stop(pod: Mapping[str, Any] | None, observation: Observation) -> PodStop | None:
     stop = next((a for a in observation.actions if isinstance(a, StopPod)), None)
     if stop is None or pod is None:
         return None
-    return PodDeletion(str(pod["metadata"]["uid"]), stop.grace_seconds)
+    return PodStop(str(pod["metadata"]["uid"]), stop.grace_seconds, stop.delete)
 
 
 def _follow_up(state: TaskState, observation: Observation, waiting: bool) -> float | None:

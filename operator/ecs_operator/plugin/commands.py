@@ -384,9 +384,10 @@ def _gone(task: Mapping[str, Any], pod_name: str) -> CommandError:
     last = status.get("lastStatus")
     if last == "STOPPED":
         return CommandError(
-            f"task {name} is STOPPED and its Pod {pod_name} is gone: the operator deletes a "
-            "task's Pod when the task stops, so its logs are no longer in the cluster (ship them "
-            "elsewhere with a log router or a node log agent to keep them)"
+            f"task {name} is STOPPED and its Pod {pod_name} is gone, with its logs: a stopped "
+            "task keeps its Pod until the Task is deleted (ttlSecondsAfterStopped), but this "
+            "one never started, was on a node that was lost, or was deleted (ship logs "
+            "elsewhere with a log router or a node log agent to keep them longer)"
         )
     return CommandError(
         f"task {name} has no Pod yet (lastStatus {last or 'not yet reported'}); try again once "
@@ -401,7 +402,8 @@ async def logs(
     container: str | None = None,
     tail: int | None = None,
 ) -> str:
-    """The log of one container of a task (its Pod has the task's name), as `kubectl logs`."""
+    """The log of one container of a task (its Pod has the task's name), as `kubectl logs`;
+    a STOPPED task's too, while its Task exists (its Pod stays, terminated, until then)."""
     task = await Tasks(kube, namespace).find(reference)
     if task is None:
         raise CommandError(f"task {reference} not found in cluster {namespace}")

@@ -1,11 +1,11 @@
 """`OperatorContext`: a Service's tasks (owned by uid); `container_instances`: the nodes as
-container instances, counting pods and the placed tasks whose Pod is not there yet, a node's
-instance rebuilt only when it changed, task groups a namespace's own; and `security_policy`:
-what a namespace allows, from its labels."""
+container instances, counting pods that have not terminated and the placed tasks whose Pod is
+not there yet, a node's instance rebuilt only when it changed, task groups a namespace's own;
+and `security_policy`: what a namespace allows, from its labels."""
 
 from typing import Any, cast
 
-from ecs_operator.controllers.context import OperatorContext, OperatorOptions
+from ecs_operator.controllers.context import NODE_INDEX, OperatorContext, OperatorOptions
 from ecs_operator.core import labels
 from ecs_operator.core.security import ENFORCE_LABEL, InstallPolicy, SecurityPolicy
 from ecs_operator.kube.client import KubeClient
@@ -77,12 +77,32 @@ def test_pods_and_podless_placed_tasks_are_counted_on_their_nodes() -> None:
 
 def test_a_task_stopping_on_its_own_is_not_counted_once_its_pod_is_gone() -> None:
     """Its essential container exited: status.desiredStatus is STOPPED while spec still says
-    RUNNING, and its deleted Pod never comes back (its replacement must not avoid its zone)."""
+    RUNNING, and its Pod, once gone, never comes back (its replacement must not avoid its
+    zone)."""
     found = context()
     exited = task("a", "n1", 1)
     exited["status"] = {"desiredStatus": "STOPPED", "lastStatus": "DEPROVISIONING"}
     found.tasks.record("ADDED", exited)
     assert by_name(found)["n1"].group_counts == {}
+
+
+def test_a_terminated_pod_stays_but_holds_nothing_of_its_node() -> None:
+    """A stopped task keeps its Pod (for its logs) until the Task is deleted: once the Pod has
+    terminated it is not counted (CPU, task groups), the node's instance is rebuilt at once,
+    and the node index that placement reads no longer lists it."""
+    found = context()
+    found.tasks.record("ADDED", task("a", "n1", 1))
+    found.pods.record("ADDED", pod("a", "n1", 2))
+    assert by_name(found)["n1"].remaining_cpu_millicores == 3000
+    for phase, rv in (("Failed", 3), ("Succeeded", 4)):
+        ended = pod("a", "n1", rv)
+        ended["status"] = {"phase": phase}
+        found.pods.record("MODIFIED", ended)
+        instance = by_name(found)["n1"]
+        assert instance.remaining_cpu_millicores == 4000
+        assert instance.group_counts == {} and instance.running_tasks_count == 0
+        assert list(found.pods.indexed(NODE_INDEX, "n1")) == []
+        assert found.pods.get(("ns", "a")) is not None  # still cached: the Pod is there
 
 
 def test_only_a_changed_node_is_rebuilt() -> None:

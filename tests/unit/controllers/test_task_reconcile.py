@@ -1,7 +1,8 @@
 """The Task controller at its public surface: `await controller.reconcile(key)` on caches that
 hold what the test chose, against the in-memory API of `support.fake_kube`, judged by the
 requests it sends. A converged resync writes nothing; a stop is written to the Task before
-its Pod is deleted; a Task whose namespace is gone is dropped without an error or a retry."""
+its Pod is stopped (kept, with its logs); a Task whose namespace is gone is dropped without an
+error or a retry."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import logging
 
 import pytest
 
-from ecs_operator.kube.client import TASKS
+from ecs_operator.kube.client import PODS, TASKS
 from support.controllers import NAMESPACE, Operator, cluster, task
+from support.podfactory import terminated
 
 KEY = (NAMESPACE, "web-1")
 
@@ -35,10 +37,8 @@ async def test_a_running_task_is_resynced_without_a_write() -> None:
     assert kube.written()[converged:] == []
 
 
-async def test_a_stop_is_written_to_the_task_before_its_pod_is_deleted() -> None:
-    """StopTask: the status saying so is written first, so an operator killed in between
-    never takes the Pod's disappearance for a failure of the task."""
-    operator = await running_task()
+async def stop(operator: Operator) -> list[tuple[str, str, str, str]]:
+    """StopTask on web-1, one reconcile: the requests it sent."""
     kube = operator.kube
     stopping = kube.stored(TASKS, *KEY)
     stopping["spec"]["desiredStatus"] = "STOPPED"
@@ -46,10 +46,69 @@ async def test_a_stop_is_written_to_the_task_before_its_pod_is_deleted() -> None
     operator.catch_up()
     before = len(kube.written())
     await operator.tasks.reconcile(KEY)
-    writes = [(r.verb, r.plural, r.name, r.subresource) for r in kube.written()[before:]]
+    return [(r.verb, r.plural, r.name, r.subresource) for r in kube.written()[before:]]
+
+
+async def test_a_stop_is_written_to_the_task_before_its_pod_is_stopped_and_kept() -> None:
+    """StopTask: the status saying so is written first, so an operator killed in between
+    never takes the Pod's end for a failure of the task. The Pod is stopped by its active
+    deadline, which its kubelet enforces, and kept (with its logs): never deleted."""
+    operator = await running_task()
+    kube = operator.kube
+    before = len(kube.written())
+    writes = await stop(operator)
     status_write = writes.index(("patch", "tasks", "web-1", "status"))
     assert kube.written()[before + status_write].body["status"]["desiredStatus"] == "STOPPED"
-    assert writes.index(("delete", "pods", "web-1", "")) > status_write
+    pod_write = writes.index(("patch", "pods", "web-1", ""))
+    assert pod_write > status_write
+    uid = kube.stored(PODS, *KEY)["metadata"]["uid"]
+    assert kube.written()[before + pod_write].body == {
+        "metadata": {"uid": uid},
+        "spec": {"activeDeadlineSeconds": 1},
+    }
+    assert ("delete", "pods", "web-1", "") not in writes
+    # Asked again before the kubelet acted: the deadline is set, nothing more is sent.
+    operator.catch_up()
+    before = len(kube.written())
+    await operator.tasks.reconcile(KEY)
+    assert [r for r in kube.written()[before:] if r.plural == "pods"] == []
+
+
+async def test_a_stopped_task_s_pod_stays_until_the_task_is_deleted() -> None:
+    """The kubelet stopped the Pod (Failed, DeadlineExceeded): the task is STOPPED and the
+    terminated Pod stays; a resync sends nothing."""
+    operator = await running_task()
+    kube = operator.kube
+    await stop(operator)
+    ended = kube.stored(PODS, *KEY)
+    ended["status"] |= {
+        "phase": "Failed",
+        "reason": "DeadlineExceeded",
+        "containerStatuses": [terminated("app", 143)],
+    }
+    kube.put(PODS, ended)
+    operator.catch_up()
+    before = len(kube.written())
+    await operator.tasks.reconcile(KEY)
+    assert kube.stored(TASKS, *KEY)["status"]["lastStatus"] == "STOPPED"
+    assert [r for r in kube.written()[before:] if r.plural == "pods"] == []
+    assert kube.stored(PODS, *KEY)["status"]["phase"] == "Failed"
+    converged = len(kube.written())
+    await operator.tasks.reconcile(KEY)
+    assert kube.written()[converged:] == []
+
+
+async def test_a_pod_never_bound_to_a_node_is_deleted_to_stop_it() -> None:
+    """No kubelet would enforce a deadline (and there are no logs to keep): deleted."""
+    kube = cluster()
+    kube.seed(TASKS, task("web-1"))
+    operator = Operator(kube)
+    await operator.tasks.reconcile(KEY)
+    operator.catch_up()
+    assert "nodeName" not in kube.stored(PODS, *KEY)["spec"]
+    writes = await stop(operator)
+    assert ("delete", "pods", "web-1", "") in writes
+    assert ("patch", "pods", "web-1", "") not in writes
 
 
 async def test_a_status_write_answered_404_ends_the_reconcile_quietly() -> None:

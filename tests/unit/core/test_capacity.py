@@ -1,13 +1,23 @@
-"""Capacity stand-ins (core.capacity): a live service task placed on a node whose Pod does not
-exist yet counts against that node, once, in its task group."""
+"""Capacity (core.capacity): a live service task placed on a node whose Pod does not exist yet
+counts against that node, once, in its task group; a terminated Pod (a stopped task keeps it
+for its logs) counts for nothing."""
 
+import random
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ecs_operator.core import labels
-from ecs_operator.core.capacity import cluster_instances, placed_node, stand_in_pods
+from ecs_operator.core import labels, placement
+from ecs_operator.core.capacity import (
+    cluster_instances,
+    occupied_node,
+    placed_node,
+    stand_in_pods,
+    task_requirements,
+)
+from ecs_operator.models.placement import PlacementConstraint, PlacementStrategy
+from ecs_operator.models.taskdefinition import TaskDefinitionSpec
 
 NODES = ("n1", "n2")
 
@@ -73,3 +83,103 @@ def test_a_task_asked_to_stop_in_its_spec_stands_in_for_nothing() -> None:
     stopping = task("t1", "n1")
     stopping["spec"]["desiredStatus"] = "STOPPED"
     assert list(stand_in_pods([stopping], lambda _: False)) == []
+
+
+# A stopped task keeps its terminated Pod (for its logs) until the Task is deleted: such a Pod
+# holds nothing of its node, for every check placement makes.
+
+PHASES = ("Pending", "Running", "Succeeded", "Failed")
+TERMINATED = ("Succeeded", "Failed")
+
+
+def task_pod(
+    name: str, node_name: str, phase: str, group: str, cpu: str, memory: str, port: int | None
+) -> dict[str, Any]:
+    container: dict[str, Any] = {
+        "name": "app",
+        "resources": {"requests": {"cpu": cpu, "memory": memory}},
+    }
+    if port is not None:
+        container["ports"] = [{"containerPort": port, "hostPort": port, "protocol": "TCP"}]
+    return {
+        "metadata": {
+            "namespace": "ns",
+            "name": name,
+            "uid": f"uid-{name}",
+            "annotations": {labels.GROUP_ANNOTATION: group},
+        },
+        "spec": {"nodeName": node_name, "containers": [container]},
+        "status": {"phase": phase},
+    }
+
+
+pods_strategy = st.lists(
+    st.tuples(
+        st.sampled_from(NODES),
+        st.sampled_from(PHASES),
+        st.sampled_from(("service:web", "service:api", "family:job")),
+        st.sampled_from(("250m", "1", "2")),
+        st.sampled_from(("128Mi", "1Gi", "3Gi")),
+        st.sampled_from((None, 80, 8080)),
+    ),
+    max_size=10,
+)
+
+
+def placement_view(instance: Any) -> tuple[Any, ...]:
+    return (
+        instance.name,
+        instance.remaining_cpu_millicores,
+        instance.remaining_memory_mib,
+        instance.used_ports_tcp,
+        instance.running_tasks_count,
+        dict(instance.group_counts),
+    )
+
+
+@settings(max_examples=100, deadline=None)
+@given(pods_strategy, st.integers(0, 2**32 - 1))
+def test_terminated_pods_hold_no_capacity_and_change_no_placement(
+    drawn: list[tuple[str, str, str, str, str, int | None]], seed: int
+) -> None:
+    """CPU, memory, host ports, running tasks and task groups (spread, distinctInstance) are
+    those of the Pods that have not terminated, exactly; and a placement over a cluster with
+    terminated Pods is the placement without them."""
+    pods = [task_pod(f"p{i}", *fields) for i, fields in enumerate(drawn)]
+    live = [p for p in pods if p["status"]["phase"] not in TERMINATED]
+    nodes = [node(n) for n in NODES]
+    with_terminated = cluster_instances(nodes, pods)
+    without = cluster_instances(nodes, live)
+    assert [placement_view(i) for i in with_terminated] == [placement_view(i) for i in without]
+    for instance in with_terminated:
+        on_node = [p for p in live if p["spec"]["nodeName"] == instance.name]
+        assert instance.running_tasks_count == len(on_node)
+        ports = {p["spec"]["containers"][0].get("ports", [{}])[0].get("hostPort") for p in on_node}
+        assert instance.used_ports_tcp == frozenset(ports - {None})
+    requirements = task_requirements(
+        TaskDefinitionSpec.model_validate(
+            {
+                "containerDefinitions": [
+                    {
+                        "name": "app",
+                        "image": "nginx",
+                        "memory": 1024,
+                        "cpu": 512,
+                        "portMappings": [{"containerPort": 80, "hostPort": 80}],
+                    }
+                ]
+            }
+        ),
+        group="service:web",
+        constraints=[PlacementConstraint(type="distinctInstance")],
+        strategies=[PlacementStrategy(type="spread", field="instanceId")],
+    )
+    first = placement.place(requirements, with_terminated, random.Random(seed))
+    second = placement.place(requirements, without, random.Random(seed))
+    assert first == second
+
+
+def test_occupied_node_is_none_once_the_pod_terminated() -> None:
+    for phase in PHASES:
+        pod = task_pod("p", "n1", phase, "service:web", "1", "1Gi", None)
+        assert occupied_node(pod) == (None if phase in TERMINATED else "n1")

@@ -235,40 +235,59 @@ def test_an_essential_exit_with_any_code_stops_the_task(exit_code: int, event_ty
     assert containers["log"].last_status == "RUNNING"
 
 
-def test_an_essential_exit_then_the_graceful_stop_then_the_pod_gone() -> None:
+def test_an_essential_exit_then_the_graceful_stop_keeps_the_pod() -> None:
+    """The other containers are stopped through the Pod's active deadline: the kubelet stops
+    them and fails the Pod, which stays (its logs too) until the Task is deleted."""
     two = view(APP, LOG)
     start = pod(containers=[running("app"), running("log")])
     exited = pod(containers=[terminated("app", 1), running("log")])
-    terminating = pod(containers=[terminated("app", 1), running("log")], deleting=True)
+    stopping = pod(containers=[terminated("app", 1), running("log")], active_deadline=1)
     ended = pod(
-        containers=[terminated("app", 1), terminated("log", 143)], deleting=True, phase="Failed"
+        containers=[terminated("app", 1), terminated("log", 143)],
+        phase="Failed",
+        reason="DeadlineExceeded",
+        message="Pod was active on the node longer than the specified deadline",
+        active_deadline=1,
     )
     steps = follow(
         two,
-        [(start, at(1)), (exited, at(10)), (terminating, at(11)), (ended, at(12)), (None, at(13))],
+        [(start, at(1)), (exited, at(10)), (stopping, at(11)), (ended, at(12)), (ended, at(13))],
     )
     assert [o.status.last_status for o in steps] == [
         "RUNNING",
         "STOPPING",
         "STOPPING",
-        "DEPROVISIONING",
+        "STOPPED",
         "STOPPED",
     ]
-    assert [o.status.version for o in steps] == [1, 2, 2, 3, 4]
-    assert steps[2].actions == ()  # already being deleted
-    assert steps[3].actions == ()
-    final = steps[4].status
+    assert [o.status.version for o in steps] == [1, 2, 2, 3, 3]
+    assert steps[1].actions == (StopPod(30, events.ESSENTIAL_CONTAINER_EXITED),)
+    assert not steps[1].actions[0].delete  # the Pod is kept
+    assert steps[2].actions == ()  # its deadline is set: the kubelet is stopping it
+    assert steps[3].actions == steps[4].actions == ()  # the terminated Pod stays
+    final = steps[3].status
     containers = {c.name: c for c in final.containers or ()}
     assert (containers["app"].exit_code, containers["log"].exit_code) == (1, 143)
     assert final.stop_code == "EssentialContainerExited"
-    assert final.stopped_at == at(13)
+    assert final.stopped_reason == events.ESSENTIAL_CONTAINER_EXITED  # not the deadline's
+    assert final.stopped_at == at(12)
     assert final.execution_stopped_at == at(10)
     assert condition(final, "Stopped") == ("True", "EssentialContainerExited")
     assert condition(final, "Ready") == ("False", "Stopped")
-    assert reasons(steps[4]) == [events.REASON_STOPPED]
-    assert not steps[4].wants_pod
-    # a stopped task stays put
+    assert reasons(steps[3]) == [events.REASON_STOPPED]
+    assert not steps[3].wants_pod and not steps[4].changed
+    # a stopped task stays put when its Pod goes (its Task deleted, or someone deleted it)
     assert not observe(dataclasses.replace(two, status=final), None, at(99)).changed
+
+
+def test_a_task_whose_containers_all_exited_is_stopped_and_keeps_its_pod() -> None:
+    task = settle(view(), RUNNING_POD, at(1))
+    done = observe(task, pod(containers=[terminated("app", 3)], phase="Failed"), at(5))
+    assert done.status.last_status == "STOPPED"
+    assert done.status.stop_code == "EssentialContainerExited"
+    assert done.status.stopped_at == at(5)
+    assert done.actions == ()  # nothing to stop, and the Pod (its logs) stays
+    assert reasons(done) == [events.REASON_ESSENTIAL_EXITED, events.REASON_STOPPED]
 
 
 def test_an_out_of_memory_kill_says_so() -> None:
@@ -278,7 +297,8 @@ def test_an_out_of_memory_kill_says_so() -> None:
     )
     assert killed.status.stopped_reason == events.OUT_OF_MEMORY
     assert (killed.status.containers or [])[0].reason == events.OUT_OF_MEMORY
-    assert killed.status.last_status == "DEPROVISIONING"
+    assert killed.status.last_status == "STOPPED"
+    assert killed.actions == ()
 
 
 def test_a_non_essential_exit_changes_only_that_container() -> None:
@@ -358,8 +378,8 @@ def test_a_service_stop_uses_the_scheduler_code_and_the_stop_is_never_redecided(
     )
     assert again.status.stopped_reason == "Scaling activity initiated by (deployment ecs-svc/1)"
     assert again.status.stop_code == "ServiceSchedulerInitiated"
-    assert again.status.last_status == "DEPROVISIONING"
-    assert again.actions == () and reasons(again) == []
+    assert again.status.last_status == "STOPPED"
+    assert again.actions == () and reasons(again) == [events.REASON_STOPPED]
 
 
 def test_deleting_the_task_object_stops_it_like_stop_task() -> None:
@@ -429,8 +449,8 @@ def test_a_running_pod_that_failed_on_its_own_names_the_kubernetes_reason() -> N
     assert failed.status.stopped_reason == (
         "Task stopped: its pod failed: DeadlineExceeded: too long"
     )
-    assert failed.status.last_status == "DEPROVISIONING"
-    assert failed.actions == (StopPod(30, failed.status.stopped_reason),)
+    assert failed.status.last_status == "STOPPED"
+    assert failed.actions == ()
 
 
 def test_a_pod_deleted_before_the_task_started_is_a_failure_to_start() -> None:
@@ -531,7 +551,8 @@ def test_an_unschedulable_pod_fails_after_the_grace() -> None:
     assert gave_up.status.stopped_reason == (
         "TaskFailedToStart: 0/3 nodes are available: 1 Insufficient cpu."
     )
-    assert gave_up.actions == (StopPod(30, gave_up.status.stopped_reason),)
+    # Never bound to a node: no kubelet would enforce a deadline, and it has no logs.
+    assert gave_up.actions == (StopPod(30, gave_up.status.stopped_reason, delete=True),)
     assert gave_up.recheck_after_seconds is None
 
 
@@ -564,7 +585,7 @@ def test_a_failed_success_dependency_never_starts_its_dependent() -> None:
     assert (containers["migrate"].last_status, containers["migrate"].exit_code) == ("STOPPED", 3)
     assert (containers["app"].last_status, containers["app"].exit_code) == ("STOPPED", None)
     assert containers["app"].reason == expected
-    assert status.last_status == "DEPROVISIONING"
+    assert status.last_status == "STOPPED"  # the Pod failed: it stays, with its logs
 
 
 def test_a_dependency_that_cannot_pull_never_starts_its_dependent() -> None:
@@ -736,7 +757,8 @@ def test_a_lost_node_freezes_the_last_known_state_and_is_reported() -> None:
     ended = observe(dataclasses.replace(task, status=lost.status, node_lost=True), marked, at(3))
     assert ended.status.stop_code == "TerminationNotice"
     assert ended.status.stopped_reason == "Task stopped: its node (node node-a) was lost"
-    assert ended.actions == (StopPod(0, ended.status.stopped_reason),)
+    # Its logs are out of reach with the node: the Pod is force-deleted, as before the stop.
+    assert ended.actions == (StopPod(0, ended.status.stopped_reason, delete=True),)
 
 
 def test_stopping_a_task_on_a_lost_node_forces_the_deletion() -> None:
@@ -744,10 +766,10 @@ def test_stopping_a_task_on_a_lost_node_forces_the_deletion() -> None:
     asked = dataclasses.replace(task, desired_status="STOPPED", node_lost=True)
     first = observe(asked, RUNNING_POD, at(2))
     assert first.status.last_status == "STOPPING"
-    assert first.actions == (StopPod(0, events.TASK_STOPPED_BY_USER),)
+    assert first.actions == (StopPod(0, events.TASK_STOPPED_BY_USER, delete=True),)
     graceful = pod(containers=[running("app")], deleting=True, grace_period=30)
     again = observe(dataclasses.replace(asked, status=first.status), graceful, at(3))
-    assert again.actions == (StopPod(0, events.TASK_STOPPED_BY_USER),)
+    assert again.actions == (StopPod(0, events.TASK_STOPPED_BY_USER, delete=True),)
     forced = pod(containers=[running("app")], deleting=True, grace_period=0)
     assert observe(dataclasses.replace(asked, status=first.status), forced, at(4)).actions == ()
 

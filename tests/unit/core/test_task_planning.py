@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ecs_operator.core import events, labels
+from ecs_operator.core.labels import OWNER_API_VERSION
 from ecs_operator.core.placement import ContainerInstance
 from ecs_operator.core.render import RenderedPod, SecretReference
 from ecs_operator.core.revisions import (
@@ -27,8 +28,8 @@ from ecs_operator.core.task_planning import (
     RESOLVE_RETRY_SECONDS,
     Launched,
     NotLaunched,
-    PodDeletion,
     PodLaunch,
+    PodStop,
     TaskPlan,
     TaskState,
     place_pod,
@@ -175,12 +176,31 @@ def test_a_pod_of_the_tasks_name_that_is_not_its_own_fails_the_task_and_is_left_
     status = written(plan)
     assert (status.last_status, status.stop_code) == ("STOPPED", "TaskFailedToStart")
     assert status.stopped_reason == events.pod_name_taken("web-1")
-    assert (plan.launch, plan.delete_pod) == (None, None)
+    assert (plan.launch, plan.stop_pod) == (None, None)
 
 
 def test_a_previous_tasks_pod_still_stopping_is_waited_for() -> None:
     stopping = pod(containers=[running("app")], deleting=True)
     assert plan_task(state(pod=stopping)) == TaskPlan(requeue_after=PREVIOUS_POD_WAIT_SECONDS)
+
+
+def test_the_kept_pod_of_a_deleted_task_of_the_same_name_is_waited_for() -> None:
+    """A stopped task keeps its terminated Pod until its Task is deleted; a Task created again
+    under that name at once (`kubectl delete` then `apply`) finds it not yet collected: owned
+    by a Task of its name that is gone (another uid), garbage collection is removing it."""
+    kept = pod(containers=[terminated("app", 0)], phase="Succeeded")
+    kept["metadata"]["ownerReferences"] = [
+        {"apiVersion": OWNER_API_VERSION, "kind": "Task", "name": "web-1", "uid": "earlier-uid"}
+    ]
+    assert plan_task(state(pod=kept)) == TaskPlan(requeue_after=PREVIOUS_POD_WAIT_SECONDS)
+    # Owned by anything else as well, or by a Task of another name: not ours to wait for.
+    for other in (
+        {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-1", "uid": "rs"},
+        {"apiVersion": OWNER_API_VERSION, "kind": "Task", "name": "web-2", "uid": "x"},
+    ):
+        kept["metadata"]["ownerReferences"] = [other]
+        status = written(plan_task(state(pod=kept)))
+        assert status.stopped_reason == events.pod_name_taken("web-1")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -412,16 +432,16 @@ def stopping_body(stop_code: str) -> dict[str, Any]:
 def test_a_stopping_load_balanced_task_keeps_its_pod_while_its_targets_drain() -> None:
     plan = plan_task(balanced(stopping_body("ServiceSchedulerInitiated"), load_balancer(HEALTHY)))
     assert written(plan).last_status == "DEACTIVATING"
-    assert plan.delete_pod is None
+    assert plan.stop_pod is None
     drained = plan_task(balanced(stopping_body("ServiceSchedulerInitiated"), load_balancer()))
     assert written(drained).last_status == "STOPPING"
-    assert drained.delete_pod == PodDeletion("0000-1111", 30)
+    assert drained.stop_pod == PodStop("0000-1111", 30)
 
 
 def test_a_forced_stop_does_not_wait_for_draining() -> None:
     plan = plan_task(balanced(stopping_body("TerminationNotice"), load_balancer(HEALTHY)))
     assert written(plan).last_status == "STOPPING"
-    assert plan.delete_pod is not None
+    assert plan.stop_pod is not None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -458,7 +478,7 @@ def test_a_written_status_is_stable_and_another_tasks_pod_is_never_deleted(
     current = replace(current, now=at(seconds))
     plan = plan_task(current)
     if found is not None and not owned:
-        assert plan.delete_pod is None
+        assert plan.stop_pod is None
     if plan.status is None:
         return  # a launch, or a wait
     again = plan_task(after_write(current, plan))

@@ -421,6 +421,16 @@ async def test_logs_read_the_task_s_pod_by_ecs_container_name() -> None:
         await commands.logs(kube, NS, "web-2", "nope")
 
 
+async def test_logs_of_a_stopped_task_come_from_its_kept_pod() -> None:
+    """A stopped task keeps its (terminated) Pod until the Task is deleted: its logs are read
+    as a running task's."""
+    kube = LogKube()
+    kube.seed(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
+    task = seeded_task(kube, lastStatus="STOPPED")
+    pod(kube, task, "app")
+    assert await commands.logs(kube, NS, "web-1") == "hello\n"
+
+
 async def test_logs_of_a_stopped_task_whose_pod_is_gone_say_so() -> None:
     kube = LogKube()
     kube.seed(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
