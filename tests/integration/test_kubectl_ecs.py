@@ -1,14 +1,18 @@
 """The real kubectl against the operator: examples, categories, printer columns, describe and
-explain."""
+explain, service events by reason."""
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from support.ecs_api import Ecs, KubectlRunner, container, shell
+from support.services import Services
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "manifests" / "examples"
 SETTLED = ("RUNNING", "STOPPED")
@@ -80,3 +84,51 @@ def test_get_describe_and_explain(ecs: Ecs, kubectl: KubectlRunner) -> None:
     assert essential.returncode == 0, essential.stderr
     assert "essential" in essential.stdout.lower()
     assert "task stops" in essential.stdout or "stop" in essential.stdout
+
+
+def test_service_events_have_a_reason_per_kind_and_name_tasks_kubectl_finds(
+    ecs: Ecs, kubectl: KubectlRunner
+) -> None:
+    """`kubectl get events --field-selector reason=…` picks one kind of service event, and a
+    task an event names (`(task NAME)`) is the Task `kubectl get ecstask NAME` shows."""
+    services = Services(ecs)
+    ecs.create_task_definition("evented", container("app"))
+    ecs.wait_accepted("evented")
+    services.create("evented", "evented", desiredCount=2)
+    services.wait_steady("evented", 2)
+
+    def by_reason(reason: str) -> list[dict[str, Any]]:
+        listed = kubectl(
+            "get",
+            "events",
+            "-n",
+            ecs.namespace,
+            "--field-selector",
+            f"reason={reason},involvedObject.kind=Service,involvedObject.name=evented",
+            "-o",
+            "json",
+        )
+        assert listed.returncode == 0, listed.stderr
+        items: list[dict[str, Any]] = json.loads(listed.stdout)["items"]
+        return items
+
+    started = ecs.wait(
+        lambda: by_reason("TasksStarted"),
+        "a TasksStarted event on the Service",
+        lambda: services.kube_events("evented"),
+    )
+    assert ecs.wait(
+        lambda: by_reason("SteadyState"),
+        "a SteadyState event on the Service",
+        lambda: services.kube_events("evented"),
+    )
+    assert all(e["message"].startswith("(service evented) has started") for e in started)
+    assert all(e["type"] == "Normal" for e in started)
+    named = sorted({n for e in started for n in re.findall(r"\(task ([^)]+)\)", e["message"])})
+    assert named == sorted(t["metadata"]["name"] for t in services.live("evented"))
+    for name in named:
+        found = kubectl("get", "ecstask", name, "-n", ecs.namespace, "-o", "name")
+        assert found.returncode == 0, found.stderr
+        assert found.stdout.strip().endswith(f"/{name}")
+    reasons = {e["reason"] for e in services.kube_events("evented")}
+    assert "ServiceEvent" not in reasons

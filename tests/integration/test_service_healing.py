@@ -46,10 +46,28 @@ def test_exited_task_is_replaced_by_a_new_task(ecs: Ecs) -> None:
     assert stopped["containers"][0]["exitCode"] == 3
     after = {t["metadata"]["name"] for t in services.live("web")}
     assert before - after == {victim}
-    # The stopped task stays visible, STOPPED, next to its replacement.
+    # The stopped task stays visible, STOPPED, next to its replacement, and so does its Pod,
+    # terminated, for `kubectl logs`: the replacement is a new Task with a Pod of its own name.
     assert task_status(ecs.task(victim))["lastStatus"] == "STOPPED"
+    [kept] = ecs.pods_of(victim)
+    assert kept["status"]["phase"] == "Failed" and "deletionTimestamp" not in kept["metadata"]
+    [replacement] = after - before
+    [pod] = ecs.pods_of(replacement)
+    assert pod["metadata"]["name"] == replacement != victim
     messages = services.messages("web")
+    started = f"(service web) has started 1 tasks: (task {replacement})."
     assert sum(m.startswith("(service web) has started 1 tasks:") for m in messages) == 1
+    assert started in messages
+    # The same as a Kubernetes Event with a reason of its own; the task it names is a Task.
+    services.wait(
+        lambda: any(
+            e["message"] == started and e["reason"] == "TasksStarted"
+            for e in services.kube_events("web")
+        ),
+        "the TasksStarted event",
+        "web",
+    )
+    assert ecs.task(replacement)["metadata"]["name"] == replacement
 
 
 GRACE_SECONDS = 6
@@ -94,7 +112,16 @@ def test_unhealthy_task_is_stopped_after_the_grace_period_and_replaced(ecs: Ecs)
         seconds=GRACE_SECONDS
     )
     messages = services.messages("checked")
-    task_id = stopped["taskArn"]
-    assert f"(service checked) (task {task_id}) failed container health checks." in messages
+    unhealthy = f"(service checked) (task {victim}) failed container health checks."
+    assert unhealthy in messages
+    services.wait(
+        lambda: any(
+            (e["message"], e["reason"], e["type"])
+            == (unhealthy, "TaskFailedHealthChecks", "Warning")
+            for e in services.kube_events("checked")
+        ),
+        "the TaskFailedHealthChecks event",
+        "checked",
+    )
     replaced = [m for m in messages if m.endswith("replaced 1 tasks due to an unhealthy status.")]
     assert len(replaced) == 1

@@ -142,7 +142,7 @@ class LoadBalancerController:
             service = self.context.services.get((namespace, event.service))
             if service is not None:
                 await self.events.record(
-                    service, "Normal", ecs_events.REASON_SERVICE_EVENT, event.message
+                    service, *ecs_events.service_event_kind(event.message), event.message
                 )
         if plan.requeue_after is not None:
             self.queue.add_after(key, plan.requeue_after)

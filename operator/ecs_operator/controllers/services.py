@@ -144,7 +144,7 @@ class ServiceController:
         if outcome.status is not None:
             await self._write_status(body, outcome.status)
         for message in outcome.events:
-            await self.events.record(body, "Normal", events.REASON_SERVICE_EVENT, message)
+            await self.events.record(body, *events.service_event_kind(message), message)
         for task in plan.delete:
             await self.context.api.delete(TASKS, key[0], task.metadata.name, uid=task.metadata.uid)
         if outcome.requeue_after is not None:

@@ -71,8 +71,9 @@ class TaskLauncher:
     async def launch_all(
         self, body: Mapping[str, Any], service: Service, requests: Iterable[LaunchRequest]
     ) -> Launched:
-        """Every launch of a plan: the ids created, what could not be placed, and the create
-        that failed, after which the rest waits for the next plan."""
+        """Every launch of a plan: the tasks created (their names, as events name them), what
+        could not be placed, and the create that failed, after which the rest waits for the
+        next plan."""
         launched: dict[LaunchRequest, list[str]] = {}
         failures: list[tuple[LaunchRequest, PlacementFailure]] = []
         if self.context.namespace_terminating(body["metadata"].get("namespace", "")):
@@ -91,8 +92,8 @@ class TaskLauncher:
     async def _launch(
         self, body: Mapping[str, Any], service: Service, launch: LaunchRequest
     ) -> tuple[list[str], PlacementFailure | None, BaseException | None]:
-        """Place and create `launch.count` tasks: the ids created, the first placement failure
-        and the first create that failed."""
+        """Place and create `launch.count` tasks: the names created, the first placement
+        failure and the first create that failed."""
         namespace, name = body["metadata"].get("namespace", ""), body["metadata"]["name"]
         revision = self.context.revision_reader.spec(namespace, launch.task_definition)
         if revision is None:
@@ -116,7 +117,7 @@ class TaskLauncher:
         async def create(ordinal: int, task: str, node: str) -> str | None:
             async with limit:
                 created = await self._create_task(body, service, launch, node, ordinal, task)
-            return None if created is None else str(created["metadata"]["uid"]).replace("-", "")
+            return None if created is None else str(created["metadata"]["name"])
 
         # Every create settles before the next plan: one still in flight would not be counted.
         settled = await asyncio.gather(*(create(*t) for t in tasks), return_exceptions=True)

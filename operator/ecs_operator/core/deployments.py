@@ -221,7 +221,7 @@ class ServiceTask:
 
     name: str
     task_id: str
-    """The 32-hex ECS task id used in event messages."""
+    """The 32-hex ECS task id (events name the task by ``name``)."""
     deployment_id: str | None
     """``startedBy``: the deployment that launched it."""
     task_definition: str
@@ -545,7 +545,7 @@ def record_launches(
     now: datetime,
     rng: random.Random,
 ) -> tuple[ServiceStatus, list[str]]:
-    """Record ``has started N tasks`` for the task ids created per launch request."""
+    """Record ``has started N tasks`` for the tasks created (their names) per launch request."""
     messages = [
         events.service_tasks_started(service, batch, request.purpose, request.zone)
         for request, task_ids in launched.items()
@@ -891,7 +891,7 @@ class _Planner:
 
     def _stop_unhealthy_task(self, task: ServiceTask) -> None:
         """Failed container health checks past the grace period: stopped, counted as failed."""
-        self.work.messages.append(events.service_task_unhealthy(self.state.name, task.task_id))
+        self.work.messages.append(events.service_task_unhealthy(self.state.name, task.name))
         self.work.stops[task.name] = StopRequest(
             task.name,
             "ServiceSchedulerInitiated",
@@ -1004,7 +1004,7 @@ class _Planner:
         running = [t for t in chosen if t.running]
         if rebalancing and running:
             for zone, tasks in self._by_zone(running).items():
-                for batch in events.task_batches([t.task_id for t in tasks]):
+                for batch in events.task_batches([t.name for t in tasks]):
                     self.work.messages.append(
                         events.service_tasks_stopped(self.state.name, batch, zone)
                     )
@@ -1084,7 +1084,7 @@ class _Planner:
             victim = self._stop_order(in_fullest, SERVICE_DEFAULT_STRATEGIES)[0]
             self._scheduler_stop(victim)
             self.work.messages.append(
-                events.service_tasks_stopped(self.state.name, [victim.task_id], fullest)
+                events.service_tasks_stopped(self.state.name, [victim.name], fullest)
             )
             self.announced_stops.add(victim.name)
         if self._throttled():
@@ -1173,7 +1173,7 @@ class _Planner:
     def _stop_messages(self) -> None:
         by_name = {t.name: t for t in self.state.tasks}
         stopped = [by_name[name] for name in self.work.stops]
-        running = [t.task_id for t in stopped if t.running and t.name not in self.announced_stops]
+        running = [t.name for t in stopped if t.running and t.name not in self.announced_stops]
         pending = [t for t in stopped if not t.running]
         for batch in events.task_batches(running):
             self.work.messages.append(events.service_tasks_stopped(self.state.name, batch))

@@ -9,6 +9,7 @@ and specific, as the Kubernetes API conventions ask.
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import Final, Literal
 
 MAX_REASON_LENGTH: Final = 1024
@@ -149,9 +150,10 @@ def printable(text: str) -> str:
 
 def clip(text: str, limit: int = MAX_REASON_LENGTH) -> str:
     """``text``, printable, cut to ``limit`` characters, ending in ``...`` when cut (ECS's
-    field limit)."""
-    text = printable(text)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    field limit). A ``ServiceEventText`` stays one, with its reason."""
+    clipped = printable(text)
+    clipped = clipped if len(clipped) <= limit else clipped[: limit - 3] + "..."
+    return text.with_text(clipped) if isinstance(text, ServiceEventText) else clipped
 
 
 def start_failure(prefix: str, detail: str) -> str:
@@ -222,27 +224,108 @@ def status_message(task: str, last_status: str, node: str | None) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # Services. Event messages use the API form ``(service NAME)`` ("service (NAME)" is only the
-# console's); task references are the 32-hex task ids ECS shows.
+# console's). *Decision*: a task is referred to by its Task's name, in ECS's ``(task …)``
+# form: ``(task web-service-29a3f359ee)``, which ``kubectl get ecstask NAME`` (and
+# ``kubectl ecs describe-tasks``) finds, where ECS shows the 32-hex task id that nothing here
+# can look up (the id stays in the Task's ``status.taskArn``).
+#
+# Each message is also a Kubernetes Event on the Service, with a reason of its own per kind of
+# event (``kubectl get events --field-selector reason=TasksStarted``): every text function
+# below returns a ``ServiceEventText``, the text carrying its reason and event type, so the
+# controller that records it needs no parsing.
 
 TASK_FAILED_HEALTH_CHECKS: Final = "Task failed container health checks"
 ROLLOUT_CIRCUIT_BREAKER_FAILED: Final = "ECS deployment circuit breaker: tasks failed to start."
 # Operator wording: why a deployment cannot start when ``resolve_reference`` gives no reason.
 TASK_DEFINITION_UNRESOLVED: Final = "the task definition does not resolve"
-REASON_SERVICE_EVENT: Final = "ServiceEvent"
-"""The Kubernetes Event reason of every service event (its message is the ECS event)."""
 _STEADY_STATE: Final = " has reached a steady state."
+
+# Kubernetes Event reasons of the service events, one per kind.
+REASON_STEADY_STATE: Final = "SteadyState"
+REASON_TASKS_STARTED: Final = "TasksStarted"
+REASON_TASKS_STOPPED: Final = "TasksStopped"
+REASON_TASK_FAILED_HEALTH_CHECKS: Final = "TaskFailedHealthChecks"
+REASON_UNABLE_TO_PLACE: Final = "UnableToPlaceTask"
+REASON_TASK_STARTS_THROTTLED: Final = "TaskStartsThrottled"
+REASON_DEPLOYMENT_COMPLETED: Final = "DeploymentCompleted"
+REASON_DEPLOYMENT_FAILED: Final = "DeploymentFailed"
+REASON_DEPLOYMENT_ROLLING_BACK: Final = "DeploymentRollingBack"
+REASON_DEPLOYMENT_BLOCKED: Final = "DeploymentBlocked"
+REASON_DEPLOYMENT_REFUSED: Final = "DeploymentRefused"
+REASON_AZ_BALANCED: Final = "AZBalanced"
+REASON_AZ_REBALANCING: Final = "AZRebalancing"
+REASON_TARGETS_REGISTERED: Final = "TargetsRegistered"
+REASON_TARGETS_DEREGISTERED: Final = "TargetsDeregistered"
+REASON_DRAINING_CONNECTIONS: Final = "DrainingConnections"
+REASON_TARGET_UNHEALTHY: Final = "TargetUnhealthy"
+REASON_SERVICE_EVENT: Final = "ServiceEvent"
+"""The reason of a service event whose text carries none (every text below carries one)."""
+
+SERVICE_EVENT_REASONS: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "steady state": REASON_STEADY_STATE,
+        "tasks started (scaling, replacement, AZ rebalancing)": REASON_TASKS_STARTED,
+        "tasks stopped (running or pending; AZ rebalancing)": REASON_TASKS_STOPPED,
+        "a task failed its container health checks": REASON_TASK_FAILED_HEALTH_CHECKS,
+        "unable to place a task": REASON_UNABLE_TO_PLACE,
+        "unable to consistently start tasks (throttled)": REASON_TASK_STARTS_THROTTLED,
+        "deployment completed": REASON_DEPLOYMENT_COMPLETED,
+        "deployment failed (circuit breaker)": REASON_DEPLOYMENT_FAILED,
+        "rolling back": REASON_DEPLOYMENT_ROLLING_BACK,
+        "deployment blocked by min/max percent": REASON_DEPLOYMENT_BLOCKED,
+        "unable to start a deployment": REASON_DEPLOYMENT_REFUSED,
+        "AZ balanced": REASON_AZ_BALANCED,
+        "AZ rebalancing in progress": REASON_AZ_REBALANCING,
+        "targets registered": REASON_TARGETS_REGISTERED,
+        "targets deregistered": REASON_TARGETS_DEREGISTERED,
+        "draining connections": REASON_DRAINING_CONNECTIONS,
+        "a target is unhealthy": REASON_TARGET_UNHEALTHY,
+    }
+)
+"""Every kind of service event and its Kubernetes Event reason (each its own)."""
+
+
+class ServiceEventText(str):
+    """A service event's message, ECS's text, that knows its Kubernetes Event ``reason`` and
+    ``type``: it is stored as text in ``status.events`` and recorded as an Event on the
+    Service with that reason. ``clip`` keeps them."""
+
+    reason: str
+    type: EventType
+
+    def __new__(cls, text: str, reason: str, type: EventType = "Normal") -> "ServiceEventText":
+        made = super().__new__(cls, text)
+        made.reason = reason
+        made.type = type
+        return made
+
+    def __getnewargs__(self) -> tuple[str, str, EventType]:  # type: ignore[override]
+        """What ``copy`` and ``pickle`` rebuild it from."""
+        return str(self), self.reason, self.type
+
+    def with_text(self, text: str) -> "ServiceEventText":
+        """Another text of the same kind (clipped, say)."""
+        return ServiceEventText(text, self.reason, self.type)
+
+
+def service_event_kind(message: str) -> tuple[EventType, str]:
+    """The Kubernetes Event type and reason to record service event ``message`` with."""
+    if isinstance(message, ServiceEventText):
+        return message.type, message.reason
+    return "Normal", REASON_SERVICE_EVENT
+
 
 LaunchPurpose = Literal["scale", "replace_unhealthy", "rebalance", "daemon"]
 
 MAX_TASKS_PER_EVENT: Final = 10
-"""Task ids listed in one started/stopped event; more tasks make more events."""
+"""Tasks listed in one started/stopped event; more tasks make more events."""
 
 
-def task_batches(task_ids: Sequence[str]) -> list[Sequence[str]]:
-    """``task_ids`` in groups of ``MAX_TASKS_PER_EVENT``, one event message each."""
+def task_batches(tasks: Sequence[str]) -> list[Sequence[str]]:
+    """``tasks`` (names) in groups of ``MAX_TASKS_PER_EVENT``, one event message each."""
     return [
-        task_ids[start : start + MAX_TASKS_PER_EVENT]
-        for start in range(0, len(task_ids), MAX_TASKS_PER_EVENT)
+        tasks[start : start + MAX_TASKS_PER_EVENT]
+        for start in range(0, len(tasks), MAX_TASKS_PER_EVENT)
     ]
 
 
@@ -283,12 +366,12 @@ def service_deleting(service: str) -> str:
     return f"Service {service} is being deleted"
 
 
-def _task_list(task_ids: Sequence[str]) -> str:
-    return " ".join(f"(task {task_id})" for task_id in task_ids)
+def _task_list(tasks: Sequence[str]) -> str:
+    return " ".join(f"(task {task})" for task in tasks)
 
 
-def service_steady(service: str) -> str:
-    return f"(service {service}){_STEADY_STATE}"
+def service_steady(service: str) -> ServiceEventText:
+    return ServiceEventText(f"(service {service}){_STEADY_STATE}", REASON_STEADY_STATE)
 
 
 def is_service_steady(message: str) -> bool:
@@ -298,72 +381,98 @@ def is_service_steady(message: str) -> bool:
 
 def service_tasks_started(
     service: str,
-    task_ids: Sequence[str],
+    tasks: Sequence[str],
     purpose: LaunchPurpose = "scale",
     zone: str | None = None,
-) -> str:
-    """``(service S) has started N tasks: (task a) (task b).``, with ECS's variants for
-    unhealthy replacements and AZ rebalancing (``zone``)."""
-    count = len(task_ids)
+) -> ServiceEventText:
+    """``(service S) has started N tasks: (task a) (task b).`` (``tasks``: their names), with
+    ECS's variants for unhealthy replacements and AZ rebalancing (``zone``)."""
+    count = len(tasks)
     if purpose == "rebalance":
-        return (
+        message = (
             f"(service {service}) has started {count} tasks in {zone} to AZ Rebalance: "
-            f"{_task_list(task_ids)}."
+            f"{_task_list(tasks)}."
         )
-    message = f"(service {service}) has started {count} tasks: {_task_list(task_ids)}."
+    else:
+        message = f"(service {service}) has started {count} tasks: {_task_list(tasks)}."
     if purpose == "replace_unhealthy":
         message += f" Amazon ECS replaced {count} tasks due to an unhealthy status."
-    return message
+    return ServiceEventText(message, REASON_TASKS_STARTED)
 
 
-def service_tasks_stopped(service: str, task_ids: Sequence[str], zone: str | None = None) -> str:
-    """``(service S) has stopped N running tasks: (task a).`` (``zone``: AZ rebalancing)."""
+def service_tasks_stopped(
+    service: str, tasks: Sequence[str], zone: str | None = None
+) -> ServiceEventText:
+    """``(service S) has stopped N running tasks: (task a).`` (``tasks``: their names;
+    ``zone``: AZ rebalancing)."""
     where = f" in {zone} due to AZ rebalancing" if zone else ""
-    return (
-        f"(service {service}) has stopped {len(task_ids)} running tasks{where}: "
-        f"{_task_list(task_ids)}."
+    return ServiceEventText(
+        f"(service {service}) has stopped {len(tasks)} running tasks{where}: {_task_list(tasks)}.",
+        REASON_TASKS_STOPPED,
     )
 
 
-def service_pending_stopped(service: str, count: int) -> str:
-    return f"(service {service}) stopped {count} pending tasks."
+def service_pending_stopped(service: str, count: int) -> ServiceEventText:
+    return ServiceEventText(
+        f"(service {service}) stopped {count} pending tasks.", REASON_TASKS_STOPPED
+    )
 
 
-def service_task_unhealthy(service: str, task_id: str) -> str:
-    return f"(service {service}) (task {task_id}) failed container health checks."
+def service_task_unhealthy(service: str, task: str) -> ServiceEventText:
+    """``task``: the Task's name."""
+    return ServiceEventText(
+        f"(service {service}) (task {task}) failed container health checks.",
+        REASON_TASK_FAILED_HEALTH_CHECKS,
+        "Warning",
+    )
 
 
-def deployment_completed(service: str, deployment_id: str) -> str:
-    return f"(service {service}) (deployment {deployment_id}) deployment completed."
+def deployment_completed(service: str, deployment_id: str) -> ServiceEventText:
+    return ServiceEventText(
+        f"(service {service}) (deployment {deployment_id}) deployment completed.",
+        REASON_DEPLOYMENT_COMPLETED,
+    )
 
 
-def deployment_failed(service: str, deployment_id: str) -> str:
-    return (
+def deployment_failed(service: str, deployment_id: str) -> ServiceEventText:
+    return ServiceEventText(
         f"(service {service}) (deployment {deployment_id}) deployment failed: "
-        "tasks failed to start."
+        "tasks failed to start.",
+        REASON_DEPLOYMENT_FAILED,
+        "Warning",
     )
 
 
-def deployment_rolling_back(service: str, deployment_id: str) -> str:
-    return f"(service {service}) rolling back to deployment {deployment_id}."
+def deployment_rolling_back(service: str, deployment_id: str) -> ServiceEventText:
+    return ServiceEventText(
+        f"(service {service}) rolling back to deployment {deployment_id}.",
+        REASON_DEPLOYMENT_ROLLING_BACK,
+        "Warning",
+    )
 
 
-def service_throttled(service: str) -> str:
-    return f"(service {service}) is unable to consistently start tasks successfully."
+def service_throttled(service: str) -> ServiceEventText:
+    return ServiceEventText(
+        f"(service {service}) is unable to consistently start tasks successfully.",
+        REASON_TASK_STARTS_THROTTLED,
+        "Warning",
+    )
 
 
-def deployment_blocked(service: str) -> str:
+def deployment_blocked(service: str) -> ServiceEventText:
     """min/max percent allow neither a start nor a stop."""
-    return (
+    return ServiceEventText(
         f"(service {service}) was unable to stop or start tasks during a deployment because of "
         "the service deployment configuration. Update the minimumHealthyPercent or "
-        "maximumPercent value and try again."
+        "maximumPercent value and try again.",
+        REASON_DEPLOYMENT_BLOCKED,
+        "Warning",
     )
 
 
 def service_unable_to_place(
     service: str, closest: str | None, detail: str, zone: str | None = None
-) -> str:
+) -> ServiceEventText:
     """No node fits a service task. ``closest``/``detail`` come from a placement failure
     (``detail`` e.g. ``has insufficient memory available``); ``zone`` for AZ rebalancing."""
     where = f"is unable to place a task in {zone}" if zone else "was unable to place a task"
@@ -372,16 +481,21 @@ def service_unable_to_place(
     )
     if closest:
         message += f" The closest matching (container-instance {closest}) {detail}."
-    return message
+    return ServiceEventText(message, REASON_UNABLE_TO_PLACE, "Warning")
 
 
-def az_balance(service: str, tasks_per_zone: Mapping[str, int], balanced: bool) -> str:
+def az_balance(service: str, tasks_per_zone: Mapping[str, int], balanced: bool) -> ServiceEventText:
     """``(service S) is [not ]AZ balanced with 3 tasks in a, 1 tasks in b.`` (most first)."""
     zones = sorted(tasks_per_zone.items(), key=lambda item: (-item[1], item[0]))
     listed = ", ".join(f"{count} tasks in {zone}" for zone, count in zones)
     if balanced:
-        return f"(service {service}) is AZ balanced with {listed}."
-    return f"(service {service}) is not AZ balanced with {listed}. AZ Rebalancing in progress."
+        return ServiceEventText(
+            f"(service {service}) is AZ balanced with {listed}.", REASON_AZ_BALANCED
+        )
+    return ServiceEventText(
+        f"(service {service}) is not AZ balanced with {listed}. AZ Rebalancing in progress.",
+        REASON_AZ_REBALANCING,
+    )
 
 
 REASON_TASK_NAME_TAKEN: Final = "TaskNameTaken"
@@ -403,9 +517,13 @@ def service_task_name_taken(service: str, task: str, holder: str) -> str:
     return f"(service {service}) did not start task {task}: a Task of that name exists ({holder})."
 
 
-def service_task_definition_unusable(service: str, error: str) -> str:
+def service_task_definition_unusable(service: str, error: str) -> ServiceEventText:
     """Operator wording (ECS refuses such an UpdateService call outright)."""
-    return f"(service {service}) was unable to start a deployment: {error}."
+    return ServiceEventText(
+        f"(service {service}) was unable to start a deployment: {error}.",
+        REASON_DEPLOYMENT_REFUSED,
+        "Warning",
+    )
 
 
 # Events of conditions that last (no node fits a task, a deployment cannot start) would be said
@@ -433,27 +551,38 @@ REASON_LOAD_BALANCER_IN_USE: Final = "LoadBalancerInUse"
 REASON_NAME_CONFLICT: Final = "NameConflict"
 
 
-def targets_registered(service: str, count: int, load_balancer: str) -> str:
+def targets_registered(service: str, count: int, load_balancer: str) -> ServiceEventText:
     """``(service S) registered N targets in (target-group LB)`` (ECS: no final period)."""
-    return f"(service {service}) registered {count} targets in (target-group {load_balancer})"
+    return ServiceEventText(
+        f"(service {service}) registered {count} targets in (target-group {load_balancer})",
+        REASON_TARGETS_REGISTERED,
+    )
 
 
-def targets_deregistered(service: str, count: int, load_balancer: str) -> str:
+def targets_deregistered(service: str, count: int, load_balancer: str) -> ServiceEventText:
     """``(service S) deregistered N targets in (target-group LB)`` (ECS: no final period)."""
-    return f"(service {service}) deregistered {count} targets in (target-group {load_balancer})"
+    return ServiceEventText(
+        f"(service {service}) deregistered {count} targets in (target-group {load_balancer})",
+        REASON_TARGETS_DEREGISTERED,
+    )
 
 
-def draining_connections(service: str, task_count: int) -> str:
+def draining_connections(service: str, task_count: int) -> ServiceEventText:
     """ECS's older form, without ``, taskSet ecs-svc/N`` (this operator has no task sets)."""
-    return f"(service {service}) has begun draining connections on {task_count} tasks."
+    return ServiceEventText(
+        f"(service {service}) has begun draining connections on {task_count} tasks.",
+        REASON_DRAINING_CONNECTIONS,
+    )
 
 
-def target_unhealthy(service: str, task_id: str, port: int, load_balancer: str) -> str:
-    """A target turned unhealthy; readiness probes give no response code, so ECS's generic
-    ``Health checks failed`` stands as the reason."""
-    return (
-        f"(service {service}) (task {task_id}) (port {port}) is unhealthy in (target-group "
-        f"{load_balancer}) due to (reason Health checks failed)."
+def target_unhealthy(service: str, task: str, port: int, load_balancer: str) -> ServiceEventText:
+    """A target (of Task ``task``, its name) turned unhealthy; readiness probes give no
+    response code, so ECS's generic ``Health checks failed`` stands as the reason."""
+    return ServiceEventText(
+        f"(service {service}) (task {task}) (port {port}) is unhealthy in (target-group "
+        f"{load_balancer}) due to (reason Health checks failed).",
+        REASON_TARGET_UNHEALTHY,
+        "Warning",
     )
 
 

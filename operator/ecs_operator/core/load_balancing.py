@@ -365,7 +365,10 @@ class _Planner:
                     TargetEvent(
                         candidate.service,
                         events.target_unhealthy(
-                            candidate.service, candidate.task_id, candidate.port, self.name
+                            candidate.service,
+                            candidate.task.metadata.name,
+                            candidate.port,
+                            self.name,
                         ),
                     )
                 )

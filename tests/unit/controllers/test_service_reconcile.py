@@ -8,9 +8,11 @@ without an error or a retry."""
 from __future__ import annotations
 
 import logging
+import re
 
 import pytest
 
+from ecs_operator.core import events
 from ecs_operator.kube.client import SERVICES, TASKS, KubeError
 from support.controllers import NAMESPACE, Operator, cluster, service
 from support.fake_kube import FakeKube
@@ -51,6 +53,23 @@ async def test_a_steady_service_is_resynced_without_a_write() -> None:
     for body in kube.all_stored(TASKS):
         await restarted.tasks.reconcile((NAMESPACE, body["metadata"]["name"]))
     assert kube.written()[converged:] == []
+
+
+async def test_service_events_carry_their_own_reasons_and_name_tasks_by_name() -> None:
+    """Each Event posted on the Service has the reason of its kind (never the generic
+    ServiceEvent), and the tasks it names are the Tasks' names."""
+    kube = (await steady_service(3)).kube
+    posted = [
+        r.body
+        for r in kube.written()
+        if (r.verb, r.plural) == ("create", "events")
+        and r.body["involvedObject"]["kind"] == "Service"
+    ]
+    by_reason = {body["reason"]: body for body in posted}
+    assert set(by_reason) <= set(events.SERVICE_EVENT_REASONS.values())
+    assert {"TasksStarted", "DeploymentCompleted", "SteadyState"} <= set(by_reason)
+    named = re.findall(r"\(task ([^)]+)\)", by_reason["TasksStarted"]["message"])
+    assert sorted(named) == sorted(tasks_in_api(kube))
 
 
 async def test_a_task_launched_before_a_restart_is_adopted_when_its_create_conflicts() -> None:

@@ -382,16 +382,16 @@ def test_unhealthy_task_waits_for_the_grace_period_then_is_replaced_first() -> N
     second = sim.plan()
     [stop] = second.stop
     assert (stop.task, stop.reason) == (victim.name, "Task failed container health checks")
-    assert (
-        second.events[0] == f"(service web) (task {victim.task_id}) failed container health checks."
-    )
+    assert second.events[0] == f"(service web) (task {victim.name}) failed container health checks."
+    assert events.service_event_kind(second.events[0]) == ("Warning", "TaskFailedHealthChecks")
     _, started = record_launches(
-        ServiceStatus(), "web", {first.launch[0]: ["abc"]}, T0, random.Random(1)
+        ServiceStatus(), "web", {first.launch[0]: ["web-abc"]}, T0, random.Random(1)
     )
     assert started == [
-        "(service web) has started 1 tasks: (task abc). "
+        "(service web) has started 1 tasks: (task web-abc). "
         "Amazon ECS replaced 1 tasks due to an unhealthy status."
     ]
+    assert events.service_event_kind(started[0]) == ("Normal", "TasksStarted")
 
 
 def test_unhealthy_tasks_go_one_at_a_time_without_headroom() -> None:
@@ -477,7 +477,7 @@ def test_az_rebalancing_launches_in_the_emptiest_zone_then_stops_in_the_fullest(
     assert len(second.stop) == 1
     assert re.fullmatch(
         r"\(service web\) has stopped 1 running tasks in [ab] due to AZ rebalancing: "
-        r"\(task \w+\)\.",
+        r"\(task web-\d+\)\.",
         second.events[0],
     )
     sim.tick()

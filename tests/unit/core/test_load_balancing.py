@@ -166,7 +166,7 @@ def test_initial_until_ready_then_unhealthy_after_both_thresholds() -> None:
     late = desired_targets(lb, not_ready, at(210))
     assert (one(late).state, one(late).reason) == ("unhealthy", "Target.FailedHealthChecks")
     assert messages(late) == [
-        f"(service web) (task {one(late).id}) (port {PORT}) is unhealthy in (target-group "
+        f"(service web) (task web-1) (port {PORT}) is unhealthy in (target-group "
         "web-lb) due to (reason Health checks failed)."
     ]
     ready = members([task("web-1")], [task_pod("web-1")])
