@@ -59,7 +59,12 @@ def test_sigkill_mid_life_neither_duplicates_nor_loses_the_task(
     ecs.stop_task("survivor")
     stopped = ecs.wait_stopped("survivor")
     assert stopped["stopCode"] == "UserInitiated"
-    ecs.wait(lambda: not ecs.pods_of("survivor"), "pod gone", lambda: ecs.pods_of("survivor"))
+    # Its one Pod stopped and kept (for its logs) until the Task is deleted.
+    ecs.wait(
+        lambda: [p["status"].get("phase") for p in ecs.pods_of("survivor")] == ["Failed"],
+        "its one Pod stopped",
+        lambda: ecs.pods_of("survivor"),
+    )
 
 
 def test_sigkill_right_after_creation_launches_exactly_one_pod(

@@ -59,6 +59,10 @@ def _waiting_for_revision(change: Change, context: OperatorContext) -> Iterable[
     return [object_key(task) for task in tasks if waits_for_family(task, family or "")]
 
 
+STOP_RETRY_SECONDS = 1.0
+"""When to plan again a task whose Pod stop was refused as a conflict."""
+
+
 class TaskController:
     TRIGGERS: ClassVar[tuple[Trigger, ...]] = (
         Trigger(TASKS, itself),
@@ -174,9 +178,13 @@ class TaskController:
         try:
             await self.context.api.patch(PODS, *key, patch)
         except KubeError as error:
-            if not (error.not_found or error.conflict or error.code == 422):
+            if error.not_found:
+                return  # gone meanwhile: its deletion plans this task again
+            if not (error.conflict or error.code == 422):
                 raise
-            # Gone or replaced meanwhile: the Pod's next change plans this task again.
+            # Replaced meanwhile (or a refusal that says nothing more): plan again from what
+            # the cache then holds; a Pod that is not this task's is never stopped.
+            self.queue.add_after(key, STOP_RETRY_SECONDS)
 
     async def _refuse_unreadable(self, body: dict[str, Any], error: ValidationError) -> None:
         """A Task the CRD admitted but the operator cannot read (a stricter rule, or a CRD of

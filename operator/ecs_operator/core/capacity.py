@@ -76,8 +76,19 @@ def cluster_instances(
 
 
 def task_group_of_pod(pod: Mapping[str, Any]) -> str | None:
-    """The ECS task group of a task's pod (None for other pods)."""
-    group = (pod.get("metadata", {}).get("annotations") or {}).get(labels.GROUP_ANNOTATION)
+    """The ECS task group of a task's pod (None for other pods, and for the pod of a task
+    being stopped). A pod that is stopping — its ``activeDeadlineSeconds`` set, which only the
+    operator does to a task's pod, or its deletion under way — still holds its resources and
+    ports until it has terminated, but is no longer a task of its group for spread,
+    ``distinctInstance`` or ``runningTasksCount``: counted, it would steer its replacement
+    away from the node and zone it leaves (as ``stand_in_pods`` leaves stopping tasks out)."""
+    metadata = pod.get("metadata") or {}
+    if (
+        metadata.get("deletionTimestamp")
+        or (pod.get("spec") or {}).get("activeDeadlineSeconds") is not None
+    ):
+        return None
+    group = (metadata.get("annotations") or {}).get(labels.GROUP_ANNOTATION)
     return str(group) if group else None
 
 

@@ -98,6 +98,17 @@ async def test_a_stopped_task_s_pod_stays_until_the_task_is_deleted() -> None:
     assert kube.written()[converged:] == []
 
 
+async def test_a_pod_stop_refused_as_a_conflict_is_planned_again() -> None:
+    """The uid in the patch makes a Pod of the same name created meanwhile refuse it (409 or
+    422): nothing is raised, and the task is planned again shortly from what the cache then
+    holds."""
+    operator = await running_task()
+    operator.kube.fail("patch", "pods", 409, "Conflict", "Precondition failed: UID")
+    writes = await stop(operator)
+    assert ("patch", "pods", "web-1", "") in writes
+    assert KEY in operator.tasks.queue._timers  # planned again
+
+
 async def test_a_pod_never_bound_to_a_node_is_deleted_to_stop_it() -> None:
     """No kubelet would enforce a deadline (and there are no logs to keep): deleted."""
     kube = cluster()

@@ -183,3 +183,21 @@ def test_occupied_node_is_none_once_the_pod_terminated() -> None:
     for phase in PHASES:
         pod = task_pod("p", "n1", phase, "service:web", "1", "1Gi", None)
         assert occupied_node(pod) == (None if phase in TERMINATED else "n1")
+
+
+def test_a_stopping_pod_holds_its_resources_but_is_no_task_of_its_group() -> None:
+    """Its deadline set (the operator stopping it) or its deletion under way: its CPU and
+    ports count until it has terminated, its task group no longer (its replacement must not
+    avoid the node and zone it leaves)."""
+    live = task_pod("p", "n1", "Running", "service:web", "1", "1Gi", 80)
+    stopping = task_pod("p", "n1", "Running", "service:web", "1", "1Gi", 80)
+    stopping["spec"]["activeDeadlineSeconds"] = 1
+    deleting = task_pod("p", "n1", "Running", "service:web", "1", "1Gi", 80)
+    deleting["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    [counted] = cluster_instances([node("n1")], [live])
+    assert (counted.running_tasks_count, dict(counted.group_counts)) == (1, {"service:web": 1})
+    for pod in (stopping, deleting):
+        [instance] = cluster_instances([node("n1")], [pod])
+        assert (instance.running_tasks_count, dict(instance.group_counts)) == (0, {})
+        assert instance.remaining_cpu_millicores == counted.remaining_cpu_millicores == 3000
+        assert instance.used_ports_tcp == frozenset({80})
