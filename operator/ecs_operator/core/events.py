@@ -337,6 +337,27 @@ def deployment_completed(service: str, deployment_id: str) -> str:
     return f"(service {service}) (deployment {deployment_id}) deployment completed."
 
 
+def deployment_stage(
+    service: str, deployment_id: str, stage: str, weight: float, revision: str, minutes: int
+) -> str:
+    """A BLUE_GREEN, LINEAR or CANARY deployment entered a lifecycle stage (or traffic step).
+    ECS documents no service event for these (ecs-deployments.md §10.7): operator wording."""
+    head = f"(service {service}) (deployment {deployment_id})"
+    if stage == "SCALE_UP":
+        return f"{head} is starting {revision} beside the current tasks (SCALE_UP)."
+    if stage == "PRODUCTION_TRAFFIC_SHIFT":
+        return (
+            f"{head} shifted {weight:g}% of production traffic to {revision} "
+            "(PRODUCTION_TRAFFIC_SHIFT)."
+        )
+    if stage == "BAKE_TIME":
+        return (
+            f"{head} is baking for {minutes} minutes with the previous revision still running "
+            "(BAKE_TIME)."
+        )
+    return f"{head} is stopping the previous revision's tasks (CLEAN_UP)."
+
+
 def deployment_failed(service: str, deployment_id: str) -> str:
     return (
         f"(service {service}) (deployment {deployment_id}) deployment failed: "

@@ -78,6 +78,10 @@ SchedulingStrategy = Literal["REPLICA", "DAEMON"]
 DeploymentStatus = Literal["PRIMARY", "ACTIVE", "INACTIVE"]
 RolloutState = Literal["IN_PROGRESS", "COMPLETED", "FAILED"]
 AvailabilityZoneRebalancing = Literal["ENABLED", "DISABLED"]
+DeploymentStrategy = Literal["ROLLING", "BLUE_GREEN", "LINEAR", "CANARY"]
+# The stages a BLUE_GREEN, LINEAR or CANARY deployment goes through (ECS's names; the hook
+# stages pass at once while no lifecycle hook is honoured).
+LifecycleStage = Literal["SCALE_UP", "PRODUCTION_TRAFFIC_SHIFT", "BAKE_TIME", "CLEAN_UP"]
 
 DESIRED_COUNT_REQUIRED: Final = "spec.desiredCount is required for the REPLICA scheduling strategy"
 DAEMON_DESIRED_COUNT: Final = (
@@ -94,6 +98,19 @@ DUPLICATE_LOAD_BALANCER: Final = (
 )
 MINIMUM_ABOVE_MAXIMUM: Final = (
     "spec.deploymentConfiguration.minimumHealthyPercent must not exceed maximumPercent"
+)
+CANARY_CONFIGURATION_WITHOUT_CANARY: Final = (
+    "spec.deploymentConfiguration.canaryConfiguration is allowed only with strategy CANARY"
+)
+LINEAR_CONFIGURATION_WITHOUT_LINEAR: Final = (
+    "spec.deploymentConfiguration.linearConfiguration is allowed only with strategy LINEAR"
+)
+BLUE_GREEN_WITHOUT_BAKE_TIME: Final = (
+    "spec.deploymentConfiguration.bakeTimeInMinutes is required with strategy BLUE_GREEN"
+)
+DAEMON_STRATEGY: Final = (
+    "spec.deploymentConfiguration.strategy must be ROLLING for a DAEMON service: it runs one "
+    "task on each node"
 )
 
 _DAEMON = "has(self.schedulingStrategy) && self.schedulingStrategy == 'DAEMON'"
@@ -113,6 +130,13 @@ _SPEC_RULES = cel_rules(
         "self.deploymentConfiguration.maximumPercent == 100",
         DAEMON_MAXIMUM_PERCENT,
         ".deploymentConfiguration.maximumPercent",
+    ),
+    (
+        f"!({_DAEMON}) || !has(self.deploymentConfiguration) || "
+        "!has(self.deploymentConfiguration.strategy) || "
+        "self.deploymentConfiguration.strategy == 'ROLLING'",
+        DAEMON_STRATEGY,
+        ".deploymentConfiguration.strategy",
     ),
     (
         "!has(self.loadBalancers) || self.loadBalancers.all(a, self.loadBalancers.exists_one(b, "
@@ -141,8 +165,44 @@ class DeploymentCircuitBreaker(EcsModel):
     )
 
 
+class LinearConfiguration(EcsModel):
+    """LINEAR: production traffic moves to the new revision in equal steps."""
+
+    step_percent: float | None = Field(
+        default=None,
+        ge=3.0,
+        le=100.0,
+        description="Share of production traffic each step moves, 3.0-100.0 %. Default 10.0.",
+    )
+    step_bake_time_in_minutes: int | None = Field(
+        default=None,
+        ge=0,
+        le=1440,
+        description="Minutes to wait after each step but the last, 0-1440. Default 6.",
+    )
+
+
+class CanaryConfiguration(EcsModel):
+    """CANARY: a share of production traffic first, then the rest."""
+
+    canary_percent: float | None = Field(
+        default=None,
+        ge=0.1,
+        le=100.0,
+        description="Share of production traffic the canary takes first, 0.1-100.0 %. Default 5.0.",
+    )
+    canary_bake_time_in_minutes: int | None = Field(
+        default=None,
+        ge=0,
+        le=1440,
+        description="Minutes to wait at the canary share before the rest moves, 0-1440. "
+        "Default 10.",
+    )
+
+
 class DeploymentConfiguration(EcsModel):
-    """How many tasks may run and must stay healthy while tasks are replaced."""
+    """How a deployment replaces tasks: the strategy, and for ROLLING how many tasks may run and
+    must stay healthy meanwhile."""
 
     model_config = ConfigDict(
         json_schema_extra=cel_rules(
@@ -151,8 +211,51 @@ class DeploymentConfiguration(EcsModel):
                 "self.minimumHealthyPercent <= self.maximumPercent",
                 MINIMUM_ABOVE_MAXIMUM,
                 ".minimumHealthyPercent",
-            )
+            ),
+            (
+                "!has(self.canaryConfiguration) || "
+                "(has(self.strategy) && self.strategy == 'CANARY')",
+                CANARY_CONFIGURATION_WITHOUT_CANARY,
+                ".canaryConfiguration",
+            ),
+            (
+                "!has(self.linearConfiguration) || "
+                "(has(self.strategy) && self.strategy == 'LINEAR')",
+                LINEAR_CONFIGURATION_WITHOUT_LINEAR,
+                ".linearConfiguration",
+            ),
+            (
+                "!has(self.strategy) || self.strategy != 'BLUE_GREEN' || "
+                "has(self.bakeTimeInMinutes)",
+                BLUE_GREEN_WITHOUT_BAKE_TIME,
+                ".bakeTimeInMinutes",
+            ),
         )
+    )
+
+    strategy: DeploymentStrategy | None = Field(
+        default=None,
+        description=(
+            "ROLLING (default): replace tasks within minimumHealthyPercent/maximumPercent. "
+            "BLUE_GREEN, LINEAR, CANARY: start the new revision at the full desiredCount beside "
+            "the old one, move production traffic to it (at once, in steps, or a canary share "
+            "first), wait bakeTimeInMinutes, then stop the old revision."
+        ),
+    )
+    bake_time_in_minutes: int | None = Field(
+        default=None,
+        ge=0,
+        le=1440,
+        description=(
+            "BLUE_GREEN, LINEAR, CANARY: minutes both revisions keep running after all "
+            "production traffic moved, 0-1440 (required for BLUE_GREEN; default 0 otherwise)."
+        ),
+    )
+    linear_configuration: LinearConfiguration | None = Field(
+        default=None, description="LINEAR's steps (only with strategy LINEAR)."
+    )
+    canary_configuration: CanaryConfiguration | None = Field(
+        default=None, description="CANARY's share and wait (only with strategy CANARY)."
     )
 
     maximum_percent: int | None = Field(
@@ -186,6 +289,23 @@ class DeploymentConfiguration(EcsModel):
             and self.minimum_healthy_percent > self.maximum_percent
         ):
             raise ValueError(MINIMUM_ABOVE_MAXIMUM)
+        problems = [
+            (
+                self.canary_configuration is not None and self.strategy != "CANARY",
+                CANARY_CONFIGURATION_WITHOUT_CANARY,
+            ),
+            (
+                self.linear_configuration is not None and self.strategy != "LINEAR",
+                LINEAR_CONFIGURATION_WITHOUT_LINEAR,
+            ),
+            (
+                self.strategy == "BLUE_GREEN" and self.bake_time_in_minutes is None,
+                BLUE_GREEN_WITHOUT_BAKE_TIME,
+            ),
+        ]
+        for failed, message in problems:
+            if failed:
+                raise ValueError(message)
         return self
 
 
@@ -325,6 +445,12 @@ class ServiceSpec(EcsModel):
                 and configuration.maximum_percent not in (None, 100),
                 DAEMON_MAXIMUM_PERCENT,
             ),
+            (
+                daemon
+                and configuration is not None
+                and configuration.strategy not in (None, "ROLLING"),
+                DAEMON_STRATEGY,
+            ),
             (len(set(balancers)) != len(balancers), DUPLICATE_LOAD_BALANCER),
         ]
         for failed, message in problems:
@@ -384,6 +510,30 @@ class Deployment(StatusModel):
         description=(
             "True on a deployment the circuit breaker rolled back to (PRIMARY again after a "
             "failed deployment); not an ECS field."
+        ),
+    )
+    strategy: DeploymentStrategy | None = Field(
+        default=None, description="The deploymentConfiguration.strategy it was started with."
+    )
+    lifecycle_stage: LifecycleStage | None = Field(
+        default=None,
+        description=(
+            "BLUE_GREEN, LINEAR, CANARY while IN_PROGRESS: SCALE_UP (the new revision starts at "
+            "the full count beside the old), PRODUCTION_TRAFFIC_SHIFT, BAKE_TIME, CLEAN_UP (the "
+            "old revision stops)."
+        ),
+    )
+    stage_started_at: Timestamp | None = Field(
+        default=None, description="When the lifecycle stage (or traffic step) began."
+    )
+    production_traffic_weight: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=100.0,
+        description=(
+            "Share of production traffic (%) its tasks get while older tasks still serve the "
+            "rest; absent: every healthy task serves. Kept by the LoadBalancer as the mix of "
+            "its endpoints."
         ),
     )
 
