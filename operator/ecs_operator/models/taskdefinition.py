@@ -1,9 +1,14 @@
 """The ``TaskDefinition`` custom resource: an ECS task definition family, named after the family.
 
 ``spec`` is the RegisterTaskDefinition request with the ECS field names, so the JSON of an ECS
-task definition pasted under ``spec:`` is accepted (``family`` may be given; it must then equal
-``metadata.name``). Every spec change registers a new immutable revision; ``status`` reports the
-latest one and a bounded history.
+task definition pasted under ``spec:`` is accepted. ``family`` may be given; ``metadata.name``
+must then be its Kubernetes name (``family_name``: lower-cased, ``_`` as ``-``), and every
+reference to the family is read by the same rule. The output of ``aws ecs
+describe-task-definition`` pastes too, with or without its ``{"taskDefinition": …, "tags": …}``
+wrapper: it is read as the request it describes, and its read-only fields (``READ_ONLY_FIELDS``)
+are accepted, never stored with a revision, and reported. ``""`` in an enum field means not set
+(``EMPTY_IS_UNSET``), as exported definitions write it. Every spec change registers a new
+immutable revision; ``status`` reports the latest one and a bounded history.
 
 Validation is split in three on purpose:
 
