@@ -127,8 +127,10 @@ from ecs_operator.core.placement import (
     choose_tasks_to_stop,
 )
 from ecs_operator.core.query import Expression, QueryError, parse_expression
+from ecs_operator.core.registration import MAX_UNSUPPORTED, unsupported_text
 from ecs_operator.core.revisions import names_revision
-from ecs_operator.models.common import Condition
+from ecs_operator.core.service_fields import unsupported_service_fields
+from ecs_operator.models.common import Condition, UnsupportedField
 from ecs_operator.models.placement import PlacementConstraint, PlacementStrategy
 from ecs_operator.models.service import (
     CONDITION_DEGRADED,
@@ -194,6 +196,9 @@ DEPLOYMENT_FIELDS: Final = (
     "launchType",
     "propagateTags",
     "enableECSManagedTags",
+    "serviceRegistries",
+    "capacityProviderStrategy",
+    "platformVersion",
 )
 
 # Condition reasons.
@@ -1310,6 +1315,11 @@ class _Planner:
                 )
             )
         self._update_deployments(live, remaining, desired)
+        unsupported = unsupported_service_fields(self.state.name, self.spec)[:MAX_UNSUPPORTED]
+        if unsupported and unsupported != (self.previous.unsupported or []):
+            self.work.messages.append(
+                events.service_fields_not_honoured(self.state.name, unsupported_text(unsupported))
+            )
         status = ServiceStatus(
             observed_generation=self.state.generation,
             desired_count=desired,
@@ -1318,9 +1328,10 @@ class _Planner:
             task_definition=primary.task_definition if primary else None,
             deployments=self.deployments,
             events=self.previous.events,
-            conditions=self._conditions(steady, live, desired),
+            conditions=self._conditions(steady, live, desired, unsupported),
             selector=service_selector(self.state.name),
             scheduler=self.scheduler,
+            unsupported=unsupported or None,
         )
         status, recorded = record_events(status, self.work.messages, self.now, self.rng)
         if refusal is not None:
@@ -1403,7 +1414,11 @@ class _Planner:
         self.deployments = kept
 
     def _conditions(
-        self, steady: bool, live: Sequence[ServiceTask], desired: int
+        self,
+        steady: bool,
+        live: Sequence[ServiceTask],
+        desired: int,
+        unsupported: Sequence[UnsupportedField],
     ) -> list[Condition]:
         previous = self.previous.conditions
         generation = self.state.generation
@@ -1411,6 +1426,8 @@ class _Planner:
         healthy = sum(self._healthy(t) for t in live)
         pending = sum(t.pending for t in live)
         counts = f"{healthy} of {desired} tasks running and healthy, {pending} pending"
+        if unsupported:
+            counts += "; " + events.NOT_HONOURED_PREFIX + unsupported_text(unsupported)
         ready = set_condition(
             previous,
             CONDITION_READY,

@@ -79,7 +79,12 @@ def family_missing(family: str) -> str:
 
 
 def family_pending(family: str) -> str:
-    return f'task definition "{family}" has no ACTIVE revision yet (its registration is pending)'
+    """The family's TaskDefinition exists and has registered no revision: not yet, or it was
+    refused (``family_not_accepted`` says which, when the caller knows its Accepted condition)."""
+    return (
+        f'task definition "{family}" has no ACTIVE revision yet (not registered yet, or '
+        "refused: see the TaskDefinition's Accepted condition)"
+    )
 
 
 def family_deleted(family: str) -> str:
@@ -427,6 +432,18 @@ def service_task_name_taken(service: str, task: str, holder: str) -> str:
 def service_task_definition_unusable(service: str, error: str) -> str:
     """Operator wording (ECS refuses such an UpdateService call outright)."""
     return f"(service {service}) was unable to start a deployment: {error}."
+
+
+NOT_HONOURED_PREFIX: Final = "accepted but not honoured on Kubernetes: "
+"""Operator wording, before the list of fields (``field (reason); …``) a spec has and the
+operator does not honour: in a TaskDefinition's Accepted message, a Service's Ready message and
+their events."""
+
+
+def service_fields_not_honoured(service: str, fields: str) -> str:
+    """Operator wording: the Service's spec has fields Kubernetes cannot honour (``fields``:
+    ``spec.cluster (why); …``), said when that list changes."""
+    return f"(service {service}) {NOT_HONOURED_PREFIX}{fields}."
 
 
 # Events of conditions that last (no node fits a task, a deployment cannot start) would be said

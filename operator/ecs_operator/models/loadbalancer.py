@@ -382,6 +382,7 @@ class LoadBalancer(BaseModel):
                 f"size(self.metadata.name) <= {MAX_SERVICE_NAME_LENGTH} && "
                 f"self.metadata.name.matches('{SERVICE_NAME_PATTERN}')",
                 NAME_NOT_A_SERVICE_NAME,
+                ".metadata.name",
             )
         ),
     )

@@ -19,27 +19,39 @@ What starts a new deployment (ECS UpdateService): a different resolved task defi
 ``deploymentConfiguration``, ``healthCheckGracePeriodSeconds``, ``availabilityZoneRebalancing`` or
 ``tags``.
 
+A CreateService request, or an ecspresso or Terraform service definition, pastes as it is: the
+fields ECS has and Kubernetes cannot honour (``serviceName``, ``cluster``, ``platformVersion``,
+``platformFamily``, ``enableExecuteCommand``, ``networkConfiguration``,
+``capacityProviderStrategy``, ``deploymentController``, ``serviceRegistries``,
+``serviceConnectConfiguration``, ``role``, ``deploymentConfiguration.alarms``, describe-services'
+``runningCount`` and ``pendingCount``) are accepted and reported in ``status.unsupported``
+(``core.service_fields``). ``""`` in an enum field (``"launchType": ""``, as exports write it)
+means not set.
+
 ``status`` is the ECS DescribeServices output (counts, ``deployments[]``, ``events[]`` newest
 first, at most 100) plus ``observedGeneration``, the conditions ``Ready`` (steady state),
 ``Progressing`` (a deployment is rolling out) and ``Degraded`` (the service cannot reach its goal),
 ``selector`` for the scale subresource, and ``scheduler``, the scheduler's own bookkeeping.
 """
 
-from typing import Final, Literal, Self
+from typing import Annotated, Any, Final, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ecs_operator.models.common import (
     API_GROUP_VERSION,
+    EMPTY_IS_UNSET,
     MAX_INT32,
     MAX_OBJECT_NAME_LENGTH,
     MAX_TAGS,
+    MAX_UNSUPPORTED_ENTRIES,
     Condition,
     EcsModel,
     ObjectMeta,
     StatusModel,
     Tag,
     Timestamp,
+    UnsupportedField,
     cel_rules,
 )
 from ecs_operator.models.placement import PlacementConstraint, PlacementStrategy
@@ -200,6 +212,16 @@ class CanaryConfiguration(EcsModel):
     )
 
 
+class DeploymentAlarms(EcsModel):
+    """CloudWatch alarms that fail a deployment (not honoured: there is no CloudWatch)."""
+
+    alarm_names: list[Annotated[str, Field(max_length=255)]] = Field(
+        max_length=64, description="Alarm names."
+    )
+    enable: bool = Field(description="Whether the alarms are watched during a deployment.")
+    rollback: bool = Field(description="Whether a failed deployment is rolled back.")
+
+
 class DeploymentConfiguration(EcsModel):
     """How a deployment replaces tasks: the strategy, and for ROLLING how many tasks may run and
     must stay healthy meanwhile."""
@@ -280,6 +302,9 @@ class DeploymentConfiguration(EcsModel):
     deployment_circuit_breaker: DeploymentCircuitBreaker | None = Field(
         default=None, description="Fail (and optionally roll back) a deployment that cannot start."
     )
+    alarms: DeploymentAlarms | None = Field(
+        default=None, description="CloudWatch alarms watched during a deployment (not honoured)."
+    )
 
     @model_validator(mode="after")
     def _minimum_within_maximum(self) -> Self:
@@ -331,6 +356,42 @@ class ServiceLoadBalancer(EcsModel):
     )
 
 
+class CapacityProviderStrategyItem(EcsModel):
+    """A capacity provider and its share of the tasks (not honoured)."""
+
+    capacity_provider: str = Field(
+        min_length=1, max_length=255, description="Capacity provider name, e.g. FARGATE_SPOT."
+    )
+    weight: int | None = Field(default=None, ge=0, le=1000, description="Relative share, 0-1000.")
+    base: int | None = Field(default=None, ge=0, le=100_000, description="Tasks placed first.")
+
+
+class DeploymentController(EcsModel):
+    """Who deploys the service: ECS's rolling update (the only one here), CodeDeploy or an
+    external controller."""
+
+    type: Annotated[Literal["ECS", "CODE_DEPLOY", "EXTERNAL"], EMPTY_IS_UNSET] = Field(
+        default="ECS",
+        description="ECS (rolling update, the default and the only one honoured), CODE_DEPLOY "
+        "or EXTERNAL.",
+    )
+
+
+class ServiceRegistry(EcsModel):
+    """A Cloud Map service registry the tasks register with (not honoured)."""
+
+    registry_arn: str | None = Field(
+        default=None, max_length=2048, description="Cloud Map service ARN."
+    )
+    port: int | None = Field(default=None, ge=1, le=65535, description="SRV record port.")
+    container_name: str | None = Field(
+        default=None, max_length=255, description="Container for SRV records."
+    )
+    container_port: int | None = Field(
+        default=None, ge=1, le=65535, description="Container port for SRV records."
+    )
+
+
 class ServiceSpec(EcsModel):
     """A CreateService/UpdateService request (see the module docstring for the adaptations)."""
 
@@ -355,7 +416,7 @@ class ServiceSpec(EcsModel):
             "Changing it scales the current deployment and never starts a new one."
         ),
     )
-    scheduling_strategy: SchedulingStrategy = Field(
+    scheduling_strategy: Annotated[SchedulingStrategy, EMPTY_IS_UNSET] = Field(
         default="REPLICA",
         description=(
             "REPLICA (default): desiredCount tasks spread by the placement strategy. DAEMON: one "
@@ -387,13 +448,15 @@ class ServiceSpec(EcsModel):
             "health checks do not get it replaced; default 0."
         ),
     )
-    availability_zone_rebalancing: AvailabilityZoneRebalancing | None = Field(
-        default=None,
-        description=(
-            "ENABLED: when the tasks' per-zone counts differ by more than one, start tasks in "
-            "the emptiest zone and stop tasks in the fullest, within the deployment bounds. "
-            "Absent means ENABLED, or DISABLED with a binpack placement strategy."
-        ),
+    availability_zone_rebalancing: Annotated[AvailabilityZoneRebalancing | None, EMPTY_IS_UNSET] = (
+        Field(
+            default=None,
+            description=(
+                "ENABLED: when the tasks' per-zone counts differ by more than one, start tasks in "
+                "the emptiest zone and stop tasks in the fullest, within the deployment bounds. "
+                "Absent means ENABLED, or DISABLED with a binpack placement strategy."
+            ),
+        )
     )
     force_new_deployment: str | None = Field(
         default=None,
@@ -411,20 +474,81 @@ class ServiceSpec(EcsModel):
     tags: list[Tag] | None = Field(
         default=None, max_length=MAX_TAGS, description="Up to 50 tags; aws: keys are reserved."
     )
-    propagate_tags: Literal["TASK_DEFINITION", "SERVICE", "NONE"] | None = Field(
+    propagate_tags: Annotated[
+        Literal["TASK_DEFINITION", "SERVICE", "NONE"] | None, EMPTY_IS_UNSET
+    ] = Field(
         default=None,
-        description="Copy the tags of the task definition or of the service to its tasks.",
+        description=(
+            "SERVICE copies the service's tags to its tasks; TASK_DEFINITION is not honoured."
+        ),
     )
     enable_ecs_managed_tags: bool | None = Field(
         default=None,
         alias="enableECSManagedTags",
         description="Add ECS-managed tags (not honoured).",
     )
-    launch_type: Literal["EC2", "FARGATE", "EXTERNAL", "MANAGED_INSTANCES"] | None = Field(
+    launch_type: Annotated[
+        Literal["EC2", "FARGATE", "EXTERNAL", "MANAGED_INSTANCES"] | None, EMPTY_IS_UNSET
+    ] = Field(
         default=None, description="ECS launch type (informational: every task runs as a Pod)."
     )
     network_configuration: NetworkConfiguration | None = Field(
         default=None, description="awsvpc network configuration (accepted, not honoured)."
+    )
+    service_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=255,
+        pattern=NAME_PATTERN,
+        description=(
+            "CreateService's name. The Service is named by metadata.name; a serviceName that "
+            "does not match it (lower-cased, _ as -) is reported and not used."
+        ),
+    )
+    cluster: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="ECS cluster name or ARN (not used: the namespace is the cluster).",
+    )
+    platform_version: str | None = Field(
+        default=None, max_length=64, description="Fargate platform version (not honoured)."
+    )
+    platform_family: str | None = Field(
+        default=None, max_length=64, description="Fargate platform family (not honoured)."
+    )
+    enable_execute_command: bool | None = Field(
+        default=None, description="ECS Exec (not honoured: use kubectl exec)."
+    )
+    capacity_provider_strategy: list[CapacityProviderStrategyItem] | None = Field(
+        default=None,
+        max_length=20,
+        description="Capacity providers (not honoured: tasks run on the namespace's nodes).",
+    )
+    deployment_controller: DeploymentController | None = Field(
+        default=None, description="The deployment controller; only ECS is honoured."
+    )
+    service_registries: list[ServiceRegistry] | None = Field(
+        default=None, max_length=10, description="Cloud Map registries (not honoured)."
+    )
+    service_connect_configuration: dict[str, Any] | None = Field(
+        default=None, description="Service Connect configuration (not honoured)."
+    )
+    role: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="IAM role for the load balancer (not needed on Kubernetes).",
+    )
+    running_count: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_INT32,
+        description="Read-only (describe-services output): ignored; see status.runningCount.",
+    )
+    pending_count: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_INT32,
+        description="Read-only (describe-services output): ignored; see status.pendingCount.",
     )
 
     @model_validator(mode="after")
@@ -643,6 +767,11 @@ class ServiceStatus(StatusModel):
     scheduler: SchedulerState | None = Field(
         default=None, description="The scheduler's bookkeeping between reconciles."
     )
+    unsupported: list[UnsupportedField] | None = Field(
+        default=None,
+        max_length=MAX_UNSUPPORTED_ENTRIES,
+        description="Fields accepted but not honoured on Kubernetes, and why.",
+    )
 
 
 class Service(BaseModel):
@@ -653,7 +782,11 @@ class Service(BaseModel):
         serialize_by_alias=True,
         extra="ignore",
         json_schema_extra=cel_rules(
-            (f"size(self.metadata.name) <= {MAX_SERVICE_NAME_LENGTH}", SERVICE_NAME_TOO_LONG)
+            (
+                f"size(self.metadata.name) <= {MAX_SERVICE_NAME_LENGTH}",
+                SERVICE_NAME_TOO_LONG,
+                ".metadata.name",
+            )
         ),
     )
 

@@ -32,6 +32,8 @@ def structural_problems(node: dict[str, Any], path: str, described: bool) -> lis
     if node.get("x-kubernetes-int-or-string"):
         if "type" in node or node.get("anyOf") != [{"type": "integer"}, {"type": "string"}]:
             problems.append(f"{path}: int-or-string must be anyOf [integer, string] with no type")
+    elif node.get("x-kubernetes-preserve-unknown-fields") and "type" not in node:
+        pass  # any JSON value (an ECS output timestamp: text or epoch seconds)
     else:
         if node.get("type") not in TYPES:
             problems.append(f"{path}: type {node.get('type')!r}")
@@ -61,10 +63,18 @@ def structural_problems(node: dict[str, Any], path: str, described: bool) -> lis
 def test_schema_is_structural_and_every_property_is_described(resource: Any) -> None:
     schema = openapi_schema(resource.model)
     root_properties = schema["properties"]
-    assert root_properties["metadata"] == {"type": "object"}
+    # kube-apiserver allows declaring metadata.name (and generateName) only: CEL rules at the
+    # root name it as their fieldPath.
+    assert root_properties["metadata"] == {
+        "type": "object",
+        "properties": {"name": {"type": "string"}},
+    }
     assert {root_properties["spec"]["type"], root_properties["status"]["type"]} == {"object"}
     assert schema["required"] == ["spec"]
     checked = {k: v for k, v in root_properties.items() if k != "metadata"}
+    assert all(rule.get("fieldPath") for _, rule in walk_rules(schema)), (
+        "every rule names its field"
+    )
     problems = structural_problems({**schema, "properties": checked}, resource.kind, False)
     assert problems == []
 

@@ -94,7 +94,8 @@ def test_defaults_leave_strategy_dependent_values_to_the_operator() -> None:
             "containerPort",
         ),
         ({"forceNewDeployment": True}, "forceNewDeployment"),
-        ({"serviceRegistries": []}, "serviceRegistries"),
+        ({"serviceArn": "arn:aws:ecs:us-east-1:1:service/c/web"}, "serviceArn"),
+        ({"launchType": "SPOT"}, "launchType"),
     ],
 )
 def test_bad_input_names_the_field(change: dict[str, Any], field: str) -> None:
