@@ -1165,6 +1165,12 @@ def _guarded(rule: tuple[str, str, str]) -> tuple[str, str, str]:
     return f"!has(self.containerDefinitions) || ({expression})", message, path
 
 
+def _untyped(field: dict[str, Any]) -> bool:
+    """A property CEL cannot see: unknown fields kept, no type (also when optional)."""
+    options = field.get("anyOf") or [field]
+    return any(o.get("x-kubernetes-preserve-unknown-fields") and "type" not in o for o in options)
+
+
 def _spec_schema(schema: dict[str, Any]) -> None:
     """The spec's schema: the body's, plus the describe-task-definition wrapper. Either
     containerDefinitions or taskDefinition is given; beside taskDefinition only tags (and
@@ -1172,7 +1178,13 @@ def _spec_schema(schema: dict[str, Any]) -> None:
     schema["required"] = [r for r in schema.get("required", []) if r != "containerDefinitions"]
     if not schema["required"]:
         del schema["required"]
-    others = sorted(set(schema["properties"]) - WRAPPER_SIBLINGS - {"networkMode"})
+    # CEL sees only typed fields (kube-apiserver refuses a rule naming an untyped one, such as
+    # the read-only timestamps): the model refuses those beside the wrapper.
+    others = sorted(
+        name
+        for name, field in schema["properties"].items()
+        if name not in WRAPPER_SIBLINGS | {"networkMode"} and not _untyped(field)
+    )
     beside = " || ".join(f"has(self.{name})" for name in others)
     rules = cel_rules(
         *(_guarded(rule) for rule in _BODY_RULES),
