@@ -251,7 +251,7 @@ def test_readme_documents_every_value_and_the_crd_caveat() -> None:
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     for path in _value_paths(values):
         assert f"`{path}`" in readme, f"README.md does not document {path}"
-    assert "kubectl apply --server-side -f charts/ecs-operator/crds/" in readme
+    assert "kubectl apply --server-side --force-conflicts -f charts/ecs-operator/crds/" in readme
     assert "never upgrades" in readme
 
 

@@ -157,7 +157,7 @@ def main(args: argparse.Namespace) -> int:
     if missing:
         print(
             f"ecs-operator: the CRDs are not installed (missing: {', '.join(missing)}). "
-            "Install them first: kubectl apply -f crds/",
+            "Install them first: kubectl apply --server-side --force-conflicts -f crds/",
             file=sys.stderr,
         )
         return 2
