@@ -917,7 +917,7 @@ class OperatorProcess:
         return operator_command("run", "--kubeconfig", str(self.kubeconfig.resolve()))
 
     def start(self) -> int:
-        # No liveness endpoint: its default port is the sandbox's, and nothing probes it here.
+        # No liveness endpoint: nothing probes it here, and two demos would share its port.
         command = [*self.command(), "--liveness", ""]
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig.resolve())}
         self.log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -123,7 +123,7 @@ def test_default_deployment() -> None:
     }
     assert {"name": "metrics", "containerPort": 9090, "protocol": "TCP"} in container["ports"]
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
-    assert {"name": "health", "containerPort": 8080, "protocol": "TCP"} in container["ports"]
+    assert {"name": "health", "containerPort": 8081, "protocol": "TCP"} in container["ports"]
     assert container["resources"]["requests"] and "cpu" not in container["resources"]["limits"]
     assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
     assert pod["serviceAccountName"] == "ecs-operator"
