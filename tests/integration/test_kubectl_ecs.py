@@ -105,7 +105,8 @@ def value(header: str, row: str, column: str) -> str:
 
 def test_printer_columns_say_why_at_a_glance(ecs: Ecs, kubectl: KubectlRunner) -> None:
     """td: why a spec was refused, wide: revision, reason, message; ecssvc: Ready, Degraded,
-    rollout and, wide, its stage; ecstask -o wide: the stopped reason."""
+    rollout and lifecycle stage (empty for a rolling update), wide: progress, rollout reason
+    and what degrades it; ecstask -o wide: the stopped reason."""
     namespace = ecs.namespace
     ecs.create_task_definition("fine", container("app"))
     ecs.create_task_definition("sudo", container("app", privileged=True))
@@ -145,19 +146,20 @@ def test_printer_columns_say_why_at_a_glance(ecs: Ecs, kubectl: KubectlRunner) -
     header, rows = get(kubectl, "ecssvc", "-n", namespace)
     assert columns_of(header) == [
         "NAME", "DESIRED", "RUNNING", "PENDING", "READY", "DEGRADED", "TASK DEFINITION",
-        "ROLLOUT", "AGE",
+        "ROLLOUT", "STAGE", "AGE",
     ]  # fmt: skip
     steady = {c: value(header, rows["steady"], c) for c in columns_of(header)}
     assert steady | {"AGE": ""} == {
         "NAME": "steady", "DESIRED": "2", "RUNNING": "2", "PENDING": "0", "READY": "True",
-        "DEGRADED": "AsExpected", "TASK DEFINITION": "fine:1", "ROLLOUT": "COMPLETED", "AGE": "",
+        "DEGRADED": "AsExpected", "TASK DEFINITION": "fine:1", "ROLLOUT": "COMPLETED",
+        "STAGE": "", "AGE": "",
     }  # fmt: skip
     stuck = condition(services.status("stuck"), "Degraded")
     assert value(header, rows["stuck"], "READY") == "False"
     assert value(header, rows["stuck"], "DEGRADED") == stuck["reason"] != "AsExpected"
     header, rows = get(kubectl, "ecssvc", "-n", namespace, "-o", "wide")
-    assert columns_of(header)[-3:] == ["STAGE", "ROLLOUT REASON", "DEGRADED MESSAGE"]
-    assert value(header, rows["steady"], "STAGE") == "DeploymentCompleted"
+    assert columns_of(header)[-3:] == ["PROGRESS", "ROLLOUT REASON", "DEGRADED MESSAGE"]
+    assert value(header, rows["steady"], "PROGRESS") == "DeploymentCompleted"
     primary = services.primary("steady")
     assert value(header, rows["steady"], "ROLLOUT REASON") == primary["rolloutStateReason"]
     assert value(header, rows["steady"], "DEGRADED MESSAGE") == ""

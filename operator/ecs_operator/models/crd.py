@@ -246,9 +246,15 @@ CUSTOM_RESOURCES: Final = (
                 '.status.deployments[?(@.status=="PRIMARY")].rolloutState',
                 "Rollout state of the PRIMARY deployment: IN_PROGRESS, COMPLETED or FAILED.",
             ),
-            AGE_COLUMN,
             PrinterColumn(
                 "Stage",
+                '.status.deployments[?(@.status=="PRIMARY")].lifecycleStage',
+                "Lifecycle stage of a BLUE_GREEN, LINEAR or CANARY deployment in progress: "
+                "SCALE_UP, PRODUCTION_TRAFFIC_SHIFT, BAKE_TIME or CLEAN_UP (empty otherwise).",
+            ),
+            AGE_COLUMN,
+            PrinterColumn(
+                "Progress",
                 '.status.conditions[?(@.type=="Progressing")].reason',
                 "Where the rollout stands: DeploymentInProgress, RollingBack, "
                 "DeploymentCompleted or DeploymentFailed.",

@@ -204,10 +204,10 @@ def test_printer_columns() -> None:
     assert task["Stopped Reason"] | {"priority": 1} == task["Stopped Reason"]
     service = _columns("services.ecs.operator.dev.yaml")
     assert list(service) == [
-        "Desired", "Running", "Pending", "Ready", "Degraded", "Task Definition", "Rollout", "Age",
-        "Stage", "Rollout Reason", "Degraded Message",
+        "Desired", "Running", "Pending", "Ready", "Degraded", "Task Definition", "Rollout",
+        "Stage", "Age", "Progress", "Rollout Reason", "Degraded Message",
     ]  # fmt: skip
-    assert _wide(service) == ["Stage", "Rollout Reason", "Degraded Message"]
+    assert _wide(service) == ["Progress", "Rollout Reason", "Degraded Message"]
     assert task["Age"] == {
         "name": "Age",
         "type": "date",
@@ -252,7 +252,12 @@ def test_service_columns_read_its_conditions_and_primary_deployment() -> None:
                 },
             ],
             "deployments": [
-                {"status": "PRIMARY", "rolloutState": "IN_PROGRESS", "rolloutStateReason": "r"},
+                {
+                    "status": "PRIMARY",
+                    "rolloutState": "IN_PROGRESS",
+                    "rolloutStateReason": "r",
+                    "lifecycleStage": "BAKE_TIME",
+                },
                 {"status": "ACTIVE", "rolloutState": "FAILED", "rolloutStateReason": "old"},
             ],
         }
@@ -261,7 +266,8 @@ def test_service_columns_read_its_conditions_and_primary_deployment() -> None:
     assert cells["Ready"] == ["False"]
     assert cells["Degraded"] == ["DeploymentFailed"]
     assert cells["Rollout"] == ["IN_PROGRESS"]
-    assert cells["Stage"] == ["RollingBack"]
+    assert cells["Stage"] == ["BAKE_TIME"]
+    assert cells["Progress"] == ["RollingBack"]
     assert cells["Rollout Reason"] == ["r"]
     assert cells["Degraded Message"] == ["m"]
 

@@ -242,8 +242,9 @@ def test_crd_names_columns_and_scale_subresource() -> None:
         "Degraded",
         "Task Definition",
         "Rollout",
-        "Age",
         "Stage",
+        "Age",
+        "Progress",
         "Rollout Reason",
         "Degraded Message",
     ]
