@@ -164,6 +164,31 @@ CUSTOM_RESOURCES: Final = (
                 "Whether the spec was registered as a revision.",
             ),
             AGE_COLUMN,
+            # Accepted is the only condition: the message of one that is False is the refusal.
+            # Last, as kubectl get events puts its MESSAGE.
+            PrinterColumn(
+                "Refused Because",
+                '.status.conditions[?(@.status=="False")].message',
+                "Why the spec was not registered (empty once it is), naming the field.",
+            ),
+            PrinterColumn(
+                "Task Definition",
+                ".status.taskDefinitionArn",
+                "The latest revision, family:revision.",
+                priority=1,
+            ),
+            PrinterColumn(
+                "Reason",
+                '.status.conditions[?(@.type=="Accepted")].reason',
+                "Registered, RegisteredWithUnsupportedFields or Invalid.",
+                priority=1,
+            ),
+            PrinterColumn(
+                "Message",
+                '.status.conditions[?(@.type=="Accepted")].message',
+                "The revision registered and the fields accepted but not honoured, or the refusal.",
+                priority=1,
+            ),
         ),
     ),
     CustomResource(
@@ -185,6 +210,12 @@ CUSTOM_RESOURCES: Final = (
                 "Health", ".status.healthStatus", "Health of the essential containers.", priority=1
             ),
             PrinterColumn("Group", ".status.group", "Task group.", priority=1),
+            PrinterColumn(
+                "Stopped Reason",
+                ".status.stoppedReason",
+                "Why the task stopped, in ECS's words.",
+                priority=1,
+            ),
         ),
     ),
     CustomResource(
@@ -199,12 +230,9 @@ CUSTOM_RESOURCES: Final = (
                 "Pending", ".status.pendingCount", "Tasks not yet RUNNING.", type="integer"
             ),
             PrinterColumn(
-                "Task Definition", ".status.taskDefinition", "Revision of the PRIMARY deployment."
-            ),
-            PrinterColumn(
-                "Rollout",
-                '.status.deployments[?(@.status=="PRIMARY")].rolloutState',
-                "Rollout state of the PRIMARY deployment.",
+                "Ready",
+                '.status.conditions[?(@.type=="Ready")].status',
+                "True in a steady state: desiredCount tasks running and healthy, one deployment.",
             ),
             PrinterColumn(
                 "Degraded",
@@ -212,7 +240,40 @@ CUSTOM_RESOURCES: Final = (
                 "Why the service is Degraded (AsExpected when it is not), e.g. "
                 "TaskDefinitionUnavailable or TasksCannotBePlaced.",
             ),
+            PrinterColumn(
+                "Task Definition", ".status.taskDefinition", "Revision of the PRIMARY deployment."
+            ),
+            PrinterColumn(
+                "Rollout",
+                '.status.deployments[?(@.status=="PRIMARY")].rolloutState',
+                "Rollout state of the PRIMARY deployment: IN_PROGRESS, COMPLETED or FAILED.",
+            ),
+            PrinterColumn(
+                "Stage",
+                '.status.deployments[?(@.status=="PRIMARY")].lifecycleStage',
+                "Lifecycle stage of a BLUE_GREEN, LINEAR or CANARY deployment in progress: "
+                "SCALE_UP, PRODUCTION_TRAFFIC_SHIFT, BAKE_TIME or CLEAN_UP (empty otherwise).",
+            ),
             AGE_COLUMN,
+            PrinterColumn(
+                "Progress",
+                '.status.conditions[?(@.type=="Progressing")].reason',
+                "Where the rollout stands: DeploymentInProgress, RollingBack, "
+                "DeploymentCompleted or DeploymentFailed.",
+                priority=1,
+            ),
+            PrinterColumn(
+                "Rollout Reason",
+                '.status.deployments[?(@.status=="PRIMARY")].rolloutStateReason',
+                "Why the PRIMARY deployment's rollout is in its state, in ECS's words.",
+                priority=1,
+            ),
+            PrinterColumn(
+                "Degraded Message",
+                '.status.conditions[?(@.type=="Degraded")].message',
+                "What keeps the service from its goal (empty when it is not Degraded).",
+                priority=1,
+            ),
         ),
         scale=ScaleSubresource(
             spec_replicas_path=".spec.desiredCount",

@@ -18,6 +18,7 @@ from ecs_operator.models.crd import (
     to_structural,
     to_yaml,
 )
+from ecs_operator.models.taskdefinition import TaskDefinitionStatus
 from support.crd_rules import compile_rule, fixture, walk_rules
 
 REPO = Path(__file__).resolve().parents[3]
@@ -185,9 +186,17 @@ def _columns(file_name: str) -> dict[str, dict[str, Any]]:
     return {column["name"]: column for column in version["additionalPrinterColumns"]}
 
 
+def _wide(columns: dict[str, dict[str, Any]]) -> list[str]:
+    return [name for name, column in columns.items() if column.get("priority")]
+
+
 def test_printer_columns() -> None:
     td = _columns("taskdefinitions.ecs.operator.dev.yaml")
-    assert list(td) == ["Revision", "Status", "Accepted", "Age"]
+    assert list(td) == [
+        "Revision", "Status", "Accepted", "Age", "Refused Because",
+        "Task Definition", "Reason", "Message",
+    ]  # fmt: skip
+    assert _wide(td) == ["Task Definition", "Reason", "Message"]
     assert td["Accepted"]["jsonPath"] == '.status.conditions[?(@.type=="Accepted")].status'
     task = _columns("tasks.ecs.operator.dev.yaml")
     assert list(task) == [
@@ -200,7 +209,15 @@ def test_printer_columns() -> None:
         "Age",
         "Health",
         "Group",
+        "Stopped Reason",
     ]
+    assert task["Stopped Reason"] | {"priority": 1} == task["Stopped Reason"]
+    service = _columns("services.ecs.operator.dev.yaml")
+    assert list(service) == [
+        "Desired", "Running", "Pending", "Ready", "Degraded", "Task Definition", "Rollout",
+        "Stage", "Age", "Progress", "Rollout Reason", "Degraded Message",
+    ]  # fmt: skip
+    assert _wide(service) == ["Progress", "Rollout Reason", "Degraded Message"]
     assert task["Age"] == {
         "name": "Age",
         "type": "date",
@@ -208,7 +225,61 @@ def test_printer_columns() -> None:
         "description": "Time since the object was created.",
     }
     assert (task["Health"]["priority"], task["Group"]["priority"]) == (1, 1)
-    assert all(c["description"] for c in [*td.values(), *task.values()])
+    assert all(c["description"] for c in [*td.values(), *task.values(), *service.values()])
+
+
+def _cell(column: dict[str, Any], obj: dict[str, Any]) -> list[Any]:
+    """What the printer column's JSONPath selects (the sandbox's evaluator, which serves the
+    columns to kubectl; kube-apiserver's takes the first value)."""
+    from ecs_sandbox.tables import compile_jsonpath, evaluate_jsonpath
+
+    return evaluate_jsonpath(compile_jsonpath(column["jsonPath"]), obj)
+
+
+def test_the_refusal_column_shows_only_a_refusal() -> None:
+    refused = _columns("taskdefinitions.ecs.operator.dev.yaml")["Refused Because"]
+    condition = {"type": "Accepted", "reason": "Invalid", "message": "spec.x: no"}
+    assert _cell(refused, {"status": {"conditions": [{**condition, "status": "False"}]}}) == [
+        "spec.x: no"
+    ]
+    assert _cell(refused, {"status": {"conditions": [{**condition, "status": "True"}]}}) == []
+    # The column relies on Accepted being the TaskDefinition's only condition.
+    assert "Accepted" in TaskDefinitionStatus.model_fields["conditions"].description
+
+
+def test_service_columns_read_its_conditions_and_primary_deployment() -> None:
+    columns = _columns("services.ecs.operator.dev.yaml")
+    service = {
+        "status": {
+            "conditions": [
+                {"type": "Ready", "status": "False"},
+                {"type": "Progressing", "status": "True", "reason": "RollingBack"},
+                {
+                    "type": "Degraded",
+                    "status": "True",
+                    "reason": "DeploymentFailed",
+                    "message": "m",
+                },
+            ],
+            "deployments": [
+                {
+                    "status": "PRIMARY",
+                    "rolloutState": "IN_PROGRESS",
+                    "rolloutStateReason": "r",
+                    "lifecycleStage": "BAKE_TIME",
+                },
+                {"status": "ACTIVE", "rolloutState": "FAILED", "rolloutStateReason": "old"},
+            ],
+        }
+    }
+    cells = {name: _cell(column, service) for name, column in columns.items()}
+    assert cells["Ready"] == ["False"]
+    assert cells["Degraded"] == ["DeploymentFailed"]
+    assert cells["Rollout"] == ["IN_PROGRESS"]
+    assert cells["Stage"] == ["BAKE_TIME"]
+    assert cells["Progress"] == ["RollingBack"]
+    assert cells["Rollout Reason"] == ["r"]
+    assert cells["Degraded Message"] == ["m"]
 
 
 def test_every_cel_rule_compiles_and_explains_itself() -> None:

@@ -297,11 +297,17 @@ def test_crd_names_columns_and_scale_subresource() -> None:
         "Desired",
         "Running",
         "Pending",
+        "Ready",
+        "Degraded",
         "Task Definition",
         "Rollout",
-        "Degraded",
+        "Stage",
         "Age",
+        "Progress",
+        "Rollout Reason",
+        "Degraded Message",
     ]
+    assert columns["Ready"] == '.status.conditions[?(@.type=="Ready")].status'
     assert columns["Rollout"] == '.status.deployments[?(@.status=="PRIMARY")].rolloutState'
     assert columns["Degraded"] == '.status.conditions[?(@.type=="Degraded")].reason'
 
