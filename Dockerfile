@@ -22,7 +22,8 @@ RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
 # (the operator writes nothing outside /tmp).
 USER 65532:65532
 WORKDIR /tmp
-# 8080: Kopf's liveness endpoint; 9090: Prometheus metrics.
-EXPOSE 8080 9090
+# 8081: the health endpoint (http://0.0.0.0:8081/healthz, for the kubelet's probes);
+# 9090: Prometheus metrics, when --metrics-port=9090 is passed.
+EXPOSE 8081 9090
 ENTRYPOINT ["ecs-operator", "run"]
-CMD ["--liveness=http://0.0.0.0:8080/healthz"]
+CMD ["--health-address=0.0.0.0"]

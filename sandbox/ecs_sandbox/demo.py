@@ -28,8 +28,11 @@ What `make sandbox` runs. In one command:
      events as they appear; the whole story takes under a minute;
 5. a view of the Services (desired, running, pending, revision, rollout, running tasks per zone)
    and the Tasks (rich Live table, refreshed a few times a second by list calls; STOPPED tasks
-   leave it `STOPPED_SHOWN_SECONDS` after stopping and the rows are capped, with a count of what
-   is not shown) plus one line of nodes by zone, until Ctrl-C, SIGTERM or `--duration` seconds;
+   leave it `STOPPED_SHOWN_SECONDS` after stopping, failures `FAILED_SHOWN_SECONDS`, and the
+   rows are capped, routine stops leaving first, with a count of what is not shown; only
+   failures are red, see `stop_severity`) plus one line of nodes by zone, both tables fitting
+   the terminal's width by leaving out their least useful columns (readable at 80x24), until
+   Ctrl-C, SIGTERM or `--duration` seconds;
    with `--no-live` or when stdout is not a terminal, a plain table every few seconds when
    something changed, and every task at exit;
 6. then the operator is stopped (SIGTERM, SIGKILL after 10 s) and the sandbox after it; exit 0.
@@ -83,7 +86,7 @@ from ecs_sandbox.client import (
     Resource,
 )
 from ecs_sandbox.cluster import EXIT_ANNOTATION, NODE_STATE_ANNOTATION, ZONE_LABEL
-from ecs_sandbox.contract import ECS_API_VERSION, SERVICE_LABEL
+from ecs_sandbox.contract import API_GROUP, ECS_API_VERSION, SERVICE_LABEL
 from ecs_sandbox.runtime import Sandbox
 from ecs_sandbox.tables import age
 
@@ -99,7 +102,7 @@ OPERATOR_STOP_TIMEOUT = 10.0
 OPERATOR_LOG_TAIL = 20
 PLAIN_WIDTH = 200  # a pipe has no width; rich would squeeze the table into 80 columns
 STOP_TEXT_WIDTH = 90
-MIN_STOP_TEXT_WIDTH = 16
+PREFERRED_STOP_TEXT_WIDTH = 28  # columns leave the task table until the STOP text has this
 # The scenes: each step waits for what it shows, polling the API, at most SCENE_TIMEOUT.
 REGISTRATION_TIMEOUT = 30.0
 SCENE_TIMEOUT = 45.0
@@ -111,6 +114,7 @@ EVENT_TEXT_WIDTH = 160
 # The tasks table: a STOPPED task stays this long, and at most this many rows (live view: what
 # the terminal's height leaves). The table at exit shows every task.
 STOPPED_SHOWN_SECONDS = 20.0
+FAILED_SHOWN_SECONDS = 600.0  # a failure stays longer in view: it is what needs looking at
 MAX_TASK_ROWS = 40
 MIN_TASK_ROWS = 8
 
@@ -625,6 +629,12 @@ async def play(script: tuple[Scene, ...], stage: Stage) -> None:
 
 
 # --- the view -------------------------------------------------------------------------------
+#
+# Both tables fit the terminal's width by leaving columns out, least useful first, rather than
+# letting rich squeeze every column (at 80 columns it squeezed the counts to nothing and cut the
+# task table after DESIRED). A column is never narrower than its widest cell, except the task's
+# STOP text, which takes the room left (an ellipsis cuts it), and, as a last resort on a very
+# narrow terminal, the name.
 
 _STATUS_STYLES = {
     "RUNNING": "green",
@@ -649,6 +659,16 @@ COLUMNS = (
     "HEALTH",
     "AGE",
 )
+# Which columns go first when the width is short: the first of this list leaves first. NAME,
+# LAST STATUS and STOP always stay.
+TASK_COLUMNS_LEAVING = ("NAMESPACE", "NODE", "DESIRED", "HEALTH", "TASK DEFINITION", "AGE", "ZONE")
+# Stop severities: how a stopped (or stopping) task's STOP text is drawn, and how long it stays.
+FAILURE, WARNING, ROUTINE, COMPLETED = "failure", "warning", "routine", "completed"
+_STOP_STYLES = {FAILURE: "red", WARNING: "yellow", ROUTINE: "dim", COMPLETED: ""}
+# A task the service scheduler stopped for failed container or ELB health checks carries this
+# annotation (its stopCode, ServiceSchedulerInitiated, cannot say so).
+FAILED_HEALTH_CHECKS_ANNOTATION = f"{API_GROUP}/failed-health-checks"
+MIN_NAME_WIDTH = 8
 
 
 def stop_text(status: Obj) -> str:
@@ -663,6 +683,32 @@ def stop_text(status: Obj) -> str:
         code += " (exit " + ", ".join(f"{c['name']}={c['exitCode']}" for c in exits) + ")"
     reason = status.get("stoppedReason")
     return f"{code}: {reason}" if reason else code
+
+
+def stop_severity(task: Obj) -> str:
+    """How serious a task's stop is ('' while it has no stopCode):
+
+    - `failure`: it failed to start, an essential container exited non-zero (or without a code),
+      or its service stopped it for failed health checks;
+    - `warning`: the infrastructure took it away (its node was lost, a Spot interruption);
+    - `routine`: its service scheduler stopped it (scale-in, a deployment, AZ rebalancing, a
+      draining node) or a user did (StopTask): work as usual, not a failure;
+    - `completed`: its essential containers exited 0 (a batch job done)."""
+    status = task.get("status") or {}
+    code = status.get("stopCode")
+    if not code:
+        return ""
+    if code == "TaskFailedToStart":
+        return FAILURE
+    if code == "EssentialContainerExited":
+        exits = [c.get("exitCode") for c in status.get("containers") or ()]
+        known = [e for e in exits if e is not None]
+        return COMPLETED if known and all(e == 0 for e in known) else FAILURE
+    if code in ("ServiceSchedulerInitiated", "UserInitiated"):
+        annotations = (task.get("metadata") or {}).get("annotations") or {}
+        failed = annotations.get(FAILED_HEALTH_CHECKS_ANNOTATION) == "true"
+        return FAILURE if failed else ROUTINE
+    return WARNING  # TerminationNotice, SpotInterruption
 
 
 def task_row(task: Obj, now: datetime) -> tuple[str, ...]:
@@ -696,48 +742,79 @@ def _sorted_tasks(tasks: list[Obj]) -> list[Obj]:
     return sorted(tasks, key=key)
 
 
-def zone_summary(nodes: list[Obj], tasks: list[Obj]) -> str:
-    """One line: per zone, the Ready nodes (and cordoned ones) and the RUNNING tasks."""
+def zone_summary(nodes: list[Obj], tasks: list[Obj], width: int | None = None) -> str:
+    """One line: per zone, the Ready nodes (and cordoned ones) and the RUNNING tasks; shorter
+    words when the long form does not fit `width`."""
     running = Counter(_task_zone(task) for task in tasks if _last_status(task) == "RUNNING")
     zones: dict[str, list[Obj]] = {}
     for node in nodes:
         zones.setdefault(_node_zone(node), []).append(node)
-    parts = []
+    if not zones:
+        return "nodes  (none)"
+    long_parts, short_parts = [], []
     for zone in sorted(zones):
         members = zones[zone]
         ready = sum(_node_ready(node) for node in members)
         cordoned = sum(bool((node.get("spec") or {}).get("unschedulable")) for node in members)
+        count = running[zone]
         text = f"{zone}: {ready}/{len(members)} nodes ready"
+        short = f"{zone}: {ready}/{len(members)} up"
         if cordoned:
             text += f" ({cordoned} cordoned)"
-        count = running[zone]
-        parts.append(f"{text}, {count} task{'' if count == 1 else 's'} running")
-    return "nodes  " + "  │  ".join(parts) if parts else "nodes  (none)"
+            short += f" ({cordoned} cordoned)"
+        tasks_text = f"{count} task{'' if count == 1 else 's'}"
+        long_parts.append(f"{text}, {tasks_text} running")
+        short_parts.append(f"{short}, {tasks_text}")
+    text = "nodes  " + "  │  ".join(long_parts)
+    if width is None or len(text) <= width:
+        return text
+    short_text = " │ ".join(short_parts)
+    return short_text if len(short_text) <= width else "\n".join(short_parts)
+
+
+def _stopped_at(task: Obj) -> datetime | None:
+    stopped_at = (task.get("status") or {}).get("stoppedAt")
+    if _last_status(task) != "STOPPED" or not isinstance(stopped_at, str):
+        return None
+    try:
+        return datetime.fromisoformat(stopped_at.replace("Z", "+00:00"))
+    except ValueError:
+        return None
 
 
 def _stopped_long_ago(task: Obj, now: datetime) -> bool:
-    stopped_at = (task.get("status") or {}).get("stoppedAt")
-    if _last_status(task) != "STOPPED" or not isinstance(stopped_at, str):
+    """STOPPED longer ago than its kind of stop stays in view: `STOPPED_SHOWN_SECONDS`, or
+    `FAILED_SHOWN_SECONDS` for a failure."""
+    stopped = _stopped_at(task)
+    if stopped is None:
         return False
-    try:
-        then = datetime.fromisoformat(stopped_at.replace("Z", "+00:00"))
-    except ValueError:
-        return False
-    return (now - then).total_seconds() > STOPPED_SHOWN_SECONDS
+    kept = FAILED_SHOWN_SECONDS if stop_severity(task) == FAILURE else STOPPED_SHOWN_SECONDS
+    return (now - stopped).total_seconds() > kept
+
+
+# When rows are short, tasks leave in this order (then oldest first): routine stops, completed
+# ones, the infrastructure's, failures, and live tasks last.
+_LEAVING_RANK = {ROUTINE: 0, COMPLETED: 1, WARNING: 2, FAILURE: 3}
 
 
 def shown_tasks(tasks: list[Obj], now: datetime, max_rows: int | None) -> tuple[list[Obj], str]:
     """The tasks the view shows, in creation order, and a note on those it leaves out ('' when
-    none): tasks STOPPED over `STOPPED_SHOWN_SECONDS` ago, then, over `max_rows`, the other
-    STOPPED tasks and the oldest. `max_rows=None` shows every task."""
+    none): tasks STOPPED long ago (see `_stopped_long_ago`), then, over `max_rows`, routine
+    stops before failures and stopped tasks before live ones, oldest first. `max_rows=None`
+    shows every task."""
     ordered = _sorted_tasks(tasks)
     if max_rows is None:
         return ordered, ""
     shown = [task for task in ordered if not _stopped_long_ago(task, now)]
     if len(shown) > max_rows:
-        leaving_order = sorted(
-            range(len(shown)), key=lambda i: (_last_status(shown[i]) != "STOPPED", i)
-        )
+
+        def leaving(index: int) -> tuple[int, int]:
+            task = shown[index]
+            stopped = _last_status(task) == "STOPPED"
+            rank = _LEAVING_RANK.get(stop_severity(task), 0) if stopped else len(_LEAVING_RANK)
+            return rank, index
+
+        leaving_order = sorted(range(len(shown)), key=leaving)
         kept = sorted(leaving_order[len(shown) - max_rows :])
         shown = [shown[i] for i in kept]
     hidden = [task for task in ordered if task not in shown]
@@ -750,28 +827,83 @@ def shown_tasks(tasks: list[Obj], now: datetime, max_rows: int | None) -> tuple[
     )
 
 
+def _table_width(widths: list[int]) -> int:
+    """What rich needs for columns of these widths: padding and a border per column, and one."""
+    return sum(widths) + 3 * len(widths) + 1
+
+
+def fit_columns(
+    names: tuple[str, ...],
+    rows: list[tuple[str, ...]],
+    width: int,
+    leaving: tuple[str, ...],
+    flexible: str | None = None,
+    flexible_min: int = 0,
+) -> tuple[list[int], dict[int, int]]:
+    """The indexes of the columns to show and each one's width, fitting `width`: columns leave
+    in the `leaving` order until the rest fit at their natural width (the widest cell or
+    header) with the `flexible` column at `flexible_min` (or its natural width when that is
+    less); the flexible column then takes what is left."""
+    natural = [max([len(name), *(len(row[i]) for row in rows)]) for i, name in enumerate(names)]
+    flex = names.index(flexible) if flexible is not None else None
+
+    def needed(chosen: list[int]) -> int:
+        widths = [min(natural[i], flexible_min) if i == flex else natural[i] for i in chosen]
+        return _table_width(widths)
+
+    chosen = list(range(len(names)))
+    for name in leaving:
+        if needed(chosen) <= width:
+            break
+        chosen.remove(names.index(name))
+    widths = {i: natural[i] for i in chosen}
+    if flex is not None:
+        room = width - _table_width([natural[i] for i in chosen if i != flex] + [0])
+        widths[flex] = max(min(natural[flex], flexible_min), min(natural[flex], room))
+    return chosen, widths
+
+
+def _shrink_name(widths: dict[int, int], name_index: int, width: int) -> None:
+    """Last resort on a very narrow terminal: the name column gives way (down to
+    `MIN_NAME_WIDTH`, an ellipsis cutting it)."""
+    excess = _table_width(list(widths.values())) - width
+    if excess > 0:
+        widths[name_index] = max(MIN_NAME_WIDTH, widths[name_index] - excess)
+
+
 def task_table(tasks: list[Obj], now: datetime, *, width: int, plain: bool) -> Table:
-    """The tasks, one row each, fitting `width` columns: only the STOP text gives way (rich
-    would otherwise shorten every column)."""
+    """The tasks, one row each, fitting `width` columns (see `fit_columns`): columns leave until
+    the STOP text has `PREFERRED_STOP_TEXT_WIDTH` (at 80 columns: NAME, LAST STATUS, STOP and
+    ZONE stay), then it takes the room left, at most `STOP_TEXT_WIDTH`; it is drawn red for a
+    failure only (`stop_severity`)."""
     rows = [task_row(task, now) for task in tasks]
-    widths = [max([len(name), *(len(row[i]) for row in rows)]) for i, name in enumerate(COLUMNS)]
+    chosen, widths = fit_columns(
+        COLUMNS,
+        rows,
+        width,
+        TASK_COLUMNS_LEAVING,
+        flexible="STOP",
+        flexible_min=PREFERRED_STOP_TEXT_WIDTH,
+    )
     stop = COLUMNS.index("STOP")
-    # Padding and borders take up to three characters per column.
-    room = width - sum(widths) + widths[stop] - 3 * len(COLUMNS) - 1
-    stop_width = max(MIN_STOP_TEXT_WIDTH, min(STOP_TEXT_WIDTH, room))
+    widths[stop] = min(widths[stop], STOP_TEXT_WIDTH)
+    _shrink_name(widths, COLUMNS.index("NAME"), width)
     table = Table(box=box.SIMPLE_HEAD if plain else box.ROUNDED, pad_edge=not plain)
-    for index, name in enumerate(COLUMNS):
-        if index == stop:
-            table.add_column(name, no_wrap=True, overflow="ellipsis", max_width=stop_width)
-        else:
-            table.add_column(name, no_wrap=True, min_width=widths[index])
-    for cells in rows:
+    for index in chosen:
+        table.add_column(
+            COLUMNS[index],
+            no_wrap=True,
+            overflow="ellipsis",
+            min_width=widths[index],
+            max_width=widths[index],
+        )
+    for task, cells in zip(tasks, rows, strict=True):
         styles = {
             3: _STATUS_STYLES.get(cells[3], ""),
-            5: "red" if cells[5] and "(exit 0)" not in cells[5] else "",
+            5: _STOP_STYLES.get(stop_severity(task), ""),
             8: _HEALTH_STYLES.get(cells[8], ""),
         }
-        table.add_row(*(Text(cell, style=styles.get(i, "")) for i, cell in enumerate(cells)))
+        table.add_row(*(Text(cells[i], style=styles.get(i, "")) for i in chosen))
     return table
 
 
@@ -786,6 +918,9 @@ SERVICE_COLUMNS = (
     "DEPLOYMENTS",
     "RUNNING BY ZONE",
 )
+# The first leaves first; the counts and the rollout state always stay (the nodes line below
+# the tables says what runs in each zone).
+SERVICE_COLUMNS_LEAVING = ("DEPLOYMENTS", "NAMESPACE", "RUNNING BY ZONE", "TASK DEFINITION")
 _ROLLOUT_STYLES = {"COMPLETED": "green", "IN_PROGRESS": "yellow", "FAILED": "red"}
 
 
@@ -828,14 +963,24 @@ def service_row(view: ServiceView) -> tuple[str, ...]:
     )
 
 
-def service_table(views: list[ServiceView], *, plain: bool) -> Table:
+def service_table(views: list[ServiceView], *, plain: bool, width: int = PLAIN_WIDTH) -> Table:
+    """The services, one row each, fitting `width` (see `fit_columns`): the counts stay."""
+    rows = [service_row(view) for view in views]
+    chosen, widths = fit_columns(SERVICE_COLUMNS, rows, width, SERVICE_COLUMNS_LEAVING)
+    _shrink_name(widths, SERVICE_COLUMNS.index("SERVICE"), width)
     table = Table(box=box.SIMPLE_HEAD if plain else box.ROUNDED, pad_edge=not plain)
-    for name in SERVICE_COLUMNS:
-        table.add_column(name, no_wrap=True)
+    for index in chosen:
+        table.add_column(
+            SERVICE_COLUMNS[index],
+            no_wrap=True,
+            overflow="ellipsis",
+            min_width=widths[index],
+            max_width=widths[index],
+        )
     rollout = SERVICE_COLUMNS.index("ROLLOUT")
-    for cells in map(service_row, views):
+    for cells in rows:
         styles = {rollout: _ROLLOUT_STYLES.get(cells[rollout], "")}
-        table.add_row(*(Text(cell, style=styles.get(i, "")) for i, cell in enumerate(cells)))
+        table.add_row(*(Text(cells[i], style=styles.get(i, "")) for i in chosen))
     return table
 
 
@@ -853,12 +998,12 @@ class Snapshot:
         parts: list[Any] = []
         if self.services:
             views = service_views(self.services, self.tasks, self.nodes)
-            parts.append(service_table(views, plain=plain))
+            parts.append(service_table(views, plain=plain, width=width))
         tasks, note = shown_tasks(self.tasks, now, max_task_rows)
         parts.append(task_table(tasks, now, width=width, plain=plain))
         if note:
             parts.append(Text(note, style="dim"))
-        parts.append(Text(zone_summary(self.nodes, self.tasks), style="cyan"))
+        parts.append(Text(zone_summary(self.nodes, self.tasks, width), style="cyan"))
         if self.error:
             parts.append(Text(f"API error (retrying): {self.error}", style="red"))
         return Group(*parts)
@@ -917,7 +1062,7 @@ class OperatorProcess:
         return operator_command("run", "--kubeconfig", str(self.kubeconfig.resolve()))
 
     def start(self) -> int:
-        # No liveness endpoint: its default port is the sandbox's, and nothing probes it here.
+        # No liveness endpoint: nothing probes it here, and two demos would share its port.
         command = [*self.command(), "--liveness", ""]
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig.resolve())}
         self.log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,9 @@
 """Kubernetes protobuf request bodies (`application/vnd.kubernetes.protobuf`) decoded to JSON dicts.
 
 kubectl's typed generators (`kubectl create secret|configmap|namespace|serviceaccount`) send
-their object as protobuf, so the sandbox reads that wire format by hand for the few kinds those
-generators create, and refuses every other kind with 415.
+their object as protobuf, and Helm's release storage deletes its Secrets with a protobuf
+DeleteOptions, so the sandbox reads that wire format by hand for those kinds, and refuses every
+other kind with 415.
 
 The body is `k8s\\x00` followed by a `runtime.Unknown` message (1: typeMeta {1: apiVersion,
 2: kind}, 2: raw, 3: contentEncoding, 4: contentType) whose `raw` holds the typed message. Field
@@ -35,6 +36,7 @@ class Kind(Enum):
     STRING = "string"
     BOOL = "bool"
     INT = "int"  # int32 and int64: both are two's-complement varints
+    OPTIONAL_INT = "optional int"  # a pointer in Go: 0 is a value, kept in JSON
     TIME = "time"  # meta/v1 Time {1: seconds, 2: nanos}, RFC 3339 in JSON
     MESSAGE = "message"
     STRING_MAP = "map<string, string>"
@@ -121,6 +123,16 @@ SERVICE_ACCOUNT: Message = {
     3: _messages("imagePullSecrets", LOCAL_OBJECT_REFERENCE),
     4: Field("automountServiceAccountToken", Kind.BOOL),
 }
+# meta/v1 DeleteOptions; its apiVersion is the group version of the resource deleted.
+DELETE_OPTIONS: Message = {
+    1: Field("gracePeriodSeconds", Kind.OPTIONAL_INT),
+    2: _message(
+        "preconditions", {1: Field("uid", Kind.STRING), 2: Field("resourceVersion", Kind.STRING)}
+    ),
+    3: Field("orphanDependents", Kind.BOOL),
+    4: Field("propagationPolicy", Kind.STRING),
+    5: _strings("dryRun"),
+}
 SUPPORTED: dict[tuple[str, str], Message] = {
     ("v1", "ConfigMap"): CONFIG_MAP,
     ("v1", "Namespace"): NAMESPACE,
@@ -136,6 +148,7 @@ WIRE_TYPES = {
     Kind.BYTES_MAP: LENGTH_DELIMITED,
     Kind.BOOL: VARINT,
     Kind.INT: VARINT,
+    Kind.OPTIONAL_INT: VARINT,
 }
 
 
@@ -156,7 +169,7 @@ def decode_object(body: bytes) -> dict[str, Any]:
             f"the {MEDIA_TYPE} body has contentEncoding {content_encoding!r}; "
             "the sandbox reads only unencoded bodies",
         )
-    message = SUPPORTED.get((api_version, kind))
+    message = DELETE_OPTIONS if kind == "DeleteOptions" else SUPPORTED.get((api_version, kind))
     if message is None:
         supported = ", ".join(f"{version} {name}" for version, name in SUPPORTED)
         raise ApiError(
@@ -222,7 +235,7 @@ def _decode_value(spec: Field, value: int | bytes, where: str) -> Any:
         if spec.kind is Kind.BOOL:
             return value != 0
         signed = value - (1 << 64) if value >= 1 << 63 else value
-        return signed or None
+        return signed if spec.kind is Kind.OPTIONAL_INT else signed or None
     if spec.kind is Kind.STRING:
         text = _text(value, where)
         return text if text or spec.repeated else None

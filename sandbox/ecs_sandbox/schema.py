@@ -1315,6 +1315,13 @@ def _check_rules(schema: dict[str, Any], path: str) -> list[Cause]:
                     causes.append(
                         _invalid(f"{where}.{key}", entry[key], f"compilation failed: {exc}")
                     )
+                    continue
+                undefined = _undefined_fields(schema, entry[key])
+                if undefined:
+                    errors = "; ".join(f"ERROR: undefined field '{name}'" for name in undefined)
+                    causes.append(
+                        _invalid(f"{where}.{key}", entry[key], f"compilation failed: {errors}")
+                    )
         reason = entry.get("reason")
         if reason is not None and reason not in _RULE_REASONS:
             causes.append(_not_supported(f"{where}.reason", reason, sorted(_RULE_REASONS)))
@@ -1335,6 +1342,29 @@ def _check_rules(schema: dict[str, Any], path: str) -> list[Cause]:
                 )
             )
     return causes
+
+
+_FIELD_SELECTION = re.compile(r"\bself\.([A-Za-z_][A-Za-z0-9_]*)\b(?!\s*\()")
+
+
+def _undefined_fields(schema: dict[str, Any], rule: str) -> list[str]:
+    """The fields of ``self`` a rule selects that its CEL type does not declare, as
+    kube-apiserver compiles rules against the schema: a property without a type (only
+    ``x-kubernetes-preserve-unknown-fields``) is not part of that type, nor is a property the
+    object does not list (unless it keeps unknown fields)."""
+    properties = schema.get("properties")
+    if schema.get("type") != "object" or not properties:
+        return []
+    keeps_unknown = schema.get("x-kubernetes-preserve-unknown-fields") is True
+    undefined = []
+    for name in dict.fromkeys(_FIELD_SELECTION.findall(rule)):
+        found = properties.get(name)
+        if found is None:
+            if not keeps_unknown:
+                undefined.append(name)
+        elif "type" not in found and not found.get("x-kubernetes-int-or-string"):
+            undefined.append(name)
+    return undefined
 
 
 def _schema_at(schema: Any, json_path: str) -> dict[str, Any] | None:

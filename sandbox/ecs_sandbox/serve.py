@@ -47,12 +47,15 @@ def _non_negative_int(text: str) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = ClusterConfig()
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
     parser.add_argument(
         "--port",
         type=_non_negative_int,
         default=DEFAULT_PORT,
-        help=f"port to listen on (default {DEFAULT_PORT}; 0 picks a free port)",
+        help=f"port to listen on (default {DEFAULT_PORT}, kubectl's fallback server; 0 picks a "
+        "free port)",
     )
     parser.add_argument(
         "--kubeconfig",
@@ -159,7 +162,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         asyncio.run(_serve(sandbox))
     except OSError as exc:
-        print(f"ecs-sandbox serve: error: cannot serve: {exc}", file=sys.stderr)
+        print(f"ecs-sandbox serve: error: cannot serve: {exc} (try --port 0)", file=sys.stderr)
         return 1
     return 0
 

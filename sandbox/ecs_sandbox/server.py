@@ -9,8 +9,11 @@ Behaviour worth knowing (as kube-apiserver unless stated):
   `application/vnd.kubernetes.protobuf` for the kinds kubectl's generators send that way (see
   `protobuf`); anything else is 415. Bodies above `MAX_BODY_BYTES` are 413.
   `fieldValidation=Strict` rejects unknown fields of custom objects with a 400 (as
-  kube-apiserver does); other unknown query parameters (`fieldManager`, …) are ignored.
-- Server-side apply (`application/apply-patch+yaml`) is not supported: 415 saying so.
+  kube-apiserver does); `fieldManager` matters to server-side apply only; other query
+  parameters are ignored.
+- Server-side apply (`application/apply-patch+yaml`, what `kubectl apply --server-side` and
+  Helm 4 send): creates or merges, with field managers and conflicts, the subset described in
+  `ecs_sandbox.apply` (lists are atomic; only applying managers own fields). CBOR is 415.
 - `dryRun=All` is honoured on create; on other writes it is refused (400) rather than applied.
 - A watch whose resourceVersion is too old gets HTTP 200 and one `ERROR` event carrying a 410
   `Expired` Status, then the stream closes. Bookmarks carry the resourceVersion of the last
@@ -76,7 +79,8 @@ MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 PATCH_TYPES = (MERGE_PATCH, JSON_PATCH, STRATEGIC_PATCH)
-APPLY_PATCH_TYPES = ("application/apply-patch+yaml", "application/apply-patch+cbor")
+APPLY_YAML = "application/apply-patch+yaml"
+APPLY_PATCH_TYPES = (APPLY_YAML, "application/apply-patch+cbor")
 WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 VERBS = WRITE_VERBS | {"get", "list", "watch", "binding", "eviction"}
 REASONS = {
@@ -728,7 +732,7 @@ class ApiServer:
         if verb == "update":
             return json_response(await self.update(request, target))
         if verb == "patch":
-            return json_response(await self.patch(request, target))
+            return await self.patch(request, target)
         if sub == "binding":
             return await self.bind(request, target)
         return await self.evict(request, target)
@@ -789,7 +793,10 @@ class ApiServer:
         raw = await read_body(request)
         if not raw.strip():
             return None
-        return parse_body(raw, request.headers.get("Content-Type", ""))
+        content_type = request.headers.get("Content-Type", "")
+        if parse_media_type(content_type)[0] == protobuf.MEDIA_TYPE:
+            return protobuf.decode_object(raw)
+        return parse_body(raw, content_type)
 
     async def _object_body(self, request: web.Request) -> Obj:
         """The request body as an object; the store checks kind, apiVersion, name, namespace."""
@@ -829,16 +836,18 @@ class ApiServer:
             strict=_strict(request),
         )
 
-    async def patch(self, request: web.Request, target: Target) -> Obj:
+    async def patch(self, request: web.Request, target: Target) -> web.Response:
         assert target.name is not None
         content_type = request.headers.get("Content-Type", "")
         mime, _ = parse_media_type(content_type)
+        if mime == APPLY_YAML:
+            return await self.server_side_apply(request, target)
         if mime in APPLY_PATCH_TYPES:
             raise ApiError(
                 415,
                 "UnsupportedMediaType",
-                "server-side apply is not supported by the sandbox; use client-side "
-                "`kubectl apply` (without --server-side), or a merge/JSON patch",
+                f"the sandbox serves server-side apply as {APPLY_YAML} (YAML or JSON), "
+                f'not "{mime}"',
             )
         if mime not in PATCH_TYPES:
             raise ApiError(
@@ -851,7 +860,7 @@ class ApiServer:
         if not raw.strip():
             raise bad_request("the patch body is empty")
         patch = parse_body(raw, mime)
-        return self.store.patch(
+        patched = self.store.patch(
             target.rt,
             target.namespace,
             target.name,
@@ -860,6 +869,34 @@ class ApiServer:
             subresource=target.subresource,
             strict=_strict(request),
         )
+        return json_response(patched)
+
+    async def server_side_apply(self, request: web.Request, target: Target) -> web.Response:
+        """`application/apply-patch+yaml` (see `ecs_sandbox.apply`): 201 when it created the
+        object, 200 otherwise."""
+        assert target.name is not None
+        raw = await read_body(request)
+        if not raw.strip():
+            raise bad_request("the apply configuration is empty")
+        config = parse_body(raw, "application/yaml")
+        if not isinstance(config, dict):
+            raise bad_request(
+                f"the apply configuration must be an object, not {type(config).__name__}"
+            )
+        force = request.query.get("force", "false")
+        if force not in ("true", "false", "1", "0", "True", "False"):
+            raise bad_request(f'invalid value for "force": {force!r} (true or false)')
+        obj, created = self.store.apply(
+            target.rt,
+            target.namespace,
+            target.name,
+            config,
+            manager=request.query.get("fieldManager", ""),
+            force=force in ("true", "1", "True"),
+            subresource=target.subresource,
+            strict=_strict(request),
+        )
+        return json_response(obj, 201 if created else 200)
 
     async def bind(self, request: web.Request, target: Target) -> web.Response:
         """`pods/binding`: assign a node to an unscheduled pod (the scheduler's path)."""

@@ -41,7 +41,10 @@ DETAILS (added while implementing the contract above):
   (handy in-process); a body namespace that differs from the argument is a 400. Creating in a
   missing namespace is 404, in a terminating one 403 Forbidden.
 - `patch` accepts the patch parsed (dict/list) or as raw JSON `str`/`bytes`. Other media types,
-  including `application/apply-patch+yaml`, are 415 UnsupportedMediaType.
+  including `application/apply-patch+yaml`, are 415 UnsupportedMediaType: server-side apply is
+  `store.apply(rt, namespace, name, config, *, manager, force=False, subresource=None)
+  -> (obj, created)`, which creates or merges as `ecs_sandbox.apply` describes and records the
+  manager in `metadata.managedFields`. Other writes keep managedFields unless they send them.
 - `subresource` is None, "status" or "scale" ("scale" routes to the scale methods below and
   returns a Scale); a subresource the type does not serve is 404.
 - Scale (CRDs declaring `subresources.scale`): an `autoscaling/v1` Scale built from
@@ -95,6 +98,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ecs_sandbox import pod_security
+from ecs_sandbox.apply import apply as server_side_apply
 from ecs_sandbox.errors import (
     ApiError,
     Cause,
@@ -385,6 +389,7 @@ class Store:
         *,
         dry_run: bool = False,
         strict: bool = False,
+        managed_fields: Sequence[Obj] | None = None,
     ) -> Obj:
         body = self._body(rt, obj)
         meta = body["metadata"]
@@ -404,6 +409,8 @@ class Store:
         if rt.group == "" and rt.kind == "Pod":
             self._check_pod_security(namespace or "", name, body)
         meta = body["metadata"]
+        if managed_fields:
+            meta["managedFields"] = [*managed_fields]
         crd_types = self._prepare_crd(body, None) if _storage(rt) == _CRD_KEY else None
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = now_rfc3339()
@@ -456,6 +463,81 @@ class Store:
         result = self._update(rt, old, body, subresource, strict)
         self._drain()
         return self._out(rt, result)
+
+    def apply(
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        name: str,
+        config: Any,
+        *,
+        manager: str,
+        force: bool = False,
+        subresource: str | None = None,
+        strict: bool = False,
+    ) -> tuple[Obj, bool]:
+        """Server-side apply of `config` by field manager `manager` (see `ecs_sandbox.apply`):
+        the object and whether it was created."""
+        if subresource == "scale":
+            raise ApiError(
+                415, "UnsupportedMediaType", "the sandbox serves server-side apply on objects "
+                "and their status, not on the scale subresource",
+            )  # fmt: skip
+        self._check_subresource(rt, subresource)
+        if not manager:
+            raise invalid(
+                "PatchOptions", "meta.k8s.io", "", [_required("fieldManager", "Required value: "
+                "is required for apply patch")],
+            )  # fmt: skip
+        if len(manager) > 128:
+            raise invalid(
+                "PatchOptions", "meta.k8s.io", "",
+                [_bad_value("fieldManager", manager, "must be at most 128 characters")],
+            )  # fmt: skip
+        body = self._body(rt, config)
+        meta = body["metadata"]
+        if meta.get("managedFields") is not None:
+            raise bad_request("metadata.managedFields must be nil")
+        if meta.get("name") not in (None, "", name):
+            raise bad_request(
+                f"the name of the object ({meta['name']}) does not match the name on the URL "
+                f"({name})"
+            )
+        meta["name"] = name
+        live = self._lookup(_storage(rt), (namespace or "") if rt.namespaced else "", name)
+        if live is None and subresource is not None:
+            raise not_found(rt.plural, rt.group, name)
+        applied = server_side_apply(
+            live,
+            body,
+            manager=manager,
+            force=force,
+            subresource=subresource,
+            has_status=rt.has_status,
+            api_version=rt.api_version,
+            now=now_rfc3339(),
+            kind=rt.plural,
+            group=rt.group,
+        )
+        if live is None:
+            created = {
+                "apiVersion": rt.api_version,
+                "kind": rt.kind,
+                **applied.obj,
+                "metadata": {**applied.obj.get("metadata", {}), "name": name},
+            }
+            return (
+                self.create(
+                    rt, namespace, created, strict=strict, managed_fields=applied.managed_fields
+                ),
+                True,
+            )
+        target = self._body(rt, applied.obj)
+        result = self._update(
+            rt, live, target, subresource, strict, managed_fields=applied.managed_fields
+        )
+        self._drain()
+        return self._out(rt, result), False
 
     def delete(
         self, rt: ResourceType, namespace: str | None, name: str, options: Obj | None = None
@@ -882,9 +964,19 @@ class Store:
     # ------------------------------------------------------------------ updates
 
     def _update(
-        self, rt: ResourceType, old: Obj, body: Obj, subresource: str | None, strict: bool = False
+        self,
+        rt: ResourceType,
+        old: Obj,
+        body: Obj,
+        subresource: str | None,
+        strict: bool = False,
+        *,
+        managed_fields: Sequence[Obj] | None = None,
     ) -> Obj:
-        """Validate a PUT/PATCH result against `old` and store it (a no-op stores nothing)."""
+        """Validate a PUT/PATCH result against `old` and store it (a no-op stores nothing).
+
+        `managed_fields` is what a server-side apply recorded; other writes keep the object's
+        managedFields unless they send new ones (`[{}]` clears them), as kube-apiserver does."""
         meta = body["metadata"]
         old_meta = old["metadata"]
         name = old_meta["name"]
@@ -927,6 +1019,8 @@ class Store:
                 else:
                     new.pop("status", None)
             self._default(rt, new, old)
+        sent = None if subresource == "status" else meta.get("managedFields")
+        _set_managed_fields(new["metadata"], old_meta, managed_fields, sent)
         self._validate(rt, new, old)
         new = self._admit(rt, new, old, strict)
         crd_types = self._prepare_crd(new, old) if _storage(rt) == _CRD_KEY else None
@@ -1506,6 +1600,23 @@ def _with_condition(status: Obj, kind: str, state: str, reason: str, message: st
         }
     )
     return {**status, "conditions": conditions}
+
+
+def _set_managed_fields(meta: Obj, old_meta: Obj, applied: Sequence[Obj] | None, sent: Any) -> None:
+    """managedFields after an update: what an apply recorded; else what the request sent (a
+    list of entries; `[{}]` clears them); else (absent or `[]`) the object's own."""
+    if applied is not None:
+        chosen: Any = [*applied]
+    elif isinstance(sent, list) and sent and sent != [{}]:
+        chosen = sent
+    elif sent == [{}]:
+        chosen = None
+    else:
+        chosen = old_meta.get("managedFields")
+    if chosen:
+        meta["managedFields"] = chosen
+    else:
+        meta.pop("managedFields", None)
 
 
 def _check_metadata_types(rt: ResourceType, meta: Any) -> None:

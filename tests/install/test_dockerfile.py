@@ -84,8 +84,8 @@ def problems(text: str) -> list[str]:
     if exec_form(entrypoint) != ["ecs-operator", "run"]:
         found.append(f'ENTRYPOINT {entrypoint}: must be ["ecs-operator", "run"] (exec form)')
     command = final.last("CMD")
-    if "--liveness=http://0.0.0.0:8080/healthz" not in (exec_form(command) or []):
-        found.append(f"CMD {command}: must pass --liveness=http://0.0.0.0:8080/healthz")
+    if "--health-address=0.0.0.0" not in (exec_form(command) or []):
+        found.append(f"CMD {command}: must pass --health-address=0.0.0.0 (the kubelet probes it)")
     environment = " ".join(value for key, value in final.instructions if key == "ENV")
     if "PYTHONUNBUFFERED=1" not in environment:
         found.append("ENV PYTHONUNBUFFERED=1 missing in the final stage")
@@ -112,7 +112,7 @@ def test_rule_violations_are_reported() -> None:
         "FROM python:latest: no latest tags",
         "USER app: the final stage needs a numeric non-root USER",
         'ENTRYPOINT ecs-operator run: must be ["ecs-operator", "run"] (exec form)',
-        "CMD []: must pass --liveness=http://0.0.0.0:8080/healthz",
+        "CMD []: must pass --health-address=0.0.0.0 (the kubelet probes it)",
         "ENV PYTHONUNBUFFERED=1 missing in the final stage",
     ]
     assert (

@@ -123,7 +123,7 @@ def test_default_deployment() -> None:
     }
     assert {"name": "metrics", "containerPort": 9090, "protocol": "TCP"} in container["ports"]
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
-    assert {"name": "health", "containerPort": 8080, "protocol": "TCP"} in container["ports"]
+    assert {"name": "health", "containerPort": 8081, "protocol": "TCP"} in container["ports"]
     assert container["resources"]["requests"] and "cpu" not in container["resources"]["limits"]
     assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
     assert pod["serviceAccountName"] == "ecs-operator"
@@ -251,7 +251,7 @@ def test_readme_documents_every_value_and_the_crd_caveat() -> None:
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     for path in _value_paths(values):
         assert f"`{path}`" in readme, f"README.md does not document {path}"
-    assert "kubectl apply --server-side -f charts/ecs-operator/crds/" in readme
+    assert "kubectl apply --server-side --force-conflicts -f charts/ecs-operator/crds/" in readme
     assert "never upgrades" in readme
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from support.helpers import REAL_CLUSTER_ENV, ClusterTarget, run_kubectl, unique_name, wait_for
-from support.install import CHART, CRDS, MANIFESTS, helm_binary
+from support.install import CHART, CRDS, MANIFESTS, SERVER_SIDE_APPLY, helm_binary
 
 NAMESPACE = "ecs-operator-system"
 GROUP = "ecs.operator.dev"
@@ -105,7 +105,7 @@ def test_crds_apply_client_side_then_server_side_and_update_in_place(
 
 def test_kubectl_apply_k_rolls_the_operator_out(kubectl: Kubectl) -> None:
     try:
-        ok(kubectl("apply", "--server-side", "-k", str(MANIFESTS)))
+        ok(kubectl(*SERVER_SIDE_APPLY, "-k", str(MANIFESTS)))
         # kube-controller-manager creates the ReplicaSet and Pod; the scheduler binds it to a kwok
         # node, which runs it; Pod Security Admission (restricted, from namespace.yaml) admits it.
         ok(

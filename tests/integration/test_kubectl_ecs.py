@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from support.ecs_api import Ecs, KubectlRunner, container, shell
+from support.ecs_api import Ecs, KubectlRunner, condition, container, shell
 from support.services import Services
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "manifests" / "examples"
@@ -84,6 +84,98 @@ def test_get_describe_and_explain(ecs: Ecs, kubectl: KubectlRunner) -> None:
     assert essential.returncode == 0, essential.stderr
     assert "essential" in essential.stdout.lower()
     assert "task stops" in essential.stdout or "stop" in essential.stdout
+
+
+def get(kubectl: KubectlRunner, *args: str) -> tuple[str, dict[str, str]]:
+    result = kubectl("get", *args)
+    assert result.returncode == 0, result.stderr
+    header, *rows = result.stdout.splitlines()
+    return header, {row.split()[0]: row for row in rows}
+
+
+def columns_of(header: str) -> list[str]:
+    return [name.strip() for name in header.split("  ") if name.strip()]
+
+
+def value(header: str, row: str, column: str) -> str:
+    columns = columns_of(header)
+    start = header.index(column)
+    index = columns.index(column)
+    following = columns[index + 1 :]
+    end = header.index(following[0], start + len(column)) if following else None
+    return row[start:end].strip()
+
+
+def test_printer_columns_say_why_at_a_glance(ecs: Ecs, kubectl: KubectlRunner) -> None:
+    """td: why a spec was refused, wide: revision, reason, message; ecssvc: Ready, Degraded,
+    rollout and lifecycle stage (empty for a rolling update), wide: progress, rollout reason
+    and what degrades it; ecstask -o wide: the stopped reason."""
+    namespace = ecs.namespace
+    ecs.create_task_definition("fine", container("app"))
+    ecs.create_task_definition("sudo", container("app", privileged=True))
+    ecs.create_task_definition("quits", container("job", shell("exit 3")))
+    ecs.wait_accepted("fine")
+    refused = ecs.wait_accepted("sudo", "False")
+    ecs.wait_accepted("quits")
+    refusal = condition(refused, "Accepted")["message"]
+    assert "privileged" in refusal
+
+    header, rows = get(kubectl, "td", "-n", namespace)
+    assert columns_of(header) == [
+        "NAME", "REVISION", "STATUS", "ACCEPTED", "AGE", "REFUSED BECAUSE",
+    ]  # fmt: skip
+    assert value(header, rows["sudo"], "ACCEPTED") == "False"
+    assert value(header, rows["sudo"], "REFUSED BECAUSE") == refusal
+    assert value(header, rows["fine"], "ACCEPTED") == "True"
+    assert value(header, rows["fine"], "REFUSED BECAUSE") == ""
+    header, rows = get(kubectl, "td", "-n", namespace, "-o", "wide")
+    assert columns_of(header)[-3:] == ["TASK DEFINITION", "REASON", "MESSAGE"]
+    assert value(header, rows["fine"], "TASK DEFINITION") == "fine:1"
+    assert value(header, rows["fine"], "REASON") == "Registered"
+    assert value(header, rows["fine"], "MESSAGE") == "registered as revision fine:1"
+    assert value(header, rows["sudo"], "REASON") == "Invalid"
+
+    services = Services(ecs)
+    services.create("steady", "fine", desiredCount=2)
+    services.create("stuck", "fine", desiredCount=1, placementConstraints=[
+        {"type": "memberOf", "expression": "attribute:ecs.availability-zone == nowhere"}
+    ])  # fmt: skip
+    services.wait_steady("steady", 2)
+    services.wait(
+        lambda: condition(services.status("stuck"), "Degraded").get("status") == "True",
+        "Degraded",
+        "stuck",
+    )
+    header, rows = get(kubectl, "ecssvc", "-n", namespace)
+    assert columns_of(header) == [
+        "NAME", "DESIRED", "RUNNING", "PENDING", "READY", "DEGRADED", "TASK DEFINITION",
+        "ROLLOUT", "STAGE", "AGE",
+    ]  # fmt: skip
+    steady = {c: value(header, rows["steady"], c) for c in columns_of(header)}
+    assert steady | {"AGE": ""} == {
+        "NAME": "steady", "DESIRED": "2", "RUNNING": "2", "PENDING": "0", "READY": "True",
+        "DEGRADED": "AsExpected", "TASK DEFINITION": "fine:1", "ROLLOUT": "COMPLETED",
+        "STAGE": "", "AGE": "",
+    }  # fmt: skip
+    stuck = condition(services.status("stuck"), "Degraded")
+    assert value(header, rows["stuck"], "READY") == "False"
+    assert value(header, rows["stuck"], "DEGRADED") == stuck["reason"] != "AsExpected"
+    header, rows = get(kubectl, "ecssvc", "-n", namespace, "-o", "wide")
+    assert columns_of(header)[-3:] == ["PROGRESS", "ROLLOUT REASON", "DEGRADED MESSAGE"]
+    assert value(header, rows["steady"], "PROGRESS") == "DeploymentCompleted"
+    primary = services.primary("steady")
+    assert value(header, rows["steady"], "ROLLOUT REASON") == primary["rolloutStateReason"]
+    assert value(header, rows["steady"], "DEGRADED MESSAGE") == ""
+    assert value(header, rows["stuck"], "DEGRADED MESSAGE") == stuck["message"]
+
+    ecs.create_task("ended", "quits")
+    stopped = ecs.wait_stopped("ended")
+    header, rows = get(kubectl, "ecstask", "ended", "-n", namespace)
+    assert "STOPPED REASON" not in columns_of(header)
+    header, rows = get(kubectl, "ecstask", "ended", "-n", namespace, "-o", "wide")
+    assert columns_of(header)[-3:] == ["HEALTH", "GROUP", "STOPPED REASON"]
+    assert value(header, rows["ended"], "STOPPED REASON") == stopped["stoppedReason"]
+    assert stopped["stoppedReason"]
 
 
 def test_service_events_have_a_reason_per_kind_and_name_tasks_kubectl_finds(

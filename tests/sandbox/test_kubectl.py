@@ -259,15 +259,23 @@ def test_nodes_show_zones_and_cordon(kubectl: Any, sandbox_target: ClusterTarget
     assert not sandbox_target.http.get(f"/api/v1/nodes/{node}").json()["spec"].get("unschedulable")
 
 
-def test_server_side_apply_is_refused_clearly(kubectl: Any, ns: str) -> None:
-    result = kubectl(
-        "apply",
-        "--server-side",
-        "-n",
-        ns,
-        "-f",
-        "-",
-        input=WIDGET.format(name="ssa", app="s", size=1),
-    )
-    assert result.returncode != 0
-    assert "server-side apply is not supported by the sandbox" in result.stderr
+def test_server_side_apply_creates_updates_and_reports_conflicts(
+    kubectl: Any, sandbox_target: ClusterTarget, ns: str
+) -> None:
+    def apply(*flags: str, size: int, manager: str = "kubectl") -> Any:
+        return kubectl(
+            "apply", "--server-side", f"--field-manager={manager}", *flags, "-n", ns, "-f", "-",
+            input=WIDGET.format(name="ssa", app="s", size=size),
+        )  # fmt: skip
+
+    assert "widget.conformance.ecs.operator.dev/ssa serverside-applied" in ok(apply(size=1))
+    assert widget(sandbox_target, ns, "ssa")["spec"]["size"] == 1
+    assert "serverside-applied" in ok(apply(size=4))
+    assert widget(sandbox_target, ns, "ssa")["spec"]["size"] == 4
+
+    refused = apply(size=6, manager="someone-else")
+    assert refused.returncode != 0
+    assert 'conflict with "kubectl"' in refused.stderr and ".spec.size" in refused.stderr
+    assert "--force-conflicts" in refused.stderr  # kubectl's own advice
+    ok(apply("--force-conflicts", size=6, manager="someone-else"))
+    assert widget(sandbox_target, ns, "ssa")["spec"]["size"] == 6

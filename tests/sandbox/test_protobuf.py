@@ -424,3 +424,30 @@ def test_replace_with_protobuf_honours_resource_version(
     stale = replace(version, "3")
     assert stale.status_code == 409, stale.text
     assert sandbox_target.http.get(f"{path}/c").json()["data"] == {"a": "2"}
+
+
+def test_delete_options_keep_a_zero_grace_period() -> None:
+    raw = vint(1, 0) + ld(2, ld(1, "uid-1")) + vint(3, 0) + ld(4, "Foreground")
+    assert decode_object(envelope("v1", "DeleteOptions", raw)) == {
+        "apiVersion": "v1",
+        "kind": "DeleteOptions",
+        "gracePeriodSeconds": 0,
+        "preconditions": {"uid": "uid-1"},
+        "orphanDependents": False,
+        "propagationPolicy": "Foreground",
+    }
+
+
+def test_delete_with_protobuf_options_as_helm_sends_them(
+    sandbox_target: ClusterTarget, namespace: str
+) -> None:
+    """Helm's release storage deletes its Secrets with a protobuf DeleteOptions."""
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    assert sandbox_target.http.post(path, json={"metadata": {"name": "d"}}).status_code == 201
+    stale = envelope("v1", "DeleteOptions", ld(2, ld(1, "not-its-uid")))
+    refused = post_protobuf(sandbox_target, f"{path}/d", stale, "DELETE")
+    assert refused.status_code == 409, refused.text
+    body = envelope("v1", "DeleteOptions", ld(4, "Background"))
+    deleted = post_protobuf(sandbox_target, f"{path}/d", body, "DELETE")
+    assert deleted.status_code == 200, deleted.text
+    assert sandbox_target.http.get(f"{path}/d").status_code == 404

@@ -12,6 +12,7 @@ from celpy.adapter import json_to_cel
 from ecs_operator.models.crd import openapi_schema
 from ecs_operator.models.task import Task
 from ecs_operator.models.taskdefinition import TaskDefinition
+from ecs_sandbox.schema import _CEL_FUNCTIONS  # kube-apiserver's string and list extensions
 
 FIXTURES = Path(__file__).resolve().parents[1] / "unit" / "models" / "fixtures"
 _ENV = celpy.Environment()
@@ -53,7 +54,7 @@ def find_rule(kind: str, path: str, message_part: str) -> str:
 
 @cache
 def _program(rule: str) -> celpy.Runner:
-    return _ENV.program(_ENV.compile(rule))
+    return _ENV.program(_ENV.compile(rule), functions=dict(_CEL_FUNCTIONS))
 
 
 def compile_rule(rule: str) -> None:

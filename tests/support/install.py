@@ -28,6 +28,8 @@ CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
 RELEASE = "ecs-operator"
 RELEASE_NAMESPACE = "ecs-operator-system"
 KUBERNETES_VERSION = "1.32.0"
+# How the README, manifests/ and the chart's NOTES tell users to apply this repository's files.
+SERVER_SIDE_APPLY = ("apply", "--server-side", "--force-conflicts")
 
 Obj = dict[str, Any]
 

@@ -126,7 +126,9 @@ class LoadBalancerController:
         refusal = await self._sync_service(namespace, lb)
         plan = load_balancing.desired_targets(lb, [] if refusal else members, now)
         problems += await self._sync_slices(namespace, lb, plan.targets)
-        update = load_balancing.lb_status(lb, plan.targets, sorted(users), problems, now, refusal)
+        update = load_balancing.lb_status(
+            lb, plan.targets, sorted(users), problems, now, refusal, plan.weights
+        )
         if refusal is not None and refusal != load_balancing.reported_refusal(lb):
             await self.events.record(body, "Warning", ecs_events.REASON_NAME_CONFLICT, refusal)
         if update.changed:

@@ -214,7 +214,7 @@ class ServiceController:
             namespace, service.spec.task_definition, for_new_task=True
         )
         if resolved.revision is None:
-            return None, resolved.error, None
+            return None, resolved.reason, None
         return resolved.revision.record.reference, None, resolved.revision.spec
 
     def _tasks(self, body: Mapping[str, Any]) -> list[Task]:

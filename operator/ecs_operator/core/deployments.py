@@ -114,10 +114,10 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Final, Literal
 
-from ecs_operator.core import events, labels
+from ecs_operator.core import events, labels, strategies
 from ecs_operator.core.conditions import set_condition
 from ecs_operator.core.events import LaunchPurpose
 from ecs_operator.core.placement import (
@@ -127,8 +127,10 @@ from ecs_operator.core.placement import (
     choose_tasks_to_stop,
 )
 from ecs_operator.core.query import Expression, QueryError, parse_expression
+from ecs_operator.core.registration import MAX_UNSUPPORTED, unsupported_text
 from ecs_operator.core.revisions import names_revision
-from ecs_operator.models.common import Condition
+from ecs_operator.core.service_fields import unsupported_service_fields
+from ecs_operator.models.common import Condition, UnsupportedField
 from ecs_operator.models.placement import PlacementConstraint, PlacementStrategy
 from ecs_operator.models.service import (
     CONDITION_DEGRADED,
@@ -194,6 +196,9 @@ DEPLOYMENT_FIELDS: Final = (
     "launchType",
     "propagateTags",
     "enableECSManagedTags",
+    "serviceRegistries",
+    "capacityProviderStrategy",
+    "platformVersion",
 )
 
 # Condition reasons.
@@ -330,6 +335,9 @@ def is_healthy(task: ServiceTask) -> bool:
     return task.health_status != "UNHEALTHY"
 
 
+LONG_AGO: Final = datetime.min.replace(tzinfo=UTC)
+
+
 @dataclass(frozen=True)
 class ServiceState:
     """Everything ``plan_service`` reads."""
@@ -354,6 +362,9 @@ class ServiceState:
     task_definition_constraints: Sequence[PlacementConstraint] = ()
     """The resolved revision's placementConstraints (DAEMON eligibility, rebalancing zones)."""
     healthy: HealthPredicate = is_healthy
+    traffic_applied_at: Callable[[str, float], datetime | None] = lambda _d, _w: LONG_AGO
+    """Since when the load balancers carry a deployment's production share (None: not yet);
+    a service without load balancers has no traffic to move (LONG_AGO)."""
 
 
 @dataclass(frozen=True)
@@ -718,6 +729,9 @@ class _Planner:
             if deployment.status == "PRIMARY":
                 self._replace(deployment, status="ACTIVE", updated_at=self.now)
         self.deployments = [d for d in self.deployments if d.id != new_id]
+        strategy = strategies.strategy_of(self.spec)
+        # Staged only while a revision serves production: a first deployment just starts tasks.
+        staged = strategies.is_staged(strategy) and self._last_completed(new_id) is not None
         self.deployments.insert(
             0,
             Deployment(
@@ -729,11 +743,28 @@ class _Planner:
                 updated_at=self.now,
                 rollout_state="IN_PROGRESS",
                 rollout_state_reason=events.rollout_in_progress(new_id),
+                strategy=strategy,
+                lifecycle_stage="SCALE_UP" if staged else None,
+                stage_started_at=self.now if staged else None,
+                production_traffic_weight=0.0 if staged else None,
             ),
         )
+        if staged:
+            self.work.messages.append(
+                events.deployment_stage(self.state.name, new_id, "SCALE_UP", 0.0, resolved, 0)
+            )
         self.scheduler.last_deployment_request = request
         self._reset_throttle()
         self.scheduler.az_rebalancing = False
+
+    def _last_completed(self, other_than: str) -> Deployment | None:
+        """The newest COMPLETED deployment but ``other_than``: the revision serving production
+        while another rolls out, and the circuit breaker's rollback target."""
+        return max(
+            (d for d in self.deployments if d.id != other_than and d.rollout_state == "COMPLETED"),
+            key=lambda d: d.created_at,
+            default=None,
+        )
 
     def _adoptable(self, resolved: str) -> Deployment | None:
         """After a status loss: the newest adopted deployment running the wanted revision."""
@@ -805,12 +836,9 @@ class _Planner:
         ):
             return
         self.work.messages.append(events.deployment_failed(self.state.name, primary.id))
-        target = max(
-            (d for d in self.deployments if d.id != primary.id and d.rollout_state == "COMPLETED"),
-            key=lambda d: d.created_at,
-            default=None,
-        )
-        rolling_back = breaker.rollback and target is not None
+        target = self._last_completed(primary.id)
+        staged = primary.lifecycle_stage is not None  # blue still serves: always back to it
+        rolling_back = (breaker.rollback or staged) and target is not None
         self._replace(
             primary,
             status="ACTIVE" if rolling_back else "PRIMARY",
@@ -827,6 +855,8 @@ class _Planner:
                 rollback=True,
                 failed_tasks=0,
                 updated_at=self.now,
+                # Production returns to it whole at once; the failed revision's tasks serve none.
+                production_traffic_weight=strategies.FULL if staged else None,
             )
             self.work.messages.append(events.deployment_rolling_back(self.state.name, target.id))
             self._reset_throttle()
@@ -1052,6 +1082,81 @@ class _Planner:
             self.blockers.blocked = True
             self.work.messages.append(events.deployment_blocked(self.state.name))
 
+    # -- BLUE_GREEN, LINEAR, CANARY (core/strategies.py) ------------------------------------------
+
+    def _plan_staged(self, primary: Deployment, desired: int) -> None:
+        """Green (the PRIMARY) at ``desired`` beside blue (the revision serving production) at
+        ``desired`` too, each replacing its own failed tasks; the stage moves as far as green's
+        health and the bake times allow; CLEAN_UP stops blue."""
+        blue = self._last_completed(primary.id)
+        order = placement_strategies(self.spec)
+        for task in self._live():
+            # Neither revision in play: a deployment this one superseded mid-way.
+            if task.deployment_id not in (primary.id, blue.id if blue else None):
+                self._scheduler_stop(task)
+        ready = self._keep_count(primary, desired, order)
+        stage = strategies.Stage(
+            primary.lifecycle_stage or "SCALE_UP",
+            primary.production_traffic_weight or 0.0,
+            primary.stage_started_at or primary.created_at,
+        )
+        configuration = self.spec.deployment_configuration
+        moved = strategies.advance(
+            stage,
+            primary.strategy or "BLUE_GREEN",
+            configuration,
+            ready,
+            lambda weight: self.state.traffic_applied_at(primary.id, weight),
+            self.now,
+        )
+        for entered in moved.passed:
+            self.work.messages.append(
+                events.deployment_stage(
+                    self.state.name,
+                    primary.id,
+                    entered.name,
+                    entered.weight,
+                    primary.task_definition,
+                    strategies.bake_minutes(configuration),
+                )
+            )
+        if moved.wait_seconds is not None:
+            self.work.requeue.append(moved.wait_seconds)
+        if blue is not None and moved.stage.name == "CLEAN_UP":
+            for task in self._live():
+                if task.deployment_id == blue.id:
+                    self._scheduler_stop(task)
+        elif blue is not None:
+            self._keep_count(blue, desired, order)
+        self._replace(
+            primary,
+            lifecycle_stage=moved.stage.name,
+            stage_started_at=moved.stage.since,
+            production_traffic_weight=moved.stage.weight,
+        )
+
+    def _keep_count(
+        self, deployment: Deployment, desired: int, order: Sequence[PlacementStrategy]
+    ) -> bool:
+        """Keep ``desired`` tasks of ``deployment``, replacing its failed ones from its own
+        revision (ECS since 2025-11); whether all of them are healthy."""
+        tasks = [t for t in self._live() if t.deployment_id == deployment.id]
+        for task in tasks:
+            if self._draining(task):
+                self._scheduler_stop(task)
+            elif self._unhealthy_due(task):
+                self._stop_unhealthy_task(task)
+        kept = [t for t in tasks if t.name not in self.work.stops]
+        if len(kept) > desired:
+            self._scale_in(kept, desired, len(kept), order)
+            kept = [t for t in kept if t.name not in self.work.stops]
+        missing = desired - len(kept)
+        if missing > 0 and deployment.rollout_state != "FAILED" and not self._throttled():
+            self.work.launches.append(
+                LaunchRequest(deployment.id, deployment.task_definition, missing)
+            )
+        return len(kept) == desired and all(self._healthy(t) for t in kept)
+
     # -- AZ rebalancing ----------------------------------------------------------------------------
 
     def _rebalance(self, primary: Deployment, desired: int) -> None:
@@ -1161,6 +1266,8 @@ class _Planner:
             self.blockers.throttled = self._throttled()
             if daemon:
                 self._plan_daemon(primary, eligible)
+            elif primary.lifecycle_stage is not None and primary.rollout_state == "IN_PROGRESS":
+                self._plan_staged(primary, desired)
             else:
                 self._plan_replica(primary, desired)
             # Rebalancing happens in steady state and does not leave it.
@@ -1191,6 +1298,8 @@ class _Planner:
                 primary,
                 rollout_state="COMPLETED",
                 rollout_state_reason=events.rollout_completed(primary.id),
+                lifecycle_stage=None,
+                stage_started_at=None,
             )
             self.work.messages.append(events.deployment_completed(self.state.name, primary.id))
         refusal = self._deployment_refusal()
@@ -1206,6 +1315,11 @@ class _Planner:
                 )
             )
         self._update_deployments(live, remaining, desired)
+        unsupported = unsupported_service_fields(self.state.name, self.spec)[:MAX_UNSUPPORTED]
+        if unsupported and unsupported != (self.previous.unsupported or []):
+            self.work.messages.append(
+                events.service_fields_not_honoured(self.state.name, unsupported_text(unsupported))
+            )
         status = ServiceStatus(
             observed_generation=self.state.generation,
             desired_count=desired,
@@ -1214,9 +1328,10 @@ class _Planner:
             task_definition=primary.task_definition if primary else None,
             deployments=self.deployments,
             events=self.previous.events,
-            conditions=self._conditions(steady, live, desired),
+            conditions=self._conditions(steady, live, desired, unsupported),
             selector=service_selector(self.state.name),
             scheduler=self.scheduler,
+            unsupported=unsupported or None,
         )
         status, recorded = record_events(status, self.work.messages, self.now, self.rng)
         if refusal is not None:
@@ -1299,7 +1414,11 @@ class _Planner:
         self.deployments = kept
 
     def _conditions(
-        self, steady: bool, live: Sequence[ServiceTask], desired: int
+        self,
+        steady: bool,
+        live: Sequence[ServiceTask],
+        desired: int,
+        unsupported: Sequence[UnsupportedField],
     ) -> list[Condition]:
         previous = self.previous.conditions
         generation = self.state.generation
@@ -1307,6 +1426,8 @@ class _Planner:
         healthy = sum(self._healthy(t) for t in live)
         pending = sum(t.pending for t in live)
         counts = f"{healthy} of {desired} tasks running and healthy, {pending} pending"
+        if unsupported:
+            counts += "; " + events.NOT_HONOURED_PREFIX + unsupported_text(unsupported)
         ready = set_condition(
             previous,
             CONDITION_READY,

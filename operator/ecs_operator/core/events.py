@@ -80,7 +80,12 @@ def family_missing(family: str) -> str:
 
 
 def family_pending(family: str) -> str:
-    return f'task definition "{family}" has no ACTIVE revision yet (its registration is pending)'
+    """The family's TaskDefinition exists and has registered no revision: not yet, or it was
+    refused (``family_not_accepted`` says which, when the caller knows its Accepted condition)."""
+    return (
+        f'task definition "{family}" has no ACTIVE revision yet (not registered yet, or '
+        "refused: see the TaskDefinition's Accepted condition)"
+    )
 
 
 def family_deleted(family: str) -> str:
@@ -252,6 +257,7 @@ REASON_DEPLOYMENT_FAILED: Final = "DeploymentFailed"
 REASON_DEPLOYMENT_ROLLING_BACK: Final = "DeploymentRollingBack"
 REASON_DEPLOYMENT_BLOCKED: Final = "DeploymentBlocked"
 REASON_DEPLOYMENT_REFUSED: Final = "DeploymentRefused"
+REASON_DEPLOYMENT_STAGE: Final = "DeploymentStage"
 REASON_AZ_BALANCED: Final = "AZBalanced"
 REASON_AZ_REBALANCING: Final = "AZRebalancing"
 REASON_TARGETS_REGISTERED: Final = "TargetsRegistered"
@@ -274,6 +280,8 @@ SERVICE_EVENT_REASONS: Final[Mapping[str, str]] = MappingProxyType(
         "rolling back": REASON_DEPLOYMENT_ROLLING_BACK,
         "deployment blocked by min/max percent": REASON_DEPLOYMENT_BLOCKED,
         "unable to start a deployment": REASON_DEPLOYMENT_REFUSED,
+        "a BLUE_GREEN/LINEAR/CANARY deployment's lifecycle stage": REASON_DEPLOYMENT_STAGE,
+        "spec fields accepted but not honoured": REASON_UNSUPPORTED_FIELDS,
         "AZ balanced": REASON_AZ_BALANCED,
         "AZ rebalancing in progress": REASON_AZ_REBALANCING,
         "targets registered": REASON_TARGETS_REGISTERED,
@@ -434,6 +442,29 @@ def deployment_completed(service: str, deployment_id: str) -> ServiceEventText:
     )
 
 
+def deployment_stage(
+    service: str, deployment_id: str, stage: str, weight: float, revision: str, minutes: int
+) -> ServiceEventText:
+    """A BLUE_GREEN, LINEAR or CANARY deployment entered a lifecycle stage (or traffic step).
+    ECS documents no service event for these (ecs-deployments.md §10.7): operator wording."""
+    head = f"(service {service}) (deployment {deployment_id})"
+    if stage == "SCALE_UP":
+        message = f"{head} is starting {revision} beside the current tasks (SCALE_UP)."
+    elif stage == "PRODUCTION_TRAFFIC_SHIFT":
+        message = (
+            f"{head} shifted {weight:g}% of production traffic to {revision} "
+            "(PRODUCTION_TRAFFIC_SHIFT)."
+        )
+    elif stage == "BAKE_TIME":
+        message = (
+            f"{head} is baking for {minutes} minutes with the previous revision still running "
+            "(BAKE_TIME)."
+        )
+    else:
+        message = f"{head} is stopping the previous revision's tasks (CLEAN_UP)."
+    return ServiceEventText(message, REASON_DEPLOYMENT_STAGE)
+
+
 def deployment_failed(service: str, deployment_id: str) -> ServiceEventText:
     return ServiceEventText(
         f"(service {service}) (deployment {deployment_id}) deployment failed: "
@@ -523,6 +554,20 @@ def service_task_definition_unusable(service: str, error: str) -> ServiceEventTe
         f"(service {service}) was unable to start a deployment: {error}.",
         REASON_DEPLOYMENT_REFUSED,
         "Warning",
+    )
+
+
+NOT_HONOURED_PREFIX: Final = "accepted but not honoured on Kubernetes: "
+"""Operator wording, before the list of fields (``field (reason); …``) a spec has and the
+operator does not honour: in a TaskDefinition's Accepted message, a Service's Ready message and
+their events."""
+
+
+def service_fields_not_honoured(service: str, fields: str) -> ServiceEventText:
+    """Operator wording: the Service's spec has fields Kubernetes cannot honour (``fields``:
+    ``spec.cluster (why); …``), said when that list changes."""
+    return ServiceEventText(
+        f"(service {service}) {NOT_HONOURED_PREFIX}{fields}.", REASON_UNSUPPORTED_FIELDS, "Warning"
     )
 
 

@@ -51,14 +51,14 @@ Data path
 
 import json
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, Literal
 
-from ecs_operator.core import events, labels
+from ecs_operator.core import events, labels, strategies
 from ecs_operator.core.conditions import set_condition
-from ecs_operator.core.deployments import ServiceTask
+from ecs_operator.core.deployments import LONG_AGO, ServiceTask
 from ecs_operator.core.ownership import managed_by_operator, owned_by, owner_description
 from ecs_operator.core.security import Violation
 from ecs_operator.models.common import UnsupportedField
@@ -73,6 +73,7 @@ from ecs_operator.models.loadbalancer import (
     LoadBalancerStatus,
     Target,
     TargetState,
+    TrafficWeight,
 )
 from ecs_operator.models.service import Service, ServiceSpec
 from ecs_operator.models.task import Task
@@ -151,6 +152,8 @@ class TargetEvent:
 class TargetsPlan:
     targets: tuple[Target, ...]
     """The complete new target list, in (service, task, port) order."""
+    weights: tuple[TrafficWeight, ...] = ()
+    """The production shares the targets carry, per Service with a weighted deployment."""
     events: tuple[TargetEvent, ...] = ()
     requeue_after: float | None = None
     """Look again after this many seconds (a draining delay or initial health check ends)."""
@@ -445,12 +448,114 @@ def desired_targets(
         kept = planner.unregistered_target(target, tasks.get(target.task), pods.get(target.task))
         if kept is not None:
             targets.append(kept)
+    targets = _with_production_weights(targets, services, previous)
     targets.sort(key=lambda t: (t.service, t.task, t.port))
     return TargetsPlan(
         targets=tuple(targets),
+        weights=_applied_weights(lb, services, now),
         events=(*planner.summary_events(), *planner.messages),
         requeue_after=min(planner.requeue) if planner.requeue else None,
     )
+
+
+def production_weight(service: Service) -> tuple[float, str] | None:
+    """The share of production traffic (%) the PRIMARY deployment's tasks get, and its id; None
+    when every healthy task serves (no BLUE_GREEN, LINEAR or CANARY deployment set one)."""
+    deployments = service.status.deployments if service.status else None
+    primary = next((d for d in deployments or () if d.status == "PRIMARY"), None)
+    if primary is None or primary.production_traffic_weight is None:
+        return None
+    return primary.production_traffic_weight, primary.id
+
+
+def _with_production_weights(
+    targets: list[Target],
+    services: Sequence[ServiceMembers],
+    previous: Mapping[tuple[str, int], Target],
+) -> list[Target]:
+    """Mark which healthy targets serve production, per Service and port, so that the PRIMARY's
+    share of the endpoints follows its traffic weight (``strategies.endpoint_mix``); the others
+    stay registered and health-checked, but are no endpoint. Those that served before keep
+    serving first, so a weight that holds moves nobody."""
+    weights = {m.service.metadata.name: production_weight(m.service) for m in services}
+    started_by = {t.metadata.name: t.spec.started_by for m in services for t in m.tasks}
+    serving: set[tuple[str, int]] = set()
+    groups: defaultdict[tuple[str, int], list[Target]] = defaultdict(list)
+    for target in targets:
+        if target.state == "healthy" and weights.get(target.service) is not None:
+            groups[(target.service, target.port)].append(target)
+    for (service, _), group in groups.items():
+        weight, primary = weights[service] or (100.0, "")
+
+        def preference(target: Target) -> tuple[bool, str]:
+            before = previous.get((target.task, target.port))
+            return (before is None or before.serving is False, target.task)
+
+        green = sorted((t for t in group if started_by.get(t.task) == primary), key=preference)
+        blue = sorted((t for t in group if started_by.get(t.task) != primary), key=preference)
+        listed_green, listed_blue = strategies.endpoint_mix(len(green), len(blue), weight)
+        serving.update((t.task, t.port) for t in green[:listed_green] + blue[:listed_blue])
+    return [
+        target.model_copy(
+            update={"serving": None if (target.task, target.port) in serving else False}
+        )
+        if (target.service, target.port) in groups
+        else target
+        for target in targets
+    ]
+
+
+def _applied_weights(
+    lb: LoadBalancer, services: Sequence[ServiceMembers], now: datetime
+) -> tuple[TrafficWeight, ...]:
+    """The shares this plan's EndpointSlices carry, since when (kept from the previous status
+    while the same)."""
+    before = {w.service: w for w in (lb.status.traffic_weights if lb.status else None) or ()}
+    applied = []
+    for members in services:
+        weight = production_weight(members.service)
+        if weight is None:
+            continue
+        name = members.service.metadata.name
+        held = before.get(name)
+        if held is not None and (held.weight, held.deployment_id) == weight:
+            applied.append(held)
+        else:
+            applied.append(
+                TrafficWeight(
+                    service=name, deployment_id=weight[1], weight=weight[0], applied_at=now
+                )
+            )
+    return tuple(sorted(applied, key=lambda w: w.service))
+
+
+def traffic_applied_at(
+    service: str, spec: ServiceSpec, load_balancers: Mapping[str, LoadBalancer]
+) -> Callable[[str, float], datetime | None]:
+    """When every LoadBalancer the Service names carries ``weight`` % for ``deployment`` in
+    its EndpointSlices (the latest of them; None: one does not yet). Without load balancers
+    there is no traffic to move: at once."""
+    named = [load_balancers.get(e.load_balancer_name) for e in spec.load_balancers or ()]
+
+    def applied_at(deployment: str, weight: float) -> datetime | None:
+        moments = []
+        for lb in named:
+            if lb is None:
+                continue
+            found = next(
+                (
+                    w
+                    for w in (lb.status.traffic_weights if lb.status else None) or ()
+                    if (w.service, w.deployment_id, w.weight) == (service, deployment, weight)
+                ),
+                None,
+            )
+            if found is None:
+                return None
+            moments.append(found.applied_at)
+        return max(moments, default=LONG_AGO)
+
+    return applied_at
 
 
 # ---------------------------------------------------------------------------------------------
@@ -723,7 +828,8 @@ def render_endpoint_slices(lb: LoadBalancer, targets: Sequence[Target]) -> list[
         (
             t
             for t in targets
-            if t.state == "healthy" or (t.state == "draining" and not t.task_stopped)
+            if t.serving is not False
+            and (t.state == "healthy" or (t.state == "draining" and not t.task_stopped))
         ),
         key=lambda t: (t.port, t.service, t.task),
     )
@@ -874,12 +980,13 @@ def lb_status(
     problems: Sequence[str],
     now: datetime,
     refusal: str | None = None,
+    weights: Sequence[TrafficWeight] = (),
 ) -> StatusUpdate:
     """The complete new status. ``services``: the Services whose ``loadBalancers[]`` name it;
     ``problems``: what the controller found wrong about their use of it or about its own
     deletion (``load_balancer_problems`` of each, ``events.load_balancer_in_use``), each a
     sentence; they make it Degraded. ``refusal``: the ``name_clash`` of its Service, which
-    makes it neither Ready nor publish anything."""
+    makes it neither Ready nor publish anything. ``weights``: the plan's production shares."""
     previous = lb.status
     counts = Counter(t.state for t in targets)
     generation = lb.metadata.generation or 0
@@ -950,6 +1057,7 @@ def lb_status(
         service_name=lb.metadata.name,
         conditions=[ready, degraded],
         unsupported=unsupported_fields(lb.spec) or None,
+        traffic_weights=list(weights) or None,
     )
     changed = previous is None or status.model_dump(mode="json") != previous.model_dump(mode="json")
     return StatusUpdate(status=status, changed=changed)

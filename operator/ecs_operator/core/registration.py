@@ -14,12 +14,12 @@ from pydantic import ValidationError
 
 from ecs_operator.core import revisions
 from ecs_operator.core.conditions import set_condition
-from ecs_operator.core.events import REASON_UNSUPPORTED_FIELDS
+from ecs_operator.core.events import NOT_HONOURED_PREFIX, REASON_UNSUPPORTED_FIELDS
 from ecs_operator.core.revisions import RevisionRecord
 from ecs_operator.core.security import SecurityPolicy
 from ecs_operator.core.validation import (
     task_definition_problems,
-    unsupported_fields,
+    task_definition_unsupported,
     validation_problems,
 )
 from ecs_operator.models.common import Condition, UnsupportedField
@@ -28,6 +28,7 @@ from ecs_operator.models.taskdefinition import (
     TaskDefinition,
     TaskDefinitionStatus,
     format_task_definition_ref,
+    is_wrapped,
 )
 
 ACCEPTED = "Accepted"
@@ -74,7 +75,7 @@ def plan_registration(
     try:
         definition = TaskDefinition.model_validate(body)
     except ValidationError as error:
-        problems = validation_problems(error)
+        problems = validation_problems(error, wrapped=is_wrapped(body.get("spec")))
     else:
         problems = "; ".join(str(v) for v in task_definition_problems(definition.spec, policy))
     if problems:
@@ -122,12 +123,10 @@ def plan_registration(
     ]
     if register is not None:
         history.append(RevisionSummary(revision=latest_number, registered_at=now, status="ACTIVE"))
-    unsupported = unsupported_fields(definition.spec)
+    unsupported = task_definition_unsupported(definition.spec)
     accepted_message = f"registered as revision {reference}"
     if unsupported:
-        accepted_message += "; accepted but not honoured on Kubernetes: " + unsupported_text(
-            unsupported
-        )
+        accepted_message += "; " + NOT_HONOURED_PREFIX + unsupported_text(unsupported)
     status = TaskDefinitionStatus(
         revision=latest_number,
         task_definition_arn=reference,

@@ -244,10 +244,46 @@ NOT_HONOURED: Final[Mapping[str, str]] = {
     "memory (task level)": (
         "part of the task memory could not be given to any container within its hard limit"
     ),
+    "proxyConfiguration": (
+        "App Mesh is not available: traffic is not redirected through the proxy container, "
+        "which runs as an ordinary container"
+    ),
+    "inferenceAccelerators": "Elastic Inference accelerators are not available",
+    "read-only fields of describe-task-definition": (
+        "output of ECS, not input: ignored (the operator's own revision, status and "
+        "registeredAt are in the TaskDefinition's status)"
+    ),
+    "tags (task definition)": (
+        "kept on the TaskDefinition; nothing on Kubernetes reads ECS resource tags (use labels)"
+    ),
     "enableExecuteCommand": "ECS Exec is not available: use kubectl exec",
     "networkConfiguration": "no ENI per task: the pod gets its own IP on the pod network",
     "propagateTags": "tags are not copied to the pod",
     "enableECSManagedTags": "ECS-managed tags are not added",
+    "serviceName": "the Service is named by metadata.name: this serviceName is not used",
+    "cluster": "the namespace is the ECS cluster: cluster is not used",
+    "platformVersion": "there are no Fargate platform versions: tasks run as Pods on the nodes",
+    "platformFamily": "there are no Fargate platform families: tasks run as Pods on the nodes",
+    "capacityProviderStrategy": (
+        "there are no capacity providers: tasks are placed on the namespace's schedulable nodes"
+    ),
+    "deploymentController": (
+        "only the ECS rolling update is available: CODE_DEPLOY and EXTERNAL are not honoured"
+    ),
+    "serviceRegistries": (
+        "there is no Cloud Map: use the LoadBalancer's Kubernetes Service (cluster DNS)"
+    ),
+    "serviceConnectConfiguration": (
+        "there is no Service Connect: use the LoadBalancer's Kubernetes Service (cluster DNS)"
+    ),
+    "role": "no IAM role is needed: the operator registers targets itself",
+    "propagateTags TASK_DEFINITION": "the task definition's tags are not copied to the tasks",
+    "deploymentConfiguration.alarms": (
+        "there are no CloudWatch alarms: only the deployment circuit breaker can fail a deployment"
+    ),
+    "read-only fields of describe-services": (
+        "output of ECS, not input: ignored (the operator's own counts are in the Service's status)"
+    ),
 }
 """Everything accepted but not (or not exactly) honoured, keyed by the ECS field: the README's
 table. ``UnsupportedField.reason`` is always one of these texts."""
@@ -858,6 +894,10 @@ class _PodBuilder:
             self.report("spec.executionRoleArn", "executionRoleArn")
         if self.spec.enable_fault_injection:
             self.report("spec.enableFaultInjection", "enableFaultInjection")
+        if self.spec.proxy_configuration is not None:
+            self.report("spec.proxyConfiguration", "proxyConfiguration")
+        if self.spec.inference_accelerators:
+            self.report("spec.inferenceAccelerators", "inferenceAccelerators")
         task = self.task
         if task is None:
             return

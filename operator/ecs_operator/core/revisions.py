@@ -90,6 +90,12 @@ class ResolvedRevision:
     error: str | None = None
     rejection: str | None = None
 
+    @property
+    def reason(self) -> str | None:
+        """Why nothing resolves, the most telling first: the refusal of the family's
+        TaskDefinition (``rejection``), else the resolution ``error``; None when it resolves."""
+        return self.rejection or self.error
+
 
 def controller_revision_name(family: str, revision: int) -> str:
     return f"{family}-{revision}"

@@ -141,6 +141,9 @@ def _service_state(state: ReconcileState, load_balancer_error: str | None) -> Se
             (state.revision.placement_constraints or ()) if state.revision else ()
         ),
         healthy=_healthy_in(spec, state.load_balancers),
+        traffic_applied_at=load_balancing.traffic_applied_at(
+            metadata.name, spec, state.load_balancers
+        ),
     )
 
 

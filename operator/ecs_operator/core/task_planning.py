@@ -216,7 +216,7 @@ def plan_task(state: TaskState) -> TaskPlan:
     revision = state.resolved.revision
     waiting = revision is None and failure is None and _within_resolve_grace(state)
     if revision is None and failure is None and not waiting:
-        failure = events.client_exception(state.resolved.rejection or state.resolved.error or "")
+        failure = events.client_exception(state.resolved.reason or "")
     view = _view(state, pod, revision, failure)
     observation = _observe(state, view, pod, None if waiting else revision)
     if isinstance(observation, TaskPlan):

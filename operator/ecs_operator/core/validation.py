@@ -18,7 +18,10 @@ the rest, with the same clarity (each problem names its field):
   definition's (at most 10).
 
 What is accepted but not honoured is reported by ``unsupported_fields`` (the rules live in
-``core/render.py``).
+``core/render.py``); a TaskDefinition also reports the read-only fields of
+describe-task-definition's output and its tags (``task_definition_unsupported``). Every path is
+where the user wrote the field: inside ``spec.taskDefinition`` when the spec is
+describe-task-definition's output.
 """
 
 from collections.abc import Mapping, Sequence
@@ -29,7 +32,7 @@ from pydantic import ValidationError
 
 from ecs_operator.core import events
 from ecs_operator.core.conditions import set_condition
-from ecs_operator.core.render import effective_spec, inspect_task
+from ecs_operator.core.render import NOT_HONOURED, effective_spec, inspect_task
 from ecs_operator.core.security import SecurityPolicy, Violation
 from ecs_operator.models.common import Condition, UnsupportedField
 from ecs_operator.models.task import (
@@ -38,7 +41,7 @@ from ecs_operator.models.task import (
     MAX_OVERRIDES_JSON_CHARS,
     TaskSpec,
 )
-from ecs_operator.models.taskdefinition import TaskDefinitionSpec
+from ecs_operator.models.taskdefinition import TaskDefinitionSpec, user_path
 
 MAX_PLACEMENT_CONSTRAINTS: Final = 10
 
@@ -51,11 +54,13 @@ def field_path(location: Sequence[int | str]) -> str:
     return path
 
 
-def validation_problems(error: ValidationError) -> str:
-    """Every problem of a model validation, each naming its field, on one line."""
+def validation_problems(error: ValidationError, *, wrapped: bool = False) -> str:
+    """Every problem of a model validation, each naming its field, on one line. ``wrapped``:
+    the TaskDefinition's spec was describe-task-definition's output, whose fields the model
+    read from ``spec.taskDefinition``."""
     problems = []
     for issue in error.errors():
-        path = field_path(issue["loc"])
+        path = user_path(field_path(issue["loc"]), wrapped=wrapped)
         message = issue["msg"].removeprefix("Value error, ")
         problems.append(f"{path}: {message}" if path and not message.startswith(path) else message)
     return "; ".join(problems)
@@ -165,11 +170,15 @@ def _port_name_problems(spec: TaskDefinitionSpec) -> list[Violation]:
 
 
 def task_definition_problems(spec: TaskDefinitionSpec, policy: SecurityPolicy) -> list[Violation]:
-    """Why ``spec`` cannot run under ``policy``; empty when it can."""
+    """Why ``spec`` cannot run under ``policy``; empty when it can. Each names its field where
+    the user wrote it."""
     return [
-        *_resource_problems(spec, None),
-        *_port_name_problems(spec),
-        *inspect_task(spec, None, policy).violations,
+        Violation(spec.user_path(problem.field), problem.message)
+        for problem in (
+            *_resource_problems(spec, None),
+            *_port_name_problems(spec),
+            *inspect_task(spec, None, policy).violations,
+        )
     ]
 
 
@@ -218,3 +227,26 @@ def unsupported_fields(
 ) -> list[UnsupportedField]:
     """What running ``spec`` (with ``task``'s changes) accepts but does not honour."""
     return inspect_task(spec, task, SecurityPolicy.from_allow_privileged(True)).unsupported
+
+
+def task_definition_unsupported(spec: TaskDefinitionSpec) -> list[UnsupportedField]:
+    """What registering ``spec`` accepts but does not honour, each at the path the user wrote:
+    describe-task-definition's read-only output fields (``read_only``), the tags, then what
+    running it would not honour (``unsupported_fields``)."""
+    found = [
+        UnsupportedField(
+            field=spec.user_path(f"spec.{name}"),
+            reason=NOT_HONOURED["read-only fields of describe-task-definition"],
+            read_only=True,
+        )
+        for name in spec.read_only_fields
+    ]
+    if spec.tags:
+        found.append(
+            UnsupportedField(field="spec.tags", reason=NOT_HONOURED["tags (task definition)"])
+        )
+    found += [
+        unsupported.model_copy(update={"field": spec.user_path(unsupported.field)})
+        for unsupported in unsupported_fields(spec)
+    ]
+    return found

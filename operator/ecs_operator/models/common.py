@@ -9,8 +9,18 @@ schema (``x-kubernetes-validations``); the CRD generator copies them into the CR
 import re
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+)
 from pydantic.alias_generators import to_camel
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticUseDefault, core_schema
 
 from ecs_operator import API_GROUP, API_VERSION
 
@@ -18,6 +28,7 @@ __all__ = [
     "API_GROUP",
     "API_GROUP_VERSION",
     "API_VERSION",
+    "EMPTY_IS_UNSET",
     "MAX_INT32",
     "MAX_LIST_ITEMS",
     "MAX_OBJECT_NAME_LENGTH",
@@ -68,15 +79,55 @@ TextMap = Annotated[dict[str, Text], Field(max_length=MAX_LIST_ITEMS)]
 Timestamp = AwareDatetime
 
 
-def cel_rules(*rules: tuple[str, str] | tuple[str, str, str]) -> dict[str, Any]:
-    """CEL rules ``(rule, message[, fieldPath])`` as the JSON-schema extension the CRD keeps."""
+RuleReason = Literal["FieldValueInvalid", "FieldValueForbidden", "FieldValueRequired"]
+
+
+def cel_rules(*rules: tuple[str, str, str] | tuple[str, str, str, RuleReason]) -> dict[str, Any]:
+    """CEL rules ``(rule, message, fieldPath[, reason])`` as the JSON-schema extension the CRD
+    keeps. Every rule names its field: kube-apiserver reports a failed rule at ``fieldPath``
+    (relative to the node that holds the rule), and a rule at the root without one would be
+    reported as ``<nil>``. ``reason`` defaults to ``FieldValueInvalid``."""
     validations: list[dict[str, str]] = []
     for rule in rules:
-        entry = {"rule": rule[0], "message": rule[1]}
-        if len(rule) == 3:
-            entry["fieldPath"] = rule[2]
+        entry = {"rule": rule[0], "message": rule[1], "fieldPath": rule[2]}
+        if len(rule) == 4:
+            entry["reason"] = rule[3]
         validations.append(entry)
     return {"x-kubernetes-validations": validations}
+
+
+def _unset_if_empty(value: Any) -> Any:
+    if value == "":
+        raise PydanticUseDefault()
+    return value
+
+
+def _admit_empty(schema: JsonSchemaValue) -> None:
+    for node in [schema, *schema.get("anyOf", ())]:
+        if "enum" in node and "" not in node["enum"]:
+            node["enum"] = [*node["enum"], ""]
+
+
+class _EmptyIsUnset:
+    """``""`` means the field is not set (its default applies)."""
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        return core_schema.no_info_before_validator_function(_unset_if_empty, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        _admit_empty(json_schema)
+        return json_schema
+
+
+EMPTY_IS_UNSET: Final = _EmptyIsUnset()
+"""Annotate an enum field with it (``Annotated[Literal[...] | None, EMPTY_IS_UNSET]``) so that
+``""`` means "not set", as exported ECS definitions write an unset enum (``"ipcMode": ""``,
+``"launchType": ""``): the schema's enum admits ``""`` and the model reads it as the default."""
 
 
 class EcsModel(BaseModel):
@@ -187,6 +238,13 @@ class UnsupportedField(StatusModel):
         max_length=512, description="Path of the field, e.g. spec.containerDefinitions[0].ulimits."
     )
     reason: str = Field(max_length=1024, description="Why it is not honoured, in one sentence.")
+    read_only: bool | None = Field(
+        default=None,
+        description=(
+            "True for an output field of ECS (describe-task-definition, describe-services) "
+            "pasted with the input: accepted and ignored."
+        ),
+    )
 
 
 def _decimal_units(number: str, scale: int) -> int:

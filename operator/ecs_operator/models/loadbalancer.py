@@ -309,6 +309,23 @@ class Target(StatusModel):
             "but is no longer an endpoint."
         ),
     )
+    serving: bool | None = Field(
+        default=None,
+        description=(
+            "false: registered and health-checked, but given no production traffic (its "
+            "deployment's traffic weight during a BLUE_GREEN, LINEAR or CANARY deployment): "
+            "not an endpoint."
+        ),
+    )
+
+
+class TrafficWeight(StatusModel):
+    """The production traffic share its endpoints carry for a Service's PRIMARY deployment."""
+
+    service: str = Field(max_length=253, description="The Service.")
+    deployment_id: str = Field(max_length=27, description="Its PRIMARY deployment, ecs-svc/...")
+    weight: float = Field(ge=0.0, le=100.0, description="The deployment's share (%).")
+    applied_at: Timestamp = Field(description="Since when the EndpointSlices carry it.")
 
 
 class LoadBalancerStatus(StatusModel):
@@ -339,6 +356,13 @@ class LoadBalancerStatus(StatusModel):
             "names it wrongly)."
         ),
     )
+    traffic_weights: list[TrafficWeight] | None = Field(
+        default=None,
+        description=(
+            "Per Service in a BLUE_GREEN, LINEAR or CANARY deployment: the production share its "
+            "new revision's endpoints carry, once written to the EndpointSlices."
+        ),
+    )
     unsupported: list[UnsupportedField] | None = Field(
         default=None,
         max_length=MAX_UNSUPPORTED_ENTRIES,
@@ -358,6 +382,7 @@ class LoadBalancer(BaseModel):
                 f"size(self.metadata.name) <= {MAX_SERVICE_NAME_LENGTH} && "
                 f"self.metadata.name.matches('{SERVICE_NAME_PATTERN}')",
                 NAME_NOT_A_SERVICE_NAME,
+                ".metadata.name",
             )
         ),
     )

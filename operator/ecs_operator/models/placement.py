@@ -29,10 +29,14 @@ CONSTRAINT_RULES: Final[tuple[dict[str, str], ...]] = (
     {
         "rule": "self.type != 'memberOf' || has(self.expression)",
         "message": "a memberOf constraint requires an expression",
+        "fieldPath": ".expression",
+        "reason": "FieldValueRequired",
     },
     {
         "rule": "self.type != 'distinctInstance' || !has(self.expression)",
         "message": "a distinctInstance constraint takes no expression",
+        "fieldPath": ".expression",
+        "reason": "FieldValueForbidden",
     },
     {
         "rule": (
@@ -48,10 +52,13 @@ STRATEGY_RULES: Final[tuple[dict[str, str], ...]] = (
     {
         "rule": "self.type != 'random' || !has(self.field)",
         "message": "a random strategy takes no field",
+        "fieldPath": ".field",
+        "reason": "FieldValueForbidden",
     },
     {
         "rule": "self.type != 'binpack' || (has(self.field) && self.field in ['cpu', 'memory'])",
         "message": "a binpack strategy requires field cpu or memory",
+        "fieldPath": ".field",
     },
     {
         "rule": (
@@ -59,6 +66,7 @@ STRATEGY_RULES: Final[tuple[dict[str, str], ...]] = (
             " || (self.field.startsWith('attribute:') && size(self.field) > 10)))"
         ),
         "message": "a spread strategy requires field instanceId, host or attribute:NAME",
+        "fieldPath": ".field",
     },
 )
 

@@ -19,27 +19,39 @@ What starts a new deployment (ECS UpdateService): a different resolved task defi
 ``deploymentConfiguration``, ``healthCheckGracePeriodSeconds``, ``availabilityZoneRebalancing`` or
 ``tags``.
 
+A CreateService request, or an ecspresso or Terraform service definition, pastes as it is: the
+fields ECS has and Kubernetes cannot honour (``serviceName``, ``cluster``, ``platformVersion``,
+``platformFamily``, ``enableExecuteCommand``, ``networkConfiguration``,
+``capacityProviderStrategy``, ``deploymentController``, ``serviceRegistries``,
+``serviceConnectConfiguration``, ``role``, ``deploymentConfiguration.alarms``, describe-services'
+``runningCount`` and ``pendingCount``) are accepted and reported in ``status.unsupported``
+(``core.service_fields``). ``""`` in an enum field (``"launchType": ""``, as exports write it)
+means not set.
+
 ``status`` is the ECS DescribeServices output (counts, ``deployments[]``, ``events[]`` newest
 first, at most 100) plus ``observedGeneration``, the conditions ``Ready`` (steady state),
 ``Progressing`` (a deployment is rolling out) and ``Degraded`` (the service cannot reach its goal),
 ``selector`` for the scale subresource, and ``scheduler``, the scheduler's own bookkeeping.
 """
 
-from typing import Final, Literal, Self
+from typing import Annotated, Any, Final, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ecs_operator.models.common import (
     API_GROUP_VERSION,
+    EMPTY_IS_UNSET,
     MAX_INT32,
     MAX_OBJECT_NAME_LENGTH,
     MAX_TAGS,
+    MAX_UNSUPPORTED_ENTRIES,
     Condition,
     EcsModel,
     ObjectMeta,
     StatusModel,
     Tag,
     Timestamp,
+    UnsupportedField,
     cel_rules,
 )
 from ecs_operator.models.placement import PlacementConstraint, PlacementStrategy
@@ -78,6 +90,10 @@ SchedulingStrategy = Literal["REPLICA", "DAEMON"]
 DeploymentStatus = Literal["PRIMARY", "ACTIVE", "INACTIVE"]
 RolloutState = Literal["IN_PROGRESS", "COMPLETED", "FAILED"]
 AvailabilityZoneRebalancing = Literal["ENABLED", "DISABLED"]
+DeploymentStrategy = Literal["ROLLING", "BLUE_GREEN", "LINEAR", "CANARY"]
+# The stages a BLUE_GREEN, LINEAR or CANARY deployment goes through (ECS's names; the hook
+# stages pass at once while no lifecycle hook is honoured).
+LifecycleStage = Literal["SCALE_UP", "PRODUCTION_TRAFFIC_SHIFT", "BAKE_TIME", "CLEAN_UP"]
 
 DESIRED_COUNT_REQUIRED: Final = "spec.desiredCount is required for the REPLICA scheduling strategy"
 DAEMON_DESIRED_COUNT: Final = (
@@ -94,6 +110,19 @@ DUPLICATE_LOAD_BALANCER: Final = (
 )
 MINIMUM_ABOVE_MAXIMUM: Final = (
     "spec.deploymentConfiguration.minimumHealthyPercent must not exceed maximumPercent"
+)
+CANARY_CONFIGURATION_WITHOUT_CANARY: Final = (
+    "spec.deploymentConfiguration.canaryConfiguration is allowed only with strategy CANARY"
+)
+LINEAR_CONFIGURATION_WITHOUT_LINEAR: Final = (
+    "spec.deploymentConfiguration.linearConfiguration is allowed only with strategy LINEAR"
+)
+BLUE_GREEN_WITHOUT_BAKE_TIME: Final = (
+    "spec.deploymentConfiguration.bakeTimeInMinutes is required with strategy BLUE_GREEN"
+)
+DAEMON_STRATEGY: Final = (
+    "spec.deploymentConfiguration.strategy must be ROLLING for a DAEMON service: it runs one "
+    "task on each node"
 )
 
 _DAEMON = "has(self.schedulingStrategy) && self.schedulingStrategy == 'DAEMON'"
@@ -113,6 +142,13 @@ _SPEC_RULES = cel_rules(
         "self.deploymentConfiguration.maximumPercent == 100",
         DAEMON_MAXIMUM_PERCENT,
         ".deploymentConfiguration.maximumPercent",
+    ),
+    (
+        f"!({_DAEMON}) || !has(self.deploymentConfiguration) || "
+        "!has(self.deploymentConfiguration.strategy) || "
+        "self.deploymentConfiguration.strategy == 'ROLLING'",
+        DAEMON_STRATEGY,
+        ".deploymentConfiguration.strategy",
     ),
     (
         "!has(self.loadBalancers) || self.loadBalancers.all(a, self.loadBalancers.exists_one(b, "
@@ -141,8 +177,54 @@ class DeploymentCircuitBreaker(EcsModel):
     )
 
 
+class LinearConfiguration(EcsModel):
+    """LINEAR: production traffic moves to the new revision in equal steps."""
+
+    step_percent: float | None = Field(
+        default=None,
+        ge=3.0,
+        le=100.0,
+        description="Share of production traffic each step moves, 3.0-100.0 %. Default 10.0.",
+    )
+    step_bake_time_in_minutes: int | None = Field(
+        default=None,
+        ge=0,
+        le=1440,
+        description="Minutes to wait after each step but the last, 0-1440. Default 6.",
+    )
+
+
+class CanaryConfiguration(EcsModel):
+    """CANARY: a share of production traffic first, then the rest."""
+
+    canary_percent: float | None = Field(
+        default=None,
+        ge=0.1,
+        le=100.0,
+        description="Share of production traffic the canary takes first, 0.1-100.0 %. Default 5.0.",
+    )
+    canary_bake_time_in_minutes: int | None = Field(
+        default=None,
+        ge=0,
+        le=1440,
+        description="Minutes to wait at the canary share before the rest moves, 0-1440. "
+        "Default 10.",
+    )
+
+
+class DeploymentAlarms(EcsModel):
+    """CloudWatch alarms that fail a deployment (not honoured: there is no CloudWatch)."""
+
+    alarm_names: list[Annotated[str, Field(max_length=255)]] = Field(
+        max_length=64, description="Alarm names."
+    )
+    enable: bool = Field(description="Whether the alarms are watched during a deployment.")
+    rollback: bool = Field(description="Whether a failed deployment is rolled back.")
+
+
 class DeploymentConfiguration(EcsModel):
-    """How many tasks may run and must stay healthy while tasks are replaced."""
+    """How a deployment replaces tasks: the strategy, and for ROLLING how many tasks may run and
+    must stay healthy meanwhile."""
 
     model_config = ConfigDict(
         json_schema_extra=cel_rules(
@@ -151,8 +233,51 @@ class DeploymentConfiguration(EcsModel):
                 "self.minimumHealthyPercent <= self.maximumPercent",
                 MINIMUM_ABOVE_MAXIMUM,
                 ".minimumHealthyPercent",
-            )
+            ),
+            (
+                "!has(self.canaryConfiguration) || "
+                "(has(self.strategy) && self.strategy == 'CANARY')",
+                CANARY_CONFIGURATION_WITHOUT_CANARY,
+                ".canaryConfiguration",
+            ),
+            (
+                "!has(self.linearConfiguration) || "
+                "(has(self.strategy) && self.strategy == 'LINEAR')",
+                LINEAR_CONFIGURATION_WITHOUT_LINEAR,
+                ".linearConfiguration",
+            ),
+            (
+                "!has(self.strategy) || self.strategy != 'BLUE_GREEN' || "
+                "has(self.bakeTimeInMinutes)",
+                BLUE_GREEN_WITHOUT_BAKE_TIME,
+                ".bakeTimeInMinutes",
+            ),
         )
+    )
+
+    strategy: DeploymentStrategy | None = Field(
+        default=None,
+        description=(
+            "ROLLING (default): replace tasks within minimumHealthyPercent/maximumPercent. "
+            "BLUE_GREEN, LINEAR, CANARY: start the new revision at the full desiredCount beside "
+            "the old one, move production traffic to it (at once, in steps, or a canary share "
+            "first), wait bakeTimeInMinutes, then stop the old revision."
+        ),
+    )
+    bake_time_in_minutes: int | None = Field(
+        default=None,
+        ge=0,
+        le=1440,
+        description=(
+            "BLUE_GREEN, LINEAR, CANARY: minutes both revisions keep running after all "
+            "production traffic moved, 0-1440 (required for BLUE_GREEN; default 0 otherwise)."
+        ),
+    )
+    linear_configuration: LinearConfiguration | None = Field(
+        default=None, description="LINEAR's steps (only with strategy LINEAR)."
+    )
+    canary_configuration: CanaryConfiguration | None = Field(
+        default=None, description="CANARY's share and wait (only with strategy CANARY)."
     )
 
     maximum_percent: int | None = Field(
@@ -177,6 +302,9 @@ class DeploymentConfiguration(EcsModel):
     deployment_circuit_breaker: DeploymentCircuitBreaker | None = Field(
         default=None, description="Fail (and optionally roll back) a deployment that cannot start."
     )
+    alarms: DeploymentAlarms | None = Field(
+        default=None, description="CloudWatch alarms watched during a deployment (not honoured)."
+    )
 
     @model_validator(mode="after")
     def _minimum_within_maximum(self) -> Self:
@@ -186,6 +314,23 @@ class DeploymentConfiguration(EcsModel):
             and self.minimum_healthy_percent > self.maximum_percent
         ):
             raise ValueError(MINIMUM_ABOVE_MAXIMUM)
+        problems = [
+            (
+                self.canary_configuration is not None and self.strategy != "CANARY",
+                CANARY_CONFIGURATION_WITHOUT_CANARY,
+            ),
+            (
+                self.linear_configuration is not None and self.strategy != "LINEAR",
+                LINEAR_CONFIGURATION_WITHOUT_LINEAR,
+            ),
+            (
+                self.strategy == "BLUE_GREEN" and self.bake_time_in_minutes is None,
+                BLUE_GREEN_WITHOUT_BAKE_TIME,
+            ),
+        ]
+        for failed, message in problems:
+            if failed:
+                raise ValueError(message)
         return self
 
 
@@ -208,6 +353,42 @@ class ServiceLoadBalancer(EcsModel):
         ge=1,
         le=65535,
         description="A containerPort of that container's portMappings.",
+    )
+
+
+class CapacityProviderStrategyItem(EcsModel):
+    """A capacity provider and its share of the tasks (not honoured)."""
+
+    capacity_provider: str = Field(
+        min_length=1, max_length=255, description="Capacity provider name, e.g. FARGATE_SPOT."
+    )
+    weight: int | None = Field(default=None, ge=0, le=1000, description="Relative share, 0-1000.")
+    base: int | None = Field(default=None, ge=0, le=100_000, description="Tasks placed first.")
+
+
+class DeploymentController(EcsModel):
+    """Who deploys the service: ECS's rolling update (the only one here), CodeDeploy or an
+    external controller."""
+
+    type: Annotated[Literal["ECS", "CODE_DEPLOY", "EXTERNAL"], EMPTY_IS_UNSET] = Field(
+        default="ECS",
+        description="ECS (rolling update, the default and the only one honoured), CODE_DEPLOY "
+        "or EXTERNAL.",
+    )
+
+
+class ServiceRegistry(EcsModel):
+    """A Cloud Map service registry the tasks register with (not honoured)."""
+
+    registry_arn: str | None = Field(
+        default=None, max_length=2048, description="Cloud Map service ARN."
+    )
+    port: int | None = Field(default=None, ge=1, le=65535, description="SRV record port.")
+    container_name: str | None = Field(
+        default=None, max_length=255, description="Container for SRV records."
+    )
+    container_port: int | None = Field(
+        default=None, ge=1, le=65535, description="Container port for SRV records."
     )
 
 
@@ -235,7 +416,7 @@ class ServiceSpec(EcsModel):
             "Changing it scales the current deployment and never starts a new one."
         ),
     )
-    scheduling_strategy: SchedulingStrategy = Field(
+    scheduling_strategy: Annotated[SchedulingStrategy, EMPTY_IS_UNSET] = Field(
         default="REPLICA",
         description=(
             "REPLICA (default): desiredCount tasks spread by the placement strategy. DAEMON: one "
@@ -267,13 +448,15 @@ class ServiceSpec(EcsModel):
             "health checks do not get it replaced; default 0."
         ),
     )
-    availability_zone_rebalancing: AvailabilityZoneRebalancing | None = Field(
-        default=None,
-        description=(
-            "ENABLED: when the tasks' per-zone counts differ by more than one, start tasks in "
-            "the emptiest zone and stop tasks in the fullest, within the deployment bounds. "
-            "Absent means ENABLED, or DISABLED with a binpack placement strategy."
-        ),
+    availability_zone_rebalancing: Annotated[AvailabilityZoneRebalancing | None, EMPTY_IS_UNSET] = (
+        Field(
+            default=None,
+            description=(
+                "ENABLED: when the tasks' per-zone counts differ by more than one, start tasks in "
+                "the emptiest zone and stop tasks in the fullest, within the deployment bounds. "
+                "Absent means ENABLED, or DISABLED with a binpack placement strategy."
+            ),
+        )
     )
     force_new_deployment: str | None = Field(
         default=None,
@@ -291,20 +474,81 @@ class ServiceSpec(EcsModel):
     tags: list[Tag] | None = Field(
         default=None, max_length=MAX_TAGS, description="Up to 50 tags; aws: keys are reserved."
     )
-    propagate_tags: Literal["TASK_DEFINITION", "SERVICE", "NONE"] | None = Field(
+    propagate_tags: Annotated[
+        Literal["TASK_DEFINITION", "SERVICE", "NONE"] | None, EMPTY_IS_UNSET
+    ] = Field(
         default=None,
-        description="Copy the tags of the task definition or of the service to its tasks.",
+        description=(
+            "SERVICE copies the service's tags to its tasks; TASK_DEFINITION is not honoured."
+        ),
     )
     enable_ecs_managed_tags: bool | None = Field(
         default=None,
         alias="enableECSManagedTags",
         description="Add ECS-managed tags (not honoured).",
     )
-    launch_type: Literal["EC2", "FARGATE", "EXTERNAL", "MANAGED_INSTANCES"] | None = Field(
+    launch_type: Annotated[
+        Literal["EC2", "FARGATE", "EXTERNAL", "MANAGED_INSTANCES"] | None, EMPTY_IS_UNSET
+    ] = Field(
         default=None, description="ECS launch type (informational: every task runs as a Pod)."
     )
     network_configuration: NetworkConfiguration | None = Field(
         default=None, description="awsvpc network configuration (accepted, not honoured)."
+    )
+    service_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=255,
+        pattern=NAME_PATTERN,
+        description=(
+            "CreateService's name. The Service is named by metadata.name; a serviceName that "
+            "does not match it (lower-cased, _ as -) is reported and not used."
+        ),
+    )
+    cluster: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="ECS cluster name or ARN (not used: the namespace is the cluster).",
+    )
+    platform_version: str | None = Field(
+        default=None, max_length=64, description="Fargate platform version (not honoured)."
+    )
+    platform_family: str | None = Field(
+        default=None, max_length=64, description="Fargate platform family (not honoured)."
+    )
+    enable_execute_command: bool | None = Field(
+        default=None, description="ECS Exec (not honoured: use kubectl exec)."
+    )
+    capacity_provider_strategy: list[CapacityProviderStrategyItem] | None = Field(
+        default=None,
+        max_length=20,
+        description="Capacity providers (not honoured: tasks run on the namespace's nodes).",
+    )
+    deployment_controller: DeploymentController | None = Field(
+        default=None, description="The deployment controller; only ECS is honoured."
+    )
+    service_registries: list[ServiceRegistry] | None = Field(
+        default=None, max_length=10, description="Cloud Map registries (not honoured)."
+    )
+    service_connect_configuration: dict[str, Any] | None = Field(
+        default=None, description="Service Connect configuration (not honoured)."
+    )
+    role: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="IAM role for the load balancer (not needed on Kubernetes).",
+    )
+    running_count: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_INT32,
+        description="Read-only (describe-services output): ignored; see status.runningCount.",
+    )
+    pending_count: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_INT32,
+        description="Read-only (describe-services output): ignored; see status.pendingCount.",
     )
 
     @model_validator(mode="after")
@@ -324,6 +568,12 @@ class ServiceSpec(EcsModel):
                 and configuration is not None
                 and configuration.maximum_percent not in (None, 100),
                 DAEMON_MAXIMUM_PERCENT,
+            ),
+            (
+                daemon
+                and configuration is not None
+                and configuration.strategy not in (None, "ROLLING"),
+                DAEMON_STRATEGY,
             ),
             (len(set(balancers)) != len(balancers), DUPLICATE_LOAD_BALANCER),
         ]
@@ -384,6 +634,30 @@ class Deployment(StatusModel):
         description=(
             "True on a deployment the circuit breaker rolled back to (PRIMARY again after a "
             "failed deployment); not an ECS field."
+        ),
+    )
+    strategy: DeploymentStrategy | None = Field(
+        default=None, description="The deploymentConfiguration.strategy it was started with."
+    )
+    lifecycle_stage: LifecycleStage | None = Field(
+        default=None,
+        description=(
+            "BLUE_GREEN, LINEAR, CANARY while IN_PROGRESS: SCALE_UP (the new revision starts at "
+            "the full count beside the old), PRODUCTION_TRAFFIC_SHIFT, BAKE_TIME, CLEAN_UP (the "
+            "old revision stops)."
+        ),
+    )
+    stage_started_at: Timestamp | None = Field(
+        default=None, description="When the lifecycle stage (or traffic step) began."
+    )
+    production_traffic_weight: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=100.0,
+        description=(
+            "Share of production traffic (%) its tasks get while older tasks still serve the "
+            "rest; absent: every healthy task serves. Kept by the LoadBalancer as the mix of "
+            "its endpoints."
         ),
     )
 
@@ -493,6 +767,11 @@ class ServiceStatus(StatusModel):
     scheduler: SchedulerState | None = Field(
         default=None, description="The scheduler's bookkeeping between reconciles."
     )
+    unsupported: list[UnsupportedField] | None = Field(
+        default=None,
+        max_length=MAX_UNSUPPORTED_ENTRIES,
+        description="Fields accepted but not honoured on Kubernetes, and why.",
+    )
 
 
 class Service(BaseModel):
@@ -503,7 +782,11 @@ class Service(BaseModel):
         serialize_by_alias=True,
         extra="ignore",
         json_schema_extra=cel_rules(
-            (f"size(self.metadata.name) <= {MAX_SERVICE_NAME_LENGTH}", SERVICE_NAME_TOO_LONG)
+            (
+                f"size(self.metadata.name) <= {MAX_SERVICE_NAME_LENGTH}",
+                SERVICE_NAME_TOO_LONG,
+                ".metadata.name",
+            )
         ),
     )
 

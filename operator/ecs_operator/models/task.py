@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ecs_operator.models.common import (
     API_GROUP_VERSION,
+    EMPTY_IS_UNSET,
     MAX_CPU_UNITS,
     MAX_INT32,
     MAX_LIST_ITEMS,
@@ -193,7 +194,7 @@ class AwsVpcConfiguration(EcsModel):
     security_groups: list[Annotated[str, Field(max_length=1024)]] | None = Field(
         default=None, max_length=5, description="Security group ids."
     )
-    assign_public_ip: Literal["ENABLED", "DISABLED"] | None = Field(
+    assign_public_ip: Annotated[Literal["ENABLED", "DISABLED"] | None, EMPTY_IS_UNSET] = Field(
         default=None, description="Give the ENI a public IP."
     )
 
@@ -317,13 +318,17 @@ class TaskSpec(EcsModel):
     enable_execute_command: bool | None = Field(
         default=None, description="ECS Exec (accepted, not honoured: use kubectl exec)."
     )
-    launch_type: Literal["EC2", "FARGATE", "EXTERNAL", "MANAGED_INSTANCES"] | None = Field(
+    launch_type: Annotated[
+        Literal["EC2", "FARGATE", "EXTERNAL", "MANAGED_INSTANCES"] | None, EMPTY_IS_UNSET
+    ] = Field(
         default=None, description="ECS launch type (informational: every task runs as a Pod)."
     )
     network_configuration: NetworkConfiguration | None = Field(
         default=None, description="awsvpc network configuration (accepted, not honoured)."
     )
-    propagate_tags: Literal["TASK_DEFINITION", "SERVICE", "NONE"] | None = Field(
+    propagate_tags: Annotated[
+        Literal["TASK_DEFINITION", "SERVICE", "NONE"] | None, EMPTY_IS_UNSET
+    ] = Field(
         default=None, description="Copy tags from the task definition (TASK_DEFINITION) or not."
     )
     enable_ecs_managed_tags: bool | None = Field(

@@ -1,9 +1,14 @@
 """The ``TaskDefinition`` custom resource: an ECS task definition family, named after the family.
 
 ``spec`` is the RegisterTaskDefinition request with the ECS field names, so the JSON of an ECS
-task definition pasted under ``spec:`` is accepted (``family`` may be given; it must then equal
-``metadata.name``). Every spec change registers a new immutable revision; ``status`` reports the
-latest one and a bounded history.
+task definition pasted under ``spec:`` is accepted. ``family`` may be given; ``metadata.name``
+must then be its Kubernetes name (``family_name``: lower-cased, ``_`` as ``-``), and every
+reference to the family is read by the same rule. The output of ``aws ecs
+describe-task-definition`` pastes too, with or without its ``{"taskDefinition": …, "tags": …}``
+wrapper: it is read as the request it describes, and its read-only fields (``READ_ONLY_FIELDS``)
+are accepted, never stored with a revision, and reported. ``""`` in an enum field means not set
+(``EMPTY_IS_UNSET``), as exported definitions write it. Every spec change registers a new
+immutable revision; ``status`` reports the latest one and a bounded history.
 
 Validation is split in three on purpose:
 
@@ -29,10 +34,19 @@ Defaults are static in the schema where ECS documents one (``essential: true``,
 import re
 from typing import Annotated, Any, Final, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidatorFunctionWrapHandler,
+    WithJsonSchema,
+    model_validator,
+)
 
 from ecs_operator.models.common import (
     API_GROUP_VERSION,
+    EMPTY_IS_UNSET,
     MAX_CPU_UNITS,
     MAX_INT32,
     MAX_LIST_ITEMS,
@@ -117,6 +131,7 @@ class PortMapping(EcsModel):
             (
                 "has(self.containerPort) != has(self.containerPortRange)",
                 "portMappings[]: set exactly one of containerPort and containerPortRange",
+                ".containerPort",
             ),
             (
                 "!has(self.containerPortRange) || !has(self.hostPort)",
@@ -138,7 +153,9 @@ class PortMapping(EcsModel):
             "or equal to containerPort."
         ),
     )
-    protocol: Literal["tcp", "udp"] = Field(default="tcp", description="tcp (default) or udp.")
+    protocol: Annotated[Literal["tcp", "udp"], EMPTY_IS_UNSET] = Field(
+        default="tcp", description="tcp (default) or udp."
+    )
     name: str | None = Field(
         default=None,
         max_length=64,
@@ -148,7 +165,7 @@ class PortMapping(EcsModel):
             "not starting with -. Used by Service Connect."
         ),
     )
-    app_protocol: Literal["http", "http2", "grpc"] | None = Field(
+    app_protocol: Annotated[Literal["http", "http2", "grpc"] | None, EMPTY_IS_UNSET] = Field(
         default=None, description="Application protocol of the port: http, http2 or grpc."
     )
     container_port_range: str | None = Field(
@@ -591,7 +608,7 @@ class ContainerDefinition(EcsModel):
         le=MAX_STOP_TIMEOUT_SECONDS,
         description="Seconds between SIGTERM and SIGKILL when the task stops (default 30).",
     )
-    version_consistency: Literal["enabled", "disabled"] | None = Field(
+    version_consistency: Annotated[Literal["enabled", "disabled"] | None, EMPTY_IS_UNSET] = Field(
         default=None, description="Pin the image tag to its digest at launch (default enabled)."
     )
     hostname: str | None = Field(
@@ -683,7 +700,7 @@ class HostVolumeProperties(EcsModel):
 class DockerVolumeConfiguration(EcsModel):
     """A Docker volume."""
 
-    scope: Literal["task", "shared"] | None = Field(
+    scope: Annotated[Literal["task", "shared"] | None, EMPTY_IS_UNSET] = Field(
         default=None, description="task: removed with the task (default); shared: kept."
     )
     autoprovision: bool | None = Field(
@@ -698,7 +715,9 @@ class EfsAuthorizationConfig(EcsModel):
     """EFS access point and IAM settings."""
 
     access_point_id: str | None = Field(default=None, max_length=255, description="Access point.")
-    iam: Literal["ENABLED", "DISABLED"] | None = Field(default=None, description="Use task IAM.")
+    iam: Annotated[Literal["ENABLED", "DISABLED"] | None, EMPTY_IS_UNSET] = Field(
+        default=None, description="Use task IAM."
+    )
 
 
 class EfsVolumeConfiguration(EcsModel):
@@ -706,7 +725,7 @@ class EfsVolumeConfiguration(EcsModel):
 
     file_system_id: str = Field(min_length=1, max_length=255, description="EFS id, fs-....")
     root_directory: str | None = Field(default=None, max_length=4096, description="Root path.")
-    transit_encryption: Literal["ENABLED", "DISABLED"] | None = Field(
+    transit_encryption: Annotated[Literal["ENABLED", "DISABLED"] | None, EMPTY_IS_UNSET] = Field(
         default=None, description="Encrypt in transit."
     )
     transit_encryption_port: int | None = Field(
@@ -766,12 +785,100 @@ class EphemeralStorage(EcsModel):
 class RuntimePlatform(EcsModel):
     """CPU architecture and OS the task needs (matched against node labels)."""
 
-    cpu_architecture: Literal["X86_64", "ARM64"] | None = Field(
+    cpu_architecture: Annotated[Literal["X86_64", "ARM64"] | None, EMPTY_IS_UNSET] = Field(
         default=None, description="X86_64 (kubernetes.io/arch amd64) or ARM64 (arm64)."
     )
     operating_system_family: str | None = Field(
         default=None, max_length=64, description="LINUX or a WINDOWS_SERVER_* family."
     )
+
+
+class ProxyConfiguration(EcsModel):
+    """App Mesh proxy settings: traffic redirected through an Envoy container (not honoured)."""
+
+    type: Annotated[Literal["APPMESH"], EMPTY_IS_UNSET] = Field(
+        default="APPMESH", description="APPMESH, the only proxy type."
+    )
+    container_name: ContainerName = _name_field("The container that is the proxy (Envoy).")
+    properties: list[KeyValuePair] | None = Field(
+        default=None,
+        max_length=MAX_LIST_ITEMS,
+        description=(
+            "Proxy settings as name/value pairs: IgnoredUID, IgnoredGID, AppPorts, "
+            "ProxyIngressPort, ProxyEgressPort, EgressIgnoredPorts, EgressIgnoredIPs."
+        ),
+    )
+
+
+class InferenceAccelerator(EcsModel):
+    """An Elastic Inference accelerator of the task (not honoured)."""
+
+    device_name: str = Field(
+        min_length=1, max_length=255, description="Name referenced by resourceRequirements."
+    )
+    device_type: str = Field(min_length=1, max_length=255, description="e.g. eia2.medium.")
+
+
+class TaskDefinitionAttribute(EcsModel):
+    """A container instance attribute the task needs (describe-task-definition output)."""
+
+    name: str = Field(min_length=1, max_length=1024, description="Attribute name.")
+    value: str | None = Field(default=None, max_length=1024, description="Attribute value.")
+    target_type: str | None = Field(default=None, max_length=64, description="container-instance.")
+    target_id: str | None = Field(default=None, max_length=2048, description="Target id or ARN.")
+
+
+READ_ONLY: Final = (
+    "Read-only output of describe-task-definition: accepted, ignored, never stored with a "
+    "revision, and listed in status.unsupported."
+)
+
+
+def _timestamp_field() -> Any:
+    return Field(
+        default=None,
+        exclude=True,
+        description=f"{READ_ONLY} A timestamp: RFC 3339 text (the AWS CLI) or epoch seconds.",
+    )
+
+
+EcsTimestamp = Annotated[
+    float | Annotated[str, Field(max_length=64)],
+    WithJsonSchema(
+        {
+            "x-kubernetes-preserve-unknown-fields": True,
+            "description": (
+                "A timestamp as the AWS CLI prints it (RFC 3339 text) or as the API returns it "
+                "(seconds since the epoch)."
+            ),
+        }
+    ),
+]
+"""A timestamp of ECS output: text (``2024-06-01T10:00:00.123000+00:00``) or epoch seconds."""
+
+READ_ONLY_FIELDS: Final = (
+    "taskDefinitionArn",
+    "revision",
+    "status",
+    "requiresAttributes",
+    "compatibilities",
+    "registeredAt",
+    "registeredBy",
+    "deregisteredAt",
+    "deleteRequestedAt",
+)
+"""describe-task-definition's output fields: accepted with the input, ignored, reported."""
+
+WRAPPER_FIELD: Final = "taskDefinition"
+WRAPPER_SIBLINGS: Final = frozenset({WRAPPER_FIELD, "tags"})
+WRAPPED_EXTRA_FIELD: Final = (
+    "spec.taskDefinition holds the whole task definition (the output of aws ecs "
+    "describe-task-definition): beside it only tags may be given"
+)
+CONTAINERS_REQUIRED: Final = (
+    "spec.containerDefinitions is required (or spec.taskDefinition: the output of aws ecs "
+    "describe-task-definition)"
+)
 
 
 def _each_dependency(condition: str) -> str:
@@ -783,7 +890,7 @@ def _each_dependency(condition: str) -> str:
     )
 
 
-_SPEC_RULES = cel_rules(
+_BODY_RULES: Final[tuple[tuple[str, str, str], ...]] = (
     (
         "self.containerDefinitions.all(c, "
         "self.containerDefinitions.exists_one(d, d.name == c.name))",
@@ -880,10 +987,11 @@ _SPEC_RULES = cel_rules(
 )
 
 
-class TaskDefinitionSpec(EcsModel):
-    """The task definition, as an ECS RegisterTaskDefinition request."""
+class TaskDefinitionBody(EcsModel):
+    """A task definition: an ECS RegisterTaskDefinition request, or the ``taskDefinition`` of
+    describe-task-definition's output (whose read-only fields are accepted and ignored)."""
 
-    model_config = ConfigDict(json_schema_extra=_SPEC_RULES)
+    model_config = ConfigDict(json_schema_extra=cel_rules(*_BODY_RULES))
 
     family: str | None = Field(
         default=None,
@@ -891,8 +999,10 @@ class TaskDefinitionSpec(EcsModel):
         max_length=MAX_FAMILY_LENGTH,
         pattern=NAME_PATTERN,
         description=(
-            "ECS family name. Optional: the family is metadata.name; if given it must equal it. "
-            f"At most {MAX_FAMILY_LENGTH} characters (room for the revision's name)."
+            "ECS family name. Optional: the family is metadata.name; if given, metadata.name "
+            "must be the family lower-cased with _ as - (consulServer: consulserver, "
+            "clerk_backend_task: clerk-backend-task). At most "
+            f"{MAX_FAMILY_LENGTH} characters (room for the revision's name)."
         ),
     )
     container_definitions: list[ContainerDefinition] = Field(
@@ -914,7 +1024,7 @@ class TaskDefinitionSpec(EcsModel):
         max_length=2048,
         description="IAM role the agent uses to pull images and secrets (not honoured).",
     )
-    network_mode: NetworkMode = Field(
+    network_mode: Annotated[NetworkMode, EMPTY_IS_UNSET] = Field(
         default="bridge",
         description=(
             "bridge (default), host, awsvpc or none. On Kubernetes every task gets its own pod "
@@ -951,18 +1061,15 @@ class TaskDefinitionSpec(EcsModel):
             "or memoryReservation."
         ),
     )
-    pid_mode: Literal["host", "task"] | None = Field(
+    pid_mode: Annotated[Literal["host", "task"] | None, EMPTY_IS_UNSET] = Field(
         default=None,
         description=(
             "task: containers share a PID namespace; host: the node's (refused by default)."
         ),
     )
-    ipc_mode: Literal["host", "task", "none"] | None = Field(
+    ipc_mode: Annotated[Literal["host", "task", "none"] | None, EMPTY_IS_UNSET] = Field(
         default=None,
         description="IPC namespace: task, none, or host (the node's; refused by default).",
-    )
-    tags: list[Tag] | None = Field(
-        default=None, max_length=MAX_TAGS, description="Up to 50 tags; aws: keys are reserved."
     )
     ephemeral_storage: EphemeralStorage | None = Field(
         default=None, description="Scratch storage size (Fargate)."
@@ -973,6 +1080,34 @@ class TaskDefinitionSpec(EcsModel):
     enable_fault_injection: bool | None = Field(
         default=None, description="ECS fault injection endpoints (not honoured)."
     )
+    proxy_configuration: ProxyConfiguration | None = Field(
+        default=None, description="App Mesh proxy configuration (not honoured)."
+    )
+    inference_accelerators: list[InferenceAccelerator] | None = Field(
+        default=None, max_length=8, description="Elastic Inference accelerators (not honoured)."
+    )
+    # describe-task-definition's output: accepted, never stored with a revision, reported.
+    task_definition_arn: str | None = Field(
+        default=None, max_length=2048, exclude=True, description=READ_ONLY
+    )
+    revision: int | None = Field(
+        default=None, ge=1, le=MAX_INT32, exclude=True, description=READ_ONLY
+    )
+    status: Annotated[RevisionState | None, EMPTY_IS_UNSET] = Field(
+        default=None, exclude=True, description=READ_ONLY
+    )
+    requires_attributes: list[TaskDefinitionAttribute] | None = Field(
+        default=None, max_length=MAX_LIST_ITEMS, exclude=True, description=READ_ONLY
+    )
+    compatibilities: list[Literal["EC2", "FARGATE", "EXTERNAL", "MANAGED_INSTANCES"]] | None = (
+        Field(default=None, max_length=8, exclude=True, description=READ_ONLY)
+    )
+    registered_at: EcsTimestamp | None = _timestamp_field()
+    registered_by: str | None = Field(
+        default=None, max_length=2048, exclude=True, description=READ_ONLY
+    )
+    deregistered_at: EcsTimestamp | None = _timestamp_field()
+    delete_requested_at: EcsTimestamp | None = _timestamp_field()
 
     @model_validator(mode="after")
     def _within_size_limit(self) -> Self:
@@ -983,6 +1118,16 @@ class TaskDefinitionSpec(EcsModel):
                 f"{MAX_TASK_DEFINITION_BYTES} bytes (64 KiB)"
             )
         return self
+
+    @property
+    def read_only_fields(self) -> list[str]:
+        """The describe-task-definition output fields given (ECS names), in ECS's order."""
+        given = {field.alias or name for name, field in type(self).model_fields.items()}
+        return [
+            name
+            for name in READ_ONLY_FIELDS
+            if name in given and getattr(self, _attribute(name)) is not None
+        ]
 
     def container(self, name: str) -> ContainerDefinition | None:
         """The container called ``name``, or None."""
@@ -1002,6 +1147,135 @@ class TaskDefinitionSpec(EcsModel):
     def memory_mib(self) -> int | None:
         """Task-level memory in MiB, or None when not set."""
         return None if self.memory is None else parse_memory_mib(self.memory)
+
+
+def _attribute(alias: str) -> str:
+    return next(
+        name
+        for name, field in TaskDefinitionBody.model_fields.items()
+        if (field.alias or name) == alias
+    )
+
+
+def _guarded(rule: tuple[str, str, str]) -> tuple[str, str, str]:
+    """A body rule at the spec, where containerDefinitions may be absent (the wrapper)."""
+    expression, message, path = rule
+    if "self.containerDefinitions" not in expression:
+        return rule
+    return f"!has(self.containerDefinitions) || ({expression})", message, path
+
+
+def _untyped(field: dict[str, Any]) -> bool:
+    """A property CEL cannot see: unknown fields kept, no type (also when optional)."""
+    options = field.get("anyOf") or [field]
+    return any(o.get("x-kubernetes-preserve-unknown-fields") and "type" not in o for o in options)
+
+
+def _spec_schema(schema: dict[str, Any]) -> None:
+    """The spec's schema: the body's, plus the describe-task-definition wrapper. Either
+    containerDefinitions or taskDefinition is given; beside taskDefinition only tags (and
+    networkMode, which kube-apiserver defaults to bridge)."""
+    schema["required"] = [r for r in schema.get("required", []) if r != "containerDefinitions"]
+    if not schema["required"]:
+        del schema["required"]
+    # CEL sees only typed fields (kube-apiserver refuses a rule naming an untyped one, such as
+    # the read-only timestamps): the model refuses those beside the wrapper.
+    others = sorted(
+        name
+        for name, field in schema["properties"].items()
+        if name not in WRAPPER_SIBLINGS | {"networkMode"} and not _untyped(field)
+    )
+    beside = " || ".join(f"has(self.{name})" for name in others)
+    rules = cel_rules(
+        *(_guarded(rule) for rule in _BODY_RULES),
+        (
+            "has(self.containerDefinitions) || has(self.taskDefinition)",
+            CONTAINERS_REQUIRED,
+            ".containerDefinitions",
+            "FieldValueRequired",
+        ),
+        (
+            f"!has(self.taskDefinition) || (!({beside}) && "
+            "(!has(self.networkMode) || self.networkMode == 'bridge'))",
+            WRAPPED_EXTRA_FIELD,
+            ".taskDefinition",
+            "FieldValueForbidden",
+        ),
+    )
+    schema["x-kubernetes-validations"] = rules["x-kubernetes-validations"]
+
+
+class TaskDefinitionSpec(TaskDefinitionBody):
+    """The task definition: an ECS RegisterTaskDefinition request, or the output of
+    ``aws ecs describe-task-definition`` as it is (``{"taskDefinition": {...}, "tags": [...]}``),
+    which is read as the request it describes (``wrapped`` says which was given)."""
+
+    model_config = ConfigDict(json_schema_extra=_spec_schema)
+
+    tags: list[Tag] | None = Field(
+        default=None,
+        max_length=MAX_TAGS,
+        description=(
+            "Up to 50 tags; aws: keys are reserved. Kept on the TaskDefinition; nothing on "
+            "Kubernetes reads them (reported)."
+        ),
+    )
+    task_definition: TaskDefinitionBody | None = Field(
+        default=None,
+        exclude=True,
+        description=(
+            "The output of aws ecs describe-task-definition pasted as it is: its taskDefinition "
+            "object here, its tags beside it. Read as the task definition it describes; its "
+            "read-only fields are ignored and reported. Instead of containerDefinitions and the "
+            "other fields."
+        ),
+    )
+    _wrapped: bool = PrivateAttr(default=False)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _unwrap(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Self:
+        wrapped = isinstance(data, dict) and data.get(WRAPPER_FIELD) is not None
+        if wrapped:
+            body = data[WRAPPER_FIELD]
+            extra = sorted(
+                key
+                for key, value in data.items()
+                if key not in WRAPPER_SIBLINGS
+                and not (key in ("networkMode", "network_mode") and value == "bridge")
+            )
+            if extra:
+                raise ValueError(f"spec.{extra[0]}: {WRAPPED_EXTRA_FIELD}")
+            if isinstance(body, dict):
+                data = {**body, **({"tags": data["tags"]} if "tags" in data else {})}
+        spec: Self = handler(data)
+        if wrapped:
+            spec._wrapped = True
+        return spec
+
+    @property
+    def wrapped(self) -> bool:
+        """Whether the spec was describe-task-definition's output (``spec.taskDefinition``)."""
+        return self._wrapped
+
+    def user_path(self, path: str) -> str:
+        """``path`` (``spec.containerDefinitions[0]``) where the user wrote it."""
+        return user_path(path, wrapped=self._wrapped)
+
+
+def is_wrapped(spec: Any) -> bool:
+    """Whether a raw spec is describe-task-definition's output (``spec.taskDefinition``)."""
+    return isinstance(spec, dict) and spec.get(WRAPPER_FIELD) is not None
+
+
+def user_path(path: str, *, wrapped: bool) -> str:
+    """A ``spec.…`` path of the task definition as the user wrote it: inside
+    ``spec.taskDefinition`` when the spec was describe-task-definition's output (its ``tags``
+    stay beside it)."""
+    field = re.split(r"[.\[]", path.removeprefix("spec."), maxsplit=1)[0]
+    if not wrapped or not path.startswith("spec.") or field in WRAPPER_SIBLINGS:
+        return path
+    return "spec.taskDefinition." + path.removeprefix("spec.")
 
 
 class RevisionSummary(StatusModel):
@@ -1052,6 +1326,24 @@ class TaskDefinitionStatus(StatusModel):
     )
 
 
+def family_name(family: str) -> str:
+    """The Kubernetes name of an ECS family: lower-cased, ``_`` written ``-``
+    (``consulServer`` -> ``consulserver``, ``clerk_backend_task`` -> ``clerk-backend-task``).
+
+    A TaskDefinition is named after its family by this rule, and every reference to a family
+    (a Task's or Service's ``taskDefinition``, an ARN) is read through it, so ``consulServer:3``
+    names revision 3 of the TaskDefinition ``consulserver``. Families that differ only in case
+    or in ``_`` versus ``-`` are one family on Kubernetes (one object name in a namespace)."""
+    return family.lower().replace("_", "-")
+
+
+_FAMILY_CEL: Final = "lowerAscii().replace('_', '-') == self.metadata.name"
+FAMILY_IS_NOT_NAME: Final = (
+    "must match metadata.name: a TaskDefinition is named after its family, lower-cased with _ "
+    "written - (consulServer: consulserver, clerk_backend_task: clerk-backend-task)"
+)
+
+
 class TaskDefinition(BaseModel):
     """An ECS task definition family; each spec change registers a new revision."""
 
@@ -1061,11 +1353,17 @@ class TaskDefinition(BaseModel):
         extra="ignore",
         json_schema_extra=cel_rules(
             (
-                "!has(self.spec.family) || self.spec.family == self.metadata.name",
-                "spec.family must equal metadata.name (the TaskDefinition is named after its "
-                "family)",
+                f"!has(self.spec.family) || self.spec.family.{_FAMILY_CEL}",
+                f"spec.family {FAMILY_IS_NOT_NAME}",
+                ".spec.family",
             ),
-            (f"size(self.metadata.name) <= {MAX_FAMILY_LENGTH}", FAMILY_TOO_LONG),
+            (
+                "!has(self.spec.taskDefinition) || !has(self.spec.taskDefinition.family) || "
+                f"self.spec.taskDefinition.family.{_FAMILY_CEL}",
+                f"spec.taskDefinition.family {FAMILY_IS_NOT_NAME}",
+                ".spec.taskDefinition.family",
+            ),
+            (f"size(self.metadata.name) <= {MAX_FAMILY_LENGTH}", FAMILY_TOO_LONG, ".metadata.name"),
         ),
     )
 
@@ -1079,15 +1377,18 @@ class TaskDefinition(BaseModel):
     def _family_is_name(self) -> Self:
         if len(self.metadata.name) > MAX_FAMILY_LENGTH:
             raise ValueError(FAMILY_TOO_LONG)
-        if self.spec.family is not None and self.spec.family != self.metadata.name:
+        family = self.spec.family
+        if family is not None and family_name(family) != self.metadata.name:
             raise ValueError(
-                f"spec.family {self.spec.family!r} must equal metadata.name {self.metadata.name!r}"
+                f"{self.spec.user_path('spec.family')} {family!r} {FAMILY_IS_NOT_NAME}; "
+                f"metadata.name is {self.metadata.name!r}, the family's name is "
+                f"{family_name(family)!r}"
             )
         return self
 
     @property
     def family(self) -> str:
-        """The family name (``metadata.name``)."""
+        """The family name on Kubernetes (``metadata.name``; ``family_name`` of spec.family)."""
         return self.metadata.name
 
 
@@ -1095,7 +1396,9 @@ def parse_task_definition_ref(ref: str) -> tuple[str, int | None]:
     """``"web"`` -> ``("web", None)`` (latest ACTIVE), ``"web:3"`` -> ``("web", 3)``.
 
     A full ECS ARN (``arn:aws:ecs:REGION:ACCOUNT:task-definition/web:3``) is accepted too; its
-    region and account are ignored. Raises ``ValueError`` naming the problem.
+    region and account are ignored. The family is returned as its Kubernetes name
+    (``family_name``: ``consulServer:3`` -> ``("consulserver", 3)``). Raises ``ValueError``
+    naming the problem.
     """
     if not isinstance(ref, str) or not _REF.fullmatch(ref):
         raise ValueError(
@@ -1104,7 +1407,7 @@ def parse_task_definition_ref(ref: str) -> tuple[str, int | None]:
         )
     family_revision = ref.rsplit("/", 1)[-1] if ref.startswith("arn:") else ref
     family, _, revision = family_revision.partition(":")
-    return family, int(revision) if revision else None
+    return family_name(family), int(revision) if revision else None
 
 
 def format_task_definition_ref(family: str, revision: int) -> str:

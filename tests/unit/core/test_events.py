@@ -70,6 +70,12 @@ SERVICE_EVENTS = {
     "rolling back": events.deployment_rolling_back("web", "ecs-svc/1"),
     "deployment blocked by min/max percent": events.deployment_blocked("web"),
     "unable to start a deployment": events.service_task_definition_unusable("web", "no"),
+    "a BLUE_GREEN/LINEAR/CANARY deployment's lifecycle stage": events.deployment_stage(
+        "web", "ecs-svc/1", "SCALE_UP", 0.0, "web:2", 0
+    ),
+    "spec fields accepted but not honoured": events.service_fields_not_honoured(
+        "web", "spec.cluster (no clusters)"
+    ),
     "AZ balanced": events.az_balance("web", {"a": 1}, True),
     "AZ rebalancing in progress": events.az_balance("web", {"a": 2, "b": 0}, False),
     "targets registered": events.targets_registered("web", 1, "lb"),
@@ -88,6 +94,10 @@ VARIANTS = {
         events.service_pending_stopped("web", 2),
     ],
     "unable to place a task": [events.service_unable_to_place("web", None, "", "a")],
+    "a BLUE_GREEN/LINEAR/CANARY deployment's lifecycle stage": [
+        events.deployment_stage("web", "ecs-svc/1", stage, 10.0, "web:2", 5)
+        for stage in ("PRODUCTION_TRAFFIC_SHIFT", "BAKE_TIME", "CLEAN_UP")
+    ],
 }
 
 
@@ -119,6 +129,7 @@ def test_failures_are_warnings_and_progress_is_normal() -> None:
         "deployment blocked by min/max percent",
         "unable to start a deployment",
         "a target is unhealthy",
+        "spec fields accepted but not honoured",
     }
 
 

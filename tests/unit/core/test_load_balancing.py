@@ -760,3 +760,64 @@ def test_a_refused_load_balancer_is_not_ready_and_says_why() -> None:
     ).changed
     cleared = lb_status(written, [target("a", "healthy")], ["web"], [], at(9))
     assert {c.type: c.reason for c in cleared.status.conditions or ()}["Ready"] == "TargetsHealthy"
+
+
+# ---------------------------------------------------------------------------------------------
+# Production traffic weights (BLUE_GREEN, LINEAR, CANARY)
+
+GREEN, BLUE = "ecs-svc/2000000000000000000", "ecs-svc/1000000000000000000"
+
+
+def weighted_service(weight: float | None) -> Service:
+    deployments = [
+        {"id": GREEN, "status": "PRIMARY", "taskDefinition": "web:2"},
+        {"id": BLUE, "status": "ACTIVE", "taskDefinition": "web:1"},
+    ]
+    for deployment in deployments:
+        deployment |= {"createdAt": T0.isoformat(), "updatedAt": T0.isoformat()}
+    if weight is not None:
+        deployments[0]["productionTrafficWeight"] = weight
+    body = service().model_dump(mode="json", by_alias=True, exclude_none=True)
+    body["status"] = {"deployments": deployments}
+    return Service.model_validate(body)
+
+
+def of_deployment(name: str, deployment: str) -> Task:
+    body = task(name).model_dump(mode="json", by_alias=True, exclude_none=True)
+    body["spec"]["startedBy"] = deployment
+    return Task.model_validate(body)
+
+
+def endpoints(weight: float | None, green: int = 9, blue: int = 9) -> tuple[int, int]:
+    tasks = [of_deployment(f"g{i}", GREEN) for i in range(green)]
+    tasks += [of_deployment(f"b{i}", BLUE) for i in range(blue)]
+    pods = [task_pod(t.metadata.name, ip=f"10.0.0.{i + 1}") for i, t in enumerate(tasks)]
+    lb = load_balancer()
+    svc = weighted_service(weight)
+    lb = step(lb, desired_targets(lb, members(tasks, pods, svc), at(0)))
+    plan = desired_targets(lb, members(tasks, pods, svc), at(1))
+    listed = [
+        endpoint["targetRef"]["name"]
+        for piece in render_endpoint_slices(lb, plan.targets)
+        for endpoint in piece["endpoints"]
+    ]
+    return sum(n.startswith("g") for n in listed), sum(n.startswith("b") for n in listed)
+
+
+def test_production_lists_the_mix_the_weight_asks_for() -> None:
+    assert endpoints(None) == (9, 9)  # no staged deployment: every healthy task serves
+    assert endpoints(0.0) == (0, 9)  # green registered and checked, but no endpoint
+    assert endpoints(10.0) == (1, 9)
+    assert endpoints(50.0) == (9, 9)
+    assert endpoints(100.0) == (9, 0)
+
+
+def test_green_targets_without_traffic_are_registered_healthy() -> None:
+    tasks = [of_deployment("g0", GREEN), of_deployment("b0", BLUE)]
+    pods = [task_pod("g0", ip="10.0.0.1"), task_pod("b0", ip="10.0.0.2")]
+    lb = load_balancer()
+    plan = desired_targets(lb, members(tasks, pods, weighted_service(0.0)), at(0))
+    by_task = {t.task: t for t in plan.targets}
+    assert by_task["g0"].state == "healthy" and by_task["g0"].serving is False
+    assert by_task["b0"].serving is None  # serving (the field is absent)
+    assert not awaiting_registration("g0", service().spec, {"web-lb": step(lb, plan)})

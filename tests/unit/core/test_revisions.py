@@ -1,6 +1,7 @@
 """Task definition revisions: registration, resolution, deactivation, garbage collection."""
 
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import kubernetes_validate
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 
 from ecs_operator.core import labels
 from ecs_operator.core.revisions import (
+    ResolvedRevision,
     RevisionRecord,
     controller_revision_manifest,
     current_revision,
@@ -18,12 +20,14 @@ from ecs_operator.core.revisions import (
     names_revision,
     needs_new_revision,
     next_revision_number,
+    rejection,
     resolve_reference,
     revision_record_from_object,
     revisions_to_collect,
     revisions_to_deactivate,
     status_patch,
 )
+from ecs_operator.models.common import Condition
 
 SPEC = {"containerDefinitions": [{"name": "app", "image": "nginx", "memory": 64}]}
 
@@ -172,7 +176,8 @@ def test_deleted_families() -> None:
     pending = resolve_reference("web", revisions, "uid-2", for_new_task=True)
     assert (
         pending.error
-        == 'task definition "web" has no ACTIVE revision yet (its registration is pending)'
+        == 'task definition "web" has no ACTIVE revision yet (not registered yet, or refused: '
+        "see the TaskDefinition's Accepted condition)"
     )
     never = resolve_reference("api", revisions, None, for_new_task=True)
     assert never.error == 'task definition "api" does not exist'
@@ -287,3 +292,20 @@ def test_numbers_are_never_reused_and_gc_spares_the_newest_and_the_referenced(
             assert latest.record.source_generation == live[1]
         else:
             assert all(record.status == "INACTIVE" for record in stored.values())
+
+
+def test_a_refused_task_definition_says_so_instead_of_pending() -> None:
+    """A Service (or Task) whose TaskDefinition was refused is told why, not that the
+    registration is pending: ``reason`` prefers the refusal."""
+    pending = resolve_reference("web", [], "uid-2", for_new_task=True)
+    refused = Condition(
+        type="Accepted",
+        status="False",
+        last_transition_time=datetime(2025, 1, 1, tzinfo=UTC),
+        reason="Invalid",
+        message="spec.cpu: too small",
+    )
+    resolved = ResolvedRevision(error=pending.error, rejection=rejection("web", refused))
+    assert resolved.reason == 'task definition "web" is not accepted: spec.cpu: too small'
+    assert ResolvedRevision(error=pending.error).reason == pending.error
+    assert rejection("web", refused.model_copy(update={"status": "True"})) is None

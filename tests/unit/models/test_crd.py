@@ -18,6 +18,7 @@ from ecs_operator.models.crd import (
     to_structural,
     to_yaml,
 )
+from ecs_operator.models.taskdefinition import TaskDefinitionStatus
 from support.crd_rules import compile_rule, fixture, walk_rules
 
 REPO = Path(__file__).resolve().parents[3]
@@ -32,6 +33,8 @@ def structural_problems(node: dict[str, Any], path: str, described: bool) -> lis
     if node.get("x-kubernetes-int-or-string"):
         if "type" in node or node.get("anyOf") != [{"type": "integer"}, {"type": "string"}]:
             problems.append(f"{path}: int-or-string must be anyOf [integer, string] with no type")
+    elif node.get("x-kubernetes-preserve-unknown-fields") and "type" not in node:
+        pass  # any JSON value (an ECS output timestamp: text or epoch seconds)
     else:
         if node.get("type") not in TYPES:
             problems.append(f"{path}: type {node.get('type')!r}")
@@ -61,10 +64,18 @@ def structural_problems(node: dict[str, Any], path: str, described: bool) -> lis
 def test_schema_is_structural_and_every_property_is_described(resource: Any) -> None:
     schema = openapi_schema(resource.model)
     root_properties = schema["properties"]
-    assert root_properties["metadata"] == {"type": "object"}
+    # kube-apiserver allows declaring metadata.name (and generateName) only: CEL rules at the
+    # root name it as their fieldPath.
+    assert root_properties["metadata"] == {
+        "type": "object",
+        "properties": {"name": {"type": "string"}},
+    }
     assert {root_properties["spec"]["type"], root_properties["status"]["type"]} == {"object"}
     assert schema["required"] == ["spec"]
     checked = {k: v for k, v in root_properties.items() if k != "metadata"}
+    assert all(rule.get("fieldPath") for _, rule in walk_rules(schema)), (
+        "every rule names its field"
+    )
     problems = structural_problems({**schema, "properties": checked}, resource.kind, False)
     assert problems == []
 
@@ -175,9 +186,17 @@ def _columns(file_name: str) -> dict[str, dict[str, Any]]:
     return {column["name"]: column for column in version["additionalPrinterColumns"]}
 
 
+def _wide(columns: dict[str, dict[str, Any]]) -> list[str]:
+    return [name for name, column in columns.items() if column.get("priority")]
+
+
 def test_printer_columns() -> None:
     td = _columns("taskdefinitions.ecs.operator.dev.yaml")
-    assert list(td) == ["Revision", "Status", "Accepted", "Age"]
+    assert list(td) == [
+        "Revision", "Status", "Accepted", "Age", "Refused Because",
+        "Task Definition", "Reason", "Message",
+    ]  # fmt: skip
+    assert _wide(td) == ["Task Definition", "Reason", "Message"]
     assert td["Accepted"]["jsonPath"] == '.status.conditions[?(@.type=="Accepted")].status'
     task = _columns("tasks.ecs.operator.dev.yaml")
     assert list(task) == [
@@ -190,7 +209,15 @@ def test_printer_columns() -> None:
         "Age",
         "Health",
         "Group",
+        "Stopped Reason",
     ]
+    assert task["Stopped Reason"] | {"priority": 1} == task["Stopped Reason"]
+    service = _columns("services.ecs.operator.dev.yaml")
+    assert list(service) == [
+        "Desired", "Running", "Pending", "Ready", "Degraded", "Task Definition", "Rollout",
+        "Stage", "Age", "Progress", "Rollout Reason", "Degraded Message",
+    ]  # fmt: skip
+    assert _wide(service) == ["Progress", "Rollout Reason", "Degraded Message"]
     assert task["Age"] == {
         "name": "Age",
         "type": "date",
@@ -198,7 +225,61 @@ def test_printer_columns() -> None:
         "description": "Time since the object was created.",
     }
     assert (task["Health"]["priority"], task["Group"]["priority"]) == (1, 1)
-    assert all(c["description"] for c in [*td.values(), *task.values()])
+    assert all(c["description"] for c in [*td.values(), *task.values(), *service.values()])
+
+
+def _cell(column: dict[str, Any], obj: dict[str, Any]) -> list[Any]:
+    """What the printer column's JSONPath selects (the sandbox's evaluator, which serves the
+    columns to kubectl; kube-apiserver's takes the first value)."""
+    from ecs_sandbox.tables import compile_jsonpath, evaluate_jsonpath
+
+    return evaluate_jsonpath(compile_jsonpath(column["jsonPath"]), obj)
+
+
+def test_the_refusal_column_shows_only_a_refusal() -> None:
+    refused = _columns("taskdefinitions.ecs.operator.dev.yaml")["Refused Because"]
+    condition = {"type": "Accepted", "reason": "Invalid", "message": "spec.x: no"}
+    assert _cell(refused, {"status": {"conditions": [{**condition, "status": "False"}]}}) == [
+        "spec.x: no"
+    ]
+    assert _cell(refused, {"status": {"conditions": [{**condition, "status": "True"}]}}) == []
+    # The column relies on Accepted being the TaskDefinition's only condition.
+    assert "Accepted" in TaskDefinitionStatus.model_fields["conditions"].description
+
+
+def test_service_columns_read_its_conditions_and_primary_deployment() -> None:
+    columns = _columns("services.ecs.operator.dev.yaml")
+    service = {
+        "status": {
+            "conditions": [
+                {"type": "Ready", "status": "False"},
+                {"type": "Progressing", "status": "True", "reason": "RollingBack"},
+                {
+                    "type": "Degraded",
+                    "status": "True",
+                    "reason": "DeploymentFailed",
+                    "message": "m",
+                },
+            ],
+            "deployments": [
+                {
+                    "status": "PRIMARY",
+                    "rolloutState": "IN_PROGRESS",
+                    "rolloutStateReason": "r",
+                    "lifecycleStage": "BAKE_TIME",
+                },
+                {"status": "ACTIVE", "rolloutState": "FAILED", "rolloutStateReason": "old"},
+            ],
+        }
+    }
+    cells = {name: _cell(column, service) for name, column in columns.items()}
+    assert cells["Ready"] == ["False"]
+    assert cells["Degraded"] == ["DeploymentFailed"]
+    assert cells["Rollout"] == ["IN_PROGRESS"]
+    assert cells["Stage"] == ["BAKE_TIME"]
+    assert cells["Progress"] == ["RollingBack"]
+    assert cells["Rollout Reason"] == ["r"]
+    assert cells["Degraded Message"] == ["m"]
 
 
 def test_every_cel_rule_compiles_and_explains_itself() -> None:

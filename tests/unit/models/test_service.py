@@ -94,7 +94,8 @@ def test_defaults_leave_strategy_dependent_values_to_the_operator() -> None:
             "containerPort",
         ),
         ({"forceNewDeployment": True}, "forceNewDeployment"),
-        ({"serviceRegistries": []}, "serviceRegistries"),
+        ({"serviceArn": "arn:aws:ecs:us-east-1:1:service/c/web"}, "serviceArn"),
+        ({"launchType": "SPOT"}, "launchType"),
     ],
 )
 def test_bad_input_names_the_field(change: dict[str, Any], field: str) -> None:
@@ -120,6 +121,11 @@ SPEC_CASES = [
         "maximumPercent must be 100 for a DAEMON",
         DAEMON | {"deploymentConfiguration": {"maximumPercent": 100, "minimumHealthyPercent": 50}},
         DAEMON | {"deploymentConfiguration": {"maximumPercent": 200}},
+    ),
+    (
+        "strategy must be ROLLING for a DAEMON",
+        DAEMON | {"deploymentConfiguration": {"strategy": "ROLLING"}},
+        DAEMON | {"deploymentConfiguration": {"strategy": "CANARY"}},
     ),
     (
         "each (loadBalancerName, containerName, containerPort) may appear only once",
@@ -168,9 +174,62 @@ def test_service_name_leaves_room_for_task_names() -> None:
                 Service.model_validate(body)
 
 
+# (message fragment, good deploymentConfiguration, bad one): CEL and the model agree.
+STRATEGY_CASES = [
+    (
+        "canaryConfiguration is allowed only with strategy CANARY",
+        {"strategy": "CANARY", "canaryConfiguration": {"canaryPercent": 10}},
+        {"strategy": "LINEAR", "canaryConfiguration": {"canaryPercent": 10}},
+    ),
+    (
+        "linearConfiguration is allowed only with strategy LINEAR",
+        {"strategy": "LINEAR", "linearConfiguration": {"stepPercent": 10}},
+        {"linearConfiguration": {"stepPercent": 10}},
+    ),
+    (
+        "bakeTimeInMinutes is required with strategy BLUE_GREEN",
+        {"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 0},
+        {"strategy": "BLUE_GREEN"},
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("message", "good", "bad"), STRATEGY_CASES, ids=[c[0] for c in STRATEGY_CASES]
+)
+def test_strategy_rules_and_model_agree(
+    message: str, good: dict[str, Any], bad: dict[str, Any]
+) -> None:
+    cel = rule("spec.deploymentConfiguration", message)
+    assert evaluate(cel, good) is True
+    assert evaluate(cel, bad) is False
+    base = {"taskDefinition": "w", "desiredCount": 1}
+    ServiceSpec.model_validate(base | {"deploymentConfiguration": good})
+    with pytest.raises(ValidationError, match=message):
+        ServiceSpec.model_validate(base | {"deploymentConfiguration": bad})
+
+
+@pytest.mark.parametrize(
+    ("configuration", "field"),
+    [
+        ({"strategy": "CANARY", "canaryConfiguration": {"canaryPercent": 0}}, "canaryPercent"),
+        ({"strategy": "LINEAR", "linearConfiguration": {"stepPercent": 2.9}}, "stepPercent"),
+        ({"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 1441}, "bakeTimeInMinutes"),
+        ({"strategy": "RED_BLACK"}, "strategy"),
+    ],
+)
+def test_bad_strategy_settings_name_the_field(configuration: dict[str, Any], field: str) -> None:
+    with pytest.raises(ValidationError) as error:
+        ServiceSpec.model_validate(
+            {"taskDefinition": "w", "desiredCount": 1, "deploymentConfiguration": configuration}
+        )
+    assert field in str(error.value)
+
+
 def test_every_rule_has_a_case() -> None:
     covered = {("spec", m) for m, _, _ in SPEC_CASES}
     covered.add(("spec.deploymentConfiguration", "minimumHealthyPercent must not exceed"))
+    covered |= {("spec.deploymentConfiguration", m) for m, _, _ in STRATEGY_CASES}
     covered.add(("", "a Service names its tasks SERVICE-SUFFIX"))
     for path, found in walk_rules(SCHEMA):
         if path.startswith(("spec.placement", "spec.tags")):
@@ -238,11 +297,17 @@ def test_crd_names_columns_and_scale_subresource() -> None:
         "Desired",
         "Running",
         "Pending",
+        "Ready",
+        "Degraded",
         "Task Definition",
         "Rollout",
-        "Degraded",
+        "Stage",
         "Age",
+        "Progress",
+        "Rollout Reason",
+        "Degraded Message",
     ]
+    assert columns["Ready"] == '.status.conditions[?(@.type=="Ready")].status'
     assert columns["Rollout"] == '.status.deployments[?(@.status=="PRIMARY")].rolloutState'
     assert columns["Degraded"] == '.status.conditions[?(@.type=="Degraded")].reason'
 

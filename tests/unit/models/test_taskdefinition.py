@@ -14,6 +14,7 @@ from ecs_operator.models.taskdefinition import (
     PortMapping,
     TaskDefinition,
     TaskDefinitionSpec,
+    family_name,
     format_task_definition_ref,
     parse_task_definition_ref,
 )
@@ -77,9 +78,39 @@ def test_family_may_be_omitted_but_must_match_the_name() -> None:
         "nightly-report"
     )
     with pytest.raises(
-        ValidationError, match=r"spec\.family 'web' must equal metadata\.name 'api'"
+        ValidationError,
+        match=r"spec\.family 'web' must match metadata\.name: .*; metadata\.name is 'api', "
+        r"the family's name is 'web'",
     ):
         TaskDefinition.model_validate(k8s_object(fixture(WEB), "api"))
+
+
+@pytest.mark.parametrize(
+    ("family", "name"),
+    [
+        ("web", "web"),
+        ("consulServer", "consulserver"),
+        ("clerk_backend_task", "clerk-backend-task"),
+        ("AmazonECS_Sample-App", "amazonecs-sample-app"),
+    ],
+)
+def test_a_family_maps_to_its_name_lower_cased_with_underscores_as_hyphens(
+    family: str, name: str
+) -> None:
+    assert family_name(family) == name
+    assert TaskDefinition.model_validate(k8s_object(web_spec(family=family), name)).family == name
+    rule = find_rule("TaskDefinition", "", "spec.family must match metadata.name")
+    assert evaluate(rule, k8s_object(web_spec(family=family), name)) is True
+    assert evaluate(rule, k8s_object(web_spec(family=family), name + "x")) is False
+    # A reference to the family, in any spelling ECS accepts, names that TaskDefinition.
+    assert parse_task_definition_ref(f"{family}:3") == (name, 3)
+    arn = f"arn:aws:ecs:us-east-1:123456789012:task-definition/{family}:3"
+    assert parse_task_definition_ref(arn) == (name, 3)
+
+
+def test_a_family_that_maps_to_no_object_name_is_refused() -> None:
+    with pytest.raises(ValidationError, match="the family's name is '-web'"):
+        TaskDefinition.model_validate(k8s_object(web_spec(family="_web"), "web"))
 
 
 def test_ecs_defaults_apply() -> None:
@@ -135,7 +166,7 @@ def test_helpers() -> None:
     [
         ("web", ("web", None)),
         ("web:3", ("web", 3)),
-        ("Nightly_report-2:1000000", ("Nightly_report-2", 1000000)),
+        ("Nightly_report-2:1000000", ("nightly-report-2", 1000000)),
         ("arn:aws:ecs:us-east-1:123456789012:task-definition/web:7", ("web", 7)),
         ("arn:aws-cn:ecs:cn-north-1:123456789012:task-definition/web", ("web", None)),
     ],
@@ -416,24 +447,72 @@ CONTAINER_CASES = [
 ]
 
 
+# The body's rules hold at the spec (a RegisterTaskDefinition request) and, unchanged, inside
+# spec.taskDefinition (describe-task-definition's output).
+WRAPPED = "spec.taskDefinition"
+
+
+@pytest.mark.parametrize("at", [SPEC, WRAPPED])
 @pytest.mark.parametrize(("message", "good", "bad"), SPEC_CASES, ids=[c[0] for c in SPEC_CASES])
-def test_spec_rule(message: str, good: dict[str, Any], bad: dict[str, Any]) -> None:
+def test_spec_rule(at: str, message: str, good: dict[str, Any], bad: dict[str, Any]) -> None:
+    rule = find_rule("TaskDefinition", at, message)
+    assert evaluate(rule, good) is True
+    assert evaluate(rule, bad) is False
+
+
+def test_spec_rules_about_containers_hold_only_when_the_spec_has_them() -> None:
+    wrapped = {"taskDefinition": fixture(WEB)}
+    for message, _, _ in SPEC_CASES:
+        assert evaluate(find_rule("TaskDefinition", SPEC, message), wrapped) is True, message
+
+
+WRAPPER_CASES = [
+    # (message fragment, good spec, bad spec)
+    (
+        "spec.containerDefinitions is required (or spec.taskDefinition",
+        {"taskDefinition": fixture(WEB)},
+        web_with(lambda s: s.pop("containerDefinitions")),
+    ),
+    (
+        "spec.taskDefinition holds the whole task definition",
+        {"taskDefinition": fixture(WEB), "tags": [{"key": "a"}], "networkMode": "bridge"},
+        {"taskDefinition": fixture(WEB), "cpu": "256"},
+    ),
+    (
+        "spec.taskDefinition holds the whole task definition",
+        {"taskDefinition": fixture(WEB)},
+        {"taskDefinition": fixture(WEB), "networkMode": "awsvpc"},
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("message", "good", "bad"), WRAPPER_CASES, ids=[c[0][:40] for c in WRAPPER_CASES]
+)
+def test_wrapper_rule(message: str, good: dict[str, Any], bad: dict[str, Any]) -> None:
     rule = find_rule("TaskDefinition", SPEC, message)
     assert evaluate(rule, good) is True
     assert evaluate(rule, bad) is False
 
 
+@pytest.mark.parametrize("wrapped", [False, True])
 @pytest.mark.parametrize(
     ("path", "message", "good", "bad"), CONTAINER_CASES, ids=[c[1] for c in CONTAINER_CASES]
 )
-def test_nested_rule(path: str, message: str, good: dict[str, Any], bad: dict[str, Any]) -> None:
+def test_nested_rule(
+    wrapped: bool, path: str, message: str, good: dict[str, Any], bad: dict[str, Any]
+) -> None:
+    if wrapped and path.startswith("spec.tags"):
+        return  # describe-task-definition's tags are beside taskDefinition, not in it
+    if wrapped:
+        path = path.replace("spec.", f"{WRAPPED}.", 1)
     rule = find_rule("TaskDefinition", path, message)
     assert evaluate(rule, good) is True
     assert evaluate(rule, bad) is False
 
 
 def test_family_rule_at_the_root() -> None:
-    rule = find_rule("TaskDefinition", "", "spec.family must equal metadata.name")
+    rule = find_rule("TaskDefinition", "", "spec.family must match metadata.name")
     without_family = fixture(BATCH)
     del without_family["family"]
     assert evaluate(rule, k8s_object(fixture(WEB), "web")) is True
@@ -478,10 +557,13 @@ def test_every_rule_accepts_the_ecs_examples(name: str) -> None:
 
 def test_every_rule_has_a_case() -> None:
     covered = {(SPEC, message) for message, _, _ in SPEC_CASES}
+    covered |= {(SPEC, message) for message, _, _ in WRAPPER_CASES}
     covered |= {(path, message) for path, message, _, _ in CONTAINER_CASES}
-    covered.add(("", "spec.family must equal metadata.name"))
+    covered.add(("", "spec.family must match metadata.name"))
+    covered.add(("", "spec.taskDefinition.family must match metadata.name"))
     covered.add(("", "stores revision N as the ControllerRevision FAMILY-N"))
     for path, rule in walk_rules(schemas()["TaskDefinition"]):
+        path = path.replace(f"{WRAPPED}.", "spec.").replace(WRAPPED, SPEC)
         if path == "spec.placementConstraints[]":
             continue  # the placement model's own rules, tested with that model
         assert any(p == path and m in rule["message"] for p, m in covered), rule["message"]

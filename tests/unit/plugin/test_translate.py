@@ -58,7 +58,7 @@ def test_every_problem_names_its_field_by_its_ecs_name() -> None:
     request = {
         "family": "web",
         "containerDefinitions": [{**CONTAINER, "memory": 2, "essential": "maybe"}],
-        "proxyConfiguration": {},
+        "appMeshProxy": {},
         "container_definitions": [],
     }
     problems = refused(translate.task_definition_manifest, request)
@@ -66,7 +66,7 @@ def test_every_problem_names_its_field_by_its_ecs_name() -> None:
         "containerDefinitions[0].memory: Input should be greater than or equal to 6",
         "containerDefinitions[0].essential: Input should be a valid boolean, unable to "
         "interpret input",
-        "proxyConfiguration: unknown field (not a field of this ECS request, or one ecs-operator "
+        "appMeshProxy: unknown field (not a field of this ECS request, or one ecs-operator "
         "does not take)",
         "container_definitions: unknown field (not a field of this ECS request, or one "
         "ecs-operator does not take)",

@@ -515,13 +515,16 @@ def test_message_expression_failure_falls_back_to_message() -> None:
         rules(
             {"rule": "self.a > 1", "message": "a too small", "messageExpression": "self.nope"},
             a={"type": "integer"},
+            nope={"type": "string"},  # declared (or the CRD is refused), absent: no such key
         )
     )
     assert causes(v, widget({"a": 0})) == ['spec: Invalid value: "object": a too small']
 
 
 def test_cel_evaluation_error_is_a_422_naming_the_rule() -> None:
-    v = validator(rules({"rule": "self.missing > 1"}, a={"type": "integer"}))
+    v = validator(
+        rules({"rule": "self.missing > 1"}, a={"type": "integer"}, missing={"type": "integer"})
+    )
     found = causes(v, widget({"a": 1}))
     assert found == [
         'spec: Invalid value: "object": no such key: missing evaluating rule: self.missing > 1'

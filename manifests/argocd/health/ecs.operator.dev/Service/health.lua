@@ -78,6 +78,11 @@ if (progressing ~= nil and progressing.status == "True")
     hs.message = "Deployment " .. primary.id .. " of " .. primary.taskDefinition .. " in progress: "
       .. (primary.runningCount or 0) .. " of " .. (primary.desiredCount or 0) .. " tasks running, "
       .. (primary.pendingCount or 0) .. " pending"
+    if primary.lifecycleStage ~= nil then
+      -- BLUE_GREEN, LINEAR, CANARY: where it is, and the new revision's production share.
+      hs.message = hs.message .. "; " .. primary.lifecycleStage .. ", "
+        .. (primary.productionTrafficWeight or 0) .. "% of production"
+    end
   else
     hs.message = "Deployment in progress: " .. counts
   end

@@ -1,0 +1,165 @@
+"""BLUE_GREEN, LINEAR and CANARY deployments as a stage machine (ecs-deployments.md §3).
+
+The new revision (green) starts at the full desired count beside the one serving production
+(blue), whatever maximumPercent says (ECS: green scales to 100 %, blue stays until CLEAN_UP).
+Once every green task is healthy, production traffic moves to green: BLUE_GREEN all at once,
+CANARY ``canaryPercent`` first and the rest after ``canaryBakeTimeInMinutes``, LINEAR by
+``stepPercent`` every ``stepBakeTimeInMinutes`` (ceil(100 / stepPercent) steps, the last one
+capped at 100 %). Then ``bakeTimeInMinutes`` with both revisions running, then CLEAN_UP stops
+blue, and the deployment completes once blue is gone.
+
+*Decisions*: the hook stages (PRE_SCALE_UP, POST_SCALE_UP, the test-traffic stages,
+PRE_/POST_PRODUCTION_TRAFFIC_SHIFT) pass at once, as no lifecycle hook is honoured yet; a
+service's first deployment (no revision serving production yet) rolls as ROLLING does; the
+stages never move backwards, and a deployment that fails (circuit breaker) rolls back to the
+revision still serving production, whatever ``rollback`` says, as blue/green always does.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Final
+
+from ecs_operator.models.service import (
+    DeploymentConfiguration,
+    DeploymentStrategy,
+    LifecycleStage,
+    ServiceSpec,
+)
+
+STAGED: Final = ("BLUE_GREEN", "LINEAR", "CANARY")
+DEFAULT_CANARY_PERCENT: Final = 5.0
+DEFAULT_CANARY_BAKE_MINUTES: Final = 10
+DEFAULT_STEP_PERCENT: Final = 10.0
+DEFAULT_STEP_BAKE_MINUTES: Final = 6
+FULL: Final = 100.0
+
+
+def strategy_of(spec: ServiceSpec) -> DeploymentStrategy:
+    configuration = spec.deployment_configuration
+    return (configuration.strategy if configuration else None) or "ROLLING"
+
+
+def is_staged(strategy: str | None) -> bool:
+    return strategy in STAGED
+
+
+def traffic_steps(
+    strategy: DeploymentStrategy, configuration: DeploymentConfiguration | None
+) -> list[tuple[float, int]]:
+    """Each production shift: green's share after it (%), and the minutes to wait before the
+    next one (0 after the last)."""
+    if strategy == "CANARY":
+        canary = configuration.canary_configuration if configuration else None
+        share = (canary.canary_percent if canary else None) or DEFAULT_CANARY_PERCENT
+        bake = canary.canary_bake_time_in_minutes if canary else None
+        if share >= FULL:
+            return [(FULL, 0)]
+        return [(share, DEFAULT_CANARY_BAKE_MINUTES if bake is None else bake), (FULL, 0)]
+    if strategy == "LINEAR":
+        linear = configuration.linear_configuration if configuration else None
+        step = (linear.step_percent if linear else None) or DEFAULT_STEP_PERCENT
+        bake = linear.step_bake_time_in_minutes if linear else None
+        wait = DEFAULT_STEP_BAKE_MINUTES if bake is None else bake
+        count = math.ceil(FULL / step - 1e-9)
+        shares = [min(FULL, round(step * k, 1)) for k in range(1, count + 1)]
+        return [(share, 0 if share >= FULL else wait) for share in shares]
+    return [(FULL, 0)]
+
+
+def bake_minutes(configuration: DeploymentConfiguration | None) -> int:
+    return (configuration.bake_time_in_minutes if configuration else None) or 0
+
+
+@dataclass(frozen=True)
+class Stage:
+    """Where a staged deployment is: its lifecycle stage, green's production share, and since
+    when (a stage's, or a traffic step's, start)."""
+
+    name: LifecycleStage
+    weight: float
+    since: datetime
+
+
+@dataclass(frozen=True)
+class Advance:
+    stage: Stage
+    passed: tuple[Stage, ...]  # every stage (or step) entered on the way, in order
+    wait_seconds: float | None  # until a bake ends (None: it waits for tasks)
+
+
+def advance(
+    stage: Stage,
+    strategy: DeploymentStrategy,
+    configuration: DeploymentConfiguration | None,
+    green_ready: bool,
+    applied_at: Callable[[float], datetime | None],
+    now: datetime,
+) -> Advance:
+    """The stage ``stage`` has reached by ``now``: SCALE_UP waits for ``green_ready`` (every
+    green task healthy); each traffic step waits until the load balancers carry its share
+    (``applied_at``: since when, None while they do not), then for its minutes from then;
+    BAKE_TIME for its minutes; CLEAN_UP lasts until blue is gone (the planner's to see)."""
+    steps = traffic_steps(strategy, configuration)
+    passed: list[Stage] = []
+    current = stage
+    while True:
+        following, wait = _next(current, steps, configuration, green_ready, applied_at, now)
+        if following is None:
+            return Advance(current, tuple(passed), wait)
+        current = following
+        passed.append(current)
+
+
+def _next(
+    stage: Stage,
+    steps: list[tuple[float, int]],
+    configuration: DeploymentConfiguration | None,
+    green_ready: bool,
+    applied_at: Callable[[float], datetime | None],
+    now: datetime,
+) -> tuple[Stage | None, float | None]:
+    if stage.name == "SCALE_UP":
+        return (Stage("PRODUCTION_TRAFFIC_SHIFT", steps[0][0], now) if green_ready else None), None
+    if stage.name == "PRODUCTION_TRAFFIC_SHIFT":
+        applied = applied_at(stage.weight)
+        if applied is None:
+            return None, None  # the LoadBalancer's status change wakes the service
+        if stage.weight >= FULL:
+            return Stage("BAKE_TIME", FULL, now), None
+        index = next((i for i, (share, _) in enumerate(steps) if share > stage.weight), None)
+        if index is None:
+            return Stage("BAKE_TIME", FULL, now), None
+        since = max(stage.since, applied)
+        wait = _remaining(since, steps[index - 1][1] if index else 0, now)
+        if wait > 0:
+            return None, wait
+        return Stage("PRODUCTION_TRAFFIC_SHIFT", steps[index][0], now), None
+    if stage.name == "BAKE_TIME":
+        wait = _remaining(stage.since, bake_minutes(configuration), now)
+        return (None, wait) if wait > 0 else (Stage("CLEAN_UP", FULL, now), None)
+    return None, None
+
+
+def _remaining(since: datetime, minutes: int, now: datetime) -> float:
+    return (since + timedelta(minutes=minutes) - now).total_seconds()
+
+
+def endpoint_mix(green: int, blue: int, weight: float) -> tuple[int, int]:
+    """How many of ``green`` and ``blue`` healthy targets to list so that green's share of the
+    endpoints is as close to ``weight`` % as they allow, with as many endpoints as possible:
+    kube-proxy spreads connections evenly over ready endpoints. A share strictly between 0 and
+    100 lists at least one of each side that has one."""
+    if weight <= 0 or green == 0:
+        return 0, blue
+    if weight >= FULL or blue == 0:
+        return green, 0
+    share = weight / FULL
+    wanted_green = round(blue * share / (1 - share))
+    if wanted_green <= green:
+        return max(1, wanted_green), blue
+    wanted_blue = round(green * (1 - share) / share)
+    return green, max(1, min(blue, wanted_blue))
