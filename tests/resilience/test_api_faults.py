@@ -16,9 +16,10 @@ from support.services import (
     TaskWatch,
     bounds_check,
     deployment_configuration,
-    is_stopped,
     describe_tasks,
+    is_stopped,
     revision_of,
+    task_status,
 )
 
 FAULTS = Faults.realistic(error_rate=0.05, seed=7).to_dict()
@@ -42,16 +43,21 @@ def test_service_converges_through_api_faults(ecs: Ecs, api_faults: ApiFaults) -
         status = services.wait_steady("web", 4, "web:2", timeout=60)
     watch.assert_clean()
     tasks = services.tasks("web")
-    assert len(tasks) == 14, "a task was launched twice:\n" + describe_tasks(tasks)
-    assert sum(revision_of(t) == "web:2" for t in tasks) == 4
+    # A loaded machine can miss a kwok node's heartbeat past the node grace period: the node goes
+    # NotReady and its tasks are replaced, as ECS replaces the tasks of a lost instance. Each such
+    # stop (TerminationNotice) allows one task more; any other extra task was launched twice.
+    lost = [t for t in tasks if task_status(t).get("stopCode") == "TerminationNotice"]
+    assert len(tasks) == 14 + len(lost), "a task was launched twice:\n" + describe_tasks(tasks)
+    second_lost = sum(revision_of(t) == "web:2" for t in lost)
+    assert sum(revision_of(t) == "web:2" for t in tasks) == 4 + second_lost, describe_tasks(tasks)
     assert (status["runningCount"], status["pendingCount"], status["desiredCount"]) == (4, 0, 4)
     # The status catches up with the end of the deployment (a lost write is written again), and
-    # the six tasks scaled in and the four replaced end STOPPED.
+    # the six tasks scaled in and the four replaced (and any lost with their node) end STOPPED.
     services.wait(
         lambda: (
             condition(services.status("web"), "Ready").get("status") == "True"
             and services.messages("web")[0] == "(service web) has reached a steady state."
-            and sum(is_stopped(t) for t in services.tasks("web")) == 10
+            and sum(is_stopped(t) for t in services.tasks("web")) == 10 + len(lost)
         ),
         "Ready and steady",
         "web",
