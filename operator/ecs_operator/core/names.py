@@ -41,6 +41,7 @@ _SUBDOMAIN: Final = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0
 # DNS-1035: what a Kubernetes Service's name must be (a LoadBalancer names its Service).
 _LABEL: Final = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 _NOT_ALPHANUMERIC: Final = re.compile(r"[^a-z0-9]+")
+_IAM_ROLE_NAME: Final = re.compile(r"[\w+=,.@-]{1,64}", re.ASCII)
 _RANDOM_SUFFIX: Final = re.compile(r"(?<=.)-[A-Za-z0-9]{6}\Z")
 
 
@@ -67,6 +68,11 @@ def ecs_role_name(role: str) -> str:
     """The IAM role name of a task role: ``arn:aws:iam::1:role/service-role/web`` -> ``web``;
     a plain value is the name."""
     return role.rsplit("/", 1)[-1] if role.startswith("arn:") else role
+
+
+def is_role_name(name: str) -> bool:
+    """An IAM role name (1-64 letters, digits and ``+=,.@_-``) or a Kubernetes name."""
+    return _IAM_ROLE_NAME.fullmatch(name) is not None or is_kubernetes_name(name)
 
 
 def service_account_name(role: str) -> str:

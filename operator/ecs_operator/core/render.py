@@ -870,6 +870,13 @@ class _PodBuilder:
         if identity is None:
             self.pod["automountServiceAccountToken"] = False
             return
+        if not names.is_role_name(names.ecs_role_name(identity.role)):
+            self.refuse(
+                "spec.taskRoleArn",
+                f"{identity.role!r} does not name an IAM role (1-64 letters, digits and "
+                "+=,.@_-) nor a ServiceAccount",
+            )
+            return
         if identity.account == self.policy.operator_service_account:
             self.refuse(
                 identity.field,

@@ -129,3 +129,11 @@ def test_a_classic_load_balancer_name_maps_by_the_same_rule() -> None:
     assert mapped == names.kubernetes_name("MyELB", label=True)
     assert mapped.startswith("myelb-")
     assert names.load_balancer_field(entry(loadBalancerName="MyELB")) == "loadBalancerName"
+
+
+def test_role_names_are_iam_or_kubernetes_names() -> None:
+    assert names.is_role_name("AmazonECS_OpenTelemetryXrayRole")
+    assert names.is_role_name("a" * 64)
+    assert names.is_role_name("s" * 200)  # a ServiceAccount named outright
+    assert not names.is_role_name("R" * 65)
+    assert not names.is_role_name("web role")

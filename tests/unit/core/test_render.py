@@ -1314,3 +1314,11 @@ def test_realistic_task_definitions_render_valid_pods(name: str) -> None:
     task = {"overrides": {"containerOverrides": [{"name": spec.container_definitions[0].name}]}}
     rendered = render(spec, task)
     assert kubernetes_validate.validate(rendered.manifest, "1.32.0", strict=True)
+
+
+def test_a_task_role_that_names_no_iam_role_is_refused() -> None:
+    with pytest.raises(RenderError) as caught:
+        render(definition(taskRoleArn="arn:aws:iam::1:role/" + "R" * 300))
+    [violation] = caught.value.violations
+    assert violation.field == "spec.taskRoleArn"
+    assert "does not name an IAM role" in violation.message
