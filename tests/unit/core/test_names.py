@@ -1,4 +1,4 @@
-"""The one rule mapping ECS names (roles, secrets, parameters, load balancers) to Kubernetes names."""
+"""The one rule mapping ECS names (roles, secrets, load balancers) to Kubernetes names."""
 
 import re
 

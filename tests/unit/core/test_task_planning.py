@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from ecs_operator.core import events, labels
 from ecs_operator.core.labels import OWNER_API_VERSION
-from ecs_operator.core.placement import ContainerInstance
 from ecs_operator.core.names import kubernetes_name
+from ecs_operator.core.placement import ContainerInstance
 from ecs_operator.core.render import RenderedPod, SecretReference, TaskRoleAccount
 from ecs_operator.core.revisions import (
     ResolvedRevision,

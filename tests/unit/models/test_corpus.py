@@ -277,6 +277,12 @@ def test_a_service_pastes_unchanged(path: Path) -> None:
     assert reported == expected_service_unsupported(raw)
 
 
+def test_the_service_corpus_names_load_balancers_both_ways() -> None:
+    entries = [entry for path in SERVICES for entry in load(path).get("loadBalancers") or ()]
+    assert any("targetGroupArn" in entry for entry in entries)
+    assert any("loadBalancerName" in entry for entry in entries)
+
+
 def test_a_service_name_that_is_not_the_objects_is_reported() -> None:
     spec = ServiceSpec.model_validate(
         {"serviceName": "web_API", "taskDefinition": "web"} | {"desiredCount": 1}
