@@ -137,3 +137,9 @@ def test_role_names_are_iam_or_kubernetes_names() -> None:
     assert names.is_role_name("s" * 200)  # a ServiceAccount named outright
     assert not names.is_role_name("R" * 65)
     assert not names.is_role_name("web role")
+
+
+def test_the_digest_is_stable() -> None:
+    """Users create objects of these names: a change of the rule would orphan them."""
+    assert names.kubernetes_name("ecsTaskRole") == "ecstaskrole-1fb102bd"
+    assert names.kubernetes_name("prod/db") == "prod-db-96e5a54a"
