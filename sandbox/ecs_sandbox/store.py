@@ -52,6 +52,10 @@ DETAILS (added while implementing the contract above):
       store.get_scale(rt, namespace, name) -> dict
       store.replace_scale(rt, namespace, name, scale) -> dict      # writes spec.replicas
       store.patch_scale(rt, namespace, name, patch, content_type) -> dict
+- Pod admission at create: a Pod whose `spec.serviceAccountName` names a ServiceAccount the
+  namespace does not have is 403 Forbidden, as the ServiceAccount admission plugin answers
+  (`pods "P" is forbidden: error looking up service account NS/SA: serviceaccount "SA" not
+  found`); then Pod Security Admission (`ecs_sandbox.pod_security`).
 - Pods: `store.bind(namespace, pod_name, binding) -> dict` sets `spec.nodeName` from
   `binding["target"]["name"]` and the PodScheduled condition, and returns the updated Pod
   (kube-apiserver answers 201 with a Success Status; that is the HTTP layer's job). 409 when
@@ -127,6 +131,7 @@ CRD_CLEANUP = "customresourcecleanup.apiextensions.k8s.io"
 NAMESPACE_FINALIZER = "kubernetes"
 _CRD_KEY: StorageKey = ("apiextensions.k8s.io", "customresourcedefinitions")
 _NAMESPACE_KEY: StorageKey = ("", "namespaces")
+_SERVICE_ACCOUNT_KEY: StorageKey = ("", "serviceaccounts")
 _SYSTEM_FIELDS = (
     "uid",
     "creationTimestamp",
@@ -407,6 +412,7 @@ class Store:
         self._validate(rt, body, None)
         body = self._admit(rt, body, None, strict)
         if rt.group == "" and rt.kind == "Pod":
+            self._check_service_account(namespace or "", name, body)
             self._check_pod_security(namespace or "", name, body)
         meta = body["metadata"]
         if managed_fields:
@@ -804,6 +810,21 @@ class Store:
                 f"{namespace} because it is being terminated"
             )
             raise ApiError(403, "Forbidden", message, rt.plural, name, rt.group)
+
+    def _check_service_account(self, namespace: str, name: str, pod: Obj) -> None:
+        """The ServiceAccount admission plugin: a Pod naming a ServiceAccount its namespace does
+        not have is refused, in the plugin's words. (It also gives a Pod without one the
+        `default` ServiceAccount; the sandbox leaves such a Pod as it is.)"""
+        spec = pod.get("spec")
+        account = spec.get("serviceAccountName") if isinstance(spec, dict) else None
+        if not account or not isinstance(account, str):
+            return
+        if self._lookup(_SERVICE_ACCOUNT_KEY, namespace, account) is None:
+            message = (
+                f'pods "{name}" is forbidden: error looking up service account '
+                f'{namespace}/{account}: serviceaccount "{account}" not found'
+            )
+            raise ApiError(403, "Forbidden", message, "pods", name, "")
 
     def _check_pod_security(self, namespace: str, name: str, pod: Obj) -> None:
         ns = self._lookup(_NAMESPACE_KEY, "", namespace) or {}

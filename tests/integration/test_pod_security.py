@@ -160,7 +160,7 @@ def test_the_token_follows_the_service_account_of_the_task_role(ecs: Ecs) -> Non
     stopped = ecs.wait_stopped("ghost-1")
     assert stopped["stopCode"] == "TaskFailedToStart"
     assert stopped["stoppedReason"] == (
-        "ResourceInitializationError: unable to assume the task role (spec.taskRoleArn): "
+        'ResourceInitializationError: unable to assume the task role "ghost" (spec.taskRoleArn): '
         f'ServiceAccount "ghost" not found in namespace {ecs.namespace}'
     )
     assert not ecs.pods_of("ghost-1")

@@ -421,3 +421,28 @@ def test_an_integer_beyond_int64_is_refused_as_bad_input(
     )
     assert response.status_code in (400, 422), response.text
     assert response.json()["kind"] == "Status"
+
+
+def test_a_pod_naming_a_missing_service_account_is_forbidden(
+    cluster: ClusterTarget, cluster_namespace: str
+) -> None:
+    """The ServiceAccount admission plugin refuses the Pod (403), naming the account."""
+    path = f"/api/v1/namespaces/{cluster_namespace}/pods"
+    body = pod("with-account")
+    body["spec"]["serviceAccountName"] = "ghost"
+    response = cluster.http.post(path, json=body)
+    assert response.status_code == 403, response.text
+    status = response.json()
+    assert status["reason"] == "Forbidden"
+    assert status["message"] == (
+        'pods "with-account" is forbidden: error looking up service account '
+        f'{cluster_namespace}/ghost: serviceaccount "ghost" not found'
+    )
+    account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "ghost"}}
+    created = cluster.http.post(
+        f"/api/v1/namespaces/{cluster_namespace}/serviceaccounts", json=account
+    )
+    assert created.status_code == 201, created.text
+    response = cluster.http.post(path, json=body)
+    assert response.status_code == 201, response.text
+    assert response.json()["spec"]["serviceAccountName"] == "ghost"

@@ -148,6 +148,10 @@ class FakeKube(KubeClient):
         key = self._key(resource.group, resource.plural, namespace, name)
         return copy.deepcopy(self.objects[key])
 
+    def remove(self, resource: Resource, namespace: str | None, name: str) -> None:
+        """The object is gone (someone else deleted it), as its watchers would see."""
+        self._remove(self._key(resource.group, resource.plural, namespace, name))
+
     def all_stored(self, resource: Resource) -> list[dict[str, Any]]:
         """Every object of `resource` the API holds now."""
         return [

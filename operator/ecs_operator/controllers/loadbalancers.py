@@ -22,6 +22,7 @@ from ecs_operator.controllers.triggers import Change, Trigger, every_object, its
 from ecs_operator.controllers.workqueue import WorkQueue
 from ecs_operator.core import events as ecs_events
 from ecs_operator.core import labels, load_balancing
+from ecs_operator.core.names import load_balancer_of
 from ecs_operator.core.ownership import owned_by
 from ecs_operator.kube.client import (
     ENDPOINT_SLICES,
@@ -177,7 +178,7 @@ class LoadBalancerController:
                 service = self.context.services.parsed(body, Service)
             except ValidationError:
                 continue
-            names = {e.load_balancer_name for e in service.spec.load_balancers or ()}
+            names = {load_balancer_of(e) for e in service.spec.load_balancers or ()}
             if lb.metadata.name in names:
                 users.add(service.metadata.name)
             elif service.metadata.name not in holding:

@@ -23,6 +23,7 @@ from ecs_operator.core.task_planning import (
     PodLaunch,
     place_pod,
     secret_failure,
+    task_role_failure,
 )
 from ecs_operator.kube.client import PODS, SECRETS, SERVICE_ACCOUNTS, KubeError
 
@@ -53,15 +54,19 @@ class PodLauncher:
             missing = secret_failure(key[0], reference, secret)
             if missing is not None:
                 return missing
-        account = None
-        if launch.service_account is not None:
-            account = await self.context.api.get(SERVICE_ACCOUNTS, key[0], launch.service_account)
+        account = await self._service_account(key[0], launch)
         pod = place_pod(launch, account, self._instances(key[0], launch.placed_node), self.rng)
         if isinstance(pod, NotLaunched):
             if pod.placement_failure is not None:
                 self.metrics.placement_failures.labels(pod.placement_failure).inc()
             return pod
-        return await self._create(key, body, pod)
+        return await self._create(key, body, pod, launch)
+
+    async def _service_account(self, namespace: str, launch: PodLaunch) -> dict[str, Any] | None:
+        identity = launch.service_account
+        if identity is None:
+            return None
+        return await self.context.api.get(SERVICE_ACCOUNTS, namespace, identity.account)
 
     def _instances(self, namespace: str, placed: str | None) -> list[ContainerInstance]:
         """Where the task may go: only the node its Service placed it on, if any (the task still
@@ -73,7 +78,9 @@ class PodLauncher:
         found = cluster_instances([node] if node else [], pods, self.context.footprints)
         return [instance.in_cluster(namespace) for instance in found]
 
-    async def _create(self, key: Key, body: dict[str, Any], pod: RenderedPod) -> LaunchOutcome:
+    async def _create(
+        self, key: Key, body: dict[str, Any], pod: RenderedPod, launch: PodLaunch
+    ) -> LaunchOutcome:
         try:
             # Expected in the cache before its creation is answered: a task placed meanwhile
             # must see this one (distinctInstance, spread, remaining resources).
@@ -81,9 +88,15 @@ class PodLauncher:
                 PODS, key[0], pod.manifest, expect=True
             )
         except KubeError as error:
-            if error.code in POD_REFUSED_CODES:
-                return NotLaunched(events.pod_refused(error.message))
-            raise
+            if error.code not in POD_REFUSED_CODES:
+                raise
+            # The ServiceAccount admission plugin refuses a Pod whose ServiceAccount is gone
+            # (deleted since it was checked): say so in both names, not in the API's words.
+            if launch.service_account is not None and (
+                await self._service_account(key[0], launch) is None
+            ):
+                return task_role_failure(launch.service_account, key[0])
+            return NotLaunched(events.pod_refused(error.message))
         if not created and not is_controlled_by(found, body["metadata"]["uid"]):
             # Someone else's Pod holds the name: a conflict, never taken for our launch. One
             # an earlier Task of the same name left (being deleted, or its owner gone and

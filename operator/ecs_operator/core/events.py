@@ -57,18 +57,22 @@ def pod_refused(message: str) -> str:
     return f"{CANNOT_START_CONTAINER}: the Pod was refused: {message}"
 
 
-def _secret_unavailable(field: str) -> str:
-    return f"{RESOURCE_INITIALIZATION}: unable to retrieve secret ({field})"
+def _secret_unavailable(value_from: str, field: str) -> str:
+    return f'{RESOURCE_INITIALIZATION}: unable to retrieve secret "{value_from}" ({field})'
 
 
-def secret_not_found(field: str, secret: str, namespace: str) -> str:
-    """The Secret a container's ``secrets`` entry (``field``) names does not exist."""
-    return f'{_secret_unavailable(field)}: Secret "{secret}" not found in namespace {namespace}'
+def secret_not_found(field: str, value_from: str, secret: str, namespace: str) -> str:
+    """The Secret a container's ``secrets`` entry (``field``, ``value_from``) maps to does not
+    exist: both names, so the user sees which Secret to create."""
+    return (
+        f'{_secret_unavailable(value_from, field)}: Secret "{secret}" not found in namespace '
+        f"{namespace}"
+    )
 
 
-def secret_key_missing(field: str, secret: str, key: str) -> str:
+def secret_key_missing(field: str, value_from: str, secret: str, key: str) -> str:
     """The Secret exists but has no such key."""
-    return f'{_secret_unavailable(field)}: Secret "{secret}" has no key "{key}"'
+    return f'{_secret_unavailable(value_from, field)}: Secret "{secret}" has no key "{key}"'
 
 
 # Why a task definition reference does not resolve (the detail of a ClientException, or of a
@@ -167,13 +171,14 @@ def start_failure(prefix: str, detail: str) -> str:
     return clip(f"{prefix}: {detail}" if detail else prefix)
 
 
-def task_role_not_found(account: str, namespace: str) -> str:
-    """Operator wording: the task role names a ServiceAccount the namespace does not have (ECS
-    fails a task whose role cannot be assumed the same way, before any container starts)."""
+def task_role_not_found(role: str, account: str, field: str, namespace: str) -> str:
+    """Operator wording: the task role maps to a ServiceAccount the namespace does not have
+    (ECS fails a task whose role cannot be assumed the same way, before any container starts).
+    Names both the role and the ServiceAccount tried."""
     return start_failure(
         RESOURCE_INITIALIZATION,
-        f"unable to assume the task role (spec.taskRoleArn): ServiceAccount "
-        f'"{account}" not found in namespace {namespace}',
+        f'unable to assume the task role "{role}" ({field}): ServiceAccount "{account}" not '
+        f"found in namespace {namespace}",
     )
 
 

@@ -56,7 +56,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, Literal
 
-from ecs_operator.core import events, labels, strategies
+from ecs_operator.core import events, labels, names, strategies
 from ecs_operator.core.conditions import set_condition
 from ecs_operator.core.deployments import LONG_AGO, ServiceTask
 from ecs_operator.core.ownership import managed_by_operator, owned_by, owner_description
@@ -262,7 +262,9 @@ def _candidates(
     found: dict[tuple[str, int], _Candidate] = {}
     for members in services:
         entries = [
-            e for e in members.service.spec.load_balancers or () if e.load_balancer_name == lb_name
+            e
+            for e in members.service.spec.load_balancers or ()
+            if names.load_balancer_of(e) == lb_name
         ]
         for task in members.tasks if entries else ():
             status = task.status
@@ -535,7 +537,7 @@ def traffic_applied_at(
     """When every LoadBalancer the Service names carries ``weight`` % for ``deployment`` in
     its EndpointSlices (the latest of them; None: one does not yet). Without load balancers
     there is no traffic to move: at once."""
-    named = [load_balancers.get(e.load_balancer_name) for e in spec.load_balancers or ()]
+    named = [load_balancers.get(names.load_balancer_of(e)) for e in spec.load_balancers or ()]
 
     def applied_at(deployment: str, weight: float) -> datetime | None:
         moments = []
@@ -582,7 +584,7 @@ def awaiting_registration(
     """A running service task is ACTIVATING while a LoadBalancer its Service names (and that
     exists) has not registered it yet (``TaskView.activating``)."""
     for entry in spec.load_balancers or ():
-        lb = load_balancers.get(entry.load_balancer_name)
+        lb = load_balancers.get(names.load_balancer_of(entry))
         if lb is not None and not any(
             t.port == entry.container_port and t.state != "draining" for t in _targets_of(task, lb)
         ):
@@ -597,7 +599,7 @@ def task_load_balancer_health(
     registered and healthy (for the Service planner's ``healthy`` predicate, together with
     ``deployments.is_healthy``). A Service without load balancers is always healthy here."""
     for entry in spec.load_balancers or ():
-        lb = load_balancers.get(entry.load_balancer_name)
+        lb = load_balancers.get(names.load_balancer_of(entry))
         ports = [t for t in _targets_of(task, lb) if t.port == entry.container_port] if lb else []
         if not ports or any(t.state != "healthy" for t in ports):
             return False
@@ -652,23 +654,19 @@ def load_balancer_problems(
     problems: list[Violation] = []
     for index, entry in enumerate(spec.load_balancers or ()):
         field = f"spec.loadBalancers[{index}]"
-        lb = load_balancers.get(entry.load_balancer_name)
+        named_by = f"{field}.{names.load_balancer_field(entry)}"
+        name = names.load_balancer_of(entry)
+        lb = load_balancers.get(name)
         if lb is None:
+            written = entry.target_group_arn or entry.load_balancer_name
+            mapped = f" ({written!r} maps to it)" if written != name else ""
             problems.append(
-                Violation(
-                    f"{field}.loadBalancerName",
-                    f"no LoadBalancer named {entry.load_balancer_name!r} in this namespace",
-                )
+                Violation(named_by, f"no LoadBalancer named {name!r} in this namespace{mapped}")
             )
         elif (lb.metadata.model_extra or {}).get("deletionTimestamp"):
-            problems.append(
-                Violation(
-                    f"{field}.loadBalancerName",
-                    f"LoadBalancer {entry.load_balancer_name!r} is being deleted",
-                )
-            )
+            problems.append(Violation(named_by, f"LoadBalancer {name!r} is being deleted"))
         elif (refusal := reported_refusal(lb)) is not None:
-            problems.append(Violation(f"{field}.loadBalancerName", refusal))
+            problems.append(Violation(named_by, refusal))
         container = containers.get(entry.container_name)
         if container is None:
             problems.append(

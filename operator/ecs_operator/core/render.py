@@ -11,9 +11,11 @@ Pod
     ``terminationGracePeriodSeconds`` = the largest container ``stopTimeout`` (default 30).
     The node the operator placed the task on is a *required* node affinity on
     ``kubernetes.io/hostname`` (not ``spec.nodeName``), so the cluster scheduler still checks it.
-    ``taskRoleArn`` (the override wins) names the ServiceAccount: the last path segment of an IAM
-    role ARN (``arn:aws:iam::1:role/app/web`` -> ``web``) or the plain value, never the
-    operator's own; its token is mounted unless the ServiceAccount opts out
+    ``taskRoleArn`` (the override wins) names the ServiceAccount: the role name (the last path
+    segment of an IAM role ARN, ``arn:aws:iam::1:role/app/web`` -> ``web``, or the plain value)
+    mapped to a Kubernetes name (``core/names.py``), or ``taskRoleServiceAccountName`` when the
+    task definition gives it for its own role; never the operator's own. Its token is mounted
+    unless the ServiceAccount opts out
     (``automountServiceAccountToken: false``). Without a role no token is mounted (ECS: a task
     without a role has no credentials).
     Pod security (``core/security.py``): the pod's ``seccompProfile`` is ``RuntimeDefault``; every
@@ -46,11 +48,15 @@ Containers
     ``secrets`` -> ``env`` ``secretKeyRef`` (a secret wins over a plain variable of the same name,
     as in ECS). A ``valueFrom`` is read as:
 
-    - ``NAME:KEY`` -> Secret NAME, key KEY; a plain ``NAME`` (or an SSM path ``/a/b/NAME``) ->
-      Secret NAME, key = the variable name;
-    - ``arn:aws:secretsmanager:R:A:secret:NAME[:JSON_KEY[:STAGE[:ID]]]`` -> Secret NAME (its last
-      ``/`` segment), key JSON_KEY or else the variable name;
-    - ``arn:aws:ssm:R:A:parameter/PATH/NAME`` -> Secret NAME, key = the variable name.
+    - ``NAME:KEY`` -> Secret NAME, key KEY; a plain ``NAME`` or SSM parameter name
+      (``/a/b/NAME``) -> that Secret, key = the variable name;
+    - ``arn:aws:secretsmanager:R:A:secret:NAME-RANDOM[:JSON_KEY[:STAGE[:ID]]]`` -> Secret NAME
+      (paths kept, AWS's 6-character random suffix dropped), key JSON_KEY or else the variable
+      name;
+    - ``arn:aws:ssm:R:A:parameter/PATH/NAME`` -> Secret ``/PATH/NAME``, key = the variable name;
+
+    each Secret name mapped to a Kubernetes name (``core/names.py``: ``prod/db`` ->
+    ``prod-db-`` and a digest), unless the entry's ``kubernetesSecretName`` names the Secret.
 
     ``secret_references`` lists them so the operator can check they exist before creating the
     pod. ``portMappings`` -> ``ports`` (``containerPort``, ``protocol`` TCP/UDP, ``name`` when it
@@ -112,7 +118,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from ecs_operator.core import labels
+from ecs_operator.core import labels, names
 from ecs_operator.core.quantity import cpu_units_to_millicores, mib_quantity, millicores_quantity
 from ecs_operator.core.security import (
     SecurityPolicy,
@@ -128,6 +134,7 @@ from ecs_operator.models.taskdefinition import (
     ContainerDefinition,
     HealthCheck,
     ResourceRequirement,
+    Secret,
     TaskDefinitionSpec,
     Volume,
 )
@@ -291,9 +298,6 @@ table. ``UnsupportedField.reason`` is always one of these texts."""
 Role = Literal["init", "sidecar", "main"]
 
 _DNS_LABEL: Final = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-_DNS_SUBDOMAIN: Final = re.compile(
-    r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
-)
 _SECRET_KEY: Final = re.compile(r"[-._a-zA-Z0-9]+")
 _PORT_NAME: Final = re.compile(r"(?=.*[a-z])[a-z0-9]([a-z0-9]|-(?!-))*(?<!-)")
 _NUMERIC: Final = re.compile(r"[0-9]+")
@@ -328,10 +332,22 @@ class RenderedPod:
 
 @dataclass(frozen=True)
 class SecretReference:
-    """A key of a Secret in the task's namespace that a container's environment needs."""
+    """A key of a Secret in the task's namespace that a container's environment needs, and
+    the ``valueFrom`` (at ``field``) it was mapped from."""
 
     secret: str
     key: str
+    field: str
+    value_from: str
+
+
+@dataclass(frozen=True)
+class TaskRoleAccount:
+    """The ServiceAccount a task runs as, and the task role (at ``field``) it was mapped from:
+    ``spec.taskRoleArn``, or ``spec.taskRoleServiceAccountName`` when that names it."""
+
+    role: str
+    account: str
     field: str
 
 
@@ -388,14 +404,16 @@ def container_names(spec: TaskDefinitionSpec) -> dict[str, str]:
     return dns_labels([container.name for container in spec.container_definitions])
 
 
-def service_account_name(role: str) -> str:
-    """The ServiceAccount a task role names: the last path segment of an IAM role ARN
-    (``arn:aws:iam::123456789012:role/app/web`` -> ``web``), or the plain value."""
-    return role.rsplit("/", 1)[-1] if role.startswith("arn:") else role
-
-
-def _secret_name(value: str) -> str:
-    return value.rstrip("/").rsplit("/", 1)[-1]
+def task_role_account(spec: TaskDefinitionSpec) -> TaskRoleAccount | None:
+    """The ServiceAccount of the task role: ``taskRoleServiceAccountName`` when given, else the
+    one ``taskRoleArn`` maps to (``core/names.py``); None without a role."""
+    role = spec.task_role_arn
+    if not role:
+        return None
+    if spec.task_role_service_account_name:
+        account = spec.task_role_service_account_name
+        return TaskRoleAccount(role, account, "spec.taskRoleServiceAccountName")
+    return TaskRoleAccount(role, names.service_account_name(role), "spec.taskRoleArn")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -481,70 +499,65 @@ def _healthy_gated(spec: TaskDefinitionSpec) -> set[str]:
 
 
 def _secret_location(value_from: str, field: str) -> tuple[str, str | None]:
-    """A ``valueFrom`` (or registry credentials parameter) as (Secret name, key or None)."""
-    key: str | None = None
+    """A ``valueFrom`` (or registry credentials parameter) as (ECS secret or parameter name, key
+    or None); ``core/names.py`` maps the name to a Secret."""
     if value_from.startswith("arn:"):
         parts = value_from.split(":")
         service = parts[2] if len(parts) > 2 else ""
-        if service == "secretsmanager" and len(parts) >= 7 and parts[5] == "secret":
-            name = _secret_name(parts[6])
+        if service == "secretsmanager" and len(parts) >= 7 and parts[5] == "secret" and parts[6]:
             key = parts[7] if len(parts) > 7 and parts[7] else None
-        elif service == "ssm" and len(parts) >= 6 and parts[5].startswith("parameter/"):
-            name = _secret_name(":".join(parts[5:]).removeprefix("parameter"))
-        else:
-            raise RenderError(
-                [
-                    Violation(
-                        field,
-                        f"{value_from!r} is neither a Secrets Manager secret ARN nor an SSM "
-                        "parameter ARN; on Kubernetes write SECRET:KEY (a key of a Secret in "
-                        "the task's namespace)",
-                    )
-                ]
-            )
-    else:
-        name_part, separator, key_part = value_from.partition(":")
-        if "/" in name_part and not name_part.startswith("/"):
-            # Not an ECS form (SSM paths start with '/'); most likely SECRET/KEY meant SECRET:KEY.
-            raise RenderError(
-                [
-                    Violation(
-                        field,
-                        f"{value_from!r} is not a secret reference: write SECRET:KEY for a key "
-                        "of a Secret in the task's namespace",
-                    )
-                ]
-            )
-        name = _secret_name(name_part)
-        key = key_part if separator else None
-    if len(name) > _MAX_DNS_SUBDOMAIN or not _DNS_SUBDOMAIN.fullmatch(name):
+            return names.ecs_secret_name(parts[6]), key
+        if service == "ssm" and len(parts) >= 6 and parts[5].startswith("parameter/"):
+            name = names.ecs_parameter_name(":".join(parts[5:]))
+            if name.strip("/"):
+                return name, None
         raise RenderError(
             [
                 Violation(
                     field,
-                    f"Secret name {name!r} (from {value_from!r}) is not a valid Kubernetes name: "
-                    "lower-case letters, digits, '-' and '.'",
+                    f"{value_from!r} is neither a Secrets Manager secret ARN nor an SSM "
+                    "parameter ARN; on Kubernetes write SECRET:KEY (a key of a Secret in "
+                    "the task's namespace)",
                 )
             ]
         )
-    return name, key
+    name, separator, key = value_from.partition(":")
+    if ("/" in name and not name.startswith("/")) or not name.strip("/"):
+        # Not an ECS form (SSM paths start with '/'); most likely SECRET/KEY meant SECRET:KEY.
+        raise RenderError(
+            [
+                Violation(
+                    field,
+                    f"{value_from!r} is not a secret reference: write SECRET:KEY for a key "
+                    "of a Secret in the task's namespace",
+                )
+            ]
+        )
+    return name, key if separator else None
 
 
-def _parse_secret(value_from: str, variable: str, field: str) -> SecretReference:
+def _secret_of(value_from: str, override: str | None, field: str) -> tuple[str, str | None]:
+    """(Secret name, key or None) of a secret reference: its ``kubernetesSecretName`` when
+    given, else the Secret its ECS name maps to."""
+    ecs_name, key = _secret_location(value_from, field)
+    return override or names.secret_name(ecs_name), key
+
+
+def _parse_secret(secret: Secret, field: str) -> SecretReference:
     """One ``secrets[]`` entry as (Secret, key); raises ``RenderError`` naming ``field``."""
-    name, key = _secret_location(value_from, field)
-    key = key or variable
+    name, key = _secret_of(secret.value_from, secret.kubernetes_secret_name, field)
+    key = key or secret.name
     if len(key) > _MAX_DNS_SUBDOMAIN or not _SECRET_KEY.fullmatch(key):
         raise RenderError(
             [
                 Violation(
                     field,
-                    f"Secret key {key!r} (from {value_from!r}) is not a valid key: letters, "
-                    "digits, '-', '_' and '.'",
+                    f"Secret key {key!r} (from {secret.value_from!r}) is not a valid key: "
+                    "letters, digits, '-', '_' and '.'",
                 )
             ]
         )
-    return SecretReference(secret=name, key=key, field=field)
+    return SecretReference(secret=name, key=key, field=field, value_from=secret.value_from)
 
 
 def secret_references(spec: TaskDefinitionSpec) -> list[SecretReference]:
@@ -556,7 +569,7 @@ def secret_references(spec: TaskDefinitionSpec) -> list[SecretReference]:
         for position, secret in enumerate(container.secrets or []):
             field = f"spec.containerDefinitions[{index}].secrets[{position}].valueFrom"
             try:
-                references.append(_parse_secret(secret.value_from, secret.name, field))
+                references.append(_parse_secret(secret, field))
             except RenderError as error:
                 violations.extend(error.violations)
     if violations:
@@ -658,6 +671,9 @@ def effective_spec(spec: TaskDefinitionSpec, overrides: TaskOverride | None) -> 
         for field in ("cpu", "memory", "task_role_arn", "execution_role_arn", "ephemeral_storage")
         if getattr(overrides, field) is not None
     }
+    if overrides.task_role_arn is not None:
+        # The task definition's ServiceAccount override belongs to its own role.
+        task_changes["task_role_service_account_name"] = None
     return spec.model_copy(update={"container_definitions": containers, **task_changes})
 
 
@@ -847,26 +863,25 @@ class _PodBuilder:
         return self.pod
 
     def _identity(self) -> None:
-        role = self.spec.task_role_arn
-        if not role:
+        identity = task_role_account(self.spec)
+        if identity is None:
             self.pod["automountServiceAccountToken"] = False
             return
-        account = service_account_name(role)
-        if len(account) > _MAX_DNS_SUBDOMAIN or not _DNS_SUBDOMAIN.fullmatch(account):
+        if not names.is_role_name(names.ecs_role_name(identity.role)):
             self.refuse(
                 "spec.taskRoleArn",
-                f"names the ServiceAccount {account!r}, which is not a valid Kubernetes name "
-                "(lower-case letters, digits, '-' and '.')",
+                f"{identity.role!r} does not name an IAM role (1-64 letters, digits and "
+                "+=,.@_-) nor a ServiceAccount",
             )
             return
-        if account == self.policy.operator_service_account:
+        if identity.account == self.policy.operator_service_account:
             self.refuse(
-                "spec.taskRoleArn",
-                f"names the ServiceAccount {account!r}, the operator's own: a task may not run "
-                "with the operator's permissions",
+                identity.field,
+                f"names the ServiceAccount {identity.account!r}, the operator's own: a task may "
+                "not run with the operator's permissions",
             )
             return
-        self.pod["serviceAccountName"] = account
+        self.pod["serviceAccountName"] = identity.account
         # The ServiceAccount decides, as for any Pod: its token is mounted unless it opts out.
         self.pod["automountServiceAccountToken"] = self.service_account_automount is not False
 
@@ -1022,7 +1037,7 @@ class _PodBuilder:
         for position, secret in enumerate(container.secrets or []):
             field = f"spec.containerDefinitions[{index}].secrets[{position}].valueFrom"
             try:
-                reference = _parse_secret(secret.value_from, secret.name, field)
+                reference = _parse_secret(secret, field)
             except RenderError as error:
                 self.violations.extend(error.violations)
                 continue
@@ -1200,7 +1215,11 @@ class _PodBuilder:
                     f"spec.containerDefinitions[{index}].repositoryCredentials.credentialsParameter"
                 )
                 try:
-                    secret, _ = _secret_location(credentials.credentials_parameter, field)
+                    secret, _ = _secret_of(
+                        credentials.credentials_parameter,
+                        credentials.kubernetes_secret_name,
+                        field,
+                    )
                 except RenderError as error:
                     self.violations.extend(error.violations)
                 else:

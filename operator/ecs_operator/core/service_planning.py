@@ -15,7 +15,15 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from ecs_operator.core import deployments, events, labels, launches, load_balancing, placement
+from ecs_operator.core import (
+    deployments,
+    events,
+    labels,
+    launches,
+    load_balancing,
+    names,
+    placement,
+)
 from ecs_operator.core.capacity import task_requirements
 from ecs_operator.core.deployments import (
     HealthPredicate,
@@ -175,11 +183,8 @@ def _failed_elb_health(
     healthCheckGracePeriodSeconds, stopped with ECS's reason; and, for each task unhealthy
     within its grace period, the seconds until the period ends (it is looked at again then)."""
     spec = state.service.spec
-    used = [
-        state.load_balancers[e.load_balancer_name]
-        for e in spec.load_balancers or ()
-        if e.load_balancer_name in state.load_balancers
-    ]
+    named = [names.load_balancer_of(e) for e in spec.load_balancers or ()]
+    used = [state.load_balancers[name] for name in named if name in state.load_balancers]
     grace = spec.health_check_grace_period_seconds or 0
     stops, grace_ends = [], []
     for task in state.tasks:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Final
 
-from ecs_operator.core import events, labels, placement
+from ecs_operator.core import events, labels, names, placement
 from ecs_operator.core.capacity import reservation, task_requirements
 from ecs_operator.core.lifecycle import (
     STOP_DEADLINE_SECONDS,
@@ -43,10 +43,11 @@ from ecs_operator.core.render import (
     RenderedPod,
     ResolvedTaskDefinition,
     SecretReference,
+    TaskRoleAccount,
     effective_spec,
     render_pod,
     secret_references,
-    service_account_name,
+    task_role_account,
 )
 from ecs_operator.core.revisions import ResolvedRevision, Revision, is_new_reference
 from ecs_operator.core.security import SecurityPolicy
@@ -105,7 +106,7 @@ class PodLaunch:
     service: str | None
     readiness_probes: Mapping[str, dict[str, Any]]
     secrets: Sequence[SecretReference]
-    service_account: str | None
+    service_account: TaskRoleAccount | None
     placed_node: str | None
     """The node the task's Service placed it on: only that node is considered."""
 
@@ -239,12 +240,26 @@ def secret_failure(
     """Why the task cannot start for want of the Secret key ``reference`` reads (``secret``:
     the Secret as found, None when it does not exist); None when the key is there."""
     if secret is None:
-        return NotLaunched(events.secret_not_found(reference.field, reference.secret, namespace))
+        return NotLaunched(
+            events.secret_not_found(
+                reference.field, reference.value_from, reference.secret, namespace
+            )
+        )
     if reference.key not in (secret.get("data") or {}) | (secret.get("stringData") or {}):
         return NotLaunched(
-            events.secret_key_missing(reference.field, reference.secret, reference.key)
+            events.secret_key_missing(
+                reference.field, reference.value_from, reference.secret, reference.key
+            )
         )
     return None
+
+
+def task_role_failure(identity: TaskRoleAccount, namespace: str) -> NotLaunched:
+    """The task cannot start: its task role's ServiceAccount does not exist (found missing
+    before the Pod was created, or the API server refused the Pod for it)."""
+    return NotLaunched(
+        events.task_role_not_found(identity.role, identity.account, identity.field, namespace)
+    )
 
 
 def place_pod(
@@ -258,7 +273,7 @@ def place_pod(
     automount: bool | None = None
     if launch.service_account is not None:
         if service_account is None:
-            return NotLaunched(events.task_role_not_found(launch.service_account, launch.namespace))
+            return task_role_failure(launch.service_account, launch.namespace)
         automount = service_account.get("automountServiceAccountToken")
     task = launch.task
     try:
@@ -417,7 +432,6 @@ def _with_final_pod_state(
 def _pod_launch(state: TaskState, revision: Revision) -> PodLaunch:
     task = state.task
     effective = effective_spec(revision.spec, task.spec.overrides)
-    role = effective.task_role_arn
     return PodLaunch(
         task=task,
         task_uid=str(state.body["metadata"]["uid"]),
@@ -428,7 +442,7 @@ def _pod_launch(state: TaskState, revision: Revision) -> PodLaunch:
         service=state.service,
         readiness_probes=_readiness_probes(state),
         secrets=secret_references(effective),
-        service_account=service_account_name(role) if role else None,
+        service_account=task_role_account(effective),
         placed_node=(task.metadata.annotations or {}).get(labels.PLACED_NODE_ANNOTATION) or None,
     )
 
@@ -438,7 +452,7 @@ def _readiness_probes(state: TaskState) -> dict[str, dict[str, Any]]:
     readiness probes of the containers they target."""
     probes = {}
     for entry in (state.service_spec.load_balancers if state.service_spec else None) or ():
-        lb = state.load_balancers.get(entry.load_balancer_name)
+        lb = state.load_balancers.get(names.load_balancer_of(entry))
         if lb is not None:
             probes[entry.container_name] = readiness_probe(lb.spec, entry.container_port)
     return probes

@@ -33,6 +33,7 @@ __all__ = [
     "MAX_LIST_ITEMS",
     "MAX_OBJECT_NAME_LENGTH",
     "MAX_TAGS",
+    "OBJECT_NAME_PATTERN",
     "Condition",
     "EcsModel",
     "KeyValuePair",
@@ -54,6 +55,7 @@ MAX_INT32: Final = 2_147_483_647
 """Bound of every count and duration the operator does arithmetic with (ECS's Integer)."""
 MAX_OBJECT_NAME_LENGTH: Final = 253
 """A Kubernetes object name (RFC 1123 subdomain), including a name derived from another."""
+OBJECT_NAME_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 MAX_UNSUPPORTED_ENTRIES: Final = 100
 MAX_CONDITION_MESSAGE_LENGTH: Final = 32768
 MAX_TEXT_LENGTH: Final = 64 * 1024

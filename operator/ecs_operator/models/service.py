@@ -84,7 +84,6 @@ SERVICE_NAME_TOO_LONG: Final = (
 )
 DEPLOYMENT_ID_PATTERN: Final = r"^ecs-svc/[0-9]{19}$"
 # A Kubernetes object name (RFC 1123 subdomain): LoadBalancer objects are named like any other.
-OBJECT_NAME_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 
 SchedulingStrategy = Literal["REPLICA", "DAEMON"]
 DeploymentStatus = Literal["PRIMARY", "ACTIVE", "INACTIVE"]
@@ -106,7 +105,8 @@ DAEMON_MAXIMUM_PERCENT: Final = (
     "spec.deploymentConfiguration.maximumPercent must be 100 for a DAEMON service"
 )
 DUPLICATE_LOAD_BALANCER: Final = (
-    "spec.loadBalancers: each (loadBalancerName, containerName, containerPort) may appear only once"
+    "spec.loadBalancers: each (loadBalancerName or targetGroupArn, containerName, containerPort) "
+    "may appear only once"
 )
 MINIMUM_ABOVE_MAXIMUM: Final = (
     "spec.deploymentConfiguration.minimumHealthyPercent must not exceed maximumPercent"
@@ -152,8 +152,11 @@ _SPEC_RULES = cel_rules(
     ),
     (
         "!has(self.loadBalancers) || self.loadBalancers.all(a, self.loadBalancers.exists_one(b, "
-        "b.loadBalancerName == a.loadBalancerName && b.containerName == a.containerName && "
-        "b.containerPort == a.containerPort))",
+        "has(b.loadBalancerName) == has(a.loadBalancerName) && "
+        "(!has(a.loadBalancerName) || b.loadBalancerName == a.loadBalancerName) && "
+        "has(b.targetGroupArn) == has(a.targetGroupArn) && "
+        "(!has(a.targetGroupArn) || b.targetGroupArn == a.targetGroupArn) && "
+        "b.containerName == a.containerName && b.containerPort == a.containerPort))",
         DUPLICATE_LOAD_BALANCER,
         ".loadBalancers",
     ),
@@ -334,14 +337,56 @@ class DeploymentConfiguration(EcsModel):
         return self
 
 
-class ServiceLoadBalancer(EcsModel):
-    """A container port to register as a target of a LoadBalancer object."""
+LOAD_BALANCER_NAME_PATTERN: Final = r"^[A-Za-z0-9]([-.A-Za-z0-9]*[A-Za-z0-9])?$"
+TARGET_GROUP_ARN_PATTERN: Final = (
+    r"^arn:[a-z-]+:elasticloadbalancing:[^:]*:[^:]*:targetgroup/[A-Za-z0-9-]{1,32}/[0-9A-Za-z]+$"
+)
+LOAD_BALANCER_MISSING: Final = "give loadBalancerName or targetGroupArn"
+LOAD_BALANCER_TWICE: Final = "give loadBalancerName or targetGroupArn, not both"
 
-    load_balancer_name: str = Field(
+
+class ServiceLoadBalancer(EcsModel):
+    """A container port to register as a target of a LoadBalancer object, named by
+    ``loadBalancerName`` or by ``targetGroupArn`` (mapped to a LoadBalancer's name by the rule
+    of ``core/names.py``)."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel_rules(
+            (
+                "has(self.loadBalancerName) || has(self.targetGroupArn)",
+                LOAD_BALANCER_MISSING,
+                ".loadBalancerName",
+                "FieldValueRequired",
+            ),
+            (
+                "!has(self.loadBalancerName) || !has(self.targetGroupArn)",
+                LOAD_BALANCER_TWICE,
+                ".targetGroupArn",
+                "FieldValueForbidden",
+            ),
+        )
+    )
+
+    load_balancer_name: str | None = Field(
+        default=None,
         min_length=1,
-        max_length=253,
-        pattern=OBJECT_NAME_PATTERN,
-        description="Name of a LoadBalancer object in the Service's namespace.",
+        max_length=MAX_OBJECT_NAME_LENGTH,
+        pattern=LOAD_BALANCER_NAME_PATTERN,
+        description=(
+            "Name of a LoadBalancer object in the Service's namespace; a classic ELB's name that "
+            "is not one (MyELB) is mapped: lower-cased, other characters as -, a digest of the "
+            "name appended."
+        ),
+    )
+    target_group_arn: str | None = Field(
+        default=None,
+        max_length=2048,
+        pattern=TARGET_GROUP_ARN_PATTERN,
+        description=(
+            "An ELBv2 target group ARN instead of loadBalancerName: the LoadBalancer named "
+            "after the target group (targetgroup/web-tg/73e2... names web-tg, mapped like "
+            "loadBalancerName)."
+        ),
     )
     container_name: str = Field(
         min_length=1,
@@ -354,6 +399,15 @@ class ServiceLoadBalancer(EcsModel):
         le=65535,
         description="A containerPort of that container's portMappings.",
     )
+
+    @model_validator(mode="after")
+    def _one_name(self) -> Self:
+        # Mirrors the CEL rules, so the operator's own parse gives the same answer.
+        if self.load_balancer_name is None and self.target_group_arn is None:
+            raise ValueError(LOAD_BALANCER_MISSING)
+        if self.load_balancer_name is not None and self.target_group_arn is not None:
+            raise ValueError(LOAD_BALANCER_TWICE)
+        return self
 
 
 class CapacityProviderStrategyItem(EcsModel):
@@ -556,7 +610,7 @@ class ServiceSpec(EcsModel):
         daemon = self.scheduling_strategy == "DAEMON"
         configuration = self.deployment_configuration
         balancers = [
-            (b.load_balancer_name, b.container_name, b.container_port)
+            (b.load_balancer_name, b.target_group_arn, b.container_name, b.container_port)
             for b in self.load_balancers or ()
         ]
         problems = [

@@ -55,6 +55,7 @@ from ecs_operator.models.common import (
     MAX_TAGS,
     MAX_UNSUPPORTED_ENTRIES,
     MIN_MEMORY_MIB,
+    OBJECT_NAME_PATTERN,
     Condition,
     EcsModel,
     KeyValuePair,
@@ -230,9 +231,20 @@ class Secret(EcsModel):
         min_length=1,
         max_length=2048,
         description=(
-            "Secrets Manager or SSM Parameter Store ARN or name. On Kubernetes: "
-            "NAME:KEY names key KEY of the Secret NAME in the task's namespace (a plain NAME uses "
-            "the variable name as the key)."
+            "Secrets Manager or SSM Parameter Store ARN or name; on Kubernetes it names a key of "
+            "a Secret in the task's namespace: the secret's or parameter's name mapped to a "
+            "Kubernetes name (kept when it is one, else lower-cased, other characters as -, and "
+            "a digest of the name appended; a secret ARN's random suffix dropped), the key its "
+            "JSON key or else the variable name. NAME:KEY names key KEY of the Secret NAME."
+        ),
+    )
+    kubernetes_secret_name: str | None = Field(
+        default=None,
+        max_length=MAX_OBJECT_NAME_LENGTH,
+        pattern=OBJECT_NAME_PATTERN,
+        description=(
+            "Not ECS: the Secret to read instead of the one valueFrom maps to (the key stays "
+            "valueFrom's JSON key, else the variable name)."
         ),
     )
 
@@ -441,7 +453,16 @@ class RepositoryCredentials(EcsModel):
     credentials_parameter: str = Field(
         min_length=1,
         max_length=2048,
-        description="Secrets Manager ARN; on Kubernetes the name of an image pull Secret.",
+        description=(
+            "Secrets Manager ARN; on Kubernetes the image pull Secret its secret name maps to "
+            "(as for secrets[].valueFrom)."
+        ),
+    )
+    kubernetes_secret_name: str | None = Field(
+        default=None,
+        max_length=MAX_OBJECT_NAME_LENGTH,
+        pattern=OBJECT_NAME_PATTERN,
+        description="Not ECS: the image pull Secret to use instead of the mapped one.",
     )
 
 
@@ -890,6 +911,11 @@ def _each_dependency(condition: str) -> str:
     )
 
 
+TASK_ROLE_ACCOUNT_WITHOUT_ROLE: Final = (
+    "spec.taskRoleServiceAccountName needs spec.taskRoleArn: it names the ServiceAccount of "
+    "that role"
+)
+
 _BODY_RULES: Final[tuple[tuple[str, str, str], ...]] = (
     (
         "self.containerDefinitions.all(c, "
@@ -979,6 +1005,11 @@ _BODY_RULES: Final[tuple[tuple[str, str, str], ...]] = (
         ".containerDefinitions",
     ),
     (
+        "!has(self.taskRoleServiceAccountName) || has(self.taskRoleArn)",
+        TASK_ROLE_ACCOUNT_WITHOUT_ROLE,
+        ".taskRoleServiceAccountName",
+    ),
+    (
         "!has(self.placementConstraints) || self.placementConstraints.all(p, p.type == 'memberOf')",
         "spec.placementConstraints: a task definition only takes memberOf constraints "
         "(distinctInstance belongs on a Task or Service)",
@@ -1014,9 +1045,20 @@ class TaskDefinitionBody(EcsModel):
         default=None,
         max_length=2048,
         description=(
-            "IAM role for the task's code; on Kubernetes its last path segment names the Pod's "
-            "ServiceAccount (never the operator's own), whose token is mounted unless it opts "
-            "out; without a role no token is mounted."
+            "IAM role for the task's code; on Kubernetes the Pod's ServiceAccount (never the "
+            "operator's own) is the role name (the ARN's last path segment) mapped to a "
+            "Kubernetes name: kept when it is one, else lower-cased, other characters as -, and "
+            "a digest of the name appended. Its token is mounted unless it opts out; without a "
+            "role no token is mounted."
+        ),
+    )
+    task_role_service_account_name: str | None = Field(
+        default=None,
+        max_length=MAX_OBJECT_NAME_LENGTH,
+        pattern=OBJECT_NAME_PATTERN,
+        description=(
+            "Not ECS: the ServiceAccount of taskRoleArn's role, instead of the one its name "
+            "maps to. Needs taskRoleArn; a Task's overrides.taskRoleArn maps by the rule."
         ),
     )
     execution_role_arn: str | None = Field(
@@ -1108,6 +1150,13 @@ class TaskDefinitionBody(EcsModel):
     )
     deregistered_at: EcsTimestamp | None = _timestamp_field()
     delete_requested_at: EcsTimestamp | None = _timestamp_field()
+
+    @model_validator(mode="after")
+    def _account_has_role(self) -> Self:
+        # Mirrors the CEL rule, so the operator's own parse gives the same answer.
+        if self.task_role_service_account_name and not self.task_role_arn:
+            raise ValueError(TASK_ROLE_ACCOUNT_WITHOUT_ROLE)
+        return self
 
     @model_validator(mode="after")
     def _within_size_limit(self) -> Self:

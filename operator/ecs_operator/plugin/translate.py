@@ -25,12 +25,12 @@ from typing import Any, Final, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from ecs_operator.core.validation import field_path
-from ecs_operator.models.common import API_GROUP_VERSION, MAX_OBJECT_NAME_LENGTH
-from ecs_operator.models.service import (
-    MAX_SERVICE_NAME_LENGTH,
+from ecs_operator.models.common import (
+    API_GROUP_VERSION,
+    MAX_OBJECT_NAME_LENGTH,
     OBJECT_NAME_PATTERN,
-    ServiceSpec,
 )
+from ecs_operator.models.service import MAX_SERVICE_NAME_LENGTH, ServiceSpec
 from ecs_operator.models.task import (
     MAX_OVERRIDES_JSON_CHARS,
     MAX_STOPPED_REASON_SPEC,

@@ -7,10 +7,12 @@ error or a retry."""
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
 
-from ecs_operator.kube.client import PODS, TASKS
+from ecs_operator.core import events
+from ecs_operator.kube.client import PODS, SERVICE_ACCOUNTS, TASKS, KubeError
 from support.controllers import NAMESPACE, Operator, cluster, task
 from support.podfactory import terminated
 
@@ -152,3 +154,38 @@ async def test_a_launch_into_a_removed_namespace_is_dropped_not_retried(
     assert [str(r) for r in kube.written()] == [f"create pods {NAMESPACE}"]
     assert [r.body["metadata"]["name"] for r in kube.written()] == ["web-1"]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_pod_refused_for_a_vanished_service_account_stops_the_task_naming_both() -> None:
+    """The task role's ServiceAccount existed when the launch checked it and was deleted before
+    the Pod was created: the API server's ServiceAccount admission refuses the Pod (403), and
+    the task stops saying which role and which ServiceAccount, not in the API's words."""
+    role = "arn:aws:iam::123456789012:role/reader"
+    kube = cluster()
+    account = {"apiVersion": "v1", "kind": "ServiceAccount"}
+    kube.seed(SERVICE_ACCOUNTS, account | {"metadata": {"name": "reader", "namespace": NAMESPACE}})
+    body = task("web-1")
+    body["spec"]["overrides"] = {"taskRoleArn": role}
+    kube.seed(TASKS, body)
+    serve = kube.request
+
+    async def account_deleted_meanwhile(method: str, path: str, **options: Any) -> Any:
+        if method == "POST" and path.endswith("/pods"):
+            kube.remove(SERVICE_ACCOUNTS, NAMESPACE, "reader")
+            raise KubeError(
+                403,
+                "Forbidden",
+                f'pods "web-1" is forbidden: error looking up service account {NAMESPACE}/reader: '
+                'serviceaccount "reader" not found',
+            )
+        return await serve(method, path, **options)
+
+    kube.request = account_deleted_meanwhile  # type: ignore[method-assign]
+    operator = Operator(kube)
+    await operator.converge()
+    status = kube.stored(TASKS, *KEY)["status"]
+    assert (status["lastStatus"], status["stopCode"]) == ("STOPPED", "TaskFailedToStart")
+    assert status["stoppedReason"] == events.task_role_not_found(
+        role, "reader", "spec.taskRoleArn", NAMESPACE
+    )
+    assert all(key[1] != "pods" for key in kube.objects)

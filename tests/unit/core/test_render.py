@@ -8,6 +8,7 @@ import kubernetes_validate
 import pytest
 
 from ecs_operator.core import labels
+from ecs_operator.core.names import kubernetes_name, service_account_name
 from ecs_operator.core.render import (
     DOCKER_LABELS_ANNOTATION,
     NOT_HONOURED,
@@ -20,7 +21,6 @@ from ecs_operator.core.render import (
     effective_spec,
     render_pod,
     secret_references,
-    service_account_name,
 )
 from ecs_operator.core.security import PodSecurityLevel, SecurityPolicy
 from ecs_operator.models.task import TaskSpec
@@ -134,7 +134,14 @@ def test_grace_period_is_the_longest_stop_timeout_with_30_as_default() -> None:
     [
         ("arn:aws:iam::123456789012:role/web-role", "web-role"),
         ("arn:aws:iam::123456789012:role/team/app/web", "web"),
+        ("arn:aws:iam::123456789012:role/service-role/x", "x"),
         ("web-runner", "web-runner"),
+        ("arn:aws:iam::123456789012:role/ecsTaskRole", kubernetes_name("ecsTaskRole")),
+        ("arn:aws:iam::1:role/ecs_task_iam_role", kubernetes_name("ecs_task_iam_role")),
+        (
+            "arn:aws:iam::1:role/AmazonECS_OpenTelemetryXrayRole",
+            kubernetes_name("AmazonECS_OpenTelemetryXrayRole"),
+        ),
     ],
 )
 def test_task_role_names_the_service_account(role: str, account: str) -> None:
@@ -185,9 +192,30 @@ def test_the_overridden_task_role_wins() -> None:
     assert pod["serviceAccountName"] == "b"
 
 
-def test_a_task_role_that_is_no_kubernetes_name_is_refused() -> None:
-    with pytest.raises(RenderError, match=r"spec\.taskRoleArn: .*'Web_Role'"):
-        render(definition(taskRoleArn="arn:aws:iam::1:role/Web_Role"))
+def test_a_task_role_that_is_no_kubernetes_name_maps_to_one() -> None:
+    pod = pod_spec(definition(taskRoleArn="arn:aws:iam::1:role/Web_Role"))
+    assert pod["serviceAccountName"] == kubernetes_name("Web_Role")
+    assert pod["serviceAccountName"].startswith("web-role-")
+
+
+def test_the_service_account_override_names_the_roles_account() -> None:
+    spec = definition(
+        taskRoleArn="arn:aws:iam::1:role/ecsTaskRole", taskRoleServiceAccountName="task-role"
+    )
+    assert pod_spec(spec)["serviceAccountName"] == "task-role"
+    # A Task's own role maps by the rule: the override belongs to the definition's role.
+    overridden = pod_spec(spec, {"overrides": {"taskRoleArn": "arn:aws:iam::1:role/Other"}})
+    assert overridden["serviceAccountName"] == kubernetes_name("Other")
+
+
+def test_the_service_account_override_is_never_the_operators_own() -> None:
+    own = SecurityPolicy(operator_service_account="ecs-operator")
+    spec = definition(taskRoleArn="ecsTaskRole", taskRoleServiceAccountName="ecs-operator")
+    with pytest.raises(RenderError) as caught:
+        render(spec, policy=own)
+    [violation] = caught.value.violations
+    assert violation.field == "spec.taskRoleServiceAccountName"
+    assert "the operator's own" in violation.message
 
 
 # ---------------------------------------------------------------------------------------------
@@ -251,23 +279,26 @@ def test_environment_override_merges_by_name_and_secrets_win() -> None:
     ]
 
 
+SM = "arn:aws:secretsmanager:eu-west-1:123456789012:secret"
+SSM = "arn:aws:ssm:eu-west-1:123456789012:parameter"
+
+
 @pytest.mark.parametrize(
     ("value_from", "secret", "key"),
     [
         ("db-creds:password", "db-creds", "password"),
         ("db-creds", "db-creds", "DB_PASSWORD"),
-        ("/prod/app/db-creds", "db-creds", "DB_PASSWORD"),
-        (
-            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:db-creds",
-            "db-creds",
-            "DB_PASSWORD",
-        ),
-        (
-            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db-creds:pass::",
-            "db-creds",
-            "pass",
-        ),
-        ("arn:aws:ssm:eu-west-1:123456789012:parameter/prod/db-creds", "db-creds", "DB_PASSWORD"),
+        ("DbCreds:password", kubernetes_name("DbCreds"), "password"),
+        ("/prod/app/db-creds", kubernetes_name("/prod/app/db-creds"), "DB_PASSWORD"),
+        ("db_password", kubernetes_name("db_password"), "DB_PASSWORD"),
+        (f"{SM}:db-creds", "db-creds", "DB_PASSWORD"),
+        (f"{SM}:db-credentials-AbCdEf", "db-credentials", "DB_PASSWORD"),
+        (f"{SM}:prod/db-AbCdEf", kubernetes_name("prod/db"), "DB_PASSWORD"),
+        (f"{SM}:prod/db-AbCdEf:password::", kubernetes_name("prod/db"), "password"),
+        (f"{SM}:prod/db-creds:pass::", kubernetes_name("prod/db-creds"), "pass"),
+        (f"{SSM}/prod/db-creds", kubernetes_name("/prod/db-creds"), "DB_PASSWORD"),
+        (f"{SSM}/db_password", kubernetes_name("db_password"), "DB_PASSWORD"),
+        (f"{SSM}/db-password", "db-password", "DB_PASSWORD"),
     ],
 )
 def test_secret_value_from_forms(value_from: str, secret: str, key: str) -> None:
@@ -284,10 +315,48 @@ def test_secret_value_from_forms(value_from: str, secret: str, key: str) -> None
     ]
 
 
+def test_secrets_in_different_paths_are_different_secrets() -> None:
+    spec = definition(
+        container(
+            memory=64,
+            secrets=[
+                {"name": "A", "valueFrom": f"{SM}:prod/db-AbCdEf"},
+                {"name": "B", "valueFrom": f"{SM}:staging/db-XyZ123"},
+                {"name": "C", "valueFrom": "/prod/db"},
+                {"name": "D", "valueFrom": f"{SSM}/prod/db"},
+            ],
+        )
+    )
+    a, b, c, d = (reference.secret for reference in secret_references(spec))
+    assert len({a, b, c}) == 3
+    assert c == d  # the same SSM parameter, by name or by ARN
+
+
+def test_the_secret_override_names_the_secret_and_keeps_the_key() -> None:
+    secret = {"name": "DB", "valueFrom": f"{SM}:prod/db-AbCdEf:password::"}
+    spec = definition(container(memory=64, secrets=[secret | {"kubernetesSecretName": "db"}]))
+    [reference] = secret_references(spec)
+    assert (reference.secret, reference.key, reference.value_from) == (
+        "db",
+        "password",
+        secret["valueFrom"],
+    )
+    credentials = {"credentialsParameter": f"{SM}:Registry-AbCdEf"}
+    pulled = definition(
+        container("a", memory=64, repositoryCredentials=credentials),
+        container(
+            "b", memory=64, repositoryCredentials=credentials | {"kubernetesSecretName": "r"}
+        ),
+    )
+    assert render(pulled).manifest["spec"]["imagePullSecrets"] == [
+        {"name": kubernetes_name("Registry")},
+        {"name": "r"},
+    ]
+
+
 @pytest.mark.parametrize(
     ("value_from", "problem"),
     [
-        ("DbCreds:password", "Secret name 'DbCreds'"),
         ("arn:aws:kms:eu-west-1:1:key/abc", "neither a Secrets Manager secret ARN"),
         ("db:bad key", "Secret key 'bad key'"),
         ("db-creds/password", "write SECRET:KEY"),
@@ -1245,3 +1314,11 @@ def test_realistic_task_definitions_render_valid_pods(name: str) -> None:
     task = {"overrides": {"containerOverrides": [{"name": spec.container_definitions[0].name}]}}
     rendered = render(spec, task)
     assert kubernetes_validate.validate(rendered.manifest, "1.32.0", strict=True)
+
+
+def test_a_task_role_that_names_no_iam_role_is_refused() -> None:
+    with pytest.raises(RenderError) as caught:
+        render(definition(taskRoleArn="arn:aws:iam::1:role/" + "R" * 300))
+    [violation] = caught.value.violations
+    assert violation.field == "spec.taskRoleArn"
+    assert "does not name an IAM role" in violation.message

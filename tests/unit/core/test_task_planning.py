@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 
 from ecs_operator.core import events, labels
 from ecs_operator.core.labels import OWNER_API_VERSION
+from ecs_operator.core.names import kubernetes_name
 from ecs_operator.core.placement import ContainerInstance
-from ecs_operator.core.render import RenderedPod, SecretReference
+from ecs_operator.core.render import RenderedPod, SecretReference, TaskRoleAccount
 from ecs_operator.core.revisions import (
     ResolvedRevision,
     Revision,
@@ -236,7 +237,7 @@ def test_a_new_task_launches_a_pod_with_what_it_needs() -> None:
     assert launch is not None and plan.status is None
     assert (launch.group, launch.service_account, launch.placed_node) == (
         "family:web",
-        "reader",
+        TaskRoleAccount("arn:aws:iam::1:role/reader", "reader", "spec.taskRoleArn"),
         "node-b",
     )
     assert [reference.secret for reference in launch.secrets] == ["db-creds"]
@@ -321,22 +322,30 @@ def instance(name: str = "node-a") -> ContainerInstance:
 
 
 def test_a_missing_secret_or_key_names_the_field() -> None:
-    reference = SecretReference(secret="db", key="password", field="spec.x.valueFrom")
+    value_from = "arn:aws:secretsmanager:us-east-1:1:secret:prod/db-AbCdEf:password::"
+    reference = SecretReference(
+        secret="prod-db-1", key="password", field="spec.x.valueFrom", value_from=value_from
+    )
     assert secret_failure("prod", reference, None) == NotLaunched(
-        'ResourceInitializationError: unable to retrieve secret (spec.x.valueFrom): Secret "db" '
-        "not found in namespace prod"
+        f'ResourceInitializationError: unable to retrieve secret "{value_from}" '
+        '(spec.x.valueFrom): Secret "prod-db-1" not found in namespace prod'
     )
     assert secret_failure("prod", reference, {"data": {"user": "x"}}) == NotLaunched(
-        'ResourceInitializationError: unable to retrieve secret (spec.x.valueFrom): Secret "db" '
-        'has no key "password"'
+        f'ResourceInitializationError: unable to retrieve secret "{value_from}" '
+        '(spec.x.valueFrom): Secret "prod-db-1" has no key "password"'
     )
     assert secret_failure("prod", reference, {"stringData": {"password": "x"}}) is None
 
 
 def test_a_missing_task_role_account_fails_before_placement() -> None:
-    launch = launch_of(taskRoleArn="arn:aws:iam::1:role/reader")
+    role = "arn:aws:iam::1:role/ecsTaskRole"
+    launch = launch_of(taskRoleArn=role)
     failed = place_pod(launch, None, [instance()], random.Random(1))
-    assert failed == NotLaunched(events.task_role_not_found("reader", "default"))
+    account = kubernetes_name("ecsTaskRole")
+    assert failed == NotLaunched(
+        "ResourceInitializationError: unable to assume the task role "
+        f'"{role}" (spec.taskRoleArn): ServiceAccount "{account}" not found in namespace default'
+    )
 
 
 def test_a_task_no_node_fits_is_not_placed() -> None:

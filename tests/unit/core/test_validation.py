@@ -1,5 +1,6 @@
 """Operator-side checks of task definitions and of a Task's changes to them."""
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -161,16 +162,17 @@ def test_placement_constraints_count_with_the_definitions() -> None:
 def test_render_refusals_are_problems_all_at_once() -> None:
     spec = definition(
         container("a", memory=64, privileged=True),
-        container("b", memory=64, secrets=[{"name": "X", "valueFrom": "Bad_Name:key"}]),
-        taskRoleArn="Role_With_Capitals",
+        container("b", memory=64, secrets=[{"name": "X", "valueFrom": "a/b:key"}]),
+        taskRoleArn="ecs-operator",
     )
-    problems = task_definition_problems(spec, SecurityPolicy())
+    own = SecurityPolicy(operator_service_account="ecs-operator")
+    problems = task_definition_problems(spec, own)
     assert [p.field for p in problems] == [
         "spec.containerDefinitions[0].privileged",
         "spec.taskRoleArn",
         "spec.containerDefinitions[1].secrets[0].valueFrom",
     ]
-    allowed = task_definition_problems(spec, SecurityPolicy.from_allow_privileged(True))
+    allowed = task_definition_problems(spec, replace(own, allow_privileged=True))
     assert [p.field for p in allowed] == [
         "spec.taskRoleArn",
         "spec.containerDefinitions[1].secrets[0].valueFrom",

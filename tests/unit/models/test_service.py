@@ -104,6 +104,8 @@ def test_bad_input_names_the_field(change: dict[str, Any], field: str) -> None:
     assert field in str(error.value)
 
 
+TARGET_GROUP = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web-tg/73e2d6bc"
+
 # (message fragment, good spec, bad spec); every one is checked by CEL and by the model.
 SPEC_CASES = [
     (
@@ -128,17 +130,72 @@ SPEC_CASES = [
         DAEMON | {"deploymentConfiguration": {"strategy": "CANARY"}},
     ),
     (
-        "each (loadBalancerName, containerName, containerPort) may appear only once",
+        "each (loadBalancerName or targetGroupArn, containerName, containerPort) may appear only "
+        "once",
         CREATE_SERVICE
         | {
             "loadBalancers": [
                 {"loadBalancerName": "a", "containerName": "web", "containerPort": 80},
                 {"loadBalancerName": "a", "containerName": "web", "containerPort": 443},
+                {"targetGroupArn": TARGET_GROUP, "containerName": "web", "containerPort": 80},
             ]
         },
         CREATE_SERVICE | {"loadBalancers": CREATE_SERVICE["loadBalancers"] * 2},
     ),
+    (
+        "each (loadBalancerName or targetGroupArn, containerName, containerPort) may appear only "
+        "once",
+        CREATE_SERVICE
+        | {
+            "loadBalancers": [
+                {"targetGroupArn": TARGET_GROUP, "containerName": "web", "containerPort": 80},
+                {"targetGroupArn": TARGET_GROUP, "containerName": "web", "containerPort": 81},
+            ]
+        },
+        CREATE_SERVICE
+        | {
+            "loadBalancers": [
+                {"targetGroupArn": TARGET_GROUP, "containerName": "web", "containerPort": 80}
+            ]
+            * 2
+        },
+    ),
 ]
+
+# (message fragment, good loadBalancers[] entry, bad one): CEL and the model agree.
+PORT = {"containerName": "web", "containerPort": 80}
+LOAD_BALANCER_CASES = [
+    (
+        "give loadBalancerName or targetGroupArn",
+        PORT | {"targetGroupArn": TARGET_GROUP},
+        PORT,
+    ),
+    (
+        "give loadBalancerName or targetGroupArn, not both",
+        PORT | {"loadBalancerName": "MyELB"},
+        PORT | {"loadBalancerName": "web-tg", "targetGroupArn": TARGET_GROUP},
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("message", "good", "bad"), LOAD_BALANCER_CASES, ids=[c[0] for c in LOAD_BALANCER_CASES]
+)
+def test_load_balancer_rules_and_model_agree(
+    message: str, good: dict[str, Any], bad: dict[str, Any]
+) -> None:
+    [cel] = [
+        r["rule"]
+        for p, r in walk_rules(SCHEMA)
+        if p == "spec.loadBalancers[]" and r["message"] == message
+    ]
+    assert evaluate(cel, good) is True
+    assert evaluate(cel, bad) is False
+    ServiceSpec.model_validate({"taskDefinition": "w", "desiredCount": 1, "loadBalancers": [good]})
+    with pytest.raises(ValidationError, match=message):
+        ServiceSpec.model_validate(
+            {"taskDefinition": "w", "desiredCount": 1, "loadBalancers": [bad]}
+        )
 
 
 @pytest.mark.parametrize(("message", "good", "bad"), SPEC_CASES, ids=[c[0] for c in SPEC_CASES])
@@ -231,6 +288,7 @@ def test_every_rule_has_a_case() -> None:
     covered.add(("spec.deploymentConfiguration", "minimumHealthyPercent must not exceed"))
     covered |= {("spec.deploymentConfiguration", m) for m, _, _ in STRATEGY_CASES}
     covered.add(("", "a Service names its tasks SERVICE-SUFFIX"))
+    covered |= {("spec.loadBalancers[]", m) for m, _, _ in LOAD_BALANCER_CASES}
     for path, found in walk_rules(SCHEMA):
         if path.startswith(("spec.placement", "spec.tags")):
             continue  # the shared models' own rules, tested with them

@@ -358,6 +358,11 @@ SPEC_CASES = [
         fixture(WEB),
         web_spec(placementConstraints=[{"type": "distinctInstance"}]),
     ),
+    (
+        "spec.taskRoleServiceAccountName needs spec.taskRoleArn",
+        web_spec(taskRoleServiceAccountName="web-task"),
+        web_with(lambda s: (s.pop("taskRoleArn"), s.update(taskRoleServiceAccountName="x"))),
+    ),
 ]
 
 BASE_CONTAINER = {"name": "app", "image": "busybox", "memory": 128}
@@ -458,6 +463,32 @@ def test_spec_rule(at: str, message: str, good: dict[str, Any], bad: dict[str, A
     rule = find_rule("TaskDefinition", at, message)
     assert evaluate(rule, good) is True
     assert evaluate(rule, bad) is False
+
+
+def test_the_name_overrides_are_kubernetes_names_and_need_their_ecs_field() -> None:
+    spec = web_spec(taskRoleServiceAccountName="web-task")
+    assert TaskDefinitionSpec.model_validate(spec).task_role_service_account_name == "web-task"
+    without_role = web_with(
+        lambda s: (s.pop("taskRoleArn"), s.update(taskRoleServiceAccountName="web-task"))
+    )
+    with pytest.raises(ValidationError, match="taskRoleServiceAccountName needs"):
+        TaskDefinitionSpec.model_validate(without_role)
+    for bad in (
+        web_spec(taskRoleServiceAccountName="Web_Task"),
+        web_with(
+            _set("nginx", secrets=[{"name": "A", "valueFrom": "a", "kubernetesSecretName": "B"}])
+        ),
+        web_with(
+            _set(
+                "nginx",
+                repositoryCredentials={"credentialsParameter": "a", "kubernetesSecretName": "_"},
+            )
+        ),
+    ):
+        with pytest.raises(ValidationError) as error:
+            TaskDefinitionSpec.model_validate(bad)
+        [problem] = error.value.errors()
+        assert problem["loc"][-1] in ("taskRoleServiceAccountName", "kubernetesSecretName")
 
 
 def test_spec_rules_about_containers_hold_only_when_the_spec_has_them() -> None:
