@@ -26,8 +26,9 @@ the filters above, in that order (a node of the wrong OS or CPU architecture is 
 after an unavailable one, a node with too little memory is closer than one with too little CPU,
 a node failing only ``distinctInstance`` is the closest of all). Among equals the
 one nearest to passing wins (most CPU remaining for ``RESOURCE:CPU``, most memory for
-``RESOURCE:MEMORY``, most GPUs for ``RESOURCE:GPU``, most ``memberOf`` expressions satisfied), then the first by name. The
-``reason`` is the ECS ``failures[].reason`` of the closest node's first failed check.
+``RESOURCE:MEMORY``, most GPUs for ``RESOURCE:GPU``, most ``memberOf`` expressions
+satisfied), then the first by name. The ``reason`` is the ECS ``failures[].reason`` of the
+closest node's first failed check.
 
 Decisions for Kubernetes:
 

@@ -28,7 +28,8 @@ Pod
     ``shareProcessNamespace`` too: the pod's pause process becomes PID 1 and reaps zombies, as
     the init process would (side effect: the containers see each other's processes).
     ``dnsServers`` -> ``dnsPolicy: None`` with ``dnsConfig.nameservers`` (ECS replaces the DNS
-    servers); ``dnsSearchDomains`` -> ``dnsConfig.searches``; ``extraHosts`` -> ``hostAliases``;
+    servers); ``dnsSearchDomains`` -> ``dnsConfig.searches``; ``extraHosts`` -> ``hostAliases``,
+    and so does each ``links`` name (or alias) -> 127.0.0.1 (the containers share the network);
     ``hostname`` -> ``spec.hostname``; ``systemControls`` -> ``securityContext.sysctls`` (the
     namespaced ones). These are per pod on Kubernetes: the containers' values are merged in
     container order, and a conflict is reported. ``repositoryCredentials`` -> the pod's
@@ -59,15 +60,19 @@ Containers
 
     Resources. ``cpu`` units -> a CPU request (1024 units = 1000m; 0 or absent: none);
     ``memoryReservation`` -> the memory request, ``memory`` -> the memory limit (and the request
-    when there is no reservation); the override's values replace the container's. With a
-    task-level ``cpu``/``memory`` (the override's wins) the requests, summed over the containers,
-    equal what ECS reserves (and what placement counted): containers with their own value keep
-    it, the rest of the task's amount is split evenly among the containers without one that are
-    not run-to-completion init containers (or among all of those when every one has a value;
-    memory only up to each container's limit). The task amount is also the task's hard ceiling
-    in ECS, and Kubernetes has no pod-level limit, so every container without its own hard limit
-    gets the task amount as its limit (CPU: every container). GPU ``resourceRequirements`` ->
-    ``nvidia.com/gpu`` limits.
+    when there is no reservation); the override's values replace the container's. A task-level
+    ``cpu``/``memory`` (the override's wins) caps the task as a whole in ECS; Kubernetes caps
+    containers, so it is split (``_task_amounts``): containers keep their own value, the rest is
+    shared evenly among the main containers and sidecars without one (among all of them when
+    every one has a value; memory only up to a hard limit), and each share is the container's
+    request *and* limit, so the Pod's limits never add up to more than the task's. CPU shares
+    are rounded cumulatively (``_cumulative_millicores``) so they add up to exactly the task's
+    millicores. A run-to-completion init container keeps its own value, set aside first and then
+    given to the main containers (which start after it); its limit is what the sidecars started
+    before it leave. A container left nothing gets ``MIN_SHARE_CPU_UNITS``/``MIN_SHARE_MIB``
+    from the largest share (reported). GPU ``resourceRequirements`` -> ``nvidia.com/gpu``
+    requests and limits. ``runtimePlatform`` -> a ``nodeSelector`` on ``kubernetes.io/os`` and
+    ``kubernetes.io/arch`` (``placement.platform_node_labels``).
 
     ``healthCheck`` -> a **readinessProbe** (not a livenessProbe: ECS never restarts an unhealthy
     container): ``CMD-SHELL x`` -> exec ``sh -c x``; ``CMD a b`` -> exec ``a b``; interval ->
@@ -108,7 +113,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -128,7 +133,6 @@ from ecs_operator.models.task import TaskOverride, TaskSpec
 from ecs_operator.models.taskdefinition import (
     ContainerDefinition,
     HealthCheck,
-    ResourceRequirement,
     TaskDefinitionSpec,
     Volume,
 )
@@ -653,14 +657,11 @@ def _give_back(
     without a value first), each up to its cap; returns what fitted nowhere."""
     set_aside = sum(amounts.get(name, 0) for name, role in roles.items() if role == "init")
     takers = [name for name in mains if not own[name]] or list(mains)
-    limits = [None if caps.get(name) is None else (caps[name] or 0) for name in takers]
-    shares, left = _spread(
-        set_aside,
-        [
-            None if cap is None else max(cap - amounts.get(n, 0), 0)
-            for n, cap in zip(takers, limits, strict=True)
-        ],
-    )
+    room = [
+        None if caps.get(name) is None else max((caps[name] or 0) - amounts.get(name, 0), 0)
+        for name in takers
+    ]
+    shares, left = _spread(set_aside, room)
     for name, share in zip(takers, shares, strict=True):
         if share:
             amounts[name] = amounts.get(name, 0) + share
@@ -743,13 +744,12 @@ def effective_spec(spec: TaskDefinitionSpec, overrides: TaskOverride | None) -> 
     return spec.model_copy(update={"container_definitions": containers, **task_changes})
 
 
-def _resources(
-    spec: TaskDefinitionSpec, roles: Mapping[str, Role], order: Sequence[str]
-) -> _Resources:
-    """Requests and limits per ECS container name (see the module docstring; ``order`` is the
-    dependency order, in which init containers and sidecars start)."""
+def _task_amounts(
+    spec: TaskDefinitionSpec, roles: Mapping[str, Role], eligible: Sequence[str]
+) -> tuple[dict[str, int], dict[str, int], int, list[str]]:
+    """Every container's CPU (millicores) and memory (MiB), what no container could take of
+    the task's memory, and which resources needed ``_with_minimum``."""
     containers = spec.container_definitions
-    eligible = [c.name for c in containers if roles[c.name] != "init"]
     task_cpu = spec.cpu_units
     task_memory = spec.memory_mib
     own_cpu = {c.name: c.cpu or None for c in containers}
@@ -779,13 +779,17 @@ def _resources(
         unassigned += _give_back(memory, own_memory, mains, roles, hard_memory)
         if _with_minimum(memory, eligible, MIN_SHARE_MIB):
             minimum_taken.append("memory")
-    storage_shares: dict[str, int] = {}
-    if spec.ephemeral_storage is not None:
-        shares, _ = _spread(spec.ephemeral_storage.size_in_gib * 1024, [None] * len(eligible))
-        storage_shares = dict(zip(eligible, shares, strict=True))
+    return cpu, memory, unassigned, minimum_taken
 
-    # A run-to-completion init container runs beside the sidecars started before it, so its
-    # ceiling is what they leave of the task's amount.
+
+def _sidecars_before_init(
+    roles: Mapping[str, Role],
+    order: Sequence[str],
+    cpu: Mapping[str, int],
+    memory: Mapping[str, int],
+) -> dict[str, tuple[int, int]]:
+    """Per init container, the CPU and memory of the sidecars started before it: it runs
+    beside them, so its ceiling is what they leave of the task's amount."""
     sidecars_cpu = sidecars_memory = 0
     init_room: dict[str, tuple[int, int]] = {}
     for name in order:
@@ -794,6 +798,26 @@ def _resources(
             sidecars_memory += memory.get(name, 0)
         elif roles[name] == "init":
             init_room[name] = (sidecars_cpu, sidecars_memory)
+    return init_room
+
+
+def _resources(
+    spec: TaskDefinitionSpec, roles: Mapping[str, Role], order: Sequence[str]
+) -> _Resources:
+    """Requests and limits per ECS container name (see the module docstring; ``order`` is the
+    dependency order, in which init containers and sidecars start)."""
+    containers = spec.container_definitions
+    eligible = [c.name for c in containers if roles[c.name] != "init"]
+    cpu, memory, unassigned, minimum_taken = _task_amounts(spec, roles, eligible)
+    task_cpu = spec.cpu_units
+    task_memory = spec.memory_mib
+    hard_memory = {c.name: c.memory for c in containers}
+    storage_shares: dict[str, int] = {}
+    if spec.ephemeral_storage is not None:
+        shares, _ = _spread(spec.ephemeral_storage.size_in_gib * 1024, [None] * len(eligible))
+        storage_shares = dict(zip(eligible, shares, strict=True))
+
+    init_room = _sidecars_before_init(roles, order, cpu, memory)
 
     requests: dict[str, dict[str, str]] = {}
     limits: dict[str, dict[str, str]] = {}

@@ -13,9 +13,9 @@ from pydantic import ValidationError
 from ecs_operator.core.placement import (
     REASON_AGENT,
     REASON_ATTRIBUTE,
-    REASON_GPU,
     REASON_CPU,
     REASON_DISTINCT_INSTANCE,
+    REASON_GPU,
     REASON_MEMBER_OF,
     REASON_MEMORY,
     REASON_NO_ACTIVE_INSTANCES,
