@@ -1,4 +1,5 @@
-"""What a task asks of a container instance (§4.2), and what the cluster's nodes offer."""
+"""What a task asks of a container instance (§4.2: CPU, memory, GPUs, host ports, and the OS
+and CPU architecture of its ``runtimePlatform``), and what the cluster's nodes offer."""
 
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -11,15 +12,19 @@ from ecs_operator.core.placement import (
     Footprints,
     TaskRequirements,
     instances_from_cluster,
+    platform_node_labels,
 )
-from ecs_operator.core.render import HOSTNAME_LABEL
+from ecs_operator.core.render import HOSTNAME_LABEL, gpu_count
 from ecs_operator.models.placement import PlacementConstraint, PlacementStrategy
 from ecs_operator.models.taskdefinition import TaskDefinitionSpec
 
 
 def reservation(spec: TaskDefinitionSpec) -> tuple[int, int]:
     """ECS's reservation in (CPU units, MiB): the task-level values, else the containers' sums
-    (``memoryReservation``, else ``memory``)."""
+    (``memoryReservation``, else ``memory``). The Pod ``render_pod`` makes requests as much
+    (its CPU split so that the millicores add up to this reservation's), except what init
+    containers with their own values set aside and memory no container can take within its
+    hard limit (reported as ``memory (task level)``)."""
     cpu = spec.cpu_units
     if cpu is None:
         cpu = sum(c.cpu or 0 for c in spec.container_definitions)
@@ -55,6 +60,7 @@ def task_requirements(
     ``ValueError`` naming a malformed constraint expression."""
     cpu, memory = reservation(spec)
     tcp, udp = host_ports(spec)
+    platform = spec.runtime_platform
     return TaskRequirements.create(
         cpu_units=cpu,
         memory_mib=memory,
@@ -63,6 +69,12 @@ def task_requirements(
         host_ports_udp=udp,
         constraints=[*(spec.placement_constraints or ()), *constraints],
         strategies=strategies,
+        gpus=sum(gpu_count(container) for container in spec.container_definitions),
+        node_labels=platform_node_labels(
+            platform.operating_system_family, platform.cpu_architecture
+        )
+        if platform
+        else None,
     )
 
 

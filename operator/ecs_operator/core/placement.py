@@ -5,10 +5,14 @@ A Node is a container instance. ``place`` follows the ECS order:
 1. **Agent filter**: only nodes that are Ready (``agentConnected``), schedulable (not cordoned,
    the analogue of an ECS DRAINING instance) and free of ``NoSchedule``/``NoExecute`` taints
    (tasks carry no tolerations yet).
-2. **Resource filter**: remaining CPU, then memory, then free TCP host ports, then UDP ports.
-3. **Constraint filter**: every ``memberOf`` expression, then ``distinctInstance`` (no other task
+2. **Attribute filter**: the node's ``ecs.os-type`` and ``ecs.cpu-architecture`` (its
+   ``kubernetes.io/os`` and ``kubernetes.io/arch`` labels) are the ones the task definition's
+   ``runtimePlatform`` requires (ECS's ``requiresAttributes``; reason ``ATTRIBUTE``).
+3. **Resource filter**: remaining CPU, then memory, then GPUs (allocatable ``nvidia.com/gpu``),
+   then free TCP host ports, then UDP ports.
+4. **Constraint filter**: every ``memberOf`` expression, then ``distinctInstance`` (no other task
    of the same group on the node, counting tasks already running and earlier ones of the batch).
-4. **Strategies** in list order, each a sort key whose best value narrows the candidates (the
+5. **Strategies** in list order, each a sort key whose best value narrows the candidates (the
    first strategy is the primary key, later ones break its ties): ``spread(instanceId|host)``
    fewest tasks of the group on the node, ``spread(attribute:NAME)`` fewest tasks of the group
    among all nodes sharing the node's value (nodes lacking the attribute share one value),
@@ -18,14 +22,18 @@ A Node is a container instance. ``place`` follows the ECS order:
    ``SERVICE_DEFAULT_STRATEGIES`` is the Service default (AZ balance, then per node).
 
 When no node passes, the failure names the **closest** node: the one that passed the most of
-the filters above, in that order (a node with too little memory is closer than one with too
-little CPU, a node failing only ``distinctInstance`` is the closest of all). Among equals the
+the filters above, in that order (a node of the wrong OS or CPU architecture is the farthest
+after an unavailable one, a node with too little memory is closer than one with too little CPU,
+a node failing only ``distinctInstance`` is the closest of all). Among equals the
 one nearest to passing wins (most CPU remaining for ``RESOURCE:CPU``, most memory for
-``RESOURCE:MEMORY``, most ``memberOf`` expressions satisfied), then the first by name. The
-``reason`` is the ECS ``failures[].reason`` of the closest node's first failed check.
+``RESOURCE:MEMORY``, most GPUs for ``RESOURCE:GPU``, most ``memberOf`` expressions
+satisfied), then the first by name. The ``reason`` is the ECS ``failures[].reason`` of the
+closest node's first failed check.
 
 Decisions for Kubernetes:
 
+- GPUs are counted like CPU and memory: a node's allocatable ``nvidia.com/gpu`` (the NVIDIA
+  device plugin's extended resource) minus what its Pods request.
 - CPU is accounted in millicores, exactly as Pods request it (an ECS task's units are converted
   rounded up, 1024 units = 1000m); ECS units are derived for display. Memory is whole MiB
   (a node's allocatable bytes rounded down).
@@ -59,6 +67,7 @@ from ecs_operator.core.quantity import (
     cpu_units_to_millicores,
     memory_bytes,
     millicores_to_cpu_units,
+    whole_count,
 )
 from ecs_operator.core.query import Expression, QueryError, parse_expression
 from ecs_operator.models.placement import PlacementConstraint, PlacementStrategy
@@ -67,6 +76,9 @@ ZONE_LABEL: Final = "topology.kubernetes.io/zone"
 INSTANCE_TYPE_LABEL: Final = "node.kubernetes.io/instance-type"
 ARCHITECTURE_LABEL: Final = "kubernetes.io/arch"
 OS_LABEL: Final = "kubernetes.io/os"
+GPU_RESOURCE: Final = "nvidia.com/gpu"
+OS_TYPE_ATTRIBUTE: Final = "ecs.os-type"
+ARCHITECTURE_ATTRIBUTE: Final = "ecs.cpu-architecture"
 CUSTOM_ATTRIBUTE_LABEL_PREFIX: Final = "attribute.ecs.operator.dev/"
 ZONE_ATTRIBUTE: Final = "ecs.availability-zone"
 _ARCHITECTURES: Final = {"amd64": "x86_64", "arm64": "arm64"}
@@ -75,6 +87,8 @@ TERMINATED_PHASES: Final = ("Succeeded", "Failed")
 """Pod phases of a Pod that holds nothing of its node any more."""
 
 REASON_AGENT: Final = "AGENT"
+REASON_ATTRIBUTE: Final = "ATTRIBUTE"
+REASON_GPU: Final = "RESOURCE:GPU"
 REASON_CPU: Final = "RESOURCE:CPU"
 REASON_MEMORY: Final = "RESOURCE:MEMORY"
 REASON_PORTS_TCP: Final = "RESOURCE:PORTS_TCP"
@@ -90,6 +104,36 @@ SERVICE_DEFAULT_STRATEGIES: Final = (
 """A Service without ``placementStrategy``: fewest of its tasks in the node's zone, then on the
 node (ECS's AZ-balanced default). Pass it to ``place``/``place_many``/``choose_tasks_to_stop``."""
 
+_LINUX_FAMILY: Final = "LINUX"
+_WINDOWS_FAMILY_PREFIX: Final = "WINDOWS_SERVER_"
+_PLATFORM_ARCHITECTURES: Final = {"X86_64": "amd64", "ARM64": "arm64"}
+
+
+def operating_system(family: str) -> str | None:
+    """The ``kubernetes.io/os`` of an ECS ``operatingSystemFamily`` (``LINUX`` -> linux,
+    ``WINDOWS_SERVER_2022_CORE`` and the other Windows families -> windows); None for a value
+    ECS does not know."""
+    if family == _LINUX_FAMILY:
+        return "linux"
+    if family.startswith(_WINDOWS_FAMILY_PREFIX) and len(family) > len(_WINDOWS_FAMILY_PREFIX):
+        return "windows"
+    return None
+
+
+def platform_node_labels(
+    operating_system_family: str | None, cpu_architecture: str | None
+) -> dict[str, str]:
+    """The node labels a task definition's ``runtimePlatform`` requires: ``kubernetes.io/os``
+    and ``kubernetes.io/arch`` (``X86_64`` -> amd64, ``ARM64`` -> arm64). An OS family ECS
+    does not know requires nothing here: rendering refuses it, naming the field."""
+    required: dict[str, str] = {}
+    os_label = operating_system(operating_system_family) if operating_system_family else None
+    if os_label is not None:
+        required[OS_LABEL] = os_label
+    if cpu_architecture in _PLATFORM_ARCHITECTURES:
+        required[ARCHITECTURE_LABEL] = _PLATFORM_ARCHITECTURES[cpu_architecture]
+    return required
+
 
 @dataclass(frozen=True, slots=True)
 class ContainerInstance:
@@ -102,6 +146,7 @@ class ContainerInstance:
     remaining_cpu_millicores: int
     registered_memory_mib: int
     remaining_memory_mib: int
+    remaining_gpus: int = 0
     used_ports_tcp: frozenset[int] = frozenset()
     used_ports_udp: frozenset[int] = frozenset()
     ready: bool = True
@@ -154,6 +199,9 @@ class TaskRequirements:
     member_of: tuple[Expression, ...] = ()
     distinct_instance: bool = False
     strategies: tuple[PlacementStrategy, ...] = ()
+    gpus: int = 0
+    required_attributes: tuple[tuple[str, str], ...] = ()
+    """(attribute, value) pairs a node must have, e.g. ``("ecs.cpu-architecture", "arm64")``."""
 
     @classmethod
     def create(
@@ -166,8 +214,12 @@ class TaskRequirements:
         host_ports_udp: Iterable[int] = (),
         constraints: Iterable[PlacementConstraint] = (),
         strategies: Iterable[PlacementStrategy] = (),
+        gpus: int = 0,
+        node_labels: Mapping[str, str] | None = None,
     ) -> TaskRequirements:
-        """Raises ``ValueError`` naming ``placementConstraints[i].expression`` if one is bad."""
+        """``node_labels``: the labels a node must carry (``platform_node_labels``), checked as
+        the ECS attributes they are. Raises ``ValueError`` naming
+        ``placementConstraints[i].expression`` if one is bad."""
         constraints = tuple(constraints)
         member_of = []
         for index, constraint in enumerate(constraints):
@@ -187,6 +239,8 @@ class TaskRequirements:
             member_of=tuple(member_of),
             distinct_instance=any(c.type == "distinctInstance" for c in constraints),
             strategies=tuple(strategies),
+            gpus=gpus,
+            required_attributes=tuple(sorted(_attributes(node_labels or {}).items())),
         )
 
     @property
@@ -266,6 +320,7 @@ def with_task(instance: ContainerInstance, task: TaskRequirements) -> ContainerI
         instance,
         remaining_cpu_millicores=instance.remaining_cpu_millicores - task.cpu_millicores,
         remaining_memory_mib=instance.remaining_memory_mib - task.memory_mib,
+        remaining_gpus=instance.remaining_gpus - task.gpus,
         used_ports_tcp=instance.used_ports_tcp | task.host_ports_tcp,
         used_ports_udp=instance.used_ports_udp | task.host_ports_udp,
         running_tasks_count=instance.running_tasks_count + 1,
@@ -340,6 +395,7 @@ class Footprint:
     memory_bytes: int
     ports_tcp: frozenset[int]
     ports_udp: frozenset[int]
+    gpus: int = 0
 
 
 def instances_from_cluster(
@@ -382,6 +438,8 @@ def _candidates(
         and not i.blocking_taints
         and i.remaining_cpu_millicores >= cpu
         and i.remaining_memory_mib >= memory
+        and i.remaining_gpus >= task.gpus
+        and _has_attributes(task, i)
     ]
     if task.host_ports_tcp:
         found = [i for i in found if task.host_ports_tcp.isdisjoint(i.used_ports_tcp)]
@@ -394,18 +452,26 @@ def _candidates(
     return found
 
 
+def _has_attributes(task: TaskRequirements, instance: ContainerInstance) -> bool:
+    return all(instance.attributes.get(name) == value for name, value in task.required_attributes)
+
+
 # The filters in order; a failure's stage indexes _STAGE_REASONS.
 _STAGE_AGENT: Final = 0
-_STAGE_CPU: Final = 1
-_STAGE_MEMORY: Final = 2
-_STAGE_TCP: Final = 3
-_STAGE_UDP: Final = 4
-_STAGE_MEMBER_OF: Final = 5
-_STAGE_DISTINCT: Final = 6
+_STAGE_ATTRIBUTE: Final = 1
+_STAGE_CPU: Final = 2
+_STAGE_MEMORY: Final = 3
+_STAGE_GPU: Final = 4
+_STAGE_TCP: Final = 5
+_STAGE_UDP: Final = 6
+_STAGE_MEMBER_OF: Final = 7
+_STAGE_DISTINCT: Final = 8
 _STAGE_REASONS: Final = (
     REASON_AGENT,
+    REASON_ATTRIBUTE,
     REASON_CPU,
     REASON_MEMORY,
+    REASON_GPU,
     REASON_PORTS_TCP,
     REASON_PORTS_UDP,
     REASON_MEMBER_OF,
@@ -417,10 +483,14 @@ def _failed_stage(task: TaskRequirements, instance: ContainerInstance) -> int:
     """The first filter ``instance`` fails (the ``_STAGE_*`` order); len(stages) if none."""
     if not (instance.ready and instance.schedulable) or instance.blocking_taints:
         return _STAGE_AGENT
+    if not _has_attributes(task, instance):
+        return _STAGE_ATTRIBUTE
     if instance.remaining_cpu_millicores < task.cpu_millicores:
         return _STAGE_CPU
     if instance.remaining_memory_mib < task.memory_mib:
         return _STAGE_MEMORY
+    if instance.remaining_gpus < task.gpus:
+        return _STAGE_GPU
     if not task.host_ports_tcp.isdisjoint(instance.used_ports_tcp):
         return _STAGE_TCP
     if not task.host_ports_udp.isdisjoint(instance.used_ports_udp):
@@ -440,6 +510,8 @@ def _closest_failure(
             return instance.remaining_cpu_millicores
         if stage == _STAGE_MEMORY:
             return instance.remaining_memory_mib
+        if stage == _STAGE_GPU:
+            return instance.remaining_gpus
         if stage == _STAGE_MEMBER_OF:
             return sum(e.predicate(instance, instance.group_counts) for e in task.member_of)
         return 0
@@ -460,10 +532,14 @@ def _detail(stage: int, task: TaskRequirements, instance: ContainerInstance) -> 
         if not instance.schedulable:
             return "is draining (the node is cordoned)"
         return "has taints the task does not tolerate: " + ", ".join(instance.blocking_taints)
+    if stage == _STAGE_ATTRIBUTE:
+        return "is missing an attribute required by your task"
     if stage == _STAGE_CPU:
         return "has insufficient CPU units available"
     if stage == _STAGE_MEMORY:
         return "has insufficient memory available"
+    if stage == _STAGE_GPU:
+        return "has insufficient GPU units available"
     if stage in (_STAGE_TCP, _STAGE_UDP):
         wanted, used, protocol = (
             (task.host_ports_tcp, instance.used_ports_tcp, "TCP")
@@ -540,6 +616,7 @@ class _Usage:
 
     cpu_millicores: int = 0
     memory_bytes: int = 0
+    gpus: int = 0
     ports_tcp: set[int] = field(default_factory=set)
     ports_udp: set[int] = field(default_factory=set)
     tasks: Counter[str] = field(default_factory=Counter)  # per namespace
@@ -548,6 +625,7 @@ class _Usage:
     def add(self, footprint: Footprint, namespace: str, group: str | None) -> None:
         self.cpu_millicores += footprint.cpu_millicores
         self.memory_bytes += footprint.memory_bytes
+        self.gpus += footprint.gpus
         self.ports_tcp |= footprint.ports_tcp
         self.ports_udp |= footprint.ports_udp
         if group is not None:
@@ -556,7 +634,7 @@ class _Usage:
 
 
 def _footprint(pod: Mapping[str, Any]) -> Footprint:
-    cpu, memory = _pod_requests(pod)
+    cpu, memory, gpus = _pod_requests(pod)
     spec = pod.get("spec") or {}
     host_network = bool(spec.get("hostNetwork"))
     tcp: set[int] = set()
@@ -569,67 +647,69 @@ def _footprint(pod: Mapping[str, Any]) -> Footprint:
                 tcp.add(int(number))
             elif number and protocol == "UDP":
                 udp.add(int(number))
-    return Footprint(cpu, memory, frozenset(tcp), frozenset(udp))
+    return Footprint(cpu, memory, frozenset(tcp), frozenset(udp), gpus)
 
 
-def _pod_requests(pod: Mapping[str, Any]) -> tuple[int, int]:
-    """(CPU millicores, memory bytes) the scheduler reserves for ``pod``.
+_REQUESTED: Final = ("cpu", "memory", GPU_RESOURCE)
 
-    max(containers + sidecars, the peak while init containers run) + overhead, where a regular
-    init container runs beside the sidecars started before it.
+
+def _pod_requests(pod: Mapping[str, Any]) -> tuple[int, int, int]:
+    """(CPU millicores, memory bytes, GPUs) the scheduler reserves for ``pod``.
+
+    Per resource: max(containers + sidecars, the peak while init containers run) + overhead,
+    where a regular init container runs beside the sidecars started before it.
     """
     spec = pod.get("spec") or {}
     where = f"pod {_object_name(pod)}"
-    cpu = memory = 0
+    totals = [0, 0, 0]
     for container in spec.get("containers") or ():
-        container_cpu, container_memory = _container_requests(container, where)
-        cpu += container_cpu
-        memory += container_memory
-    sidecar_cpu = sidecar_memory = peak_cpu = peak_memory = 0
+        for index, amount in enumerate(_container_requests(container, where)):
+            totals[index] += amount
+    sidecars = [0, 0, 0]
+    peaks = [0, 0, 0]
     for container in spec.get("initContainers") or ():
-        init_cpu, init_memory = _container_requests(container, where)
-        if container.get("restartPolicy") == "Always":
-            sidecar_cpu += init_cpu
-            sidecar_memory += init_memory
-            init_cpu, init_memory = sidecar_cpu, sidecar_memory
-        else:
-            init_cpu += sidecar_cpu
-            init_memory += sidecar_memory
-        peak_cpu = max(peak_cpu, init_cpu)
-        peak_memory = max(peak_memory, init_memory)
+        amounts = _container_requests(container, where)
+        sidecar = container.get("restartPolicy") == "Always"
+        for index, amount in enumerate(amounts):
+            if sidecar:
+                sidecars[index] += amount
+                running = sidecars[index]
+            else:
+                running = amount + sidecars[index]
+            peaks[index] = max(peaks[index], running)
     overhead = spec.get("overhead") or {}
-    return (
-        max(cpu + sidecar_cpu, peak_cpu) + _quantity(overhead, "cpu", f"{where} overhead"),
-        max(memory + sidecar_memory, peak_memory)
-        + _quantity(overhead, "memory", f"{where} overhead"),
+    cpu, memory, gpus = (
+        max(totals[index] + sidecars[index], peaks[index])
+        + _quantity(overhead, resource, f"{where} overhead")
+        for index, resource in enumerate(_REQUESTED)
     )
+    return cpu, memory, gpus
 
 
-def _container_requests(container: Mapping[str, Any], where: str) -> tuple[int, int]:
+def _container_requests(container: Mapping[str, Any], where: str) -> tuple[int, ...]:
+    """A container's requests of each ``_REQUESTED`` resource; a missing request is its limit
+    (the API server defaults it so)."""
     resources = container.get("resources") or {}
     requests = resources.get("requests") or {}
     limits = resources.get("limits") or {}
     what = f"{where} container {container.get('name')!r}"
-    cpu = (
-        _quantity(requests, "cpu", f"{what} requests")
-        if "cpu" in requests
-        else (_quantity(limits, "cpu", f"{what} limits"))
+    return tuple(
+        _quantity(requests, resource, f"{what} requests")
+        if resource in requests
+        else _quantity(limits, resource, f"{what} limits")
+        for resource in _REQUESTED
     )
-    memory = (
-        _quantity(requests, "memory", f"{what} requests")
-        if "memory" in requests
-        else (_quantity(limits, "memory", f"{what} limits"))
-    )
-    return cpu, memory
 
 
 def _quantity(resources: Mapping[str, Any], resource: str, where: str) -> int:
-    """CPU in millicores or memory in bytes; 0 when absent."""
+    """CPU in millicores, memory in bytes, or a count (GPUs); 0 when absent."""
     value = resources.get(resource)
     if value is None:
         return 0
     try:
-        return cpu_millicores(value) if resource == "cpu" else memory_bytes(value)
+        if resource == "cpu":
+            return cpu_millicores(value)
+        return memory_bytes(value) if resource == "memory" else whole_count(value)
     except ValueError as error:
         raise ValueError(f"{where}.{resource}: {error}") from None
 
@@ -643,6 +723,7 @@ def _instance_from_node(node: Mapping[str, Any], usage: _Usage) -> ContainerInst
     where = f"node {name!r} status.allocatable"
     cpu = _quantity(allocatable, "cpu", where)
     memory = _quantity(allocatable, "memory", where)
+    gpus = _quantity(allocatable, GPU_RESOURCE, where)
     return ContainerInstance(
         name=name,
         zone=labels.get(ZONE_LABEL),
@@ -651,6 +732,7 @@ def _instance_from_node(node: Mapping[str, Any], usage: _Usage) -> ContainerInst
         remaining_cpu_millicores=cpu - usage.cpu_millicores,
         registered_memory_mib=bytes_to_mib(memory),
         remaining_memory_mib=bytes_to_mib(memory - usage.memory_bytes),
+        remaining_gpus=gpus - usage.gpus,
         used_ports_tcp=frozenset(usage.ports_tcp),
         used_ports_udp=frozenset(usage.ports_udp),
         ready=any(
@@ -688,8 +770,8 @@ def _attributes(labels: Mapping[str, str]) -> dict[str, str]:
     builtin = {
         ZONE_ATTRIBUTE: labels.get(ZONE_LABEL),
         "ecs.instance-type": labels.get(INSTANCE_TYPE_LABEL),
-        "ecs.os-type": labels.get(OS_LABEL),
-        "ecs.cpu-architecture": _ARCHITECTURES.get(
+        OS_TYPE_ATTRIBUTE: labels.get(OS_LABEL),
+        ARCHITECTURE_ATTRIBUTE: _ARCHITECTURES.get(
             labels.get(ARCHITECTURE_LABEL, ""), labels.get(ARCHITECTURE_LABEL)
         ),
     }

@@ -30,7 +30,8 @@ Pod
     ``shareProcessNamespace`` too: the pod's pause process becomes PID 1 and reaps zombies, as
     the init process would (side effect: the containers see each other's processes).
     ``dnsServers`` -> ``dnsPolicy: None`` with ``dnsConfig.nameservers`` (ECS replaces the DNS
-    servers); ``dnsSearchDomains`` -> ``dnsConfig.searches``; ``extraHosts`` -> ``hostAliases``;
+    servers); ``dnsSearchDomains`` -> ``dnsConfig.searches``; ``extraHosts`` -> ``hostAliases``,
+    and so does each ``links`` name (or alias) -> 127.0.0.1 (the containers share the network);
     ``hostname`` -> ``spec.hostname``; ``systemControls`` -> ``securityContext.sysctls`` (the
     namespaced ones). These are per pod on Kubernetes: the containers' values are merged in
     container order, and a conflict is reported. ``repositoryCredentials`` -> the pod's
@@ -65,15 +66,19 @@ Containers
 
     Resources. ``cpu`` units -> a CPU request (1024 units = 1000m; 0 or absent: none);
     ``memoryReservation`` -> the memory request, ``memory`` -> the memory limit (and the request
-    when there is no reservation); the override's values replace the container's. With a
-    task-level ``cpu``/``memory`` (the override's wins) the requests, summed over the containers,
-    equal what ECS reserves (and what placement counted): containers with their own value keep
-    it, the rest of the task's amount is split evenly among the containers without one that are
-    not run-to-completion init containers (or among all of those when every one has a value;
-    memory only up to each container's limit). The task amount is also the task's hard ceiling
-    in ECS, and Kubernetes has no pod-level limit, so every container without its own hard limit
-    gets the task amount as its limit (CPU: every container). GPU ``resourceRequirements`` ->
-    ``nvidia.com/gpu`` limits.
+    when there is no reservation); the override's values replace the container's. A task-level
+    ``cpu``/``memory`` (the override's wins) caps the task as a whole in ECS; Kubernetes caps
+    containers, so it is split (``_task_amounts``): containers keep their own value, the rest is
+    shared evenly among the main containers and sidecars without one (among all of them when
+    every one has a value; memory only up to a hard limit), and each share is the container's
+    request *and* limit, so the Pod's limits never add up to more than the task's. CPU shares
+    are rounded cumulatively (``_cumulative_millicores``) so they add up to exactly the task's
+    millicores. A run-to-completion init container keeps its own value, set aside first and then
+    given to the main containers (which start after it); its limit is what the sidecars started
+    before it leave. A container left nothing gets ``MIN_SHARE_CPU_UNITS``/``MIN_SHARE_MIB``
+    from the largest share (reported). GPU ``resourceRequirements`` -> ``nvidia.com/gpu``
+    requests and limits. ``runtimePlatform`` -> a ``nodeSelector`` on ``kubernetes.io/os`` and
+    ``kubernetes.io/arch`` (``placement.platform_node_labels``).
 
     ``healthCheck`` -> a **readinessProbe** (not a livenessProbe: ECS never restarts an unhealthy
     container): ``CMD-SHELL x`` -> exec ``sh -c x``; ``CMD a b`` -> exec ``a b``; interval ->
@@ -114,11 +119,12 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from ecs_operator.core import labels, names
+from ecs_operator.core.placement import GPU_RESOURCE, operating_system, platform_node_labels
 from ecs_operator.core.quantity import cpu_units_to_millicores, mib_quantity, millicores_quantity
 from ecs_operator.core.security import (
     SecurityPolicy,
@@ -133,7 +139,6 @@ from ecs_operator.models.task import TaskOverride, TaskSpec
 from ecs_operator.models.taskdefinition import (
     ContainerDefinition,
     HealthCheck,
-    ResourceRequirement,
     Secret,
     TaskDefinitionSpec,
     Volume,
@@ -141,9 +146,14 @@ from ecs_operator.models.taskdefinition import (
 
 DEFAULT_STOP_TIMEOUT_SECONDS: Final = 30
 HOSTNAME_LABEL: Final = "kubernetes.io/hostname"
-GPU_RESOURCE: Final = "nvidia.com/gpu"
 DOCKER_LABELS_ANNOTATION: Final = f"{labels.PREFIX}docker-labels"
 MAX_NAMESERVERS: Final = 3
+LOOPBACK: Final = "127.0.0.1"
+MIN_SHARE_CPU_UNITS: Final = 11
+"""A container's least share of a task's CPU: 11 units are at least 10m however they round
+(the CFS quota's floor is 1 ms per 100 ms)."""
+MIN_SHARE_MIB: Final = 6
+"""A container's least share of a task's memory (the container runtime's smallest limit)."""
 
 NOT_HONOURED: Final[Mapping[str, str]] = {
     "executionRoleArn": "not needed: the kubelet pulls images and Secrets come from the namespace",
@@ -220,7 +230,8 @@ NOT_HONOURED: Final[Mapping[str, str]] = {
         "Elastic Inference accelerators are not available"
     ),
     "containerDefinitions[].links": (
-        "a no-op by design: the containers of a task share localhost (use localhost:PORT)"
+        "not a DNS name (letters, digits, '-' and '.'), so it cannot be a host alias: the name "
+        "does not resolve (the containers of a task share localhost)"
     ),
     "containerDefinitions[].hostname": (
         "a pod has one hostname, a DNS label: only the first container's valid hostname is used"
@@ -236,6 +247,11 @@ NOT_HONOURED: Final[Mapping[str, str]] = {
         "a container others wait for to COMPLETE or SUCCEED is an init container, which "
         "cannot have probes: its health check is not run"
     ),
+    "containerDefinitions[].essential false of a START/HEALTHY dependency": (
+        "a container others wait for to START or be HEALTHY is a native sidecar, which the "
+        "kubelet restarts when it exits: the task reports it STOPPED with its first exit code, "
+        "but it runs again (an essential one stops the task, as in ECS)"
+    ),
     "containerDefinitions[].dependsOn COMPLETE": (
         "behaves like SUCCESS: the dependency runs as an init container, and one that exits "
         "non-zero fails the task"
@@ -250,6 +266,14 @@ NOT_HONOURED: Final[Mapping[str, str]] = {
     ),
     "memory (task level)": (
         "part of the task memory could not be given to any container within its hard limit"
+    ),
+    "cpu (task level) minimum share": (
+        "the containers' own cpu takes all of the task's: Kubernetes has no task-wide limit, so "
+        "each container without cpu gets 11 units (10m) taken from the largest share"
+    ),
+    "memory (task level) minimum share": (
+        "the containers' own memory takes all of the task's: Kubernetes has no task-wide limit, "
+        "so each container without memory gets 6 MiB taken from the largest share"
     ),
     "proxyConfiguration": (
         "App Mesh is not available: traffic is not redirected through the proxy container, "
@@ -620,18 +644,77 @@ def _fill(
     return requests, left
 
 
+def _cumulative_millicores(units: Mapping[str, int]) -> dict[str, int]:
+    """CPU units as millicores, each rounded so that every running total is the total's own
+    conversion (rounded up): the sum is exactly ``cpu_units_to_millicores(sum of units)``, so
+    shares of a task's CPU never add up to more than the task's, and each share is within 1m
+    of its exact value."""
+    millicores: dict[str, int] = {}
+    running_units = running_millicores = 0
+    for name, amount in units.items():
+        running_units += amount
+        total = cpu_units_to_millicores(running_units)
+        millicores[name] = total - running_millicores
+        running_millicores = total
+    return millicores
+
+
+def _give_back(
+    amounts: dict[str, int],
+    own: Mapping[str, int | None],
+    mains: Sequence[str],
+    roles: Mapping[str, Role],
+    caps: Mapping[str, int | None],
+) -> int:
+    """Add what the init containers' own values set aside to the main containers (those
+    without a value first), each up to its cap; returns what fitted nowhere."""
+    set_aside = sum(amounts.get(name, 0) for name, role in roles.items() if role == "init")
+    takers = [name for name in mains if not own[name]] or list(mains)
+    room = [
+        None if caps.get(name) is None else max((caps[name] or 0) - amounts.get(name, 0), 0)
+        for name in takers
+    ]
+    shares, left = _spread(set_aside, room)
+    for name, share in zip(takers, shares, strict=True):
+        if share:
+            amounts[name] = amounts.get(name, 0) + share
+    return left
+
+
+def _with_minimum(amounts: dict[str, int], eligible: Sequence[str], minimum: int) -> bool:
+    """Give every eligible container at least ``minimum``, taken from the largest amounts (a
+    container's share is its hard limit, and one without any could not run). Returns whether
+    anything had to be taken."""
+    taken = False
+    for needy in eligible:
+        while amounts.get(needy, 0) < minimum:
+            donor = max(eligible, key=lambda name: amounts.get(name, 0))
+            give = min(minimum - amounts.get(needy, 0), amounts.get(donor, 0) - minimum)
+            if donor == needy or give <= 0:
+                break
+            amounts[donor] -= give
+            amounts[needy] = amounts.get(needy, 0) + give
+            taken = True
+    return taken
+
+
 @dataclass(frozen=True)
 class _Resources:
     requests: dict[str, dict[str, str]]
     limits: dict[str, dict[str, str]]
     unassigned_memory: int
+    minimum_taken: tuple[str, ...]
+    """``cpu``/``memory`` when a container's share had to be raised to the minimum."""
 
 
-def _gpu_limit(requirements: Iterable[ResourceRequirement]) -> str | None:
-    for requirement in requirements:
-        if requirement.type == "GPU" and _NUMERIC.fullmatch(requirement.value):
-            return requirement.value
-    return None
+def gpu_count(container: ContainerDefinition) -> int:
+    """The GPUs a container's ``resourceRequirements`` ask for (0 without, or when the value is
+    not a whole number, which ``inspect_task`` refuses)."""
+    return sum(
+        int(requirement.value)
+        for requirement in container.resource_requirements or []
+        if requirement.type == "GPU" and _NUMERIC.fullmatch(requirement.value)
+    )
 
 
 def effective_spec(spec: TaskDefinitionSpec, overrides: TaskOverride | None) -> TaskDefinitionSpec:
@@ -677,27 +760,80 @@ def effective_spec(spec: TaskDefinitionSpec, overrides: TaskOverride | None) -> 
     return spec.model_copy(update={"container_definitions": containers, **task_changes})
 
 
-def _resources(spec: TaskDefinitionSpec, roles: Mapping[str, Role]) -> _Resources:
-    """Requests and limits per ECS container name (see the module docstring)."""
+def _task_amounts(
+    spec: TaskDefinitionSpec, roles: Mapping[str, Role], eligible: Sequence[str]
+) -> tuple[dict[str, int], dict[str, int], int, list[str]]:
+    """Every container's CPU (millicores) and memory (MiB), what no container could take of
+    the task's memory, and which resources needed ``_with_minimum``."""
     containers = spec.container_definitions
-    eligible = [c.name for c in containers if roles[c.name] != "init"]
     task_cpu = spec.cpu_units
     task_memory = spec.memory_mib
-    cpu = {c.name: cpu_units_to_millicores(c.cpu or 0) or None for c in containers}
-    memory = {c.name: c.memory_reservation or c.memory for c in containers}
-    memory_limits = {c.name: c.memory or task_memory for c in containers}
+    own_cpu = {c.name: c.cpu or None for c in containers}
+    own_memory = {c.name: c.memory_reservation or c.memory for c in containers}
+    hard_memory = {c.name: c.memory for c in containers}
 
-    cpu_requests = {name: m for name, m in cpu.items() if m}
-    unassigned = 0
+    # Every container's amount in CPU units and MiB: its own value, plus its share of what
+    # the task's amount leaves (containers without a value share it; when all have one, all
+    # eligible ones do, memory only up to a hard limit).
+    # Init containers' own values are set aside first (they run beside the sidecars), then
+    # given to the main containers, which start only once every init container is done.
+    mains = [name for name in eligible if roles[name] == "main"]
+    minimum_taken: list[str] = []
+    cpu_units = {name: units for name, units in own_cpu.items() if units}
     if task_cpu is not None:
-        cpu_requests, _ = _fill(cpu, cpu_units_to_millicores(task_cpu), eligible, {})
-    memory_requests = {name: m for name, m in memory.items() if m}
+        cpu_units, _ = _fill(own_cpu, task_cpu, eligible, {})
+        _give_back(cpu_units, own_cpu, mains, roles, {})
+        if _with_minimum(cpu_units, eligible, MIN_SHARE_CPU_UNITS):
+            minimum_taken.append("cpu")
+    cpu = _cumulative_millicores({name: cpu_units.get(name, 0) for name in eligible})
+    for name in own_cpu.keys() - set(eligible):
+        cpu[name] = cpu_units_to_millicores(cpu_units.get(name, 0))
+    memory = {name: mib for name, mib in own_memory.items() if mib}
+    unassigned = 0
     if task_memory is not None:
-        memory_requests, unassigned = _fill(memory, task_memory, eligible, memory_limits)
+        memory, unassigned = _fill(own_memory, task_memory, eligible, hard_memory)
+        unassigned += _give_back(memory, own_memory, mains, roles, hard_memory)
+        if _with_minimum(memory, eligible, MIN_SHARE_MIB):
+            minimum_taken.append("memory")
+    return cpu, memory, unassigned, minimum_taken
+
+
+def _sidecars_before_init(
+    roles: Mapping[str, Role],
+    order: Sequence[str],
+    cpu: Mapping[str, int],
+    memory: Mapping[str, int],
+) -> dict[str, tuple[int, int]]:
+    """Per init container, the CPU and memory of the sidecars started before it: it runs
+    beside them, so its ceiling is what they leave of the task's amount."""
+    sidecars_cpu = sidecars_memory = 0
+    init_room: dict[str, tuple[int, int]] = {}
+    for name in order:
+        if roles[name] == "sidecar":
+            sidecars_cpu += cpu.get(name, 0)
+            sidecars_memory += memory.get(name, 0)
+        elif roles[name] == "init":
+            init_room[name] = (sidecars_cpu, sidecars_memory)
+    return init_room
+
+
+def _resources(
+    spec: TaskDefinitionSpec, roles: Mapping[str, Role], order: Sequence[str]
+) -> _Resources:
+    """Requests and limits per ECS container name (see the module docstring; ``order`` is the
+    dependency order, in which init containers and sidecars start)."""
+    containers = spec.container_definitions
+    eligible = [c.name for c in containers if roles[c.name] != "init"]
+    cpu, memory, unassigned, minimum_taken = _task_amounts(spec, roles, eligible)
+    task_cpu = spec.cpu_units
+    task_memory = spec.memory_mib
+    hard_memory = {c.name: c.memory for c in containers}
     storage_shares: dict[str, int] = {}
     if spec.ephemeral_storage is not None:
         shares, _ = _spread(spec.ephemeral_storage.size_in_gib * 1024, [None] * len(eligible))
         storage_shares = dict(zip(eligible, shares, strict=True))
+
+    init_room = _sidecars_before_init(roles, order, cpu, memory)
 
     requests: dict[str, dict[str, str]] = {}
     limits: dict[str, dict[str, str]] = {}
@@ -705,22 +841,38 @@ def _resources(spec: TaskDefinitionSpec, roles: Mapping[str, Role]) -> _Resource
         name = container.name
         request: dict[str, str] = {}
         limit: dict[str, str] = {}
-        if cpu_requests.get(name):
-            request["cpu"] = millicores_quantity(cpu_requests[name])
+        cpu_limit: int | None = None
+        memory_limit = hard_memory[name]
         if task_cpu is not None:
-            limit["cpu"] = millicores_quantity(cpu_units_to_millicores(task_cpu))
-        if memory_requests.get(name):
-            request["memory"] = mib_quantity(memory_requests[name])
-        if memory_limits[name]:
-            limit["memory"] = mib_quantity(memory_limits[name] or 0)
+            cpu_limit = cpu[name]
+            if name in init_room:
+                cpu_limit = cpu_units_to_millicores(task_cpu) - init_room[name][0]
+                cpu[name] = min(cpu[name], cpu_limit)
+        if task_memory is not None and (name not in init_room or memory_limit is None):
+            memory_limit = memory.get(name, 0)
+            if name in init_room:
+                memory_limit = task_memory - init_room[name][1]
+        if cpu[name]:
+            request["cpu"] = millicores_quantity(cpu[name])
+        if cpu_limit:
+            limit["cpu"] = millicores_quantity(cpu_limit)
+        if memory.get(name):
+            request["memory"] = mib_quantity(memory[name])
+        if memory_limit:
+            limit["memory"] = mib_quantity(memory_limit)
         if storage_shares.get(name):
             request["ephemeral-storage"] = mib_quantity(storage_shares[name])
-        gpus = _gpu_limit(container.resource_requirements or [])
-        if gpus is not None:
-            limit[GPU_RESOURCE] = gpus
+        gpus = gpu_count(container)
+        if gpus:
+            request[GPU_RESOURCE] = limit[GPU_RESOURCE] = str(gpus)
         requests[name] = request
         limits[name] = limit
-    return _Resources(requests=requests, limits=limits, unassigned_memory=unassigned)
+    return _Resources(
+        requests=requests,
+        limits=limits,
+        unassigned_memory=unassigned,
+        minimum_taken=tuple(minimum_taken),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -841,11 +993,14 @@ class _PodBuilder:
         }
         self._identity()
         self._namespaces()
+        self._platform()
         self._task_level_reports()
         volumes = [self._volume(index, volume) for index, volume in enumerate(spec.volumes or [])]
-        resources = _resources(spec, self.roles)
+        resources = _resources(spec, self.roles, self.order)
         if resources.unassigned_memory:
             self.report("spec.memory", "memory (task level)")
+        for resource in resources.minimum_taken:
+            self.report(f"spec.{resource}", f"{resource} (task level) minimum share")
         containers = {
             c.name: self._container(index, c, resources)
             for index, c in enumerate(spec.container_definitions)
@@ -903,6 +1058,23 @@ class _PodBuilder:
             self.pod["hostIPC"] = True
         elif spec.ipc_mode == "none":
             self.report("spec.ipcMode", "ipcMode none")
+
+    def _platform(self) -> None:
+        """``runtimePlatform`` -> a nodeSelector on the node's OS and CPU architecture labels
+        (placement chose such a node; the scheduler checks it again)."""
+        platform = self.spec.runtime_platform
+        if platform is None:
+            return
+        family = platform.operating_system_family
+        if family and operating_system(family) is None:
+            self.refuse(
+                "spec.runtimePlatform.operatingSystemFamily",
+                f"{family!r} is not an ECS operating system family: LINUX or "
+                "WINDOWS_SERVER_<version>_<FULL|CORE>",
+            )
+        selector = platform_node_labels(family, platform.cpu_architecture)
+        if selector:
+            self.pod["nodeSelector"] = selector
 
     def _task_level_reports(self) -> None:
         if self.spec.execution_role_arn:
@@ -1126,7 +1298,6 @@ class _PodBuilder:
         ("start_timeout", "startTimeout"),
         ("docker_security_options", "dockerSecurityOptions"),
         ("credential_specs", "credentialSpecs"),
-        ("links", "links"),
     )
 
     def _container_reports(self, index: int, container: ContainerDefinition) -> None:
@@ -1137,6 +1308,11 @@ class _PodBuilder:
         if container.version_consistency == "enabled":
             self.report(f"{path}.versionConsistency", "containerDefinitions[].versionConsistency")
         for position, requirement in enumerate(container.resource_requirements or []):
+            if requirement.type == "GPU" and not _NUMERIC.fullmatch(requirement.value):
+                self.refuse(
+                    f"{path}.resourceRequirements[{position}].value",
+                    f"{requirement.value!r} is not a number of GPUs (a whole number)",
+                )
             if requirement.type == "InferenceAccelerator":
                 self.report(
                     f"{path}.resourceRequirements[{position}]",
@@ -1182,6 +1358,11 @@ class _PodBuilder:
             rendered["tty"] = True
         if self.roles[name] == "sidecar":
             rendered["restartPolicy"] = "Always"
+            if not container.essential:
+                self.report(
+                    f"spec.containerDefinitions[{index}].essential",
+                    "containerDefinitions[].essential false of a START/HEALTHY dependency",
+                )
         self._probes(index, container, rendered)
         self._container_reports(index, container)
         return rendered
@@ -1257,11 +1438,27 @@ class _PodBuilder:
     def _hosts(self) -> None:
         aliases: dict[str, list[str]] = {}
         hostname: str | None = None
+
+        def alias(ip: str, name: str) -> None:
+            names = aliases.setdefault(ip, [])
+            if name not in names:
+                names.append(name)
+
         for index, container in enumerate(self.spec.container_definitions):
             for entry in container.extra_hosts or []:
-                names = aliases.setdefault(entry.ip_address, [])
-                if entry.hostname not in names:
-                    names.append(entry.hostname)
+                alias(entry.ip_address, entry.hostname)
+            # A link's name (``mysql``, or the alias of ``mysql:db``) resolves to the pod
+            # itself: its containers share one network namespace, as linked ones share a host.
+            for position, link in enumerate(container.links or []):
+                name, _, link_alias = link.partition(":")
+                host = (link_alias or name).lower()
+                if names.is_kubernetes_name(host):
+                    alias(LOOPBACK, host)
+                else:
+                    self.report(
+                        f"spec.containerDefinitions[{index}].links[{position}]",
+                        "containerDefinitions[].links",
+                    )
             if container.hostname is None or container.hostname == hostname:
                 continue
             if hostname is None and _is_dns_label(container.hostname):

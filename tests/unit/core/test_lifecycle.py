@@ -333,6 +333,26 @@ def test_an_essential_sidecar_that_exited_and_restarted_stops_the_task() -> None
     assert (proxy_status.last_status, proxy_status.exit_code) == ("STOPPED", 2)
 
 
+def test_a_non_essential_sidecar_restarted_by_the_kubelet_stays_stopped() -> None:
+    proxy = ContainerDefinition(name="proxy", image="envoy:1", essential=False)
+    app = APP.model_copy(
+        update={"depends_on": [ContainerDependency(container_name="proxy", condition="START")]}
+    )
+    task = settle(
+        view(proxy, app), pod(sidecars=[running("proxy")], containers=[running("app")]), at(1)
+    )
+    # Running again after the restart, it is still the container that exited, for good.
+    for moment in (5, 9):
+        seen = observe(
+            task, pod(sidecars=[restarted("proxy", 3)], containers=[running("app")]), at(moment)
+        )
+        task = dataclasses.replace(task, status=seen.status)
+        assert seen.status.last_status == "RUNNING"
+        assert seen.status.stop_code is None and not seen.actions
+        proxy_status = (seen.status.containers or [])[0]
+        assert (proxy_status.last_status, proxy_status.exit_code) == ("STOPPED", 3)
+
+
 # ---------------------------------------------------------------------------------------------
 # Stopping on request and losing the pod
 

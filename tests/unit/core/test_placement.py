@@ -12,8 +12,10 @@ from pydantic import ValidationError
 
 from ecs_operator.core.placement import (
     REASON_AGENT,
+    REASON_ATTRIBUTE,
     REASON_CPU,
     REASON_DISTINCT_INSTANCE,
+    REASON_GPU,
     REASON_MEMBER_OF,
     REASON_MEMORY,
     REASON_NO_ACTIVE_INSTANCES,
@@ -26,8 +28,10 @@ from ecs_operator.core.placement import (
     TaskRequirements,
     choose_tasks_to_stop,
     instances_from_cluster,
+    operating_system,
     place,
     place_many,
+    platform_node_labels,
     with_task,
 )
 from ecs_operator.models.placement import (
@@ -688,3 +692,78 @@ def test_cel_rules_and_the_pydantic_validator_agree(
         assert failed[0] in str(error)
     else:
         assert failed == []
+
+
+# -- runtimePlatform and GPUs ---------------------------------------------------------------------
+
+ARM64_LINUX = {"ecs.os-type": "linux", "ecs.cpu-architecture": "arm64"}
+AMD64_LINUX = {"ecs.os-type": "linux", "ecs.cpu-architecture": "x86_64"}
+
+
+def test_runtime_platform_maps_to_node_labels() -> None:
+    assert platform_node_labels("LINUX", "ARM64") == {
+        "kubernetes.io/os": "linux",
+        "kubernetes.io/arch": "arm64",
+    }
+    assert platform_node_labels("WINDOWS_SERVER_2022_CORE", "X86_64") == {
+        "kubernetes.io/os": "windows",
+        "kubernetes.io/arch": "amd64",
+    }
+    assert platform_node_labels(None, None) == {}
+    assert operating_system("WINDOWS_SERVER_") is None
+    assert operating_system("MACOS") is None
+
+
+def test_a_task_needing_arm64_goes_only_to_an_arm64_node() -> None:
+    arm = task(node_labels=platform_node_labels("LINUX", "ARM64"))
+    instances = [node("amd", attributes=AMD64_LINUX), node("arm", attributes=ARM64_LINUX)]
+    assert choices(arm, instances) == {"arm"}
+
+
+def test_no_node_of_the_task_platform_fails_with_attribute() -> None:
+    arm = task(node_labels=platform_node_labels(None, "ARM64"))
+    instances = [
+        node("amd-full", cpu=0, attributes=AMD64_LINUX),
+        node("amd", attributes=AMD64_LINUX),
+        node("down", ready=False, attributes=ARM64_LINUX),
+    ]
+    result = failure(place(arm, instances, random.Random(0)))
+    assert result.reason == REASON_ATTRIBUTE
+    assert result.closest == "amd"  # both lack the attribute: the first by name
+    assert result.detail == "is missing an attribute required by your task"
+
+
+def test_an_arm64_node_short_of_memory_is_closer_than_an_amd64_one() -> None:
+    arm = task(node_labels=platform_node_labels("LINUX", "ARM64"))
+    instances = [node("amd", attributes=AMD64_LINUX), node("arm", memory=1, attributes=ARM64_LINUX)]
+    result = failure(place(arm, instances, random.Random(0)))
+    assert (result.reason, result.closest) == (REASON_MEMORY, "arm")
+
+
+def test_gpus_are_a_resource_and_fail_with_resource_gpu() -> None:
+    two = task(gpus=2)
+    instances = [node("none"), node("one", remaining_gpus=1), node("two", remaining_gpus=2)]
+    assert choices(two, instances) == {"two"}
+    result = failure(place(two, instances[:2], random.Random(0)))
+    assert (result.reason, result.closest) == (REASON_GPU, "one")
+    assert result.detail == "has insufficient GPU units available"
+    [first, second] = place_many([task(gpus=1), task(gpus=1)], [instances[1]], random.Random(0))
+    assert chosen(first) == "one"
+    assert failure(second).reason == REASON_GPU
+
+
+def test_node_gpus_are_allocatable_minus_what_pods_request() -> None:
+    gpu_node = k8s_node("g1")
+    gpu_node["status"]["allocatable"]["nvidia.com/gpu"] = "4"
+    training = pod(
+        "train",
+        "g1",
+        containers=[container("a", limits={"nvidia.com/gpu": "1"})],
+        initContainers=[
+            {**container("s", {"nvidia.com/gpu": "1"}), "restartPolicy": "Always"},
+        ],
+    )
+    [instance] = instances_from_cluster([gpu_node], [training], group_label)
+    assert instance.remaining_gpus == 2
+    [plain] = instances_from_cluster([k8s_node("n1")], [], group_label)
+    assert plain.remaining_gpus == 0

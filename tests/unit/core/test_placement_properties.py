@@ -15,6 +15,7 @@ from ecs_operator.core.placement import (
     TaskRequirements,
     place,
     place_many,
+    platform_node_labels,
 )
 from ecs_operator.core.quantity import cpu_units_to_millicores
 from ecs_operator.models.placement import PlacementConstraint, PlacementStrategy
@@ -37,6 +38,11 @@ STRATEGIES = (
     PlacementStrategy(type="binpack", field="cpu"),
     PlacementStrategy(type="binpack", field="memory"),
 )
+PLATFORMS = (
+    {"ecs.os-type": "linux", "ecs.cpu-architecture": "x86_64"},
+    {"ecs.os-type": "linux", "ecs.cpu-architecture": "arm64"},
+    {"ecs.os-type": "windows", "ecs.cpu-architecture": "x86_64"},
+)
 SETTINGS = settings(max_examples=100, deadline=None)
 
 ports = st.frozensets(st.sampled_from(PORTS), max_size=2)
@@ -56,11 +62,13 @@ def instances(draw: st.DrawFn, *, healthy: bool = False) -> list[ContainerInstan
                 attributes={
                     "ecs.availability-zone": zone,
                     "ecs.instance-type": draw(st.sampled_from(("m5.large", "c6g.large"))),
+                    **draw(st.sampled_from(PLATFORMS)),
                 },
                 registered_cpu_millicores=4000,
                 remaining_cpu_millicores=draw(st.integers(0, 4000)),
                 registered_memory_mib=8192,
                 remaining_memory_mib=draw(st.integers(0, 8192)),
+                remaining_gpus=draw(st.integers(0, 2)),
                 used_ports_tcp=draw(ports),
                 used_ports_udp=draw(ports),
                 ready=healthy or draw(st.booleans()),
@@ -89,6 +97,11 @@ def tasks(draw: st.DrawFn) -> TaskRequirements:
         host_ports_udp=draw(ports),
         constraints=constraints,
         strategies=draw(st.lists(st.sampled_from(STRATEGIES), max_size=3)),
+        gpus=draw(st.sampled_from((0, 0, 1, 2))),
+        node_labels=platform_node_labels(
+            draw(st.sampled_from((None, "LINUX", "WINDOWS_SERVER_2022_CORE"))),
+            draw(st.sampled_from((None, "X86_64", "ARM64"))),
+        ),
     )
 
 
@@ -100,6 +113,8 @@ def fits(task: TaskRequirements, instance: ContainerInstance) -> bool:
         and not instance.blocking_taints
         and cpu_units_to_millicores(task.cpu_units) <= instance.remaining_cpu_millicores
         and task.memory_mib <= instance.remaining_memory_mib
+        and task.gpus <= instance.remaining_gpus
+        and all(instance.attributes.get(name) == value for name, value in task.required_attributes)
         and not task.host_ports_tcp & instance.used_ports_tcp
         and not task.host_ports_udp & instance.used_ports_udp
         and all(e.matches(instance, instance.group_counts) for e in task.member_of)
@@ -130,6 +145,7 @@ def test_place_many_never_exceeds_capacity_or_reuses_ports(
     by_name = {instance.name: instance for instance in cluster}
     cpu: Counter[str] = Counter()
     memory: Counter[str] = Counter()
+    gpus: Counter[str] = Counter()
     tcp: defaultdict[str, set[int]] = defaultdict(set)
     udp: defaultdict[str, set[int]] = defaultdict(set)
     groups: defaultdict[str, Counter[str]] = defaultdict(Counter)
@@ -141,6 +157,8 @@ def test_place_many_never_exceeds_capacity_or_reuses_ports(
         assert instance.ready and instance.schedulable and not instance.blocking_taints
         cpu[name] += cpu_units_to_millicores(task.cpu_units)
         memory[name] += task.memory_mib
+        gpus[name] += task.gpus
+        assert all(instance.attributes.get(k) == v for k, v in task.required_attributes)
         assert not task.host_ports_tcp & (instance.used_ports_tcp | tcp[name])
         assert not task.host_ports_udp & (instance.used_ports_udp | udp[name])
         tcp[name] |= task.host_ports_tcp
@@ -159,6 +177,8 @@ def test_place_many_never_exceeds_capacity_or_reuses_ports(
         assert used <= by_name[name].remaining_cpu_millicores
     for name, used in memory.items():
         assert used <= by_name[name].remaining_memory_mib
+    for name, used in gpus.items():
+        assert used <= by_name[name].remaining_gpus
 
 
 @SETTINGS

@@ -475,6 +475,8 @@ def test_container_level_cpu_and_memory() -> None:
 
 
 def test_task_level_resources_are_split_among_containers_without_values() -> None:
+    # ECS caps the task as a whole; Kubernetes caps containers: the task's 1 vCPU / 2 GiB is
+    # split so that the limits add up to it, never to 3 vCPU / 6 GiB.
     spec = definition(
         container("a", cpu=256, memoryReservation=512),
         container("b"),
@@ -485,13 +487,21 @@ def test_task_level_resources_are_split_among_containers_without_values() -> Non
     pod = pod_spec(spec)
     assert resources(pod, "a") == {
         "requests": {"cpu": "250m", "memory": "512Mi"},
-        "limits": {"cpu": "1000m", "memory": "2048Mi"},
+        "limits": {"cpu": "250m", "memory": "512Mi"},
     }
     for name in ("b", "c"):
         assert resources(pod, name) == {
             "requests": {"cpu": "375m", "memory": "768Mi"},
-            "limits": {"cpu": "1000m", "memory": "2048Mi"},
+            "limits": {"cpu": "375m", "memory": "768Mi"},
         }
+
+
+def test_three_containers_of_a_fargate_task_share_its_limits() -> None:
+    spec = definition(container("a"), container("b"), container("c"), cpu="1024", memory="2048")
+    pod = pod_spec(spec)
+    limits = [resources(pod, name)["limits"] for name in "abc"]
+    assert sum(int(limit["cpu"].removesuffix("m")) for limit in limits) == 1000
+    assert sum(int(limit["memory"].removesuffix("Mi")) for limit in limits) == 2048
 
 
 def test_uneven_split_still_sums_to_the_task_reservation() -> None:
@@ -501,6 +511,27 @@ def test_uneven_split_still_sums_to_the_task_reservation() -> None:
     memory = [int(resources(pod, n)["requests"]["memory"].removesuffix("Mi")) for n in "abc"]
     assert sum(cpu) == 1000 and max(cpu) - min(cpu) <= 1
     assert sum(memory) == 1000 and max(memory) - min(memory) <= 1
+
+
+def test_cpu_is_rounded_so_the_shares_never_exceed_the_task() -> None:
+    # 341 units are 333.008m each: rounded up one by one, three would ask 1002m of 1000m.
+    spec = definition(
+        *(container(name, cpu=341, memory=64) for name in "abc"), cpu=1024, memory=1024
+    )
+    pod = pod_spec(spec)
+    cpu = [int(resources(pod, n)["limits"]["cpu"].removesuffix("m")) for n in "abc"]
+    assert sum(cpu) == 1000
+    assert max(cpu) - min(cpu) <= 1
+
+
+def test_a_container_left_nothing_of_the_task_gets_a_minimum_share() -> None:
+    # Common in real task definitions: the app asks for the whole task, a sidecar for nothing.
+    spec = definition(container("app", cpu=256), container("log-router"), cpu=256, memory=512)
+    rendered = render(spec)
+    pod = rendered.manifest["spec"]
+    assert resources(pod, "log-router")["limits"]["cpu"] == "10m"
+    assert resources(pod, "app")["limits"]["cpu"] == "240m"
+    assert reported(rendered) == {"spec.cpu": NOT_HONOURED["cpu (task level) minimum share"]}
 
 
 def test_when_every_container_has_a_value_the_rest_is_spread_within_limits() -> None:
@@ -514,7 +545,7 @@ def test_when_every_container_has_a_value_the_rest_is_spread_within_limits() -> 
     # 1024 - 300 - 100 = 624 MiB: a is capped by its 300 MiB hard limit, b takes the rest.
     assert resources(pod, "a")["requests"] == {"cpu": "250m", "memory": "300Mi"}
     assert resources(pod, "b")["requests"] == {"cpu": "250m", "memory": "724Mi"}
-    assert resources(pod, "b")["limits"]["memory"] == "1024Mi"
+    assert resources(pod, "b")["limits"]["memory"] == "724Mi"
 
 
 def test_memory_that_fits_no_container_is_reported() -> None:
@@ -551,7 +582,7 @@ def test_resource_overrides_replace_container_and_task_values() -> None:
     pod = pod_spec(spec, task)
     assert resources(pod, "a") == {
         "requests": {"cpu": "1000m", "memory": "1024Mi"},
-        "limits": {"cpu": "2000m", "memory": "2048Mi"},
+        "limits": {"cpu": "1000m", "memory": "1024Mi"},
     }
     assert resources(pod, "b")["requests"] == {"cpu": "1000m", "memory": "3072Mi"}
 
@@ -564,6 +595,8 @@ def test_gpus_and_ephemeral_storage() -> None:
     )
     pod = pod_spec(spec)
     assert resources(pod, "a")["limits"]["nvidia.com/gpu"] == "2"
+    assert resources(pod, "a")["requests"]["nvidia.com/gpu"] == "2"
+    assert "nvidia.com/gpu" not in resources(pod, "b")["limits"]
     assert resources(pod, "a")["requests"]["ephemeral-storage"] == "10752Mi"
     assert resources(pod, "b")["requests"]["ephemeral-storage"] == "10752Mi"
 
@@ -1151,7 +1184,7 @@ def test_unsupported_container_and_task_fields_are_reported() -> None:
             startTimeout=30,
             dockerSecurityOptions=["no-new-privileges"],
             credentialSpecs=["credentialspec:file://x.json"],
-            links=["db:database"],
+            links=["db:the_database"],
             versionConsistency="enabled",
             resourceRequirements=[{"type": "InferenceAccelerator", "value": "x"}],
         ),
@@ -1179,7 +1212,7 @@ def test_unsupported_container_and_task_fields_are_reported() -> None:
                 "startTimeout",
                 "dockerSecurityOptions",
                 "credentialSpecs",
-                "links",
+                "links[0]",
                 "versionConsistency",
                 "resourceRequirements[0]",
             )

@@ -119,7 +119,6 @@ CONTAINER_FIELDS_NOT_HONOURED = (
     "startTimeout",
     "dockerSecurityOptions",
     "credentialSpecs",
-    "links",
 )
 
 
@@ -225,7 +224,6 @@ def test_read_only_fields_are_reported_as_read_only_where_the_user_wrote_them() 
     assert unsupported["spec.taskDefinition.revision"]["readOnly"] is True
     assert unsupported["spec.taskDefinition.registeredBy"]["readOnly"] is True
     assert unsupported["spec.tags"].get("readOnly") is None
-    assert "spec.taskDefinition.containerDefinitions[0].links" in unsupported
     assert "read-only" not in plan.status["conditions"][0]["reason"]
 
 
