@@ -11,6 +11,7 @@
   carries its log tail.
 - `ecs`: an `ecs_api.Ecs` client bound to a fresh namespace (bodies: `ecs_api.container()`,
   `task_definition()`, `task()`).
+- `plugin`: the installed `kubectl ecs` plugin, run against `ecs`'s namespace.
 """
 
 from __future__ import annotations
@@ -20,7 +21,15 @@ from pathlib import Path
 
 import pytest
 
-from support.ecs_api import GROUP, PROBE_NAMESPACE, VERSION, Ecs, OperatorProcess
+from support.ecs_api import (
+    GROUP,
+    PROBE_NAMESPACE,
+    VERSION,
+    Ecs,
+    OperatorProcess,
+    Plugin,
+    plugin_runner,
+)
 from support.helpers import ClusterTarget, run_kubectl, service_account_kubeconfig, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -128,3 +137,8 @@ def pytest_runtest_makereport(
 @pytest.fixture
 def ecs(default_operator: OperatorProcess, target: ClusterTarget, namespace: str) -> Ecs:
     return Ecs(target, namespace, lambda: default_operator.tail(30))
+
+
+@pytest.fixture
+def plugin(ecs: Ecs, target: ClusterTarget) -> Plugin:
+    return plugin_runner(target, ecs.namespace)

@@ -5,44 +5,12 @@ real control plane. Every step polls with a deadline (`kubectl ecs wait …`), n
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from support.ecs_api import Ecs, container, shell
-from support.helpers import KUBECTL, ClusterTarget
-
-PLUGIN = Path(sys.executable).parent / "kubectl-ecs"
-
-Plugin = Callable[..., subprocess.CompletedProcess[str]]
-
-
-@pytest.fixture
-def plugin(ecs: Ecs, target: ClusterTarget) -> Plugin:
-    """`kubectl-ecs ARGS… --kubeconfig K --cluster NAMESPACE`, KUBECONFIG unset (the flags
-    alone must be enough), as a CompletedProcess."""
-    assert PLUGIN.exists(), f"{PLUGIN} is not installed: run `make venv`"
-    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
-
-    def run(*args: str, via_kubectl: bool = False) -> subprocess.CompletedProcess[str]:
-        where = ["--kubeconfig", str(target.kubeconfig), "--cluster", ecs.namespace]
-        command = [str(PLUGIN), *args, *where]
-        run_env = env
-        if via_kubectl:  # kubectl finds `kubectl-ecs` on PATH
-            command = [KUBECTL, "ecs", *args, *where]
-            run_env = {**env, "PATH": f"{PLUGIN.parent}{os.pathsep}{env.get('PATH', '')}"}
-        result = subprocess.run(
-            command, capture_output=True, text=True, env=run_env, timeout=120, check=False
-        )
-        assert "Traceback" not in result.stderr, result.stderr
-        return result
-
-    return run
+from support.ecs_api import Ecs, Plugin, container, shell
+from support.helpers import ClusterTarget
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:

@@ -9,12 +9,16 @@ after its target drained for the whole deregistration delay.
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
-from support.ecs_api import GROUP, VERSION, Ecs, KubectlRunner, condition, task
+from support.ecs_api import GROUP, VERSION, Ecs, KubectlRunner, Plugin, condition, task
+from support.helpers import ClusterTarget
 from support.load_balancers import (
     DEREGISTRATION_DELAY,
     LB_NAME,
@@ -134,26 +138,81 @@ def test_targets_follow_healthy_tasks_and_drain_on_scale_in(
     services.ecs.wait(recorded, "ECS events", lambda: lbs.event_counts(SERVICE), 10)
 
 
-def test_deleting_the_service_drains_its_targets(services: Services, lbs: LoadBalancers) -> None:
-    check = EndpointInvariants(LB_NAME, SERVICE, DEREGISTRATION_DELAY)
+DELETE_DRAIN_DELAY = 8  # seconds: long enough to see the drain, and a hanging delete
+
+
+def described_services(plugin: Plugin) -> dict[str, Any]:
+    """`kubectl ecs describe-services --services web -o json`."""
+    result = plugin("describe-services", "--services", SERVICE, "-o", "json")
+    assert result.returncode == 0, result.stderr
+    described: dict[str, Any] = json.loads(result.stdout)
+    return described
+
+
+def test_kubectl_delete_of_a_load_balanced_service_returns_at_once_and_its_tasks_drain(
+    services: Services,
+    lbs: LoadBalancers,
+    kubectl: KubectlRunner,
+    plugin: Plugin,
+    target: ClusterTarget,
+) -> None:
+    """ECS's DeleteService: `kubectl delete ecssvc` (default --wait) returns at once, not after
+    the deregistration delay; the tasks, deleted with it, stay DEACTIVATING while their
+    targets drain (no longer listed ready, their Pods still running), `kubectl ecs
+    describe-services` shows the Service DRAINING, and then the tasks are gone."""
+    check = EndpointInvariants(LB_NAME, SERVICE, DELETE_DRAIN_DELAY)
     with ClusterWatch(services, namespace_paths(services)) as watch:
-        launch(services, lbs, 2)
+        lbs.create(load_balancer(deregistrationDelaySeconds=DELETE_DRAIN_DELAY))
+        services.create_body(web_definition(FAMILY))
+        services.ecs.wait_accepted(FAMILY)
+        services.create(SERVICE, FAMILY, desiredCount=2, loadBalancers=[lb_entry()])
         wait_serving(services, lbs, 2)
-        services.ecs.delete("services", SERVICE)
+        tasks = {t["metadata"]["name"] for t in services.tasks(SERVICE)}
+
+        started = time.monotonic()
+        deleted = kubectl("delete", "-n", services.namespace, "ecssvc", SERVICE)
+        took = time.monotonic() - started
+        assert deleted.returncode == 0, deleted.stderr
+        assert took < DELETE_DRAIN_DELAY / 2, f"kubectl delete took {took:.1f} s"
+        assert services.ecs.get("services", SERVICE) is None
+
+        def draining() -> bool:
+            targets = {t["task"]: t["state"] for t in lbs.targets()}
+            going = services.tasks(SERVICE)
+            return (
+                {t["metadata"]["name"] for t in going} == tasks
+                and all(t["metadata"].get("deletionTimestamp") for t in going)
+                and {(t.get("status") or {}).get("lastStatus") for t in going} == {"DEACTIVATING"}
+                and targets == dict.fromkeys(tasks, "draining")
+                and not lbs.listed_endpoints()
+            )
+
         services.ecs.wait(
-            lambda: (
-                not lbs.targets()
-                and not lbs.slices()
-                and not services.tasks(SERVICE)
-                # the LoadBalancer learns the Service is gone only after its drain finalizer goes
-                and "services" not in lbs.status()
-            ),
-            "the Service's targets and tasks gone, and the LoadBalancer no longer naming it",
-            lambda: (lbs.status(), [t["metadata"]["name"] for t in services.tasks(SERVICE)]),
-            CONVERGE,
+            draining,
+            "the deleted Service's tasks DEACTIVATING, their targets draining, none listed",
+            lambda: (lbs.targets(), [t.get("status") for t in services.tasks(SERVICE)]),
+            DELETE_DRAIN_DELAY / 2,
+        )
+        (entry,) = described_services(plugin)["services"]
+        assert (entry["serviceName"], entry["status"]) == (SERVICE, "DRAINING")
+        assert lbs.status()["drainingCount"] == 2
+
+        services.ecs.wait(
+            lambda: not services.tasks(SERVICE) and not lbs.targets() and not lbs.slices(),
+            "the tasks and their targets gone once drained",
+            lambda: (lbs.targets(), [t.get("status") for t in services.tasks(SERVICE)]),
+            DELETE_DRAIN_DELAY + CONVERGE * target.slowness,
         )
     assert_clean(watch, check)
-    assert set(check.draining_since) == check.listed == check.stopped_pods
+    assert set(check.draining_since) == check.listed == check.stopped_pods == tasks
+    assert described_services(plugin)["failures"] == [{"arn": SERVICE, "reason": "MISSING"}]
+
+    def recorded() -> bool:
+        counts = lbs.event_counts(SERVICE)
+        prefix = f"(service {SERVICE})"
+        return counted(counts, f"{prefix} has begun draining connections on", " tasks.") == 2
+
+    services.ecs.wait(recorded, "the drain's ECS events", lambda: lbs.event_counts(SERVICE), 10)
 
 
 def test_rolling_deployment_drains_old_tasks_before_stopping_them(

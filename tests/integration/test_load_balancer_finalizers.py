@@ -1,4 +1,4 @@
-"""Finalizers that always clear (issue #13): the LoadBalancer `in-use` and the Service
+"""Finalizers that always clear (issue #13): the LoadBalancer `in-use` and the service Tasks'
 `drain-targets` finalizers go once their reason is gone, so deleting a namespace or the CRDs
 never needs a hand edit, even when the operator was down meanwhile."""
 
@@ -35,14 +35,18 @@ CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 
 def load_balanced_service(services: Services, lbs: LoadBalancers, desired: int) -> None:
     """A LoadBalancer in use (its `in-use` finalizer set) by a Service whose tasks are
-    registered (the Service's `drain-targets` finalizer set)."""
+    registered (each task's `drain-targets` finalizer set)."""
     lbs.create(load_balancer())
     services.create_body(web_definition(FAMILY))
     services.ecs.wait_accepted(FAMILY)
     services.create(SERVICE, FAMILY, desiredCount=desired, loadBalancers=[lb_entry()])
     services.ecs.wait(
-        lambda: len(lbs.targets()) == desired and lbs.get()["metadata"].get("finalizers"),
-        f"{desired} targets registered and the LoadBalancer marked in use",
+        lambda: (
+            len(lbs.targets()) == desired
+            and lbs.get()["metadata"].get("finalizers")
+            and all(t["metadata"].get("finalizers") for t in services.tasks(SERVICE))
+        ),
+        f"{desired} targets registered, the LoadBalancer marked in use, the tasks held",
         lambda: lbs.get(),
         30,
     )
@@ -66,12 +70,13 @@ def test_namespace_deleted_while_the_operator_is_down_goes_once_it_returns(
     )
 
 
-def test_a_deleted_service_whose_tasks_went_in_a_watch_gap_still_goes(
+def test_what_was_deleted_in_a_watch_gap_still_goes(
     ecs: Ecs, default_operator: OperatorProcess, sandbox_target: ClusterTarget
 ) -> None:
-    """The drain finalizer waits for tasks the API still has, not for those only a stale cache
-    remembers: here the tasks are deleted while the operator is paused with its watches
-    closed, and it resumes with a fresh LIST (410), which reports no deletion."""
+    """The Service, its LoadBalancer and its tasks are deleted while the operator is paused
+    with its watches closed, and it resumes with a fresh LIST (410), which reports no
+    deletion: the tasks' drain finalizers go once their LoadBalancer is gone, and its in-use
+    finalizer once no Service names it."""
     services = Services(ecs)
     lbs = LoadBalancers(services)
     load_balanced_service(services, lbs, 2)
@@ -81,21 +86,23 @@ def test_a_deleted_service_whose_tasks_went_in_a_watch_gap_still_goes(
     process.send_signal(signal.SIGSTOP)
     try:
         sandbox_target.sandbox.call(store.close_watches)  # no event reaches the operator
-        ecs.delete("services", SERVICE)  # held by its drain finalizer
+        tasks = [t["metadata"]["name"] for t in services.tasks(SERVICE)]
+        ecs.delete("services", SERVICE)
         ecs.delete("loadbalancers", LB_NAME)  # held by its in-use finalizer
-        for task in services.tasks(SERVICE):
-            ecs.delete("tasks", task["metadata"]["name"])
+        for task in tasks:
+            ecs.delete("tasks", task)  # held by their drain finalizers
         sandbox_target.sandbox.call(lambda: store.close_watches(expire=True))  # resume: 410
     finally:
         process.send_signal(signal.SIGCONT)
 
     def remaining() -> list[str]:
         found = [ecs.get("services", SERVICE), ecs.get("loadbalancers", LB_NAME)]
+        found += [ecs.get("tasks", task) for task in tasks]
         return [f"{o['kind']}/{o['metadata']['name']}" for o in found if o is not None]
 
     ecs.wait(
         lambda: not remaining(),
-        "the Service and the LoadBalancer gone",
+        "the Service, the LoadBalancer and the tasks gone",
         remaining,
         GONE_WITHIN,
     )

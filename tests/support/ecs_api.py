@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
-from support.helpers import ClusterTarget, unique_name, wait_for
+from support.helpers import KUBECTL, ClusterTarget, unique_name, wait_for
 
 GROUP = "ecs.operator.dev"
 VERSION = "v1alpha1"
@@ -39,6 +39,32 @@ PROBE_WRITES = {
 }
 
 KubectlRunner = Callable[..., subprocess.CompletedProcess[str]]
+Plugin = Callable[..., subprocess.CompletedProcess[str]]
+PLUGIN = Path(sys.executable).parent / "kubectl-ecs"
+
+
+def plugin_runner(target: ClusterTarget, namespace: str) -> Plugin:
+    """`kubectl-ecs ARGS… --kubeconfig K --cluster NAMESPACE`, KUBECONFIG unset (the flags
+    alone must be enough), as a CompletedProcess; `via_kubectl=True` runs it through kubectl's
+    own plugin lookup."""
+    assert PLUGIN.exists(), f"{PLUGIN} is not installed: run `make venv`"
+    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+
+    def run(*args: str, via_kubectl: bool = False) -> subprocess.CompletedProcess[str]:
+        where = ["--kubeconfig", str(target.kubeconfig), "--cluster", namespace]
+        command = [str(PLUGIN), *args, *where]
+        run_env = env
+        if via_kubectl:  # kubectl finds `kubectl-ecs` on PATH
+            command = [KUBECTL, "ecs", *args, *where]
+            run_env = {**env, "PATH": f"{PLUGIN.parent}{os.pathsep}{env.get('PATH', '')}"}
+        result = subprocess.run(
+            command, capture_output=True, text=True, env=run_env, timeout=120, check=False
+        )
+        assert "Traceback" not in result.stderr, result.stderr
+        return result
+
+    return run
+
 
 Body = dict[str, Any]
 

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from pydantic import ValidationError
 
 from ecs_operator.controllers.cache import Key, finalizer_write_event, owner_name
-from ecs_operator.controllers.context import OperatorContext
+from ecs_operator.controllers.context import SERVICE_INDEX, OperatorContext
 from ecs_operator.controllers.metrics import OperatorMetrics
 from ecs_operator.controllers.triggers import Change, Trigger, every_object, its_namespace, itself
 from ecs_operator.controllers.workqueue import WorkQueue
@@ -107,6 +107,7 @@ class LoadBalancerController:
             return
         now = datetime.now(UTC)
         members, users = self._members(namespace, lb)
+        departed = self._departed(namespace, lb)
         problems = []
         deleting = bool(body["metadata"].get("deletionTimestamp"))
         if deleting and users:
@@ -125,7 +126,9 @@ class LoadBalancerController:
         # Ownership before action: under another's Service of its name it registers and
         # publishes nothing, and says so.
         refusal = await self._sync_service(namespace, lb)
-        plan = load_balancing.desired_targets(lb, [] if refusal else members, now)
+        plan = load_balancing.desired_targets(
+            lb, [] if refusal else members, now, [] if refusal else departed
+        )
         problems += await self._sync_slices(namespace, lb, plan.targets)
         update = load_balancing.lb_status(
             lb, plan.targets, sorted(users), problems, now, refusal, plan.weights
@@ -142,7 +145,12 @@ class LoadBalancerController:
             if written is None:
                 return
         for event in plan.events:
-            service = self.context.services.get((namespace, event.service))
+            # A deleted Service's events (its targets draining) go to its last known state:
+            # `kubectl get events` shows them for as long as events are kept.
+            service_key = (namespace, event.service)
+            service = self.context.services.get(service_key) or self.context.services.tombstone(
+                service_key
+            )
             if service is not None:
                 await self.events.record(
                     service, *ecs_events.service_event_kind(event.message), event.message
@@ -183,18 +191,30 @@ class LoadBalancerController:
                 users.add(service.metadata.name)
             elif service.metadata.name not in holding:
                 continue
-            tasks, pods = self._tasks_of(namespace, body)
+            tasks, pods = self._with_pods(namespace, self.context.service_tasks(body))
             members.append(load_balancing.ServiceMembers(service, tasks, pods))
         return members, users
 
-    def _tasks_of(
-        self, namespace: str, service: Mapping[str, Any]
+    def _departed(self, namespace: str, lb: LoadBalancer) -> list[load_balancing.DepartedTasks]:
+        """The tasks of each Service gone while it still has targets in the LoadBalancer:
+        found by their ownerReference's name (the Service's uid is gone with it)."""
+        holding = {t.service for t in (lb.status.targets or ())} if lb.status else set()
+        departed = []
+        for service in sorted(holding):
+            if self.context.services.get((namespace, service)) is None:
+                bodies = self.context.tasks.indexed(SERVICE_INDEX, f"{namespace}/{service}")
+                tasks, pods = self._with_pods(namespace, bodies)
+                departed.append(load_balancing.DepartedTasks(service, tasks, pods))
+        return departed
+
+    def _with_pods(
+        self, namespace: str, bodies: Iterable[dict[str, Any]]
     ) -> tuple[list[Task], dict[str, Mapping[str, Any]]]:
-        """The Service's Tasks and their Pods: only a Pod the Task owns (a Pod that merely has
-        a task's name is not a target)."""
+        """The Tasks and their Pods: only a Pod the Task owns (a Pod that merely has a task's
+        name is not a target)."""
         tasks: list[Task] = []
         pods: dict[str, Mapping[str, Any]] = {}
-        for body in self.context.service_tasks(service):
+        for body in bodies:
             try:
                 task = self.context.tasks.parsed(body, Task)
             except ValidationError:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import random
-import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -41,8 +40,6 @@ from ecs_operator.models.task import Task
 from ecs_operator.models.taskdefinition import TaskDefinitionSpec
 
 logger = logging.getLogger(__name__)
-
-DRAIN_CHECK_SECONDS = 5.0
 
 
 def _service_itself(change: Change, _context: OperatorContext) -> Iterable[Key]:
@@ -96,7 +93,6 @@ class ServiceController:
         self.context = context
         self.events = events
         self.rng = random.Random()
-        self._drain_checked: dict[Key, float] = {}  # when a deleted Service's tasks were listed
         self.queue: WorkQueue[Key] = WorkQueue(
             "services",
             self.reconcile,
@@ -118,18 +114,21 @@ class ServiceController:
         body = self.context.services.get(key)
         if body is None:
             self.launcher.forget(key)
-            return  # deleted: ownerReference garbage collection removes its stopped tasks
-        if body["metadata"].get("deletionTimestamp"):
-            await self._delete(key, body)
+            # Deleted: ownerReference garbage collection deletes its tasks, each of a
+            # load-balanced Service once its targets drained (their own finalizer).
             return
+        if service_planning.holds_former_drain_finalizer(body):
+            await self.context.api.set_finalizer(
+                SERVICES, body, labels.DRAIN_FINALIZER, present=False
+            )
+        if body["metadata"].get("deletionTimestamp"):
+            return  # only another's finalizer can hold it: its tasks go with it
         now = datetime.now(UTC)
         try:
             service = self.context.services.parsed(body, Service)
         except ValidationError as error:
             logger.warning("service %s/%s cannot be read: %s", *key, error)
             return
-        if service_planning.wants_drain_finalizer(service.spec, body):
-            await self._set_finalizer(body, add=True)
         await self.launcher.settle_in_flight(key)
         state = self._read(key[0], body, service, now)
         plan = service_planning.plan_reconcile(state, self.rng)
@@ -167,44 +166,6 @@ class ServiceController:
             *self._resolve(namespace, service),
             health_checked=service_planning.health_checked(tasks, lambda r: spec_of(namespace, r)),
         )
-
-    async def _delete(self, key: Key, body: dict[str, Any]) -> None:
-        """A load-balanced Service goes only when none of its tasks is left running, each
-        stopped through its deregistration, so no client is cut off mid-request."""
-        if not service_planning.drains_on_deletion(body):
-            return
-        live = service_planning.live_tasks(self._tasks(body))
-        if live and not await self._live_in_api(key, body):
-            live = []  # the watch missed their deletion (their CRD deleted, say): nothing drains
-        for request in service_planning.drain_stops(key[1], live):
-            await self._stop_task(key[0], request)
-        if live:
-            self.queue.add_after(key, 1.0)
-        else:
-            self._drain_checked.pop(key, None)
-            await self._set_finalizer(body, add=False)
-
-    async def _live_in_api(self, key: Key, body: Mapping[str, Any]) -> bool:
-        """Whether the API still lists a live task of the Service being deleted (asked at most
-        every DRAIN_CHECK_SECONDS; True in between). The cache alone could wait for ever on
-        tasks whose deletion its watch never reported: their CRD was deleted, or the watch
-        stopped."""
-        now = time.monotonic()
-        checked = self._drain_checked.get(key)
-        if checked is not None and now - checked < DRAIN_CHECK_SECONDS:
-            return True
-        self._drain_checked[key] = now
-        selector = f"{labels.SERVICE_LABEL}={labels.label_value(key[1])}"
-        try:
-            listed = await self.context.api.list(TASKS, key[0], label_selector=selector)
-        except KubeError as error:
-            if not error.not_found:
-                raise
-            return False  # the Task kind itself is gone
-        return service_planning.lists_live_task(listed, body)
-
-    async def _set_finalizer(self, body: dict[str, Any], *, add: bool) -> None:
-        await self.context.api.set_finalizer(SERVICES, body, labels.DRAIN_FINALIZER, present=add)
 
     def _resolve(
         self, namespace: str, service: Service

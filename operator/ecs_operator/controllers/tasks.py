@@ -20,7 +20,7 @@ from ecs_operator.controllers.metrics import OperatorMetrics
 from ecs_operator.controllers.pod_launcher import PodLauncher
 from ecs_operator.controllers.triggers import Change, Trigger, itself, owner
 from ecs_operator.controllers.workqueue import WorkQueue
-from ecs_operator.core import events, revisions
+from ecs_operator.core import events, labels, revisions
 from ecs_operator.core.load_balancing import moved_targets
 from ecs_operator.core.ownership import owned_by
 from ecs_operator.core.task_planning import (
@@ -104,6 +104,10 @@ class TaskController:
             task = self.context.tasks.parsed(body, Task)
         except ValidationError as error:
             await self._refuse_unreadable(body, error)
+            if body["metadata"].get("deletionTimestamp") and labels.DRAIN_FINALIZER in (
+                body["metadata"].get("finalizers") or ()
+            ):
+                await self._set_drain_finalizer(body, False)  # nothing to drain can be read
             return
         state = self._state(key, body, task)
         plan = plan_task(state)
@@ -115,8 +119,16 @@ class TaskController:
     def _state(self, key: Key, body: dict[str, Any], task: Task) -> TaskState:
         namespace, pod, service = key[0], self.context.pods.get(key), owner_name(body, "Service")
         reference, new = revision_reference(body, task, pod, service)
-        service_spec = self._service_spec(body, service)
-        balanced = service_spec is not None and bool(service_spec.load_balancers)
+        owner = self.context.services.get((namespace, service or ""))
+        if owner is not None and not owned_by(body, owner):
+            owner = None  # not a service task, or one with a forged ownerReference
+        service_spec = self._service_spec(owner)
+        # Its targets are looked up while its Service names a LoadBalancer, and while it holds
+        # the drain finalizer (its Service may be gone).
+        balanced = (service_spec is not None and bool(service_spec.load_balancers)) or (
+            labels.DRAIN_FINALIZER in (body["metadata"].get("finalizers") or ())
+        )
+        namespace_body = self.context.namespaces.get(("", namespace))
         return TaskState(
             body=body,
             task=task,
@@ -130,17 +142,19 @@ class TaskController:
             pod_tombstone=self.context.pods.tombstone(key),
             service=service,
             service_spec=service_spec,
+            service_gone=service is not None and owner is None,
             load_balancers=self.context.load_balancers_in(namespace) if balanced else {},
-            namespace_seen=self.context.namespaces.get(("", namespace)) is not None,
+            namespace_seen=namespace_body is not None,
+            namespace_terminating=namespace_body is not None
+            and bool(namespace_body["metadata"].get("deletionTimestamp")),
             since_launch=self.launcher.since_launch(key),
         )
 
-    def _service_spec(self, body: dict[str, Any], service: str | None) -> ServiceSpec | None:
-        found = self.context.services.get((body["metadata"]["namespace"], service or ""))
-        if found is None or not owned_by(body, found):
-            return None  # not a service task, or one with a forged ownerReference
+    def _service_spec(self, owner: dict[str, Any] | None) -> ServiceSpec | None:
+        if owner is None:
+            return None
         try:
-            return self.context.services.parsed(found, Service).spec
+            return self.context.services.parsed(owner, Service).spec
         except ValidationError:
             return None
 
@@ -150,14 +164,31 @@ class TaskController:
             return
         if plan.status is not None:
             status = plan.status.model_dump(mode="json", by_alias=True, exclude_none=True)
-            if await self.context.api.write_status(TASKS, body, status) is None:
+            written = await self.context.api.write_status(TASKS, body, status)
+            if written is None:
                 return  # deleted meanwhile: garbage collection removes its Pod
+            body = written
         if (stop := plan.stop_pod) is not None:
             await self._stop_pod(key, stop)
+        if plan.drain_finalizer is not None:
+            await self._set_drain_finalizer(body, plan.drain_finalizer)
         for event in plan.events:
             await self.events.record(body, event.type, event.reason, event.message)
         if plan.requeue_after is not None:
             self.queue.add_after(key, plan.requeue_after)
+
+    async def _set_drain_finalizer(self, body: dict[str, Any], present: bool) -> None:
+        """Removing it from a deleted task deletes it: garbage collection then deletes its Pod
+        (already stopping, its targets drained)."""
+        try:
+            await self.context.api.set_finalizer(
+                TASKS, body, labels.DRAIN_FINALIZER, present=present
+            )
+        except KubeError as error:
+            if not error.conflict:
+                raise
+            # Changed meanwhile (garbage collection deleting it, say): that change's watch
+            # event plans the task again.
 
     async def _stop_pod(self, key: Key, stop: PodStop) -> None:
         """Stop the task's containers and keep its Pod (its logs): the kubelet enforces the

@@ -21,7 +21,9 @@ MANAGED_BY: Final = "ecs-operator"
 FINALIZER: Final = f"{PREFIX}finalizer"
 """Kopf's own marker (the operator registers no deletion handler, so Kopf never keeps it)."""
 DRAIN_FINALIZER: Final = f"{PREFIX}drain-targets"
-"""On a load-balanced Service: its deletion waits until every task has drained and stopped."""
+"""On a load-balanced service's Task: its deletion (garbage collection after its Service's
+deletion, say) waits until its targets drained. Earlier versions set it on the Service, whose
+deletion then waited: it is removed from Services."""
 IN_USE_FINALIZER: Final = f"{PREFIX}in-use"
 """On a LoadBalancer a Service names: its deletion waits until no Service does."""
 

@@ -30,10 +30,11 @@ Health
 
 Deregistration
     A registered target whose task gets a stop decided (or whose Service stops naming the
-    LoadBalancer, e.g. the Service was deleted) while its Pod still runs starts ``draining``
-    (``Target.DeregistrationInProgress``, ``drainingSince`` = now) and is removed
-    ``deregistrationDelaySeconds`` later. The Task controller keeps the task DEACTIVATING while
-    ``task_deregistering`` is true, so the Pod is only stopped after draining. If the task stops
+    LoadBalancer, or the Service was deleted: its tasks are then ``DepartedTasks``) while its
+    Pod still runs starts ``draining`` (``Target.DeregistrationInProgress``, ``drainingSince``
+    = now) and is removed ``deregistrationDelaySeconds`` later. The Task controller keeps the
+    task DEACTIVATING while ``task_deregistering`` is true, so the Pod is only stopped after
+    draining; a deleted task's drain finalizer holds it as long. If the task stops
     anyway while draining, the target stays ``draining`` until the delay ends, as ELB does, with
     ``taskStopped`` set, and is no longer an endpoint (*decision*). A target whose task stopped
     without draining (a crash, an essential exit, a lost node: ``connectivity`` DISCONNECTED) is
@@ -81,6 +82,7 @@ from ecs_operator.models.taskdefinition import TaskDefinitionSpec
 
 __all__ = [
     "MAX_ENDPOINTS_PER_SLICE",
+    "DepartedTasks",
     "ServiceMembers",
     "ServicePort",
     "SliceChanges",
@@ -136,6 +138,17 @@ class ServiceMembers:
     their Pods (Pod manifests by task name; a Task's Pod has the Task's name)."""
 
     service: Service
+    tasks: Sequence[Task]
+    pods: Mapping[str, Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class DepartedTasks:
+    """The Tasks (and their Pods, by task name) of ``service``, a Service that is gone but
+    still has targets in the LoadBalancer: they register nothing, and their targets drain
+    while garbage collection deletes them (each task's deletion waits for its drain)."""
+
+    service: str
     tasks: Sequence[Task]
     pods: Mapping[str, Mapping[str, Any]]
 
@@ -429,17 +442,22 @@ class _Planner:
 
 
 def desired_targets(
-    lb: LoadBalancer, services: Sequence[ServiceMembers], now: datetime
+    lb: LoadBalancer,
+    services: Sequence[ServiceMembers],
+    now: datetime,
+    departed: Sequence[DepartedTasks] = (),
 ) -> TargetsPlan:
     """The LoadBalancer's targets as they should now read (rules in the module docstring).
 
     ``services``: every Service whose ``loadBalancers[]`` names ``lb``, plus those that still
-    have targets in it (so their draining targets find their tasks); a deleted Service's
-    targets drain or go by the same rules."""
+    have targets in it (so their draining targets find their tasks); ``departed``: the tasks of
+    deleted Services that still have targets in it, whose targets drain or go by the same
+    rules."""
     planner = _Planner(lb, now)
     previous = {(t.task, t.port): t for t in (lb.status.targets if lb.status else None) or ()}
-    tasks = {t.metadata.name: t for m in services for t in m.tasks}
-    pods = {name: pod for m in services for name, pod in m.pods.items()}
+    members: list[ServiceMembers | DepartedTasks] = [*services, *departed]
+    tasks = {t.metadata.name: t for m in members for t in m.tasks}
+    pods = {name: pod for m in members for name, pod in m.pods.items()}
     targets: list[Target] = []
     candidates = _candidates(lb.metadata.name, services, now)
     for key, candidate in candidates.items():

@@ -4,7 +4,9 @@ The Service controller reads its caches into a ``ReconcileState`` and applies wh
 decides: ``plan_reconcile`` (the ``core.deployments`` scheduler's plan, plus the tasks failing
 ELB health checks and the stopped tasks to delete), then for each launch ``place_launch`` and
 ``task_manifest``, then ``record_outcome`` (the launch results added to the status, written
-once). A load-balanced Service's deletion drains its tasks first (``drain_stops``).
+once). A load-balanced Service's tasks carry the drain finalizer from their creation
+(``task_manifest``): deleting the Service returns at once, and each task's deletion (garbage
+collection) waits until its targets drained.
 """
 
 from __future__ import annotations
@@ -33,7 +35,6 @@ from ecs_operator.core.deployments import (
     ServiceTask,
     StopRequest,
 )
-from ecs_operator.core.ownership import owned_by
 from ecs_operator.core.placement import ContainerInstance, PlacementFailure
 from ecs_operator.core.render import effective_spec
 from ecs_operator.models.loadbalancer import LoadBalancer
@@ -313,6 +314,9 @@ def task_manifest(
             "startedBy": launch.deployment_id,
         },
     }
+    if spec.load_balancers:
+        # The task's deletion (with its Service's, say) waits until its targets drained.
+        manifest["metadata"]["finalizers"] = [labels.DRAIN_FINALIZER]
     if spec.propagate_tags == "SERVICE" and spec.tags:
         manifest["spec"]["tags"] = [
             t.model_dump(by_alias=True, exclude_none=True) for t in spec.tags
@@ -321,40 +325,14 @@ def task_manifest(
 
 
 # ---------------------------------------------------------------------------------------------
-# The Service object: its finalizer and its deletion
+# The Service object: the finalizer it no longer holds, and what a reconcile reads
 
 
-def wants_drain_finalizer(spec: ServiceSpec, body: Mapping[str, Any]) -> bool:
-    """A load-balanced Service holds the drain finalizer, so its deletion drains first."""
-    return bool(spec.load_balancers) and not drains_on_deletion(body)
-
-
-def drains_on_deletion(body: Mapping[str, Any]) -> bool:
+def holds_former_drain_finalizer(body: Mapping[str, Any]) -> bool:
+    """Whether the Service still carries the drain finalizer earlier versions set on a
+    load-balanced Service (its deletion then waited for the drain). Its tasks carry it now,
+    each its own, so the Service's is removed: its deletion returns at once."""
     return labels.DRAIN_FINALIZER in (body["metadata"].get("finalizers") or ())
-
-
-def live_tasks(tasks: Iterable[Task]) -> list[Task]:
-    """The tasks not STOPPED yet."""
-    return [t for t in tasks if not (t.status and t.status.last_status == "STOPPED")]
-
-
-def lists_live_task(listed: Iterable[Mapping[str, Any]], service: Mapping[str, Any]) -> bool:
-    """Whether ``listed`` (Task bodies) holds a task of ``service`` that is not STOPPED."""
-    return any(
-        owned_by(task, service) and (task.get("status") or {}).get("lastStatus") != "STOPPED"
-        for task in listed
-    )
-
-
-def drain_stops(service: str, live: Iterable[Task]) -> list[StopRequest]:
-    """ECS's DeleteService for a load-balanced service: every task is stopped through its
-    deregistration (DEACTIVATING, targets draining); the Service goes when none is left."""
-    reason = events.service_deleting(service)
-    return [
-        StopRequest(t.metadata.name, "ServiceSchedulerInitiated", reason)
-        for t in live
-        if t.spec.desired_status != "STOPPED"
-    ]
 
 
 def reads_changed(read: Mapping[str, Any], written: Mapping[str, Any]) -> bool:

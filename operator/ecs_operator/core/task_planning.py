@@ -139,10 +139,14 @@ class TaskState:
     """The Service its ownerReferences name: a service task."""
     service_spec: ServiceSpec | None = None
     """That Service's spec, when it exists, truly owns the task and can be read."""
+    service_gone: bool = False
+    """That Service is gone (deleted): garbage collection deletes the task too."""
     load_balancers: Mapping[str, LoadBalancer] = field(default_factory=dict)
     """The namespace's LoadBalancers by name (needed when ``service_spec`` names any)."""
     namespace_seen: bool = True
     """The task's namespace is in the cache (its labels decide what the task may do)."""
+    namespace_terminating: bool = False
+    """The task's namespace is being deleted: its LoadBalancers go too, nothing drains."""
     since_launch: float | None = None
     """Seconds since this operator created the task's Pod (None: it did not)."""
     launched: LaunchOutcome | None = None
@@ -165,14 +169,16 @@ class PodStop:
 class TaskPlan:
     """What to do, in this order: delete the Task (its time to live is over; garbage
     collection takes its Pod) and nothing else; or create the Pod of ``launch`` and plan again
-    with the outcome; or write ``status`` (None: unchanged), stop the Pod, record ``events``.
-    In every case look again after ``requeue_after`` seconds (None: only when something
-    changes)."""
+    with the outcome; or write ``status`` (None: unchanged), stop the Pod, add or remove the
+    drain finalizer, record ``events``. In every case look again after ``requeue_after``
+    seconds (None: only when something changes)."""
 
     delete_task: bool = False
     launch: PodLaunch | None = None
     status: TaskStatus | None = None
     stop_pod: PodStop | None = None
+    drain_finalizer: bool | None = None
+    """Add (True) or remove (False) ``labels.DRAIN_FINALIZER``; None: leave it as it is."""
     events: tuple[Event, ...] = ()
     requeue_after: float | None = None
 
@@ -207,7 +213,12 @@ def waits_for_family(task: Mapping[str, Any], family: str) -> bool:
 def plan_task(state: TaskState) -> TaskPlan:
     """What this reconcile of the task does (see the module docstring and ``TaskPlan``)."""
     task, now = state.task, state.now
-    if task.status and is_expired(task.status, now, task.spec.ttl_seconds_after_stopped):
+    deleting = (task.metadata.model_extra or {}).get("deletionTimestamp") is not None
+    if (
+        not deleting
+        and task.status
+        and is_expired(task.status, now, task.spec.ttl_seconds_after_stopped)
+    ):
         return TaskPlan(delete_task=True)
     pod, failure = state.pod, None
     if pod is not None and not owned_by(pod, state.body):
@@ -227,6 +238,7 @@ def plan_task(state: TaskState) -> TaskPlan:
     return TaskPlan(
         status=None if observation.status == task.status else observation.status,
         stop_pod=_pod_stop(pod, observation),
+        drain_finalizer=_drain_finalizer(state, view, observation),
         # A service reports its tasks' starts and stops in its own (ECS) events; its tasks
         # post only their warnings, which keeps a scale-out to a few writes a task.
         events=tuple(e for e in observation.events if state.service is None or e.type != "Normal"),
@@ -357,9 +369,15 @@ def _view(
     task = state.task
     effective = effective_spec(revision.spec, task.spec.overrides) if revision else None
     node = state.node if pod is not None else None
+    stop_code, stopped_reason = requested_stop_code(task), task.spec.stopped_reason
+    if state.service_gone:
+        # Its Service's deletion stops it (ECS's DeleteService), by garbage collection.
+        stop_code = "ServiceSchedulerInitiated"
+        stopped_reason = stopped_reason or events.service_deleting(state.service or "")
     view = replace(
         TaskView.of(task, effective.container_definitions if effective else [], state.now),
-        requested_stop_code=requested_stop_code(task),
+        requested_stop_code=stop_code,
+        stopped_reason=stopped_reason,
         status=_identity(state, revision, effective),
         start_failure=failure,
         node_lost=pod is not None and is_on_lost_node(pod, node),
@@ -393,21 +411,39 @@ def _identity(
 
 def _with_load_balancing(state: TaskState, view: TaskView) -> TaskView:
     """A load-balanced service task is ACTIVATING until its targets are registered and
-    DEACTIVATING, once its stop is decided, until they have drained (ECS §2.3): the Pod is
-    stopped only then. A forced stop (its node is lost) does not wait."""
+    DEACTIVATING, once its stop is decided (or its deletion, e.g. with its Service), until they
+    have drained (ECS §2.3): the Pod is stopped only then. Its targets drain also once its
+    Service is gone. A forced stop (its node is lost) does not wait, nor does a task whose
+    namespace is being deleted (its LoadBalancers go with it)."""
     spec, task = state.service_spec, state.task
-    if spec is None or not spec.load_balancers:
-        return view
-    stopping = task.spec.desired_status == "STOPPED"
-    forced = requested_stop_code(task) == "TerminationNotice"
+    stopping = task.spec.desired_status == "STOPPED" or view.deletion_requested
+    forced = view.requested_stop_code == "TerminationNotice" or state.namespace_terminating
     name, load_balancers = task.metadata.name, state.load_balancers
     return replace(
         view,
-        activating=not stopping and awaiting_registration(name, spec, load_balancers),
+        activating=spec is not None
+        and bool(spec.load_balancers)
+        and not stopping
+        and awaiting_registration(name, spec, load_balancers),
         deactivating=stopping
         and not forced
         and task_deregistering(name, load_balancers.values(), state.now),
     )
+
+
+def _drain_finalizer(state: TaskState, view: TaskView, observation: Observation) -> bool | None:
+    """Whether to add (True) or remove (False) the drain finalizer, None to leave it. A task of
+    a load-balanced Service holds it until it stopped, so that its deletion (its Service's
+    deletion, say) cannot cut a target off; once deleted, it keeps it only while a target of
+    it drains (``view.deactivating``): never when its namespace is being deleted or its
+    LoadBalancers are gone."""
+    held = labels.DRAIN_FINALIZER in (state.body["metadata"].get("finalizers") or ())
+    if view.deletion_requested:
+        wanted = view.deactivating
+    else:
+        balanced = state.service_spec is not None and bool(state.service_spec.load_balancers)
+        wanted = observation.status.last_status != "STOPPED" and (held or balanced)
+    return None if wanted == held else wanted
 
 
 def _with_final_pod_state(

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from ecs_operator.core.labels import CONTAINERS_ANNOTATION
+from ecs_operator.core.labels import CONTAINERS_ANNOTATION, SERVICE_LABEL, label_value
 from ecs_operator.kube.client import (
     PODS,
     SERVICES,
@@ -345,11 +345,19 @@ async def describe_tasks(kube: KubeClient, namespace: str, references: Sequence[
 async def describe_services(kube: KubeClient, namespace: str, references: Sequence[str]) -> Result:
     services, failures = [], []
     for reference in references:
-        found = await kube.get(SERVICES, namespace, translate.object_reference(reference))
-        if found is None:
+        name = translate.object_reference(reference)
+        found = await kube.get(SERVICES, namespace, name)
+        if found is not None:
+            services.append(views.describe_service(found))
+            continue
+        # Deleted: DRAINING (then INACTIVE) while its tasks are still going.
+        selector = f"{SERVICE_LABEL}={label_value(name)}"
+        tasks = await kube.list(TASKS, namespace, label_selector=selector)
+        departed = views.departed_service(name, namespace, tasks)
+        if departed is None:
             failures.append(views.failure(reference))
         else:
-            services.append(views.describe_service(found))
+            services.append(departed)
     payload = {"services": services, "failures": failures}
     return Result(payload, views.services_text(services, failures))
 

@@ -135,6 +135,39 @@ def describe_service(obj: Mapping[str, Any]) -> dict[str, Any]:
     return described
 
 
+_STOPPING_OR_STOPPED: Final = frozenset({"STOPPING", "DEPROVISIONING", "STOPPED"})
+
+
+def departed_service(
+    name: str, namespace: str, tasks: Iterable[Mapping[str, Any]]
+) -> dict[str, Any] | None:
+    """DescribeServices' entry for Service `name`, deleted while tasks of it (Task bodies) are
+    still there: garbage collection deletes them, a load-balanced one once its targets drained.
+    As ECS's DeleteService: DRAINING while one of them is not yet STOPPING or STOPPED, then
+    INACTIVE. None when no task of it is left: nothing remembers it (MISSING)."""
+    statuses = [
+        (task.get("status") or {}).get("lastStatus")
+        for task in tasks
+        if any(
+            r.get("kind") == "Service" and r.get("name") == name
+            for r in (task.get("metadata") or {}).get("ownerReferences") or ()
+        )
+    ]
+    if not statuses:
+        return None
+    draining = any(status not in _STOPPING_OR_STOPPED for status in statuses)
+    return {
+        "serviceName": name,
+        "clusterArn": namespace,
+        "status": "DRAINING" if draining else "INACTIVE",
+        "desiredCount": 0,
+        "runningCount": statuses.count("RUNNING"),
+        "pendingCount": sum(status in ("PROVISIONING", "PENDING") for status in statuses),
+        "deployments": [],
+        "events": [],
+    }
+
+
 # --- tables --------------------------------------------------------------------------------------
 
 

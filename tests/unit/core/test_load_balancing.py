@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from ecs_operator.core.load_balancing import (
+    DepartedTasks,
     ServiceMembers,
     TargetsPlan,
     awaiting_registration,
@@ -345,6 +346,25 @@ def test_a_service_that_stops_naming_the_load_balancer_drains_its_targets() -> N
         lb, members([task("web-1")], [task_pod("web-1")], service(entries=())), at(10)
     )
     assert one(plan).state == "draining"
+
+
+def test_a_deleted_service_s_tasks_drain_then_go() -> None:
+    """Its Service deleted, the running task (not yet deleted by garbage collection) is
+    registered no more: its target drains for the delay, then goes; without its task found
+    (``DepartedTasks``) the target would go at once, cutting clients off."""
+    lb = registered(task("web-1"))
+    departed = [DepartedTasks("web", [task("web-1")], {"web-1": task_pod("web-1")})]
+    plan = desired_targets(lb, [], at(10), departed)
+    assert (one(plan).state, one(plan).draining_since) == ("draining", at(10))
+    assert "(service web) has begun draining connections on 1 tasks." in messages(plan)
+    assert render_endpoint_slices(lb, plan.targets)[0]["endpoints"][0]["conditions"] == {
+        "ready": False,
+        "serving": False,
+        "terminating": True,
+    }
+    assert desired_targets(step(lb, plan), [], at(309), departed).targets == plan.targets
+    assert desired_targets(step(lb, plan), [], at(310), departed).targets == ()
+    assert desired_targets(lb, [], at(10)).targets == ()
 
 
 def test_the_task_controller_waits_for_draining_and_registration() -> None:

@@ -1,6 +1,6 @@
 """One Service reconcile's decisions (core.service_planning): ELB-health stops after the
 scheduler's plan, stopped-task trimming, launch placement, the Task manifest, the outcome the
-controller writes, and the deletion drain."""
+controller writes, and the drain finalizer: on each load-balanced task, no longer on the Service."""
 
 import random
 from dataclasses import replace
@@ -17,9 +17,7 @@ from ecs_operator.core.service_planning import (
     MAX_STOPPED_TASKS_PER_SERVICE,
     PLACEMENT_RETRY_SECONDS,
     ReconcileState,
-    drain_stops,
-    lists_live_task,
-    live_tasks,
+    holds_former_drain_finalizer,
     place_launch,
     plan_reconcile,
     reads_changed,
@@ -27,7 +25,6 @@ from ecs_operator.core.service_planning import (
     stop_patch,
     stopped_to_delete,
     task_manifest,
-    wants_drain_finalizer,
 )
 from ecs_operator.models.loadbalancer import LoadBalancer
 from ecs_operator.models.service import Service, ServiceStatus
@@ -320,34 +317,19 @@ def test_launches_are_recorded_and_an_unplaced_one_is_tried_again() -> None:
 # The Service object: finalizer, deletion, what a reconcile reads
 
 
-def test_only_a_load_balanced_service_without_it_wants_the_drain_finalizer() -> None:
-    held = {"metadata": {"finalizers": [labels.DRAIN_FINALIZER]}}
-    balanced = service(loadBalancers=[ENTRY]).spec
-    assert wants_drain_finalizer(balanced, {"metadata": {}})
-    assert not wants_drain_finalizer(balanced, held)
-    assert not wants_drain_finalizer(service().spec, {"metadata": {}})
+def test_only_a_load_balanced_service_s_tasks_are_created_holding_the_drain_finalizer() -> None:
+    """Deleting the Service returns at once: each task's own deletion waits for its drain."""
+    launch = LaunchRequest("ecs-svc/1", "web:1", 1)
+    balanced = task_manifest(service(loadBalancers=[ENTRY]), launch, "n1", 0, "web-0123456789")
+    plain = task_manifest(service(), launch, "n1", 0, "web-0123456789")
+    assert balanced["metadata"]["finalizers"] == [labels.DRAIN_FINALIZER]
+    assert "finalizers" not in plain["metadata"]
 
 
-def test_deletion_stops_each_live_task_once() -> None:
-    tasks = [
-        task("running"),
-        task("stopping", desired="STOPPED"),
-        task("gone", last_status="STOPPED", stopped_at=1, desired="STOPPED"),
-    ]
-    live = live_tasks(tasks)
-    assert [t.metadata.name for t in live] == ["running", "stopping"]
-    assert drain_stops("web", live) == [
-        StopRequest("running", "ServiceSchedulerInitiated", events.service_deleting("web"))
-    ]
-
-
-def test_a_listed_task_counts_as_live_only_when_the_service_owns_it() -> None:
-    body = {"metadata": {"name": "web", "uid": "svc-uid"}}
-    mine = task("web-1").model_dump(mode="json", by_alias=True, exclude_none=True)
-    foreign = {**mine, "metadata": {**mine["metadata"], "ownerReferences": []}}
-    stopped = {**mine, "status": {"lastStatus": "STOPPED"}}
-    assert lists_live_task([mine], body)
-    assert not lists_live_task([foreign, stopped], body)
+def test_a_service_holding_the_former_drain_finalizer_is_recognised() -> None:
+    assert holds_former_drain_finalizer({"metadata": {"finalizers": [labels.DRAIN_FINALIZER]}})
+    assert not holds_former_drain_finalizer({"metadata": {"finalizers": ["other/x"]}})
+    assert not holds_former_drain_finalizer({"metadata": {}})
 
 
 def test_a_status_write_changes_what_a_reconcile_reads_only_with_generation_or_deletion() -> None:

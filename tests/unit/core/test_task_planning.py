@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -412,15 +413,14 @@ HEALTHY = {
 
 def balanced(body: dict[str, Any], lb: LoadBalancer, **fields: Any) -> TaskState:
     serving = own(pod(containers=[running("app")]))
-    return state(
-        body,
-        pod=serving,
-        node=node(),
-        service="svc",
-        service_spec=SERVICE,
-        load_balancers={"web-lb": lb},
-        **fields,
-    )
+    facts: dict[str, Any] = {
+        "pod": serving,
+        "node": node(),
+        "service": "svc",
+        "service_spec": SERVICE,
+        "load_balancers": {"web-lb": lb},
+    }
+    return state(body, **(facts | fields))
 
 
 def test_a_load_balanced_task_is_activating_until_registered() -> None:
@@ -451,6 +451,92 @@ def test_a_forced_stop_does_not_wait_for_draining() -> None:
     plan = plan_task(balanced(stopping_body("TerminationNotice"), load_balancer(HEALTHY)))
     assert written(plan).last_status == "STOPPING"
     assert plan.stop_pod is not None
+
+
+def deleted(body: dict[str, Any], *, held: bool = True) -> dict[str, Any]:
+    """`body` being deleted (garbage collection after its Service's deletion, say)."""
+    metadata = body["metadata"] | {"deletionTimestamp": at(1).isoformat()}
+    if held:
+        metadata["finalizers"] = [labels.DRAIN_FINALIZER]
+    return body | {"metadata": metadata}
+
+
+RUNNING_STATUS = {"lastStatus": "RUNNING", "desiredStatus": "RUNNING"}
+DRAINING = HEALTHY | {"state": "draining", "drainingSince": at(0).isoformat()}
+
+
+def test_a_load_balanced_service_task_gets_the_drain_finalizer_until_it_stopped() -> None:
+    """Added to one created without it (by an earlier version), removed once STOPPED; a task
+    of a Service without load balancers never holds it."""
+    running = task_body(status=RUNNING_STATUS, service="svc")
+    assert plan_task(balanced(running, load_balancer(HEALTHY))).drain_finalizer is True
+    held = running | {"metadata": running["metadata"] | {"finalizers": [labels.DRAIN_FINALIZER]}}
+    assert plan_task(balanced(held, load_balancer(HEALTHY))).drain_finalizer is None
+    stopped = {"lastStatus": "STOPPED", "desiredStatus": "STOPPED", "stopCode": "UserInitiated"}
+    ended = held | {"status": RUNNING_STATUS | stopped}
+    assert plan_task(state(ended, service="svc", service_spec=SERVICE)).drain_finalizer is False
+    plain = ServiceSpec.model_validate({"taskDefinition": "web", "desiredCount": 1})
+    assert plan_task(state(running, service="svc", service_spec=plain)).drain_finalizer is None
+
+
+def test_a_deleted_task_of_a_deleted_service_holds_its_pod_and_finalizer_while_it_drains() -> None:
+    """Its Service gone (garbage collection deletes the task): DEACTIVATING, stopped by the
+    scheduler with DeleteService's reason, Pod untouched while a target of it drains; then its
+    Pod stops and the finalizer goes, and with it the Task."""
+    body = deleted(task_body(status=RUNNING_STATUS, service="svc"))
+    draining = balanced(body, load_balancer(DRAINING), service_spec=None, service_gone=True)
+    plan = plan_task(draining)
+    status = written(plan)
+    assert (status.last_status, status.desired_status) == ("DEACTIVATING", "STOPPED")
+    assert (status.stop_code, status.stopped_reason) == (
+        "ServiceSchedulerInitiated",
+        events.service_deleting("svc"),
+    )
+    assert plan.stop_pod is None
+    assert plan.drain_finalizer is None
+    drained = plan_task(replace(after_write(draining, plan), load_balancers={}))
+    assert written(drained).last_status == "STOPPING"
+    assert drained.stop_pod is not None
+    assert drained.drain_finalizer is False
+
+
+def test_a_deleted_task_waits_for_a_target_not_yet_draining() -> None:
+    """Deleted while its target is still healthy (the LoadBalancer has not seen the deletion
+    yet): the finalizer holds until the target drained."""
+    body = deleted(task_body(status=RUNNING_STATUS, service="svc"))
+    plan = plan_task(balanced(body, load_balancer(HEALTHY)))
+    assert written(plan).last_status == "DEACTIVATING"
+    assert (plan.stop_pod, plan.drain_finalizer) == (None, None)
+
+
+@pytest.mark.parametrize(
+    "why",
+    ["namespace terminating", "load balancer gone", "node lost", "never registered"],
+)
+def test_a_deleted_task_lets_go_at_once_when_nothing_can_drain(why: str) -> None:
+    """Its namespace is being deleted (its LoadBalancers go too), its LoadBalancer is gone, its
+    node was lost (a forced stop), or it never had a target: the finalizer goes at once."""
+    annotations = {labels.STOP_CODE_ANNOTATION: "TerminationNotice"} if why == "node lost" else {}
+    body = deleted(task_body(status=RUNNING_STATUS, service="svc", annotations=annotations))
+    lb = load_balancer() if why == "never registered" else load_balancer(DRAINING)
+    fields: dict[str, Any] = {
+        "namespace terminating": {"namespace_terminating": True},
+        "load balancer gone": {"load_balancers": {}},
+    }.get(why, {})
+    plan = plan_task(balanced(body, lb, **fields))
+    assert plan.drain_finalizer is False
+    assert written(plan).last_status == "STOPPING"
+
+
+def test_a_deleted_stopped_task_is_not_deleted_again_but_let_go() -> None:
+    """Its time to live over while it is already being deleted (held by the finalizer): the
+    finalizer goes, no second delete."""
+    stopped = {"lastStatus": "STOPPED", "desiredStatus": "STOPPED", "stopCode": "UserInitiated"}
+    ended = RUNNING_STATUS | stopped | {"stoppedAt": T0.isoformat()}
+    body = deleted(task_body(status=ended, service="svc", ttlSecondsAfterStopped=0))
+    plan = plan_task(state(body, now=at(3600), service="svc", service_spec=SERVICE))
+    assert not plan.delete_task
+    assert plan.drain_finalizer is False
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from ecs_operator.core.labels import SERVICE_LABEL
 from ecs_operator.kube.client import NAMESPACES, PODS, SERVICES, TASK_DEFINITIONS, TASKS
 from ecs_operator.plugin import commands
 from ecs_operator.plugin.commands import CommandError
@@ -320,6 +321,48 @@ async def test_describe_lists_what_is_missing_as_ecs_does() -> None:
     assert tasks.payload["failures"] == [{"arn": "gone", "reason": "MISSING"}]
     services = await commands.describe_services(kube, NS, ["api"])
     assert services.payload == {"services": [], "failures": [{"arn": "api", "reason": "MISSING"}]}
+
+
+def service_task(name: str, last_status: str, service: str = "api") -> dict[str, Any]:
+    """A Task of Service `service` (its label and ownerReference), at `last_status`."""
+    return {
+        "apiVersion": "ecs.operator.dev/v1alpha1",
+        "kind": "Task",
+        "metadata": {
+            "name": name,
+            "namespace": NS,
+            "labels": {SERVICE_LABEL: service},
+            "ownerReferences": [{"kind": "Service", "name": service, "uid": "svc-uid"}],
+        },
+        "spec": {"taskDefinition": "web"},
+        "status": {"lastStatus": last_status},
+    }
+
+
+async def test_a_deleted_service_is_draining_while_its_tasks_drain_then_inactive() -> None:
+    """As ECS's DeleteService: DRAINING while a task of it has not reached STOPPING, then
+    INACTIVE; MISSING once no task of it is left. A task only labelled as its is not."""
+    kube = cluster()
+    kube.seed(TASKS, service_task("api-1", "DEACTIVATING"))
+    kube.seed(TASKS, service_task("api-2", "STOPPING"))
+    forged = service_task("other-1", "RUNNING", service="other")
+    forged["metadata"]["labels"] = {SERVICE_LABEL: "api"}
+    kube.seed(TASKS, forged)
+    draining = await commands.describe_services(kube, NS, ["api"])
+    assert draining.payload is not None
+    [entry] = draining.payload["services"]
+    assert (entry["serviceName"], entry["status"], entry["desiredCount"]) == ("api", "DRAINING", 0)
+    assert "DRAINING" in draining.text
+    stopping = kube.stored(TASKS, NS, "api-1")
+    stopping["status"]["lastStatus"] = "STOPPED"
+    kube.put(TASKS, stopping)
+    inactive = await commands.describe_services(kube, NS, ["api"])
+    assert inactive.payload is not None
+    assert inactive.payload["services"][0]["status"] == "INACTIVE"
+    for name in ("api-1", "api-2"):
+        await kube.delete(TASKS, NS, name)
+    missing = await commands.describe_services(kube, NS, ["api"])
+    assert missing.payload == {"services": [], "failures": [{"arn": "api", "reason": "MISSING"}]}
 
 
 # --- wait -----------------------------------------------------------------------------------------
