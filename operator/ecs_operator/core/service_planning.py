@@ -19,7 +19,6 @@ from typing import Any, Final
 
 from ecs_operator.core import (
     deployments,
-    events,
     labels,
     launches,
     load_balancing,
