@@ -89,6 +89,22 @@ def revision_of(task: Body) -> str:
     return str(task_status(task).get("taskDefinitionArn") or task["spec"]["taskDefinition"])
 
 
+def describe_tasks(tasks: Iterable[Body]) -> str:
+    """One line per task, oldest first: what a failed count needs to be understood."""
+    lines = []
+    for task in sorted(tasks, key=lambda t: t["metadata"].get("creationTimestamp") or ""):
+        status = task_status(task)
+        annotations = task["metadata"].get("annotations") or {}
+        ordinal = annotations.get(f"{GROUP}/launch-ordinal")
+        lines.append(
+            f"{task['metadata'].get('creationTimestamp')} {task['metadata']['name']} "
+            f"{task['spec'].get('startedBy')}#{ordinal} {revision_of(task)} "
+            f"{status.get('lastStatus')} {status.get('stopCode') or ''} "
+            f"{status.get('stoppedReason') or ''}"
+        )
+    return "\n".join(lines)
+
+
 def node_of(task: Body) -> str | None:
     status = task_status(task)
     node = status.get("nodeName") or task["metadata"].get("annotations", {}).get(
