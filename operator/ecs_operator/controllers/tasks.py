@@ -1,7 +1,8 @@
 """Tasks: read the caches, plan with `core.task_planning`, apply the plan.
 
 The plan is applied status first (so a crash between the two never mistakes our own pod
-stop for someone else's), then pod creation or stop, then events. A stopped task keeps its
+stop for someone else's), then pod creation or stop, then the other tasks of a run (RunTask's
+count), then events. A stopped task keeps its
 Pod, terminated, until the Task is deleted (``lifecycle``: the Pod outlives the stop).
 """
 
@@ -20,11 +21,12 @@ from ecs_operator.controllers.metrics import OperatorMetrics
 from ecs_operator.controllers.pod_launcher import PodLauncher
 from ecs_operator.controllers.triggers import Change, Trigger, itself, owner
 from ecs_operator.controllers.workqueue import WorkQueue
-from ecs_operator.core import events, labels, revisions
+from ecs_operator.core import events, labels, launches, revisions
 from ecs_operator.core.load_balancing import moved_targets
 from ecs_operator.core.ownership import owned_by
 from ecs_operator.core.task_planning import (
     PodStop,
+    RunLaunch,
     TaskPlan,
     TaskState,
     plan_task,
@@ -66,6 +68,7 @@ STOP_RETRY_SECONDS = 1.0
 class TaskController:
     TRIGGERS: ClassVar[tuple[Trigger, ...]] = (
         Trigger(TASKS, itself),
+        Trigger(TASKS, owner("Task")),  # a task of a run wakes its first Task
         Trigger(PODS, owner("Task")),
         Trigger(LOAD_BALANCERS, _targets_moved),
         Trigger(TASK_DEFINITIONS, _waiting_for_revision),
@@ -148,6 +151,10 @@ class TaskController:
             namespace_terminating=namespace_body is not None
             and bool(namespace_body["metadata"].get("deletionTimestamp")),
             since_launch=self.launcher.since_launch(key),
+            run_members={
+                name: self.context.tasks.get((namespace, name))
+                for _, name in launches.run_task_names(key[1], task.spec.count)
+            },
         )
 
     def _service_spec(self, owner: dict[str, Any] | None) -> ServiceSpec | None:
@@ -172,10 +179,36 @@ class TaskController:
             await self._stop_pod(key, stop)
         if plan.drain_finalizer is not None:
             await self._set_drain_finalizer(body, plan.drain_finalizer)
+        if plan.run is not None:
+            await self._launch_run(key, body, plan.run)
         for event in plan.events:
             await self.events.record(body, event.type, event.reason, event.message)
         if plan.requeue_after is not None:
             self.queue.add_after(key, plan.requeue_after)
+
+    async def _launch_run(self, key: Key, body: dict[str, Any], run: RunLaunch) -> None:
+        """Label the first Task of a run, then create the run's other Tasks. Their names are
+        fixed, so a create repeated (a lost response, a restart) is refused as 409 and the
+        holder cached; the next plan, at once, judges it and records the run once all exist."""
+        if run.label is not None:
+            # The uid makes the patch apply to this Task only, never to one of the same name
+            # created meanwhile.
+            patch = {
+                "metadata": {
+                    "uid": body["metadata"]["uid"],
+                    "labels": {labels.RUN_LABEL: run.label},
+                }
+            }
+            try:
+                await self.context.api.patch(TASKS, *key, patch)
+            except KubeError as error:
+                if not (error.not_found or error.conflict or error.code == 422):
+                    raise
+                return  # gone or replaced meanwhile: its watch event plans it again
+        for manifest in run.create:
+            await self.context.api.create_or_get(TASKS, key[0], manifest)
+        if run.create:
+            self.queue.add(key)
 
     async def _set_drain_finalizer(self, body: dict[str, Any], present: bool) -> None:
         """Removing it from a deleted task deletes it: garbage collection then deletes its Pod

@@ -130,6 +130,8 @@ REASON_UNHEALTHY: Final = "TaskUnhealthy"
 REASON_HEALTHY: Final = "TaskHealthy"
 REASON_NODE_LOST: Final = "TaskNodeLost"
 REASON_UNSUPPORTED_FIELDS: Final = "UnsupportedFields"
+REASON_TASKS_LAUNCHED: Final = "TasksLaunched"
+"""On the first Task of a run (RunTask's count): its tasks were all created."""
 
 # Kubernetes Event messages of the task's health and connectivity.
 TASK_UNHEALTHY: Final = "An essential container is UNHEALTHY"
@@ -535,7 +537,22 @@ def az_balance(service: str, tasks_per_zone: Mapping[str, int], balanced: bool) 
 
 
 REASON_TASK_NAME_TAKEN: Final = "TaskNameTaken"
+"""A launch's Task name (a service task's, or a task of a run) is held by another object."""
 REASON_REVISION_NAME_TAKEN: Final = "RevisionNameTaken"
+
+
+def run_tasks_launched(launched: Sequence[str], count: int) -> str:
+    """Operator wording (ECS's RunTask answers with the tasks it started): the tasks of a run
+    that were created, the first included."""
+    return f"launched {len(launched)} of {count} tasks: {', '.join(launched)}"
+
+
+def run_task_name_taken(task: str, holder: str) -> str:
+    """Operator wording (RunTask's ``failures[]``): a task of a run was not created, its name
+    being held by an object that is not that task (``holder``: whose it is)."""
+    return (
+        f"did not launch task {task}: a Task of that name exists and is not this run's ({holder})"
+    )
 
 
 def revision_name_taken(reference: str, name: str) -> str:

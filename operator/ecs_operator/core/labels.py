@@ -32,6 +32,9 @@ TASK_LABEL: Final = f"{PREFIX}task"
 FAMILY_LABEL: Final = f"{PREFIX}family"
 REVISION_LABEL: Final = f"{PREFIX}revision"
 SERVICE_LABEL: Final = f"{PREFIX}service"
+RUN_LABEL: Final = f"{PREFIX}run"
+"""On every Task of a run (a Task with spec.count above 1, and the Tasks it created): the first
+Task's name, so ``kubectl get ecstask -l ecs.operator.dev/run=NAME`` lists the run."""
 REVISION_STATUS_LABEL: Final = f"{PREFIX}revision-status"
 
 # Annotations.

@@ -11,6 +11,10 @@ conflict: the name is skipped and the clash reported.
 The ordinal is recorded on the Task (`LAUNCH_ORDINAL_ANNOTATION`) so it is read, never parsed
 back out of a name. A Task's name can be reused only within its deployment once the Task and
 its Pod are gone (trimmed or expired); its `taskArn` (the uid) stays unique.
+
+The tasks of a run (RunTask's `count`) follow the same rule: the first Task, which the user
+created, is their owner, and the others are named `NAME-2` … `NAME-N` (`run_task_names`), with
+their ordinal recorded the same way.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ from ecs_operator.core import labels
 MAX_NAME_LENGTH: Final = 253  # a Task's name is its Pod's: a DNS subdomain
 _DIGEST_LENGTH: Final = 10
 LAUNCH_ORDINAL_ANNOTATION: Final = f"{labels.PREFIX}launch-ordinal"
-"""On a service's Task: its ordinal within its deployment (part of what its name derives from)."""
+"""On a service's Task: its ordinal within its deployment (part of what its name derives from);
+on a Task of a run, its ordinal in the run (2 … N)."""
 
 
 def service_task_name(service: str, service_uid: str, deployment_id: str, ordinal: int) -> str:
@@ -59,6 +64,57 @@ def launch_names(
     return chosen
 
 
+def run_task_names(first: str, count: int) -> list[tuple[int, str]]:
+    """The ordinals 2 … `count` of the run whose first Task is `first`, with their Tasks'
+    names: `FIRST-2` … `FIRST-N`. A first name too long for the suffix is cut and followed by a
+    digest of it (distinct first Tasks keep distinct runs), so every name is a valid DNS
+    subdomain of at most 253 characters."""
+    runs = []
+    for ordinal in range(2, count + 1):
+        suffix = f"-{ordinal}"
+        if len(first) + len(suffix) <= MAX_NAME_LENGTH:
+            runs.append((ordinal, f"{first}{suffix}"))
+            continue
+        digest = hashlib.sha256(first.encode()).hexdigest()[:_DIGEST_LENGTH]
+        prefix = first[: MAX_NAME_LENGTH - len(suffix) - _DIGEST_LENGTH - 1].rstrip("-.")
+        runs.append((ordinal, f"{prefix}-{digest}{suffix}"))
+    return runs
+
+
+def run_task_manifest(
+    first: Mapping[str, Any], ordinal: int, name: str, task_definition: str
+) -> dict[str, Any]:
+    """Task `name`, the `ordinal`th of the run of Task `first` (a body): `first`'s spec on
+    revision `task_definition` (the one `first` resolved: the tasks of one RunTask run one
+    revision), one task (no `count`), controlled by `first`; what `existing_verdict`
+    compares a name's holder with."""
+    metadata = first["metadata"]
+    spec = {key: value for key, value in first["spec"].items() if key != "count"}
+    return {
+        "apiVersion": labels.OWNER_API_VERSION,
+        "kind": "Task",
+        "metadata": {
+            "name": name,
+            "namespace": metadata.get("namespace") or "",
+            "labels": {
+                labels.RUN_LABEL: labels.label_value(metadata["name"]),
+                labels.MANAGED_BY_LABEL: labels.MANAGED_BY,
+            },
+            "annotations": {LAUNCH_ORDINAL_ANNOTATION: str(ordinal)},
+            "ownerReferences": [
+                {
+                    "apiVersion": labels.OWNER_API_VERSION,
+                    "kind": "Task",
+                    "name": metadata["name"],
+                    "uid": metadata["uid"],
+                    "controller": True,
+                }
+            ],
+        },
+        "spec": spec | {"taskDefinition": task_definition},
+    }
+
+
 def _ordinals() -> Iterator[int]:
     ordinal = 0
     while True:
@@ -71,7 +127,7 @@ class Existing(Enum):
 
     SAME_LAUNCH = "this launch"  # ours, and what we meant to create: already launched
     OTHER_LAUNCH = "another launch of this service"  # ours, another deployment or ordinal
-    FOREIGN = "not controlled by this service"  # never adopted
+    FOREIGN = "not controlled by this service"  # never adopted (a run: by its first Task)
 
 
 def is_controlled_by(obj: Mapping[str, Any], owner_uid: str) -> bool:

@@ -10,6 +10,10 @@ A launch takes a round trip through the API, so it is planned in steps: the plan
 ``PodLaunch``; the controller checks the Secrets it needs (``secret_failure``), reads the task
 role's ServiceAccount, places and renders the Pod (``place_pod``), creates it, and plans again
 with the outcome in ``TaskState.launched``.
+
+A Task with ``count`` N is the first task of a run (RunTask's count): its plan also names the
+run's other tasks still to create (``RunLaunch``), until all exist, and then records in status
+how many were launched, after which none is created again (``_run``).
 """
 
 import random
@@ -18,8 +22,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Final
 
-from ecs_operator.core import events, labels, names, placement
+from ecs_operator.core import events, labels, launches, names, placement
 from ecs_operator.core.capacity import reservation, task_requirements
+from ecs_operator.core.conditions import set_condition
 from ecs_operator.core.lifecycle import (
     STOP_DEADLINE_SECONDS,
     Event,
@@ -36,7 +41,7 @@ from ecs_operator.core.load_balancing import (
     readiness_probe,
     task_deregistering,
 )
-from ecs_operator.core.ownership import left_by_earlier_task, owned_by
+from ecs_operator.core.ownership import left_by_earlier_task, owned_by, owner_description
 from ecs_operator.core.placement import ZONE_LABEL, ContainerInstance
 from ecs_operator.core.registration import MAX_UNSUPPORTED, unsupported_text
 from ecs_operator.core.render import (
@@ -55,7 +60,7 @@ from ecs_operator.core.validation import task_problems
 from ecs_operator.models.common import UnsupportedField
 from ecs_operator.models.loadbalancer import LoadBalancer
 from ecs_operator.models.service import ServiceSpec
-from ecs_operator.models.task import StopCode, Task, TaskStatus
+from ecs_operator.models.task import CONDITION_TASKS_LAUNCHED, StopCode, Task, TaskStatus
 from ecs_operator.models.taskdefinition import TaskDefinitionSpec, parse_task_definition_ref
 
 PROGRESS_STATES: Final = ("PROVISIONING", "PENDING")
@@ -151,6 +156,9 @@ class TaskState:
     """Seconds since this operator created the task's Pod (None: it did not)."""
     launched: LaunchOutcome | None = None
     """The outcome of the launch the previous plan of this reconcile asked for."""
+    run_members: Mapping[str, Mapping[str, Any] | None] = field(default_factory=dict)
+    """For a Task with count above 1: the Task cached under the name of each other task of
+    its run (``launches.run_task_names``), None where there is none."""
 
 
 @dataclass(frozen=True)
@@ -166,12 +174,22 @@ class PodStop:
 
 
 @dataclass(frozen=True)
+class RunLaunch:
+    """The first Task of a run gets ``label`` (``labels.RUN_LABEL``; None: it has it), then the
+    Tasks ``create`` (``launches.run_task_manifest``) are created, each once: a name found
+    taken is judged by the next plan (``launches.existing_verdict``)."""
+
+    label: str | None
+    create: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True)
 class TaskPlan:
     """What to do, in this order: delete the Task (its time to live is over; garbage
     collection takes its Pod) and nothing else; or create the Pod of ``launch`` and plan again
     with the outcome; or write ``status`` (None: unchanged), stop the Pod, add or remove the
-    drain finalizer, record ``events``. In every case look again after ``requeue_after``
-    seconds (None: only when something changes)."""
+    drain finalizer, launch the other tasks of its ``run``, record ``events``. In every case
+    look again after ``requeue_after`` seconds (None: only when something changes)."""
 
     delete_task: bool = False
     launch: PodLaunch | None = None
@@ -179,6 +197,7 @@ class TaskPlan:
     stop_pod: PodStop | None = None
     drain_finalizer: bool | None = None
     """Add (True) or remove (False) ``labels.DRAIN_FINALIZER``; None: leave it as it is."""
+    run: RunLaunch | None = None
     events: tuple[Event, ...] = ()
     requeue_after: float | None = None
 
@@ -219,6 +238,10 @@ def plan_task(state: TaskState) -> TaskPlan:
         and task.status
         and is_expired(task.status, now, task.spec.ttl_seconds_after_stopped)
     ):
+        if _run_still_running(state):
+            # Garbage collection would delete them with it: kept until they stopped (their
+            # changes wake it).
+            return TaskPlan()
         return TaskPlan(delete_task=True)
     pod, failure = state.pod, None
     if pod is not None and not owned_by(pod, state.body):
@@ -233,16 +256,21 @@ def plan_task(state: TaskState) -> TaskPlan:
     observation = _observe(state, view, pod, None if waiting else revision)
     if isinstance(observation, TaskPlan):
         return observation  # a launch, or a wait before it
+    observation, run, run_wait = _run(state, observation)
     if _defer_progress(state, observation):
-        return TaskPlan(requeue_after=PROGRESS_WRITE_WINDOW_SECONDS)
+        return TaskPlan(run=run, requeue_after=PROGRESS_WRITE_WINDOW_SECONDS)
     return TaskPlan(
         status=None if observation.status == task.status else observation.status,
         stop_pod=_pod_stop(pod, observation),
         drain_finalizer=_drain_finalizer(state, view, observation),
+        run=run,
         # A service reports its tasks' starts and stops in its own (ECS) events; its tasks
         # post only their warnings, which keeps a scale-out to a few writes a task.
         events=tuple(e for e in observation.events if state.service is None or e.type != "Normal"),
-        requeue_after=_follow_up(state, observation, waiting),
+        requeue_after=min(
+            (d for d in (_follow_up(state, observation, waiting), run_wait) if d is not None),
+            default=None,
+        ),
     )
 
 
@@ -515,6 +543,88 @@ def _with_unsupported(
     )
     warning = Event("Warning", events.REASON_UNSUPPORTED_FIELDS, unsupported_text(unsupported))
     return replace(observation, status=status, events=(*observation.events, warning))
+
+
+def _run(
+    state: TaskState, observation: Observation
+) -> tuple[Observation, RunLaunch | None, float | None]:
+    """The other tasks of the run this Task is the first of: those to create (and the run
+    label, first), or, once every one exists or its name was found taken, the observation
+    recording how many were launched (``launchedCount``, the TasksLaunched condition, an event,
+    and a warning per name taken). Then, and when the task was stopped (or refused, as ECS
+    refuses the whole RunTask) before its run was launched, nothing more is ever created. A
+    name still held by a task of an earlier run of this name (garbage collection is removing
+    it) is waited for; the third value is when to look again."""
+    task, body = state.task, state.body
+    if (
+        task.spec.count == 1
+        or (task.status is not None and task.status.launched_count is not None)
+        or task.spec.desired_status == "STOPPED"
+        or body["metadata"].get("deletionTimestamp")
+        or state.namespace_terminating
+    ):
+        return observation, None, None
+    revision = _run_revision(observation.status)
+    if revision is None:
+        return observation, None, None
+    launched, taken, create, waiting = [task.metadata.name], [], [], False
+    for ordinal, name in launches.run_task_names(task.metadata.name, task.spec.count):
+        manifest = launches.run_task_manifest(body, ordinal, name, revision)
+        holder = state.run_members.get(name)
+        if holder is None:
+            create.append(manifest)
+        elif launches.existing_verdict(holder, manifest) is launches.Existing.SAME_LAUNCH:
+            launched.append(name)
+        elif left_by_earlier_task(holder, body):
+            waiting = True
+        else:
+            taken.append(events.run_task_name_taken(name, owner_description(holder)))
+    if create or waiting:
+        label = labels.label_value(task.metadata.name)
+        labelled = (task.metadata.labels or {}).get(labels.RUN_LABEL) == label
+        run = RunLaunch(None if labelled else label, tuple(create))
+        return observation, run, PREVIOUS_POD_WAIT_SECONDS if waiting else None
+    message = events.run_tasks_launched(launched, task.spec.count)
+    condition = set_condition(
+        observation.status.conditions,
+        CONDITION_TASKS_LAUNCHED,
+        "False" if taken else "True",
+        "NameTaken" if taken else "AllLaunched",
+        "; ".join((message, *taken)),
+        task.metadata.generation or 1,
+        state.now,
+    )
+    others = [c for c in observation.status.conditions or () if c.type != condition.type]
+    status = observation.status.model_copy(
+        update={"launched_count": len(launched), "conditions": [*others, condition]}
+    )
+    recorded = (
+        Event("Normal", events.REASON_TASKS_LAUNCHED, message),
+        *(Event("Warning", events.REASON_TASK_NAME_TAKEN, text) for text in taken),
+    )
+    return replace(observation, status=status, events=observation.events + recorded), None, None
+
+
+def _run_revision(status: TaskStatus) -> str | None:
+    """The revision the tasks of a run run: the one its first Task resolved (all tasks of one
+    RunTask run one revision), as this plan reports it. None until it resolved one, and for
+    a first Task refused as RunTask refuses a whole request (a ClientException: no revision,
+    an INACTIVE one, invalid overrides): its run launches nothing."""
+    refused = status.stop_code == "TaskFailedToStart" and (status.stopped_reason or "").startswith(
+        events.CLIENT_EXCEPTION
+    )
+    return None if refused else status.task_definition_arn
+
+
+def _run_still_running(state: TaskState) -> bool:
+    """Whether a task of the run this Task is the first of has not stopped yet."""
+    uid = str(state.body["metadata"]["uid"])
+    return any(
+        member is not None
+        and launches.is_controlled_by(member, uid)
+        and (member.get("status") or {}).get("lastStatus") != "STOPPED"
+        for member in state.run_members.values()
+    )
 
 
 def _defer_progress(state: TaskState, observation: Observation) -> bool:

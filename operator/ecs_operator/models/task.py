@@ -1,9 +1,10 @@
 """The ``Task`` custom resource: one ECS task (RunTask), run once as one Pod and never replaced.
 
-``spec`` is the RunTask request (``taskDefinition``, ``overrides``, ``group``, ``startedBy``,
-placement, ``tags``) plus the StopTask verb as desired state: ``desiredStatus: STOPPED`` with an
-optional ``stoppedReason``. ``status`` is the ECS task description (``lastStatus``, ``stopCode``,
-``containers[]``, timestamps) plus ``observedGeneration`` and conditions.
+``spec`` is the RunTask request (``taskDefinition``, ``count``, ``overrides``, ``group``,
+``startedBy``, placement, ``tags``) plus the StopTask verb as desired state: ``desiredStatus:
+STOPPED`` with an optional ``stoppedReason``. ``status`` is the ECS task description
+(``lastStatus``, ``stopCode``, ``containers[]``, timestamps) plus ``observedGeneration`` and
+conditions.
 
 Conditions (Kubernetes API conventions: a summary condition plus a terminal one for
 bounded-execution objects):
@@ -13,6 +14,10 @@ bounded-execution objects):
 * ``Stopped``: the terminal condition, True once ``lastStatus`` is STOPPED, with the ``stopCode``
   as reason and ``stoppedReason`` as message. ECS has no success/failure verdict for a task; a
   consumer that needs one reads ``stopCode`` and ``containers[].exitCode``.
+
+A Task with ``count`` N is the first of N tasks: the operator creates the others as ordinary
+Tasks owned by it (``core.launches.run_task_names``), and records in ``status.launchedCount``
+that it did, so that none is ever created twice.
 
 A launched task cannot be changed: CEL transition rules make the launch parameters immutable
 and forbid moving ``desiredStatus`` from STOPPED back to RUNNING (create a new Task instead).
@@ -60,6 +65,9 @@ from ecs_operator.models.taskdefinition import (
 
 CONDITION_READY: Final = "Ready"
 CONDITION_STOPPED: Final = "Stopped"
+CONDITION_TASKS_LAUNCHED: Final = "TasksLaunched"
+MAX_RUN_TASK_COUNT: Final = 10
+"""RunTask's limit on ``count``."""
 DEFAULT_TTL_SECONDS_AFTER_STOPPED: Final = 3600
 MAX_OVERRIDES_JSON_CHARS: Final = 8192
 MAX_STOPPED_REASON_SPEC: Final = 255
@@ -219,6 +227,7 @@ def _immutable(field: str) -> tuple[str, str, str]:
 
 _IMMUTABLE_FIELDS: Final = (
     "taskDefinition",
+    "count",
     "overrides",
     "group",
     "startedBy",
@@ -259,6 +268,18 @@ class TaskSpec(EcsModel):
             "TaskDefinition to run: family (its latest ACTIVE revision, resolved at launch) or "
             "family:revision. An ECS task definition ARN is accepted; region and account are "
             "ignored."
+        ),
+    )
+    count: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_RUN_TASK_COUNT,
+        description=(
+            "How many tasks to run, 1 to 10 (default 1), as RunTask's count. This Task is the "
+            "first; the operator creates the others as Tasks NAME-2 ... NAME-N with the same "
+            "spec on the revision this one resolved, owned by this Task (deleting it deletes "
+            "them) and labelled ecs.operator.dev/run=NAME. None is created twice, or once this "
+            "Task is stopped."
         ),
     )
     overrides: TaskOverride | None = Field(
@@ -476,11 +497,25 @@ class TaskStatus(StatusModel):
     observed_generation: int | None = Field(
         default=None, ge=0, description="metadata.generation this status reflects."
     )
+    launched_count: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_RUN_TASK_COUNT,
+        description=(
+            "On the first Task of a run (spec.count above 1), once every task of the run was "
+            "created: how many were, this one included (fewer than spec.count when a name was "
+            "taken; the TasksLaunched condition says which). No task of the run is created "
+            "again, even if one is deleted."
+        ),
+    )
     conditions: list[Condition] | None = Field(
         default=None,
         max_length=MAX_CONDITIONS,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
-        description="Ready while RUNNING; Stopped (terminal) once STOPPED, reason = stopCode.",
+        description=(
+            "Ready while RUNNING; Stopped (terminal) once STOPPED, reason = stopCode; on the "
+            "first Task of a run, TasksLaunched once its tasks were created."
+        ),
     )
     unsupported: list[UnsupportedField] | None = Field(
         default=None,

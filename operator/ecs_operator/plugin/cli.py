@@ -20,6 +20,7 @@ from typing import Any, Final, TextIO
 
 from ecs_operator import __version__
 from ecs_operator.kube.client import ConfigError, KubeClient, KubeError, kubeconfig_namespace
+from ecs_operator.models.task import MAX_RUN_TASK_COUNT
 from ecs_operator.plugin import commands, translate
 from ecs_operator.plugin.commands import CommandError, Result
 from ecs_operator.plugin.translate import InputError
@@ -114,9 +115,9 @@ async def _register(args: argparse.Namespace, session: Session) -> Result:
 
 async def _run_task(args: argparse.Namespace, session: Session) -> Result:
     count = args.count
-    if not 1 <= count <= translate.MAX_RUN_TASK_COUNT:
+    if not 1 <= count <= MAX_RUN_TASK_COUNT:
         raise InputError(
-            f"--count: {count} is out of range: ECS runs 1-{translate.MAX_RUN_TASK_COUNT} tasks "
+            f"--count: {count} is out of range: ECS runs 1-{MAX_RUN_TASK_COUNT} tasks "
             "per call"
         )
     tokens = [secrets.token_hex(translate.TASK_NAME_TOKEN_LENGTH // 2) for _ in range(count)]

@@ -33,6 +33,7 @@ from ecs_operator.models.common import (
 from ecs_operator.models.service import MAX_SERVICE_NAME_LENGTH, ServiceSpec
 from ecs_operator.models.task import (
     MAX_OVERRIDES_JSON_CHARS,
+    MAX_RUN_TASK_COUNT,
     MAX_STOPPED_REASON_SPEC,
     TaskSpec,
 )
@@ -42,8 +43,6 @@ from ecs_operator.models.taskdefinition import (
     parse_task_definition_ref,
 )
 
-MAX_RUN_TASK_COUNT: Final = 10
-"""ECS RunTask starts at most 10 tasks per call."""
 TASK_NAME_TOKEN_LENGTH: Final = 10
 MAX_NAMESPACE_LENGTH: Final = 63
 NAMESPACE_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -255,7 +254,9 @@ def run_task_manifests(
     placement_constraints: Any = None,
     placement_strategy: Any = None,
 ) -> list[dict[str, Any]]:
-    """One Task per token (RunTask's `count`), named `FAMILY-TOKEN`, all with the same spec."""
+    """One Task per token (RunTask's `count`), named `FAMILY-TOKEN`, all with the same spec:
+    the plugin answers with every task at once, as RunTask does, rather than one Task with
+    `spec.count` whose other tasks the operator creates later."""
     if not 1 <= len(tokens) <= MAX_RUN_TASK_COUNT:
         raise InputError(
             f"--count: {len(tokens)} is out of range: ECS runs 1-{MAX_RUN_TASK_COUNT} tasks "

@@ -1,4 +1,5 @@
-"""Service task names derived from the launch, and the verdict on a name already taken."""
+"""Service task names derived from the launch, the names and Tasks of a run (RunTask's count),
+and the verdict on a name already taken."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from ecs_operator.core.launches import (
     existing_verdict,
     is_controlled_by,
     launch_names,
+    run_task_manifest,
+    run_task_names,
     service_task_name,
 )
 
@@ -122,3 +125,66 @@ def test_a_service_name_too_long_to_keep_whole_is_cut_to_a_valid_name() -> None:
         names = {service_task_name(service, "u", "ecs-svc/1", o) for o in range(50)}
         assert len(names) == 50
         assert all(len(n) <= MAX_NAME_LENGTH and SUBDOMAIN.fullmatch(n) for n in names), names
+
+
+# ---------------------------------------------------------------------------------------------
+# The tasks of a run
+
+
+def test_a_run_s_tasks_are_named_after_its_first() -> None:
+    assert run_task_names("nightly", 3) == [(2, "nightly-2"), (3, "nightly-3")]
+    assert run_task_names("nightly", 1) == []
+
+
+@given(SERVICE_NAMES, SERVICE_NAMES, st.integers(2, 10))
+def test_run_names_are_valid_distinct_and_never_another_run_s(
+    first: str, other: str, count: int
+) -> None:
+    """However long the first Task's name (253 at most), its run's names are valid object
+    names; one run's names are distinct, and two first Tasks never share one."""
+    names = [name for _, name in run_task_names(first, count)]
+    assert [ordinal for ordinal, _ in run_task_names(first, count)] == list(range(2, count + 1))
+    assert len(set(names)) == len(names) == count - 1
+    for name in names:
+        assert len(name) <= MAX_NAME_LENGTH
+        assert SUBDOMAIN.fullmatch(name), name
+    if other != first:
+        assert not set(names) & {name for _, name in run_task_names(other, count)}
+
+
+def test_a_cut_first_name_keeps_a_digest_of_it() -> None:
+    longest = "a" * 252 + "b"
+    [(_, name)] = run_task_names(longest, 2)
+    assert len(name) == MAX_NAME_LENGTH and name.endswith("-2")
+    assert name != run_task_names("a" * 252 + "c", 2)[0][1]
+
+
+def first_task() -> dict[str, Any]:
+    return {
+        "metadata": {"name": "nightly", "namespace": "batch", "uid": "first-uid"},
+        "spec": {
+            "taskDefinition": "report",
+            "count": 3,
+            "startedBy": "cron",
+            "tags": [{"key": "a"}],
+        },
+    }
+
+
+def test_a_run_task_is_its_first_s_spec_on_the_resolved_revision_owned_by_it() -> None:
+    manifest = run_task_manifest(first_task(), 2, "nightly-2", "report:4")
+    assert manifest["spec"] == {
+        "taskDefinition": "report:4",
+        "startedBy": "cron",
+        "tags": [{"key": "a"}],
+    }
+    metadata = manifest["metadata"]
+    assert metadata["labels"][labels.RUN_LABEL] == "nightly"
+    assert metadata["annotations"] == {LAUNCH_ORDINAL_ANNOTATION: "2"}
+    assert is_controlled_by(manifest, "first-uid")
+    assert existing_verdict(manifest, manifest) is Existing.SAME_LAUNCH
+    other_ordinal = run_task_manifest(first_task(), 3, "nightly-2", "report:4")
+    assert existing_verdict(other_ordinal, manifest) is Existing.OTHER_LAUNCH
+    copied = run_task_manifest(first_task(), 2, "nightly-2", "report:4")
+    copied["metadata"]["ownerReferences"][0]["uid"] = "another-uid"
+    assert existing_verdict(copied, manifest) is Existing.FOREIGN

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ecs_operator.core import events, labels
+from ecs_operator.core import events, labels, launches
 from ecs_operator.core.labels import OWNER_API_VERSION
 from ecs_operator.core.names import kubernetes_name
 from ecs_operator.core.placement import ContainerInstance
@@ -537,6 +537,169 @@ def test_a_deleted_stopped_task_is_not_deleted_again_but_let_go() -> None:
     plan = plan_task(state(body, now=at(3600), service="svc", service_spec=SERVICE))
     assert not plan.delete_task
     assert plan.drain_finalizer is False
+
+
+# ---------------------------------------------------------------------------------------------
+# A run (RunTask's count): the first Task launches the others
+
+
+def first_of_run(count: int = 3, **spec: Any) -> dict[str, Any]:
+    """Task web-1 with `count`, running its own Pod."""
+    return task_body(count=count, **spec)
+
+
+def run_state(
+    body: dict[str, Any], members: dict[str, dict[str, Any] | None] | None = None, **fields: Any
+) -> TaskState:
+    """`body` running its Pod; `members`: the run's other Tasks as cached (default none)."""
+    names = [name for _, name in launches.run_task_names("web-1", body["spec"]["count"])]
+    cached = dict.fromkeys(names) | (members or {})
+    serving = own(pod(containers=[running("app")]))
+    return state(body, pod=serving, node=node(), run_members=cached, **fields)
+
+
+def member(body: dict[str, Any], ordinal: int, **status: Any) -> dict[str, Any]:
+    """The run's `ordinal`th Task as the operator created it, with `status`."""
+    manifest = launches.run_task_manifest(body, ordinal, f"web-1-{ordinal}", "web:1")
+    return manifest | {"status": status}
+
+
+def test_the_first_task_of_a_run_launches_the_others_on_its_revision() -> None:
+    body = first_of_run(3, startedBy="cron")
+    plan = plan_task(run_state(body))
+    assert plan.run is not None
+    assert plan.run.label == "web-1"
+    assert [m["metadata"]["name"] for m in plan.run.create] == ["web-1-2", "web-1-3"]
+    for manifest in plan.run.create:
+        assert manifest["spec"] == {"taskDefinition": "web:1", "startedBy": "cron"}
+        assert manifest["metadata"]["ownerReferences"][0]["uid"] == UID
+    # Not recorded yet: the creates are judged by the next plan.
+    assert written(plan).launched_count is None
+
+
+def test_the_tasks_of_a_run_are_launched_with_the_first_s_launch() -> None:
+    """Right after the first Task's Pod is created (its status write held back a moment),
+    the others are created in the same reconcile."""
+    launched = Launched(own(pod(containers=[waiting("app")])), node())
+    plan = plan_task(replace(run_state(first_of_run(2)), launched=launched, pod=None))
+    assert plan.status is None and plan.requeue_after == PROGRESS_WRITE_WINDOW_SECONDS
+    assert plan.run is not None and len(plan.run.create) == 1
+
+
+def test_only_the_missing_tasks_of_a_run_are_created_then_the_run_is_recorded() -> None:
+    body = first_of_run(3)
+    body["metadata"]["labels"] = {labels.RUN_LABEL: "web-1"}
+    partial = plan_task(run_state(body, {"web-1-2": member(body, 2)}))
+    assert partial.run is not None and partial.run.label is None
+    assert [m["metadata"]["name"] for m in partial.run.create] == ["web-1-3"]
+    done = plan_task(run_state(body, {"web-1-2": member(body, 2), "web-1-3": member(body, 3)}))
+    status = written(done)
+    assert done.run is None and status.launched_count == 3
+    [condition] = [c for c in status.conditions or () if c.type == "TasksLaunched"]
+    assert (condition.status, condition.reason) == ("True", "AllLaunched")
+    assert condition.message == "launched 3 of 3 tasks: web-1, web-1-2, web-1-3"
+    assert (events.REASON_TASKS_LAUNCHED, condition.message) in [
+        (e.reason, e.message) for e in done.events
+    ]
+
+
+def test_a_recorded_run_never_creates_a_task_again() -> None:
+    """A user deleted a task of the run after it was recorded: it is not created again."""
+    body = first_of_run(3, status={"launchedCount": 3, "taskDefinitionArn": "web:1"})
+    assert plan_task(run_state(body)).run is None
+
+
+def test_a_name_held_by_another_object_is_reported_never_adopted() -> None:
+    body = first_of_run(3)
+    foreign = member(body, 3)
+    foreign["metadata"]["ownerReferences"] = []
+    plan = plan_task(run_state(body, {"web-1-2": member(body, 2), "web-1-3": foreign}))
+    status = written(plan)
+    assert plan.run is None and status.launched_count == 2
+    [condition] = [c for c in status.conditions or () if c.type == "TasksLaunched"]
+    assert (condition.status, condition.reason) == ("False", "NameTaken")
+    taken = events.run_task_name_taken("web-1-3", "it has no owner")
+    assert taken in condition.message
+    assert ("Warning", events.REASON_TASK_NAME_TAKEN, taken) in [
+        (e.type, e.reason, e.message) for e in plan.events
+    ]
+    again = plan_task(
+        after_write(run_state(body, {"web-1-2": member(body, 2), "web-1-3": foreign}), plan)
+    )
+    assert (again.status, again.events, again.run) == (None, (), None)
+
+
+def test_a_name_still_held_by_an_earlier_run_s_task_is_waited_for() -> None:
+    """`kubectl delete` then `apply` of the first Task: garbage collection is still removing
+    the earlier run's tasks, owned by a Task of this name with another uid."""
+    body = first_of_run(2)
+    earlier = member(body, 2)
+    earlier["metadata"]["ownerReferences"][0]["uid"] = "earlier-uid"
+    plan = plan_task(run_state(body, {"web-1-2": earlier}))
+    assert plan.run is not None and plan.run.create == ()
+    assert plan.requeue_after == PREVIOUS_POD_WAIT_SECONDS
+    assert written(plan).launched_count is None
+
+
+@pytest.mark.parametrize(
+    "why",
+    ["stopped by the user", "deleted", "refused as RunTask would be", "not yet resolved"],
+)
+def test_a_run_whose_first_task_cannot_launch_it_creates_none(why: str) -> None:
+    body = first_of_run(3)
+    current = run_state(body)
+    if why == "stopped by the user":
+        current = run_state(first_of_run(3, desiredStatus="STOPPED"))
+    elif why == "deleted":
+        body["metadata"]["deletionTimestamp"] = at(1).isoformat()
+        current = run_state(body)
+    elif why == "refused as RunTask would be":
+        privileged = revision(containerDefinitions=[APP | {"privileged": True}])
+        current = replace(run_state(body), pod=None, resolved=ResolvedRevision(privileged))
+    else:
+        missing = ResolvedRevision(error=events.family_missing("web"))
+        current = replace(run_state(body), pod=None, resolved=missing)
+    assert plan_task(current).run is None
+
+
+def test_a_run_goes_on_when_its_first_task_stopped_after_launching() -> None:
+    """A restart after a partial creation: the first task (a short batch job) has already
+    stopped; the rest of its run is still created."""
+    exited = own(pod(containers=[terminated("app", 0)], phase="Succeeded"))
+    body = first_of_run(2, status={"taskDefinitionArn": "web:1", "lastStatus": "RUNNING"})
+    plan = plan_task(replace(run_state(body), pod=exited))
+    assert written(plan).last_status == "STOPPED"
+    assert plan.run is not None and len(plan.run.create) == 1
+
+
+def test_the_first_task_outlives_its_time_to_live_while_its_run_runs() -> None:
+    """Deleting it would delete its run's tasks: it waits until they stopped."""
+    body = stopped_body(60) | {"spec": stopped_body(60)["spec"] | {"count": 2}}
+    body["status"]["launchedCount"] = 2
+    running_member = member(body, 2, lastStatus="RUNNING")
+    assert plan_task(run_state(body, {"web-1-2": running_member}, now=at(60))) == TaskPlan()
+    stopped_member = member(body, 2, lastStatus="STOPPED")
+    expired = run_state(body, {"web-1-2": stopped_member}, now=at(60))
+    assert plan_task(expired) == TaskPlan(delete_task=True)
+    foreign = running_member | {"metadata": running_member["metadata"] | {"ownerReferences": []}}
+    assert plan_task(replace(expired, run_members={"web-1-2": foreign})).delete_task
+
+
+@given(present=st.sets(st.integers(2, 10)), count=st.integers(2, 10))
+def test_a_run_creates_exactly_its_missing_tasks_then_records_them(
+    present: set[int], count: int
+) -> None:
+    body = first_of_run(count)
+    body["metadata"]["labels"] = {labels.RUN_LABEL: "web-1"}
+    members = {f"web-1-{n}": member(body, n) for n in present if n <= count}
+    plan = plan_task(run_state(body, members))
+    missing = [f"web-1-{n}" for n in range(2, count + 1) if f"web-1-{n}" not in members]
+    if missing:
+        assert plan.run is not None
+        assert [m["metadata"]["name"] for m in plan.run.create] == missing
+        created = {m["metadata"]["name"]: m | {"status": {}} for m in plan.run.create}
+        plan = plan_task(run_state(body, members | created))
+    assert plan.run is None and written(plan).launched_count == count
 
 
 # ---------------------------------------------------------------------------------------------

@@ -3,9 +3,11 @@
 import copy
 from typing import Any
 
+import jsonschema
 import pytest
 from pydantic import ValidationError
 
+from ecs_operator.models.crd import openapi_schema
 from ecs_operator.models.task import (
     DEFAULT_TTL_SECONDS_AFTER_STOPPED,
     LOAD_BALANCERS_MESSAGE,
@@ -49,6 +51,7 @@ def test_kubernetes_object_parses() -> None:
     task = Task.model_validate(k8s_object(fixture(RUN_TASK), fixture(STATUS)))
     assert task.metadata.namespace == "batch"
     assert task.spec.task_definition == "nightly-report:3"
+    assert task.spec.count == 2
     assert task.status is not None and task.status.stop_code == "EssentialContainerExited"
     assert task.spec.overrides is not None and task.spec.overrides.container_overrides is not None
     assert task.spec.overrides.container_overrides[0].memory_reservation == 512
@@ -58,6 +61,7 @@ def test_defaults() -> None:
     spec = TaskSpec.model_validate({"taskDefinition": "web"})
     assert spec.desired_status == "RUNNING"
     assert spec.ttl_seconds_after_stopped == DEFAULT_TTL_SECONDS_AFTER_STOPPED == 3600
+    assert spec.count == 1
     assert spec.group is None  # the operator applies family:NAME, never writing spec
     assert spec.model_dump(exclude_defaults=True) == {"taskDefinition": "web"}
 
@@ -91,13 +95,34 @@ def test_load_balancers_are_refused_with_the_ecs_message() -> None:
         ({"overrides": {"cpu": "lots"}}, "cpu"),
         ({"overrides": {"containerOverrides": [{"command": ["x"]}]}}, "name"),
         ({"overrides": {"containerOverrides": [{"name": "a", "image": "b"}]}}, "image"),
-        ({"count": 2}, "count"),
+        ({"count": 0}, "count"),
+        ({"count": 11}, "count"),
     ],
 )
 def test_bad_input_names_the_field(change: dict[str, Any], field: str) -> None:
     with pytest.raises(ValidationError) as error:
         TaskSpec.model_validate({"taskDefinition": "web"} | change)
     assert field in str(error.value)
+
+
+@pytest.mark.parametrize("count", [0, 11, -1])
+def test_a_count_outside_run_task_s_1_to_10_is_refused_by_the_schema_and_the_model(
+    count: int,
+) -> None:
+    """What the API server refuses at admission (the CRD's schema, here validated as the API
+    server does) the model refuses too, both naming spec.count."""
+    schema = openapi_schema(Task)
+    good, bad = (
+        k8s_object({"taskDefinition": "web", "count": 10}),
+        k8s_object({"taskDefinition": "web", "count": count}),
+    )
+    assert list(jsonschema.Draft7Validator(schema).iter_errors(good)) == []
+    [error] = jsonschema.Draft7Validator(schema).iter_errors(bad)
+    assert list(error.absolute_path) == ["spec", "count"]
+    assert Task.model_validate(good).spec.count == 10
+    with pytest.raises(ValidationError) as refused:
+        Task.model_validate(bad)
+    assert [e["loc"] for e in refused.value.errors()] == [("spec", "count")]
 
 
 def test_bad_status_names_the_field() -> None:
@@ -174,6 +199,12 @@ TRANSITION_CASES = [
         BASE | {"placementStrategy": [{"type": "random"}]},
     ),
     ("spec.launchType cannot change", BASE, BASE, BASE | {"launchType": "EC2"}),
+    (
+        "spec.count cannot change",
+        BASE | {"count": 3},
+        STOPPED | {"count": 3},
+        BASE | {"count": 2},
+    ),
     (
         "spec.networkConfiguration cannot change",
         BASE,
