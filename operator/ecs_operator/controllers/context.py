@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from ecs_operator.controllers.cache import ObjectCache, object_key, owner_name
 from ecs_operator.controllers.feeds import feed_of
-from ecs_operator.controllers.revisions import RevisionReader
+from ecs_operator.controllers.revisions import RevisionReader, ServiceRevisionReader
 from ecs_operator.controllers.triggers import Body, Change
 from ecs_operator.controllers.writer import Writer
 from ecs_operator.core.capacity import (
@@ -210,3 +210,8 @@ class OperatorContext:
     def revision_reader(self) -> RevisionReader:
         """Task definition revisions: a family's, resolved, and their specs parsed once."""
         return RevisionReader(self.revisions, self.task_definitions)
+
+    @cached_property
+    def service_revisions(self) -> ServiceRevisionReader:
+        """Service revisions: a Service's, and the settings it runs with."""
+        return ServiceRevisionReader(self.revisions)

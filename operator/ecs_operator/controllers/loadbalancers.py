@@ -177,6 +177,10 @@ class LoadBalancerController:
                 service = self.context.services.parsed(body, Service)
             except ValidationError:
                 continue
+            # After a rollback, the load balancers of the revision it restored.
+            service = service.model_copy(
+                update={"spec": self.context.service_revisions.running_spec(service)}
+            )
             names = {e.load_balancer_name for e in service.spec.load_balancers or ()}
             if lb.metadata.name in names:
                 users.add(service.metadata.name)

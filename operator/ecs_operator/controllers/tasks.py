@@ -140,9 +140,11 @@ class TaskController:
         if found is None or not owned_by(body, found):
             return None  # not a service task, or one with a forged ownerReference
         try:
-            return self.context.services.parsed(found, Service).spec
+            service_object = self.context.services.parsed(found, Service)
         except ValidationError:
             return None
+        # After a rollback, the load balancers of the revision it restored.
+        return self.context.service_revisions.running_spec(service_object)
 
     async def _apply(self, key: Key, body: dict[str, Any], plan: TaskPlan) -> None:
         if plan.delete_task:

@@ -11,11 +11,19 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from ecs_operator.core import deployments, events, labels, launches, load_balancing, placement
+from ecs_operator.core import (
+    deployments,
+    events,
+    labels,
+    launches,
+    load_balancing,
+    placement,
+    service_revisions,
+)
 from ecs_operator.core.capacity import task_requirements
 from ecs_operator.core.deployments import (
     HealthPredicate,
@@ -58,16 +66,32 @@ class ReconcileState:
     """The spec of ``resolved``."""
     health_checked: frozenset[str]
     """The tasks whose revision health-checks an essential container (healthy means HEALTHY)."""
+    service_revisions: tuple[service_revisions.StoredRevision, ...] = ()
+    """The Service's stored service revisions."""
+
+    @property
+    def running_spec(self) -> ServiceSpec:
+        """The settings the Service runs with (``service_revisions.running_spec``)."""
+        service = self.service
+        return service_revisions.running_spec(service.spec, service.status, self.service_revisions)
 
 
 @dataclass(frozen=True)
 class ReconcilePlan:
-    """What to do, in order: stop, launch (then ``record_outcome``), delete."""
+    """What to do, in order: record service revisions, stop, launch (then
+    ``record_outcome``), delete (stopped tasks, then collected service revisions)."""
 
     scheduled: ServicePlan
-    """The scheduler's plan, its stops including the tasks that failed ELB health checks."""
+    """The scheduler's plan, its stops including the tasks that failed ELB health checks; its
+    status with the service deployments."""
     delete: tuple[Task, ...]
     """Stopped tasks beyond the newest ``MAX_STOPPED_TASKS_PER_SERVICE``."""
+    revisions: service_revisions.RevisionPlan = field(
+        default_factory=service_revisions.RevisionPlan
+    )
+    settings_moved: bool = False
+    """The plan changes the settings the Service runs with (a rollback to a revision whose
+    settings differ): plan again with them at once."""
 
 
 @dataclass(frozen=True)
@@ -90,7 +114,53 @@ def plan_reconcile(state: ReconcileState, rng: random.Random) -> ReconcilePlan:
     scheduled = replace(
         scheduled, stop=(*scheduled.stop, *stops), requeue_after=min(delays, default=None)
     )
-    return ReconcilePlan(scheduled, tuple(stopped_to_delete(state.tasks)))
+    scheduled, revisions = _record_service_revisions(state, scheduled)
+    running = service_revisions.running_spec(
+        state.service.spec, scheduled.status, state.service_revisions
+    )
+    return ReconcilePlan(
+        scheduled,
+        tuple(stopped_to_delete(state.tasks)),
+        revisions,
+        settings_moved=running != state.running_spec,
+    )
+
+
+def _record_service_revisions(
+    state: ReconcileState, scheduled: ServicePlan
+) -> tuple[ServicePlan, service_revisions.RevisionPlan]:
+    """The plan's status with its service deployments, and the service revisions to record
+    (the PRIMARY's, when it runs what the spec asks for and none is stored) and collect."""
+    service, status = state.service, scheduled.status
+    metadata = service.metadata
+    breaker = (
+        service.spec.deployment_configuration.deployment_circuit_breaker
+        if service.spec.deployment_configuration
+        else None
+    )
+    inputs = service_revisions.RecordInputs(
+        namespace=metadata.namespace or "",
+        service=metadata.name,
+        deployments=status.deployments or (),
+        breaker_enabled=bool(breaker and breaker.enable),
+        threshold=deployments.circuit_breaker_threshold(status.desired_count or 0),
+        now=state.now,
+    )
+    recorded = service_revisions.record_status(status, service.status, inputs)
+    spec_hash = deployments.deployment_spec_hash(service.spec)
+    wanted = {
+        d.id: d.task_definition
+        for d in status.deployments or ()
+        if d.status == "PRIMARY"
+        and not d.rollback
+        and (d.task_definition, d.spec_hash) == (state.resolved, spec_hash)
+    }
+    revisions = service_revisions.plan_revisions(
+        service, wanted, recorded, state.service_revisions, state.now
+    )
+    records = ("service_deployments", "current_service_deployment", "current_service_revisions")
+    moved = any(getattr(recorded, name) != getattr(service.status, name, None) for name in records)
+    return replace(scheduled, status=recorded, changed=scheduled.changed or moved), revisions
 
 
 def record_outcome(
@@ -122,6 +192,7 @@ def _generation(service: Service) -> int:
 
 def _service_state(state: ReconcileState, load_balancer_error: str | None) -> ServiceState:
     metadata, spec = state.service.metadata, state.service.spec
+    running = state.running_spec
     return ServiceState(
         name=metadata.name,
         uid=metadata.uid or "",
@@ -140,10 +211,11 @@ def _service_state(state: ReconcileState, load_balancer_error: str | None) -> Se
         task_definition_constraints=tuple(
             (state.revision.placement_constraints or ()) if state.revision else ()
         ),
-        healthy=_healthy_in(spec, state.load_balancers),
+        healthy=_healthy_in(running, state.load_balancers),
         traffic_applied_at=load_balancing.traffic_applied_at(
-            metadata.name, spec, state.load_balancers
+            metadata.name, running, state.load_balancers
         ),
+        running_spec=running,
     )
 
 
@@ -174,7 +246,7 @@ def _failed_elb_health(
     """The tasks (not stopping, nor stopped by the plan) whose target stayed unhealthy past
     healthCheckGracePeriodSeconds, stopped with ECS's reason; and, for each task unhealthy
     within its grace period, the seconds until the period ends (it is looked at again then)."""
-    spec = state.service.spec
+    spec = state.running_spec
     used = [
         state.load_balancers[e.load_balancer_name]
         for e in spec.load_balancers or ()
