@@ -177,17 +177,22 @@ class LoadBalancerController:
                 service = self.context.services.parsed(body, Service)
             except ValidationError:
                 continue
-            # After a rollback, the load balancers of the revision it restored.
-            service = service.model_copy(
-                update={"spec": self.context.service_revisions.running_spec(service)}
-            )
-            names = {e.load_balancer_name for e in service.spec.load_balancers or ()}
+            # After a rollback, the load balancers of the revision it restored; each task
+            # those of its own deployment's revision.
+            reader = self.context.service_revisions
+            service = service.model_copy(update={"spec": reader.running_spec(service)})
+            by_deployment = reader.load_balancers_by_deployment(service)
+            names = {
+                e.load_balancer_name
+                for entries in (service.spec.load_balancers, *by_deployment.values())
+                for e in entries or ()
+            }
             if lb.metadata.name in names:
                 users.add(service.metadata.name)
             elif service.metadata.name not in holding:
                 continue
             tasks, pods = self._tasks_of(namespace, body)
-            members.append(load_balancing.ServiceMembers(service, tasks, pods))
+            members.append(load_balancing.ServiceMembers(service, tasks, pods, by_deployment))
         return members, users
 
     def _tasks_of(

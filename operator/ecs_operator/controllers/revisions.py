@@ -23,7 +23,7 @@ from ecs_operator.core.revisions import (
     resolve_reference,
     revision_record_from_object,
 )
-from ecs_operator.models.service import Service, ServiceSpec
+from ecs_operator.models.service import Service, ServiceLoadBalancer, ServiceSpec
 from ecs_operator.models.taskdefinition import TaskDefinitionSpec, parse_task_definition_ref
 
 logger = logging.getLogger(__name__)
@@ -121,14 +121,16 @@ class ServiceRevisionReader:
     """A Service's stored service revisions, each read (and validated) once per version of its
     ControllerRevision, like the task definition revisions above."""
 
-    def __init__(self, revisions: ObjectCache) -> None:
+    def __init__(self, revisions: ObjectCache, by_service: str) -> None:
         self._revisions = revisions
+        self._by_service = by_service  # the index of `revisions` by "namespace/service"
 
     def of(self, service: Service) -> list[service_revisions.StoredRevision]:
         """The service revisions stored for `service` (owned by this very object)."""
         metadata = service.metadata
         found = []
-        for obj in self._revisions.in_namespace(metadata.namespace or ""):
+        owned = f"{metadata.namespace or ''}/{metadata.name}"
+        for obj in self._revisions.indexed(self._by_service, owned):
             if not service_revisions.is_service_revision(obj) or not any(
                 owner.get("uid") == metadata.uid
                 for owner in obj["metadata"].get("ownerReferences") or ()
@@ -147,3 +149,18 @@ class ServiceRevisionReader:
         ):
             return service.spec  # the common case, without reading the revisions
         return service_revisions.running_spec(service.spec, service.status, self.of(service))
+
+    def load_balancers_by_deployment(
+        self, service: Service
+    ) -> dict[str, list[ServiceLoadBalancer]]:
+        """The loadBalancers of each of `service`'s deployments' service revisions."""
+        return service_revisions.load_balancers_by_deployment(service.status, self.of(service))
+
+    def task_spec(self, service: Service, deployment_id: str | None) -> ServiceSpec:
+        """The settings a task of `service` started by `deployment_id` runs with."""
+        stored = self.of(service)
+        return service_revisions.task_spec(
+            service_revisions.running_spec(service.spec, service.status, stored),
+            service_revisions.load_balancers_by_deployment(service.status, stored),
+            deployment_id,
+        )

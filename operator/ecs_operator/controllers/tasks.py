@@ -143,8 +143,9 @@ class TaskController:
             service_object = self.context.services.parsed(found, Service)
         except ValidationError:
             return None
-        # After a rollback, the load balancers of the revision it restored.
-        return self.context.service_revisions.running_spec(service_object)
+        # The load balancers of the task's own service revision.
+        started_by = (body.get("spec") or {}).get("startedBy")
+        return self.context.service_revisions.task_spec(service_object, started_by)
 
     async def _apply(self, key: Key, body: dict[str, Any], plan: TaskPlan) -> None:
         if plan.delete_task:

@@ -38,7 +38,7 @@ from ecs_operator.core.placement import ContainerInstance, PlacementFailure
 from ecs_operator.core.render import effective_spec
 from ecs_operator.models.loadbalancer import LoadBalancer
 from ecs_operator.models.placement import PlacementConstraint
-from ecs_operator.models.service import Service, ServiceSpec, ServiceStatus
+from ecs_operator.models.service import Service, ServiceLoadBalancer, ServiceSpec, ServiceStatus
 from ecs_operator.models.task import MAX_STOPPED_REASON_SPEC, Task
 from ecs_operator.models.taskdefinition import TaskDefinitionSpec
 
@@ -211,7 +211,7 @@ def _service_state(state: ReconcileState, load_balancer_error: str | None) -> Se
         task_definition_constraints=tuple(
             (state.revision.placement_constraints or ()) if state.revision else ()
         ),
-        healthy=_healthy_in(running, state.load_balancers),
+        healthy=_healthy_in(state, running),
         traffic_applied_at=load_balancing.traffic_applied_at(
             metadata.name, running, state.load_balancers
         ),
@@ -219,15 +219,35 @@ def _service_state(state: ReconcileState, load_balancer_error: str | None) -> Se
     )
 
 
-def _healthy_in(spec: ServiceSpec, load_balancers: Mapping[str, LoadBalancer]) -> HealthPredicate:
+def _healthy_in(state: ReconcileState, running: ServiceSpec) -> HealthPredicate:
     """A task counts as healthy when ECS says so and, for a load-balanced service, when it is
-    healthy in every target group."""
-    if not spec.load_balancers:
+    healthy in every target group of its service revision."""
+    by_deployment = service_revisions.load_balancers_by_deployment(
+        state.service.status, state.service_revisions
+    )
+    if not running.load_balancers and not any(by_deployment.values()):
         return deployments.is_healthy
+    spec_of = _task_specs(running, by_deployment)
     return lambda task: (
         deployments.is_healthy(task)
-        and load_balancing.task_load_balancer_health(task.name, spec, load_balancers)
+        and load_balancing.task_load_balancer_health(
+            task.name, spec_of(task.deployment_id), state.load_balancers
+        )
     )
+
+
+def _task_specs(
+    running: ServiceSpec, by_deployment: Mapping[str, Sequence[ServiceLoadBalancer]]
+) -> Callable[[str | None], ServiceSpec]:
+    """``service_revisions.task_spec`` by deployment, each made once."""
+    made: dict[str | None, ServiceSpec] = {}
+
+    def spec_of(deployment_id: str | None) -> ServiceSpec:
+        if deployment_id not in made:
+            made[deployment_id] = service_revisions.task_spec(running, by_deployment, deployment_id)
+        return made[deployment_id]
+
+    return spec_of
 
 
 def _load_balancer_error(state: ReconcileState) -> str | None:
@@ -246,18 +266,24 @@ def _failed_elb_health(
     """The tasks (not stopping, nor stopped by the plan) whose target stayed unhealthy past
     healthCheckGracePeriodSeconds, stopped with ECS's reason; and, for each task unhealthy
     within its grace period, the seconds until the period ends (it is looked at again then)."""
-    spec = state.running_spec
-    used = [
-        state.load_balancers[e.load_balancer_name]
-        for e in spec.load_balancers or ()
-        if e.load_balancer_name in state.load_balancers
-    ]
-    grace = spec.health_check_grace_period_seconds or 0
+    running = state.running_spec
+    spec_of = _task_specs(
+        running,
+        service_revisions.load_balancers_by_deployment(
+            state.service.status, state.service_revisions
+        ),
+    )
+    grace = running.health_check_grace_period_seconds or 0
     stops, grace_ends = [], []
     for task in state.tasks:
         name, status = task.metadata.name, task.status
         if task.spec.desired_status == "STOPPED" or status is None or name in planned:
             continue
+        used = [
+            state.load_balancers[e.load_balancer_name]
+            for e in spec_of(task.spec.started_by).load_balancers or ()
+            if e.load_balancer_name in state.load_balancers
+        ]
         started, now = status.started_at, state.now
         reason = load_balancing.failed_elb_health(name, started, grace, used, now)
         if reason is not None:

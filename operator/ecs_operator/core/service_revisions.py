@@ -34,9 +34,11 @@ Statuses follow the legacy deployment and only ever move forward (``STATUS_RANK`
 A rollback creates no service revision: it runs the stored one again, and while the Service
 runs a revision it rolled back to, the scheduler, the load balancers and the tasks use that
 revision's settings (``running_spec``), not the spec's, until the spec asks for a new
-deployment. History is bounded: beyond the newest ``KEPT_SERVICE_REVISIONS``, a
-ControllerRevision is deleted unless a listed deployment runs it or it is the last successful
-one.
+deployment; and each task is registered with the load balancers of its own deployment's
+service revision (``task_spec``), as ECS keeps a task in its revision's target groups.
+
+History is bounded: beyond the newest ``KEPT_SERVICE_REVISIONS``, a ControllerRevision is
+deleted unless a listed deployment runs it or it is the last successful one.
 """
 
 from collections.abc import Iterable, Mapping, Sequence
@@ -55,6 +57,7 @@ from ecs_operator.models.service import (
     ServiceDeploymentCircuitBreaker,
     ServiceDeploymentRollback,
     ServiceDeploymentStatus,
+    ServiceLoadBalancer,
     ServiceRevisionSummary,
     ServiceSpec,
     ServiceStatus,
@@ -237,6 +240,31 @@ def running_spec(
     if revision is None:
         return spec  # not stored (collected by hand): the spec is all there is
     return spec.model_copy(update={field: getattr(revision, field) for field in RUNNING_FIELDS})
+
+
+def load_balancers_by_deployment(
+    status: ServiceStatus | None, stored: Iterable[StoredRevision]
+) -> dict[str, list[ServiceLoadBalancer]]:
+    """The loadBalancers of each listed deployment's stored service revision."""
+    listed = {d.id for d in (status.deployments if status else None) or ()}
+    return {
+        s.deployment_id: s.data.load_balancers or [] for s in stored if s.deployment_id in listed
+    }
+
+
+def task_spec(
+    running: ServiceSpec,
+    by_deployment: Mapping[str, Sequence[ServiceLoadBalancer]],
+    deployment_id: str | None,
+) -> ServiceSpec:
+    """The settings a task of deployment ``deployment_id`` runs with: ``running``, with the
+    load balancers of its own service revision. As in ECS, a task stays in the target groups
+    of its revision while a deployment to other load balancers rolls out (and is judged healthy
+    there), and a new task joins those of the new revision."""
+    entries = by_deployment.get(deployment_id or "")
+    if entries is None or list(entries) == list(running.load_balancers or ()):
+        return running
+    return running.model_copy(update={"load_balancers": list(entries) or None})
 
 
 # ---------------------------------------------------------------------------------------------

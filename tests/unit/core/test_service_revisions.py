@@ -17,12 +17,14 @@ from ecs_operator.core.service_revisions import (
     STATUS_RANK,
     RecordInputs,
     StoredRevision,
+    load_balancers_by_deployment,
     plan_revisions,
     read_revision,
     record_status,
     revision_manifest,
     running_spec,
     service_revision_arn,
+    task_spec,
 )
 from ecs_operator.models.service import (
     MAX_SERVICE_DEPLOYMENTS,
@@ -219,6 +221,24 @@ def test_running_spec_is_the_spec_unless_the_service_rolled_back() -> None:
     rec = recorder(loadBalancers=LB_ONE)
     rec.run(4)
     assert running_spec(rec.sim.spec, rec.sim.status, rec.stored.values()) is rec.sim.spec
+
+
+def test_a_task_keeps_the_load_balancers_of_its_own_service_revision() -> None:
+    rec = recorder(loadBalancers=LB_ONE)
+    rec.run(4)
+    first = rec.sim.primary().id
+    rec.deploy(2, "unhealthy", loadBalancers=LB_TWO)
+    rec.run(2)
+    second = rec.sim.primary().id
+    running = running_spec(rec.sim.spec, rec.sim.status, rec.stored.values())
+    by_deployment = load_balancers_by_deployment(rec.sim.status, rec.stored.values())
+
+    def names(deployment: str | None) -> list[str]:
+        spec_of = task_spec(running, by_deployment, deployment)
+        return [e.load_balancer_name for e in spec_of.load_balancers or ()]
+
+    assert (names(first), names(second), names(None)) == (["one"], ["two"], ["two"])
+    assert task_spec(running, by_deployment, second) is running
 
 
 def test_a_stored_revision_reads_back_and_a_broken_one_names_its_field() -> None:
