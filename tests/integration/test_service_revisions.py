@@ -156,3 +156,14 @@ def test_a_failed_deployment_rolls_back_to_the_last_successful_service_revision(
     after = stored_revisions(ecs, kubectl)
     assert {r["metadata"]["name"]: r["metadata"]["resourceVersion"] for r in after} == versions
     assert lbs.serving_all_running(SERVICE, 2, "lb-one")
+
+    # Deleting the Service deletes its service revisions (ECS: with the service).
+    ecs.delete("services", SERVICE)
+    path = ecs.path("controllerrevisions", group="apps", version="v1")
+    selector = {"labelSelector": f"ecs.operator.dev/service={SERVICE}"}
+
+    def left() -> list[Body]:
+        items: list[Body] = services.json("GET", path, (200,), params=selector)["items"]
+        return items
+
+    ecs.wait(lambda: not left(), "the service revisions collected with the Service", left, CONVERGE)

@@ -2,9 +2,12 @@
 
 The Service controller reads its caches into a ``ReconcileState`` and applies what this module
 decides: ``plan_reconcile`` (the ``core.deployments`` scheduler's plan, plus the tasks failing
-ELB health checks and the stopped tasks to delete), then for each launch ``place_launch`` and
+ELB health checks, the stopped tasks to delete, and the service deployments and service
+revisions to record: ``core.service_revisions``), then for each launch ``place_launch`` and
 ``task_manifest``, then ``record_outcome`` (the launch results added to the status, written
-once). A load-balanced Service's deletion drains its tasks first (``drain_stops``).
+once). The settings it runs with are the service revision's after a rollback
+(``ReconcileState.running_spec``), and each task is judged in the load balancers of its own
+revision. A load-balanced Service's deletion drains its tasks first (``drain_stops``).
 """
 
 from __future__ import annotations
@@ -78,8 +81,9 @@ class ReconcileState:
 
 @dataclass(frozen=True)
 class ReconcilePlan:
-    """What to do, in order: record service revisions, stop, launch (then
-    ``record_outcome``), delete (stopped tasks, then collected service revisions)."""
+    """What to do, in order: stop, launch (then ``record_outcome``), store the new service
+    revisions, write the status that names them, delete (stopped tasks, then collected service
+    revisions)."""
 
     scheduled: ServicePlan
     """The scheduler's plan, its stops including the tasks that failed ELB health checks; its
