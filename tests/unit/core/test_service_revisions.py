@@ -342,3 +342,67 @@ def check(
                 service_revisions.controller_revision_name("web", deployment_of(newest_success))
             ].data
             assert running.load_balancers == restored.load_balancers
+
+
+def test_history_keeps_the_last_ten_service_deployments_newest_first() -> None:
+    rec = recorder()
+    rec.run(4)
+    for number in range(2, 14):
+        rec.deploy(number)
+        rec.run(6)
+    records = rec.records()
+    assert len(records) == MAX_SERVICE_DEPLOYMENTS
+    assert [r.status for r in records] == ["SUCCESSFUL"] * MAX_SERVICE_DEPLOYMENTS
+    assert deployment_of(records[0]) == rec.sim.primary().id
+    assert len(rec.stored) == service_revisions.KEPT_SERVICE_REVISIONS
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    generations=st.lists(st.integers(1, 30), min_size=0, max_size=25),
+    listed=st.sets(st.integers(0, 24), max_size=4),
+    successful=st.integers(0, 30),
+    keep=st.integers(0, 12),
+)
+def test_collection_keeps_the_newest_the_listed_and_the_last_successful(
+    generations: list[int], listed: set[int], successful: int, keep: int
+) -> None:
+    rec = recorder()
+    rec.plan()
+    service = service_of(rec.sim)
+    ids = [f"ecs-svc/{1000000000000000000 + i}" for i in range(len(generations))]
+    stored = [
+        StoredRevision(
+            service_revisions.controller_revision_name("web", deployment_id),
+            deployment_id,
+            generation,
+            read_revision(revision_manifest(service, deployment_id, "web:1", rec.sim.now)).data,
+        )
+        for deployment_id, generation in zip(ids, generations, strict=True)
+    ]
+    status = rec.sim.status
+    assert status is not None
+    template = rec.sim.primary()
+    running = [template.model_copy(update={"id": ids[i]}) for i in listed if i < len(ids)]
+    record = rec.records()[0].model_copy(
+        update={
+            "status": "SUCCESSFUL",
+            "service_deployment_arn": service_revisions.service_deployment_arn(
+                NAMESPACE, "web", ids[successful] if successful < len(ids) else "ecs-svc/1"
+            ),
+        }
+    )
+    status = status.model_copy(
+        update={
+            "deployments": running or status.deployments,
+            "service_deployments": [record],
+        }
+    )
+    plan = plan_revisions(service, {}, status, stored, rec.sim.now, keep)
+    deleted = {s.deployment_id for s in stored if s.name in plan.delete}
+    protected = {d.id for d in status.deployments or ()} | {deployment_of(record)}
+    assert not deleted & protected
+    left = [s for s in stored if s.name not in plan.delete]
+    assert len(left) <= max(keep, 1) + len(protected)
+    newest = sorted(stored, key=lambda s: (s.revision, s.name), reverse=True)[: max(keep, 1)]
+    assert all(s.name not in plan.delete for s in newest)
