@@ -131,15 +131,6 @@ def controller_revision_name(service: str, deployment_id: str) -> str:
     return f"{service}{NAME_INFIX}{_digits(deployment_id)}"
 
 
-def revision_selector(service: str) -> str:
-    """The label selector listing a Service's service revisions (``kubectl get
-    controllerrevisions -l …``)."""
-    return (
-        f"{labels.SERVICE_LABEL}={labels.label_value(service)},"
-        f"{labels.MANAGED_BY_LABEL}={labels.MANAGED_BY}"
-    )
-
-
 def is_service_revision(obj: Mapping[str, Any]) -> bool:
     """Whether a ControllerRevision is a service revision (not a task definition's)."""
     object_labels = (obj.get("metadata") or {}).get("labels") or {}
@@ -373,6 +364,8 @@ def _advance(
     deployment = by_id.get(deployment_id)
     changes = _transition(record, deployment, by_id, inputs)
     status = changes.get("status", record.status)
+    if STATUS_RANK[status] < STATUS_RANK[record.status]:
+        return record  # a status never moves backwards
     if deployment is not None:
         changes["target_service_revision"] = _summary(inputs.namespace, inputs.service, deployment)
         if status in ("IN_PROGRESS", "PENDING"):
