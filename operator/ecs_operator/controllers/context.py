@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from ecs_operator.controllers.cache import ObjectCache, object_key, owner_name
 from ecs_operator.controllers.feeds import feed_of
-from ecs_operator.controllers.revisions import RevisionReader
+from ecs_operator.controllers.revisions import RevisionReader, ServiceRevisionReader
 from ecs_operator.controllers.triggers import Body, Change
 from ecs_operator.controllers.writer import Writer
 from ecs_operator.core.capacity import (
@@ -62,12 +62,13 @@ class OperatorOptions:
 
 # Pods by the node whose capacity they hold (not once terminated); tasks by the node placed on.
 NODE_INDEX = "node"
-SERVICE_INDEX = "service"  # tasks by "namespace/service" of the Service that owns them
+# Tasks and service revisions by "namespace/service" of the Service that owns them.
+SERVICE_INDEX = "service"
 
 
-def _owning_service(task: Mapping[str, Any]) -> str | None:
-    service = owner_name(task, "Service")
-    return f"{task['metadata'].get('namespace', '')}/{service}" if service else None
+def _owning_service(owned: Mapping[str, Any]) -> str | None:
+    service = owner_name(owned, "Service")
+    return f"{owned['metadata'].get('namespace', '')}/{service}" if service else None
 
 
 @dataclass
@@ -88,7 +89,9 @@ class OperatorContext:
     endpoint_slices: ObjectCache = field(default_factory=ObjectCache)
     footprints: Footprints = field(default_factory=Footprints)  # pods' requests, by uid
     task_definitions: ObjectCache = field(default_factory=ObjectCache)
-    revisions: ObjectCache = field(default_factory=ObjectCache)
+    revisions: ObjectCache = field(
+        default_factory=lambda: ObjectCache(indexes={SERVICE_INDEX: _owning_service})
+    )
     pods: ObjectCache = field(
         default_factory=lambda: ObjectCache(indexes={NODE_INDEX: occupied_node})
     )
@@ -210,3 +213,8 @@ class OperatorContext:
     def revision_reader(self) -> RevisionReader:
         """Task definition revisions: a family's, resolved, and their specs parsed once."""
         return RevisionReader(self.revisions, self.task_definitions)
+
+    @cached_property
+    def service_revisions(self) -> ServiceRevisionReader:
+        """Service revisions: a Service's, and the settings it runs with."""
+        return ServiceRevisionReader(self.revisions, SERVICE_INDEX)

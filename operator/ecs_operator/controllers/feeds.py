@@ -75,7 +75,8 @@ FEEDS: Mapping[WatchedKind, Feed] = {
     feed.kind: feed
     for feed in (
         Feed(TASK_DEFINITIONS, "task_definitions"),
-        Feed(CONTROLLER_REVISIONS, "revisions", {labels.FAMILY_LABEL: None}),
+        # Task definition revisions and service revisions.
+        Feed(CONTROLLER_REVISIONS, "revisions", MANAGED),
         Feed(TASKS, "tasks"),
         Feed(SERVICES, "services"),
         Feed(PODS, "pods"),

@@ -186,13 +186,22 @@ class LoadBalancerController:
                 service = self.context.services.parsed(body, Service)
             except ValidationError:
                 continue
-            names = {load_balancer_of(e) for e in service.spec.load_balancers or ()}
+            # After a rollback, the load balancers of the revision it restored; each task
+            # those of its own deployment's revision.
+            reader = self.context.service_revisions
+            service = service.model_copy(update={"spec": reader.running_spec(service)})
+            by_deployment = reader.load_balancers_by_deployment(service)
+            names = {
+                load_balancer_of(e)
+                for entries in (service.spec.load_balancers, *by_deployment.values())
+                for e in entries or ()
+            }
             if lb.metadata.name in names:
                 users.add(service.metadata.name)
             elif service.metadata.name not in holding:
                 continue
             tasks, pods = self._with_pods(namespace, self.context.service_tasks(body))
-            members.append(load_balancing.ServiceMembers(service, tasks, pods))
+            members.append(load_balancing.ServiceMembers(service, tasks, pods, by_deployment))
         return members, users
 
     def _departed(self, namespace: str, lb: LoadBalancer) -> list[load_balancing.DepartedTasks]:

@@ -89,6 +89,7 @@ class _CacheCollector(Collector):
         by_status = Tally(
             (obj["metadata"].get("labels") or {}).get(labels.REVISION_STATUS_LABEL, "UNKNOWN")
             for obj in self.context.revisions.values()
+            if labels.FAMILY_LABEL in (obj["metadata"].get("labels") or {})
         )
         for status, count in sorted(by_status.items()):
             revisions.add_metric([status], count)

@@ -11,10 +11,10 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from ecs_operator.controllers.cache import ObjectCache
-from ecs_operator.core import labels
+from ecs_operator.core import labels, service_revisions
 from ecs_operator.core.registration import StoredRevision, accepted_condition
 from ecs_operator.core.revisions import (
     ResolvedRevision,
@@ -23,6 +23,7 @@ from ecs_operator.core.revisions import (
     resolve_reference,
     revision_record_from_object,
 )
+from ecs_operator.models.service import Service, ServiceLoadBalancer, ServiceSpec
 from ecs_operator.models.taskdefinition import TaskDefinitionSpec, parse_task_definition_ref
 
 logger = logging.getLogger(__name__)
@@ -32,6 +33,19 @@ class _StoredSpec(BaseModel):
     """A ControllerRevision, read for the task definition spec it stores."""
 
     data: TaskDefinitionSpec
+
+
+class _ParsedServiceRevision(BaseModel):
+    """A service revision's ControllerRevision, read once per version (``ObjectCache.parsed``)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    stored: service_revisions.StoredRevision
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read(cls, body: Any) -> Any:
+        return {"stored": service_revisions.read_revision(body)}
 
 
 class RevisionReader:
@@ -101,3 +115,52 @@ class RevisionReader:
             registered = datetime.fromisoformat(created) if created else datetime.now(UTC)
             stored.append((obj, StoredRevision(record, registered)))
         return stored
+
+
+class ServiceRevisionReader:
+    """A Service's stored service revisions, each read (and validated) once per version of its
+    ControllerRevision, like the task definition revisions above."""
+
+    def __init__(self, revisions: ObjectCache, by_service: str) -> None:
+        self._revisions = revisions
+        self._by_service = by_service  # the index of `revisions` by "namespace/service"
+
+    def of(self, service: Service) -> list[service_revisions.StoredRevision]:
+        """The service revisions stored for `service` (owned by this very object)."""
+        metadata = service.metadata
+        found = []
+        owned = f"{metadata.namespace or ''}/{metadata.name}"
+        for obj in self._revisions.indexed(self._by_service, owned):
+            if not service_revisions.is_service_revision(obj) or not any(
+                owner.get("uid") == metadata.uid
+                for owner in obj["metadata"].get("ownerReferences") or ()
+            ):
+                continue
+            try:
+                found.append(self._revisions.parsed(obj, _ParsedServiceRevision).stored)
+            except ValueError as error:
+                logger.warning("ignoring a stored service revision: %s", error)
+        return found
+
+    def running_spec(self, service: Service) -> ServiceSpec:
+        """The settings `service` runs with (``service_revisions.running_spec``)."""
+        if not any(
+            d.rollback for d in (service.status.deployments if service.status else None) or ()
+        ):
+            return service.spec  # the common case, without reading the revisions
+        return service_revisions.running_spec(service.spec, service.status, self.of(service))
+
+    def load_balancers_by_deployment(
+        self, service: Service
+    ) -> dict[str, list[ServiceLoadBalancer]]:
+        """The loadBalancers of each of `service`'s deployments' service revisions."""
+        return service_revisions.load_balancers_by_deployment(service.status, self.of(service))
+
+    def task_spec(self, service: Service, deployment_id: str | None) -> ServiceSpec:
+        """The settings a task of `service` started by `deployment_id` runs with."""
+        stored = self.of(service)
+        return service_revisions.task_spec(
+            service_revisions.running_spec(service.spec, service.status, stored),
+            service_revisions.load_balancers_by_deployment(service.status, stored),
+            deployment_id,
+        )

@@ -22,7 +22,7 @@ from ecs_operator.controllers.metrics import OperatorMetrics
 from ecs_operator.controllers.task_launcher import TaskLauncher
 from ecs_operator.controllers.triggers import Change, Trigger, every_object, its_namespace, owner
 from ecs_operator.controllers.workqueue import WorkQueue
-from ecs_operator.core import events, labels, revisions, service_planning
+from ecs_operator.core import events, labels, revisions, service_planning, service_revisions
 from ecs_operator.core.capacity import placement_facts
 from ecs_operator.core.deployments import StopRequest
 from ecs_operator.kube.client import (
@@ -58,8 +58,16 @@ _in_namespace = every_object("services", its_namespace)
 _everywhere = every_object("services", lambda _change: None)
 
 
+_revision_owner = owner("Service")
+
+
 def _family_moved(change: Change, context: OperatorContext) -> Iterable[Key]:
-    """A family's revisions changed: `family` may now mean another revision."""
+    """A family's revisions changed: `family` may now mean another revision. A service
+    revision changed: its Service may run with its settings."""
+    if change.resource == CONTROLLER_REVISIONS and service_revisions.is_service_revision(
+        change.body
+    ):
+        return _revision_owner(change, context)
     if change.resource == CONTROLLER_REVISIONS and revisions.annotated_family(change.body) is None:
         return ()
     return _in_namespace(change, context)
@@ -134,22 +142,31 @@ class ServiceController:
         plan = service_planning.plan_reconcile(state, self.rng)
         for request in plan.scheduled.stop:
             await self._stop_task(key[0], request)
+        running = service.model_copy(update={"spec": state.running_spec})
         launched, failures, launch_error = await self.launcher.launch_all(
-            body, service, plan.scheduled.launch
+            body, running, plan.scheduled.launch
         )
         outcome = service_planning.record_outcome(
             state, plan.scheduled, launched, failures, self.rng
         )
+        revision_error = await self._record_revisions(key[0], plan.revisions.create)
         if outcome.status is not None:
             await self._write_status(body, outcome.status)
         for message in outcome.events:
             await self.events.record(body, *events.service_event_kind(message), message)
         for task in plan.delete:
             await self.context.api.delete(TASKS, key[0], task.metadata.name, uid=task.metadata.uid)
-        if outcome.requeue_after is not None:
-            self.queue.add_after(key, outcome.requeue_after)
+        for name in plan.revisions.delete:
+            await self._delete_revision(key[0], name)
+        requeue = [outcome.requeue_after]
+        if plan.settings_moved:
+            requeue.append(0.0)  # a rollback: plan again with the settings it restores
+        if (delay := min((d for d in requeue if d is not None), default=None)) is not None:
+            self.queue.add_after(key, delay)
         if launch_error is not None:
             raise launch_error  # retried with back-off, the tasks it did launch recorded above
+        if revision_error is not None:
+            raise revision_error  # recorded on the retry: the plan wants it until it is stored
 
     def _read(
         self, namespace: str, body: Mapping[str, Any], service: Service, now: datetime
@@ -157,6 +174,7 @@ class ServiceController:
         """What the plan decides from, as the caches have it."""
         tasks = self._tasks(body)
         spec_of = self.context.revision_reader.spec
+        stored = self.context.service_revisions.of(service)
         return service_planning.ReconcileState(
             service,
             tasks,
@@ -165,6 +183,7 @@ class ServiceController:
             now,
             *self._resolve(namespace, service),
             health_checked=service_planning.health_checked(tasks, lambda r: spec_of(namespace, r)),
+            service_revisions=tuple(stored),
         )
 
     def _resolve(
@@ -188,6 +207,28 @@ class ServiceController:
                     "service task %s cannot be read: %s", task["metadata"]["name"], error
                 )
         return tasks
+
+    async def _record_revisions(
+        self, namespace: str, manifests: Iterable[dict[str, Any]]
+    ) -> KubeError | None:
+        """Store the new service revisions (found instead when stored already and the cache had
+        not seen it: a revision never changes); the first error, after trying each."""
+        first_error = None
+        if self.context.namespace_terminating(namespace):
+            return None  # every create would be refused (403) until the namespace is gone
+        for manifest in manifests:
+            try:
+                await self.context.api.create_or_get(CONTROLLER_REVISIONS, namespace, manifest)
+            except KubeError as error:
+                first_error = first_error or error
+        return first_error
+
+    async def _delete_revision(self, namespace: str, name: str) -> None:
+        try:
+            await self.context.api.delete(CONTROLLER_REVISIONS, namespace, name)
+        except KubeError as error:
+            if not error.not_found:
+                raise
 
     async def _stop_task(self, namespace: str, request: StopRequest) -> None:
         patch = service_planning.stop_patch(request)

@@ -125,7 +125,7 @@ class TaskController:
         owner = self.context.services.get((namespace, service or ""))
         if owner is not None and not owned_by(body, owner):
             owner = None  # not a service task, or one with a forged ownerReference
-        service_spec = self._service_spec(owner)
+        service_spec = self._service_spec(body, owner)
         # Its targets are looked up while its Service names a LoadBalancer, and while it holds
         # the drain finalizer (its Service may be gone).
         balanced = (service_spec is not None and bool(service_spec.load_balancers)) or (
@@ -157,13 +157,18 @@ class TaskController:
             },
         )
 
-    def _service_spec(self, owner: dict[str, Any] | None) -> ServiceSpec | None:
+    def _service_spec(
+        self, body: dict[str, Any], owner: dict[str, Any] | None
+    ) -> ServiceSpec | None:
         if owner is None:
             return None
         try:
-            return self.context.services.parsed(owner, Service).spec
+            service_object = self.context.services.parsed(owner, Service)
         except ValidationError:
             return None
+        # The load balancers of the task's own service revision.
+        started_by = (body.get("spec") or {}).get("startedBy")
+        return self.context.service_revisions.task_spec(service_object, started_by)
 
     async def _apply(self, key: Key, body: dict[str, Any], plan: TaskPlan) -> None:
         if plan.delete_task:

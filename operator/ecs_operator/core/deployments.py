@@ -365,6 +365,10 @@ class ServiceState:
     traffic_applied_at: Callable[[str, float], datetime | None] = lambda _d, _w: LONG_AGO
     """Since when the load balancers carry a deployment's production share (None: not yet);
     a service without load balancers has no traffic to move (LONG_AGO)."""
+    running_spec: ServiceSpec | None = None
+    """The spec with the settings (placement, healthCheckGracePeriodSeconds, loadBalancers) of
+    the service revision the Service runs, when they are not the spec's: after a rollback
+    (``core.service_revisions.running_spec``). ``spec`` still says what a new deployment is."""
 
 
 @dataclass(frozen=True)
@@ -658,7 +662,7 @@ class _Planner:
         self.state = state
         self.rng = rng
         self.now = state.now
-        self.spec = state.spec
+        self.spec = state.running_spec or state.spec  # what runs; the spec's hash starts them
         previous = state.status or ServiceStatus()
         self.previous = previous
         self.scheduler = (previous.scheduler or SchedulerState()).model_copy()
@@ -668,7 +672,7 @@ class _Planner:
         self.blockers = _Blockers()
         self.spec_hash = deployment_spec_hash(state.spec)
         expressions, error = _constraint_expressions(
-            [*(state.spec.placement_constraints or ()), *state.task_definition_constraints]
+            [*(self.spec.placement_constraints or ()), *state.task_definition_constraints]
         )
         self.member_of = expressions
         self.blockers.invalid_constraint = error
@@ -1315,7 +1319,7 @@ class _Planner:
                 )
             )
         self._update_deployments(live, remaining, desired)
-        unsupported = unsupported_service_fields(self.state.name, self.spec)[:MAX_UNSUPPORTED]
+        unsupported = unsupported_service_fields(self.state.name, self.state.spec)[:MAX_UNSUPPORTED]
         if unsupported and unsupported != (self.previous.unsupported or []):
             self.work.messages.append(
                 events.service_fields_not_honoured(self.state.name, unsupported_text(unsupported))

@@ -248,6 +248,11 @@ def status_message(task: str, last_status: str, node: str | None) -> str:
 
 TASK_FAILED_HEALTH_CHECKS: Final = "Task failed container health checks"
 ROLLOUT_CIRCUIT_BREAKER_FAILED: Final = "ECS deployment circuit breaker: tasks failed to start."
+# ServiceDeployment.statusReason of a deployment the circuit breaker rolled back (ECS's pattern,
+# "Service deployment rolled back because ...", ecs-deployments.md §8).
+SERVICE_DEPLOYMENT_ROLLED_BACK: Final = (
+    "Service deployment rolled back because the circuit breaker threshold was exceeded."
+)
 # Operator wording: why a deployment cannot start when ``resolve_reference`` gives no reason.
 TASK_DEFINITION_UNRESOLVED: Final = "the task definition does not resolve"
 _STEADY_STATE: Final = " has reached a steady state."
@@ -365,6 +370,21 @@ def rollout_completed(deployment_id: str) -> str:
 
 def rollout_rolling_back(deployment_id: str) -> str:
     return f"ECS deployment circuit breaker: rolling back to deploymentId {deployment_id}."
+
+
+def service_deployment_rollback_failed(deployment_id: str) -> str:
+    """statusReason of a service deployment whose rollback failed too (operator wording)."""
+    return (
+        f"{ROLLOUT_CIRCUIT_BREAKER_FAILED} The rollback to deploymentId {deployment_id} "
+        "failed: its tasks failed to start too."
+    )
+
+
+def service_deployment_superseded(deployment_id: str | None) -> str:
+    """statusReason of a service deployment stopped before it finished because a newer one
+    replaced it (operator wording: ECS documents none)."""
+    newer = f" ({deployment_id})" if deployment_id else ""
+    return f"Service deployment stopped: a newer service deployment{newer} replaced it."
 
 
 def rolled_back(task_definition: str, deployment_id: str, failed_task_definition: str) -> str:

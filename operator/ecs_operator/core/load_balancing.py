@@ -53,7 +53,7 @@ Data path
 import json
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final, Literal
 
@@ -76,7 +76,7 @@ from ecs_operator.models.loadbalancer import (
     TargetState,
     TrafficWeight,
 )
-from ecs_operator.models.service import Service, ServiceSpec
+from ecs_operator.models.service import Service, ServiceLoadBalancer, ServiceSpec
 from ecs_operator.models.task import Task
 from ecs_operator.models.taskdefinition import TaskDefinitionSpec
 
@@ -140,6 +140,15 @@ class ServiceMembers:
     service: Service
     tasks: Sequence[Task]
     pods: Mapping[str, Mapping[str, Any]]
+    by_deployment: Mapping[str, Sequence[ServiceLoadBalancer]] = field(default_factory=dict)
+    """The loadBalancers of each deployment's service revision: a task registers with those of
+    the deployment that started it (``core.service_revisions.task_spec``), else the Service's."""
+
+    def entries(self, task: Task, lb_name: str) -> list[ServiceLoadBalancer]:
+        """The task's loadBalancers[] entries that name ``lb_name``."""
+        found = self.by_deployment.get(task.spec.started_by or "")
+        entries = self.service.spec.load_balancers if found is None else found
+        return [e for e in entries or () if names.load_balancer_of(e) == lb_name]
 
 
 @dataclass(frozen=True)
@@ -274,16 +283,13 @@ def _candidates(
 ) -> dict[tuple[str, int], _Candidate]:
     found: dict[tuple[str, int], _Candidate] = {}
     for members in services:
-        entries = [
-            e
-            for e in members.service.spec.load_balancers or ()
-            if names.load_balancer_of(e) == lb_name
-        ]
-        for task in members.tasks if entries else ():
+        for task in members.tasks:
+            entries = members.entries(task, lb_name)
             status = task.status
             pod = members.pods.get(task.metadata.name)
             if (
-                status is None
+                not entries
+                or status is None
                 or status.last_status not in _RUNNING_STATES
                 or _stop_decided(task)
                 or pod is None

@@ -2,9 +2,12 @@
 
 The Service controller reads its caches into a ``ReconcileState`` and applies what this module
 decides: ``plan_reconcile`` (the ``core.deployments`` scheduler's plan, plus the tasks failing
-ELB health checks and the stopped tasks to delete), then for each launch ``place_launch`` and
+ELB health checks, the stopped tasks to delete, and the service deployments and service
+revisions to record: ``core.service_revisions``), then for each launch ``place_launch`` and
 ``task_manifest``, then ``record_outcome`` (the launch results added to the status, written
-once). A load-balanced Service's tasks carry the drain finalizer from their creation
+once). The settings it runs with are the service revision's after a rollback
+(``ReconcileState.running_spec``), and each task is judged in the load balancers of its own
+revision. A load-balanced Service's tasks carry the drain finalizer from their creation
 (``task_manifest``): deleting the Service returns at once, and each task's deletion (garbage
 collection) waits until its targets drained.
 """
@@ -13,7 +16,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -24,6 +27,7 @@ from ecs_operator.core import (
     load_balancing,
     names,
     placement,
+    service_revisions,
 )
 from ecs_operator.core.capacity import task_requirements
 from ecs_operator.core.deployments import (
@@ -38,7 +42,7 @@ from ecs_operator.core.placement import ContainerInstance, PlacementFailure
 from ecs_operator.core.render import effective_spec
 from ecs_operator.models.loadbalancer import LoadBalancer
 from ecs_operator.models.placement import PlacementConstraint
-from ecs_operator.models.service import Service, ServiceSpec, ServiceStatus
+from ecs_operator.models.service import Service, ServiceLoadBalancer, ServiceSpec, ServiceStatus
 from ecs_operator.models.task import MAX_STOPPED_REASON_SPEC, Task
 from ecs_operator.models.taskdefinition import TaskDefinitionSpec
 
@@ -66,16 +70,33 @@ class ReconcileState:
     """The spec of ``resolved``."""
     health_checked: frozenset[str]
     """The tasks whose revision health-checks an essential container (healthy means HEALTHY)."""
+    service_revisions: tuple[service_revisions.StoredRevision, ...] = ()
+    """The Service's stored service revisions."""
+
+    @property
+    def running_spec(self) -> ServiceSpec:
+        """The settings the Service runs with (``service_revisions.running_spec``)."""
+        service = self.service
+        return service_revisions.running_spec(service.spec, service.status, self.service_revisions)
 
 
 @dataclass(frozen=True)
 class ReconcilePlan:
-    """What to do, in order: stop, launch (then ``record_outcome``), delete."""
+    """What to do, in order: stop, launch (then ``record_outcome``), store the new service
+    revisions, write the status that names them, delete (stopped tasks, then collected service
+    revisions)."""
 
     scheduled: ServicePlan
-    """The scheduler's plan, its stops including the tasks that failed ELB health checks."""
+    """The scheduler's plan, its stops including the tasks that failed ELB health checks; its
+    status with the service deployments."""
     delete: tuple[Task, ...]
     """Stopped tasks beyond the newest ``MAX_STOPPED_TASKS_PER_SERVICE``."""
+    revisions: service_revisions.RevisionPlan = field(
+        default_factory=service_revisions.RevisionPlan
+    )
+    settings_moved: bool = False
+    """The plan changes the settings the Service runs with (a rollback to a revision whose
+    settings differ): plan again with them at once."""
 
 
 @dataclass(frozen=True)
@@ -98,7 +119,53 @@ def plan_reconcile(state: ReconcileState, rng: random.Random) -> ReconcilePlan:
     scheduled = replace(
         scheduled, stop=(*scheduled.stop, *stops), requeue_after=min(delays, default=None)
     )
-    return ReconcilePlan(scheduled, tuple(stopped_to_delete(state.tasks)))
+    scheduled, revisions = _record_service_revisions(state, scheduled)
+    running = service_revisions.running_spec(
+        state.service.spec, scheduled.status, state.service_revisions
+    )
+    return ReconcilePlan(
+        scheduled,
+        tuple(stopped_to_delete(state.tasks)),
+        revisions,
+        settings_moved=running != state.running_spec,
+    )
+
+
+def _record_service_revisions(
+    state: ReconcileState, scheduled: ServicePlan
+) -> tuple[ServicePlan, service_revisions.RevisionPlan]:
+    """The plan's status with its service deployments, and the service revisions to record
+    (the PRIMARY's, when it runs what the spec asks for and none is stored) and collect."""
+    service, status = state.service, scheduled.status
+    metadata = service.metadata
+    breaker = (
+        service.spec.deployment_configuration.deployment_circuit_breaker
+        if service.spec.deployment_configuration
+        else None
+    )
+    inputs = service_revisions.RecordInputs(
+        namespace=metadata.namespace or "",
+        service=metadata.name,
+        deployments=status.deployments or (),
+        breaker_enabled=bool(breaker and breaker.enable),
+        threshold=deployments.circuit_breaker_threshold(status.desired_count or 0),
+        now=state.now,
+    )
+    recorded = service_revisions.record_status(status, service.status, inputs)
+    spec_hash = deployments.deployment_spec_hash(service.spec)
+    wanted = {
+        d.id: d.task_definition
+        for d in status.deployments or ()
+        if d.status == "PRIMARY"
+        and not d.rollback
+        and (d.task_definition, d.spec_hash) == (state.resolved, spec_hash)
+    }
+    revisions = service_revisions.plan_revisions(
+        service, wanted, recorded, state.service_revisions, state.now
+    )
+    records = ("service_deployments", "current_service_deployment", "current_service_revisions")
+    moved = any(getattr(recorded, name) != getattr(service.status, name, None) for name in records)
+    return replace(scheduled, status=recorded, changed=scheduled.changed or moved), revisions
 
 
 def record_outcome(
@@ -130,6 +197,7 @@ def _generation(service: Service) -> int:
 
 def _service_state(state: ReconcileState, load_balancer_error: str | None) -> ServiceState:
     metadata, spec = state.service.metadata, state.service.spec
+    running = state.running_spec
     return ServiceState(
         name=metadata.name,
         uid=metadata.uid or "",
@@ -148,22 +216,43 @@ def _service_state(state: ReconcileState, load_balancer_error: str | None) -> Se
         task_definition_constraints=tuple(
             (state.revision.placement_constraints or ()) if state.revision else ()
         ),
-        healthy=_healthy_in(spec, state.load_balancers),
+        healthy=_healthy_in(state, running),
         traffic_applied_at=load_balancing.traffic_applied_at(
-            metadata.name, spec, state.load_balancers
+            metadata.name, running, state.load_balancers
         ),
+        running_spec=running,
     )
 
 
-def _healthy_in(spec: ServiceSpec, load_balancers: Mapping[str, LoadBalancer]) -> HealthPredicate:
+def _healthy_in(state: ReconcileState, running: ServiceSpec) -> HealthPredicate:
     """A task counts as healthy when ECS says so and, for a load-balanced service, when it is
-    healthy in every target group."""
-    if not spec.load_balancers:
+    healthy in every target group of its service revision."""
+    by_deployment = service_revisions.load_balancers_by_deployment(
+        state.service.status, state.service_revisions
+    )
+    if not running.load_balancers and not any(by_deployment.values()):
         return deployments.is_healthy
+    spec_of = _task_specs(running, by_deployment)
     return lambda task: (
         deployments.is_healthy(task)
-        and load_balancing.task_load_balancer_health(task.name, spec, load_balancers)
+        and load_balancing.task_load_balancer_health(
+            task.name, spec_of(task.deployment_id), state.load_balancers
+        )
     )
+
+
+def _task_specs(
+    running: ServiceSpec, by_deployment: Mapping[str, Sequence[ServiceLoadBalancer]]
+) -> Callable[[str | None], ServiceSpec]:
+    """``service_revisions.task_spec`` by deployment, each made once."""
+    made: dict[str | None, ServiceSpec] = {}
+
+    def spec_of(deployment_id: str | None) -> ServiceSpec:
+        if deployment_id not in made:
+            made[deployment_id] = service_revisions.task_spec(running, by_deployment, deployment_id)
+        return made[deployment_id]
+
+    return spec_of
 
 
 def _load_balancer_error(state: ReconcileState) -> str | None:
@@ -182,15 +271,24 @@ def _failed_elb_health(
     """The tasks (not stopping, nor stopped by the plan) whose target stayed unhealthy past
     healthCheckGracePeriodSeconds, stopped with ECS's reason; and, for each task unhealthy
     within its grace period, the seconds until the period ends (it is looked at again then)."""
-    spec = state.service.spec
-    named = [names.load_balancer_of(e) for e in spec.load_balancers or ()]
-    used = [state.load_balancers[name] for name in named if name in state.load_balancers]
-    grace = spec.health_check_grace_period_seconds or 0
+    running = state.running_spec
+    spec_of = _task_specs(
+        running,
+        service_revisions.load_balancers_by_deployment(
+            state.service.status, state.service_revisions
+        ),
+    )
+    grace = running.health_check_grace_period_seconds or 0
     stops, grace_ends = [], []
     for task in state.tasks:
         name, status = task.metadata.name, task.status
         if task.spec.desired_status == "STOPPED" or status is None or name in planned:
             continue
+        used = [
+            state.load_balancers[names.load_balancer_of(e)]
+            for e in spec_of(task.spec.started_by).load_balancers or ()
+            if names.load_balancer_of(e) in state.load_balancers
+        ]
         started, now = status.started_at, state.now
         reason = load_balancing.failed_elb_health(name, started, grace, used, now)
         if reason is not None:

@@ -93,6 +93,21 @@ DeploymentStrategy = Literal["ROLLING", "BLUE_GREEN", "LINEAR", "CANARY"]
 # The stages a BLUE_GREEN, LINEAR or CANARY deployment goes through (ECS's names; the hook
 # stages pass at once while no lifecycle hook is honoured).
 LifecycleStage = Literal["SCALE_UP", "PRODUCTION_TRAFFIC_SHIFT", "BAKE_TIME", "CLEAN_UP"]
+# ECS's ServiceDeployment.status (ecs-deployments.md §7.4).
+ServiceDeploymentStatus = Literal[
+    "PENDING",
+    "IN_PROGRESS",
+    "SUCCESSFUL",
+    "STOPPED",
+    "STOP_REQUESTED",
+    "ROLLBACK_REQUESTED",
+    "ROLLBACK_IN_PROGRESS",
+    "ROLLBACK_SUCCESSFUL",
+    "ROLLBACK_FAILED",
+]
+CircuitBreakerStatus = Literal["TRIGGERED", "MONITORING", "MONITORING_COMPLETE", "DISABLED"]
+MAX_SERVICE_DEPLOYMENTS: Final = 10
+MAX_ARN_LENGTH: Final = 1600
 
 DESIRED_COUNT_REQUIRED: Final = "spec.desiredCount is required for the REPLICA scheduling strategy"
 DAEMON_DESIRED_COUNT: Final = (
@@ -777,6 +792,116 @@ class SchedulerState(StatusModel):
     )
 
 
+class ServiceRevisionSummary(StatusModel):
+    """A service revision and its tasks (ECS ServiceRevisionSummary)."""
+
+    arn: str = Field(max_length=MAX_ARN_LENGTH, description="The service revision's ARN.")
+    requested_task_count: int = Field(default=0, ge=0, description="Tasks it should have.")
+    running_task_count: int = Field(default=0, ge=0, description="Its RUNNING tasks.")
+    pending_task_count: int = Field(default=0, ge=0, description="Its tasks not yet RUNNING.")
+    requested_production_traffic_weight: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=100.0,
+        description="Its requested share of production traffic (%), BLUE_GREEN/LINEAR/CANARY.",
+    )
+
+
+class ServiceDeploymentCircuitBreaker(StatusModel):
+    """The circuit breaker of one service deployment (ECS ServiceDeploymentCircuitBreaker)."""
+
+    status: CircuitBreakerStatus = Field(
+        description=(
+            "DISABLED (not enabled), MONITORING (the deployment is in progress), TRIGGERED (it "
+            "failed the deployment), MONITORING_COMPLETE (the deployment succeeded)."
+        )
+    )
+    failure_count: int = Field(default=0, ge=0, description="Tasks counted as failed.")
+    threshold: int = Field(default=0, ge=0, description="Failed tasks that fail the deployment.")
+
+
+class ServiceDeploymentRollback(StatusModel):
+    """The rollback of a failed service deployment (ECS Rollback)."""
+
+    reason: str = Field(max_length=1024, description="Why it was rolled back, ECS's words.")
+    service_revision_arn: str = Field(
+        max_length=MAX_ARN_LENGTH,
+        description="The service revision rolled back to: the last successful one.",
+    )
+    started_at: Timestamp = Field(description="When the rollback started.")
+
+
+class ServiceDeployment(StatusModel):
+    """One service deployment (ECS DescribeServiceDeployments): what moved the service from
+    its source service revisions to its target, and how that went."""
+
+    service_deployment_arn: str = Field(
+        max_length=MAX_ARN_LENGTH,
+        description=(
+            "arn:aws:ecs:::service-deployment/NAMESPACE/SERVICE/ID, ID being "
+            "the digits of the deployments[] id (ecs-svc/ID)."
+        ),
+    )
+    target_service_revision: ServiceRevisionSummary = Field(
+        description="The service revision deployed."
+    )
+    source_service_revisions: list[ServiceRevisionSummary] | None = Field(
+        default=None,
+        max_length=MAX_DEPLOYMENTS,
+        description="The service revisions that had tasks when it started.",
+    )
+    status: ServiceDeploymentStatus = Field(
+        description=(
+            "IN_PROGRESS, then SUCCESSFUL; STOPPED (failed without rollback, or superseded by "
+            "a newer deployment); ROLLBACK_IN_PROGRESS, then ROLLBACK_SUCCESSFUL or "
+            "ROLLBACK_FAILED. Never moves backwards."
+        )
+    )
+    status_reason: str | None = Field(
+        default=None, max_length=1024, description="Why it has that status, ECS's words."
+    )
+    created_at: Timestamp = Field(description="When it was created.")
+    started_at: Timestamp | None = Field(default=None, description="When it started.")
+    finished_at: Timestamp | None = Field(
+        default=None, description="When it finished (SUCCESSFUL or a rollback's end)."
+    )
+    stopped_at: Timestamp | None = Field(
+        default=None, description="When it was stopped (failed without rollback, superseded)."
+    )
+    updated_at: Timestamp | None = Field(default=None, description="When it last changed.")
+    lifecycle_stage: LifecycleStage | None = Field(
+        default=None, description="Its stage (BLUE_GREEN, LINEAR, CANARY)."
+    )
+    deployment_circuit_breaker: ServiceDeploymentCircuitBreaker | None = Field(
+        default=None, description="The circuit breaker's state for this deployment."
+    )
+    rollback: ServiceDeploymentRollback | None = Field(
+        default=None, description="Set once it is rolled back."
+    )
+
+
+class StoredServiceRevision(StatusModel):
+    """A service revision as its ControllerRevision stores it (``data``; ECS ServiceRevision):
+    the task definition revision and the service settings that define what runs. Immutable."""
+
+    service_revision_arn: str = Field(max_length=MAX_ARN_LENGTH)
+    service_arn: str = Field(max_length=MAX_ARN_LENGTH)
+    cluster_arn: str = Field(max_length=MAX_ARN_LENGTH)
+    task_definition: str = Field(min_length=1, max_length=300)
+    created_at: Timestamp
+    load_balancers: list[ServiceLoadBalancer] | None = None
+    health_check_grace_period_seconds: int = Field(default=0, ge=0, le=MAX_INT32)
+    placement_constraints: list[PlacementConstraint] | None = None
+    placement_strategy: list[PlacementStrategy] | None = None
+    launch_type: str | None = None
+    platform_version: str | None = None
+    platform_family: str | None = None
+    network_configuration: NetworkConfiguration | None = None
+    capacity_provider_strategy: list[CapacityProviderStrategyItem] | None = None
+    service_registries: list[ServiceRegistry] | None = None
+    service_connect_configuration: dict[str, Any] | None = None
+
+
 class ServiceStatus(StatusModel):
     """The ECS service description (DescribeServices) plus Kubernetes conditions."""
 
@@ -825,6 +950,25 @@ class ServiceStatus(StatusModel):
         default=None,
         max_length=MAX_UNSUPPORTED_ENTRIES,
         description="Fields accepted but not honoured on Kubernetes, and why.",
+    )
+    service_deployments: list[ServiceDeployment] | None = Field(
+        default=None,
+        max_length=MAX_SERVICE_DEPLOYMENTS,
+        description=(
+            "The last 10 service deployments, newest first (ECS DescribeServiceDeployments); "
+            "their service revisions are the ControllerRevisions labelled "
+            "ecs.operator.dev/service=SERVICE."
+        ),
+    )
+    current_service_deployment: str | None = Field(
+        default=None,
+        max_length=MAX_ARN_LENGTH,
+        description="The ARN of the newest service deployment.",
+    )
+    current_service_revisions: list[ServiceRevisionSummary] | None = Field(
+        default=None,
+        max_length=MAX_DEPLOYMENTS,
+        description="The service revisions that have tasks now, with their task counts.",
     )
 
 

@@ -117,8 +117,7 @@ async def _run_task(args: argparse.Namespace, session: Session) -> Result:
     count = args.count
     if not 1 <= count <= MAX_RUN_TASK_COUNT:
         raise InputError(
-            f"--count: {count} is out of range: ECS runs 1-{MAX_RUN_TASK_COUNT} tasks "
-            "per call"
+            f"--count: {count} is out of range: ECS runs 1-{MAX_RUN_TASK_COUNT} tasks per call"
         )
     tokens = [secrets.token_hex(translate.TASK_NAME_TOKEN_LENGTH // 2) for _ in range(count)]
     options = {

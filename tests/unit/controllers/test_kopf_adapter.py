@@ -552,7 +552,7 @@ def test_the_api_server_selects_what_the_caches_hold() -> None:
     }
     managed = f"{labels.MANAGED_BY_LABEL}={labels.MANAGED_BY}"
     assert {resource: selector for resource, selector in selected.items() if selector} == {
-        "controllerrevisions.apps": labels.FAMILY_LABEL,
+        "controllerrevisions.apps": managed,  # task definition and service revisions
         "services.": managed,  # the Kubernetes Services, not the ECS ones
         "endpointslices.discovery.k8s.io": managed,
     }

@@ -12,8 +12,8 @@ import re
 
 import pytest
 
-from ecs_operator.core import events
-from ecs_operator.kube.client import SERVICES, TASKS, KubeError
+from ecs_operator.core import events, labels
+from ecs_operator.kube.client import CONTROLLER_REVISIONS, SERVICES, TASKS, KubeError
 from support.controllers import NAMESPACE, Operator, cluster, service
 from support.fake_kube import FakeKube
 
@@ -144,3 +144,24 @@ async def test_a_service_in_a_namespace_being_deleted_is_dropped_quietly(
     before = len(kube.written())
     await operator.services.reconcile(KEY)
     assert creates(kube, before) == []
+
+
+async def test_a_deployment_records_its_service_revision_once_even_after_a_restart() -> None:
+    """The first deployment stores one ControllerRevision owned by the Service (its service
+    revision) and a SUCCESSFUL service deployment naming it; a restarted operator, whose
+    caches hold what the API holds, neither stores it again nor rewrites the record."""
+    kube = (await steady_service(2)).kube
+    [stored] = [
+        body
+        for body in kube.all_stored(CONTROLLER_REVISIONS)
+        if labels.SERVICE_LABEL in body["metadata"]["labels"]
+    ]
+    status = kube.stored(SERVICES, *KEY)["status"]
+    [record] = status["serviceDeployments"]
+    assert record["status"] == "SUCCESSFUL"
+    assert stored["data"]["serviceRevisionArn"] == record["targetServiceRevision"]["arn"]
+    assert stored["metadata"]["ownerReferences"][0]["name"] == "api"
+    assert status["currentServiceDeployment"] == record["serviceDeploymentArn"]
+    converged = len(kube.written())
+    await Operator(kube).services.reconcile(KEY)
+    assert kube.written()[converged:] == []

@@ -129,7 +129,11 @@ def test_a_revision_wakes_its_family_the_services_and_the_tasks_waiting_for_it()
     wired.seed(TASKS, resolved)
     annotation = {labels.TASK_DEFINITION_ANNOTATION: "web:2"}
     revision = obj(
-        "web-2", metadata={"labels": {labels.FAMILY_LABEL: "web"}, "annotations": annotation}
+        "web-2",
+        metadata={
+            "labels": {labels.FAMILY_LABEL: "web", labels.MANAGED_BY_LABEL: labels.MANAGED_BY},
+            "annotations": annotation,
+        },
     )
     assert wired.event(CONTROLLER_REVISIONS, "ADDED", revision) == {
         "task_definitions": [("ns", "web")],
