@@ -2,7 +2,8 @@
 
 Tasks are placed with the real ``core.placement`` (the controller's job), start after one tick,
 stop after one tick, and behave per revision as ``outcomes`` says: ``ok`` (runs, HEALTHY),
-``fail`` (stops before RUNNING) or ``unhealthy`` (runs, then UNHEALTHY).
+``fail`` (stops before RUNNING) or ``unhealthy`` (runs, then UNHEALTHY); ``exit`` makes one
+task's essential container exit.
 """
 
 from __future__ import annotations
@@ -244,8 +245,23 @@ class Sim:
             elif task.running and outcome == "unhealthy":
                 self.tasks[name] = replace(task, health_status="UNHEALTHY")
 
+    def exit(self, name: str) -> None:
+        """The task's essential container exits: it stops on its own, not by the scheduler."""
+        self.tasks[name] = replace(
+            self.tasks[name],
+            desired_status="STOPPED",
+            last_status="STOPPED",
+            stop_code="EssentialContainerExited",
+            stopped_at=self.now,
+        )
+
     def live(self) -> list[ServiceTask]:
         return [t for t in self.tasks.values() if t.live]
+
+    def deployment(self, deployment_id: str) -> Any:
+        """The deployment's entry in status.deployments[] (None once it is dropped)."""
+        assert self.status is not None
+        return next((d for d in self.status.deployments or () if d.id == deployment_id), None)
 
     def primary(self) -> Any:
         assert self.status is not None and self.status.deployments

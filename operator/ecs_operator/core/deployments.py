@@ -38,7 +38,8 @@ Rolling update (REPLICA; D = desiredCount)
     1. tasks on a lost node (not Ready, or gone) are stopped (force, ``TerminationNotice``) and
        not counted, so their replacements start at once;
     2. tasks to replace -- of an older deployment, or on a cordoned (DRAINING) node -- that are
-       not healthy are stopped at once (they do not count towards minHealthy);
+       not healthy are stopped at once (they do not count towards minHealthy), except what an
+       older deployment holds (below);
     3. PRIMARY tasks UNHEALTHY past ``healthCheckGracePeriodSeconds`` (from ``startedAt``) are
        stopped (``Task failed container health checks``) once their replacement exists; when
        maximumPercent leaves no room for the replacement, one at a time;
@@ -47,7 +48,17 @@ Rolling update (REPLICA; D = desiredCount)
        (``choose_tasks_to_stop``);
     5. PRIMARY tasks beyond D (scale-in) are stopped: pending ones first, then by
        ``choose_tasks_to_stop`` with the service's strategies, healthy ones within minHealthy;
-    6. ``min(D - primary tasks, maxTasks - counted tasks)`` PRIMARY tasks are launched.
+    6. ``min(D - primary tasks, maxTasks - counted tasks)`` PRIMARY tasks are launched, after
+       the older deployments' replacements.
+
+    Availability (ECS since 2025-11): each ACTIVE deployment holds a task count (its
+    ``desiredCount`` in status: what it had when superseded, less what the rollout stopped).
+    A task of it that exits or fails its health checks is replaced from its own revision, not
+    the PRIMARY's, whatever the PRIMARY's health; a raise of D mid-deployment raises what each
+    holds by the same factor (rounded down). Both only while healthy tasks are short of
+    minHealthy (*decision*: beyond it the rollout would stop the task at once) and within
+    maxTasks, the COMPLETED deployment first; its tasks on their way to healthy are kept as
+    far as that shortfall needs them. A FAILED deployment holds nothing.
 
     Stops come before launches in one plan (a stopped task no longer counts), so e.g. D=4,
     50/200 stops 2 and starts 4 at once. When there is work left and neither a stop nor a launch
@@ -678,6 +689,8 @@ class _Planner:
         self.blockers.invalid_constraint = error
         # Tasks whose stop already has its own event (AZ rebalancing names the zone).
         self.announced_stops: set[str] = set()
+        # What each ACTIVE deployment holds after this plan, where the rolling plan decided it.
+        self.held: dict[str, int] = {}
 
     # -- deployments ----------------------------------------------------------------------------
 
@@ -704,6 +717,7 @@ class _Planner:
                     id=found_id,
                     status="ACTIVE",
                     task_definition=first.task_definition,
+                    desired_count=sum(t.live for t in tasks),
                     created_at=first.created_at,
                     updated_at=self.now,
                 )
@@ -731,7 +745,9 @@ class _Planner:
         new_id = deployment_id(self.state.uid, self.state.generation, resolved, self.spec_hash)
         for deployment in self.deployments:
             if deployment.status == "PRIMARY":
-                self._replace(deployment, status="ACTIVE", updated_at=self.now)
+                live = sum(t.live and t.deployment_id == deployment.id for t in self.state.tasks)
+                held = min(deployment.desired_count, live)
+                self._replace(deployment, status="ACTIVE", desired_count=held, updated_at=self.now)
         self.deployments = [d for d in self.deployments if d.id != new_id]
         strategy = strategies.strategy_of(self.spec)
         # Staged only while a revision serves production: a first deployment just starts tasks.
@@ -973,6 +989,7 @@ class _Planner:
             return  # ECS: a failed deployment launches nothing and leaves older tasks alone
         max_tasks, min_healthy = deployment_bounds(self.spec, desired)
         strategies = placement_strategies(self.spec)
+        holding = self._holding(desired)
         live = self._live()
         replace = [t for t in live if t.deployment_id != primary.id or self._draining(t)]
         replace_names = {t.name for t in replace}
@@ -980,22 +997,104 @@ class _Planner:
         unhealthy_names = {t.name for t in unhealthy}
         keepers = [t for t in live if t.name not in replace_names | unhealthy_names]
         healthy = sum(self._healthy(t) for t in live)
+        failed: set[str] = set()
+        on_the_way: list[ServiceTask] = []
         for task in replace:
-            if not self._healthy(task):
+            if self._healthy(task):
+                continue
+            if task.deployment_id not in holding or self._draining(task):
                 self._scheduler_stop(task)
+            elif self._unhealthy_due(task):
+                self._stop_unhealthy_task(task)  # failed: its own deployment replaces it
+                failed.add(task.name)
+            else:
+                on_the_way.append(task)
         self._stop_unhealthy(unhealthy, len(keepers), desired, max_tasks - len(self._live()))
+        missing = Counter(
+            {
+                held_id: target
+                - sum(t.deployment_id == held_id and t.name not in failed for t in live)
+                for held_id, (_, target) in holding.items()
+            }
+        )
+        unfilled = self._hold_old_revisions(
+            holding, missing, on_the_way, healthy - min_healthy, max_tasks
+        )
         # Healthy tasks to replace: cordoned nodes first, then the oldest deployments.
         created = {d.id: d.created_at for d in self.deployments}
         groups: defaultdict[tuple[bool, datetime], list[ServiceTask]] = defaultdict(list)
         for task in replace:
-            if task.name not in self.work.stops:
+            if task.name not in self.work.stops and self._healthy(task):
                 key = (not self._draining(task), created.get(task.deployment_id or "", self.now))
                 groups[key].append(task)
         ordered = [t for key in sorted(groups) for t in self._stop_order(groups[key], strategies)]
         healthy -= self._stop_healthy(ordered, healthy - min_healthy)
         healthy -= self._scale_in(keepers, desired, healthy - min_healthy, strategies)
         self._launch_replica(primary, desired, max_tasks, keepers, len(unhealthy))
+        for held_id in holding:
+            # What it holds now: its tasks left running, its replacements, those still wanted.
+            self.held[held_id] = (
+                sum(t.deployment_id == held_id for t in self._live())
+                + sum(r.count for r in self.work.launches if r.deployment_id == held_id)
+                + unfilled[held_id]
+            )
         self._check_blocked(desired, max_tasks, healthy - min_healthy, primary)
+
+    def _holding(self, desired: int) -> dict[str, tuple[Deployment, int]]:
+        """The ACTIVE deployments a rolling deployment still serves from, each with the tasks
+        it holds: its ``desiredCount`` in status (restart-safe). The COMPLETED one (what served
+        before) comes first, then the newest first (*decision*: a superseded deployment that
+        never completed must not take the shortfall from a revision known to work). FAILED
+        ones hold nothing (ECS launches nothing for a failed deployment). A raise of the
+        service's desiredCount since the last plan scales each by the same factor as the
+        PRIMARY, rounded down (the rest goes to the PRIMARY): ECS applies a scale-out to both
+        revisions."""
+        before = self.previous.desired_count or 0
+        active = [d for d in self.deployments if d.status == "ACTIVE"]
+        active.sort(key=lambda d: (d.rollout_state != "COMPLETED", -d.created_at.timestamp()))
+        holding: dict[str, tuple[Deployment, int]] = {}
+        for deployment in active:
+            if deployment.rollout_state == "FAILED":
+                continue
+            target = deployment.desired_count
+            if 0 < before < desired:
+                target = target * desired // before
+            holding[deployment.id] = (deployment, target)
+        return holding
+
+    def _hold_old_revisions(
+        self,
+        holding: Mapping[str, tuple[Deployment, int]],
+        missing: Mapping[str, int],
+        on_the_way: Sequence[ServiceTask],
+        healthy_allowance: int,
+        max_tasks: int,
+    ) -> Counter[str]:
+        """ECS since 2025-11: while healthy tasks are below minHealthy, an ACTIVE deployment
+        keeps its tasks on their way to healthy and replaces its ``missing`` (failed, or added
+        by a scale-out) from its own revision, newest deployment first, as far as the shortfall
+        and maximumPercent allow; what the rolling progress would stop now anyway (at or above
+        minHealthy) is let go instead. Returns the replacements wanted but not launched (no
+        room yet, or throttled): the deployment still holds them."""
+        needed = max(0, -healthy_allowance)
+        throttled = self._throttled()
+        unfilled: Counter[str] = Counter()
+        for held_id, (deployment, _) in holding.items():
+            waiting = sorted(
+                (t for t in on_the_way if t.deployment_id == held_id),
+                key=lambda t: (not t.running, t.created_at),
+            )
+            for task in waiting[needed:]:
+                self._scheduler_stop(task)
+            needed -= min(needed, len(waiting))
+            wanted = min(max(0, missing.get(held_id, 0)), needed)
+            needed -= wanted
+            room = max_tasks - len(self._live()) - sum(r.count for r in self.work.launches)
+            count = 0 if throttled else max(0, min(wanted, room))
+            if count:
+                self.work.launches.append(LaunchRequest(held_id, deployment.task_definition, count))
+            unfilled[held_id] = wanted - count
+        return unfilled
 
     def _stop_unhealthy(
         self, unhealthy: Sequence[ServiceTask], keepers: int, desired: int, headroom: int
@@ -1056,7 +1155,9 @@ class _Planner:
         if primary.rollout_state == "FAILED" or self._throttled():
             return
         kept = sum(1 for t in keepers if t.name not in self.work.stops)
-        count = min(desired - kept, max_tasks - len(self._live()))
+        # An older revision's replacements (launched first) take their share of maximumPercent.
+        launched = sum(r.count for r in self.work.launches)
+        count = min(desired - kept, max_tasks - len(self._live()) - launched)
         if count <= 0:
             return
         replacing = min(count, max(0, min(unhealthy, desired - len(keepers))))
@@ -1394,9 +1495,15 @@ class _Planner:
         updated: list[Deployment] = []
         for deployment in self.deployments:
             mine = [t for t in live if t.deployment_id == deployment.id]
-            has_tasks = any(t.deployment_id == deployment.id for t in remaining)
+            has_tasks = any(t.deployment_id == deployment.id for t in remaining) or any(
+                r.deployment_id == deployment.id for r in self.work.launches
+            )
             changes: dict[str, object] = {
-                "desired_count": desired if deployment.status == "PRIMARY" else len(mine),
+                "desired_count": (
+                    desired
+                    if deployment.status == "PRIMARY"
+                    else self.held.get(deployment.id, len(mine))
+                ),
                 "running_count": sum(t.running for t in mine),
                 "pending_count": sum(t.pending for t in mine),
             }

@@ -678,7 +678,12 @@ class Deployment(StatusModel):
         ),
     )
     desired_count: int = Field(
-        default=0, ge=0, description="Tasks the deployment should have (ACTIVE: its remaining)."
+        default=0,
+        ge=0,
+        description=(
+            "Tasks the deployment should have (ACTIVE: what it holds while a rolling "
+            "deployment replaces it; its failed tasks are replaced from its own revision)."
+        ),
     )
     pending_count: int = Field(default=0, ge=0, description="Its tasks not yet RUNNING.")
     running_count: int = Field(default=0, ge=0, description="Its RUNNING tasks.")

@@ -226,6 +226,177 @@ def test_lost_status_adopts_running_tasks_instead_of_redeploying() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# Rolling deployments since 2025-11: each revision replaces its own failed tasks, a scale-out
+# applies to both
+
+
+def mid_deployment(desired: int, minimum: int, maximum: int = 200) -> tuple[Sim, str, str]:
+    """A steady service one plan into a rolling deployment to web:2 (its tasks PENDING)."""
+    sim = steady_sim(
+        desired,
+        deploymentConfiguration={"minimumHealthyPercent": minimum, "maximumPercent": maximum},
+    )
+    old = sim.primary().id
+    sim.now += timedelta(minutes=1)  # the old tasks have run long enough not to fail at start
+    deploy(sim)
+    sim.plan()
+    return sim, old, sim.primary().id
+
+
+def old_tasks(sim: Sim, old: str) -> list[ServiceTask]:
+    return sorted((t for t in sim.live() if t.deployment_id == old), key=lambda t: t.name)
+
+
+def healthy_count(sim: Sim) -> int:
+    return sum(t.running and t.health_status == "HEALTHY" for t in sim.live())
+
+
+def test_an_old_task_failing_mid_deployment_is_replaced_from_its_own_revision() -> None:
+    sim, old, new = mid_deployment(4, 100)
+    assert len(old_tasks(sim, old)) == 4 and sim.deployment(old).desired_count == 4
+    sim.exit(old_tasks(sim, old)[0].name)
+    plan = sim.plan()
+    assert plan.launch == (LaunchRequest(old, "web:1", 1),)  # not web:2: it has its 4 already
+    assert plan.stop == ()
+    assert sim.plan().launch == ()  # the replacement exists now: kept while it is needed
+    held = sim.deployment(old)
+    assert (held.status, held.desired_count, held.running_count, held.pending_count) == (
+        "ACTIVE",
+        4,
+        3,
+        1,
+    )
+    assert sim.primary().failed_tasks == 0  # the circuit breaker counts the new revision only
+    sim.run(8)
+    assert sim.steady() and sim.primary().id == new
+    assert {t.task_definition for t in sim.live()} == {"web:2"} and len(sim.live()) == 4
+    assert [d.id for d in sim.status.deployments or ()] == [new]
+
+
+def test_an_old_task_failing_when_the_rollout_would_stop_it_anyway_is_not_replaced() -> None:
+    sim, old, _ = mid_deployment(4, 50)
+    assert sim.deployment(old).desired_count == 2  # min 50 %: two stopped at once
+    sim.tick()  # the new tasks are healthy: the rollout stops the old ones now
+    failed, other = old_tasks(sim, old)
+    sim.exit(failed.name)
+    plan = sim.plan()
+    assert all(r.deployment_id != old for r in plan.launch)
+    assert [s.task for s in plan.stop] == [other.name]
+    assert healthy_count(sim) == 4
+    assert (sim.deployment(old).desired_count, sim.deployment(old).running_count) == (0, 0)
+
+
+def test_an_old_replacement_on_its_way_is_let_go_once_the_new_revision_is_healthy() -> None:
+    sim, old, new = mid_deployment(4, 100)
+    sim.exit(old_tasks(sim, old)[0].name)
+    sim.plan()
+    [replacement] = [t for t in sim.live() if t.deployment_id == old and t.pending]
+    sim.tick()  # the new tasks and the replacement run, all healthy: the old go, within 100 %
+    plan = sim.plan()
+    assert replacement.name in {s.task for s in plan.stop}
+    assert healthy_count(sim) >= 4
+    sim.run(6)
+    assert sim.steady() and sim.primary().id == new
+
+
+def test_old_replacements_come_first_within_maximum_percent() -> None:
+    sim, old, new = mid_deployment(4, 50, 100)
+    assert (len(old_tasks(sim, old)), sum(t.deployment_id == new for t in sim.live())) == (2, 2)
+    sim.exit(old_tasks(sim, old)[0].name)
+    plan = sim.plan()
+    # One slot of maxTasks (4) is free: the old revision's replacement takes it.
+    assert plan.launch == (LaunchRequest(old, "web:1", 1),)
+    assert len(sim.live()) == 4
+
+
+def test_a_scale_out_mid_deployment_grows_both_revisions_within_the_bounds() -> None:
+    configuration = {"minimumHealthyPercent": 50, "maximumPercent": 200}
+    sim, old, new = mid_deployment(4, 50)
+    sim.spec = spec(desiredCount=7, deploymentConfiguration=configuration)
+    plan = sim.plan()
+    # Both grow by 7/4: the old from 2 to floor(3.5) = 3, the rest to the new revision.
+    assert (sim.deployment(old).desired_count, sim.primary().desired_count) == (3, 7)
+    assert sorted((r.deployment_id == new, r.count) for r in plan.launch) == [(False, 1), (True, 3)]
+    max_tasks, _ = deployment_bounds(sim.spec, 7)
+    assert len(sim.live()) <= max_tasks
+    sim.run(10)
+    assert sim.steady() and sim.primary().id == new and len(sim.live()) == 7
+    assert {t.task_definition for t in sim.live()} == {"web:2"}
+
+
+def test_a_scale_out_is_bounded_by_maximum_percent_the_primary_getting_the_rest() -> None:
+    sim, old, new = mid_deployment(4, 50, 100)
+    sim.spec = spec(
+        desiredCount=8, deploymentConfiguration={"minimumHealthyPercent": 50, "maximumPercent": 100}
+    )
+    plan = sim.plan()
+    # 2 old + 2 new; maxTasks 8; minHealthy 4, 2 healthy: the old revision grows 2 -> 4 first.
+    assert [(r.deployment_id, r.count) for r in plan.launch] == [(old, 2), (new, 2)]
+    assert len(sim.live()) == 8
+    assert healthy_count(sim) == 2  # nothing healthy was stopped
+
+
+def test_a_superseded_deployment_that_never_completed_does_not_take_the_old_share() -> None:
+    sim, old, broken = mid_deployment(4, 100)
+    sim.outcomes["web:2"] = "unhealthy"
+    sim.tick()  # web:2 runs, never healthy: web:1 keeps all 4
+    sim.exit(old_tasks(sim, old)[0].name)
+    sim.plan()
+    [replacement] = [t for t in sim.live() if t.deployment_id == old and t.pending]
+    deploy(sim, "web:3")
+    plan = sim.plan()
+    # One task short of minHealthy: web:1's own replacement fills it, not a web:2 task.
+    stopped = {s.task for s in plan.stop}
+    assert replacement.name not in stopped
+    assert {t.name for t in sim.tasks.values() if t.deployment_id == broken} <= stopped | {
+        t.name for t in sim.tasks.values() if t.stopped
+    }
+    sim.run(10)
+    assert sim.steady() and {t.task_definition for t in sim.live()} == {"web:3"}
+
+
+def test_after_a_failed_deployment_nothing_is_launched_as_before() -> None:
+    sim = steady_sim(2, deploymentConfiguration=breaker(False))
+    old = sim.primary().id
+    sim.outcomes["web:2"] = "fail"
+    deploy(sim)
+    for _ in range(10):
+        sim.plan()
+        sim.tick(60)
+    assert sim.primary().rollout_state == "FAILED"
+    sim.exit(old_tasks(sim, old)[0].name)
+    plan = sim.plan()
+    assert (plan.launch, plan.stop) == ((), ())  # ECS: a failed deployment launches nothing
+    assert sim.deployment(old).desired_count == 1
+
+
+def test_a_restarted_operator_holds_what_the_status_says() -> None:
+    sim, old, _ = mid_deployment(4, 100)
+    sim.exit(old_tasks(sim, old)[0].name)
+    before = sim.state()
+    first = sim.plan()
+    assert first.launch == (LaunchRequest(old, "web:1", 1),)
+    # A new process (another rng) with the same status and tasks decides the same...
+    assert plan_service(before, random.Random(99)).launch == first.launch
+    # ... and, once the replacement exists, launches nothing more: the status says 4 are held.
+    again = plan_service(sim.state(), random.Random(99))
+    assert (again.launch, again.stop) == ((), ())
+    [held] = [d for d in again.status.deployments or () if d.id == old]
+    assert (held.desired_count, held.running_count, held.pending_count) == (4, 3, 1)
+
+
+def test_a_lost_status_mid_deployment_adopts_what_each_revision_holds() -> None:
+    sim, old, new = mid_deployment(4, 100)
+    sim.status = None
+    sim.plan()
+    assert sim.primary().id == new
+    assert sim.deployment(old).desired_count == 4
+    sim.exit(old_tasks(sim, old)[0].name)
+    plan = sim.plan()
+    assert plan.launch == (LaunchRequest(old, "web:1", 1),)
+
+
+# ---------------------------------------------------------------------------------------------
 # Circuit breaker and throttle
 
 

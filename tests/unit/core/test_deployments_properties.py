@@ -3,7 +3,7 @@
 from collections import Counter
 from datetime import timedelta
 
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from ecs_operator.core import events
@@ -225,3 +225,179 @@ def test_a_full_cluster_converges_to_no_writes(
     assert sim.status is not None
     degraded = next(c for c in sim.status.conditions or () if c.type == "Degraded")
     assert (degraded.status, degraded.reason) == ("True", "TasksCannotBePlaced")
+
+
+@SETTINGS
+@given(
+    desired=st.integers(1, 8),
+    minimum=st.integers(0, 100),
+    maximum=st.integers(100, 220),
+    extra=st.integers(0, 4),
+    scale_at=st.integers(0, 6),
+    exits=st.lists(st.tuples(st.integers(0, 12), st.integers(0, 99)), max_size=5),
+    seed=st.integers(0, 1000),
+)
+def test_rolling_update_with_failures_and_a_scale_out_stays_in_bounds_and_converges(
+    desired: int,
+    minimum: int,
+    maximum: int,
+    extra: int,
+    scale_at: int,
+    exits: list[tuple[int, int]],
+    seed: int,
+) -> None:
+    """ECS since 2025-11: tasks of either revision exit mid-deployment and the service scales
+    out; each revision replaces its own, an old one only while healthy tasks are short of
+    minHealthy, always within maxTasks; then only the new revision is left."""
+    configuration = {"minimumHealthyPercent": minimum, "maximumPercent": maximum}
+    sim = Sim(
+        spec(desiredCount=desired, deploymentConfiguration=configuration),
+        cluster(3, per_zone=4),
+        seed=seed,
+    )
+    sim.run(4)
+    sim.now += timedelta(minutes=1)  # exits below are failures of running tasks, not starts
+    sim.revision, sim.generation = "web:2", 2
+    count = desired
+    for wanted in (desired, desired + extra):  # else ECS cannot progress (another test)
+        max_tasks, min_healthy = deployment_bounds(sim.spec, wanted)
+        assume(max_tasks > wanted or min_healthy < wanted)
+    for step in range(6 * (desired + extra) + 20):
+        if step == scale_at:
+            count = desired + extra
+            sim.spec = spec(desiredCount=count, deploymentConfiguration=configuration)
+        running = sorted(
+            (t for t in sim.live() if t.running and t.started_at is not None),
+            key=lambda t: t.name,
+        )
+        for at, index in exits:
+            long_running = [
+                t for t in running if (sim.now - (t.started_at or sim.now)).total_seconds() >= 30
+            ]
+            if at == step and long_running:
+                sim.exit(long_running[index % len(long_running)].name)
+                running.remove(long_running[index % len(long_running)])
+        max_tasks, min_healthy = deployment_bounds(sim.spec, count)
+        healthy_before = sum(t.running and t.health_status == "HEALTHY" for t in sim.live())
+        primary_before = sim.primary().id
+        plan = sim.plan()
+        check_bounds(sim, max_tasks, min_healthy, healthy_before)
+        for launch in plan.launch:
+            deployment = sim.deployment(launch.deployment_id)
+            assert deployment is not None and deployment.rollout_state != "FAILED"
+            if launch.deployment_id not in (primary_before, sim.primary().id):
+                assert healthy_before < min_healthy  # an old revision only fills a shortfall
+        sim.tick()
+        if step > max(scale_at, *(at for at, _ in exits), 0) and sim.steady():
+            break
+    assert sim.steady() and sim.primary().task_definition == "web:2"
+    assert {t.task_definition for t in sim.live()} == {"web:2"}
+    assert [d.id for d in sim.status.deployments or ()] == [sim.primary().id]
+    assert len(sim.live()) >= desired + extra  # an AZ rebalance may have started one more
+
+
+def stuck_mid_deployment(
+    desired: int, minimum: int, maximum: int, plans: int, seed: int
+) -> tuple[Sim, str]:
+    """A steady service of web:1 deploying web:2, whose tasks run but never become healthy:
+    the deployment stays IN_PROGRESS with web:1 down to minHealthy. Returns web:1's id."""
+    configuration = {"minimumHealthyPercent": minimum, "maximumPercent": maximum}
+    sim = Sim(
+        spec(desiredCount=desired, deploymentConfiguration=configuration),
+        cluster(3, per_zone=4),
+        seed=seed,
+        outcomes={"web:2": "unhealthy"},
+    )
+    sim.run(4)
+    old = sim.primary().id
+    sim.now += timedelta(minutes=1)  # an exit below is a running task's failure, not a start's
+    sim.revision, sim.generation = "web:2", 2
+    max_tasks, min_healthy = deployment_bounds(sim.spec, desired)
+    assume(max_tasks > desired or min_healthy < desired)  # else ECS cannot progress at all
+    for _ in range(plans + 1):
+        healthy_before = healthy_count(sim)
+        sim.plan()
+        check_bounds(sim, max_tasks, min_healthy, healthy_before)
+        sim.tick()
+    assert sim.primary().task_definition == "web:2"
+    assert sim.primary().rollout_state == "IN_PROGRESS"
+    return sim, old
+
+
+def healthy_count(sim: Sim) -> int:
+    return sum(t.running and t.health_status == "HEALTHY" for t in sim.live())
+
+
+@SETTINGS
+@given(
+    desired=st.integers(1, 6),
+    minimum=st.integers(1, 100),
+    maximum=st.integers(100, 200),
+    plans=st.integers(0, 6),
+    victim=st.integers(0, 99),
+    seed=st.integers(0, 1000),
+)
+def test_a_failed_old_task_is_replaced_from_its_own_revision_while_the_new_one_is_unhealthy(
+    desired: int, minimum: int, maximum: int, plans: int, victim: int, seed: int
+) -> None:
+    """ECS since 2025-11: the old revision keeps its minHealthy share while the new revision
+    cannot take over; a task of it that exits is replaced by web:1, not web:2, within
+    maxTasks; a web:3 that works then replaces both."""
+    sim, old = stuck_mid_deployment(desired, minimum, maximum, plans, seed)
+    max_tasks, min_healthy = deployment_bounds(sim.spec, desired)
+    held = sim.deployment(old).desired_count
+    assert held == min_healthy == healthy_count(sim)
+    serving = sorted(t.name for t in sim.live() if t.deployment_id == old and t.running)
+    sim.exit(serving[victim % len(serving)])
+    plan = sim.plan()
+    assert len(sim.live()) <= max_tasks
+    assert [(r.deployment_id, r.task_definition, r.count) for r in plan.launch][:1] == [
+        (old, "web:1", 1)
+    ]
+    assert sim.deployment(old).desired_count == held
+    sim.tick()
+    sim.plan()
+    assert healthy_count(sim) == min_healthy
+    sim.revision, sim.generation = "web:3", 3
+    for _ in range(8 * desired + 12):
+        healthy_before = healthy_count(sim)
+        sim.plan()
+        check_bounds(sim, max_tasks, min_healthy, healthy_before)
+        sim.tick()
+        if sim.steady():
+            break
+    assert sim.steady() and {t.task_definition for t in sim.live()} == {"web:3"}
+
+
+@SETTINGS
+@given(
+    desired=st.integers(1, 6),
+    extra=st.integers(1, 6),
+    minimum=st.integers(1, 100),
+    maximum=st.integers(100, 200),
+    plans=st.integers(0, 4),
+    seed=st.integers(0, 1000),
+)
+def test_a_scale_out_mid_deployment_raises_both_revisions_within_the_bounds(
+    desired: int, extra: int, minimum: int, maximum: int, plans: int, seed: int
+) -> None:
+    """ECS since 2025-11: a scale-out during a rolling deployment applies to both revisions.
+    The old one grows by the same factor (rounded down), as far as minHealthy needs it (the
+    rollout would stop more at once), to its healthy tasks; the new one gets the rest."""
+    sim, old = stuck_mid_deployment(desired, minimum, maximum, plans, seed)
+    held = sim.deployment(old).desired_count
+    count = desired + extra
+    sim.spec = spec(
+        desiredCount=count,
+        deploymentConfiguration={"minimumHealthyPercent": minimum, "maximumPercent": maximum},
+    )
+    max_tasks, min_healthy = deployment_bounds(sim.spec, count)
+    grown = min(held * count // desired, max(held, min_healthy))
+    for _ in range(3 * count + 10):
+        healthy_before = healthy_count(sim)
+        sim.plan()
+        check_bounds(sim, max_tasks, min_healthy, healthy_before)
+        assert sim.primary().desired_count == count
+        assert held <= sim.deployment(old).desired_count == grown
+        sim.tick()
+    assert sum(t.deployment_id == old for t in sim.live()) == healthy_count(sim) == grown
