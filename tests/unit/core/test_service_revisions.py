@@ -314,7 +314,8 @@ def check(
     status = rec.sim.status
     assert status is not None
     listed = {d.id for d in status.deployments or ()}
-    assert len(rec.stored) <= keep + len(listed)
+    # plan_revisions keeps the newest `keep`, the listed ones and the last successful one.
+    assert len(rec.stored) <= keep + len(listed) + 1
     stored = {s.deployment_id for s in rec.stored.values()}
     # The revision running and the last successful one are never collected.
     primary = rec.sim.primary()
