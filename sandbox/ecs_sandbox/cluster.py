@@ -17,8 +17,10 @@ so everything it does is visible to `kubectl` and to the operator exactly as on 
   node at once when they do not tolerate the taint, or after their toleration's
   `tolerationSeconds`. When the node heartbeats again it is Ready and the taints go.
 - **Scheduler** (`schedulerName` default-scheduler): nodeSelector, required node affinity,
-  taints and tolerations, cordon (`spec.unschedulable`), CPU / memory / pod-count fit (init
-  containers and native sidecars counted as Kubernetes does), host ports; the least allocated
+  taints and tolerations, cordon (`spec.unschedulable`), CPU / memory / pod-count / extended
+  resource fit (`nvidia.com/gpu` and any other extended resource a pod requests, against the
+  node's allocatable: `Insufficient nvidia.com/gpu`; init containers and native sidecars counted
+  as Kubernetes does), host ports; the least allocated
   node wins, ties to the first name. Binds through `pods/binding`; an unschedulable pod gets
   PodScheduled=False with the scheduler's message and one aggregated FailedScheduling event, and
   is retried (debounced) when nodes or pods change.
@@ -181,24 +183,69 @@ def _parse_timestamp(value: str | None) -> float | None:
 # --------------------------------------------------------------------------------------------
 
 
+def _is_extended_resource(name: str) -> bool:
+    """Kubernetes' `IsExtendedResourceName`: a domain-prefixed name outside `kubernetes.io`
+    (`nvidia.com/gpu`, `example.com/dongle`), counted from the node's allocatable like CPU."""
+    domain, slash, _ = name.partition("/")
+    return bool(slash) and not domain.endswith("kubernetes.io") and not name.startswith("requests.")
+
+
+def _merge_counts(
+    mine: tuple[tuple[str, int], ...],
+    theirs: tuple[tuple[str, int], ...],
+    combine: Callable[[int, int], int],
+) -> tuple[tuple[str, int], ...]:
+    counts = dict(mine)
+    for name, count in theirs:
+        counts[name] = combine(counts.get(name, 0), count)
+    return tuple(sorted((name, count) for name, count in counts.items() if count))
+
+
 @dataclass(frozen=True)
 class Resources:
-    """What a pod asks for, or what a node offers: millicores, bytes, pod slots."""
+    """What a pod asks for, or what a node offers: millicores, bytes, pod slots, and extended
+    resources by name in whole units (sorted, none zero)."""
 
     cpu: int = 0
     memory: int = 0
     pods: int = 0
+    extended: tuple[tuple[str, int], ...] = ()
 
     def __add__(self, other: Resources) -> Resources:
-        return Resources(self.cpu + other.cpu, self.memory + other.memory, self.pods + other.pods)
+        return Resources(
+            self.cpu + other.cpu,
+            self.memory + other.memory,
+            self.pods + other.pods,
+            _merge_counts(self.extended, other.extended, lambda a, b: a + b),
+        )
 
     def __sub__(self, other: Resources) -> Resources:
-        return Resources(self.cpu - other.cpu, self.memory - other.memory, self.pods - other.pods)
+        return Resources(
+            self.cpu - other.cpu,
+            self.memory - other.memory,
+            self.pods - other.pods,
+            _merge_counts(self.extended, other.extended, lambda a, b: a - b),
+        )
 
     def peak(self, other: Resources) -> Resources:
         return Resources(
-            max(self.cpu, other.cpu), max(self.memory, other.memory), max(self.pods, other.pods)
+            max(self.cpu, other.cpu),
+            max(self.memory, other.memory),
+            max(self.pods, other.pods),
+            _merge_counts(self.extended, other.extended, max),
         )
+
+
+def _extended_counts(quantities: dict[str, Any]) -> tuple[tuple[str, int], ...]:
+    """The extended resources of a requests / limits / allocatable map, in whole units."""
+    counts = {}
+    for name, value in quantities.items():
+        if _is_extended_resource(name):
+            try:
+                counts[name] = whole_count(value)
+            except ValueError as error:
+                raise ValueError(f"{name}: {error}") from error
+    return _merge_counts((), tuple(counts.items()), lambda a, b: a + b)
 
 
 def _container_requests(container: dict[str, Any], where: str) -> Resources:
@@ -208,9 +255,10 @@ def _container_requests(container: dict[str, Any], where: str) -> Resources:
     try:
         cpu = cpu_millicores(asked["cpu"]) if "cpu" in asked else 0
         memory = memory_bytes(asked["memory"]) if "memory" in asked else 0
+        extended = _extended_counts(asked)
     except ValueError as error:
         raise ValueError(f"{where}.resources: {error}") from error
-    return Resources(cpu, memory)
+    return Resources(cpu, memory, extended=extended)
 
 
 def pod_requests(spec: dict[str, Any]) -> Resources:
@@ -1642,6 +1690,7 @@ class ClusterSimulator:
                 cpu_millicores(offered.get("cpu", self.config.cpu)),
                 memory_bytes(offered.get("memory", self.config.memory)),
                 whole_count(offered.get("pods", self.config.pods)),
+                _extended_counts(offered),
             )
         except ValueError as error:
             logger.warning("node %s: status.allocatable: %s", obj["metadata"]["name"], error)
@@ -2003,6 +2052,12 @@ class ClusterSimulator:
             short.append("Insufficient cpu")
         if requests.memory and requests.memory > free.memory:
             short.append("Insufficient memory")
+        available = dict(free.extended)
+        short.extend(
+            f"Insufficient {name}"
+            for name, count in requests.extended
+            if count > available.get(name, 0)
+        )
         return short
 
     def _bind(
