@@ -67,11 +67,6 @@ from ecs_sandbox.store import Store
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_SERVICE_ACCOUNT: dict[str, Any] = {
-    "apiVersion": "v1",
-    "kind": "ServiceAccount",
-    "metadata": {"name": "default"},
-}
 # The sandbox serves plain HTTP and has no CA: the ConfigMap exists, as on a real cluster, with an
 # empty certificate.
 ROOT_CA_CONFIG_MAP: dict[str, Any] = {
@@ -1479,10 +1474,7 @@ class ClusterSimulator:
         self.pods_rt = registry.get("", "v1", "pods")
         self.nodes_rt = registry.get("", "v1", "nodes")
         self.namespaces_rt = registry.get("", "v1", "namespaces")
-        self._namespace_defaults = (
-            (registry.get("", "v1", "serviceaccounts"), DEFAULT_SERVICE_ACCOUNT),
-            (registry.get("", "v1", "configmaps"), ROOT_CA_CONFIG_MAP),
-        )
+        self.configmaps_rt = registry.get("", "v1", "configmaps")
         self.recorder = _EventRecorder(
             store, registry.get("", "v1", "events"), self.config.post_events
         )
@@ -1605,19 +1597,18 @@ class ClusterSimulator:
     # -- namespaces ----------------------------------------------------------------------
 
     def _on_namespace(self, kind: str, namespace: dict[str, Any]) -> None:
-        """What kube-controller-manager gives every namespace: its `default` ServiceAccount
-        (serviceaccount controller) and the `kube-root-ca.crt` ConfigMap (root CA publisher)."""
+        """The `kube-root-ca.crt` ConfigMap kube-controller-manager's root CA publisher gives
+        every namespace (its `default` ServiceAccount comes with the namespace: see Store)."""
         metadata = namespace["metadata"]
         if kind == "DELETED" or metadata.get("deletionTimestamp"):
             return
-        for rt, body in self._namespace_defaults:
-            try:
-                self.store.create(rt, metadata["name"], body)
-            except ApiError as error:
-                if error.code not in (403, 404, 409):  # 403/404: the namespace is going away
-                    logger.warning(
-                        "%s of namespace %s not created: %s", rt.kind, metadata["name"], error
-                    )
+        try:
+            self.store.create(self.configmaps_rt, metadata["name"], ROOT_CA_CONFIG_MAP)
+        except ApiError as error:
+            if error.code not in (403, 404, 409):  # 403/404: the namespace is going away
+                logger.warning(
+                    "kube-root-ca.crt of namespace %s not created: %s", metadata["name"], error
+                )
 
     def _resync_namespaces(self, namespaces: list[dict[str, Any]]) -> None:
         for namespace in namespaces:
