@@ -17,8 +17,10 @@ so everything it does is visible to `kubectl` and to the operator exactly as on 
   node at once when they do not tolerate the taint, or after their toleration's
   `tolerationSeconds`. When the node heartbeats again it is Ready and the taints go.
 - **Scheduler** (`schedulerName` default-scheduler): nodeSelector, required node affinity,
-  taints and tolerations, cordon (`spec.unschedulable`), CPU / memory / pod-count fit (init
-  containers and native sidecars counted as Kubernetes does), host ports; the least allocated
+  taints and tolerations, cordon (`spec.unschedulable`), CPU / memory / pod-count / extended
+  resource fit (`nvidia.com/gpu` and any other extended resource a pod requests, against the
+  node's allocatable: `Insufficient nvidia.com/gpu`; init containers and native sidecars counted
+  as Kubernetes does), host ports; the least allocated
   node wins, ties to the first name. Binds through `pods/binding`; an unschedulable pod gets
   PodScheduled=False with the scheduler's message and one aggregated FailedScheduling event, and
   is retried (debounced) when nodes or pods change.
@@ -65,11 +67,6 @@ from ecs_sandbox.store import Store
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_SERVICE_ACCOUNT: dict[str, Any] = {
-    "apiVersion": "v1",
-    "kind": "ServiceAccount",
-    "metadata": {"name": "default"},
-}
 # The sandbox serves plain HTTP and has no CA: the ConfigMap exists, as on a real cluster, with an
 # empty certificate.
 ROOT_CA_CONFIG_MAP: dict[str, Any] = {
@@ -181,24 +178,69 @@ def _parse_timestamp(value: str | None) -> float | None:
 # --------------------------------------------------------------------------------------------
 
 
+def _is_extended_resource(name: str) -> bool:
+    """Kubernetes' `IsExtendedResourceName`: a domain-prefixed name outside `kubernetes.io`
+    (`nvidia.com/gpu`, `example.com/dongle`), counted from the node's allocatable like CPU."""
+    domain, slash, _ = name.partition("/")
+    return bool(slash) and not domain.endswith("kubernetes.io") and not name.startswith("requests.")
+
+
+def _merge_counts(
+    mine: tuple[tuple[str, int], ...],
+    theirs: tuple[tuple[str, int], ...],
+    combine: Callable[[int, int], int],
+) -> tuple[tuple[str, int], ...]:
+    counts = dict(mine)
+    for name, count in theirs:
+        counts[name] = combine(counts.get(name, 0), count)
+    return tuple(sorted((name, count) for name, count in counts.items() if count))
+
+
 @dataclass(frozen=True)
 class Resources:
-    """What a pod asks for, or what a node offers: millicores, bytes, pod slots."""
+    """What a pod asks for, or what a node offers: millicores, bytes, pod slots, and extended
+    resources by name in whole units (sorted, none zero)."""
 
     cpu: int = 0
     memory: int = 0
     pods: int = 0
+    extended: tuple[tuple[str, int], ...] = ()
 
     def __add__(self, other: Resources) -> Resources:
-        return Resources(self.cpu + other.cpu, self.memory + other.memory, self.pods + other.pods)
+        return Resources(
+            self.cpu + other.cpu,
+            self.memory + other.memory,
+            self.pods + other.pods,
+            _merge_counts(self.extended, other.extended, lambda a, b: a + b),
+        )
 
     def __sub__(self, other: Resources) -> Resources:
-        return Resources(self.cpu - other.cpu, self.memory - other.memory, self.pods - other.pods)
+        return Resources(
+            self.cpu - other.cpu,
+            self.memory - other.memory,
+            self.pods - other.pods,
+            _merge_counts(self.extended, other.extended, lambda a, b: a - b),
+        )
 
     def peak(self, other: Resources) -> Resources:
         return Resources(
-            max(self.cpu, other.cpu), max(self.memory, other.memory), max(self.pods, other.pods)
+            max(self.cpu, other.cpu),
+            max(self.memory, other.memory),
+            max(self.pods, other.pods),
+            _merge_counts(self.extended, other.extended, max),
         )
+
+
+def _extended_counts(quantities: dict[str, Any]) -> tuple[tuple[str, int], ...]:
+    """The extended resources of a requests / limits / allocatable map, in whole units."""
+    counts = {}
+    for name, value in quantities.items():
+        if _is_extended_resource(name):
+            try:
+                counts[name] = whole_count(value)
+            except ValueError as error:
+                raise ValueError(f"{name}: {error}") from error
+    return _merge_counts((), tuple(counts.items()), lambda a, b: a + b)
 
 
 def _container_requests(container: dict[str, Any], where: str) -> Resources:
@@ -208,9 +250,10 @@ def _container_requests(container: dict[str, Any], where: str) -> Resources:
     try:
         cpu = cpu_millicores(asked["cpu"]) if "cpu" in asked else 0
         memory = memory_bytes(asked["memory"]) if "memory" in asked else 0
+        extended = _extended_counts(asked)
     except ValueError as error:
         raise ValueError(f"{where}.resources: {error}") from error
-    return Resources(cpu, memory)
+    return Resources(cpu, memory, extended=extended)
 
 
 def pod_requests(spec: dict[str, Any]) -> Resources:
@@ -1431,10 +1474,7 @@ class ClusterSimulator:
         self.pods_rt = registry.get("", "v1", "pods")
         self.nodes_rt = registry.get("", "v1", "nodes")
         self.namespaces_rt = registry.get("", "v1", "namespaces")
-        self._namespace_defaults = (
-            (registry.get("", "v1", "serviceaccounts"), DEFAULT_SERVICE_ACCOUNT),
-            (registry.get("", "v1", "configmaps"), ROOT_CA_CONFIG_MAP),
-        )
+        self.configmaps_rt = registry.get("", "v1", "configmaps")
         self.recorder = _EventRecorder(
             store, registry.get("", "v1", "events"), self.config.post_events
         )
@@ -1557,19 +1597,18 @@ class ClusterSimulator:
     # -- namespaces ----------------------------------------------------------------------
 
     def _on_namespace(self, kind: str, namespace: dict[str, Any]) -> None:
-        """What kube-controller-manager gives every namespace: its `default` ServiceAccount
-        (serviceaccount controller) and the `kube-root-ca.crt` ConfigMap (root CA publisher)."""
+        """The `kube-root-ca.crt` ConfigMap kube-controller-manager's root CA publisher gives
+        every namespace (its `default` ServiceAccount comes with the namespace: see Store)."""
         metadata = namespace["metadata"]
         if kind == "DELETED" or metadata.get("deletionTimestamp"):
             return
-        for rt, body in self._namespace_defaults:
-            try:
-                self.store.create(rt, metadata["name"], body)
-            except ApiError as error:
-                if error.code not in (403, 404, 409):  # 403/404: the namespace is going away
-                    logger.warning(
-                        "%s of namespace %s not created: %s", rt.kind, metadata["name"], error
-                    )
+        try:
+            self.store.create(self.configmaps_rt, metadata["name"], ROOT_CA_CONFIG_MAP)
+        except ApiError as error:
+            if error.code not in (403, 404, 409):  # 403/404: the namespace is going away
+                logger.warning(
+                    "kube-root-ca.crt of namespace %s not created: %s", metadata["name"], error
+                )
 
     def _resync_namespaces(self, namespaces: list[dict[str, Any]]) -> None:
         for namespace in namespaces:
@@ -1642,6 +1681,7 @@ class ClusterSimulator:
                 cpu_millicores(offered.get("cpu", self.config.cpu)),
                 memory_bytes(offered.get("memory", self.config.memory)),
                 whole_count(offered.get("pods", self.config.pods)),
+                _extended_counts(offered),
             )
         except ValueError as error:
             logger.warning("node %s: status.allocatable: %s", obj["metadata"]["name"], error)
@@ -2003,6 +2043,12 @@ class ClusterSimulator:
             short.append("Insufficient cpu")
         if requests.memory and requests.memory > free.memory:
             short.append("Insufficient memory")
+        available = dict(free.extended)
+        short.extend(
+            f"Insufficient {name}"
+            for name, count in requests.extended
+            if count > available.get(name, 0)
+        )
         return short
 
     def _bind(

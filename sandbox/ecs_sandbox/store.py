@@ -52,10 +52,14 @@ DETAILS (added while implementing the contract above):
       store.get_scale(rt, namespace, name) -> dict
       store.replace_scale(rt, namespace, name, scale) -> dict      # writes spec.replicas
       store.patch_scale(rt, namespace, name, patch, content_type) -> dict
-- Pod admission at create: a Pod whose `spec.serviceAccountName` names a ServiceAccount the
-  namespace does not have is 403 Forbidden, as the ServiceAccount admission plugin answers
-  (`pods "P" is forbidden: error looking up service account NS/SA: serviceaccount "SA" not
-  found`); then Pod Security Admission (`ecs_sandbox.pod_security`).
+- Pod admission at create, as the ServiceAccount admission plugin: a Pod naming no
+  ServiceAccount gets `default` (`spec.serviceAccountName` and the deprecated
+  `spec.serviceAccount`), and a Pod whose ServiceAccount the namespace does not have is 403
+  Forbidden (`pods "P" is forbidden: error looking up service account NS/SA: serviceaccount
+  "SA" not found`). Creating a namespace creates its `default` ServiceAccount in the same
+  call, and deleting that ServiceAccount creates it again, as kube-controller-manager's
+  serviceaccount controller does moments later. Then Pod Security Admission
+  (`ecs_sandbox.pod_security`).
 - Pods: `store.bind(namespace, pod_name, binding) -> dict` sets `spec.nodeName` from
   `binding["target"]["name"]` and the PodScheduled condition, and returns the updated Pod
   (kube-apiserver answers 201 with a Success Status; that is the HTTP layer's job). 409 when
@@ -132,6 +136,7 @@ NAMESPACE_FINALIZER = "kubernetes"
 _CRD_KEY: StorageKey = ("apiextensions.k8s.io", "customresourcedefinitions")
 _NAMESPACE_KEY: StorageKey = ("", "namespaces")
 _SERVICE_ACCOUNT_KEY: StorageKey = ("", "serviceaccounts")
+DEFAULT_SERVICE_ACCOUNT = "default"
 _SYSTEM_FIELDS = (
     "uid",
     "creationTimestamp",
@@ -427,8 +432,17 @@ class Store:
         if crd_types is not None:
             crd_types()
         self._after_write(rt, body, None)
+        if _storage(rt) == _NAMESPACE_KEY:
+            self._create_default_service_account(name)
         self._drain()
         return self._out(rt, body)
+
+    def _create_default_service_account(self, namespace: str) -> None:
+        """kube-controller-manager's serviceaccount controller gives every namespace its
+        `default` ServiceAccount; here at once, so a Pod created right after its namespace is
+        admitted (the admission plugin waits a moment for `default` on a real cluster)."""
+        account = {"metadata": {"name": DEFAULT_SERVICE_ACCOUNT}}
+        self.create(self.registry.get("", "v1", "serviceaccounts"), namespace, account)
 
     def replace(
         self,
@@ -812,19 +826,27 @@ class Store:
             raise ApiError(403, "Forbidden", message, rt.plural, name, rt.group)
 
     def _check_service_account(self, namespace: str, name: str, pod: Obj) -> None:
-        """The ServiceAccount admission plugin: a Pod naming a ServiceAccount its namespace does
-        not have is refused, in the plugin's words. (It also gives a Pod without one the
-        `default` ServiceAccount; the sandbox leaves such a Pod as it is.)"""
+        """The ServiceAccount admission plugin: a Pod that names no ServiceAccount gets
+        `default` (`spec.serviceAccountName`, mirrored into the deprecated
+        `spec.serviceAccount` as the v1 conversion does), and a Pod whose ServiceAccount its
+        namespace does not have is refused, in the plugin's words."""
         spec = pod.get("spec")
-        account = spec.get("serviceAccountName") if isinstance(spec, dict) else None
-        if not account or not isinstance(account, str):
+        if not isinstance(spec, dict):
             return
-        if self._lookup(_SERVICE_ACCOUNT_KEY, namespace, account) is None:
+        # v1 conversion: the deprecated `serviceAccount` stands in for a missing name.
+        account = spec.get("serviceAccountName") or spec.get("serviceAccount")
+        if not account or not isinstance(account, str):
+            account = DEFAULT_SERVICE_ACCOUNT
+        spec["serviceAccountName"] = spec["serviceAccount"] = account
+        if not self.has_service_account(namespace, account):
             message = (
                 f'pods "{name}" is forbidden: error looking up service account '
                 f'{namespace}/{account}: serviceaccount "{account}" not found'
             )
             raise ApiError(403, "Forbidden", message, "pods", name, "")
+
+    def has_service_account(self, namespace: str, name: str) -> bool:
+        return self._lookup(_SERVICE_ACCOUNT_KEY, namespace, name) is not None
 
     def _check_pod_security(self, namespace: str, name: str, pod: Obj) -> None:
         ns = self._lookup(_NAMESPACE_KEY, "", namespace) or {}
@@ -1267,6 +1289,8 @@ class Store:
             ns = self._lookup(_NAMESPACE_KEY, "", namespace)
             if ns is not None and ns["metadata"].get("deletionTimestamp"):
                 self._gc_queue.append(("owner", ns["metadata"]["uid"]))
+            elif ns is not None and _is_default_service_account(gone):
+                self._create_default_service_account(namespace)  # the controller restores it
         if gone["apiVersion"].startswith("apiextensions.k8s.io/"):
             self._forget_crd(gone)
             return
@@ -1905,6 +1929,14 @@ def _tolerates(tolerations: list[Any], key: str) -> bool:
         ):
             return True
     return False
+
+
+def _is_default_service_account(obj: Obj) -> bool:
+    return (obj.get("apiVersion"), obj.get("kind"), obj["metadata"]["name"]) == (
+        "v1",
+        "ServiceAccount",
+        DEFAULT_SERVICE_ACCOUNT,
+    )
 
 
 def _default_pod(body: Obj, *, creating: bool) -> None:

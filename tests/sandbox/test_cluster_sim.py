@@ -298,6 +298,44 @@ async def test_capacity_is_respected_and_a_misfit_waits_with_a_reason(sim: Sim) 
     )
 
 
+def gpus(count: str, *, in_limits: bool = False) -> dict[str, Any]:
+    """A container asking for `count` GPUs (in its limits only: admission copies them)."""
+    asked = {"nvidia.com/gpu": count}
+    return container(resources={"limits": asked} if in_limits else {"requests": asked})
+
+
+async def test_extended_resources_fit_the_nodes_allocatable(sim: Sim) -> None:
+    # No node offers GPUs: kube-scheduler's NodeResourcesFit text.
+    sim.run("no-gpu-node", gpus("1"))
+    pending = await sim.until("no-gpu-node", lambda p: condition(p, "PodScheduled") != {})
+    assert condition(pending, "PodScheduled")["message"] == (
+        "0/6 nodes are available: 6 Insufficient nvidia.com/gpu."
+    )
+
+    # One node offers two: the waiting pod goes there, a limit counts as the request, and a
+    # third GPU does not fit while the first two are held.
+    allocatable = {"cpu": "4", "memory": "8Gi", "pods": "110", "nvidia.com/gpu": "2"}
+    sim.store.patch(
+        sim.nodes,
+        None,
+        "node-zone-c-2",
+        {"status": {"allocatable": allocatable}},
+        MERGE,
+        subresource="status",
+    )
+    placed = await sim.until("no-gpu-node", running)
+    assert placed["spec"]["nodeName"] == "node-zone-c-2"
+    sim.run("by-limit", gpus("1", in_limits=True))
+    assert (await sim.until("by-limit", running))["spec"]["nodeName"] == "node-zone-c-2"
+    sim.run("third", gpus("1"))
+    third = await sim.until("third", lambda p: condition(p, "PodScheduled") != {})
+    assert condition(third, "PodScheduled")["message"] == (
+        "0/6 nodes are available: 6 Insufficient nvidia.com/gpu."
+    )
+    sim.store.delete(sim.pods, NS, "by-limit", {"gracePeriodSeconds": 0})
+    assert (await sim.until("third", running))["spec"]["nodeName"] == "node-zone-c-2"
+
+
 async def test_pods_spread_to_the_least_allocated_nodes(sim: Sim) -> None:
     for index in range(6):
         sim.run(f"spread-{index}", container())

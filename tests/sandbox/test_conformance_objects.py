@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from support.helpers import ClusterTarget, unique_name
+from support.helpers import ClusterTarget, unique_name, wait_for
 from support.widgets import Widgets
 
 MERGE = {"Content-Type": "application/merge-patch+json"}
@@ -446,3 +446,42 @@ def test_a_pod_naming_a_missing_service_account_is_forbidden(
     response = cluster.http.post(path, json=body)
     assert response.status_code == 201, response.text
     assert response.json()["spec"]["serviceAccountName"] == "ghost"
+
+
+def test_a_namespace_has_a_default_service_account_that_pods_get(
+    cluster: ClusterTarget, cluster_namespace: str
+) -> None:
+    """kube-controller-manager gives a new namespace its `default` ServiceAccount, and puts it
+    back when deleted; the admission plugin gives it to a Pod that names none (also in the
+    deprecated `serviceAccount`), and a Pod naming it through that field alone keeps it."""
+    accounts = f"/api/v1/namespaces/{cluster_namespace}/serviceaccounts"
+
+    def default_uid() -> str | None:
+        response = cluster.http.get(f"{accounts}/default")
+        return str(response.json()["metadata"]["uid"]) if response.ok else None
+
+    wait_for(default_uid, 30, message="the namespace has no default ServiceAccount")
+    path = f"/api/v1/namespaces/{cluster_namespace}/pods"
+    response = cluster.http.post(path, json=pod("no-account"))
+    assert response.status_code == 201, response.text
+    spec = response.json()["spec"]
+    assert (spec["serviceAccountName"], spec["serviceAccount"]) == ("default", "default")
+
+    created = cluster.http.post(
+        accounts, json={"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "old"}}
+    )
+    assert created.status_code == 201, created.text
+    body = pod("old-field")
+    body["spec"]["serviceAccount"] = "old"
+    response = cluster.http.post(path, json=body)
+    assert response.status_code == 201, response.text
+    spec = response.json()["spec"]
+    assert (spec["serviceAccountName"], spec["serviceAccount"]) == ("old", "old")
+
+    first = default_uid()
+    assert cluster.http.delete(f"{accounts}/default").ok
+    wait_for(
+        lambda: default_uid() not in (None, first),
+        30,
+        message="the deleted default ServiceAccount was not created again",
+    )

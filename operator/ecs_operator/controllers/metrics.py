@@ -104,6 +104,7 @@ class _CacheCollector(Collector):
             labels=["namespace", "service", "count"],
         )
         rollouts: Tally[str] = Tally()
+        outcomes: Tally[tuple[str, str]] = Tally()
         for body in self.context.services.values():
             status = body.get("status") or {}
             where = [body["metadata"].get("namespace", ""), body["metadata"]["name"]]
@@ -115,6 +116,10 @@ class _CacheCollector(Collector):
                 counts.add_metric([*where, label], status.get(field) or 0)
             for deployment in status.get("deployments") or ():
                 rollouts[deployment.get("rolloutState") or "UNKNOWN"] += 1
+            for record in status.get("serviceDeployments") or ():
+                configuration = record.get("deploymentConfiguration") or {}
+                strategy = configuration.get("strategy") or "UNKNOWN"
+                outcomes[strategy, record.get("status") or "UNKNOWN"] += 1
         yield counts
         deployments = GaugeMetricFamily(
             "ecs_operator_deployments",
@@ -124,6 +129,16 @@ class _CacheCollector(Collector):
         for state, count in sorted(rollouts.items()):
             deployments.add_metric([state], count)
         yield deployments
+        service_deployments = GaugeMetricFamily(
+            "ecs_operator_service_deployments",
+            "Service deployments kept in status (the last 10 per Service) by strategy and "
+            "status: IN_PROGRESS, SUCCESSFUL, STOPPED, ROLLBACK_IN_PROGRESS, "
+            "ROLLBACK_SUCCESSFUL, ROLLBACK_FAILED.",
+            labels=["strategy", "status"],
+        )
+        for (strategy, outcome), count in sorted(outcomes.items()):
+            service_deployments.add_metric([strategy, outcome], count)
+        yield service_deployments
 
     def _targets(self) -> Iterator[GaugeMetricFamily]:
         targets = GaugeMetricFamily(

@@ -6,8 +6,10 @@ A Node is a container instance. ``place`` follows the ECS order:
    the analogue of an ECS DRAINING instance) and free of ``NoSchedule``/``NoExecute`` taints
    (tasks carry no tolerations yet).
 2. **Attribute filter**: the node's ``ecs.os-type`` and ``ecs.cpu-architecture`` (its
-   ``kubernetes.io/os`` and ``kubernetes.io/arch`` labels) are the ones the task definition's
-   ``runtimePlatform`` requires (ECS's ``requiresAttributes``; reason ``ATTRIBUTE``).
+   ``kubernetes.io/os`` and ``kubernetes.io/arch`` labels), and for a Windows family
+   ``ecs.windows-build`` (its ``node.kubernetes.io/windows-build`` label), are the ones the task
+   definition's ``runtimePlatform`` requires (ECS's ``requiresAttributes``; reason
+   ``ATTRIBUTE``).
 3. **Resource filter**: remaining CPU, then memory, then GPUs (allocatable ``nvidia.com/gpu``),
    then free TCP host ports, then UDP ports.
 4. **Constraint filter**: every ``memberOf`` expression, then ``distinctInstance`` (no other task
@@ -32,6 +34,10 @@ closest node's first failed check.
 
 Decisions for Kubernetes:
 
+- A Windows ``operatingSystemFamily`` is matched by the host build, not ECS's ``ecs.os-family``:
+  a node tells only its build (the kubelet's ``node.kubernetes.io/windows-build`` label, node
+  attribute ``ecs.windows-build``), so the FULL and CORE families of one version run on the
+  same nodes.
 - GPUs are counted like CPU and memory: a node's allocatable ``nvidia.com/gpu`` (the NVIDIA
   device plugin's extended resource) minus what its Pods request.
 - CPU is accounted in millicores, exactly as Pods request it (an ECS task's units are converted
@@ -76,9 +82,11 @@ ZONE_LABEL: Final = "topology.kubernetes.io/zone"
 INSTANCE_TYPE_LABEL: Final = "node.kubernetes.io/instance-type"
 ARCHITECTURE_LABEL: Final = "kubernetes.io/arch"
 OS_LABEL: Final = "kubernetes.io/os"
+WINDOWS_BUILD_LABEL: Final = "node.kubernetes.io/windows-build"
 GPU_RESOURCE: Final = "nvidia.com/gpu"
 OS_TYPE_ATTRIBUTE: Final = "ecs.os-type"
 ARCHITECTURE_ATTRIBUTE: Final = "ecs.cpu-architecture"
+WINDOWS_BUILD_ATTRIBUTE: Final = "ecs.windows-build"
 CUSTOM_ATTRIBUTE_LABEL_PREFIX: Final = "attribute.ecs.operator.dev/"
 ZONE_ATTRIBUTE: Final = "ecs.availability-zone"
 _ARCHITECTURES: Final = {"amd64": "x86_64", "arm64": "arm64"}
@@ -105,7 +113,20 @@ SERVICE_DEFAULT_STRATEGIES: Final = (
 node (ECS's AZ-balanced default). Pass it to ``place``/``place_many``/``choose_tasks_to_stop``."""
 
 _LINUX_FAMILY: Final = "LINUX"
-_WINDOWS_FAMILY_PREFIX: Final = "WINDOWS_SERVER_"
+WINDOWS_FAMILY_BUILDS: Final = {
+    "WINDOWS_SERVER_2016_FULL": "10.0.14393",
+    "WINDOWS_SERVER_2019_FULL": "10.0.17763",
+    "WINDOWS_SERVER_2019_CORE": "10.0.17763",
+    "WINDOWS_SERVER_2004_CORE": "10.0.19041",
+    "WINDOWS_SERVER_20H2_CORE": "10.0.19042",
+    "WINDOWS_SERVER_2022_FULL": "10.0.20348",
+    "WINDOWS_SERVER_2022_CORE": "10.0.20348",
+    "WINDOWS_SERVER_2025_FULL": "10.0.26100",
+    "WINDOWS_SERVER_2025_CORE": "10.0.26100",
+}
+"""Every Windows ``operatingSystemFamily`` ECS accepts, with the build of its host as the
+kubelet labels it (``node.kubernetes.io/windows-build``, ``major.minor.build``). Process-isolated
+Windows containers need a host of their own build; FULL and CORE differ only in the base image."""
 _PLATFORM_ARCHITECTURES: Final = {"X86_64": "amd64", "ARM64": "arm64"}
 
 
@@ -115,7 +136,7 @@ def operating_system(family: str) -> str | None:
     ECS does not know."""
     if family == _LINUX_FAMILY:
         return "linux"
-    if family.startswith(_WINDOWS_FAMILY_PREFIX) and len(family) > len(_WINDOWS_FAMILY_PREFIX):
+    if family in WINDOWS_FAMILY_BUILDS:
         return "windows"
     return None
 
@@ -123,13 +144,16 @@ def operating_system(family: str) -> str | None:
 def platform_node_labels(
     operating_system_family: str | None, cpu_architecture: str | None
 ) -> dict[str, str]:
-    """The node labels a task definition's ``runtimePlatform`` requires: ``kubernetes.io/os``
-    and ``kubernetes.io/arch`` (``X86_64`` -> amd64, ``ARM64`` -> arm64). An OS family ECS
-    does not know requires nothing here: rendering refuses it, naming the field."""
+    """The node labels a task definition's ``runtimePlatform`` requires: ``kubernetes.io/os``,
+    for Windows also ``node.kubernetes.io/windows-build`` (``WINDOWS_FAMILY_BUILDS``), and
+    ``kubernetes.io/arch`` (``X86_64`` -> amd64, ``ARM64`` -> arm64). An OS family ECS does not
+    know requires nothing here: rendering refuses it, naming the field."""
     required: dict[str, str] = {}
     os_label = operating_system(operating_system_family) if operating_system_family else None
     if os_label is not None:
         required[OS_LABEL] = os_label
+    if operating_system_family in WINDOWS_FAMILY_BUILDS:
+        required[WINDOWS_BUILD_LABEL] = WINDOWS_FAMILY_BUILDS[operating_system_family]
     if cpu_architecture in _PLATFORM_ARCHITECTURES:
         required[ARCHITECTURE_LABEL] = _PLATFORM_ARCHITECTURES[cpu_architecture]
     return required
@@ -771,6 +795,7 @@ def _attributes(labels: Mapping[str, str]) -> dict[str, str]:
         ZONE_ATTRIBUTE: labels.get(ZONE_LABEL),
         "ecs.instance-type": labels.get(INSTANCE_TYPE_LABEL),
         OS_TYPE_ATTRIBUTE: labels.get(OS_LABEL),
+        WINDOWS_BUILD_ATTRIBUTE: labels.get(WINDOWS_BUILD_LABEL),
         ARCHITECTURE_ATTRIBUTE: _ARCHITECTURES.get(
             labels.get(ARCHITECTURE_LABEL, ""), labels.get(ARCHITECTURE_LABEL)
         ),

@@ -77,8 +77,9 @@ Containers
     given to the main containers (which start after it); its limit is what the sidecars started
     before it leave. A container left nothing gets ``MIN_SHARE_CPU_UNITS``/``MIN_SHARE_MIB``
     from the largest share (reported). GPU ``resourceRequirements`` -> ``nvidia.com/gpu``
-    requests and limits. ``runtimePlatform`` -> a ``nodeSelector`` on ``kubernetes.io/os`` and
-    ``kubernetes.io/arch`` (``placement.platform_node_labels``).
+    requests and limits. ``runtimePlatform`` -> a ``nodeSelector`` on ``kubernetes.io/os`` (for
+    Windows also ``node.kubernetes.io/windows-build``) and ``kubernetes.io/arch``
+    (``placement.platform_node_labels``).
 
     ``healthCheck`` -> a **readinessProbe** (not a livenessProbe: ECS never restarts an unhealthy
     container): ``CMD-SHELL x`` -> exec ``sh -c x``; ``CMD a b`` -> exec ``a b``; interval ->
@@ -124,7 +125,12 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from ecs_operator.core import labels, names
-from ecs_operator.core.placement import GPU_RESOURCE, operating_system, platform_node_labels
+from ecs_operator.core.placement import (
+    GPU_RESOURCE,
+    WINDOWS_FAMILY_BUILDS,
+    operating_system,
+    platform_node_labels,
+)
 from ecs_operator.core.quantity import cpu_units_to_millicores, mib_quantity, millicores_quantity
 from ecs_operator.core.security import (
     SecurityPolicy,
@@ -1060,8 +1066,8 @@ class _PodBuilder:
             self.report("spec.ipcMode", "ipcMode none")
 
     def _platform(self) -> None:
-        """``runtimePlatform`` -> a nodeSelector on the node's OS and CPU architecture labels
-        (placement chose such a node; the scheduler checks it again)."""
+        """``runtimePlatform`` -> a nodeSelector on the node's OS (and Windows build) and CPU
+        architecture labels (placement chose such a node; the scheduler checks it again)."""
         platform = self.spec.runtime_platform
         if platform is None:
             return
@@ -1069,8 +1075,8 @@ class _PodBuilder:
         if family and operating_system(family) is None:
             self.refuse(
                 "spec.runtimePlatform.operatingSystemFamily",
-                f"{family!r} is not an ECS operating system family: LINUX or "
-                "WINDOWS_SERVER_<version>_<FULL|CORE>",
+                f"{family!r} is not an ECS operating system family: LINUX or one of "
+                + ", ".join(WINDOWS_FAMILY_BUILDS),
             )
         selector = platform_node_labels(family, platform.cpu_architecture)
         if selector:

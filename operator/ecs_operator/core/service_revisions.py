@@ -55,6 +55,7 @@ from ecs_operator.models.service import (
     Service,
     ServiceDeployment,
     ServiceDeploymentCircuitBreaker,
+    ServiceDeploymentConfiguration,
     ServiceDeploymentRollback,
     ServiceDeploymentStatus,
     ServiceLoadBalancer,
@@ -350,6 +351,9 @@ def _started(deployment: Deployment, inputs: RecordInputs) -> ServiceDeployment:
         started_at=deployment.created_at,
         updated_at=inputs.now,
         lifecycle_stage=deployment.lifecycle_stage,
+        deployment_configuration=ServiceDeploymentConfiguration(
+            strategy=deployment.strategy or "ROLLING"
+        ),
         deployment_circuit_breaker=_breaker(inputs, deployment, status),
     )
     return _advance(record, {d.id: d for d in inputs.deployments}, inputs)

@@ -256,6 +256,12 @@ CUSTOM_RESOURCES: Final = (
             ),
             AGE_COLUMN,
             PrinterColumn(
+                "Strategy",
+                '.status.deployments[?(@.status=="PRIMARY")].strategy',
+                "The PRIMARY deployment's strategy: ROLLING, BLUE_GREEN, LINEAR or CANARY.",
+                priority=1,
+            ),
+            PrinterColumn(
                 "Progress",
                 '.status.conditions[?(@.type=="Progressing")].reason',
                 "Where the rollout stands: DeploymentInProgress, RollingBack, "

@@ -836,6 +836,12 @@ class ServiceDeploymentRollback(StatusModel):
     started_at: Timestamp = Field(description="When the rollback started.")
 
 
+class ServiceDeploymentConfiguration(StatusModel):
+    """The part of ECS's ServiceDeployment.deploymentConfiguration recorded: the strategy."""
+
+    strategy: DeploymentStrategy = Field(description="The strategy the deployment ran with.")
+
+
 class ServiceDeployment(StatusModel):
     """One service deployment (ECS DescribeServiceDeployments): what moved the service from
     its source service revisions to its target, and how that went."""
@@ -876,6 +882,9 @@ class ServiceDeployment(StatusModel):
     updated_at: Timestamp | None = Field(default=None, description="When it last changed.")
     lifecycle_stage: LifecycleStage | None = Field(
         default=None, description="Its stage (BLUE_GREEN, LINEAR, CANARY)."
+    )
+    deployment_configuration: ServiceDeploymentConfiguration | None = Field(
+        default=None, description="How it deploys: its strategy."
     )
     deployment_circuit_breaker: ServiceDeploymentCircuitBreaker | None = Field(
         default=None, description="The circuit breaker's state for this deployment."

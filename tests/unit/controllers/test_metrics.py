@@ -25,6 +25,15 @@ def test_scrape_reports_tasks_services_deployments_and_targets() -> None:
                 "runningCount": 2,
                 "pendingCount": 1,
                 "deployments": [{"rolloutState": "IN_PROGRESS"}, {"rolloutState": "COMPLETED"}],
+                "serviceDeployments": [
+                    {"status": "IN_PROGRESS", "deploymentConfiguration": {"strategy": "CANARY"}},
+                    {
+                        "status": "ROLLBACK_SUCCESSFUL",
+                        "deploymentConfiguration": {"strategy": "CANARY"},
+                    },
+                    {"status": "SUCCESSFUL", "deploymentConfiguration": {"strategy": "ROLLING"}},
+                    {"status": "SUCCESSFUL", "deploymentConfiguration": {"strategy": "ROLLING"}},
+                ],
             },
         ),
     )
@@ -37,6 +46,12 @@ def test_scrape_reports_tasks_services_deployments_and_targets() -> None:
     assert 'ecs_operator_tasks{last_status="RUNNING",namespace="ns"} 2.0' in text
     assert 'ecs_operator_service_tasks{count="pending",namespace="ns",service="web"} 1.0' in text
     assert 'ecs_operator_deployments{rollout_state="IN_PROGRESS"} 1.0' in text
+    for labels, count in (
+        ('status="SUCCESSFUL",strategy="ROLLING"', 2),
+        ('status="ROLLBACK_SUCCESSFUL",strategy="CANARY"', 1),
+        ('status="IN_PROGRESS",strategy="CANARY"', 1),
+    ):
+        assert f"ecs_operator_service_deployments{{{labels}}} {count}.0" in text
     assert (
         'ecs_operator_load_balancer_targets{load_balancer="lb",namespace="ns",state="draining"} 1.0'
         in text

@@ -707,11 +707,54 @@ def test_runtime_platform_maps_to_node_labels() -> None:
     }
     assert platform_node_labels("WINDOWS_SERVER_2022_CORE", "X86_64") == {
         "kubernetes.io/os": "windows",
+        "node.kubernetes.io/windows-build": "10.0.20348",
         "kubernetes.io/arch": "amd64",
     }
     assert platform_node_labels(None, None) == {}
     assert operating_system("WINDOWS_SERVER_") is None
     assert operating_system("MACOS") is None
+    # ECS accepts no CORE edition of 2016 and no version it does not list.
+    assert operating_system("WINDOWS_SERVER_2016_CORE") is None
+    assert operating_system("WINDOWS_SERVER_2030_CORE") is None
+
+
+@pytest.mark.parametrize(
+    ("family", "build"),
+    [
+        ("WINDOWS_SERVER_2016_FULL", "10.0.14393"),
+        ("WINDOWS_SERVER_2019_FULL", "10.0.17763"),
+        ("WINDOWS_SERVER_2019_CORE", "10.0.17763"),
+        ("WINDOWS_SERVER_2004_CORE", "10.0.19041"),
+        ("WINDOWS_SERVER_20H2_CORE", "10.0.19042"),
+        ("WINDOWS_SERVER_2022_FULL", "10.0.20348"),
+        ("WINDOWS_SERVER_2022_CORE", "10.0.20348"),
+        ("WINDOWS_SERVER_2025_FULL", "10.0.26100"),
+        ("WINDOWS_SERVER_2025_CORE", "10.0.26100"),
+    ],
+)
+def test_each_ecs_windows_family_requires_windows_of_its_build(family: str, build: str) -> None:
+    assert platform_node_labels(family, None) == {
+        "kubernetes.io/os": "windows",
+        "node.kubernetes.io/windows-build": build,
+    }
+
+
+WINDOWS_2019 = {"ecs.os-type": "windows", "ecs.windows-build": "10.0.17763"}
+WINDOWS_2022 = {"ecs.os-type": "windows", "ecs.windows-build": "10.0.20348"}
+
+
+def test_a_windows_task_goes_only_to_a_windows_node_of_its_build() -> None:
+    server_2022 = task(node_labels=platform_node_labels("WINDOWS_SERVER_2022_FULL", None))
+    instances = [
+        node("linux", attributes=AMD64_LINUX),
+        node("ltsc2019", attributes=WINDOWS_2019),
+        node("ltsc2022", attributes=WINDOWS_2022),
+    ]
+    assert choices(server_2022, instances) == {"ltsc2022"}
+
+    result = failure(place(server_2022, instances[:2], random.Random(0)))
+    assert (result.reason, result.closest) == (REASON_ATTRIBUTE, "linux")
+    assert result.detail == "is missing an attribute required by your task"
 
 
 def test_a_task_needing_arm64_goes_only_to_an_arm64_node() -> None:

@@ -41,7 +41,8 @@ STRATEGIES = (
 PLATFORMS = (
     {"ecs.os-type": "linux", "ecs.cpu-architecture": "x86_64"},
     {"ecs.os-type": "linux", "ecs.cpu-architecture": "arm64"},
-    {"ecs.os-type": "windows", "ecs.cpu-architecture": "x86_64"},
+    {"ecs.os-type": "windows", "ecs.cpu-architecture": "x86_64", "ecs.windows-build": "10.0.20348"},
+    {"ecs.os-type": "windows", "ecs.cpu-architecture": "x86_64", "ecs.windows-build": "10.0.17763"},
 )
 SETTINGS = settings(max_examples=100, deadline=None)
 

@@ -187,7 +187,14 @@ def test_runtime_platform_is_a_node_selector_and_a_placement_requirement() -> No
         "ecs.cpu-architecture": "arm64",
     }
     windows = definition(runtimePlatform={"operatingSystemFamily": "WINDOWS_SERVER_2019_FULL"})
-    assert render(windows)["spec"]["nodeSelector"] == {"kubernetes.io/os": "windows"}
+    assert render(windows)["spec"]["nodeSelector"] == {
+        "kubernetes.io/os": "windows",
+        "node.kubernetes.io/windows-build": "10.0.17763",
+    }
+    assert dict(task_requirements(windows, group="family:web").required_attributes) == {
+        "ecs.os-type": "windows",
+        "ecs.windows-build": "10.0.17763",
+    }
     assert "nodeSelector" not in render(definition())["spec"]
 
 
@@ -198,6 +205,9 @@ def test_an_unknown_operating_system_family_is_refused_naming_the_field() -> Non
     assert [v.field for v in inspection.violations] == [
         "spec.runtimePlatform.operatingSystemFamily"
     ]
+    [violation] = inspection.violations
+    assert "'MACOS' is not an ECS operating system family: LINUX or one of" in violation.message
+    assert "WINDOWS_SERVER_20H2_CORE" in violation.message
 
 
 def test_a_gpu_count_that_is_not_a_number_is_refused_naming_the_field() -> None:

@@ -215,9 +215,9 @@ def test_printer_columns() -> None:
     service = _columns("services.ecs.operator.dev.yaml")
     assert list(service) == [
         "Desired", "Running", "Pending", "Ready", "Degraded", "Task Definition", "Rollout",
-        "Stage", "Age", "Progress", "Rollout Reason", "Degraded Message",
+        "Stage", "Age", "Strategy", "Progress", "Rollout Reason", "Degraded Message",
     ]  # fmt: skip
-    assert _wide(service) == ["Progress", "Rollout Reason", "Degraded Message"]
+    assert _wide(service) == ["Strategy", "Progress", "Rollout Reason", "Degraded Message"]
     assert task["Age"] == {
         "name": "Age",
         "type": "date",

@@ -361,6 +361,7 @@ def test_crd_names_columns_and_scale_subresource() -> None:
         "Rollout",
         "Stage",
         "Age",
+        "Strategy",
         "Progress",
         "Rollout Reason",
         "Degraded Message",
@@ -368,6 +369,7 @@ def test_crd_names_columns_and_scale_subresource() -> None:
     assert columns["Ready"] == '.status.conditions[?(@.type=="Ready")].status'
     assert columns["Rollout"] == '.status.deployments[?(@.status=="PRIMARY")].rolloutState'
     assert columns["Degraded"] == '.status.conditions[?(@.type=="Degraded")].reason'
+    assert columns["Strategy"] == '.status.deployments[?(@.status=="PRIMARY")].strategy'
 
 
 def test_openapi_schema_accepts_create_service_and_refuses_bad_bounds() -> None:

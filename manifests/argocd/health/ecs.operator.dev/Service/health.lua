@@ -5,6 +5,11 @@
 --
 --   no status yet                          -> Progressing
 --   status.observedGeneration behind       -> Progressing (the operator has not seen this spec)
+--   newest serviceDeployments[] ROLLBACK_IN_PROGRESS
+--                                          -> Progressing (rolling back to the last successful
+--                                             service revision)
+--   newest serviceDeployments[] ROLLBACK_FAILED
+--                                          -> Degraded (the rollback failed too)
 --   Degraded True                          -> Degraded (failed deployment, tasks that cannot start
 --                                             or be placed, unusable task definition ...)
 --   PRIMARY deployment rolloutState FAILED -> Degraded (circuit breaker)
@@ -57,6 +62,19 @@ local desired = status.desiredCount or 0
 local counts = running .. " of " .. desired .. " tasks running, " .. (status.pendingCount or 0)
   .. " pending"
 local primary = primary_deployment(status)
+
+-- serviceDeployments[] is newest first: the first says where the last deployment stands.
+local latest = (status.serviceDeployments or {})[1]
+if latest ~= nil and latest.status == "ROLLBACK_IN_PROGRESS" then
+  hs.status = "Progressing"
+  hs.message = "Rolling back: " .. (latest.statusReason or "") .. " (" .. counts .. ")"
+  return hs
+end
+if latest ~= nil and latest.status == "ROLLBACK_FAILED" then
+  hs.status = "Degraded"
+  hs.message = "Rollback failed: " .. (latest.statusReason or "")
+  return hs
+end
 
 local degraded = condition(status, "Degraded")
 if degraded ~= nil and degraded.status == "True" then
