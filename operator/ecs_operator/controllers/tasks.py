@@ -19,28 +19,25 @@ from ecs_operator.controllers.cache import Key, object_key, owner_name
 from ecs_operator.controllers.context import OperatorContext
 from ecs_operator.controllers.metrics import OperatorMetrics
 from ecs_operator.controllers.pod_launcher import PodLauncher
+from ecs_operator.controllers.task_writer import TaskWriter
 from ecs_operator.controllers.triggers import Change, Trigger, itself, owner
 from ecs_operator.controllers.workqueue import WorkQueue
-from ecs_operator.core import events, labels, launches, revisions
+from ecs_operator.core import labels, launches, revisions
 from ecs_operator.core.load_balancing import moved_targets
 from ecs_operator.core.ownership import owned_by
 from ecs_operator.core.task_planning import (
-    PodStop,
-    RunLaunch,
     TaskPlan,
     TaskState,
     plan_task,
     revision_reference,
     waits_for_family,
 )
-from ecs_operator.core.validation import unreadable_task_status
 from ecs_operator.kube.client import (
     CONTROLLER_REVISIONS,
     LOAD_BALANCERS,
     PODS,
     TASK_DEFINITIONS,
     TASKS,
-    KubeError,
 )
 from ecs_operator.kube.events import EventRecorder
 from ecs_operator.models.service import Service, ServiceSpec
@@ -59,10 +56,6 @@ def _waiting_for_revision(change: Change, context: OperatorContext) -> Iterable[
         family = change.key[1]
     tasks = context.tasks.in_namespace(change.namespace) if family else ()
     return [object_key(task) for task in tasks if waits_for_family(task, family or "")]
-
-
-STOP_RETRY_SECONDS = 1.0
-"""When to plan again a task whose Pod stop was refused as a conflict."""
 
 
 class TaskController:
@@ -88,6 +81,7 @@ class TaskController:
             workers=context.options.workers,
             observe=metrics.observe_reconcile,
         )
+        self.writer = TaskWriter(context, events, self.queue)
 
     def enqueue(self, key: Key) -> None:
         self.queue.add(key)
@@ -106,11 +100,11 @@ class TaskController:
         try:
             task = self.context.tasks.parsed(body, Task)
         except ValidationError as error:
-            await self._refuse_unreadable(body, error)
+            await self.writer.refuse_unreadable(body, error)
             if body["metadata"].get("deletionTimestamp") and labels.DRAIN_FINALIZER in (
                 body["metadata"].get("finalizers") or ()
             ):
-                await self._set_drain_finalizer(body, False)  # nothing to drain can be read
+                await self.writer.set_drain_finalizer(body, False)  # nothing to drain can be read
             return
         state = self._state(key, body, task)
         plan = plan_task(state)
@@ -181,90 +175,12 @@ class TaskController:
                 return  # deleted meanwhile: garbage collection removes its Pod
             body = written
         if (stop := plan.stop_pod) is not None:
-            await self._stop_pod(key, stop)
+            await self.writer.stop_pod(key, stop)
         if plan.drain_finalizer is not None:
-            await self._set_drain_finalizer(body, plan.drain_finalizer)
+            await self.writer.set_drain_finalizer(body, plan.drain_finalizer)
         if plan.run is not None:
-            await self._launch_run(key, body, plan.run)
+            await self.writer.launch_run(key, body, plan.run)
         for event in plan.events:
             await self.events.record(body, event.type, event.reason, event.message)
         if plan.requeue_after is not None:
             self.queue.add_after(key, plan.requeue_after)
-
-    async def _launch_run(self, key: Key, body: dict[str, Any], run: RunLaunch) -> None:
-        """Label the first Task of a run, then create the run's other Tasks. Their names are
-        fixed, so a create repeated (a lost response, a restart) is refused as 409 and the
-        holder cached; the next plan, at once, judges it and records the run once all exist."""
-        if run.label is not None:
-            # The uid makes the patch apply to this Task only, never to one of the same name
-            # created meanwhile.
-            patch = {
-                "metadata": {
-                    "uid": body["metadata"]["uid"],
-                    "labels": {labels.RUN_LABEL: run.label},
-                }
-            }
-            try:
-                await self.context.api.patch(TASKS, *key, patch)
-            except KubeError as error:
-                if not (error.not_found or error.conflict or error.code == 422):
-                    raise
-                return  # gone or replaced meanwhile: its watch event plans it again
-        for manifest in run.create:
-            await self.context.api.create_or_get(TASKS, key[0], manifest)
-        if run.create:
-            self.queue.add(key)
-
-    async def _set_drain_finalizer(self, body: dict[str, Any], present: bool) -> None:
-        """Removing it from a deleted task deletes it: garbage collection then deletes its Pod
-        (already stopping, its targets drained)."""
-        try:
-            await self.context.api.set_finalizer(
-                TASKS, body, labels.DRAIN_FINALIZER, present=present
-            )
-        except KubeError as error:
-            if not error.conflict:
-                raise
-            # Changed meanwhile (garbage collection deleting it, say): that change's watch
-            # event plans the task again.
-
-    async def _stop_pod(self, key: Key, stop: PodStop) -> None:
-        """Stop the task's containers and keep its Pod (its logs): the kubelet enforces the
-        Pod's activeDeadlineSeconds by stopping every container within the Pod's grace period,
-        and leaves it Failed. A Pod no kubelet will end is deleted instead."""
-        if stop.delete:
-            await self.context.api.delete(
-                PODS, *key, grace_seconds=stop.grace_seconds, uid=stop.uid
-            )
-            return
-        # The uid makes the patch apply to this Pod only: it is immutable, so a Pod of the same
-        # name created meanwhile is refused (422, or 409 as a failed precondition) rather than
-        # stopped.
-        patch = {
-            "metadata": {"uid": stop.uid},
-            "spec": {"activeDeadlineSeconds": stop.deadline_seconds},
-        }
-        try:
-            await self.context.api.patch(PODS, *key, patch)
-        except KubeError as error:
-            if error.not_found:
-                return  # gone meanwhile: its deletion plans this task again
-            if not (error.conflict or error.code == 422):
-                raise
-            # Replaced meanwhile (or a refusal that says nothing more): plan again from what
-            # the cache then holds; a Pod that is not this task's is never stopped.
-            self.queue.add_after(key, STOP_RETRY_SECONDS)
-
-    async def _refuse_unreadable(self, body: dict[str, Any], error: ValidationError) -> None:
-        """A Task the CRD admitted but the operator cannot read (a stricter rule, or a CRD of
-        another version): say so once, in status and an event, and never launch it."""
-        metadata = body["metadata"]
-        generation = int(metadata.get("generation") or 1)
-        status = unreadable_task_status(body.get("status"), error, generation, datetime.now(UTC))
-        if status is None:
-            return
-        await self.context.api.patch(
-            TASKS, metadata["namespace"], metadata["name"], {"status": status}, subresource="status"
-        )
-        reason = status["stoppedReason"]
-        await self.events.record(body, "Warning", events.REASON_FAILED_TO_START, reason)
