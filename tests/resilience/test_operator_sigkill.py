@@ -7,12 +7,17 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from support.ecs_api import TASK_LABEL, Ecs, OperatorProcess
 from support.services import Services, TaskWatch, bounds_check, deployment_configuration
 
 STEPS = tuple(range(25, 501, 25))  # one SIGKILL during each: 20 in all
 
 
+# 20 restarts, each waiting for readiness, then a 120 s settle: the suite's 120 s default would
+# end the test before its own wait can say what is missing (it did on a loaded machine).
+@pytest.mark.timeout(400)
 def test_sigkills_during_scale_out_neither_duplicate_nor_orphan(
     ecs: Ecs, operator: OperatorProcess
 ) -> None:
