@@ -369,6 +369,9 @@ def _observe(
         observation = _with_final_pod_state(state, view, observation)
     if not observation.wants_pod or launchable is None:
         return observation
+    if state.namespace_terminating:
+        # The API refuses new content there, and the namespace's deletion takes the Task.
+        return observation
     if not state.namespace_seen and _within_resolve_grace(state):
         return TaskPlan(requeue_after=NAMESPACE_WAIT_SECONDS)
     problems = task_problems(launchable.spec, state.task.spec, state.policy)

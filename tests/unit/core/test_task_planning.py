@@ -244,6 +244,14 @@ def test_a_new_task_launches_a_pod_with_what_it_needs() -> None:
     assert [reference.secret for reference in launch.secrets] == ["db-creds"]
 
 
+def test_no_pod_is_launched_in_a_namespace_being_deleted() -> None:
+    """The API would refuse the Pod (and the event): the task waits for the namespace's
+    deletion to take it, rather than failing to start."""
+    plan = plan_task(state(namespace_terminating=True))
+    assert plan.launch is None
+    assert plan_task(state()).launch is not None
+
+
 def test_an_unseen_namespace_is_waited_for_within_the_grace() -> None:
     assert plan_task(state(namespace_seen=False)) == TaskPlan(requeue_after=NAMESPACE_WAIT_SECONDS)
     assert plan_task(state(namespace_seen=False, now=at(10))).launch is not None
