@@ -881,6 +881,7 @@ class _Planner:
                 production_traffic_weight=strategies.FULL if staged else None,
             )
             self.work.messages.append(events.deployment_rolling_back(self.state.name, target.id))
+            self.scheduler.rollback_cause = reason
             self._reset_throttle()
 
     # -- PAUSE lifecycle hooks (core/lifecycle_hooks.py) ----------------------------------------
@@ -1624,25 +1625,16 @@ class _Planner:
             != (request.task_definition, request.spec_hash)
         ):
             return REASON_FAILED, events.rolled_back(
-                primary.task_definition, primary.id, request.task_definition, self._rollback_cause()
+                primary.task_definition,
+                primary.id,
+                request.task_definition,
+                self.scheduler.rollback_cause or events.ROLLOUT_CIRCUIT_BREAKER_FAILED,
             )
         if self.blockers.blocked:
             return REASON_BLOCKED, events.deployment_blocked(name)
         if self.scheduler.consecutive_start_failures >= 2:
             return REASON_THROTTLED, events.service_throttled(name)
         return REASON_AS_EXPECTED, ""
-
-    def _rollback_cause(self) -> str:
-        """Why the Service was rolled back: the failed deployment's reason while it is listed,
-        then its service deployment's (the circuit breaker's words when both are gone)."""
-        failed = [d for d in self.deployments if d.rollout_state == "FAILED"]
-        newest_failed = max(failed, key=lambda d: d.created_at, default=None)
-        if newest_failed is not None and newest_failed.rollout_state_reason:
-            return newest_failed.rollout_state_reason
-        newest = next(iter(self.previous.service_deployments or ()), None)
-        if newest is not None and newest.rollback is not None:
-            return newest.rollback.reason
-        return events.ROLLOUT_CIRCUIT_BREAKER_FAILED
 
 
 def _comparable(status: ServiceStatus) -> dict[str, object]:

@@ -1020,6 +1020,14 @@ class SchedulerState(StatusModel):
             "placed it is said again at most every 5 minutes."
         ),
     )
+    rollback_cause: str | None = Field(
+        default=None,
+        max_length=1024,
+        description=(
+            "Why the last rollback happened (the failed deployment's reason), for Degraded; "
+            "absent: the circuit breaker."
+        ),
+    )
     ignored_hook_id: str | None = Field(
         default=None,
         max_length=40,
