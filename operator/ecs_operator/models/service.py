@@ -16,8 +16,9 @@ What starts a new deployment (ECS UpdateService): a different resolved task defi
 (including ``family`` whose latest ACTIVE revision moved), a new ``forceNewDeployment`` token,
 ``placementConstraints``, ``placementStrategy``, ``loadBalancers``, ``networkConfiguration``,
 ``launchType``, ``propagateTags`` or ``enableECSManagedTags``. Not ``desiredCount``,
-``deploymentConfiguration``, ``healthCheckGracePeriodSeconds``, ``availabilityZoneRebalancing`` or
-``tags``.
+``deploymentConfiguration``, ``healthCheckGracePeriodSeconds``, ``availabilityZoneRebalancing``,
+``tags`` or ``continueServiceDeployment`` (the answer to a PAUSE lifecycle hook, not an ECS
+service field: ECS's ContinueServiceDeployment call as a declaration).
 
 A CreateService request, or an ecspresso or Terraform service definition, pastes as it is: the
 fields ECS has and Kubernetes cannot honour (``serviceName``, ``cluster``, ``platformVersion``,
@@ -945,7 +946,8 @@ class Deployment(StatusModel):
         description=(
             "BLUE_GREEN, LINEAR, CANARY while IN_PROGRESS: SCALE_UP (the new revision starts at "
             "the full count beside the old), PRODUCTION_TRAFFIC_SHIFT, BAKE_TIME, CLEAN_UP (the "
-            "old revision stops)."
+            "old revision stops); a hook stage (PRE_SCALE_UP, POST_SCALE_UP ...) while a PAUSE "
+            "hook holds it there."
         ),
     )
     stage_started_at: Timestamp | None = Field(
