@@ -39,6 +39,8 @@ def dc(**fields: Any) -> Body:
     return {"deploymentConfiguration": fields}
 
 
+PAUSE = {"targetType": "PAUSE", "lifecycleStages": ["POST_SCALE_UP"]}
+
 CASES: dict[str, Case] = {
     "DAEMON with desiredCount": Case(daemon(desiredCount=2), ("desiredCount",)),
     "DAEMON with placementStrategy": Case(
@@ -99,6 +101,21 @@ CASES: dict[str, Case] = {
         svc(availabilityZoneRebalancing="SOMETIMES"), ("availabilityZoneRebalancing",)
     ),
     "unknown field": Case(svc(desiredCont=3), ("desiredCont",)),
+    "PAUSE hook at PRODUCTION_TRAFFIC_SHIFT": Case(
+        svc(**dc(lifecycleHooks=[PAUSE | {"lifecycleStages": ["PRODUCTION_TRAFFIC_SHIFT"]}])),
+        ("lifecycleHooks[0].lifecycleStages", "not allowed at TEST_TRAFFIC_SHIFT"),
+    ),
+    "eleven PAUSE hooks": Case(
+        svc(**dc(lifecycleHooks=[PAUSE] * 11)), ("lifecycleHooks", "at most 10 PAUSE hooks")
+    ),
+    "PAUSE timeout beyond 14 days": Case(
+        svc(**dc(lifecycleHooks=[PAUSE | {"timeoutConfiguration": {"timeoutInMinutes": 20161}}])),
+        ("timeoutInMinutes",),
+    ),
+    "continueServiceDeployment naming no hook id": Case(
+        svc(continueServiceDeployment={"hookId": "deployment-1", "action": "CONTINUE"}),
+        ("continueServiceDeployment.hookId",),
+    ),
     "malformed memberOf expression": Case(
         svc(placementConstraints=[{"type": "memberOf", "expression": "attribute:ecs.zone ~~ a"}]),
         ("placementConstraints[0].expression", "attribute:ecs.zone ~~ a"),

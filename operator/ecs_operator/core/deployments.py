@@ -128,7 +128,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final, Literal
 
-from ecs_operator.core import events, labels, strategies
+from ecs_operator.core import events, labels, lifecycle_hooks, strategies
 from ecs_operator.core.conditions import set_condition
 from ecs_operator.core.events import LaunchPurpose
 from ecs_operator.core.placement import (
@@ -151,6 +151,7 @@ from ecs_operator.models.service import (
     MAX_SERVICE_EVENT_LENGTH,
     Deployment,
     DeploymentRequest,
+    LifecycleHookDetail,
     SchedulerState,
     ServiceEvent,
     ServiceSpec,
@@ -217,6 +218,7 @@ REASON_STEADY: Final = "SteadyState"
 REASON_NOT_STEADY: Final = "NotSteady"
 REASON_IN_PROGRESS: Final = "DeploymentInProgress"
 REASON_ROLLING_BACK: Final = "RollingBack"
+REASON_AWAITING_ACTION: Final = "AwaitingAction"
 REASON_COMPLETED: Final = "DeploymentCompleted"
 REASON_FAILED: Final = "DeploymentFailed"
 REASON_BLOCKED: Final = "DeploymentBlocked"
@@ -752,6 +754,9 @@ class _Planner:
         strategy = strategies.strategy_of(self.spec)
         # Staged only while a revision serves production: a first deployment just starts tasks.
         staged = strategies.is_staged(strategy) and self._last_completed(new_id) is not None
+        # ECS reconciles first when it starts while more than one revision has tasks.
+        with_tasks = sum(d.status != "INACTIVE" for d in self.deployments if d.id != new_id)
+        first_stage = "RECONCILE_SERVICE" if with_tasks > 1 else "PRE_SCALE_UP"
         self.deployments.insert(
             0,
             Deployment(
@@ -764,15 +769,11 @@ class _Planner:
                 rollout_state="IN_PROGRESS",
                 rollout_state_reason=events.rollout_in_progress(new_id),
                 strategy=strategy,
-                lifecycle_stage="SCALE_UP" if staged else None,
+                lifecycle_stage=first_stage if staged else None,
                 stage_started_at=self.now if staged else None,
                 production_traffic_weight=0.0 if staged else None,
             ),
         )
-        if staged:
-            self.work.messages.append(
-                events.deployment_stage(self.state.name, new_id, "SCALE_UP", 0.0, resolved, 0)
-            )
         self.scheduler.last_deployment_request = request
         self._reset_throttle()
         self.scheduler.az_rebalancing = False
@@ -856,14 +857,31 @@ class _Planner:
         ):
             return
         self.work.messages.append(events.deployment_failed(self.state.name, primary.id))
-        target = self._last_completed(primary.id)
         staged = primary.lifecycle_stage is not None  # blue still serves: always back to it
-        rolling_back = (breaker.rollback or staged) and target is not None
+        self._fail(
+            primary,
+            events.ROLLOUT_CIRCUIT_BREAKER_FAILED,
+            events.rollout_rolling_back,
+            roll_back=breaker.rollback or staged,
+        )
+
+    def _fail(
+        self,
+        primary: Deployment,
+        reason: str,
+        rolling_back_reason: Callable[[str], str],
+        roll_back: bool,
+    ) -> None:
+        """Fail the PRIMARY for ``reason``; with ``roll_back``, the last COMPLETED deployment
+        becomes PRIMARY again (``rolling_back_reason`` of its id), when there is one."""
+        target = self._last_completed(primary.id)
+        rolling_back = roll_back and target is not None
+        staged = primary.lifecycle_stage is not None
         self._replace(
             primary,
             status="ACTIVE" if rolling_back else "PRIMARY",
             rollout_state="FAILED",
-            rollout_state_reason=events.ROLLOUT_CIRCUIT_BREAKER_FAILED,
+            rollout_state_reason=reason,
             updated_at=self.now,
         )
         if rolling_back and target is not None:
@@ -871,7 +889,7 @@ class _Planner:
                 target,
                 status="PRIMARY",
                 rollout_state="IN_PROGRESS",
-                rollout_state_reason=events.rollout_rolling_back(target.id),
+                rollout_state_reason=rolling_back_reason(target.id),
                 rollback=True,
                 failed_tasks=0,
                 updated_at=self.now,
@@ -879,7 +897,57 @@ class _Planner:
                 production_traffic_weight=strategies.FULL if staged else None,
             )
             self.work.messages.append(events.deployment_rolling_back(self.state.name, target.id))
+            self.scheduler.rollback_cause = reason
             self._reset_throttle()
+
+    # -- PAUSE lifecycle hooks (core/lifecycle_hooks.py) ----------------------------------------
+
+    def _answer_hooks(self) -> None:
+        """spec.continueServiceDeployment and the timeouts due answer the PRIMARY's PAUSE hooks
+        awaiting action; a run that FAILED, or TIMED_OUT with ROLLBACK, rolls it back."""
+        primary = self.primary
+        if primary is None or primary.rollout_state != "IN_PROGRESS":
+            return
+        request = self.state.spec.continue_service_deployment
+        details, answered = lifecycle_hooks.answer(
+            primary.lifecycle_hook_details or (), request, self.now
+        )
+        if not answered:
+            return
+        primary = self._replace(primary, lifecycle_hook_details=details, updated_at=self.now)
+        for run in answered:
+            detail = run.detail
+            self.work.messages.append(
+                events.hook_answered(
+                    self.state.name,
+                    primary.id,
+                    detail.hook_id,
+                    detail.status,
+                    detail.timeout_action,
+                )
+            )
+        failed = next((run.detail for run in answered if run.rolls_back), None)
+        if failed is not None:
+            self._fail(
+                primary,
+                events.hook_rollback_reason(failed.hook_id, failed.status),
+                events.rollout_hook_rolling_back,
+                roll_back=True,
+            )
+
+    def _note_unknown_hook(self) -> None:
+        """Say once when spec.continueServiceDeployment names a hook no deployment has."""
+        request = self.state.spec.continue_service_deployment
+        if request is None or request.hook_id == self.scheduler.ignored_hook_id:
+            return
+        known = {
+            detail.hook_id
+            for record in [*self.deployments, *(self.previous.service_deployments or ())]
+            for detail in record.lifecycle_hook_details or ()
+        }
+        if request.hook_id not in known:
+            self.scheduler.ignored_hook_id = request.hook_id
+            self.work.messages.append(events.hook_unknown(self.state.name, request.hook_id))
 
     # -- task classification -------------------------------------------------------------------
 
@@ -1199,34 +1267,49 @@ class _Planner:
             # Neither revision in play: a deployment this one superseded mid-way.
             if task.deployment_id not in (primary.id, blue.id if blue else None):
                 self._scheduler_stop(task)
-        ready = self._keep_count(primary, desired, order)
         stage = strategies.Stage(
             primary.lifecycle_stage or "SCALE_UP",
             primary.production_traffic_weight or 0.0,
             primary.stage_started_at or primary.created_at,
         )
         configuration = self.spec.deployment_configuration
-        moved = strategies.advance(
-            stage,
-            primary.strategy or "BLUE_GREEN",
-            configuration,
-            ready,
-            lambda weight: self.state.traffic_applied_at(primary.id, weight),
-            self.now,
-        )
-        for entered in moved.passed:
-            self.work.messages.append(
-                events.deployment_stage(
-                    self.state.name,
-                    primary.id,
-                    entered.name,
-                    entered.weight,
-                    primary.task_definition,
-                    strategies.bake_minutes(configuration),
-                )
+        details = list(primary.lifecycle_hook_details or ())
+
+        def moved_on(current: strategies.Stage, ready: bool) -> strategies.Advance:
+            return strategies.advance(
+                current,
+                primary.strategy or "BLUE_GREEN",
+                configuration,
+                ready,
+                lambda weight: self.state.traffic_applied_at(primary.id, weight),
+                self.now,
+                lambda at: lifecycle_hooks.passable(configuration, details, at),
             )
+
+        passed: list[strategies.Stage] = []
+        if stage.name in strategies.BEFORE_SCALE_UP:
+            early = moved_on(stage, False)  # green starts only once these stages passed
+            passed.extend(early.passed)
+            stage = early.stage
+        moved = strategies.Advance(stage, (), None)
+        if stage.name not in strategies.BEFORE_SCALE_UP:
+            moved = moved_on(stage, self._keep_count(primary, desired, order))
+            passed.extend(moved.passed)
+        for entered in passed:
+            if entered.name in strategies.ANNOUNCED:
+                self.work.messages.append(
+                    events.deployment_stage(
+                        self.state.name,
+                        primary.id,
+                        entered.name,
+                        entered.weight,
+                        primary.task_definition,
+                        strategies.bake_minutes(configuration),
+                    )
+                )
         if moved.wait_seconds is not None:
             self.work.requeue.append(moved.wait_seconds)
+        details = self._start_hook_runs(primary, details, moved.stage)
         if blue is not None and moved.stage.name == "CLEAN_UP":
             for task in self._live():
                 if task.deployment_id == blue.id:
@@ -1238,7 +1321,33 @@ class _Planner:
             lifecycle_stage=moved.stage.name,
             stage_started_at=moved.stage.since,
             production_traffic_weight=moved.stage.weight,
+            lifecycle_hook_details=details or None,
         )
+
+    def _start_hook_runs(
+        self,
+        primary: Deployment,
+        details: list[LifecycleHookDetail],
+        stage: strategies.Stage,
+    ) -> list[LifecycleHookDetail]:
+        """The PAUSE hooks holding the deployment at ``stage`` await action from now; plan
+        again when the first expires (or at once if the spec answers one already)."""
+        configuration = self.spec.deployment_configuration
+        runs = lifecycle_hooks.start_runs(configuration, primary.id, details, stage)
+        for run in runs:
+            self.work.messages.append(
+                events.hook_awaiting_action(
+                    self.state.name, primary.id, run.hook_id, stage.name, run.expires_at
+                )
+            )
+        details = lifecycle_hooks.bounded([*details, *runs])
+        request = self.state.spec.continue_service_deployment
+        if request is not None and any(run.hook_id == request.hook_id for run in runs):
+            self.work.requeue.append(0.0)
+        expiry = lifecycle_hooks.next_expiry(details, self.now)
+        if expiry is not None:
+            self.work.requeue.append(expiry)
+        return details
 
     def _keep_count(
         self, deployment: Deployment, desired: int, order: Sequence[PlacementStrategy]
@@ -1364,6 +1473,7 @@ class _Planner:
         daemon = self.spec.scheduling_strategy == "DAEMON"
         desired = len(eligible) if daemon else self.spec.desired_count or 0
         self._circuit_breaker(desired)
+        self._answer_hooks()
         self._stop_lost()
         primary = self.primary
         steady = False
@@ -1375,6 +1485,7 @@ class _Planner:
                 self._plan_staged(primary, desired)
             else:
                 self._plan_replica(primary, desired)
+            self._note_unknown_hook()
             # Rebalancing happens in steady state and does not leave it.
             steady = self._steady(desired)
             if not daemon and steady:
@@ -1551,6 +1662,15 @@ class _Planner:
         in_progress = primary is not None and primary.rollout_state == "IN_PROGRESS"
         if primary is None:
             progress_reason, progress_message = REASON_NOT_STEADY, "no deployment"
+        elif in_progress and (awaiting := self._awaiting(primary)) is not None:
+            progress_reason = REASON_AWAITING_ACTION
+            progress_message = events.hook_awaiting_action(
+                self.state.name,
+                primary.id,
+                awaiting.hook_id,
+                awaiting.lifecycle_stage,
+                awaiting.expires_at,
+            )
         elif in_progress:
             progress_reason = REASON_ROLLING_BACK if primary.rollback else REASON_IN_PROGRESS
             progress_message = primary.rollout_state_reason or ""
@@ -1580,6 +1700,20 @@ class _Planner:
         )
         return [ready, progressing, degraded]
 
+    @staticmethod
+    def _awaiting(deployment: Deployment) -> LifecycleHookDetail | None:
+        """The deployment's first PAUSE hook awaiting action at its stage."""
+        return next(
+            (
+                d
+                for d in deployment.lifecycle_hook_details or ()
+                if d.status == "AWAITING_ACTION"
+                and d.lifecycle_stage == deployment.lifecycle_stage
+                and d.started_at == deployment.stage_started_at
+            ),
+            None,
+        )
+
     def _degradation(self) -> tuple[str, str]:
         name = self.state.name
         primary = self.primary
@@ -1598,7 +1732,10 @@ class _Planner:
             != (request.task_definition, request.spec_hash)
         ):
             return REASON_FAILED, events.rolled_back(
-                primary.task_definition, primary.id, request.task_definition
+                primary.task_definition,
+                primary.id,
+                request.task_definition,
+                self.scheduler.rollback_cause or events.ROLLOUT_CIRCUIT_BREAKER_FAILED,
             )
         if self.blockers.blocked:
             return REASON_BLOCKED, events.deployment_blocked(name)

@@ -270,6 +270,7 @@ REASON_DEPLOYMENT_ROLLING_BACK: Final = "DeploymentRollingBack"
 REASON_DEPLOYMENT_BLOCKED: Final = "DeploymentBlocked"
 REASON_DEPLOYMENT_REFUSED: Final = "DeploymentRefused"
 REASON_DEPLOYMENT_STAGE: Final = "DeploymentStage"
+REASON_LIFECYCLE_HOOK: Final = "LifecycleHook"
 REASON_AZ_BALANCED: Final = "AZBalanced"
 REASON_AZ_REBALANCING: Final = "AZRebalancing"
 REASON_TARGETS_REGISTERED: Final = "TargetsRegistered"
@@ -293,6 +294,7 @@ SERVICE_EVENT_REASONS: Final[Mapping[str, str]] = MappingProxyType(
         "deployment blocked by min/max percent": REASON_DEPLOYMENT_BLOCKED,
         "unable to start a deployment": REASON_DEPLOYMENT_REFUSED,
         "a BLUE_GREEN/LINEAR/CANARY deployment's lifecycle stage": REASON_DEPLOYMENT_STAGE,
+        "a PAUSE lifecycle hook awaits action, or was answered": REASON_LIFECYCLE_HOOK,
         "spec fields accepted but not honoured": REASON_UNSUPPORTED_FIELDS,
         "AZ balanced": REASON_AZ_BALANCED,
         "AZ rebalancing in progress": REASON_AZ_REBALANCING,
@@ -387,10 +389,16 @@ def service_deployment_superseded(deployment_id: str | None) -> str:
     return f"Service deployment stopped: a newer service deployment{newer} replaced it."
 
 
-def rolled_back(task_definition: str, deployment_id: str, failed_task_definition: str) -> str:
-    """Degraded's message after a rollback (operator wording after ECS's circuit breaker)."""
+def rolled_back(
+    task_definition: str,
+    deployment_id: str,
+    failed_task_definition: str,
+    cause: str = ROLLOUT_CIRCUIT_BREAKER_FAILED,
+) -> str:
+    """Degraded's message after a rollback (operator wording after ECS's circuit breaker);
+    ``cause`` is the failed deployment's reason."""
     return (
-        f"{ROLLOUT_CIRCUIT_BREAKER_FAILED} Rolled back to {task_definition} "
+        f"{cause} Rolled back to {task_definition} "
         f"(deployment {deployment_id}); {failed_task_definition} is tried again when the "
         "spec changes."
     )
@@ -490,6 +498,76 @@ def deployment_stage(
     else:
         message = f"{head} is stopping the previous revision's tasks (CLEAN_UP)."
     return ServiceEventText(message, REASON_DEPLOYMENT_STAGE)
+
+
+_HOOK_EVENT_NAMES: Final = {
+    "SUCCEEDED": "HOOK_SUCCEEDED",
+    "FAILED": "HOOK_FAILED",
+    "TIMED_OUT": "HOOK_TIMED_OUT",
+}
+
+
+def hook_awaiting_action(
+    service: str, deployment_id: str, hook_id: str, stage: str, expires_at: datetime
+) -> ServiceEventText:
+    """A PAUSE hook holds the deployment (ECS's EventBridge HOOK_AWAITING_ACTION; ECS has no
+    service event for it, ecs-deployments.md §10.7)."""
+    expiry = expires_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return ServiceEventText(
+        f"(service {service}) (deployment {deployment_id}) lifecycle hook {hook_id} is awaiting "
+        f"action at {stage} until {expiry} (HOOK_AWAITING_ACTION).",
+        REASON_LIFECYCLE_HOOK,
+    )
+
+
+def hook_answered(
+    service: str, deployment_id: str, hook_id: str, status: str, timeout_action: str
+) -> ServiceEventText:
+    """A PAUSE hook was continued (SUCCEEDED), rolled back (FAILED) or timed out (TIMED_OUT,
+    its ``timeout_action`` applies): ECS's hook event names, operator wording."""
+    if status == "SUCCEEDED":
+        outcome = "was continued"
+    elif status == "FAILED":
+        outcome = "was rolled back"
+    else:
+        outcome = f"timed out: its timeout action {timeout_action} applies"
+    rolls_back = status == "FAILED" or (timeout_action == "ROLLBACK" and status == "TIMED_OUT")
+    return ServiceEventText(
+        f"(service {service}) (deployment {deployment_id}) lifecycle hook {hook_id} {outcome} "
+        f"({_HOOK_EVENT_NAMES[status]}).",
+        REASON_LIFECYCLE_HOOK,
+        "Warning" if rolls_back else "Normal",
+    )
+
+
+def hook_unknown(service: str, hook_id: str) -> ServiceEventText:
+    """spec.continueServiceDeployment names a hook no deployment of the service has (ECS
+    answers ContinueServiceDeployment with InvalidParameterException then)."""
+    return ServiceEventText(
+        f"(service {service}) spec.continueServiceDeployment names lifecycle hook {hook_id}, "
+        "which no deployment of the service has: ignored.",
+        REASON_LIFECYCLE_HOOK,
+        "Warning",
+    )
+
+
+def hook_rollback_reason(hook_id: str, status: str) -> str:
+    """rolloutStateReason of a deployment a PAUSE hook rolled back (operator wording)."""
+    if status == "FAILED":
+        return f"ECS deployment lifecycle hook {hook_id} FAILED: rolled back by its action."
+    return f"ECS deployment lifecycle hook {hook_id} TIMED_OUT: its timeout action is ROLLBACK."
+
+
+def rollout_hook_rolling_back(deployment_id: str) -> str:
+    """rolloutStateReason of the deployment a lifecycle hook rolls back to."""
+    return f"ECS deployment lifecycle hook: rolling back to deploymentId {deployment_id}."
+
+
+def service_deployment_rolled_back(reason: str) -> str:
+    """statusReason of a service deployment rolled back for ``reason`` (its rollback.reason)."""
+    if reason == ROLLOUT_CIRCUIT_BREAKER_FAILED:
+        return SERVICE_DEPLOYMENT_ROLLED_BACK
+    return f"Service deployment rolled back because of a lifecycle hook: {reason}"
 
 
 def deployment_failed(service: str, deployment_id: str) -> ServiceEventText:

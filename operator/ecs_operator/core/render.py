@@ -318,6 +318,13 @@ NOT_HONOURED: Final[Mapping[str, str]] = {
     "deploymentConfiguration.alarms": (
         "there are no CloudWatch alarms: only the deployment circuit breaker can fail a deployment"
     ),
+    "lifecycleHooks AWS_LAMBDA": (
+        "there is no Lambda: the hook is skipped (only PAUSE hooks are honoured yet)"
+    ),
+    "lifecycleHooks with ROLLING": (
+        "ECS documents hook stages for BLUE_GREEN, LINEAR and CANARY only: a ROLLING deployment "
+        "does not pause"
+    ),
     "read-only fields of describe-services": (
         "output of ECS, not input: ignored (the operator's own counts are in the Service's status)"
     ),

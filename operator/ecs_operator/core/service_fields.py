@@ -9,6 +9,7 @@ a ``serviceName`` that is the Service's own name, the ECS deployment controller)
 """
 
 from ecs_operator.core.render import NOT_HONOURED
+from ecs_operator.core.strategies import is_staged, strategy_of
 from ecs_operator.models.common import UnsupportedField
 from ecs_operator.models.service import ServiceSpec
 from ecs_operator.models.taskdefinition import family_name
@@ -65,10 +66,26 @@ def unsupported_service_fields(name: str, spec: ServiceSpec) -> list[Unsupported
         found.append(
             _field("spec.deploymentConfiguration.alarms", "deploymentConfiguration.alarms")
         )
+    found.extend(_lifecycle_hooks(spec))
     for path, value in (
         ("spec.runningCount", spec.running_count),
         ("spec.pendingCount", spec.pending_count),
     ):
         if value is not None:
             found.append(_field(path, "read-only fields of describe-services", read_only=True))
+    return found
+
+
+def _lifecycle_hooks(spec: ServiceSpec) -> list[UnsupportedField]:
+    """AWS_LAMBDA hooks (no Lambda runs here) and PAUSE hooks of a ROLLING service."""
+    configuration = spec.deployment_configuration
+    hooks = (configuration.lifecycle_hooks if configuration else None) or ()
+    staged = is_staged(strategy_of(spec))
+    found = []
+    for index, hook in enumerate(hooks):
+        path = f"spec.deploymentConfiguration.lifecycleHooks[{index}]"
+        if hook.target_type != "PAUSE":
+            found.append(_field(path, "lifecycleHooks AWS_LAMBDA"))
+        elif not staged:
+            found.append(_field(path, "lifecycleHooks with ROLLING"))
     return found

@@ -25,7 +25,8 @@ Statuses follow the legacy deployment and only ever move forward (``STATUS_RANK`
 
 - a new PRIMARY deployment is IN_PROGRESS at once (*decision*: the operator starts it in the
   plan that creates it, so PENDING is never observed); COMPLETED makes it SUCCESSFUL;
-- the circuit breaker failing it with a rollback: ROLLBACK_IN_PROGRESS (``rollback`` names the
+- the circuit breaker (or a PAUSE hook, ``core.lifecycle_hooks``) failing it with a rollback:
+  ROLLBACK_IN_PROGRESS (``rollback`` names the
   service revision rolled back to, the last SUCCESSFUL one); once that revision is COMPLETED
   again ROLLBACK_SUCCESSFUL, if it fails too ROLLBACK_FAILED;
 - failed without rollback: STOPPED (ECS sets ``stoppedAt`` then); replaced by a newer
@@ -374,6 +375,7 @@ def _advance(
         changes["target_service_revision"] = _summary(inputs.namespace, inputs.service, deployment)
         if status in ("IN_PROGRESS", "PENDING"):
             changes["lifecycle_stage"] = deployment.lifecycle_stage
+        changes["lifecycle_hook_details"] = deployment.lifecycle_hook_details
     changes["deployment_circuit_breaker"] = _breaker(
         inputs, deployment, status, record.deployment_circuit_breaker
     )
@@ -395,30 +397,35 @@ def _transition(
     primary = next((d for d in inputs.deployments if d.status == "PRIMARY"), None)
     if record.status == "ROLLBACK_IN_PROGRESS" and record.rollback is not None:
         target = by_id.get(_deployment_id(record.rollback.service_revision_arn))
-        return _rollback_outcome(target, primary, now)
+        return _rollback_outcome(target, primary, now, record.rollback.reason)
     if deployment is not None and deployment.rollout_state == "COMPLETED":
         return _successful(deployment, now)
     replaced = deployment is None or deployment.status != "PRIMARY"
-    # Only the circuit breaker makes a rollback PRIMARY: what it replaced is what failed
-    # (dropped from deployments[] at once when none of its tasks is left).
+    # Only the circuit breaker or a lifecycle hook makes a rollback PRIMARY: what it replaced is
+    # what failed (dropped from deployments[] at once when none of its tasks is left).
     rolled_back = primary is not None and primary.rollback and primary.id != deployment_id
     failed = deployment is not None and deployment.rollout_state == "FAILED"
     if primary is not None and rolled_back and (failed or replaced):
+        reason = (
+            deployment.rollout_state_reason if deployment is not None else None
+        ) or events.ROLLOUT_CIRCUIT_BREAKER_FAILED
         rollback = ServiceDeploymentRollback(
-            reason=events.ROLLOUT_CIRCUIT_BREAKER_FAILED,
+            reason=reason,
             service_revision_arn=service_revision_arn(inputs.namespace, inputs.service, primary.id),
             started_at=now,
         )
         changes: dict[str, Any] = {
             "status": "ROLLBACK_IN_PROGRESS",
-            "status_reason": events.rollout_rolling_back(primary.id),
+            "status_reason": primary.rollout_state_reason
+            or events.rollout_rolling_back(primary.id),
             "rollback": rollback,
         }
-        return changes | _rollback_outcome(primary, primary, now)
+        return changes | _rollback_outcome(primary, primary, now, reason)
     if failed:
         return {
             "status": "STOPPED",
-            "status_reason": events.ROLLOUT_CIRCUIT_BREAKER_FAILED,
+            "status_reason": (deployment.rollout_state_reason if deployment else None)
+            or events.ROLLOUT_CIRCUIT_BREAKER_FAILED,
             "stopped_at": now,
         }
     return _superseded(primary, now) if replaced else {}
@@ -441,14 +448,14 @@ def _successful(deployment: Deployment, now: datetime) -> dict[str, Any]:
 
 
 def _rollback_outcome(
-    target: Deployment | None, primary: Deployment | None, now: datetime
+    target: Deployment | None, primary: Deployment | None, now: datetime, reason: str
 ) -> dict[str, Any]:
     """How a rollback to ``target`` stands: done once it is COMPLETED again, failed once it
     fails too; a newer deployment replacing it before then stops the record."""
     if target is not None and target.rollout_state == "COMPLETED":
         return {
             "status": "ROLLBACK_SUCCESSFUL",
-            "status_reason": events.SERVICE_DEPLOYMENT_ROLLED_BACK,
+            "status_reason": events.service_deployment_rolled_back(reason),
             "finished_at": now,
         }
     if target is not None and target.rollout_state == "FAILED":

@@ -8,11 +8,16 @@ CANARY ``canaryPercent`` first and the rest after ``canaryBakeTimeInMinutes``, L
 capped at 100 %). Then ``bakeTimeInMinutes`` with both revisions running, then CLEAN_UP stops
 blue, and the deployment completes once blue is gone.
 
-*Decisions*: the hook stages (PRE_SCALE_UP, POST_SCALE_UP, the test-traffic stages,
-PRE_/POST_PRODUCTION_TRAFFIC_SHIFT) pass at once, as no lifecycle hook is honoured yet; a
-service's first deployment (no revision serving production yet) rolls as ROLLING does; the
-stages never move backwards, and a deployment that fails (circuit breaker) rolls back to the
-revision still serving production, whatever ``rollback`` says, as blue/green always does.
+The hook stages (RECONCILE_SERVICE, PRE_SCALE_UP, POST_SCALE_UP, POST_TEST_TRAFFIC_SHIFT,
+PRE_PRODUCTION_TRAFFIC_SHIFT before every traffic step, POST_PRODUCTION_TRAFFIC_SHIFT) pass
+once ``passable`` says so: at once unless a PAUSE hook waits there (``core.lifecycle_hooks``).
+
+*Decisions*: there is no test traffic yet, so POST_TEST_TRAFFIC_SHIFT comes right after
+POST_SCALE_UP; RECONCILE_SERVICE is entered only when the deployment starts while more than one
+revision has tasks (ECS); a service's first deployment (no revision serving production yet)
+rolls as ROLLING does; the stages never move backwards, and a deployment that fails (circuit
+breaker, PAUSE hook) rolls back to the revision still serving production, whatever
+``rollback`` says, as blue/green always does.
 """
 
 from __future__ import annotations
@@ -91,6 +96,22 @@ class Advance:
     wait_seconds: float | None  # until a bake ends (None: it waits for tasks)
 
 
+# Each hook stage and the stage after it (PRE_PRODUCTION_TRAFFIC_SHIFT's is the next step).
+_AFTER_HOOK_STAGE: Final[dict[LifecycleStage, LifecycleStage]] = {
+    "RECONCILE_SERVICE": "PRE_SCALE_UP",
+    "PRE_SCALE_UP": "SCALE_UP",
+    "POST_SCALE_UP": "POST_TEST_TRAFFIC_SHIFT",
+    "POST_TEST_TRAFFIC_SHIFT": "PRE_PRODUCTION_TRAFFIC_SHIFT",
+    "PRE_PRODUCTION_TRAFFIC_SHIFT": "PRODUCTION_TRAFFIC_SHIFT",
+    "POST_PRODUCTION_TRAFFIC_SHIFT": "BAKE_TIME",
+}
+HOOK_STAGES: Final = frozenset(_AFTER_HOOK_STAGE)
+# Before green starts: no green task is launched while a deployment is at one of these.
+BEFORE_SCALE_UP: Final = frozenset({"RECONCILE_SERVICE", "PRE_SCALE_UP"})
+# The stages whose entry is told as an event (a hook stage is told only when a hook waits).
+ANNOUNCED: Final = frozenset({"SCALE_UP", "PRODUCTION_TRAFFIC_SHIFT", "BAKE_TIME", "CLEAN_UP"})
+
+
 def advance(
     stage: Stage,
     strategy: DeploymentStrategy,
@@ -98,20 +119,36 @@ def advance(
     green_ready: bool,
     applied_at: Callable[[float], datetime | None],
     now: datetime,
+    passable: Callable[[Stage], bool] = lambda _stage: True,
 ) -> Advance:
-    """The stage ``stage`` has reached by ``now``: SCALE_UP waits for ``green_ready`` (every
-    green task healthy); each traffic step waits until the load balancers carry its share
-    (``applied_at``: since when, None while they do not), then for its minutes from then;
-    BAKE_TIME for its minutes; CLEAN_UP lasts until blue is gone (the planner's to see)."""
+    """The stage ``stage`` has reached by ``now``: a hook stage waits until ``passable``;
+    SCALE_UP waits for ``green_ready`` (every green task healthy); each traffic step waits
+    until the load balancers carry its share (``applied_at``: since when, None while they do
+    not), then for its minutes from then; BAKE_TIME for its minutes; CLEAN_UP lasts until blue
+    is gone (the planner's to see)."""
     steps = traffic_steps(strategy, configuration)
     passed: list[Stage] = []
     current = stage
     while True:
-        following, wait = _next(current, steps, configuration, green_ready, applied_at, now)
+        if current.name in HOOK_STAGES:
+            following: Stage | None = (
+                _after_hook(current, steps, now) if passable(current) else None
+            )
+            wait = None
+        else:
+            following, wait = _next(current, steps, configuration, green_ready, applied_at, now)
         if following is None:
             return Advance(current, tuple(passed), wait)
         current = following
         passed.append(current)
+
+
+def _after_hook(stage: Stage, steps: list[tuple[float, int]], now: datetime) -> Stage:
+    following = _AFTER_HOOK_STAGE[stage.name]
+    if following == "PRODUCTION_TRAFFIC_SHIFT":
+        share = next((s for s, _ in steps if s > stage.weight), FULL)
+        return Stage(following, share, now)
+    return Stage(following, stage.weight, now)
 
 
 def _next(
@@ -123,21 +160,21 @@ def _next(
     now: datetime,
 ) -> tuple[Stage | None, float | None]:
     if stage.name == "SCALE_UP":
-        return (Stage("PRODUCTION_TRAFFIC_SHIFT", steps[0][0], now) if green_ready else None), None
+        return (Stage("POST_SCALE_UP", 0.0, now) if green_ready else None), None
     if stage.name == "PRODUCTION_TRAFFIC_SHIFT":
         applied = applied_at(stage.weight)
         if applied is None:
             return None, None  # the LoadBalancer's status change wakes the service
         if stage.weight >= FULL:
-            return Stage("BAKE_TIME", FULL, now), None
+            return Stage("POST_PRODUCTION_TRAFFIC_SHIFT", FULL, now), None
         index = next((i for i, (share, _) in enumerate(steps) if share > stage.weight), None)
         if index is None:
-            return Stage("BAKE_TIME", FULL, now), None
+            return Stage("POST_PRODUCTION_TRAFFIC_SHIFT", FULL, now), None
         since = max(stage.since, applied)
         wait = _remaining(since, steps[index - 1][1] if index else 0, now)
         if wait > 0:
             return None, wait
-        return Stage("PRODUCTION_TRAFFIC_SHIFT", steps[index][0], now), None
+        return Stage("PRE_PRODUCTION_TRAFFIC_SHIFT", stage.weight, now), None
     if stage.name == "BAKE_TIME":
         wait = _remaining(stage.since, bake_minutes(configuration), now)
         return (None, wait) if wait > 0 else (Stage("CLEAN_UP", FULL, now), None)

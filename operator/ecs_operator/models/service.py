@@ -16,8 +16,9 @@ What starts a new deployment (ECS UpdateService): a different resolved task defi
 (including ``family`` whose latest ACTIVE revision moved), a new ``forceNewDeployment`` token,
 ``placementConstraints``, ``placementStrategy``, ``loadBalancers``, ``networkConfiguration``,
 ``launchType``, ``propagateTags`` or ``enableECSManagedTags``. Not ``desiredCount``,
-``deploymentConfiguration``, ``healthCheckGracePeriodSeconds``, ``availabilityZoneRebalancing`` or
-``tags``.
+``deploymentConfiguration``, ``healthCheckGracePeriodSeconds``, ``availabilityZoneRebalancing``,
+``tags`` or ``continueServiceDeployment`` (the answer to a PAUSE lifecycle hook, not an ECS
+service field: ECS's ContinueServiceDeployment call as a declaration).
 
 A CreateService request, or an ecspresso or Terraform service definition, pastes as it is: the
 fields ECS has and Kubernetes cannot honour (``serviceName``, ``cluster``, ``platformVersion``,
@@ -90,9 +91,42 @@ DeploymentStatus = Literal["PRIMARY", "ACTIVE", "INACTIVE"]
 RolloutState = Literal["IN_PROGRESS", "COMPLETED", "FAILED"]
 AvailabilityZoneRebalancing = Literal["ENABLED", "DISABLED"]
 DeploymentStrategy = Literal["ROLLING", "BLUE_GREEN", "LINEAR", "CANARY"]
-# The stages a BLUE_GREEN, LINEAR or CANARY deployment goes through (ECS's names; the hook
-# stages pass at once while no lifecycle hook is honoured).
-LifecycleStage = Literal["SCALE_UP", "PRODUCTION_TRAFFIC_SHIFT", "BAKE_TIME", "CLEAN_UP"]
+# The stages a lifecycle hook may name (ECS DeploymentLifecycleHook.lifecycleStages).
+HookStage = Literal[
+    "RECONCILE_SERVICE",
+    "PRE_SCALE_UP",
+    "POST_SCALE_UP",
+    "TEST_TRAFFIC_SHIFT",
+    "POST_TEST_TRAFFIC_SHIFT",
+    "PRE_PRODUCTION_TRAFFIC_SHIFT",
+    "PRODUCTION_TRAFFIC_SHIFT",
+    "POST_PRODUCTION_TRAFFIC_SHIFT",
+]
+# The stages a BLUE_GREEN, LINEAR or CANARY deployment goes through (ECS's names). A hook stage
+# passes at once unless a PAUSE hook waits there; TEST_TRAFFIC_SHIFT and POST_TEST_TRAFFIC_SHIFT
+# do not exist yet (no test traffic): a PAUSE hook there pauses right after POST_SCALE_UP.
+LifecycleStage = Literal[
+    "RECONCILE_SERVICE",
+    "PRE_SCALE_UP",
+    "SCALE_UP",
+    "POST_SCALE_UP",
+    "POST_TEST_TRAFFIC_SHIFT",
+    "PRE_PRODUCTION_TRAFFIC_SHIFT",
+    "PRODUCTION_TRAFFIC_SHIFT",
+    "POST_PRODUCTION_TRAFFIC_SHIFT",
+    "BAKE_TIME",
+    "CLEAN_UP",
+]
+HookTargetType = Literal["AWS_LAMBDA", "PAUSE"]
+HookAction = Literal["CONTINUE", "ROLLBACK"]
+HookStatus = Literal["AWAITING_ACTION", "IN_PROGRESS", "SUCCEEDED", "FAILED", "TIMED_OUT"]
+MAX_PAUSE_HOOKS: Final = 10
+MAX_LAMBDA_HOOKS: Final = 10
+MAX_PAUSE_TIMEOUT_MINUTES: Final = 20160
+MAX_LAMBDA_TIMEOUT_MINUTES: Final = 1440
+# A LINEAR deployment pauses before each of its steps (at most 34) besides its other stages.
+MAX_HOOK_DETAILS: Final = 64
+HOOK_ID_PATTERN: Final = r"^ecs-pause-[0-9]{19}-[0-9]{1,3}$"
 # ECS's ServiceDeployment.status (ecs-deployments.md §7.4).
 ServiceDeploymentStatus = Literal[
     "PENDING",
@@ -134,6 +168,23 @@ LINEAR_CONFIGURATION_WITHOUT_LINEAR: Final = (
 )
 BLUE_GREEN_WITHOUT_BAKE_TIME: Final = (
     "spec.deploymentConfiguration.bakeTimeInMinutes is required with strategy BLUE_GREEN"
+)
+PAUSE_AT_TRAFFIC_SHIFT: Final = (
+    "spec.deploymentConfiguration.lifecycleHooks[].lifecycleStages: a PAUSE hook is not allowed "
+    "at TEST_TRAFFIC_SHIFT or PRODUCTION_TRAFFIC_SHIFT (they also run during a rollback)"
+)
+LAMBDA_WITHOUT_TARGET: Final = (
+    "spec.deploymentConfiguration.lifecycleHooks[].hookTargetArn is required for an AWS_LAMBDA hook"
+)
+LAMBDA_TIMEOUT_TOO_LONG: Final = (
+    "spec.deploymentConfiguration.lifecycleHooks[].timeoutConfiguration.timeoutInMinutes: an "
+    f"AWS_LAMBDA hook waits at most {MAX_LAMBDA_TIMEOUT_MINUTES} minutes"
+)
+TOO_MANY_PAUSE_HOOKS: Final = (
+    f"spec.deploymentConfiguration.lifecycleHooks: at most {MAX_PAUSE_HOOKS} PAUSE hooks"
+)
+TOO_MANY_LAMBDA_HOOKS: Final = (
+    f"spec.deploymentConfiguration.lifecycleHooks: at most {MAX_LAMBDA_HOOKS} AWS_LAMBDA hooks"
 )
 DAEMON_STRATEGY: Final = (
     "spec.deploymentConfiguration.strategy must be ROLLING for a DAEMON service: it runs one "
@@ -240,6 +291,126 @@ class DeploymentAlarms(EcsModel):
     rollback: bool = Field(description="Whether a failed deployment is rolled back.")
 
 
+class HookTimeoutConfiguration(EcsModel):
+    """How long a hook may wait, and what happens then (ECS
+    DeploymentLifecycleHookTimeoutConfiguration)."""
+
+    timeout_in_minutes: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_PAUSE_TIMEOUT_MINUTES,
+        description=(
+            "Minutes the hook waits for an action, 1-20160 (PAUSE; AWS_LAMBDA at most 1440). "
+            "Default 1440."
+        ),
+    )
+    action: HookAction | None = Field(
+        default=None,
+        description="What applies when it expires: ROLLBACK (default) or CONTINUE.",
+    )
+
+
+_PAUSE = "has(self.targetType) && self.targetType == 'PAUSE'"
+
+
+class DeploymentLifecycleHook(EcsModel):
+    """A lifecycle hook of BLUE_GREEN, LINEAR and CANARY deployments (ECS
+    DeploymentLifecycleHook). PAUSE stops the deployment at each of its stages until
+    spec.continueServiceDeployment names it, or its timeout applies; AWS_LAMBDA is accepted and
+    not honoured (status.unsupported)."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel_rules(
+            (
+                f"!({_PAUSE}) || !self.lifecycleStages.exists(s, "
+                "s == 'TEST_TRAFFIC_SHIFT' || s == 'PRODUCTION_TRAFFIC_SHIFT')",
+                PAUSE_AT_TRAFFIC_SHIFT,
+                ".lifecycleStages",
+            ),
+            (f"({_PAUSE}) || has(self.hookTargetArn)", LAMBDA_WITHOUT_TARGET, ".hookTargetArn"),
+            (
+                f"({_PAUSE}) || !has(self.timeoutConfiguration) || "
+                "!has(self.timeoutConfiguration.timeoutInMinutes) || "
+                f"self.timeoutConfiguration.timeoutInMinutes <= {MAX_LAMBDA_TIMEOUT_MINUTES}",
+                LAMBDA_TIMEOUT_TOO_LONG,
+                ".timeoutConfiguration.timeoutInMinutes",
+            ),
+        )
+    )
+
+    target_type: HookTargetType | None = Field(
+        default=None,
+        description="PAUSE (wait for an action) or AWS_LAMBDA (default; not honoured).",
+    )
+    lifecycle_stages: list[HookStage] = Field(
+        min_length=1,
+        max_length=8,
+        description=(
+            "The stages it runs at. PAUSE: RECONCILE_SERVICE, PRE_SCALE_UP, POST_SCALE_UP, "
+            "POST_TEST_TRAFFIC_SHIFT, PRE_PRODUCTION_TRAFFIC_SHIFT (before every traffic step), "
+            "POST_PRODUCTION_TRAFFIC_SHIFT."
+        ),
+    )
+    hook_target_arn: str | None = Field(
+        default=None,
+        max_length=MAX_ARN_LENGTH,
+        description="The Lambda function ARN (AWS_LAMBDA; not used by PAUSE).",
+    )
+    role_arn: str | None = Field(
+        default=None,
+        max_length=MAX_ARN_LENGTH,
+        description="The IAM role that invokes the Lambda (AWS_LAMBDA; not used by PAUSE).",
+    )
+    hook_details: Any = Field(
+        default=None,
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+        description="Any JSON passed to the Lambda (ignored by PAUSE).",
+    )
+    timeout_configuration: HookTimeoutConfiguration | None = Field(
+        default=None, description="How long it waits and what happens then."
+    )
+
+    @model_validator(mode="after")
+    def _hook_rules(self) -> Self:
+        pause = self.target_type == "PAUSE"
+        minutes = (
+            self.timeout_configuration.timeout_in_minutes if self.timeout_configuration else None
+        )
+        problems = [
+            (
+                pause
+                and any(
+                    s in ("TEST_TRAFFIC_SHIFT", "PRODUCTION_TRAFFIC_SHIFT")
+                    for s in self.lifecycle_stages
+                ),
+                PAUSE_AT_TRAFFIC_SHIFT,
+            ),
+            (not pause and self.hook_target_arn is None, LAMBDA_WITHOUT_TARGET),
+            (
+                not pause and minutes is not None and minutes > MAX_LAMBDA_TIMEOUT_MINUTES,
+                LAMBDA_TIMEOUT_TOO_LONG,
+            ),
+        ]
+        for failed, message in problems:
+            if failed:
+                raise ValueError(message)
+        return self
+
+
+class ContinueServiceDeployment(EcsModel):
+    """The answer to a PAUSE hook (ECS ContinueServiceDeployment's members)."""
+
+    hook_id: str = Field(
+        max_length=40,
+        pattern=HOOK_ID_PATTERN,
+        description="The hook awaiting action (status.serviceDeployments[].lifecycleHookDetails).",
+    )
+    action: HookAction = Field(
+        default="CONTINUE",
+        description="CONTINUE (default): the deployment goes on. ROLLBACK: it rolls back.",
+    )
+
+
 class DeploymentConfiguration(EcsModel):
     """How a deployment replaces tasks: the strategy, and for ROLLING how many tasks may run and
     must stay healthy meanwhile."""
@@ -269,6 +440,18 @@ class DeploymentConfiguration(EcsModel):
                 "has(self.bakeTimeInMinutes)",
                 BLUE_GREEN_WITHOUT_BAKE_TIME,
                 ".bakeTimeInMinutes",
+            ),
+            (
+                "!has(self.lifecycleHooks) || self.lifecycleHooks.filter(h, "
+                f"has(h.targetType) && h.targetType == 'PAUSE').size() <= {MAX_PAUSE_HOOKS}",
+                TOO_MANY_PAUSE_HOOKS,
+                ".lifecycleHooks",
+            ),
+            (
+                "!has(self.lifecycleHooks) || self.lifecycleHooks.filter(h, "
+                f"!has(h.targetType) || h.targetType != 'PAUSE').size() <= {MAX_LAMBDA_HOOKS}",
+                TOO_MANY_LAMBDA_HOOKS,
+                ".lifecycleHooks",
             ),
         )
     )
@@ -323,6 +506,14 @@ class DeploymentConfiguration(EcsModel):
     alarms: DeploymentAlarms | None = Field(
         default=None, description="CloudWatch alarms watched during a deployment (not honoured)."
     )
+    lifecycle_hooks: list[DeploymentLifecycleHook] | None = Field(
+        default=None,
+        max_length=MAX_PAUSE_HOOKS + MAX_LAMBDA_HOOKS,
+        description=(
+            "Hooks at the stages of BLUE_GREEN, LINEAR and CANARY deployments: at most 10 PAUSE "
+            "and 10 AWS_LAMBDA (not honoured)."
+        ),
+    )
 
     @model_validator(mode="after")
     def _minimum_within_maximum(self) -> Self:
@@ -332,6 +523,7 @@ class DeploymentConfiguration(EcsModel):
             and self.minimum_healthy_percent > self.maximum_percent
         ):
             raise ValueError(MINIMUM_ABOVE_MAXIMUM)
+        hooks = self.lifecycle_hooks or ()
         problems = [
             (
                 self.canary_configuration is not None and self.strategy != "CANARY",
@@ -344,6 +536,11 @@ class DeploymentConfiguration(EcsModel):
             (
                 self.strategy == "BLUE_GREEN" and self.bake_time_in_minutes is None,
                 BLUE_GREEN_WITHOUT_BAKE_TIME,
+            ),
+            (sum(h.target_type == "PAUSE" for h in hooks) > MAX_PAUSE_HOOKS, TOO_MANY_PAUSE_HOOKS),
+            (
+                sum(h.target_type != "PAUSE" for h in hooks) > MAX_LAMBDA_HOOKS,
+                TOO_MANY_LAMBDA_HOOKS,
             ),
         ]
         for failed, message in problems:
@@ -619,6 +816,15 @@ class ServiceSpec(EcsModel):
         le=MAX_INT32,
         description="Read-only (describe-services output): ignored; see status.pendingCount.",
     )
+    continue_service_deployment: ContinueServiceDeployment | None = Field(
+        default=None,
+        description=(
+            "Not an ECS service field: ECS's ContinueServiceDeployment call as a declaration. "
+            "When hookId names a PAUSE hook AWAITING_ACTION, CONTINUE lets the deployment go on "
+            "and ROLLBACK rolls it back to the last successful service revision; otherwise it "
+            "is ignored. Changing it never starts a deployment."
+        ),
+    )
 
     @model_validator(mode="after")
     def _strategy_rules(self) -> Self:
@@ -650,6 +856,33 @@ class ServiceSpec(EcsModel):
             if failed:
                 raise ValueError(message)
         return self
+
+
+class LifecycleHookDetail(StatusModel):
+    """A lifecycle hook run of one deployment (ECS DeploymentLifecycleHookDetail)."""
+
+    hook_id: str = Field(
+        max_length=40,
+        description=(
+            "ecs-pause-DIGITS-N: the deployment's digits and the hook's number in it; what "
+            "spec.continueServiceDeployment.hookId names."
+        ),
+    )
+    target_type: HookTargetType = Field(description="PAUSE.")
+    status: HookStatus = Field(
+        description=(
+            "AWAITING_ACTION, then SUCCEEDED (continued), FAILED (rolled back) or TIMED_OUT "
+            "(its timeoutAction applied)."
+        )
+    )
+    expires_at: Timestamp = Field(description="When its timeoutAction applies.")
+    timeout_action: HookAction = Field(description="ROLLBACK or CONTINUE.")
+    lifecycle_stage: LifecycleStage = Field(
+        description="The stage it holds the deployment at (not a member of ECS's detail)."
+    )
+    started_at: Timestamp = Field(
+        description="When the deployment reached that stage (not a member of ECS's detail)."
+    )
 
 
 class Deployment(StatusModel):
@@ -706,8 +939,8 @@ class Deployment(StatusModel):
     rollback: bool | None = Field(
         default=None,
         description=(
-            "True on a deployment the circuit breaker rolled back to (PRIMARY again after a "
-            "failed deployment); not an ECS field."
+            "True on a deployment the circuit breaker or a lifecycle hook rolled back to "
+            "(PRIMARY again after a failed deployment); not an ECS field."
         ),
     )
     strategy: DeploymentStrategy | None = Field(
@@ -718,7 +951,8 @@ class Deployment(StatusModel):
         description=(
             "BLUE_GREEN, LINEAR, CANARY while IN_PROGRESS: SCALE_UP (the new revision starts at "
             "the full count beside the old), PRODUCTION_TRAFFIC_SHIFT, BAKE_TIME, CLEAN_UP (the "
-            "old revision stops)."
+            "old revision stops); a hook stage (PRE_SCALE_UP, POST_SCALE_UP ...) while a PAUSE "
+            "hook holds it there."
         ),
     )
     stage_started_at: Timestamp | None = Field(
@@ -733,6 +967,11 @@ class Deployment(StatusModel):
             "rest; absent: every healthy task serves. Kept by the LoadBalancer as the mix of "
             "its endpoints."
         ),
+    )
+    lifecycle_hook_details: list[LifecycleHookDetail] | None = Field(
+        default=None,
+        max_length=MAX_HOOK_DETAILS,
+        description="Its PAUSE hook runs, oldest first.",
     )
 
 
@@ -786,6 +1025,22 @@ class SchedulerState(StatusModel):
         description=(
             "When an 'unable to place a task' event was last recorded: while tasks cannot be "
             "placed it is said again at most every 5 minutes."
+        ),
+    )
+    rollback_cause: str | None = Field(
+        default=None,
+        max_length=1024,
+        description=(
+            "Why the last rollback happened (the failed deployment's reason), for Degraded; "
+            "absent: the circuit breaker."
+        ),
+    )
+    ignored_hook_id: str | None = Field(
+        default=None,
+        max_length=40,
+        description=(
+            "The hookId of spec.continueServiceDeployment last said to name no hook of the "
+            "service (said once per hookId)."
         ),
     )
     deployment_refused_event_at: Timestamp | None = Field(
@@ -891,6 +1146,11 @@ class ServiceDeployment(StatusModel):
     )
     rollback: ServiceDeploymentRollback | None = Field(
         default=None, description="Set once it is rolled back."
+    )
+    lifecycle_hook_details: list[LifecycleHookDetail] | None = Field(
+        default=None,
+        max_length=MAX_HOOK_DETAILS,
+        description="Its PAUSE hook runs, oldest first (AWAITING_ACTION: it waits for one).",
     )
 
 

@@ -130,3 +130,28 @@ def test_service_fields_that_start_a_deployment_as_in_ecs() -> None:
     sim.generation += 1
     sim.plan()
     assert sim.primary().id != before
+
+
+def test_lambda_hooks_and_hooks_of_a_rolling_service_are_reported() -> None:
+    pause = {"targetType": "PAUSE", "lifecycleStages": ["POST_SCALE_UP"]}
+    lambda_hook = {
+        "lifecycleStages": ["PRODUCTION_TRAFFIC_SHIFT"],
+        "hookTargetArn": "arn:aws:lambda:us-east-1:123456789012:function:check",
+    }
+    staged = {"strategy": "CANARY", "lifecycleHooks": [pause, lambda_hook]}
+    found = unsupported_service_fields("web", spec(deploymentConfiguration=staged))
+    assert [(f.field, f.reason) for f in found] == [
+        (
+            "spec.deploymentConfiguration.lifecycleHooks[1]",
+            NOT_HONOURED["lifecycleHooks AWS_LAMBDA"],
+        )
+    ]
+    rolling = unsupported_service_fields(
+        "web", spec(deploymentConfiguration={"lifecycleHooks": [pause]})
+    )
+    assert [(f.field, f.reason) for f in rolling] == [
+        (
+            "spec.deploymentConfiguration.lifecycleHooks[0]",
+            NOT_HONOURED["lifecycleHooks with ROLLING"],
+        )
+    ]

@@ -4,6 +4,7 @@ simulator: plan -> record -> time passes."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -407,3 +408,37 @@ def test_collection_keeps_the_newest_the_listed_and_the_last_successful(
     assert len(left) <= max(keep, 1) + len(protected)
     newest = sorted(stored, key=lambda s: (s.revision, s.name), reverse=True)[: max(keep, 1)]
     assert all(s.name not in plan.delete for s in newest)
+
+
+def test_a_pause_hook_is_in_the_service_deployment_and_its_rollback_says_why() -> None:
+    rec = recorder()
+    rec.run(4)
+    first = rec.sim.primary().id
+    hook = {"targetType": "PAUSE", "lifecycleStages": ["POST_SCALE_UP"]}
+    rec.deploy(
+        2,
+        deploymentConfiguration={
+            "strategy": "BLUE_GREEN",
+            "bakeTimeInMinutes": 0,
+            "lifecycleHooks": [hook],
+        },
+    )
+    rec.run(4)
+    paused, _ = rec.records()
+    [run] = paused.lifecycle_hook_details or ()
+    assert (paused.status, paused.lifecycle_stage) == ("IN_PROGRESS", "POST_SCALE_UP")
+    assert (run.status, run.timeout_action) == ("AWAITING_ACTION", "ROLLBACK")
+    assert run.expires_at == run.started_at + timedelta(minutes=1440)  # ECS's default
+    rec.sim.spec = spec(
+        **rec.sim.spec.model_dump(by_alias=True, exclude_none=True)
+        | {"continueServiceDeployment": {"hookId": run.hook_id, "action": "ROLLBACK"}}
+    )
+    rec.sim.generation += 1
+    rec.run(8)
+    failed, succeeded = rec.records()
+    reason = events.hook_rollback_reason(run.hook_id, "FAILED")
+    assert failed.status == "ROLLBACK_SUCCESSFUL"
+    assert failed.rollback is not None and failed.rollback.reason == reason
+    assert failed.status_reason == events.service_deployment_rolled_back(reason)
+    assert [d.status for d in failed.lifecycle_hook_details or ()] == ["FAILED"]
+    assert rec.sim.primary().id == first == deployment_of(succeeded)

@@ -223,5 +223,11 @@ def test_a_traffic_step_waits_until_the_load_balancers_carry_it() -> None:
     moved = strategies.advance(
         start, "CANARY", canary, True, lambda _w: applied, later + timedelta(seconds=30)
     )
-    assert [s.name for s in moved.passed] == ["PRODUCTION_TRAFFIC_SHIFT", "BAKE_TIME", "CLEAN_UP"]
-    assert moved.passed[0].weight == 100.0
+    assert [s.name for s in moved.passed] == [
+        "PRE_PRODUCTION_TRAFFIC_SHIFT",
+        "PRODUCTION_TRAFFIC_SHIFT",
+        "POST_PRODUCTION_TRAFFIC_SHIFT",
+        "BAKE_TIME",
+        "CLEAN_UP",
+    ]
+    assert [s.weight for s in moved.passed[:2]] == [10.0, 100.0]

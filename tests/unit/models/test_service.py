@@ -232,6 +232,12 @@ def test_service_name_leaves_room_for_task_names() -> None:
 
 
 # (message fragment, good deploymentConfiguration, bad one): CEL and the model agree.
+PAUSE_HOOK = {"targetType": "PAUSE", "lifecycleStages": ["POST_SCALE_UP"]}
+LAMBDA_HOOK = {
+    "targetType": "AWS_LAMBDA",
+    "lifecycleStages": ["PRODUCTION_TRAFFIC_SHIFT"],
+    "hookTargetArn": "arn:aws:lambda:us-east-1:123456789012:function:check",
+}
 STRATEGY_CASES = [
     (
         "canaryConfiguration is allowed only with strategy CANARY",
@@ -248,7 +254,80 @@ STRATEGY_CASES = [
         {"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 0},
         {"strategy": "BLUE_GREEN"},
     ),
+    (
+        "at most 10 PAUSE hooks",
+        {"lifecycleHooks": [PAUSE_HOOK] * 10 + [LAMBDA_HOOK]},
+        {"lifecycleHooks": [PAUSE_HOOK] * 11},
+    ),
+    (
+        "at most 10 AWS_LAMBDA hooks",
+        {"lifecycleHooks": [LAMBDA_HOOK] * 10 + [PAUSE_HOOK]},
+        {"lifecycleHooks": [LAMBDA_HOOK] * 11},
+    ),
 ]
+HOOK_CASES = [
+    (
+        "a PAUSE hook is not allowed at TEST_TRAFFIC_SHIFT or PRODUCTION_TRAFFIC_SHIFT",
+        PAUSE_HOOK | {"lifecycleStages": ["PRE_SCALE_UP", "POST_TEST_TRAFFIC_SHIFT"]},
+        PAUSE_HOOK | {"lifecycleStages": ["POST_SCALE_UP", "PRODUCTION_TRAFFIC_SHIFT"]},
+    ),
+    (
+        "hookTargetArn is required for an AWS_LAMBDA hook",
+        {"lifecycleStages": ["POST_SCALE_UP"], "hookTargetArn": "arn:aws:lambda:::function:f"},
+        {"lifecycleStages": ["POST_SCALE_UP"]},
+    ),
+    (
+        "an AWS_LAMBDA hook waits at most 1440 minutes",
+        LAMBDA_HOOK | {"timeoutConfiguration": {"timeoutInMinutes": 1440}},
+        LAMBDA_HOOK | {"timeoutConfiguration": {"timeoutInMinutes": 1441}},
+    ),
+]
+
+
+@pytest.mark.parametrize(("message", "good", "bad"), HOOK_CASES, ids=[c[0] for c in HOOK_CASES])
+def test_lifecycle_hook_rules_and_model_agree(
+    message: str, good: dict[str, Any], bad: dict[str, Any]
+) -> None:
+    cel = rule("spec.deploymentConfiguration.lifecycleHooks[]", message)
+    assert evaluate(cel, good) is True
+    assert evaluate(cel, bad) is False
+    base = {"taskDefinition": "w", "desiredCount": 1}
+    ServiceSpec.model_validate(base | {"deploymentConfiguration": {"lifecycleHooks": [good]}})
+    with pytest.raises(ValidationError, match=message):
+        ServiceSpec.model_validate(base | {"deploymentConfiguration": {"lifecycleHooks": [bad]}})
+
+
+@pytest.mark.parametrize(
+    ("hook", "field"),
+    [
+        (PAUSE_HOOK | {"timeoutConfiguration": {"timeoutInMinutes": 20161}}, "timeoutInMinutes"),
+        (PAUSE_HOOK | {"timeoutConfiguration": {"timeoutInMinutes": 0}}, "timeoutInMinutes"),
+        (PAUSE_HOOK | {"timeoutConfiguration": {"action": "WAIT"}}, "action"),
+        (PAUSE_HOOK | {"lifecycleStages": []}, "lifecycleStages"),
+        (PAUSE_HOOK | {"lifecycleStages": ["SCALE_UP"]}, "lifecycleStages"),
+    ],
+)
+def test_bad_lifecycle_hooks_name_the_field(hook: dict[str, Any], field: str) -> None:
+    with pytest.raises(ValidationError) as error:
+        ServiceSpec.model_validate(
+            {
+                "taskDefinition": "w",
+                "desiredCount": 1,
+                "deploymentConfiguration": {"lifecycleHooks": [hook]},
+            }
+        )
+    assert field in str(error.value)
+
+
+def test_continue_service_deployment_names_a_pause_hook() -> None:
+    base = {"taskDefinition": "w", "desiredCount": 1}
+    spec = ServiceSpec.model_validate(
+        base | {"continueServiceDeployment": {"hookId": "ecs-pause-1234567890123456789-1"}}
+    )
+    assert spec.continue_service_deployment is not None
+    assert spec.continue_service_deployment.action == "CONTINUE"  # ECS's default
+    with pytest.raises(ValidationError, match="hookId"):
+        ServiceSpec.model_validate(base | {"continueServiceDeployment": {"hookId": "mine"}})
 
 
 @pytest.mark.parametrize(
@@ -289,6 +368,7 @@ def test_every_rule_has_a_case() -> None:
     covered |= {("spec.deploymentConfiguration", m) for m, _, _ in STRATEGY_CASES}
     covered.add(("", "a Service names its tasks SERVICE-SUFFIX"))
     covered |= {("spec.loadBalancers[]", m) for m, _, _ in LOAD_BALANCER_CASES}
+    covered |= {("spec.deploymentConfiguration.lifecycleHooks[]", m) for m, _, _ in HOOK_CASES}
     for path, found in walk_rules(SCHEMA):
         if path.startswith(("spec.placement", "spec.tags")):
             continue  # the shared models' own rules, tested with them

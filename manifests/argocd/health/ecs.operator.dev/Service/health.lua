@@ -13,6 +13,9 @@
 --   Degraded True                          -> Degraded (failed deployment, tasks that cannot start
 --                                             or be placed, unusable task definition ...)
 --   PRIMARY deployment rolloutState FAILED -> Degraded (circuit breaker)
+--   Progressing reason AwaitingAction      -> Suspended (a PAUSE lifecycle hook holds the
+--                                             deployment until spec.continueServiceDeployment
+--                                             answers it or it times out)
 --   Progressing True, or PRIMARY rolloutState IN_PROGRESS
 --                                          -> Progressing (a deployment is rolling out)
 --   Ready False                            -> Progressing (not in steady state yet)
@@ -89,6 +92,11 @@ if primary ~= nil and primary.rolloutState == "FAILED" then
 end
 
 local progressing = condition(status, "Progressing")
+if progressing ~= nil and progressing.status == "True" and progressing.reason == "AwaitingAction" then
+  hs.status = "Suspended"
+  hs.message = progressing.message or "A lifecycle hook awaits action"
+  return hs
+end
 if (progressing ~= nil and progressing.status == "True")
     or (primary ~= nil and primary.rolloutState == "IN_PROGRESS") then
   hs.status = "Progressing"
