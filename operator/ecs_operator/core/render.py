@@ -861,10 +861,13 @@ def _resources(
             if name in init_room:
                 cpu_limit = cpu_units_to_millicores(task_cpu) - init_room[name][0]
                 cpu[name] = min(cpu[name], cpu_limit)
-        if task_memory is not None and (name not in init_room or memory_limit is None):
+        if task_memory is not None and name in init_room:
+            # Its own hard limit too must fit beside the sidecars started before it.
+            room = task_memory - init_room[name][1]
+            memory_limit = room if memory_limit is None else min(memory_limit, room)
+            memory[name] = min(memory.get(name, 0), memory_limit)
+        elif task_memory is not None:
             memory_limit = memory.get(name, 0)
-            if name in init_room:
-                memory_limit = task_memory - init_room[name][1]
         if cpu[name]:
             request["cpu"] = millicores_quantity(cpu[name])
         if cpu_limit:

@@ -3,7 +3,7 @@
 
 from typing import Any
 
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -89,8 +89,33 @@ def amounts(container: dict[str, Any], kind: str) -> tuple[int, int]:
     return (parse(request) if request else 0), (parse(limit) if limit else 0)
 
 
+# Found by hypothesis: an init container's own hard limit (123) beside a sidecar's minimum
+# share (6) went over the task's 128 MiB.
+INIT_BESIDE_A_SIDECAR = TaskDefinitionSpec.model_validate(
+    {
+        "memory": "128",
+        "containerDefinitions": [
+            {"name": "c0", "image": "nginx"},
+            {
+                "name": "c1",
+                "image": "nginx",
+                "memory": 123,
+                "essential": False,
+                "dependsOn": [{"containerName": "c0", "condition": "START"}],
+            },
+            {
+                "name": "c2",
+                "image": "nginx",
+                "dependsOn": [{"containerName": "c1", "condition": "SUCCESS"}],
+            },
+        ],
+    }
+)
+
+
 @settings(max_examples=150, deadline=None)
 @given(task_definitions())
+@example(INIT_BESIDE_A_SIDECAR)
 def test_the_pods_limits_never_exceed_the_task_and_every_container_is_capped(
     spec: TaskDefinitionSpec,
 ) -> None:
