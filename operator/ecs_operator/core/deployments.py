@@ -117,7 +117,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final, Literal
 
-from ecs_operator.core import events, labels, strategies
+from ecs_operator.core import alarms, events, labels, strategies
+from ecs_operator.core.alarms import AlarmReadings
 from ecs_operator.core.conditions import set_condition
 from ecs_operator.core.events import LaunchPurpose
 from ecs_operator.core.placement import (
@@ -369,6 +370,8 @@ class ServiceState:
     """The spec with the settings (placement, healthCheckGracePeriodSeconds, loadBalancers) of
     the service revision the Service runs, when they are not the spec's: after a rollback
     (``core.service_revisions.running_spec``). ``spec`` still says what a new deployment is."""
+    alarms: AlarmReadings = field(default_factory=AlarmReadings)
+    """The deployment alarms' states (``core.alarms``), read for ``spec``'s alarm names."""
 
 
 @dataclass(frozen=True)
@@ -528,7 +531,7 @@ def record_events(
     return status.model_copy(update={"events": history[:MAX_EVENTS]}), recorded
 
 
-RepeatingEvent = Literal["unable_to_place", "deployment_refused"]
+RepeatingEvent = Literal["unable_to_place", "deployment_refused", "alarm_not_evaluated"]
 
 
 def record_repeating_events(
@@ -678,6 +681,8 @@ class _Planner:
         self.blockers.invalid_constraint = error
         # Tasks whose stop already has its own event (AZ rebalancing names the zone).
         self.announced_stops: set[str] = set()
+        # Deployment alarms that could not be read: (name, why).
+        self.alarm_problems: tuple[tuple[str, str], ...] = ()
 
     # -- deployments ----------------------------------------------------------------------------
 
@@ -760,6 +765,7 @@ class _Planner:
         self.scheduler.last_deployment_request = request
         self._reset_throttle()
         self.scheduler.az_rebalancing = False
+        self.scheduler.rollback_reason = None
 
     def _last_completed(self, other_than: str) -> Deployment | None:
         """The newest COMPLETED deployment but ``other_than``: the revision serving production
@@ -840,22 +846,31 @@ class _Planner:
         ):
             return
         self.work.messages.append(events.deployment_failed(self.state.name, primary.id))
+        self._fail_primary(primary, events.ROLLOUT_CIRCUIT_BREAKER_FAILED, breaker.rollback)
+
+    def _fail_primary(
+        self, primary: Deployment, reason: str, rollback: bool, **changes: object
+    ) -> None:
+        """FAILED for ``reason``; back to the last COMPLETED deployment with ``rollback``, and
+        always when staged (blue still serves)."""
         target = self._last_completed(primary.id)
         staged = primary.lifecycle_stage is not None  # blue still serves: always back to it
-        rolling_back = (breaker.rollback or staged) and target is not None
+        rolling_back = (rollback or staged) and target is not None
         self._replace(
             primary,
             status="ACTIVE" if rolling_back else "PRIMARY",
             rollout_state="FAILED",
-            rollout_state_reason=events.ROLLOUT_CIRCUIT_BREAKER_FAILED,
+            rollout_state_reason=reason,
             updated_at=self.now,
+            **changes,
         )
         if rolling_back and target is not None:
+            self.scheduler.rollback_reason = reason
             self._replace(
                 target,
                 status="PRIMARY",
                 rollout_state="IN_PROGRESS",
-                rollout_state_reason=events.rollout_rolling_back(target.id),
+                rollout_state_reason=events.rollout_rolling_back(target.id, reason),
                 rollback=True,
                 failed_tasks=0,
                 updated_at=self.now,
@@ -864,6 +879,53 @@ class _Planner:
             )
             self.work.messages.append(events.deployment_rolling_back(self.state.name, target.id))
             self._reset_throttle()
+
+    def _watch_alarms(self) -> None:
+        """deploymentConfiguration.alarms (``core.alarms``): baselines, then an armed alarm in
+        ALARM fails the PRIMARY; read again every interval while it is watched."""
+        names = alarms.watched_names(self.spec)
+        primary = self.primary
+        if not names or primary is None or not alarms.monitoring(primary):
+            return
+        found = alarms.check(
+            names, primary.alarms_armed or (), primary.alarms_ignored or (), self.state.alarms
+        )
+        primary = self._replace(
+            primary,
+            alarms_armed=list(found.armed) or None,
+            alarms_ignored=list(found.ignored) or None,
+        )
+        self.alarm_problems = found.problems
+        if not found.triggered:
+            self.work.requeue.append(self.state.alarms.interval_seconds)
+            return
+        self.work.messages.append(
+            events.deployment_failed_by_alarms(self.state.name, primary.id, found.triggered)
+        )
+        self._fail_primary(
+            primary,
+            events.ROLLOUT_ALARM_FAILED,
+            alarms.rollback_wanted(self.spec),
+            triggered_alarms=list(found.triggered),
+        )
+
+    def _alarm_bake_over(self, primary: Deployment) -> bool:
+        """ROLLING with alarms completes only after the bake time from its first steady state
+        (the staged strategies bake in BAKE_TIME); schedules the plan that completes it."""
+        if not alarms.watched_names(self.spec) or not alarms.monitoring(primary):
+            return True
+        if primary.lifecycle_stage is not None:
+            return True
+        started = primary.alarm_bake_started_at or self.now
+        if primary.alarm_bake_started_at is None:
+            self._replace(primary, alarm_bake_started_at=started)
+        remaining = (
+            started + timedelta(seconds=self.state.alarms.bake_seconds) - self.now
+        ).total_seconds()
+        if remaining > 0:
+            self.work.requeue.append(remaining)
+            return False
+        return True
 
     # -- task classification -------------------------------------------------------------------
 
@@ -1263,6 +1325,7 @@ class _Planner:
         daemon = self.spec.scheduling_strategy == "DAEMON"
         desired = len(eligible) if daemon else self.spec.desired_count or 0
         self._circuit_breaker(desired)
+        self._watch_alarms()
         self._stop_lost()
         primary = self.primary
         steady = False
@@ -1297,7 +1360,12 @@ class _Planner:
         live = self._live()
         remaining = [t for t in self.state.tasks if not t.stopped]
         primary = self.primary
-        if steady and primary is not None and primary.rollout_state == "IN_PROGRESS":
+        if (
+            steady
+            and primary is not None
+            and primary.rollout_state == "IN_PROGRESS"
+            and self._alarm_bake_over(primary)
+        ):
             self._replace(
                 primary,
                 rollout_state="COMPLETED",
@@ -1344,6 +1412,12 @@ class _Planner:
                 status, "deployment_refused", [message], self.now, self.rng
             )
             recorded += refused
+        if self.alarm_problems:
+            message = events.alarm_not_evaluated(self.state.name, self.alarm_problems)
+            status, unread = record_repeating_events(
+                status, "alarm_not_evaluated", [message], self.now, self.rng
+            )
+            recorded += unread
         return ServicePlan(
             status=status,
             launch=tuple(self.work.launches),
@@ -1447,6 +1521,10 @@ class _Planner:
         elif in_progress:
             progress_reason = REASON_ROLLING_BACK if primary.rollback else REASON_IN_PROGRESS
             progress_message = primary.rollout_state_reason or ""
+            if self.alarm_problems:
+                progress_message += " " + events.alarm_not_evaluated(
+                    self.state.name, self.alarm_problems
+                )
         else:
             progress_reason = (
                 REASON_COMPLETED if primary.rollout_state == "COMPLETED" else REASON_FAILED
@@ -1483,6 +1561,10 @@ class _Planner:
         if refusal is not None:
             return REASON_TASK_DEFINITION, refusal
         if primary is not None and primary.rollout_state == "FAILED":
+            if primary.triggered_alarms:
+                return REASON_FAILED, events.deployment_failed_by_alarms(
+                    name, primary.id, primary.triggered_alarms
+                )
             return REASON_FAILED, events.deployment_failed(name, primary.id)
         if (
             primary is not None
@@ -1491,7 +1573,10 @@ class _Planner:
             != (request.task_definition, request.spec_hash)
         ):
             return REASON_FAILED, events.rolled_back(
-                primary.task_definition, primary.id, request.task_definition
+                primary.task_definition,
+                primary.id,
+                request.task_definition,
+                self.scheduler.rollback_reason or events.ROLLOUT_CIRCUIT_BREAKER_FAILED,
             )
         if self.blockers.blocked:
             return REASON_BLOCKED, events.deployment_blocked(name)

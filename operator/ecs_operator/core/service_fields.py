@@ -60,11 +60,6 @@ def unsupported_service_fields(name: str, spec: ServiceSpec) -> list[Unsupported
     ):
         if used:
             found.append(_field(path, key))
-    alarms = spec.deployment_configuration.alarms if spec.deployment_configuration else None
-    if alarms is not None and alarms.enable:
-        found.append(
-            _field("spec.deploymentConfiguration.alarms", "deploymentConfiguration.alarms")
-        )
     for path, value in (
         ("spec.runningCount", spec.running_count),
         ("spec.pendingCount", spec.pending_count),
