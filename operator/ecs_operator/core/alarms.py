@@ -10,7 +10,7 @@ such as ``errors > bool 10`` (always one sample, 0 or 1) works too. An empty res
 
 A deployment is watched (``monitoring``) while it rolls out: ROLLING until it is COMPLETED,
 which with alarms waits a bake time after it first reaches a steady state (ECS derives one from
-the alarms; here the operator's ``--alarm-bake-seconds``, *decision*); BLUE_GREEN, LINEAR and
+the alarms; here the operator's ``--alarm-bake``, *decision*); BLUE_GREEN, LINEAR and
 CANARY through BAKE_TIME (not CLEAN_UP). A rollback is not watched (*decision*: it restores the
 last revision that succeeded, and the alarms that failed the deployment are likely still in
 ALARM). Each alarm's first reading for a deployment is its baseline (``check``): already in
@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from ecs_operator.models.service import Deployment, ServiceSpec
+from ecs_operator.models.service import Deployment, ServiceSpec, ServiceStatus
 
 DEFAULT_INTERVAL_SECONDS: Final = 15.0
 DEFAULT_BAKE_SECONDS: Final = 180.0
@@ -122,6 +122,19 @@ def watched_names(spec: ServiceSpec) -> tuple[str, ...]:
     if alarms is None or not alarms.enable:
         return ()
     return tuple(dict.fromkeys(alarms.alarm_names))
+
+
+def names_to_read(
+    spec: ServiceSpec, status: ServiceStatus | None, generation: int
+) -> tuple[str, ...]:
+    """The alarms a reconcile reads before planning: ``spec``'s while a deployment is watched
+    or may start (the spec changed since the status was written, or nothing runs yet); none
+    in a settled service, which Prometheus need not hear about."""
+    names = watched_names(spec)
+    if not names or status is None or status.observed_generation != generation:
+        return names
+    primary = next((d for d in status.deployments or () if d.status == "PRIMARY"), None)
+    return names if primary is None or monitoring(primary) else ()
 
 
 def rollback_wanted(spec: ServiceSpec) -> bool:

@@ -758,7 +758,7 @@ class Deployment(StatusModel):
         default=None,
         description=(
             "ROLLING with alarms: when it first reached a steady state; it completes once the "
-            "operator's alarm bake time (--alarm-bake-seconds) has passed since; not an ECS field."
+            "operator's alarm bake time (--alarm-bake) has passed since; not an ECS field."
         ),
     )
 
