@@ -47,7 +47,7 @@ format: $(STAMP)
 
 # Two passes: everything on the sandbox (with the conformance suite's real-cluster variants), then
 # the integration and resilience suites again with the real control plane as their target.
-test: lint .tools/helm
+test: lint .tools/helm prometheus
 	$(BIN)/python tools/test_passes.py $(PYTEST_ARGS)
 
 unit: $(STAMP)
@@ -77,6 +77,12 @@ helm: .tools/helm
 # Copy crds/ into the chart and manifests/, and the chart's RBAC rules into manifests/rbac.yaml.
 chart-crds: $(STAMP)
 	$(BIN)/python tools/sync_chart_crds.py
+
+.PHONY: prometheus
+# Prometheus for the alarm-rollback tests: the distribution's package (Debian 12: 2.42), fetched
+# with apt-get download (no root) and unpacked into .tools/prometheus-VERSION (kept per version).
+prometheus: $(STAMP)
+	$(BIN)/python tools/fetch_prometheus.py
 
 cluster-up:
 	$(PYTHON) tools/cluster.py up
