@@ -24,6 +24,7 @@ help:
 	@echo "make cluster-up / cluster-down   a real control plane (etcd, kube-apiserver, KCM,"
 	@echo "               scheduler, kwok: 3 zones x 2 nodes); .cluster/kubeconfig is its admin"
 	@echo "make cluster   the same in the foreground until Ctrl-C"
+	@echo "make prometheus  Prometheus for the alarm tests (Debian's package, into .tools/)"
 
 # Two distributions, both editable: the operator (with the test tools) and the sandbox in sandbox/.
 $(STAMP):
