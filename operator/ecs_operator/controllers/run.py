@@ -244,8 +244,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     alarms = parser.add_argument_group(
         "deployment alarms",
-        "deploymentConfiguration.alarms names alarms of the install: Prometheus queries, in\n"
-        "ALARM while they return a sample whose value is not zero.",
+        "deploymentConfiguration.alarms names alarms of the install: Prometheus\n"
+        "queries, in ALARM while they return a sample whose value is not zero.",
     )
     alarms.add_argument(
         "--prometheus-url",
