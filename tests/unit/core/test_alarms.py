@@ -226,3 +226,22 @@ def test_an_alarm_that_cannot_be_read_is_reported_and_fails_nothing() -> None:
     assert sim.primary().rollout_state == "COMPLETED"
     # A lasting problem is said again at most every 5 minutes, not on every evaluation.
     assert len([m for m in sim.messages() if "unable to evaluate" in m]) <= len(said) + 2
+
+
+def test_a_blue_green_deployment_is_watched_through_bake_time_and_returns_to_blue() -> None:
+    sim = steady(configuration(rollback=False) | {"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 5})
+    blue = sim.primary().id
+    sim.revision, sim.generation = "web:2", sim.generation + 1
+    for _ in range(4):
+        sim.plan()
+        sim.tick(5)
+    green = sim.primary()
+    assert (green.lifecycle_stage, green.alarms_armed) == ("BAKE_TIME", ["errors"])
+    sim.alarms = readings(errors=True)
+    sim.plan()
+    primary = sim.primary()
+    # Blue still serves: production returns to it whole, whatever rollback says.
+    assert (primary.id, primary.rollback, primary.production_traffic_weight) == (blue, True, 100.0)
+    sim.run(4, 5)
+    assert {t.task_definition for t in sim.live()} == {"web:1"}
+    assert sim.primary().rollout_state == "COMPLETED"
