@@ -24,6 +24,7 @@ help:
 	@echo "make cluster-up / cluster-down   a real control plane (etcd, kube-apiserver, KCM,"
 	@echo "               scheduler, kwok: 3 zones x 2 nodes); .cluster/kubeconfig is its admin"
 	@echo "make cluster   the same in the foreground until Ctrl-C"
+	@echo "make prometheus  Prometheus for the alarm tests (Debian's package, into .tools/)"
 
 # Two distributions, both editable: the operator (with the test tools) and the sandbox in sandbox/.
 $(STAMP):
@@ -47,7 +48,7 @@ format: $(STAMP)
 
 # Two passes: everything on the sandbox (with the conformance suite's real-cluster variants), then
 # the integration and resilience suites again with the real control plane as their target.
-test: lint .tools/helm
+test: lint .tools/helm prometheus
 	$(BIN)/python tools/test_passes.py $(PYTEST_ARGS)
 
 unit: $(STAMP)
@@ -77,6 +78,12 @@ helm: .tools/helm
 # Copy crds/ into the chart and manifests/, and the chart's RBAC rules into manifests/rbac.yaml.
 chart-crds: $(STAMP)
 	$(BIN)/python tools/sync_chart_crds.py
+
+.PHONY: prometheus
+# Prometheus for the alarm-rollback tests: the distribution's package (Debian 12: 2.42), fetched
+# with apt-get download (no root) and unpacked into .tools/prometheus-VERSION (kept per version).
+prometheus: $(STAMP)
+	$(BIN)/python tools/fetch_prometheus.py
 
 cluster-up:
 	$(PYTHON) tools/cluster.py up

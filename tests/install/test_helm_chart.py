@@ -11,6 +11,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from ecs_operator.core.alarms import parse_alarms
 from ecs_sandbox.schema import SchemaValidator
 from support.install import (
     CHART,
@@ -184,10 +185,31 @@ def test_service_monitor_is_off_by_default_and_scrapes_the_metrics_port() -> Non
     )
 
 
+def test_alarms_are_a_configmap_mounted_as_the_alarms_file() -> None:
+    assert not of_kind(render(), "ConfigMap")
+    objects = render(CHART / "ci" / "alarms-values.yaml")
+    config_map = only(objects, "ConfigMap", "ecs-operator-alarms")
+    definitions = parse_alarms(yaml.safe_load(config_map["data"]["alarms.yaml"]))
+    assert [d.name for d in definitions] == ["web-5xx", "web-latency"]
+    pod = only(objects, "Deployment", "ecs-operator")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert {
+        "--prometheus-url=http://prometheus-operated.monitoring.svc:9090",
+        "--alarms-file=/etc/ecs-operator/alarms/alarms.yaml",
+        "--alarm-interval=10",
+        "--alarm-bake=300",
+    } <= set(container["args"])
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "alarms")
+    assert mount["mountPath"] == "/etc/ecs-operator/alarms"
+    volume = next(v for v in pod["volumes"] if v["name"] == "alarms")
+    assert volume["configMap"]["name"] == "ecs-operator-alarms"
+
+
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
         (["--set", "bogus=1"], "additional properties 'bogus' not allowed"),
+        (["--set", "alarms.intervalSeconds=0"], "intervalSeconds"),
         (["--set", "image.tagg=1"], "additional properties 'tagg' not allowed"),
         (["--set", "metrics.serviceMonitor.labelz.a=b"], "'labelz' not allowed"),
         (["--set", "logLevel=trace"], "logLevel"),

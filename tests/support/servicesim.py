@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from ecs_operator.core.alarms import AlarmReadings
 from ecs_operator.core.deployments import (
     LaunchRequest,
     ServicePlan,
@@ -113,6 +114,8 @@ class Sim:
     unplaced: int = 0
     placement_events: list[str] = field(default_factory=list)
     writes: int = 0
+    alarms: AlarmReadings = field(default_factory=AlarmReadings)
+    """The deployment alarms' readings every plan sees."""
     _names: itertools.count[int] = field(default_factory=itertools.count)
 
     def state(self) -> ServiceState:
@@ -127,6 +130,7 @@ class Sim:
             now=self.now,
             resolved_task_definition=self.revision,
             resolution_error=self.resolution_error,
+            alarms=self.alarms,
         )
 
     def plan(self) -> ServicePlan:

@@ -15,6 +15,11 @@ from ecs_operator.controllers.feeds import feed_of
 from ecs_operator.controllers.revisions import RevisionReader, ServiceRevisionReader
 from ecs_operator.controllers.triggers import Body, Change
 from ecs_operator.controllers.writer import Writer
+from ecs_operator.core.alarms import (
+    DEFAULT_BAKE_SECONDS,
+    DEFAULT_INTERVAL_SECONDS,
+    AlarmDefinition,
+)
 from ecs_operator.core.capacity import (
     cluster_instances,
     occupied_node,
@@ -58,6 +63,10 @@ class OperatorOptions:
     leader_election: bool = False
     leader_election_namespace: str = "default"
     leader_election_lease_seconds: float = 15.0
+    prometheus_url: str | None = None  # where deployment alarms are queried
+    alarms: tuple[AlarmDefinition, ...] = ()  # the install's alarms (--alarms-file)
+    alarm_interval_seconds: float = DEFAULT_INTERVAL_SECONDS
+    alarm_bake_seconds: float = DEFAULT_BAKE_SECONDS
 
 
 # Pods by the node whose capacity they hold (not once terminated); tasks by the node placed on.

@@ -15,7 +15,13 @@ from urllib.parse import urlsplit
 
 from ecs_operator import API_GROUP, API_VERSION
 from ecs_operator.controllers import kopf_adapter, watches
+from ecs_operator.controllers.alarms import load_alarms_file
 from ecs_operator.controllers.context import OperatorOptions
+from ecs_operator.core.alarms import (
+    DEFAULT_BAKE_SECONDS,
+    DEFAULT_INTERVAL_SECONDS,
+    MIN_INTERVAL_SECONDS,
+)
 from ecs_operator.core.security import InstallPolicy, parse_label, parse_service_account
 from ecs_operator.kube.client import KubeClient, KubeError
 from ecs_operator.kube.leader import LeaderElection
@@ -112,6 +118,16 @@ def endpoint_problems(args: argparse.Namespace) -> list[str]:
                 )
             )
     return problems
+
+
+def _seconds_at_least(minimum: float) -> Callable[[str], float]:
+    def convert(text: str) -> float:
+        value = float(text)
+        if not value >= minimum:
+            raise argparse.ArgumentTypeError(f"at least {minimum:g} seconds, not {text}")
+        return value
+
+    return convert
 
 
 def _port(text: str) -> int:
@@ -226,6 +242,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="how long a silent leader keeps the Lease before a standby takes over",
     )
+    alarms = parser.add_argument_group(
+        "deployment alarms",
+        "deploymentConfiguration.alarms names alarms of the install: Prometheus\n"
+        "queries, in ALARM while they return a sample whose value is not zero.",
+    )
+    alarms.add_argument(
+        "--prometheus-url",
+        metavar="URL",
+        help="the Prometheus server whose HTTP API (URL/api/v1/query) evaluates the alarms",
+    )
+    alarms.add_argument(
+        "--alarms-file",
+        metavar="PATH",
+        help="YAML file of the alarms: 'alarms: [{name: NAME, query: PROMQL}]'",
+    )
+    alarms.add_argument(
+        "--alarm-interval",
+        type=_seconds_at_least(MIN_INTERVAL_SECONDS),
+        default=DEFAULT_INTERVAL_SECONDS,
+        metavar="SECONDS",
+        help="how often a deployment's alarms are evaluated while it is watched",
+    )
+    alarms.add_argument(
+        "--alarm-bake",
+        type=_seconds_at_least(0.0),
+        default=DEFAULT_BAKE_SECONDS,
+        metavar="SECONDS",
+        help="how long a ROLLING deployment with alarms stays IN_PROGRESS, watched, after it "
+        "reached a steady state (ECS's bake time, which it derives from the alarms)",
+    )
     tuning = parser.add_argument_group("tuning")
     tuning.add_argument(
         "--resolve-grace",
@@ -257,6 +303,11 @@ def main(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    try:
+        alarms = load_alarms_file(args.alarms_file) if args.alarms_file else ()
+    except ValueError as error:
+        print(f"ecs-operator: {error}", file=sys.stderr)
+        return 2
     options = OperatorOptions(
         kubeconfig=args.kubeconfig,
         security=InstallPolicy(
@@ -273,6 +324,10 @@ def main(args: argparse.Namespace) -> int:
         leader_election=args.leader_elect,
         leader_election_namespace=args.leader_election_namespace,
         leader_election_lease_seconds=args.leader_election_lease_seconds,
+        prometheus_url=args.prometheus_url,
+        alarms=alarms,
+        alarm_interval_seconds=args.alarm_interval,
+        alarm_bake_seconds=args.alarm_bake,
     )
     election = watches.leader_election(options)
     if not options.leader_election:

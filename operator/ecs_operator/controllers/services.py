@@ -16,13 +16,22 @@ from typing import Any, ClassVar
 
 from pydantic import ValidationError
 
+from ecs_operator.controllers.alarms import AlarmReader
 from ecs_operator.controllers.cache import Key
 from ecs_operator.controllers.context import OperatorContext
 from ecs_operator.controllers.metrics import OperatorMetrics
 from ecs_operator.controllers.task_launcher import TaskLauncher
 from ecs_operator.controllers.triggers import Change, Trigger, every_object, its_namespace, owner
 from ecs_operator.controllers.workqueue import WorkQueue
-from ecs_operator.core import events, labels, revisions, service_planning, service_revisions
+from ecs_operator.core import (
+    alarms,
+    events,
+    labels,
+    revisions,
+    service_planning,
+    service_revisions,
+)
+from ecs_operator.core.alarms import AlarmReadings
 from ecs_operator.core.capacity import placement_facts
 from ecs_operator.core.deployments import StopRequest
 from ecs_operator.kube.client import (
@@ -108,6 +117,13 @@ class ServiceController:
             observe=metrics.observe_reconcile,
         )
         self.launcher = TaskLauncher(context, events, self.rng, self.queue.add_after)
+        options = context.options
+        self.alarms = AlarmReader(
+            options.prometheus_url,
+            options.alarms,
+            options.alarm_interval_seconds,
+            options.alarm_bake_seconds,
+        )
 
     def enqueue(self, key: Key) -> None:
         self.queue.add(key)
@@ -117,6 +133,7 @@ class ServiceController:
 
     async def stop(self) -> None:
         await self.queue.stop()
+        await self.alarms.close()
 
     async def reconcile(self, key: Key) -> None:
         body = self.context.services.get(key)
@@ -138,7 +155,10 @@ class ServiceController:
             logger.warning("service %s/%s cannot be read: %s", *key, error)
             return
         await self.launcher.settle_in_flight(key)
-        state = self._read(key[0], body, service, now)
+        readings = await self.alarms.read(
+            alarms.names_to_read(service.spec, service.status, service.metadata.generation or 1)
+        )
+        state = self._read(key[0], body, service, now, readings)
         plan = service_planning.plan_reconcile(state, self.rng)
         for request in plan.scheduled.stop:
             await self._stop_task(key[0], request)
@@ -169,7 +189,12 @@ class ServiceController:
             raise revision_error  # recorded on the retry: the plan wants it until it is stored
 
     def _read(
-        self, namespace: str, body: Mapping[str, Any], service: Service, now: datetime
+        self,
+        namespace: str,
+        body: Mapping[str, Any],
+        service: Service,
+        now: datetime,
+        readings: AlarmReadings,
     ) -> service_planning.ReconcileState:
         """What the plan decides from, as the caches have it."""
         tasks = self._tasks(body)
@@ -184,6 +209,7 @@ class ServiceController:
             *self._resolve(namespace, service),
             health_checked=service_planning.health_checked(tasks, lambda r: spec_of(namespace, r)),
             service_revisions=tuple(stored),
+            alarms=readings,
         )
 
     def _resolve(

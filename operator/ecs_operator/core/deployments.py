@@ -128,7 +128,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final, Literal
 
-from ecs_operator.core import events, labels, lifecycle_hooks, strategies
+from ecs_operator.core import alarms, events, labels, lifecycle_hooks, strategies
+from ecs_operator.core.alarms import AlarmReadings
 from ecs_operator.core.conditions import set_condition
 from ecs_operator.core.events import LaunchPurpose
 from ecs_operator.core.placement import (
@@ -382,6 +383,8 @@ class ServiceState:
     """The spec with the settings (placement, healthCheckGracePeriodSeconds, loadBalancers) of
     the service revision the Service runs, when they are not the spec's: after a rollback
     (``core.service_revisions.running_spec``). ``spec`` still says what a new deployment is."""
+    alarms: AlarmReadings = field(default_factory=AlarmReadings)
+    """The deployment alarms' states (``core.alarms``), read for ``spec``'s alarm names."""
 
 
 @dataclass(frozen=True)
@@ -541,7 +544,7 @@ def record_events(
     return status.model_copy(update={"events": history[:MAX_EVENTS]}), recorded
 
 
-RepeatingEvent = Literal["unable_to_place", "deployment_refused"]
+RepeatingEvent = Literal["unable_to_place", "deployment_refused", "alarm_not_evaluated"]
 
 
 def record_repeating_events(
@@ -693,6 +696,8 @@ class _Planner:
         self.announced_stops: set[str] = set()
         # What each ACTIVE deployment holds after this plan, where the rolling plan decided it.
         self.held: dict[str, int] = {}
+        # Deployment alarms that could not be read: (name, why).
+        self.alarm_problems: tuple[tuple[str, str], ...] = ()
 
     # -- deployments ----------------------------------------------------------------------------
 
@@ -777,6 +782,7 @@ class _Planner:
         self.scheduler.last_deployment_request = request
         self._reset_throttle()
         self.scheduler.az_rebalancing = False
+        self.scheduler.rollback_cause = None
 
     def _last_completed(self, other_than: str) -> Deployment | None:
         """The newest COMPLETED deployment but ``other_than``: the revision serving production
@@ -857,39 +863,30 @@ class _Planner:
         ):
             return
         self.work.messages.append(events.deployment_failed(self.state.name, primary.id))
-        staged = primary.lifecycle_stage is not None  # blue still serves: always back to it
-        self._fail(
-            primary,
-            events.ROLLOUT_CIRCUIT_BREAKER_FAILED,
-            events.rollout_rolling_back,
-            roll_back=breaker.rollback or staged,
-        )
+        self._fail_primary(primary, events.ROLLOUT_CIRCUIT_BREAKER_FAILED, breaker.rollback)
 
-    def _fail(
-        self,
-        primary: Deployment,
-        reason: str,
-        rolling_back_reason: Callable[[str], str],
-        roll_back: bool,
+    def _fail_primary(
+        self, primary: Deployment, reason: str, rollback: bool, **changes: object
     ) -> None:
-        """Fail the PRIMARY for ``reason``; with ``roll_back``, the last COMPLETED deployment
-        becomes PRIMARY again (``rolling_back_reason`` of its id), when there is one."""
+        """FAILED for ``reason``; back to the last COMPLETED deployment with ``rollback``, and
+        always when staged (blue still serves)."""
         target = self._last_completed(primary.id)
-        rolling_back = roll_back and target is not None
-        staged = primary.lifecycle_stage is not None
+        staged = primary.lifecycle_stage is not None  # blue still serves: always back to it
+        rolling_back = (rollback or staged) and target is not None
         self._replace(
             primary,
             status="ACTIVE" if rolling_back else "PRIMARY",
             rollout_state="FAILED",
             rollout_state_reason=reason,
             updated_at=self.now,
+            **changes,
         )
         if rolling_back and target is not None:
             self._replace(
                 target,
                 status="PRIMARY",
                 rollout_state="IN_PROGRESS",
-                rollout_state_reason=rolling_back_reason(target.id),
+                rollout_state_reason=events.rollout_rolling_back(target.id, reason),
                 rollback=True,
                 failed_tasks=0,
                 updated_at=self.now,
@@ -928,11 +925,8 @@ class _Planner:
             )
         failed = next((run.detail for run in answered if run.rolls_back), None)
         if failed is not None:
-            self._fail(
-                primary,
-                events.hook_rollback_reason(failed.hook_id, failed.status),
-                events.rollout_hook_rolling_back,
-                roll_back=True,
+            self._fail_primary(
+                primary, events.hook_rollback_reason(failed.hook_id, failed.status), rollback=True
             )
 
     def _note_unknown_hook(self) -> None:
@@ -948,6 +942,53 @@ class _Planner:
         if request.hook_id not in known:
             self.scheduler.ignored_hook_id = request.hook_id
             self.work.messages.append(events.hook_unknown(self.state.name, request.hook_id))
+
+    def _watch_alarms(self) -> None:
+        """deploymentConfiguration.alarms (``core.alarms``): baselines, then an armed alarm in
+        ALARM fails the PRIMARY; read again every interval while it is watched."""
+        names = alarms.watched_names(self.spec)
+        primary = self.primary
+        if not names or primary is None or not alarms.monitoring(primary):
+            return
+        found = alarms.check(
+            names, primary.alarms_armed or (), primary.alarms_ignored or (), self.state.alarms
+        )
+        primary = self._replace(
+            primary,
+            alarms_armed=list(found.armed) or None,
+            alarms_ignored=list(found.ignored) or None,
+        )
+        self.alarm_problems = found.problems
+        if not found.triggered:
+            self.work.requeue.append(self.state.alarms.interval_seconds)
+            return
+        self.work.messages.append(
+            events.deployment_failed_by_alarms(self.state.name, primary.id, found.triggered)
+        )
+        self._fail_primary(
+            primary,
+            events.ROLLOUT_ALARM_FAILED,
+            alarms.rollback_wanted(self.spec),
+            triggered_alarms=list(found.triggered),
+        )
+
+    def _alarm_bake_over(self, primary: Deployment) -> bool:
+        """ROLLING with alarms completes only after the bake time from its first steady state
+        (the staged strategies bake in BAKE_TIME); schedules the plan that completes it."""
+        if not alarms.watched_names(self.spec) or not alarms.monitoring(primary):
+            return True
+        if primary.lifecycle_stage is not None:
+            return True
+        started = primary.alarm_bake_started_at or self.now
+        if primary.alarm_bake_started_at is None:
+            self._replace(primary, alarm_bake_started_at=started)
+        remaining = (
+            started + timedelta(seconds=self.state.alarms.bake_seconds) - self.now
+        ).total_seconds()
+        if remaining > 0:
+            self.work.requeue.append(remaining)
+            return False
+        return True
 
     # -- task classification -------------------------------------------------------------------
 
@@ -1474,6 +1515,7 @@ class _Planner:
         desired = len(eligible) if daemon else self.spec.desired_count or 0
         self._circuit_breaker(desired)
         self._answer_hooks()
+        self._watch_alarms()
         self._stop_lost()
         primary = self.primary
         steady = False
@@ -1509,7 +1551,12 @@ class _Planner:
         live = self._live()
         remaining = [t for t in self.state.tasks if not t.stopped]
         primary = self.primary
-        if steady and primary is not None and primary.rollout_state == "IN_PROGRESS":
+        if (
+            steady
+            and primary is not None
+            and primary.rollout_state == "IN_PROGRESS"
+            and self._alarm_bake_over(primary)
+        ):
             self._replace(
                 primary,
                 rollout_state="COMPLETED",
@@ -1556,6 +1603,12 @@ class _Planner:
                 status, "deployment_refused", [message], self.now, self.rng
             )
             recorded += refused
+        if self.alarm_problems:
+            message = events.alarm_not_evaluated(self.state.name, self.alarm_problems)
+            status, unread = record_repeating_events(
+                status, "alarm_not_evaluated", [message], self.now, self.rng
+            )
+            recorded += unread
         return ServicePlan(
             status=status,
             launch=tuple(self.work.launches),
@@ -1674,6 +1727,10 @@ class _Planner:
         elif in_progress:
             progress_reason = REASON_ROLLING_BACK if primary.rollback else REASON_IN_PROGRESS
             progress_message = primary.rollout_state_reason or ""
+            if self.alarm_problems:
+                progress_message += " " + events.alarm_not_evaluated(
+                    self.state.name, self.alarm_problems
+                )
         else:
             progress_reason = (
                 REASON_COMPLETED if primary.rollout_state == "COMPLETED" else REASON_FAILED
@@ -1724,6 +1781,10 @@ class _Planner:
         if refusal is not None:
             return REASON_TASK_DEFINITION, refusal
         if primary is not None and primary.rollout_state == "FAILED":
+            if primary.triggered_alarms:
+                return REASON_FAILED, events.deployment_failed_by_alarms(
+                    name, primary.id, primary.triggered_alarms
+                )
             return REASON_FAILED, events.deployment_failed(name, primary.id)
         if (
             primary is not None

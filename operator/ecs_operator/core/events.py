@@ -253,6 +253,12 @@ ROLLOUT_CIRCUIT_BREAKER_FAILED: Final = "ECS deployment circuit breaker: tasks f
 SERVICE_DEPLOYMENT_ROLLED_BACK: Final = (
     "Service deployment rolled back because the circuit breaker threshold was exceeded."
 )
+# rolloutStateReason of a deployment an alarm failed, and the service event: ECS's texts as its
+# 2022 announcement showed them (ecs-deployments.md §7.2 gives none; *inferred*).
+ROLLOUT_ALARM_FAILED: Final = "ECS deployment detected triggered alarm(s)."
+SERVICE_DEPLOYMENT_ROLLED_BACK_BY_ALARMS: Final = (
+    "Service deployment rolled back because one or more alarms went into the ALARM state."
+)
 # Operator wording: why a deployment cannot start when ``resolve_reference`` gives no reason.
 TASK_DEFINITION_UNRESOLVED: Final = "the task definition does not resolve"
 _STEADY_STATE: Final = " has reached a steady state."
@@ -277,6 +283,7 @@ REASON_TARGETS_REGISTERED: Final = "TargetsRegistered"
 REASON_TARGETS_DEREGISTERED: Final = "TargetsDeregistered"
 REASON_DRAINING_CONNECTIONS: Final = "DrainingConnections"
 REASON_TARGET_UNHEALTHY: Final = "TargetUnhealthy"
+REASON_ALARM_UNREADABLE: Final = "AlarmNotEvaluated"
 REASON_SERVICE_EVENT: Final = "ServiceEvent"
 """The reason of a service event whose text carries none (every text below carries one)."""
 
@@ -289,7 +296,7 @@ SERVICE_EVENT_REASONS: Final[Mapping[str, str]] = MappingProxyType(
         "unable to place a task": REASON_UNABLE_TO_PLACE,
         "unable to consistently start tasks (throttled)": REASON_TASK_STARTS_THROTTLED,
         "deployment completed": REASON_DEPLOYMENT_COMPLETED,
-        "deployment failed (circuit breaker)": REASON_DEPLOYMENT_FAILED,
+        "deployment failed (circuit breaker, alarms)": REASON_DEPLOYMENT_FAILED,
         "rolling back": REASON_DEPLOYMENT_ROLLING_BACK,
         "deployment blocked by min/max percent": REASON_DEPLOYMENT_BLOCKED,
         "unable to start a deployment": REASON_DEPLOYMENT_REFUSED,
@@ -302,6 +309,7 @@ SERVICE_EVENT_REASONS: Final[Mapping[str, str]] = MappingProxyType(
         "targets deregistered": REASON_TARGETS_DEREGISTERED,
         "draining connections": REASON_DRAINING_CONNECTIONS,
         "a target is unhealthy": REASON_TARGET_UNHEALTHY,
+        "a deployment alarm cannot be evaluated": REASON_ALARM_UNREADABLE,
     }
 )
 """Every kind of service event and its Kubernetes Event reason (each its own)."""
@@ -370,8 +378,24 @@ def rollout_completed(deployment_id: str) -> str:
     return f"ECS deployment {deployment_id} completed."
 
 
-def rollout_rolling_back(deployment_id: str) -> str:
-    return f"ECS deployment circuit breaker: rolling back to deploymentId {deployment_id}."
+def rollout_rolling_back(deployment_id: str, cause: str = ROLLOUT_CIRCUIT_BREAKER_FAILED) -> str:
+    """rolloutStateReason of the deployment rolled back to, by what failed the other (the
+    circuit breaker, alarms, or else a lifecycle hook: ``hook_rollback_reason``)."""
+    if cause == ROLLOUT_ALARM_FAILED:
+        return f"ECS deployment alarms: rolling back to deploymentId {deployment_id}."
+    if cause == ROLLOUT_CIRCUIT_BREAKER_FAILED:
+        return f"ECS deployment circuit breaker: rolling back to deploymentId {deployment_id}."
+    return f"ECS deployment lifecycle hook: rolling back to deploymentId {deployment_id}."
+
+
+def service_deployment_rolled_back(cause: str) -> str:
+    """statusReason of a service deployment rolled back, by what failed it (its
+    rollback.reason: the circuit breaker, alarms, or else a lifecycle hook)."""
+    if cause == ROLLOUT_ALARM_FAILED:
+        return SERVICE_DEPLOYMENT_ROLLED_BACK_BY_ALARMS
+    if cause == ROLLOUT_CIRCUIT_BREAKER_FAILED:
+        return SERVICE_DEPLOYMENT_ROLLED_BACK
+    return f"Service deployment rolled back because of a lifecycle hook: {cause}"
 
 
 def service_deployment_rollback_failed(deployment_id: str) -> str:
@@ -395,8 +419,7 @@ def rolled_back(
     failed_task_definition: str,
     cause: str = ROLLOUT_CIRCUIT_BREAKER_FAILED,
 ) -> str:
-    """Degraded's message after a rollback (operator wording after ECS's circuit breaker);
-    ``cause`` is the failed deployment's reason."""
+    """Degraded's message after a rollback (operator wording after ECS's ``cause``)."""
     return (
         f"{cause} Rolled back to {task_definition} "
         f"(deployment {deployment_id}); {failed_task_definition} is tried again when the "
@@ -558,23 +581,33 @@ def hook_rollback_reason(hook_id: str, status: str) -> str:
     return f"ECS deployment lifecycle hook {hook_id} TIMED_OUT: its timeout action is ROLLBACK."
 
 
-def rollout_hook_rolling_back(deployment_id: str) -> str:
-    """rolloutStateReason of the deployment a lifecycle hook rolls back to."""
-    return f"ECS deployment lifecycle hook: rolling back to deploymentId {deployment_id}."
-
-
-def service_deployment_rolled_back(reason: str) -> str:
-    """statusReason of a service deployment rolled back for ``reason`` (its rollback.reason)."""
-    if reason == ROLLOUT_CIRCUIT_BREAKER_FAILED:
-        return SERVICE_DEPLOYMENT_ROLLED_BACK
-    return f"Service deployment rolled back because of a lifecycle hook: {reason}"
-
-
 def deployment_failed(service: str, deployment_id: str) -> ServiceEventText:
     return ServiceEventText(
         f"(service {service}) (deployment {deployment_id}) deployment failed: "
         "tasks failed to start.",
         REASON_DEPLOYMENT_FAILED,
+        "Warning",
+    )
+
+
+def deployment_failed_by_alarms(
+    service: str, deployment_id: str, alarms: Sequence[str]
+) -> ServiceEventText:
+    """ECS's event, then the alarms (operator addition: ECS names them in the deployment)."""
+    return ServiceEventText(
+        f"(service {service}) (deployment {deployment_id}) deployment failed: alarm detected. "
+        f"In ALARM: {', '.join(alarms)}.",
+        REASON_DEPLOYMENT_FAILED,
+        "Warning",
+    )
+
+
+def alarm_not_evaluated(service: str, problems: Sequence[tuple[str, str]]) -> ServiceEventText:
+    """Operator wording: alarms of a deployment that could not be read (reported, throttled)."""
+    listed = "; ".join(f"{name}: {why}" for name, why in problems)
+    return ServiceEventText(
+        f"(service {service}) was unable to evaluate deployment alarms: {listed}.",
+        REASON_ALARM_UNREADABLE,
         "Warning",
     )
 

@@ -315,9 +315,6 @@ NOT_HONOURED: Final[Mapping[str, str]] = {
     ),
     "role": "no IAM role is needed: the operator registers targets itself",
     "propagateTags TASK_DEFINITION": "the task definition's tags are not copied to the tasks",
-    "deploymentConfiguration.alarms": (
-        "there are no CloudWatch alarms: only the deployment circuit breaker can fail a deployment"
-    ),
     "lifecycleHooks AWS_LAMBDA": (
         "there is no Lambda: the hook is skipped (only PAUSE hooks are honoured yet)"
     ),

@@ -61,11 +61,6 @@ def unsupported_service_fields(name: str, spec: ServiceSpec) -> list[Unsupported
     ):
         if used:
             found.append(_field(path, key))
-    alarms = spec.deployment_configuration.alarms if spec.deployment_configuration else None
-    if alarms is not None and alarms.enable:
-        found.append(
-            _field("spec.deploymentConfiguration.alarms", "deploymentConfiguration.alarms")
-        )
     found.extend(_lifecycle_hooks(spec))
     for path, value in (
         ("spec.runningCount", spec.running_count),

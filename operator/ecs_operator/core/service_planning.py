@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from ecs_operator.core import (
+    alarms,
     deployments,
     labels,
     launches,
@@ -29,6 +30,7 @@ from ecs_operator.core import (
     placement,
     service_revisions,
 )
+from ecs_operator.core.alarms import AlarmReadings
 from ecs_operator.core.capacity import task_requirements
 from ecs_operator.core.deployments import (
     HealthPredicate,
@@ -72,6 +74,8 @@ class ReconcileState:
     """The tasks whose revision health-checks an essential container (healthy means HEALTHY)."""
     service_revisions: tuple[service_revisions.StoredRevision, ...] = ()
     """The Service's stored service revisions."""
+    alarms: AlarmReadings = field(default_factory=AlarmReadings)
+    """Its deployment alarms' states (``core.alarms``)."""
 
     @property
     def running_spec(self) -> ServiceSpec:
@@ -150,6 +154,7 @@ def _record_service_revisions(
         breaker_enabled=bool(breaker and breaker.enable),
         threshold=deployments.circuit_breaker_threshold(status.desired_count or 0),
         now=state.now,
+        alarm_names=alarms.watched_names(service.spec),
     )
     recorded = service_revisions.record_status(status, service.status, inputs)
     spec_hash = deployments.deployment_spec_hash(service.spec)
@@ -221,6 +226,7 @@ def _service_state(state: ReconcileState, load_balancer_error: str | None) -> Se
             metadata.name, running, state.load_balancers
         ),
         running_spec=running,
+        alarms=state.alarms,
     )
 
 

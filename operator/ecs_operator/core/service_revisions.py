@@ -25,10 +25,11 @@ Statuses follow the legacy deployment and only ever move forward (``STATUS_RANK`
 
 - a new PRIMARY deployment is IN_PROGRESS at once (*decision*: the operator starts it in the
   plan that creates it, so PENDING is never observed); COMPLETED makes it SUCCESSFUL;
-- the circuit breaker (or a PAUSE hook, ``core.lifecycle_hooks``) failing it with a rollback:
-  ROLLBACK_IN_PROGRESS (``rollback`` names the
-  service revision rolled back to, the last SUCCESSFUL one); once that revision is COMPLETED
-  again ROLLBACK_SUCCESSFUL, if it fails too ROLLBACK_FAILED;
+- the circuit breaker, an alarm or a PAUSE hook (``core.lifecycle_hooks``) failing it with a
+  rollback: ROLLBACK_IN_PROGRESS
+  (``rollback`` names the service revision rolled back to, the last SUCCESSFUL one, and the
+  failed deployment's rolloutStateReason); once that revision is COMPLETED again
+  ROLLBACK_SUCCESSFUL, if it fails too ROLLBACK_FAILED;
 - failed without rollback: STOPPED (ECS sets ``stoppedAt`` then); replaced by a newer
   deployment before it finished: STOPPED (*decision*, ECS names no status for it).
 
@@ -55,6 +56,7 @@ from ecs_operator.models.service import (
     Deployment,
     Service,
     ServiceDeployment,
+    ServiceDeploymentAlarms,
     ServiceDeploymentCircuitBreaker,
     ServiceDeploymentConfiguration,
     ServiceDeploymentRollback,
@@ -286,6 +288,8 @@ class RecordInputs:
     breaker_enabled: bool
     threshold: int
     now: datetime
+    alarm_names: tuple[str, ...] = ()
+    """deploymentConfiguration.alarms' names when enabled (none: DISABLED)."""
 
 
 def record_deployments(
@@ -306,15 +310,44 @@ def record_deployments(
     return ordered[:MAX_SERVICE_DEPLOYMENTS]
 
 
+def _triggered_alarms(
+    deployment: Deployment | None, before: ServiceDeploymentAlarms | None
+) -> list[str] | None:
+    if deployment is not None:
+        return deployment.triggered_alarms
+    return before.triggered_alarm_names if before else None
+
+
+def _alarms(
+    inputs: RecordInputs,
+    deployment: Deployment | None,
+    status: ServiceDeploymentStatus,
+    before: ServiceDeploymentAlarms | None = None,
+) -> ServiceDeploymentAlarms:
+    if not inputs.alarm_names:
+        return ServiceDeploymentAlarms(status="DISABLED")
+    triggered = _triggered_alarms(deployment, before)
+    if triggered:
+        state = "TRIGGERED"
+    elif status in ("IN_PROGRESS", "PENDING"):
+        state = "MONITORING"
+    else:
+        state = "MONITORING_COMPLETE"
+    return ServiceDeploymentAlarms(
+        alarm_names=list(inputs.alarm_names), status=state, triggered_alarm_names=triggered
+    )
+
+
 def _breaker(
     inputs: RecordInputs,
     deployment: Deployment | None,
     status: ServiceDeploymentStatus,
     before: ServiceDeploymentCircuitBreaker | None = None,
+    alarm_failed: bool = False,
 ) -> ServiceDeploymentCircuitBreaker:
     if not inputs.breaker_enabled:
         state = "DISABLED"
-    elif status == "SUCCESSFUL":
+    elif status == "SUCCESSFUL" or alarm_failed:
         state = "MONITORING_COMPLETE"
     elif status in ("IN_PROGRESS", "PENDING"):
         state = "MONITORING"
@@ -356,6 +389,7 @@ def _started(deployment: Deployment, inputs: RecordInputs) -> ServiceDeployment:
             strategy=deployment.strategy or "ROLLING"
         ),
         deployment_circuit_breaker=_breaker(inputs, deployment, status),
+        alarms=_alarms(inputs, deployment, status),
     )
     return _advance(record, {d.id: d for d in inputs.deployments}, inputs)
 
@@ -376,9 +410,11 @@ def _advance(
         if status in ("IN_PROGRESS", "PENDING"):
             changes["lifecycle_stage"] = deployment.lifecycle_stage
         changes["lifecycle_hook_details"] = deployment.lifecycle_hook_details
+    alarm_failed = bool(_triggered_alarms(deployment, record.alarms))
     changes["deployment_circuit_breaker"] = _breaker(
-        inputs, deployment, status, record.deployment_circuit_breaker
+        inputs, deployment, status, record.deployment_circuit_breaker, alarm_failed
     )
+    changes["alarms"] = _alarms(inputs, deployment, status, record.alarms)
     moved = record.model_copy(update=changes)
     if moved == record:
         return record
@@ -401,33 +437,30 @@ def _transition(
     if deployment is not None and deployment.rollout_state == "COMPLETED":
         return _successful(deployment, now)
     replaced = deployment is None or deployment.status != "PRIMARY"
-    # Only the circuit breaker or a lifecycle hook makes a rollback PRIMARY: what it replaced is
-    # what failed (dropped from deployments[] at once when none of its tasks is left).
+    # Only a failure (circuit breaker, alarms, a lifecycle hook) makes a rollback PRIMARY: what
+    # it replaced is what failed (dropped from deployments[] at once when none of its tasks is
+    # left).
     rolled_back = primary is not None and primary.rollback and primary.id != deployment_id
     failed = deployment is not None and deployment.rollout_state == "FAILED"
+    cause = (
+        deployment.rollout_state_reason
+        if deployment is not None and failed and deployment.rollout_state_reason
+        else events.ROLLOUT_CIRCUIT_BREAKER_FAILED
+    )
     if primary is not None and rolled_back and (failed or replaced):
-        reason = (
-            deployment.rollout_state_reason if deployment is not None else None
-        ) or events.ROLLOUT_CIRCUIT_BREAKER_FAILED
         rollback = ServiceDeploymentRollback(
-            reason=reason,
+            reason=cause,
             service_revision_arn=service_revision_arn(inputs.namespace, inputs.service, primary.id),
             started_at=now,
         )
         changes: dict[str, Any] = {
             "status": "ROLLBACK_IN_PROGRESS",
-            "status_reason": primary.rollout_state_reason
-            or events.rollout_rolling_back(primary.id),
+            "status_reason": events.rollout_rolling_back(primary.id, cause),
             "rollback": rollback,
         }
-        return changes | _rollback_outcome(primary, primary, now, reason)
+        return changes | _rollback_outcome(primary, primary, now, cause)
     if failed:
-        return {
-            "status": "STOPPED",
-            "status_reason": (deployment.rollout_state_reason if deployment else None)
-            or events.ROLLOUT_CIRCUIT_BREAKER_FAILED,
-            "stopped_at": now,
-        }
+        return {"status": "STOPPED", "status_reason": cause, "stopped_at": now}
     return _superseded(primary, now) if replaced else {}
 
 
@@ -448,14 +481,14 @@ def _successful(deployment: Deployment, now: datetime) -> dict[str, Any]:
 
 
 def _rollback_outcome(
-    target: Deployment | None, primary: Deployment | None, now: datetime, reason: str
+    target: Deployment | None, primary: Deployment | None, now: datetime, cause: str
 ) -> dict[str, Any]:
-    """How a rollback to ``target`` stands: done once it is COMPLETED again, failed once it
-    fails too; a newer deployment replacing it before then stops the record."""
+    """How a rollback to ``target`` (for ``cause``) stands: done once it is COMPLETED again,
+    failed once it fails too; a newer deployment replacing it before then stops the record."""
     if target is not None and target.rollout_state == "COMPLETED":
         return {
             "status": "ROLLBACK_SUCCESSFUL",
-            "status_reason": events.service_deployment_rolled_back(reason),
+            "status_reason": events.service_deployment_rolled_back(cause),
             "finished_at": now,
         }
     if target is not None and target.rollout_state == "FAILED":

@@ -24,7 +24,7 @@ A CreateService request, or an ecspresso or Terraform service definition, pastes
 fields ECS has and Kubernetes cannot honour (``serviceName``, ``cluster``, ``platformVersion``,
 ``platformFamily``, ``enableExecuteCommand``, ``networkConfiguration``,
 ``capacityProviderStrategy``, ``deploymentController``, ``serviceRegistries``,
-``serviceConnectConfiguration``, ``role``, ``deploymentConfiguration.alarms``, describe-services'
+``serviceConnectConfiguration``, ``role``, describe-services'
 ``runningCount`` and ``pendingCount``) are accepted and reported in ``status.unsupported``
 (``core.service_fields``). ``""`` in an enum field (``"launchType": ""``, as exports write it)
 means not set.
@@ -140,6 +140,7 @@ ServiceDeploymentStatus = Literal[
     "ROLLBACK_FAILED",
 ]
 CircuitBreakerStatus = Literal["TRIGGERED", "MONITORING", "MONITORING_COMPLETE", "DISABLED"]
+MAX_ALARMS: Final = 64
 MAX_SERVICE_DEPLOYMENTS: Final = 10
 MAX_ARN_LENGTH: Final = 1600
 
@@ -282,10 +283,11 @@ class CanaryConfiguration(EcsModel):
 
 
 class DeploymentAlarms(EcsModel):
-    """CloudWatch alarms that fail a deployment (not honoured: there is no CloudWatch)."""
+    """Alarms that fail a deployment: each name is an alarm of the operator's install, a
+    Prometheus query (``--alarms-file``), in ALARM while it returns a non-zero sample."""
 
     alarm_names: list[Annotated[str, Field(max_length=255)]] = Field(
-        max_length=64, description="Alarm names."
+        max_length=MAX_ALARMS, description="Alarm names (defined in the operator's alarms file)."
     )
     enable: bool = Field(description="Whether the alarms are watched during a deployment.")
     rollback: bool = Field(description="Whether a failed deployment is rolled back.")
@@ -504,7 +506,11 @@ class DeploymentConfiguration(EcsModel):
         default=None, description="Fail (and optionally roll back) a deployment that cannot start."
     )
     alarms: DeploymentAlarms | None = Field(
-        default=None, description="CloudWatch alarms watched during a deployment (not honoured)."
+        default=None,
+        description=(
+            "Alarms (Prometheus queries of the operator's install) watched during a deployment "
+            "and its bake time: one in ALARM fails the deployment (and rolls it back)."
+        ),
     )
     lifecycle_hooks: list[DeploymentLifecycleHook] | None = Field(
         default=None,
@@ -973,6 +979,32 @@ class Deployment(StatusModel):
         max_length=MAX_HOOK_DETAILS,
         description="Its PAUSE hook runs, oldest first.",
     )
+    alarms_armed: list[Annotated[str, Field(max_length=255)]] | None = Field(
+        default=None,
+        max_length=MAX_ALARMS,
+        description=(
+            "deploymentConfiguration.alarms first read not in ALARM while it rolled out: one "
+            "going into ALARM fails it; not an ECS field."
+        ),
+    )
+    alarms_ignored: list[Annotated[str, Field(max_length=255)]] | None = Field(
+        default=None,
+        max_length=MAX_ALARMS,
+        description=(
+            "Alarms already in ALARM when it started (first read): ignored for this deployment, "
+            "as ECS does; not an ECS field."
+        ),
+    )
+    triggered_alarms: list[Annotated[str, Field(max_length=255)]] | None = Field(
+        default=None, max_length=MAX_ALARMS, description="The alarms that failed it."
+    )
+    alarm_bake_started_at: Timestamp | None = Field(
+        default=None,
+        description=(
+            "ROLLING with alarms: when it first reached a steady state; it completes once the "
+            "operator's alarm bake time (--alarm-bake) has passed since; not an ECS field."
+        ),
+    )
 
 
 class ServiceEvent(StatusModel):
@@ -1043,6 +1075,13 @@ class SchedulerState(StatusModel):
             "service (said once per hookId)."
         ),
     )
+    alarm_not_evaluated_event_at: Timestamp | None = Field(
+        default=None,
+        description=(
+            "When an 'unable to evaluate deployment alarms' event was last recorded: while it "
+            "lasts it is said again at most every 5 minutes."
+        ),
+    )
     deployment_refused_event_at: Timestamp | None = Field(
         default=None,
         description=(
@@ -1078,6 +1117,23 @@ class ServiceDeploymentCircuitBreaker(StatusModel):
     )
     failure_count: int = Field(default=0, ge=0, description="Tasks counted as failed.")
     threshold: int = Field(default=0, ge=0, description="Failed tasks that fail the deployment.")
+
+
+class ServiceDeploymentAlarms(StatusModel):
+    """The alarms of one service deployment (ECS ServiceDeploymentAlarms)."""
+
+    alarm_names: list[Annotated[str, Field(max_length=255)]] | None = Field(
+        default=None, max_length=MAX_ALARMS, description="The alarms watched."
+    )
+    status: CircuitBreakerStatus = Field(
+        description=(
+            "DISABLED (alarms not enabled), MONITORING (the deployment or its bake time is in "
+            "progress), TRIGGERED (an alarm failed the deployment), MONITORING_COMPLETE."
+        )
+    )
+    triggered_alarm_names: list[Annotated[str, Field(max_length=255)]] | None = Field(
+        default=None, max_length=MAX_ALARMS, description="The alarms that failed it."
+    )
 
 
 class ServiceDeploymentRollback(StatusModel):
@@ -1143,6 +1199,9 @@ class ServiceDeployment(StatusModel):
     )
     deployment_circuit_breaker: ServiceDeploymentCircuitBreaker | None = Field(
         default=None, description="The circuit breaker's state for this deployment."
+    )
+    alarms: ServiceDeploymentAlarms | None = Field(
+        default=None, description="The deployment alarms' state for this deployment."
     )
     rollback: ServiceDeploymentRollback | None = Field(
         default=None, description="Set once it is rolled back."

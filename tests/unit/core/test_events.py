@@ -66,7 +66,7 @@ SERVICE_EVENTS = {
     "unable to place a task": events.service_unable_to_place("web", "n1", "is full"),
     "unable to consistently start tasks (throttled)": events.service_throttled("web"),
     "deployment completed": events.deployment_completed("web", "ecs-svc/1"),
-    "deployment failed (circuit breaker)": events.deployment_failed("web", "ecs-svc/1"),
+    "deployment failed (circuit breaker, alarms)": events.deployment_failed("web", "ecs-svc/1"),
     "rolling back": events.deployment_rolling_back("web", "ecs-svc/1"),
     "deployment blocked by min/max percent": events.deployment_blocked("web"),
     "unable to start a deployment": events.service_task_definition_unusable("web", "no"),
@@ -85,6 +85,9 @@ SERVICE_EVENTS = {
     "targets deregistered": events.targets_deregistered("web", 1, "lb"),
     "draining connections": events.draining_connections("web", 1),
     "a target is unhealthy": events.target_unhealthy("web", "web-1", 80, "lb"),
+    "a deployment alarm cannot be evaluated": events.alarm_not_evaluated(
+        "web", [("errors", "Prometheus is unreachable")]
+    ),
 }
 # The variants of a kind share its reason.
 VARIANTS = {
@@ -102,6 +105,9 @@ VARIANTS = {
         for status, action in (("SUCCEEDED", "ROLLBACK"), ("FAILED", "CONTINUE"))
     ]
     + [events.hook_unknown("web", "ecs-pause-1-2")],
+    "deployment failed (circuit breaker, alarms)": [
+        events.deployment_failed_by_alarms("web", "ecs-svc/1", ["errors"])
+    ],
     "a BLUE_GREEN/LINEAR/CANARY deployment's lifecycle stage": [
         events.deployment_stage("web", "ecs-svc/1", stage, 10.0, "web:2", 5)
         for stage in ("PRODUCTION_TRAFFIC_SHIFT", "BAKE_TIME", "CLEAN_UP")
@@ -132,12 +138,13 @@ def test_failures_are_warnings_and_progress_is_normal() -> None:
         "a task failed its container health checks",
         "unable to place a task",
         "unable to consistently start tasks (throttled)",
-        "deployment failed (circuit breaker)",
+        "deployment failed (circuit breaker, alarms)",
         "rolling back",
         "deployment blocked by min/max percent",
         "unable to start a deployment",
         "a target is unhealthy",
         "spec fields accepted but not honoured",
+        "a deployment alarm cannot be evaluated",
     }
 
 

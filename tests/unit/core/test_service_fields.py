@@ -52,18 +52,10 @@ CREATE_SERVICE = {
         (
             {
                 "deploymentConfiguration": {
-                    "alarms": {"alarmNames": [], "enable": False, "rollback": False}
-                }
-            },
-            [],
-        ),
-        (
-            {
-                "deploymentConfiguration": {
                     "alarms": {"alarmNames": ["a"], "enable": True, "rollback": True}
                 }
             },
-            ["spec.deploymentConfiguration.alarms"],
+            [],  # honoured: core.alarms
         ),
         ({"runningCount": 2, "pendingCount": 0}, ["spec.runningCount", "spec.pendingCount"]),
         ({"launchType": "", "schedulingStrategy": "", "availabilityZoneRebalancing": ""}, []),

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ecs_operator.core import events, service_revisions
+from ecs_operator.core import alarms, events, service_revisions
+from ecs_operator.core.alarms import AlarmReadings
 from ecs_operator.core.deployments import circuit_breaker_threshold
 from ecs_operator.core.service_revisions import (
     COMPLETED,
@@ -71,6 +72,7 @@ class Recorder:
             breaker_enabled=bool(breaker and breaker.deployment_circuit_breaker),
             threshold=circuit_breaker_threshold(sim.status.desired_count or 0),
             now=sim.now,
+            alarm_names=alarms.watched_names(sim.spec),
         )
         sim.status = record_status(sim.status, previous, inputs)
         wanted = {
@@ -442,3 +444,33 @@ def test_a_pause_hook_is_in_the_service_deployment_and_its_rollback_says_why() -
     assert failed.status_reason == events.service_deployment_rolled_back(reason)
     assert [d.status for d in failed.lifecycle_hook_details or ()] == ["FAILED"]
     assert rec.sim.primary().id == first == deployment_of(succeeded)
+
+
+def test_an_alarm_rollback_is_recorded_with_its_alarms_and_the_breaker_not_triggered() -> None:
+    watched = {"alarms": {"alarmNames": ["errors"], "enable": True, "rollback": True}}
+    rec = recorder()
+    rec.sim.alarms = AlarmReadings({"errors": False}, {}, 5.0, 60.0)
+    rec.run(4)
+    rec.sim.tick(60)
+    rec.run(2)
+    [first] = rec.records()
+    assert first.status == "SUCCESSFUL"
+    assert first.alarms is not None and first.alarms.status == "DISABLED"
+    rec.deploy(2, deploymentConfiguration=BREAKER | watched)
+    rec.run(4)
+    ongoing = rec.records()[0]
+    assert ongoing.status == "IN_PROGRESS"
+    assert ongoing.alarms is not None
+    assert (ongoing.alarms.alarm_names, ongoing.alarms.status) == (["errors"], "MONITORING")
+    rec.sim.alarms = AlarmReadings({"errors": True}, {}, 5.0, 60.0)
+    rec.run(6)
+    failed = rec.records()[0]
+    assert failed.status == "ROLLBACK_SUCCESSFUL"
+    assert failed.status_reason == events.SERVICE_DEPLOYMENT_ROLLED_BACK_BY_ALARMS
+    assert failed.alarms is not None
+    assert (failed.alarms.status, failed.alarms.triggered_alarm_names) == ("TRIGGERED", ["errors"])
+    assert failed.deployment_circuit_breaker is not None
+    assert failed.deployment_circuit_breaker.status == "MONITORING_COMPLETE"
+    assert failed.rollback is not None
+    assert failed.rollback.reason == events.ROLLOUT_ALARM_FAILED
+    assert failed.rollback.service_revision_arn == first.target_service_revision.arn

@@ -259,8 +259,6 @@ def expected_service_unsupported(raw: dict[str, Any]) -> set[str]:
         found.add("spec.propagateTags")
     if (raw.get("deploymentController") or {}).get("type") not in (None, "ECS"):
         found.add("spec.deploymentController")
-    if ((raw.get("deploymentConfiguration") or {}).get("alarms") or {}).get("enable"):
-        found.add("spec.deploymentConfiguration.alarms")
     return found
 
 
