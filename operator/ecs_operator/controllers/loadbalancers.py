@@ -31,6 +31,7 @@ from ecs_operator.kube.client import (
     PODS,
     SERVICES,
     TASKS,
+    KubeError,
     Resource,
 )
 from ecs_operator.kube.events import EventRecorder
@@ -165,12 +166,17 @@ class LoadBalancerController:
         """While a Service names it, a LoadBalancer's deletion waits (reported on both), so no
         Service is left registering into nothing; an unused one goes at once. The body after
         setting or clearing the in-use finalizer; None when that deleted it (its Service and
-        EndpointSlices are garbage-collected) or it is gone."""
+        EndpointSlices are garbage-collected), it is gone, or it changed since it was read."""
         if used == (IN_USE_FINALIZER in (body["metadata"].get("finalizers") or ())):
             return body
-        updated = await self.context.api.set_finalizer(
-            LOAD_BALANCERS, body, IN_USE_FINALIZER, present=used
-        )
+        try:
+            updated = await self.context.api.set_finalizer(
+                LOAD_BALANCERS, body, IN_USE_FINALIZER, present=used
+            )
+        except KubeError as error:
+            if not error.conflict:
+                raise
+            return None  # changed meanwhile: that change's watch event plans it again
         if updated is None or finalizer_write_event(updated) == "DELETED":
             return None
         return updated
