@@ -678,19 +678,20 @@ def load_balancer_problems(
     problems: list[Violation] = []
     for index, entry in enumerate(spec.load_balancers or ()):
         field = f"spec.loadBalancers[{index}]"
-        named_by = f"{field}.{names.load_balancer_field(entry)}"
         name = names.load_balancer_of(entry)
-        lb = load_balancers.get(name)
-        if lb is None:
-            written = entry.target_group_arn or entry.load_balancer_name
-            mapped = f" ({written!r} maps to it)" if written != name else ""
-            problems.append(
-                Violation(named_by, f"no LoadBalancer named {name!r} in this namespace{mapped}")
-            )
-        elif (lb.metadata.model_extra or {}).get("deletionTimestamp"):
-            problems.append(Violation(named_by, f"LoadBalancer {name!r} is being deleted"))
-        elif (refusal := reported_refusal(lb)) is not None:
-            problems.append(Violation(named_by, refusal))
+        written = entry.target_group_arn or entry.load_balancer_name
+        named_by = f"{field}.{names.load_balancer_field(entry)}"
+        problems += _unusable(named_by, name, str(written), load_balancers)
+        alternate = names.alternate_load_balancer_of(entry)
+        if alternate is not None and entry.advanced_configuration is not None:
+            named_by = f"{field}.advancedConfiguration.alternateTargetGroupArn"
+            if alternate == name:
+                problems.append(
+                    Violation(named_by, f"names LoadBalancer {name!r}, the production one")
+                )
+            else:
+                written = entry.advanced_configuration.alternate_target_group_arn
+                problems += _unusable(named_by, alternate, written, load_balancers)
         container = containers.get(entry.container_name)
         if container is None:
             problems.append(
@@ -712,6 +713,21 @@ def load_balancer_problems(
                 )
             )
     return problems
+
+
+def _unusable(
+    field: str, name: str, written: str, load_balancers: Mapping[str, LoadBalancer]
+) -> list[Violation]:
+    """Why the LoadBalancer ``name`` (``written`` at ``field``) cannot take targets."""
+    lb = load_balancers.get(name)
+    if lb is None:
+        mapped = f" ({written!r} maps to it)" if written != name else ""
+        return [Violation(field, f"no LoadBalancer named {name!r} in this namespace{mapped}")]
+    if (lb.metadata.model_extra or {}).get("deletionTimestamp"):
+        return [Violation(field, f"LoadBalancer {name!r} is being deleted")]
+    if (refusal := reported_refusal(lb)) is not None:
+        return [Violation(field, refusal)]
+    return []
 
 
 def unsupported_fields(spec: LoadBalancerSpec) -> list[UnsupportedField]:

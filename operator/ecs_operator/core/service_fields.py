@@ -60,6 +60,20 @@ def unsupported_service_fields(name: str, spec: ServiceSpec) -> list[Unsupported
     ):
         if used:
             found.append(_field(path, key))
+    for index, entry in enumerate(spec.load_balancers or ()):
+        advanced = entry.advanced_configuration
+        for name, rule in (
+            ("productionListenerRule", advanced.production_listener_rule if advanced else None),
+            ("testListenerRule", advanced.test_listener_rule if advanced else None),
+            ("roleArn", advanced.role_arn if advanced else None),
+        ):
+            if rule:
+                found.append(
+                    _field(
+                        f"spec.loadBalancers[{index}].advancedConfiguration.{name}",
+                        f"loadBalancers[].advancedConfiguration.{name}",
+                    )
+                )
     alarms = spec.deployment_configuration.alarms if spec.deployment_configuration else None
     if alarms is not None and alarms.enable:
         found.append(
