@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import random
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -113,6 +114,8 @@ class Sim:
     unplaced: int = 0
     placement_events: list[str] = field(default_factory=list)
     writes: int = 0
+    test_traffic_shifted: Callable[[Sequence[str]], bool] | None = None
+    """The test LoadBalancers' answer (``ServiceState.test_traffic_shifted``)."""
     _names: itertools.count[int] = field(default_factory=itertools.count)
 
     def state(self) -> ServiceState:
@@ -127,6 +130,7 @@ class Sim:
             now=self.now,
             resolved_task_definition=self.revision,
             resolution_error=self.resolution_error,
+            test_traffic_shifted=self.test_traffic_shifted,
         )
 
     def plan(self) -> ServicePlan:

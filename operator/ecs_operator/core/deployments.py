@@ -128,7 +128,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final, Literal
 
-from ecs_operator.core import events, labels, strategies
+from ecs_operator.core import events, labels, strategies, traffic_roles
 from ecs_operator.core.conditions import set_condition
 from ecs_operator.core.events import LaunchPurpose
 from ecs_operator.core.placement import (
@@ -376,6 +376,9 @@ class ServiceState:
     traffic_applied_at: Callable[[str, float], datetime | None] = lambda _d, _w: LONG_AGO
     """Since when the load balancers carry a deployment's production share (None: not yet);
     a service without load balancers has no traffic to move (LONG_AGO)."""
+    test_traffic_shifted: Callable[[Sequence[str]], bool] | None = None
+    """Whether the test LoadBalancers list each of these tasks as an endpoint; None: no
+    ``loadBalancers[]`` entry has an alternate (``load_balancing.test_traffic_check``)."""
     running_spec: ServiceSpec | None = None
     """The spec with the settings (placement, healthCheckGracePeriodSeconds, loadBalancers) of
     the service revision the Service runs, when they are not the spec's: after a rollback
@@ -1206,6 +1209,8 @@ class _Planner:
             primary.stage_started_at or primary.created_at,
         )
         configuration = self.spec.deployment_configuration
+        check = self.state.test_traffic_shifted
+        green = [t.name for t in self._live() if t.deployment_id == primary.id]
         moved = strategies.advance(
             stage,
             primary.strategy or "BLUE_GREEN",
@@ -1213,6 +1218,7 @@ class _Planner:
             ready,
             lambda weight: self.state.traffic_applied_at(primary.id, weight),
             self.now,
+            None if check is None else lambda: check(green),
         )
         for entered in moved.passed:
             self.work.messages.append(
@@ -1398,6 +1404,14 @@ class _Planner:
         live = self._live()
         remaining = [t for t in self.state.tasks if not t.stopped]
         primary = self.primary
+        # As ECS's target groups: the test LoadBalancers, which listed green, now carry
+        # production, and the production ones take the next deployment's test traffic.
+        swap = (
+            steady
+            and primary is not None
+            and primary.rollout_state == "IN_PROGRESS"
+            and primary.lifecycle_stage is not None
+        )
         if steady and primary is not None and primary.rollout_state == "IN_PROGRESS":
             self._replace(
                 primary,
@@ -1437,6 +1451,9 @@ class _Planner:
             selector=service_selector(self.state.name),
             scheduler=self.scheduler,
             unsupported=unsupported or None,
+            resolved_configuration=traffic_roles.recorded_roles(
+                self.spec.load_balancers or (), self.previous, swap
+            ),
         )
         status, recorded = record_events(status, self.work.messages, self.now, self.rng)
         if refusal is not None:

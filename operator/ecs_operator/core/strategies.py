@@ -8,7 +8,12 @@ CANARY ``canaryPercent`` first and the rest after ``canaryBakeTimeInMinutes``, L
 capped at 100 %). Then ``bakeTimeInMinutes`` with both revisions running, then CLEAN_UP stops
 blue, and the deployment completes once blue is gone.
 
-*Decisions*: the hook stages (PRE_SCALE_UP, POST_SCALE_UP, the test-traffic stages,
+With an alternate LoadBalancer (``advancedConfiguration``), TEST_TRAFFIC_SHIFT comes between
+SCALE_UP and the first production shift: it lasts until every green task is healthy in the
+test LoadBalancers (which list green only, ``core.load_balancing``); without one there is no
+test traffic and the stage is not entered.
+
+*Decisions*: the hook stages (PRE_SCALE_UP, POST_SCALE_UP, POST_TEST_TRAFFIC_SHIFT,
 PRE_/POST_PRODUCTION_TRAFFIC_SHIFT) pass at once, as no lifecycle hook is honoured yet; a
 service's first deployment (no revision serving production yet) rolls as ROLLING does; the
 stages never move backwards, and a deployment that fails (circuit breaker) rolls back to the
@@ -98,16 +103,21 @@ def advance(
     green_ready: bool,
     applied_at: Callable[[float], datetime | None],
     now: datetime,
+    test_traffic_shifted: Callable[[], bool] | None = None,
 ) -> Advance:
     """The stage ``stage`` has reached by ``now``: SCALE_UP waits for ``green_ready`` (every
-    green task healthy); each traffic step waits until the load balancers carry its share
-    (``applied_at``: since when, None while they do not), then for its minutes from then;
-    BAKE_TIME for its minutes; CLEAN_UP lasts until blue is gone (the planner's to see)."""
+    green task healthy); TEST_TRAFFIC_SHIFT, entered only with test LoadBalancers
+    (``test_traffic_shifted`` not None), until they list every green task; each traffic step
+    waits until the load balancers carry its share (``applied_at``: since when, None while they
+    do not), then for its minutes from then; BAKE_TIME for its minutes; CLEAN_UP lasts until
+    blue is gone (the planner's to see)."""
     steps = traffic_steps(strategy, configuration)
     passed: list[Stage] = []
     current = stage
     while True:
-        following, wait = _next(current, steps, configuration, green_ready, applied_at, now)
+        following, wait = _next(
+            current, steps, configuration, green_ready, applied_at, now, test_traffic_shifted
+        )
         if following is None:
             return Advance(current, tuple(passed), wait)
         current = following
@@ -121,9 +131,19 @@ def _next(
     green_ready: bool,
     applied_at: Callable[[float], datetime | None],
     now: datetime,
+    test_traffic_shifted: Callable[[], bool] | None,
 ) -> tuple[Stage | None, float | None]:
+    first_shift = Stage("PRODUCTION_TRAFFIC_SHIFT", steps[0][0], now)
     if stage.name == "SCALE_UP":
-        return (Stage("PRODUCTION_TRAFFIC_SHIFT", steps[0][0], now) if green_ready else None), None
+        if not green_ready:
+            return None, None
+        if test_traffic_shifted is None:
+            return first_shift, None
+        return Stage("TEST_TRAFFIC_SHIFT", 0.0, now), None
+    if stage.name == "TEST_TRAFFIC_SHIFT":
+        # Until the test LoadBalancers list green; their status change wakes the service.
+        shifted = test_traffic_shifted is None or test_traffic_shifted()
+        return (first_shift if shifted else None), None
     if stage.name == "PRODUCTION_TRAFFIC_SHIFT":
         applied = applied_at(stage.weight)
         if applied is None:
