@@ -271,3 +271,19 @@ def test_the_test_traffic_check_asks_every_test_load_balancer() -> None:
     check = load_balancing.test_traffic_check(svc.spec, {"web-test": written})
     assert check is not None and check(["g"]) and not check(["g", "other"])
     assert load_balancing.test_traffic_check(spec(), {}) is None
+
+
+def test_a_failed_deployment_swaps_nothing() -> None:
+    failing = STAGED | {"deploymentCircuitBreaker": {"enable": True, "rollback": True}}
+    sim = Sim(
+        spec(desiredCount=2, deploymentConfiguration=failing, loadBalancers=[ENTRY]),
+        [node(f"a{i}", "a") for i in range(4)],
+    )
+    sim.run(4)
+    blue = sim.primary().id
+    sim.test_traffic_shifted = lambda _tasks: False  # green never reaches the test listener
+    sim.revision, sim.generation = "web:2", 2
+    sim.outcomes["web:2"] = "fail"
+    sim.run(40, 30)
+    assert sim.primary().id == blue and sim.steady()
+    assert recorded(sim) == ("web", "web-test")
