@@ -287,3 +287,39 @@ def test_a_failed_deployment_swaps_nothing() -> None:
     sim.run(40, 30)
     assert sim.primary().id == blue and sim.steady()
     assert recorded(sim) == ("web", "web-test")
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    strategy=st.sampled_from(["BLUE_GREEN", "LINEAR", "CANARY"]),
+    desired=st.integers(1, 4),
+    deployments=st.integers(1, 3),
+)
+def test_each_completed_deployment_swaps_the_roles_once(
+    strategy: str, desired: int, deployments: int
+) -> None:
+    configuration: dict[str, Any] = {"strategy": strategy, "bakeTimeInMinutes": 0}
+    if strategy == "LINEAR":
+        configuration["linearConfiguration"] = {"stepPercent": 50, "stepBakeTimeInMinutes": 0}
+    if strategy == "CANARY":
+        configuration["canaryConfiguration"] = {"canaryBakeTimeInMinutes": 0}
+    sim = Sim(
+        spec(desiredCount=desired, deploymentConfiguration=configuration, loadBalancers=[ENTRY]),
+        [node(f"{z}{i}", z) for z in "ab" for i in range(3)],
+    )
+    sim.run(4)
+    sim.test_traffic_shifted = lambda _tasks: True
+    expected = ("web", "web-test")
+    for version in range(2, 2 + deployments):
+        sim.revision, sim.generation = f"web:{version}", version
+        for _ in range(60):
+            sim.plan()
+            primary = sim.primary()
+            if primary.rollout_state == "COMPLETED":
+                break
+            # Until it completes, the roles hold.
+            assert recorded(sim) == expected
+            sim.tick(20)
+        assert sim.primary().rollout_state == "COMPLETED"
+        expected = (expected[1], expected[0])
+        assert recorded(sim) == expected
