@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import random
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -116,6 +117,8 @@ class Sim:
     writes: int = 0
     alarms: AlarmReadings = field(default_factory=AlarmReadings)
     """The deployment alarms' readings every plan sees."""
+    test_traffic_shifted: Callable[[Sequence[str]], bool] | None = None
+    """The test LoadBalancers' answer (``ServiceState.test_traffic_shifted``)."""
     _names: itertools.count[int] = field(default_factory=itertools.count)
 
     def state(self) -> ServiceState:
@@ -131,6 +134,7 @@ class Sim:
             resolved_task_definition=self.revision,
             resolution_error=self.resolution_error,
             alarms=self.alarms,
+            test_traffic_shifted=self.test_traffic_shifted,
         )
 
     def plan(self) -> ServicePlan:

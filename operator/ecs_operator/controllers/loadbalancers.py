@@ -24,6 +24,7 @@ from ecs_operator.core import events as ecs_events
 from ecs_operator.core import labels, load_balancing
 from ecs_operator.core.names import load_balancer_of
 from ecs_operator.core.ownership import owned_by
+from ecs_operator.core.traffic_roles import alternates
 from ecs_operator.kube.client import (
     ENDPOINT_SLICES,
     KUBERNETES_SERVICES,
@@ -197,11 +198,12 @@ class LoadBalancerController:
             reader = self.context.service_revisions
             service = service.model_copy(update={"spec": reader.running_spec(service)})
             by_deployment = reader.load_balancers_by_deployment(service)
-            names = {
-                load_balancer_of(e)
+            every_entry = [
+                e
                 for entries in (service.spec.load_balancers, *by_deployment.values())
                 for e in entries or ()
-            }
+            ]
+            names = {load_balancer_of(e) for e in every_entry} | alternates(every_entry)
             if lb.metadata.name in names:
                 users.add(service.metadata.name)
             elif service.metadata.name not in holding:

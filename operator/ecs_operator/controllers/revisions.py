@@ -147,7 +147,8 @@ class ServiceRevisionReader:
         if not any(
             d.rollback for d in (service.status.deployments if service.status else None) or ()
         ):
-            return service.spec  # the common case, without reading the revisions
+            # The common case, without reading the revisions.
+            return service_revisions.with_load_balancer_roles(service.spec, service.status)
         return service_revisions.running_spec(service.spec, service.status, self.of(service))
 
     def load_balancers_by_deployment(

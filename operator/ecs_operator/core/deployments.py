@@ -128,7 +128,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final, Literal
 
-from ecs_operator.core import alarms, events, labels, lifecycle_hooks, strategies
+from ecs_operator.core import alarms, events, labels, lifecycle_hooks, strategies, traffic_roles
 from ecs_operator.core.alarms import AlarmReadings
 from ecs_operator.core.conditions import set_condition
 from ecs_operator.core.events import LaunchPurpose
@@ -379,6 +379,9 @@ class ServiceState:
     traffic_applied_at: Callable[[str, float], datetime | None] = lambda _d, _w: LONG_AGO
     """Since when the load balancers carry a deployment's production share (None: not yet);
     a service without load balancers has no traffic to move (LONG_AGO)."""
+    test_traffic_shifted: Callable[[Sequence[str]], bool] | None = None
+    """Whether the test LoadBalancers list each of these tasks as an endpoint; None: no
+    ``loadBalancers[]`` entry has an alternate (``load_balancing.test_traffic_check``)."""
     running_spec: ServiceSpec | None = None
     """The spec with the settings (placement, healthCheckGracePeriodSeconds, loadBalancers) of
     the service revision the Service runs, when they are not the spec's: after a rollback
@@ -1315,6 +1318,8 @@ class _Planner:
         )
         configuration = self.spec.deployment_configuration
         details = list(primary.lifecycle_hook_details or ())
+        check = self.state.test_traffic_shifted
+        green = [t.name for t in self._live() if t.deployment_id == primary.id]
 
         def moved_on(current: strategies.Stage, ready: bool) -> strategies.Advance:
             return strategies.advance(
@@ -1325,6 +1330,7 @@ class _Planner:
                 lambda weight: self.state.traffic_applied_at(primary.id, weight),
                 self.now,
                 lambda at: lifecycle_hooks.passable(configuration, details, at),
+                None if check is None else lambda: check(green),
             )
 
         passed: list[strategies.Stage] = []
@@ -1551,12 +1557,16 @@ class _Planner:
         live = self._live()
         remaining = [t for t in self.state.tasks if not t.stopped]
         primary = self.primary
-        if (
+        completing = (
             steady
             and primary is not None
             and primary.rollout_state == "IN_PROGRESS"
             and self._alarm_bake_over(primary)
-        ):
+        )
+        # As ECS's target groups: the test LoadBalancers, which listed green, now carry
+        # production, and the production ones take the next deployment's test traffic.
+        swap = completing and primary is not None and primary.lifecycle_stage is not None
+        if completing and primary is not None:
             self._replace(
                 primary,
                 rollout_state="COMPLETED",
@@ -1595,6 +1605,9 @@ class _Planner:
             selector=service_selector(self.state.name),
             scheduler=self.scheduler,
             unsupported=unsupported or None,
+            resolved_configuration=traffic_roles.recorded_roles(
+                self.spec.load_balancers or (), self.previous, swap
+            ),
         )
         status, recorded = record_events(status, self.work.messages, self.now, self.rng)
         if refusal is not None:

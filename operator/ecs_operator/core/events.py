@@ -508,6 +508,8 @@ def deployment_stage(
     head = f"(service {service}) (deployment {deployment_id})"
     if stage == "SCALE_UP":
         message = f"{head} is starting {revision} beside the current tasks (SCALE_UP)."
+    elif stage == "TEST_TRAFFIC_SHIFT":
+        message = f"{head} is shifting test traffic to {revision} (TEST_TRAFFIC_SHIFT)."
     elif stage == "PRODUCTION_TRAFFIC_SHIFT":
         message = (
             f"{head} shifted {weight:g}% of production traffic to {revision} "

@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final, Literal
 
-from ecs_operator.core import events, labels, names, strategies
+from ecs_operator.core import events, labels, names, strategies, traffic_roles
 from ecs_operator.core.conditions import set_condition
 from ecs_operator.core.deployments import LONG_AGO, ServiceTask
 from ecs_operator.core.ownership import managed_by_operator, owned_by, owner_description
@@ -145,10 +145,24 @@ class ServiceMembers:
     the deployment that started it (``core.service_revisions.task_spec``), else the Service's."""
 
     def entries(self, task: Task, lb_name: str) -> list[ServiceLoadBalancer]:
-        """The task's loadBalancers[] entries that name ``lb_name``."""
+        """The task's loadBalancers[] entries that register it with ``lb_name``: those whose
+        production LoadBalancer it is, and for a task of the deployment test traffic goes to,
+        those whose test LoadBalancer it is."""
         found = self.by_deployment.get(task.spec.started_by or "")
         entries = self.service.spec.load_balancers if found is None else found
-        return [e for e in entries or () if names.load_balancer_of(e) == lb_name]
+        tested = task.spec.started_by is not None and (
+            task.spec.started_by == test_traffic_deployment(self.service)
+        )
+        return [
+            e
+            for e in entries or ()
+            if names.load_balancer_of(e) == lb_name
+            or (tested and names.alternate_load_balancer_of(e) == lb_name)
+        ]
+
+    def tests_with(self, lb_name: str) -> bool:
+        """``lb_name`` is the test LoadBalancer of one of the Service's entries."""
+        return lb_name in traffic_roles.alternates(self.service.spec.load_balancers or ())
 
 
 @dataclass(frozen=True)
@@ -474,7 +488,7 @@ def desired_targets(
         kept = planner.unregistered_target(target, tasks.get(target.task), pods.get(target.task))
         if kept is not None:
             targets.append(kept)
-    targets = _with_production_weights(targets, services, previous)
+    targets = _with_production_weights(targets, services, previous, lb.metadata.name)
     targets.sort(key=lambda t: (t.service, t.task, t.port))
     return TargetsPlan(
         targets=tuple(targets),
@@ -494,16 +508,70 @@ def production_weight(service: Service) -> tuple[float, str] | None:
     return primary.production_traffic_weight, primary.id
 
 
+TEST_TRAFFIC_STAGES: Final = frozenset(
+    {"TEST_TRAFFIC_SHIFT", "PRODUCTION_TRAFFIC_SHIFT", "BAKE_TIME", "CLEAN_UP"}
+)
+
+
+def test_traffic_deployment(service: Service) -> str | None:
+    """The deployment whose tasks the Service's test LoadBalancers list: a BLUE_GREEN, LINEAR
+    or CANARY PRIMARY in progress, from TEST_TRAFFIC_SHIFT on (never blue: the older
+    deployments are never PRIMARY while one is)."""
+    deployments = service.status.deployments if service.status else None
+    primary = next((d for d in deployments or () if d.status == "PRIMARY"), None)
+    if (
+        primary is None
+        or primary.rollout_state != "IN_PROGRESS"
+        or primary.lifecycle_stage not in TEST_TRAFFIC_STAGES
+    ):
+        return None
+    return primary.id
+
+
+def test_traffic_check(
+    spec: ServiceSpec, load_balancers: Mapping[str, LoadBalancer]
+) -> Callable[[Sequence[str]], bool] | None:
+    """Whether every test LoadBalancer of the Service's (resolved) entries has each of the
+    given tasks registered and healthy on the entry's port, i.e. as an endpoint; None when no
+    entry has a test LoadBalancer."""
+    tested = [
+        (entry.container_port, name)
+        for entry in spec.load_balancers or ()
+        if (name := names.alternate_load_balancer_of(entry)) is not None
+    ]
+    if not tested:
+        return None
+
+    def shifted(tasks: Sequence[str]) -> bool:
+        for port, name in tested:
+            lb = load_balancers.get(name)
+            if lb is None:
+                return False
+            for task in tasks:
+                found = [t for t in _targets_of(task, lb) if t.port == port]
+                if not found or any(t.state != "healthy" for t in found):
+                    return False
+        return True
+
+    return shifted
+
+
 def _with_production_weights(
     targets: list[Target],
     services: Sequence[ServiceMembers],
     previous: Mapping[tuple[str, int], Target],
+    lb_name: str,
 ) -> list[Target]:
     """Mark which healthy targets serve production, per Service and port, so that the PRIMARY's
     share of the endpoints follows its traffic weight (``strategies.endpoint_mix``); the others
     stay registered and health-checked, but are no endpoint. Those that served before keep
-    serving first, so a weight that holds moves nobody."""
-    weights = {m.service.metadata.name: production_weight(m.service) for m in services}
+    serving first, so a weight that holds moves nobody. A Service's test LoadBalancer carries
+    no production share: every green target it lists serves."""
+    weights = {
+        m.service.metadata.name: production_weight(m.service)
+        for m in services
+        if not m.tests_with(lb_name)
+    }
     started_by = {t.metadata.name: t.spec.started_by for m in services for t in m.tasks}
     serving: set[tuple[str, int]] = set()
     groups: defaultdict[tuple[str, int], list[Target]] = defaultdict(list)
@@ -540,7 +608,7 @@ def _applied_weights(
     applied = []
     for members in services:
         weight = production_weight(members.service)
-        if weight is None:
+        if weight is None or members.tests_with(lb.metadata.name):
             continue
         name = members.service.metadata.name
         held = before.get(name)
@@ -678,19 +746,20 @@ def load_balancer_problems(
     problems: list[Violation] = []
     for index, entry in enumerate(spec.load_balancers or ()):
         field = f"spec.loadBalancers[{index}]"
-        named_by = f"{field}.{names.load_balancer_field(entry)}"
         name = names.load_balancer_of(entry)
-        lb = load_balancers.get(name)
-        if lb is None:
-            written = entry.target_group_arn or entry.load_balancer_name
-            mapped = f" ({written!r} maps to it)" if written != name else ""
-            problems.append(
-                Violation(named_by, f"no LoadBalancer named {name!r} in this namespace{mapped}")
-            )
-        elif (lb.metadata.model_extra or {}).get("deletionTimestamp"):
-            problems.append(Violation(named_by, f"LoadBalancer {name!r} is being deleted"))
-        elif (refusal := reported_refusal(lb)) is not None:
-            problems.append(Violation(named_by, refusal))
+        written = entry.target_group_arn or entry.load_balancer_name
+        named_by = f"{field}.{names.load_balancer_field(entry)}"
+        problems += _unusable(named_by, name, str(written), load_balancers)
+        alternate = names.alternate_load_balancer_of(entry)
+        if alternate is not None and entry.advanced_configuration is not None:
+            named_by = f"{field}.advancedConfiguration.alternateTargetGroupArn"
+            if alternate == name:
+                problems.append(
+                    Violation(named_by, f"names LoadBalancer {name!r}, the production one")
+                )
+            else:
+                written = entry.advanced_configuration.alternate_target_group_arn
+                problems += _unusable(named_by, alternate, written, load_balancers)
         container = containers.get(entry.container_name)
         if container is None:
             problems.append(
@@ -712,6 +781,21 @@ def load_balancer_problems(
                 )
             )
     return problems
+
+
+def _unusable(
+    field: str, name: str, written: str, load_balancers: Mapping[str, LoadBalancer]
+) -> list[Violation]:
+    """Why the LoadBalancer ``name`` (``written`` at ``field``) cannot take targets."""
+    lb = load_balancers.get(name)
+    if lb is None:
+        mapped = f" ({written!r} maps to it)" if written != name else ""
+        return [Violation(field, f"no LoadBalancer named {name!r} in this namespace{mapped}")]
+    if (lb.metadata.model_extra or {}).get("deletionTimestamp"):
+        return [Violation(field, f"LoadBalancer {name!r} is being deleted")]
+    if (refusal := reported_refusal(lb)) is not None:
+        return [Violation(field, refusal)]
+    return []
 
 
 def unsupported_fields(spec: LoadBalancerSpec) -> list[UnsupportedField]:

@@ -120,6 +120,17 @@ def load_balancer_of(entry: ServiceLoadBalancer) -> str:
     )
 
 
+def alternate_load_balancer_of(entry: ServiceLoadBalancer) -> str | None:
+    """The LoadBalancer object an entry's ``advancedConfiguration.alternateTargetGroupArn``
+    names, by the rule of ``targetGroupArn`` (a target group ARN gives its name; a plain value
+    is the name); None without one."""
+    advanced = entry.advanced_configuration
+    if advanced is None:
+        return None
+    named = advanced.alternate_target_group_arn
+    return load_balancer_name(ecs_target_group_name(named) if named.startswith("arn:") else named)
+
+
 def load_balancer_field(entry: ServiceLoadBalancer) -> str:
     """Which field of the entry names its LoadBalancer (``targetGroupArn`` or
     ``loadBalancerName``), for messages naming it."""

@@ -314,6 +314,17 @@ NOT_HONOURED: Final[Mapping[str, str]] = {
         "there is no Service Connect: use the LoadBalancer's Kubernetes Service (cluster DNS)"
     ),
     "role": "no IAM role is needed: the operator registers targets itself",
+    "loadBalancers[].advancedConfiguration.roleArn": (
+        "no IAM role is needed: the operator registers targets and shifts traffic itself"
+    ),
+    "loadBalancers[].advancedConfiguration.productionListenerRule": (
+        "the LoadBalancer is the listener: production traffic reaches the production "
+        "LoadBalancer's Kubernetes Service, whatever rule is named"
+    ),
+    "loadBalancers[].advancedConfiguration.testListenerRule": (
+        "the LoadBalancer is the listener: test traffic reaches the alternate LoadBalancer's "
+        "Kubernetes Service, whatever rule is named"
+    ),
     "propagateTags TASK_DEFINITION": "the task definition's tags are not copied to the tasks",
     "lifecycleHooks AWS_LAMBDA": (
         "there is no Lambda: the hook is skipped (only PAUSE hooks are honoured yet)"

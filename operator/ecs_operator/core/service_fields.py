@@ -62,6 +62,20 @@ def unsupported_service_fields(name: str, spec: ServiceSpec) -> list[Unsupported
         if used:
             found.append(_field(path, key))
     found.extend(_lifecycle_hooks(spec))
+    for index, entry in enumerate(spec.load_balancers or ()):
+        advanced = entry.advanced_configuration
+        for name, rule in (
+            ("productionListenerRule", advanced.production_listener_rule if advanced else None),
+            ("testListenerRule", advanced.test_listener_rule if advanced else None),
+            ("roleArn", advanced.role_arn if advanced else None),
+        ):
+            if rule:
+                found.append(
+                    _field(
+                        f"spec.loadBalancers[{index}].advancedConfiguration.{name}",
+                        f"loadBalancers[].advancedConfiguration.{name}",
+                    )
+                )
     for path, value in (
         ("spec.runningCount", spec.running_count),
         ("spec.pendingCount", spec.pending_count),

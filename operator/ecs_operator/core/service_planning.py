@@ -225,6 +225,7 @@ def _service_state(state: ReconcileState, load_balancer_error: str | None) -> Se
         traffic_applied_at=load_balancing.traffic_applied_at(
             metadata.name, running, state.load_balancers
         ),
+        test_traffic_shifted=load_balancing.test_traffic_check(running, state.load_balancers),
         running_spec=running,
         alarms=state.alarms,
     )

@@ -50,7 +50,7 @@ from typing import Any, Final
 
 from pydantic import ValidationError
 
-from ecs_operator.core import events, labels
+from ecs_operator.core import events, labels, traffic_roles
 from ecs_operator.models.service import (
     MAX_SERVICE_DEPLOYMENTS,
     Deployment,
@@ -224,26 +224,47 @@ def running_spec(
 ) -> ServiceSpec:
     """The settings the Service runs with: the spec's, except while its PRIMARY is a revision
     it rolled back to, whose stored settings apply until the spec asks for a new deployment
-    (the rollback restores them, not only the task definition)."""
+    (the rollback restores them, not only the task definition); its load balancers in their
+    current production and test roles."""
     primary = next(
         (d for d in (status.deployments if status else None) or () if d.status == "PRIMARY"),
         None,
     )
-    if primary is None or not primary.rollback:
+    revision = (
+        next((s.data for s in stored if s.deployment_id == primary.id), None)
+        if primary is not None and primary.rollback
+        else None
+    )
+    # Not a rollback, or its revision is not stored (collected by hand): the spec's settings.
+    running = (
+        spec
+        if revision is None
+        else spec.model_copy(update={field: getattr(revision, field) for field in RUNNING_FIELDS})
+    )
+    return with_load_balancer_roles(running, status)
+
+
+def with_load_balancer_roles(spec: ServiceSpec, status: ServiceStatus | None) -> ServiceSpec:
+    """``spec`` with its loadBalancers[] resolved to their production and test LoadBalancers
+    (``core.traffic_roles``)."""
+    if not spec.load_balancers:
         return spec
-    revision = next((s.data for s in stored if s.deployment_id == primary.id), None)
-    if revision is None:
-        return spec  # not stored (collected by hand): the spec is all there is
-    return spec.model_copy(update={field: getattr(revision, field) for field in RUNNING_FIELDS})
+    resolved = traffic_roles.resolved_entries(spec.load_balancers, status)
+    if resolved == spec.load_balancers:
+        return spec
+    return spec.model_copy(update={"load_balancers": resolved})
 
 
 def load_balancers_by_deployment(
     status: ServiceStatus | None, stored: Iterable[StoredRevision]
 ) -> dict[str, list[ServiceLoadBalancer]]:
-    """The loadBalancers of each listed deployment's stored service revision."""
+    """The loadBalancers of each listed deployment's stored service revision, resolved to
+    their production and test LoadBalancers."""
     listed = {d.id for d in (status.deployments if status else None) or ()}
     return {
-        s.deployment_id: s.data.load_balancers or [] for s in stored if s.deployment_id in listed
+        s.deployment_id: traffic_roles.resolved_entries(s.data.load_balancers or [], status)
+        for s in stored
+        if s.deployment_id in listed
     }
 
 

@@ -12,11 +12,16 @@ The hook stages (RECONCILE_SERVICE, PRE_SCALE_UP, POST_SCALE_UP, POST_TEST_TRAFF
 PRE_PRODUCTION_TRAFFIC_SHIFT before every traffic step, POST_PRODUCTION_TRAFFIC_SHIFT) pass
 once ``passable`` says so: at once unless a PAUSE hook waits there (``core.lifecycle_hooks``).
 
-*Decisions*: there is no test traffic yet, so POST_TEST_TRAFFIC_SHIFT comes right after
-POST_SCALE_UP; RECONCILE_SERVICE is entered only when the deployment starts while more than one
-revision has tasks (ECS); a service's first deployment (no revision serving production yet)
-rolls as ROLLING does; the stages never move backwards, and a deployment that fails (circuit
-breaker, PAUSE hook) rolls back to the revision still serving production, whatever
+With an alternate LoadBalancer (``advancedConfiguration``), TEST_TRAFFIC_SHIFT comes between
+POST_SCALE_UP and POST_TEST_TRAFFIC_SHIFT: it lasts until every green task is healthy in the
+test LoadBalancers (which list green only, ``core.load_balancing``); without one there is no
+test traffic and the stage is not entered.
+
+*Decisions*: without test traffic, POST_TEST_TRAFFIC_SHIFT comes right after POST_SCALE_UP;
+RECONCILE_SERVICE is entered only when the deployment starts while more than one revision has
+tasks (ECS); a service's first deployment (no revision serving production yet) rolls as
+ROLLING does; the stages never move backwards, and a deployment that fails (circuit breaker,
+alarms, PAUSE hook) rolls back to the revision still serving production, whatever
 ``rollback`` says, as blue/green always does.
 """
 
@@ -109,7 +114,9 @@ HOOK_STAGES: Final = frozenset(_AFTER_HOOK_STAGE)
 # Before green starts: no green task is launched while a deployment is at one of these.
 BEFORE_SCALE_UP: Final = frozenset({"RECONCILE_SERVICE", "PRE_SCALE_UP"})
 # The stages whose entry is told as an event (a hook stage is told only when a hook waits).
-ANNOUNCED: Final = frozenset({"SCALE_UP", "PRODUCTION_TRAFFIC_SHIFT", "BAKE_TIME", "CLEAN_UP"})
+ANNOUNCED: Final = frozenset(
+    {"SCALE_UP", "TEST_TRAFFIC_SHIFT", "PRODUCTION_TRAFFIC_SHIFT", "BAKE_TIME", "CLEAN_UP"}
+)
 
 
 def advance(
@@ -120,31 +127,41 @@ def advance(
     applied_at: Callable[[float], datetime | None],
     now: datetime,
     passable: Callable[[Stage], bool] = lambda _stage: True,
+    test_traffic_shifted: Callable[[], bool] | None = None,
 ) -> Advance:
     """The stage ``stage`` has reached by ``now``: a hook stage waits until ``passable``;
-    SCALE_UP waits for ``green_ready`` (every green task healthy); each traffic step waits
-    until the load balancers carry its share (``applied_at``: since when, None while they do
-    not), then for its minutes from then; BAKE_TIME for its minutes; CLEAN_UP lasts until blue
-    is gone (the planner's to see)."""
+    SCALE_UP waits for ``green_ready`` (every green task healthy); TEST_TRAFFIC_SHIFT, entered
+    only with test LoadBalancers (``test_traffic_shifted`` not None), until they list every
+    green task; each traffic step waits until the load balancers carry its share
+    (``applied_at``: since when, None while they do not), then for its minutes from then;
+    BAKE_TIME for its minutes; CLEAN_UP lasts until blue is gone (the planner's to see)."""
     steps = traffic_steps(strategy, configuration)
     passed: list[Stage] = []
     current = stage
     while True:
         if current.name in HOOK_STAGES:
             following: Stage | None = (
-                _after_hook(current, steps, now) if passable(current) else None
+                _after_hook(current, steps, now, test_traffic_shifted is not None)
+                if passable(current)
+                else None
             )
             wait = None
         else:
-            following, wait = _next(current, steps, configuration, green_ready, applied_at, now)
+            following, wait = _next(
+                current, steps, configuration, green_ready, applied_at, now, test_traffic_shifted
+            )
         if following is None:
             return Advance(current, tuple(passed), wait)
         current = following
         passed.append(current)
 
 
-def _after_hook(stage: Stage, steps: list[tuple[float, int]], now: datetime) -> Stage:
+def _after_hook(
+    stage: Stage, steps: list[tuple[float, int]], now: datetime, test_traffic: bool
+) -> Stage:
     following = _AFTER_HOOK_STAGE[stage.name]
+    if stage.name == "POST_SCALE_UP" and test_traffic:
+        following = "TEST_TRAFFIC_SHIFT"
     if following == "PRODUCTION_TRAFFIC_SHIFT":
         share = next((s for s, _ in steps if s > stage.weight), FULL)
         return Stage(following, share, now)
@@ -158,9 +175,14 @@ def _next(
     green_ready: bool,
     applied_at: Callable[[float], datetime | None],
     now: datetime,
+    test_traffic_shifted: Callable[[], bool] | None,
 ) -> tuple[Stage | None, float | None]:
     if stage.name == "SCALE_UP":
         return (Stage("POST_SCALE_UP", 0.0, now) if green_ready else None), None
+    if stage.name == "TEST_TRAFFIC_SHIFT":
+        # Until the test LoadBalancers list green; their status change wakes the service.
+        shifted = test_traffic_shifted is None or test_traffic_shifted()
+        return (Stage("POST_TEST_TRAFFIC_SHIFT", 0.0, now) if shifted else None), None
     if stage.name == "PRODUCTION_TRAFFIC_SHIFT":
         applied = applied_at(stage.weight)
         if applied is None:

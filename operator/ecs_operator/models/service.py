@@ -103,13 +103,14 @@ HookStage = Literal[
     "POST_PRODUCTION_TRAFFIC_SHIFT",
 ]
 # The stages a BLUE_GREEN, LINEAR or CANARY deployment goes through (ECS's names). A hook stage
-# passes at once unless a PAUSE hook waits there; TEST_TRAFFIC_SHIFT and POST_TEST_TRAFFIC_SHIFT
-# do not exist yet (no test traffic): a PAUSE hook there pauses right after POST_SCALE_UP.
+# passes at once unless a PAUSE hook waits there; TEST_TRAFFIC_SHIFT is entered only with an
+# alternate (test) LoadBalancer.
 LifecycleStage = Literal[
     "RECONCILE_SERVICE",
     "PRE_SCALE_UP",
     "SCALE_UP",
     "POST_SCALE_UP",
+    "TEST_TRAFFIC_SHIFT",
     "POST_TEST_TRAFFIC_SHIFT",
     "PRE_PRODUCTION_TRAFFIC_SHIFT",
     "PRODUCTION_TRAFFIC_SHIFT",
@@ -187,6 +188,10 @@ TOO_MANY_PAUSE_HOOKS: Final = (
 TOO_MANY_LAMBDA_HOOKS: Final = (
     f"spec.deploymentConfiguration.lifecycleHooks: at most {MAX_LAMBDA_HOOKS} AWS_LAMBDA hooks"
 )
+ADVANCED_CONFIGURATION_WITHOUT_STAGED: Final = (
+    "spec.loadBalancers[].advancedConfiguration is allowed only with strategy BLUE_GREEN, LINEAR "
+    "or CANARY"
+)
 DAEMON_STRATEGY: Final = (
     "spec.deploymentConfiguration.strategy must be ROLLING for a DAEMON service: it runs one "
     "task on each node"
@@ -225,6 +230,13 @@ _SPEC_RULES = cel_rules(
         "(!has(a.targetGroupArn) || b.targetGroupArn == a.targetGroupArn) && "
         "b.containerName == a.containerName && b.containerPort == a.containerPort))",
         DUPLICATE_LOAD_BALANCER,
+        ".loadBalancers",
+    ),
+    (
+        "!has(self.loadBalancers) || self.loadBalancers.all(b, !has(b.advancedConfiguration)) || "
+        "(has(self.deploymentConfiguration) && has(self.deploymentConfiguration.strategy) && "
+        "self.deploymentConfiguration.strategy in ['BLUE_GREEN', 'LINEAR', 'CANARY'])",
+        ADVANCED_CONFIGURATION_WITHOUT_STAGED,
         ".loadBalancers",
     ),
 )
@@ -559,8 +571,45 @@ LOAD_BALANCER_NAME_PATTERN: Final = r"^[A-Za-z0-9]([-.A-Za-z0-9]*[A-Za-z0-9])?$"
 TARGET_GROUP_ARN_PATTERN: Final = (
     r"^arn:[a-z-]+:elasticloadbalancing:[^:]*:[^:]*:targetgroup/[A-Za-z0-9-]{1,32}/[0-9A-Za-z]+$"
 )
+ALTERNATE_TARGET_GROUP_PATTERN: Final = (
+    r"^([A-Za-z0-9]([-.A-Za-z0-9]*[A-Za-z0-9])?|"
+    r"arn:[a-z-]+:elasticloadbalancing:[^:]*:[^:]*:targetgroup/[A-Za-z0-9-]{1,32}/[0-9A-Za-z]+)$"
+)
 LOAD_BALANCER_MISSING: Final = "give loadBalancerName or targetGroupArn"
 LOAD_BALANCER_TWICE: Final = "give loadBalancerName or targetGroupArn, not both"
+
+
+class AdvancedConfiguration(EcsModel):
+    """ECS's advanced settings of a load balancer for BLUE_GREEN, LINEAR and CANARY: the
+    alternate target group (here a second LoadBalancer) that carries test traffic to the new
+    revision; the listener rules and the role are accepted and not honoured."""
+
+    alternate_target_group_arn: str = Field(
+        min_length=1,
+        max_length=2048,
+        pattern=ALTERNATE_TARGET_GROUP_PATTERN,
+        description=(
+            "The LoadBalancer that carries test traffic: its name, or a target group ARN naming "
+            "it (mapped as targetGroupArn). It lists the new revision's tasks from "
+            "TEST_TRAFFIC_SHIFT on, never the old revision's; once a deployment completes the "
+            "two swap roles (status.resolvedConfiguration)."
+        ),
+    )
+    production_listener_rule: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="Production listener rule ARN (not honoured: the LoadBalancer listens).",
+    )
+    test_listener_rule: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="Test listener rule ARN (not honoured: the LoadBalancer listens).",
+    )
+    role_arn: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="IAM role for the load balancer calls (not honoured: none is needed).",
+    )
 
 
 class ServiceLoadBalancer(EcsModel):
@@ -616,6 +665,13 @@ class ServiceLoadBalancer(EcsModel):
         ge=1,
         le=65535,
         description="A containerPort of that container's portMappings.",
+    )
+    advanced_configuration: AdvancedConfiguration | None = Field(
+        default=None,
+        description=(
+            "BLUE_GREEN, LINEAR, CANARY: the alternate LoadBalancer that carries test traffic "
+            "to the new revision."
+        ),
     )
 
     @model_validator(mode="after")
@@ -857,6 +913,11 @@ class ServiceSpec(EcsModel):
                 DAEMON_STRATEGY,
             ),
             (len(set(balancers)) != len(balancers), DUPLICATE_LOAD_BALANCER),
+            (
+                any(b.advanced_configuration for b in self.load_balancers or ())
+                and (configuration is None or configuration.strategy in (None, "ROLLING")),
+                ADVANCED_CONFIGURATION_WITHOUT_STAGED,
+            ),
         ]
         for failed, message in problems:
             if failed:
@@ -956,9 +1017,10 @@ class Deployment(StatusModel):
         default=None,
         description=(
             "BLUE_GREEN, LINEAR, CANARY while IN_PROGRESS: SCALE_UP (the new revision starts at "
-            "the full count beside the old), PRODUCTION_TRAFFIC_SHIFT, BAKE_TIME, CLEAN_UP (the "
-            "old revision stops); a hook stage (PRE_SCALE_UP, POST_SCALE_UP ...) while a PAUSE "
-            "hook holds it there."
+            "the full count beside the old), TEST_TRAFFIC_SHIFT (with an alternate "
+            "LoadBalancer: it lists the new tasks), PRODUCTION_TRAFFIC_SHIFT, BAKE_TIME, "
+            "CLEAN_UP (the old revision stops); a hook stage (PRE_SCALE_UP, POST_SCALE_UP ...) "
+            "while a PAUSE hook holds it there."
         ),
     )
     stage_started_at: Timestamp | None = Field(
@@ -1235,6 +1297,40 @@ class StoredServiceRevision(StatusModel):
     service_connect_configuration: dict[str, Any] | None = None
 
 
+class ResolvedLoadBalancer(StatusModel):
+    """Which LoadBalancer of a ``loadBalancers[]`` entry with an alternate carries production
+    traffic now, and which one takes the next deployment's test traffic (ECS
+    ServiceRevisionLoadBalancer). The two swap each time a BLUE_GREEN, LINEAR or CANARY
+    deployment completes."""
+
+    load_balancer_name: str = Field(
+        max_length=MAX_OBJECT_NAME_LENGTH,
+        description="The LoadBalancer carrying production traffic (its Kubernetes Service).",
+    )
+    alternate_load_balancer_name: str = Field(
+        max_length=MAX_OBJECT_NAME_LENGTH,
+        description=(
+            "The LoadBalancer carrying test traffic: the next deployment's new tasks register "
+            "in it from TEST_TRAFFIC_SHIFT on."
+        ),
+    )
+    container_name: str = Field(max_length=255, description="The entry's containerName.")
+    container_port: int = Field(ge=1, le=65535, description="The entry's containerPort.")
+
+
+class ResolvedConfiguration(StatusModel):
+    """The Service's settings as they resolve now (ECS ServiceRevision.resolvedConfiguration)."""
+
+    load_balancers: list[ResolvedLoadBalancer] | None = Field(
+        default=None,
+        max_length=MAX_LOAD_BALANCERS,
+        description=(
+            "For each loadBalancers[] entry with advancedConfiguration: its production and "
+            "test LoadBalancer."
+        ),
+    )
+
+
 class ServiceStatus(StatusModel):
     """The ECS service description (DescribeServices) plus Kubernetes conditions."""
 
@@ -1302,6 +1398,14 @@ class ServiceStatus(StatusModel):
         default=None,
         max_length=MAX_DEPLOYMENTS,
         description="The service revisions that have tasks now, with their task counts.",
+    )
+    resolved_configuration: ResolvedConfiguration | None = Field(
+        default=None,
+        description=(
+            "Which LoadBalancer of each entry with an alternate carries production traffic "
+            "and which test traffic: they swap when a BLUE_GREEN, LINEAR or CANARY deployment "
+            "completes, as ECS's target groups do."
+        ),
     )
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from ecs_operator.core import names
 from ecs_operator.core.load_balancing import (
     DepartedTasks,
     ServiceMembers,
@@ -30,7 +31,7 @@ from ecs_operator.core.load_balancing import (
     task_load_balancer_health,
 )
 from ecs_operator.models.loadbalancer import LoadBalancer, Target
-from ecs_operator.models.service import Service
+from ecs_operator.models.service import Service, ServiceSpec
 from ecs_operator.models.task import Task
 from ecs_operator.models.taskdefinition import TaskDefinitionSpec
 from support.podfactory import T0, at, pod, running, waiting
@@ -841,3 +842,29 @@ def test_green_targets_without_traffic_are_registered_healthy() -> None:
     assert by_task["g0"].state == "healthy" and by_task["g0"].serving is False
     assert by_task["b0"].serving is None  # serving (the field is absent)
     assert not awaiting_registration("g0", service().spec, {"web-lb": step(lb, plan)})
+
+
+def test_the_alternate_load_balancer_is_checked_too() -> None:
+    def with_alternate(alternate: str) -> ServiceSpec:
+        return ServiceSpec.model_validate(
+            {
+                "taskDefinition": "web:1",
+                "desiredCount": 2,
+                "deploymentConfiguration": {"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 0},
+                "loadBalancers": [
+                    ENTRY | {"advancedConfiguration": {"alternateTargetGroupArn": alternate}}
+                ],
+            }
+        )
+
+    lbs = {"web-lb": load_balancer(), "web-test": load_balancer(name="web-test")}
+    assert load_balancer_problems(with_alternate("web-test"), TASK_DEFINITION, lbs) == []
+    field = "spec.loadBalancers[0].advancedConfiguration.alternateTargetGroupArn"
+    arn = "arn:aws:elasticloadbalancing:r:1:targetgroup/Web-Test/1a2b"
+    assert [str(v) for v in load_balancer_problems(with_alternate(arn), TASK_DEFINITION, lbs)] == [
+        f"{field}: no LoadBalancer named '{names.load_balancer_name('Web-Test')}' in this "
+        f"namespace ({arn!r} maps to it)"
+    ]
+    assert [
+        str(v) for v in load_balancer_problems(with_alternate("web-lb"), TASK_DEFINITION, lbs)
+    ] == [f"{field}: names LoadBalancer 'web-lb', the production one"]

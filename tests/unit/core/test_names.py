@@ -123,6 +123,17 @@ def test_a_target_group_arn_names_the_load_balancer_after_the_target_group() -> 
     assert names.load_balancer_of(entry(targetGroupArn=camel)) == names.load_balancer_name("Web-TG")
 
 
+def test_the_alternate_names_a_load_balancer_by_the_target_group_rule() -> None:
+    arn = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/Web-Green/73e2d6bc"
+    alternate = {"advancedConfiguration": {"alternateTargetGroupArn": arn}}
+    assert names.alternate_load_balancer_of(
+        entry(loadBalancerName="web", **alternate)
+    ) == names.load_balancer_name("Web-Green")
+    plain = {"advancedConfiguration": {"alternateTargetGroupArn": "web-green"}}
+    assert names.alternate_load_balancer_of(entry(loadBalancerName="web", **plain)) == "web-green"
+    assert names.alternate_load_balancer_of(entry(loadBalancerName="web")) is None
+
+
 def test_a_classic_load_balancer_name_maps_by_the_same_rule() -> None:
     assert names.load_balancer_of(entry(loadBalancerName="web")) == "web"
     mapped = names.load_balancer_of(entry(loadBalancerName="MyELB"))

@@ -57,6 +57,37 @@ CREATE_SERVICE = {
             },
             [],  # honoured: core.alarms
         ),
+        (
+            {
+                "deploymentConfiguration": {"strategy": "CANARY"},
+                "loadBalancers": [
+                    {
+                        "loadBalancerName": "web",
+                        "containerName": "web",
+                        "containerPort": 80,
+                        "advancedConfiguration": {
+                            "alternateTargetGroupArn": "web-test",
+                            "productionListenerRule": "arn:aws:elasticloadbalancing:r:1:rule/a",
+                            "roleArn": "arn:aws:iam::1:role/ecs-infra",
+                        },
+                    },
+                    {
+                        "loadBalancerName": "api",
+                        "containerName": "web",
+                        "containerPort": 81,
+                        "advancedConfiguration": {
+                            "alternateTargetGroupArn": "api-test",
+                            "testListenerRule": "arn:aws:elasticloadbalancing:r:1:rule/b",
+                        },
+                    },
+                ],
+            },
+            [
+                "spec.loadBalancers[0].advancedConfiguration.productionListenerRule",
+                "spec.loadBalancers[0].advancedConfiguration.roleArn",
+                "spec.loadBalancers[1].advancedConfiguration.testListenerRule",
+            ],
+        ),
         ({"runningCount": 2, "pendingCount": 0}, ["spec.runningCount", "spec.pendingCount"]),
         ({"launchType": "", "schedulingStrategy": "", "availabilityZoneRebalancing": ""}, []),
     ],

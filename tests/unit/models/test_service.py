@@ -162,6 +162,62 @@ SPEC_CASES = [
     ),
 ]
 
+ALTERNATE = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web-green/1a2b3c"
+WITH_ALTERNATE = {
+    "loadBalancers": [
+        {
+            "targetGroupArn": TARGET_GROUP,
+            "containerName": "web",
+            "containerPort": 80,
+            "advancedConfiguration": {"alternateTargetGroupArn": ALTERNATE},
+        }
+    ]
+}
+SPEC_CASES.append(
+    (
+        "advancedConfiguration is allowed only with strategy BLUE_GREEN, LINEAR or CANARY",
+        CREATE_SERVICE
+        | WITH_ALTERNATE
+        | {"deploymentConfiguration": {"strategy": "LINEAR", "bakeTimeInMinutes": 0}},
+        CREATE_SERVICE | WITH_ALTERNATE | {"deploymentConfiguration": {"strategy": "ROLLING"}},
+    )
+)
+SPEC_CASES.append(
+    (
+        "advancedConfiguration is allowed only with strategy BLUE_GREEN, LINEAR or CANARY",
+        CREATE_SERVICE
+        | WITH_ALTERNATE
+        | {"deploymentConfiguration": {"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 0}},
+        CREATE_SERVICE | WITH_ALTERNATE,
+    )
+)
+
+
+@pytest.mark.parametrize(
+    ("advanced", "field"),
+    [
+        ({}, "alternateTargetGroupArn"),
+        ({"alternateTargetGroupArn": ""}, "alternateTargetGroupArn"),
+        ({"alternateTargetGroupArn": "arn:aws:iam::1:role/x"}, "alternateTargetGroupArn"),
+    ],
+)
+def test_advanced_configuration_needs_an_alternate(advanced: dict[str, Any], field: str) -> None:
+    entry = WITH_ALTERNATE["loadBalancers"][0] | {"advancedConfiguration": advanced}
+    with pytest.raises(ValidationError) as error:
+        ServiceSpec.model_validate(
+            CREATE_SERVICE
+            | {
+                "loadBalancers": [entry],
+                "deploymentConfiguration": {"strategy": "CANARY"},
+            }
+        )
+    assert field in str(error.value)
+    entry_schema = SCHEMA["properties"]["spec"]["properties"]["loadBalancers"]["items"]
+    assert entry_schema["properties"]["advancedConfiguration"]["required"] == [
+        "alternateTargetGroupArn"
+    ]
+
+
 # (message fragment, good loadBalancers[] entry, bad one): CEL and the model agree.
 PORT = {"containerName": "web", "containerPort": 80}
 LOAD_BALANCER_CASES = [
