@@ -807,3 +807,22 @@ def load_balancer_name_taken(load_balancer: str, kind: str, name: str, holder: s
         f"LoadBalancer {load_balancer} publishes nothing: the {kind} {name!r} in this namespace "
         f"is not managed by it ({holder}); rename the LoadBalancer or remove that {kind}"
     )
+
+
+REASON_ROUTE_NOT_WEIGHTED: Final = "HTTPRouteNotWeighted"
+
+
+def route_without_backends(route: str, production: str, test: str) -> str:
+    """Operator wording: the HTTPRoute a productionListenerRule names cannot carry the split."""
+    return (
+        f"HTTPRoute {route} has no rule whose backendRefs name the Service {production} or "
+        f"{test}: production traffic moves by the endpoint mix instead"
+    )
+
+
+def route_not_found(route: str) -> str:
+    """Operator wording: the named HTTPRoute (or the Gateway API itself) is not served."""
+    return (
+        f"HTTPRoute {route} not found (is the Gateway API installed?): production traffic "
+        "moves by the endpoint mix instead"
+    )

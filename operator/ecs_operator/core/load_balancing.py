@@ -466,13 +466,15 @@ def desired_targets(
     services: Sequence[ServiceMembers],
     now: datetime,
     departed: Sequence[DepartedTasks] = (),
+    routed: frozenset[str] = frozenset(),
 ) -> TargetsPlan:
     """The LoadBalancer's targets as they should now read (rules in the module docstring).
 
     ``services``: every Service whose ``loadBalancers[]`` names ``lb``, plus those that still
     have targets in it (so their draining targets find their tasks); ``departed``: the tasks of
     deleted Services that still have targets in it, whose targets drain or go by the same
-    rules."""
+    rules. ``routed``: the Services whose production share an HTTPRoute carries
+    (``core.http_routes``): here they list blue only while a share is set."""
     planner = _Planner(lb, now)
     previous = {(t.task, t.port): t for t in (lb.status.targets if lb.status else None) or ()}
     members: list[ServiceMembers | DepartedTasks] = [*services, *departed]
@@ -488,7 +490,7 @@ def desired_targets(
         kept = planner.unregistered_target(target, tasks.get(target.task), pods.get(target.task))
         if kept is not None:
             targets.append(kept)
-    targets = _with_production_weights(targets, services, previous, lb.metadata.name)
+    targets = _with_production_weights(targets, services, previous, lb.metadata.name, routed)
     targets.sort(key=lambda t: (t.service, t.task, t.port))
     return TargetsPlan(
         targets=tuple(targets),
@@ -561,14 +563,16 @@ def _with_production_weights(
     services: Sequence[ServiceMembers],
     previous: Mapping[tuple[str, int], Target],
     lb_name: str,
+    routed: frozenset[str],
 ) -> list[Target]:
     """Mark which healthy targets serve production, per Service and port, so that the PRIMARY's
     share of the endpoints follows its traffic weight (``strategies.endpoint_mix``); the others
     stay registered and health-checked, but are no endpoint. Those that served before keep
     serving first, so a weight that holds moves nobody. A Service's test LoadBalancer carries
-    no production share: every green target it lists serves."""
+    no production share: every green target it lists serves. A routed Service's HTTPRoute
+    sends green's share to its test LoadBalancer, so here green gets none of it."""
     weights = {
-        m.service.metadata.name: production_weight(m.service)
+        m.service.metadata.name: _listed_weight(m.service, routed)
         for m in services
         if not m.tests_with(lb_name)
     }
@@ -597,6 +601,13 @@ def _with_production_weights(
         else target
         for target in targets
     ]
+
+
+def _listed_weight(service: Service, routed: frozenset[str]) -> tuple[float, str] | None:
+    weight = production_weight(service)
+    if weight is None or service.metadata.name not in routed:
+        return weight
+    return 0.0, weight[1]
 
 
 def _applied_weights(

@@ -582,7 +582,9 @@ LOAD_BALANCER_TWICE: Final = "give loadBalancerName or targetGroupArn, not both"
 class AdvancedConfiguration(EcsModel):
     """ECS's advanced settings of a load balancer for BLUE_GREEN, LINEAR and CANARY: the
     alternate target group (here a second LoadBalancer) that carries test traffic to the new
-    revision; the listener rules and the role are accepted and not honoured."""
+    revision; ``productionListenerRule`` may name an HTTPRoute that splits production traffic
+    exactly (``core.http_routes``); the test listener rule and the role are accepted and not
+    honoured."""
 
     alternate_target_group_arn: str = Field(
         min_length=1,
@@ -598,7 +600,12 @@ class AdvancedConfiguration(EcsModel):
     production_listener_rule: str | None = Field(
         default=None,
         max_length=2048,
-        description="Production listener rule ARN (not honoured: the LoadBalancer listens).",
+        description=(
+            "A Gateway API HTTPRoute in the Service's namespace, as httproute/NAME or NAME: the "
+            "operator sets the weights of its backendRefs naming the production and test "
+            "LoadBalancers' Kubernetes Services to the deployment's production share. An ELB "
+            "listener rule ARN is not honoured (the LoadBalancer listens)."
+        ),
     )
     test_listener_rule: str | None = Field(
         default=None,

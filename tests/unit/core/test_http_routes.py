@@ -1,0 +1,130 @@
+"""HTTPRoute weights for exact production traffic (core.http_routes)."""
+
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ecs_operator.core import events
+from ecs_operator.core.http_routes import (
+    ROUTE_WEIGHT_TOTAL,
+    RouteWeights,
+    green_weight,
+    route_name,
+    route_patch,
+    route_weights,
+)
+from ecs_operator.core.service_fields import unsupported_service_fields
+from ecs_operator.models.service import ServiceLoadBalancer, ServiceSpec
+
+
+def _entry(rule: str | None, alternate: str | None = "web-test") -> ServiceLoadBalancer:
+    body: dict[str, Any] = {
+        "loadBalancerName": "web",
+        "containerName": "app",
+        "containerPort": 80,
+    }
+    if alternate is not None:
+        advanced: dict[str, Any] = {"alternateTargetGroupArn": alternate}
+        if rule is not None:
+            advanced["productionListenerRule"] = rule
+        body["advancedConfiguration"] = advanced
+    return ServiceLoadBalancer.model_validate(body)
+
+
+def _route(*rules: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "shop", "namespace": "ns", "resourceVersion": "7"},
+        "spec": {
+            "parentRefs": [{"name": "gw"}],
+            "rules": [{"matches": [{"path": {"value": "/"}}], "backendRefs": r} for r in rules],
+        },
+    }
+
+
+WEIGHTS = RouteWeights("shop", "web", "web-test", 900, 100)
+
+
+def test_route_name_rule() -> None:
+    assert route_name("httproute/shop") == "shop"
+    assert route_name("HTTPRoute/shop") == "shop"
+    assert route_name("shop") == "shop"
+    assert route_name("arn:aws:elasticloadbalancing:r:1:listener-rule/app/a/b/c") is None
+    assert route_name("httproute/Not_A_Name") is None
+    assert route_name(None) is None
+
+
+@given(st.floats(min_value=0.0, max_value=100.0))
+def test_weights_sum_and_never_exceed_the_share(share: float) -> None:
+    (weights,) = route_weights([_entry("httproute/shop")], "web", share)
+    assert weights.production_weight + weights.test_weight == ROUTE_WEIGHT_TOTAL
+    assert weights.test_weight * 100 <= share * ROUTE_WEIGHT_TOTAL + 1e-6
+    assert 0 <= weights.test_weight <= ROUTE_WEIGHT_TOTAL
+
+
+def test_outside_a_deployment_production_gets_everything() -> None:
+    (weights,) = route_weights([_entry("shop")], "web", None)
+    assert (weights.production_weight, weights.test_weight) == (ROUTE_WEIGHT_TOTAL, 0)
+    assert green_weight(0.1) == 1
+    assert green_weight(10.0) == 100
+    assert green_weight(100.0) == ROUTE_WEIGHT_TOTAL
+
+
+def test_only_routed_entries_of_the_production_load_balancer() -> None:
+    assert route_weights([_entry(None)], "web", 10.0) == []
+    assert route_weights([_entry("arn:aws:elasticloadbalancing:r:1:rule/a")], "web", 10.0) == []
+    assert route_weights([_entry("shop")], "web-test", 10.0) == []
+
+
+def test_patch_sets_only_the_weights_of_the_two_services() -> None:
+    other = {"name": "legacy", "port": 80, "weight": 5}
+    route = _route(
+        [{"name": "web", "port": 80}, other], [{"name": "static", "port": 8080, "weight": 1}]
+    )
+    patch = route_patch(route, WEIGHTS, "ns")
+    assert isinstance(patch, dict)
+    assert patch["metadata"] == {"resourceVersion": "7"}
+    first, second = patch["spec"]["rules"]
+    assert first["matches"] == [{"path": {"value": "/"}}]
+    assert first["backendRefs"] == [
+        {"name": "web", "port": 80, "weight": 900},
+        other,
+        {"name": "web-test", "weight": 100, "port": 80},
+    ]
+    assert second == route["spec"]["rules"][1]
+    assert "parentRefs" not in patch["spec"]
+
+
+def test_patch_is_none_when_the_weights_hold() -> None:
+    route = _route(
+        [
+            {"name": "web", "port": 80, "weight": 900},
+            {"name": "web-test", "port": 80, "weight": 100},
+        ]
+    )
+    assert route_patch(route, WEIGHTS, "ns") is None
+
+
+def test_refs_of_another_namespace_or_kind_are_not_the_services() -> None:
+    route = _route([{"name": "web", "namespace": "elsewhere", "port": 80}])
+    assert route_patch(route, WEIGHTS, "ns") == events.route_without_backends(
+        "shop", "web", "web-test"
+    )
+    route = _route([{"name": "web", "kind": "ServiceImport", "group": "x.io", "port": 80}])
+    assert isinstance(route_patch(route, WEIGHTS, "ns"), str)
+
+
+def test_a_named_route_is_no_longer_unsupported() -> None:
+    spec = ServiceSpec.model_validate(
+        {
+            "taskDefinition": "web:1",
+            "desiredCount": 1,
+            "deploymentConfiguration": {"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 0},
+            "loadBalancers": [
+                _entry("httproute/shop").model_dump(by_alias=True, exclude_none=True)
+            ],
+        }
+    )
+    assert not [
+        f for f in unsupported_service_fields("web", spec) if "productionListenerRule" in f.field
+    ]
