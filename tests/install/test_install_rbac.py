@@ -72,6 +72,11 @@ OPERATOR_NAMESPACED_RULES = [
         "resources": ["endpointslices"],
         "verbs": ["get", "list", "watch", "create", "update", "delete"],
     },
+    {
+        "apiGroups": ["gateway.networking.k8s.io"],
+        "resources": ["httproutes"],
+        "verbs": ["get", "patch"],
+    },
 ]
 LEADER_ELECTION_RULES = [
     {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},

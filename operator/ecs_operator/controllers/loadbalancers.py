@@ -21,12 +21,13 @@ from ecs_operator.controllers.metrics import OperatorMetrics
 from ecs_operator.controllers.triggers import Change, Trigger, every_object, its_namespace, itself
 from ecs_operator.controllers.workqueue import WorkQueue
 from ecs_operator.core import events as ecs_events
-from ecs_operator.core import labels, load_balancing
+from ecs_operator.core import http_routes, labels, load_balancing
 from ecs_operator.core.names import load_balancer_of
 from ecs_operator.core.ownership import owned_by
 from ecs_operator.core.traffic_roles import alternates
 from ecs_operator.kube.client import (
     ENDPOINT_SLICES,
+    HTTP_ROUTES,
     KUBERNETES_SERVICES,
     LOAD_BALANCERS,
     PODS,
@@ -128,8 +129,15 @@ class LoadBalancerController:
         # Ownership before action: under another's Service of its name it registers and
         # publishes nothing, and says so.
         refusal = await self._sync_service(namespace, lb)
+        routed, route_problems = await self._sync_routes(namespace, lb, members)
+        if route_problems and route_problems != self._reported_route_problems(lb):
+            for problem in route_problems:
+                await self.events.record(
+                    body, "Warning", ecs_events.REASON_ROUTE_NOT_WEIGHTED, problem
+                )
+        problems += route_problems
         plan = load_balancing.desired_targets(
-            lb, [] if refusal else members, now, [] if refusal else departed
+            lb, [] if refusal else members, now, [] if refusal else departed, routed
         )
         problems += await self._sync_slices(namespace, lb, plan.targets)
         update = load_balancing.lb_status(
@@ -211,6 +219,59 @@ class LoadBalancerController:
             tasks, pods = self._with_pods(namespace, self.context.service_tasks(body))
             members.append(load_balancing.ServiceMembers(service, tasks, pods, by_deployment))
         return members, users
+
+    async def _sync_routes(
+        self, namespace: str, lb: LoadBalancer, members: Iterable[load_balancing.ServiceMembers]
+    ) -> tuple[frozenset[str], list[str]]:
+        """Give the HTTPRoutes that Services name for this production LoadBalancer their
+        weights (``core.http_routes``): the Services whose routes carry them, and the problems
+        of those that cannot (their production share then goes by the endpoint mix)."""
+        routed, problems = set(), []
+        for member in members:
+            service = member.service
+            share = load_balancing.production_weight(service)
+            weights = http_routes.route_weights(
+                service.spec.load_balancers or (), lb.metadata.name, share[0] if share else None
+            )
+            carried = bool(weights)
+            for wanted in weights:
+                problem = await self._weigh_route((namespace, lb.metadata.name), wanted)
+                if problem is not None:
+                    problems.append(problem)
+                    carried = False
+            if carried:
+                routed.add(service.metadata.name)
+        return frozenset(routed), problems
+
+    async def _weigh_route(self, key: Key, wanted: http_routes.RouteWeights) -> str | None:
+        """Write one HTTPRoute's weights; the problem when it cannot carry them."""
+        namespace = key[0]
+        route = await self.context.api.get(HTTP_ROUTES, namespace, wanted.route)
+        if route is None:  # also when the Gateway API CRDs are not installed (404)
+            return ecs_events.route_not_found(wanted.route)
+        patch = http_routes.route_patch(route, wanted, namespace)
+        if isinstance(patch, str):
+            return patch
+        if patch is not None:
+            try:
+                await self.context.api.patch(HTTP_ROUTES, namespace, wanted.route, patch)
+            except KubeError as error:
+                if not error.conflict:
+                    raise
+                # Changed since read: read and weigh it again at once.
+                self.queue.add_after(key, 0)
+        return None
+
+    @staticmethod
+    def _reported_route_problems(lb: LoadBalancer) -> list[str]:
+        """The route problems the status already reports (their event was recorded)."""
+        conditions = (lb.status.conditions if lb.status else None) or ()
+        return [
+            m
+            for c in conditions
+            for m in (c.message or "").split("; ")
+            if m.startswith("HTTPRoute ")
+        ]
 
     def _departed(self, namespace: str, lb: LoadBalancer) -> list[load_balancing.DepartedTasks]:
         """The tasks of each Service gone while it still has targets in the LoadBalancer:

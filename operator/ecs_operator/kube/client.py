@@ -103,6 +103,7 @@ SERVICES = Resource(API_GROUP, API_VERSION, "services")
 LOAD_BALANCERS = Resource(API_GROUP, API_VERSION, "loadbalancers")
 KUBERNETES_SERVICES = Resource("", "v1", "services")
 ENDPOINT_SLICES = Resource("discovery.k8s.io", "v1", "endpointslices")
+HTTP_ROUTES = Resource("gateway.networking.k8s.io", "v1", "httproutes")
 
 
 class KubeError(Exception):
