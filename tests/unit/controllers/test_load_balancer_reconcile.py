@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from ecs_operator.controllers.loadbalancers import LoadBalancerController
-from ecs_operator.core.labels import IN_USE_FINALIZER
 from ecs_operator.core.events import route_not_found
+from ecs_operator.core.labels import IN_USE_FINALIZER
 from ecs_operator.kube.client import EVENTS, HTTP_ROUTES, LOAD_BALANCERS, SERVICES
 from ecs_operator.kube.events import EventRecorder
 from support.controllers import ECS, NAMESPACE, Operator, cluster, service
