@@ -48,7 +48,7 @@ format: $(STAMP)
 
 # Two passes: everything on the sandbox (with the conformance suite's real-cluster variants), then
 # the integration and resilience suites again with the real control plane as their target.
-test: lint .tools/helm prometheus
+test: lint .tools/helm prometheus gateway-api
 	$(BIN)/python tools/test_passes.py $(PYTEST_ARGS)
 
 unit: $(STAMP)
@@ -78,6 +78,12 @@ helm: .tools/helm
 # Copy crds/ into the chart and manifests/, and the chart's RBAC rules into manifests/rbac.yaml.
 chart-crds: $(STAMP)
 	$(BIN)/python tools/sync_chart_crds.py
+
+.PHONY: gateway-api
+# The Gateway API's standard CRDs (GatewayClass, Gateway, HTTPRoute) for the HTTPRoute weight
+# tests, copied from the Go module sigs.k8s.io/gateway-api into .tools/gateway-api-VERSION.
+gateway-api: $(STAMP)
+	$(BIN)/python tools/fetch_gateway_api.py
 
 .PHONY: prometheus
 # Prometheus for the alarm-rollback tests: the distribution's package (Debian 12: 2.42), fetched

@@ -16,6 +16,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Generator, Iterator
 from pathlib import Path
 
@@ -54,6 +56,29 @@ def crds(target: ClusterTarget, tmp_path_factory: pytest.TempPathFactory) -> Non
         return {"tasks", "taskdefinitions"} <= names
 
     wait_for(served, 10, message="the ECS CRDs are not served")
+
+
+GATEWAY_API = REPO / ".tools" / "gateway-api-v1.6.3"  # tools/fetch_gateway_api.py
+
+
+@pytest.fixture(scope="session")
+def gateway_api(target: ClusterTarget, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The Gateway API's standard CRDs (`make gateway-api`), applied as a cluster admin would."""
+    if not GATEWAY_API.is_dir():
+        fetched = subprocess.run(
+            [sys.executable, str(REPO / "tools" / "fetch_gateway_api.py")], check=False
+        )
+        assert fetched.returncode == 0, "run `make gateway-api`"
+    cache = tmp_path_factory.mktemp("kubectl-cache")
+    result = run_kubectl(target.kubeconfig, cache, "apply", "-f", str(GATEWAY_API))
+    assert result.returncode == 0, result.stderr
+
+    def served() -> bool:
+        response = target.http.get("/apis/gateway.networking.k8s.io/v1")
+        names = {r["name"] for r in response.json().get("resources", [])} if response.ok else set()
+        return "httproutes" in names
+
+    wait_for(served, 10, message="the Gateway API CRDs are not served")
 
 
 @pytest.fixture(scope="session")

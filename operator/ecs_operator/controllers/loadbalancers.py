@@ -229,9 +229,10 @@ class LoadBalancerController:
         routed, problems = set(), []
         for member in members:
             service = member.service
-            share = load_balancing.production_weight(service)
             weights = http_routes.route_weights(
-                service.spec.load_balancers or (), lb.metadata.name, share[0] if share else None
+                service.spec.load_balancers or (),
+                lb.metadata.name,
+                load_balancing.shifting_weight(service),
             )
             carried = bool(weights)
             for wanted in weights:

@@ -603,9 +603,19 @@ def _with_production_weights(
     ]
 
 
+def shifting_weight(service: Service) -> float | None:
+    """The PRIMARY's production share while its deployment is in progress (a completed one
+    keeps its last share, but then it alone serves)."""
+    deployments = service.status.deployments if service.status else None
+    primary = next((d for d in deployments or () if d.status == "PRIMARY"), None)
+    if primary is None or primary.rollout_state != "IN_PROGRESS":
+        return None
+    return primary.production_traffic_weight
+
+
 def _listed_weight(service: Service, routed: frozenset[str]) -> tuple[float, str] | None:
     weight = production_weight(service)
-    if weight is None or service.metadata.name not in routed:
+    if weight is None or service.metadata.name not in routed or shifting_weight(service) is None:
         return weight
     return 0.0, weight[1]
 

@@ -1,0 +1,141 @@
+"""Exact production weights through a Gateway API HTTPRoute (issue #11 item 3): a CANARY
+deployment with an alternate LoadBalancer and `productionListenerRule: httproute/shop`. Every
+committed version of the route is read from a watch: its weights sum to 1000 at each step, the
+test LoadBalancer's Service gets 0, then the canary's 10 %, then everything, and after the
+roles swap the new production LoadBalancer has it all. Rules and refs of other Services stay as
+the user wrote them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from support.ecs_api import Ecs
+from support.load_balancers import (
+    LB_NAME,
+    ClusterWatch,
+    LoadBalancers,
+    lb_entry,
+    load_balancer,
+    web_definition,
+)
+from support.services import Services
+
+FAMILY = "web"
+SERVICE = "web"
+TEST_LB = "web-lb-test"
+ROUTE = "shop"
+DESIRED = 2
+CONVERGE = 60
+GATEWAY = "gateway.networking.k8s.io"
+
+Body = dict[str, Any]
+
+OTHER_RULE = {
+    "matches": [{"path": {"type": "PathPrefix", "value": "/static"}}],
+    "backendRefs": [{"name": "static", "port": 8080}],
+}
+
+
+def http_route() -> Body:
+    return {
+        "apiVersion": f"{GATEWAY}/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": ROUTE},
+        "spec": {
+            "parentRefs": [{"name": "gateway"}],
+            "rules": [
+                {
+                    "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                    "backendRefs": [{"name": LB_NAME, "port": 80}],
+                },
+                OTHER_RULE,
+            ],
+        },
+    }
+
+
+@pytest.fixture
+def services(ecs: Ecs, gateway_api: None) -> Services:
+    return Services(ecs)
+
+
+def read_route(ecs: Ecs) -> Body:
+    response = ecs.http.get(ecs.path("httproutes", ROUTE, group=GATEWAY, version="v1"))
+    assert response.ok, response.text
+    found: Body = response.json()
+    return found
+
+
+def weights(route: Body) -> tuple[int | None, int | None]:
+    """(production web-lb, web-lb-test) weights of the route's first rule."""
+    refs = {r["name"]: r.get("weight") for r in route["spec"]["rules"][0]["backendRefs"]}
+    return refs.get(LB_NAME), refs.get(TEST_LB)
+
+
+def test_canary_sets_the_http_route_weights_at_each_stage(services: Services) -> None:
+    ecs = services.ecs
+    lbs = LoadBalancers(services)
+    lbs.create(load_balancer())
+    lbs.create(load_balancer(TEST_LB))
+    route_path = ecs.path("httproutes", group=GATEWAY, version="v1")
+    created = ecs.http.post(route_path, json=http_route())
+    assert created.status_code == 201, created.text
+    services.create_body(web_definition(FAMILY))
+    ecs.wait_accepted(FAMILY)
+    entry = lb_entry() | {
+        "advancedConfiguration": {
+            "alternateTargetGroupArn": TEST_LB,
+            "productionListenerRule": f"httproute/{ROUTE}",
+        }
+    }
+    services.create(
+        SERVICE,
+        FAMILY,
+        desiredCount=DESIRED,
+        loadBalancers=[entry],
+        deploymentConfiguration={
+            "strategy": "CANARY",
+            "canaryConfiguration": {"canaryPercent": 10, "canaryBakeTimeInMinutes": 0},
+        },
+    )
+    services.wait(
+        lambda: services.steady(SERVICE, DESIRED, f"{FAMILY}:1"), "web:1 steady", SERVICE, CONVERGE
+    )
+    ecs.wait(
+        lambda: weights(read_route(ecs)) == (1000, 0),
+        "production has all the route's weight",
+        lambda: read_route(ecs),
+        CONVERGE,
+    )
+    unsupported = services.status(SERVICE).get("unsupported") or []
+    assert not [f for f in unsupported if "productionListenerRule" in f["field"]], unsupported
+    with ClusterWatch(services, {"httproutes": route_path}) as watch:
+        services.update_task_definition(
+            FAMILY, web_definition(FAMILY, environment=[{"name": "V", "value": "2"}])["spec"]
+        )
+        services.wait(
+            lambda: services.steady(SERVICE, DESIRED, f"{FAMILY}:2"),
+            "web:2 steady",
+            SERVICE,
+            CONVERGE * 2,
+        )
+        ecs.wait(
+            lambda: weights(read_route(ecs)) == (0, 1000),
+            "the swapped production (web-lb-test) has all the route's weight",
+            lambda: read_route(ecs),
+            CONVERGE,
+        )
+    seen = [weights(e.object) for e in watch.events if e.type != "DELETED"]
+    steps = [w for i, w in enumerate(seen) if i == 0 or w != seen[i - 1]]
+    assert all(p is not None and t is not None and p + t == 1000 for p, t in steps[1:]), steps
+    # 10 % of production to green, then all of it; the swap keeps green on web-lb-test.
+    assert (900, 100) in steps and (0, 1000) in steps, steps
+    assert steps.index((900, 100)) < steps.index((0, 1000)), steps
+    route = read_route(ecs)
+    # The API server's defaults (group, kind, weight 1) are all that differs.
+    assert route["spec"]["rules"][1]["backendRefs"] == [
+        {"group": "", "kind": "Service", "name": "static", "port": 8080, "weight": 1}
+    ]
+    assert [p["name"] for p in route["spec"]["parentRefs"]] == ["gateway"]
