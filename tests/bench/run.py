@@ -31,6 +31,10 @@
   container ready -> endpoint ready (the operator's own share), stop decided -> endpoint not
   ready, EndpointSlice writes per target change. Informative: reference/targets.md sets no
   figure (R5, the correctness side, is an integration test).
+- Blue/green (bench_blue_green.py), `--bg-runs` BLUE_GREEN deployments of `--bg-tasks` tasks
+  with zero bake behind a LoadBalancer: new revision registered -> the new deployment alone and
+  COMPLETED, and the API writes until settled per green task; medians. Informative (issue #11
+  sets no figure).
 
 `--target real` (`make bench-real`, or `make bench TARGET=real`): the real control plane
 benchmark alone (bench_real.py), `--real-runs` runs on one cluster (`--kubeconfig`, else one
@@ -65,6 +69,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import (
+    bench_blue_green,
     bench_load_balancers,
     bench_placement,
     bench_real,
@@ -367,6 +372,17 @@ def load_balancer_rows(result: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def blue_green_rows(result: dict[str, Any]) -> list[Row]:
+    what = f"BLUE_GREEN {result['tasks']} tasks, zero bake"
+    runs = result["runs"]
+    return [
+        Row(f"{what}: revision -> COMPLETED", "s", [run["seconds"] for run in runs]),
+        Row(
+            f"{what}: API writes per green task", "writes", [run["writes_per_task"] for run in runs]
+        ),
+    ]
+
+
 def real_rows(result: dict[str, Any]) -> list[Row]:
     runs, count = result["runs"], result["tasks"]
 
@@ -511,6 +527,8 @@ def main() -> int:
         "--service-scales", default="100,1000", help="Service sizes to scale out to (P2)"
     )
     parser.add_argument("--lb-targets", type=int, default=100, help="load-balanced tasks")
+    parser.add_argument("--bg-tasks", type=int, default=100, help="blue/green deployment tasks")
+    parser.add_argument("--bg-runs", type=int, default=3, help="blue/green deployments measured")
     parser.add_argument("--scale-services", type=int, default=1000, help="Services (P6)")
     parser.add_argument("--scale-tasks", type=int, default=10, help="tasks per Service (P6)")
     parser.add_argument(
@@ -546,6 +564,9 @@ def main() -> int:
     print(f"load balancer ({args.lb_targets} targets: registration, deregistration) …")
     load_balancers = bench_load_balancers.run(args.lb_targets)
     rows += load_balancer_rows(load_balancers)
+    print(f"blue/green ({args.bg_runs} deployments of {args.bg_tasks} tasks, zero bake) …")
+    blue_green = bench_blue_green.run(args.bg_tasks, args.bg_runs)
+    rows += blue_green_rows(blue_green)
     seconds = time.monotonic() - started
     print()
     print(table(rows))
@@ -555,6 +576,7 @@ def main() -> int:
     print(f"\n{bench_scale.report(scale)}")
     print(f"\n{bench_unplaceable.report(unplaceable)}")
     print(f"\n{bench_load_balancers.report(load_balancers)}")
+    print(f"\n{bench_blue_green.report(blue_green)}")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     document = {
         "environment": environment(),
@@ -565,6 +587,7 @@ def main() -> int:
         "scale": scale,
         "unplaceable": unplaceable,
         "load_balancers": load_balancers,
+        "blue_green": blue_green,
     }
     args.output.write_text(json.dumps(document, indent=2) + "\n")
     print(f"\n{len(rows)} metrics in {seconds:.0f} s; written to {args.output}")

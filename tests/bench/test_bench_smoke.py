@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from bench import bench_real, bench_scale, bench_services, bench_tasks, bench_unplaceable
+from bench import (
+    bench_blue_green,
+    bench_real,
+    bench_scale,
+    bench_services,
+    bench_tasks,
+    bench_unplaceable,
+)
 from bench import run as bench_run
 from support.helpers import REAL_CLUSTER_ENV
 
@@ -122,3 +129,27 @@ def test_real_benchmark_measures_both_sides_on_one_cluster() -> None:
     rows = bench_run.real_rows(result)
     assert all(row.runs for row in rows)
     assert "Deployment median" in bench_run.table(rows, baseline="Deployment")
+
+
+BLUE_GREEN_TASKS = 10
+
+
+@pytest.mark.timeout(300)  # setup waits for blue's targets to pass two 5 s health checks
+def test_blue_green_benchmark_measures_time_and_writes_of_a_deployment() -> None:
+    result = bench_blue_green.run(BLUE_GREEN_TASKS, runs=1, nodes_per_zone=2)
+
+    (run,) = result["runs"]
+    assert run["seconds"] > 0
+    assert run["settled"]
+    assert run["writes"] == sum(run["breakdown"].values())
+    # Green: a Task and its Pod per task (more when the scheduler replaced or rebalanced
+    # one: counted, as any write; no duplicate launch is the resilience suite's to prove);
+    # blue: each of its tasks stopped.
+    created = run["breakdown"].get("create tasks", 0)
+    assert created >= BLUE_GREEN_TASKS, run["breakdown"]
+    assert run["breakdown"].get("create pods") == created, run["breakdown"]
+    assert run["breakdown"].get("patch tasks", 0) >= BLUE_GREEN_TASKS, run["breakdown"]
+    assert "patch taskdefinitions" not in run["breakdown"]  # the client's own edit
+    rows = bench_run.blue_green_rows(result)
+    assert [row.unit for row in rows] == ["s", "writes"]
+    assert f"BLUE_GREEN {BLUE_GREEN_TASKS} tasks" in bench_run.table(rows)

@@ -24,7 +24,7 @@ from support.load_balancers import (
     namespace_paths,
     web_definition,
 )
-from support.services import Services, revision_of
+from support.services import Services, is_stopped, revision_of
 
 FAMILY = "web"
 SERVICE = "web"
@@ -154,3 +154,152 @@ def test_canary_lists_a_share_of_green_first(services: Services, lbs: LoadBalanc
     messages = services.messages(SERVICE)
     assert any("shifted 25% of production traffic" in m for m in messages), messages
     assert any("shifted 100% of production traffic" in m for m in messages), messages
+
+
+SUPERSEDING = f"{FAMILY}:3"
+
+
+@dataclass
+class SupersededTraffic(EndpointInvariants):
+    """R5, and what a superseded BLUE_GREEN deployment may do to production: its revision
+    (web:2) is never listed, no two revisions are listed at once, and once the newest
+    (web:3) is listed blue never comes back."""
+
+    newest_listed_at: int | None = None
+
+    def after(self, event: WatchEvent, view: dict[str, dict[str, Body]]) -> None:
+        super().after(event, view)
+        listed = {
+            revision_of(view["tasks"][name])
+            for name in self._listed_pods(view)
+            if name in view["tasks"]
+        }
+        where = f"rv {event.resource_version} ({event.type} {event.kind})"
+        if GREEN in listed:
+            self.violations.append(f"{where}: production lists the superseded {GREEN}")
+        if len(listed) > 1:
+            self.violations.append(f"{where}: production lists {sorted(listed)} at once")
+        if SUPERSEDING in listed and self.newest_listed_at is None:
+            self.newest_listed_at = event.resource_version
+        if self.newest_listed_at is not None and BLUE in listed:
+            self.violations.append(f"{where}: blue listed again after {SUPERSEDING}")
+
+
+def held_hook(services: Services, deployment_id: str) -> Body | None:
+    """The PAUSE hook run holding `deployment_id`, once it awaits action."""
+    record = service_deployment(services, deployment_id)
+    for detail in (record or {}).get("lifecycleHookDetails") or ():
+        if detail["status"] == "AWAITING_ACTION":
+            found: Body = detail
+            return found
+    return None
+
+
+def service_deployment(services: Services, deployment_id: str) -> Body | None:
+    digits = deployment_id.removeprefix("ecs-svc/")
+    for record in services.status(SERVICE).get("serviceDeployments") or ():
+        if record["serviceDeploymentArn"].endswith("/" + digits):
+            found: Body = record
+            return found
+    return None
+
+
+def test_a_new_revision_supersedes_an_in_flight_blue_green_deployment(
+    services: Services, lbs: LoadBalancers
+) -> None:
+    """As ECS: the in-flight deployment (web:2, held by a PAUSE hook at POST_SCALE_UP) is
+    STOPPED and its green tasks stopped; the newest (web:3) starts over from blue, which keeps
+    its tasks and all production traffic until web:3 takes it."""
+    desired = 2
+    check = SupersededTraffic(LB_NAME, SERVICE, DEREGISTRATION_DELAY)
+    hook = {
+        "targetType": "PAUSE",
+        "lifecycleStages": ["POST_SCALE_UP"],
+        "timeoutConfiguration": {"timeoutInMinutes": 60, "action": "ROLLBACK"},
+    }
+    lbs.create(load_balancer())
+    services.create_body(web_definition(FAMILY))
+    services.ecs.wait_accepted(FAMILY)
+    with ClusterWatch(services, namespace_paths(services)) as watch:
+        services.create(
+            SERVICE,
+            FAMILY,
+            desiredCount=desired,
+            loadBalancers=[lb_entry()],
+            deploymentConfiguration={
+                "strategy": "BLUE_GREEN",
+                "bakeTimeInMinutes": 0,
+                "lifecycleHooks": [hook],
+            },
+        )
+        blue_id = services.wait_steady(SERVICE, desired, BLUE, CONVERGE)["deployments"][0]["id"]
+        services.ecs.wait(
+            lambda: len(lbs.listed_endpoints()) == desired,
+            "blue serving",
+            lambda: lbs.listed_endpoints(),
+            CONVERGE,
+        )
+        services.update_task_definition(
+            FAMILY, web_definition(FAMILY, environment=[{"name": "V", "value": "2"}])["spec"]
+        )
+        services.wait(lambda: services.primary(SERVICE)["id"] != blue_id, "web:2 started", SERVICE)
+        superseded_id = services.primary(SERVICE)["id"]
+        first_hook = services.wait(
+            lambda: held_hook(services, superseded_id), "web:2 held", SERVICE, CONVERGE
+        )
+        services.update_task_definition(
+            FAMILY, web_definition(FAMILY, environment=[{"name": "V", "value": "3"}])["spec"]
+        )
+
+        def superseded() -> Body | None:
+            status = services.status(SERVICE)
+            record = service_deployment(services, superseded_id)
+            tasks = [t for t in services.tasks(SERVICE) if revision_of(t) == GREEN]
+            done = (
+                status["deployments"][0]["id"] not in (blue_id, superseded_id)
+                and superseded_id not in [d["id"] for d in status["deployments"]]
+                and (record or {}).get("status") == "STOPPED"
+                and all(is_stopped(t) for t in tasks)
+            )
+            return status if done else None
+
+        status = services.wait(superseded, "web:2 superseded, its tasks stopped", SERVICE, CONVERGE)
+        newest = status["deployments"][0]
+        assert newest["taskDefinition"].endswith(SUPERSEDING), newest
+        # Blue was not touched: all its tasks live, serving all production traffic.
+        assert (
+            sorted(revision_of(t) for t in services.live(SERVICE) if revision_of(t) == BLUE)
+            == [BLUE] * desired
+        )
+        assert {revision_of(t) for t in services.live(SERVICE)} <= {BLUE, SUPERSEDING}
+        record = service_deployment(services, superseded_id)
+        assert record is not None
+        assert newest["id"].removeprefix("ecs-svc/") in record["statusReason"], record
+        assert "newer service deployment" in record["statusReason"], record
+        # The newest deployment runs its own stages from the start: held by a hook of its own.
+        second_hook = services.wait(
+            lambda: held_hook(services, newest["id"]), "web:3 held", SERVICE, CONVERGE
+        )
+        assert second_hook["hookId"] != first_hook["hookId"]
+        services.update(
+            SERVICE,
+            continueServiceDeployment={"hookId": second_hook["hookId"], "action": "CONTINUE"},
+        )
+        status = services.wait(
+            lambda: services.steady(SERVICE, desired, SUPERSEDING),
+            "web:3 steady",
+            SERVICE,
+            CONVERGE,
+        )
+    assert_clean(watch, check)
+    assert check.newest_listed_at is not None
+    assert [d["id"] for d in status["deployments"]] == [newest["id"]]
+    records = {
+        r["serviceDeploymentArn"].rsplit("/", 1)[1]: r["status"]
+        for r in status["serviceDeployments"]
+    }
+    assert records == {
+        newest["id"].removeprefix("ecs-svc/"): "SUCCESSFUL",
+        superseded_id.removeprefix("ecs-svc/"): "STOPPED",
+        blue_id.removeprefix("ecs-svc/"): "SUCCESSFUL",
+    }, status["serviceDeployments"]
