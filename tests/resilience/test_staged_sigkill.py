@@ -8,10 +8,11 @@ once the hook is continued it completes with only green left."""
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
+from ecs_operator.models.service import LifecycleStage
 from support.ecs_api import Ecs, OperatorProcess
 from support.load_balancers import (
     ClusterWatch,
@@ -30,20 +31,8 @@ BLUE, GREEN = f"{FAMILY}:1", f"{FAMILY}:2"
 # task beyond desiredCount and stops one (seen with 10 tasks) -- ECS behaviour, not a duplicate.
 DESIRED = 3
 CONVERGE = 60
-# ECS's lifecycle stages in the order a deployment passes them.
-STAGES = (
-    "RECONCILE_SERVICE",
-    "PRE_SCALE_UP",
-    "SCALE_UP",
-    "POST_SCALE_UP",
-    "TEST_TRAFFIC_SHIFT",
-    "POST_TEST_TRAFFIC_SHIFT",
-    "PRE_PRODUCTION_TRAFFIC_SHIFT",
-    "PRODUCTION_TRAFFIC_SHIFT",
-    "POST_PRODUCTION_TRAFFIC_SHIFT",
-    "BAKE_TIME",
-    "CLEAN_UP",
-)
+# ECS's lifecycle stages, in the order a deployment passes them (the model lists them so).
+STAGES = get_args(LifecycleStage)
 # How long a held deployment must stay put after a restart to count as resumed in place.
 HOLD_SECONDS = 3
 
