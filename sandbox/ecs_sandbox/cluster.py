@@ -964,7 +964,8 @@ class _Kubelet:
             delay = self._timers[0][0] - loop.time() if self._timers else None
             if delay is None or delay > 0:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), delay)
+                    async with asyncio.timeout(delay):  # unlike wait_for, never eats a cancel
+                        await self._wakeup.wait()
 
     def _process(self, run: _PodRun, now: float) -> None:
         node = self._sim.nodes.get(run.node)

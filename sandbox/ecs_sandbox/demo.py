@@ -1291,7 +1291,8 @@ class Demo:
                     shown = snapshot.signature()
                     self._print_plain(snapshot, now, "tasks", MAX_TASK_ROWS)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stopping.wait(), interval)
+                    async with asyncio.timeout(interval):  # unlike wait_for, never eats a cancel
+                        await self.stopping.wait()
         if live is None:
             final = await read_snapshot(kube, snapshot)
             self._print_plain(final, datetime.now(UTC), "tasks at exit", None)

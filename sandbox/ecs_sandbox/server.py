@@ -1060,8 +1060,9 @@ class WatchSession:
             wake = min(deadline, now + self.FAULT_POLL)
             if next_bookmark is not None:
                 wake = min(wake, next_bookmark)
-            try:
-                event = await asyncio.wait_for(self.queue.get(), timeout=max(wake - now, 0))
+            try:  # not asyncio.wait_for: on 3.11 it may swallow the server's cancellation
+                async with asyncio.timeout(max(wake - now, 0)):
+                    event = await self.queue.get()
             except TimeoutError:
                 if next_bookmark is not None and time.monotonic() >= next_bookmark:
                     await response.write(self._bookmark())

@@ -295,16 +295,20 @@ class FaultProxy:
                     )
                     if wait is not None and wait <= 0:
                         break
+                    # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that
+                    # comes as the read completes, and a dropped watch would stream on.
                     try:
-                        chunk = await asyncio.wait_for(
-                            upstream.content.readany(), timeout=min(wait or 0.5, 0.5)
-                        )
+                        async with asyncio.timeout(min(wait or 0.5, 0.5)):
+                            chunk = await upstream.content.readany()
                     except TimeoutError:
                         continue
                     if not chunk:
                         break
                     await response.write(chunk)
-        except (asyncio.CancelledError, ConnectionResetError, aiohttp.ClientError) as error:
+        except asyncio.CancelledError:  # dropped: aiohttp closes the client's connection
+            self._note(f"watch {request.path_qs} ended: dropped")
+            raise
+        except (ConnectionResetError, aiohttp.ClientError) as error:
             self._note(f"watch {request.path_qs} ended: {type(error).__name__}")
         finally:
             self._watches.discard(task)
