@@ -64,6 +64,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # The `cluster` fixture's real variant is marked `realcluster` like every other test of a
+    # real cluster: `make test` runs them all after the real pass (tools/test_passes.py).
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("cluster") == "real":
+            item.add_marker(pytest.mark.realcluster)
     if not real_target_selected():
         return
     skip = pytest.mark.skip(

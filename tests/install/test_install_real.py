@@ -19,6 +19,8 @@ import pytest
 from support.helpers import REAL_CLUSTER_ENV, ClusterTarget, run_kubectl, unique_name, wait_for
 from support.install import CHART, CRDS, MANIFESTS, SERVER_SIDE_APPLY, helm_binary
 
+pytestmark = pytest.mark.realcluster
+
 NAMESPACE = "ecs-operator-system"
 GROUP = "ecs.operator.dev"
 CRD_NAMES = [
