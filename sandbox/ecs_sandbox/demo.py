@@ -1329,7 +1329,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-scenes",
         action="store_true",
         help="only create the examples, for a quiet cluster (the scenes also stay off when "
-        "--examples names another directory: they act on the repository's Service)",
+        "--examples names another directory: they act on the repository's Services)",
     )
     demo.add_argument(
         "--no-live",
