@@ -23,21 +23,25 @@ What `make sandbox` runs. In one command:
      (its Pod gets the sandbox's exit annotation) and replaced by a new task; every node of one
      zone is lost (an AZ outage: its tasks start again in the other zones) and comes back (AZ
      rebalancing); a new TaskDefinition revision rolls out within minimumHealthyPercent and
-     maximumPercent until the deployment is COMPLETED. Each scene waits on what it shows (a
-     deadline of `SCENE_TIMEOUT` per step, then the next scene) and prints the service's new ECS
-     events as they appear; the whole story takes under a minute;
-5. a view of the Services (desired, running, pending, revision, rollout, running tasks per zone)
-   and the Tasks (rich Live table, refreshed a few times a second by list calls; STOPPED tasks
-   leave it `STOPPED_SHOWN_SECONDS` after stopping, failures `FAILED_SHOWN_SECONDS`, and the
-   rows are capped, routine stops leaving first, with a count of what is not shown; only
-   failures are red, see `stop_severity`) plus one line of nodes by zone, both tables fitting
-   the terminal's width by leaving out their least useful columns (readable at 80x24), until
-   Ctrl-C, SIGTERM or `--duration` seconds;
+     maximumPercent until the deployment is COMPLETED; then, on the examples' CANARY Service
+     (`web-canary.yaml`'s `shop`), a new revision deploys through ECS's lifecycle stages, each
+     printed as it is read (`PRODUCTION_TRAFFIC_SHIFT: 20 % of production on shop:2`), to
+     COMPLETED or a rollback, its bake times set to 0 first to keep it short. Each scene waits
+     on what it shows (a deadline of `SCENE_TIMEOUT` per step, then the next scene) and prints
+     the service's new ECS events as they appear; the whole story takes about a minute;
+5. a view of the Services (desired, running, pending, revision, rollout, running tasks per zone;
+   a line for each BLUE_GREEN, LINEAR or CANARY deployment in progress: strategy, stage and
+   production share) and the Tasks (rich Live table, refreshed a few times a second by list
+   calls; STOPPED tasks leave it `STOPPED_SHOWN_SECONDS` after stopping, failures
+   `FAILED_SHOWN_SECONDS`, and the rows are capped, routine stops leaving first, with a count
+   of what is not shown; only failures are red, see `stop_severity`) plus one line of nodes by
+   zone, both tables fitting the terminal's width by leaving out their least useful columns
+   (readable at 80x24), until Ctrl-C, SIGTERM or `--duration` seconds;
    with `--no-live` or when stdout is not a terminal, a plain table every few seconds when
    something changed, and every task at exit;
 6. then the operator is stopped (SIGTERM, SIGKILL after 10 s) and the sandbox after it; exit 0.
    Exit 1 when the operator dies on its own (the tail of its log is shown) or the sandbox cannot
-   listen, 2 for bad input (an example that does not parse).
+   listen, 2 for bad input (an example that does not parse, or an object defined twice).
 
 More examples are more YAML files in the examples directory. A scripted scene is a `Scene` in
 `SERVICE_SCENES`: an async function of the `Stage` (API client, console, loaded examples) that
@@ -110,6 +114,8 @@ SCENE_POLL_SECONDS = 0.25
 SCENE_PAUSE_SECONDS = 2.0  # between scenes, to look at the result
 KILL_EXIT_CODE = 137  # what a SIGKILLed process reports
 NEW_GREETING = "bonjour"  # the environment change that registers a new revision
+CANARY = "CANARY"  # the strategy of the Service whose staged deployment a scene shows
+CANARY_HELLO = ("v2", "v1")  # its TaskDefinition's HELLO: the value set, or else the other
 EVENT_TEXT_WIDTH = 160
 # The tasks table: a STOPPED task stays this long, and at most this many rows (live view: what
 # the terminal's height leaves). The table at exit shows every task.
@@ -117,6 +123,9 @@ STOPPED_SHOWN_SECONDS = 20.0
 FAILED_SHOWN_SECONDS = 600.0  # a failure stays longer in view: it is what needs looking at
 MAX_TASK_ROWS = 40
 MIN_TASK_ROWS = 8
+# The live view's lines besides the rows of services, deployments and tasks: both tables'
+# borders and headers (8), the note on tasks not shown, the nodes line, and two to spare.
+VIEW_OTHER_LINES = 12
 
 Obj = dict[str, Any]
 
@@ -151,11 +160,13 @@ class Manifest:
 def load_manifests(directory: Path) -> list[Manifest]:
     """Every document of `directory/*.yaml` (and `*.yml`), in creation order: the kinds of
     `APPLY_FIRST` first, in that order, then the rest in file order. DemoError names the file
-    and document of anything that is not a Kubernetes object."""
+    and document of anything that is not a Kubernetes object, or that defines an object again
+    (same apiVersion, kind, namespace and name)."""
     if not directory.is_dir():
         raise DemoError(f"no examples directory {directory} (pass --examples DIR)")
     files = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
     manifests: list[Manifest] = []
+    defined: dict[tuple[str, str, str | None, str], Path] = {}
     for path in files:
         try:
             documents = list(yaml.safe_load_all(path.read_text()))
@@ -164,8 +175,20 @@ def load_manifests(directory: Path) -> list[Manifest]:
         for number, body in enumerate(documents, start=1):
             if body is None:
                 continue
-            _check_object(body, f"{path}: document {number}")
-            manifests.append(Manifest(path, body))
+            where = f"{path}: document {number}"
+            _check_object(body, where)
+            manifest = Manifest(path, body)
+            # A second object of the same name would only be refused as existing, and the
+            # scenes would act on the first one whatever its file says.
+            namespace = body["metadata"].get("namespace")
+            identity = (body["apiVersion"], manifest.kind, namespace, manifest.name)
+            if identity in defined:
+                raise DemoError(
+                    f"{where}: {manifest.kind}/{manifest.name} is already defined in "
+                    f"{defined[identity].name}"
+                )
+            defined[identity] = path
+            manifests.append(manifest)
     if not manifests:
         raise DemoError(f"{directory}: no Kubernetes objects in *.yaml")
 
@@ -238,6 +261,16 @@ def _node_ready(node: Obj) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
+def _strategy(service: Obj) -> str:
+    configuration = (service.get("spec") or {}).get("deploymentConfiguration") or {}
+    return str(configuration.get("strategy") or "ROLLING")
+
+
+def _primary(service: Obj) -> Obj:
+    deployments = (service.get("status") or {}).get("deployments") or ()
+    return next((d for d in deployments if d.get("status") == "PRIMARY"), {})
+
+
 def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
@@ -264,8 +297,7 @@ class ServiceView:
         return next((task for task in self.tasks if _name(task) == name), None)
 
     def primary(self) -> Obj:
-        deployments = (self.service.get("status") or {}).get("deployments") or ()
-        return next((d for d in deployments if d.get("status") == "PRIMARY"), {})
+        return _primary(self.service)
 
     def running_by_zone(self) -> Counter[str]:
         return Counter(_task_zone(task) for task in self.running)
@@ -338,12 +370,14 @@ class Stage:
         """Where a namespaced object of the examples goes: its own namespace, else the stage's."""
         return str(manifest.body["metadata"].get("namespace") or self.namespace)
 
-    def service_key(self) -> ObjectKey:
-        """The examples' (first) Service: the one the scenes act on."""
+    def service_key(self, strategy: str | None = None) -> ObjectKey:
+        """The examples' first Service (with `strategy`, the first whose deploymentConfiguration
+        names it): the one a scene acts on."""
         for manifest in self.examples:
-            if manifest.is_ecs("Service"):
+            if manifest.is_ecs("Service") and strategy in (None, _strategy(manifest.body)):
                 return self.namespace_of(manifest), manifest.name
-        raise DemoError("the examples hold no Service for the scenes to show")
+        which = f"{strategy} Service" if strategy else "Service"
+        raise DemoError(f"the examples hold no {which} for the scenes to show")
 
     async def read_service(self, key: ObjectKey) -> ServiceView:
         namespace, name = key
@@ -541,26 +575,46 @@ def deployment_bounds(view: ServiceView) -> tuple[int, int]:
     return math.ceil(view.desired * minimum / 100), math.floor(view.desired * maximum / 100)
 
 
-async def roll_out_revision(stage: Stage) -> None:
-    key = stage.service_key()
-    namespace, name = key
-    view = await stage.follow(key, "the service to settle", _settled)
+async def service_family(stage: Stage, view: ServiceView) -> tuple[str, Obj]:
+    """The TaskDefinition family the service runs the latest revision of, and its object;
+    DemoError when the service pins a revision (a new one would not deploy) or there is none."""
     reference = str(view.service["spec"]["taskDefinition"])
     family, _, pinned = reference.partition(":")
     if pinned:
-        raise DemoError(f"service {name} pins {reference}: a new revision would not roll out")
+        raise DemoError(
+            f"service {_name(view.service)} pins {reference}: a new revision would not deploy"
+        )
+    namespace = str(view.service["metadata"].get("namespace") or DEFAULT_NAMESPACE)
     definition = await stage.kube.get(TASK_DEFINITIONS, namespace, family)
     if definition is None:
         raise DemoError(f"no TaskDefinition {family}")
+    return family, definition
+
+
+def changed_environment(
+    definition: Obj, variable: str, values: tuple[str, str]
+) -> tuple[list[Obj], str]:
+    """The TaskDefinition's containerDefinitions with `variable` of its first container set to
+    the first of `values`, or to the second when it holds the first already (so every call
+    registers a new revision), and the value set."""
     containers = copy.deepcopy(definition["spec"]["containerDefinitions"])
     environment = containers[0].get("environment") or []
-    greeting = next((e.get("value") for e in environment if e.get("name") == "GREETING"), None)
-    greeting = "hello" if greeting == NEW_GREETING else NEW_GREETING
+    current = next((e.get("value") for e in environment if e.get("name") == variable), None)
+    value = values[1] if current == values[0] else values[0]
     containers[0]["environment"] = [
-        *(e for e in environment if e.get("name") != "GREETING"),
-        {"name": "GREETING", "value": greeting},
+        *(e for e in environment if e.get("name") != variable),
+        {"name": variable, "value": value},
     ]
-    previous = str(view.primary().get("taskDefinition", reference))
+    return containers, value
+
+
+async def roll_out_revision(stage: Stage) -> None:
+    key = stage.service_key()
+    namespace = key[0]
+    view = await stage.follow(key, "the service to settle", _settled)
+    family, definition = await service_family(stage, view)
+    containers, greeting = changed_environment(definition, "GREETING", (NEW_GREETING, "hello"))
+    previous = str(view.primary().get("taskDefinition", view.service["spec"]["taskDefinition"]))
     min_healthy, max_tasks = deployment_bounds(view)
     stage.say(
         f"Setting GREETING={greeting} in TaskDefinition {family} registers a new revision; watch "
@@ -596,18 +650,139 @@ async def roll_out_revision(stage: Stage) -> None:
     )
 
 
+def stage_text(deployment: Obj) -> str:
+    """Where a BLUE_GREEN, LINEAR or CANARY deployment is, from its `status.deployments[]`
+    entry: `PRODUCTION_TRAFFIC_SHIFT: 20 % of production on shop:2` ('' out of any stage)."""
+    stage = deployment.get("lifecycleStage")
+    if not stage:
+        return ""
+    weight = float(deployment.get("productionTrafficWeight") or 0)
+    return f"{stage}: {weight:g} % of production on {deployment.get('taskDefinition', '')}"
+
+
+def _deployment(view: ServiceView, deployment_id: str) -> Obj:
+    deployments = (view.service.get("status") or {}).get("deployments") or ()
+    return next((d for d in deployments if d.get("id") == deployment_id), {})
+
+
+def _on_revision(view: ServiceView, deployment_id: str) -> ServiceView | None:
+    """The view once `deployment_id` is COMPLETED and every task RUNNING its revision."""
+    deployment = _deployment(view, deployment_id)
+    done = (
+        deployment.get("rolloutState") == "COMPLETED"
+        and view.settled()
+        and all(_task_definition(task) == deployment["taskDefinition"] for task in view.running)
+    )
+    return view if done else None
+
+
+async def deploy_canary(stage: Stage) -> None:
+    key = stage.service_key(CANARY)
+    namespace, name = key
+
+    def ready(view: ServiceView) -> ServiceView | None:
+        primary = view.primary()
+        return _on_revision(view, primary["id"]) if primary.get("id") else None
+
+    view = await stage.follow(key, f"service {name} to settle", ready)
+    family, definition = await service_family(stage, view)
+    containers, hello = changed_environment(definition, "HELLO", CANARY_HELLO)
+    previous = str(view.primary()["taskDefinition"])
+    configuration = view.service["spec"].get("deploymentConfiguration") or {}
+    canary = configuration.get("canaryConfiguration") or {}
+    share = f"{canary['canaryPercent']:g} %" if canary.get("canaryPercent") else "a share"
+    stage.say(
+        f"Setting HELLO={hello} in TaskDefinition {family} registers a new revision; service "
+        f"{name} deploys it with CANARY: watch its lifecycle stages as it starts beside "
+        f"{previous}, takes {share} of production, then all of it, and {previous} stops."
+    )
+    # Bake times are whole minutes: 0 is the only shorter wait than the example's.
+    canary_bake = canary.get("canaryBakeTimeInMinutes")
+    bake = configuration.get("bakeTimeInMinutes")
+    if (canary_bake, bake) != (0, 0):
+        at_share = f"{canary_bake} min" if canary_bake is not None else "its default time"
+        stage.say(
+            f"(The example waits {at_share} at the canary share and bakes {bake or 0} min once "
+            "all production moved; to keep the show short, both are set to 0 first.)"
+        )
+        no_bakes: Obj = {
+            "spec": {
+                "deploymentConfiguration": {
+                    "canaryConfiguration": {"canaryBakeTimeInMinutes": 0},
+                    "bakeTimeInMinutes": 0,
+                }
+            }
+        }
+        patched = await stage.kube.patch(SERVICES, namespace, name, no_bakes)
+        generation = int(patched["metadata"].get("generation") or 0)
+
+        def observed(view: ServiceView) -> ServiceView | None:
+            seen = (view.service.get("status") or {}).get("observedGeneration") or 0
+            return view if int(seen) >= generation else None
+
+        await stage.follow(key, f"the operator to read {name}'s bake times", observed)
+    patch = {"spec": {"containerDefinitions": containers}}
+    await stage.kube.patch(TASK_DEFINITIONS, namespace, family, patch)
+
+    def started(view: ServiceView) -> Obj | None:
+        primary = view.primary()
+        return primary if primary.get("taskDefinition") not in (None, previous) else None
+
+    primary = await stage.follow(key, f"a deployment of a new revision of {family}", started)
+    deployment, revision = primary["id"], primary["taskDefinition"]
+    strategy = primary.get("strategy") or _strategy(view.service)
+    stage.say(f"deployment {deployment} of {revision} started ({strategy})", "yellow")
+
+    shown = ""
+
+    def moved(view: ServiceView) -> tuple[str, ServiceView] | None:
+        """What is new: a stage (or share) not shown yet, COMPLETED, or FAILED."""
+        state = _deployment(view, deployment).get("rolloutState")
+        if state == "FAILED":
+            return state, view
+        if state == "COMPLETED":
+            return (state, view) if _on_revision(view, deployment) else None
+        text = stage_text(_deployment(view, deployment))
+        return (text, view) if text and text != shown else None
+
+    while True:
+        what = f"deployment {deployment} to move on from {shown or 'its start'}"
+        outcome, view = await stage.follow(key, what, moved)
+        if outcome in ("COMPLETED", "FAILED"):
+            break
+        stage.say(outcome, "yellow")
+        shown = outcome
+    if outcome == "COMPLETED":
+        weight = float(_deployment(view, deployment).get("productionTrafficWeight") or 0)
+        stage.say(
+            f"COMPLETED: {len(view.running)} tasks RUNNING {revision}, {weight:g} % of "
+            f"production on it; {previous} stopped",
+            "green",
+        )
+        return
+    reason = _deployment(view, deployment).get("rolloutStateReason") or "no reason given"
+    stage.say(f"deployment {deployment} FAILED: {reason}", "red")
+    back = view.primary()
+    if back.get("rollback"):
+        stage.say(f"rolling back: production returns whole to {previous}", "yellow")
+        rollback = functools.partial(_on_revision, deployment_id=back["id"])
+        view = await stage.follow(key, f"the rollback to {previous}", rollback)
+        stage.say(f"rolled back: {len(view.running)} tasks RUNNING {previous}", "yellow")
+
+
 SERVICE_SCENES: tuple[Scene, ...] = (
     Scene("a service spreads across the zones", spread_service, SCENE_PAUSE_SECONDS),
     Scene("killing a task", kill_task, SCENE_PAUSE_SECONDS),
     Scene("losing the nodes of a zone", lose_zone, SCENE_PAUSE_SECONDS),
     Scene("a rolling deployment", roll_out_revision, SCENE_PAUSE_SECONDS),
+    Scene("a CANARY deployment's lifecycle stages", deploy_canary, SCENE_PAUSE_SECONDS),
 )
 SCRIPT: tuple[Scene, ...] = (Scene("the examples", apply_examples), *SERVICE_SCENES)
 
 
 def choose_script(examples_dir: Path, *, scenes: bool) -> tuple[Scene, ...]:
     """The whole SCRIPT with the repository's examples; only "the examples" with `--no-scenes`
-    or another examples directory (the scenes act on the repository's Service)."""
+    or another examples directory (the scenes act on the repository's Services)."""
     if scenes and examples_dir.resolve() == DEFAULT_EXAMPLES.resolve():
         return SCRIPT
     return SCRIPT[:1]
@@ -984,6 +1159,21 @@ def service_table(views: list[ServiceView], *, plain: bool, width: int = PLAIN_W
     return table
 
 
+def deployment_lines(services: list[Obj], width: int | None = None) -> list[str]:
+    """One line per service whose PRIMARY deployment is in a lifecycle stage (a BLUE_GREEN,
+    LINEAR or CANARY deployment in progress), by namespace and name: `shop  CANARY
+    PRODUCTION_TRAFFIC_SHIFT: 20 % of production on shop:2`, cut to `width`."""
+    lines = []
+    for service in sorted(services, key=lambda s: (s["metadata"].get("namespace", ""), _name(s))):
+        primary = _primary(service)
+        text = stage_text(primary)
+        if text:
+            strategy = primary.get("strategy") or _strategy(service)
+            line = f"{_name(service)}  {strategy}  {text}"
+            lines.append(line if width is None else _clip(line, width))
+    return lines
+
+
 @dataclass
 class Snapshot:
     """What the view shows, read from the API in one go."""
@@ -999,6 +1189,8 @@ class Snapshot:
         if self.services:
             views = service_views(self.services, self.tasks, self.nodes)
             parts.append(service_table(views, plain=plain, width=width))
+            for line in deployment_lines(self.services, width):
+                parts.append(Text(line, style="yellow"))
         tasks, note = shown_tasks(self.tasks, now, max_task_rows)
         parts.append(task_table(tasks, now, width=width, plain=plain))
         if note:
@@ -1008,12 +1200,19 @@ class Snapshot:
             parts.append(Text(f"API error (retrying): {self.error}", style="red"))
         return Group(*parts)
 
+    def task_rows(self, height: int) -> int:
+        """How many task rows leave room on a terminal of `height` lines for the rest: a row
+        per service and per deployment line, and `VIEW_OTHER_LINES`."""
+        others = len(self.services) + len(deployment_lines(self.services)) + VIEW_OTHER_LINES
+        return max(MIN_TASK_ROWS, height - others)
+
     def signature(self) -> tuple[Any, ...]:
         """Everything shown except the ages: the plain view prints only when this changes."""
         epoch = datetime.fromtimestamp(0, UTC)
         rows = tuple(task_row(task, epoch)[:-1] for task in _sorted_tasks(self.tasks))
         services = tuple(map(service_row, service_views(self.services, self.tasks, self.nodes)))
-        return (services, rows, zone_summary(self.nodes, self.tasks), self.error)
+        staged = tuple(deployment_lines(self.services))
+        return (services, staged, rows, zone_summary(self.nodes, self.tasks), self.error)
 
 
 async def read_snapshot(kube: ApiClient, previous: Snapshot | None) -> Snapshot:
@@ -1130,7 +1329,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-scenes",
         action="store_true",
         help="only create the examples, for a quiet cluster (the scenes also stay off when "
-        "--examples names another directory: they act on the repository's Service)",
+        "--examples names another directory: they act on the repository's Services)",
     )
     demo.add_argument(
         "--no-live",
@@ -1281,7 +1480,7 @@ class Demo:
                 snapshot = await read_snapshot(kube, snapshot)
                 now = datetime.now(UTC)
                 if live is not None:
-                    rows = max(MIN_TASK_ROWS, self.console.height - len(snapshot.services) - 12)
+                    rows = snapshot.task_rows(self.console.height)
                     live.update(
                         snapshot.render(
                             now, width=self.console.width, plain=False, max_task_rows=rows

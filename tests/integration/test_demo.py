@@ -30,20 +30,29 @@ pytestmark = pytest.mark.own_sandbox
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "manifests" / "examples"
 TASKS_PATH = "/apis/ecs.operator.dev/v1alpha1/namespaces/default/tasks"
-SERVICE_PATH = "/apis/ecs.operator.dev/v1alpha1/namespaces/default/services/web-service"
+SERVICES_PATH = "/apis/ecs.operator.dev/v1alpha1/namespaces/default/services"
+SERVICE_PATH = f"{SERVICES_PATH}/web-service"
 READY = re.compile(r"ready at (http://\S+): export KUBECONFIG=(\S+); kubectl get ecs")
 OPERATOR_PID = re.compile(r"operator started \(pid (\d+)\)")
 SCRIPT_DONE = re.compile(r"── script done \((\d+) scenes?\)")
 STARTUP_TIMEOUT = 60
-# The whole show takes about 20 s after "ready" on an idle 2-core machine; the deadline is for
-# a loaded one (each scene step has its own 45 s deadline inside the demo).
-SHOW_TIMEOUT = 120
+# The whole show takes about a minute after "ready" on an idle 2-core machine (the CANARY
+# deployment about 35 s of it); the deadline is for a loaded one (each scene step has its own
+# 45 s deadline inside the demo).
+SHOW_TIMEOUT = 180
 WAIT_TIMEOUT = 30
 # Backstop only: the test stops the demo with SIGTERM once the script is done.
 SHOW_DURATION = 300
 # Long enough for the operator to start and run the small example's task on a busy machine.
 SHORT_DURATION = 20
 BALANCED = "zone-a 2 · zone-b 2 · zone-c 2"
+# The lifecycle stages (and production shares) of web-canary.yaml's CANARY deployment, in order.
+CANARY_STAGES = [
+    ("SCALE_UP", "0"),
+    ("PRODUCTION_TRAFFIC_SHIFT", "20"),
+    ("PRODUCTION_TRAFFIC_SHIFT", "100"),
+    ("CLEAN_UP", "100"),
+]
 
 
 class DemoRun:
@@ -162,9 +171,9 @@ def exit_codes(status: dict[str, Any]) -> dict[str, int | None]:
     return {c["name"]: c.get("exitCode") for c in status.get("containers") or ()}
 
 
-def service_tasks(target: ClusterTarget) -> list[dict[str, Any]]:
+def service_tasks(target: ClusterTarget, service: str = "web-service") -> list[dict[str, Any]]:
     response = target.http.get(
-        TASKS_PATH, params={"labelSelector": "ecs.operator.dev/service=web-service"}
+        TASKS_PATH, params={"labelSelector": f"ecs.operator.dev/service={service}"}
     )
     assert response.ok, response.text
     items: list[dict[str, Any]] = response.json()["items"]
@@ -284,6 +293,32 @@ def test_demo_plays_the_examples_and_the_service_scenes(start_demo: Any, tmp_pat
     )
     # The service's ECS events were narrated as they came.
     assert "  event: (service web-service) has reached a steady state." in output
+    # 5. shop's CANARY deployment of shop:2 went through ECS's lifecycle stages to COMPLETED:
+    # each stage printed as the scene saw it (a stage may pass between two reads: the bake
+    # times are 0), in order, and an event for every one.
+    canary = output.split(f"── scene 6/{len(SCRIPT)}")[1]
+    stages = re.findall(r"^(\w+): ([\d.]+) % of production on shop:2$", canary, re.MULTILINE)
+    assert stages[0] == CANARY_STAGES[0] and stages[-1] == CANARY_STAGES[-1], canary
+    assert stages == [stage for stage in CANARY_STAGES if stage in stages], canary
+    completed = "COMPLETED: 2 tasks RUNNING shop:2, 100 % of production on it; shop:1 stopped"
+    assert canary.index(completed) > canary.index("CLEAN_UP: 100 % of production on shop:2")
+    shifts = [
+        canary.index(f"shifted {share}% of production traffic to shop:2 (PRODUCTION_TRAFFIC_SHIFT)")
+        for share in (20, 100)
+    ]
+    assert shifts == sorted(shifts), canary
+    response = target.http.get(f"{SERVICES_PATH}/shop")
+    assert response.ok, response.text
+    shop = response.json()
+    assert shop["spec"]["deploymentConfiguration"]["strategy"] == "CANARY"
+    assert [
+        (d["status"], d["taskDefinition"], d["rolloutState"], d["productionTrafficWeight"])
+        for d in shop["status"]["deployments"]
+    ] == [("PRIMARY", "shop:2", "COMPLETED", 100)]
+    shop_running = [t["status"] for t in service_tasks(target, "shop")]
+    assert {s["taskDefinitionArn"] for s in shop_running if s["lastStatus"] == "RUNNING"} == {
+        "shop:2"
+    }
 
     # SIGTERM stops the demo, its operator and its sandbox; the last table lists every task.
     demo.process.send_signal(signal.SIGTERM)
@@ -390,7 +425,7 @@ def _alive(pid: int) -> bool:
 
 def test_scenes_play_only_on_the_repository_examples(tmp_path: Path) -> None:
     assert choose_script(DEFAULT_EXAMPLES, scenes=True) == SCRIPT
-    assert len(SCRIPT) == 5
+    assert len(SCRIPT) == 6
     only_examples = SCRIPT[:1]
     assert choose_script(DEFAULT_EXAMPLES, scenes=False) == only_examples  # --no-scenes
     assert choose_script(tmp_path, scenes=True) == only_examples

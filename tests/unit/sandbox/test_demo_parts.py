@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 from aiohttp import web
+from rich.console import Console
 
 from ecs_sandbox import demo
 from ecs_sandbox.client import ApiClient, RequestError, Resource
@@ -79,3 +80,52 @@ async def test_the_client_retries_transient_failures_and_reports_others() -> Non
     finally:
         await client.close()
         await runner.cleanup()
+
+
+def test_an_object_defined_twice_in_the_examples_is_a_demo_error(tmp_path: Path) -> None:
+    definition = "apiVersion: ecs.operator.dev/v1alpha1\nkind: Service\nmetadata:\n  name: shop\n"
+    (tmp_path / "a.yaml").write_text(definition)
+    (tmp_path / "b.yaml").write_text(definition.replace("Service", "TaskDefinition"))
+    assert [m.kind for m in demo.load_manifests(tmp_path)] == ["TaskDefinition", "Service"]
+    (tmp_path / "c.yaml").write_text(definition)
+    with pytest.raises(demo.DemoError) as error:
+        demo.load_manifests(tmp_path)
+    assert str(error.value) == (
+        f"{tmp_path / 'c.yaml'}: document 1: Service/shop is already defined in a.yaml"
+    )
+    # The same name in another namespace is another object.
+    (tmp_path / "c.yaml").write_text(definition + "  namespace: shop-team\n")
+    assert len(demo.load_manifests(tmp_path)) == 3
+
+
+async def test_the_scenes_find_their_services_in_the_repository_examples() -> None:
+    examples = demo.load_manifests(demo.DEFAULT_EXAMPLES)
+    stage = demo.Stage(ApiClient("http://127.0.0.1:1"), Console(), examples, demo.DEFAULT_EXAMPLES)
+    try:
+        assert stage.service_key() == ("default", "web-service")
+        assert stage.service_key(demo.CANARY) == ("default", "shop")
+        with pytest.raises(demo.DemoError, match="no DAEMON Service"):
+            stage.service_key("DAEMON")
+    finally:
+        await stage.kube.close()
+
+
+def test_an_environment_change_always_makes_a_new_revision() -> None:
+    environment = [{"name": "A", "value": "a"}, {"name": "HELLO", "value": "v1"}]
+    web = {"name": "web", "environment": environment}
+    definition = {"spec": {"containerDefinitions": [web, {"name": "sidecar"}]}}
+    containers, value = demo.changed_environment(definition, "HELLO", ("v2", "v1"))
+    assert value == "v2"
+    assert containers[0]["environment"] == [
+        {"name": "A", "value": "a"},
+        {"name": "HELLO", "value": "v2"},
+    ]
+    assert containers[1] == {"name": "sidecar"}
+    assert definition["spec"]["containerDefinitions"][0]["environment"][1]["value"] == "v1"
+    changed = {"spec": {"containerDefinitions": containers}}
+    assert demo.changed_environment(changed, "HELLO", ("v2", "v1"))[1] == "v1"
+    # A variable the container lacks is added.
+    assert demo.changed_environment(definition, "NEW", ("x", "y"))[0][0]["environment"][-1] == {
+        "name": "NEW",
+        "value": "x",
+    }

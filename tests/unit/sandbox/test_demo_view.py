@@ -18,9 +18,11 @@ from ecs_sandbox.demo import (
     SERVICE_COLUMNS,
     STOPPED_SHOWN_SECONDS,
     Snapshot,
+    deployment_lines,
     service_table,
     service_views,
     shown_tasks,
+    stage_text,
     stop_severity,
     task_table,
     zone_summary,
@@ -150,7 +152,7 @@ def busy_cluster() -> Snapshot:
 
 def render(snapshot: Snapshot, width: int = 80, height: int = 24) -> list[str]:
     console = Console(width=width, height=height, record=True, color_system=None)
-    rows = max(8, height - len(snapshot.services) - 12)
+    rows = snapshot.task_rows(height)
     console.print(snapshot.render(NOW, width=width, plain=False, max_task_rows=rows))
     return console.export_text().splitlines()
 
@@ -260,3 +262,56 @@ def test_the_nodes_line_shortens_to_fit() -> None:
     short = zone_summary(nodes, tasks, 80)
     assert short == "zone-a: 2/2 up, 2 tasks │ zone-b: 2/2 up, 2 tasks │ zone-c: 2/2 up, 2 tasks"
     assert zone_summary(nodes, tasks, 40).splitlines()[0] == "zone-a: 2/2 up, 2 tasks"
+
+
+def canary(stage: str | None, weight: float | None, rollout: str = "IN_PROGRESS") -> dict[str, Any]:
+    """Service shop (2 tasks) in a CANARY deployment of shop:2 beside shop:1."""
+    body = service("shop", 2, 4)
+    primary: dict[str, Any] = {
+        "id": "ecs-svc/1234567890123456789",
+        "status": "PRIMARY",
+        "taskDefinition": "shop:2",
+        "runningCount": 2,
+        "rolloutState": rollout,
+        "strategy": "CANARY",
+    }
+    if stage is not None:
+        primary["lifecycleStage"] = stage
+    if weight is not None:
+        primary["productionTrafficWeight"] = weight
+    old = {"status": "ACTIVE", "taskDefinition": "shop:1", "runningCount": 2}
+    body["status"].update(taskDefinition="shop:2", deployments=[primary, old])
+    return body
+
+
+def test_a_stage_line_says_the_stage_and_the_new_revisions_share() -> None:
+    [shifting, old] = canary("PRODUCTION_TRAFFIC_SHIFT", 20.0)["status"]["deployments"]
+    assert stage_text(shifting) == "PRODUCTION_TRAFFIC_SHIFT: 20 % of production on shop:2"
+    [scaling, _] = canary("SCALE_UP", None)["status"]["deployments"]
+    assert stage_text(scaling) == "SCALE_UP: 0 % of production on shop:2"
+    [linear, _] = canary("PRODUCTION_TRAFFIC_SHIFT", 33.3)["status"]["deployments"]
+    assert stage_text(linear) == "PRODUCTION_TRAFFIC_SHIFT: 33.3 % of production on shop:2"
+    [completed, _] = canary(None, 100.0, "COMPLETED")["status"]["deployments"]
+    assert stage_text(completed) == stage_text(old) == ""
+
+
+def test_the_view_shows_a_staged_deployments_strategy_and_stage_at_80_by_24() -> None:
+    snapshot = busy_cluster()
+    snapshot.services.append(canary("PRODUCTION_TRAFFIC_SHIFT", 20.0))
+    lines = render(snapshot)
+    assert max(map(len, lines)) <= 80
+    assert len(lines) <= 24
+    assert "shop  CANARY  PRODUCTION_TRAFFIC_SHIFT: 20 % of production on shop:2" in lines
+    # Only a deployment in a stage has a line; a narrow terminal cuts it.
+    assert deployment_lines(busy_cluster().services) == []
+    assert deployment_lines([canary(None, 100.0, "COMPLETED")]) == []
+    [cut] = deployment_lines([canary("CLEAN_UP", 100.0)], width=30)
+    assert cut == "shop  CANARY  CLEAN_UP: 100 %…"
+    # The line takes a task row: the view keeps its height.
+    assert snapshot.task_rows(24) == busy_cluster().task_rows(24) - 2
+
+
+def test_the_plain_view_prints_again_when_a_deployment_moves_on() -> None:
+    shifting = Snapshot([], [], [canary("PRODUCTION_TRAFFIC_SHIFT", 20.0)])
+    shifted = Snapshot([], [], [canary("PRODUCTION_TRAFFIC_SHIFT", 100.0)])
+    assert shifting.signature() != shifted.signature()
