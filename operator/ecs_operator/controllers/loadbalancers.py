@@ -247,7 +247,12 @@ class LoadBalancerController:
     async def _weigh_route(self, key: Key, wanted: http_routes.RouteWeights) -> str | None:
         """Write one HTTPRoute's weights; the problem when it cannot carry them."""
         namespace = key[0]
-        route = await self.context.api.get(HTTP_ROUTES, namespace, wanted.route)
+        try:
+            route = await self.context.api.get(HTTP_ROUTES, namespace, wanted.route)
+        except KubeError as error:
+            if not error.refused:
+                raise
+            return ecs_events.route_refused(wanted.route, "read", error.code, error.message)
         if route is None:  # also when the Gateway API CRDs are not installed (404)
             return ecs_events.route_not_found(wanted.route)
         patch = http_routes.route_patch(route, wanted, namespace)
@@ -257,6 +262,10 @@ class LoadBalancerController:
             try:
                 await self.context.api.patch(HTTP_ROUTES, namespace, wanted.route, patch)
             except KubeError as error:
+                if error.refused:
+                    return ecs_events.route_refused(
+                        wanted.route, "weighted", error.code, error.message
+                    )
                 if not error.conflict:
                     raise
                 # Changed since read: read and weigh it again at once.

@@ -820,6 +820,15 @@ def route_without_backends(route: str, production: str, test: str) -> str:
     )
 
 
+def route_refused(route: str, action: str, code: int, message: str) -> str:
+    """Operator wording: the API server refused to read or weigh the named HTTPRoute (the
+    operator's RBAC, a validating webhook, the route's own validation)."""
+    return (
+        f"HTTPRoute {route} could not be {action}: {code} {message}: production traffic moves "
+        "by the endpoint mix instead"
+    )
+
+
 def route_not_found(route: str) -> str:
     """Operator wording: the named HTTPRoute (or the Gateway API itself) is not served."""
     return (

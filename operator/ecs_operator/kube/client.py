@@ -133,6 +133,12 @@ class KubeError(Exception):
         return self.code >= 500
 
     @property
+    def refused(self) -> bool:
+        """Refused for good (bad request, forbidden, invalid): the same request gets the same
+        answer until a person changes something, so it is reported, not retried."""
+        return self.code in (400, 403, 422)
+
+    @property
     def namespace_gone(self) -> bool:
         """Refused because the object's namespace is being deleted or is gone: whatever was
         being done there has nothing left to do."""

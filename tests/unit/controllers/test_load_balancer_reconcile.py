@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from ecs_operator.controllers.loadbalancers import LoadBalancerController
-from ecs_operator.core.events import route_not_found
+from ecs_operator.core.events import route_not_found, route_refused
 from ecs_operator.core.labels import IN_USE_FINALIZER
 from ecs_operator.kube.client import EVENTS, HTTP_ROUTES, LOAD_BALANCERS, SERVICES
 from ecs_operator.kube.events import EventRecorder
@@ -139,3 +141,31 @@ async def test_a_missing_http_route_is_reported_not_raised() -> None:
     status = kube.stored(LOAD_BALANCERS, *KEY)["status"]
     assert any(problem in (c.get("message") or "") for c in status["conditions"])
     assert [e for e in kube.all_stored(EVENTS) if e["message"] == problem]
+
+
+@pytest.mark.parametrize(
+    ("verb", "code", "action"),
+    [("get", 403, "read"), ("patch", 403, "weighted"), ("patch", 422, "weighted")],
+)
+async def test_a_refused_http_route_is_reported_not_raised(
+    verb: str, code: int, action: str
+) -> None:
+    """The operator's RBAC cut down, or a webhook or the route's validation refusing the
+    weights: said on the LoadBalancer and in one event; production goes by the endpoint mix."""
+    kube = cluster()
+    kube.seed(SERVICES, routed_service(10.0))
+    kube.seed(LOAD_BALANCERS, load_balancer())
+    kube.seed(HTTP_ROUTES, http_route())
+    kube.fail(verb, HTTP_ROUTES.plural, code, "Forbidden", "not allowed here", times=2)
+    before = kube.stored(HTTP_ROUTES, NAMESPACE, "shop")
+    operator = Operator(kube)
+    controller = LoadBalancerController(operator.context, EventRecorder(kube), operator.metrics)
+
+    await controller.reconcile(KEY)
+    await controller.reconcile(KEY)
+
+    problem = route_refused("shop", action, code, "not allowed here")
+    status = kube.stored(LOAD_BALANCERS, *KEY)["status"]
+    assert any(problem in (c.get("message") or "") for c in status["conditions"])
+    assert len([e for e in kube.all_stored(EVENTS) if e["message"] == problem]) == 1
+    assert kube.stored(HTTP_ROUTES, NAMESPACE, "shop") == before  # untouched
