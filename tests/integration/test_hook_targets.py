@@ -1,6 +1,7 @@
-"""AWS_LAMBDA lifecycle hooks end to end (issue #11 item 4): the real operator calls the URL a
-hook's hookTargetArn names at POST_SCALE_UP of a BLUE_GREEN deployment, and the answers decide:
-IN_PROGRESS calls again, SUCCEEDED completes it, FAILED rolls it back to blue.
+"""AWS_LAMBDA lifecycle hooks end to end (issue #11 item 4): at POST_SCALE_UP of a BLUE_GREEN
+deployment the real operator calls the URL a hook's hookTargetArn names, and the answers decide
+(IN_PROGRESS calls again, SUCCEEDED completes it, FAILED rolls it back to blue), or runs the
+task definition it names once as a Task, whose exit decides.
 
 The hook's server runs in this test process on 127.0.0.1 (the operator runs on this machine in
 the tests, on either target)."""
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from support.ecs_api import Ecs
+from support.ecs_api import Ecs, container, shell, task_definition
 from support.load_balancers import LoadBalancers, lb_entry, load_balancer, web_definition
 from support.services import Services, revision_of
 
@@ -77,7 +78,8 @@ def lbs(services: Services) -> LoadBalancers:
 
 def deploy_with_hook(services: Services, lbs: LoadBalancers, url: str) -> str:
     """web:1 steady behind the LoadBalancer, then web:2 deployed BLUE_GREEN with an
-    AWS_LAMBDA hook calling ``url`` at POST_SCALE_UP; returns the new deployment's id."""
+    AWS_LAMBDA hook whose target is ``url`` at POST_SCALE_UP; returns the new deployment's
+    id."""
     lbs.create(load_balancer())
     services.create_body(web_definition(FAMILY))
     services.ecs.wait_accepted(FAMILY)
@@ -139,7 +141,7 @@ def test_a_hook_answering_in_progress_then_succeeded_completes_the_deployment(
     assert first["resourceArn"] == record["serviceDeploymentArn"]
     messages = services.messages(SERVICE)
     assert any(f"{run['hookId']} is in progress at POST_SCALE_UP" in m for m in messages)
-    assert any(f"{run['hookId']} succeeded: {hooks.url}" in m for m in messages)
+    assert any(f"{run['hookId']} succeeded: {hooks.url}: answered SUCCEEDED" in m for m in messages)
 
 
 def test_a_hook_answering_failed_rolls_back_to_blue(
@@ -164,3 +166,40 @@ def test_a_hook_answering_failed_rolls_back_to_blue(
         f"{run['hookId']} failed: {hooks.url}: answered FAILED (HOOK_FAILED)." in m
         for m in services.messages(SERVICE)
     )
+
+
+@pytest.mark.parametrize(("code", "outcome"), [(0, "SUCCEEDED"), (1, "FAILED")])
+def test_a_task_hook_runs_its_task_once_and_its_exit_decides(
+    services: Services, lbs: LoadBalancers, code: int, outcome: str
+) -> None:
+    services.create_body(task_definition("check", container("check", shell(f"exit {code}"))))
+    services.ecs.wait_accepted("check")
+    deployment = deploy_with_hook(services, lbs, "task-definition/check")
+    serving = GREEN if code == 0 else BLUE
+    services.wait_steady(SERVICE, DESIRED, serving, CONVERGE)
+    record = services.wait(
+        lambda: (
+            (r := record_of(services, deployment))["status"]
+            in ("SUCCESSFUL", "ROLLBACK_SUCCESSFUL")
+            and r
+        ),
+        "deployment ended",
+        SERVICE,
+        CONVERGE,
+    )
+    [run] = record["lifecycleHookDetails"]
+    assert (run["status"], run["invocations"]) == (outcome, 1)
+    task = services.ecs.get("tasks", run["hookId"])
+    assert task is not None
+    assert task["status"]["lastStatus"] == "STOPPED"
+    assert task["spec"]["taskDefinition"] == "check"
+    assert task["metadata"]["ownerReferences"][0]["kind"] == "Service"
+    messages = services.messages(SERVICE)
+    assert any(f"running task-definition/check as task {run['hookId']}" in m for m in messages)
+    if code == 0:
+        assert record["status"] == "SUCCESSFUL"
+        assert run["statusReason"] == f"its task {run['hookId']} exited 0"
+    else:
+        assert record["status"] == "ROLLBACK_SUCCESSFUL"
+        assert run["statusReason"].endswith("(check exit code 1)")
+        assert run["hookId"] in record["rollback"]["reason"]

@@ -28,7 +28,7 @@ from ecs_operator.core.deployments import (
     record_placement_failures,
     service_group,
 )
-from ecs_operator.core.lifecycle_hooks import HookCall, HookReply
+from ecs_operator.core.lifecycle_hooks import HookCall, HookReply, HookTaskRun
 from ecs_operator.core.placement import (
     ContainerInstance,
     Placement,
@@ -127,6 +127,9 @@ class Sim:
     does (None: no call is made)."""
     calls: list[HookCall] = field(default_factory=list)
     """Every hook call made, in order."""
+    hook_tasks: Callable[[HookTaskRun], HookReply | None] | None = None
+    """Starts or reads the task target runs in progress before each plan, as the controller's
+    HookTasks does (None: they are left alone)."""
     _replies: dict[str, HookReply] = field(default_factory=dict)
     _names: itertools.count[int] = field(default_factory=itertools.count)
 
@@ -156,6 +159,12 @@ class Sim:
             due = lifecycle_hooks.calls_due(NAMESPACE, self.name, self.spec, self.status, self.now)
             self.calls += due
             self._replies = {call.hook_id: self.hook_target(call) for call in due}
+        if self.hook_tasks is not None:
+            runs = lifecycle_hooks.task_runs_due(
+                NAMESPACE, self.name, self.spec, self.status, self.now
+            )
+            replies = {run.hook_id: self.hook_tasks(run) for run in runs}
+            self._replies |= {hook: reply for hook, reply in replies.items() if reply}
         plan = plan_service(self.state(), rng)
         self._replies = {}  # the calls' replies are in the plan's status now
         self.plans.append(plan)

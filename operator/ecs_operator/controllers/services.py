@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from ecs_operator.controllers.alarms import AlarmReader
 from ecs_operator.controllers.cache import Key
 from ecs_operator.controllers.context import OperatorContext
-from ecs_operator.controllers.hooks import HookCaller
+from ecs_operator.controllers.hooks import HookCaller, HookTasks
 from ecs_operator.controllers.metrics import OperatorMetrics
 from ecs_operator.controllers.task_launcher import TaskLauncher
 from ecs_operator.controllers.triggers import Change, Trigger, every_object, its_namespace, owner
@@ -127,6 +127,7 @@ class ServiceController:
             options.alarm_bake_seconds,
         )
         self.hooks = HookCaller()
+        self.hook_tasks = HookTasks(context)
 
     def enqueue(self, key: Key) -> None:
         self.queue.add(key)
@@ -165,6 +166,9 @@ class ServiceController:
         # Calls made before the plan: it reads their replies (status keeps what they said).
         replies = await self.hooks.call_all(
             lifecycle_hooks.calls_due(key[0], key[1], service.spec, service.status, now)
+        )
+        replies |= await self.hook_tasks.run_all(
+            body, lifecycle_hooks.task_runs_due(key[0], key[1], service.spec, service.status, now)
         )
         state = self._read(key[0], body, service, now, readings, replies)
         plan = service_planning.plan_reconcile(state, self.rng)

@@ -1400,7 +1400,12 @@ class _Planner:
                 )
             else:
                 message = events.hook_in_progress(
-                    self.state.name, primary.id, run.hook_id, stage.name, run.target_arn
+                    self.state.name,
+                    primary.id,
+                    run.hook_id,
+                    stage.name,
+                    run.target_arn,
+                    lifecycle_hooks.task_definition_of(run.target_arn) is not None,
                 )
             self.work.messages.append(message)
         details = lifecycle_hooks.bounded([*details, *runs])

@@ -546,13 +546,14 @@ def hook_awaiting_action(
 
 
 def hook_in_progress(
-    service: str, deployment_id: str, hook_id: str, stage: str, target: str
+    service: str, deployment_id: str, hook_id: str, stage: str, target: str, task: bool
 ) -> ServiceEventText:
-    """An AWS_LAMBDA hook's run started: its URL is called until it answers (ECS's EventBridge
-    HOOK_IN_PROGRESS)."""
+    """An AWS_LAMBDA hook's run started: its URL is called until it answers, or its task
+    definition runs as Task ``hook_id`` (ECS's EventBridge HOOK_IN_PROGRESS)."""
+    doing = f"running {target} as task {hook_id}" if task else f"calling {target}"
     return ServiceEventText(
         f"(service {service}) (deployment {deployment_id}) lifecycle hook {hook_id} is in "
-        f"progress at {stage}: calling {target} (HOOK_IN_PROGRESS).",
+        f"progress at {stage}: {doing} (HOOK_IN_PROGRESS).",
         REASON_LIFECYCLE_HOOK,
     )
 
@@ -567,15 +568,15 @@ def hook_answered(
     why: str | None = None,
 ) -> ServiceEventText:
     """A hook run ended: a PAUSE hook was continued (SUCCEEDED) or rolled back (FAILED); an
-    AWS_LAMBDA hook's ``target`` answered SUCCEEDED, or FAILED or its call failed (``why``);
-    either timed out (TIMED_OUT, its ``timeout_action`` applies): ECS's hook event names,
-    operator wording."""
+    AWS_LAMBDA hook's ``target`` succeeded or failed, ``why`` saying how (it answered so, its
+    call failed, its task exited); either timed out (TIMED_OUT, its ``timeout_action``
+    applies): ECS's hook event names, operator wording."""
     if status == "TIMED_OUT":
         outcome = f"timed out: its timeout action {timeout_action} applies"
     elif target is None:
         outcome = "was continued" if status == "SUCCEEDED" else "was rolled back"
     elif status == "SUCCEEDED":
-        outcome = f"succeeded: {target} answered SUCCEEDED"
+        outcome = f"succeeded: {target}: {why or 'answered SUCCEEDED'}"
     else:
         outcome = f"failed: {target}: {why or 'answered FAILED'}"
     rolls_back = status == "FAILED" or (timeout_action == "ROLLBACK" and status == "TIMED_OUT")

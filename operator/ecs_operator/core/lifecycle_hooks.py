@@ -28,19 +28,29 @@ with no SUCCEEDED or FAILED by ``expiresAt`` is TIMED_OUT. Everything lives in t
 detail (status, invocation count, next call, merged hookDetails), so an operator restart
 calls where it left off. *Decision*: ``executionId`` is the ``hookId``, the same on each call
 of a run, so a target can tell the runs apart and recognise a call repeated after a restart.
+
+An AWS_LAMBDA hook may instead name a task definition (``task-definition/FAMILY[:REVISION]`` or
+its ECS ARN): its run is one standalone Task (``hook_task_manifest``: named after the hookId,
+so creating it again after a restart meets the one that exists; owned by the Service; the
+payload in ``ECS_LIFECYCLE_HOOK_PAYLOAD``), started when the run is (``task_runs_due``), then
+watched (``task_reply``): its essential containers all exiting 0 is SUCCEEDED, any other stop
+FAILED. It is not polled: the Task's changes wake the Service.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from ecs_operator.core import service_revisions
+from ecs_operator.core import labels, service_revisions
 from ecs_operator.core.strategies import HOOK_STAGES, Stage
 from ecs_operator.models.service import (
+    HOOK_TASK_PATTERN,
     MAX_HOOK_DETAILS,
     ContinueServiceDeployment,
     DeploymentConfiguration,
@@ -51,6 +61,7 @@ from ecs_operator.models.service import (
     ServiceSpec,
     ServiceStatus,
 )
+from ecs_operator.models.task import Task
 
 DEFAULT_TIMEOUT_MINUTES: Final = 1440
 DEFAULT_TIMEOUT_ACTION: Final[HookAction] = "ROLLBACK"
@@ -61,6 +72,14 @@ DEFAULT_CALL_BACK_SECONDS: Final = 30.0
 MAX_CALL_BACK_SECONDS: Final = 900.0
 _ID_PREFIX: Final[dict[HookTargetType, str]] = {"PAUSE": "ecs-pause", "AWS_LAMBDA": "ecs-hook"}
 ANSWERS: Final = frozenset({"SUCCEEDED", "FAILED", "IN_PROGRESS"})
+PAYLOAD_VARIABLE: Final = "ECS_LIFECYCLE_HOOK_PAYLOAD"
+_TASK_TARGET: Final = re.compile(HOOK_TASK_PATTERN)
+
+
+def task_definition_of(target_arn: str | None) -> str | None:
+    """``FAMILY[:REVISION]`` when ``target_arn`` names a task definition (None: a URL)."""
+    match = _TASK_TARGET.match(target_arn or "")
+    return match.group(2) if match else None
 
 
 def hooks_at(
@@ -152,10 +171,14 @@ class HookCall:
 @dataclass(frozen=True)
 class HookReply:
     """What a call returned: the decoded JSON body of a 2xx answer, or why there is none
-    (``error``: the call failed, a Lambda function error)."""
+    (``error``: the call failed, a Lambda function error). A task target's replies say what
+    its Task did: ``counted`` is False for its end (one run, one invocation), ``reason`` is
+    the run's statusReason."""
 
     answer: Any = None
     error: str | None = None
+    counted: bool = True
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -208,7 +231,7 @@ def after_reply(
     detail: LifecycleHookDetail, reply: HookReply, now: datetime
 ) -> LifecycleHookDetail:
     """An IN_PROGRESS AWS_LAMBDA run after one call's ``reply`` (ECS's hook response)."""
-    calls = (detail.invocations or 0) + 1
+    calls = (detail.invocations or 0) + (1 if reply.counted else 0)
     answer = reply.answer if isinstance(reply.answer, dict) else {}
     status = answer.get("hookStatus")
     problem = reply.error
@@ -227,15 +250,15 @@ def after_reply(
         )
     merged = _merged(detail.hook_details, answer.get("hookDetails"))
     delay = call_back_seconds(answer.get("callBackDelay"))
+    # A task target is not called again: its Task's changes wake the Service.
+    again = status == "IN_PROGRESS" and task_definition_of(detail.target_arn) is None
     return detail.model_copy(
         update={
             "status": status,
-            "status_reason": f"answered {status}",
+            "status_reason": reply.reason or f"answered {status}",
             "invocations": calls,
             "hook_details": merged,
-            "next_invocation_at": (
-                now + timedelta(seconds=delay) if status == "IN_PROGRESS" else None
-            ),
+            "next_invocation_at": now + timedelta(seconds=delay) if again else None,
         }
     )
 
@@ -272,34 +295,173 @@ def next_wakeup(details: Sequence[LifecycleHookDetail], now: datetime) -> float 
     return max(0.0, (min(moments) - now).total_seconds())
 
 
+def _running(
+    status: ServiceStatus | None, now: datetime
+) -> tuple[str, list[LifecycleHookDetail]] | None:
+    """The PRIMARY deployment's id and its AWS_LAMBDA runs in progress, not yet expired."""
+    deployments = (status.deployments if status else None) or ()
+    primary = next((d for d in deployments if d.status == "PRIMARY"), None)
+    if primary is None or primary.rollout_state != "IN_PROGRESS":
+        return None
+    runs = [
+        d
+        for d in primary.lifecycle_hook_details or ()
+        if d.status == "IN_PROGRESS" and d.target_arn is not None and now < d.expires_at
+    ]
+    return primary.id, runs
+
+
 def calls_due(
     namespace: str, service: str, spec: ServiceSpec, status: ServiceStatus | None, now: datetime
 ) -> list[HookCall]:
-    """The calls of the PRIMARY deployment's AWS_LAMBDA runs due at ``now`` (each in
-    progress, its next call due, not yet expired)."""
-    primary = next(
-        (d for d in (status.deployments if status else None) or () if d.status == "PRIMARY"), None
-    )
-    if primary is None or primary.rollout_state != "IN_PROGRESS":
+    """The calls of the PRIMARY deployment's URL runs due at ``now`` (each in progress, its
+    next call due, not yet expired)."""
+    running = _running(status, now)
+    if running is None:
         return []
+    deployment_id, runs = running
     calls = []
-    for detail in primary.lifecycle_hook_details or ():
+    for detail in runs:
         due = detail.next_invocation_at is not None and detail.next_invocation_at <= now
-        if detail.status != "IN_PROGRESS" or not due or now >= detail.expires_at:
+        if not due or detail.target_arn is None or task_definition_of(detail.target_arn):
             continue
-        if detail.target_arn is None:
-            continue
-        weights = {}
-        if detail.lifecycle_stage == "PRE_PRODUCTION_TRAFFIC_SHIFT":
-            weights = _production_weights(namespace, service, status, primary.id)
         calls.append(
             HookCall(
                 detail.hook_id,
                 detail.target_arn,
-                payload(namespace, service, primary.id, detail, spec, weights),
+                _payload(namespace, service, status, deployment_id, detail, spec),
             )
         )
     return calls
+
+
+@dataclass(frozen=True)
+class HookTaskRun:
+    """A task target's run in progress: its Task is created if ``started`` is False, read
+    otherwise."""
+
+    hook_id: str
+    task_name: str
+    task_definition: str
+    payload: dict[str, Any]
+    started: bool
+
+
+def task_runs_due(
+    namespace: str, service: str, spec: ServiceSpec, status: ServiceStatus | None, now: datetime
+) -> list[HookTaskRun]:
+    """The PRIMARY deployment's task target runs in progress (not yet expired)."""
+    running = _running(status, now)
+    if running is None:
+        return []
+    deployment_id, runs = running
+    found = []
+    for detail in runs:
+        reference = task_definition_of(detail.target_arn)
+        if reference is None:
+            continue
+        found.append(
+            HookTaskRun(
+                detail.hook_id,
+                hook_task_name(detail.hook_id),
+                reference,
+                _payload(namespace, service, status, deployment_id, detail, spec),
+                started=bool(detail.invocations),
+            )
+        )
+    return found
+
+
+def hook_task_name(hook: str) -> str:
+    """The name of the Task a run starts: its hookId (unique in the namespace, and the same
+    after a restart)."""
+    return hook
+
+
+def hook_task_manifest(
+    run: HookTaskRun,
+    namespace: str,
+    service: str,
+    service_uid: str,
+    containers: Sequence[str],
+) -> dict[str, Any]:
+    """The Task of ``run``: its task definition once, owned by the Service (so deleted with
+    it), the payload in ``PAYLOAD_VARIABLE`` of each of ``containers``."""
+    variable = {"name": PAYLOAD_VARIABLE, "value": json.dumps(run.payload, sort_keys=True)}
+    return {
+        "apiVersion": labels.OWNER_API_VERSION,
+        "kind": "Task",
+        "metadata": {
+            "name": run.task_name,
+            "namespace": namespace,
+            "labels": {
+                labels.HOOK_LABEL: labels.label_value(run.hook_id),
+                labels.MANAGED_BY_LABEL: labels.MANAGED_BY,
+            },
+            "ownerReferences": [
+                {
+                    "apiVersion": labels.OWNER_API_VERSION,
+                    "kind": "Service",
+                    "name": service,
+                    "uid": service_uid,
+                }
+            ],
+        },
+        "spec": {
+            "taskDefinition": run.task_definition,
+            "startedBy": run.hook_id,
+            "overrides": {
+                "containerOverrides": [
+                    {"name": name, "environment": [variable]} for name in containers
+                ]
+            },
+        },
+    }
+
+
+def task_started(run: HookTaskRun) -> HookReply:
+    return HookReply(
+        answer={"hookStatus": "IN_PROGRESS"}, reason=f"its task {run.task_name} was started"
+    )
+
+
+def task_gone(run: HookTaskRun) -> HookReply:
+    return HookReply(error=f"its task {run.task_name} was deleted", counted=False)
+
+
+def task_reply(run: HookTaskRun, task: Task, essential: Sequence[str]) -> HookReply | None:
+    """What a run's Task says: nothing while it has not stopped; SUCCEEDED when each of its
+    ``essential`` containers exited 0; FAILED for any other stop, saying how it stopped."""
+    status = task.status
+    if status is None or status.last_status != "STOPPED":
+        return None
+    codes = {c.name: c.exit_code for c in status.containers or ()}
+    if essential and all(codes.get(name) == 0 for name in essential):
+        return HookReply(
+            answer={"hookStatus": "SUCCEEDED"},
+            counted=False,
+            reason=f"its task {run.task_name} exited 0",
+        )
+    exits = ", ".join(f"{name} exit code {codes.get(name)}" for name in essential)
+    return HookReply(
+        error=f"its task {run.task_name} stopped: {status.stopped_reason or status.stop_code}"
+        + (f" ({exits})" if exits else ""),
+        counted=False,
+    )
+
+
+def _payload(
+    namespace: str,
+    service: str,
+    status: ServiceStatus | None,
+    deployment_id: str,
+    detail: LifecycleHookDetail,
+    spec: ServiceSpec,
+) -> dict[str, Any]:
+    weights: dict[str, float] = {}
+    if detail.lifecycle_stage == "PRE_PRODUCTION_TRAFFIC_SHIFT":
+        weights = _production_weights(namespace, service, status, deployment_id)
+    return payload(namespace, service, deployment_id, detail, spec, weights)
 
 
 def _production_weights(

@@ -182,7 +182,9 @@ LAMBDA_WITHOUT_TARGET: Final = (
 LAMBDA_TARGET_FORM: Final = (
     "spec.deploymentConfiguration.lifecycleHooks[].hookTargetArn: there is no Lambda on "
     "Kubernetes: an AWS_LAMBDA hook's target is an http:// or https:// URL (the operator POSTs "
-    "ECS's hook payload to it)"
+    "ECS's hook payload to it) or a task definition, "
+    "arn:aws:ecs:REGION:ACCOUNT:task-definition/FAMILY[:REVISION] or "
+    "task-definition/FAMILY[:REVISION] (the operator runs it as a Task)"
 )
 LAMBDA_TIMEOUT_TOO_LONG: Final = (
     "spec.deploymentConfiguration.lifecycleHooks[].timeoutConfiguration.timeoutInMinutes: an "
@@ -331,8 +333,14 @@ class HookTimeoutConfiguration(EcsModel):
 
 
 _PAUSE = "has(self.targetType) && self.targetType == 'PAUSE'"
-# What an AWS_LAMBDA hook may name instead of a Lambda function (core.lifecycle_hooks).
+# What an AWS_LAMBDA hook may name instead of a Lambda function (core.lifecycle_hooks): a URL
+# to call, or a task definition to run.
 HOOK_URL_PATTERN: Final = r"^https?://[^\s/?#]+([/?#]\S*)?$"
+HOOK_TASK_PATTERN: Final = (
+    r"^(arn:aws[a-z-]*:ecs:[a-z0-9-]+:[0-9]{12}:)?task-definition/"
+    r"([A-Za-z0-9_-]{1,255}(:[1-9][0-9]{0,6})?)$"
+)
+HOOK_TARGET_PATTERN: Final = f"({HOOK_URL_PATTERN})|({HOOK_TASK_PATTERN})"
 
 
 class DeploymentLifecycleHook(EcsModel):
@@ -340,7 +348,8 @@ class DeploymentLifecycleHook(EcsModel):
     DeploymentLifecycleHook). PAUSE stops the deployment at each of its stages until
     spec.continueServiceDeployment names it, or its timeout applies; AWS_LAMBDA (there is no
     Lambda) POSTs ECS's hook payload to the URL hookTargetArn names until it answers SUCCEEDED
-    or FAILED, or its timeout applies."""
+    or FAILED, or runs the task definition it names once as a Task (exit 0: SUCCEEDED), or its
+    timeout applies."""
 
     model_config = ConfigDict(
         json_schema_extra=cel_rules(
@@ -353,7 +362,7 @@ class DeploymentLifecycleHook(EcsModel):
             (f"({_PAUSE}) || has(self.hookTargetArn)", LAMBDA_WITHOUT_TARGET, ".hookTargetArn"),
             (
                 f"({_PAUSE}) || !has(self.hookTargetArn) || "
-                f"self.hookTargetArn.matches('{HOOK_URL_PATTERN}')",
+                f"self.hookTargetArn.matches('{HOOK_TARGET_PATTERN}')",
                 LAMBDA_TARGET_FORM,
                 ".hookTargetArn",
             ),
@@ -385,7 +394,9 @@ class DeploymentLifecycleHook(EcsModel):
         max_length=MAX_ARN_LENGTH,
         description=(
             "AWS_LAMBDA: the http:// or https:// URL (say a cluster Service's) the operator "
-            "POSTs ECS's hook payload to; not used by PAUSE."
+            "POSTs ECS's hook payload to, or a task definition (task-definition/FAMILY[:REVISION], "
+            "or its ECS ARN) the operator runs once as a Task with the payload in "
+            "ECS_LIFECYCLE_HOOK_PAYLOAD; not used by PAUSE."
         ),
     )
     role_arn: str | None = Field(
@@ -421,7 +432,7 @@ class DeploymentLifecycleHook(EcsModel):
             (
                 not pause
                 and self.hook_target_arn is not None
-                and re.match(HOOK_URL_PATTERN, self.hook_target_arn) is None,
+                and re.match(HOOK_TARGET_PATTERN, self.hook_target_arn) is None,
                 LAMBDA_TARGET_FORM,
             ),
             (
@@ -968,7 +979,9 @@ class LifecycleHookDetail(StatusModel):
     )
     target_type: HookTargetType = Field(description="PAUSE or AWS_LAMBDA.")
     target_arn: str | None = Field(
-        default=None, max_length=MAX_ARN_LENGTH, description="AWS_LAMBDA: the URL it calls."
+        default=None,
+        max_length=MAX_ARN_LENGTH,
+        description="AWS_LAMBDA: the URL it calls, or the task definition it runs.",
     )
     status: HookStatus = Field(
         description=(
@@ -983,7 +996,9 @@ class LifecycleHookDetail(StatusModel):
         description="AWS_LAMBDA: why it has that status (the call's failure, say).",
     )
     invocations: int | None = Field(
-        default=None, ge=0, description="AWS_LAMBDA: how many times it was called."
+        default=None,
+        ge=0,
+        description="AWS_LAMBDA: how many times it was called (a task definition: run).",
     )
     next_invocation_at: Timestamp | None = Field(
         default=None,

@@ -1,6 +1,7 @@
 """controllers.hooks through the Service controller: a BLUE_GREEN deployment's AWS_LAMBDA hook
 at POST_SCALE_UP POSTs ECS's payload to a real local HTTP server, and what it answers (or that
-it cannot answer) moves the deployment; everything the hook's run needs is in the status."""
+it cannot answer) moves the deployment; or it runs a task definition once as a Task, whose exit
+decides. Everything the hook's run needs is in the status."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from ecs_operator.core import labels
 from ecs_operator.core.revisions import controller_revision_manifest
-from ecs_operator.kube.client import CONTROLLER_REVISIONS, SERVICES, TASK_DEFINITIONS
+from ecs_operator.kube.client import CONTROLLER_REVISIONS, PODS, SERVICES, TASK_DEFINITIONS, TASKS
 from support.controllers import FAMILY, NAMESPACE, Operator, cluster, service
 from support.fake_kube import FakeKube
+from support.podfactory import terminated
 from support.prometheus import free_port
 
 KEY = (NAMESPACE, "api")
@@ -205,3 +208,62 @@ async def test_a_restarted_operator_waits_for_the_next_call_it_finds_in_the_stat
     await restarted.services.reconcile(KEY)
     assert len(hooks.payloads) == 1 and kube.written()[written:] == []
     json.dumps(run)  # the status holds plain JSON
+
+
+def exit_pod(kube: FakeKube, task: str, code: int) -> None:
+    """The kubelet: the hook task's Pod's container exits with ``code``."""
+    [pod] = [p for p in kube.all_stored(PODS) if p["metadata"]["name"] == task]
+    status = pod["status"] | {
+        "phase": "Succeeded" if code == 0 else "Failed",
+        "containerStatuses": [terminated(c["name"], code) for c in pod["spec"]["containers"]],
+    }
+    kube.put(PODS, pod | {"status": status})
+
+
+@pytest.mark.parametrize(("code", "outcome"), [(0, "SUCCEEDED"), (1, "FAILED")])
+async def test_a_task_target_runs_once_as_a_task_and_its_exit_decides(
+    operators: list[Operator], code: int, outcome: str
+) -> None:
+    operator = await deployed_with_hook(operators, f"task-definition/{FAMILY}:1")
+    kube = operator.kube
+    [run] = newest_record(kube)["lifecycleHookDetails"]
+    assert (run["status"], run["invocations"]) == ("IN_PROGRESS", 1)
+    task = kube.stored(TASKS, NAMESPACE, run["hookId"])
+    assert task["metadata"]["labels"][labels.HOOK_LABEL] == run["hookId"]
+    owner = kube.stored(SERVICES, *KEY)["metadata"]
+    assert [(r["kind"], r["uid"]) for r in task["metadata"]["ownerReferences"]] == [
+        ("Service", owner["uid"])
+    ]
+    # Its Pod runs with the payload; the Service does not count it among its tasks.
+    [pod] = [p for p in kube.all_stored(PODS) if p["metadata"]["name"] == run["hookId"]]
+    [variable] = [
+        e for e in pod["spec"]["containers"][0]["env"] if e["name"] == "ECS_LIFECYCLE_HOOK_PAYLOAD"
+    ]
+    payload = json.loads(variable["value"])
+    assert (payload["executionId"], payload["lifecycleStage"]) == (run["hookId"], "POST_SCALE_UP")
+    status = kube.stored(SERVICES, *KEY)["status"]
+    assert status["runningCount"] == 2  # blue and green, not the hook's task
+    # A restarted operator neither creates it again nor writes anything while it runs.
+    written = len(kube.written())
+    restarted = Operator(kube)
+    operators.append(restarted)
+    await restarted.services.reconcile(KEY)
+    assert kube.written()[written:] == []
+    exit_pod(kube, run["hookId"], code)
+    restarted.catch_up()
+    await restarted.converge()
+    record = newest_record(kube)
+    [run] = record["lifecycleHookDetails"]
+    assert (run["status"], run["invocations"]) == (outcome, 1)
+    if outcome == "SUCCEEDED":
+        assert run["statusReason"] == f"its task {run['hookId']} exited 0"
+        assert record["lifecycleStage"] == "CLEAN_UP"
+    else:
+        assert run["statusReason"].endswith("(app exit code 1)")
+        assert record["status"] in ("ROLLBACK_IN_PROGRESS", "ROLLBACK_SUCCESSFUL")
+    creates = [
+        r
+        for r in kube.written()
+        if (r.verb, r.plural) == ("create", "tasks") and r.body["metadata"]["name"] == run["hookId"]
+    ]
+    assert len(creates) == 1

@@ -1,6 +1,7 @@
-"""AWS_LAMBDA lifecycle hooks whose hookTargetArn is a URL (issue #11 item 4): the scheduler
-simulated through BLUE_GREEN deployments whose hook runs are called (``Sim.hook_target`` answers
-as the URL would) until they answer SUCCEEDED or FAILED, or time out."""
+"""AWS_LAMBDA lifecycle hooks (issue #11 item 4): the scheduler simulated through BLUE_GREEN
+deployments whose hook runs call a URL (``Sim.hook_target`` answers as the URL would) until it
+answers SUCCEEDED or FAILED, or time out; or run a task definition once as a Task
+(``Sim.hook_tasks``) whose exit decides."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ecs_operator.core import lifecycle_hooks
-from ecs_operator.core.lifecycle_hooks import HookCall, HookReply
+from ecs_operator.core import labels, lifecycle_hooks
+from ecs_operator.core.lifecycle_hooks import HookCall, HookReply, HookTaskRun
 from ecs_operator.models.service import LifecycleHookDetail
+from ecs_operator.models.task import Task
 from support.servicesim import T0, Sim, node, spec
 
 GREEN, BLUE = "web:2", "web:1"
@@ -122,7 +125,7 @@ def test_in_progress_calls_again_after_its_delay_with_the_merged_details_then_su
         f"(service web) (deployment {primary.id}) lifecycle hook {run.hook_id} is in progress "
         f"at POST_SCALE_UP: calling {URL} (HOOK_IN_PROGRESS).",
         f"(service web) (deployment {primary.id}) lifecycle hook {run.hook_id} succeeded: "
-        f"{URL} answered SUCCEEDED (HOOK_SUCCEEDED).",
+        f"{URL}: answered SUCCEEDED (HOOK_SUCCEEDED).",
     ]
 
 
@@ -269,3 +272,112 @@ def test_any_answer_moves_a_run_as_ecs_reads_it(answer: Any, kept: Any) -> None:
         assert after.hook_details == kept and after.status_reason
     # What is stored survives the status write.
     assert LifecycleHookDetail.model_validate(after.model_dump(mode="json")) == after
+
+
+# -- task definition targets ---------------------------------------------------------------
+
+TARGET = "arn:aws:ecs:us-east-1:123456789012:task-definition/check:3"
+
+
+def stopped_task(name: str, codes: dict[str, int | None], reason: str) -> Task:
+    return Task.model_validate(
+        {
+            "metadata": {"name": name, "namespace": "shop"},
+            "spec": {"taskDefinition": "check:3"},
+            "status": {
+                "lastStatus": "STOPPED",
+                "stopCode": "EssentialContainerExited",
+                "stoppedReason": reason,
+                "containers": [{"name": c, "exitCode": code} for c, code in codes.items()],
+            },
+        }
+    )
+
+
+class TaskTarget:
+    """Plays the controller and the Task: started once, then running until ``stop`` says
+    how it ended."""
+
+    def __init__(self) -> None:
+        self.started: list[HookTaskRun] = []
+        self.stop: dict[str, int | None] | None = None
+
+    def __call__(self, run: HookTaskRun) -> HookReply | None:
+        if not run.started:
+            self.started.append(run)
+            return lifecycle_hooks.task_started(run)
+        if self.stop is None:
+            return None
+        task = stopped_task(run.task_name, self.stop, "Essential container in task exited")
+        return lifecycle_hooks.task_reply(run, task, ["app"])
+
+
+@pytest.mark.parametrize(("codes", "ends"), [({"app": 0, "log": 137}, GREEN), ({"app": 1}, BLUE)])
+def test_a_task_target_runs_once_and_its_exit_decides(
+    codes: dict[str, int | None], ends: str
+) -> None:
+    target = TaskTarget()
+    sim = deploying(2, [hook(TARGET)], None)
+    sim.hook_tasks = target
+    sim.run(3)
+    [run] = runs(sim)
+    assert (run.status, run.invocations, run.next_invocation_at) == ("IN_PROGRESS", 1, None)
+    assert run.status_reason == f"its task {run.hook_id} was started"
+    [started] = target.started
+    assert (started.task_name, started.task_definition) == (run.hook_id, "check:3")
+    assert started.payload["executionId"] == run.hook_id
+    # Running: held, not polled (the Task's changes wake the Service), started only once.
+    held = sim.plan()
+    assert held.requeue_after == (run.expires_at - sim.now).total_seconds()
+    sim.run(3)
+    assert len(target.started) == 1 and runs(sim)[0].status == "IN_PROGRESS"
+    target.stop = codes
+    sim.run(8)
+    assert sim.steady() and {t.task_definition for t in sim.live()} == {ends}
+    said = [m for m in sim.messages() if "lifecycle hook" in m]
+    assert f"running {TARGET} as task {run.hook_id} (HOOK_IN_PROGRESS)" in said[0]
+    if ends == GREEN:
+        assert said[1].endswith(
+            f"succeeded: {TARGET}: its task {run.hook_id} exited 0 (HOOK_SUCCEEDED)."
+        )
+    else:
+        assert said[1].endswith(
+            f"failed: {TARGET}: its task {run.hook_id} stopped: Essential container in task "
+            "exited (app exit code 1) (HOOK_FAILED)."
+        )
+
+
+def test_the_task_of_a_run_is_named_after_it_owned_by_the_service_with_the_payload() -> None:
+    sim = deploying(1, [hook("task-definition/check")], None)
+    sim.hook_tasks = TaskTarget()
+    sim.run(3)
+    assert sim.status is not None
+    [run] = lifecycle_hooks.task_runs_due("shop", "web", sim.spec, sim.status, sim.now)
+    assert run.started and run.task_definition == "check"
+    manifest = lifecycle_hooks.hook_task_manifest(run, "shop", "web", "uid-1", ["app", "log"])
+    metadata = manifest["metadata"]
+    assert (metadata["name"], metadata["labels"][labels.HOOK_LABEL]) == (run.hook_id, run.hook_id)
+    assert labels.is_hook_task(manifest)
+    assert metadata["ownerReferences"] == [
+        {"apiVersion": labels.OWNER_API_VERSION, "kind": "Service", "name": "web", "uid": "uid-1"}
+    ]
+    overrides = manifest["spec"]["overrides"]["containerOverrides"]
+    assert [o["name"] for o in overrides] == ["app", "log"]
+    [variable] = overrides[0]["environment"]
+    assert variable["name"] == "ECS_LIFECYCLE_HOOK_PAYLOAD"
+    assert json.loads(variable["value"]) == run.payload
+    Task.model_validate(manifest)  # a valid Task
+    # URL runs are not task runs and the other way round.
+    assert lifecycle_hooks.calls_due("shop", "web", sim.spec, sim.status, sim.now) == []
+
+
+def test_a_task_that_never_ran_its_essential_container_fails() -> None:
+    run = HookTaskRun("ecs-hook-1-1", "ecs-hook-1-1", "check", {}, started=True)
+    never = stopped_task("ecs-hook-1-1", {"app": None}, "CannotPullContainerError: nope")
+    reply = lifecycle_hooks.task_reply(run, never, ["app"])
+    assert reply is not None and not reply.counted
+    assert reply.error == (
+        "its task ecs-hook-1-1 stopped: CannotPullContainerError: nope (app exit code None)"
+    )
+    gone = lifecycle_hooks.task_gone(run)
+    assert gone.error == "its task ecs-hook-1-1 was deleted"

@@ -347,6 +347,19 @@ HOOK_CASES = [
         {"lifecycleStages": ["POST_SCALE_UP"], "hookTargetArn": "ftp://hooks/verify"},
     ),
     (
+        "or a task definition, arn:aws:ecs:REGION:ACCOUNT:task-definition/FAMILY",
+        {"lifecycleStages": ["POST_SCALE_UP"], "hookTargetArn": "task-definition/check:3"},
+        {"lifecycleStages": ["POST_SCALE_UP"], "hookTargetArn": "task-definition/check:0"},
+    ),
+    (
+        "task-definition/FAMILY",
+        {
+            "lifecycleStages": ["POST_SCALE_UP"],
+            "hookTargetArn": "arn:aws:ecs:eu-west-1:123456789012:task-definition/check",
+        },
+        {"lifecycleStages": ["POST_SCALE_UP"], "hookTargetArn": "check"},
+    ),
+    (
         "an AWS_LAMBDA hook waits at most 1440 minutes",
         LAMBDA_HOOK | {"timeoutConfiguration": {"timeoutInMinutes": 1440}},
         LAMBDA_HOOK | {"timeoutConfiguration": {"timeoutInMinutes": 1441}},
