@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from ecs_operator.core import lifecycle_hooks
 from ecs_operator.core.alarms import AlarmReadings
 from ecs_operator.core.deployments import (
     LaunchRequest,
@@ -27,6 +28,7 @@ from ecs_operator.core.deployments import (
     record_placement_failures,
     service_group,
 )
+from ecs_operator.core.lifecycle_hooks import HookCall, HookReply, HookTaskRun
 from ecs_operator.core.placement import (
     ContainerInstance,
     Placement,
@@ -37,6 +39,7 @@ from ecs_operator.core.placement import (
 from ecs_operator.models.service import ServiceSpec, ServiceStatus
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
+NAMESPACE = "shop"
 TASK_MEMORY_MIB = 512
 Outcome = Literal["ok", "fail", "unhealthy"]
 
@@ -119,6 +122,15 @@ class Sim:
     """The deployment alarms' readings every plan sees."""
     test_traffic_shifted: Callable[[Sequence[str]], bool] | None = None
     """The test LoadBalancers' answer (``ServiceState.test_traffic_shifted``)."""
+    hook_target: Callable[[HookCall], HookReply] | None = None
+    """Answers the AWS_LAMBDA hook calls due before each plan, as the controller's HookCaller
+    does (None: no call is made)."""
+    calls: list[HookCall] = field(default_factory=list)
+    """Every hook call made, in order."""
+    hook_tasks: Callable[[HookTaskRun], HookReply | None] | None = None
+    """Starts or reads the task target runs in progress before each plan, as the controller's
+    HookTasks does (None: they are left alone)."""
+    _replies: dict[str, HookReply] = field(default_factory=dict)
     _names: itertools.count[int] = field(default_factory=itertools.count)
 
     def state(self) -> ServiceState:
@@ -135,6 +147,7 @@ class Sim:
             resolution_error=self.resolution_error,
             alarms=self.alarms,
             test_traffic_shifted=self.test_traffic_shifted,
+            hook_replies=self._replies,
         )
 
     def plan(self) -> ServicePlan:
@@ -142,7 +155,18 @@ class Sim:
         could not be placed; `writes` counts the reconciles whose final status changed."""
         previous = self.status
         rng = random.Random(self.seed + len(self.plans))
+        if self.hook_target is not None:
+            due = lifecycle_hooks.calls_due(NAMESPACE, self.name, self.spec, self.status, self.now)
+            self.calls += due
+            self._replies = {call.hook_id: self.hook_target(call) for call in due}
+        if self.hook_tasks is not None:
+            runs = lifecycle_hooks.task_runs_due(
+                NAMESPACE, self.name, self.spec, self.status, self.now
+            )
+            replies = {run.hook_id: self.hook_tasks(run) for run in runs}
+            self._replies |= {hook: reply for hook, reply in replies.items() if reply}
         plan = plan_service(self.state(), rng)
+        self._replies = {}  # the calls' replies are in the plan's status now
         self.plans.append(plan)
         self.status = plan.status
         for stop in plan.stop:

@@ -15,6 +15,7 @@ from ecs_operator.controllers.feeds import feed_of
 from ecs_operator.controllers.revisions import RevisionReader, ServiceRevisionReader
 from ecs_operator.controllers.triggers import Body, Change
 from ecs_operator.controllers.writer import Writer
+from ecs_operator.core import labels
 from ecs_operator.core.alarms import (
     DEFAULT_BAKE_SECONDS,
     DEFAULT_INTERVAL_SECONDS,
@@ -76,7 +77,9 @@ SERVICE_INDEX = "service"
 
 
 def _owning_service(owned: Mapping[str, Any]) -> str | None:
-    service = owner_name(owned, "Service")
+    """Its Service's "namespace/name"; None for a lifecycle hook's Task, which its Service
+    owns without counting it among its tasks."""
+    service = None if labels.is_hook_task(owned) else owner_name(owned, "Service")
     return f"{owned['metadata'].get('namespace', '')}/{service}" if service else None
 
 

@@ -53,7 +53,7 @@ _in_namespace = every_object("load_balancers", its_namespace)
 
 def _service_task_moved(change: Change, context: OperatorContext) -> Iterable[Key]:
     """A service task's state, or its Pod's readiness (target health), moved."""
-    if owner_name(change.body, "Service") is None:
+    if owner_name(change.body, "Service") is None or labels.is_hook_task(change.body):
         return ()
     return _in_namespace(change, context)
 

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from ecs_operator.controllers.alarms import AlarmReader
 from ecs_operator.controllers.cache import Key
 from ecs_operator.controllers.context import OperatorContext
+from ecs_operator.controllers.hooks import HookCaller, HookTasks
 from ecs_operator.controllers.metrics import OperatorMetrics
 from ecs_operator.controllers.task_launcher import TaskLauncher
 from ecs_operator.controllers.triggers import Change, Trigger, every_object, its_namespace, owner
@@ -27,6 +28,7 @@ from ecs_operator.core import (
     alarms,
     events,
     labels,
+    lifecycle_hooks,
     revisions,
     service_planning,
     service_revisions,
@@ -124,6 +126,8 @@ class ServiceController:
             options.alarm_interval_seconds,
             options.alarm_bake_seconds,
         )
+        self.hooks = HookCaller()
+        self.hook_tasks = HookTasks(context)
 
     def enqueue(self, key: Key) -> None:
         self.queue.add(key)
@@ -134,6 +138,7 @@ class ServiceController:
     async def stop(self) -> None:
         await self.queue.stop()
         await self.alarms.close()
+        await self.hooks.close()
 
     async def reconcile(self, key: Key) -> None:
         body = self.context.services.get(key)
@@ -158,7 +163,14 @@ class ServiceController:
         readings = await self.alarms.read(
             alarms.names_to_read(service.spec, service.status, service.metadata.generation or 1)
         )
-        state = self._read(key[0], body, service, now, readings)
+        # Calls made before the plan: it reads their replies (status keeps what they said).
+        replies = await self.hooks.call_all(
+            lifecycle_hooks.calls_due(key[0], key[1], service.spec, service.status, now)
+        )
+        replies |= await self.hook_tasks.run_all(
+            body, lifecycle_hooks.task_runs_due(key[0], key[1], service.spec, service.status, now)
+        )
+        state = self._read(key[0], body, service, now, readings, replies)
         plan = service_planning.plan_reconcile(state, self.rng)
         for request in plan.scheduled.stop:
             await self._stop_task(key[0], request)
@@ -195,6 +207,7 @@ class ServiceController:
         service: Service,
         now: datetime,
         readings: AlarmReadings,
+        replies: Mapping[str, lifecycle_hooks.HookReply],
     ) -> service_planning.ReconcileState:
         """What the plan decides from, as the caches have it."""
         tasks = self._tasks(body)
@@ -210,6 +223,7 @@ class ServiceController:
             health_checked=service_planning.health_checked(tasks, lambda r: spec_of(namespace, r)),
             service_revisions=tuple(stored),
             alarms=readings,
+            hook_replies=replies,
         )
 
     def _resolve(

@@ -114,7 +114,9 @@ class TaskController:
         await self._apply(key, body, plan)
 
     def _state(self, key: Key, body: dict[str, Any], task: Task) -> TaskState:
-        namespace, pod, service = key[0], self.context.pods.get(key), owner_name(body, "Service")
+        namespace, pod = key[0], self.context.pods.get(key)
+        # A lifecycle hook's Task is standalone, though its Service owns it (to delete it).
+        service = None if labels.is_hook_task(body) else owner_name(body, "Service")
         reference, new = revision_reference(body, task, pod, service)
         owner = self.context.services.get((namespace, service or ""))
         if owner is not None and not owned_by(body, owner):

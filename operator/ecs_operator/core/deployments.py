@@ -388,6 +388,9 @@ class ServiceState:
     (``core.service_revisions.running_spec``). ``spec`` still says what a new deployment is."""
     alarms: AlarmReadings = field(default_factory=AlarmReadings)
     """The deployment alarms' states (``core.alarms``), read for ``spec``'s alarm names."""
+    hook_replies: Mapping[str, lifecycle_hooks.HookReply] = field(default_factory=dict)
+    """The replies of the AWS_LAMBDA hook calls made for this plan
+    (``lifecycle_hooks.calls_due``), by hookId."""
 
 
 @dataclass(frozen=True)
@@ -900,22 +903,25 @@ class _Planner:
             self.scheduler.rollback_cause = reason
             self._reset_throttle()
 
-    # -- PAUSE lifecycle hooks (core/lifecycle_hooks.py) ----------------------------------------
+    # -- lifecycle hooks (core/lifecycle_hooks.py) ----------------------------------------
 
     def _answer_hooks(self) -> None:
-        """spec.continueServiceDeployment and the timeouts due answer the PRIMARY's PAUSE hooks
-        awaiting action; a run that FAILED, or TIMED_OUT with ROLLBACK, rolls it back."""
+        """spec.continueServiceDeployment, the replies of the calls made for this plan and the
+        timeouts due answer the PRIMARY's hook runs; a run that FAILED, or TIMED_OUT with
+        ROLLBACK, rolls it back."""
         primary = self.primary
         if primary is None or primary.rollout_state != "IN_PROGRESS":
             return
         request = self.state.spec.continue_service_deployment
-        details, answered = lifecycle_hooks.answer(
-            primary.lifecycle_hook_details or (), request, self.now
+        answers = lifecycle_hooks.answer(
+            primary.lifecycle_hook_details or (), request, self.now, self.state.hook_replies
         )
-        if not answered:
+        if not answers.changed:
             return
-        primary = self._replace(primary, lifecycle_hook_details=details, updated_at=self.now)
-        for run in answered:
+        primary = self._replace(
+            primary, lifecycle_hook_details=answers.details, updated_at=self.now
+        )
+        for run in answers.ended:
             detail = run.detail
             self.work.messages.append(
                 events.hook_answered(
@@ -924,13 +930,18 @@ class _Planner:
                     detail.hook_id,
                     detail.status,
                     detail.timeout_action,
+                    detail.target_arn,
+                    detail.status_reason,
                 )
             )
-        failed = next((run.detail for run in answered if run.rolls_back), None)
+        failed = next((run.detail for run in answers.ended if run.rolls_back), None)
         if failed is not None:
-            self._fail_primary(
-                primary, events.hook_rollback_reason(failed.hook_id, failed.status), rollback=True
+            reason = events.hook_rollback_reason(
+                failed.hook_id,
+                failed.status,
+                f"{failed.target_arn}: {failed.status_reason}" if failed.target_arn else None,
             )
+            self._fail_primary(primary, reason, rollback=True)
 
     def _note_unknown_hook(self) -> None:
         """Say once when spec.continueServiceDeployment names a hook no deployment has."""
@@ -1377,23 +1388,33 @@ class _Planner:
         details: list[LifecycleHookDetail],
         stage: strategies.Stage,
     ) -> list[LifecycleHookDetail]:
-        """The PAUSE hooks holding the deployment at ``stage`` await action from now; plan
-        again when the first expires (or at once if the spec answers one already)."""
+        """The hooks holding the deployment at ``stage`` start (PAUSE ones await action,
+        AWS_LAMBDA ones are called); plan again when a run expires or is due for a call (or at
+        once if the spec answers one already)."""
         configuration = self.spec.deployment_configuration
         runs = lifecycle_hooks.start_runs(configuration, primary.id, details, stage)
         for run in runs:
-            self.work.messages.append(
-                events.hook_awaiting_action(
+            if run.target_arn is None:
+                message = events.hook_awaiting_action(
                     self.state.name, primary.id, run.hook_id, stage.name, run.expires_at
                 )
-            )
+            else:
+                message = events.hook_in_progress(
+                    self.state.name,
+                    primary.id,
+                    run.hook_id,
+                    stage.name,
+                    run.target_arn,
+                    lifecycle_hooks.task_definition_of(run.target_arn) is not None,
+                )
+            self.work.messages.append(message)
         details = lifecycle_hooks.bounded([*details, *runs])
         request = self.state.spec.continue_service_deployment
         if request is not None and any(run.hook_id == request.hook_id for run in runs):
             self.work.requeue.append(0.0)
-        expiry = lifecycle_hooks.next_expiry(details, self.now)
-        if expiry is not None:
-            self.work.requeue.append(expiry)
+        wakeup = lifecycle_hooks.next_wakeup(details, self.now)
+        if wakeup is not None:
+            self.work.requeue.append(wakeup)
         return details
 
     def _keep_count(

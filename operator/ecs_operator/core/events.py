@@ -301,7 +301,7 @@ SERVICE_EVENT_REASONS: Final[Mapping[str, str]] = MappingProxyType(
         "deployment blocked by min/max percent": REASON_DEPLOYMENT_BLOCKED,
         "unable to start a deployment": REASON_DEPLOYMENT_REFUSED,
         "a BLUE_GREEN/LINEAR/CANARY deployment's lifecycle stage": REASON_DEPLOYMENT_STAGE,
-        "a PAUSE lifecycle hook awaits action, or was answered": REASON_LIFECYCLE_HOOK,
+        "a lifecycle hook awaits action, is in progress, or ended": REASON_LIFECYCLE_HOOK,
         "spec fields accepted but not honoured": REASON_UNSUPPORTED_FIELDS,
         "AZ balanced": REASON_AZ_BALANCED,
         "AZ rebalancing in progress": REASON_AZ_REBALANCING,
@@ -545,17 +545,40 @@ def hook_awaiting_action(
     )
 
 
-def hook_answered(
-    service: str, deployment_id: str, hook_id: str, status: str, timeout_action: str
+def hook_in_progress(
+    service: str, deployment_id: str, hook_id: str, stage: str, target: str, task: bool
 ) -> ServiceEventText:
-    """A PAUSE hook was continued (SUCCEEDED), rolled back (FAILED) or timed out (TIMED_OUT,
-    its ``timeout_action`` applies): ECS's hook event names, operator wording."""
-    if status == "SUCCEEDED":
-        outcome = "was continued"
-    elif status == "FAILED":
-        outcome = "was rolled back"
-    else:
+    """An AWS_LAMBDA hook's run started: its URL is called until it answers, or its task
+    definition runs as Task ``hook_id`` (ECS's EventBridge HOOK_IN_PROGRESS)."""
+    doing = f"running {target} as task {hook_id}" if task else f"calling {target}"
+    return ServiceEventText(
+        f"(service {service}) (deployment {deployment_id}) lifecycle hook {hook_id} is in "
+        f"progress at {stage}: {doing} (HOOK_IN_PROGRESS).",
+        REASON_LIFECYCLE_HOOK,
+    )
+
+
+def hook_answered(
+    service: str,
+    deployment_id: str,
+    hook_id: str,
+    status: str,
+    timeout_action: str,
+    target: str | None = None,
+    why: str | None = None,
+) -> ServiceEventText:
+    """A hook run ended: a PAUSE hook was continued (SUCCEEDED) or rolled back (FAILED); an
+    AWS_LAMBDA hook's ``target`` succeeded or failed, ``why`` saying how (it answered so, its
+    call failed, its task exited); either timed out (TIMED_OUT, its ``timeout_action``
+    applies): ECS's hook event names, operator wording."""
+    if status == "TIMED_OUT":
         outcome = f"timed out: its timeout action {timeout_action} applies"
+    elif target is None:
+        outcome = "was continued" if status == "SUCCEEDED" else "was rolled back"
+    elif status == "SUCCEEDED":
+        outcome = f"succeeded: {target}: {why or 'answered SUCCEEDED'}"
+    else:
+        outcome = f"failed: {target}: {why or 'answered FAILED'}"
     rolls_back = status == "FAILED" or (timeout_action == "ROLLBACK" and status == "TIMED_OUT")
     return ServiceEventText(
         f"(service {service}) (deployment {deployment_id}) lifecycle hook {hook_id} {outcome} "
@@ -576,10 +599,12 @@ def hook_unknown(service: str, hook_id: str) -> ServiceEventText:
     )
 
 
-def hook_rollback_reason(hook_id: str, status: str) -> str:
-    """rolloutStateReason of a deployment a PAUSE hook rolled back (operator wording)."""
+def hook_rollback_reason(hook_id: str, status: str, why: str | None = None) -> str:
+    """rolloutStateReason of a deployment a hook rolled back (operator wording)."""
     if status == "FAILED":
-        return f"ECS deployment lifecycle hook {hook_id} FAILED: rolled back by its action."
+        return f"ECS deployment lifecycle hook {hook_id} FAILED: " + (
+            why or "rolled back by its action."
+        )
     return f"ECS deployment lifecycle hook {hook_id} TIMED_OUT: its timeout action is ROLLBACK."
 
 

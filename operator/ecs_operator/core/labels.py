@@ -8,7 +8,8 @@ annotation.
 
 import hashlib
 import re
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
 
 from ecs_operator import API_GROUP, API_VERSION
 
@@ -36,6 +37,14 @@ RUN_LABEL: Final = f"{PREFIX}run"
 """On every Task of a run (a Task with spec.count above 1, and the Tasks it created): the first
 Task's name, so ``kubectl get ecstask -l ecs.operator.dev/run=NAME`` lists the run."""
 REVISION_STATUS_LABEL: Final = f"{PREFIX}revision-status"
+HOOK_LABEL: Final = f"{PREFIX}lifecycle-hook"
+"""On the Task a lifecycle hook runs: its hookId. Owned by the Service (deleted with it), yet
+a standalone task: not one of the Service's tasks."""
+
+
+def is_hook_task(task: Mapping[str, Any]) -> bool:
+    return HOOK_LABEL in ((task.get("metadata") or {}).get("labels") or {})
+
 
 # Annotations.
 GROUP_ANNOTATION: Final = f"{PREFIX}group"

@@ -16,40 +16,82 @@ same field naming it already answered does nothing. *Decision*: the field is rea
 operator looks, so an answer present at the expiry wins over the timeout (the operator may have
 been down when it was given); past ``expiresAt`` with no answer, the run is TIMED_OUT and its
 ``timeoutAction`` applies.
+
+AWS_LAMBDA hooks (ecs-deployments.md §4.1): there is no Lambda, so ``hookTargetArn`` is a URL
+the operator POSTs ECS's invocation payload to (``payload``; the controller makes the call,
+``calls_due`` says which). A run (``hookId`` ``ecs-hook-DIGITS-N``) starts IN_PROGRESS, due at
+once; each call's reply moves it (``after_reply``): SUCCEEDED and FAILED end it; IN_PROGRESS
+calls again after ``callBackDelay`` seconds (default 30), the answer's ``hookDetails`` merged
+into the run's and sent on its next call; a missing or invalid ``hookStatus``, or a call that
+failed (unreachable, not 2xx, not JSON), is FAILED, as a Lambda function error is. A run
+with no SUCCEEDED or FAILED by ``expiresAt`` is TIMED_OUT. Everything lives in the run's
+detail (status, invocation count, next call, merged hookDetails), so an operator restart
+calls where it left off. *Decision*: ``executionId`` is the ``hookId``, the same on each call
+of a run, so a target can tell the runs apart and recognise a call repeated after a restart.
+
+An AWS_LAMBDA hook may instead name a task definition (``task-definition/FAMILY[:REVISION]`` or
+its ECS ARN): its run is one standalone Task (``hook_task_manifest``: named after the hookId,
+so creating it again after a restart meets the one that exists; owned by the Service; the
+payload in ``ECS_LIFECYCLE_HOOK_PAYLOAD``), started when the run is (``task_runs_due``), then
+watched (``task_reply``): its essential containers all exiting 0 is SUCCEEDED, any other stop
+FAILED. It is not polled: the Task's changes wake the Service.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
-from ecs_operator.core.strategies import Stage
+from ecs_operator.core import labels, service_revisions
+from ecs_operator.core.strategies import HOOK_STAGES, Stage
 from ecs_operator.models.service import (
+    HOOK_TASK_PATTERN,
     MAX_HOOK_DETAILS,
     ContinueServiceDeployment,
     DeploymentConfiguration,
     DeploymentLifecycleHook,
     HookAction,
+    HookTargetType,
     LifecycleHookDetail,
+    ServiceSpec,
+    ServiceStatus,
 )
+from ecs_operator.models.task import Task
 
 DEFAULT_TIMEOUT_MINUTES: Final = 1440
 DEFAULT_TIMEOUT_ACTION: Final[HookAction] = "ROLLBACK"
 PASSED: Final = frozenset({"SUCCEEDED", "TIMED_OUT"})  # TIMED_OUT that did not roll back
+WAITING: Final = frozenset({"AWAITING_ACTION", "IN_PROGRESS"})
+DEFAULT_CALL_BACK_SECONDS: Final = 30.0
+# A Lambda invocation lasts at most 15 minutes; a longer callBackDelay is taken as that.
+MAX_CALL_BACK_SECONDS: Final = 900.0
+_ID_PREFIX: Final[dict[HookTargetType, str]] = {"PAUSE": "ecs-pause", "AWS_LAMBDA": "ecs-hook"}
+ANSWERS: Final = frozenset({"SUCCEEDED", "FAILED", "IN_PROGRESS"})
+PAYLOAD_VARIABLE: Final = "ECS_LIFECYCLE_HOOK_PAYLOAD"
+_TASK_TARGET: Final = re.compile(HOOK_TASK_PATTERN)
 
 
-def pause_hooks_at(
+def task_definition_of(target_arn: str | None) -> str | None:
+    """``FAMILY[:REVISION]`` when ``target_arn`` names a task definition (None: a URL)."""
+    match = _TASK_TARGET.match(target_arn or "")
+    return match.group(2) if match else None
+
+
+def hooks_at(
     configuration: DeploymentConfiguration | None, stage: str
 ) -> list[DeploymentLifecycleHook]:
-    """The PAUSE hooks that hold a deployment at ``stage``."""
+    """The hooks (PAUSE and AWS_LAMBDA) that hold a deployment at ``stage``."""
     hooks = (configuration.lifecycle_hooks if configuration else None) or ()
-    return [h for h in hooks if h.target_type == "PAUSE" and stage in h.lifecycle_stages]
+    return [h for h in hooks if stage in h.lifecycle_stages]
 
 
-def hook_id(deployment_id: str, number: int) -> str:
-    return f"ecs-pause-{deployment_id.rpartition('/')[2]}-{number}"
+def hook_id(deployment_id: str, number: int, target_type: HookTargetType = "PAUSE") -> str:
+    return f"{_ID_PREFIX[target_type]}-{deployment_id.rpartition('/')[2]}-{number}"
 
 
 def visit(details: Sequence[LifecycleHookDetail], stage: Stage) -> list[LifecycleHookDetail]:
@@ -62,9 +104,9 @@ def passable(
     details: Sequence[LifecycleHookDetail],
     stage: Stage,
 ) -> bool:
-    """Whether a deployment at hook stage ``stage`` may go on: no PAUSE hook names it, or every
-    run of this visit passed."""
-    if not pause_hooks_at(configuration, stage.name):
+    """Whether a deployment at hook stage ``stage`` may go on: no hook names it, or every run
+    of this visit passed."""
+    if not hooks_at(configuration, stage.name):
         return True
     runs = visit(details, stage)
     return bool(runs) and all(d.status in PASSED for d in runs)
@@ -76,33 +118,39 @@ def start_runs(
     details: Sequence[LifecycleHookDetail],
     stage: Stage,
 ) -> list[LifecycleHookDetail]:
-    """The new runs of the PAUSE hooks at ``stage`` (none if this visit has them already)."""
-    if visit(details, stage):
-        return []
+    """The new runs of the hooks at ``stage`` (none if this visit has them already): PAUSE
+    ones await action, AWS_LAMBDA ones are in progress and due for their first call."""
+    if visit(details, stage) or stage.name not in HOOK_STAGES:
+        return []  # hooks at TEST_/PRODUCTION_TRAFFIC_SHIFT are not run (status.unsupported)
     first = max((_number(d.hook_id) for d in details), default=0) + 1
     runs = []
-    for offset, hook in enumerate(pause_hooks_at(configuration, stage.name)):
+    for offset, hook in enumerate(hooks_at(configuration, stage.name)):
         timeout = hook.timeout_configuration
         minutes = (timeout.timeout_in_minutes if timeout else None) or DEFAULT_TIMEOUT_MINUTES
+        target_type = hook.target_type or "AWS_LAMBDA"
+        pause = target_type == "PAUSE"
         runs.append(
             LifecycleHookDetail(
-                hook_id=hook_id(deployment_id, first + offset),
-                target_type="PAUSE",
-                status="AWAITING_ACTION",
+                hook_id=hook_id(deployment_id, first + offset, target_type),
+                target_type=target_type,
+                target_arn=None if pause else hook.hook_target_arn,
+                status="AWAITING_ACTION" if pause else "IN_PROGRESS",
                 expires_at=stage.since + timedelta(minutes=minutes),
                 timeout_action=(timeout.action if timeout else None) or DEFAULT_TIMEOUT_ACTION,
                 lifecycle_stage=stage.name,
                 started_at=stage.since,
+                invocations=None if pause else 0,
+                next_invocation_at=None if pause else stage.since,
             )
         )
     return runs
 
 
 def bounded(details: Sequence[LifecycleHookDetail]) -> list[LifecycleHookDetail]:
-    """``details`` within ``MAX_HOOK_DETAILS``: the oldest answered runs go first."""
+    """``details`` within ``MAX_HOOK_DETAILS``: the oldest ended runs go first."""
     kept = list(details)
     while len(kept) > MAX_HOOK_DETAILS:
-        oldest = next((d for d in kept if d.status != "AWAITING_ACTION"), kept[0])
+        oldest = next((d for d in kept if d.status not in WAITING), kept[0])
         kept.remove(oldest)
     return kept
 
@@ -112,45 +160,356 @@ def _number(hook: str) -> int:
 
 
 @dataclass(frozen=True)
+class HookCall:
+    """A call of an AWS_LAMBDA run to make now: POST ``payload`` as JSON to ``url``."""
+
+    hook_id: str
+    url: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class HookReply:
+    """What a call returned: the decoded JSON body of a 2xx answer, or why there is none
+    (``error``: the call failed, a Lambda function error). A task target's replies say what
+    its Task did: ``counted`` is False for its end (one run, one invocation), ``reason`` is
+    the run's statusReason."""
+
+    answer: Any = None
+    error: str | None = None
+    counted: bool = True
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
 class Answered:
-    """A run that stopped awaiting in this plan, and whether it rolls the deployment back."""
+    """A run that ended in this plan, and whether it rolls the deployment back."""
 
     detail: LifecycleHookDetail
     rolls_back: bool
+
+
+@dataclass(frozen=True)
+class Answers:
+    """The runs after the answers and timeouts, those that ended, and whether any changed."""
+
+    details: list[LifecycleHookDetail]
+    ended: list[Answered] = field(default_factory=list)
+    changed: bool = False
 
 
 def answer(
     details: Sequence[LifecycleHookDetail],
     request: ContinueServiceDeployment | None,
     now: datetime,
-) -> tuple[list[LifecycleHookDetail], list[Answered]]:
-    """The runs after ``request`` (the spec's answer) and the timeouts due at ``now``, and
-    those that changed."""
+    replies: Mapping[str, HookReply] | None = None,
+) -> Answers:
+    """The runs after ``request`` (the spec's answer to PAUSE runs), ``replies`` (the calls of
+    AWS_LAMBDA runs made for this plan, by hookId) and the timeouts due at ``now``."""
     updated: list[LifecycleHookDetail] = []
-    answered: list[Answered] = []
+    ended: list[Answered] = []
     for detail in details:
-        if detail.status != "AWAITING_ACTION":
-            updated.append(detail)
-            continue
-        if request is not None and request.hook_id == detail.hook_id:
-            status = "SUCCEEDED" if request.action == "CONTINUE" else "FAILED"
-        elif now >= detail.expires_at:
-            status = "TIMED_OUT"
-        else:
-            updated.append(detail)
-            continue
-        new = detail.model_copy(update={"status": status})
-        rolls_back = status == "FAILED" or (
-            status == "TIMED_OUT" and detail.timeout_action == "ROLLBACK"
-        )
+        new = detail
+        if detail.status == "AWAITING_ACTION" and request and request.hook_id == detail.hook_id:
+            new = detail.model_copy(
+                update={"status": "SUCCEEDED" if request.action == "CONTINUE" else "FAILED"}
+            )
+        elif detail.status == "IN_PROGRESS" and replies and detail.hook_id in replies:
+            new = after_reply(detail, replies[detail.hook_id], now)
+        if new.status in WAITING and now >= new.expires_at:
+            new = new.model_copy(update={"status": "TIMED_OUT", "next_invocation_at": None})
         updated.append(new)
-        answered.append(Answered(new, rolls_back))
-    return updated, answered
+        if new.status != detail.status and new.status not in WAITING:
+            rolls_back = new.status == "FAILED" or (
+                new.status == "TIMED_OUT" and new.timeout_action == "ROLLBACK"
+            )
+            ended.append(Answered(new, rolls_back))
+    return Answers(updated, ended, updated != list(details))
 
 
-def next_expiry(details: Sequence[LifecycleHookDetail], now: datetime) -> float | None:
-    """Seconds until the first run awaiting action expires (None: none awaits)."""
-    waiting = [d.expires_at for d in details if d.status == "AWAITING_ACTION"]
-    if not waiting:
+def after_reply(
+    detail: LifecycleHookDetail, reply: HookReply, now: datetime
+) -> LifecycleHookDetail:
+    """An IN_PROGRESS AWS_LAMBDA run after one call's ``reply`` (ECS's hook response)."""
+    calls = (detail.invocations or 0) + (1 if reply.counted else 0)
+    answer = reply.answer if isinstance(reply.answer, dict) else {}
+    status = answer.get("hookStatus")
+    problem = reply.error
+    if problem is None and not isinstance(reply.answer, dict):
+        problem = "the answer is not a JSON object"
+    elif problem is None and status not in ANSWERS:
+        problem = f"the answer's hookStatus {status!r} is not SUCCEEDED, FAILED or IN_PROGRESS"
+    if problem is not None:
+        return detail.model_copy(
+            update={
+                "status": "FAILED",
+                "status_reason": problem[:1024],
+                "invocations": calls,
+                "next_invocation_at": None,
+            }
+        )
+    merged = _merged(detail.hook_details, answer.get("hookDetails"))
+    delay = call_back_seconds(answer.get("callBackDelay"))
+    # A task target is not called again: its Task's changes wake the Service.
+    again = status == "IN_PROGRESS" and task_definition_of(detail.target_arn) is None
+    return detail.model_copy(
+        update={
+            "status": status,
+            "status_reason": reply.reason or f"answered {status}",
+            "invocations": calls,
+            "hook_details": merged,
+            "next_invocation_at": now + timedelta(seconds=delay) if again else None,
+        }
+    )
+
+
+def call_back_seconds(value: object) -> float:
+    """An answer's callBackDelay: default 30 s when absent or not a number of seconds >= 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return DEFAULT_CALL_BACK_SECONDS
+    if value < 0:
+        return DEFAULT_CALL_BACK_SECONDS
+    return min(float(value), MAX_CALL_BACK_SECONDS)
+
+
+def _merged(kept: Any, returned: Any) -> Any:
+    """Runtime hookDetails: a returned object is merged over the kept one (key by key)."""
+    if returned is None:
+        return kept
+    if isinstance(kept, dict) and isinstance(returned, dict):
+        return {**kept, **returned}
+    return returned
+
+
+def next_wakeup(details: Sequence[LifecycleHookDetail], now: datetime) -> float | None:
+    """Seconds until a waiting run expires or an in-progress one is due for its next call
+    (None: no run waits)."""
+    moments = [d.expires_at for d in details if d.status in WAITING]
+    moments += [
+        d.next_invocation_at
+        for d in details
+        if d.status == "IN_PROGRESS" and d.next_invocation_at is not None
+    ]
+    if not moments:
         return None
-    return max(0.0, (min(waiting) - now).total_seconds())
+    return max(0.0, (min(moments) - now).total_seconds())
+
+
+def _running(
+    status: ServiceStatus | None, now: datetime
+) -> tuple[str, list[LifecycleHookDetail]] | None:
+    """The PRIMARY deployment's id and its AWS_LAMBDA runs in progress, not yet expired."""
+    deployments = (status.deployments if status else None) or ()
+    primary = next((d for d in deployments if d.status == "PRIMARY"), None)
+    if primary is None or primary.rollout_state != "IN_PROGRESS":
+        return None
+    runs = [
+        d
+        for d in primary.lifecycle_hook_details or ()
+        if d.status == "IN_PROGRESS" and d.target_arn is not None and now < d.expires_at
+    ]
+    return primary.id, runs
+
+
+def calls_due(
+    namespace: str, service: str, spec: ServiceSpec, status: ServiceStatus | None, now: datetime
+) -> list[HookCall]:
+    """The calls of the PRIMARY deployment's URL runs due at ``now`` (each in progress, its
+    next call due, not yet expired)."""
+    running = _running(status, now)
+    if running is None:
+        return []
+    deployment_id, runs = running
+    calls = []
+    for detail in runs:
+        due = detail.next_invocation_at is not None and detail.next_invocation_at <= now
+        if not due or detail.target_arn is None or task_definition_of(detail.target_arn):
+            continue
+        calls.append(
+            HookCall(
+                detail.hook_id,
+                detail.target_arn,
+                _payload(namespace, service, status, deployment_id, detail, spec),
+            )
+        )
+    return calls
+
+
+@dataclass(frozen=True)
+class HookTaskRun:
+    """A task target's run in progress: its Task is created if ``started`` is False, read
+    otherwise."""
+
+    hook_id: str
+    task_name: str
+    task_definition: str
+    payload: dict[str, Any]
+    started: bool
+
+
+def task_runs_due(
+    namespace: str, service: str, spec: ServiceSpec, status: ServiceStatus | None, now: datetime
+) -> list[HookTaskRun]:
+    """The PRIMARY deployment's task target runs in progress (not yet expired)."""
+    running = _running(status, now)
+    if running is None:
+        return []
+    deployment_id, runs = running
+    found = []
+    for detail in runs:
+        reference = task_definition_of(detail.target_arn)
+        if reference is None:
+            continue
+        found.append(
+            HookTaskRun(
+                detail.hook_id,
+                hook_task_name(detail.hook_id),
+                reference,
+                _payload(namespace, service, status, deployment_id, detail, spec),
+                started=bool(detail.invocations),
+            )
+        )
+    return found
+
+
+def hook_task_name(hook: str) -> str:
+    """The name of the Task a run starts: its hookId (unique in the namespace, and the same
+    after a restart)."""
+    return hook
+
+
+def hook_task_manifest(
+    run: HookTaskRun,
+    namespace: str,
+    service: str,
+    service_uid: str,
+    containers: Sequence[str],
+) -> dict[str, Any]:
+    """The Task of ``run``: its task definition once, owned by the Service (so deleted with
+    it), the payload in ``PAYLOAD_VARIABLE`` of each of ``containers``."""
+    variable = {"name": PAYLOAD_VARIABLE, "value": json.dumps(run.payload, sort_keys=True)}
+    return {
+        "apiVersion": labels.OWNER_API_VERSION,
+        "kind": "Task",
+        "metadata": {
+            "name": run.task_name,
+            "namespace": namespace,
+            "labels": {
+                labels.HOOK_LABEL: labels.label_value(run.hook_id),
+                labels.MANAGED_BY_LABEL: labels.MANAGED_BY,
+            },
+            "ownerReferences": [
+                {
+                    "apiVersion": labels.OWNER_API_VERSION,
+                    "kind": "Service",
+                    "name": service,
+                    "uid": service_uid,
+                }
+            ],
+        },
+        "spec": {
+            "taskDefinition": run.task_definition,
+            "startedBy": run.hook_id,
+            "overrides": {
+                "containerOverrides": [
+                    {"name": name, "environment": [variable]} for name in containers
+                ]
+            },
+        },
+    }
+
+
+def task_started(run: HookTaskRun) -> HookReply:
+    return HookReply(
+        answer={"hookStatus": "IN_PROGRESS"}, reason=f"its task {run.task_name} was started"
+    )
+
+
+def task_gone(run: HookTaskRun) -> HookReply:
+    return HookReply(error=f"its task {run.task_name} was deleted", counted=False)
+
+
+def task_reply(run: HookTaskRun, task: Task, essential: Sequence[str]) -> HookReply | None:
+    """What a run's Task says: nothing while it has not stopped; SUCCEEDED when each of its
+    ``essential`` containers exited 0; FAILED for any other stop, saying how it stopped."""
+    status = task.status
+    if status is None or status.last_status != "STOPPED":
+        return None
+    codes = {c.name: c.exit_code for c in status.containers or ()}
+    if essential and all(codes.get(name) == 0 for name in essential):
+        return HookReply(
+            answer={"hookStatus": "SUCCEEDED"},
+            counted=False,
+            reason=f"its task {run.task_name} exited 0",
+        )
+    exits = ", ".join(f"{name} exit code {codes.get(name)}" for name in essential)
+    return HookReply(
+        error=f"its task {run.task_name} stopped: {status.stopped_reason or status.stop_code}"
+        + (f" ({exits})" if exits else ""),
+        counted=False,
+    )
+
+
+def _payload(
+    namespace: str,
+    service: str,
+    status: ServiceStatus | None,
+    deployment_id: str,
+    detail: LifecycleHookDetail,
+    spec: ServiceSpec,
+) -> dict[str, Any]:
+    weights: dict[str, float] = {}
+    if detail.lifecycle_stage == "PRE_PRODUCTION_TRAFFIC_SHIFT":
+        weights = _production_weights(namespace, service, status, deployment_id)
+    return payload(namespace, service, deployment_id, detail, spec, weights)
+
+
+def _production_weights(
+    namespace: str, service: str, status: ServiceStatus | None, green_id: str
+) -> dict[str, float]:
+    """The production weights before a step: green's share, blue (the other deployment with
+    tasks) the rest."""
+    deployments = (status.deployments if status else None) or ()
+    green = next(d for d in deployments if d.id == green_id)
+    weight = green.production_traffic_weight or 0.0
+    weights = {service_revisions.service_revision_arn(namespace, service, green_id): weight}
+    blue = next((d for d in deployments if d.status == "ACTIVE"), None)
+    if blue is not None:
+        weights[service_revisions.service_revision_arn(namespace, service, blue.id)] = (
+            100.0 - weight
+        )
+    return weights
+
+
+def payload(
+    namespace: str,
+    service: str,
+    deployment_id: str,
+    detail: LifecycleHookDetail,
+    spec: ServiceSpec,
+    production_weights: Mapping[str, float],
+) -> dict[str, Any]:
+    """ECS's invocation payload for a call of ``detail`` (ecs-deployments.md §4.1): its
+    hookDetails are the hook's configured ones with the run's returned ones merged over."""
+    configured = next(
+        (
+            h.hook_details
+            for h in hooks_at(spec.deployment_configuration, detail.lifecycle_stage)
+            if h.hook_target_arn == detail.target_arn
+        ),
+        None,
+    )
+    return {
+        "executionId": detail.hook_id,
+        "lifecycleStage": detail.lifecycle_stage,
+        "resourceArn": service_revisions.service_deployment_arn(namespace, service, deployment_id),
+        "executionDetails": {
+            "serviceArn": service_revisions.service_arn(namespace, service),
+            "targetServiceRevisionArn": service_revisions.service_revision_arn(
+                namespace, service, deployment_id
+            ),
+            "testTrafficWeights": {},
+            "productionTrafficWeights": dict(production_weights),
+        },
+        "hookDetails": _merged(configured, detail.hook_details),
+    }

@@ -326,8 +326,9 @@ NOT_HONOURED: Final[Mapping[str, str]] = {
         "Kubernetes Service, whatever rule is named"
     ),
     "propagateTags TASK_DEFINITION": "the task definition's tags are not copied to the tasks",
-    "lifecycleHooks AWS_LAMBDA": (
-        "there is no Lambda: the hook is skipped (only PAUSE hooks are honoured yet)"
+    "lifecycleHooks at TEST_/PRODUCTION_TRAFFIC_SHIFT": (
+        "an AWS_LAMBDA hook is not called at TEST_TRAFFIC_SHIFT or PRODUCTION_TRAFFIC_SHIFT "
+        "(its other stages are honoured)"
     ),
     "lifecycleHooks with ROLLING": (
         "ECS documents hook stages for BLUE_GREEN, LINEAR and CANARY only: a ROLLING deployment "

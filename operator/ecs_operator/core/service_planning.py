@@ -25,6 +25,7 @@ from ecs_operator.core import (
     deployments,
     labels,
     launches,
+    lifecycle_hooks,
     load_balancing,
     names,
     placement,
@@ -76,6 +77,8 @@ class ReconcileState:
     """The Service's stored service revisions."""
     alarms: AlarmReadings = field(default_factory=AlarmReadings)
     """Its deployment alarms' states (``core.alarms``)."""
+    hook_replies: Mapping[str, lifecycle_hooks.HookReply] = field(default_factory=dict)
+    """The replies of its AWS_LAMBDA hook calls made for this reconcile, by hookId."""
 
     @property
     def running_spec(self) -> ServiceSpec:
@@ -228,6 +231,7 @@ def _service_state(state: ReconcileState, load_balancer_error: str | None) -> Se
         test_traffic_shifted=load_balancing.test_traffic_check(running, state.load_balancers),
         running_spec=running,
         alarms=state.alarms,
+        hook_replies=state.hook_replies,
     )
 
 

@@ -10,7 +10,8 @@ blue, and the deployment completes once blue is gone.
 
 The hook stages (RECONCILE_SERVICE, PRE_SCALE_UP, POST_SCALE_UP, POST_TEST_TRAFFIC_SHIFT,
 PRE_PRODUCTION_TRAFFIC_SHIFT before every traffic step, POST_PRODUCTION_TRAFFIC_SHIFT) pass
-once ``passable`` says so: at once unless a PAUSE hook waits there (``core.lifecycle_hooks``).
+once ``passable`` says so: at once unless a hook (PAUSE or AWS_LAMBDA) holds it there
+(``core.lifecycle_hooks``).
 
 With an alternate LoadBalancer (``advancedConfiguration``), TEST_TRAFFIC_SHIFT comes between
 POST_SCALE_UP and POST_TEST_TRAFFIC_SHIFT: it lasts until every green task is healthy in the

@@ -35,6 +35,7 @@ first, at most 100) plus ``observedGeneration``, the conditions ``Ready`` (stead
 ``selector`` for the scale subresource, and ``scheduler``, the scheduler's own bookkeeping.
 """
 
+import re
 from typing import Annotated, Any, Final, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -177,6 +178,13 @@ PAUSE_AT_TRAFFIC_SHIFT: Final = (
 )
 LAMBDA_WITHOUT_TARGET: Final = (
     "spec.deploymentConfiguration.lifecycleHooks[].hookTargetArn is required for an AWS_LAMBDA hook"
+)
+LAMBDA_TARGET_FORM: Final = (
+    "spec.deploymentConfiguration.lifecycleHooks[].hookTargetArn: there is no Lambda on "
+    "Kubernetes: an AWS_LAMBDA hook's target is an http:// or https:// URL (the operator POSTs "
+    "ECS's hook payload to it) or a task definition, "
+    "arn:aws:ecs:REGION:ACCOUNT:task-definition/FAMILY[:REVISION] or "
+    "task-definition/FAMILY[:REVISION] (the operator runs it as a Task)"
 )
 LAMBDA_TIMEOUT_TOO_LONG: Final = (
     "spec.deploymentConfiguration.lifecycleHooks[].timeoutConfiguration.timeoutInMinutes: an "
@@ -325,13 +333,23 @@ class HookTimeoutConfiguration(EcsModel):
 
 
 _PAUSE = "has(self.targetType) && self.targetType == 'PAUSE'"
+# What an AWS_LAMBDA hook may name instead of a Lambda function (core.lifecycle_hooks): a URL
+# to call, or a task definition to run.
+HOOK_URL_PATTERN: Final = r"^https?://[^\s/?#]+([/?#]\S*)?$"
+HOOK_TASK_PATTERN: Final = (
+    r"^(arn:aws[a-z-]*:ecs:[a-z0-9-]+:[0-9]{12}:)?task-definition/"
+    r"([A-Za-z0-9_-]{1,255}(:[1-9][0-9]{0,6})?)$"
+)
+HOOK_TARGET_PATTERN: Final = f"({HOOK_URL_PATTERN})|({HOOK_TASK_PATTERN})"
 
 
 class DeploymentLifecycleHook(EcsModel):
     """A lifecycle hook of BLUE_GREEN, LINEAR and CANARY deployments (ECS
     DeploymentLifecycleHook). PAUSE stops the deployment at each of its stages until
-    spec.continueServiceDeployment names it, or its timeout applies; AWS_LAMBDA is accepted and
-    not honoured (status.unsupported)."""
+    spec.continueServiceDeployment names it, or its timeout applies; AWS_LAMBDA (there is no
+    Lambda) POSTs ECS's hook payload to the URL hookTargetArn names until it answers SUCCEEDED
+    or FAILED, or runs the task definition it names once as a Task (exit 0: SUCCEEDED), or its
+    timeout applies."""
 
     model_config = ConfigDict(
         json_schema_extra=cel_rules(
@@ -342,6 +360,12 @@ class DeploymentLifecycleHook(EcsModel):
                 ".lifecycleStages",
             ),
             (f"({_PAUSE}) || has(self.hookTargetArn)", LAMBDA_WITHOUT_TARGET, ".hookTargetArn"),
+            (
+                f"({_PAUSE}) || !has(self.hookTargetArn) || "
+                f"self.hookTargetArn.matches('{HOOK_TARGET_PATTERN}')",
+                LAMBDA_TARGET_FORM,
+                ".hookTargetArn",
+            ),
             (
                 f"({_PAUSE}) || !has(self.timeoutConfiguration) || "
                 "!has(self.timeoutConfiguration.timeoutInMinutes) || "
@@ -354,7 +378,7 @@ class DeploymentLifecycleHook(EcsModel):
 
     target_type: HookTargetType | None = Field(
         default=None,
-        description="PAUSE (wait for an action) or AWS_LAMBDA (default; not honoured).",
+        description="PAUSE (wait for an action) or AWS_LAMBDA (default: call hookTargetArn).",
     )
     lifecycle_stages: list[HookStage] = Field(
         min_length=1,
@@ -368,17 +392,22 @@ class DeploymentLifecycleHook(EcsModel):
     hook_target_arn: str | None = Field(
         default=None,
         max_length=MAX_ARN_LENGTH,
-        description="The Lambda function ARN (AWS_LAMBDA; not used by PAUSE).",
+        description=(
+            "AWS_LAMBDA: the http:// or https:// URL (say a cluster Service's) the operator "
+            "POSTs ECS's hook payload to, or a task definition (task-definition/FAMILY[:REVISION], "
+            "or its ECS ARN) the operator runs once as a Task with the payload in "
+            "ECS_LIFECYCLE_HOOK_PAYLOAD; not used by PAUSE."
+        ),
     )
     role_arn: str | None = Field(
         default=None,
         max_length=MAX_ARN_LENGTH,
-        description="The IAM role that invokes the Lambda (AWS_LAMBDA; not used by PAUSE).",
+        description="The IAM role that invokes the Lambda: not needed on Kubernetes.",
     )
     hook_details: Any = Field(
         default=None,
         json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
-        description="Any JSON passed to the Lambda (ignored by PAUSE).",
+        description="Any JSON passed in the payload's hookDetails (ignored by PAUSE).",
     )
     timeout_configuration: HookTimeoutConfiguration | None = Field(
         default=None, description="How long it waits and what happens then."
@@ -400,6 +429,12 @@ class DeploymentLifecycleHook(EcsModel):
                 PAUSE_AT_TRAFFIC_SHIFT,
             ),
             (not pause and self.hook_target_arn is None, LAMBDA_WITHOUT_TARGET),
+            (
+                not pause
+                and self.hook_target_arn is not None
+                and re.match(HOOK_TARGET_PATTERN, self.hook_target_arn) is None,
+                LAMBDA_TARGET_FORM,
+            ),
             (
                 not pause and minutes is not None and minutes > MAX_LAMBDA_TIMEOUT_MINUTES,
                 LAMBDA_TIMEOUT_TOO_LONG,
@@ -942,12 +977,39 @@ class LifecycleHookDetail(StatusModel):
             "spec.continueServiceDeployment.hookId names."
         ),
     )
-    target_type: HookTargetType = Field(description="PAUSE.")
+    target_type: HookTargetType = Field(description="PAUSE or AWS_LAMBDA.")
+    target_arn: str | None = Field(
+        default=None,
+        max_length=MAX_ARN_LENGTH,
+        description="AWS_LAMBDA: the URL it calls, or the task definition it runs.",
+    )
     status: HookStatus = Field(
         description=(
-            "AWAITING_ACTION, then SUCCEEDED (continued), FAILED (rolled back) or TIMED_OUT "
-            "(its timeoutAction applied)."
+            "PAUSE: AWAITING_ACTION, then SUCCEEDED (continued), FAILED (rolled back) or "
+            "TIMED_OUT (its timeoutAction applied). AWS_LAMBDA: IN_PROGRESS, then SUCCEEDED, "
+            "FAILED (answered so, or the call failed) or TIMED_OUT."
         )
+    )
+    status_reason: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="AWS_LAMBDA: why it has that status (the call's failure, say).",
+    )
+    invocations: int | None = Field(
+        default=None,
+        ge=0,
+        description="AWS_LAMBDA: how many times it was called (a task definition: run).",
+    )
+    next_invocation_at: Timestamp | None = Field(
+        default=None,
+        description="AWS_LAMBDA IN_PROGRESS: when it is called (again), after callBackDelay.",
+    )
+    hook_details: Any = Field(
+        default=None,
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+        description=(
+            "AWS_LAMBDA: the hookDetails its answers returned, merged; passed on its next call."
+        ),
     )
     expires_at: Timestamp = Field(description="When its timeoutAction applies.")
     timeout_action: HookAction = Field(description="ROLLBACK or CONTINUE.")
@@ -1046,7 +1108,7 @@ class Deployment(StatusModel):
     lifecycle_hook_details: list[LifecycleHookDetail] | None = Field(
         default=None,
         max_length=MAX_HOOK_DETAILS,
-        description="Its PAUSE hook runs, oldest first.",
+        description="Its lifecycle hook runs, oldest first.",
     )
     alarms_armed: list[Annotated[str, Field(max_length=255)]] | None = Field(
         default=None,
@@ -1278,7 +1340,10 @@ class ServiceDeployment(StatusModel):
     lifecycle_hook_details: list[LifecycleHookDetail] | None = Field(
         default=None,
         max_length=MAX_HOOK_DETAILS,
-        description="Its PAUSE hook runs, oldest first (AWAITING_ACTION: it waits for one).",
+        description=(
+            "Its lifecycle hook runs, oldest first (AWAITING_ACTION: it waits for one; "
+            "IN_PROGRESS: a URL is being called)."
+        ),
     )
 
 

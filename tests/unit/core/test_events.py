@@ -73,7 +73,7 @@ SERVICE_EVENTS = {
     "a BLUE_GREEN/LINEAR/CANARY deployment's lifecycle stage": events.deployment_stage(
         "web", "ecs-svc/1", "SCALE_UP", 0.0, "web:2", 0
     ),
-    "a PAUSE lifecycle hook awaits action, or was answered": events.hook_awaiting_action(
+    "a lifecycle hook awaits action, is in progress, or ended": events.hook_awaiting_action(
         "web", "ecs-svc/1", "ecs-pause-1-1", "POST_SCALE_UP", datetime(2026, 1, 1, tzinfo=UTC)
     ),
     "spec fields accepted but not honoured": events.service_fields_not_honoured(
@@ -100,7 +100,7 @@ VARIANTS = {
         events.service_pending_stopped("web", 2),
     ],
     "unable to place a task": [events.service_unable_to_place("web", None, "", "a")],
-    "a PAUSE lifecycle hook awaits action, or was answered": [
+    "a lifecycle hook awaits action, is in progress, or ended": [
         events.hook_answered("web", "ecs-svc/1", "ecs-pause-1-1", status, action)
         for status, action in (("SUCCEEDED", "ROLLBACK"), ("FAILED", "CONTINUE"))
     ]

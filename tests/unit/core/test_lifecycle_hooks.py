@@ -247,4 +247,4 @@ def test_a_paused_deployment_never_moves_traffic_nor_stops_blue(
         elif waiting and move == "expire":
             sim.now = max(d.expires_at for d in waiting)
         sim.tick(10)
-    assert lifecycle_hooks.next_expiry(sim.primary().lifecycle_hook_details or (), sim.now) is None
+    assert lifecycle_hooks.next_wakeup(sim.primary().lifecycle_hook_details or (), sim.now) is None

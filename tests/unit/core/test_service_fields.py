@@ -155,18 +155,20 @@ def test_service_fields_that_start_a_deployment_as_in_ecs() -> None:
     assert sim.primary().id != before
 
 
-def test_lambda_hooks_and_hooks_of_a_rolling_service_are_reported() -> None:
+def test_hooks_at_traffic_shifts_and_hooks_of_a_rolling_service_are_reported() -> None:
     pause = {"targetType": "PAUSE", "lifecycleStages": ["POST_SCALE_UP"]}
-    lambda_hook = {
+    called = {"lifecycleStages": ["POST_SCALE_UP"], "hookTargetArn": "http://hooks:8080/check"}
+    at_shift = {
         "lifecycleStages": ["PRODUCTION_TRAFFIC_SHIFT"],
-        "hookTargetArn": "arn:aws:lambda:us-east-1:123456789012:function:check",
+        "hookTargetArn": "http://hooks:8080/check",
     }
-    staged = {"strategy": "CANARY", "lifecycleHooks": [pause, lambda_hook]}
+    staged = {"strategy": "CANARY", "lifecycleHooks": [pause, called, at_shift]}
     found = unsupported_service_fields("web", spec(deploymentConfiguration=staged))
+    # An AWS_LAMBDA hook is honoured (its URL called) except at the traffic shift stages.
     assert [(f.field, f.reason) for f in found] == [
         (
-            "spec.deploymentConfiguration.lifecycleHooks[1]",
-            NOT_HONOURED["lifecycleHooks AWS_LAMBDA"],
+            "spec.deploymentConfiguration.lifecycleHooks[2]",
+            NOT_HONOURED["lifecycleHooks at TEST_/PRODUCTION_TRAFFIC_SHIFT"],
         )
     ]
     rolling = unsupported_service_fields(

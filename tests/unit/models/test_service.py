@@ -292,7 +292,7 @@ PAUSE_HOOK = {"targetType": "PAUSE", "lifecycleStages": ["POST_SCALE_UP"]}
 LAMBDA_HOOK = {
     "targetType": "AWS_LAMBDA",
     "lifecycleStages": ["PRODUCTION_TRAFFIC_SHIFT"],
-    "hookTargetArn": "arn:aws:lambda:us-east-1:123456789012:function:check",
+    "hookTargetArn": "http://hooks.web.svc:8080/verify",
 }
 STRATEGY_CASES = [
     (
@@ -329,8 +329,35 @@ HOOK_CASES = [
     ),
     (
         "hookTargetArn is required for an AWS_LAMBDA hook",
-        {"lifecycleStages": ["POST_SCALE_UP"], "hookTargetArn": "arn:aws:lambda:::function:f"},
+        {"lifecycleStages": ["POST_SCALE_UP"], "hookTargetArn": "https://hooks/verify"},
         {"lifecycleStages": ["POST_SCALE_UP"]},
+    ),
+    (
+        "there is no Lambda on Kubernetes: an AWS_LAMBDA hook's target is an http:// or "
+        "https:// URL",
+        {"lifecycleStages": ["POST_SCALE_UP"], "hookTargetArn": "http://10.0.0.1:8080"},
+        {
+            "lifecycleStages": ["POST_SCALE_UP"],
+            "hookTargetArn": "arn:aws:lambda:us-east-1:123456789012:function:check",
+        },
+    ),
+    (
+        "there is no Lambda on Kubernetes",
+        PAUSE_HOOK | {"hookTargetArn": "anything: PAUSE does not use it"},
+        {"lifecycleStages": ["POST_SCALE_UP"], "hookTargetArn": "ftp://hooks/verify"},
+    ),
+    (
+        "or a task definition, arn:aws:ecs:REGION:ACCOUNT:task-definition/FAMILY",
+        {"lifecycleStages": ["POST_SCALE_UP"], "hookTargetArn": "task-definition/check:3"},
+        {"lifecycleStages": ["POST_SCALE_UP"], "hookTargetArn": "task-definition/check:0"},
+    ),
+    (
+        "task-definition/FAMILY",
+        {
+            "lifecycleStages": ["POST_SCALE_UP"],
+            "hookTargetArn": "arn:aws:ecs:eu-west-1:123456789012:task-definition/check",
+        },
+        {"lifecycleStages": ["POST_SCALE_UP"], "hookTargetArn": "check"},
     ),
     (
         "an AWS_LAMBDA hook waits at most 1440 minutes",
