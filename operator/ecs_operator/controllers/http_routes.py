@@ -41,19 +41,24 @@ class RouteWeigher:
     ) -> tuple[frozenset[str], list[str]]:
         """Give the HTTPRoutes that the `members` name for production LoadBalancer `lb` (its
         `key` and `body`) their weights: the Services whose routes carry them, and the problems of
-        those that cannot (recorded as events when the status does not report them yet)."""
+        those that cannot."""
         routed, problems = set(), []
         for member in members:
             found = await self._weigh_service(key, member.service)
             if found == []:
                 routed.add(member.service.metadata.name)
             problems += found or []
+        await self._report(body, lb, problems)
+        return frozenset(routed), problems
+
+    async def _report(self, body: dict[str, Any], lb: LoadBalancer, problems: list[str]) -> None:
+        """Record the `problems` as events on the LoadBalancer, unless its status reports them
+        already (their events were recorded then)."""
         if problems and problems != http_routes.reported_problems(lb):
             for problem in problems:
                 await self.events.record(
                     body, "Warning", ecs_events.REASON_ROUTE_NOT_WEIGHTED, problem
                 )
-        return frozenset(routed), problems
 
     async def _weigh_service(self, key: Key, service: Service) -> list[str] | None:
         """Weigh the HTTPRoutes `service` names for the LoadBalancer `key`: the problems of

@@ -8,7 +8,7 @@ Pod, terminated, until the Task is deleted (``lifecycle``: the Pod outlives the 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -127,7 +127,7 @@ class TaskController:
         return task_state(
             body,
             task,
-            self._resolve(key[0], body, task, pod.pod, service.name),
+            self._resolve(key[0], body, task, pod, service),
             pod,
             service,
             self._namespace_reads(key[0]),
@@ -164,15 +164,10 @@ class TaskController:
         return namespace_reads(body, self.context.security_policy(namespace))
 
     def _resolve(
-        self,
-        namespace: str,
-        body: dict[str, Any],
-        task: Task,
-        pod: Mapping[str, Any] | None,
-        service: str | None,
+        self, namespace: str, body: dict[str, Any], task: Task, pod: PodReads, owner: ServiceReads
     ) -> ResolvedRevision:
         """The revision the task runs (``revision_reference``), or why there is none."""
-        reference, new = revision_reference(body, task, pod, service)
+        reference, new = revision_reference(body, task, pod.pod, owner.name)
         return self.context.revision_reader.resolve(namespace, reference, for_new_task=new)
 
     def _run_members(self, key: Key, task: Task) -> dict[str, dict[str, Any] | None]:
