@@ -9,7 +9,7 @@ events on the Services.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -17,17 +17,14 @@ from pydantic import ValidationError
 
 from ecs_operator.controllers.cache import Key, finalizer_write_event, owner_name
 from ecs_operator.controllers.context import SERVICE_INDEX, OperatorContext
+from ecs_operator.controllers.http_routes import RouteWeigher
 from ecs_operator.controllers.metrics import OperatorMetrics
 from ecs_operator.controllers.triggers import Change, Trigger, every_object, its_namespace, itself
 from ecs_operator.controllers.workqueue import WorkQueue
 from ecs_operator.core import events as ecs_events
-from ecs_operator.core import http_routes, labels, load_balancing
-from ecs_operator.core.names import load_balancer_of
-from ecs_operator.core.ownership import owned_by
-from ecs_operator.core.traffic_roles import alternates
+from ecs_operator.core import labels, load_balancing
 from ecs_operator.kube.client import (
     ENDPOINT_SLICES,
-    HTTP_ROUTES,
     KUBERNETES_SERVICES,
     LOAD_BALANCERS,
     PODS,
@@ -38,7 +35,7 @@ from ecs_operator.kube.client import (
 )
 from ecs_operator.kube.events import EventRecorder
 from ecs_operator.models.loadbalancer import LoadBalancer
-from ecs_operator.models.service import Service
+from ecs_operator.models.service import Service, ServiceLoadBalancer
 from ecs_operator.models.task import Task
 
 logger = logging.getLogger(__name__)
@@ -88,6 +85,7 @@ class LoadBalancerController:
         self.queue: WorkQueue[Key] = WorkQueue(
             "loadbalancers", self.reconcile, workers=2, observe=metrics.observe_reconcile
         )
+        self.routes = RouteWeigher(context, events, self.queue.add_after)
 
     def enqueue(self, key: Key) -> None:
         self.queue.add(key)
@@ -129,12 +127,7 @@ class LoadBalancerController:
         # Ownership before action: under another's Service of its name it registers and
         # publishes nothing, and says so.
         refusal = await self._sync_service(namespace, lb)
-        routed, route_problems = await self._sync_routes(namespace, lb, members)
-        if route_problems and route_problems != self._reported_route_problems(lb):
-            for problem in route_problems:
-                await self.events.record(
-                    body, "Warning", ecs_events.REASON_ROUTE_NOT_WEIGHTED, problem
-                )
+        routed, route_problems = await self.routes.weigh(key, body, lb, members)
         problems += route_problems
         plan = load_balancing.desired_targets(
             lb, [] if refusal else members, now, [] if refusal else departed, routed
@@ -193,26 +186,11 @@ class LoadBalancerController:
     def _members(
         self, namespace: str, lb: LoadBalancer
     ) -> tuple[list[load_balancing.ServiceMembers], set[str]]:
-        """Every Service naming the LoadBalancer, or still holding targets in it."""
-        holding = {t.service for t in (lb.status.targets or ())} if lb.status else set()
-        members, users = [], set()
-        for body in self.context.services.in_namespace(namespace):
-            try:
-                service = self.context.services.parsed(body, Service)
-            except ValidationError:
-                continue
-            # After a rollback, the load balancers of the revision it restored; each task
-            # those of its own deployment's revision.
-            reader = self.context.service_revisions
-            service = service.model_copy(update={"spec": reader.running_spec(service)})
-            by_deployment = reader.load_balancers_by_deployment(service)
-            every_entry = [
-                e
-                for entries in (service.spec.load_balancers, *by_deployment.values())
-                for e in entries or ()
-            ]
-            names = {load_balancer_of(e) for e in every_entry} | alternates(every_entry)
-            if lb.metadata.name in names:
+        """Every Service naming the LoadBalancer, or still holding targets in it; and the
+        names of those naming it."""
+        holding, members, users = load_balancing.holding_services(lb), [], set()
+        for body, service, by_deployment in self._running_services(namespace):
+            if load_balancing.names_load_balancer(service.spec, by_deployment, lb.metadata.name):
                 users.add(service.metadata.name)
             elif service.metadata.name not in holding:
                 continue
@@ -220,75 +198,26 @@ class LoadBalancerController:
             members.append(load_balancing.ServiceMembers(service, tasks, pods, by_deployment))
         return members, users
 
-    async def _sync_routes(
-        self, namespace: str, lb: LoadBalancer, members: Iterable[load_balancing.ServiceMembers]
-    ) -> tuple[frozenset[str], list[str]]:
-        """Give the HTTPRoutes that Services name for this production LoadBalancer their
-        weights (``core.http_routes``): the Services whose routes carry them, and the problems
-        of those that cannot (their production share then goes by the endpoint mix)."""
-        routed, problems = set(), []
-        for member in members:
-            service = member.service
-            weights = http_routes.route_weights(
-                service.spec.load_balancers or (),
-                lb.metadata.name,
-                load_balancing.shifting_weight(service),
-            )
-            carried = bool(weights)
-            for wanted in weights:
-                problem = await self._weigh_route((namespace, lb.metadata.name), wanted)
-                if problem is not None:
-                    problems.append(problem)
-                    carried = False
-            if carried:
-                routed.add(service.metadata.name)
-        return frozenset(routed), problems
-
-    async def _weigh_route(self, key: Key, wanted: http_routes.RouteWeights) -> str | None:
-        """Write one HTTPRoute's weights; the problem when it cannot carry them."""
-        namespace = key[0]
-        try:
-            route = await self.context.api.get(HTTP_ROUTES, namespace, wanted.route)
-        except KubeError as error:
-            if not error.refused:
-                raise
-            return ecs_events.route_refused(wanted.route, "read", error.code, error.message)
-        if route is None:  # also when the Gateway API CRDs are not installed (404)
-            return ecs_events.route_not_found(wanted.route)
-        patch = http_routes.route_patch(route, wanted, namespace)
-        if isinstance(patch, str):
-            return patch
-        if patch is not None:
+    def _running_services(
+        self, namespace: str
+    ) -> Iterator[tuple[dict[str, Any], Service, dict[str, list[ServiceLoadBalancer]]]]:
+        """The namespace's readable Services, each with the settings it runs with (after a
+        rollback, the load balancers of the revision it restored) and the load balancers of
+        each deployment's revision (each task registers with those of its own)."""
+        reader = self.context.service_revisions
+        for body in self.context.services.in_namespace(namespace):
             try:
-                await self.context.api.patch(HTTP_ROUTES, namespace, wanted.route, patch)
-            except KubeError as error:
-                if error.refused:
-                    return ecs_events.route_refused(
-                        wanted.route, "weighted", error.code, error.message
-                    )
-                if not error.conflict:
-                    raise
-                # Changed since read: read and weigh it again at once.
-                self.queue.add_after(key, 0)
-        return None
-
-    @staticmethod
-    def _reported_route_problems(lb: LoadBalancer) -> list[str]:
-        """The route problems the status already reports (their event was recorded)."""
-        conditions = (lb.status.conditions if lb.status else None) or ()
-        return [
-            m
-            for c in conditions
-            for m in (c.message or "").split("; ")
-            if m.startswith("HTTPRoute ")
-        ]
+                service = self.context.services.parsed(body, Service)
+            except ValidationError:
+                continue
+            running = service.model_copy(update={"spec": reader.running_spec(service)})
+            yield body, running, reader.load_balancers_by_deployment(running)
 
     def _departed(self, namespace: str, lb: LoadBalancer) -> list[load_balancing.DepartedTasks]:
         """The tasks of each Service gone while it still has targets in the LoadBalancer:
         found by their ownerReference's name (the Service's uid is gone with it)."""
-        holding = {t.service for t in (lb.status.targets or ())} if lb.status else set()
         departed = []
-        for service in sorted(holding):
+        for service in sorted(load_balancing.holding_services(lb)):
             if self.context.services.get((namespace, service)) is None:
                 bodies = self.context.tasks.indexed(SERVICE_INDEX, f"{namespace}/{service}")
                 tasks, pods = self._with_pods(namespace, bodies)
@@ -298,20 +227,23 @@ class LoadBalancerController:
     def _with_pods(
         self, namespace: str, bodies: Iterable[dict[str, Any]]
     ) -> tuple[list[Task], dict[str, Mapping[str, Any]]]:
-        """The Tasks and their Pods: only a Pod the Task owns (a Pod that merely has a task's
-        name is not a target)."""
-        tasks: list[Task] = []
-        pods: dict[str, Mapping[str, Any]] = {}
+        """The readable Tasks and the Pods they own, by task name."""
+        readable = list(self._readable_tasks(bodies))
+        pods = load_balancing.own_pods(
+            (body, self.context.pods.get((namespace, task.metadata.name)))
+            for body, task in readable
+        )
+        return [task for _, task in readable], pods
+
+    def _readable_tasks(
+        self, bodies: Iterable[dict[str, Any]]
+    ) -> Iterator[tuple[dict[str, Any], Task]]:
+        """Each Task body that can be read, with the Task."""
         for body in bodies:
             try:
-                task = self.context.tasks.parsed(body, Task)
+                yield body, self.context.tasks.parsed(body, Task)
             except ValidationError:
                 continue
-            tasks.append(task)
-            pod = self.context.pods.get((namespace, task.metadata.name))
-            if pod is not None and owned_by(pod, body):
-                pods[task.metadata.name] = pod
-        return tasks, pods
 
     async def _sync_service(self, namespace: str, lb: LoadBalancer) -> str | None:
         """Keep the LoadBalancer's Kubernetes Service as rendered; the name clash instead when

@@ -36,6 +36,7 @@ from ecs_operator.core import (
 from ecs_operator.core.alarms import AlarmReadings
 from ecs_operator.core.capacity import placement_facts
 from ecs_operator.core.deployments import StopRequest
+from ecs_operator.core.revisions import ResolvedRevision
 from ecs_operator.kube.client import (
     CONTROLLER_REVISIONS,
     LOAD_BALANCERS,
@@ -48,7 +49,6 @@ from ecs_operator.kube.client import (
 from ecs_operator.kube.events import EventRecorder
 from ecs_operator.models.service import Service, ServiceStatus
 from ecs_operator.models.task import Task
-from ecs_operator.models.taskdefinition import TaskDefinitionSpec
 
 logger = logging.getLogger(__name__)
 
@@ -170,7 +170,7 @@ class ServiceController:
         replies |= await self.hook_tasks.run_all(
             body, lifecycle_hooks.task_runs_due(key[0], key[1], service.spec, service.status, now)
         )
-        state = self._read(key[0], body, service, now, readings, replies)
+        state = self._read(key[0], service, self._tasks(body), now, readings, replies)
         plan = service_planning.plan_reconcile(state, self.rng)
         for request in plan.scheduled.stop:
             await self._stop_task(key[0], request)
@@ -203,39 +203,34 @@ class ServiceController:
     def _read(
         self,
         namespace: str,
-        body: Mapping[str, Any],
         service: Service,
+        tasks: list[Task],
         now: datetime,
         readings: AlarmReadings,
         replies: Mapping[str, lifecycle_hooks.HookReply],
     ) -> service_planning.ReconcileState:
         """What the plan decides from, as the caches have it."""
-        tasks = self._tasks(body)
-        spec_of = self.context.revision_reader.spec
-        stored = self.context.service_revisions.of(service)
         return service_planning.ReconcileState(
             service,
             tasks,
             self.context.load_balancers_in(namespace),
             self.context.container_instances(namespace),
             now,
-            *self._resolve(namespace, service),
-            health_checked=service_planning.health_checked(tasks, lambda r: spec_of(namespace, r)),
-            service_revisions=tuple(stored),
+            *service_planning.new_deployment_revision(self._resolve(namespace, service)),
+            health_checked=self._health_checked(namespace, tasks),
+            service_revisions=tuple(self.context.service_revisions.of(service)),
             alarms=readings,
             hook_replies=replies,
         )
 
-    def _resolve(
-        self, namespace: str, service: Service
-    ) -> tuple[str | None, str | None, TaskDefinitionSpec | None]:
-        """The revision a new deployment would run (and its spec), or why there is none."""
-        resolved = self.context.revision_reader.resolve(
-            namespace, service.spec.task_definition, for_new_task=True
-        )
-        if resolved.revision is None:
-            return None, resolved.reason, None
-        return resolved.revision.record.reference, None, resolved.revision.spec
+    def _resolve(self, namespace: str, service: Service) -> ResolvedRevision:
+        """What the Service's taskDefinition resolves to for a new deployment."""
+        reader = self.context.revision_reader
+        return reader.resolve(namespace, service.spec.task_definition, for_new_task=True)
+
+    def _health_checked(self, namespace: str, tasks: Iterable[Task]) -> frozenset[str]:
+        spec_of = self.context.revision_reader.spec
+        return service_planning.health_checked(tasks, lambda r: spec_of(namespace, r))
 
     def _tasks(self, body: Mapping[str, Any]) -> list[Task]:
         tasks = []

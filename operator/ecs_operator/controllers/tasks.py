@@ -25,11 +25,19 @@ from ecs_operator.controllers.workqueue import WorkQueue
 from ecs_operator.core import labels, launches, revisions
 from ecs_operator.core.load_balancing import moved_targets
 from ecs_operator.core.ownership import owned_by
+from ecs_operator.core.revisions import ResolvedRevision
 from ecs_operator.core.task_planning import (
+    NamespaceReads,
+    PodReads,
+    ServiceReads,
     TaskPlan,
     TaskState,
+    Timing,
+    looks_up_targets,
+    namespace_reads,
     plan_task,
     revision_reference,
+    task_state,
     waits_for_family,
 )
 from ecs_operator.kube.client import (
@@ -114,44 +122,59 @@ class TaskController:
         await self._apply(key, body, plan)
 
     def _state(self, key: Key, body: dict[str, Any], task: Task) -> TaskState:
-        namespace, pod = key[0], self.context.pods.get(key)
+        """What the plan decides from, as the caches have it now."""
+        pod, service = self._pod_reads(key), self._service_reads(key[0], body)
+        return task_state(
+            body,
+            task,
+            self._resolve(key[0], body, task, pod, service),
+            pod,
+            service,
+            self._namespace_reads(key[0]),
+            self._run_members(key, task),
+            self._timing(),
+        )
+
+    def _timing(self) -> Timing:
+        grace = self.context.options.resolve_grace_seconds
+        return Timing(datetime.now(UTC), self.started_at, grace)
+
+    def _pod_reads(self, key: Key) -> PodReads:
+        pod = self.context.pods.get(key)
+        return PodReads(
+            pod,
+            self.context.node_of(pod),
+            self.context.pods.tombstone(key),
+            self.launcher.since_launch(key),
+        )
+
+    def _service_reads(self, namespace: str, body: dict[str, Any]) -> ServiceReads:
+        """Its Service, read only when it truly owns the task (not through a forged
+        ownerReference); the namespace's LoadBalancers only when its targets are looked up."""
         # A lifecycle hook's Task is standalone, though its Service owns it (to delete it).
-        service = None if labels.is_hook_task(body) else owner_name(body, "Service")
-        reference, new = revision_reference(body, task, pod, service)
-        owner = self.context.services.get((namespace, service or ""))
+        name = None if labels.is_hook_task(body) else owner_name(body, "Service")
+        owner = self.context.services.get((namespace, name or ""))
         if owner is not None and not owned_by(body, owner):
             owner = None  # not a service task, or one with a forged ownerReference
-        service_spec = self._service_spec(body, owner)
-        # Its targets are looked up while its Service names a LoadBalancer, and while it holds
-        # the drain finalizer (its Service may be gone).
-        balanced = (service_spec is not None and bool(service_spec.load_balancers)) or (
-            labels.DRAIN_FINALIZER in (body["metadata"].get("finalizers") or ())
-        )
-        namespace_body = self.context.namespaces.get(("", namespace))
-        return TaskState(
-            body=body,
-            task=task,
-            resolved=self.context.revision_reader.resolve(namespace, reference, for_new_task=new),
-            policy=self.context.security_policy(namespace),
-            now=datetime.now(UTC),
-            operator_started_at=self.started_at,
-            resolve_grace_seconds=self.context.options.resolve_grace_seconds,
-            pod=pod,
-            node=self.context.node_of(pod),
-            pod_tombstone=self.context.pods.tombstone(key),
-            service=service,
-            service_spec=service_spec,
-            service_gone=service is not None and owner is None,
-            load_balancers=self.context.load_balancers_in(namespace) if balanced else {},
-            namespace_seen=namespace_body is not None,
-            namespace_terminating=namespace_body is not None
-            and bool(namespace_body["metadata"].get("deletionTimestamp")),
-            since_launch=self.launcher.since_launch(key),
-            run_members={
-                name: self.context.tasks.get((namespace, name))
-                for _, name in launches.run_task_names(key[1], task.spec.count)
-            },
-        )
+        spec = self._service_spec(body, owner)
+        lbs = self.context.load_balancers_in(namespace) if looks_up_targets(body, spec) else {}
+        return ServiceReads(name, spec, name is not None and owner is None, lbs)
+
+    def _namespace_reads(self, namespace: str) -> NamespaceReads:
+        body = self.context.namespaces.get(("", namespace))
+        return namespace_reads(body, self.context.security_policy(namespace))
+
+    def _resolve(
+        self, namespace: str, body: dict[str, Any], task: Task, pod: PodReads, owner: ServiceReads
+    ) -> ResolvedRevision:
+        """The revision the task runs (``revision_reference``), or why there is none."""
+        reference, new = revision_reference(body, task, pod.pod, owner.name)
+        return self.context.revision_reader.resolve(namespace, reference, for_new_task=new)
+
+    def _run_members(self, key: Key, task: Task) -> dict[str, dict[str, Any] | None]:
+        """The Task cached under each other name of its run (count above 1)."""
+        names = launches.run_task_names(key[1], task.spec.count)
+        return {name: self.context.tasks.get((key[0], name)) for _, name in names}
 
     def _service_spec(
         self, body: dict[str, Any], owner: dict[str, Any] | None

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from ecs_operator.core import events, names
+from ecs_operator.models.loadbalancer import LoadBalancer
 from ecs_operator.models.service import ServiceLoadBalancer
 
 ROUTE_PREFIX: Final = "httproute/"
@@ -132,3 +133,11 @@ def route_patch(
         return None
     version = (route.get("metadata") or {}).get("resourceVersion")
     return {"metadata": {"resourceVersion": version}, "spec": {"rules": new_rules}}
+
+
+def reported_problems(lb: LoadBalancer) -> list[str]:
+    """The HTTPRoute problems ``lb``'s status already reports (their event was recorded)."""
+    conditions = (lb.status.conditions if lb.status else None) or ()
+    return [
+        m for c in conditions for m in (c.message or "").split("; ") if m.startswith("HTTPRoute ")
+    ]

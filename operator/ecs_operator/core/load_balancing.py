@@ -94,10 +94,13 @@ __all__ = [
     "desired_targets",
     "draining_deadline",
     "failed_elb_health",
+    "holding_services",
     "lb_status",
     "load_balancer_problems",
     "name_clash",
+    "names_load_balancer",
     "own_endpoint_slices",
+    "own_pods",
     "readiness_probe",
     "render_endpoint_slices",
     "render_service",
@@ -174,6 +177,35 @@ class DepartedTasks:
     service: str
     tasks: Sequence[Task]
     pods: Mapping[str, Mapping[str, Any]]
+
+
+def holding_services(lb: LoadBalancer) -> set[str]:
+    """The Services that still have targets in ``lb`` (as its status lists them)."""
+    return {t.service for t in (lb.status.targets or ())} if lb.status else set()
+
+
+def names_load_balancer(
+    spec: ServiceSpec, by_deployment: Mapping[str, Sequence[ServiceLoadBalancer]], lb_name: str
+) -> bool:
+    """Whether a Service running with ``spec`` names ``lb_name``, as a production or test
+    LoadBalancer, in its own entries or in those of a deployment's service revision
+    (``ServiceMembers.by_deployment``): it uses the LoadBalancer."""
+    entries = [e for found in (spec.load_balancers, *by_deployment.values()) for e in found or ()]
+    return lb_name in {names.load_balancer_of(e) for e in entries} | traffic_roles.alternates(
+        entries
+    )
+
+
+def own_pods(
+    candidates: Iterable[tuple[Mapping[str, Any], Mapping[str, Any] | None]],
+) -> dict[str, Mapping[str, Any]]:
+    """The Pods by task name of Tasks (bodies) each paired with the Pod of its name: only a
+    Pod its Task owns (a Pod that merely has a task's name is not a target)."""
+    return {
+        task["metadata"]["name"]: pod
+        for task, pod in candidates
+        if pod is not None and owned_by(pod, task)
+    }
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from ecs_operator.core.deployments import (
 )
 from ecs_operator.core.placement import ContainerInstance, PlacementFailure
 from ecs_operator.core.render import effective_spec
+from ecs_operator.core.revisions import ResolvedRevision
 from ecs_operator.models.loadbalancer import LoadBalancer
 from ecs_operator.models.placement import PlacementConstraint
 from ecs_operator.models.service import Service, ServiceLoadBalancer, ServiceSpec, ServiceStatus
@@ -452,6 +453,16 @@ def reads_changed(read: Mapping[str, Any], written: Mapping[str, Any]) -> bool:
 def _what_reconcile_reads(body: Mapping[str, Any]) -> tuple[Any, ...]:
     metadata = body["metadata"]
     return (metadata.get("generation"), metadata.get("deletionTimestamp"))
+
+
+def new_deployment_revision(
+    resolved: ResolvedRevision,
+) -> tuple[str | None, str | None, TaskDefinitionSpec | None]:
+    """``ReconcileState``'s ``resolved``, ``resolution_error`` and ``revision`` from the
+    resolution of the Service's taskDefinition for a new deployment."""
+    if resolved.revision is None:
+        return None, resolved.reason, None
+    return resolved.revision.record.reference, None, resolved.revision.spec
 
 
 def health_checked(

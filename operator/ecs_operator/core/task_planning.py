@@ -229,6 +229,98 @@ def waits_for_family(task: Mapping[str, Any], family: str) -> bool:
     return wanted == family
 
 
+@dataclass(frozen=True)
+class PodReads:
+    """The Pod of the task's name as the caches hold it (``TaskState``'s fields of the same
+    meaning)."""
+
+    pod: Mapping[str, Any] | None = None
+    node: Mapping[str, Any] | None = None
+    tombstone: Mapping[str, Any] | None = None
+    since_launch: float | None = None
+
+
+@dataclass(frozen=True)
+class ServiceReads:
+    """The Service the task's ownerReferences name, as ``TaskState`` has it: its ``name``,
+    its ``spec`` when it exists and truly owns the task, whether it is ``gone``, and the
+    namespace's LoadBalancers when the task's targets are looked up (``looks_up_targets``)."""
+
+    name: str | None = None
+    spec: ServiceSpec | None = None
+    gone: bool = False
+    load_balancers: Mapping[str, LoadBalancer] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NamespaceReads:
+    """What the task's namespace says: its ``policy``, whether it is ``seen`` in the cache and
+    ``terminating``."""
+
+    policy: SecurityPolicy
+    seen: bool = True
+    terminating: bool = False
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The moment of the reconcile, and the resolve grace after the operator started."""
+
+    now: datetime
+    operator_started_at: datetime
+    resolve_grace_seconds: float
+
+
+def looks_up_targets(body: Mapping[str, Any], service_spec: ServiceSpec | None) -> bool:
+    """Whether a task's targets are looked up: while its Service (``service_spec``) names a
+    LoadBalancer, and while the task (``body``) holds the drain finalizer (its Service may be
+    gone)."""
+    finalizers = (body.get("metadata") or {}).get("finalizers") or ()
+    named = service_spec is not None and bool(service_spec.load_balancers)
+    return named or labels.DRAIN_FINALIZER in finalizers
+
+
+def namespace_reads(namespace: Mapping[str, Any] | None, policy: SecurityPolicy) -> NamespaceReads:
+    """What the task's namespace (its cached body; None: not seen) says."""
+    if namespace is None:
+        return NamespaceReads(policy, seen=False)
+    deleting = (namespace.get("metadata") or {}).get("deletionTimestamp")
+    return NamespaceReads(policy, terminating=bool(deleting))
+
+
+def task_state(
+    body: Mapping[str, Any],
+    task: Task,
+    resolved: ResolvedRevision,
+    pod: PodReads,
+    service: ServiceReads,
+    namespace: NamespaceReads,
+    run_members: Mapping[str, Mapping[str, Any] | None],
+    timing: Timing,
+) -> TaskState:
+    """The ``TaskState`` of these reads (``run_members``: see ``TaskState``)."""
+    return TaskState(
+        body=body,
+        task=task,
+        resolved=resolved,
+        policy=namespace.policy,
+        now=timing.now,
+        operator_started_at=timing.operator_started_at,
+        resolve_grace_seconds=timing.resolve_grace_seconds,
+        pod=pod.pod,
+        node=pod.node,
+        pod_tombstone=pod.tombstone,
+        service=service.name,
+        service_spec=service.spec,
+        service_gone=service.gone,
+        load_balancers=service.load_balancers,
+        namespace_seen=namespace.seen,
+        namespace_terminating=namespace.terminating,
+        since_launch=pod.since_launch,
+        run_members=run_members,
+    )
+
+
 def plan_task(state: TaskState) -> TaskPlan:
     """What this reconcile of the task does (see the module docstring and ``TaskPlan``)."""
     task, now = state.task, state.now

@@ -10,11 +10,13 @@ from ecs_operator.core.http_routes import (
     ROUTE_WEIGHT_TOTAL,
     RouteWeights,
     green_weight,
+    reported_problems,
     route_name,
     route_patch,
     route_weights,
 )
 from ecs_operator.core.service_fields import unsupported_service_fields
+from ecs_operator.models.loadbalancer import LoadBalancer
 from ecs_operator.models.service import ServiceLoadBalancer, ServiceSpec
 
 
@@ -128,3 +130,21 @@ def test_a_named_route_is_no_longer_unsupported() -> None:
     assert not [
         f for f in unsupported_service_fields("web", spec) if "productionListenerRule" in f.field
     ]
+
+
+def test_the_route_problems_already_reported_are_read_from_the_status_conditions() -> None:
+    missing = events.route_not_found("shop")
+    refused = events.route_refused("cart", "read", 403, "forbidden")
+
+    def lb(message: str | None) -> LoadBalancer:
+        status: dict[str, Any] = {}
+        if message is not None:
+            condition = {"type": "Degraded", "status": "True", "reason": "Problems"}
+            status["conditions"] = [
+                condition | {"lastTransitionTime": "2026-01-01T00:00:00Z", "message": message}
+            ]
+        body = {"metadata": {"name": "web"}, "spec": {"listeners": [{"port": 80}]}}
+        return LoadBalancer.model_validate(body | {"status": status})
+
+    assert reported_problems(lb(None)) == []
+    assert reported_problems(lb(f"another problem; {missing}; {refused}")) == [missing, refused]

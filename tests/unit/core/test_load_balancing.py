@@ -17,10 +17,13 @@ from ecs_operator.core.load_balancing import (
     desired_targets,
     draining_deadline,
     failed_elb_health,
+    holding_services,
     lb_status,
     load_balancer_problems,
     name_clash,
+    names_load_balancer,
     own_endpoint_slices,
+    own_pods,
     readiness_probe,
     render_endpoint_slices,
     render_service,
@@ -868,3 +871,41 @@ def test_the_alternate_load_balancer_is_checked_too() -> None:
     assert [
         str(v) for v in load_balancer_problems(with_alternate("web-lb"), TASK_DEFINITION, lbs)
     ] == [f"{field}: names LoadBalancer 'web-lb', the production one"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Which Services, Tasks and Pods the LoadBalancer controller gathers
+
+
+def test_the_services_holding_targets_are_those_its_status_lists() -> None:
+    assert holding_services(load_balancer()) == set()
+    held = [target("a", "healthy"), target("b", "draining", service="api")]
+    assert holding_services(load_balancer(held)) == {"web", "api"}
+
+
+def test_a_service_names_a_load_balancer_as_production_or_test_in_any_revision() -> None:
+    alternate = ENTRY | {"advancedConfiguration": {"alternateTargetGroupArn": "web-test"}}
+    spec = ServiceSpec.model_validate(
+        service().spec.model_dump(by_alias=True, exclude_none=True)
+        | {
+            "loadBalancers": [alternate],
+            "deploymentConfiguration": {"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 0},
+        }
+    )
+    assert names_load_balancer(spec, {}, "web-lb")
+    assert names_load_balancer(spec, {}, "web-test")
+    assert not names_load_balancer(spec, {}, "other")
+    older = service(entries=[ENTRY | {"loadBalancerName": "old-lb"}]).spec.load_balancers or []
+    assert names_load_balancer(service(entries=()).spec, {"d1": older}, "old-lb")
+    assert not names_load_balancer(service(entries=()).spec, {"d1": older}, "web-lb")
+
+
+def test_only_a_pod_its_task_owns_is_taken() -> None:
+    task_body = {"metadata": {"name": "web-1", "uid": "uid-web-1"}}
+    owned = task_pod("web-1")
+    owned["metadata"]["ownerReferences"] = [{"kind": "Task", "name": "web-1", "uid": "uid-web-1"}]
+    stranger = task_pod("web-1")
+    stranger["metadata"]["ownerReferences"] = [{"kind": "Task", "name": "web-1", "uid": "x"}]
+    assert own_pods([(task_body, owned)]) == {"web-1": owned}
+    assert own_pods([(task_body, stranger)]) == {}
+    assert own_pods([(task_body, None)]) == {}

@@ -13,11 +13,18 @@ from hypothesis import strategies as st
 from ecs_operator.core import events, labels, launches
 from ecs_operator.core.deployments import LaunchRequest, ServicePlan, ServiceTask, StopRequest
 from ecs_operator.core.placement import ContainerInstance, PlacementFailure
+from ecs_operator.core.revisions import (
+    ResolvedRevision,
+    Revision,
+    controller_revision_manifest,
+    revision_record_from_object,
+)
 from ecs_operator.core.service_planning import (
     MAX_STOPPED_TASKS_PER_SERVICE,
     PLACEMENT_RETRY_SECONDS,
     ReconcileState,
     holds_former_drain_finalizer,
+    new_deployment_revision,
     place_launch,
     plan_reconcile,
     reads_changed,
@@ -337,3 +344,13 @@ def test_a_status_write_changes_what_a_reconcile_reads_only_with_generation_or_d
     assert not reads_changed(read, {"metadata": {"generation": 1, "resourceVersion": "2"}})
     assert reads_changed(read, {"metadata": {"generation": 2}})
     assert reads_changed(read, {"metadata": {"generation": 1, "deletionTimestamp": "now"}})
+
+
+def test_a_new_deployment_runs_the_revision_resolved_or_says_why_there_is_none() -> None:
+    data = {"containerDefinitions": [{"name": "app", "image": "busybox:1.36", "memory": 64}]}
+    manifest = controller_revision_manifest("web", "default", "td-uid", 1, 3, data)
+    spec = TaskDefinitionSpec.model_validate(data)
+    found = ResolvedRevision(Revision(revision_record_from_object(manifest), spec))
+    assert new_deployment_revision(found) == ("web:3", None, spec)
+    missing = events.family_missing("web")
+    assert new_deployment_revision(ResolvedRevision(error=missing)) == (None, missing, None)

@@ -29,15 +29,22 @@ from ecs_operator.core.task_planning import (
     PROGRESS_WRITE_WINDOW_SECONDS,
     RESOLVE_RETRY_SECONDS,
     Launched,
+    NamespaceReads,
     NotLaunched,
     PodLaunch,
+    PodReads,
     PodStop,
+    ServiceReads,
     TaskPlan,
     TaskState,
+    Timing,
+    looks_up_targets,
+    namespace_reads,
     place_pod,
     plan_task,
     revision_reference,
     secret_failure,
+    task_state,
 )
 from ecs_operator.models.common import UnsupportedField
 from ecs_operator.models.loadbalancer import LoadBalancer
@@ -749,3 +756,73 @@ def test_a_written_status_is_stable_and_another_tasks_pod_is_never_deleted(
         return  # a launch, or a wait
     again = plan_task(after_write(current, plan))
     assert (again.status, again.events) == (None, ())
+
+
+def test_targets_are_looked_up_while_the_service_names_a_load_balancer_or_the_task_drains() -> None:
+    balanced = ServiceSpec.model_validate(
+        {
+            "taskDefinition": "web",
+            "desiredCount": 1,
+            "loadBalancers": [
+                {"loadBalancerName": "web-lb", "containerName": "app", "containerPort": 80}
+            ],
+        }
+    )
+    plain = ServiceSpec.model_validate({"taskDefinition": "web", "desiredCount": 1})
+    draining = task_body()
+    draining["metadata"]["finalizers"] = [labels.DRAIN_FINALIZER]
+    assert looks_up_targets(task_body(), balanced)
+    assert not looks_up_targets(task_body(), plain)
+    assert not looks_up_targets(task_body(), None)
+    assert looks_up_targets(draining, None)
+
+
+def test_namespace_reads_say_whether_it_is_seen_and_terminating() -> None:
+    policy = SecurityPolicy()
+    assert namespace_reads(None, policy) == NamespaceReads(policy, seen=False)
+    live = {"metadata": {"name": "default"}}
+    assert namespace_reads(live, policy) == NamespaceReads(policy, seen=True, terminating=False)
+    going = {"metadata": {"name": "default", "deletionTimestamp": T0.isoformat()}}
+    assert namespace_reads(going, policy) == NamespaceReads(policy, terminating=True)
+
+
+def test_task_state_carries_each_read_to_its_field() -> None:
+    body, pod_body, lb = (
+        task_body(service="web"),
+        pod("web-1"),
+        LoadBalancer.model_validate(
+            {
+                "metadata": {"name": "web-lb", "namespace": "default"},
+                "spec": {"listeners": [{"port": 80}]},
+            }
+        ),
+    )
+    spec = ServiceSpec.model_validate({"taskDefinition": "web", "desiredCount": 1})
+    policy, resolved = SecurityPolicy(), ResolvedRevision(revision())
+    current = task_state(
+        body,
+        Task.model_validate(body),
+        resolved,
+        PodReads(pod_body, node("n1"), pod("web-1-before"), 3.0),
+        ServiceReads("web", spec, False, {"web-lb": lb}),
+        NamespaceReads(policy, seen=True, terminating=True),
+        {"web-1-2": None},
+        Timing(at(5), T0, 10.0),
+    )
+    assert current == state(
+        body,
+        resolved=resolved,
+        policy=policy,
+        now=at(5),
+        operator_started_at=T0,
+        resolve_grace_seconds=10.0,
+        pod=pod_body,
+        node=node("n1"),
+        pod_tombstone=pod("web-1-before"),
+        since_launch=3.0,
+        service="web",
+        service_spec=spec,
+        load_balancers={"web-lb": lb},
+        namespace_terminating=True,
+        run_members={"web-1-2": None},
+    )
