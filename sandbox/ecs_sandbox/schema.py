@@ -220,6 +220,38 @@ _HAS_AS_PYTHON_BOOL = re.compile(
 )
 
 
+# The escapes a CEL string or bytes literal may hold (cel-spec's ESCAPE); cel-python takes any.
+_CEL_ESCAPE = re.compile(
+    r"\\(?:[abfnrtv\"'`\\?]|x[0-9A-Fa-f]{2}|u[0-9A-Fa-f]{4}|U[0-9A-Fa-f]{8}|[0-3][0-7]{2})"
+)
+
+
+def _unknown_escape(literal: str) -> int | None:
+    """Where in a STRING_LIT or BYTES_LIT token the first escape CEL does not know starts (a
+    raw literal has none); None when there is none."""
+    prefix = len(literal) - len(literal.lstrip("bB"))
+    if literal[prefix : prefix + 1] in ("r", "R"):
+        return None
+    start = literal.find("\\")
+    while start != -1:
+        escape = _CEL_ESCAPE.match(literal, start)
+        if escape is None:
+            return start
+        start = literal.find("\\", escape.end())
+    return None
+
+
+def _check_escapes(ast: Any) -> None:
+    """Refuse what cel-go's lexer refuses and cel-python lets through: `'\\s'` and the like."""
+    literals = ast.scan_values(lambda v: getattr(v, "type", "") in ("STRING_LIT", "BYTES_LIT"))
+    for token in literals:
+        offset = _unknown_escape(str(token))
+        if offset is not None:
+            where = f"<input>:{token.line}:{token.column}"
+            bad = str(token)[: offset + 2]
+            raise CelError(f"ERROR: {where}: Syntax error: token recognition error at: '{bad}'")
+
+
 class CelProgram:
     """One CEL expression, compiled once and evaluated many times."""
 
@@ -233,6 +265,7 @@ class CelProgram:
             raise CelError(f"ERROR: {where}: Syntax error: {first_line!r}") from None
         except Exception as exc:  # cel-python raises assorted errors for unsupported syntax
             raise CelError(f"ERROR: <input>: unsupported expression: {exc}") from None
+        _check_escapes(ast)
         self.source = source
         self.identifiers = {
             str(token) for token in ast.scan_values(lambda v: getattr(v, "type", "") == "IDENT")

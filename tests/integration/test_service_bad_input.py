@@ -40,6 +40,7 @@ def dc(**fields: Any) -> Body:
 
 
 PAUSE = {"targetType": "PAUSE", "lifecycleStages": ["POST_SCALE_UP"]}
+LAMBDA = {"targetType": "AWS_LAMBDA", "lifecycleStages": ["POST_SCALE_UP"]}
 
 CASES: dict[str, Case] = {
     "DAEMON with desiredCount": Case(daemon(desiredCount=2), ("desiredCount",)),
@@ -111,6 +112,18 @@ CASES: dict[str, Case] = {
     "PAUSE timeout beyond 14 days": Case(
         svc(**dc(lifecycleHooks=[PAUSE | {"timeoutConfiguration": {"timeoutInMinutes": 20161}}])),
         ("timeoutInMinutes",),
+    ),
+    "AWS_LAMBDA hook naming a Lambda function": Case(
+        svc(
+            **dc(
+                lifecycleHooks=[LAMBDA | {"hookTargetArn": "arn:aws:lambda:us-east-1:1:function:f"}]
+            )
+        ),
+        ("lifecycleHooks[].hookTargetArn", "there is no Lambda on Kubernetes"),
+    ),
+    "AWS_LAMBDA hook URL with a space": Case(
+        svc(**dc(lifecycleHooks=[LAMBDA | {"hookTargetArn": "http://hooks /verify"}])),
+        ("lifecycleHooks[].hookTargetArn",),
     ),
     "continueServiceDeployment naming no hook id": Case(
         svc(continueServiceDeployment={"hookId": "deployment-1", "action": "CONTINUE"}),

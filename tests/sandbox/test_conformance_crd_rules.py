@@ -1,6 +1,7 @@
 """CEL rules of a CRD compile against its schema: a rule that reads a field without a type
 (`x-kubernetes-preserve-unknown-fields` alone) is refused when the CRD is created, as a real
-kube-apiserver refuses it ("undefined field"); the operator's own CRDs are accepted."""
+kube-apiserver refuses it ("undefined field"), and so is a string literal with an escape CEL
+does not have (`'\\s'`); the operator's own CRDs are accepted."""
 
 from __future__ import annotations
 
@@ -64,6 +65,21 @@ def test_a_rule_reading_a_field_without_a_type_is_refused(cluster: ClusterTarget
     assert refused.status_code == 422, refused.text
     assert "undefined field 'untyped'" in refused.text
     accepted = create(cluster, crd(plural, "!has(self.typed) || self.typed != ''"))
+    assert accepted.status_code == 201, accepted.text
+
+
+def test_a_string_literal_with_an_escape_cel_has_not_is_refused(cluster: ClusterTarget) -> None:
+    """cel-python reads `'\\s'` as backslash-s; cel-go's lexer, and so the API server, refuse it
+    (a regular expression's `\\s` must be written `'\\\\s'`, or in a raw string)."""
+    plural = f"{unique_name('rc')}s"
+    refused = create(cluster, crd(plural, r"self.typed.matches('^\s+$')"))
+    assert refused.status_code == 422, refused.text
+    assert "token recognition error" in refused.text, refused.text
+    for rule in (r"self.typed.matches('^\\s+$')", r"self.typed.matches(r'^\s+$')"):
+        accepted = create(cluster, crd(plural, rule))
+        assert accepted.status_code == 201, (rule, accepted.text)
+    escapes = r"""'\a\b\f\n\r\t\v\"\'\`\\\?\x41\u0041\U00000041\101' != '' && b'\x00\101' != b''"""
+    accepted = create(cluster, crd(plural, f"{escapes} || self.typed == ''"))
     assert accepted.status_code == 201, accepted.text
 
 

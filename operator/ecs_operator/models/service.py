@@ -341,6 +341,9 @@ HOOK_TASK_PATTERN: Final = (
     r"([A-Za-z0-9_-]{1,255}(:[1-9][0-9]{0,6})?)$"
 )
 HOOK_TARGET_PATTERN: Final = f"({HOOK_URL_PATTERN})|({HOOK_TASK_PATTERN})"
+# The pattern inside a CEL string literal: backslashes escaped (CEL has no `\s` escape, and a
+# real kube-apiserver refuses the CRD whose rule has one).
+HOOK_TARGET_CEL_LITERAL: Final = HOOK_TARGET_PATTERN.replace("\\", "\\\\")
 
 
 class DeploymentLifecycleHook(EcsModel):
@@ -362,7 +365,7 @@ class DeploymentLifecycleHook(EcsModel):
             (f"({_PAUSE}) || has(self.hookTargetArn)", LAMBDA_WITHOUT_TARGET, ".hookTargetArn"),
             (
                 f"({_PAUSE}) || !has(self.hookTargetArn) || "
-                f"self.hookTargetArn.matches('{HOOK_TARGET_PATTERN}')",
+                f"self.hookTargetArn.matches('{HOOK_TARGET_CEL_LITERAL}')",
                 LAMBDA_TARGET_FORM,
                 ".hookTargetArn",
             ),
