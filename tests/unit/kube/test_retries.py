@@ -4,6 +4,7 @@ one (capped), else with a short capped back-off; anything else is raised at once
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 from unittest import mock
 
@@ -29,10 +30,16 @@ class Scripted(KubeClient):
 
 
 def run(client: Scripted, monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The client's request, its sleeps recorded (and skipped). `asyncio.sleep` is patched for
+    the whole process: another thread's event loop (a session's sandbox) sleeps as before."""
     slept: list[float] = []
+    real_sleep, this_thread = asyncio.sleep, threading.get_ident()
 
-    async def sleep(seconds: float) -> None:
+    async def sleep(seconds: float, *args: Any) -> Any:
+        if threading.get_ident() != this_thread:
+            return await real_sleep(seconds, *args)
         slept.append(seconds)
+        return None
 
     monkeypatch.setattr(client_module.asyncio, "sleep", sleep)
     try:
