@@ -4,6 +4,7 @@ never needs a hand edit, even when the operator was down meanwhile."""
 
 from __future__ import annotations
 
+import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +23,12 @@ from support.ecs_api import (
     task,
     task_definition,
 )
-from support.helpers import ClusterTarget, run_kubectl
+from support.helpers import (
+    REAL_CLUSTER_ENV,
+    ClusterTarget,
+    real_target_selected,
+    run_kubectl,
+)
 from support.load_balancers import LB_NAME, LoadBalancers, lb_entry, load_balancer, web_definition
 from support.services import Services
 
@@ -108,19 +114,33 @@ def test_what_was_deleted_in_a_watch_gap_still_goes(
     )
 
 
-@pytest.fixture
-def own_sandbox(tmp_path: Path) -> Iterator[ClusterTarget]:
-    """A sandbox of its own with the CRDs applied: the test deletes them."""
+@pytest.fixture(params=["sandbox", pytest.param("real", marks=pytest.mark.realcluster)])
+def crd_cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ClusterTarget]:
+    """A cluster whose ECS CRDs the test may delete, with them applied: a sandbox of its own,
+    or the real control plane (`realcluster`: `make test` runs it after the real pass, when no
+    other test needs the CRDs; they are applied again afterwards)."""
+    if request.param == "real":
+        path = os.environ.get(REAL_CLUSTER_ENV)
+        if not path:
+            pytest.skip(f"no real cluster: set {REAL_CLUSTER_ENV} to a kubeconfig to run this")
+        target = ClusterTarget("real", Path(path))
+        apply_crds(target, tmp_path)
+        probe = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": PROBE_NAMESPACE}}
+        assert target.http.post("/api/v1/namespaces", json=probe).status_code in (201, 409)
+        try:
+            yield target
+        finally:
+            apply_crds(target, tmp_path)
+        return
+    if real_target_selected():
+        pytest.skip("runs on a sandbox of its own, not on the session's target")
     runner = SandboxThread(
         cluster=ClusterConfig(nodes_per_zone=1, heartbeat_interval=0.5, pod_start_delay=0.01)
     )
     sandbox = runner.start()
     try:
         target = ClusterTarget("sandbox", Path(sandbox.kubeconfig_path), sandbox=runner)
-        applied = run_kubectl(
-            target.kubeconfig, tmp_path / "cache", "apply", "-f", str(REPO / "crds")
-        )
-        assert applied.returncode == 0, applied.stderr
+        apply_crds(target, tmp_path)
         probe = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": PROBE_NAMESPACE}}
         assert target.http.post("/api/v1/namespaces", json=probe).status_code == 201
         yield target
@@ -128,9 +148,18 @@ def own_sandbox(tmp_path: Path) -> Iterator[ClusterTarget]:
         runner.stop()
 
 
-@pytest.mark.own_sandbox
+def apply_crds(target: ClusterTarget, tmp_path: Path) -> None:
+    applied = run_kubectl(target.kubeconfig, tmp_path / "cache", "apply", "-f", str(REPO / "crds"))
+    assert applied.returncode == 0, applied.stderr
+    established = run_kubectl(
+        target.kubeconfig, tmp_path / "cache", "wait", "--for=condition=Established",
+        "--timeout=60s", "-f", str(REPO / "crds"),
+    )  # fmt: skip
+    assert established.returncode == 0, established.stderr
+
+
 def test_deleting_the_crds_with_load_balancers_in_use_completes(
-    own_sandbox: ClusterTarget, tmp_path: Path
+    crd_cluster: ClusterTarget, tmp_path: Path
 ) -> None:
     """`kubectl delete -f crds/` while a LoadBalancer is in use: the operator clears its
     finalizers on objects whose CRD is terminating (creates refused, Tasks gone at once).
@@ -138,16 +167,17 @@ def test_deleting_the_crds_with_load_balancers_in_use_completes(
     One object of each kind carries the test's own finalizer until the operator's objects are
     gone, so that no CRD vanishes before: the operator surviving a CRD that vanishes under its
     watch is issue #13 item 6, not what this test proves."""
-    operator = OperatorProcess(own_sandbox, tmp_path / "operator.log")
+    operator = OperatorProcess(crd_cluster, tmp_path / "operator.log")
+    namespace = crd_cluster.create_namespace()
     operator.start()
     try:
-        ecs = Ecs(own_sandbox, own_sandbox.create_namespace(), operator.tail)
+        ecs = Ecs(crd_cluster, namespace, operator.tail)
         services = Services(ecs)
         lbs = LoadBalancers(services)
         load_balanced_service(services, lbs, 2)
         holds = hold_every_kind(services)
         deleted = run_kubectl(
-            own_sandbox.kubeconfig, tmp_path / "cache", "delete", "--wait=false", "-f",
+            crd_cluster.kubeconfig, tmp_path / "cache", "delete", "--wait=false", "-f",
             str(REPO / "crds"),
         )  # fmt: skip
         assert deleted.returncode == 0, deleted.stderr
@@ -170,12 +200,14 @@ def test_deleting_the_crds_with_load_balancers_in_use_completes(
         release(services, holds)
 
         def remaining() -> list[str]:
-            items = own_sandbox.http.get(CRD_PATH).json()["items"]
+            items = crd_cluster.http.get(CRD_PATH).json()["items"]
             return [c["metadata"]["name"] for c in items if GROUP in c["metadata"]["name"]]
 
         ecs.wait(lambda: not remaining(), "every ECS CRD gone", remaining, GONE_WITHIN)
     finally:
         operator.stop()
+        if not crd_cluster.is_sandbox:
+            crd_cluster.delete_namespace(namespace)
 
 
 HOLD = "hold"
