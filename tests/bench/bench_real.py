@@ -1,7 +1,8 @@
 """Benchmark on the real control plane: ecs-operator against the native Deployment (not a test).
 
     .venv/bin/python tests/bench/bench_real.py [--kubeconfig PATH] [--tasks 1000]
-        [--standalone 200] [--rate 40] [--runs 1] [--json] [--workdir DIR]
+        [--standalone 200] [--rate 40] [--bg-tasks 100] [--runs 1] [--json]
+        [--workdir DIR]
 
 Without `--kubeconfig`, `tools/cluster.py up` starts the real control plane (etcd,
 kube-apiserver, kube-controller-manager, kube-scheduler, kwok) and `down` stops it afterwards.
@@ -24,6 +25,10 @@ plane"); each phase in its own namespace, deleted (and gone) before the next pha
      it (scheduler binding, kwok's pods/status, node heartbeats, the scheduler's events);
    - P9: the operator's CPU seconds (utime + stime of /proc/PID/stat) over the same window,
      per task launched.
+   - P10: a BLUE_GREEN deployment of `--bg-tasks` tasks with zero bake behind a LoadBalancer
+     (bench_blue_green.py, in a namespace of its own): new revision registered -> the new
+     deployment alone and COMPLETED (blue scaled down), and the controllers' API writes until
+     settled per green task (`--bg-tasks 0`: not measured);
 2. The native baseline: a Deployment (busybox; kwok "runs" it) at 0 replicas, scaled to
    `--tasks` in one patch: the deployment and ReplicaSet controllers of kube-controller-manager
    (default client QPS 20 / burst 30) create the pods; from the patch to `--tasks` pods Running
@@ -65,6 +70,7 @@ import aiohttp
 import yaml
 
 from bench import bench_tasks
+from bench.bench_blue_green import BlueGreenBench
 from bench.bench_services import anything, pods_path, service, tasks_path, wait_count
 from bench.bench_tasks import FAMILY, GROUP, VERSION, pod_running, task_running
 from support.harness import (
@@ -523,6 +529,7 @@ async def one_run(
     tasks: int,
     standalone: int,
     rate: float,
+    bg_tasks: int,
 ) -> dict[str, Any]:
     suffix = f"{index}-{uuid.uuid4().hex[:6]}"
     load_average = os.getloadavg()
@@ -533,11 +540,16 @@ async def one_run(
         kubeconfig,
     )
     operator.start()
-    namespaces = [f"real-tasks-{suffix}", f"real-service-{suffix}"]
+    namespaces = [f"real-tasks-{suffix}", f"real-service-{suffix}", f"real-bg-{suffix}"]
     try:
         launches = await standalone_tasks(api, operator, namespaces[0], standalone, rate)
         scale = await service_scale_out(api, operator, namespaces[1], tasks)
         resources = await pod_resources(api, namespaces[1])
+        blue_green = None
+        if bg_tasks:
+            await create_namespace(api, namespaces[2])
+            bench = BlueGreenBench(api, operator, namespaces[2], controller_writes)
+            blue_green = await bench.measure(bg_tasks)
         # Deleted while the operator runs: it releases what it holds of its objects.
         cleaned = [await delete_namespace(api, namespace) for namespace in namespaces]
     finally:
@@ -553,6 +565,7 @@ async def one_run(
     return {
         "standalone": launches,
         "service": scale,
+        "blue_green": blue_green,
         "native": native,
         "pod_resources": resources,
         "ratios": {
@@ -573,6 +586,7 @@ async def _run(
     standalone: int,
     rate: float,
     runs: int,
+    bg_tasks: int,
 ) -> dict[str, Any]:
     started = time.monotonic()
     credentials = Credentials.load(kubeconfig, workdir)
@@ -582,12 +596,14 @@ async def _run(
         version = await api.get("/version") or {}
         kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(CRDS_DIR))
         kubectl(kubeconfig, "wait", "--for=condition=Established", "-f", str(CRDS_DIR))
-        added = await add_nodes(api, max(tasks, standalone))
+        added = await add_nodes(api, max(tasks, standalone, 2 * bg_tasks))
         try:
             results = []
             for index in range(runs):
                 results.append(
-                    await one_run(api, kubeconfig, workdir, index, tasks, standalone, rate)
+                    await one_run(
+                        api, kubeconfig, workdir, index, tasks, standalone, rate, bg_tasks
+                    )
                 )
                 print(f"  real run {index + 1}: {summary_line(results[-1])}", flush=True)
         finally:
@@ -599,6 +615,7 @@ async def _run(
         "tasks": tasks,
         "standalone_tasks": standalone,
         "rate_per_second": rate,
+        "bg_tasks": bg_tasks,
         "nodes_added": len(added),
         "runs": results,
     }
@@ -624,6 +641,7 @@ def run(
     standalone: int = 200,
     rate: float = 40.0,
     runs: int = 1,
+    bg_tasks: int = 100,
     kubeconfig: Path | None = None,
     workdir: Path | None = None,
 ) -> dict[str, Any]:
@@ -633,7 +651,7 @@ def run(
         return run_in_workdir(
             "bench-real-",
             workdir,
-            lambda directory: _run(directory, config, tasks, standalone, rate, runs),
+            lambda directory: _run(directory, config, tasks, standalone, rate, runs, bg_tasks),
         )
 
 
@@ -643,6 +661,19 @@ def summary_line(result: dict[str, Any]) -> str:
         f"Service 0 -> {service_result['tasks']} RUNNING {service_result['seconds']:.2f} s, "
         f"Deployment {native['seconds']:.2f} s (ratio {result['ratios']['seconds']:.3f})"
     )
+
+
+def blue_green_lines(result: dict[str, Any] | None) -> list[str]:
+    if result is None:
+        return []
+    controllers = {
+        what: n for what, n in result["breakdown"].items() if what.split()[1] not in PER_POD
+    }
+    return [
+        f"    BLUE_GREEN deployment, zero bake: {result['seconds']:.2f} s to COMPLETED, "
+        f"{result['writes_per_task']:.2f} controller writes per green task"
+        f"{'' if result['settled'] else ' (NOT settled)'}: {controllers}"
+    ]
 
 
 def report(result: dict[str, Any]) -> str:
@@ -661,6 +692,7 @@ def report(result: dict[str, Any]) -> str:
             f"({scale['tasks_per_second']:.0f}/s; pods Running {scale['pods_running_seconds']:.2f}"
             f" s; Task -> Pod p50 {scale['task_to_pod_ms']['p50']:.1f} ms, "
             f"p99 {scale['task_to_pod_ms']['p99']:.1f} ms)",
+            *blue_green_lines(run_result["blue_green"]),
             f"    Deployment 0 -> {native['pods']} pods Running {native['seconds']:.2f} s "
             f"({native['pods_per_second']:.0f}/s); ratio {run_result['ratios']['seconds']:.3f}",
             f"    writes per task {scale['writes_per_task']:.2f} "
@@ -684,6 +716,7 @@ def main() -> int:
     parser.add_argument("--tasks", type=int, default=1000, help="Service / Deployment size")
     parser.add_argument("--standalone", type=int, default=200, help="standalone Tasks (P1)")
     parser.add_argument("--rate", type=float, default=40.0, help="standalone creates per second")
+    parser.add_argument("--bg-tasks", type=int, default=100, help="blue/green tasks (P10)")
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--workdir", type=Path, help="keep the operator logs here")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -693,6 +726,7 @@ def main() -> int:
         standalone=args.standalone,
         rate=args.rate,
         runs=args.runs,
+        bg_tasks=args.bg_tasks,
         kubeconfig=args.kubeconfig,
         workdir=args.workdir,
     )

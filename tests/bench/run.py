@@ -41,7 +41,9 @@ benchmark alone (bench_real.py), `--real-runs` runs on one cluster (`--kubeconfi
 tools/cluster.py starts and stops), the native Deployment as the baseline: Task -> Pod created
 p50/p99, Service 0 -> `--real-tasks` tasks RUNNING against the Deployment 0 -> as many Pods
 Running (P7: <= 5 s and faster), tasks/s, controller writes per task, operator CPU per task
-against kube-controller-manager's per pod (P9: <= 2 ms).
+against kube-controller-manager's per pod (P9: <= 2 ms), and a BLUE_GREEN deployment of
+`--bg-tasks` tasks with zero bake: new revision -> COMPLETED (P10: <= 15 s) and the controllers'
+writes per green task (<= 4); P10 has no native baseline.
 
 Prints one table (metric, median, target, baseline median, ratio, verdict) and writes every raw
 number to bench-results/results.json (results-real.json for the real target). Benchmarks never
@@ -462,7 +464,26 @@ def real_rows(result: dict[str, Any]) -> list[Row]:
             ratio_runs=series(lambda run: run["ratios"]["cpu"]),
         )
     )
+    rows += real_blue_green_rows(result)
     return rows
+
+
+def real_blue_green_rows(result: dict[str, Any]) -> list[Row]:
+    """P10, when the run measured it (`--bg-tasks`)."""
+    runs = [run["blue_green"] for run in result["runs"] if run.get("blue_green")]
+    if not runs:
+        return []
+    what = f"real: BLUE_GREEN {result['bg_tasks']} tasks, zero bake"
+    return [
+        Row(f"{what}: revision -> COMPLETED", "s", [run["seconds"] for run in runs], "<= 15", 15.0),
+        Row(
+            f"{what}: controller API writes per green task",
+            "writes",
+            [run["writes_per_task"] for run in runs],
+            "<= 4 (P10)",
+            4.0,
+        ),
+    ]
 
 
 def table(rows: list[Row], baseline: str = "floor") -> str:
@@ -606,6 +627,7 @@ def main_real(args: argparse.Namespace) -> int:
         standalone=args.tasks,
         rate=args.rate,
         runs=args.real_runs,
+        bg_tasks=args.bg_tasks,
         kubeconfig=args.kubeconfig,
     )
     rows = real_rows(result)

@@ -108,7 +108,10 @@ def test_unplaceable_benchmark_measures_cpu_and_writes_of_a_full_cluster() -> No
 )
 def test_real_benchmark_measures_both_sides_on_one_cluster() -> None:
     result = bench_real.run(
-        SERVICE_TASKS, standalone=TASKS, kubeconfig=Path(os.environ[REAL_CLUSTER_ENV])
+        SERVICE_TASKS,
+        standalone=TASKS,
+        bg_tasks=SERVICE_TASKS,
+        kubeconfig=Path(os.environ[REAL_CLUSTER_ENV]),
     )
 
     (run,) = result["runs"]
@@ -125,9 +128,19 @@ def test_real_benchmark_measures_both_sides_on_one_cluster() -> None:
     assert native["writes_per_pod"] >= 1
     assert service["cpu_seconds"] > 0
     assert run["namespaces_cleaned"]
+    # P10: green's Tasks and Pods created, blue's stopped; kwok's and the scheduler's
+    # per-pod writes not counted as the controllers'.
+    blue_green = run["blue_green"]
+    assert blue_green["settled"] and blue_green["seconds"] > 0
+    green = blue_green["breakdown"].get("create tasks.ecs.operator.dev", 0)
+    assert green >= SERVICE_TASKS, blue_green["breakdown"]
+    assert blue_green["breakdown"].get("patch tasks.ecs.operator.dev", 0) >= SERVICE_TASKS
+    assert "patch taskdefinitions.ecs.operator.dev" not in blue_green["breakdown"]
+    assert blue_green["writes"] < sum(blue_green["breakdown"].values())  # bindings left out
 
     rows = bench_run.real_rows(result)
     assert all(row.runs for row in rows)
+    assert any("BLUE_GREEN" in row.metric and row.limit == 15.0 for row in rows)
     assert "Deployment median" in bench_run.table(rows, baseline="Deployment")
 
 
