@@ -8,13 +8,13 @@ the Service is planned again; a name held by anything but this launch is reporte
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ecs_operator.controllers.cache import Key
+from ecs_operator.controllers.concurrently import settle_all
 from ecs_operator.controllers.context import OperatorContext
 from ecs_operator.core import events, launches, service_planning
 from ecs_operator.core.deployments import LaunchRequest
@@ -25,7 +25,6 @@ from ecs_operator.models.service import Service
 
 logger = logging.getLogger(__name__)
 
-CONCURRENT_CREATES = 16
 NAME_TAKEN_RETRY_SECONDS = 1.0
 
 Launched = tuple[
@@ -110,21 +109,11 @@ class TaskLauncher:
             lambda task: self._taken(namespace, task),
             self.rng,
         )
-        # Created concurrently, a bounded number at a time: one request at a time would pace a
-        # large scale-out by the API's round trip.
-        limit = asyncio.Semaphore(CONCURRENT_CREATES)
-
-        async def create(ordinal: int, task: str, node: str) -> str | None:
-            async with limit:
-                created = await self._create_task(body, service, launch, node, ordinal, task)
-            return None if created is None else str(created["metadata"]["name"])
-
-        # Every create settles before the next plan: one still in flight would not be counted.
-        settled = await asyncio.gather(*(create(*t) for t in tasks), return_exceptions=True)
-        error = next((r for r in settled if isinstance(r, BaseException)), None)
-        if isinstance(error, asyncio.CancelledError):
-            raise error
-        return [r for r in settled if isinstance(r, str)], failure, error
+        created, error = await settle_all(
+            self._create_task(body, service, launch, node, ordinal, task)
+            for ordinal, task, node in tasks
+        )
+        return [str(found["metadata"]["name"]) for found in created if found], failure, error
 
     def _taken(self, namespace: str, task: str) -> bool:
         """Creates of unknown outcome were settled before planning: the cache knows every name.
