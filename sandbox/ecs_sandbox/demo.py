@@ -608,9 +608,24 @@ def changed_environment(
     return containers, value
 
 
+async def start_new_revision(
+    stage: Stage, key: ObjectKey, family: str, containers: list[Obj], previous: str
+) -> Obj:
+    """Set TaskDefinition `family`'s containerDefinitions to `containers` (registering a new
+    revision); the PRIMARY deployment of service `key` once it runs a revision other than
+    `previous`."""
+    patch = {"spec": {"containerDefinitions": containers}}
+    await stage.kube.patch(TASK_DEFINITIONS, key[0], family, patch)
+
+    def started(view: ServiceView) -> Obj | None:
+        primary = view.primary()
+        return primary if primary.get("taskDefinition") not in (None, previous) else None
+
+    return await stage.follow(key, f"a deployment of a new revision of {family}", started)
+
+
 async def roll_out_revision(stage: Stage) -> None:
     key = stage.service_key()
-    namespace = key[0]
     view = await stage.follow(key, "the service to settle", _settled)
     family, definition = await service_family(stage, view)
     containers, greeting = changed_environment(definition, "GREETING", (NEW_GREETING, "hello"))
@@ -621,14 +636,7 @@ async def roll_out_revision(stage: Stage) -> None:
         f"the service replace its {previous} tasks with new ones, never fewer than {min_healthy} "
         f"running nor more than {max_tasks} in all, until the deployment is COMPLETED."
     )
-    patch = {"spec": {"containerDefinitions": containers}}
-    await stage.kube.patch(TASK_DEFINITIONS, namespace, family, patch)
-
-    def started(view: ServiceView) -> Obj | None:
-        primary = view.primary()
-        return primary if primary.get("taskDefinition") not in (None, previous) else None
-
-    primary = await stage.follow(key, f"a deployment of a new revision of {family}", started)
+    primary = await start_new_revision(stage, key, family, containers, previous)
     deployment, revision = primary["id"], primary["taskDefinition"]
     stage.say(f"deployment {deployment} of {revision} started (PRIMARY)", "yellow")
 
@@ -721,14 +729,7 @@ async def deploy_canary(stage: Stage) -> None:
             return view if int(seen) >= generation else None
 
         await stage.follow(key, f"the operator to read {name}'s bake times", observed)
-    patch = {"spec": {"containerDefinitions": containers}}
-    await stage.kube.patch(TASK_DEFINITIONS, namespace, family, patch)
-
-    def started(view: ServiceView) -> Obj | None:
-        primary = view.primary()
-        return primary if primary.get("taskDefinition") not in (None, previous) else None
-
-    primary = await stage.follow(key, f"a deployment of a new revision of {family}", started)
+    primary = await start_new_revision(stage, key, family, containers, previous)
     deployment, revision = primary["id"], primary["taskDefinition"]
     strategy = primary.get("strategy") or _strategy(view.service)
     stage.say(f"deployment {deployment} of {revision} started ({strategy})", "yellow")

@@ -17,7 +17,12 @@ from typing import Any
 import pytest
 
 from support.ecs_api import Ecs, container, shell, task_definition
-from support.load_balancers import LoadBalancers, lb_entry, load_balancer, web_definition
+from support.load_balancers import (
+    LoadBalancers,
+    blue_green,
+    create_staged_service,
+    deploy_web_revision,
+)
 from support.services import Services, revision_of
 
 FAMILY = "web"
@@ -80,25 +85,9 @@ def deploy_with_hook(services: Services, lbs: LoadBalancers, url: str) -> str:
     """web:1 steady behind the LoadBalancer, then web:2 deployed BLUE_GREEN with an
     AWS_LAMBDA hook whose target is ``url`` at POST_SCALE_UP; returns the new deployment's
     id."""
-    lbs.create(load_balancer())
-    services.create_body(web_definition(FAMILY))
-    services.ecs.wait_accepted(FAMILY)
     hook = {"lifecycleStages": ["POST_SCALE_UP"], "hookTargetArn": url}
-    services.create(
-        SERVICE,
-        FAMILY,
-        desiredCount=DESIRED,
-        loadBalancers=[lb_entry()],
-        deploymentConfiguration={
-            "strategy": "BLUE_GREEN",
-            "bakeTimeInMinutes": 0,
-            "lifecycleHooks": [hook],
-        },
-    )
-    services.wait_steady(SERVICE, DESIRED, BLUE, CONVERGE)
-    services.update_task_definition(
-        FAMILY, web_definition(FAMILY, environment=[{"name": "V", "value": "2"}])["spec"]
-    )
+    create_staged_service(lbs, SERVICE, FAMILY, DESIRED, blue_green(hook), CONVERGE)
+    deploy_web_revision(services, FAMILY, "2")
     primary: Body = services.wait(
         lambda: (p := services.primary(SERVICE))["taskDefinition"] == GREEN and p,
         "green deploying",

@@ -12,9 +12,10 @@ import pytest
 from support.ecs_api import Ecs
 from support.load_balancers import (
     LoadBalancers,
-    lb_entry,
-    load_balancer,
-    web_definition,
+    blue_green,
+    create_staged_service,
+    deploy_web_revision,
+    pause_hook,
 )
 from support.services import Services, revision_of
 
@@ -52,35 +53,9 @@ def paused_deployment(
 ) -> Body:
     """web:1 steady behind the LoadBalancer, then web:2 deployed BLUE_GREEN with a PAUSE hook
     at POST_SCALE_UP; returns the hook once it awaits action."""
-    lbs.create(load_balancer())
-    services.create_body(web_definition(FAMILY))
-    services.ecs.wait_accepted(FAMILY)
-    hook = {
-        "targetType": "PAUSE",
-        "lifecycleStages": ["POST_SCALE_UP"],
-        "timeoutConfiguration": {"timeoutInMinutes": minutes, "action": action},
-    }
-    services.create(
-        SERVICE,
-        FAMILY,
-        desiredCount=DESIRED,
-        loadBalancers=[lb_entry()],
-        deploymentConfiguration={
-            "strategy": "BLUE_GREEN",
-            "bakeTimeInMinutes": 0,
-            "lifecycleHooks": [hook],
-        },
-    )
-    services.wait_steady(SERVICE, DESIRED, BLUE, CONVERGE)
-    services.ecs.wait(
-        lambda: len(lbs.listed_endpoints()) == DESIRED,
-        "blue serving",
-        lambda: lbs.listed_endpoints(),
-        CONVERGE,
-    )
-    services.update_task_definition(
-        FAMILY, web_definition(FAMILY, environment=[{"name": "V", "value": "2"}])["spec"]
-    )
+    configuration = blue_green(pause_hook(minutes, action))
+    create_staged_service(lbs, SERVICE, FAMILY, DESIRED, configuration, CONVERGE)
+    deploy_web_revision(services, FAMILY, "2")
     run: Body = services.wait(lambda: awaiting_hook(services), "hook awaiting", SERVICE, CONVERGE)
     # Held: green is up, blue keeps every task and all production traffic.
     live = services.live(SERVICE)

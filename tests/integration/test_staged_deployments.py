@@ -19,10 +19,11 @@ from support.load_balancers import (
     LoadBalancers,
     WatchEvent,
     assert_clean,
-    lb_entry,
-    load_balancer,
+    blue_green,
+    create_staged_service,
+    deploy_web_revision,
     namespace_paths,
-    web_definition,
+    pause_hook,
 )
 from support.services import Services, is_stopped, revision_of
 
@@ -92,29 +93,9 @@ def lbs(services: Services) -> LoadBalancers:
 def deploy_staged(
     services: Services, lbs: LoadBalancers, desired: int, configuration: Body, check: StagedTraffic
 ) -> Body:
-    lbs.create(load_balancer())
-    services.create_body(web_definition(FAMILY))
-    services.ecs.wait_accepted(FAMILY)
     with ClusterWatch(services, namespace_paths(services)) as watch:
-        services.create(
-            SERVICE,
-            FAMILY,
-            desiredCount=desired,
-            loadBalancers=[lb_entry()],
-            deploymentConfiguration=configuration,
-        )
-        services.wait(
-            lambda: services.steady(SERVICE, desired, BLUE), "web:1 steady", SERVICE, CONVERGE
-        )
-        services.ecs.wait(
-            lambda: len(lbs.listed_endpoints()) == desired,
-            "blue serving",
-            lambda: lbs.listed_endpoints(),
-            CONVERGE,
-        )
-        services.update_task_definition(
-            FAMILY, web_definition(FAMILY, environment=[{"name": "V", "value": "2"}])["spec"]
-        )
+        create_staged_service(lbs, SERVICE, FAMILY, desired, configuration, CONVERGE)
+        deploy_web_revision(services, FAMILY, "2")
         status = services.wait(
             lambda: services.steady(SERVICE, desired, GREEN), "web:2 steady", SERVICE, CONVERGE * 2
         )
@@ -128,9 +109,7 @@ def test_blue_green_flips_production_in_one_write_and_stops_blue_after(
     services: Services, lbs: LoadBalancers
 ) -> None:
     check = StagedTraffic(LB_NAME, SERVICE, DEREGISTRATION_DELAY, desired=2)
-    status = deploy_staged(
-        services, lbs, 2, {"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 0}, check
-    )
+    status = deploy_staged(services, lbs, 2, blue_green(), check)
     [deployment] = status["deployments"]
     assert (deployment["rolloutState"], deployment["strategy"]) == ("COMPLETED", "BLUE_GREEN")
     assert deployment["productionTrafficWeight"] == 100
@@ -212,44 +191,17 @@ def test_a_new_revision_supersedes_an_in_flight_blue_green_deployment(
     its tasks and all production traffic until web:3 takes it."""
     desired = 2
     check = SupersededTraffic(LB_NAME, SERVICE, DEREGISTRATION_DELAY)
-    hook = {
-        "targetType": "PAUSE",
-        "lifecycleStages": ["POST_SCALE_UP"],
-        "timeoutConfiguration": {"timeoutInMinutes": 60, "action": "ROLLBACK"},
-    }
-    lbs.create(load_balancer())
-    services.create_body(web_definition(FAMILY))
-    services.ecs.wait_accepted(FAMILY)
+    configuration = blue_green(pause_hook())
     with ClusterWatch(services, namespace_paths(services)) as watch:
-        services.create(
-            SERVICE,
-            FAMILY,
-            desiredCount=desired,
-            loadBalancers=[lb_entry()],
-            deploymentConfiguration={
-                "strategy": "BLUE_GREEN",
-                "bakeTimeInMinutes": 0,
-                "lifecycleHooks": [hook],
-            },
-        )
-        blue_id = services.wait_steady(SERVICE, desired, BLUE, CONVERGE)["deployments"][0]["id"]
-        services.ecs.wait(
-            lambda: len(lbs.listed_endpoints()) == desired,
-            "blue serving",
-            lambda: lbs.listed_endpoints(),
-            CONVERGE,
-        )
-        services.update_task_definition(
-            FAMILY, web_definition(FAMILY, environment=[{"name": "V", "value": "2"}])["spec"]
-        )
+        blue = create_staged_service(lbs, SERVICE, FAMILY, desired, configuration, CONVERGE)
+        blue_id = blue["deployments"][0]["id"]
+        deploy_web_revision(services, FAMILY, "2")
         services.wait(lambda: services.primary(SERVICE)["id"] != blue_id, "web:2 started", SERVICE)
         superseded_id = services.primary(SERVICE)["id"]
         first_hook = services.wait(
             lambda: held_hook(services, superseded_id), "web:2 held", SERVICE, CONVERGE
         )
-        services.update_task_definition(
-            FAMILY, web_definition(FAMILY, environment=[{"name": "V", "value": "3"}])["spec"]
-        )
+        deploy_web_revision(services, FAMILY, "3")
 
         def superseded() -> Body | None:
             status = services.status(SERVICE)

@@ -17,9 +17,10 @@ from support.ecs_api import Ecs, OperatorProcess
 from support.load_balancers import (
     ClusterWatch,
     LoadBalancers,
-    lb_entry,
-    load_balancer,
-    web_definition,
+    blue_green,
+    create_staged_service,
+    deploy_web_revision,
+    pause_hook,
 )
 from support.services import Services, TaskWatch, is_live, revision_of
 
@@ -104,32 +105,9 @@ def test_sigkill_in_every_blue_green_stage_resumes_in_place(
 ) -> None:
     services = Services(ecs)
     lbs = LoadBalancers(services)
-    lbs.create(load_balancer())
-    services.create_body(web_definition(FAMILY))
-    ecs.wait_accepted(FAMILY)
-    hook = {
-        "targetType": "PAUSE",
-        "lifecycleStages": ["POST_SCALE_UP"],
-        "timeoutConfiguration": {"timeoutInMinutes": 60, "action": "ROLLBACK"},
-    }
-    services.create(
-        SERVICE,
-        FAMILY,
-        desiredCount=DESIRED,
-        loadBalancers=[lb_entry()],
-        deploymentConfiguration={
-            "strategy": "BLUE_GREEN",
-            "bakeTimeInMinutes": 0,
-            "lifecycleHooks": [hook],
-        },
-    )
-    blue_id = services.wait_steady(SERVICE, DESIRED, BLUE, CONVERGE)["deployments"][0]["id"]
-    services.ecs.wait(
-        lambda: len(lbs.listed_endpoints()) == DESIRED,
-        "blue serving",
-        lambda: lbs.listed_endpoints(),
-        CONVERGE,
-    )
+    configuration = blue_green(pause_hook())
+    blue = create_staged_service(lbs, SERVICE, FAMILY, DESIRED, configuration, CONVERGE)
+    blue_id = blue["deployments"][0]["id"]
     killed_in: list[str] = []
     seen_green: set[str] = set()
 
@@ -150,9 +128,7 @@ def test_sigkill_in_every_blue_green_stage_resumes_in_place(
         ClusterWatch(services, paths) as history,
         TaskWatch(services, per_revision_bound(seen_green)) as watch,
     ):
-        services.update_task_definition(
-            FAMILY, web_definition(FAMILY, environment=[{"name": "V", "value": "2"}])["spec"]
-        )
+        deploy_web_revision(services, FAMILY, "2")
         services.wait(
             lambda: "POST_SCALE_UP" in killed_in or restart_on_new_stage(),
             "killed in POST_SCALE_UP",

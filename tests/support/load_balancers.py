@@ -10,6 +10,9 @@
   order the API server committed them, which separate streams do not preserve) and runs a check
   after *each* event.
 - `EndpointInvariants`: the R5 check run on every event (see its docstring).
+- `create_staged_service` (with `blue_green`, `pause_hook`), `deploy_web_revision`: a staged
+  (BLUE_GREEN, LINEAR, CANARY) deployment's starting point, blue steady and serving, and the
+  next revision to deploy.
 """
 
 from __future__ import annotations
@@ -179,6 +182,62 @@ class LoadBalancers:
         for event in self.services.kube_events(service):
             counts[event["message"]] += int(event.get("count") or 1)
         return counts
+
+
+# --- a staged deployment's starting point ----------------------------------------------------
+
+
+def blue_green(*hooks: Body) -> Body:
+    """A BLUE_GREEN deploymentConfiguration that bakes 0 minutes, with `hooks` as its
+    lifecycleHooks (none named when there are none)."""
+    configuration: Body = {"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 0}
+    if hooks:
+        configuration["lifecycleHooks"] = list(hooks)
+    return configuration
+
+
+def pause_hook(minutes: int = 60, action: str = "ROLLBACK") -> Body:
+    """A PAUSE lifecycle hook at POST_SCALE_UP: it holds the deployment until answered, or
+    until `minutes` pass and `action` applies."""
+    return {
+        "targetType": "PAUSE",
+        "lifecycleStages": ["POST_SCALE_UP"],
+        "timeoutConfiguration": {"timeoutInMinutes": minutes, "action": action},
+    }
+
+
+def create_staged_service(
+    lbs: LoadBalancers, name: str, family: str, desired: int, configuration: Body, timeout: float
+) -> Body:
+    """The LoadBalancer LB_NAME, TaskDefinition `family` (`web_definition`) and Service `name`
+    behind it with `configuration` as its deploymentConfiguration; its status once its first
+    deployment is steady at `desired` tasks of `family`:1 (blue), all of them listed."""
+    services = lbs.services
+    lbs.create(load_balancer())
+    services.create_body(web_definition(family))
+    services.ecs.wait_accepted(family)
+    services.create(
+        name,
+        family,
+        desiredCount=desired,
+        loadBalancers=[lb_entry()],
+        deploymentConfiguration=configuration,
+    )
+    status = services.wait_steady(name, desired, f"{family}:1", timeout)
+    services.ecs.wait(
+        lambda: len(lbs.listed_endpoints()) == desired,
+        "blue serving",
+        lambda: lbs.listed_endpoints(),
+        timeout,
+    )
+    return status
+
+
+def deploy_web_revision(services: Services, family: str, value: str) -> None:
+    """Register the next revision of `web_definition(family)`, its environment variable V set
+    to `value`: a Service running the family deploys it."""
+    spec = web_definition(family, environment=[{"name": "V", "value": value}])["spec"]
+    services.update_task_definition(family, spec)
 
 
 # --- watching several kinds at once ----------------------------------------------------------

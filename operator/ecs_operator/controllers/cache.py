@@ -21,12 +21,6 @@ def object_key(body: Mapping[str, Any]) -> Key:
     return (str(metadata.get("namespace") or ""), str(metadata.get("name") or ""))
 
 
-def owner_name(body: Mapping[str, Any], kind: str) -> str | None:
-    """The name of the object's owner of `kind` (a Task's Service, a Pod's Task), if any."""
-    owners = (body.get("metadata") or {}).get("ownerReferences") or ()
-    return next((ref["name"] for ref in owners if ref.get("kind") == kind), None)
-
-
 class ObjectCache:
     """The latest body of every object of one kind, indexed by key and by namespace."""
 

@@ -10,12 +10,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ecs_operator.controllers.cache import ObjectCache, object_key, owner_name
+from ecs_operator.controllers.cache import ObjectCache, object_key
 from ecs_operator.controllers.feeds import feed_of
 from ecs_operator.controllers.revisions import RevisionReader, ServiceRevisionReader
 from ecs_operator.controllers.triggers import Body, Change
 from ecs_operator.controllers.writer import Writer
-from ecs_operator.core import labels
 from ecs_operator.core.alarms import (
     DEFAULT_BAKE_SECONDS,
     DEFAULT_INTERVAL_SECONDS,
@@ -27,7 +26,7 @@ from ecs_operator.core.capacity import (
     placed_node,
     stand_in_pods,
 )
-from ecs_operator.core.ownership import owned_by
+from ecs_operator.core.ownership import owned_by, service_of_task
 from ecs_operator.core.placement import ContainerInstance, Footprints
 from ecs_operator.core.security import InstallPolicy, SecurityPolicy
 from ecs_operator.kube.client import KubeClient, Resource
@@ -77,9 +76,8 @@ SERVICE_INDEX = "service"
 
 
 def _owning_service(owned: Mapping[str, Any]) -> str | None:
-    """Its Service's "namespace/name"; None for a lifecycle hook's Task, which its Service
-    owns without counting it among its tasks."""
-    service = None if labels.is_hook_task(owned) else owner_name(owned, "Service")
+    """Its Service's "namespace/name" (``service_of_task``)."""
+    service = service_of_task(owned)
     return f"{owned['metadata'].get('namespace', '')}/{service}" if service else None
 
 

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from pydantic import ValidationError
 
-from ecs_operator.controllers.cache import Key, finalizer_write_event, owner_name
+from ecs_operator.controllers.cache import Key, finalizer_write_event
 from ecs_operator.controllers.context import SERVICE_INDEX, OperatorContext
 from ecs_operator.controllers.http_routes import RouteWeigher
 from ecs_operator.controllers.metrics import OperatorMetrics
@@ -23,6 +23,7 @@ from ecs_operator.controllers.triggers import Change, Trigger, every_object, its
 from ecs_operator.controllers.workqueue import WorkQueue
 from ecs_operator.core import events as ecs_events
 from ecs_operator.core import labels, load_balancing
+from ecs_operator.core.ownership import service_of_task
 from ecs_operator.kube.client import (
     ENDPOINT_SLICES,
     KUBERNETES_SERVICES,
@@ -50,7 +51,7 @@ _in_namespace = every_object("load_balancers", its_namespace)
 
 def _service_task_moved(change: Change, context: OperatorContext) -> Iterable[Key]:
     """A service task's state, or its Pod's readiness (target health), moved."""
-    if owner_name(change.body, "Service") is None or labels.is_hook_task(change.body):
+    if service_of_task(change.body) is None:
         return ()
     return _in_namespace(change, context)
 

@@ -15,17 +15,16 @@ from typing import Any, ClassVar
 
 from pydantic import ValidationError
 
-from ecs_operator.controllers.cache import Key, object_key, owner_name
+from ecs_operator.controllers.cache import Key, object_key
 from ecs_operator.controllers.context import OperatorContext
 from ecs_operator.controllers.metrics import OperatorMetrics
 from ecs_operator.controllers.pod_launcher import PodLauncher
 from ecs_operator.controllers.task_writer import TaskWriter
 from ecs_operator.controllers.triggers import Change, Trigger, itself, owner
 from ecs_operator.controllers.workqueue import WorkQueue
-from ecs_operator.core import labels, launches, revisions
+from ecs_operator.core import launches, revisions
 from ecs_operator.core.load_balancing import moved_targets
-from ecs_operator.core.ownership import owned_by
-from ecs_operator.core.revisions import ResolvedRevision
+from ecs_operator.core.ownership import owned_by, service_of_task
 from ecs_operator.core.task_planning import (
     NamespaceReads,
     PodReads,
@@ -33,6 +32,7 @@ from ecs_operator.core.task_planning import (
     TaskPlan,
     TaskState,
     Timing,
+    drain_released_unreadable,
     looks_up_targets,
     namespace_reads,
     plan_task,
@@ -109,10 +109,8 @@ class TaskController:
             task = self.context.tasks.parsed(body, Task)
         except ValidationError as error:
             await self.writer.refuse_unreadable(body, error)
-            if body["metadata"].get("deletionTimestamp") and labels.DRAIN_FINALIZER in (
-                body["metadata"].get("finalizers") or ()
-            ):
-                await self.writer.set_drain_finalizer(body, False)  # nothing to drain can be read
+            if drain_released_unreadable(body):
+                await self.writer.set_drain_finalizer(body, False)
             return
         state = self._state(key, body, task)
         plan = plan_task(state)
@@ -123,17 +121,12 @@ class TaskController:
 
     def _state(self, key: Key, body: dict[str, Any], task: Task) -> TaskState:
         """What the plan decides from, as the caches have it now."""
-        pod, service = self._pod_reads(key), self._service_reads(key[0], body)
-        return task_state(
-            body,
-            task,
-            self._resolve(key[0], body, task, pod, service),
-            pod,
-            service,
-            self._namespace_reads(key[0]),
-            self._run_members(key, task),
-            self._timing(),
-        )
+        namespace = key[0]
+        pod, service = self._pod_reads(key), self._service_reads(namespace, body, task)
+        reference, new = revision_reference(body, task, pod.pod, service.name)
+        resolved = self.context.revision_reader.resolve(namespace, reference, for_new_task=new)
+        seen, members = self._namespace_reads(namespace), self._run_members(key, task)
+        return task_state(body, task, resolved, pod, service, seen, members, self._timing())
 
     def _timing(self) -> Timing:
         grace = self.context.options.resolve_grace_seconds
@@ -148,15 +141,14 @@ class TaskController:
             self.launcher.since_launch(key),
         )
 
-    def _service_reads(self, namespace: str, body: dict[str, Any]) -> ServiceReads:
-        """Its Service, read only when it truly owns the task (not through a forged
-        ownerReference); the namespace's LoadBalancers only when its targets are looked up."""
-        # A lifecycle hook's Task is standalone, though its Service owns it (to delete it).
-        name = None if labels.is_hook_task(body) else owner_name(body, "Service")
+    def _service_reads(self, namespace: str, body: dict[str, Any], task: Task) -> ServiceReads:
+        """Its Service (``service_of_task``), read only when it truly owns the task; the
+        namespace's LoadBalancers only when its targets are looked up."""
+        name = service_of_task(body)
         owner = self.context.services.get((namespace, name or ""))
         if owner is not None and not owned_by(body, owner):
             owner = None  # not a service task, or one with a forged ownerReference
-        spec = self._service_spec(body, owner)
+        spec = self._service_spec(task, owner)
         lbs = self.context.load_balancers_in(namespace) if looks_up_targets(body, spec) else {}
         return ServiceReads(name, spec, name is not None and owner is None, lbs)
 
@@ -164,30 +156,20 @@ class TaskController:
         body = self.context.namespaces.get(("", namespace))
         return namespace_reads(body, self.context.security_policy(namespace))
 
-    def _resolve(
-        self, namespace: str, body: dict[str, Any], task: Task, pod: PodReads, owner: ServiceReads
-    ) -> ResolvedRevision:
-        """The revision the task runs (``revision_reference``), or why there is none."""
-        reference, new = revision_reference(body, task, pod.pod, owner.name)
-        return self.context.revision_reader.resolve(namespace, reference, for_new_task=new)
-
     def _run_members(self, key: Key, task: Task) -> dict[str, dict[str, Any] | None]:
         """The Task cached under each other name of its run (count above 1)."""
         names = launches.run_task_names(key[1], task.spec.count)
         return {name: self.context.tasks.get((key[0], name)) for _, name in names}
 
-    def _service_spec(
-        self, body: dict[str, Any], owner: dict[str, Any] | None
-    ) -> ServiceSpec | None:
+    def _service_spec(self, task: Task, owner: dict[str, Any] | None) -> ServiceSpec | None:
+        """The settings of the task's own service revision (the deployment that started it)."""
         if owner is None:
             return None
         try:
-            service_object = self.context.services.parsed(owner, Service)
+            service = self.context.services.parsed(owner, Service)
         except ValidationError:
             return None
-        # The load balancers of the task's own service revision.
-        started_by = (body.get("spec") or {}).get("startedBy")
-        return self.context.service_revisions.task_spec(service_object, started_by)
+        return self.context.service_revisions.task_spec(service, task.spec.started_by)
 
     async def _apply(self, key: Key, body: dict[str, Any], plan: TaskPlan) -> None:
         if plan.delete_task:

@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ecs_operator.controllers.cache import Key, object_key, owner_name
+from ecs_operator.controllers.cache import Key, object_key
+from ecs_operator.core.ownership import owner_name
 from ecs_operator.kube.client import Resource
 
 if TYPE_CHECKING:

@@ -12,7 +12,14 @@ from typing import Any
 
 from ecs_operator.core import labels
 
-__all__ = ["left_by_earlier_task", "managed_by_operator", "owned_by", "owner_description"]
+__all__ = [
+    "left_by_earlier_task",
+    "managed_by_operator",
+    "owned_by",
+    "owner_description",
+    "owner_name",
+    "service_of_task",
+]
 
 
 def owned_by(child: Mapping[str, Any], owner: Mapping[str, Any]) -> bool:
@@ -23,6 +30,19 @@ def owned_by(child: Mapping[str, Any], owner: Mapping[str, Any]) -> bool:
     return bool(uid) and any(
         isinstance(ref, Mapping) and ref.get("uid") == uid for ref in references
     )
+
+
+def owner_name(body: Mapping[str, Any], kind: str) -> str | None:
+    """The name of the object's owner of `kind` (a Task's Service, a Pod's Task), if any."""
+    owners = (body.get("metadata") or {}).get("ownerReferences") or ()
+    return next((ref["name"] for ref in owners if ref.get("kind") == kind), None)
+
+
+def service_of_task(task: Mapping[str, Any]) -> str | None:
+    """The Service whose task ``task`` (a body) is, by its ownerReferences: None for a
+    lifecycle hook's Task, which its Service owns (to delete it) without counting it among
+    its tasks: the hook's Task is standalone."""
+    return None if labels.is_hook_task(task) else owner_name(task, "Service")
 
 
 def left_by_earlier_task(pod: Mapping[str, Any], task: Mapping[str, Any]) -> bool:

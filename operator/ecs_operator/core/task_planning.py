@@ -280,6 +280,14 @@ def looks_up_targets(body: Mapping[str, Any], service_spec: ServiceSpec | None) 
     return named or labels.DRAIN_FINALIZER in finalizers
 
 
+def drain_released_unreadable(body: Mapping[str, Any]) -> bool:
+    """Whether a Task the operator cannot read (``validation.unreadable_task_status``) gets its
+    drain finalizer removed: once it is being deleted, as nothing to drain can be read."""
+    metadata = body.get("metadata") or {}
+    finalizers = metadata.get("finalizers") or ()
+    return bool(metadata.get("deletionTimestamp")) and labels.DRAIN_FINALIZER in finalizers
+
+
 def namespace_reads(namespace: Mapping[str, Any] | None, policy: SecurityPolicy) -> NamespaceReads:
     """What the task's namespace (its cached body; None: not seen) says."""
     if namespace is None:

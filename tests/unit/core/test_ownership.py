@@ -5,7 +5,14 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ecs_operator.core.ownership import managed_by_operator, owned_by, owner_description
+from ecs_operator.core import labels
+from ecs_operator.core.ownership import (
+    managed_by_operator,
+    owned_by,
+    owner_description,
+    owner_name,
+    service_of_task,
+)
 
 SERVICE = {"metadata": {"name": "web", "uid": "uid-web"}}
 
@@ -55,3 +62,12 @@ def test_the_managed_by_label_and_who_owns_a_foreign_object() -> None:
     controller = reference(kind="Deployment", name="db") | {"controller": True}
     assert owner_description(child(reference(), controller)) == "it belongs to Deployment/db"
     assert owner_description(child(reference())) == "it belongs to Service/web"
+
+
+def test_the_owner_of_a_kind_and_the_service_a_task_counts_for() -> None:
+    task = child(reference(kind="Task", name="first"), reference())
+    assert (owner_name(task, "Service"), owner_name(task, "Task")) == ("web", "first")
+    assert owner_name(child(), "Service") is None
+    assert service_of_task(task) == "web"
+    # A lifecycle hook's Task: its Service owns it (to delete it) but it is standalone.
+    assert service_of_task(child(reference(), **{labels.HOOK_LABEL: "hook-1"})) is None

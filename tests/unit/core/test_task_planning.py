@@ -38,6 +38,7 @@ from ecs_operator.core.task_planning import (
     TaskPlan,
     TaskState,
     Timing,
+    drain_released_unreadable,
     looks_up_targets,
     namespace_reads,
     place_pod,
@@ -775,6 +776,22 @@ def test_targets_are_looked_up_while_the_service_names_a_load_balancer_or_the_ta
     assert not looks_up_targets(task_body(), plain)
     assert not looks_up_targets(task_body(), None)
     assert looks_up_targets(draining, None)
+
+
+def test_an_unreadable_task_drops_its_drain_finalizer_only_once_deleted() -> None:
+    held = task_body()
+    held["metadata"]["finalizers"] = [labels.DRAIN_FINALIZER]
+    deleted = task_body()
+    deleted["metadata"]["deletionTimestamp"] = T0.isoformat()
+    deleted_held = task_body()
+    deleted_held["metadata"] |= {
+        "deletionTimestamp": T0.isoformat(),
+        "finalizers": ["other", labels.DRAIN_FINALIZER],
+    }
+    assert drain_released_unreadable(deleted_held)
+    assert not drain_released_unreadable(held)
+    assert not drain_released_unreadable(deleted)
+    assert not drain_released_unreadable({})
 
 
 def test_namespace_reads_say_whether_it_is_seen_and_terminating() -> None:
