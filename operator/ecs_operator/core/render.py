@@ -981,7 +981,7 @@ def healthy_gate_probe(check: HealthCheck) -> dict[str, Any]:
     }
 
 
-HEALTHY_GATE_SCRIPT: Final = (
+_HEALTHY_GATE_SCRIPT: Final = (
     # Old busybox spells it `timeout -t N`: without a usable timeout, checks are not bounded.
     'if timeout 1 true >/dev/null 2>&1; then bound="timeout {timeout}"; else bound=""; fi; '
     "checks=1; "
@@ -1000,7 +1000,7 @@ def healthy_gate_hook(check: HealthCheck) -> dict[str, Any]:
     ``CMD-SHELL`` health check passes: the kubelet starts the next container only once the hook
     is done, and kills this one when the hook exits non-zero (the checks of
     ``healthy_gate_probe``, each bounded by ``timeout`` where the image has ``timeout``)."""
-    script = HEALTHY_GATE_SCRIPT.format(
+    script = _HEALTHY_GATE_SCRIPT.format(
         timeout=check.timeout, checks=_healthy_gate_checks(check), interval=check.interval
     )
     return {"exec": {"command": ["/bin/sh", "-c", script, "healthy-gate", *check.command[1:]]}}

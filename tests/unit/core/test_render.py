@@ -739,9 +739,13 @@ def test_a_healthy_dependency_with_a_shell_check_waits_in_a_post_start_hook() ->
     assert kubernetes_validate.validate(rendered.manifest, "1.32.0", strict=True)
 
 
-def run_gate(tmp_path: Path, check: str) -> tuple[int, list[str], int]:
+def run_gate(
+    tmp_path: Path, check: str, *, usable_timeout: bool = True
+) -> tuple[int, list[str], int]:
     """Run the HEALTHY wait of a container whose health check is ``check`` with /bin/sh, a
-    ``sleep`` that only records its operand: (exit status, sleeps, checks run)."""
+    ``sleep`` that only records its operand (and a ``timeout`` that always fails, as an old
+    busybox's does for ``timeout N``, unless ``usable_timeout``): (exit status, sleeps, checks
+    run)."""
     spec = definition(
         container("app", memory=64, dependsOn=[{"containerName": "proxy", "condition": "HEALTHY"}]),
         container(
@@ -754,6 +758,10 @@ def run_gate(tmp_path: Path, check: str) -> tuple[int, list[str], int]:
     fake_sleep = bin_dir / "sleep"
     fake_sleep.write_text(f'#!/bin/sh\necho "$1" >> {tmp_path}/sleeps\n')
     fake_sleep.chmod(0o755)
+    if not usable_timeout:
+        fake_timeout = bin_dir / "timeout"
+        fake_timeout.write_text("#!/bin/sh\nexit 1\n")
+        fake_timeout.chmod(0o755)
     environment = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "DIR": str(tmp_path)}
     result = subprocess.run(command, env=environment, check=False, timeout=30)
     sleeps = (tmp_path / "sleeps").read_text().split() if (tmp_path / "sleeps").exists() else []
@@ -767,10 +775,13 @@ def test_the_post_start_wait_gives_up_after_the_start_period_and_retries(tmp_pat
     assert sleeps == ["10"] * 4
 
 
-def test_the_post_start_wait_ends_at_the_first_passing_check(tmp_path: Path) -> None:
-    # Fails twice, then passes.
+@pytest.mark.parametrize("usable_timeout", [True, False])
+def test_the_post_start_wait_ends_at_the_first_passing_check(
+    tmp_path: Path, usable_timeout: bool
+) -> None:
+    # Fails twice, then passes; without a usable timeout the checks still run, unbounded.
     check = 'echo x >> "$DIR/checks"; [ "$(grep -c x "$DIR/checks")" -ge 3 ]'
-    status, sleeps, checks = run_gate(tmp_path, check)
+    status, sleeps, checks = run_gate(tmp_path, check, usable_timeout=usable_timeout)
     assert (status, checks, sleeps) == (0, 3, ["10", "10"])
 
 
