@@ -25,17 +25,23 @@ so everything it does is visible to `kubectl` and to the operator exactly as on 
   PodScheduled=False with the scheduler's message and one aggregated FailedScheduling event, and
   is retried (debounced) when nodes or pods change.
 - **Kubelet**: runs containers per `programs.py` (`sh -c "sleep 5; exit 3"` exits 3 after 5 s;
-  unknown programs run until stopped), init containers in order, native sidecars, restart
-  policies with a doubling back-off, startup / readiness / liveness probes with their real
-  periods and thresholds (exec probes per `programs.exec_probe_passes`; HTTP, TCP and gRPC probes
-  pass), and deletion (running containers end with 143, then the pod is deleted with grace 0).
+  unknown programs run until stopped), init containers in order, native sidecars, then the
+  regular containers one after another in list order, restart policies with a doubling back-off,
+  startup / readiness / liveness probes with their real periods and thresholds (exec probes per
+  `programs.exec_probe_passes`; HTTP, TCP and gRPC probes pass), `lifecycle.postStart` hooks run
+  right after their container starts and holding the next container until they are done (an exec
+  hook takes as long as `programs.py` says, at once when it would run forever; it fails when it
+  would exit non-zero or its container is marked unhealthy, and then the container is killed with
+  143 after a `FailedPostStartHook` event and restarts only by the restart policy), and deletion
+  (running containers end with 143, then the pod is deleted with grace 0).
   Each pod's status is written at most once per pass, with the whole change in it.
 - **Faults**, settable with kubectl:
   Node annotation `sandbox.ecs.operator.dev/node-state=lost` stops the node's heartbeat and its
   kubelet (its pods' statuses freeze); `ready` or removing the annotation brings it back.
   Pod annotation `sandbox.ecs.operator.dev/exit=CONTAINER:CODE` makes that container exit with
   CODE as soon as it runs (once per annotation value). Pod annotation
-  `sandbox.ecs.operator.dev/unhealthy=CONTAINER[,CONTAINER…]` makes its probes fail until removed.
+  `sandbox.ecs.operator.dev/unhealthy=CONTAINER[,CONTAINER…]` makes its probes (and postStart
+  hooks) fail until removed.
   Cordon is the real `spec.unschedulable`.
 
 Simplifications, on purpose: a restarted simulator restarts the containers of the non-terminal
@@ -695,9 +701,16 @@ class _Container:
     ends_at: float | None = None
     restart_at: float | None = None
     container_id: str = ""
+    post_start: dict[str, Any] | None = None
+    """``lifecycle.postStart``: the kubelet runs it right after the start, and starts the next
+    container only once it is done."""
+    post_start_done_at: float | None = None
+    """When the running postStart hook finishes (None: no hook is running)."""
 
     def next_event(self) -> float | None:
-        times = [t for t in (self.ends_at, self.restart_at) if t is not None]
+        times = [
+            t for t in (self.ends_at, self.restart_at, self.post_start_done_at) if t is not None
+        ]
         times.extend(p.next_at for p in self.probes.values() if p.next_at is not None)
         return min(times, default=None)
 
@@ -737,7 +750,20 @@ def _container(spec: dict[str, Any], role: str) -> _Container:
         role=role,
         plan=plan_container(spec.get("command"), spec.get("args")),
         probes=probes,
+        post_start=(spec.get("lifecycle") or {}).get("postStart") or None,
     )
+
+
+def _post_start_seconds(hook: dict[str, Any]) -> float:
+    """How long a postStart hook runs: an exec hook as `programs.py` reads it (one that would
+    run forever or is unknown is done at once, as an exec probe passes), `sleep` its seconds,
+    an HTTP hook at once."""
+    if "exec" in hook:
+        plan = plan_container((hook.get("exec") or {}).get("command"), None)
+        return plan.seconds or 0.0
+    if "sleep" in hook:
+        return _probe_number(hook.get("sleep") or {}, "seconds", 0.0, 0.0)
+    return 0.0
 
 
 @dataclass
@@ -756,7 +782,8 @@ class _PodRun:
     reference: dict[str, Any]
     sandbox_ready: bool = False
     init_done: int = 0
-    mains_started: bool = False
+    mains_started: int = 0
+    """How many regular containers the kubelet has started (one after another, in order)."""
     phase: str = "Pending"
     pod_ip: str | None = None
     host_ip: str | None = None
@@ -1090,6 +1117,9 @@ class _Kubelet:
             if container.ends_at is not None and container.ends_at <= now:
                 self._exit(run, container, container.plan.exit_code, now)
                 return True
+            if container.post_start_done_at is not None and container.post_start_done_at <= now:
+                self._finish_post_start(run, container, now)
+                return True
             return self._probe(run, container, now)
         if container.restart_at is not None and container.restart_at <= now:
             self._start(run, container, now)
@@ -1104,7 +1134,7 @@ class _Kubelet:
                 self._start(run, container, now)
                 changed = True
             if container.role == "sidecar":
-                done = container.started
+                done = container.started and container.post_start_done_at is None
             else:
                 done = container.state == "terminated" and container.restart_at is None
                 done = done and (container.terminated or {}).get("exitCode") == 0
@@ -1112,10 +1142,13 @@ class _Kubelet:
                 return changed
             run.init_done += 1
             changed = True
-        if not run.mains_started:
-            run.mains_started = True
-            for container in run.main:
-                self._start(run, container, now)
+        # Regular containers start in list order; a postStart hook holds the next one until it
+        # is done (kubelet: startContainer runs the hook synchronously).
+        while run.mains_started < len(run.main):
+            if run.mains_started and run.main[run.mains_started - 1].post_start_done_at is not None:
+                return changed
+            self._start(run, run.main[run.mains_started], now)
+            run.mains_started += 1
             changed = True
         return changed
 
@@ -1147,6 +1180,26 @@ class _Kubelet:
             f"Started container {container.name}",
             self._source(run),
         )
+        if container.post_start is not None:
+            container.post_start_done_at = now + _post_start_seconds(container.post_start)
+
+    def _finish_post_start(self, run: _PodRun, container: _Container, now: float) -> None:
+        """The hook is done: it passes as an exec probe of the container would (`programs.py`,
+        and not while the container is marked unhealthy); a failed one kills the container,
+        which then restarts by the restart policy (never, under `restartPolicy: Never`)."""
+        hook = container.post_start or {}
+        container.post_start_done_at = None
+        command = (hook.get("exec") or {}).get("command")
+        passed = container.name not in run.unhealthy and (
+            "exec" not in hook or exec_probe_passes(command)
+        )
+        if passed:
+            return
+        reference = {**run.reference, "fieldPath": self._field_path(run, container)}
+        self._sim.recorder.record(
+            reference, "Warning", "FailedPostStartHook", "PostStartHook failed", self._source(run)
+        )
+        self._kill(run, container, now, "FailedPostStartHook", EXIT_SIGTERM)
 
     @staticmethod
     def _mark_started(container: _Container, now: float) -> None:
@@ -1237,7 +1290,7 @@ class _Kubelet:
             "finishedAt": timestamp(),
             "containerID": container.container_id,
         }
-        container.ends_at = None
+        container.ends_at = container.post_start_done_at = None
         container.ready = container.started = False
         for probe in container.probes.values():
             probe.next_at = None

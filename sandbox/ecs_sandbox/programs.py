@@ -30,7 +30,8 @@ and treats everything else as a long-running server. The rules, in order:
    exits 0, `false` exits 1, `echo hi` exits 0 — and any other program runs until stopped.
 
 Exec probes use the same reading: a probe passes unless its command would end with a non-zero
-status (`exit 1`, `false`); a command that would run forever or is unknown passes.
+status (`exit 1`, `false`); a command that would run forever or is unknown passes. So do exec
+postStart hooks (`cluster.py`), which also take the seconds the command would run.
 """
 
 from __future__ import annotations

@@ -139,14 +139,25 @@ def test_depends_on_success_runs_an_init_container_first(ecs: Ecs) -> None:
     assert container_status(status, "app")["lastStatus"] == "RUNNING"
 
 
-def test_depends_on_healthy_runs_a_native_sidecar_with_a_startup_probe(ecs: Ecs) -> None:
+def test_depends_on_healthy_starts_the_dependency_first_and_waits_for_its_health(
+    ecs: Ecs,
+) -> None:
+    """A CMD-SHELL health check is waited for in a postStart hook of a regular container listed
+    first; a CMD one (the image may have no shell) in a native sidecar's startup probe."""
     ecs.create_task_definition(
         "gated",
         container(
             "db",
             healthCheck={"command": ["CMD-SHELL", "true"], "interval": 5, "startPeriod": 10},
         ),
-        container("app", dependsOn=[{"containerName": "db", "condition": "HEALTHY"}]),
+        container("cache", healthCheck={"command": ["CMD", "true"], "interval": 5}),
+        container(
+            "app",
+            dependsOn=[
+                {"containerName": "db", "condition": "HEALTHY"},
+                {"containerName": "cache", "condition": "HEALTHY"},
+            ],
+        ),
     )
     ecs.wait_accepted("gated")
     ecs.create_task("g", "gated")
@@ -154,11 +165,55 @@ def test_depends_on_healthy_runs_a_native_sidecar_with_a_startup_probe(ecs: Ecs)
     pod = ecs.pod("g")
     assert pod is not None
     [sidecar] = pod["spec"]["initContainers"]
-    assert sidecar["name"] == "db"
+    assert sidecar["name"] == "cache"
     assert sidecar["restartPolicy"] == "Always"
-    assert sidecar["startupProbe"]["exec"]["command"] == ["sh", "-c", "true"]
-    assert container_status(status, "db")["lastStatus"] == "RUNNING"
+    assert sidecar["startupProbe"]["exec"]["command"] == ["true"]
+    assert [c["name"] for c in pod["spec"]["containers"]] == ["db", "app"]
+    db = pod["spec"]["containers"][0]
+    assert "restartPolicy" not in db and "startupProbe" not in db
+    hook = db["lifecycle"]["postStart"]["exec"]["command"]
+    assert hook[:2] == ["/bin/sh", "-c"] and hook[-1] == "true"
+    # 10 s / 5 s: 2 checks in startPeriod, then the 3 default retries, 5 s apart.
+    assert '[ "$checks" -lt 5 ] || exit 1; checks=$((checks + 1)); sleep 5;' in hook[2]
+    for name in ("db", "cache", "app"):
+        assert container_status(status, name)["lastStatus"] == "RUNNING"
+
+
+def test_a_non_essential_start_dependency_that_exits_is_not_restarted(ecs: Ecs) -> None:
+    """ECS never restarts a container: the dependency is a regular container of the Pod
+    (restartPolicy Never), so the Pod keeps it terminated as the task reports it."""
+    ecs.create_task_definition(
+        "fetcher",
+        container("app", dependsOn=[{"containerName": "fetch", "condition": "START"}]),
+        container("fetch", shell("sleep 1; exit 3"), essential=False),
+    )
+    ecs.wait_accepted("fetcher")
+    ecs.create_task("f", "fetcher")
+    status = ecs.wait_task(
+        "f",
+        lambda s: container_status(s, "fetch").get("lastStatus") == "STOPPED",
+        "the fetch container stops",
+    )
+    assert container_status(status, "fetch")["exitCode"] == 3
+    assert status["lastStatus"] == "RUNNING" and "stopCode" not in status
     assert container_status(status, "app")["lastStatus"] == "RUNNING"
+    # The ContainerExited event is posted after the status write.
+    ecs.wait(
+        lambda: "ContainerExited" in {e["reason"] for e in ecs.events("f")},
+        "the ContainerExited event",
+        lambda: ecs.events("f"),
+        timeout=5,
+    )
+    pod = ecs.pod("f")
+    assert pod is not None
+    assert "initContainers" not in pod["spec"]
+    assert [c["name"] for c in pod["spec"]["containers"]] == ["fetch", "app"]
+    [fetch] = [c for c in pod["status"]["containerStatuses"] if c["name"] == "fetch"]
+    assert fetch["restartCount"] == 0
+    assert fetch["state"]["terminated"]["exitCode"] == 3
+    status = ecs.status("f")
+    assert status["lastStatus"] == "RUNNING"
+    assert container_status(status, "fetch")["exitCode"] == 3
 
 
 def test_stop_task_with_and_without_a_reason(ecs: Ecs) -> None:

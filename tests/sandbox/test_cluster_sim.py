@@ -590,6 +590,90 @@ async def test_native_sidecar_starts_first_and_keeps_running(sim: Sim) -> None:
     assert "terminated" in state(done, "proxy", True)["state"]
 
 
+def post_start(command: list[str]) -> dict[str, Any]:
+    return {"postStart": {"exec": {"command": command}}}
+
+
+async def test_regular_containers_start_in_order_each_after_its_post_start_hook(sim: Sim) -> None:
+    """As the kubelet does: the next regular container starts only once the previous one's
+    postStart hook is done (the hook runs right after its container starts)."""
+    sim.run(
+        "hooked",
+        container("proxy", lifecycle=post_start(sh("sleep 0.4"))),
+        container("app"),
+        container("worker"),
+        restartPolicy="Never",
+    )
+    hooking = await sim.until("hooked", lambda p: running(p, "proxy"))
+    assert "waiting" in state(hooking, "app")["state"]
+    assert "waiting" in state(hooking, "worker")["state"]
+    assert phase(hooking) == "Running"
+    done = await sim.until("hooked", lambda p: running(p, "app") and running(p, "worker"))
+    proxy_started = state(done, "proxy")["state"]["running"]["startedAt"]
+    assert proxy_started <= state(done, "app")["state"]["running"]["startedAt"]
+    assert not sim.events_of("hooked", "FailedPostStartHook")
+
+
+async def test_a_failing_post_start_hook_kills_its_container_and_the_next_ones_start(
+    sim: Sim,
+) -> None:
+    sim.run(
+        "bad-hook",
+        container("proxy", lifecycle=post_start(sh("sleep 0.2; exit 1"))),
+        container("app"),
+        restartPolicy="Never",
+    )
+    killed = await sim.until("bad-hook", lambda p: running(p, "app"))
+    assert exit_code(killed, "proxy") == 143
+    assert state(killed, "proxy")["restartCount"] == 0  # restartPolicy Never: it stays down
+    assert phase(killed) == "Running"
+    [event] = sim.events_of("bad-hook", "FailedPostStartHook")
+    assert event["type"] == "Warning"
+    assert event["involvedObject"]["fieldPath"] == "spec.containers{proxy}"
+    assert [e["message"] for e in sim.events_of("bad-hook", "Killing")] == ["FailedPostStartHook"]
+    await asyncio.sleep(0.3)
+    later = sim.pod("bad-hook") or {}
+    assert exit_code(later, "proxy") == 143 and state(later, "proxy")["restartCount"] == 0
+
+    # Under restartPolicy Always the killed container is restarted, hook and all.
+    sim.run("bad-hook-always", container("proxy", lifecycle=post_start(["false"])), container())
+    restarted = await sim.until(
+        "bad-hook-always", lambda p: state(p, "proxy").get("restartCount", 0) >= 1
+    )
+    assert running(restarted)
+
+
+async def test_a_post_start_hook_fails_while_its_container_is_marked_unhealthy(sim: Sim) -> None:
+    """A hook that would pass (a loop the sandbox cannot read passes, as an exec probe does)
+    fails while the unhealthy annotation names its container."""
+    loop = sh("until /bin/ready; do sleep 1; done")
+    sim.run(
+        "gated",
+        container("proxy", lifecycle=post_start(loop)),
+        container(),
+        restartPolicy="Never",
+    )
+    passed = await sim.until("gated", running)
+    assert running(passed, "proxy")
+    sim.store.create(
+        sim.pods,
+        NS,
+        {
+            "metadata": {
+                "name": "gated-unhealthy",
+                "annotations": {"sandbox.ecs.operator.dev/unhealthy": "proxy"},
+            },
+            "spec": {
+                "containers": [container("proxy", lifecycle=post_start(loop)), container()],
+                "restartPolicy": "Never",
+            },
+        },
+    )
+    failed = await sim.until("gated-unhealthy", running)
+    assert exit_code(failed, "proxy") == 143
+    assert sim.events_of("gated-unhealthy", "FailedPostStartHook")
+
+
 async def test_deletion_terminates_with_143_then_removes_the_pod(sim: Sim) -> None:
     created = sim.run("goner", container())
     await sim.until("goner", running)

@@ -105,13 +105,25 @@ Volumes
 
 dependsOn
     A container another depends on with COMPLETE or SUCCESS becomes an ordinary init container
-    (it runs to completion before the others; the CRD makes sure it is non-essential); with START
-    or HEALTHY a native sidecar (an init container with ``restartPolicy: Always``), and HEALTHY
-    adds a startupProbe from its health check (failureThreshold = the checks in ``startPeriod``
-    plus ``retries``) so the next containers wait until it is healthy. Init containers are in a
-    topological order of the dependencies (``dependency_order``; ties in task definition order);
-    the containers nobody depends on are the pod's ``containers``. Approximations (in
-    ``NOT_HONOURED``): init containers delay every main container, not only the dependents;
+    (it runs to completion before the others; the CRD makes sure it is non-essential). One it
+    depends on with START or HEALTHY stays a regular container, listed before its dependents:
+    the kubelet starts regular containers one after another, in list order, and finishes a
+    container's postStart hook before it starts the next one. HEALTHY adds a postStart hook that
+    runs the ``CMD-SHELL`` health check with ``/bin/sh`` until it passes (``healthy_gate_hook``:
+    at most the checks in ``startPeriod`` plus ``retries``, ``interval`` apart, each bounded by
+    ``timeout``), exiting non-zero when it never does, and the kubelet then kills the container.
+    With the pod's ``restartPolicy: Never`` a regular container that exits is never restarted,
+    as in ECS. Regular containers are in a topological order of the dependencies
+    (``dependency_order``; ties in task definition order), and so are init containers.
+    A START/HEALTHY dependency is a native sidecar instead (an init container with
+    ``restartPolicy: Always``, ``container_roles``) when it must start before an init container
+    (an init container or another sidecar waits for it: Kubernetes runs every init container
+    before any regular one), or when it gates HEALTHY with a ``CMD`` health check (the image may
+    have no shell to loop in); HEALTHY then adds a startupProbe from its health check
+    (failureThreshold = the checks in ``startPeriod`` plus ``retries``) so the next containers
+    wait until it is healthy. The kubelet restarts a native sidecar that exits, so a non-essential
+    one is reported. Approximations (in ``NOT_HONOURED``): init containers delay every regular
+    container, and a regular container every one listed after it, not only the dependents;
     COMPLETE behaves like SUCCESS, because an init container that fails fails the pod; an
     ordinary init container runs no health check.
 """
@@ -254,17 +266,21 @@ NOT_HONOURED: Final[Mapping[str, str]] = {
         "cannot have probes: its health check is not run"
     ),
     "containerDefinitions[].essential false of a START/HEALTHY dependency": (
-        "a container others wait for to START or be HEALTHY is a native sidecar, which the "
-        "kubelet restarts when it exits: the task reports it STOPPED with its first exit code, "
-        "but it runs again (an essential one stops the task, as in ECS)"
+        "an init container waits for it (directly or through another such dependency), or its "
+        "HEALTHY wait is a CMD health check (no shell to wait in): it must start before the "
+        "regular containers, so it is a native sidecar, which the kubelet restarts when it "
+        "exits: the task reports it STOPPED with its first exit code, but it runs again (an "
+        "essential one stops the task, as in ECS)"
     ),
     "containerDefinitions[].dependsOn COMPLETE": (
         "behaves like SUCCESS: the dependency runs as an init container, and one that exits "
         "non-zero fails the task"
     ),
     "containerDefinitions[].dependsOn (ordering)": (
-        "init containers and sidecars start before every main container, not only before "
-        "the dependent ones (not reported per task)"
+        "init containers and sidecars start before every regular container, and a regular "
+        "container waited for with HEALTHY holds every container listed after it, not only the "
+        "dependent ones; one that never becomes healthy is stopped and the next containers "
+        "start anyway (not reported per task)"
     ),
     "containerDefinitions[].healthCheck.startPeriod": (
         "rendered as the readiness probe's initial delay: a container cannot be HEALTHY before "
@@ -520,14 +536,28 @@ def dependency_order(spec: TaskDefinitionSpec) -> list[str]:
 
 def container_roles(spec: TaskDefinitionSpec) -> dict[str, Role]:
     """How each container runs: ``init`` (others wait for it to COMPLETE or SUCCEED),
-    ``sidecar`` (others wait for it to START or be HEALTHY) or ``main`` (nobody waits for it)."""
-    roles: dict[str, Role] = {container.name: "main" for container in spec.container_definitions}
+    ``sidecar`` (a START/HEALTHY dependency that must start among the init containers: an init
+    container or another sidecar waits for it, or it gates a HEALTHY dependent with a ``CMD``
+    health check, which cannot be run by a postStart hook without a shell) or ``main`` (a
+    regular container: nobody waits for it, or a START/HEALTHY dependency started before its
+    dependents)."""
+    by_name = {container.name: container for container in spec.container_definitions}
+    roles: dict[str, Role] = dict.fromkeys(by_name, "main")
     for container in spec.container_definitions:
         for dependency in container.depends_on or []:
             if dependency.condition in ("COMPLETE", "SUCCESS"):
                 roles[dependency.container_name] = "init"
-            elif roles.get(dependency.container_name) == "main":
+    for name in _healthy_gated(spec):
+        if roles.get(name) == "main" and not _shell_gated(by_name[name]):
+            roles[name] = "sidecar"
+    # Kubernetes runs every init container before any regular one, so whatever an init
+    # container or a sidecar waits for must start among the init containers too.
+    pending = [name for name, role in roles.items() if role != "main"]
+    while pending:
+        for dependency in by_name[pending.pop()].depends_on or []:
+            if roles.get(dependency.container_name) == "main":
                 roles[dependency.container_name] = "sidecar"
+                pending.append(dependency.container_name)
     return roles
 
 
@@ -538,6 +568,13 @@ def _healthy_gated(spec: TaskDefinitionSpec) -> set[str]:
         for dependency in container.depends_on or []
         if dependency.condition == "HEALTHY"
     }
+
+
+def _shell_gated(container: ContainerDefinition) -> bool:
+    """Whether the HEALTHY wait for ``container`` can be its postStart hook: its health check is
+    ``CMD-SHELL``, which ECS itself runs with ``/bin/sh`` in the container (so there is one)."""
+    check = container.health_check
+    return check is not None and check.command[0] == "CMD-SHELL"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -927,17 +964,46 @@ def readiness_probe(check: HealthCheck) -> dict[str, Any]:
     return probe
 
 
+def _healthy_gate_checks(check: HealthCheck) -> int:
+    """How many checks the HEALTHY wait runs before giving up: a success any time passes;
+    failures inside ``startPeriod`` plus ``retries`` more are allowed."""
+    return math.ceil((check.start_period or 0) / check.interval) + check.retries
+
+
 def healthy_gate_probe(check: HealthCheck) -> dict[str, Any]:
-    """The startup probe that holds the containers after a sidecar until it is healthy: a
-    success any time passes; failures inside ``startPeriod`` plus ``retries`` more are allowed."""
-    in_start_period = math.ceil((check.start_period or 0) / check.interval)
+    """The startup probe that holds the containers after a sidecar until it is healthy."""
     return {
         "exec": {"command": _probe_command(check)},
         "periodSeconds": check.interval,
         "timeoutSeconds": check.timeout,
-        "failureThreshold": in_start_period + check.retries,
+        "failureThreshold": _healthy_gate_checks(check),
         "successThreshold": 1,
     }
+
+
+_HEALTHY_GATE_SCRIPT: Final = (
+    # Old busybox spells it `timeout -t N`: without a usable timeout, checks are not bounded.
+    'if timeout 1 true >/dev/null 2>&1; then bound="timeout {timeout}"; else bound=""; fi; '
+    "checks=1; "
+    'until $bound /bin/sh -c "$1"; do '
+    '[ "$checks" -lt {checks} ] || exit 1; '
+    "checks=$((checks + 1)); "
+    "sleep {interval}; "
+    "done"
+)
+"""The postStart loop of ``healthy_gate_hook``; the health check is its ``$1``, never quoted
+into the script."""
+
+
+def healthy_gate_hook(check: HealthCheck) -> dict[str, Any]:
+    """The postStart hook that holds the containers listed after a regular container until its
+    ``CMD-SHELL`` health check passes: the kubelet starts the next container only once the hook
+    is done, and kills this one when the hook exits non-zero (the checks of
+    ``healthy_gate_probe``, each bounded by ``timeout`` where the image has ``timeout``)."""
+    script = _HEALTHY_GATE_SCRIPT.format(
+        timeout=check.timeout, checks=_healthy_gate_checks(check), interval=check.interval
+    )
+    return {"exec": {"command": ["/bin/sh", "-c", script, "healthy-gate", *check.command[1:]]}}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -973,6 +1039,7 @@ class _PodBuilder:
         self.names = container_names(spec)
         self.order = dependency_order(spec)
         self.roles = container_roles(spec)
+        self.healthy_gated = _healthy_gated(spec)
         self.host_network = spec.network_mode == "host"
         self.volume_names = dns_labels(self._volume_keys())
         self.extra_volumes: list[dict[str, Any]] = []
@@ -1033,8 +1100,9 @@ class _PodBuilder:
         init = [containers[name] for name in self.order if self.roles[name] != "main"]
         if init:
             self.pod["initContainers"] = init
+        # The kubelet starts regular containers one after another, in this order.
         self.pod["containers"] = [
-            containers[c.name] for c in spec.container_definitions if self.roles[c.name] == "main"
+            containers[name] for name in self.order if self.roles[name] == "main"
         ]
         self._pod_level_container_settings()
         volumes.extend(self.extra_volumes)
@@ -1388,6 +1456,9 @@ class _PodBuilder:
                     f"spec.containerDefinitions[{index}].essential",
                     "containerDefinitions[].essential false of a START/HEALTHY dependency",
                 )
+        elif name in self.healthy_gated and container.health_check is not None:
+            # A regular container (container_roles): its CMD-SHELL check runs as a postStart hook.
+            rendered["lifecycle"] = {"postStart": healthy_gate_hook(container.health_check)}
         self._probes(index, container, rendered)
         self._container_reports(index, container)
         return rendered
@@ -1404,7 +1475,7 @@ class _PodBuilder:
             )
             return
         rendered["readinessProbe"] = readiness_probe(check)
-        if role == "sidecar" and container.name in _healthy_gated(self.spec):
+        if role == "sidecar" and container.name in self.healthy_gated:
             rendered["startupProbe"] = healthy_gate_probe(check)
 
     # -- settings that are per container in ECS and per pod in Kubernetes

@@ -353,6 +353,40 @@ def test_a_non_essential_sidecar_restarted_by_the_kubelet_stays_stopped() -> Non
         assert (proxy_status.last_status, proxy_status.exit_code) == ("STOPPED", 3)
 
 
+def test_a_non_essential_regular_dependency_that_exits_stays_stopped_and_the_task_runs() -> None:
+    """A START dependency rendered as a regular container listed first: under the Pod's
+    restartPolicy Never it stays terminated, as the task reports it."""
+    proxy = ContainerDefinition(name="proxy", image="envoy:1", essential=False)
+    app = APP.model_copy(
+        update={"depends_on": [ContainerDependency(container_name="proxy", condition="START")]}
+    )
+    task = settle(view(proxy, app), pod(containers=[running("proxy"), running("app")]), at(1))
+    exited = pod(containers=[terminated("proxy", 3), running("app")])
+    for moment in (5, 9):
+        seen = observe(task, exited, at(moment))
+        assert seen.status.last_status == "RUNNING" and seen.status.desired_status == "RUNNING"
+        assert seen.status.stop_code is None and not seen.actions
+        proxy_status = (seen.status.containers or [])[0]
+        assert (proxy_status.last_status, proxy_status.exit_code) == ("STOPPED", 3)
+        assert reasons(seen) == ([events.REASON_CONTAINER_EXITED] if moment == 5 else [])
+        task = dataclasses.replace(task, status=seen.status)
+
+
+def test_an_essential_regular_dependency_that_exits_stops_the_task() -> None:
+    proxy = ContainerDefinition(name="proxy", image="envoy:1")
+    app = APP.model_copy(
+        update={"depends_on": [ContainerDependency(container_name="proxy", condition="HEALTHY")]}
+    )
+    task = settle(view(proxy, app), pod(containers=[running("proxy"), running("app")]), at(1))
+    # Its postStart wait gave up: the kubelet killed it (SIGTERM) and started app anyway.
+    crashed = observe(task, pod(containers=[terminated("proxy", 143), running("app")]), at(5))
+    assert crashed.status.stop_code == "EssentialContainerExited"
+    assert crashed.status.last_status == "STOPPING"
+    assert crashed.actions == (StopPod(30, events.ESSENTIAL_CONTAINER_EXITED),)
+    proxy_status = (crashed.status.containers or [])[0]
+    assert (proxy_status.last_status, proxy_status.exit_code) == ("STOPPED", 143)
+
+
 # ---------------------------------------------------------------------------------------------
 # Stopping on request and losing the pod
 

@@ -1,7 +1,10 @@
 """Pod rendering: every mapped field, overrides, resource splitting, dependsOn, names, reports."""
 
 import json
+import os
+import subprocess
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
@@ -9,6 +12,7 @@ import pytest
 
 from ecs_operator.core import labels
 from ecs_operator.core.names import kubernetes_name, service_account_name
+from ecs_operator.core.quantity import cpu_millicores, memory_bytes
 from ecs_operator.core.render import (
     DOCKER_LABELS_ANNOTATION,
     NOT_HONOURED,
@@ -16,6 +20,7 @@ from ecs_operator.core.render import (
     RenderError,
     ResolvedTaskDefinition,
     container_names,
+    container_roles,
     dependency_order,
     dns_labels,
     effective_spec,
@@ -681,6 +686,190 @@ def test_depends_on_makes_init_containers_and_sidecars_in_dependency_order() -> 
         "successThreshold": 1,
     }
     assert "readinessProbe" in proxy
+
+
+def test_a_start_dependency_is_a_regular_container_listed_before_its_dependents() -> None:
+    spec = definition(
+        container("app", memory=64, dependsOn=[{"containerName": "logger", "condition": "START"}]),
+        container("worker", memory=64),
+        container("logger", memory=64, essential=False),
+    )
+    rendered = render(spec)
+    pod = rendered.manifest["spec"]
+    assert "initContainers" not in pod
+    # The kubelet starts regular containers in list order: the dependency comes first.
+    assert [c["name"] for c in pod["containers"]] == ["logger", "app", "worker"]
+    logger = only(pod, "logger")
+    assert "restartPolicy" not in logger and "lifecycle" not in logger
+    assert pod["restartPolicy"] == "Never"
+    assert reported(rendered) == {}  # nothing restarts it: ECS behaviour, not reported
+
+
+HEALTH_CHECK = {
+    "command": ["CMD-SHELL", "curl -f http://localhost:9901/ready || exit 1"],
+    "interval": 10,
+    "timeout": 3,
+    "retries": 2,
+    "startPeriod": 25,
+}
+
+
+def test_a_healthy_dependency_with_a_shell_check_waits_in_a_post_start_hook() -> None:
+    spec = definition(
+        container("app", memory=64, dependsOn=[{"containerName": "proxy", "condition": "HEALTHY"}]),
+        container("proxy", memory=64, essential=False, healthCheck=HEALTH_CHECK),
+    )
+    rendered = render(spec)
+    pod = rendered.manifest["spec"]
+    assert [c["name"] for c in pod["containers"]] == ["proxy", "app"]
+    proxy = only(pod, "proxy")
+    assert "restartPolicy" not in proxy and "startupProbe" not in proxy
+    command = proxy["lifecycle"]["postStart"]["exec"]["command"]
+    shell, option, script, name, check = command
+    assert (shell, option, name) == ("/bin/sh", "-c", "healthy-gate")
+    # The health check is an argument, never quoted into the script.
+    assert check == "curl -f http://localhost:9901/ready || exit 1"
+    assert 'until $bound /bin/sh -c "$1"; do' in script
+    # ceil(25 / 10) checks inside startPeriod + 2 retries, 10 s apart, each within 3 s.
+    assert '[ "$checks" -lt 5 ] || exit 1' in script
+    assert "sleep 10;" in script and 'bound="timeout 3"' in script
+    assert proxy["readinessProbe"]["exec"]["command"] == ["sh", "-c", check]
+    assert "lifecycle" not in only(pod, "app")
+    assert reported(rendered) == {}
+    assert kubernetes_validate.validate(rendered.manifest, "1.32.0", strict=True)
+
+
+def run_gate(
+    tmp_path: Path, check: str, *, usable_timeout: bool = True
+) -> tuple[int, list[str], int]:
+    """Run the HEALTHY wait of a container whose health check is ``check`` with /bin/sh, a
+    ``sleep`` that only records its operand (and a ``timeout`` that always fails, as an old
+    busybox's does for ``timeout N``, unless ``usable_timeout``): (exit status, sleeps, checks
+    run)."""
+    spec = definition(
+        container("app", memory=64, dependsOn=[{"containerName": "proxy", "condition": "HEALTHY"}]),
+        container(
+            "proxy", memory=64, healthCheck={**HEALTH_CHECK, "command": ["CMD-SHELL", check]}
+        ),
+    )
+    command = only(pod_spec(spec), "proxy")["lifecycle"]["postStart"]["exec"]["command"]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake_sleep = bin_dir / "sleep"
+    fake_sleep.write_text(f'#!/bin/sh\necho "$1" >> {tmp_path}/sleeps\n')
+    fake_sleep.chmod(0o755)
+    if not usable_timeout:
+        fake_timeout = bin_dir / "timeout"
+        fake_timeout.write_text("#!/bin/sh\nexit 1\n")
+        fake_timeout.chmod(0o755)
+    environment = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "DIR": str(tmp_path)}
+    result = subprocess.run(command, env=environment, check=False, timeout=30)
+    sleeps = (tmp_path / "sleeps").read_text().split() if (tmp_path / "sleeps").exists() else []
+    checks = (tmp_path / "checks").read_text().count("x") if (tmp_path / "checks").exists() else 0
+    return result.returncode, sleeps, checks
+
+
+def test_the_post_start_wait_gives_up_after_the_start_period_and_retries(tmp_path: Path) -> None:
+    status, sleeps, checks = run_gate(tmp_path, 'echo x >> "$DIR/checks"; exit 1')
+    assert (status, checks) == (1, 5)  # ceil(25 / 10) + 2 checks, then the container is killed
+    assert sleeps == ["10"] * 4
+
+
+@pytest.mark.parametrize("usable_timeout", [True, False])
+def test_the_post_start_wait_ends_at_the_first_passing_check(
+    tmp_path: Path, usable_timeout: bool
+) -> None:
+    # Fails twice, then passes; without a usable timeout the checks still run, unbounded.
+    check = 'echo x >> "$DIR/checks"; [ "$(grep -c x "$DIR/checks")" -ge 3 ]'
+    status, sleeps, checks = run_gate(tmp_path, check, usable_timeout=usable_timeout)
+    assert (status, checks, sleeps) == (0, 3, ["10", "10"])
+
+
+def test_a_healthy_dependency_with_a_cmd_check_stays_a_sidecar_and_is_reported() -> None:
+    spec = definition(
+        container("app", memory=64, dependsOn=[{"containerName": "proxy", "condition": "HEALTHY"}]),
+        container(
+            "proxy",
+            memory=64,
+            essential=False,
+            healthCheck={**HEALTH_CHECK, "command": ["CMD", "/bin/ready"]},
+        ),
+    )
+    rendered = render(spec)
+    pod = rendered.manifest["spec"]
+    assert [c["name"] for c in pod["initContainers"]] == ["proxy"]
+    assert [c["name"] for c in pod["containers"]] == ["app"]
+    proxy = only(pod, "proxy")
+    assert proxy["restartPolicy"] == "Always" and "lifecycle" not in proxy
+    assert proxy["startupProbe"]["exec"]["command"] == ["/bin/ready"]
+    assert proxy["startupProbe"]["failureThreshold"] == 5
+    assert reported(rendered) == {
+        "spec.containerDefinitions[1].essential": NOT_HONOURED[
+            "containerDefinitions[].essential false of a START/HEALTHY dependency"
+        ]
+    }
+
+
+def test_what_an_init_container_waits_for_stays_a_sidecar_and_is_reported() -> None:
+    spec = definition(
+        container(
+            "app", memory=64, dependsOn=[{"containerName": "migrate", "condition": "SUCCESS"}]
+        ),
+        container(
+            "migrate",
+            memory=64,
+            essential=False,
+            dependsOn=[{"containerName": "proxy", "condition": "HEALTHY"}],
+        ),
+        # A shell check, but the init container runs before any regular container could.
+        container(
+            "proxy",
+            memory=64,
+            essential=False,
+            healthCheck=HEALTH_CHECK,
+            dependsOn=[{"containerName": "vault", "condition": "START"}],
+        ),
+        container("vault", memory=64, essential=False),
+        container("logger", memory=64, essential=False),
+        container(
+            "worker", memory=64, dependsOn=[{"containerName": "logger", "condition": "START"}]
+        ),
+    )
+    assert container_roles(spec) == {
+        "app": "main",
+        "migrate": "init",
+        "proxy": "sidecar",
+        "vault": "sidecar",  # through proxy, which starts before the init container
+        "logger": "main",
+        "worker": "main",
+    }
+    rendered = render(spec)
+    pod = rendered.manifest["spec"]
+    assert [c["name"] for c in pod["initContainers"]] == ["vault", "proxy", "migrate"]
+    assert [c["name"] for c in pod["containers"]] == ["app", "logger", "worker"]
+    assert only(pod, "proxy")["startupProbe"]["failureThreshold"] == 5
+    assert "lifecycle" not in only(pod, "proxy")
+    reason = NOT_HONOURED["containerDefinitions[].essential false of a START/HEALTHY dependency"]
+    assert reported(rendered) == {
+        "spec.containerDefinitions[2].essential": reason,
+        "spec.containerDefinitions[3].essential": reason,
+    }
+
+
+def test_a_regular_dependency_takes_its_share_of_the_task_like_any_container() -> None:
+    spec = definition(
+        container("app", dependsOn=[{"containerName": "proxy", "condition": "HEALTHY"}]),
+        container("proxy", essential=False, cpu=256, memory=128, healthCheck=HEALTH_CHECK),
+        container("logger", essential=False),
+        cpu="1024",
+        memory="1024",
+    )
+    pod = pod_spec(spec)
+    limits = [c["resources"]["limits"] for c in pod["containers"]]
+    assert [c["name"] for c in pod["containers"]] == ["proxy", "app", "logger"]
+    assert sum(cpu_millicores(limit["cpu"]) for limit in limits) == 1000
+    assert sum(memory_bytes(limit["memory"]) for limit in limits) == 1024 * 2**20
+    assert only(pod, "proxy")["resources"]["limits"] == {"cpu": "250m", "memory": "128Mi"}
 
 
 def test_complete_wins_over_start_and_is_reported_with_init_health_checks() -> None:

@@ -57,10 +57,13 @@ def task_definitions(draw: st.DrawFn) -> TaskDefinitionSpec:
             body["memoryReservation"] = draw(st.integers(6, (hard - 1) if hard else 2048))
         if index and draw(st.booleans()):
             dependency = draw(st.integers(0, index - 1))
-            condition = draw(st.sampled_from(("START", "SUCCESS")))
+            condition = draw(st.sampled_from(("START", "SUCCESS", "HEALTHY")))
             body["dependsOn"] = [{"containerName": f"c{dependency}", "condition": condition}]
             if condition == "SUCCESS":
                 containers[dependency]["essential"] = False
+            if condition == "HEALTHY":
+                form = draw(st.sampled_from((["CMD-SHELL", "exit 0"], ["CMD", "true"])))
+                containers[dependency]["healthCheck"] = {"command": form}
         containers.append(body)
     containers[-1]["essential"] = True
     reserved_cpu = sum(c.get("cpu", 0) for c in containers)
@@ -147,6 +150,57 @@ def test_the_pods_limits_never_exceed_the_task_and_every_container_is_capped(
         rendered = next(c for c in [*running, *init.values()] if c["name"] == definition.name)
         if definition.memory is not None:
             assert amounts(rendered, "memory")[1] <= definition.memory
+
+
+@settings(max_examples=150, deadline=None)
+@given(task_definitions())
+def test_dependencies_start_first_and_only_what_must_be_is_a_reported_sidecar(
+    spec: TaskDefinitionSpec,
+) -> None:
+    rendered = render_pod(
+        task_name="t",
+        namespace="ns",
+        task_uid="u",
+        task=TaskSpec.model_validate({"taskDefinition": "web"}),
+        task_definition=ResolvedTaskDefinition("web", 1, spec),
+        node_name="n1",
+        group="family:web",
+        policy=POLICY,
+    )
+    pod = rendered.manifest["spec"]
+    init = pod.get("initContainers", [])
+    regular = pod["containers"]
+    # The kubelet starts init containers, then regular ones, in list order.
+    started = [c["name"] for c in [*init, *regular]]
+    definitions = {d.name: d for d in spec.container_definitions}
+    healthy_gated = {
+        dependency.container_name
+        for d in spec.container_definitions
+        for dependency in d.depends_on or []
+        if dependency.condition == "HEALTHY"
+    }
+    for definition in spec.container_definitions:
+        for dependency in definition.depends_on or []:
+            assert started.index(dependency.container_name) < started.index(definition.name)
+    sidecars = {c["name"] for c in init if c.get("restartPolicy") == "Always"}
+    for name in sidecars:
+        check = definitions[name].health_check
+        cmd_check = name in healthy_gated and check is not None and check.command[0] == "CMD"
+        waited_for_by_init = any(
+            dependency.container_name == name
+            for c in init
+            for dependency in definitions[c["name"]].depends_on or []
+        )
+        assert cmd_check or waited_for_by_init, f"{name} need not be a sidecar"
+    for container in regular:
+        assert "restartPolicy" not in container
+        assert ("lifecycle" in container) == (container["name"] in healthy_gated)
+    reason = NOT_HONOURED["containerDefinitions[].essential false of a START/HEALTHY dependency"]
+    assert {u.field for u in rendered.unsupported if u.reason == reason} == {
+        f"spec.containerDefinitions[{index}].essential"
+        for index, d in enumerate(spec.container_definitions)
+        if d.name in sidecars and not d.essential
+    }
 
 
 @settings(max_examples=100, deadline=None)
