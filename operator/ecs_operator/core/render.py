@@ -165,6 +165,9 @@ from ecs_operator.models.taskdefinition import (
 DEFAULT_STOP_TIMEOUT_SECONDS: Final = 30
 HOSTNAME_LABEL: Final = "kubernetes.io/hostname"
 DOCKER_LABELS_ANNOTATION: Final = f"{labels.PREFIX}docker-labels"
+# What `kubectl logs` and `kubectl exec` pick without `-c`: the task's own application, not a
+# dependency listed before it.
+DEFAULT_CONTAINER_ANNOTATION: Final = "kubectl.kubernetes.io/default-container"
 MAX_NAMESERVERS: Final = 3
 LOOPBACK: Final = "127.0.0.1"
 MIN_SHARE_CPU_UNITS: Final = 11
@@ -1463,6 +1466,19 @@ class _PodBuilder:
         self._container_reports(index, container)
         return rendered
 
+    def default_container(self) -> str:
+        """The application a user means: of the regular containers in task definition order,
+        the first essential one no other container waits for, else the first essential one,
+        else the first."""
+        awaited = {
+            dependency.container_name
+            for container in self.spec.container_definitions
+            for dependency in container.depends_on or []
+        }
+        regular = [c for c in self.spec.container_definitions if self.roles[c.name] == "main"]
+        preferred = sorted(regular, key=lambda c: (not c.essential, c.name in awaited))
+        return self.names[preferred[0].name]
+
     def _probes(self, index: int, container: ContainerDefinition, rendered: dict[str, Any]) -> None:
         role = self.roles[container.name]
         check = container.health_check
@@ -1669,6 +1685,7 @@ def render_pod(
             {k8s: ecs for ecs, k8s in builder.names.items()}, sort_keys=True
         ),
     }
+    annotations[DEFAULT_CONTAINER_ANNOTATION] = builder.default_container()
     if builder.docker_labels:
         annotations[DOCKER_LABELS_ANNOTATION] = json.dumps(builder.docker_labels, sort_keys=True)
     pod_labels = {

@@ -14,6 +14,7 @@ from ecs_operator.core import labels
 from ecs_operator.core.names import kubernetes_name, service_account_name
 from ecs_operator.core.quantity import cpu_millicores, memory_bytes
 from ecs_operator.core.render import (
+    DEFAULT_CONTAINER_ANNOTATION,
     DOCKER_LABELS_ANNOTATION,
     NOT_HONOURED,
     RenderedPod,
@@ -703,6 +704,30 @@ def test_a_start_dependency_is_a_regular_container_listed_before_its_dependents(
     assert "restartPolicy" not in logger and "lifecycle" not in logger
     assert pod["restartPolicy"] == "Never"
     assert reported(rendered) == {}  # nothing restarts it: ECS behaviour, not reported
+
+
+def test_kubectl_picks_the_application_not_a_dependency_listed_before_it() -> None:
+    spec = definition(
+        container("logger", memory=64, essential=False),
+        container("app", memory=64, dependsOn=[{"containerName": "logger", "condition": "START"}]),
+        container("worker", memory=64),
+    )
+    annotations = render(spec).manifest["metadata"]["annotations"]
+    assert annotations[DEFAULT_CONTAINER_ANNOTATION] == "app"
+
+
+def test_an_awaited_essential_container_is_the_default_before_a_non_essential_one() -> None:
+    spec = definition(
+        container(
+            "tail",
+            memory=64,
+            essential=False,
+            dependsOn=[{"containerName": "web", "condition": "START"}],
+        ),
+        container("web", memory=64),
+    )
+    annotations = render(spec).manifest["metadata"]["annotations"]
+    assert annotations[DEFAULT_CONTAINER_ANNOTATION] == "web"
 
 
 HEALTH_CHECK = {

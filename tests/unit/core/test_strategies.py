@@ -49,8 +49,10 @@ def test_the_endpoint_mix_follows_the_weight_as_closely_as_the_targets_allow(
     assert 0 <= listed_green <= green and 0 <= listed_blue <= blue
     if weight <= 0:
         assert listed_green == 0
-    if weight >= 100:
+    if weight >= 100 and green:
         assert listed_blue == 0
+    if not green:
+        assert listed_blue == blue  # no healthy green target: production stays on blue
     if 0 < weight < 100 and green and blue:
         assert listed_green >= 1 and listed_blue >= 1
         share = 100 * listed_green / (listed_green + listed_blue)
