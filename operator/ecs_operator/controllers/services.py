@@ -1,7 +1,8 @@
 """Services: keep desiredCount tasks running, place them, roll deployments out.
 
-A reconcile reads the Service, its Tasks and its namespace's LoadBalancers and nodes from the
-caches; `core.service_planning` decides (the scheduler's plan, placements, the Task manifests,
+A reconcile reads its deployment alarms and makes the lifecycle hook calls due
+(`controllers.alarms`, `controllers.hooks`), then reads the Service, its Tasks and its
+namespace's LoadBalancers and nodes from the caches; `core.service_planning` decides (the scheduler's plan, placements, the Task manifests,
 the status); this controller applies it: stops, creates (what cannot be placed is reported as
 ECS does, without creating a task), one status write, its events.
 """
@@ -29,12 +30,10 @@ from ecs_operator.core import (
     alarms,
     events,
     labels,
-    lifecycle_hooks,
     revisions,
     service_planning,
     service_revisions,
 )
-from ecs_operator.core.alarms import AlarmReadings
 from ecs_operator.core.capacity import placement_facts
 from ecs_operator.core.revisions import ResolvedRevision
 from ecs_operator.kube.client import (
@@ -158,11 +157,7 @@ class ServiceController:
             logger.warning("service %s/%s cannot be read: %s", *key, error)
             return
         await self.launcher.settle_in_flight(key)
-        readings = await self.alarms.read(
-            alarms.names_to_read(service.spec, service.status, service.metadata.generation or 1)
-        )
-        replies = await self.hooks.replies(body, service, now)
-        state = self._read(key[0], service, self._tasks(body), now, readings, replies)
+        state = await self._read(body, service, now)
         plan = service_planning.plan_reconcile(state, self.rng)
         for request in plan.scheduled.stop:
             await stop_task(self.context, key[0], request)
@@ -193,16 +188,17 @@ class ServiceController:
         if revision_error is not None:
             raise revision_error  # recorded on the retry: the plan wants it until it is stored
 
-    def _read(
-        self,
-        namespace: str,
-        service: Service,
-        tasks: list[Task],
-        now: datetime,
-        readings: AlarmReadings,
-        replies: Mapping[str, lifecycle_hooks.HookReply],
+    async def _read(
+        self, body: dict[str, Any], service: Service, now: datetime
     ) -> service_planning.ReconcileState:
-        """What the plan decides from, as the caches have it."""
+        """What the plan decides from: the alarms' states and the replies of the hook calls
+        due (the status keeps what they said), then the caches as they are after those."""
+        generation = service.metadata.generation or 1
+        readings = await self.alarms.read(
+            alarms.names_to_read(service.spec, service.status, generation)
+        )
+        replies = await self.hooks.replies(body, service, now)
+        namespace, tasks = body["metadata"]["namespace"], self._tasks(body)
         return service_planning.ReconcileState(
             service,
             tasks,
