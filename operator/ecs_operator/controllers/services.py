@@ -2,9 +2,10 @@
 
 A reconcile reads its deployment alarms and makes the lifecycle hook calls due
 (`controllers.alarms`, `controllers.hooks`), then reads the Service, its Tasks and its
-namespace's LoadBalancers and nodes from the caches; `core.service_planning` decides (the scheduler's plan, placements, the Task manifests,
-the status); this controller applies it: stops, creates (what cannot be placed is reported as
-ECS does, without creating a task), one status write, its events.
+namespace's LoadBalancers and nodes from the caches; `core.service_planning` decides (the
+scheduler's plan, placements, the Task manifests, the status); this controller applies it:
+stops, creates (what cannot be placed is reported as ECS does, without creating a task), one
+status write, its events, and stops the Tasks of hook runs that timed out.
 """
 
 from __future__ import annotations
