@@ -313,3 +313,21 @@ def test_only_timed_out_task_runs_stop_a_task() -> None:
     assert [r.status for r in runs_of(status)] == ["TIMED_OUT"]
     assert lifecycle_hooks.timed_out_tasks(status) == []
     assert lifecycle_hooks.timed_out_tasks(None) == []
+
+
+def test_the_task_of_a_timed_out_run_is_stopped_once_its_deployment_is_gone_too() -> None:
+    """A restart after the failed deployment left status.deployments: its service deployment
+    record still names the run."""
+    status = timed_out("task-definition/check", "ROLLBACK")
+    [run] = runs_of(status)
+    record = {
+        "serviceDeploymentArn": "arn:aws:ecs:::service-deployment/shop/web/1",
+        "targetServiceRevision": {"arn": "arn:aws:ecs:::service-revision/shop/web/1"},
+        "status": "ROLLBACK_SUCCESSFUL",
+        "createdAt": "2026-01-01T00:00:00Z",
+        "lifecycleHookDetails": [run.model_dump(mode="json", by_alias=True)],
+    }
+    gone = ServiceStatus.model_validate({"serviceDeployments": [record]})
+    assert lifecycle_hooks.timed_out_tasks(gone) == [run.hook_id]
+    [stop] = service_planning.hook_task_stops(gone, {run.hook_id: hook_task(run.hook_id)})
+    assert stop.task == run.hook_id
