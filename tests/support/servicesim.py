@@ -122,6 +122,9 @@ class Sim:
     """The deployment alarms' readings every plan sees."""
     test_traffic_shifted: Callable[[Sequence[str]], bool] | None = None
     """The test LoadBalancers' answer (``ServiceState.test_traffic_shifted``)."""
+    traffic_applied_at: Callable[[str, float], datetime | None] | None = None
+    """Since when the load balancers carry a deployment's production share
+    (``ServiceState.traffic_applied_at``; None: always, long ago)."""
     hook_target: Callable[[HookCall], HookReply] | None = None
     """Answers the AWS_LAMBDA hook calls due before each plan, as the controller's HookCaller
     does (None: no call is made)."""
@@ -148,6 +151,7 @@ class Sim:
             alarms=self.alarms,
             test_traffic_shifted=self.test_traffic_shifted,
             hook_replies=self._replies,
+            **({"traffic_applied_at": self.traffic_applied_at} if self.traffic_applied_at else {}),
         )
 
     def plan(self) -> ServicePlan:

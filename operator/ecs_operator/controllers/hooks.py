@@ -7,7 +7,8 @@ A call of a URL (``HookCaller``) POSTs ECS's invocation payload to it as JSON, b
 too slow, not 2xx, not JSON) is a reply with the problem, which the core takes as a Lambda
 function error. Nothing here raises or waits for a callBackDelay: the core schedules the next
 call as a requeue. A task definition (``HookTasks``) runs once as a Task the run's hookId
-names, created when the run starts and read from the cache afterwards.
+names, created when the run starts and read from the cache afterwards, and stopped if its run
+times out. ``ServiceHooks`` is what the Service controller does with them around a plan.
 """
 
 from __future__ import annotations
@@ -15,17 +16,20 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import aiohttp
 from pydantic import ValidationError
 
 from ecs_operator.controllers.context import OperatorContext
-from ecs_operator.core import lifecycle_hooks
+from ecs_operator.controllers.task_launcher import stop_task
+from ecs_operator.core import lifecycle_hooks, service_planning
 from ecs_operator.core.lifecycle_hooks import HookCall, HookReply, HookTaskRun
 from ecs_operator.core.ownership import owned_by
 from ecs_operator.kube.client import TASKS, KubeError
+from ecs_operator.models.service import Service, ServiceStatus
 from ecs_operator.models.task import Task
 
 logger = logging.getLogger(__name__)
@@ -148,3 +152,45 @@ class HookTasks:
                 raise  # retried with back-off: the run stays due
             return HookReply(error=f"its task {run.task_name} cannot be created: {error}")
         return lifecycle_hooks.task_started(run)
+
+
+class ServiceHooks:
+    """A Service's hook runs around its plan: the URL calls and Task runs due are made before
+    it (the plan reads their replies; the status keeps what they said), and the Tasks of runs
+    that timed out are stopped after it."""
+
+    def __init__(self, context: OperatorContext) -> None:
+        self.context = context
+        self.caller = HookCaller()
+        self.tasks = HookTasks(context)
+
+    async def replies(
+        self, body: dict[str, Any], service: Service, now: datetime
+    ) -> dict[str, HookReply]:
+        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        spec, status = service.spec, service.status
+        replies = await self.caller.call_all(
+            lifecycle_hooks.calls_due(namespace, name, spec, status, now)
+        )
+        return replies | await self.tasks.run_all(
+            body, lifecycle_hooks.task_runs_due(namespace, name, spec, status, now)
+        )
+
+    async def stop_timed_out(self, body: Mapping[str, Any], status: ServiceStatus | None) -> None:
+        """Stop the Tasks of the task target runs in ``status`` that timed out."""
+        namespace = body["metadata"]["namespace"]
+        tasks = {}
+        for hook in lifecycle_hooks.timed_out_tasks(status):
+            name = lifecycle_hooks.hook_task_name(hook)
+            found = self.context.tasks.get((namespace, name))
+            if found is None or not owned_by(found, body):
+                continue  # gone, or not the run's: a name taken is not ours to stop
+            try:
+                tasks[name] = self.context.tasks.parsed(found, Task)
+            except ValidationError as error:
+                logger.warning("lifecycle hook task %s cannot be read: %s", name, error)
+        for request in service_planning.hook_task_stops(status, tasks):
+            await stop_task(self.context, namespace, request)
+
+    async def close(self) -> None:
+        await self.caller.close()

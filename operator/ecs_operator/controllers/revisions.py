@@ -1,4 +1,5 @@
-"""Task definition revisions as the watch cache holds them, each spec validated once.
+"""Task definition revisions as the watch cache holds them, each spec validated once; and the
+writes of a Service's service revisions.
 
 A registered revision never changes, so the spec a ControllerRevision stores is validated once
 and remembered for that version of that object (``ObjectCache.parsed``); a ControllerRevision
@@ -8,8 +9,9 @@ deleted and created again under the same name is another version, read anew.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
@@ -23,8 +25,12 @@ from ecs_operator.core.revisions import (
     resolve_reference,
     revision_record_from_object,
 )
+from ecs_operator.kube.client import CONTROLLER_REVISIONS, KubeError
 from ecs_operator.models.service import Service, ServiceLoadBalancer, ServiceSpec
 from ecs_operator.models.taskdefinition import TaskDefinitionSpec, parse_task_definition_ref
+
+if TYPE_CHECKING:  # the context reads revisions through this module's readers
+    from ecs_operator.controllers.context import OperatorContext
 
 logger = logging.getLogger(__name__)
 
@@ -165,3 +171,27 @@ class ServiceRevisionReader:
             service_revisions.load_balancers_by_deployment(service.status, stored),
             deployment_id,
         )
+
+
+async def record_service_revisions(
+    context: OperatorContext, namespace: str, manifests: Iterable[dict[str, Any]]
+) -> KubeError | None:
+    """Store new service revisions (found instead when stored already and the cache had not
+    seen it: a revision never changes); the first error, after trying each."""
+    first_error = None
+    if context.namespace_terminating(namespace):
+        return None  # every create would be refused (403) until the namespace is gone
+    for manifest in manifests:
+        try:
+            await context.api.create_or_get(CONTROLLER_REVISIONS, namespace, manifest)
+        except KubeError as error:
+            first_error = first_error or error
+    return first_error
+
+
+async def delete_service_revision(context: OperatorContext, namespace: str, name: str) -> None:
+    try:
+        await context.api.delete(CONTROLLER_REVISIONS, namespace, name)
+    except KubeError as error:
+        if not error.not_found:
+            raise

@@ -1,9 +1,11 @@
 """Services: keep desiredCount tasks running, place them, roll deployments out.
 
-A reconcile reads the Service, its Tasks and its namespace's LoadBalancers and nodes from the
-caches; `core.service_planning` decides (the scheduler's plan, placements, the Task manifests,
-the status); this controller applies it: stops, creates (what cannot be placed is reported as
-ECS does, without creating a task), one status write, its events.
+A reconcile reads its deployment alarms and makes the lifecycle hook calls due
+(`controllers.alarms`, `controllers.hooks`), then reads the Service, its Tasks and its
+namespace's LoadBalancers and nodes from the caches; `core.service_planning` decides (the
+scheduler's plan, placements, the Task manifests, the status); this controller applies it:
+stops, creates (what cannot be placed is reported as ECS does, without creating a task), one
+status write, its events, and stops the Tasks of hook runs that timed out.
 """
 
 from __future__ import annotations
@@ -19,23 +21,21 @@ from pydantic import ValidationError
 from ecs_operator.controllers.alarms import AlarmReader
 from ecs_operator.controllers.cache import Key
 from ecs_operator.controllers.context import OperatorContext
-from ecs_operator.controllers.hooks import HookCaller, HookTasks
+from ecs_operator.controllers.hooks import ServiceHooks
 from ecs_operator.controllers.metrics import OperatorMetrics
-from ecs_operator.controllers.task_launcher import TaskLauncher
+from ecs_operator.controllers.revisions import delete_service_revision, record_service_revisions
+from ecs_operator.controllers.task_launcher import TaskLauncher, stop_task
 from ecs_operator.controllers.triggers import Change, Trigger, every_object, its_namespace, owner
 from ecs_operator.controllers.workqueue import WorkQueue
 from ecs_operator.core import (
     alarms,
     events,
     labels,
-    lifecycle_hooks,
     revisions,
     service_planning,
     service_revisions,
 )
-from ecs_operator.core.alarms import AlarmReadings
 from ecs_operator.core.capacity import placement_facts
-from ecs_operator.core.deployments import StopRequest
 from ecs_operator.core.revisions import ResolvedRevision
 from ecs_operator.kube.client import (
     CONTROLLER_REVISIONS,
@@ -44,7 +44,6 @@ from ecs_operator.kube.client import (
     SERVICES,
     TASK_DEFINITIONS,
     TASKS,
-    KubeError,
 )
 from ecs_operator.kube.events import EventRecorder
 from ecs_operator.models.service import Service, ServiceStatus
@@ -126,8 +125,7 @@ class ServiceController:
             options.alarm_interval_seconds,
             options.alarm_bake_seconds,
         )
-        self.hooks = HookCaller()
-        self.hook_tasks = HookTasks(context)
+        self.hooks = ServiceHooks(context)
 
     def enqueue(self, key: Key) -> None:
         self.queue.add(key)
@@ -160,20 +158,10 @@ class ServiceController:
             logger.warning("service %s/%s cannot be read: %s", *key, error)
             return
         await self.launcher.settle_in_flight(key)
-        readings = await self.alarms.read(
-            alarms.names_to_read(service.spec, service.status, service.metadata.generation or 1)
-        )
-        # Calls made before the plan: it reads their replies (status keeps what they said).
-        replies = await self.hooks.call_all(
-            lifecycle_hooks.calls_due(key[0], key[1], service.spec, service.status, now)
-        )
-        replies |= await self.hook_tasks.run_all(
-            body, lifecycle_hooks.task_runs_due(key[0], key[1], service.spec, service.status, now)
-        )
-        state = self._read(key[0], service, self._tasks(body), now, readings, replies)
+        state = await self._read(body, service, now)
         plan = service_planning.plan_reconcile(state, self.rng)
         for request in plan.scheduled.stop:
-            await self._stop_task(key[0], request)
+            await stop_task(self.context, key[0], request)
         running = service.model_copy(update={"spec": state.running_spec})
         launched, failures, launch_error = await self.launcher.launch_all(
             body, running, plan.scheduled.launch
@@ -181,15 +169,16 @@ class ServiceController:
         outcome = service_planning.record_outcome(
             state, plan.scheduled, launched, failures, self.rng
         )
-        revision_error = await self._record_revisions(key[0], plan.revisions.create)
+        revision_error = await record_service_revisions(self.context, key[0], plan.revisions.create)
         if outcome.status is not None:
             await self._write_status(body, outcome.status)
+        await self.hooks.stop_timed_out(body, outcome.status or service.status)
         for message in outcome.events:
             await self.events.record(body, *events.service_event_kind(message), message)
         for task in plan.delete:
             await self.context.api.delete(TASKS, key[0], task.metadata.name, uid=task.metadata.uid)
         for name in plan.revisions.delete:
-            await self._delete_revision(key[0], name)
+            await delete_service_revision(self.context, key[0], name)
         requeue = [outcome.requeue_after]
         if plan.settings_moved:
             requeue.append(0.0)  # a rollback: plan again with the settings it restores
@@ -200,16 +189,17 @@ class ServiceController:
         if revision_error is not None:
             raise revision_error  # recorded on the retry: the plan wants it until it is stored
 
-    def _read(
-        self,
-        namespace: str,
-        service: Service,
-        tasks: list[Task],
-        now: datetime,
-        readings: AlarmReadings,
-        replies: Mapping[str, lifecycle_hooks.HookReply],
+    async def _read(
+        self, body: dict[str, Any], service: Service, now: datetime
     ) -> service_planning.ReconcileState:
-        """What the plan decides from, as the caches have it."""
+        """What the plan decides from: the alarms' states and the replies of the hook calls
+        due (the status keeps what they said), then the caches as they are after those."""
+        generation = service.metadata.generation or 1
+        readings = await self.alarms.read(
+            alarms.names_to_read(service.spec, service.status, generation)
+        )
+        replies = await self.hooks.replies(body, service, now)
+        namespace, tasks = body["metadata"]["namespace"], self._tasks(body)
         return service_planning.ReconcileState(
             service,
             tasks,
@@ -242,36 +232,6 @@ class ServiceController:
                     "service task %s cannot be read: %s", task["metadata"]["name"], error
                 )
         return tasks
-
-    async def _record_revisions(
-        self, namespace: str, manifests: Iterable[dict[str, Any]]
-    ) -> KubeError | None:
-        """Store the new service revisions (found instead when stored already and the cache had
-        not seen it: a revision never changes); the first error, after trying each."""
-        first_error = None
-        if self.context.namespace_terminating(namespace):
-            return None  # every create would be refused (403) until the namespace is gone
-        for manifest in manifests:
-            try:
-                await self.context.api.create_or_get(CONTROLLER_REVISIONS, namespace, manifest)
-            except KubeError as error:
-                first_error = first_error or error
-        return first_error
-
-    async def _delete_revision(self, namespace: str, name: str) -> None:
-        try:
-            await self.context.api.delete(CONTROLLER_REVISIONS, namespace, name)
-        except KubeError as error:
-            if not error.not_found:
-                raise
-
-    async def _stop_task(self, namespace: str, request: StopRequest) -> None:
-        patch = service_planning.stop_patch(request)
-        try:
-            await self.context.api.patch(TASKS, namespace, request.task, patch)
-        except KubeError as error:
-            if not error.not_found:
-                raise
 
     async def _write_status(self, body: Mapping[str, Any], status: ServiceStatus) -> None:
         # Deleted meanwhile (None), its DELETED event ends the story.

@@ -4,6 +4,7 @@ A service task's name derives from its launch (`core.launches`), so a create ret
 lost response names the same object and the API answers 409. A create whose outcome is unknown
 is remembered (our expectations, as the ReplicaSet controller keeps them) and read back before
 the Service is planned again; a name held by anything but this launch is reported and avoided.
+Stopping one (``stop_task``) is the merge patch ``service_planning.stop_patch``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from ecs_operator.controllers.cache import Key
 from ecs_operator.controllers.concurrently import settle_all
 from ecs_operator.controllers.context import OperatorContext
 from ecs_operator.core import events, launches, service_planning
-from ecs_operator.core.deployments import LaunchRequest
+from ecs_operator.core.deployments import LaunchRequest, StopRequest
 from ecs_operator.core.placement import PlacementFailure
 from ecs_operator.kube.client import TASKS, KubeError
 from ecs_operator.kube.events import EventRecorder
@@ -26,6 +27,18 @@ from ecs_operator.models.service import Service
 logger = logging.getLogger(__name__)
 
 NAME_TAKEN_RETRY_SECONDS = 1.0
+
+
+async def stop_task(context: OperatorContext, namespace: str, request: StopRequest) -> None:
+    """``desiredStatus: STOPPED`` with the request's stop code and reason (gone: nothing to
+    stop)."""
+    patch = service_planning.stop_patch(request)
+    try:
+        await context.api.patch(TASKS, namespace, request.task, patch)
+    except KubeError as error:
+        if not error.not_found:
+            raise
+
 
 Launched = tuple[
     dict[LaunchRequest, list[str]],

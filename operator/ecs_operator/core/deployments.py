@@ -1332,16 +1332,21 @@ class _Planner:
         check = self.state.test_traffic_shifted
         green = [t.name for t in self._live() if t.deployment_id == primary.id]
 
+        def applied_at(weight: float) -> datetime | None:
+            return self.state.traffic_applied_at(primary.id, weight)
+
+        shifted = None if check is None else lambda: check(green)
+
         def moved_on(current: strategies.Stage, ready: bool) -> strategies.Advance:
             return strategies.advance(
                 current,
                 primary.strategy or "BLUE_GREEN",
                 configuration,
                 ready,
-                lambda weight: self.state.traffic_applied_at(primary.id, weight),
+                applied_at,
                 self.now,
                 lambda at: lifecycle_hooks.passable(configuration, details, at),
-                None if check is None else lambda: check(green),
+                shifted,
             )
 
         passed: list[strategies.Stage] = []
@@ -1367,7 +1372,8 @@ class _Planner:
                 )
         if moved.wait_seconds is not None:
             self.work.requeue.append(moved.wait_seconds)
-        details = self._start_hook_runs(primary, details, moved.stage)
+        in_place = strategies.traffic_in_place(moved.stage, applied_at, shifted)
+        details = self._start_hook_runs(primary, details, moved.stage, in_place)
         if blue is not None and moved.stage.name == "CLEAN_UP":
             for task in self._live():
                 if task.deployment_id == blue.id:
@@ -1387,12 +1393,20 @@ class _Planner:
         primary: Deployment,
         details: list[LifecycleHookDetail],
         stage: strategies.Stage,
+        traffic_in_place: bool,
     ) -> list[LifecycleHookDetail]:
         """The hooks holding the deployment at ``stage`` start (PAUSE ones await action,
-        AWS_LAMBDA ones are called); plan again when a run expires or is due for a call (or at
-        once if the spec answers one already)."""
+        AWS_LAMBDA ones are called; at a traffic stage once ``traffic_in_place``); plan again
+        when a run expires or is due for a call (or at once if the spec answers one already)."""
         configuration = self.spec.deployment_configuration
-        runs = lifecycle_hooks.start_runs(configuration, primary.id, details, stage)
+        traffic = stage.name in strategies.TRAFFIC_HOOK_STAGES
+        runs = (
+            lifecycle_hooks.start_runs(
+                configuration, primary.id, details, stage, self.now if traffic else None
+            )
+            if traffic_in_place
+            else []
+        )
         for run in runs:
             if run.target_arn is None:
                 message = events.hook_awaiting_action(

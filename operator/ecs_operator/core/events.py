@@ -364,6 +364,12 @@ def scaling_activity(deployment_id: str) -> str:
     return f"Scaling activity initiated by (deployment {deployment_id})"
 
 
+def hook_task_timed_out(hook_id: str) -> str:
+    """stoppedReason of a lifecycle hook's Task stopped because its run timed out (operator
+    wording: ECS has no task target)."""
+    return f"Task stopped: lifecycle hook {hook_id} timed out (HOOK_TIMED_OUT)"
+
+
 def node_draining(node: str) -> str:
     """stoppedReason of a service task replaced because its node is cordoned (ECS DRAINING);
     ECS leaves this text undocumented, so it follows ``node_lost``."""

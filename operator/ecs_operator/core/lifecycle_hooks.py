@@ -29,12 +29,22 @@ detail (status, invocation count, next call, merged hookDetails), so an operator
 calls where it left off. *Decision*: ``executionId`` is the ``hookId``, the same on each call
 of a run, so a target can tell the runs apart and recognise a call repeated after a restart.
 
+AWS_LAMBDA hooks also run at the traffic stages (``strategies.TRAFFIC_HOOK_STAGES``):
+TEST_TRAFFIC_SHIFT once, PRODUCTION_TRAFFIC_SHIFT once per traffic step (BLUE_GREEN's one step,
+each LINEAR or CANARY step: a fresh run each). *Decision*: a run starts once the stage's traffic
+is in place, its timeout counting from then, and the stage waits for it as a hook stage does.
+The payload's weights are those of the stage: ``testTrafficWeights`` green 100 (blue 0) at
+TEST_TRAFFIC_SHIFT, ``productionTrafficWeights`` the step's at PRODUCTION_TRAFFIC_SHIFT (the
+current ones before it at PRE_PRODUCTION_TRAFFIC_SHIFT), empty elsewhere. They are not called
+again during a rollback (ECS re-invokes them with the weights moving back to blue).
+
 An AWS_LAMBDA hook may instead name a task definition (``task-definition/FAMILY[:REVISION]`` or
 its ECS ARN): its run is one standalone Task (``hook_task_manifest``: named after the hookId,
 so creating it again after a restart meets the one that exists; owned by the Service; the
 payload in ``ECS_LIFECYCLE_HOOK_PAYLOAD``), started when the run is (``task_runs_due``), then
 watched (``task_reply``): its essential containers all exiting 0 is SUCCEEDED, any other stop
-FAILED. It is not polled: the Task's changes wake the Service.
+FAILED. It is not polled: the Task's changes wake the Service. A run that times out (whatever
+its action) stops its Task (``timed_out_tasks``; ``service_planning.hook_task_stops``).
 """
 
 from __future__ import annotations
@@ -48,7 +58,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from ecs_operator.core import labels, service_revisions
-from ecs_operator.core.strategies import HOOK_STAGES, Stage
+from ecs_operator.core.strategies import FULL, HOOK_STAGES, TRAFFIC_HOOK_STAGES, Stage
 from ecs_operator.models.service import (
     HOOK_TASK_PATTERN,
     MAX_HOOK_DETAILS,
@@ -117,11 +127,15 @@ def start_runs(
     deployment_id: str,
     details: Sequence[LifecycleHookDetail],
     stage: Stage,
+    started: datetime | None = None,
 ) -> list[LifecycleHookDetail]:
     """The new runs of the hooks at ``stage`` (none if this visit has them already): PAUSE
-    ones await action, AWS_LAMBDA ones are in progress and due for their first call."""
-    if visit(details, stage) or stage.name not in HOOK_STAGES:
-        return []  # hooks at TEST_/PRODUCTION_TRAFFIC_SHIFT are not run (status.unsupported)
+    ones await action, AWS_LAMBDA ones are in progress and due for their first call. Their
+    timeouts count from ``started`` (default: the stage's start); a traffic stage's hooks
+    start once its traffic is in place, later than the stage."""
+    if visit(details, stage) or stage.name not in HOOK_STAGES | TRAFFIC_HOOK_STAGES:
+        return []
+    start = started or stage.since
     first = max((_number(d.hook_id) for d in details), default=0) + 1
     runs = []
     for offset, hook in enumerate(hooks_at(configuration, stage.name)):
@@ -135,12 +149,12 @@ def start_runs(
                 target_type=target_type,
                 target_arn=None if pause else hook.hook_target_arn,
                 status="AWAITING_ACTION" if pause else "IN_PROGRESS",
-                expires_at=stage.since + timedelta(minutes=minutes),
+                expires_at=start + timedelta(minutes=minutes),
                 timeout_action=(timeout.action if timeout else None) or DEFAULT_TIMEOUT_ACTION,
                 lifecycle_stage=stage.name,
-                started_at=stage.since,
+                started_at=stage.since,  # the visit it belongs to
                 invocations=None if pause else 0,
-                next_invocation_at=None if pause else stage.since,
+                next_invocation_at=None if pause else start,
             )
         )
     return runs
@@ -419,6 +433,22 @@ def hook_task_manifest(
     }
 
 
+def timed_out_tasks(status: ServiceStatus | None) -> list[str]:
+    """The hookIds of the task target runs that TIMED_OUT, in any deployment or service
+    deployment (so also once the failed deployment is gone): their Tasks are stopped."""
+    records = [
+        *((status.deployments if status else None) or ()),
+        *((status.service_deployments if status else None) or ()),
+    ]
+    found = [
+        detail.hook_id
+        for record in records
+        for detail in record.lifecycle_hook_details or ()
+        if detail.status == "TIMED_OUT" and task_definition_of(detail.target_arn) is not None
+    ]
+    return list(dict.fromkeys(found))
+
+
 def task_started(run: HookTaskRun) -> HookReply:
     return HookReply(
         answer={"hookStatus": "IN_PROGRESS"}, reason=f"its task {run.task_name} was started"
@@ -458,26 +488,33 @@ def _payload(
     detail: LifecycleHookDetail,
     spec: ServiceSpec,
 ) -> dict[str, Any]:
-    weights: dict[str, float] = {}
-    if detail.lifecycle_stage == "PRE_PRODUCTION_TRAFFIC_SHIFT":
-        weights = _production_weights(namespace, service, status, deployment_id)
-    return payload(namespace, service, deployment_id, detail, spec, weights)
+    test: dict[str, float] = {}
+    production: dict[str, float] = {}
+    stage = detail.lifecycle_stage
+    if stage in ("PRE_PRODUCTION_TRAFFIC_SHIFT", "PRODUCTION_TRAFFIC_SHIFT"):
+        # Before a step: the current weights; at a step: the ones it set (the status's).
+        production = _weights(namespace, service, status, deployment_id, None)
+    elif stage == "TEST_TRAFFIC_SHIFT":
+        test = _weights(namespace, service, status, deployment_id, FULL)
+    return payload(namespace, service, deployment_id, detail, spec, production, test)
 
 
-def _production_weights(
-    namespace: str, service: str, status: ServiceStatus | None, green_id: str
+def _weights(
+    namespace: str,
+    service: str,
+    status: ServiceStatus | None,
+    green_id: str,
+    green_weight: float | None,
 ) -> dict[str, float]:
-    """The production weights before a step: green's share, blue (the other deployment with
-    tasks) the rest."""
+    """Green's share (``green_weight``, or its production weight), blue (the other deployment
+    with tasks) the rest."""
     deployments = (status.deployments if status else None) or ()
     green = next(d for d in deployments if d.id == green_id)
-    weight = green.production_traffic_weight or 0.0
+    weight = (green.production_traffic_weight or 0.0) if green_weight is None else green_weight
     weights = {service_revisions.service_revision_arn(namespace, service, green_id): weight}
     blue = next((d for d in deployments if d.status == "ACTIVE"), None)
     if blue is not None:
-        weights[service_revisions.service_revision_arn(namespace, service, blue.id)] = (
-            100.0 - weight
-        )
+        weights[service_revisions.service_revision_arn(namespace, service, blue.id)] = FULL - weight
     return weights
 
 
@@ -488,6 +525,7 @@ def payload(
     detail: LifecycleHookDetail,
     spec: ServiceSpec,
     production_weights: Mapping[str, float],
+    test_weights: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """ECS's invocation payload for a call of ``detail`` (ecs-deployments.md §4.1): its
     hookDetails are the hook's configured ones with the run's returned ones merged over."""
@@ -508,7 +546,7 @@ def payload(
             "targetServiceRevisionArn": service_revisions.service_revision_arn(
                 namespace, service, deployment_id
             ),
-            "testTrafficWeights": {},
+            "testTrafficWeights": dict(test_weights or {}),
             "productionTrafficWeights": dict(production_weights),
         },
         "hookDetails": _merged(configured, detail.hook_details),

@@ -23,6 +23,7 @@ from typing import Any, Final
 from ecs_operator.core import (
     alarms,
     deployments,
+    events,
     labels,
     launches,
     lifecycle_hooks,
@@ -339,6 +340,23 @@ def stop_patch(request: StopRequest) -> dict[str, Any]:
             "stoppedReason": request.reason[:MAX_STOPPED_REASON_SPEC],
         },
     }
+
+
+def hook_task_stops(status: ServiceStatus | None, tasks: Mapping[str, Task]) -> list[StopRequest]:
+    """The Tasks (``tasks``: the Service's hook Tasks by name) of the hook runs in ``status``
+    that timed out, not told to stop yet: stopped as the scheduler stops a task, saying which
+    run timed out. Derived from the status and the Tasks alone, so repeating it changes
+    nothing and a restart finds what is left to stop."""
+    stops = []
+    for hook in lifecycle_hooks.timed_out_tasks(status):
+        task = tasks.get(lifecycle_hooks.hook_task_name(hook))
+        if task is None or task.spec.desired_status == "STOPPED":
+            continue
+        if task.status is not None and task.status.last_status == "STOPPED":
+            continue
+        reason = events.hook_task_timed_out(hook)
+        stops.append(StopRequest(task.metadata.name, "ServiceSchedulerInitiated", reason))
+    return stops
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,7 +11,11 @@ blue, and the deployment completes once blue is gone.
 The hook stages (RECONCILE_SERVICE, PRE_SCALE_UP, POST_SCALE_UP, POST_TEST_TRAFFIC_SHIFT,
 PRE_PRODUCTION_TRAFFIC_SHIFT before every traffic step, POST_PRODUCTION_TRAFFIC_SHIFT) pass
 once ``passable`` says so: at once unless a hook (PAUSE or AWS_LAMBDA) holds it there
-(``core.lifecycle_hooks``).
+(``core.lifecycle_hooks``). The traffic stages (TEST_TRAFFIC_SHIFT, and PRODUCTION_TRAFFIC_SHIFT
+at every step) take AWS_LAMBDA hooks too (``TRAFFIC_HOOK_STAGES``): *decision*: their hooks
+start once the stage's traffic is in place (``traffic_in_place``), and the stage ends only when
+it is and ``passable`` too; a step's bake time runs from when its traffic is in place, while
+its hooks run.
 
 With an alternate LoadBalancer (``advancedConfiguration``), TEST_TRAFFIC_SHIFT comes between
 POST_SCALE_UP and POST_TEST_TRAFFIC_SHIFT: it lasts until every green task is healthy in the
@@ -112,6 +116,8 @@ _AFTER_HOOK_STAGE: Final[dict[LifecycleStage, LifecycleStage]] = {
     "POST_PRODUCTION_TRAFFIC_SHIFT": "BAKE_TIME",
 }
 HOOK_STAGES: Final = frozenset(_AFTER_HOOK_STAGE)
+# The stages that move traffic, where only AWS_LAMBDA hooks may hold a deployment.
+TRAFFIC_HOOK_STAGES: Final = frozenset({"TEST_TRAFFIC_SHIFT", "PRODUCTION_TRAFFIC_SHIFT"})
 # Before green starts: no green task is launched while a deployment is at one of these.
 BEFORE_SCALE_UP: Final = frozenset({"RECONCILE_SERVICE", "PRE_SCALE_UP"})
 # The stages whose entry is told as an event (a hook stage is told only when a hook waits).
@@ -151,6 +157,8 @@ def advance(
             following, wait = _next(
                 current, steps, configuration, green_ready, applied_at, now, test_traffic_shifted
             )
+            if following is not None and current.name in TRAFFIC_HOOK_STAGES:
+                following = following if passable(current) else None
         if following is None:
             return Advance(current, tuple(passed), wait)
         current = following
@@ -169,6 +177,20 @@ def _after_hook(
     return Stage(following, stage.weight, now)
 
 
+def traffic_in_place(
+    stage: Stage,
+    applied_at: Callable[[float], datetime | None],
+    test_traffic_shifted: Callable[[], bool] | None,
+) -> bool:
+    """Whether ``stage``'s traffic is where it sends it (a stage that moves none: True): the
+    moment its AWS_LAMBDA hooks start."""
+    if stage.name == "TEST_TRAFFIC_SHIFT":
+        return test_traffic_shifted is None or test_traffic_shifted()
+    if stage.name == "PRODUCTION_TRAFFIC_SHIFT":
+        return applied_at(stage.weight) is not None
+    return True
+
+
 def _next(
     stage: Stage,
     steps: list[tuple[float, int]],
@@ -182,7 +204,7 @@ def _next(
         return (Stage("POST_SCALE_UP", 0.0, now) if green_ready else None), None
     if stage.name == "TEST_TRAFFIC_SHIFT":
         # Until the test LoadBalancers list green; their status change wakes the service.
-        shifted = test_traffic_shifted is None or test_traffic_shifted()
+        shifted = traffic_in_place(stage, applied_at, test_traffic_shifted)
         return (Stage("POST_TEST_TRAFFIC_SHIFT", 0.0, now) if shifted else None), None
     if stage.name == "PRODUCTION_TRAFFIC_SHIFT":
         applied = applied_at(stage.weight)

@@ -389,7 +389,8 @@ class DeploymentLifecycleHook(EcsModel):
         description=(
             "The stages it runs at. PAUSE: RECONCILE_SERVICE, PRE_SCALE_UP, POST_SCALE_UP, "
             "POST_TEST_TRAFFIC_SHIFT, PRE_PRODUCTION_TRAFFIC_SHIFT (before every traffic step), "
-            "POST_PRODUCTION_TRAFFIC_SHIFT."
+            "POST_PRODUCTION_TRAFFIC_SHIFT. AWS_LAMBDA: these, TEST_TRAFFIC_SHIFT and "
+            "PRODUCTION_TRAFFIC_SHIFT (at every traffic step, once its traffic is in place)."
         ),
     )
     hook_target_arn: str | None = Field(
@@ -567,7 +568,7 @@ class DeploymentConfiguration(EcsModel):
         max_length=MAX_PAUSE_HOOKS + MAX_LAMBDA_HOOKS,
         description=(
             "Hooks at the stages of BLUE_GREEN, LINEAR and CANARY deployments: at most 10 PAUSE "
-            "and 10 AWS_LAMBDA (not honoured)."
+            "and 10 AWS_LAMBDA."
         ),
     )
 

@@ -1,0 +1,200 @@
+"""AWS_LAMBDA lifecycle hooks at the traffic stages end to end (issue #11): the real operator
+calls a CANARY deployment's hook at PRODUCTION_TRAFFIC_SHIFT once per traffic step with that
+step's weights, SUCCEEDED letting the deployment complete and FAILED rolling it back with blue
+serving; and a task target whose run times out has its Task stopped.
+
+The hook's server runs in this test process on 127.0.0.1 (the operator runs on this machine in
+the tests, on either target)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from support.ecs_api import Ecs, container, shell, task_definition
+from support.load_balancers import LoadBalancers, lb_entry, load_balancer, web_definition
+from support.services import Services, revision_of
+
+FAMILY = "web"
+SERVICE = "web"
+BLUE, GREEN = f"{FAMILY}:1", f"{FAMILY}:2"
+DESIRED = 4  # a 25 % canary lists one green endpoint beside three blue ones
+CONVERGE = 60
+REVISION_ARN = "arn:aws:ecs:::service-revision/{namespace}/web/{digits}"
+
+Body = dict[str, Any]
+
+
+class HookServer:
+    """Answers every POST with ``{"hookStatus": status}``; keeps the payloads."""
+
+    def __init__(self) -> None:
+        self.status = "SUCCEEDED"
+        self.payloads: list[Body] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                server.payloads.append(json.loads(self.rfile.read(length)))
+                body = json.dumps({"hookStatus": server.status}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_args: Any) -> None:
+                pass  # quiet: the payloads are kept
+
+        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.http.server_address[1]}/verify"
+
+
+@pytest.fixture
+def hooks() -> Iterator[HookServer]:
+    server = HookServer()
+    thread = threading.Thread(target=server.http.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.http.shutdown()
+    server.http.server_close()
+
+
+@pytest.fixture
+def services(ecs: Ecs) -> Services:
+    return Services(ecs)
+
+
+@pytest.fixture
+def lbs(services: Services) -> LoadBalancers:
+    return LoadBalancers(services)
+
+
+def deploy_canary(services: Services, lbs: LoadBalancers, hook: Body) -> tuple[str, str]:
+    """web:1 steady behind the LoadBalancer, then web:2 deployed CANARY (25 %, then the rest)
+    with ``hook``; returns the (green, blue) deployment ids."""
+    lbs.create(load_balancer())
+    services.create_body(web_definition(FAMILY))
+    services.ecs.wait_accepted(FAMILY)
+    services.create(
+        SERVICE,
+        FAMILY,
+        desiredCount=DESIRED,
+        loadBalancers=[lb_entry()],
+        deploymentConfiguration={
+            "strategy": "CANARY",
+            "canaryConfiguration": {"canaryPercent": 25, "canaryBakeTimeInMinutes": 0},
+            "bakeTimeInMinutes": 0,
+            "lifecycleHooks": [hook],
+        },
+    )
+    blue: Body = services.wait_steady(SERVICE, DESIRED, BLUE, CONVERGE)["deployments"][0]
+    services.update_task_definition(
+        FAMILY, web_definition(FAMILY, environment=[{"name": "V", "value": "2"}])["spec"]
+    )
+    green: Body = services.wait(
+        lambda: (p := services.primary(SERVICE))["taskDefinition"] == GREEN and p,
+        "green deploying",
+        SERVICE,
+        CONVERGE,
+    )
+    return str(green["id"]), str(blue["id"])
+
+
+def revision_arn(services: Services, deployment: str) -> str:
+    return REVISION_ARN.format(
+        namespace=services.ecs.namespace, digits=deployment.removeprefix("ecs-svc/")
+    )
+
+
+def record_of(services: Services, deployment: str) -> Body:
+    """The service deployment of ``deployment`` (its ARN ends in its digits)."""
+    digits = deployment.removeprefix("ecs-svc/")
+    records = services.status(SERVICE).get("serviceDeployments") or ()
+    found: Body = next(r for r in records if r["serviceDeploymentArn"].endswith("/" + digits))
+    return found
+
+
+def test_a_production_hook_is_called_at_each_canary_step_with_its_weights(
+    services: Services, lbs: LoadBalancers, hooks: HookServer
+) -> None:
+    hook = {"lifecycleStages": ["PRODUCTION_TRAFFIC_SHIFT"], "hookTargetArn": hooks.url}
+    green, blue = deploy_canary(services, lbs, hook)
+    services.wait_steady(SERVICE, DESIRED, GREEN, CONVERGE * 2)
+    record = record_of(services, green)
+    assert record["status"] == "SUCCESSFUL"
+    green_arn, blue_arn = revision_arn(services, green), revision_arn(services, blue)
+    assert [
+        (p["lifecycleStage"], p["executionDetails"]["productionTrafficWeights"])
+        for p in hooks.payloads
+    ] == [
+        ("PRODUCTION_TRAFFIC_SHIFT", {green_arn: 25.0, blue_arn: 75.0}),
+        ("PRODUCTION_TRAFFIC_SHIFT", {green_arn: 100.0, blue_arn: 0.0}),
+    ]
+    runs = record["lifecycleHookDetails"]
+    assert [(r["lifecycleStage"], r["status"]) for r in runs] == [
+        ("PRODUCTION_TRAFFIC_SHIFT", "SUCCEEDED")
+    ] * 2
+    assert [p["executionId"] for p in hooks.payloads] == [r["hookId"] for r in runs]
+
+
+def test_a_failed_production_hook_rolls_back_with_blue_serving(
+    services: Services, lbs: LoadBalancers, hooks: HookServer
+) -> None:
+    hooks.status = "FAILED"
+    hook = {"lifecycleStages": ["PRODUCTION_TRAFFIC_SHIFT"], "hookTargetArn": hooks.url}
+    green, _blue = deploy_canary(services, lbs, hook)
+    services.wait_steady(SERVICE, DESIRED, BLUE, CONVERGE * 2)
+    record = services.wait(
+        lambda: (r := record_of(services, green))["status"] == "ROLLBACK_SUCCESSFUL" and r,
+        "rollback recorded",
+        SERVICE,
+        CONVERGE,
+    )
+    [run] = record["lifecycleHookDetails"]
+    assert (run["lifecycleStage"], run["status"]) == ("PRODUCTION_TRAFFIC_SHIFT", "FAILED")
+    assert len(hooks.payloads) == 1  # the canary step's; not called again in the rollback
+
+    def serving() -> set[str | None]:
+        by_name = {t["metadata"]["name"]: revision_of(t) for t in services.live(SERVICE)}
+        return {by_name.get(pod) for pod in lbs.listed_endpoints()}
+
+    services.ecs.wait(
+        lambda: serving() == {BLUE},
+        "blue serving alone",
+        lambda: lbs.listed_endpoints(),
+        CONVERGE,
+    )
+
+
+def test_a_task_hook_that_times_out_has_its_task_stopped(
+    services: Services, lbs: LoadBalancers
+) -> None:
+    services.create_body(task_definition("check", container("check", shell("sleep 600"))))
+    services.ecs.wait_accepted("check")
+    hook = {
+        "lifecycleStages": ["POST_SCALE_UP"],
+        "hookTargetArn": "task-definition/check",
+        "timeoutConfiguration": {"timeoutInMinutes": 1, "action": "ROLLBACK"},
+    }
+    green, _blue = deploy_canary(services, lbs, hook)
+    record = services.wait(
+        lambda: (r := record_of(services, green))["status"] == "ROLLBACK_SUCCESSFUL" and r,
+        "rolled back after the timeout",
+        SERVICE,
+        CONVERGE * 3,
+    )
+    [run] = record["lifecycleHookDetails"]
+    assert run["status"] == "TIMED_OUT"
+    services.ecs.wait_last_status(run["hookId"], "STOPPED", timeout=CONVERGE)
+    task = services.ecs.task(run["hookId"])
+    assert task["spec"]["desiredStatus"] == "STOPPED"
+    assert task["status"]["stoppedReason"] == (
+        f"Task stopped: lifecycle hook {run['hookId']} timed out (HOOK_TIMED_OUT)"
+    )

@@ -1,0 +1,333 @@
+"""AWS_LAMBDA hooks at TEST_TRAFFIC_SHIFT and PRODUCTION_TRAFFIC_SHIFT (issue #11): the
+scheduler simulated through BLUE_GREEN, LINEAR and CANARY deployments whose hook at a traffic
+stage is called once its traffic is in place (at every production step), with the weights that
+stage set, and holds the deployment there until it SUCCEEDED; FAILED rolls back to blue. A task
+target's run that times out stops its Task."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ecs_operator.core import lifecycle_hooks, service_planning
+from ecs_operator.core.lifecycle_hooks import HookCall, HookReply
+from ecs_operator.models.service import ServiceStatus
+from ecs_operator.models.task import Task
+from support.servicesim import Sim, node, spec
+
+GREEN, BLUE = "web:2", "web:1"
+URL = "http://hooks.shop.svc:8080/verify"
+ZONES = [node(f"{z}{i}", z) for z in "abc" for i in range(2)]
+TRAFFIC = ("TEST_TRAFFIC_SHIFT", "PRODUCTION_TRAFFIC_SHIFT")
+
+
+def hook(*stages: str, url: str = URL, **fields: Any) -> dict[str, Any]:
+    return {"lifecycleStages": list(stages), "hookTargetArn": url} | fields
+
+
+def steps(strategy: str) -> dict[str, Any]:
+    if strategy == "LINEAR":
+        return {"linearConfiguration": {"stepPercent": 40, "stepBakeTimeInMinutes": 0}}
+    if strategy == "CANARY":
+        return {"canaryConfiguration": {"canaryPercent": 20, "canaryBakeTimeInMinutes": 0}}
+    return {}
+
+
+def deploying(
+    strategy: str,
+    hooks: list[dict[str, Any]],
+    target: Callable[[HookCall], HookReply] | None,
+    desired: int = 2,
+    **configuration: Any,
+) -> Sim:
+    fields = {"strategy": strategy, "bakeTimeInMinutes": 0} | steps(strategy) | configuration
+    sim = Sim(spec(desiredCount=desired, deploymentConfiguration=fields), list(ZONES))
+    sim.run(4)
+    assert sim.steady()
+    sim.spec = spec(
+        desiredCount=desired, deploymentConfiguration=fields | {"lifecycleHooks": hooks}
+    )
+    sim.revision, sim.generation = GREEN, 2
+    sim.hook_target = target
+    return sim
+
+
+def answering(status: str) -> Callable[[HookCall], HookReply]:
+    return lambda _call: HookReply(answer={"hookStatus": status})
+
+
+def arns(sim: Sim, blue_id: str) -> tuple[str, str]:
+    """The service revision ARNs of (green, blue)."""
+    prefix = "arn:aws:ecs:::service-revision/shop/web/"
+    green_id: str = green_record(sim).id
+    return prefix + green_id.removeprefix("ecs-svc/"), prefix + blue_id.removeprefix("ecs-svc/")
+
+
+def green_record(sim: Sim) -> Any:
+    assert sim.status is not None
+    return next(d for d in sim.status.deployments or () if d.task_definition == GREEN)
+
+
+def test_linear_calls_its_production_hook_at_every_step_with_the_weights_of_the_step() -> None:
+    sim = deploying("LINEAR", [hook("PRODUCTION_TRAFFIC_SHIFT")], answering("SUCCEEDED"))
+    blue_id = sim.primary().id
+    sim.run(12)
+    assert sim.steady() and green_record(sim).rollout_state == "COMPLETED"
+    green, blue = arns(sim, blue_id)
+    assert [
+        (c.payload["lifecycleStage"], c.payload["executionDetails"]["productionTrafficWeights"])
+        for c in sim.calls
+    ] == [
+        ("PRODUCTION_TRAFFIC_SHIFT", {green: 40.0, blue: 60.0}),
+        ("PRODUCTION_TRAFFIC_SHIFT", {green: 80.0, blue: 20.0}),
+        ("PRODUCTION_TRAFFIC_SHIFT", {green: 100.0, blue: 0.0}),
+    ]
+    assert all(c.payload["executionDetails"]["testTrafficWeights"] == {} for c in sim.calls)
+    # A fresh run per step, each its own hookId (its executionId).
+    runs = green_record(sim).lifecycle_hook_details
+    assert [r.status for r in runs] == ["SUCCEEDED"] * 3
+    assert [c.payload["executionId"] for c in sim.calls] == [r.hook_id for r in runs]
+
+
+def test_pre_production_hooks_see_the_weights_before_the_step_production_ones_after() -> None:
+    both = hook("PRE_PRODUCTION_TRAFFIC_SHIFT", "PRODUCTION_TRAFFIC_SHIFT")
+    sim = deploying("CANARY", [both], answering("SUCCEEDED"))
+    sim.run(12)
+    assert green_record(sim).rollout_state == "COMPLETED"
+    green = arns(sim, "")[0]
+    assert [
+        (
+            c.payload["lifecycleStage"],
+            c.payload["executionDetails"]["productionTrafficWeights"][green],
+        )
+        for c in sim.calls
+    ] == [
+        ("PRE_PRODUCTION_TRAFFIC_SHIFT", 0.0),
+        ("PRODUCTION_TRAFFIC_SHIFT", 20.0),
+        ("PRE_PRODUCTION_TRAFFIC_SHIFT", 20.0),
+        ("PRODUCTION_TRAFFIC_SHIFT", 100.0),
+    ]
+
+
+def test_the_production_hook_is_called_only_once_the_step_is_applied_and_holds_it() -> None:
+    applied: dict[float, datetime] = {}
+    answers = iter(["IN_PROGRESS", "IN_PROGRESS"])
+
+    def target(_call: HookCall) -> HookReply:
+        status = next(answers, "SUCCEEDED")
+        return HookReply(answer={"hookStatus": status, "callBackDelay": 20})
+
+    sim = deploying("BLUE_GREEN", [hook("PRODUCTION_TRAFFIC_SHIFT")], target)
+    sim.traffic_applied_at = lambda _deployment, weight: applied.get(weight)
+    for _ in range(6):
+        sim.run(1)
+        if sim.primary().lifecycle_stage == "PRODUCTION_TRAFFIC_SHIFT":
+            break
+    assert sim.primary().production_traffic_weight == 100.0
+    sim.run(3)
+    assert sim.calls == [] and not sim.primary().lifecycle_hook_details  # not in place yet
+    applied[100.0] = sim.now
+    sim.run(1)
+    [run] = sim.primary().lifecycle_hook_details
+    assert run.started_at < sim.now - timedelta(seconds=5)  # the stage's visit
+    assert run.expires_at == applied[100.0] + timedelta(minutes=1440)  # counted from then
+    assert run.next_invocation_at == applied[100.0]
+    sim.run(1)  # the reconcile the run's start asked for at once calls it
+    assert len(sim.calls) == 1
+    sim.run(4)  # IN_PROGRESS twice: held at the stage, blue kept whole
+    assert len(sim.calls) == 3
+    sim.run(6)
+    assert sim.steady() and green_record(sim).rollout_state == "COMPLETED"
+
+
+def test_the_test_traffic_hook_gets_the_test_weights_and_holds_the_stage() -> None:
+    answers = iter(["IN_PROGRESS"])
+
+    def target(_call: HookCall) -> HookReply:
+        return HookReply(answer={"hookStatus": next(answers, "SUCCEEDED"), "callBackDelay": 30})
+
+    sim = deploying("BLUE_GREEN", [hook("TEST_TRAFFIC_SHIFT")], target)
+    blue_id = sim.primary().id
+    listed: list[bool] = [False]
+    sim.test_traffic_shifted = lambda _green: listed[0]
+    for _ in range(6):
+        sim.run(1)
+        if sim.primary().lifecycle_stage == "TEST_TRAFFIC_SHIFT":
+            break
+    sim.run(2)
+    assert sim.calls == []  # the test LoadBalancers do not list green yet
+    listed[0] = True
+    sim.run(2)
+    assert sim.primary().lifecycle_stage == "TEST_TRAFFIC_SHIFT"  # IN_PROGRESS holds it
+    [call] = sim.calls
+    green, blue = arns(sim, blue_id)
+    assert call.payload["lifecycleStage"] == "TEST_TRAFFIC_SHIFT"
+    assert call.payload["executionDetails"]["testTrafficWeights"] == {green: 100.0, blue: 0.0}
+    assert call.payload["executionDetails"]["productionTrafficWeights"] == {}
+    sim.run(12)
+    assert sim.steady() and green_record(sim).rollout_state == "COMPLETED"
+
+
+def test_a_failed_production_hook_rolls_back_with_blue_serving_every_request() -> None:
+    sim = deploying("LINEAR", [hook("PRODUCTION_TRAFFIC_SHIFT")], answering("FAILED"))
+    for _ in range(8):
+        sim.run(1)
+        if sim.primary().task_definition == BLUE:
+            break
+    blue = sim.primary()
+    assert (blue.task_definition, blue.rollback, blue.production_traffic_weight) == (
+        BLUE,
+        True,
+        100.0,
+    )
+    failed = green_record(sim)
+    assert failed.rollout_state == "FAILED"
+    [run] = failed.lifecycle_hook_details
+    assert (run.lifecycle_stage, run.status) == ("PRODUCTION_TRAFFIC_SHIFT", "FAILED")
+    assert len(sim.calls) == 1  # not called again during the rollback
+    sim.run(6)
+    assert sim.steady() and {t.task_definition for t in sim.live()} == {BLUE}
+
+
+ANSWERS = st.lists(st.sampled_from(["SUCCEEDED", "IN_PROGRESS", "FAILED"]), max_size=10)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    strategy=st.sampled_from(["BLUE_GREEN", "LINEAR", "CANARY"]),
+    stages=st.sets(st.sampled_from(TRAFFIC), min_size=1),
+    answers=ANSWERS,
+    desired=st.integers(1, 4),
+)
+def test_a_traffic_stage_is_left_only_once_each_hook_there_succeeded(
+    strategy: str, stages: set[str], answers: list[str], desired: int
+) -> None:
+    given_answers = iter(answers)
+
+    def target(_call: HookCall) -> HookReply:
+        status = next(given_answers, "SUCCEEDED")
+        return HookReply(answer={"hookStatus": status, "callBackDelay": 10})
+
+    hooks = [hook(*sorted(stages)), hook("PRODUCTION_TRAFFIC_SHIFT", url=URL + "/2")]
+    sim = deploying(strategy, hooks, target, desired)
+    sim.test_traffic_shifted = lambda _green: True
+    green_id = ""
+    failed = False
+    for _ in range(80):
+        before = sim.primary()
+        sim.plan()
+        if not green_id and before.task_definition == GREEN:
+            green_id = before.id
+        if (record := sim.deployment(green_id)) is not None:
+            failed = any(d.status == "FAILED" for d in record.lifecycle_hook_details or ())
+        if before.id == green_id and before.lifecycle_stage in TRAFFIC:
+            green = sim.deployment(green_id)
+            left = (green.lifecycle_stage, green.stage_started_at) != (
+                before.lifecycle_stage,
+                before.stage_started_at,
+            )
+            if left and green.rollout_state != "FAILED":
+                visit = [
+                    d
+                    for d in green.lifecycle_hook_details or ()
+                    if d.lifecycle_stage == before.lifecycle_stage
+                    and d.started_at == before.stage_started_at
+                ]
+                wanted = sum(before.lifecycle_stage in h["lifecycleStages"] for h in hooks)
+                assert len(visit) == wanted and all(d.status == "SUCCEEDED" for d in visit)
+        if sim.primary().rollout_state == "COMPLETED":
+            break
+        sim.tick(10)
+    primary = sim.primary()
+    assert primary.rollout_state == "COMPLETED"
+    if failed:
+        # Rolled back: blue takes every production request and is all that runs.
+        assert (primary.task_definition, primary.production_traffic_weight) == (BLUE, 100.0)
+        assert primary.rollback
+    else:
+        assert (primary.task_definition, primary.production_traffic_weight) == (GREEN, 100.0)
+    sim.run(6)
+    assert {t.task_definition for t in sim.live()} == {primary.task_definition}
+
+
+# -- a task target that times out -------------------------------------------------------------
+
+
+def hook_task(name: str, desired: str = "RUNNING", last: str = "RUNNING") -> Task:
+    return Task.model_validate(
+        {
+            "metadata": {"name": name, "namespace": "shop"},
+            "spec": {"taskDefinition": "check:1", "desiredStatus": desired},
+            "status": {"lastStatus": last},
+        }
+    )
+
+
+def timed_out(target: str, action: str) -> ServiceStatus:
+    """A status as a POST_SCALE_UP run of ``target`` leaves it once it timed out with
+    ``action`` (a task target's Task started, never stopping; a URL never called)."""
+    timeout = {"timeoutInMinutes": 1, "action": action}
+    sim = deploying(
+        "BLUE_GREEN", [hook("POST_SCALE_UP", url=target, timeoutConfiguration=timeout)], None
+    )
+    sim.hook_tasks = lambda run: None if run.started else lifecycle_hooks.task_started(run)
+    for _ in range(12):
+        sim.run(1)
+        assert sim.status is not None
+        if any(d.status == "TIMED_OUT" for d in runs_of(sim.status)):
+            break
+    assert sim.status is not None
+    return sim.status
+
+
+def runs_of(status: ServiceStatus) -> Sequence[Any]:
+    return [d for dep in status.deployments or () for d in dep.lifecycle_hook_details or ()]
+
+
+def test_a_timed_out_task_run_stops_its_task_whatever_its_action() -> None:
+    for action in ("ROLLBACK", "CONTINUE"):
+        status = timed_out("task-definition/check", action)
+        [run] = runs_of(status)
+        assert run.status == "TIMED_OUT"
+        [stop] = service_planning.hook_task_stops(status, {run.hook_id: hook_task(run.hook_id)})
+        assert (stop.task, stop.stop_code, stop.reason) == (
+            run.hook_id,
+            "ServiceSchedulerInitiated",
+            f"Task stopped: lifecycle hook {run.hook_id} timed out (HOOK_TIMED_OUT)",
+        )
+        # Told to stop already, stopped, or gone: nothing to do (repeating it changes nothing).
+        for task in (
+            hook_task(run.hook_id, desired="STOPPED"),
+            hook_task(run.hook_id, last="STOPPED"),
+        ):
+            assert service_planning.hook_task_stops(status, {run.hook_id: task}) == []
+        assert service_planning.hook_task_stops(status, {}) == []
+
+
+def test_only_timed_out_task_runs_stop_a_task() -> None:
+    status = timed_out(URL, "ROLLBACK")  # a URL run has no Task
+    assert [r.status for r in runs_of(status)] == ["TIMED_OUT"]
+    assert lifecycle_hooks.timed_out_tasks(status) == []
+    assert lifecycle_hooks.timed_out_tasks(None) == []
+
+
+def test_the_task_of_a_timed_out_run_is_stopped_once_its_deployment_is_gone_too() -> None:
+    """A restart after the failed deployment left status.deployments: its service deployment
+    record still names the run."""
+    status = timed_out("task-definition/check", "ROLLBACK")
+    [run] = runs_of(status)
+    record = {
+        "serviceDeploymentArn": "arn:aws:ecs:::service-deployment/shop/web/1",
+        "targetServiceRevision": {"arn": "arn:aws:ecs:::service-revision/shop/web/1"},
+        "status": "ROLLBACK_SUCCESSFUL",
+        "createdAt": "2026-01-01T00:00:00Z",
+        "lifecycleHookDetails": [run.model_dump(mode="json", by_alias=True)],
+    }
+    gone = ServiceStatus.model_validate({"serviceDeployments": [record]})
+    assert lifecycle_hooks.timed_out_tasks(gone) == [run.hook_id]
+    [stop] = service_planning.hook_task_stops(gone, {run.hook_id: hook_task(run.hook_id)})
+    assert stop.task == run.hook_id
