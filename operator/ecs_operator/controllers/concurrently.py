@@ -29,3 +29,13 @@ async def settle_all(
     if isinstance(error, asyncio.CancelledError):
         raise error
     return [r for r in settled if not isinstance(r, BaseException)], error
+
+
+async def settle_all_or_raise(
+    calls: Iterable[Awaitable[object]], limit: int = CONCURRENT_CALLS
+) -> None:
+    """`settle_all`, then its first error raised (a retry plans again from what is then
+    cached): a blue/green clean-up stops, and a trim deletes, a hundred tasks at once."""
+    _, error = await settle_all(calls, limit)
+    if error is not None:
+        raise error

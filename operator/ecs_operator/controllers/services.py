@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from ecs_operator.controllers.alarms import AlarmReader
 from ecs_operator.controllers.cache import Key
+from ecs_operator.controllers.concurrently import settle_all_or_raise
 from ecs_operator.controllers.context import OperatorContext
 from ecs_operator.controllers.hooks import ServiceHooks
 from ecs_operator.controllers.metrics import OperatorMetrics
@@ -160,8 +161,7 @@ class ServiceController:
         await self.launcher.settle_in_flight(key)
         state = await self._read(body, service, now)
         plan = service_planning.plan_reconcile(state, self.rng)
-        for request in plan.scheduled.stop:
-            await stop_task(self.context, key[0], request)
+        await settle_all_or_raise(stop_task(self.context, key[0], r) for r in plan.scheduled.stop)
         running = service.model_copy(update={"spec": state.running_spec})
         launched, failures, launch_error = await self.launcher.launch_all(
             body, running, plan.scheduled.launch
@@ -175,8 +175,10 @@ class ServiceController:
         await self.hooks.stop_timed_out(body, outcome.status or service.status)
         for message in outcome.events:
             await self.events.record(body, *events.service_event_kind(message), message)
-        for task in plan.delete:
-            await self.context.api.delete(TASKS, key[0], task.metadata.name, uid=task.metadata.uid)
+        await settle_all_or_raise(
+            self.context.api.delete(TASKS, key[0], t.metadata.name, uid=t.metadata.uid)
+            for t in plan.delete
+        )
         for name in plan.revisions.delete:
             await delete_service_revision(self.context, key[0], name)
         requeue = [outcome.requeue_after]

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from ecs_operator.controllers.concurrently import settle_all
+from ecs_operator.controllers.concurrently import settle_all, settle_all_or_raise
 
 
 async def test_runs_at_most_limit_calls_at_once_and_keeps_the_order() -> None:
@@ -50,3 +50,18 @@ async def test_a_cancelled_call_cancels_the_caller() -> None:
 
     with pytest.raises(asyncio.CancelledError):
         await settle_all([cancelled()])
+
+
+async def test_settle_all_or_raise_raises_the_first_error_once_every_call_settled() -> None:
+    done: list[int] = []
+
+    async def call(value: int) -> None:
+        await asyncio.sleep(0.001 * (5 - value))
+        if value == 1:
+            raise KeyError(value)
+        done.append(value)
+
+    with pytest.raises(KeyError):
+        await settle_all_or_raise(call(n) for n in range(5))
+    assert sorted(done) == [0, 2, 3, 4]
+    await settle_all_or_raise([])  # nothing to do: no error
