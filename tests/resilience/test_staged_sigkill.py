@@ -22,7 +22,7 @@ from support.load_balancers import (
     deploy_web_revision,
     pause_hook,
 )
-from support.services import Services, TaskWatch, is_live, revision_of
+from support.services import Services, TaskWatch, is_live, revision_of, task_status
 
 FAMILY = "web"
 SERVICE = "web"
@@ -58,9 +58,10 @@ def hook_details(status: Body, deployment_id: str) -> list[Body]:
     return []
 
 
-def per_revision_bound(seen_green: set[str]) -> Any:
+def per_revision_bound(seen_green: set[str], stopped_green: dict[str, str]) -> Any:
     """A TaskWatch check: never more than DESIRED live tasks of blue or of green; records
-    every green Task name ever seen (a duplicate launch shows as one name too many)."""
+    every green Task name ever seen, and the green tasks stopped with their reason (a
+    duplicate launch shows as a name too many that replaced no stopped task)."""
 
     def check(tasks: dict[str, Body]) -> str | None:
         live: dict[str, int] = {BLUE: 0, GREEN: 0}
@@ -68,6 +69,11 @@ def per_revision_bound(seen_green: set[str]) -> Any:
             revision = revision_of(task)
             if revision == GREEN:
                 seen_green.add(name)
+                if not is_live(task):
+                    reason = task_status(task).get("stoppedReason") or task["spec"].get(
+                        "stoppedReason", "stopped"
+                    )
+                    stopped_green.setdefault(name, reason)
             if is_live(task):
                 live[revision] = live.get(revision, 0) + 1
         over = {r: n for r, n in live.items() if n > DESIRED}
@@ -110,6 +116,7 @@ def test_sigkill_in_every_blue_green_stage_resumes_in_place(
     blue_id = blue["deployments"][0]["id"]
     killed_in: list[str] = []
     seen_green: set[str] = set()
+    stopped_green: dict[str, str] = {}
 
     def restart_on_new_stage() -> Body | None:
         """Kill and restart the operator the first time green's stage shows a new value;
@@ -126,7 +133,7 @@ def test_sigkill_in_every_blue_green_stage_resumes_in_place(
     paths = {"services": ecs.path("services")}
     with (
         ClusterWatch(services, paths) as history,
-        TaskWatch(services, per_revision_bound(seen_green)) as watch,
+        TaskWatch(services, per_revision_bound(seen_green, stopped_green)) as watch,
     ):
         deploy_web_revision(services, FAMILY, "2")
         services.wait(
@@ -167,7 +174,11 @@ def test_sigkill_in_every_blue_green_stage_resumes_in_place(
     assert set(killed_in) & {"PRODUCTION_TRAFFIC_SHIFT", "BAKE_TIME", "CLEAN_UP"}, killed_in
     [deployment] = status["deployments"]
     assert deployment["id"] == green_id  # resumed, never redeployed
-    assert len(seen_green) == DESIRED, sorted(seen_green)  # no green task launched twice
+    # No green task launched twice: each one beyond DESIRED replaced a green task that failed
+    # (on a loaded machine a kwok node can miss its heartbeat and have its tasks replaced); a
+    # duplicate would be stopped as excess, by a scaling activity, and is not counted so.
+    replaced = [r for r in stopped_green.values() if not r.startswith("Scaling activity")]
+    assert len(seen_green) <= DESIRED + len(replaced), (sorted(seen_green), stopped_green)
     assert {revision_of(t) for t in services.live(SERVICE)} == {GREEN}
     details = hook_details(status, green_id)
     assert [(d["hookId"], d["status"]) for d in details] == [(awaiting["hookId"], "SUCCEEDED")]
