@@ -1,13 +1,14 @@
 """AWS_LAMBDA hooks at TEST_TRAFFIC_SHIFT and PRODUCTION_TRAFFIC_SHIFT (issue #11): the
 scheduler simulated through BLUE_GREEN, LINEAR and CANARY deployments whose hook at a traffic
 stage is called once its traffic is in place (at every production step), with the weights that
-stage set, and holds the deployment there until it SUCCEEDED; FAILED rolls back to blue. A task
-target's run that times out stops its Task."""
+stage set, and holds the deployment there until it SUCCEEDED; FAILED rolls back to blue, and a
+rollback calls the hooks of the traffic stages reached once more, green at 0, never waiting for
+them. A task target's run that times out stops its Task."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hypothesis import given, settings
@@ -347,6 +348,74 @@ def test_a_traffic_stage_is_left_only_once_each_hook_there_succeeded(
         assert (primary.task_definition, primary.production_traffic_weight) == (GREEN, 100.0)
     sim.run(6)
     assert {t.task_definition for t in sim.live()} == {primary.task_definition}
+
+
+def test_a_rollback_run_is_called_with_the_revision_its_record_rolled_back_to() -> None:
+    """After a restart with a newer deployment PRIMARY: the rollback run of green is still
+    called (released runs only), blue being what green's service deployment rolled back to."""
+    green_id, blue_id, newer_id = (f"ecs-svc/{d * 19}" for d in "123")
+    now = datetime(2026, 1, 1, 12, tzinfo=UTC)
+
+    def run(number: int, **fields: Any) -> dict[str, Any]:
+        return {
+            "hookId": f"ecs-hook-{'1' * 19}-{number}",
+            "targetType": "AWS_LAMBDA",
+            "targetArn": URL,
+            "status": "IN_PROGRESS",
+            "invocations": 0,
+            "expiresAt": "2026-01-01T13:00:00Z",
+            "timeoutAction": "ROLLBACK",
+            "lifecycleStage": "TEST_TRAFFIC_SHIFT",
+            "startedAt": "2026-01-01T11:00:00Z",
+            "rollback": True,
+        } | fields
+
+    def deployment(deployment_id: str, status: str, **fields: Any) -> dict[str, Any]:
+        return {
+            "id": deployment_id,
+            "status": status,
+            "taskDefinition": GREEN,
+            "createdAt": "2026-01-01T10:00:00Z",
+            "updatedAt": "2026-01-01T10:00:00Z",
+        } | fields
+
+    revision = "arn:aws:ecs:::service-revision/shop/web/"
+    status = ServiceStatus.model_validate(
+        {
+            "deployments": [
+                deployment(newer_id, "PRIMARY", rolloutState="IN_PROGRESS"),
+                deployment(
+                    green_id,
+                    "INACTIVE",
+                    rolloutState="FAILED",
+                    lifecycleHookDetails=[
+                        run(1, nextInvocationAt="2026-01-01T11:59:00Z"),
+                        run(2),  # not released: production was not back on blue yet
+                    ],
+                ),
+            ],
+            "serviceDeployments": [
+                {
+                    "serviceDeploymentArn": "arn:aws:ecs:::service-deployment/shop/web/" + "1" * 19,
+                    "targetServiceRevision": {"arn": revision + "1" * 19},
+                    "status": "ROLLBACK_SUCCESSFUL",
+                    "createdAt": "2026-01-01T10:00:00Z",
+                    "rollback": {
+                        "serviceRevisionArn": revision + "2" * 19,
+                        "reason": "x",
+                        "startedAt": "2026-01-01T11:00:00Z",
+                    },
+                }
+            ],
+        }
+    )
+    sim = deploying("BLUE_GREEN", [hook("TEST_TRAFFIC_SHIFT")], None)
+    [call] = lifecycle_hooks.calls_due("shop", "web", sim.spec, status, now)
+    back = {revision + green_id[8:]: 0.0, revision + blue_id[8:]: 100.0}
+    assert call.hook_id.endswith("-1")
+    assert call.payload["executionDetails"]["productionTrafficWeights"] == back
+    assert call.payload["executionDetails"]["testTrafficWeights"] == back
+    assert call.payload["executionDetails"]["targetServiceRevisionArn"] == revision + green_id[8:]
 
 
 STAGE_ORDER = (
