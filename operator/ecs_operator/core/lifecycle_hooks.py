@@ -156,16 +156,13 @@ def start_runs(
     first = _next_number(details)
     return [
         _run(
-            hook, hook_id(deployment_id, first + offset, hook.target_type or "AWS_LAMBDA"), stage
-        ).model_copy(update=_started(hook, start))
+            hook,
+            hook_id(deployment_id, first + offset, hook.target_type or "AWS_LAMBDA"),
+            stage,
+            start,
+        )
         for offset, hook in enumerate(hooks_at(configuration, stage.name))
     ]
-
-
-def _started(hook: DeploymentLifecycleHook, start: datetime) -> dict[str, Any]:
-    """A run started at ``start``: it expires after its timeout, an AWS_LAMBDA one is due."""
-    due = None if hook.target_type == "PAUSE" else start
-    return {"expires_at": _expiry(hook, start), "next_invocation_at": due}
 
 
 def _next_number(details: Sequence[LifecycleHookDetail]) -> int:
@@ -178,8 +175,15 @@ def _expiry(hook: DeploymentLifecycleHook, start: datetime) -> datetime:
     return start + timedelta(minutes=minutes)
 
 
-def _run(hook: DeploymentLifecycleHook, run_id: str, stage: Stage) -> LifecycleHookDetail:
-    """A new run of ``hook`` at ``stage``, its timeout counting from ``stage.since``, not due."""
+def _run(
+    hook: DeploymentLifecycleHook,
+    run_id: str,
+    stage: Stage,
+    start: datetime,
+    rollback: bool = False,
+) -> LifecycleHookDetail:
+    """A new run of ``hook`` at ``stage``, its timeout counting from ``start``; an AWS_LAMBDA
+    one is due then, unless it is a ``rollback`` run (``release``)."""
     timeout = hook.timeout_configuration
     target_type = hook.target_type or "AWS_LAMBDA"
     pause = target_type == "PAUSE"
@@ -188,11 +192,13 @@ def _run(hook: DeploymentLifecycleHook, run_id: str, stage: Stage) -> LifecycleH
         target_type=target_type,
         target_arn=None if pause else hook.hook_target_arn,
         status="AWAITING_ACTION" if pause else "IN_PROGRESS",
-        expires_at=_expiry(hook, stage.since),
+        expires_at=_expiry(hook, start),
         timeout_action=(timeout.action if timeout else None) or DEFAULT_TIMEOUT_ACTION,
         lifecycle_stage=stage.name,
         started_at=stage.since,  # the visit it belongs to
         invocations=None if pause else 0,
+        next_invocation_at=None if pause or rollback else start,
+        rollback=rollback or None,
     )
 
 
@@ -233,8 +239,12 @@ def rollback_runs(
     ]
     return [
         _run(
-            hook, hook_id(deployment_id, first + offset, "AWS_LAMBDA"), Stage(stage, 0.0, now)
-        ).model_copy(update={"rollback": True})
+            hook,
+            hook_id(deployment_id, first + offset, "AWS_LAMBDA"),
+            Stage(stage, 0.0, now),
+            now,
+            rollback=True,
+        )
         for offset, (stage, hook) in enumerate(hooks)
     ]
 
