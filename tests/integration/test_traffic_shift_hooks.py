@@ -1,7 +1,8 @@
 """AWS_LAMBDA lifecycle hooks at the traffic stages end to end (issue #11): the real operator
 calls a CANARY deployment's hook at PRODUCTION_TRAFFIC_SHIFT once per traffic step with that
 step's weights, SUCCEEDED letting the deployment complete and FAILED rolling it back with blue
-serving; and a task target whose run times out has its Task stopped.
+serving, the rollback calling it once more with green at 0 and blue at 100; and a task target
+whose run times out has its Task stopped.
 
 The hook's server runs in this test process on 127.0.0.1 (the operator runs on this machine in
 the tests, on either target)."""
@@ -144,22 +145,47 @@ def test_a_production_hook_is_called_at_each_canary_step_with_its_weights(
     assert [p["executionId"] for p in hooks.payloads] == [r["hookId"] for r in runs]
 
 
-def test_a_failed_production_hook_rolls_back_with_blue_serving(
+def test_a_failed_production_hook_rolls_back_with_blue_serving_and_is_called_again(
     services: Services, lbs: LoadBalancers, hooks: HookServer
 ) -> None:
     hooks.status = "FAILED"
     hook = {"lifecycleStages": ["PRODUCTION_TRAFFIC_SHIFT"], "hookTargetArn": hooks.url}
-    green, _blue = deploy_canary(services, lbs, hook)
+    green, blue = deploy_canary(services, lbs, hook)
     services.wait_steady(SERVICE, DESIRED, BLUE, CONVERGE * 2)
+
+    def ended(record: Body) -> bool:
+        runs = record.get("lifecycleHookDetails") or ()
+        return record["status"] == "ROLLBACK_SUCCESSFUL" and all(
+            r["status"] != "IN_PROGRESS" for r in runs
+        )
+
     record = services.wait(
-        lambda: (r := record_of(services, green))["status"] == "ROLLBACK_SUCCESSFUL" and r,
-        "rollback recorded",
+        lambda: ended(r := record_of(services, green)) and r,
+        "rollback and its hook run recorded",
         SERVICE,
         CONVERGE,
     )
-    [run] = record["lifecycleHookDetails"]
+    run, again = record["lifecycleHookDetails"]
     assert (run["lifecycleStage"], run["status"]) == ("PRODUCTION_TRAFFIC_SHIFT", "FAILED")
-    assert len(hooks.payloads) == 1  # the canary step's; not called again in the rollback
+    # The rollback ran the hook once more (a fresh run): its FAILED answer changed nothing.
+    assert (again["lifecycleStage"], again["status"], again["rollback"]) == (
+        "PRODUCTION_TRAFFIC_SHIFT",
+        "FAILED",
+        True,
+    )
+    step, rolled_back = hooks.payloads  # the canary step's, then the rollback's
+    green_arn, blue_arn = revision_arn(services, green), revision_arn(services, blue)
+    assert step["executionDetails"]["productionTrafficWeights"] == {
+        green_arn: 25.0,
+        blue_arn: 75.0,
+    }
+    assert rolled_back["executionId"] == again["hookId"] != step["executionId"]
+    assert rolled_back["lifecycleStage"] == "PRODUCTION_TRAFFIC_SHIFT"
+    assert rolled_back["executionDetails"]["targetServiceRevisionArn"] == green_arn
+    assert rolled_back["executionDetails"]["productionTrafficWeights"] == {
+        green_arn: 0.0,
+        blue_arn: 100.0,
+    }
 
     def serving() -> set[str | None]:
         by_name = {t["metadata"]["name"]: revision_of(t) for t in services.live(SERVICE)}

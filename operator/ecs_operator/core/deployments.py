@@ -879,12 +879,16 @@ class _Planner:
         target = self._last_completed(primary.id)
         staged = primary.lifecycle_stage is not None  # blue still serves: always back to it
         rolling_back = (rollback or staged) and target is not None
+        details = primary.lifecycle_hook_details
+        if rolling_back and staged:
+            details = self._with_rollback_runs(primary)
         self._replace(
             primary,
             status="ACTIVE" if rolling_back else "PRIMARY",
             rollout_state="FAILED",
             rollout_state_reason=reason,
             updated_at=self.now,
+            lifecycle_hook_details=details,
             **changes,
         )
         if rolling_back and target is not None:
@@ -904,6 +908,75 @@ class _Planner:
             self._reset_throttle()
 
     # -- lifecycle hooks (core/lifecycle_hooks.py) ----------------------------------------
+
+    def _with_rollback_runs(self, failed: Deployment) -> list[LifecycleHookDetail] | None:
+        """``failed``'s runs and those of its rollback: the AWS_LAMBDA hooks of the traffic
+        stages it had reached, run once more."""
+        details = failed.lifecycle_hook_details or ()
+        stages = lifecycle_hooks.rollback_stages(
+            failed.lifecycle_stage,
+            failed.production_traffic_weight,
+            self.state.test_traffic_shifted is not None,
+        )
+        runs = lifecycle_hooks.rollback_runs(
+            self.state.spec.deployment_configuration, failed.id, details, stages, self.now
+        )
+        for run in runs:
+            self.work.messages.append(
+                events.hook_in_progress(
+                    self.state.name,
+                    failed.id,
+                    run.hook_id,
+                    run.lifecycle_stage,
+                    run.target_arn or "",
+                    lifecycle_hooks.task_definition_of(run.target_arn) is not None,
+                    rollback=True,
+                )
+            )
+        return lifecycle_hooks.bounded([*details, *runs]) or None
+
+    def _answer_rollback_hooks(self) -> None:
+        """The replies and timeouts of the rollback runs (of the deployments rolled back),
+        which end them and change nothing else; their first call is due once production is
+        back on the PRIMARY."""
+        primary = self.primary
+        for deployment in list(self.deployments):
+            details = deployment.lifecycle_hook_details or ()
+            if deployment is primary or not lifecycle_hooks.rollback_waiting(details):
+                continue
+            answers = lifecycle_hooks.answer(
+                details, None, self.now, self.state.hook_replies, rollback_only=True
+            )
+            updated = answers.details
+            if self._production_back(primary):
+                updated = lifecycle_hooks.release(updated, self.now)
+            if updated != list(details):
+                self._replace(deployment, lifecycle_hook_details=updated, updated_at=self.now)
+            for run in answers.ended:
+                detail = run.detail
+                self.work.messages.append(
+                    events.hook_answered(
+                        self.state.name,
+                        deployment.id,
+                        detail.hook_id,
+                        detail.status,
+                        detail.timeout_action,
+                        detail.target_arn,
+                        detail.status_reason,
+                        rollback=True,
+                    )
+                )
+            wakeup = lifecycle_hooks.next_wakeup(updated, self.now)
+            if wakeup is not None:
+                self.work.requeue.append(wakeup)
+
+    def _production_back(self, primary: Deployment | None) -> bool:
+        """Whether the load balancers carry the PRIMARY's production share (a rollback's: all
+        of it); a service without a share to carry has it at once."""
+        if primary is None or primary.production_traffic_weight is None:
+            return True
+        weight = primary.production_traffic_weight
+        return self.state.traffic_applied_at(primary.id, weight) is not None
 
     def _answer_hooks(self) -> None:
         """spec.continueServiceDeployment, the replies of the calls made for this plan and the
@@ -1557,6 +1630,7 @@ class _Planner:
         self._circuit_breaker(desired)
         self._answer_hooks()
         self._watch_alarms()
+        self._answer_rollback_hooks()
         self._stop_lost()
         primary = self.primary
         steady = False
@@ -1731,7 +1805,23 @@ class _Planner:
             if any(d.status != "INACTIVE" for d in completed)
             else max(completed, key=lambda d: d.created_at, default=None)
         )
-        kept = [d for d in updated if d.status != "INACTIVE" or d is keep_inactive]
+        # A deployment rolled back stays listed while its rollback runs wait, and one plan more
+        # so that its service deployment records how they ended.
+        waited = {
+            d.id
+            for d in self.previous.deployments or ()
+            if lifecycle_hooks.rollback_waiting(d.lifecycle_hook_details)
+        }
+        waiting = {
+            d.id for d in updated if lifecycle_hooks.rollback_waiting(d.lifecycle_hook_details)
+        }
+        kept = [
+            d
+            for d in updated
+            if d.status != "INACTIVE" or d is keep_inactive or d.id in waited | waiting
+        ]
+        if any(d.status == "INACTIVE" and d.id in waited - waiting for d in kept):
+            self.work.requeue.append(0.0)  # the plan that drops it
         rank = {"PRIMARY": 0, "ACTIVE": 1, "INACTIVE": 2}
         kept.sort(key=lambda d: (rank[d.status], -d.created_at.timestamp()))
         self.deployments = kept

@@ -552,14 +552,22 @@ def hook_awaiting_action(
 
 
 def hook_in_progress(
-    service: str, deployment_id: str, hook_id: str, stage: str, target: str, task: bool
+    service: str,
+    deployment_id: str,
+    hook_id: str,
+    stage: str,
+    target: str,
+    task: bool,
+    rollback: bool = False,
 ) -> ServiceEventText:
     """An AWS_LAMBDA hook's run started: its URL is called until it answers, or its task
-    definition runs as Task ``hook_id`` (ECS's EventBridge HOOK_IN_PROGRESS)."""
+    definition runs as Task ``hook_id`` (ECS's EventBridge HOOK_IN_PROGRESS); ``rollback``: as
+    the deployment's traffic returns to the previous revision."""
     doing = f"running {target} as task {hook_id}" if task else f"calling {target}"
+    during = " in the rollback" if rollback else ""
     return ServiceEventText(
         f"(service {service}) (deployment {deployment_id}) lifecycle hook {hook_id} is in "
-        f"progress at {stage}: {doing} (HOOK_IN_PROGRESS).",
+        f"progress at {stage}{during}: {doing} (HOOK_IN_PROGRESS).",
         REASON_LIFECYCLE_HOOK,
     )
 
@@ -572,12 +580,16 @@ def hook_answered(
     timeout_action: str,
     target: str | None = None,
     why: str | None = None,
+    rollback: bool = False,
 ) -> ServiceEventText:
     """A hook run ended: a PAUSE hook was continued (SUCCEEDED) or rolled back (FAILED); an
     AWS_LAMBDA hook's ``target`` succeeded or failed, ``why`` saying how (it answered so, its
     call failed, its task exited); either timed out (TIMED_OUT, its ``timeout_action``
-    applies): ECS's hook event names, operator wording."""
-    if status == "TIMED_OUT":
+    applies, except in a ``rollback``, which goes on whatever it answers): ECS's hook event
+    names, operator wording."""
+    if status == "TIMED_OUT" and rollback:
+        outcome = "timed out in the rollback, which goes on"
+    elif status == "TIMED_OUT":
         outcome = f"timed out: its timeout action {timeout_action} applies"
     elif target is None:
         outcome = "was continued" if status == "SUCCEEDED" else "was rolled back"
@@ -586,6 +598,8 @@ def hook_answered(
     else:
         outcome = f"failed: {target}: {why or 'answered FAILED'}"
     rolls_back = status == "FAILED" or (timeout_action == "ROLLBACK" and status == "TIMED_OUT")
+    if rollback and status == "FAILED":
+        outcome += "; the rollback goes on"
     return ServiceEventText(
         f"(service {service}) (deployment {deployment_id}) lifecycle hook {hook_id} {outcome} "
         f"({_HOOK_EVENT_NAMES[status]}).",

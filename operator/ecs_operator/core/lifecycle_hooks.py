@@ -35,8 +35,23 @@ each LINEAR or CANARY step: a fresh run each). *Decision*: a run starts once the
 is in place, its timeout counting from then, and the stage waits for it as a hook stage does.
 The payload's weights are those of the stage: ``testTrafficWeights`` green 100 (blue 0) at
 TEST_TRAFFIC_SHIFT, ``productionTrafficWeights`` the step's at PRODUCTION_TRAFFIC_SHIFT (the
-current ones before it at PRE_PRODUCTION_TRAFFIC_SHIFT), empty elsewhere. They are not called
-again during a rollback (ECS re-invokes them with the weights moving back to blue).
+current ones before it at PRE_PRODUCTION_TRAFFIC_SHIFT), empty elsewhere.
+
+A rollback has no stage of its own: ECS calls the traffic stages' hooks again as the weights
+move back to blue (ecs-deployments.md §4.1). When a staged deployment rolls back (whatever the
+cause), each AWS_LAMBDA hook at a traffic stage it had reached (``rollback_stages``:
+TEST_TRAFFIC_SHIFT once the service has test traffic and the deployment got that far,
+PRODUCTION_TRAFFIC_SHIFT once it got there or green had a production share) gets one fresh run
+(``rollback_runs``, ``rollback`` set) in the failed deployment's ``lifecycleHookDetails``, its
+timeout counting from the rollback's start. *Decisions*: its first call is due once the load
+balancers carry production on blue again (``release``); the payload's
+``targetServiceRevisionArn`` still names green, ``productionTrafficWeights`` are green 0 and the
+revision rolled back to 100, and a TEST_TRAFFIC_SHIFT run gets the same ``testTrafficWeights``.
+It is called on as any run (IN_PROGRESS after callBackDelay, until its timeout), but its end
+(SUCCEEDED, FAILED, TIMED_OUT, whatever the action) is only recorded and told: the rollback
+never waits for it, nor does its answer change anything (blue already serves). The deployment
+rolled back stays listed while such a run waits (so a restart calls on), and is dropped once
+its service deployment recorded how they ended.
 
 An AWS_LAMBDA hook may instead name a task definition (``task-definition/FAMILY[:REVISION]`` or
 its ECS ARN): its run is one standalone Task (``hook_task_manifest``: named after the hookId,
@@ -55,7 +70,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, get_args
 
 from ecs_operator.core import labels, service_revisions
 from ecs_operator.core.strategies import FULL, HOOK_STAGES, TRAFFIC_HOOK_STAGES, Stage
@@ -68,6 +83,7 @@ from ecs_operator.models.service import (
     HookAction,
     HookTargetType,
     LifecycleHookDetail,
+    LifecycleStage,
     ServiceSpec,
     ServiceStatus,
 )
@@ -84,6 +100,7 @@ _ID_PREFIX: Final[dict[HookTargetType, str]] = {"PAUSE": "ecs-pause", "AWS_LAMBD
 ANSWERS: Final = frozenset({"SUCCEEDED", "FAILED", "IN_PROGRESS"})
 PAYLOAD_VARIABLE: Final = "ECS_LIFECYCLE_HOOK_PAYLOAD"
 _TASK_TARGET: Final = re.compile(HOOK_TASK_PATTERN)
+_STAGE_ORDER: Final[tuple[str, ...]] = get_args(LifecycleStage)
 
 
 def task_definition_of(target_arn: str | None) -> str | None:
@@ -136,28 +153,121 @@ def start_runs(
     if visit(details, stage) or stage.name not in HOOK_STAGES | TRAFFIC_HOOK_STAGES:
         return []
     start = started or stage.since
-    first = max((_number(d.hook_id) for d in details), default=0) + 1
-    runs = []
-    for offset, hook in enumerate(hooks_at(configuration, stage.name)):
-        timeout = hook.timeout_configuration
-        minutes = (timeout.timeout_in_minutes if timeout else None) or DEFAULT_TIMEOUT_MINUTES
-        target_type = hook.target_type or "AWS_LAMBDA"
-        pause = target_type == "PAUSE"
-        runs.append(
-            LifecycleHookDetail(
-                hook_id=hook_id(deployment_id, first + offset, target_type),
-                target_type=target_type,
-                target_arn=None if pause else hook.hook_target_arn,
-                status="AWAITING_ACTION" if pause else "IN_PROGRESS",
-                expires_at=start + timedelta(minutes=minutes),
-                timeout_action=(timeout.action if timeout else None) or DEFAULT_TIMEOUT_ACTION,
-                lifecycle_stage=stage.name,
-                started_at=stage.since,  # the visit it belongs to
-                invocations=None if pause else 0,
-                next_invocation_at=None if pause else start,
-            )
+    first = _next_number(details)
+    return [
+        _run(
+            hook,
+            hook_id(deployment_id, first + offset, hook.target_type or "AWS_LAMBDA"),
+            stage,
+            start,
         )
-    return runs
+        for offset, hook in enumerate(hooks_at(configuration, stage.name))
+    ]
+
+
+def _next_number(details: Sequence[LifecycleHookDetail]) -> int:
+    return max((_number(d.hook_id) for d in details), default=0) + 1
+
+
+def _expiry(hook: DeploymentLifecycleHook, start: datetime) -> datetime:
+    timeout = hook.timeout_configuration
+    minutes = (timeout.timeout_in_minutes if timeout else None) or DEFAULT_TIMEOUT_MINUTES
+    return start + timedelta(minutes=minutes)
+
+
+def _run(
+    hook: DeploymentLifecycleHook,
+    run_id: str,
+    stage: Stage,
+    start: datetime,
+    rollback: bool = False,
+) -> LifecycleHookDetail:
+    """A new run of ``hook`` at ``stage``, its timeout counting from ``start``; an AWS_LAMBDA
+    one is due then, unless it is a ``rollback`` run (``release``)."""
+    timeout = hook.timeout_configuration
+    target_type = hook.target_type or "AWS_LAMBDA"
+    pause = target_type == "PAUSE"
+    return LifecycleHookDetail(
+        hook_id=run_id,
+        target_type=target_type,
+        target_arn=None if pause else hook.hook_target_arn,
+        status="AWAITING_ACTION" if pause else "IN_PROGRESS",
+        expires_at=_expiry(hook, start),
+        timeout_action=(timeout.action if timeout else None) or DEFAULT_TIMEOUT_ACTION,
+        lifecycle_stage=stage.name,
+        started_at=stage.since,  # the visit it belongs to
+        invocations=None if pause else 0,
+        next_invocation_at=None if pause or rollback else start,
+        rollback=rollback or None,
+    )
+
+
+def rollback_stages(
+    stage: str | None, weight: float | None, test_traffic: bool
+) -> list[LifecycleStage]:
+    """The traffic stages a deployment failing at ``stage`` (green's production ``weight``) had
+    reached, whose hooks its rollback calls again: TEST_TRAFFIC_SHIFT from that stage on when
+    the service has test traffic, PRODUCTION_TRAFFIC_SHIFT from that stage on or once green had
+    a production share (a LINEAR or CANARY deployment failing before a later step)."""
+    if stage is None:
+        return []
+    reached = _STAGE_ORDER.index(stage)
+    found: list[LifecycleStage] = []
+    if test_traffic and reached >= _STAGE_ORDER.index("TEST_TRAFFIC_SHIFT"):
+        found.append("TEST_TRAFFIC_SHIFT")
+    if reached >= _STAGE_ORDER.index("PRODUCTION_TRAFFIC_SHIFT") or (weight or 0.0) > 0:
+        found.append("PRODUCTION_TRAFFIC_SHIFT")
+    return found
+
+
+def rollback_runs(
+    configuration: DeploymentConfiguration | None,
+    deployment_id: str,
+    details: Sequence[LifecycleHookDetail],
+    stages: Sequence[LifecycleStage],
+    now: datetime,
+) -> list[LifecycleHookDetail]:
+    """The runs of a rollback that begins at ``now``: one fresh run of each AWS_LAMBDA hook at
+    each of ``stages`` (``rollback_stages``), in progress, its timeout counting from ``now``,
+    its first call due once production is back on the previous revision (``release``)."""
+    first = _next_number(details)
+    hooks = [
+        (stage, hook)
+        for stage in stages
+        for hook in hooks_at(configuration, stage)
+        if hook.target_type != "PAUSE"
+    ]
+    return [
+        _run(
+            hook,
+            hook_id(deployment_id, first + offset, "AWS_LAMBDA"),
+            Stage(stage, 0.0, now),
+            now,
+            rollback=True,
+        )
+        for offset, (stage, hook) in enumerate(hooks)
+    ]
+
+
+def release(details: Sequence[LifecycleHookDetail], now: datetime) -> list[LifecycleHookDetail]:
+    """``details`` with the rollback runs not yet called due at ``now`` (production is back)."""
+    return [
+        d.model_copy(update={"next_invocation_at": now}) if _unreleased(d) else d for d in details
+    ]
+
+
+def _unreleased(detail: LifecycleHookDetail) -> bool:
+    return (
+        bool(detail.rollback)
+        and detail.status == "IN_PROGRESS"
+        and not detail.invocations
+        and detail.next_invocation_at is None
+    )
+
+
+def rollback_waiting(details: Sequence[LifecycleHookDetail] | None) -> bool:
+    """Whether a rollback run of ``details`` has not ended yet."""
+    return any(d.rollback and d.status in WAITING for d in details or ())
 
 
 def bounded(details: Sequence[LifecycleHookDetail]) -> list[LifecycleHookDetail]:
@@ -217,13 +327,20 @@ def answer(
     request: ContinueServiceDeployment | None,
     now: datetime,
     replies: Mapping[str, HookReply] | None = None,
+    *,
+    rollback_only: bool = False,
 ) -> Answers:
     """The runs after ``request`` (the spec's answer to PAUSE runs), ``replies`` (the calls of
-    AWS_LAMBDA runs made for this plan, by hookId) and the timeouts due at ``now``."""
+    AWS_LAMBDA runs made for this plan, by hookId) and the timeouts due at ``now``; with
+    ``rollback_only``, only the rollback runs (those of a deployment rolled back). A rollback
+    run's end rolls nothing back."""
     updated: list[LifecycleHookDetail] = []
     ended: list[Answered] = []
     for detail in details:
         new = detail
+        if rollback_only and not detail.rollback:
+            updated.append(detail)
+            continue
         if detail.status == "AWAITING_ACTION" and request and request.hook_id == detail.hook_id:
             new = detail.model_copy(
                 update={"status": "SUCCEEDED" if request.action == "CONTINUE" else "FAILED"}
@@ -234,8 +351,9 @@ def answer(
             new = new.model_copy(update={"status": "TIMED_OUT", "next_invocation_at": None})
         updated.append(new)
         if new.status != detail.status and new.status not in WAITING:
-            rolls_back = new.status == "FAILED" or (
-                new.status == "TIMED_OUT" and new.timeout_action == "ROLLBACK"
+            rolls_back = not new.rollback and (
+                new.status == "FAILED"
+                or (new.status == "TIMED_OUT" and new.timeout_action == "ROLLBACK")
             )
             ended.append(Answered(new, rolls_back))
     return Answers(updated, ended, updated != list(details))
@@ -309,33 +427,30 @@ def next_wakeup(details: Sequence[LifecycleHookDetail], now: datetime) -> float 
     return max(0.0, (min(moments) - now).total_seconds())
 
 
-def _running(
-    status: ServiceStatus | None, now: datetime
-) -> tuple[str, list[LifecycleHookDetail]] | None:
-    """The PRIMARY deployment's id and its AWS_LAMBDA runs in progress, not yet expired."""
-    deployments = (status.deployments if status else None) or ()
-    primary = next((d for d in deployments if d.status == "PRIMARY"), None)
-    if primary is None or primary.rollout_state != "IN_PROGRESS":
-        return None
-    runs = [
-        d
-        for d in primary.lifecycle_hook_details or ()
-        if d.status == "IN_PROGRESS" and d.target_arn is not None and now < d.expires_at
-    ]
-    return primary.id, runs
+def _running(status: ServiceStatus | None, now: datetime) -> list[tuple[str, LifecycleHookDetail]]:
+    """The AWS_LAMBDA runs in progress, not yet expired, with their deployment's id: those of
+    the PRIMARY deployment rolling out, and the rollback runs (of any deployment) released."""
+    found = []
+    for deployment in (status.deployments if status else None) or ():
+        rolling_out = deployment.status == "PRIMARY" and deployment.rollout_state == "IN_PROGRESS"
+        for detail in deployment.lifecycle_hook_details or ():
+            wanted = not _unreleased(detail) if detail.rollback else rolling_out
+            if (
+                wanted
+                and detail.status == "IN_PROGRESS"
+                and detail.target_arn is not None
+                and now < detail.expires_at
+            ):
+                found.append((deployment.id, detail))
+    return found
 
 
 def calls_due(
     namespace: str, service: str, spec: ServiceSpec, status: ServiceStatus | None, now: datetime
 ) -> list[HookCall]:
-    """The calls of the PRIMARY deployment's URL runs due at ``now`` (each in progress, its
-    next call due, not yet expired)."""
-    running = _running(status, now)
-    if running is None:
-        return []
-    deployment_id, runs = running
+    """The calls of the URL runs due at ``now`` (``_running``, the next call due)."""
     calls = []
-    for detail in runs:
+    for deployment_id, detail in _running(status, now):
         due = detail.next_invocation_at is not None and detail.next_invocation_at <= now
         if not due or detail.target_arn is None or task_definition_of(detail.target_arn):
             continue
@@ -364,13 +479,9 @@ class HookTaskRun:
 def task_runs_due(
     namespace: str, service: str, spec: ServiceSpec, status: ServiceStatus | None, now: datetime
 ) -> list[HookTaskRun]:
-    """The PRIMARY deployment's task target runs in progress (not yet expired)."""
-    running = _running(status, now)
-    if running is None:
-        return []
-    deployment_id, runs = running
+    """The task target runs in progress (``_running``)."""
     found = []
-    for detail in runs:
+    for deployment_id, detail in _running(status, now):
         reference = task_definition_of(detail.target_arn)
         if reference is None:
             continue
@@ -491,7 +602,10 @@ def _payload(
     test: dict[str, float] = {}
     production: dict[str, float] = {}
     stage = detail.lifecycle_stage
-    if stage in ("PRE_PRODUCTION_TRAFFIC_SHIFT", "PRODUCTION_TRAFFIC_SHIFT"):
+    if detail.rollback:
+        production = _rollback_weights(namespace, service, status, deployment_id)
+        test = production if stage == "TEST_TRAFFIC_SHIFT" else {}
+    elif stage in ("PRE_PRODUCTION_TRAFFIC_SHIFT", "PRODUCTION_TRAFFIC_SHIFT"):
         # Before a step: the current weights; at a step: the ones it set (the status's).
         production = _weights(namespace, service, status, deployment_id, None)
     elif stage == "TEST_TRAFFIC_SHIFT":
@@ -515,6 +629,26 @@ def _weights(
     blue = next((d for d in deployments if d.status == "ACTIVE"), None)
     if blue is not None:
         weights[service_revisions.service_revision_arn(namespace, service, blue.id)] = FULL - weight
+    return weights
+
+
+def _rollback_weights(
+    namespace: str, service: str, status: ServiceStatus | None, green_id: str
+) -> dict[str, float]:
+    """Green 0, the revision its rollback returns to 100 (what tells a hook it is a rollback):
+    the one its service deployment's ``rollback`` names, else the PRIMARY."""
+    arn = service_revisions.service_deployment_arn(namespace, service, green_id)
+    records = (status.service_deployments if status else None) or ()
+    record = next((r for r in records if r.service_deployment_arn == arn), None)
+    back_to = record.rollback.service_revision_arn if record and record.rollback else None
+    primary = next(
+        (d for d in (status.deployments if status else None) or () if d.status == "PRIMARY"), None
+    )
+    if back_to is None and primary is not None and primary.id != green_id:
+        back_to = service_revisions.service_revision_arn(namespace, service, primary.id)
+    weights = {service_revisions.service_revision_arn(namespace, service, green_id): 0.0}
+    if back_to is not None:
+        weights[back_to] = FULL
     return weights
 
 

@@ -345,11 +345,6 @@ NOT_HONOURED: Final[Mapping[str, str]] = {
         "Kubernetes Service, whatever rule is named"
     ),
     "propagateTags TASK_DEFINITION": "the task definition's tags are not copied to the tasks",
-    "lifecycleHooks at TEST_/PRODUCTION_TRAFFIC_SHIFT in a rollback": (
-        "an AWS_LAMBDA hook at TEST_TRAFFIC_SHIFT or PRODUCTION_TRAFFIC_SHIFT is called as "
-        "traffic moves to the new revision, not again during a rollback (ECS calls it with "
-        "the weights moving back)"
-    ),
     "lifecycleHooks with ROLLING": (
         "ECS documents hook stages for BLUE_GREEN, LINEAR and CANARY only: a ROLLING deployment "
         "does not pause"

@@ -10,7 +10,7 @@ a ``serviceName`` that is the Service's own name, the ECS deployment controller)
 
 from ecs_operator.core.http_routes import route_name
 from ecs_operator.core.render import NOT_HONOURED
-from ecs_operator.core.strategies import TRAFFIC_HOOK_STAGES, is_staged, strategy_of
+from ecs_operator.core.strategies import is_staged, strategy_of
 from ecs_operator.models.common import UnsupportedField
 from ecs_operator.models.service import ServiceSpec
 from ecs_operator.models.taskdefinition import family_name
@@ -93,18 +93,14 @@ def unsupported_service_fields(name: str, spec: ServiceSpec) -> list[Unsupported
 
 
 def _lifecycle_hooks(spec: ServiceSpec) -> list[UnsupportedField]:
-    """Hooks of a ROLLING service, and AWS_LAMBDA hooks at the traffic shift stages (not
-    called again during a rollback)."""
+    """Hooks of a ROLLING service."""
     configuration = spec.deployment_configuration
     hooks = (configuration.lifecycle_hooks if configuration else None) or ()
-    staged = is_staged(strategy_of(spec))
-    found = []
-    for index, hook in enumerate(hooks):
-        path = f"spec.deploymentConfiguration.lifecycleHooks[{index}]"
-        if not staged:
-            found.append(_field(path, "lifecycleHooks with ROLLING"))
-        elif any(s in TRAFFIC_HOOK_STAGES for s in hook.lifecycle_stages):
-            found.append(
-                _field(path, "lifecycleHooks at TEST_/PRODUCTION_TRAFFIC_SHIFT in a rollback")
-            )
-    return found
+    if is_staged(strategy_of(spec)):
+        return []
+    return [
+        _field(
+            f"spec.deploymentConfiguration.lifecycleHooks[{index}]", "lifecycleHooks with ROLLING"
+        )
+        for index in range(len(hooks))
+    ]

@@ -29,7 +29,8 @@ Statuses follow the legacy deployment and only ever move forward (``STATUS_RANK`
   rollback: ROLLBACK_IN_PROGRESS
   (``rollback`` names the service revision rolled back to, the last SUCCESSFUL one, and the
   failed deployment's rolloutStateReason); once that revision is COMPLETED again
-  ROLLBACK_SUCCESSFUL, if it fails too ROLLBACK_FAILED;
+  ROLLBACK_SUCCESSFUL, if it fails too ROLLBACK_FAILED (its ``lifecycleHookDetails`` still
+  follow the deployment's while listed: the rollback's hook runs may end later);
 - failed without rollback: STOPPED (ECS sets ``stoppedAt`` then); replaced by a newer
   deployment before it finished: STOPPED (*decision*, ECS names no status for it).
 
@@ -418,10 +419,10 @@ def _started(deployment: Deployment, inputs: RecordInputs) -> ServiceDeployment:
 def _advance(
     record: ServiceDeployment, by_id: Mapping[str, Deployment], inputs: RecordInputs
 ) -> ServiceDeployment:
-    if record.status in COMPLETED:
-        return record
     deployment_id = _deployment_id(record.service_deployment_arn)
     deployment = by_id.get(deployment_id)
+    if record.status in COMPLETED:
+        return _hooks_ended(record, deployment, inputs.now)
     changes = _transition(record, deployment, by_id, inputs)
     status = changes.get("status", record.status)
     if STATUS_RANK[status] < STATUS_RANK[record.status]:
@@ -440,6 +441,18 @@ def _advance(
     if moved == record:
         return record
     return moved.model_copy(update={"updated_at": inputs.now})
+
+
+def _hooks_ended(
+    record: ServiceDeployment, deployment: Deployment | None, now: datetime
+) -> ServiceDeployment:
+    """A completed record takes how its deployment's rollback runs went on (they may outlast
+    the rollback): nothing else of it changes."""
+    if deployment is None or deployment.lifecycle_hook_details == record.lifecycle_hook_details:
+        return record
+    return record.model_copy(
+        update={"lifecycle_hook_details": deployment.lifecycle_hook_details, "updated_at": now}
+    )
 
 
 def _transition(

@@ -1023,6 +1023,14 @@ class LifecycleHookDetail(StatusModel):
     started_at: Timestamp = Field(
         description="When the deployment reached that stage (not a member of ECS's detail)."
     )
+    rollback: bool | None = Field(
+        default=None,
+        description=(
+            "True: a run of the rollback (TEST_/PRODUCTION_TRAFFIC_SHIFT called again as traffic "
+            "returns to the previous revision); its answer never changes the rollback (not a "
+            "member of ECS's detail)."
+        ),
+    )
 
 
 class Deployment(StatusModel):

@@ -1,6 +1,7 @@
 """controllers.hooks through the Service controller at the traffic stages: a LINEAR deployment's
 AWS_LAMBDA hook at PRODUCTION_TRAFFIC_SHIFT POSTs ECS's payload with each step's weights to a
-real local HTTP server; and a task target's run that times out has its Task stopped, once."""
+real local HTTP server, and once more with green at 0 when its FAILED answer rolls back; and a
+task target's run that times out has its Task stopped, once."""
 
 from __future__ import annotations
 
@@ -123,21 +124,39 @@ async def test_a_linear_production_hook_is_called_at_each_step_with_its_weights(
     assert by_revision[f"{FAMILY}:2"]["lifecycleStage"] == "CLEAN_UP"
 
 
-async def test_a_failed_production_hook_rolls_back_to_blue(
+async def test_a_failed_production_hook_rolls_back_to_blue_and_is_called_again(
     hooks: HookServer, operators: list[Operator]
 ) -> None:
     hooks.status = "FAILED"
     operator = await deployed(
         operators, {"lifecycleStages": ["PRODUCTION_TRAFFIC_SHIFT"], "hookTargetArn": hooks.url}
     )
-    by_revision = deployments(operator.kube)
-    blue = by_revision[f"{FAMILY}:1"]
+    status = operator.kube.stored(SERVICES, *KEY)["status"]
+    blue = deployments(operator.kube)[f"{FAMILY}:1"]
     assert (blue["status"], blue["rollback"], blue["productionTrafficWeight"]) == (
         "PRIMARY",
         True,
         100.0,
     )
-    assert len(hooks.payloads) == 1
+    # The rollback calls the hook once more: green still the target, its weight 0, blue's 100.
+    first, again = hooks.payloads
+    [record] = [r for r in status["serviceDeployments"] if r.get("rollback")]
+    green = record["targetServiceRevision"]["arn"]
+    assert first["executionDetails"]["productionTrafficWeights"] == {green: 100.0, arn(blue): 0.0}
+    assert again["executionId"] != first["executionId"]
+    assert again["lifecycleStage"] == "PRODUCTION_TRAFFIC_SHIFT"
+    assert again["resourceArn"] == record["serviceDeploymentArn"]
+    assert again["executionDetails"]["targetServiceRevisionArn"] == green
+    assert again["executionDetails"]["productionTrafficWeights"] == {green: 0.0, arn(blue): 100.0}
+    # Its FAILED answer is recorded in the service deployment and changes nothing.
+    assert [
+        (r["hookId"], r["status"], r.get("rollback")) for r in record["lifecycleHookDetails"]
+    ] == [
+        (first["executionId"], "FAILED", None),
+        (again["executionId"], "FAILED", True),
+    ]
+    assert record["status"] == "ROLLBACK_IN_PROGRESS"  # green's task is still stopping
+    assert blue["rolloutState"] == "IN_PROGRESS"
 
 
 async def test_a_timed_out_task_hook_has_its_task_stopped_once(

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from ecs_operator.core import alarms, events, service_revisions
 from ecs_operator.core.alarms import AlarmReadings
 from ecs_operator.core.deployments import circuit_breaker_threshold
+from ecs_operator.core.lifecycle_hooks import HookCall, HookReply
 from ecs_operator.core.service_revisions import (
     COMPLETED,
     STATUS_RANK,
@@ -444,6 +445,74 @@ def test_a_pause_hook_is_in_the_service_deployment_and_its_rollback_says_why() -
     assert failed.status_reason == events.service_deployment_rolled_back(reason)
     assert [d.status for d in failed.lifecycle_hook_details or ()] == ["FAILED"]
     assert rec.sim.primary().id == first == deployment_of(succeeded)
+
+
+def test_a_rollback_hook_run_outlasting_the_rollback_is_followed_by_its_record() -> None:
+    """A PAUSE answered ROLLBACK after production moved: the production hook's rollback run
+    answers IN_PROGRESS until it times out; the record is ROLLBACK_SUCCESSFUL before that, and
+    still takes how the run ended (the deployment stays listed until then)."""
+    rec = recorder()
+    rec.run(4)
+    first = rec.sim.primary().id
+    url = "http://hooks:8080/verify"
+    timeout = {"timeoutInMinutes": 1, "action": "ROLLBACK"}
+    hooks = [
+        {"targetType": "PAUSE", "lifecycleStages": ["POST_PRODUCTION_TRAFFIC_SHIFT"]},
+        {"lifecycleStages": ["PRODUCTION_TRAFFIC_SHIFT"], "hookTargetArn": url}
+        | {"timeoutConfiguration": timeout},
+    ]
+
+    def target(call: HookCall) -> HookReply:
+        details = call.payload["executionDetails"]
+        back = details["productionTrafficWeights"].get(details["targetServiceRevisionArn"]) == 0.0
+        status = "IN_PROGRESS" if back else "SUCCEEDED"
+        return HookReply(answer={"hookStatus": status, "callBackDelay": 10})
+
+    rec.sim.hook_target = target
+    rec.deploy(
+        2,
+        deploymentConfiguration={
+            "strategy": "BLUE_GREEN",
+            "bakeTimeInMinutes": 0,
+            "lifecycleHooks": hooks,
+        },
+    )
+    rec.run(6)
+    paused, _ = rec.records()
+    pause = next(d for d in paused.lifecycle_hook_details or () if d.target_type == "PAUSE")
+    assert pause.status == "AWAITING_ACTION"
+    rec.sim.spec = spec(
+        **rec.sim.spec.model_dump(by_alias=True, exclude_none=True)
+        | {"continueServiceDeployment": {"hookId": pause.hook_id, "action": "ROLLBACK"}}
+    )
+    rec.sim.generation += 1
+    rec.run(3)
+    failed, _ = rec.records()
+    green = deployment_of(failed)
+    assert failed.status == "ROLLBACK_SUCCESSFUL" and rec.sim.primary().id == first
+    again = (failed.lifecycle_hook_details or [])[-1]
+    assert (again.rollback, again.status) == (True, "IN_PROGRESS")
+    # Called with blue at 100, green at 0, on every callBackDelay (the sim's namespace).
+    prefix = "arn:aws:ecs:::service-revision/shop/web/"
+    rolled = [c for c in rec.sim.calls if c.hook_id == again.hook_id]
+    assert rolled and all(
+        c.payload["executionDetails"]["productionTrafficWeights"]
+        == {
+            prefix + green.removeprefix("ecs-svc/"): 0.0,
+            prefix + first.removeprefix("ecs-svc/"): 100.0,
+        }
+        for c in rolled
+    )
+    assert rec.sim.deployment(green) is not None
+    rec.run(8)  # past its minute
+    failed, _ = rec.records()
+    assert [d.status for d in failed.lifecycle_hook_details or ()] == [
+        "SUCCEEDED",
+        "FAILED",
+        "TIMED_OUT",
+    ]
+    assert failed.status == "ROLLBACK_SUCCESSFUL" and rec.sim.deployment(green) is None
+    assert any("timed out in the rollback, which goes on" in m for m in rec.sim.messages())
 
 
 def test_an_alarm_rollback_is_recorded_with_its_alarms_and_the_breaker_not_triggered() -> None:

@@ -1,13 +1,14 @@
 """AWS_LAMBDA hooks at TEST_TRAFFIC_SHIFT and PRODUCTION_TRAFFIC_SHIFT (issue #11): the
 scheduler simulated through BLUE_GREEN, LINEAR and CANARY deployments whose hook at a traffic
 stage is called once its traffic is in place (at every production step), with the weights that
-stage set, and holds the deployment there until it SUCCEEDED; FAILED rolls back to blue. A task
-target's run that times out stops its Task."""
+stage set, and holds the deployment there until it SUCCEEDED; FAILED rolls back to blue, and a
+rollback calls the hooks of the traffic stages reached once more, green at 0, never waiting for
+them. A task target's run that times out stops its Task."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hypothesis import given, settings
@@ -172,8 +173,9 @@ def test_the_test_traffic_hook_gets_the_test_weights_and_holds_the_stage() -> No
     assert sim.steady() and green_record(sim).rollout_state == "COMPLETED"
 
 
-def test_a_failed_production_hook_rolls_back_with_blue_serving_every_request() -> None:
+def test_a_failed_production_hook_rolls_back_and_is_called_again_with_green_at_0() -> None:
     sim = deploying("LINEAR", [hook("PRODUCTION_TRAFFIC_SHIFT")], answering("FAILED"))
+    blue_id = sim.primary().id
     for _ in range(8):
         sim.run(1)
         if sim.primary().task_definition == BLUE:
@@ -185,12 +187,106 @@ def test_a_failed_production_hook_rolls_back_with_blue_serving_every_request() -
         100.0,
     )
     failed = green_record(sim)
+    green, blue_arn = arns(sim, blue_id)
     assert failed.rollout_state == "FAILED"
-    [run] = failed.lifecycle_hook_details
-    assert (run.lifecycle_stage, run.status) == ("PRODUCTION_TRAFFIC_SHIFT", "FAILED")
-    assert len(sim.calls) == 1  # not called again during the rollback
+    forward, again = failed.lifecycle_hook_details
+    assert (forward.lifecycle_stage, forward.status, forward.rollback) == (
+        "PRODUCTION_TRAFFIC_SHIFT",
+        "FAILED",
+        None,
+    )
+    # A fresh run of the same hook, due at once (production is back on blue), not yet called.
+    assert (again.lifecycle_stage, again.status, again.rollback, again.invocations) == (
+        "PRODUCTION_TRAFFIC_SHIFT",
+        "IN_PROGRESS",
+        True,
+        0,
+    )
+    assert again.hook_id != forward.hook_id and again.next_invocation_at == sim.now - timedelta(
+        seconds=10
+    )
+    assert len(sim.calls) == 1
+    sim.plan()
+    _, second = sim.calls
+    assert second.payload["executionId"] == again.hook_id
+    assert second.payload["lifecycleStage"] == "PRODUCTION_TRAFFIC_SHIFT"
+    assert second.payload["executionDetails"] == {
+        "serviceArn": "arn:aws:ecs:::service/shop/web",
+        "targetServiceRevisionArn": green,  # still green: green 0, blue 100 tells the rollback
+        "productionTrafficWeights": {green: 0.0, blue_arn: 100.0},
+        "testTrafficWeights": {},
+    }
+    # Its FAILED answer ends the run and changes nothing else: the rollback goes on.
+    ended = green_record(sim).lifecycle_hook_details[1]
+    assert (ended.status, ended.invocations) == ("FAILED", 1)
+    assert any(
+        f"lifecycle hook {again.hook_id} failed: {URL}: answered FAILED; the rollback goes on" in m
+        for m in sim.messages()
+    )
     sim.run(6)
+    assert len(sim.calls) == 2
     assert sim.steady() and {t.task_definition for t in sim.live()} == {BLUE}
+    assert sim.primary().rollout_state == "COMPLETED"
+    assert sim.deployment(failed.id) is None  # dropped once its runs ended and nothing ran
+
+
+def test_a_rollback_calls_the_test_hook_with_both_weights_back_on_blue() -> None:
+    """BLUE_GREEN failing at PRODUCTION_TRAFFIC_SHIFT (its hook FAILED) had reached both traffic
+    stages: each hook is called once more; the test hook also sees test traffic back."""
+    hooks = [hook("TEST_TRAFFIC_SHIFT", url=URL + "/test"), hook("PRODUCTION_TRAFFIC_SHIFT")]
+
+    def target(call: HookCall) -> HookReply:
+        failing = call.payload["lifecycleStage"] == "PRODUCTION_TRAFFIC_SHIFT"
+        return HookReply(answer={"hookStatus": "FAILED" if failing else "SUCCEEDED"})
+
+    sim = deploying("BLUE_GREEN", hooks, target)
+    sim.test_traffic_shifted = lambda _green: True
+    blue_id = sim.primary().id
+    sim.run(10)
+    assert sim.primary().task_definition == BLUE and sim.primary().rollout_state == "COMPLETED"
+    prefix = "arn:aws:ecs:::service-revision/shop/web/"
+    green = prefix + sim.calls[0].payload["resourceArn"].rpartition("/")[2]
+    blue = prefix + blue_id.removeprefix("ecs-svc/")
+    back = {green: 0.0, blue: 100.0}
+    rolled = [
+        c for c in sim.calls if c.payload["executionDetails"]["productionTrafficWeights"] == back
+    ]
+    assert sorted((c.url, c.payload["executionDetails"]["testTrafficWeights"]) for c in rolled) == [
+        (URL, {}),
+        (URL + "/test", back),
+    ]
+    assert len(sim.calls) == 4  # each stage's run, then each once in the rollback
+
+
+def test_rollback_calls_wait_until_production_is_back_on_blue() -> None:
+    back = [False]
+    sim = deploying("BLUE_GREEN", [hook("PRODUCTION_TRAFFIC_SHIFT")], answering("FAILED"))
+    blue_id = sim.primary().id
+    sim.traffic_applied_at = lambda deployment, _w: (
+        sim.now if deployment != blue_id or back[0] else None
+    )
+    for _ in range(8):
+        sim.run(1)
+        if sim.primary().id == blue_id:
+            break
+    failed_at = sim.now - timedelta(seconds=10)
+    green_id = green_record(sim).id
+    sim.run(8)
+    # The rollback does not wait for its hooks: blue completes, green's run waits for traffic.
+    assert sim.primary().rollout_state == "COMPLETED" and len(sim.calls) == 1
+    again = sim.deployment(green_id).lifecycle_hook_details[-1]
+    assert (again.rollback, again.status, again.next_invocation_at) == (True, "IN_PROGRESS", None)
+    assert again.expires_at == failed_at + timedelta(minutes=1440)  # from the rollback's start
+    back[0] = True
+    sim.run(3)
+    assert len(sim.calls) == 2
+    assert (
+        sim.calls[1].payload["executionDetails"]["productionTrafficWeights"][
+            "arn:aws:ecs:::service-revision/shop/web/" + green_id.removeprefix("ecs-svc/")
+        ]
+        == 0.0
+    )
+    assert sim.deployment(green_id) is None
 
 
 ANSWERS = st.lists(st.sampled_from(["SUCCEEDED", "IN_PROGRESS", "FAILED"]), max_size=10)
@@ -252,6 +348,174 @@ def test_a_traffic_stage_is_left_only_once_each_hook_there_succeeded(
         assert (primary.task_definition, primary.production_traffic_weight) == (GREEN, 100.0)
     sim.run(6)
     assert {t.task_definition for t in sim.live()} == {primary.task_definition}
+
+
+def test_a_rollback_run_is_called_with_the_revision_its_record_rolled_back_to() -> None:
+    """After a restart with a newer deployment PRIMARY: the rollback run of green is still
+    called (released runs only), blue being what green's service deployment rolled back to."""
+    green_id, blue_id, newer_id = (f"ecs-svc/{d * 19}" for d in "123")
+    now = datetime(2026, 1, 1, 12, tzinfo=UTC)
+
+    def run(number: int, **fields: Any) -> dict[str, Any]:
+        return {
+            "hookId": f"ecs-hook-{'1' * 19}-{number}",
+            "targetType": "AWS_LAMBDA",
+            "targetArn": URL,
+            "status": "IN_PROGRESS",
+            "invocations": 0,
+            "expiresAt": "2026-01-01T13:00:00Z",
+            "timeoutAction": "ROLLBACK",
+            "lifecycleStage": "TEST_TRAFFIC_SHIFT",
+            "startedAt": "2026-01-01T11:00:00Z",
+            "rollback": True,
+        } | fields
+
+    def deployment(deployment_id: str, status: str, **fields: Any) -> dict[str, Any]:
+        return {
+            "id": deployment_id,
+            "status": status,
+            "taskDefinition": GREEN,
+            "createdAt": "2026-01-01T10:00:00Z",
+            "updatedAt": "2026-01-01T10:00:00Z",
+        } | fields
+
+    revision = "arn:aws:ecs:::service-revision/shop/web/"
+    status = ServiceStatus.model_validate(
+        {
+            "deployments": [
+                deployment(newer_id, "PRIMARY", rolloutState="IN_PROGRESS"),
+                deployment(
+                    green_id,
+                    "INACTIVE",
+                    rolloutState="FAILED",
+                    lifecycleHookDetails=[
+                        run(1, nextInvocationAt="2026-01-01T11:59:00Z"),
+                        run(2),  # not released: production was not back on blue yet
+                    ],
+                ),
+            ],
+            "serviceDeployments": [
+                {
+                    "serviceDeploymentArn": "arn:aws:ecs:::service-deployment/shop/web/" + "1" * 19,
+                    "targetServiceRevision": {"arn": revision + "1" * 19},
+                    "status": "ROLLBACK_SUCCESSFUL",
+                    "createdAt": "2026-01-01T10:00:00Z",
+                    "rollback": {
+                        "serviceRevisionArn": revision + "2" * 19,
+                        "reason": "x",
+                        "startedAt": "2026-01-01T11:00:00Z",
+                    },
+                }
+            ],
+        }
+    )
+    sim = deploying("BLUE_GREEN", [hook("TEST_TRAFFIC_SHIFT")], None)
+    [call] = lifecycle_hooks.calls_due("shop", "web", sim.spec, status, now)
+    back = {revision + green_id[8:]: 0.0, revision + blue_id[8:]: 100.0}
+    assert call.hook_id.endswith("-1")
+    assert call.payload["executionDetails"]["productionTrafficWeights"] == back
+    assert call.payload["executionDetails"]["testTrafficWeights"] == back
+    assert call.payload["executionDetails"]["targetServiceRevisionArn"] == revision + green_id[8:]
+
+
+STAGE_ORDER = (
+    "POST_SCALE_UP",
+    "TEST_TRAFFIC_SHIFT",
+    "POST_TEST_TRAFFIC_SHIFT",
+    "PRE_PRODUCTION_TRAFFIC_SHIFT",
+    "PRODUCTION_TRAFFIC_SHIFT",
+)
+
+
+def reached(stage: str, weight: float) -> set[str]:
+    """The traffic stages a deployment failing at ``stage`` with green at ``weight`` had
+    moved traffic at (this service has test traffic)."""
+    at = STAGE_ORDER.index(stage) if stage in STAGE_ORDER else len(STAGE_ORDER)
+    found = {s for s in TRAFFIC if STAGE_ORDER.index(s) <= at}
+    return found | ({"PRODUCTION_TRAFFIC_SHIFT"} if weight > 0 else set())
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    strategy=st.sampled_from(["BLUE_GREEN", "LINEAR", "CANARY"]),
+    failing_stages=st.sets(st.sampled_from(STAGE_ORDER), min_size=1),
+    in_progress=st.integers(0, 14),
+    in_rollback=st.sampled_from(["SUCCEEDED", "FAILED", "IN_PROGRESS", "unreachable"]),
+)
+def test_a_rollback_calls_the_hooks_of_the_traffic_stages_reached_once_more_never_waiting(
+    strategy: str, failing_stages: set[str], in_progress: int, in_rollback: str
+) -> None:
+    """Whatever fails the deployment at whichever stage (a hook FAILED after ``in_progress``
+    answers IN_PROGRESS, or timed out: beyond 12 of them) and whatever the rollback's calls
+    answer: each AWS_LAMBDA hook at a traffic stage green had reached gets one fresh run in the
+    rollback, called with green at 0 and blue at 100; the rollback completes with blue serving
+    and does not wait for them; the runs end within their timeout."""
+    forward = iter(["IN_PROGRESS"] * in_progress)
+    timeout = {"timeoutConfiguration": {"timeoutInMinutes": 2, "action": "ROLLBACK"}}
+    hooks = [
+        hook(*sorted(failing_stages), **timeout),
+        hook("PRODUCTION_TRAFFIC_SHIFT", url=URL + "/production", **timeout),
+        hook("TEST_TRAFFIC_SHIFT", url=URL + "/test", **timeout),
+    ]
+
+    def target(call: HookCall) -> HookReply:
+        details = call.payload["executionDetails"]
+        green = details["targetServiceRevisionArn"]
+        if details["productionTrafficWeights"].get(green) == 0.0 and (
+            call.payload["lifecycleStage"] in TRAFFIC
+        ):
+            if in_rollback == "unreachable":
+                return HookReply(error="it cannot be reached")
+            return HookReply(answer={"hookStatus": in_rollback, "callBackDelay": 10})
+        status = next(forward, "FAILED") if call.url == URL else "SUCCEEDED"
+        return HookReply(answer={"hookStatus": status, "callBackDelay": 10})
+
+    sim = deploying(strategy, hooks, target)
+    sim.test_traffic_shifted = lambda _green: True
+    blue_id = sim.primary().id
+    seen = (sim.primary().lifecycle_stage, 0.0)
+    green_id = ""
+    for _ in range(60):
+        sim.run(1)
+        primary = sim.primary()
+        if primary.id == blue_id:
+            break
+        green_id = primary.id
+        seen = (primary.lifecycle_stage, primary.production_traffic_weight or 0.0)
+    assert sim.primary().id == blue_id, "the forward hook always ends up FAILED or timed out"
+    forward_ids = {c.payload["executionId"] for c in sim.calls}
+    # The rollback never waits for its hooks: blue completes while green's tasks stop.
+    for _ in range(10):
+        sim.run(1)
+        if sim.primary().rollout_state == "COMPLETED":
+            break
+    assert sim.primary().rollout_state == "COMPLETED" and sim.primary().id == blue_id
+    sim.run(15)  # past their 2-minute timeout
+    assert sim.deployment(green_id) is None  # its runs ended: it is dropped
+    assert {t.task_definition for t in sim.live()} == {BLUE}
+    runs: dict[tuple[str, str], set[str]] = {}
+    for call in sim.calls:
+        if call.payload["executionId"] not in forward_ids:
+            details = call.payload["executionDetails"]
+            green = details["targetServiceRevisionArn"]
+            assert green.endswith(green_id.removeprefix("ecs-svc/"))
+            assert details["productionTrafficWeights"] == {
+                green: 0.0,
+                green.replace(
+                    green_id.removeprefix("ecs-svc/"), blue_id.removeprefix("ecs-svc/")
+                ): 100.0,
+            }
+            key = (call.url, call.payload["lifecycleStage"])
+            runs.setdefault(key, set()).add(call.payload["executionId"])
+    stages = reached(*seen)  # type: ignore[arg-type]
+    expected = {
+        (h["hookTargetArn"], stage)
+        for h in hooks
+        for stage in h["lifecycleStages"]
+        if stage in stages
+    }
+    assert set(runs) == expected
+    assert all(len(ids) == 1 for ids in runs.values())  # one fresh run each
 
 
 # -- a task target that times out -------------------------------------------------------------
