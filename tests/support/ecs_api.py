@@ -349,13 +349,18 @@ class Ecs:
     def wait_task(
         self, name: str, predicate: Callable[[Body], Any], what: str, timeout: float = 20
     ) -> Body:
-        """The task's status once `predicate(status)` holds."""
+        """The task's status once `predicate(status)` holds (a task the operator has yet to
+        create, such as a run's `NAME-2`, is waited for too)."""
+
+        def current() -> Body | None:
+            found = self.get("tasks", name)
+            return None if found is None else (found.get("status") or {})
 
         def check() -> Body | None:
-            status = self.status(name)
-            return status if predicate(status) else None
+            status = current()
+            return status if status is not None and predicate(status) else None
 
-        result: Body = self.wait(check, f"task {name}: {what}", lambda: self.status(name), timeout)
+        result: Body = self.wait(check, f"task {name}: {what}", current, timeout)
         return result
 
     def wait_last_status(self, name: str, *wanted: str, timeout: float = 20) -> Body:
