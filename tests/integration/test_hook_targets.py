@@ -8,15 +8,13 @@ the tests, on either target)."""
 
 from __future__ import annotations
 
-import json
-import threading
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from support.ecs_api import Ecs, container, shell, task_definition
+from support.hook_server import HookServer, serving_hooks
 from support.load_balancers import (
     LoadBalancers,
     blue_green,
@@ -32,43 +30,12 @@ DESIRED = 2
 CONVERGE = 60
 
 Body = dict[str, Any]
-Answer = Callable[[int], Body]
-
-
-class HookServer:
-    """Answers the n-th POST (from 0) with ``answer(n)`` as JSON; keeps the payloads."""
-
-    def __init__(self) -> None:
-        self.answer: Answer = lambda _n: {"hookStatus": "SUCCEEDED"}
-        self.payloads: list[Body] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                server.payloads.append(json.loads(self.rfile.read(length)))
-                body = json.dumps(server.answer(len(server.payloads) - 1)).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *_args: Any) -> None:
-                pass  # quiet: the payloads are kept
-
-        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.http.server_address[1]}/verify"
 
 
 @pytest.fixture
 def hooks() -> Iterator[HookServer]:
-    server = HookServer()
-    thread = threading.Thread(target=server.http.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.http.shutdown()
-    server.http.server_close()
+    with serving_hooks() as server:
+        yield server
 
 
 @pytest.fixture

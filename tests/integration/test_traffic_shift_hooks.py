@@ -9,15 +9,13 @@ the tests, on either target)."""
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
 from support.ecs_api import Ecs, container, shell, task_definition
+from support.hook_server import HookServer, serving_hooks
 from support.load_balancers import LoadBalancers, lb_entry, load_balancer, web_definition
 from support.services import Services, revision_of
 
@@ -31,40 +29,10 @@ REVISION_ARN = "arn:aws:ecs:::service-revision/{namespace}/web/{digits}"
 Body = dict[str, Any]
 
 
-class HookServer:
-    """Answers every POST with ``{"hookStatus": status}``; keeps the payloads."""
-
-    def __init__(self) -> None:
-        self.status = "SUCCEEDED"
-        self.payloads: list[Body] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                server.payloads.append(json.loads(self.rfile.read(length)))
-                body = json.dumps({"hookStatus": server.status}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *_args: Any) -> None:
-                pass  # quiet: the payloads are kept
-
-        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.http.server_address[1]}/verify"
-
-
 @pytest.fixture
 def hooks() -> Iterator[HookServer]:
-    server = HookServer()
-    thread = threading.Thread(target=server.http.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.http.shutdown()
-    server.http.server_close()
+    with serving_hooks() as server:
+        yield server
 
 
 @pytest.fixture
@@ -148,7 +116,7 @@ def test_a_production_hook_is_called_at_each_canary_step_with_its_weights(
 def test_a_failed_production_hook_rolls_back_with_blue_serving_and_is_called_again(
     services: Services, lbs: LoadBalancers, hooks: HookServer
 ) -> None:
-    hooks.status = "FAILED"
+    hooks.answer = lambda _n: {"hookStatus": "FAILED"}
     hook = {"lifecycleStages": ["PRODUCTION_TRAFFIC_SHIFT"], "hookTargetArn": hooks.url}
     green, blue = deploy_canary(services, lbs, hook)
     services.wait_steady(SERVICE, DESIRED, BLUE, CONVERGE * 2)
