@@ -16,7 +16,7 @@ import pytest
 
 from support.ecs_api import Ecs, container, shell, task_definition
 from support.hook_server import HookServer, serving_hooks
-from support.load_balancers import LoadBalancers, lb_entry, load_balancer, web_definition
+from support.load_balancers import LoadBalancers, create_staged_service, deploy_web_revision
 from support.services import Services, revision_of
 
 FAMILY = "web"
@@ -48,25 +48,15 @@ def lbs(services: Services) -> LoadBalancers:
 def deploy_canary(services: Services, lbs: LoadBalancers, hook: Body) -> tuple[str, str]:
     """web:1 steady behind the LoadBalancer, then web:2 deployed CANARY (25 %, then the rest)
     with ``hook``; returns the (green, blue) deployment ids."""
-    lbs.create(load_balancer())
-    services.create_body(web_definition(FAMILY))
-    services.ecs.wait_accepted(FAMILY)
-    services.create(
-        SERVICE,
-        FAMILY,
-        desiredCount=DESIRED,
-        loadBalancers=[lb_entry()],
-        deploymentConfiguration={
-            "strategy": "CANARY",
-            "canaryConfiguration": {"canaryPercent": 25, "canaryBakeTimeInMinutes": 0},
-            "bakeTimeInMinutes": 0,
-            "lifecycleHooks": [hook],
-        },
-    )
-    blue: Body = services.wait_steady(SERVICE, DESIRED, BLUE, CONVERGE)["deployments"][0]
-    services.update_task_definition(
-        FAMILY, web_definition(FAMILY, environment=[{"name": "V", "value": "2"}])["spec"]
-    )
+    configuration = {
+        "strategy": "CANARY",
+        "canaryConfiguration": {"canaryPercent": 25, "canaryBakeTimeInMinutes": 0},
+        "bakeTimeInMinutes": 0,
+        "lifecycleHooks": [hook],
+    }
+    status = create_staged_service(lbs, SERVICE, FAMILY, DESIRED, configuration, CONVERGE)
+    blue: Body = status["deployments"][0]
+    deploy_web_revision(services, FAMILY, "2")
     green: Body = services.wait(
         lambda: (p := services.primary(SERVICE))["taskDefinition"] == GREEN and p,
         "green deploying",

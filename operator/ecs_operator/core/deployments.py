@@ -952,20 +952,7 @@ class _Planner:
                 updated = lifecycle_hooks.release(updated, self.now)
             if updated != list(details):
                 self._replace(deployment, lifecycle_hook_details=updated, updated_at=self.now)
-            for run in answers.ended:
-                detail = run.detail
-                self.work.messages.append(
-                    events.hook_answered(
-                        self.state.name,
-                        deployment.id,
-                        detail.hook_id,
-                        detail.status,
-                        detail.timeout_action,
-                        detail.target_arn,
-                        detail.status_reason,
-                        rollback=True,
-                    )
-                )
+            self._tell_ended(deployment.id, answers.ended, rollback=True)
             wakeup = lifecycle_hooks.next_wakeup(updated, self.now)
             if wakeup is not None:
                 self.work.requeue.append(wakeup)
@@ -994,19 +981,7 @@ class _Planner:
         primary = self._replace(
             primary, lifecycle_hook_details=answers.details, updated_at=self.now
         )
-        for run in answers.ended:
-            detail = run.detail
-            self.work.messages.append(
-                events.hook_answered(
-                    self.state.name,
-                    primary.id,
-                    detail.hook_id,
-                    detail.status,
-                    detail.timeout_action,
-                    detail.target_arn,
-                    detail.status_reason,
-                )
-            )
+        self._tell_ended(primary.id, answers.ended, rollback=False)
         failed = next((run.detail for run in answers.ended if run.rolls_back), None)
         if failed is not None:
             reason = events.hook_rollback_reason(
@@ -1015,6 +990,24 @@ class _Planner:
                 f"{failed.target_arn}: {failed.status_reason}" if failed.target_arn else None,
             )
             self._fail_primary(primary, reason, rollback=True)
+
+    def _tell_ended(
+        self, deployment_id: str, ended: Sequence[lifecycle_hooks.Answered], *, rollback: bool
+    ) -> None:
+        for run in ended:
+            detail = run.detail
+            self.work.messages.append(
+                events.hook_answered(
+                    self.state.name,
+                    deployment_id,
+                    detail.hook_id,
+                    detail.status,
+                    detail.timeout_action,
+                    detail.target_arn,
+                    detail.status_reason,
+                    rollback=rollback,
+                )
+            )
 
     def _note_unknown_hook(self) -> None:
         """Say once when spec.continueServiceDeployment names a hook no deployment has."""
