@@ -462,9 +462,12 @@ def _candidates(
         and not i.blocking_taints
         and i.remaining_cpu_millicores >= cpu
         and i.remaining_memory_mib >= memory
-        and i.remaining_gpus >= task.gpus
-        and _has_attributes(task, i)
     ]
+    # Each optional filter runs only when the task asks for it: placement is on the hot path.
+    if task.gpus:
+        found = [i for i in found if i.remaining_gpus >= task.gpus]
+    if task.required_attributes:
+        found = [i for i in found if _has_attributes(task, i)]
     if task.host_ports_tcp:
         found = [i for i in found if task.host_ports_tcp.isdisjoint(i.used_ports_tcp)]
     if task.host_ports_udp:
