@@ -284,6 +284,9 @@ def _failed_elb_health(
     """The tasks (not stopping, nor stopped by the plan) whose target stayed unhealthy past
     healthCheckGracePeriodSeconds, stopped with ECS's reason; and, for each task unhealthy
     within its grace period, the seconds until the period ends (it is looked at again then)."""
+    unhealthy = load_balancing.tasks_with_unhealthy_targets(state.load_balancers.values())
+    if not unhealthy:
+        return [], []
     running = state.running_spec
     spec_of = _task_specs(
         running,
@@ -295,7 +298,12 @@ def _failed_elb_health(
     stops, grace_ends = [], []
     for task in state.tasks:
         name, status = task.metadata.name, task.status
-        if task.spec.desired_status == "STOPPED" or status is None or name in planned:
+        if (
+            name not in unhealthy
+            or task.spec.desired_status == "STOPPED"
+            or status is None
+            or name in planned
+        ):
             continue
         used = [
             state.load_balancers[names.load_balancer_of(e)]
