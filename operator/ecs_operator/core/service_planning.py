@@ -380,13 +380,16 @@ def place_launch(
     rng: random.Random,
 ) -> tuple[list[tuple[int, str, str]], PlacementFailure | None]:
     """The tasks of ``launch`` to create, as (ordinal, name, node): as many as could be placed
-    with the service's strategies and constraints, named ``launches.launch_names`` (skipping
-    the names ``taken``); and the first placement failure."""
+    with the service's strategies and constraints (spread over the tasks
+    ``deployments.spread_nodes`` says), named ``launches.launch_names`` (skipping the names
+    ``taken``); and the first placement failure."""
+    spread_over, nodes = deployments.spread_nodes(launch, nodes)
     requirements = task_requirements(
         effective_spec(revision, None),
         group=deployments.service_group(service.metadata.name),
         constraints=[*(service.spec.placement_constraints or ()), *_pins(launch)],
         strategies=deployments.placement_strategies(service.spec),
+        spread_over=spread_over,
     )
     results = placement.place_many([requirements] * launch.count, nodes, rng)
     placed = [r.instance for r in results if not isinstance(r, PlacementFailure)]
