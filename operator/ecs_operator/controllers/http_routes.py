@@ -2,13 +2,22 @@
 
 `core.http_routes` decides the weights of the HTTPRoutes that Services name for a production
 LoadBalancer; this writes them to the routes and records, once, the problems of those that
-cannot carry them (their production share then goes by the endpoint mix).
+cannot carry them (a production share then goes by the endpoint mix).
+
+A user's change to a weighted route is corrected within `ROUTE_RECHECK_SECONDS`: while a
+LoadBalancer has routes to weigh, it is reconciled again after that long (one read of each
+route; a write only when it strayed). Decision: a periodic re-check, not a watch of HTTPRoutes.
+The Gateway API CRDs are optional and may be installed after the operator starts; controllers
+start once every watched kind is listed, so a watch would have to tell an absent kind from a
+failing one, and notice it appear, while the re-check needs nothing of that (the operator reads
+routes with get and patch only) and heals a route created or a Gateway API installed later
+within the same bound.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Final
 
 from ecs_operator.controllers.cache import Key
 from ecs_operator.controllers.context import OperatorContext
@@ -17,7 +26,8 @@ from ecs_operator.core import http_routes, load_balancing
 from ecs_operator.kube.client import HTTP_ROUTES, KubeError
 from ecs_operator.kube.events import EventRecorder
 from ecs_operator.models.loadbalancer import LoadBalancer
-from ecs_operator.models.service import Service
+
+ROUTE_RECHECK_SECONDS: Final = 30.0
 
 
 class RouteWeigher:
@@ -40,15 +50,24 @@ class RouteWeigher:
         members: Iterable[load_balancing.ServiceMembers],
     ) -> tuple[frozenset[str], list[str]]:
         """Give the HTTPRoutes that the `members` name for production LoadBalancer `lb` (its
-        `key` and `body`) their weights: the Services whose routes carry them, and the problems of
-        those that cannot."""
-        routed, problems = set(), []
+        `key` and `body`) their weights: the Services whose production routes carry their
+        split, and the problems of the routes that cannot carry their weights. While there are
+        routes, look at them again after `ROUTE_RECHECK_SECONDS`."""
+        routed, problems, named = set(), [], False
         for member in members:
-            found = await self._weigh_service(key, member.service)
-            if found == []:
-                routed.add(member.service.metadata.name)
-            problems += found or []
+            service = member.service
+            wanted = http_routes.route_weights(
+                service.spec.load_balancers or (), key[1], load_balancing.shifting_weight(service)
+            )
+            named = named or bool(wanted)
+            weighed = [(w, await self._weigh_route(key, w)) for w in wanted]
+            production = [problem for w, problem in weighed if w.traffic == "production"]
+            if production and not any(production):
+                routed.add(service.metadata.name)
+            problems += [problem for _, problem in weighed if problem is not None]
         await self._report(body, lb, problems)
+        if named:
+            self.requeue(key, ROUTE_RECHECK_SECONDS)
         return frozenset(routed), problems
 
     async def _report(self, body: dict[str, Any], lb: LoadBalancer, problems: list[str]) -> None:
@@ -60,16 +79,6 @@ class RouteWeigher:
                     body, "Warning", ecs_events.REASON_ROUTE_NOT_WEIGHTED, problem
                 )
 
-    async def _weigh_service(self, key: Key, service: Service) -> list[str] | None:
-        """Weigh the HTTPRoutes `service` names for the LoadBalancer `key`: the problems of
-        those that cannot carry their weights; None when it names none."""
-        wanted = http_routes.route_weights(
-            service.spec.load_balancers or (), key[1], load_balancing.shifting_weight(service)
-        )
-        if not wanted:
-            return None
-        return [problem for w in wanted if (problem := await self._weigh_route(key, w)) is not None]
-
     async def _weigh_route(self, key: Key, wanted: http_routes.RouteWeights) -> str | None:
         """Write one HTTPRoute's weights; the problem when it cannot carry them."""
         namespace = key[0]
@@ -78,9 +87,11 @@ class RouteWeigher:
         except KubeError as error:
             if not error.refused:
                 raise
-            return ecs_events.route_refused(wanted.route, "read", error.code, error.message)
+            return ecs_events.route_refused(
+                wanted.route, "read", error.code, error.message, wanted.traffic
+            )
         if route is None:  # also when the Gateway API CRDs are not installed (404)
-            return ecs_events.route_not_found(wanted.route)
+            return ecs_events.route_not_found(wanted.route, wanted.traffic)
         patch = http_routes.route_patch(route, wanted, namespace)
         if isinstance(patch, str):
             return patch
@@ -90,7 +101,7 @@ class RouteWeigher:
             except KubeError as error:
                 if error.refused:
                     return ecs_events.route_refused(
-                        wanted.route, "weighted", error.code, error.message
+                        wanted.route, "weighted", error.code, error.message, wanted.traffic
                     )
                 if not error.conflict:
                     raise

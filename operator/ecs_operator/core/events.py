@@ -857,26 +857,41 @@ def load_balancer_name_taken(load_balancer: str, kind: str, name: str, holder: s
 REASON_ROUTE_NOT_WEIGHTED: Final = "HTTPRouteNotWeighted"
 
 
-def route_without_backends(route: str, production: str, test: str) -> str:
-    """Operator wording: the HTTPRoute a productionListenerRule names cannot carry the split."""
+RouteTraffic = Literal["production", "test"]
+"""Which listener rule names an HTTPRoute: productionListenerRule or testListenerRule."""
+
+# What happens instead when the route a listener rule names cannot carry its weights.
+_ROUTE_FALLBACK: Final[dict[RouteTraffic, str]] = {
+    "production": "production traffic moves by the endpoint mix instead",
+    "test": "its test traffic is not steered to the test LoadBalancer",
+}
+
+
+def route_without_backends(
+    route: str, production: str, test: str, traffic: RouteTraffic = "production"
+) -> str:
+    """Operator wording: the HTTPRoute a productionListenerRule or testListenerRule
+    (``traffic``) names cannot carry its weights."""
     return (
         f"HTTPRoute {route} has no rule whose backendRefs name the Service {production} or "
-        f"{test}: production traffic moves by the endpoint mix instead"
+        f"{test}: {_ROUTE_FALLBACK[traffic]}"
     )
 
 
-def route_refused(route: str, action: str, code: int, message: str) -> str:
+def route_refused(
+    route: str,
+    action: str,
+    code: int,
+    message: str,
+    traffic: RouteTraffic = "production",
+) -> str:
     """Operator wording: the API server refused to read or weigh the named HTTPRoute (the
     operator's RBAC, a validating webhook, the route's own validation)."""
-    return (
-        f"HTTPRoute {route} could not be {action}: {code} {message}: production traffic moves "
-        "by the endpoint mix instead"
-    )
+    return f"HTTPRoute {route} could not be {action}: {code} {message}: {_ROUTE_FALLBACK[traffic]}"
 
 
-def route_not_found(route: str) -> str:
+def route_not_found(route: str, traffic: RouteTraffic = "production") -> str:
     """Operator wording: the named HTTPRoute (or the Gateway API itself) is not served."""
     return (
-        f"HTTPRoute {route} not found (is the Gateway API installed?): production traffic "
-        "moves by the endpoint mix instead"
+        f"HTTPRoute {route} not found (is the Gateway API installed?): {_ROUTE_FALLBACK[traffic]}"
     )

@@ -1,56 +1,51 @@
-"""Exact production traffic weights through a Gateway API HTTPRoute.
+"""Exact traffic weights through Gateway API HTTPRoutes.
 
 A Service's ``loadBalancers[]`` entry with an alternate (``core.traffic_roles``) may name an
 HTTPRoute as its ``advancedConfiguration.productionListenerRule`` (ECS: the listener rule whose
-forward action splits traffic between the two target groups): ``httproute/NAME`` or ``NAME``,
-an HTTPRoute in the Service's namespace. A value that is neither (an ELB listener rule ARN
-pasted from ECS) names no HTTPRoute and stays not honoured.
+forward action splits traffic between the two target groups) and another as its
+``testListenerRule`` (ECS: the rule that forwards test traffic to the alternate target group):
+``httproute/NAME`` or ``NAME``, an HTTPRoute in the Service's namespace
+(``models.service.route_name``; the two must differ, refused at admission). A value that is
+neither (an ELB listener rule ARN pasted from ECS) names no HTTPRoute and stays not honoured.
 
-The route carries the split: its rules whose ``backendRefs`` name the production or the test
-LoadBalancer's Kubernetes Service get both, weighted ``ROUTE_WEIGHT_TOTAL - green`` and
+The production route carries the split: its rules whose ``backendRefs`` name the production or
+the test LoadBalancer's Kubernetes Service get both, weighted ``ROUTE_WEIGHT_TOTAL - green`` and
 ``green``, green being the PRIMARY deployment's production share; outside a BLUE_GREEN, LINEAR
 or CANARY deployment production gets everything. The production LoadBalancer then lists blue
 tasks only while a share is set (no endpoint mix on top of the route's split), the test
-LoadBalancer lists green. Nothing else in the route changes: only those rules' ``backendRefs``
-entries that name one of the two Services (their ``weight``; a missing one is added with the
-other's port); other rules, other backendRefs, matches, filters and parentRefs are left as
-they are.
+LoadBalancer lists green. The test route's such rules give the test LoadBalancer's Service
+everything and production's nothing, always: as in ECS, test traffic reaches the green target
+group only (empty outside a deployment), never blue; after the two LoadBalancers swap roles it
+follows the new test LoadBalancer. Nothing else in a route changes: only those rules'
+``backendRefs`` entries that name one of the two Services (their ``weight``; a missing one is
+added with the other's port); other rules, other backendRefs, matches, filters and parentRefs
+are left as they are.
 """
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 from ecs_operator.core import events, names
 from ecs_operator.models.loadbalancer import LoadBalancer
-from ecs_operator.models.service import ServiceLoadBalancer
+from ecs_operator.models.service import ServiceLoadBalancer, route_name
 
-ROUTE_PREFIX: Final = "httproute/"
 # Per mille: canaryPercent goes down to 0.1 %, which a total of 100 cannot express.
 ROUTE_WEIGHT_TOTAL: Final = 1000
-_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
-
-
-def route_name(rule: str | None) -> str | None:
-    """The HTTPRoute a ``productionListenerRule`` names; None when it names none."""
-    if not rule:
-        return None
-    name = rule[len(ROUTE_PREFIX) :] if rule.lower().startswith(ROUTE_PREFIX) else rule
-    return name if _NAME.match(name) else None
 
 
 @dataclass(frozen=True)
 class RouteWeights:
     """The weights the HTTPRoute ``route`` gives the production and test LoadBalancers'
-    Kubernetes Services."""
+    Kubernetes Services; ``traffic``: the listener rule that names it."""
 
     route: str
     production: str
     test: str
     production_weight: int
     test_weight: int
+    traffic: events.RouteTraffic = "production"
 
 
 def green_weight(share: float | None) -> int:
@@ -61,33 +56,34 @@ def green_weight(share: float | None) -> int:
     return max(0, min(ROUTE_WEIGHT_TOTAL, math.floor(share * ROUTE_WEIGHT_TOTAL / 100 + 1e-9)))
 
 
-def routed_entries(
-    entries: Sequence[ServiceLoadBalancer], lb_name: str
-) -> list[tuple[str, str, str]]:
-    """(route, production, test) of each (resolved) entry whose production LoadBalancer is
-    ``lb_name``, with an alternate and an HTTPRoute as its productionListenerRule."""
-    found = []
-    for entry in entries:
-        test = names.alternate_load_balancer_of(entry)
-        advanced = entry.advanced_configuration
-        route = route_name(advanced.production_listener_rule if advanced else None)
-        if test is None or route is None or names.load_balancer_of(entry) != lb_name:
-            continue
-        if (route, lb_name, test) not in found:
-            found.append((route, lb_name, test))
-    return found
-
-
 def route_weights(
     entries: Sequence[ServiceLoadBalancer], lb_name: str, share: float | None
 ) -> list[RouteWeights]:
-    """The weights of every HTTPRoute the entries name for production LoadBalancer
-    ``lb_name``, for the PRIMARY's production ``share`` (None: no weighted deployment)."""
+    """The weights of every HTTPRoute the (resolved) entries whose production LoadBalancer is
+    ``lb_name`` name as a listener rule, for the PRIMARY's production ``share`` (None: no
+    weighted deployment): the production route splits by it, the test route sends everything
+    to the test LoadBalancer."""
     green = green_weight(share)
-    return [
-        RouteWeights(route, production, test, ROUTE_WEIGHT_TOTAL - green, green)
-        for route, production, test in routed_entries(entries, lb_name)
-    ]
+    found: list[RouteWeights] = []
+    for entry in entries:
+        test = names.alternate_load_balancer_of(entry)
+        advanced = entry.advanced_configuration
+        if test is None or advanced is None or names.load_balancer_of(entry) != lb_name:
+            continue
+        rules: tuple[tuple[events.RouteTraffic, str | None, int], ...] = (
+            ("production", advanced.production_listener_rule, green),
+            ("test", advanced.test_listener_rule, ROUTE_WEIGHT_TOTAL),
+        )
+        for traffic, rule, test_weight in rules:
+            route = route_name(rule)
+            if route is None:
+                continue
+            weights = RouteWeights(
+                route, lb_name, test, ROUTE_WEIGHT_TOTAL - test_weight, test_weight, traffic
+            )
+            if weights not in found:
+                found.append(weights)
+    return found
 
 
 def _names_service(ref: Mapping[str, Any], service: str, namespace: str) -> bool:
@@ -128,7 +124,9 @@ def route_patch(
                 new_refs.append(added if port is None else dict(added, port=port))
         new_rules.append(dict(rule, backendRefs=new_refs))
     if not touched:
-        return events.route_without_backends(weights.route, weights.production, weights.test)
+        return events.route_without_backends(
+            weights.route, weights.production, weights.test, weights.traffic
+        )
     if new_rules == rules:
         return None
     version = (route.get("metadata") or {}).get("resourceVersion")

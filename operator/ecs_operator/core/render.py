@@ -337,12 +337,12 @@ NOT_HONOURED: Final[Mapping[str, str]] = {
         "no IAM role is needed: the operator registers targets and shifts traffic itself"
     ),
     "loadBalancers[].advancedConfiguration.productionListenerRule": (
-        "the LoadBalancer is the listener: production traffic reaches the production "
-        "LoadBalancer's Kubernetes Service, whatever rule is named"
+        "the LoadBalancer is the listener: an ELB rule ARN names no HTTPRoute, and production "
+        "traffic reaches the production LoadBalancer's Kubernetes Service"
     ),
     "loadBalancers[].advancedConfiguration.testListenerRule": (
-        "the LoadBalancer is the listener: test traffic reaches the alternate LoadBalancer's "
-        "Kubernetes Service, whatever rule is named"
+        "the LoadBalancer is the listener: an ELB rule ARN names no HTTPRoute, and test traffic "
+        "reaches the alternate LoadBalancer's Kubernetes Service"
     ),
     "propagateTags TASK_DEFINITION": "the task definition's tags are not copied to the tasks",
     "lifecycleHooks with ROLLING": (

@@ -8,11 +8,10 @@ reported; neither is what is honoured (``propagateTags: SERVICE`` copies the tag
 a ``serviceName`` that is the Service's own name, the ECS deployment controller).
 """
 
-from ecs_operator.core.http_routes import route_name
 from ecs_operator.core.render import NOT_HONOURED
 from ecs_operator.core.strategies import is_staged, strategy_of
 from ecs_operator.models.common import UnsupportedField
-from ecs_operator.models.service import ServiceSpec
+from ecs_operator.models.service import ServiceSpec, route_name
 from ecs_operator.models.taskdefinition import family_name
 
 
@@ -65,18 +64,16 @@ def unsupported_service_fields(name: str, spec: ServiceSpec) -> list[Unsupported
     found.extend(_lifecycle_hooks(spec))
     for index, entry in enumerate(spec.load_balancers or ()):
         advanced = entry.advanced_configuration
-        for name, rule in (
-            (
-                "productionListenerRule",
-                # An HTTPRoute's name is honoured (core.http_routes), an ELB rule ARN is not.
-                advanced.production_listener_rule
-                if advanced and route_name(advanced.production_listener_rule) is None
-                else None,
-            ),
-            ("testListenerRule", advanced.test_listener_rule if advanced else None),
-            ("roleArn", advanced.role_arn if advanced else None),
+        if advanced is None:
+            continue
+        for name, setting in (
+            ("productionListenerRule", advanced.production_listener_rule),
+            ("testListenerRule", advanced.test_listener_rule),
+            ("roleArn", advanced.role_arn),
         ):
-            if rule:
+            # A listener rule naming an HTTPRoute is honoured (core.http_routes), an ELB rule
+            # ARN is not.
+            if setting and (name == "roleArn" or route_name(setting) is None):
                 found.append(
                     _field(
                         f"spec.loadBalancers[{index}].advancedConfiguration.{name}",

@@ -614,6 +614,35 @@ ALTERNATE_TARGET_GROUP_PATTERN: Final = (
     r"^([A-Za-z0-9]([-.A-Za-z0-9]*[A-Za-z0-9])?|"
     r"arn:[a-z-]+:elasticloadbalancing:[^:]*:[^:]*:targetgroup/[A-Za-z0-9-]{1,32}/[0-9A-Za-z]+)$"
 )
+HTTP_ROUTE_PREFIX: Final = "httproute/"
+# The name of an HTTPRoute (a DNS subdomain) that a listener rule may give instead of an ARN.
+HTTP_ROUTE_NAME_PATTERN: Final = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
+SAME_ROUTE_TWICE: Final = (
+    "spec.loadBalancers[].advancedConfiguration.testListenerRule must name another HTTPRoute "
+    "than productionListenerRule: ECS requires distinct production and test listener rules"
+)
+
+
+def route_name(rule: str | None) -> str | None:
+    """The HTTPRoute a ``productionListenerRule`` or ``testListenerRule`` names (``httproute/NAME``
+    or ``NAME``, in the Service's namespace); None when it names none (an ELB rule ARN)."""
+    if not rule:
+        return None
+    prefixed = rule[: len(HTTP_ROUTE_PREFIX)].lower() == HTTP_ROUTE_PREFIX
+    name = rule[len(HTTP_ROUTE_PREFIX) :] if prefixed else rule
+    return name if re.fullmatch(HTTP_ROUTE_NAME_PATTERN, name) else None
+
+
+def _cel_route_name(field: str) -> str:
+    """CEL for ``route_name``'s NAME part of ``self.FIELD`` (whether it is a name is checked
+    apart)."""
+    value = f"self.{field}"
+    return (
+        f"({value}.lowerAscii().startsWith('{HTTP_ROUTE_PREFIX}') ? "
+        f"{value}.substring({len(HTTP_ROUTE_PREFIX)}) : {value})"
+    )
+
+
 LOAD_BALANCER_MISSING: Final = "give loadBalancerName or targetGroupArn"
 LOAD_BALANCER_TWICE: Final = "give loadBalancerName or targetGroupArn, not both"
 
@@ -622,8 +651,24 @@ class AdvancedConfiguration(EcsModel):
     """ECS's advanced settings of a load balancer for BLUE_GREEN, LINEAR and CANARY: the
     alternate target group (here a second LoadBalancer) that carries test traffic to the new
     revision; ``productionListenerRule`` may name an HTTPRoute that splits production traffic
-    exactly (``core.http_routes``); the test listener rule and the role are accepted and not
-    honoured."""
+    exactly and ``testListenerRule`` one that sends test traffic to the test LoadBalancer
+    (``core.http_routes``), never both the same; the role, and a listener rule that is an ELB
+    rule ARN, are accepted and not honoured."""
+
+    # Mirrored by _distinct_routes, so the operator's own parse gives the same answer.
+    model_config = ConfigDict(
+        json_schema_extra=cel_rules(
+            (
+                "!has(self.productionListenerRule) || !has(self.testListenerRule) || "
+                f"{_cel_route_name('productionListenerRule')} != "
+                f"{_cel_route_name('testListenerRule')} || "
+                f"!{_cel_route_name('productionListenerRule')}"
+                f".matches('{HTTP_ROUTE_NAME_PATTERN}')",
+                SAME_ROUTE_TWICE,
+                ".testListenerRule",
+            ),
+        )
+    )
 
     alternate_target_group_arn: str = Field(
         min_length=1,
@@ -649,13 +694,26 @@ class AdvancedConfiguration(EcsModel):
     test_listener_rule: str | None = Field(
         default=None,
         max_length=2048,
-        description="Test listener rule ARN (not honoured: the LoadBalancer listens).",
+        description=(
+            "A Gateway API HTTPRoute in the Service's namespace, as httproute/NAME or NAME, "
+            "other than productionListenerRule's: the operator weights its backendRefs naming "
+            "the production and test LoadBalancers' Kubernetes Services 0 and 1000, so its "
+            "traffic reaches the test LoadBalancer only. An ELB listener rule ARN is not "
+            "honoured (the LoadBalancer listens)."
+        ),
     )
     role_arn: str | None = Field(
         default=None,
         max_length=2048,
         description="IAM role for the load balancer calls (not honoured: none is needed).",
     )
+
+    @model_validator(mode="after")
+    def _distinct_routes(self) -> Self:
+        route = route_name(self.production_listener_rule)
+        if route is not None and route == route_name(self.test_listener_rule):
+            raise ValueError(SAME_ROUTE_TWICE)
+        return self
 
 
 class ServiceLoadBalancer(EcsModel):

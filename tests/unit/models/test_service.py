@@ -4,12 +4,15 @@ from typing import Any
 
 import jsonschema
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from ecs_operator.models.crd import openapi_schema, render_crds
 from ecs_operator.models.service import (
     MAX_SERVICE_NAME_LENGTH,
     TASK_NAME_SUFFIX_ROOM,
+    AdvancedConfiguration,
     Service,
     ServiceSpec,
     ServiceStatus,
@@ -254,6 +257,87 @@ def test_load_balancer_rules_and_model_agree(
         )
 
 
+# (good advancedConfiguration, bad one): the same HTTPRoute as both listener rules is refused,
+# by CEL and the model alike; ARNs and distinct routes are not.
+SAME_ROUTE = "testListenerRule must name another HTTPRoute than productionListenerRule"
+RULE_ARN = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener-rule/app/a/b/c/d"
+SAME_ROUTE_CASES = [
+    (
+        {"productionListenerRule": "httproute/shop"},
+        {"productionListenerRule": "shop", "testListenerRule": "shop"},
+    ),
+    (
+        {"productionListenerRule": "httproute/shop", "testListenerRule": "httproute/shop-test"},
+        {"productionListenerRule": "httproute/shop", "testListenerRule": "httproute/shop"},
+    ),
+    (
+        {"productionListenerRule": "shop", "testListenerRule": "shop-test"},
+        {"productionListenerRule": "HTTPRoute/shop", "testListenerRule": "shop"},
+    ),
+    (
+        {"productionListenerRule": RULE_ARN, "testListenerRule": RULE_ARN},
+        {"productionListenerRule": "shop.v1", "testListenerRule": "httproute/shop.v1"},
+    ),
+    (
+        # Not a route name (upper case): the two name no route, so no clash.
+        {"productionListenerRule": "httproute/Shop", "testListenerRule": "HTTPRoute/Shop"},
+        {"productionListenerRule": "httpROUTE/shop", "testListenerRule": "httproute/shop"},
+    ),
+]
+
+
+@pytest.mark.parametrize(("good", "bad"), SAME_ROUTE_CASES)
+def test_the_same_route_as_both_listener_rules_is_refused(
+    good: dict[str, Any], bad: dict[str, Any]
+) -> None:
+    cel = rule("spec.loadBalancers[].advancedConfiguration", SAME_ROUTE)
+    assert evaluate(cel, {"alternateTargetGroupArn": ALTERNATE} | good) is True
+    assert evaluate(cel, {"alternateTargetGroupArn": ALTERNATE} | bad) is False
+
+    def spec(advanced: dict[str, Any]) -> dict[str, Any]:
+        (entry,) = WITH_ALTERNATE["loadBalancers"]
+        return (
+            CREATE_SERVICE
+            | {"deploymentConfiguration": {"strategy": "CANARY"}}
+            | {
+                "loadBalancers": [
+                    entry | {"advancedConfiguration": entry["advancedConfiguration"] | advanced}
+                ]
+            }
+        )
+
+    ServiceSpec.model_validate(spec(good))
+    with pytest.raises(ValidationError, match=SAME_ROUTE) as error:
+        ServiceSpec.model_validate(spec(bad))
+    assert "loadBalancers.0.advancedConfiguration" in str(error.value)
+
+
+_LISTENER_RULES = st.one_of(
+    st.none(),
+    st.builds(
+        str.__add__,
+        st.sampled_from(["", "httproute/", "HTTPRoute/", "httproute", "route/"]),
+        st.sampled_from(["shop", "shop-test", "Shop", "a.b", "-x", "", "httproute/shop"]),
+    ),
+    st.just(RULE_ARN),
+)
+
+
+@given(_LISTENER_RULES, _LISTENER_RULES)
+def test_cel_and_model_agree_on_the_same_route(production: str | None, test: str | None) -> None:
+    advanced = {"alternateTargetGroupArn": ALTERNATE}
+    for field, value in (("productionListenerRule", production), ("testListenerRule", test)):
+        if value is not None:
+            advanced[field] = value
+    cel = rule("spec.loadBalancers[].advancedConfiguration", SAME_ROUTE)
+    try:
+        AdvancedConfiguration.model_validate(advanced)
+        admitted = True
+    except ValidationError:
+        admitted = False
+    assert evaluate(cel, advanced) is admitted
+
+
 @pytest.mark.parametrize(("message", "good", "bad"), SPEC_CASES, ids=[c[0] for c in SPEC_CASES])
 def test_spec_rule_and_model_agree(message: str, good: dict[str, Any], bad: dict[str, Any]) -> None:
     cel = rule("spec", message)
@@ -451,6 +535,7 @@ def test_every_rule_has_a_case() -> None:
     covered |= {("spec.deploymentConfiguration", m) for m, _, _ in STRATEGY_CASES}
     covered.add(("", "a Service names its tasks SERVICE-SUFFIX"))
     covered |= {("spec.loadBalancers[]", m) for m, _, _ in LOAD_BALANCER_CASES}
+    covered.add(("spec.loadBalancers[].advancedConfiguration", SAME_ROUTE))
     covered |= {("spec.deploymentConfiguration.lifecycleHooks[]", m) for m, _, _ in HOOK_CASES}
     for path, found in walk_rules(SCHEMA):
         if path.startswith(("spec.placement", "spec.tags")):
