@@ -1,14 +1,16 @@
 """AWS_LAMBDA lifecycle hooks at the traffic stages end to end (issue #11): the real operator
 calls a CANARY deployment's hook at PRODUCTION_TRAFFIC_SHIFT once per traffic step with that
 step's weights, SUCCEEDED letting the deployment complete and FAILED rolling it back with blue
-serving, the rollback calling it once more with green at 0 and blue at 100; and a task target
-whose run times out has its Task stopped.
+serving, the rollback calling it once more with green at 0 and blue at 100; a task target runs
+its task definition again as a Task in the rollback, which completes whatever it answers; and
+a task target whose run times out has its Task stopped.
 
 The hook's server runs in this test process on 127.0.0.1 (the operator runs on this machine in
 the tests, on either target)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -155,6 +157,73 @@ def test_a_failed_production_hook_rolls_back_with_blue_serving_and_is_called_aga
         lambda: lbs.listed_endpoints(),
         CONVERGE,
     )
+
+
+def test_a_failed_task_hook_rolls_back_and_runs_its_task_again_in_the_rollback(
+    services: Services, lbs: LoadBalancers
+) -> None:
+    services.create_body(task_definition("check", container("check", shell("exit 1"))))
+    services.ecs.wait_accepted("check")
+    hook = {
+        "lifecycleStages": ["PRODUCTION_TRAFFIC_SHIFT"],
+        "hookTargetArn": "task-definition/check",
+    }
+    green, blue = deploy_canary(services, lbs, hook)
+    services.wait_steady(SERVICE, DESIRED, BLUE, CONVERGE * 2)
+
+    def ended(record: Body) -> bool:
+        runs = record.get("lifecycleHookDetails") or ()
+        return record["status"] == "ROLLBACK_SUCCESSFUL" and all(
+            r["status"] != "IN_PROGRESS" for r in runs
+        )
+
+    record = services.wait(
+        lambda: ended(r := record_of(services, green)) and r,
+        "rollback and its hook run recorded",
+        SERVICE,
+        CONVERGE,
+    )
+    run, again = record["lifecycleHookDetails"]
+    assert (run["lifecycleStage"], run["status"], run.get("rollback")) == (
+        "PRODUCTION_TRAFFIC_SHIFT",
+        "FAILED",
+        None,
+    )
+    assert run["hookId"] in record["rollback"]["reason"]
+    # The rollback ran the task once more (a fresh run, its own Task): its failure is recorded
+    # and changed nothing, the rollback completed.
+    assert (again["lifecycleStage"], again["status"], again["rollback"]) == (
+        "PRODUCTION_TRAFFIC_SHIFT",
+        "FAILED",
+        True,
+    )
+    assert again["hookId"] != run["hookId"] and again["invocations"] == 1
+    assert again["statusReason"].endswith("(check exit code 1)")
+    task = services.ecs.task(again["hookId"])
+    assert task["status"]["lastStatus"] == "STOPPED"
+    assert task["spec"]["taskDefinition"] == "check"
+    assert task["metadata"]["ownerReferences"][0]["kind"] == "Service"
+    [variable] = [
+        e
+        for e in task["spec"]["overrides"]["containerOverrides"][0]["environment"]
+        if e["name"] == "ECS_LIFECYCLE_HOOK_PAYLOAD"
+    ]
+    payload = json.loads(variable["value"])
+    green_arn, blue_arn = revision_arn(services, green), revision_arn(services, blue)
+    assert payload["executionId"] == again["hookId"]
+    assert payload["executionDetails"]["targetServiceRevisionArn"] == green_arn
+    assert payload["executionDetails"]["productionTrafficWeights"] == {
+        green_arn: 0.0,
+        blue_arn: 100.0,
+    }
+    messages = services.messages(SERVICE)
+    assert any(
+        f"{again['hookId']} is in progress at PRODUCTION_TRAFFIC_SHIFT in the rollback: "
+        f"running task-definition/check as task {again['hookId']}" in m
+        for m in messages
+    )
+    assert any(f"{again['hookId']} failed: " in m and "the rollback goes on" in m for m in messages)
+    assert services.primary(SERVICE)["taskDefinition"] == BLUE
 
 
 def test_a_task_hook_that_times_out_has_its_task_stopped(
