@@ -2,8 +2,9 @@
 calls a CANARY deployment's hook at PRODUCTION_TRAFFIC_SHIFT once per traffic step with that
 step's weights, SUCCEEDED letting the deployment complete and FAILED rolling it back with blue
 serving, the rollback calling it once more with green at 0 and blue at 100; a task target runs
-its task definition again as a Task in the rollback, which completes whatever it answers; and
-a task target whose run times out has its Task stopped.
+its task definition again as a Task in the rollback, which completes whatever it answers; a
+TEST_TRAFFIC_SHIFT hook's rollback run is called once green left the test LoadBalancer; and a
+task target whose run times out has its Task stopped.
 
 The hook's server runs in this test process on 127.0.0.1 (the operator runs on this machine in
 the tests, on either target)."""
@@ -17,8 +18,16 @@ from typing import Any
 import pytest
 
 from support.ecs_api import Ecs, container, shell, task_definition
+from support.helpers import ApiSession
 from support.hook_server import HookServer, serving_hooks
-from support.load_balancers import LoadBalancers, create_staged_service, deploy_web_revision
+from support.load_balancers import (
+    LoadBalancers,
+    create_staged_service,
+    deploy_web_revision,
+    lb_entry,
+    load_balancer,
+    web_definition,
+)
 from support.services import Services, revision_of
 
 FAMILY = "web"
@@ -224,6 +233,88 @@ def test_a_failed_task_hook_rolls_back_and_runs_its_task_again_in_the_rollback(
     )
     assert any(f"{again['hookId']} failed: " in m and "the rollback goes on" in m for m in messages)
     assert services.primary(SERVICE)["taskDefinition"] == BLUE
+
+
+def test_a_rollback_calls_the_test_hook_once_green_left_the_test_load_balancer(
+    services: Services, lbs: LoadBalancers, hooks: HookServer
+) -> None:
+    """BLUE_GREEN with test traffic: the production hook FAILED rolls back; the test hook's
+    rollback run is called only once the test LoadBalancer registers none of green's tasks
+    (each call looks at the test LoadBalancer as it is then)."""
+    test_lb = "web-lb-test"
+    ecs = services.ecs
+    lbs.create(load_balancer())
+    lbs.create(load_balancer(test_lb))
+    services.create_body(web_definition(FAMILY))
+    ecs.wait_accepted(FAMILY)
+    # The hook server's thread reads the LoadBalancer through a session of its own.
+    api = ApiSession(ecs.target.configuration.host, ecs.target.configuration)
+    test_targets: dict[str, list[Body]] = {}
+
+    def answer(n: int) -> Body:
+        payload = hooks.payloads[n]
+        details = payload["executionDetails"]
+        back = details["productionTrafficWeights"].get(details["targetServiceRevisionArn"]) == 0
+        stage = payload["lifecycleStage"]
+        if stage == "TEST_TRAFFIC_SHIFT":
+            response = api.get(ecs.path("loadbalancers", test_lb))
+            assert response.ok, response.text
+            listed = (response.json().get("status") or {}).get("targets") or []
+            test_targets["rollback" if back else "forward"] = listed
+        failing = stage == "PRODUCTION_TRAFFIC_SHIFT" and not back
+        return {"hookStatus": "FAILED" if failing else "SUCCEEDED"}
+
+    hooks.answer = answer
+    configuration = {
+        "strategy": "BLUE_GREEN",
+        "bakeTimeInMinutes": 0,
+        "lifecycleHooks": [
+            {"lifecycleStages": ["TEST_TRAFFIC_SHIFT"], "hookTargetArn": hooks.url},
+            {"lifecycleStages": ["PRODUCTION_TRAFFIC_SHIFT"], "hookTargetArn": hooks.url},
+        ],
+    }
+    entry = lb_entry() | {"advancedConfiguration": {"alternateTargetGroupArn": test_lb}}
+    services.create(
+        SERVICE,
+        FAMILY,
+        desiredCount=2,
+        loadBalancers=[entry],
+        deploymentConfiguration=configuration,
+    )
+    services.wait_steady(SERVICE, 2, BLUE, CONVERGE)
+    deploy_web_revision(services, FAMILY, "2")
+    green: str = services.wait(
+        lambda: (p := services.primary(SERVICE))["taskDefinition"] == GREEN and p["id"],
+        "green deploying",
+        SERVICE,
+        CONVERGE,
+    )
+    services.wait_steady(SERVICE, 2, BLUE, CONVERGE * 2)
+    record = services.wait(
+        lambda: (
+            (r := record_of(services, green))["status"] == "ROLLBACK_SUCCESSFUL"
+            and all(d["status"] != "IN_PROGRESS" for d in r.get("lifecycleHookDetails") or ())
+            and r
+        ),
+        "rollback and its hook runs recorded",
+        SERVICE,
+        CONVERGE,
+    )
+    again = [d for d in record["lifecycleHookDetails"] if d.get("rollback")]
+    assert sorted((d["lifecycleStage"], d["status"]) for d in again) == [
+        ("PRODUCTION_TRAFFIC_SHIFT", "SUCCEEDED"),
+        ("TEST_TRAFFIC_SHIFT", "SUCCEEDED"),
+    ]
+    # Forward, the test LoadBalancer listed green (healthy) when the test hook was called; in
+    # the rollback, none of those tasks was registered there any more (draining or gone).
+    green_tasks = {t["task"] for t in test_targets["forward"] if t["state"] == "healthy"}
+    assert len(green_tasks) == 2
+    still = [
+        (t["task"], t["state"])
+        for t in test_targets["rollback"]
+        if t["task"] in green_tasks and t["state"] != "draining"
+    ]
+    assert still == []
 
 
 def test_a_task_hook_that_times_out_has_its_task_stopped(
