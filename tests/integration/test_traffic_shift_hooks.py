@@ -1,7 +1,8 @@
 """AWS_LAMBDA lifecycle hooks at the traffic stages end to end (issue #11): the real operator
 calls a CANARY deployment's hook at PRODUCTION_TRAFFIC_SHIFT once per traffic step with that
 step's weights, SUCCEEDED letting the deployment complete and FAILED rolling it back with blue
-serving, the rollback calling it once more with green at 0 and blue at 100; a task target runs
+serving, the rollback calling it once more with green at 0 and blue at 100 (`kubectl ecs`
+showing that run as the rollback's); a task target runs
 its task definition again as a Task in the rollback, which completes whatever it answers; a
 TEST_TRAFFIC_SHIFT hook's rollback run is called once green left the test LoadBalancer; and a
 task target whose run times out has its Task stopped.
@@ -12,12 +13,13 @@ the tests, on either target)."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from support.ecs_api import Ecs, container, shell, task_definition
+from support.ecs_api import Ecs, Plugin, container, shell, task_definition
 from support.helpers import ApiSession
 from support.hook_server import HookServer, serving_hooks
 from support.load_balancers import (
@@ -166,6 +168,57 @@ def test_a_failed_production_hook_rolls_back_with_blue_serving_and_is_called_aga
         lambda: lbs.listed_endpoints(),
         CONVERGE,
     )
+
+
+def test_kubectl_ecs_shows_the_rollback_s_hook_run_while_it_runs(
+    services: Services, lbs: LoadBalancers, hooks: HookServer, plugin: Plugin
+) -> None:
+    """The rollback's run answers IN_PROGRESS until the test lets it succeed: meanwhile
+    `kubectl ecs describe-services` lists it with `rollback: true`, its table marking it."""
+    done = threading.Event()
+
+    def answer(n: int) -> Body:
+        details = hooks.payloads[n]["executionDetails"]
+        if details["productionTrafficWeights"].get(details["targetServiceRevisionArn"]) != 0:
+            return {"hookStatus": "FAILED"}  # the canary step: roll back
+        return {"hookStatus": "SUCCEEDED" if done.is_set() else "IN_PROGRESS", "callBackDelay": 1}
+
+    hooks.answer = answer
+    hook = {"lifecycleStages": ["PRODUCTION_TRAFFIC_SHIFT"], "hookTargetArn": hooks.url}
+    green, _blue = deploy_canary(services, lbs, hook)
+
+    def rollback_run() -> Body | None:
+        deployments = services.status(SERVICE).get("deployments") or ()
+        runs = [
+            d
+            for deployment in deployments
+            if deployment["id"] == green
+            for d in deployment.get("lifecycleHookDetails") or ()
+            if d.get("rollback") and (d.get("invocations") or 0) >= 1
+        ]
+        return runs[0] if runs else None
+
+    run: Body = services.wait(rollback_run, "the rollback's run called", SERVICE, CONVERGE)
+    described = plugin("describe-services", "--services", SERVICE, "-o", "json")
+    assert described.returncode == 0, described.stderr
+    [service] = json.loads(described.stdout)["services"]
+    [listed] = [d for d in service["deployments"] if d["id"] == green]
+    rows = {d["hookId"]: d for d in listed["lifecycleHookDetails"]}
+    assert (rows[run["hookId"]]["rollback"], rows[run["hookId"]]["status"]) == (
+        True,
+        "IN_PROGRESS",
+    )
+    assert [d.get("rollback") for d in rows.values() if d["hookId"] != run["hookId"]] == [None]
+    table = plugin("describe-services", "--services", SERVICE)
+    assert table.returncode == 0, table.stderr
+    hooks_section = next(s for s in table.stdout.split("\n\n") if s.startswith("LIFECYCLE HOOKS"))
+    [row] = [line.split() for line in hooks_section.splitlines() if run["hookId"] in line]
+    assert row[:4] == [SERVICE, green, run["hookId"], "PRODUCTION_TRAFFIC_SHIFT"]
+    assert row[5:7] == ["IN_PROGRESS", "true"]
+    done.set()
+    services.wait_steady(SERVICE, DESIRED, BLUE, CONVERGE)
+    [ended] = [d for d in record_of(services, green)["lifecycleHookDetails"] if d.get("rollback")]
+    assert (ended["hookId"], ended["status"]) == (run["hookId"], "SUCCEEDED")
 
 
 def test_a_failed_task_hook_rolls_back_and_runs_its_task_again_in_the_rollback(
