@@ -5,12 +5,14 @@ revision; every EndpointSlice change is checked as it was committed."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
 from support.ecs_api import Ecs
+from support.helpers import holds_for
 from support.load_balancers import (
     DEREGISTRATION_DELAY,
     LB_NAME,
@@ -25,7 +27,7 @@ from support.load_balancers import (
     namespace_paths,
     pause_hook,
 )
-from support.services import Services, is_stopped, revision_of
+from support.services import ZONES, Services, is_stopped, revision_of, zone_counts
 
 FAMILY = "web"
 SERVICE = "web"
@@ -255,3 +257,53 @@ def test_a_new_revision_supersedes_an_in_flight_blue_green_deployment(
         superseded_id.removeprefix("ecs-svc/"): "STOPPED",
         blue_id.removeprefix("ecs-svc/"): "SUCCESSFUL",
     }, status["serviceDeployments"]
+
+
+def test_green_spreads_over_itself_so_an_uneven_blue_leaves_no_rebalancing(
+    services: Services, lbs: LoadBalancers
+) -> None:
+    """Blue is placed while a memberOf keeps it out of zone-c (3 + 3 + 0, AZ balanced over
+    the zones it may use); removing the constraint starts a BLUE_GREEN deployment. Spread over
+    the service's task group, green would fill zone-c first and end 1 + 1 + 4, and AZ
+    rebalancing would follow COMPLETED; spread over its own tasks it ends 2 + 2 + 2 and
+    nothing follows."""
+    desired = 6
+    away_from_c = {"type": "memberOf", "expression": "attribute:ecs.availability-zone != zone-c"}
+    blue = create_staged_service(
+        lbs,
+        SERVICE,
+        FAMILY,
+        desired,
+        blue_green(),
+        CONVERGE,
+        placementConstraints=[away_from_c],
+    )
+    blue_id = blue["deployments"][0]["id"]
+    assert zone_counts(services.live(SERVICE)) == Counter({"zone-a": 3, "zone-b": 3, "zone-c": 0})
+    services.update(SERVICE, placementConstraints=None)  # a placement change deploys
+    status = services.wait(
+        lambda: (
+            services.primary(SERVICE).get("id") not in (None, blue_id)
+            and services.steady(SERVICE, desired)
+        ),
+        "the BLUE_GREEN deployment completed",
+        SERVICE,
+        CONVERGE * 2,
+    )
+    [green] = status["deployments"]
+    assert green["strategy"] == "BLUE_GREEN"
+    live = services.live(SERVICE)
+    assert {t["spec"]["startedBy"] for t in live} == {green["id"]}
+    assert zone_counts(live) == Counter(dict.fromkeys(ZONES, 2))
+    known = {t["metadata"]["name"] for t in services.tasks(SERVICE)}
+
+    def rebalancing() -> str | None:
+        messages = services.messages(SERVICE)
+        said = [m for m in messages if "AZ Rebalancing" in m or "due to AZ rebalancing" in m]
+        started = {t["metadata"]["name"] for t in services.tasks(SERVICE)} - known
+        if said or started:
+            return f"after COMPLETED: {said} {sorted(started)}\n{messages[:8]}"
+        return None
+
+    # The rebalance the old placement left would start in the plan that completes.
+    holds_for(rebalancing, 10 * services.target.slowness)

@@ -53,6 +53,19 @@ def wait_for(
         time.sleep(interval)
 
 
+def holds_for(violation: Callable[[], str | None], seconds: float, interval: float = 0.1) -> None:
+    """Poll `violation` (None while all is well, else what is wrong) until `seconds` have
+    passed: AssertionError with its text at the first violation seen. For what must *not*
+    happen within a bounded time, such as a follow-up the operator would start by itself."""
+    deadline = time.monotonic() + seconds
+    while True:
+        found = violation()
+        assert found is None, found
+        if time.monotonic() >= deadline:
+            return
+        time.sleep(interval)
+
+
 def unique_name(prefix: str = "t") -> str:
     """A DNS-1123 name unlikely to collide with anything else in the cluster."""
     return f"{prefix}-{uuid.uuid4().hex[:10]}"

@@ -207,11 +207,18 @@ def pause_hook(minutes: int = 60, action: str = "ROLLBACK") -> Body:
 
 
 def create_staged_service(
-    lbs: LoadBalancers, name: str, family: str, desired: int, configuration: Body, timeout: float
+    lbs: LoadBalancers,
+    name: str,
+    family: str,
+    desired: int,
+    configuration: Body,
+    timeout: float,
+    **spec: Any,
 ) -> Body:
     """The LoadBalancer LB_NAME, TaskDefinition `family` (`web_definition`) and Service `name`
-    behind it with `configuration` as its deploymentConfiguration; its status once its first
-    deployment is steady at `desired` tasks of `family`:1 (blue), all of them listed."""
+    behind it with `configuration` as its deploymentConfiguration (and `spec`'s other fields);
+    its status once its first deployment is steady at `desired` tasks of `family`:1 (blue), all
+    of them listed."""
     services = lbs.services
     lbs.create(load_balancer())
     services.create_body(web_definition(family))
@@ -222,6 +229,7 @@ def create_staged_service(
         desiredCount=desired,
         loadBalancers=[lb_entry()],
         deploymentConfiguration=configuration,
+        **spec,
     )
     status = services.wait_steady(name, desired, f"{family}:1", timeout)
     services.ecs.wait(

@@ -27,6 +27,7 @@ from ecs_operator.core.deployments import (
     plan_service,
     record_placement_failures,
     service_group,
+    spread_nodes,
 )
 from ecs_operator.core.lifecycle_hooks import HookCall, HookReply, HookTaskRun
 from ecs_operator.core.placement import (
@@ -34,7 +35,7 @@ from ecs_operator.core.placement import (
     Placement,
     PlacementFailure,
     TaskRequirements,
-    place,
+    place_many,
 )
 from ecs_operator.models.service import ServiceSpec, ServiceStatus
 
@@ -231,20 +232,22 @@ class Sim:
     def launch(self, request: LaunchRequest) -> PlacementFailure | None:
         """Place and start the request's tasks; the first placement failure, if any."""
         failure: PlacementFailure | None = None
+        candidates = [
+            n
+            for n in self.instances()
+            if (request.node is None or n.name == request.node)
+            and (request.zone is None or n.zone == request.zone)
+        ]
+        spread_over, candidates = spread_nodes(request, candidates)
         requirements = TaskRequirements.create(
             cpu_units=256,
             memory_mib=TASK_MEMORY_MIB,
             group=service_group(self.name),
             strategies=placement_strategies(self.spec),
+            spread_over=spread_over,
         )
-        for _ in range(request.count):
-            candidates = [
-                n
-                for n in self.instances()
-                if (request.node is None or n.name == request.node)
-                and (request.zone is None or n.zone == request.zone)
-            ]
-            result = place(requirements, candidates, random.Random(next(self._names)))
+        rng = random.Random(next(self._names))
+        for result in place_many([requirements] * request.count, candidates, rng):
             if not isinstance(result, Placement):
                 self.unplaced += 1
                 failure = failure or result

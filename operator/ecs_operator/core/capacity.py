@@ -54,9 +54,11 @@ def task_requirements(
     group: str,
     constraints: Iterable[PlacementConstraint] = (),
     strategies: Iterable[PlacementStrategy] = (),
+    spread_over: str | None = None,
 ) -> TaskRequirements:
     """Placement requirements of one task of ``spec`` (overrides already applied); the task
-    definition's own ``placementConstraints`` are added to ``constraints``. Raises
+    definition's own ``placementConstraints`` are added to ``constraints``; ``spread_over``:
+    the group spread counts, when not ``group`` (``TaskRequirements.spread_over``). Raises
     ``ValueError`` naming a malformed constraint expression."""
     cpu, memory = reservation(spec)
     tcp, udp = host_ports(spec)
@@ -75,6 +77,7 @@ def task_requirements(
         )
         if platform
         else None,
+        spread_over=spread_over,
     )
 
 

@@ -84,6 +84,20 @@ Throttle (tasks that stop before RUNNING, any deployment; *decision* on the curv
     RUNNING or a new deployment (or rollback) resets it. ``is unable to consistently start tasks
     successfully`` is emitted once per episode, when the first delay applies.
 
+Placement (*decision*: ECS documents no task group per deployment)
+    Every task is placed in the service's task group ``service:NAME`` (``distinctInstance``,
+    ``memberOf``'s ``task:group``), and CPU, memory, GPUs and ports count every task on the
+    node. What the spread strategies count depends on the deployment. A rolling deployment (and
+    a service between deployments) spreads over the whole task group, old and new tasks mixed,
+    as ECS spreads a service. During a BLUE_GREEN, LINEAR or CANARY deployment each revision
+    spreads over its own tasks only: green over green, blue's replacements over blue
+    (``LaunchRequest.spread_counts``, the group ``deployment_group(id)``). Both run in full
+    and green alone is what remains once blue stops; counted with blue's tasks, green would
+    fill blue's gaps and end as uneven as blue was, the other way, and AZ rebalancing would
+    follow COMPLETED. Spread over itself, green is AZ balanced (with room in every zone) when
+    blue stops. A scale-in within a revision mirrors it (``choose_tasks_to_stop`` over that
+    revision's tasks).
+
 AZ rebalancing (REPLICA, ENABLED -- absent means ENABLED unless a binpack strategy is used)
     Only in steady state (*decision*). When the tasks per zone (zones with an eligible node count,
     with zero) differ by more than one (*decision*), one task is launched in the emptiest zone
@@ -137,6 +151,7 @@ from ecs_operator.core.placement import (
     ContainerInstance,
     PlacementFailure,
     choose_tasks_to_stop,
+    with_spread_counts,
 )
 from ecs_operator.core.query import Expression, QueryError, parse_expression
 from ecs_operator.core.registration import MAX_UNSUPPORTED, unsupported_text
@@ -260,6 +275,9 @@ class ServiceTask:
     (``StopRequest.failed_health_checks``)."""
     health_checked: bool = False
     """The revision has a health check on an essential container: healthy means HEALTHY."""
+    placed_node: str | None = None
+    """The node its Service placed it on (``labels.PLACED_NODE_ANNOTATION``): where it runs or
+    will run, before its status names ``node``."""
 
     @classmethod
     def of(cls, task: Task, now: datetime, *, health_checked: bool = False) -> "ServiceTask":
@@ -296,6 +314,7 @@ class ServiceTask:
                 annotations.get(labels.FAILED_HEALTH_CHECKS_ANNOTATION) == "true"
             ),
             health_checked=health_checked,
+            placed_node=annotations.get(labels.PLACED_NODE_ANNOTATION),
         )
 
     @property
@@ -401,8 +420,9 @@ class ServiceState:
 @dataclass(frozen=True)
 class LaunchRequest:
     """Launch ``count`` tasks of a deployment. Place them with ``core.placement`` using
-    ``placement_strategies(spec)`` and the group ``service_group(name)``; ``node`` pins a DAEMON
-    task to one node, ``zone`` restricts an AZ-rebalancing launch to that zone's nodes."""
+    ``placement_strategies(spec)``, the group ``service_group(name)`` and the nodes
+    ``spread_nodes`` returns; ``node`` pins a DAEMON task to one node, ``zone`` restricts an
+    AZ-rebalancing launch to that zone's nodes."""
 
     deployment_id: str
     task_definition: str
@@ -410,6 +430,10 @@ class LaunchRequest:
     purpose: LaunchPurpose = "scale"
     node: str | None = None
     zone: str | None = None
+    spread_counts: tuple[tuple[str, int], ...] | None = None
+    """(node, tasks) of the deployment's own live tasks, which the spread strategies count
+    instead of the service's task group (a BLUE_GREEN, LINEAR or CANARY deployment: see
+    "Placement" above); None: they count the task group."""
 
 
 @dataclass(frozen=True)
@@ -452,6 +476,23 @@ def service_group(service: str) -> str:
 def service_selector(service: str) -> str:
     """Label selector of the service's Task objects and Pods (``status.selector``)."""
     return f"{labels.SERVICE_LABEL}={labels.label_value(service)}"
+
+
+def deployment_group(deployment_id: str) -> str:
+    """The group of one deployment's tasks, which only the spread strategies count (no task
+    names it: its tasks are in ``service_group``)."""
+    return f"deployment:{deployment_id}"
+
+
+def spread_nodes(
+    launch: LaunchRequest, nodes: Sequence[ContainerInstance]
+) -> tuple[str | None, Sequence[ContainerInstance]]:
+    """The group ``launch``'s tasks spread over when it is not the service's
+    (``TaskRequirements.spread_over``; None: the service's), and ``nodes`` counting its tasks."""
+    if launch.spread_counts is None:
+        return None, nodes
+    group = deployment_group(launch.deployment_id)
+    return group, with_spread_counts(nodes, group, dict(launch.spread_counts))
 
 
 def placement_strategies(spec: ServiceSpec) -> tuple[PlacementStrategy, ...]:
@@ -1535,8 +1576,14 @@ class _Planner:
             kept = [t for t in kept if t.name not in self.work.stops]
         missing = desired - len(kept)
         if missing > 0 and deployment.rollout_state != "FAILED" and not self._throttled():
+            own = Counter(t.node or t.placed_node for t in kept)
             self.work.launches.append(
-                LaunchRequest(deployment.id, deployment.task_definition, missing)
+                LaunchRequest(
+                    deployment.id,
+                    deployment.task_definition,
+                    missing,
+                    spread_counts=tuple(sorted((n, c) for n, c in own.items() if n)),
+                )
             )
         return len(kept) == desired and all(self._healthy(t) for t in kept)
 

@@ -771,6 +771,17 @@ def task_load_balancer_health(
     return True
 
 
+def tasks_with_unhealthy_targets(load_balancers: Iterable[LoadBalancer]) -> set[str]:
+    """The tasks with an unhealthy target in any of ``load_balancers``: only they can have
+    failed ELB health checks (found once per plan, not per task and LoadBalancer)."""
+    return {
+        t.task
+        for lb in load_balancers
+        for t in (lb.status.targets if lb.status else None) or ()
+        if t.state == "unhealthy"
+    }
+
+
 def failed_elb_health(
     task: str,
     started_at: datetime | None,

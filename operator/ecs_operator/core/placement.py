@@ -22,6 +22,10 @@ A Node is a container instance. ``place`` follows the ECS order:
    nothing to rank). A tie that remains is broken with the caller's ``random.Random``. No
    strategy means ``random`` (ECS leaves the standalone default undocumented);
    ``SERVICE_DEFAULT_STRATEGIES`` is the Service default (AZ balance, then per node).
+   The spread strategies count the tasks of the task's ``group``, unless the caller names
+   another group in ``spread_over``, whose tasks it counted in the nodes' ``spread_counts`` (a
+   BLUE_GREEN, LINEAR or CANARY revision spreads over its own tasks: ``core.deployments``);
+   ``distinctInstance`` and ``memberOf`` always read the groups of the node's tasks.
 
 When no node passes, the failure names the **closest** node: the one that passed the most of
 the filters above, in that order (a node of the wrong OS or CPU architecture is the farthest
@@ -183,6 +187,9 @@ class ContainerInstance:
     of one cluster after ``in_cluster``, else of every namespace."""
     clusters: Mapping[str, tuple[int, Mapping[str, int]]] = field(default_factory=dict)
     """Per namespace (ECS cluster): its tasks on the node and their counts per group."""
+    spread_counts: Mapping[str, int] = field(default_factory=dict)
+    """Tasks on the node of groups no Pod names, which only the spread strategies count
+    (``TaskRequirements.spread_over``), put there by ``with_spread_counts``."""
     registered_at: datetime | None = None
     agent_version: str = ""
     """The kubelet version without its leading ``v``."""
@@ -226,6 +233,9 @@ class TaskRequirements:
     gpus: int = 0
     required_attributes: tuple[tuple[str, str], ...] = ()
     """(attribute, value) pairs a node must have, e.g. ``("ecs.cpu-architecture", "arm64")``."""
+    spread_over: str | None = None
+    """The group whose tasks the spread strategies count, when not ``group``: a group no Pod
+    names, whose counts the caller puts on the nodes (``with_spread_counts``)."""
 
     @classmethod
     def create(
@@ -240,9 +250,11 @@ class TaskRequirements:
         strategies: Iterable[PlacementStrategy] = (),
         gpus: int = 0,
         node_labels: Mapping[str, str] | None = None,
+        spread_over: str | None = None,
     ) -> TaskRequirements:
         """``node_labels``: the labels a node must carry (``platform_node_labels``), checked as
-        the ECS attributes they are. Raises ``ValueError`` naming
+        the ECS attributes they are; ``spread_over``: the group spread counts (default
+        ``group``). Raises ``ValueError`` naming
         ``placementConstraints[i].expression`` if one is bad."""
         constraints = tuple(constraints)
         member_of = []
@@ -265,6 +277,7 @@ class TaskRequirements:
             strategies=tuple(strategies),
             gpus=gpus,
             required_attributes=tuple(sorted(_attributes(node_labels or {}).items())),
+            spread_over=spread_over if spread_over != group else None,
         )
 
     @property
@@ -309,7 +322,7 @@ def place(
     for strategy in task.strategies:
         if len(candidates) == 1 or strategy.type == "random":
             break
-        keys = _strategy_keys(strategy, task.group, candidates, instances)
+        keys = _strategy_keys(strategy, task, candidates, instances)
         best = min(keys)
         candidates = [c for c, key in zip(candidates, keys, strict=True) if key == best]
     chosen = candidates[0] if len(candidates) == 1 else rng.choice(candidates)
@@ -340,6 +353,9 @@ def with_task(instance: ContainerInstance, task: TaskRequirements) -> ContainerI
     """The node after it accepts ``task``: its resources, ports and group counts reserved."""
     groups = dict(instance.group_counts)
     groups[task.group] = groups.get(task.group, 0) + 1
+    spread = instance.spread_counts
+    if task.spread_over is not None:
+        spread = {**spread, task.spread_over: spread.get(task.spread_over, 0) + 1}
     return replace(
         instance,
         remaining_cpu_millicores=instance.remaining_cpu_millicores - task.cpu_millicores,
@@ -349,7 +365,23 @@ def with_task(instance: ContainerInstance, task: TaskRequirements) -> ContainerI
         used_ports_udp=instance.used_ports_udp | task.host_ports_udp,
         running_tasks_count=instance.running_tasks_count + 1,
         group_counts=groups,
+        spread_counts=spread,
     )
+
+
+def with_spread_counts(
+    instances: Iterable[ContainerInstance], group: str, counts: Mapping[str, int]
+) -> list[ContainerInstance]:
+    """``instances`` with ``counts`` (tasks per node name; a node not named has none) as their
+    tasks of ``group``, a group no Pod names (``TaskRequirements.spread_over``), such as one
+    deployment's tasks."""
+    return [
+        replace(
+            instance,
+            spread_counts={**instance.spread_counts, group: counts.get(instance.name, 0)},
+        )
+        for instance in instances
+    ]
 
 
 def choose_tasks_to_stop(
@@ -462,9 +494,12 @@ def _candidates(
         and not i.blocking_taints
         and i.remaining_cpu_millicores >= cpu
         and i.remaining_memory_mib >= memory
-        and i.remaining_gpus >= task.gpus
-        and _has_attributes(task, i)
     ]
+    # Each optional filter runs only when the task asks for it: placement is on the hot path.
+    if task.gpus:
+        found = [i for i in found if i.remaining_gpus >= task.gpus]
+    if task.required_attributes:
+        found = [i for i in found if _has_attributes(task, i)]
     if task.host_ports_tcp:
         found = [i for i in found if task.host_ports_tcp.isdisjoint(i.used_ports_tcp)]
     if task.host_ports_udp:
@@ -583,7 +618,7 @@ def _detail(stage: int, task: TaskRequirements, instance: ContainerInstance) -> 
 
 def _strategy_keys(
     strategy: PlacementStrategy,
-    group: str,
+    task: TaskRequirements,
     candidates: Sequence[ContainerInstance],
     instances: Sequence[ContainerInstance],
 ) -> list[int]:
@@ -592,12 +627,16 @@ def _strategy_keys(
         if strategy.field == "cpu":
             return [c.remaining_cpu_millicores for c in candidates]
         return [c.remaining_memory_mib for c in candidates]
+    in_task_group = task.spread_over is None  # else a group the caller counted
+    group = task.group if task.spread_over is None else task.spread_over
     attribute = _spread_attribute(strategy)
     if attribute is None:
-        return [c.group_counts.get(group, 0) for c in candidates]
+        return [
+            (c.group_counts if in_task_group else c.spread_counts).get(group, 0) for c in candidates
+        ]
     per_value: Counter[str | None] = Counter()
     for instance in instances:
-        tasks = instance.group_counts.get(group)
+        tasks = (instance.group_counts if in_task_group else instance.spread_counts).get(group)
         if tasks:
             per_value[instance.attributes.get(attribute)] += tasks
     return [per_value[c.attributes.get(attribute)] for c in candidates]

@@ -297,6 +297,9 @@ def _failed_elb_health(
     """The tasks (not stopping, nor stopped by the plan) whose target stayed unhealthy past
     healthCheckGracePeriodSeconds, stopped with ECS's reason; and, for each task unhealthy
     within its grace period, the seconds until the period ends (it is looked at again then)."""
+    unhealthy = load_balancing.tasks_with_unhealthy_targets(state.load_balancers.values())
+    if not unhealthy:
+        return [], []
     running = state.running_spec
     spec_of = _task_specs(
         running,
@@ -308,7 +311,12 @@ def _failed_elb_health(
     stops, grace_ends = [], []
     for task in state.tasks:
         name, status = task.metadata.name, task.status
-        if task.spec.desired_status == "STOPPED" or status is None or name in planned:
+        if (
+            name not in unhealthy
+            or task.spec.desired_status == "STOPPED"
+            or status is None
+            or name in planned
+        ):
             continue
         used = [
             state.load_balancers[names.load_balancer_of(e)]
@@ -385,13 +393,16 @@ def place_launch(
     rng: random.Random,
 ) -> tuple[list[tuple[int, str, str]], PlacementFailure | None]:
     """The tasks of ``launch`` to create, as (ordinal, name, node): as many as could be placed
-    with the service's strategies and constraints, named ``launches.launch_names`` (skipping
-    the names ``taken``); and the first placement failure."""
+    with the service's strategies and constraints (spread over the tasks
+    ``deployments.spread_nodes`` says), named ``launches.launch_names`` (skipping the names
+    ``taken``); and the first placement failure."""
+    spread_over, nodes = deployments.spread_nodes(launch, nodes)
     requirements = task_requirements(
         effective_spec(revision, None),
         group=deployments.service_group(service.metadata.name),
         constraints=[*(service.spec.placement_constraints or ()), *_pins(launch)],
         strategies=deployments.placement_strategies(service.spec),
+        spread_over=spread_over,
     )
     results = placement.place_many([requirements] * launch.count, nodes, rng)
     placed = [r.instance for r in results if not isinstance(r, PlacementFailure)]

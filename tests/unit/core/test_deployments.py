@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from ecs_operator.core import events
+from ecs_operator.core import events, labels
 from ecs_operator.core.deployments import (
     LaunchRequest,
     ServiceState,
@@ -968,7 +968,11 @@ def test_invalid_constraint_expression_is_reported_not_raised() -> None:
 def test_service_task_from_a_task_object() -> None:
     task = Task.model_validate(
         {
-            "metadata": {"name": "web-abc", "uid": "12345678-1234-1234-1234-123456789012"},
+            "metadata": {
+                "name": "web-abc",
+                "uid": "12345678-1234-1234-1234-123456789012",
+                "annotations": {labels.PLACED_NODE_ANNOTATION: "n1"},
+            },
             "spec": {"taskDefinition": "web:2", "startedBy": "ecs-svc/1234567890123456789"},
             "status": {
                 "lastStatus": "RUNNING",
@@ -983,11 +987,12 @@ def test_service_task_from_a_task_object() -> None:
         }
     )
     view = ServiceTask.of(task, T0, health_checked=True)
-    assert (view.task_id, view.deployment_id, view.node, view.zone) == (
+    assert (view.task_id, view.deployment_id, view.node, view.zone, view.placed_node) == (
         "12345678123412341234123456789012",
         "ecs-svc/1234567890123456789",
         "n1",
         "a",
+        "n1",
     )
     assert view.live and view.running and not view.failed_to_start
     stopping = task.model_copy(

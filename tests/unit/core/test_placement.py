@@ -32,6 +32,7 @@ from ecs_operator.core.placement import (
     place,
     place_many,
     platform_node_labels,
+    with_spread_counts,
     with_task,
 )
 from ecs_operator.models.placement import (
@@ -303,6 +304,42 @@ def test_service_default_balances_zones_then_nodes() -> None:
     placed = [chosen(result) for result in results]
     assert Counter(placed[:2]) in (Counter({"a1": 1, "b1": 1}), Counter({"a2": 1, "b1": 1}))
     assert Counter(placed) == Counter({"a1": 1, "a2": 1, "b1": 2})
+
+
+def test_spread_over_another_group_counts_only_its_tasks() -> None:
+    # The service's tasks crowd zone-b; the group spread is asked to count does not.
+    instances = with_spread_counts(
+        [node("a1", "zone-a", tasks=1), node("a2", "zone-a"), node("b1", "zone-b", tasks=4)],
+        "deployment:green",
+        {"a1": 1, "a2": 1},
+    )
+    assert [i.group_counts.get(GROUP, 0) for i in instances] == [1, 0, 4]
+    own = task(strategies=SERVICE_DEFAULT_STRATEGIES, spread_over="deployment:green")
+    assert choices(own, instances) == {"b1"}
+    assert choices(task(strategies=SERVICE_DEFAULT_STRATEGIES), instances) == {"a2"}
+    placed = Counter(chosen(r) for r in place_many([own] * 4, instances, random.Random(1)))
+    assert placed["b1"] == 3 and placed["a1"] + placed["a2"] == 1  # 3 of the 6 in each zone
+
+
+def test_spread_over_another_group_leaves_distinct_instance_and_member_of_to_the_task_group() -> (
+    None
+):
+    instances = with_spread_counts([node("a1", tasks=1), node("a2")], "deployment:green", {})
+    distinct = task(
+        constraints=[PlacementConstraint(type="distinctInstance")], spread_over="deployment:green"
+    )
+    assert choices(distinct, instances) == {"a2"}
+    away = PlacementConstraint(type="memberOf", expression="not(task:group == deployment:green)")
+    placed = place_many(
+        [task(constraints=[away], spread_over="deployment:green")] * 2,
+        instances,
+        random.Random(0),
+    )
+    assert len([chosen(r) for r in placed]) == 2  # the spread group is no task:group
+    after = with_task(instances[1], distinct)
+    assert after.spread_counts == {"deployment:green": 1}
+    assert after.group_counts == {GROUP: 1}
+    assert task(spread_over=GROUP).spread_over is None  # its own group: nothing apart
 
 
 # -- place_many -----------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ scheduler's plan, stopped-task trimming, launch placement, the Task manifest, th
 controller writes, and the drain finalizer: on each load-balanced task, no longer on the Service."""
 
 import random
+from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -264,6 +265,24 @@ def test_a_rebalancing_launch_is_placed_only_in_its_zone_under_names_not_taken()
     assert [name for _, name, _ in placed] == [
         launches.service_task_name("web", "svc-uid", "ecs-svc/1", ordinal) for ordinal in (1, 2, 3)
     ]
+
+
+def test_a_staged_launch_is_spread_over_its_own_revision_s_tasks() -> None:
+    # Blue (3 tasks) fills zone-a; green has 1 task there. Counted over the service's task
+    # group green would go to zone-b only; counted alone it ends 2 and 2.
+    nodes = [
+        replace(node("a1", "zone-a"), group_counts={"service:web": 4}),
+        node("b1", "zone-b"),
+    ]
+    green = LaunchRequest("ecs-svc/2", "web:2", 3, spread_counts=(("a1", 1),))
+    placed, failure = place_launch(
+        service(), green, REVISION, nodes, lambda _: False, random.Random(3)
+    )
+    assert failure is None
+    assert Counter(where for _, _, where in placed) == Counter({"b1": 2, "a1": 1})
+    rolling = replace(green, spread_counts=None)
+    placed, _ = place_launch(service(), rolling, REVISION, nodes, lambda _: False, random.Random(3))
+    assert [where for _, _, where in placed] == ["b1", "b1", "b1"]
 
 
 def test_a_daemon_launch_is_placed_on_its_node_or_not_at_all() -> None:

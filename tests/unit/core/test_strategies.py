@@ -5,6 +5,8 @@ stopped before the bake ends, a failure leaving blue serving."""
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -12,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ecs_operator.core import strategies
+from ecs_operator.core.deployments import ServiceTask
 from ecs_operator.models.service import DeploymentConfiguration
 from support.servicesim import T0, Sim, node, spec
 
@@ -233,3 +236,90 @@ def test_a_traffic_step_waits_until_the_load_balancers_carry_it() -> None:
         "CLEAN_UP",
     ]
     assert [s.weight for s in moved.passed[:2]] == [10.0, 100.0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Placement: a staged deployment's revision spreads over its own tasks
+
+
+def uneven_blue(sim: Sim, layout: list[str]) -> None:
+    """Blue's live tasks moved onto the nodes ``layout`` names, one task each: as if zones had
+    been lost and regained while blue ran, with no rebalancing since."""
+    blue = sorted(t.name for t in sim.live())
+    assert len(blue) == len(layout)
+    where = {n.name: n for n in sim.nodes}
+    for name, moved_to in zip(blue, layout, strict=True):
+        sim.tasks[name] = replace(sim.tasks[name], node=moved_to, zone=where[moved_to].zone)
+
+
+def zone_spread(tasks: list[ServiceTask]) -> int:
+    """max - min tasks per zone, over every zone of ``ZONES``."""
+    per_zone = Counter({n.zone: 0 for n in ZONES})
+    per_zone.update(t.zone for t in tasks)
+    return max(per_zone.values()) - min(per_zone.values())
+
+
+def test_green_and_blue_replacements_count_their_own_revision_and_a_rolling_launch_the_group() -> (
+    None
+):
+    sim = staged_sim(6, strategy="BLUE_GREEN", bakeTimeInMinutes=5)
+    first = sim.plan()
+    (green_launch,) = first.launch
+    assert green_launch.spread_counts == ()  # green has no task yet: blue's are not counted
+    sim.tick()
+    green = sim.primary().id
+    blue_id = next(d.id for d in sim.status.deployments or () if d.id != green)
+    sim.exit(next(t.name for t in sim.live() if t.deployment_id == green))
+    sim.exit(next(t.name for t in sim.live() if t.deployment_id == blue_id))
+    launched = {r.deployment_id: r for r in sim.plan().launch}
+    for deployment in (green, blue_id):
+        own = Counter(t.node for t in sim.live() if t.deployment_id == deployment)
+        own -= Counter(  # not the replacement just launched
+            t.node for t in sim.live() if t.deployment_id == deployment and t.created_at == sim.now
+        )
+        assert dict(launched[deployment].spread_counts or ()) == own
+    rolling = staged_sim(3)
+    assert all(r.spread_counts is None for r in rolling.plan().launch)
+
+
+def test_a_green_task_placed_but_not_yet_observed_counts_on_its_placed_node() -> None:
+    sim = staged_sim(3, strategy="BLUE_GREEN", bakeTimeInMinutes=5)
+    sim.plan()
+    green = [t for t in sim.live() if t.task_definition == "web:2"]
+    for task in green:  # the Task's status is not written yet: only its placed-node annotation
+        sim.tasks[task.name] = replace(task, node=None, zone=None, placed_node=task.node)
+    sim.exit(green[0].name)
+    (launch,) = sim.plan().launch
+    assert dict(launch.spread_counts or ()) == dict(Counter(t.node for t in green[1:]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    strategy=st.sampled_from(["BLUE_GREEN", "LINEAR", "CANARY"]),
+    layout=st.lists(st.sampled_from([n.name for n in ZONES]), min_size=1, max_size=14),
+)
+def test_green_is_az_balanced_over_itself_whatever_blue_s_spread_and_nothing_rebalances(
+    strategy: str, layout: list[str]
+) -> None:
+    """However uneven blue is, green alone is AZ balanced when placed (room in every zone), so
+    once blue stops the service is AZ balanced: no AZ rebalancing, no task beyond
+    desiredCount, after COMPLETED."""
+    desired = len(layout)
+    sim = staged_sim(desired, strategy=strategy, bakeTimeInMinutes=0)
+    uneven_blue(sim, layout)
+    sim.plan()
+    green = [t for t in sim.live() if t.task_definition == "web:2"]
+    assert len(green) == desired and zone_spread(green) <= 1
+    said = len(sim.messages())
+    for _ in range(200):
+        sim.tick(30)
+        sim.plan()
+        if sim.primary().rollout_state == "COMPLETED":
+            break
+    assert sim.primary().rollout_state == "COMPLETED"
+    for _ in range(6):
+        sim.tick()
+        plan = sim.plan()
+        assert len(sim.live()) == desired and not plan.launch
+    assert counts(sim) == (desired, 0) and zone_spread(sim.live()) <= 1
+    assert not [m for m in sim.messages()[said:] if "AZ Rebalancing" in m]
