@@ -47,9 +47,9 @@ timeout counting from the rollback's start. *Decisions*: its first call is due o
 stage's traffic is back (``release``): PRODUCTION_TRAFFIC_SHIFT's once the load balancers carry
 production on blue again, TEST_TRAFFIC_SHIFT's once the test LoadBalancers no longer register
 green (``load_balancing.test_traffic_withdrawn``); only the run waits, never the rollback. The
-payload's
-``targetServiceRevisionArn`` still names green, ``productionTrafficWeights`` are green 0 and the
-revision rolled back to 100, and a TEST_TRAFFIC_SHIFT run gets the same ``testTrafficWeights``.
+payload's ``targetServiceRevisionArn`` still names green, ``productionTrafficWeights`` are green
+0 and the revision rolled back to 100, and a TEST_TRAFFIC_SHIFT run gets the same
+``testTrafficWeights``.
 It is called on as any run (IN_PROGRESS after callBackDelay, until its timeout), but its end
 (SUCCEEDED, FAILED, TIMED_OUT, whatever the action) is only recorded and told: the rollback
 never waits for it, nor does its answer change anything (blue already serves). The deployment
