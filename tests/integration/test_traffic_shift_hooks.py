@@ -1,22 +1,35 @@
 """AWS_LAMBDA lifecycle hooks at the traffic stages end to end (issue #11): the real operator
 calls a CANARY deployment's hook at PRODUCTION_TRAFFIC_SHIFT once per traffic step with that
 step's weights, SUCCEEDED letting the deployment complete and FAILED rolling it back with blue
-serving, the rollback calling it once more with green at 0 and blue at 100; and a task target
-whose run times out has its Task stopped.
+serving, the rollback calling it once more with green at 0 and blue at 100 (`kubectl ecs`
+showing that run as the rollback's); a task target runs
+its task definition again as a Task in the rollback, which completes whatever it answers; a
+TEST_TRAFFIC_SHIFT hook's rollback run is called once green left the test LoadBalancer; and a
+task target whose run times out has its Task stopped.
 
 The hook's server runs in this test process on 127.0.0.1 (the operator runs on this machine in
 the tests, on either target)."""
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from support.ecs_api import Ecs, container, shell, task_definition
+from support.ecs_api import Ecs, Plugin, container, shell, task_definition
+from support.helpers import ApiSession
 from support.hook_server import HookServer, serving_hooks
-from support.load_balancers import LoadBalancers, create_staged_service, deploy_web_revision
+from support.load_balancers import (
+    LoadBalancers,
+    create_staged_service,
+    deploy_web_revision,
+    lb_entry,
+    load_balancer,
+    web_definition,
+)
 from support.services import Services, revision_of
 
 FAMILY = "web"
@@ -155,6 +168,206 @@ def test_a_failed_production_hook_rolls_back_with_blue_serving_and_is_called_aga
         lambda: lbs.listed_endpoints(),
         CONVERGE,
     )
+
+
+def test_kubectl_ecs_shows_the_rollback_s_hook_run_while_it_runs(
+    services: Services, lbs: LoadBalancers, hooks: HookServer, plugin: Plugin
+) -> None:
+    """The rollback's run answers IN_PROGRESS until the test lets it succeed: meanwhile
+    `kubectl ecs describe-services` lists it with `rollback: true`, its table marking it."""
+    done = threading.Event()
+
+    def answer(n: int) -> Body:
+        details = hooks.payloads[n]["executionDetails"]
+        if details["productionTrafficWeights"].get(details["targetServiceRevisionArn"]) != 0:
+            return {"hookStatus": "FAILED"}  # the canary step: roll back
+        return {"hookStatus": "SUCCEEDED" if done.is_set() else "IN_PROGRESS", "callBackDelay": 1}
+
+    hooks.answer = answer
+    hook = {"lifecycleStages": ["PRODUCTION_TRAFFIC_SHIFT"], "hookTargetArn": hooks.url}
+    green, _blue = deploy_canary(services, lbs, hook)
+
+    def rollback_run() -> Body | None:
+        deployments = services.status(SERVICE).get("deployments") or ()
+        runs = [
+            d
+            for deployment in deployments
+            if deployment["id"] == green
+            for d in deployment.get("lifecycleHookDetails") or ()
+            if d.get("rollback") and (d.get("invocations") or 0) >= 1
+        ]
+        return runs[0] if runs else None
+
+    run: Body = services.wait(rollback_run, "the rollback's run called", SERVICE, CONVERGE)
+    described = plugin("describe-services", "--services", SERVICE, "-o", "json")
+    assert described.returncode == 0, described.stderr
+    [service] = json.loads(described.stdout)["services"]
+    [listed] = [d for d in service["deployments"] if d["id"] == green]
+    rows = {d["hookId"]: d for d in listed["lifecycleHookDetails"]}
+    assert (rows[run["hookId"]]["rollback"], rows[run["hookId"]]["status"]) == (
+        True,
+        "IN_PROGRESS",
+    )
+    assert [d.get("rollback") for d in rows.values() if d["hookId"] != run["hookId"]] == [None]
+    table = plugin("describe-services", "--services", SERVICE)
+    assert table.returncode == 0, table.stderr
+    hooks_section = next(s for s in table.stdout.split("\n\n") if s.startswith("LIFECYCLE HOOKS"))
+    [row] = [line.split() for line in hooks_section.splitlines() if run["hookId"] in line]
+    assert row[:4] == [SERVICE, green, run["hookId"], "PRODUCTION_TRAFFIC_SHIFT"]
+    assert row[5:7] == ["IN_PROGRESS", "true"]
+    done.set()
+    services.wait_steady(SERVICE, DESIRED, BLUE, CONVERGE)
+    [ended] = [d for d in record_of(services, green)["lifecycleHookDetails"] if d.get("rollback")]
+    assert (ended["hookId"], ended["status"]) == (run["hookId"], "SUCCEEDED")
+
+
+def test_a_failed_task_hook_rolls_back_and_runs_its_task_again_in_the_rollback(
+    services: Services, lbs: LoadBalancers
+) -> None:
+    services.create_body(task_definition("check", container("check", shell("exit 1"))))
+    services.ecs.wait_accepted("check")
+    hook = {
+        "lifecycleStages": ["PRODUCTION_TRAFFIC_SHIFT"],
+        "hookTargetArn": "task-definition/check",
+    }
+    green, blue = deploy_canary(services, lbs, hook)
+    services.wait_steady(SERVICE, DESIRED, BLUE, CONVERGE * 2)
+
+    def ended(record: Body) -> bool:
+        runs = record.get("lifecycleHookDetails") or ()
+        return record["status"] == "ROLLBACK_SUCCESSFUL" and all(
+            r["status"] != "IN_PROGRESS" for r in runs
+        )
+
+    record = services.wait(
+        lambda: ended(r := record_of(services, green)) and r,
+        "rollback and its hook run recorded",
+        SERVICE,
+        CONVERGE,
+    )
+    run, again = record["lifecycleHookDetails"]
+    assert (run["lifecycleStage"], run["status"], run.get("rollback")) == (
+        "PRODUCTION_TRAFFIC_SHIFT",
+        "FAILED",
+        None,
+    )
+    assert run["hookId"] in record["rollback"]["reason"]
+    # The rollback ran the task once more (a fresh run, its own Task): its failure is recorded
+    # and changed nothing, the rollback completed.
+    assert (again["lifecycleStage"], again["status"], again["rollback"]) == (
+        "PRODUCTION_TRAFFIC_SHIFT",
+        "FAILED",
+        True,
+    )
+    assert again["hookId"] != run["hookId"] and again["invocations"] == 1
+    assert again["statusReason"].endswith("(check exit code 1)")
+    task = services.ecs.task(again["hookId"])
+    assert task["status"]["lastStatus"] == "STOPPED"
+    assert task["spec"]["taskDefinition"] == "check"
+    assert task["metadata"]["ownerReferences"][0]["kind"] == "Service"
+    [variable] = [
+        e
+        for e in task["spec"]["overrides"]["containerOverrides"][0]["environment"]
+        if e["name"] == "ECS_LIFECYCLE_HOOK_PAYLOAD"
+    ]
+    payload = json.loads(variable["value"])
+    green_arn, blue_arn = revision_arn(services, green), revision_arn(services, blue)
+    assert payload["executionId"] == again["hookId"]
+    assert payload["executionDetails"]["targetServiceRevisionArn"] == green_arn
+    assert payload["executionDetails"]["productionTrafficWeights"] == {
+        green_arn: 0.0,
+        blue_arn: 100.0,
+    }
+    messages = services.messages(SERVICE)
+    assert any(
+        f"{again['hookId']} is in progress at PRODUCTION_TRAFFIC_SHIFT in the rollback: "
+        f"running task-definition/check as task {again['hookId']}" in m
+        for m in messages
+    )
+    assert any(f"{again['hookId']} failed: " in m and "the rollback goes on" in m for m in messages)
+    assert services.primary(SERVICE)["taskDefinition"] == BLUE
+
+
+def test_a_rollback_calls_the_test_hook_once_green_left_the_test_load_balancer(
+    services: Services, lbs: LoadBalancers, hooks: HookServer
+) -> None:
+    """BLUE_GREEN with test traffic: the production hook FAILED rolls back; the test hook's
+    rollback run is called only once the test LoadBalancer registers none of green's tasks
+    (each call looks at the test LoadBalancer as it is then)."""
+    test_lb = "web-lb-test"
+    ecs = services.ecs
+    lbs.create(load_balancer())
+    lbs.create(load_balancer(test_lb))
+    services.create_body(web_definition(FAMILY))
+    ecs.wait_accepted(FAMILY)
+    # The hook server's thread reads the LoadBalancer through a session of its own.
+    api = ApiSession(ecs.target.configuration.host, ecs.target.configuration)
+    test_targets: dict[str, list[Body]] = {}
+
+    def answer(n: int) -> Body:
+        payload = hooks.payloads[n]
+        details = payload["executionDetails"]
+        back = details["productionTrafficWeights"].get(details["targetServiceRevisionArn"]) == 0
+        stage = payload["lifecycleStage"]
+        if stage == "TEST_TRAFFIC_SHIFT":
+            response = api.get(ecs.path("loadbalancers", test_lb))
+            assert response.ok, response.text
+            listed = (response.json().get("status") or {}).get("targets") or []
+            test_targets["rollback" if back else "forward"] = listed
+        failing = stage == "PRODUCTION_TRAFFIC_SHIFT" and not back
+        return {"hookStatus": "FAILED" if failing else "SUCCEEDED"}
+
+    hooks.answer = answer
+    configuration = {
+        "strategy": "BLUE_GREEN",
+        "bakeTimeInMinutes": 0,
+        "lifecycleHooks": [
+            {"lifecycleStages": ["TEST_TRAFFIC_SHIFT"], "hookTargetArn": hooks.url},
+            {"lifecycleStages": ["PRODUCTION_TRAFFIC_SHIFT"], "hookTargetArn": hooks.url},
+        ],
+    }
+    entry = lb_entry() | {"advancedConfiguration": {"alternateTargetGroupArn": test_lb}}
+    services.create(
+        SERVICE,
+        FAMILY,
+        desiredCount=2,
+        loadBalancers=[entry],
+        deploymentConfiguration=configuration,
+    )
+    services.wait_steady(SERVICE, 2, BLUE, CONVERGE)
+    deploy_web_revision(services, FAMILY, "2")
+    green: str = services.wait(
+        lambda: (p := services.primary(SERVICE))["taskDefinition"] == GREEN and p["id"],
+        "green deploying",
+        SERVICE,
+        CONVERGE,
+    )
+    services.wait_steady(SERVICE, 2, BLUE, CONVERGE * 2)
+    record = services.wait(
+        lambda: (
+            (r := record_of(services, green))["status"] == "ROLLBACK_SUCCESSFUL"
+            and all(d["status"] != "IN_PROGRESS" for d in r.get("lifecycleHookDetails") or ())
+            and r
+        ),
+        "rollback and its hook runs recorded",
+        SERVICE,
+        CONVERGE,
+    )
+    again = [d for d in record["lifecycleHookDetails"] if d.get("rollback")]
+    assert sorted((d["lifecycleStage"], d["status"]) for d in again) == [
+        ("PRODUCTION_TRAFFIC_SHIFT", "SUCCEEDED"),
+        ("TEST_TRAFFIC_SHIFT", "SUCCEEDED"),
+    ]
+    # Forward, the test LoadBalancer listed green (healthy) when the test hook was called; in
+    # the rollback, none of those tasks was registered there any more (draining or gone).
+    green_tasks = {t["task"] for t in test_targets["forward"] if t["state"] == "healthy"}
+    assert len(green_tasks) == 2
+    still = [
+        (t["task"], t["state"])
+        for t in test_targets["rollback"]
+        if t["task"] in green_tasks and t["state"] != "draining"
+    ]
+    assert still == []
 
 
 def test_a_task_hook_that_times_out_has_its_task_stopped(

@@ -36,7 +36,7 @@ from ecs_operator.kube.client import (
 from ecs_operator.kube.events import EventRecorder
 from ecs_operator.models.taskdefinition import TaskDefinitionSpec
 from support.fake_kube import FakeKube
-from support.podfactory import started
+from support.podfactory import started, terminated
 
 NAMESPACE = "ns"
 FAMILY = "web"
@@ -122,6 +122,16 @@ def run_pods(kube: FakeKube) -> None:
     for pod in kube.all_stored(PODS):
         if (pod.get("status") or {}).get("phase") != "Running":
             kube.put(PODS, started(pod))
+
+
+def exit_pod(kube: FakeKube, task: str, code: int) -> None:
+    """The kubelet: the containers of ``task``'s Pod exit with ``code``."""
+    [pod] = [p for p in kube.all_stored(PODS) if p["metadata"]["name"] == task]
+    status = pod["status"] | {
+        "phase": "Succeeded" if code == 0 else "Failed",
+        "containerStatuses": [terminated(c["name"], code) for c in pod["spec"]["containers"]],
+    }
+    kube.put(PODS, pod | {"status": status})
 
 
 class ReconcileMetrics(OperatorMetrics):

@@ -123,6 +123,9 @@ class Sim:
     """The deployment alarms' readings every plan sees."""
     test_traffic_shifted: Callable[[Sequence[str]], bool] | None = None
     """The test LoadBalancers' answer (``ServiceState.test_traffic_shifted``)."""
+    test_traffic_withdrawn: Callable[[Sequence[str]], bool] | None = None
+    """Whether the test LoadBalancers no longer register these tasks
+    (``ServiceState.test_traffic_withdrawn``; None: always)."""
     traffic_applied_at: Callable[[str, float], datetime | None] | None = None
     """Since when the load balancers carry a deployment's production share
     (``ServiceState.traffic_applied_at``; None: always, long ago)."""
@@ -153,6 +156,11 @@ class Sim:
             test_traffic_shifted=self.test_traffic_shifted,
             hook_replies=self._replies,
             **({"traffic_applied_at": self.traffic_applied_at} if self.traffic_applied_at else {}),
+            **(
+                {"test_traffic_withdrawn": self.test_traffic_withdrawn}
+                if self.test_traffic_withdrawn
+                else {}
+            ),
         )
 
     def plan(self) -> ServicePlan:

@@ -168,6 +168,7 @@ from ecs_operator.models.service import (
     Deployment,
     DeploymentRequest,
     LifecycleHookDetail,
+    LifecycleStage,
     SchedulerState,
     ServiceEvent,
     ServiceSpec,
@@ -401,6 +402,10 @@ class ServiceState:
     test_traffic_shifted: Callable[[Sequence[str]], bool] | None = None
     """Whether the test LoadBalancers list each of these tasks as an endpoint; None: no
     ``loadBalancers[]`` entry has an alternate (``load_balancing.test_traffic_check``)."""
+    test_traffic_withdrawn: Callable[[Sequence[str]], bool] = lambda _tasks: True
+    """Whether the test LoadBalancers no longer register any of these tasks (a rollback
+    takes green out of them: ``load_balancing.test_traffic_withdrawn``); true without test
+    LoadBalancers."""
     running_spec: ServiceSpec | None = None
     """The spec with the settings (placement, healthCheckGracePeriodSeconds, loadBalancers) of
     the service revision the Service runs, when they are not the spec's: after a rollback
@@ -978,8 +983,8 @@ class _Planner:
 
     def _answer_rollback_hooks(self) -> None:
         """The replies and timeouts of the rollback runs (of the deployments rolled back),
-        which end them and change nothing else; their first call is due once production is
-        back on the PRIMARY."""
+        which end them and change nothing else; their first call is due once their stage's
+        traffic is back (``_traffic_back``)."""
         primary = self.primary
         for deployment in list(self.deployments):
             details = deployment.lifecycle_hook_details or ()
@@ -988,15 +993,31 @@ class _Planner:
             answers = lifecycle_hooks.answer(
                 details, None, self.now, self.state.hook_replies, rollback_only=True
             )
-            updated = answers.details
-            if self._production_back(primary):
-                updated = lifecycle_hooks.release(updated, self.now)
+            updated = lifecycle_hooks.release(
+                answers.details, self.now, self._traffic_back(primary, deployment)
+            )
             if updated != list(details):
                 self._replace(deployment, lifecycle_hook_details=updated, updated_at=self.now)
             self._tell_ended(deployment.id, answers.ended, rollback=True)
             wakeup = lifecycle_hooks.next_wakeup(updated, self.now)
             if wakeup is not None:
                 self.work.requeue.append(wakeup)
+
+    def _traffic_back(
+        self, primary: Deployment | None, rolled_back: Deployment
+    ) -> set[LifecycleStage]:
+        """The traffic stages whose traffic has moved back off ``rolled_back``, whose rollback
+        runs are released: PRODUCTION_TRAFFIC_SHIFT once production is back on the PRIMARY
+        (``_production_back``), TEST_TRAFFIC_SHIFT once the test LoadBalancers no longer
+        register any of its tasks (at once without test LoadBalancers). Only the runs' first
+        call waits for this: the rollback itself never does."""
+        back: set[LifecycleStage] = set()
+        if self._production_back(primary):
+            back.add("PRODUCTION_TRAFFIC_SHIFT")
+        green = [t.name for t in self.state.tasks if t.deployment_id == rolled_back.id]
+        if self.state.test_traffic_withdrawn(green):
+            back.add("TEST_TRAFFIC_SHIFT")
+        return back
 
     def _production_back(self, primary: Deployment | None) -> bool:
         """Whether the load balancers carry the PRIMARY's production share (a rollback's: all

@@ -43,10 +43,13 @@ cause), each AWS_LAMBDA hook at a traffic stage it had reached (``rollback_stage
 TEST_TRAFFIC_SHIFT once the service has test traffic and the deployment got that far,
 PRODUCTION_TRAFFIC_SHIFT once it got there or green had a production share) gets one fresh run
 (``rollback_runs``, ``rollback`` set) in the failed deployment's ``lifecycleHookDetails``, its
-timeout counting from the rollback's start. *Decisions*: its first call is due once the load
-balancers carry production on blue again (``release``); the payload's
-``targetServiceRevisionArn`` still names green, ``productionTrafficWeights`` are green 0 and the
-revision rolled back to 100, and a TEST_TRAFFIC_SHIFT run gets the same ``testTrafficWeights``.
+timeout counting from the rollback's start. *Decisions*: its first call is due once its own
+stage's traffic is back (``release``): PRODUCTION_TRAFFIC_SHIFT's once the load balancers carry
+production on blue again, TEST_TRAFFIC_SHIFT's once the test LoadBalancers no longer register
+green (``load_balancing.test_traffic_withdrawn``); only the run waits, never the rollback. The
+payload's ``targetServiceRevisionArn`` still names green, ``productionTrafficWeights`` are green
+0 and the revision rolled back to 100, and a TEST_TRAFFIC_SHIFT run gets the same
+``testTrafficWeights``.
 It is called on as any run (IN_PROGRESS after callBackDelay, until its timeout), but its end
 (SUCCEEDED, FAILED, TIMED_OUT, whatever the action) is only recorded and told: the rollback
 never waits for it, nor does its answer change anything (blue already serves). The deployment
@@ -67,7 +70,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final, get_args
@@ -249,10 +252,16 @@ def rollback_runs(
     ]
 
 
-def release(details: Sequence[LifecycleHookDetail], now: datetime) -> list[LifecycleHookDetail]:
-    """``details`` with the rollback runs not yet called due at ``now`` (production is back)."""
+def release(
+    details: Sequence[LifecycleHookDetail], now: datetime, stages: Collection[str]
+) -> list[LifecycleHookDetail]:
+    """``details`` with the rollback runs at ``stages`` (those whose traffic is back on the
+    previous revision) not yet called due at ``now``."""
     return [
-        d.model_copy(update={"next_invocation_at": now}) if _unreleased(d) else d for d in details
+        d.model_copy(update={"next_invocation_at": now})
+        if _unreleased(d) and d.lifecycle_stage in stages
+        else d
+        for d in details
     ]
 
 

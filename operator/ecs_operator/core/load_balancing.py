@@ -590,6 +590,26 @@ def test_traffic_check(
     return shifted
 
 
+def test_traffic_withdrawn(
+    test_load_balancers: Iterable[str], load_balancers: Mapping[str, LoadBalancer]
+) -> Callable[[Sequence[str]], bool]:
+    """Whether none of ``test_load_balancers`` (the Service's test LoadBalancers) has any of
+    the given tasks registered any more: a target of theirs there is draining (deregistered:
+    no new connections) or gone. A LoadBalancer that is gone lists nothing; a Service without
+    test LoadBalancers has no test traffic to withdraw (always true)."""
+    named = [lb for name in sorted(set(test_load_balancers)) if (lb := load_balancers.get(name))]
+
+    def withdrawn(tasks: Sequence[str]) -> bool:
+        return not any(
+            target.state != "draining"
+            for lb in named
+            for task in tasks
+            for target in _targets_of(task, lb)
+        )
+
+    return withdrawn
+
+
 def _with_production_weights(
     targets: list[Target],
     services: Sequence[ServiceMembers],

@@ -18,6 +18,7 @@ import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from itertools import chain
 from typing import Any, Final
 
 from ecs_operator.core import (
@@ -31,6 +32,7 @@ from ecs_operator.core import (
     names,
     placement,
     service_revisions,
+    traffic_roles,
 )
 from ecs_operator.core.alarms import AlarmReadings
 from ecs_operator.core.capacity import task_requirements
@@ -208,6 +210,9 @@ def _generation(service: Service) -> int:
 def _service_state(state: ReconcileState, load_balancer_error: str | None) -> ServiceState:
     metadata, spec = state.service.metadata, state.service.spec
     running = state.running_spec
+    by_deployment = service_revisions.load_balancers_by_deployment(
+        state.service.status, state.service_revisions
+    )
     return ServiceState(
         name=metadata.name,
         uid=metadata.uid or "",
@@ -226,23 +231,31 @@ def _service_state(state: ReconcileState, load_balancer_error: str | None) -> Se
         task_definition_constraints=tuple(
             (state.revision.placement_constraints or ()) if state.revision else ()
         ),
-        healthy=_healthy_in(state, running),
+        healthy=_healthy_in(state, running, by_deployment),
         traffic_applied_at=load_balancing.traffic_applied_at(
             metadata.name, running, state.load_balancers
         ),
         test_traffic_shifted=load_balancing.test_traffic_check(running, state.load_balancers),
+        # Where a deployment's tasks had test traffic: its own revision's test LoadBalancers.
+        test_traffic_withdrawn=load_balancing.test_traffic_withdrawn(
+            traffic_roles.alternates(
+                [*(running.load_balancers or ()), *chain.from_iterable(by_deployment.values())]
+            ),
+            state.load_balancers,
+        ),
         running_spec=running,
         alarms=state.alarms,
         hook_replies=state.hook_replies,
     )
 
 
-def _healthy_in(state: ReconcileState, running: ServiceSpec) -> HealthPredicate:
+def _healthy_in(
+    state: ReconcileState,
+    running: ServiceSpec,
+    by_deployment: Mapping[str, Sequence[ServiceLoadBalancer]],
+) -> HealthPredicate:
     """A task counts as healthy when ECS says so and, for a load-balanced service, when it is
-    healthy in every target group of its service revision."""
-    by_deployment = service_revisions.load_balancers_by_deployment(
-        state.service.status, state.service_revisions
-    )
+    healthy in every target group of its service revision (``by_deployment``'s entries)."""
     if not running.load_balancers and not any(by_deployment.values()):
         return deployments.is_healthy
     spec_of = _task_specs(running, by_deployment)

@@ -7,7 +7,10 @@ The JSON has ECS's shape and names (`{"tasks": [...], "failures": [...]}`, `last
 value is what names the thing here: `clusterArn` is the namespace, `taskArn` the task's id
 (32 hex characters), `taskDefinitionArn` `family:revision`; a task also carries `name`, its
 object's name (what the other commands take). The operator's own bookkeeping (conditions,
-`observedGeneration`, the scheduler's state, `specHash`) is left out.
+`observedGeneration`, the scheduler's state, `specHash`) is left out. A deployment also lists
+its lifecycle hook runs (`lifecycleHookDetails`, ECS's detail plus the operator's
+`lifecycleStage`, `rollback` …), the table in a LIFECYCLE HOOKS section whose ROLLBACK column
+marks the runs of a rollback.
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ _DEPLOYMENT_FIELDS: Final = (
     "updatedAt",
     "rolloutState",
     "rolloutStateReason",
+    # Not a member of ECS's Deployment (ECS lists a service deployment's): each deployment's
+    # lifecycle hook runs as its status has them, a rollback's with `rollback: true`.
+    "lifecycleHookDetails",
 )
 _SERVICE_SPEC_SKIPPED: Final = frozenset({"taskDefinition", "desiredCount", "forceNewDeployment"})
 
@@ -256,7 +262,8 @@ def services_text(
     failures: Sequence[Mapping[str, Any]] = (),
     events: int = TABLE_EVENTS,
 ) -> str:
-    """The services, their deployments, their newest `events` events, the names not found."""
+    """The services, their deployments, their lifecycle hook runs, their newest `events`
+    events, the names not found."""
     rows = [
         (
             s.get("serviceName"),
@@ -298,6 +305,33 @@ def services_text(
             "ROLLOUT",
         )
         sections.append(render_table(deployment_headers, deployments))
+    hooks = [
+        (
+            s.get("serviceName"),
+            d.get("id"),
+            h.get("hookId"),
+            h.get("lifecycleStage"),
+            h.get("targetArn") or h.get("targetType"),
+            h.get("status"),
+            "true" if h.get("rollback") else None,
+            h.get("expiresAt"),
+        )
+        for s in services
+        for d in s.get("deployments") or ()
+        for h in d.get("lifecycleHookDetails") or ()
+    ]
+    if hooks:
+        hook_headers = (
+            "SERVICE",
+            "DEPLOYMENT",
+            "HOOK",
+            "STAGE",
+            "TARGET",
+            "STATUS",
+            "ROLLBACK",
+            "EXPIRES",
+        )
+        sections.append("LIFECYCLE HOOKS\n" + render_table(hook_headers, hooks))
     for s in services:
         listed = list(s.get("events") or ())
         if not listed:

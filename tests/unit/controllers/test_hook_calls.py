@@ -16,9 +16,8 @@ from aiohttp import web
 from ecs_operator.core import labels
 from ecs_operator.core.revisions import controller_revision_manifest
 from ecs_operator.kube.client import CONTROLLER_REVISIONS, PODS, SERVICES, TASK_DEFINITIONS, TASKS
-from support.controllers import FAMILY, NAMESPACE, Operator, cluster, service
+from support.controllers import FAMILY, NAMESPACE, Operator, cluster, exit_pod, service
 from support.fake_kube import FakeKube
-from support.podfactory import terminated
 from support.prometheus import free_port
 
 KEY = (NAMESPACE, "api")
@@ -208,16 +207,6 @@ async def test_a_restarted_operator_waits_for_the_next_call_it_finds_in_the_stat
     await restarted.services.reconcile(KEY)
     assert len(hooks.payloads) == 1 and kube.written()[written:] == []
     json.dumps(run)  # the status holds plain JSON
-
-
-def exit_pod(kube: FakeKube, task: str, code: int) -> None:
-    """The kubelet: the hook task's Pod's container exits with ``code``."""
-    [pod] = [p for p in kube.all_stored(PODS) if p["metadata"]["name"] == task]
-    status = pod["status"] | {
-        "phase": "Succeeded" if code == 0 else "Failed",
-        "containerStatuses": [terminated(c["name"], code) for c in pod["spec"]["containers"]],
-    }
-    kube.put(PODS, pod | {"status": status})
 
 
 @pytest.mark.parametrize(("code", "outcome"), [(0, "SUCCEEDED"), (1, "FAILED")])

@@ -1,10 +1,12 @@
 """controllers.hooks through the Service controller at the traffic stages: a LINEAR deployment's
 AWS_LAMBDA hook at PRODUCTION_TRAFFIC_SHIFT POSTs ECS's payload with each step's weights to a
-real local HTTP server, and once more with green at 0 when its FAILED answer rolls back; and a
-task target's run that times out has its Task stopped, once."""
+real local HTTP server, and once more with green at 0 when its FAILED answer rolls back; a
+task target's run is a Task again in the rollback, which does not wait for it; and a task
+target's run that times out has its Task stopped, once."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -13,9 +15,16 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from ecs_operator.core import labels
 from ecs_operator.core.revisions import controller_revision_manifest
-from ecs_operator.kube.client import CONTROLLER_REVISIONS, SERVICES, TASK_DEFINITIONS, TASKS
-from support.controllers import FAMILY, NAMESPACE, Operator, cluster, service
+from ecs_operator.kube.client import (
+    CONTROLLER_REVISIONS,
+    PODS,
+    SERVICES,
+    TASK_DEFINITIONS,
+    TASKS,
+)
+from support.controllers import FAMILY, NAMESPACE, Operator, cluster, exit_pod, service
 from support.fake_kube import FakeKube
 from support.prometheus import free_port
 
@@ -157,6 +166,120 @@ async def test_a_failed_production_hook_rolls_back_to_blue_and_is_called_again(
     ]
     assert record["status"] == "ROLLBACK_IN_PROGRESS"  # green's task is still stopping
     assert blue["rolloutState"] == "IN_PROGRESS"
+
+
+def hook_payload(kube: FakeKube, task: str) -> dict[str, Any]:
+    """The invocation payload a hook's Task (its Pod) was given."""
+    [pod] = [p for p in kube.all_stored(PODS) if p["metadata"]["name"] == task]
+    [variable] = [
+        e for e in pod["spec"]["containers"][0]["env"] if e["name"] == "ECS_LIFECYCLE_HOOK_PAYLOAD"
+    ]
+    payload: dict[str, Any] = json.loads(variable["value"])
+    return payload
+
+
+def green_id(record: dict[str, Any]) -> str:
+    """The deployment id of a service deployment (``ecs-svc/DIGITS``)."""
+    return "ecs-svc/" + str(record["serviceDeploymentArn"]).rpartition("/")[2]
+
+
+def task_creates(kube: FakeKube, name: str) -> int:
+    return sum(
+        (r.verb, r.plural) == ("create", "tasks") and r.body["metadata"]["name"] == name
+        for r in kube.written()
+    )
+
+
+def service_events(kube: FakeKube) -> list[str]:
+    return [
+        r.body["message"]
+        for r in kube.written()
+        if (r.verb, r.plural) == ("create", "events")
+        and r.body["involvedObject"]["kind"] == "Service"
+    ]
+
+
+@pytest.mark.parametrize(("code", "outcome"), [(0, "SUCCEEDED"), (1, "FAILED")])
+async def test_a_task_target_runs_again_as_a_task_in_the_rollback_whatever_it_answers(
+    operators: list[Operator], code: int, outcome: str
+) -> None:
+    hook = {
+        "lifecycleStages": ["PRODUCTION_TRAFFIC_SHIFT"],
+        "hookTargetArn": f"task-definition/{FAMILY}:1",
+    }
+    operator = await deployed(operators, hook)
+    kube = operator.kube
+    [forward] = deployments(kube)[f"{FAMILY}:2"]["lifecycleHookDetails"]
+    assert (forward["status"], forward.get("rollback")) == ("IN_PROGRESS", None)
+    exit_pod(kube, forward["hookId"], 1)  # the hook's Task fails: the deployment rolls back
+    operator.catch_up()
+    await operator.converge()
+    status = kube.stored(SERVICES, *KEY)["status"]
+    [record] = [r for r in status["serviceDeployments"] if r.get("rollback")]
+    forward, again = record["lifecycleHookDetails"]
+    assert forward["status"] == "FAILED"
+    # A fresh run of the same hook, its Task started once production is back on blue.
+    assert (again["lifecycleStage"], again["status"], again["rollback"]) == (
+        "PRODUCTION_TRAFFIC_SHIFT",
+        "IN_PROGRESS",
+        True,
+    )
+    assert again["hookId"] != forward["hookId"] and again["invocations"] == 1
+    task = kube.stored(TASKS, NAMESPACE, again["hookId"])
+    assert task["metadata"]["labels"][labels.HOOK_LABEL] == again["hookId"]
+    assert task["spec"]["startedBy"] == again["hookId"]
+    payload = hook_payload(kube, again["hookId"])
+    green = record["targetServiceRevision"]["arn"]
+    blue = deployments(kube)[f"{FAMILY}:1"]
+    assert (payload["executionId"], payload["lifecycleStage"]) == (
+        again["hookId"],
+        "PRODUCTION_TRAFFIC_SHIFT",
+    )
+    assert payload["executionDetails"]["targetServiceRevisionArn"] == green
+    assert payload["executionDetails"]["productionTrafficWeights"] == {
+        green: 0.0,
+        arn(blue): 100.0,
+    }
+    assert (blue["status"], blue["rollback"]) == ("PRIMARY", True)
+    assert any(
+        f"lifecycle hook {again['hookId']} is in progress at PRODUCTION_TRAFFIC_SHIFT in the "
+        f"rollback: running task-definition/{FAMILY}:1 as task {again['hookId']}" in message
+        for message in service_events(kube)
+    )
+    assert status["runningCount"] == 1  # blue's task: green's is stopping, the hook's not counted
+    # The rollback does not wait for the run: once green's task stopped (its kubelet ends
+    # the Pod the operator gave a deadline), blue completes while the run's Task still runs.
+    [stopping] = [
+        t["metadata"]["name"]
+        for t in kube.all_stored(TASKS)
+        if t["spec"].get("startedBy") == green_id(record)
+    ]
+    exit_pod(kube, stopping, 143)
+    operator.catch_up()
+    await operator.converge()
+    status = kube.stored(SERVICES, *KEY)["status"]
+    [record] = [r for r in status["serviceDeployments"] if r.get("rollback")]
+    blue = deployments(kube)[f"{FAMILY}:1"]
+    assert kube.stored(TASKS, NAMESPACE, again["hookId"])["status"]["lastStatus"] == "RUNNING"
+    assert blue["rolloutState"] == "COMPLETED"
+    assert record["status"] == "ROLLBACK_SUCCESSFUL"
+    assert f"{FAMILY}:2" in deployments(kube)  # kept while its rollback run waits
+    exit_pod(kube, again["hookId"], code)
+    operator.catch_up()
+    await operator.converge()
+    status = kube.stored(SERVICES, *KEY)["status"]
+    [record] = [r for r in status["serviceDeployments"] if r.get("rollback")]
+    ended = record["lifecycleHookDetails"][1]
+    assert (ended["hookId"], ended["status"], ended["rollback"]) == (
+        again["hookId"],
+        outcome,
+        True,
+    )
+    # Its end changes nothing: blue serves, green is dropped, nothing else rolls back.
+    assert list(deployments(kube)) == [f"{FAMILY}:1"]
+    assert deployments(kube)[f"{FAMILY}:1"]["rolloutState"] == "COMPLETED"
+    assert record["status"] == "ROLLBACK_SUCCESSFUL"
+    assert task_creates(kube, again["hookId"]) == 1 and task_creates(kube, forward["hookId"]) == 1
 
 
 async def test_a_timed_out_task_hook_has_its_task_stopped_once(

@@ -273,6 +273,63 @@ def test_the_test_traffic_check_asks_every_test_load_balancer() -> None:
     assert load_balancing.test_traffic_check(spec(), {}) is None
 
 
+def rolled_back(svc: Service) -> Service:
+    """``svc`` once its green deployment failed: blue PRIMARY again, all production on it."""
+    assert svc.status is not None
+    green, blue = svc.status.deployments or []
+    deployments = [
+        green.model_copy(update={"status": "ACTIVE", "rollout_state": "FAILED"}),
+        blue.model_copy(
+            update={
+                "status": "PRIMARY",
+                "rollout_state": "IN_PROGRESS",
+                "rollback": True,
+                "production_traffic_weight": 100.0,
+            }
+        ),
+    ]
+    return svc.model_copy(
+        update={"status": svc.status.model_copy(update={"deployments": deployments})}
+    )
+
+
+def with_targets(lb: LoadBalancer, plan: load_balancing.TargetsPlan, moment: int) -> LoadBalancer:
+    status = load_balancing.lb_status(lb, plan.targets, ["svc"], [], at(moment)).status
+    return lb.model_copy(update={"status": status})
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    stage=st.sampled_from(STAGES[1:4]),
+    swapped=st.booleans(),
+    ready=st.lists(st.booleans(), min_size=1, max_size=4),
+)
+def test_a_rollback_withdraws_green_from_the_test_load_balancer_at_once(
+    stage: str, swapped: bool, ready: list[bool]
+) -> None:
+    """Green registered in the test LoadBalancer (whatever its health) is no longer registered
+    there from the rollback's first LoadBalancer reconcile on: draining, then gone. That is
+    when a TEST_TRAFFIC_SHIFT hook's rollback run is released."""
+    svc = service(stage, 0.0, swapped)
+    test = "web" if swapped else "web-test"
+    green = [task(f"g{i}", GREEN, "RUNNING") for i in range(len(ready))]
+    pods = {
+        f"g{i}": task_pod(f"g{i}", healthy, f"10.0.0.{i + 1}") for i, healthy in enumerate(ready)
+    }
+    names = [t.metadata.name for t in green]
+    lb = load_balancer(test)
+    lb = with_targets(lb, desired_targets(lb, [ServiceMembers(svc, green, pods)], at(0)), 0)
+    withdrawn = load_balancing.test_traffic_withdrawn([test], {test: lb})
+    assert not withdrawn(names) and not withdrawn(names[:1])
+    back = rolled_back(svc)
+    lb = with_targets(lb, desired_targets(lb, [ServiceMembers(back, green, pods)], at(1)), 1)
+    assert {t.state for t in (lb.status.targets if lb.status else None) or ()} == {"draining"}
+    assert load_balancing.test_traffic_withdrawn([test], {test: lb})(names)
+    # The production LoadBalancer still registers green (stopping): it is not asked.
+    assert load_balancing.test_traffic_withdrawn([], {test: lb})(names)
+    assert load_balancing.test_traffic_withdrawn([test], {})(names)  # a LoadBalancer gone
+
+
 def test_a_failed_deployment_swaps_nothing() -> None:
     failing = STAGED | {"deploymentCircuitBreaker": {"enable": True, "rollback": True}}
     sim = Sim(

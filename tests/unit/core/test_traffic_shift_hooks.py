@@ -289,6 +289,144 @@ def test_rollback_calls_wait_until_production_is_back_on_blue() -> None:
     assert sim.deployment(green_id) is None
 
 
+def test_the_test_hook_s_rollback_run_waits_until_green_left_the_test_load_balancers() -> None:
+    """The TEST_TRAFFIC_SHIFT run of a rollback is first called once the test LoadBalancers
+    no longer register green's tasks; the PRODUCTION_TRAFFIC_SHIFT one once production is back
+    (here at once). Neither holds the rollback."""
+    hooks = [hook("TEST_TRAFFIC_SHIFT", url=URL + "/test"), hook("PRODUCTION_TRAFFIC_SHIFT")]
+
+    def target(call: HookCall) -> HookReply:
+        details = call.payload["executionDetails"]
+        rollback = details["productionTrafficWeights"].get(details["targetServiceRevisionArn"]) == 0
+        failing = call.payload["lifecycleStage"] == "PRODUCTION_TRAFFIC_SHIFT" and not rollback
+        return HookReply(answer={"hookStatus": "FAILED" if failing else "SUCCEEDED"})
+
+    sim = deploying("BLUE_GREEN", hooks, target)
+    sim.test_traffic_shifted = lambda _green: True
+    asked: list[set[str]] = []
+    withdrawn = [False]
+
+    def test_traffic_withdrawn(tasks: Sequence[str]) -> bool:
+        asked.append(set(tasks))
+        return withdrawn[0]
+
+    sim.test_traffic_withdrawn = test_traffic_withdrawn
+    blue_id = sim.primary().id
+    for _ in range(10):
+        sim.run(1)
+        if sim.primary().id == blue_id:
+            break
+    green_id = green_record(sim).id
+    sim.run(8)
+    # The rollback completed; the production run was called, the test one waits, uncalled.
+    assert sim.primary().rollout_state == "COMPLETED"
+    assert [c.url for c in sim.calls] == [URL + "/test", URL, URL]
+    waiting = sim.deployment(green_id).lifecycle_hook_details[-2:]
+    [test_run] = [d for d in waiting if d.lifecycle_stage == "TEST_TRAFFIC_SHIFT"]
+    assert (test_run.rollback, test_run.status, test_run.invocations) == (True, "IN_PROGRESS", 0)
+    assert test_run.next_invocation_at is None
+    green_tasks = {t.name for t in sim.tasks.values() if t.deployment_id == green_id}
+    assert asked and all(tasks == green_tasks for tasks in asked)  # only green's tasks
+    withdrawn[0] = True
+    sim.run(3)
+    last = sim.calls[-1]
+    assert (last.url, last.payload["executionId"]) == (URL + "/test", test_run.hook_id)
+    weights = last.payload["executionDetails"]
+    assert weights["testTrafficWeights"] == weights["productionTrafficWeights"]
+    assert sorted(weights["testTrafficWeights"].values()) == [0.0, 100.0]
+    assert sim.deployment(green_id) is None  # its runs ended
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    strategy=st.sampled_from(["BLUE_GREEN", "LINEAR", "CANARY"]),
+    failing=st.sampled_from(["POST_TEST_TRAFFIC_SHIFT", *TRAFFIC, "POST_PRODUCTION_TRAFFIC_SHIFT"]),
+    production_after=st.none() | st.integers(0, 16),
+    test_after=st.none() | st.integers(0, 16),
+    in_rollback=st.sampled_from(["SUCCEEDED", "FAILED", "IN_PROGRESS"]),
+)
+def test_each_rollback_run_waits_for_its_own_stage_s_traffic_and_never_holds_the_rollback(
+    strategy: str,
+    failing: str,
+    production_after: int | None,
+    test_after: int | None,
+    in_rollback: str,
+) -> None:
+    """Production back on blue ``production_after`` plans after the rollback, green out of the
+    test LoadBalancers ``test_after`` plans after it (None: never): a rollback run is first
+    called only after its own stage's traffic moved back (PRODUCTION_TRAFFIC_SHIFT: production
+    on blue; TEST_TRAFFIC_SHIFT: green withdrawn from test traffic), and then before its
+    timeout; one whose traffic is not back by then times out uncalled. The rollback completes
+    whatever the gates and the answers."""
+    timeout = {"timeoutConfiguration": {"timeoutInMinutes": 2, "action": "ROLLBACK"}}
+    hooks = [
+        hook(failing, url=URL + "/failing", **timeout),
+        hook("TEST_TRAFFIC_SHIFT", url=URL + "/test", **timeout),
+        hook("PRODUCTION_TRAFFIC_SHIFT", url=URL + "/production", **timeout),
+    ]
+    called_at: list[tuple[datetime, HookCall]] = []
+
+    def target(call: HookCall) -> HookReply:
+        called_at.append((sim.now, call))
+        details = call.payload["executionDetails"]
+        if details["productionTrafficWeights"].get(details["targetServiceRevisionArn"]) == 0.0:
+            return HookReply(answer={"hookStatus": in_rollback, "callBackDelay": 10})
+        forward = "FAILED" if call.url == URL + "/failing" else "SUCCEEDED"
+        return HookReply(answer={"hookStatus": forward})
+
+    sim = deploying(strategy, hooks, target)
+    sim.test_traffic_shifted = lambda _green: True
+    blue_id = sim.primary().id
+    rolled_back_at: list[datetime] = []
+    opened: dict[str, datetime] = {}
+
+    def gate(stage: str, after: int | None) -> bool:
+        if not rolled_back_at or after is None:
+            return False
+        if sim.now >= rolled_back_at[0] + timedelta(seconds=10 * after):
+            opened.setdefault(stage, sim.now)
+            return True
+        return False
+
+    sim.traffic_applied_at = lambda deployment, _w: (
+        sim.now
+        if deployment != blue_id or gate("PRODUCTION_TRAFFIC_SHIFT", production_after)
+        else None
+    )
+    sim.test_traffic_withdrawn = lambda _tasks: gate("TEST_TRAFFIC_SHIFT", test_after)
+    green_id = ""
+    for _ in range(40):
+        if sim.primary().id == blue_id and green_id:
+            break
+        green_id = sim.primary().id if sim.primary().id != blue_id else green_id
+        sim.run(1)
+    assert green_id and sim.primary().id == blue_id, "the failing hook rolls back"
+    rolled_back_at.append(sim.now)
+    seen: list[Any] = []
+    completed = None
+    for _ in range(20):  # past the runs' 2 minutes
+        sim.run(1)
+        if completed is None and sim.primary().rollout_state == "COMPLETED":
+            completed = sim.now
+        if (green := sim.deployment(green_id)) is not None:
+            seen = [d for d in green.lifecycle_hook_details or () if d.rollback]
+    # The rollback never waits for its runs: blue completes as soon as green's tasks stopped.
+    assert completed is not None and completed <= rolled_back_at[0] + timedelta(seconds=40)
+    assert sim.deployment(green_id) is None and {t.task_definition for t in sim.live()} == {BLUE}
+    assert seen and all(d.status not in ("IN_PROGRESS", "AWAITING_ACTION") for d in seen)
+    for run in seen:
+        calls = [at for at, call in called_at if call.payload["executionId"] == run.hook_id]
+        back = opened.get(run.lifecycle_stage)
+        if calls:
+            # Called only after its own stage's traffic moved back (a plan later at least).
+            assert back is not None and min(calls) > back
+        elif back is None or back + timedelta(seconds=10) < run.expires_at:
+            # Uncalled only when its traffic was not back (in time): it timed out.
+            assert back is None and (run.status, run.invocations) == ("TIMED_OUT", 0)
+        else:
+            assert (run.status, run.invocations) == ("TIMED_OUT", 0)
+
+
 ANSWERS = st.lists(st.sampled_from(["SUCCEEDED", "IN_PROGRESS", "FAILED"]), max_size=10)
 
 

@@ -164,6 +164,78 @@ def test_the_service_table_shows_deployments_and_the_newest_events() -> None:
     assert "event 9" in shown and "event 10" not in shown
 
 
+def rolled_back_with_hook_runs() -> dict[str, Any]:
+    """api rolled back from web:4: its production hook FAILED, then ran once more in the
+    rollback (still in progress), a PAUSE hook's run answered before."""
+    body = service()
+    blue = body["status"]["deployments"][0] | {"rollback": True, "rolloutState": "IN_PROGRESS"}
+    run = {
+        "targetType": "AWS_LAMBDA",
+        "targetArn": "http://hooks.prod.svc:8080/verify",
+        "lifecycleStage": "PRODUCTION_TRAFFIC_SHIFT",
+        "timeoutAction": "ROLLBACK",
+    }
+    green = {
+        "id": "ecs-svc/2234567890123456789",
+        "status": "ACTIVE",
+        "taskDefinition": "web:4",
+        "rolloutState": "FAILED",
+        "lifecycleHookDetails": [
+            {
+                "hookId": "ecs-pause-2234567890123456789-1",
+                "targetType": "PAUSE",
+                "lifecycleStage": "POST_SCALE_UP",
+                "status": "SUCCEEDED",
+                "expiresAt": "t1",
+            },
+            run
+            | {"hookId": "ecs-hook-2234567890123456789-2", "status": "FAILED", "expiresAt": "t2"},
+            run
+            | {
+                "hookId": "ecs-hook-2234567890123456789-3",
+                "status": "IN_PROGRESS",
+                "expiresAt": "t3",
+                "rollback": True,
+            },
+        ],
+    }
+    body["status"]["deployments"] = [blue, green]
+    return body
+
+
+def test_the_hook_runs_are_described_and_the_table_marks_a_rollback_s() -> None:
+    described = views.describe_service(rolled_back_with_hook_runs())
+    _, green = described["deployments"]
+    assert [(h["hookId"][-1], h.get("rollback")) for h in green["lifecycleHookDetails"]] == [
+        ("1", None),
+        ("2", None),
+        ("3", True),
+    ]
+    text = views.services_text([described])
+    _, _, hooks, _ = text.split("\n\n")
+    title, headers, *rows = hooks.splitlines()
+    assert title == "LIFECYCLE HOOKS"
+    assert headers.split() == [
+        "SERVICE", "DEPLOYMENT", "HOOK", "STAGE", "TARGET", "STATUS", "ROLLBACK", "EXPIRES",
+    ]  # fmt: skip
+    assert [row.split() for row in rows] == [
+        [
+            "api", green["id"], "ecs-pause-2234567890123456789-1", "POST_SCALE_UP", "PAUSE",
+            "SUCCEEDED", "-", "t1",
+        ],
+        [
+            "api", green["id"], "ecs-hook-2234567890123456789-2", "PRODUCTION_TRAFFIC_SHIFT",
+            "http://hooks.prod.svc:8080/verify", "FAILED", "-", "t2",
+        ],
+        [
+            "api", green["id"], "ecs-hook-2234567890123456789-3", "PRODUCTION_TRAFFIC_SHIFT",
+            "http://hooks.prod.svc:8080/verify", "IN_PROGRESS", "true", "t3",
+        ],
+    ]  # fmt: skip
+    # Without hook runs there is no such section.
+    assert "LIFECYCLE HOOKS" not in views.services_text([views.describe_service(service())])
+
+
 def test_services_stable_needs_one_deployment_all_running_and_the_latest_spec_seen() -> None:
     assert views.service_stable("api", service()).done
     assert not views.service_stable("api", service(runningCount=2)).done
