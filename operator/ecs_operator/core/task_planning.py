@@ -39,6 +39,7 @@ from ecs_operator.core.lifecycle import (
 )
 from ecs_operator.core.load_balancing import (
     awaiting_registration,
+    drained_at,
     readiness_probe,
     task_deregistering,
 )
@@ -382,7 +383,15 @@ def plan_task(state: TaskState) -> TaskPlan:
         # post only their warnings, which keeps a scale-out to a few writes a task.
         events=tuple(e for e in observation.events if state.service is None or e.type != "Normal"),
         requeue_after=min(
-            (d for d in (_follow_up(state, observation, waiting), run_wait) if d is not None),
+            (
+                d
+                for d in (
+                    _follow_up(state, observation, waiting),
+                    run_wait,
+                    _drain_wait(state, view),
+                )
+                if d is not None
+            ),
             default=None,
         ),
     )
@@ -797,6 +806,15 @@ def _follow_up(state: TaskState, observation: Observation, waiting: bool) -> flo
     if expiry is not None:
         delays.append(max(0.0, (expiry - state.now).total_seconds()))
     return min((delay for delay in delays if delay is not None), default=None)
+
+
+def _drain_wait(state: TaskState, view: TaskView) -> float | None:
+    """While DEACTIVATING: when its targets will have drained, so that its Pod stops right then
+    rather than when the LoadBalancer's controller gets to remove them."""
+    if not view.deactivating:
+        return None
+    moment = drained_at(state.task.metadata.name, state.load_balancers.values())
+    return None if moment is None else max(0.0, (moment - state.now).total_seconds())
 
 
 def _group(task: Task) -> str:

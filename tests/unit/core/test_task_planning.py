@@ -553,6 +553,22 @@ def test_a_deleted_task_of_a_deleted_service_holds_its_pod_and_finalizer_while_i
     assert drained.status is None  # STOPPING held back: the Task goes with its finalizer
 
 
+def test_a_deactivating_task_looks_again_when_its_targets_will_have_drained() -> None:
+    """Its Pod stops once the deregistration delay is over, whether or not the LoadBalancer's
+    controller has removed the target by then; a target not yet draining sets no moment (its
+    draining wakes the task)."""
+    body = task_body(status=RUNNING_STATUS, service="svc", desiredStatus="STOPPED")
+    lb = load_balancer(DRAINING)
+    delay = lb.spec.deregistration_delay_seconds
+    plan = plan_task(balanced(body, lb, now=at(1)))
+    assert written(plan).last_status == "DEACTIVATING"
+    assert plan.requeue_after == pytest.approx(delay - 1)
+    later = after_write(balanced(body, lb, now=at(1)), plan)
+    drained = plan_task(replace(later, now=at(delay)))
+    assert drained.stop_pod is not None  # the target is still listed, draining: over all the same
+    assert plan_task(balanced(body, load_balancer(HEALTHY))).requeue_after is None
+
+
 def test_a_deleted_task_waits_for_a_target_not_yet_draining() -> None:
     """Deleted while its target is still healthy (the LoadBalancer has not seen the deletion
     yet): the finalizer holds until the target drained."""
