@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -127,6 +127,9 @@ class ServiceController:
             options.alarm_bake_seconds,
         )
         self.hooks = ServiceHooks(context)
+        # The uids of each Service's stopped tasks deleted and still cached: the cache learns of
+        # a deletion from its watch event, and until then every plan names them again.
+        self._deleting: dict[Key, set[str]] = {}
 
     def enqueue(self, key: Key) -> None:
         self.queue.add(key)
@@ -143,6 +146,7 @@ class ServiceController:
         body = self.context.services.get(key)
         if body is None:
             self.launcher.forget(key)
+            self._deleting.pop(key, None)
             # Deleted: ownerReference garbage collection deletes its tasks, each of a
             # load-balanced Service once its targets drained (their own finalizer).
             return
@@ -175,10 +179,7 @@ class ServiceController:
         await self.hooks.stop_timed_out(body, outcome.status or service.status)
         for message in outcome.events:
             await self.events.record(body, *events.service_event_kind(message), message)
-        await settle_all_or_raise(
-            self.context.api.delete(TASKS, key[0], t.metadata.name, uid=t.metadata.uid)
-            for t in plan.delete
-        )
+        await settle_all_or_raise(self._trim(key, state.tasks, plan.delete))
         for name in plan.revisions.delete:
             await delete_service_revision(self.context, key[0], name)
         requeue = [outcome.requeue_after]
@@ -234,6 +235,28 @@ class ServiceController:
                     "service task %s cannot be read: %s", task["metadata"]["name"], error
                 )
         return tasks
+
+    def _trim(
+        self, key: Key, tasks: Iterable[Task], stopped: Iterable[Task]
+    ) -> list[Awaitable[None]]:
+        """The deletions of the `stopped` tasks not already deleted by an earlier reconcile
+        (whose watch event has not come yet); `tasks` are the Service's tasks as cached."""
+        deleting = self._deleting.setdefault(key, set())
+        deleting &= {t.metadata.uid for t in tasks if t.metadata.uid}
+        return [
+            self._delete_task(key[0], task, deleting)
+            for task in stopped
+            if task.metadata.uid not in deleting
+        ]
+
+    async def _delete_task(self, namespace: str, task: Task, deleting: set[str]) -> None:
+        uid = task.metadata.uid
+        deleting.add(uid or "")
+        try:
+            await self.context.api.delete(TASKS, namespace, task.metadata.name, uid=uid)
+        except BaseException:
+            deleting.discard(uid or "")  # the next plan deletes it again
+            raise
 
     async def _write_status(self, body: Mapping[str, Any], status: ServiceStatus) -> None:
         # Deleted meanwhile (None), its DELETED event ends the story.

@@ -4,6 +4,7 @@ write is guarded by the object's uid, and a conflict plans the task again."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +30,16 @@ class TaskWriter:
         self.context = context
         self.events = events
         self.queue = queue
+        self._stopped_at: dict[Key, float] = {}  # when this operator first stopped a task's Pod
+
+    def since_stop(self, key: Key) -> float | None:
+        """Seconds since this operator first stopped the task's Pod (None: it did not)."""
+        stopped = self._stopped_at.get(key)
+        return time.monotonic() - stopped if stopped is not None else None
+
+    def forget(self, key: Key) -> None:
+        """The Task is gone."""
+        self._stopped_at.pop(key, None)
 
     async def launch_run(self, key: Key, body: dict[str, Any], run: RunLaunch) -> None:
         """Label the first Task of a run, then create the run's other Tasks. Their names are
@@ -71,6 +82,7 @@ class TaskWriter:
         """Stop the task's containers and keep its Pod (its logs): the kubelet enforces the
         Pod's activeDeadlineSeconds by stopping every container within the Pod's grace period,
         and leaves it Failed. A Pod no kubelet will end is deleted instead."""
+        self._stopped_at.setdefault(key, time.monotonic())
         if stop.delete:
             await self.context.api.delete(
                 PODS, *key, grace_seconds=stop.grace_seconds, uid=stop.uid

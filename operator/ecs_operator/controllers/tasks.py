@@ -104,6 +104,7 @@ class TaskController:
         body = self.context.tasks.get(key)
         if body is None:
             self.launcher.forget(key)
+            self.writer.forget(key)
             return  # deleted: ownerReference garbage collection removes its Pod
         try:
             task = self.context.tasks.parsed(body, Task)
@@ -139,6 +140,7 @@ class TaskController:
             self.context.node_of(pod),
             self.context.pods.tombstone(key),
             self.launcher.since_launch(key),
+            self.writer.since_stop(key),
         )
 
     def _service_reads(self, namespace: str, body: dict[str, Any], task: Task) -> ServiceReads:

@@ -743,6 +743,20 @@ def task_deregistering(task: str, load_balancers: Iterable[LoadBalancer], now: d
     )
 
 
+def drained_at(task: str, load_balancers: Iterable[LoadBalancer]) -> datetime | None:
+    """When every target of a deregistering task will have drained for its LoadBalancer's
+    whole deregistration delay, ``task_deregistering`` turning false then (whether or not the
+    LoadBalancer's controller removed the targets yet); None while one is not draining yet
+    (its draining is a change of the LoadBalancer, which wakes the task)."""
+    deadlines = [
+        draining_deadline(target, lb.spec.deregistration_delay_seconds)
+        for lb in load_balancers
+        for target in _targets_of(task, lb)
+    ]
+    known = [deadline for deadline in deadlines if deadline is not None]
+    return max(known) if known and len(known) == len(deadlines) else None
+
+
 def awaiting_registration(
     task: str, spec: ServiceSpec, load_balancers: Mapping[str, LoadBalancer]
 ) -> bool:

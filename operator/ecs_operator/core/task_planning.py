@@ -4,7 +4,8 @@
 the operator's own facts: the revision the task runs (resolved once, then read back from its
 status or its Pod), a Pod of the task's name that is not the task's, the grace a missing revision
 or an unseen namespace gets, load-balancer registration and draining, how an already deleted Pod
-ended, when a progress-only status write waits for the Pod to run, and the time to live.
+ended, when a progress-only status write waits for the Pod to run (or, once a recorded stop
+stopped it, to end), and the time to live.
 
 A launch takes a round trip through the API, so it is planned in steps: the plan names a
 ``PodLaunch``; the controller checks the Secrets it needs (``secret_failure``), reads the task
@@ -38,6 +39,7 @@ from ecs_operator.core.lifecycle import (
 )
 from ecs_operator.core.load_balancing import (
     awaiting_registration,
+    drained_at,
     readiness_probe,
     task_deregistering,
 )
@@ -64,8 +66,10 @@ from ecs_operator.models.task import CONDITION_TASKS_LAUNCHED, StopCode, Task, T
 from ecs_operator.models.taskdefinition import TaskDefinitionSpec, parse_task_definition_ref
 
 PROGRESS_STATES: Final = ("PROVISIONING", "PENDING")
+STOP_PROGRESS_STATES: Final = ("STOPPING", "DEPROVISIONING")
 PROGRESS_WRITE_WINDOW_SECONDS: Final = 0.5
-"""How long after a launch a progress-only status write may wait for the Pod to run."""
+"""How long after a launch a progress-only status write may wait for the Pod to run, and after
+a Pod stop for the Pod to end."""
 RESOLVE_RETRY_SECONDS: Final = 1.0
 """How often a task within its resolve grace looks for its revision again."""
 NAMESPACE_WAIT_SECONDS: Final = 0.2
@@ -154,6 +158,8 @@ class TaskState:
     """The task's namespace is being deleted: its LoadBalancers go too, nothing drains."""
     since_launch: float | None = None
     """Seconds since this operator created the task's Pod (None: it did not)."""
+    since_stop: float | None = None
+    """Seconds since this operator first stopped the task's Pod (None: it did not)."""
     launched: LaunchOutcome | None = None
     """The outcome of the launch the previous plan of this reconcile asked for."""
     run_members: Mapping[str, Mapping[str, Any] | None] = field(default_factory=dict)
@@ -238,6 +244,7 @@ class PodReads:
     node: Mapping[str, Any] | None = None
     tombstone: Mapping[str, Any] | None = None
     since_launch: float | None = None
+    since_stop: float | None = None
 
 
 @dataclass(frozen=True)
@@ -325,6 +332,7 @@ def task_state(
         namespace_seen=namespace.seen,
         namespace_terminating=namespace.terminating,
         since_launch=pod.since_launch,
+        since_stop=pod.since_stop,
         run_members=run_members,
     )
 
@@ -359,6 +367,13 @@ def plan_task(state: TaskState) -> TaskPlan:
     observation, run, run_wait = _run(state, observation)
     if _defer_progress(state, observation):
         return TaskPlan(run=run, requeue_after=PROGRESS_WRITE_WINDOW_SECONDS)
+    if _defer_stop_progress(state, observation):
+        return TaskPlan(
+            stop_pod=_pod_stop(pod, observation),
+            drain_finalizer=_drain_finalizer(state, view, observation),
+            run=run,
+            requeue_after=PROGRESS_WRITE_WINDOW_SECONDS,
+        )
     return TaskPlan(
         status=None if observation.status == task.status else observation.status,
         stop_pod=_pod_stop(pod, observation),
@@ -368,7 +383,15 @@ def plan_task(state: TaskState) -> TaskPlan:
         # post only their warnings, which keeps a scale-out to a few writes a task.
         events=tuple(e for e in observation.events if state.service is None or e.type != "Normal"),
         requeue_after=min(
-            (d for d in (_follow_up(state, observation, waiting), run_wait) if d is not None),
+            (
+                d
+                for d in (
+                    _follow_up(state, observation, waiting),
+                    run_wait,
+                    _drain_wait(state, view),
+                )
+                if d is not None
+            ),
             default=None,
         ),
     )
@@ -747,6 +770,27 @@ def _defer_progress(state: TaskState, observation: Observation) -> bool:
     )
 
 
+def _defer_stop_progress(state: TaskState, observation: Observation) -> bool:
+    """Whether to hold back a status write that only reports the progress of a stop already
+    recorded (its desiredStatus, stopCode and stoppingAt are in the stored status, written at
+    DEACTIVATING or STOPPING): STOPPING or DEPROVISIONING while the Pod this operator stops now,
+    or stopped moments ago, ends. It usually ends within the window (a target drained, then the
+    Pod stopped: DEACTIVATING -> STOPPED is the one write); after the window a slow stop shows
+    STOPPING as usual. The Pod stop itself is never held back, nor a warning."""
+    before = state.task.status
+    if before is None or before.desired_status != "STOPPED" or before.stop_code is None:
+        return False
+    stopping_now = any(isinstance(action, StopPod) for action in observation.actions)
+    since = state.since_stop if state.since_stop is not None else (0.0 if stopping_now else None)
+    if since is None or since > PROGRESS_WRITE_WINDOW_SECONDS:
+        return False
+    return (
+        observation.status.last_status in STOP_PROGRESS_STATES
+        and before.last_status in ("DEACTIVATING", *STOP_PROGRESS_STATES)
+        and all(event.type == "Normal" for event in observation.events)
+    )
+
+
 def _pod_stop(pod: Mapping[str, Any] | None, observation: Observation) -> PodStop | None:
     stop = next((a for a in observation.actions if isinstance(a, StopPod)), None)
     if stop is None or pod is None:
@@ -762,6 +806,15 @@ def _follow_up(state: TaskState, observation: Observation, waiting: bool) -> flo
     if expiry is not None:
         delays.append(max(0.0, (expiry - state.now).total_seconds()))
     return min((delay for delay in delays if delay is not None), default=None)
+
+
+def _drain_wait(state: TaskState, view: TaskView) -> float | None:
+    """While DEACTIVATING: when its targets will have drained, so that its Pod stops right then
+    rather than when the LoadBalancer's controller gets to remove them."""
+    if not view.deactivating:
+        return None
+    moment = drained_at(state.task.metadata.name, state.load_balancers.values())
+    return None if moment is None else max(0.0, (moment - state.now).total_seconds())
 
 
 def _group(task: Task) -> str:

@@ -96,7 +96,7 @@ async def test_a_deleted_task_keeps_its_pod_and_finalizer_until_its_target_drain
     await operator.tasks.reconcile(KEY)
     writes = [(r.verb, r.plural, r.subresource) for r in kube.written()[before:]]
     assert writes == [
-        ("patch", "tasks", "status"),  # STOPPING
+        # STOPPING is held back a moment (DEACTIVATING recorded the stop): the Task goes first
         ("patch", "pods", ""),  # its deadline: the kubelet stops it
         ("patch", "tasks", ""),  # the finalizer removed: the Task goes
     ]

@@ -7,12 +7,13 @@ without an error or a retry."""
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 
 import pytest
 
-from ecs_operator.core import events, labels
+from ecs_operator.core import events, labels, service_planning
 from ecs_operator.kube.client import CONTROLLER_REVISIONS, SERVICES, TASKS, KubeError
 from support.controllers import NAMESPACE, Operator, cluster, service
 from support.fake_kube import FakeKube
@@ -165,3 +166,52 @@ async def test_a_deployment_records_its_service_revision_once_even_after_a_resta
     converged = len(kube.written())
     await Operator(kube).services.reconcile(KEY)
     assert kube.written()[converged:] == []
+
+
+def deletes(kube: FakeKube, since: int = 0) -> list[str]:
+    """The names of the Tasks asked to be deleted, from the `since`th write on."""
+    return [
+        r.name or "" for r in kube.written()[since:] if (r.verb, r.plural) == ("delete", "tasks")
+    ]
+
+
+async def test_stopped_tasks_beyond_the_newest_are_deleted_once_while_the_watch_lags() -> None:
+    """The stopped tasks beyond the newest MAX_STOPPED_TASKS_PER_SERVICE are deleted; until the
+    watch shows their deletion, the reconciles that follow (every task change wakes the
+    Service) do not delete them again. A deletion refused is tried again."""
+    operator = await steady_service(1)
+    kube = operator.kube
+    [running] = kube.all_stored(TASKS)
+    kept = service_planning.MAX_STOPPED_TASKS_PER_SERVICE
+    for index in range(kept + 3):
+        stopped = copy.deepcopy(running)
+        stopped["metadata"] = {
+            key: value
+            for key, value in running["metadata"].items()
+            if key in ("namespace", "labels", "annotations", "ownerReferences", "finalizers")
+        } | {"name": f"old-{index:02d}"}
+        stopped["status"] = running["status"] | {
+            "lastStatus": "STOPPED",
+            "desiredStatus": "STOPPED",
+            "stopCode": "ServiceSchedulerInitiated",
+            "stoppedAt": f"2026-01-01T00:00:{index:02d}Z",
+        }
+        kube.seed(TASKS, stopped)
+    operator.catch_up()
+    kube.fail("delete", "tasks", 500, "InternalError", "etcd timed out")
+    before = len(kube.written())
+    with pytest.raises(KubeError):
+        await operator.services.reconcile(KEY)
+    assert sorted(deletes(kube, before)) == ["old-00", "old-01", "old-02"]
+    assert {"old-00", "old-01", "old-02"} & tasks_in_api(kube) != set()  # one was refused
+
+    before = len(kube.written())
+    await operator.services.reconcile(KEY)  # the watch has shown nothing yet
+    assert len(deletes(kube, before)) == 1  # only the refused one, again
+    assert not {"old-00", "old-01", "old-02"} & tasks_in_api(kube)
+
+    before = len(kube.written())
+    await operator.services.reconcile(KEY)
+    operator.catch_up()
+    await operator.services.reconcile(KEY)
+    assert deletes(kube, before) == []

@@ -463,6 +463,43 @@ def test_a_stopping_load_balanced_task_keeps_its_pod_while_its_targets_drain() -
     assert drained.stop_pod == PodStop("0000-1111", 30)
 
 
+def test_a_drained_task_stops_its_pod_and_holds_stopping_back_for_a_moment() -> None:
+    """DEACTIVATING recorded the stop (desiredStatus, stopCode, stoppingAt): once its targets
+    drained, its Pod is stopped at once and STOPPING waits the progress window for the Pod to
+    end, STOPPED being then the one write; a Pod still running after the window shows
+    STOPPING."""
+    body = stopping_body("ServiceSchedulerInitiated")
+    body["metadata"]["finalizers"] = [labels.DRAIN_FINALIZER]
+    draining = balanced(body, load_balancer(HEALTHY))
+    deactivating = after_write(draining, plan_task(draining))
+    assert deactivating.task.status is not None
+    assert deactivating.task.status.last_status == "DEACTIVATING"
+    drained = replace(deactivating, load_balancers={"web-lb": load_balancer()})
+    assert plan_task(drained) == TaskPlan(
+        stop_pod=PodStop("0000-1111", 30), requeue_after=PROGRESS_WRITE_WINDOW_SECONDS
+    )
+    stopping = own(pod(containers=[running("app")], active_deadline=1))
+    soon = replace(drained, pod=stopping, since_stop=0.2)
+    assert plan_task(soon) == TaskPlan(requeue_after=PROGRESS_WRITE_WINDOW_SECONDS)
+    late = plan_task(replace(soon, since_stop=PROGRESS_WRITE_WINDOW_SECONDS + 0.1))
+    assert written(late).last_status == "STOPPING"
+    assert late.stop_pod is None
+    ended = own(pod(containers=[terminated("app", 143)], phase="Failed", active_deadline=1))
+    stopped = plan_task(replace(soon, pod=ended))
+    status = written(stopped)
+    assert (status.last_status, status.stop_code) == ("STOPPED", "ServiceSchedulerInitiated")
+    assert status.stopping_at == deactivating.task.status.stopping_at
+    assert stopped.drain_finalizer is False
+
+
+def test_a_stop_not_yet_recorded_is_written_before_its_pod_stops() -> None:
+    """STOPPING that carries the stop decision itself is never held back: status first, so
+    that a restart never mistakes the operator's own Pod stop for someone else's."""
+    plan = plan_task(balanced(stopping_body("TerminationNotice"), load_balancer(HEALTHY)))
+    assert (written(plan).last_status, written(plan).desired_status) == ("STOPPING", "STOPPED")
+    assert plan.stop_pod is not None
+
+
 def test_a_forced_stop_does_not_wait_for_draining() -> None:
     plan = plan_task(balanced(stopping_body("TerminationNotice"), load_balancer(HEALTHY)))
     assert written(plan).last_status == "STOPPING"
@@ -511,9 +548,25 @@ def test_a_deleted_task_of_a_deleted_service_holds_its_pod_and_finalizer_while_i
     assert plan.stop_pod is None
     assert plan.drain_finalizer is None
     drained = plan_task(replace(after_write(draining, plan), load_balancers={}))
-    assert written(drained).last_status == "STOPPING"
     assert drained.stop_pod is not None
     assert drained.drain_finalizer is False
+    assert drained.status is None  # STOPPING held back: the Task goes with its finalizer
+
+
+def test_a_deactivating_task_looks_again_when_its_targets_will_have_drained() -> None:
+    """Its Pod stops once the deregistration delay is over, whether or not the LoadBalancer's
+    controller has removed the target by then; a target not yet draining sets no moment (its
+    draining wakes the task)."""
+    body = task_body(status=RUNNING_STATUS, service="svc", desiredStatus="STOPPED")
+    lb = load_balancer(DRAINING)
+    delay = lb.spec.deregistration_delay_seconds
+    plan = plan_task(balanced(body, lb, now=at(1)))
+    assert written(plan).last_status == "DEACTIVATING"
+    assert plan.requeue_after == pytest.approx(delay - 1)
+    later = after_write(balanced(body, lb, now=at(1)), plan)
+    drained = plan_task(replace(later, now=at(delay)))
+    assert drained.stop_pod is not None  # the target is still listed, draining: over all the same
+    assert plan_task(balanced(body, load_balancer(HEALTHY))).requeue_after is None
 
 
 def test_a_deleted_task_waits_for_a_target_not_yet_draining() -> None:
