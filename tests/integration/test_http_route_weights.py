@@ -19,6 +19,7 @@ from support.load_balancers import (
     LB_NAME,
     ClusterWatch,
     LoadBalancers,
+    deploy_web_revision,
     lb_entry,
     load_balancer,
     web_definition,
@@ -116,15 +117,8 @@ def test_canary_sets_the_http_route_weights_at_each_stage(services: Services) ->
     unsupported = services.status(SERVICE).get("unsupported") or []
     assert not [f for f in unsupported if "productionListenerRule" in f["field"]], unsupported
     with ClusterWatch(services, {"httproutes": route_path}) as watch:
-        services.update_task_definition(
-            FAMILY, web_definition(FAMILY, environment=[{"name": "V", "value": "2"}])["spec"]
-        )
-        services.wait(
-            lambda: services.steady(SERVICE, DESIRED, f"{FAMILY}:2"),
-            "web:2 steady",
-            SERVICE,
-            CONVERGE * 2,
-        )
+        deploy_web_revision(services, FAMILY, "2")
+        services.wait_steady(SERVICE, DESIRED, f"{FAMILY}:2", CONVERGE * 2)
         ecs.wait(
             lambda: weights(read_route(ecs)) == (0, 1000),
             "the swapped production (web-lb-test) has all the route's weight",
@@ -220,15 +214,8 @@ def test_the_test_route_sends_test_traffic_to_the_test_load_balancer_only(
     )
 
     with ClusterWatch(services, {"httproutes": route_path}) as watch:
-        services.update_task_definition(
-            FAMILY, web_definition(FAMILY, environment=[{"name": "V", "value": "2"}])["spec"]
-        )
-        services.wait(
-            lambda: services.steady(SERVICE, DESIRED, f"{FAMILY}:2"),
-            "web:2 steady",
-            SERVICE,
-            CONVERGE * 2,
-        )
+        deploy_web_revision(services, FAMILY, "2")
+        services.wait_steady(SERVICE, DESIRED, f"{FAMILY}:2", CONVERGE * 2)
         ecs.wait(
             lambda: weights(read_route(ecs, TEST_ROUTE)) == (1000, 0),
             "after the swap the test route sends everything to web-lb, the new test LoadBalancer",

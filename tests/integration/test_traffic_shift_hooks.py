@@ -93,6 +93,25 @@ def record_of(services: Services, deployment: str) -> Body:
     return found
 
 
+def rollback_record(services: Services, deployment: str) -> Body:
+    """The service deployment of ``deployment`` once ROLLBACK_SUCCESSFUL with no hook run left
+    IN_PROGRESS."""
+
+    def ended(record: Body) -> bool:
+        runs = record.get("lifecycleHookDetails") or ()
+        return record["status"] == "ROLLBACK_SUCCESSFUL" and all(
+            r["status"] != "IN_PROGRESS" for r in runs
+        )
+
+    found: Body = services.wait(
+        lambda: ended(r := record_of(services, deployment)) and r,
+        "rollback and its hook run recorded",
+        SERVICE,
+        CONVERGE,
+    )
+    return found
+
+
 def test_a_production_hook_is_called_at_each_canary_step_with_its_weights(
     services: Services, lbs: LoadBalancers, hooks: HookServer
 ) -> None:
@@ -123,19 +142,7 @@ def test_a_failed_production_hook_rolls_back_with_blue_serving_and_is_called_aga
     hook = {"lifecycleStages": ["PRODUCTION_TRAFFIC_SHIFT"], "hookTargetArn": hooks.url}
     green, blue = deploy_canary(services, lbs, hook)
     services.wait_steady(SERVICE, DESIRED, BLUE, CONVERGE * 2)
-
-    def ended(record: Body) -> bool:
-        runs = record.get("lifecycleHookDetails") or ()
-        return record["status"] == "ROLLBACK_SUCCESSFUL" and all(
-            r["status"] != "IN_PROGRESS" for r in runs
-        )
-
-    record = services.wait(
-        lambda: ended(r := record_of(services, green)) and r,
-        "rollback and its hook run recorded",
-        SERVICE,
-        CONVERGE,
-    )
+    record = rollback_record(services, green)
     run, again = record["lifecycleHookDetails"]
     assert (run["lifecycleStage"], run["status"]) == ("PRODUCTION_TRAFFIC_SHIFT", "FAILED")
     # The rollback ran the hook once more (a fresh run): its FAILED answer changed nothing.
@@ -232,19 +239,7 @@ def test_a_failed_task_hook_rolls_back_and_runs_its_task_again_in_the_rollback(
     }
     green, blue = deploy_canary(services, lbs, hook)
     services.wait_steady(SERVICE, DESIRED, BLUE, CONVERGE * 2)
-
-    def ended(record: Body) -> bool:
-        runs = record.get("lifecycleHookDetails") or ()
-        return record["status"] == "ROLLBACK_SUCCESSFUL" and all(
-            r["status"] != "IN_PROGRESS" for r in runs
-        )
-
-    record = services.wait(
-        lambda: ended(r := record_of(services, green)) and r,
-        "rollback and its hook run recorded",
-        SERVICE,
-        CONVERGE,
-    )
+    record = rollback_record(services, green)
     run, again = record["lifecycleHookDetails"]
     assert (run["lifecycleStage"], run["status"], run.get("rollback")) == (
         "PRODUCTION_TRAFFIC_SHIFT",
