@@ -124,6 +124,16 @@ def run_pods(kube: FakeKube) -> None:
             kube.put(PODS, started(pod))
 
 
+def service_events(kube: FakeKube) -> list[str]:
+    """The messages of the Events written about Services."""
+    return [
+        r.body["message"]
+        for r in kube.written()
+        if (r.verb, r.plural) == ("create", "events")
+        and r.body["involvedObject"]["kind"] == "Service"
+    ]
+
+
 def exit_pod(kube: FakeKube, task: str, code: int) -> None:
     """The kubelet: the containers of ``task``'s Pod exit with ``code``."""
     [pod] = [p for p in kube.all_stored(PODS) if p["metadata"]["name"] == task]
@@ -147,8 +157,9 @@ class ReconcileMetrics(OperatorMetrics):
 
 
 class Operator:
-    """An operator's caches and its Task and Service controllers, as `ecs-operator run` wires
-    them, on `kube`; created, its caches hold what the API holds (a restart's priming)."""
+    """An operator's caches and its Task, Service and LoadBalancer controllers, as
+    `ecs-operator run` wires them, on `kube`; created, its caches hold what the API holds (a
+    restart's priming)."""
 
     def __init__(self, kube: FakeKube) -> None:
         self.kube = kube
@@ -157,6 +168,7 @@ class Operator:
         events = EventRecorder(kube)
         self.tasks = TaskController(self.context, events, self.metrics)
         self.services = ServiceController(self.context, events, self.metrics)
+        self.load_balancers = LoadBalancerController(self.context, events, self.metrics)
         self._deletions_seen = 0
         self.catch_up()
 

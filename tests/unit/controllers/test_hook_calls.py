@@ -16,7 +16,15 @@ from aiohttp import web
 from ecs_operator.core import labels
 from ecs_operator.core.revisions import controller_revision_manifest
 from ecs_operator.kube.client import CONTROLLER_REVISIONS, PODS, SERVICES, TASK_DEFINITIONS, TASKS
-from support.controllers import FAMILY, NAMESPACE, Operator, cluster, exit_pod, service
+from support.controllers import (
+    FAMILY,
+    NAMESPACE,
+    Operator,
+    cluster,
+    exit_pod,
+    service,
+    service_events,
+)
 from support.fake_kube import FakeKube
 from support.prometheus import free_port
 
@@ -100,15 +108,6 @@ def register_revision_2(kube: FakeKube) -> None:
 def newest_record(kube: FakeKube) -> dict[str, Any]:
     record: dict[str, Any] = kube.stored(SERVICES, *KEY)["status"]["serviceDeployments"][0]
     return record
-
-
-def service_events(kube: FakeKube) -> list[str]:
-    return [
-        r.body["message"]
-        for r in kube.written()
-        if (r.verb, r.plural) == ("create", "events")
-        and r.body["involvedObject"]["kind"] == "Service"
-    ]
 
 
 async def test_in_progress_then_succeeded_completes_the_deployment(

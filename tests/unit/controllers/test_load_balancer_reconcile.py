@@ -8,7 +8,6 @@ import pytest
 
 from ecs_operator.controllers.cache import Key
 from ecs_operator.controllers.http_routes import ROUTE_RECHECK_SECONDS, RouteWeigher
-from ecs_operator.controllers.loadbalancers import LoadBalancerController
 from ecs_operator.core.events import route_not_found, route_refused
 from ecs_operator.core.labels import IN_USE_FINALIZER
 from ecs_operator.core.load_balancing import ServiceMembers
@@ -17,6 +16,7 @@ from ecs_operator.kube.events import EventRecorder
 from ecs_operator.models.loadbalancer import LoadBalancer
 from ecs_operator.models.service import Service
 from support.controllers import ECS, NAMESPACE, Operator, cluster, service
+from support.fake_kube import FakeKube
 
 KEY = (NAMESPACE, "web-lb")
 
@@ -28,6 +28,14 @@ def load_balancer() -> dict[str, Any]:
         "metadata": {"name": "web-lb", "namespace": NAMESPACE},
         "spec": {"listeners": [{"port": 80}]},
     }
+
+
+def seed_with_test_route(kube: FakeKube, body: dict[str, Any]) -> None:
+    """The Service `body`, the LoadBalancer web-lb, and the production and test HTTPRoutes."""
+    kube.seed(SERVICES, body)
+    kube.seed(LOAD_BALANCERS, load_balancer())
+    kube.seed(HTTP_ROUTES, http_route())
+    kube.seed(HTTP_ROUTES, http_route("shop-test"))
 
 
 async def test_a_load_balancer_changed_since_it_was_read_is_planned_again_not_failed() -> None:
@@ -42,7 +50,7 @@ async def test_a_load_balancer_changed_since_it_was_read_is_planned_again_not_fa
     kube.seed(SERVICES, used)
     kube.seed(LOAD_BALANCERS, load_balancer())
     operator = Operator(kube)
-    controller = LoadBalancerController(operator.context, EventRecorder(kube), operator.metrics)
+    controller = operator.load_balancers
     changed = kube.stored(LOAD_BALANCERS, *KEY)
     changed["metadata"]["labels"] = {"team": "shop"}
     kube.put(LOAD_BALANCERS, changed)  # not yet seen by the watch
@@ -125,8 +133,7 @@ async def test_the_named_http_route_gets_the_production_share_as_weights() -> No
     kube.seed(SERVICES, routed_service(10.0))
     kube.seed(LOAD_BALANCERS, load_balancer())
     kube.seed(HTTP_ROUTES, http_route())
-    operator = Operator(kube)
-    controller = LoadBalancerController(operator.context, EventRecorder(kube), operator.metrics)
+    controller = Operator(kube).load_balancers
 
     await controller.reconcile(KEY)
 
@@ -145,8 +152,7 @@ async def test_a_missing_http_route_is_reported_not_raised() -> None:
     kube = cluster()
     kube.seed(SERVICES, routed_service(10.0))
     kube.seed(LOAD_BALANCERS, load_balancer())
-    operator = Operator(kube)
-    controller = LoadBalancerController(operator.context, EventRecorder(kube), operator.metrics)
+    controller = Operator(kube).load_balancers
 
     await controller.reconcile(KEY)
 
@@ -171,8 +177,7 @@ async def test_a_refused_http_route_is_reported_not_raised(
     kube.seed(HTTP_ROUTES, http_route())
     kube.fail(verb, HTTP_ROUTES.plural, code, "Forbidden", "not allowed here", times=2)
     before = kube.stored(HTTP_ROUTES, NAMESPACE, "shop")
-    operator = Operator(kube)
-    controller = LoadBalancerController(operator.context, EventRecorder(kube), operator.metrics)
+    controller = Operator(kube).load_balancers
 
     await controller.reconcile(KEY)
     await controller.reconcile(KEY)
@@ -195,12 +200,9 @@ async def test_the_test_route_sends_everything_to_the_test_load_balancer() -> No
     LoadBalancer's Service 1000 and production's 0 (the ref added with the other's port);
     its other rule stays as written. Converged, a second reconcile writes nothing."""
     kube = cluster()
-    kube.seed(SERVICES, routed_service(10.0, test_rule="httproute/shop-test"))
-    kube.seed(LOAD_BALANCERS, load_balancer())
-    kube.seed(HTTP_ROUTES, http_route())
-    kube.seed(HTTP_ROUTES, http_route("shop-test"))
+    seed_with_test_route(kube, routed_service(10.0, test_rule="httproute/shop-test"))
     operator = Operator(kube)
-    controller = LoadBalancerController(operator.context, EventRecorder(kube), operator.metrics)
+    controller = operator.load_balancers
 
     await controller.reconcile(KEY)
 
@@ -236,15 +238,11 @@ async def test_after_the_swap_the_test_route_follows_the_new_test_load_balancer(
             }
         ]
     }
-    kube.seed(SERVICES, body)
-    kube.seed(LOAD_BALANCERS, load_balancer())
+    seed_with_test_route(kube, body)
     test_lb = load_balancer()
     test_lb["metadata"]["name"] = "web-lb-test"
     kube.seed(LOAD_BALANCERS, test_lb)
-    kube.seed(HTTP_ROUTES, http_route())
-    kube.seed(HTTP_ROUTES, http_route("shop-test"))
-    operator = Operator(kube)
-    controller = LoadBalancerController(operator.context, EventRecorder(kube), operator.metrics)
+    controller = Operator(kube).load_balancers
 
     await controller.reconcile(KEY)  # web-lb: the test LoadBalancer now
     assert refs("shop-test", kube) == {"web-lb": None}
@@ -258,12 +256,8 @@ async def test_a_user_change_to_a_route_is_corrected_at_the_periodic_recheck() -
     """Routes are not watched: while the LoadBalancer has routes it is reconciled again after
     ROUTE_RECHECK_SECONDS, which restores the weights a user changed."""
     kube = cluster()
-    kube.seed(SERVICES, routed_service(10.0, test_rule="shop-test"))
-    kube.seed(LOAD_BALANCERS, load_balancer())
-    kube.seed(HTTP_ROUTES, http_route())
-    kube.seed(HTTP_ROUTES, http_route("shop-test"))
-    operator = Operator(kube)
-    controller = LoadBalancerController(operator.context, EventRecorder(kube), operator.metrics)
+    seed_with_test_route(kube, routed_service(10.0, test_rule="shop-test"))
+    controller = Operator(kube).load_balancers
     await controller.reconcile(KEY)
     assert KEY in controller.queue._timers  # looked at again
     changed = kube.stored(HTTP_ROUTES, NAMESPACE, "shop-test")

@@ -24,7 +24,15 @@ from ecs_operator.kube.client import (
     TASK_DEFINITIONS,
     TASKS,
 )
-from support.controllers import FAMILY, NAMESPACE, Operator, cluster, exit_pod, service
+from support.controllers import (
+    FAMILY,
+    NAMESPACE,
+    Operator,
+    cluster,
+    exit_pod,
+    service,
+    service_events,
+)
 from support.fake_kube import FakeKube
 from support.prometheus import free_port
 
@@ -188,15 +196,6 @@ def task_creates(kube: FakeKube, name: str) -> int:
         (r.verb, r.plural) == ("create", "tasks") and r.body["metadata"]["name"] == name
         for r in kube.written()
     )
-
-
-def service_events(kube: FakeKube) -> list[str]:
-    return [
-        r.body["message"]
-        for r in kube.written()
-        if (r.verb, r.plural) == ("create", "events")
-        and r.body["involvedObject"]["kind"] == "Service"
-    ]
 
 
 @pytest.mark.parametrize(("code", "outcome"), [(0, "SUCCEEDED"), (1, "FAILED")])
