@@ -21,6 +21,7 @@ from support.services import (
     TaskWatch,
     bounds_check,
     deployment_configuration,
+    describe_tasks,
     is_live,
     task_status,
 )
@@ -28,13 +29,6 @@ from support.services import (
 LOSS = 0.5
 STUBBORN = 3  # the first tasks and pods created ...
 STUBBORN_ATTEMPTS = 8  # ... lose every answer this many times (the client tries 6 times)
-
-
-def describe(task: dict[str, Any]) -> str:
-    status = task_status(task)
-    ordinal = task["metadata"]["annotations"].get("ecs.operator.dev/launch-ordinal")
-    name = task["metadata"]["name"]
-    return f"{name} #{ordinal} {status.get('lastStatus')} {status.get('stoppedReason')}"
 
 
 @pytest.fixture
@@ -93,12 +87,10 @@ def test_lost_create_responses_never_duplicate_a_task_nor_pass_maximum_percent(
         services.wait_steady("web", desired, "web:2", timeout=90)
     watch.assert_clean()
     # Exactly `desired` launched: none twice, none failed (every Task RUNNING).
-    assert launched_first == desired, [describe(t) for t in first]
-    assert all(task_status(t).get("lastStatus") == "RUNNING" for t in first), [
-        describe(t) for t in first
-    ]
+    assert launched_first == desired, describe_tasks(first)
+    assert all(task_status(t).get("lastStatus") == "RUNNING" for t in first), describe_tasks(first)
     tasks = services.tasks("web")
-    assert len(tasks) == 2 * desired, [describe(t) for t in tasks]
+    assert len(tasks) == 2 * desired, describe_tasks(tasks)
     # Each running task runs on its own Pod (a Pod create answered 500 was adopted, not lost).
     for task in services.live("web"):
         pod = ecs.pod(task["metadata"]["name"])
